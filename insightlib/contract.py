@@ -1,0 +1,197 @@
+"""The data contract: the canonical tables every reader produces and every analysis reads.
+
+Field names follow the DfE Children in Need census in snake_case (DESIGN.md). This module
+is the single source of truth for table names, required and optional columns, which
+columns are dates or identifiers, and the CIN code lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# --- CIN code lists -----------------------------------------------------------------
+
+PRIMARY_NEED = tuple(f"N{i}" for i in range(10))
+PRIMARY_NEED_LABELS = {
+    "N0": "Not stated",
+    "N1": "Abuse or neglect",
+    "N2": "Child's disability",
+    "N3": "Parental illness or disability",
+    "N4": "Family in acute stress",
+    "N5": "Family dysfunction",
+    "N6": "Socially unacceptable behaviour",
+    "N7": "Low income",
+    "N8": "Absent parenting",
+    "N9": "Cases other than children in need",
+}
+
+CLOSURE_REASONS = tuple(f"RC{i}" for i in range(1, 10))
+CLOSURE_REASON_LABELS = {
+    "RC1": "Adopted",
+    "RC2": "Died",
+    "RC3": "Child arrangements order",
+    "RC4": "Special guardianship order",
+    "RC5": "Transferred to another local authority",
+    "RC6": "Transferred to residential care funded by adult social services",
+    "RC7": "Case closed, other reason",
+    "RC8": "Case closed after assessment, no further action",
+    "RC9": "Case closed after assessment, referred to early help",
+}
+#: Closure reasons that end observation for a competing reason (DESIGN.md).
+CLOSURE_DIED = "RC2"
+CLOSURE_TRANSFERRED = "RC5"
+
+REFERRAL_SOURCES = (
+    "1A", "1B", "1C", "1D", "2A", "2B", "3A", "3B", "3C", "3D", "3E", "3F",
+    "4", "5A", "5B", "5C", "5D", "6", "7", "8", "9", "10",
+)
+REFERRAL_SOURCE_LABELS = {
+    "1A": "Individual: family member", "1B": "Individual: acquaintance",
+    "1C": "Individual: self", "1D": "Individual: other",
+    "2A": "Schools", "2B": "Education services",
+    "3A": "Health: GP", "3B": "Health: visitor", "3C": "Health: school nurse",
+    "3D": "Health: other primary", "3E": "Health: A&E", "3F": "Health: other",
+    "4": "Housing", "5A": "LA services: social care", "5B": "LA services: other internal",
+    "5C": "LA services: external", "5D": "LA services: early help",
+    "6": "Police", "7": "Other legal agency", "8": "Other",
+    "9": "Anonymous", "10": "Unknown",
+}
+
+ETHNICITY = (
+    "WBRI", "WIRI", "WIRT", "WOTH", "WROM", "MWBC", "MWBA", "MWAS", "MOTH", "AIND",
+    "APKN", "ABAN", "AOTH", "BCRB", "BAFR", "BOTH", "CHNE", "OOTH", "REFU", "NOBT",
+)
+#: Broad groups used in reports (small groups are otherwise suppressed everywhere).
+ETHNICITY_GROUP = {
+    **{c: "White" for c in ("WBRI", "WIRI", "WIRT", "WOTH", "WROM")},
+    **{c: "Mixed" for c in ("MWBC", "MWBA", "MWAS", "MOTH")},
+    **{c: "Asian" for c in ("AIND", "APKN", "ABAN", "AOTH")},
+    **{c: "Black" for c in ("BCRB", "BAFR", "BOTH")},
+    "CHNE": "Other", "OOTH": "Other",
+    "REFU": "Not known", "NOBT": "Not known",
+}
+
+DISABILITY = (
+    "NONE", "MOB", "HAND", "PC", "INC", "COMM", "LD", "HEAR", "VIS", "BEH", "CON", "AUT", "DDA",
+)
+
+SEX = ("M", "F", "U")
+
+ASSESSMENT_FACTORS = (
+    "1A", "1B", "1C", "2A", "2B", "2C", "3A", "3B", "3C", "4A", "4B", "4C",
+    "5A", "5B", "5C", "6A", "6B", "6C", "7A", "8B", "8C", "8D", "8E", "8F",
+    "9A", "10A", "11A", "12A", "13A", "14A", "15A", "16A", "17A", "18A", "18B", "18C",
+    "19A", "19B", "19C", "20", "21", "22A", "23A", "24A",
+)
+
+PLAN_TYPES = ("CIN", "CP")
+ABUSE_CATEGORIES = ("NEG", "PHY", "SAB", "EMO", "MUL")
+
+#: Values accepted for a yes/no field, mapped to bool.
+BOOLEAN_VALUES = {
+    "1": True, "0": False, "true": True, "false": False, "y": True, "n": False,
+    "yes": True, "no": False, "t": True, "f": False,
+}
+
+# --- Tables -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """One canonical table: its columns and the kind of each."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    dates: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()  # pseudonymised on load
+    key: tuple[str, ...] = ()  # must be unique
+    codes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    booleans: tuple[str, ...] = ()
+    multi_codes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # ';'-separated
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "councils",
+            required=("la_code", "la_name", "extract_date"),
+            optional=("region", "statistical_neighbours"),
+            dates=("extract_date",),
+            key=("la_code",),
+        ),
+        Table(
+            "children",
+            required=("la_code", "child_id", "date_of_birth", "sex", "ethnicity"),
+            optional=("disability", "upn"),
+            dates=("date_of_birth",),
+            identifiers=("child_id", "upn"),
+            key=("la_code", "child_id"),
+            codes={"sex": SEX, "ethnicity": ETHNICITY},
+            multi_codes={"disability": DISABILITY},
+        ),
+        Table(
+            "referrals",
+            required=(
+                "la_code", "referral_id", "child_id", "referral_date", "referral_source",
+                "primary_need", "referral_nfa",
+            ),
+            optional=("closure_date", "closure_reason"),
+            dates=("referral_date", "closure_date"),
+            identifiers=("child_id", "referral_id"),
+            key=("la_code", "referral_id"),
+            codes={
+                "referral_source": REFERRAL_SOURCES,
+                "primary_need": PRIMARY_NEED,
+                "closure_reason": CLOSURE_REASONS,
+            },
+            booleans=("referral_nfa",),
+        ),
+        Table(
+            "assessments",
+            required=("la_code", "referral_id", "child_id", "start_date"),
+            optional=("authorised_date", "factors"),
+            dates=("start_date", "authorised_date"),
+            identifiers=("child_id", "referral_id"),
+            multi_codes={"factors": ASSESSMENT_FACTORS},
+        ),
+        Table(
+            "plans",
+            required=("la_code", "referral_id", "child_id", "plan_type", "start_date"),
+            optional=("end_date", "category_of_abuse"),
+            dates=("start_date", "end_date"),
+            identifiers=("child_id", "referral_id"),
+            codes={"plan_type": PLAN_TYPES, "category_of_abuse": ABUSE_CATEGORIES},
+        ),
+        Table(
+            "interventions",
+            required=("la_code", "child_id", "intervention", "start_date"),
+            optional=("end_date", "referral_id"),
+            dates=("start_date", "end_date"),
+            identifiers=("child_id", "referral_id"),
+        ),
+        Table(
+            "allocations",
+            required=("la_code", "child_id", "worker_id", "start_date"),
+            optional=("end_date", "team"),
+            dates=("start_date", "end_date"),
+            identifiers=("child_id", "worker_id"),
+        ),
+    )
+}
+
+#: Tables every data directory must have; the others may be absent.
+REQUIRED_TABLES = ("councils", "children", "referrals")
+
+#: Every column that carries an identifier, across tables (pseudonymised on load).
+IDENTIFIER_COLUMNS = frozenset(c for t in TABLES.values() for c in t.identifiers)
+
+#: Oldest age at which a child is still a child for the census.
+MAX_AGE_YEARS = 25
+#: The 18th birthday ends observation as a competing event.
+ADULT_AGE_YEARS = 18
