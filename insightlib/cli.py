@@ -1,0 +1,226 @@
+"""The `insight` command line: synth, validate, load, run, render, demo.
+
+Exit codes mean something: 0 all well, 1 some council failed, 2 bad input or usage,
+3 an internal error (a bug: please report it). Bad input never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import InsightError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="insight: do children come back after their case is closed, how soon, for whom, and did an intervention change that?",
+)
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+@contextmanager
+def friendly_errors():
+    """Bad input becomes its message and exit 2; a bug becomes one line and exit 3 (INSIGHT_DEBUG=1 for the traceback)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except InsightError as exc:
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if os.environ.get("INSIGHT_DEBUG"):
+            raise
+        console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "This is a bug in insight, not in your data. Run again with INSIGHT_DEBUG=1 to see the details.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+@app.command()
+def synth(
+    out_dir: Path = typer.Option(Path("data/demo"), "--out", help="Directory to write the data files into."),
+    councils: int = typer.Option(3, "--councils", min=1, max=153, help="How many councils (real codes and names)."),
+    children: int = typer.Option(2500, "--children", min=10, help="Children per council."),
+    seed: int = typer.Option(2025, "--seed", help="Random seed: the same seed gives the same data."),
+    fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
+    planted_identifiers: bool = typer.Option(False, help="Plant recognisable identifiers (for privacy tests)."),
+):
+    """Write a synthetic data directory with known ground truth (truth.json)."""
+    with friendly_errors():
+        from . import synth as synth_mod
+
+        if fmt not in ("csv", "parquet"):
+            raise InsightError(f"--format must be csv or parquet; got {fmt!r}.")
+        started = time.perf_counter()
+        path = synth_mod.generate(councils, children, seed, out_dir, fmt=fmt, planted_identifiers=planted_identifiers)
+        out.print(f"Wrote synthetic data for {councils} council(s) to {path} in {time.perf_counter() - started:.1f}s "
+                  f"(ground truth in {Path(path) / 'truth.json'})")
+
+
+@app.command()
+def validate(
+    data_dir: Path = typer.Argument(..., help="A data directory (CSV, Parquet, Excel, CIN census XML or Annex A)."),
+    max_problems: int = typer.Option(200, help="Show at most this many problems."),
+):
+    """Check a data directory against the data contract and report every problem at once."""
+    with friendly_errors():
+        from .validate import validate_directory
+
+        report = validate_directory(data_dir)
+        if report.ok:
+            rows = ", ".join(f"{name} {len(df):,}" for name, df in report.tables.items() if len(df))
+            out.print(f"[green]{data_dir}: no problems found[/] ({rows} rows).")
+            return
+        out.print(report.format_text(max_problems), soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def load(
+    data_dir: Path = typer.Argument(..., help="A data directory to validate, pseudonymise and load."),
+    warehouse: Optional[Path] = typer.Option(None, "--warehouse", "-w", help="The DuckDB file to write (default: <DIR>.duckdb beside the directory)."),
+    key_file: Optional[Path] = typer.Option(None, help="The pseudonymisation key file (default: $INSIGHT_KEY_FILE or $INSIGHT_KEY)."),
+):
+    """Validate, pseudonymise identifiers with a keyed hash, and load into one DuckDB warehouse."""
+    with friendly_errors():
+        from . import pseudonymise, warehouse as wh_mod
+
+        target = warehouse or data_dir.resolve().with_suffix(".duckdb")
+        key = pseudonymise.load_key(key_file) if key_file else None
+        summary = wh_mod.load_directory(data_dir, target, key=key)
+        for la_code, problems in summary.failed.items():
+            console.print(f"[red]council {la_code} not loaded[/]: {len(problems)} problem(s), e.g. {problems[0].message}", soft_wrap=True)
+        if summary.loaded:
+            out.print(f"Loaded {len(summary.loaded)} council(s) into {target}: "
+                      + ", ".join(f"{t} {n:,}" for t, n in summary.rows.items()))
+        if summary.failed:
+            raise typer.Exit(EXIT_BAD_INPUT if not summary.loaded else EXIT_SOME_FAILED)
+
+
+@app.command()
+def run(
+    evaluation_file: Path = typer.Argument(..., help="An evaluation YAML file, e.g. evaluations/demo.yml."),
+    data: Optional[str] = typer.Option(None, "--data", help="Override the evaluation's data directory or warehouse."),
+    out_dir: Path = typer.Option(Path("reports"), "--out", help="Where reports go: <out>/<name>/<la_code>/."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Notebooks run at once."),
+    force: bool = typer.Option(False, "--force", help="Run councils again even when nothing changed."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="A Dask scheduler address (tcp://host:8786) to run on a cluster."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+):
+    """Execute an evaluation's notebook for each council with papermill; results.json beside each."""
+    with friendly_errors():
+        code = _run_one(evaluation_file, data=data, out_dir=out_dir, workers=workers, force=force,
+                        scheduler=scheduler, progress=progress)
+        raise typer.Exit(code)
+
+
+def _run_one(evaluation_file: Path, **kw) -> int:
+    from .evaluation import load_evaluation
+    from .runner import default_notebooks_dir, run_evaluation
+
+    evaluation = load_evaluation(evaluation_file, notebooks_dir=default_notebooks_dir())
+    summary = run_evaluation(evaluation, log=lambda m: console.print(m, soft_wrap=True), **kw)
+    _print_summary(summary)
+    return summary.exit_code
+
+
+def _print_summary(summary) -> None:
+    ok = sum(r.status == "ok" for r in summary.runs)
+    skipped = sum(r.status == "skipped" for r in summary.runs)
+    out.print(f"[bold]{summary.evaluation.title}[/]: {ok} ran, {skipped} unchanged, {len(summary.failed)} failed "
+              f"in {summary.seconds:.1f}s -> {summary.out_dir}")
+    if summary.failed:
+        table = Table("council", "error", "where", title="Councils that failed", title_justify="left")
+        for run in summary.failed:
+            where = f"{run.notebook}#papermill-error-cell" if run.link else (run.notebook or "")
+            table.add_row(run.la_code, run.error or "", where)
+        out.print(table)
+
+
+@app.command()
+def render(
+    reports_dir: Path = typer.Argument(Path("reports"), help="The reports folder written by 'insight run'."),
+):
+    """Build the website from the executed notebooks (no re-execution): Quarto if installed, else HTML."""
+    with friendly_errors():
+        from .site import render_site
+
+        if not reports_dir.is_dir():
+            raise InsightError(f"{reports_dir}: no reports folder; run 'insight run evaluations/<name>.yml' first.")
+        result = render_site(reports_dir)
+        for line in getattr(result, "messages", []) or []:
+            console.print(line, soft_wrap=True)
+        out.print(f"Website: {result.index}")
+
+
+@app.command()
+def demo(
+    councils: int = typer.Option(3, "--councils", min=1, max=153),
+    children: int = typer.Option(2500, "--children", min=10),
+    seed: int = typer.Option(2025, "--seed"),
+    workers: int = typer.Option(2, "--workers", min=1),
+    evaluations: Optional[List[Path]] = typer.Option(None, "--evaluation", help="Evaluation files (default: every file in evaluations/)."),
+    data_dir: Path = typer.Option(Path("data/demo"), "--data"),
+    out_dir: Path = typer.Option(Path("reports"), "--out"),
+):
+    """Synthetic data for several councils, validated and loaded, every evaluation run, the site rendered."""
+    with friendly_errors():
+        from . import pseudonymise
+        from .site import render_site
+        from .validate import validate_directory
+
+        started = time.perf_counter()
+        if not (os.environ.get("INSIGHT_KEY") or os.environ.get("INSIGHT_KEY_FILE")):
+            key_path = Path(".insight/demo.key")
+            if not key_path.exists():
+                pseudonymise.make_key_file(key_path)
+            os.environ["INSIGHT_KEY_FILE"] = str(key_path.resolve())
+            console.print(f"Demo pseudonymisation key: {key_path} (for real data keep the key outside the repository)")
+        from . import synth as synth_mod
+
+        synth_mod.generate(councils, children, seed, data_dir)
+        out.print(f"1/4 synthetic data for {councils} councils -> {data_dir}")
+        report = validate_directory(data_dir)
+        if not report.ok:
+            out.print(report.format_text(50))
+            raise InsightError("the synthetic data failed validation (a bug: please report it).")
+        out.print("2/4 validated against the data contract")
+        files = evaluations or sorted(Path("evaluations").glob("*.yml"))
+        if not files:
+            raise InsightError("no evaluation files in evaluations/.")
+        worst = EXIT_OK
+        for index, path in enumerate(files, 1):
+            out.print(f"3/4 running {path} ({index}/{len(files)})")
+            worst = max(worst, _run_one(path, data=str(data_dir), out_dir=out_dir, workers=workers, force=False,
+                                        scheduler=None, progress=sys.stderr.isatty()))
+        result = render_site(out_dir)
+        for line in getattr(result, "messages", []) or []:
+            console.print(line, soft_wrap=True)
+        out.print(f"4/4 website rendered in {time.perf_counter() - started:.0f}s: open {result.index}")
+        raise typer.Exit(worst)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Evaluation files: one YAML file under evaluations/ says what to run, on what data, for whom.
+
+Checked against a schema so that every mistake gets its own plain-English message naming
+the file and the field, before anything runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import EvaluationFileError
+
+#: Keys an evaluation file may have, with what each is for (used in messages).
+KEYS = {
+    "name": "folder name under reports/ (lower case letters, digits, '-', '_')",
+    "title": "the report's title, as leaders will read it",
+    "notebook": "a notebook in notebooks/, without .ipynb",
+    "data": "a data directory or a warehouse (.duckdb) file",
+    "councils": "'all' or a list of 3-digit council codes",
+    "scope": "'council' (one report per council, the default) or 'national' (one report across councils)",
+    "disclosure_threshold": "counts below this are suppressed in reports (default 5)",
+    "rounding": "round published counts to this base (5), or leave out",
+    "description": "a sentence or two about the evaluation, shown on its page",
+    "parameters": "handed to the notebook; each notebook documents its own",
+}
+REQUIRED = ("name", "title", "notebook", "data")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+COUNCIL_PATTERN = re.compile(r"^\d{3}$")
+#: Parameters the runner sets itself; an evaluation file may not override them.
+RESERVED_PARAMETERS = ("data", "la_code", "output_dir", "disclosure_threshold", "rounding")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    name: str
+    title: str
+    notebook: str
+    data: str
+    councils: str | tuple[str, ...] = "all"
+    scope: str = "council"
+    disclosure_threshold: int = 5
+    rounding: int | None = None
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def notebook_path(self, notebooks_dir: Path) -> Path:
+        return Path(notebooks_dir) / f"{self.notebook}.ipynb"
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "title": self.title, "notebook": self.notebook, "data": self.data,
+            "councils": self.councils if isinstance(self.councils, str) else list(self.councils),
+            "scope": self.scope, "disclosure_threshold": self.disclosure_threshold,
+            "rounding": self.rounding, "description": self.description, "parameters": self.parameters,
+        }
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _council_code(value: Any) -> str | None:
+    text = str(value).strip()
+    if isinstance(value, int) and 0 <= value < 1000:
+        text = f"{value:03d}"
+    return text if COUNCIL_PATTERN.match(text) else None
+
+
+def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path | None = None) -> Evaluation:
+    """Check an evaluation mapping and return it normalised; every problem is reported at once."""
+    where = source
+    if not isinstance(raw, dict):
+        raise EvaluationFileError(f"{where}: an evaluation file must be a YAML mapping of keys to values (name, title, notebook, data, ...).")
+    problems: list[str] = []
+    for key in raw:
+        if key not in KEYS:
+            problems.append(f"unknown key '{key}'.{_suggest(str(key), KEYS)} Allowed keys: {', '.join(KEYS)}.")
+    for key in REQUIRED:
+        if key not in raw or raw[key] in (None, ""):
+            problems.append(f"'{key}' is required: {KEYS[key]}.")
+
+    name = raw.get("name")
+    if name not in (None, "") and (not isinstance(name, str) or not NAME_PATTERN.match(name)):
+        problems.append(f"'name' must be {KEYS['name']}; got {name!r}.")
+    for key in ("title", "notebook", "data", "description"):
+        value = raw.get(key)
+        if value not in (None, "") and not isinstance(value, str):
+            problems.append(f"'{key}' must be text; got {value!r}.")
+
+    notebook = raw.get("notebook")
+    if isinstance(notebook, str) and notebook and notebooks_dir is not None:
+        stem = notebook[:-6] if notebook.endswith(".ipynb") else notebook
+        if not (Path(notebooks_dir) / f"{stem}.ipynb").exists():
+            available = sorted(p.stem for p in Path(notebooks_dir).glob("*.ipynb"))
+            problems.append(
+                f"'notebook': there is no notebook '{stem}' in {notebooks_dir}.{_suggest(stem, available)}"
+                f" Available: {', '.join(available) or 'none'}."
+            )
+        notebook = stem
+
+    councils: Any = raw.get("councils", "all")
+    if isinstance(councils, str) and councils.strip().lower() == "all":
+        councils = "all"
+    elif isinstance(councils, (list, tuple)) and councils:
+        codes = []
+        for item in councils:
+            code = _council_code(item)
+            if code is None:
+                problems.append(f"'councils': {item!r} is not a 3-digit council code (for example 201 for City of London).")
+            else:
+                codes.append(code)
+        councils = tuple(dict.fromkeys(codes))
+    else:
+        problems.append(f"'councils' must be {KEYS['councils']}; got {councils!r}.")
+
+    scope = raw.get("scope", "council")
+    if scope not in ("council", "national"):
+        problems.append(f"'scope' must be 'council' or 'national'; got {scope!r}.")
+
+    threshold = raw.get("disclosure_threshold", 5)
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        problems.append(f"'disclosure_threshold' must be a whole number of at least 1; got {threshold!r}.")
+    rounding = raw.get("rounding")
+    if rounding not in (None, 5):
+        problems.append(f"'rounding' must be 5 or left out; got {rounding!r}.")
+
+    parameters = raw.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        problems.append(f"'parameters' must be a mapping of parameter names to values; got {parameters!r}.")
+        parameters = {}
+    for key in parameters:
+        if key in RESERVED_PARAMETERS:
+            problems.append(f"'parameters.{key}' is set by insight itself and cannot be given here.")
+        elif not isinstance(key, str) or not key.isidentifier():
+            problems.append(f"'parameters': {key!r} is not a valid parameter name (letters, digits and _).")
+
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise EvaluationFileError(f"{where} has {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}")
+    return Evaluation(
+        name=name, title=raw["title"], notebook=notebook, data=raw["data"], councils=councils,
+        scope=scope, disclosure_threshold=threshold, rounding=rounding,
+        description=raw.get("description") or "", parameters=dict(parameters),
+    )
+
+
+def load_evaluation(path: str | Path, notebooks_dir: Path | None = None) -> Evaluation:
+    path = Path(path)
+    if not path.exists():
+        raise EvaluationFileError(f"{path}: no such evaluation file.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise EvaluationFileError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise EvaluationFileError(f"{path}{at}: not valid YAML ({problem}).") from None
+    evaluation = parse_evaluation(raw, source=str(path), notebooks_dir=notebooks_dir)
+    object.__setattr__(evaluation, "path", path.resolve())
+    return evaluation

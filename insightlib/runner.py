@@ -1,0 +1,417 @@
+"""Batch runs: execute one evaluation's notebook for every council with papermill.
+
+A bounded pool of workers (or a Dask cluster), one council's failure never stops the
+others, kernel start failures are retried, every output gets a run manifest, and councils
+whose inputs, code and parameters are unchanged are skipped unless forced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import results as results_mod
+from .errors import InputError
+from .evaluation import Evaluation
+
+#: How many times a kernel that fails to start (not a failing cell) is tried again.
+KERNEL_RETRIES = 2
+NATIONAL = "national"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class CouncilRun:
+    """What happened to one council's notebook."""
+
+    la_code: str
+    status: str  # "ok", "failed", "skipped"
+    notebook: str | None = None
+    results: str | None = None
+    error: str | None = None
+    failing_cell: int | None = None
+    link: str | None = None
+    seconds_total: float = 0.0
+    seconds_cells: float = 0.0
+    attempts: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunSummary:
+    evaluation: Evaluation
+    out_dir: Path
+    runs: list[CouncilRun] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[CouncilRun]:
+        return [r for r in self.runs if r.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_dict(self) -> dict:
+        return {
+            "evaluation": self.evaluation.name,
+            "out_dir": str(self.out_dir),
+            "seconds": round(self.seconds, 2),
+            "runs": [r.to_dict() for r in self.runs],
+        }
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def default_notebooks_dir() -> Path:
+    here = Path.cwd() / "notebooks"
+    return here if here.is_dir() else PACKAGE_DIR.parent / "notebooks"
+
+
+def code_fingerprint() -> str:
+    """A hash of insightlib's own source, so a code change re-runs every council."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*")):
+        if path.is_file() and path.suffix in {".py", ".csv", ".html", ".css", ".j2", ".qmd", ".yml"}:
+            digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=10
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=PACKAGE_DIR,
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _cache_key(notebook: Path, parameters: dict, data_fingerprint: str, code: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(notebook.read_bytes())
+    digest.update(json.dumps(results_mod.to_jsonable(parameters), sort_keys=True).encode())
+    digest.update(data_fingerprint.encode())
+    digest.update(code.encode())
+    return digest.hexdigest()
+
+
+def _directory_fingerprint(data_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in data_dir.iterdir() if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def resolve_data(data: str, evaluation_path: Path | None = None) -> Path:
+    """A data path as written in an evaluation file: relative to where insight runs, else to the project."""
+    candidate = Path(data).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate.resolve()
+    if evaluation_path is not None:
+        beside_project = evaluation_path.parent.parent / candidate
+        if beside_project.exists():
+            return beside_project.resolve()
+    return candidate.resolve()
+
+
+def prepare_warehouse(data: Path, out_dir: Path, log: Callable[[str], None] = lambda _m: None):
+    """A warehouse for the run: a .duckdb file as it is, a data directory validated and loaded once.
+
+    Returns the warehouse path and the councils that failed validation (la_code -> message).
+    """
+    from . import warehouse
+
+    if not data.exists():
+        raise InputError(f"{data}: no such data directory or warehouse file.")
+    if data.is_file():
+        if not warehouse.is_warehouse(data):
+            raise InputError(f"{data}: not a warehouse file; give a data directory or a .duckdb file made by 'insight load'.")
+        return data, {}
+    cache = out_dir / ".warehouses"
+    cache.mkdir(parents=True, exist_ok=True)
+    slug = hashlib.sha256(str(data).encode()).hexdigest()[:12]
+    wh = cache / f"{slug}.duckdb"
+    stamp_path = cache / f"{slug}.json"
+    stamp = {"source": str(data), "fingerprint": _directory_fingerprint(data)}
+    if wh.exists() and stamp_path.exists():
+        previous = json.loads(stamp_path.read_text())
+        if previous.get("fingerprint") == stamp["fingerprint"]:
+            log(f"Using the warehouse already loaded from {data}")
+            return wh, previous.get("failed", {})
+    log(f"Validating and loading {data}")
+    summary = warehouse.load_directory(data, wh)
+    failed = {
+        la: "; ".join(p.message for p in problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        for la, problems in summary.failed.items()
+    }
+    stamp["failed"] = failed
+    results_mod.write_json_atomic(stamp_path, stamp)
+    return wh, failed
+
+
+# --- executing one notebook ----------------------------------------------------------
+
+
+def execute_council(task: dict) -> dict:
+    """Run one notebook for one council. Top level so that process pools and Dask can ship it."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    started = time.perf_counter()
+    out_nb = Path(task["output_notebook"])
+    out_nb.parent.mkdir(parents=True, exist_ok=True)
+    run = CouncilRun(la_code=task["la_code"], status="failed", notebook=str(out_nb))
+    for attempt in range(1, KERNEL_RETRIES + 2):
+        run.attempts = attempt
+        try:
+            pm.execute_notebook(
+                task["input_notebook"], str(out_nb), parameters=task["parameters"],
+                kernel_name=task.get("kernel_name", "python3"), cwd=str(out_nb.parent),
+                progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                execution_timeout=task.get("execution_timeout", 3600),
+            )
+            run.status, run.error = "ok", None
+            break
+        except PapermillExecutionError as exc:
+            run.error = f"{exc.ename}: {str(exc.evalue)[:500]}"
+            run.failing_cell = exc.exec_count
+            run.link = f"{out_nb.name}#papermill-error-cell"
+            break
+        except Exception as exc:  # the kernel did not start or died: try again
+            run.error = f"kernel failed ({type(exc).__name__}: {str(exc)[:300]})"
+            time.sleep(min(2 * attempt, 5))
+    run.seconds_total = time.perf_counter() - started
+    run.seconds_cells = _cell_seconds(out_nb)
+    results_path = out_nb.parent / "results.json"
+    if results_path.exists() and run.status == "ok":
+        run.results = str(results_path)
+    manifest = {
+        **task["manifest"],
+        "la_code": task["la_code"],
+        "status": run.status,
+        "error": run.error,
+        "failing_cell": run.failing_cell,
+        "timings": {
+            "seconds_total": round(run.seconds_total, 3),
+            "seconds_in_cells": round(run.seconds_cells, 3),
+            "attempts": run.attempts,
+        },
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "outputs": [out_nb.name] + (["results.json"] if run.results else []),
+    }
+    results_mod.write_json_atomic(out_nb.parent / "manifest.json", manifest)
+    return run.to_dict()
+
+
+def _cell_seconds(notebook: Path) -> float:
+    try:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0.0
+    return float(sum((c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb.get("cells", [])))
+
+
+# --- the batch ----------------------------------------------------------------------
+
+
+def plan_tasks(
+    evaluation: Evaluation,
+    warehouse_path: Path,
+    councils: Iterable[str],
+    out_dir: Path,
+    notebooks_dir: Path,
+    force: bool = False,
+):
+    """The tasks to run and the councils skipped because nothing about them changed."""
+    from . import warehouse
+
+    notebook = evaluation.notebook_path(notebooks_dir)
+    code = code_fingerprint()
+    commit = git_commit()
+    versions = results_mod.package_versions()
+    tasks, skipped = [], []
+    for la_code in councils:
+        council_dir = out_dir / evaluation.name / la_code
+        output_notebook = council_dir / f"{evaluation.notebook}.ipynb"
+        if la_code == NATIONAL:
+            fingerprint = hashlib.sha256(
+                "".join(warehouse.data_fingerprint(warehouse_path, la) for la in warehouse.council_codes(warehouse_path)).encode()
+            ).hexdigest()[:16]
+        else:
+            fingerprint = warehouse.data_fingerprint(warehouse_path, la_code)
+        parameters = {
+            **evaluation.parameters,
+            "data": str(warehouse_path),
+            "la_code": "all" if la_code == NATIONAL else la_code,
+            "output_dir": str(council_dir),
+            "disclosure_threshold": evaluation.disclosure_threshold,
+        }
+        if evaluation.rounding:
+            parameters["rounding"] = evaluation.rounding
+        if la_code == NATIONAL and evaluation.councils != "all":
+            parameters["councils"] = list(evaluation.councils)
+        key = _cache_key(notebook, {k: v for k, v in parameters.items() if k != "data"}, fingerprint, code)
+        manifest_path = council_dir / "manifest.json"
+        if not force and manifest_path.exists() and output_notebook.exists():
+            try:
+                previous = json.loads(manifest_path.read_text())
+            except ValueError:
+                previous = {}
+            if previous.get("cache_key") == key and previous.get("status") == "ok":
+                skipped.append(CouncilRun(
+                    la_code=la_code, status="skipped", notebook=str(output_notebook),
+                    results=str(council_dir / "results.json") if (council_dir / "results.json").exists() else None,
+                ))
+                continue
+        tasks.append({
+            "la_code": la_code,
+            "input_notebook": str(notebook),
+            "output_notebook": str(output_notebook),
+            "parameters": parameters,
+            "manifest": {
+                "evaluation": evaluation.name,
+                "title": evaluation.title,
+                "notebook": evaluation.notebook,
+                "cache_key": key,
+                "git_commit": commit,
+                "code_fingerprint": code,
+                "package_versions": versions,
+                "parameters": {k: v for k, v in parameters.items() if k not in ("data", "output_dir")},
+                "data_fingerprint": fingerprint,
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        })
+    return tasks, skipped
+
+
+def run_evaluation(
+    evaluation: Evaluation,
+    *,
+    data: str | None = None,
+    out_dir: str | Path = "reports",
+    workers: int = 2,
+    force: bool = False,
+    scheduler: str | None = None,
+    notebooks_dir: Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> RunSummary:
+    """Run an evaluation for each of its councils; failures are collected, never raised."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir).resolve()
+    notebooks_dir = Path(notebooks_dir or default_notebooks_dir()).resolve()
+    if not evaluation.notebook_path(notebooks_dir).exists():
+        raise InputError(f"{evaluation.notebook_path(notebooks_dir)}: no such notebook.")
+    if workers < 1:
+        raise InputError("--workers must be at least 1.")
+    data_path = resolve_data(data or evaluation.data, evaluation.path)
+    warehouse_path, invalid = prepare_warehouse(data_path, out_dir, log)
+
+    from . import warehouse
+
+    available = warehouse.council_codes(warehouse_path)
+    summary = RunSummary(evaluation=evaluation, out_dir=out_dir / evaluation.name)
+    wanted = list(available) + list(invalid) if evaluation.councils == "all" else list(evaluation.councils)
+    runnable = []
+    for la_code in dict.fromkeys(wanted):
+        if la_code in invalid:
+            summary.runs.append(CouncilRun(la_code, "failed", error=f"data failed validation: {invalid[la_code]}"))
+        elif la_code not in available:
+            summary.runs.append(CouncilRun(la_code, "failed", error=f"council {la_code} is not in the data"))
+        else:
+            runnable.append(la_code)
+    if evaluation.scope == "national":
+        runnable = [NATIONAL] if runnable else []
+
+    tasks, skipped = plan_tasks(evaluation, warehouse_path, runnable, out_dir, notebooks_dir, force)
+    summary.runs.extend(skipped)
+    if skipped:
+        log(f"{len(skipped)} council(s) unchanged since their last run: skipped (use --force to run them again)")
+    summary.runs.extend(_execute(tasks, workers, scheduler, progress, evaluation.title))
+    summary.runs.sort(key=lambda r: r.la_code)
+    summary.seconds = time.perf_counter() - started
+    _write_run_log(summary)
+    return summary
+
+
+def _execute(tasks: list[dict], workers: int, scheduler: str | None, progress: bool, title: str) -> list[CouncilRun]:
+    if not tasks:
+        return []
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        disable=not progress,
+    )
+    done: list[CouncilRun] = []
+    with bar:
+        job = bar.add_task(f"{title[:40]}", total=len(tasks))
+        for outcome in _iter_outcomes(tasks, workers, scheduler):
+            run = CouncilRun(**outcome)
+            done.append(run)
+            bar.advance(job)
+    return done
+
+
+def _iter_outcomes(tasks: list[dict], workers: int, scheduler: str | None):
+    """Each task's outcome as it finishes; a crash of the worker itself becomes that council's failure."""
+    if scheduler:
+        from distributed import Client, as_completed as dask_completed
+
+        with Client(scheduler) as client:
+            futures = {client.submit(execute_council, t, pure=False): t for t in tasks}
+            for future in dask_completed(futures):
+                yield _outcome_or_failure(future.result, futures[future])
+        return
+    if workers == 1 or len(tasks) == 1:
+        for task in tasks:
+            yield _outcome_or_failure(lambda t=task: execute_council(t), task)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(execute_council, t): t for t in tasks}
+        for future in as_completed(futures):
+            yield _outcome_or_failure(future.result, futures[future])
+
+
+def _outcome_or_failure(get: Callable[[], dict], task: dict) -> dict:
+    try:
+        return get()
+    except Exception as exc:  # a worker died: record it against the council, keep going
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return CouncilRun(task["la_code"], "failed", notebook=task["output_notebook"], error=f"worker failed: {detail}").to_dict()
+
+
+def _write_run_log(summary: RunSummary) -> None:
+    folder = summary.out_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {summary.evaluation.name}: "
+             f"{len(summary.runs)} council(s), {len(summary.failed)} failed, {summary.seconds:.1f}s"]
+    for run in summary.runs:
+        lines.append(f"  {run.la_code} {run.status} {run.seconds_total:.1f}s" + (f" {run.error}" if run.error else ""))
+    with open(folder / "run.log", "a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    results_mod.write_json_atomic(folder / "run.json", {
+        "evaluation": summary.evaluation.to_dict(), **summary.to_dict(),
+    })
