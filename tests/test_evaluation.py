@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pytest
+
+from insightlib.errors import EvaluationFileError
+from insightlib.evaluation import load_evaluation, parse_evaluation
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = {"name": "demo", "title": "Re-referral", "notebook": "rereferral", "data": "data/demo"}
+
+
+def test_minimal_file_gets_defaults():
+    ev = parse_evaluation(dict(GOOD))
+    assert ev.councils == "all" and ev.disclosure_threshold == 5 and ev.scope == "council" and ev.parameters == {}
+
+
+def test_council_codes_read_as_numbers_are_kept_as_three_digit_text():
+    ev = parse_evaluation({**GOOD, "councils": [201, "202", 201]})
+    assert ev.councils == ("201", "202")
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"name": "Demo Run"}, "'name' must be"),
+        ({"councils": "everything"}, "'councils' must be"),
+        ({"councils": ["20"]}, "not a 3-digit council code"),
+        ({"disclosure_threshold": 0}, "'disclosure_threshold'"),
+        ({"rounding": 10}, "'rounding' must be 5"),
+        ({"parameters": {"la_code": "201"}}, "set by insight itself"),
+        ({"parameters": ["a"]}, "'parameters' must be a mapping"),
+        ({"titel": "x"}, "Did you mean 'title'?"),
+        ({"scope": "region"}, "'scope' must be"),
+    ],
+)
+def test_each_mistake_has_its_own_message(change, words):
+    with pytest.raises(EvaluationFileError, match=None) as info:
+        parse_evaluation({**GOOD, **change}, source="evaluations/x.yml")
+    assert words in str(info.value)
+    assert str(info.value).startswith("evaluations/x.yml")
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(EvaluationFileError) as info:
+        parse_evaluation({"name": "BAD NAME", "councils": 7}, source="e.yml")
+    text = str(info.value)
+    for expected in ("'title' is required", "'notebook' is required", "'data' is required", "'name' must be", "'councils' must be"):
+        assert expected in text
+
+
+def test_unknown_notebook_is_named_with_a_suggestion(tmp_path):
+    (tmp_path / "rereferral.ipynb").write_text("{}")
+    with pytest.raises(EvaluationFileError) as info:
+        parse_evaluation({**GOOD, "notebook": "rereferal"}, notebooks_dir=tmp_path)
+    assert "no notebook 'rereferal'" in str(info.value) and "Did you mean 'rereferral'" in str(info.value)
+
+
+def test_broken_yaml_names_the_line(tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_text("name: demo\ntitle: [unclosed\nnotebook: x\n")
+    with pytest.raises(EvaluationFileError) as info:
+        load_evaluation(path)
+    assert "not valid YAML" in str(info.value) and "line" in str(info.value)
+
+
+def test_shipped_evaluation_files_are_valid():
+    files = sorted((ROOT / "evaluations").glob("*.yml"))
+    assert files, "the demo needs at least one evaluation file"
+    for path in files:
+        ev = load_evaluation(path, notebooks_dir=ROOT / "notebooks")
+        assert ev.name and ev.title
