@@ -1,0 +1,190 @@
+"""End to end: synthetic data -> validate -> load -> run for every council -> render.
+
+One council's data is broken on purpose: it must fail on its own, with its reason, while
+the others run and render. Identifiers planted in the input must never reach an output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from insightlib import synth
+from insightlib.evaluation import load_evaluation, parse_evaluation
+from insightlib.runner import run_evaluation
+
+ROOT = Path(__file__).resolve().parents[1]
+INSIGHT = [sys.executable, "-m", "insightlib.cli"]
+
+
+@pytest.fixture(scope="module")
+def key_env(tmp_path_factory):
+    key = tmp_path_factory.mktemp("key") / "insight.key"
+    from insightlib.pseudonymise import make_key_file
+
+    make_key_file(key)
+    old = os.environ.get("INSIGHT_KEY_FILE")
+    os.environ["INSIGHT_KEY_FILE"] = str(key)
+    yield {**os.environ, "INSIGHT_KEY_FILE": str(key)}
+    if old is None:
+        os.environ.pop("INSIGHT_KEY_FILE", None)
+    else:
+        os.environ["INSIGHT_KEY_FILE"] = old
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory):
+    """Three small councils with planted identifiers; the third council's referrals broken."""
+    data = tmp_path_factory.mktemp("data") / "demo"
+    synth.generate(3, 300, 11, data, planted_identifiers=True)
+    truth = json.loads((data / "truth.json").read_text())
+    referrals = pd.read_csv(data / "referrals.csv", dtype=str, keep_default_na=False)
+    councils = sorted(referrals["la_code"].unique())
+    broken = councils[-1]
+    rows = referrals.index[(referrals["la_code"] == broken) & (referrals["closure_date"] != "")][:3]
+    referrals.loc[rows, "closure_date"] = "1999-01-01"  # closure before referral
+    referrals.to_csv(data / "referrals.csv", index=False)
+    return {"dir": data, "councils": councils, "broken": broken, "truth": truth}
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_data, key_env, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    proc = subprocess.run(
+        INSIGHT + ["run", str(ROOT / "evaluations" / "demo.yml"), "--data", str(demo_data["dir"]),
+                   "--out", str(out), "--workers", "2", "--no-progress"],
+        cwd=ROOT, env=key_env, capture_output=True, text=True, timeout=900,
+    )
+    render = subprocess.run(INSIGHT + ["render", str(out)], cwd=ROOT, env=key_env, capture_output=True, text=True, timeout=600)
+    return {"out": out, "run": proc, "render": render, **demo_data}
+
+
+def test_broken_council_fails_alone_and_others_run(demo_run):
+    proc = demo_run["run"]
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    name = load_evaluation(ROOT / "evaluations" / "demo.yml").name
+    run = json.loads((demo_run["out"] / name / "run.json").read_text())
+    status = {r["la_code"]: r for r in run["runs"]}
+    assert status[demo_run["broken"]]["status"] == "failed"
+    assert "validation" in status[demo_run["broken"]]["error"]
+    for la in demo_run["councils"][:-1]:
+        assert status[la]["status"] == "ok", status[la]
+        results = json.loads((demo_run["out"] / name / la / "results.json").read_text())
+        assert results["la_code"] == la and results["km"], "results.json must carry the km part of the contract"
+        manifest = json.loads((demo_run["out"] / name / la / "manifest.json").read_text())
+        for key in ("git_commit", "package_versions", "parameters", "data_fingerprint", "timings"):
+            assert key in manifest
+    assert demo_run["broken"] in proc.stdout
+
+
+def test_site_links_every_council_that_ran(demo_run):
+    assert demo_run["render"].returncode == 0, demo_run["render"].stdout + demo_run["render"].stderr
+    site = demo_run["out"] / "_site"
+    pages = {p.relative_to(site).as_posix(): p.read_text(errors="replace") for p in site.rglob("*.html")}
+    everything = "\n".join(pages.values())
+    for la in demo_run["councils"][:-1]:
+        assert re.search(rf'href="[^"]*{la}[^"]*"', everything), f"no link to council {la}"
+
+
+def test_no_planted_identifier_or_its_pseudonym_reaches_any_output(demo_run, key_env):
+    planted = demo_run["truth"]["planted_identifiers"]
+    values = [v for group in planted.values() for v in (group if isinstance(group, list) else [group])] \
+        if isinstance(planted, dict) else list(planted)
+    assert values, "the generator must plant identifiers"
+    from insightlib import pseudonymise
+
+    key = pseudonymise.load_key()
+    pseudonyms = set()
+    for la in demo_run["councils"]:
+        for column in ("child_id", "upn", "worker_id", "referral_id"):
+            for v in values:
+                pseudonyms.add(pseudonymise.pseudonymise_value(v, column, la, key))
+    needles = [v.lower() for v in values] + [p.lower() for p in pseudonyms]
+    searched = 0
+    for path in demo_run["out"].rglob("*"):
+        if not path.is_file() or path.suffix == ".duckdb" or path.parent.name == ".warehouses":
+            continue
+        text = path.read_bytes().decode("utf-8", errors="replace").lower()
+        searched += 1
+        for needle in needles:
+            assert needle not in text, f"{needle} found in {path}"
+    for stream in (demo_run["run"].stdout, demo_run["run"].stderr, demo_run["render"].stdout, demo_run["render"].stderr):
+        for needle in needles:
+            assert needle not in stream.lower()
+    assert searched > 5
+
+
+def test_unchanged_councils_are_skipped_on_the_next_run(demo_run, key_env):
+    proc = subprocess.run(
+        INSIGHT + ["run", str(ROOT / "evaluations" / "demo.yml"), "--data", str(demo_run["dir"]),
+                   "--out", str(demo_run["out"]), "--no-progress"],
+        cwd=ROOT, env=key_env, capture_output=True, text=True, timeout=600,
+    )
+    assert "2 unchanged" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_failing_cell_in_one_council_is_isolated_and_linked(demo_run, key_env, tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('data = ""\nla_code = ""\noutput_dir = "."\ndisclosure_threshold = 5\nfail_for = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell("if la_code == fail_for:\n    raise ValueError('planned failure for ' + la_code)"),
+        nbformat.v4.new_code_cell(
+            "from insightlib.results import write_results\n"
+            "write_results(output_dir, notebook='probe', la_code=la_code, parameters={}, data_fingerprint='x', figures={'ok': True})"
+        ),
+    ]
+    nbformat.write(nb, notebooks / "probe.ipynb")
+    ok, bad = demo_run["councils"][0], demo_run["councils"][1]
+    ev = parse_evaluation({"name": "probe", "title": "Probe", "notebook": "probe", "data": str(demo_run["dir"]),
+                           "councils": [ok, bad], "parameters": {"fail_for": bad}}, notebooks_dir=notebooks)
+    summary = run_evaluation(ev, out_dir=demo_run["out"], workers=2, notebooks_dir=notebooks, progress=False, log=lambda m: None)
+    status = {r.la_code: r for r in summary.runs}
+    assert summary.exit_code == 1
+    assert status[ok].status == "ok" and Path(status[ok].results).exists()
+    assert status[bad].status == "failed" and "planned failure" in status[bad].error
+    assert status[bad].link.endswith("#papermill-error-cell") and status[bad].failing_cell == 2
+
+
+def test_validate_cli_reports_problems_without_a_traceback(demo_run, key_env):
+    proc = subprocess.run(INSIGHT + ["validate", str(demo_run["dir"])], cwd=ROOT, env=key_env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "referrals" in proc.stdout and "closure" in proc.stdout.lower()
+
+
+def test_bad_evaluation_file_exits_2_with_its_message(tmp_path, key_env):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: Bad Name\ntitle: x\nnotebook: nope\ndata: nowhere\n")
+    proc = subprocess.run(INSIGHT + ["run", str(bad)], cwd=ROOT, env=key_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "'name' must be" in proc.stderr and "no notebook 'nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_same_batch_runs_on_a_dask_cluster(demo_run, key_env, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    ev = load_evaluation(ROOT / "evaluations" / "demo.yml", notebooks_dir=ROOT / "notebooks")
+    ev = parse_evaluation({**ev.to_dict(), "councils": demo_run["councils"][:2]}, notebooks_dir=ROOT / "notebooks")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        summary = run_evaluation(ev, data=str(demo_run["dir"]), out_dir=tmp_path, scheduler=cluster.scheduler_address,
+                                 progress=False, log=lambda m: None)
+    assert [r.status for r in summary.runs] == ["ok", "ok"]
+    for run in summary.runs:
+        assert json.loads(Path(run.results).read_text())["km"]
