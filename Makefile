@@ -17,11 +17,11 @@ install: $(VENV)/.installed
 
 ## make test: create the environment, install, run every test (slow statistical checks included)
 test: install
-	$(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 ## make test-fast: skip the slow statistical checks (for editing loops)
 test-fast: install
-	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 ## make demo: synthetic data for several councils, validate, load, run every evaluation, render the site
 demo: install
