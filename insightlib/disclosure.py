@@ -1,0 +1,398 @@
+"""Disclosure control: nothing that reaches a report can identify a child.
+
+Policy (the Department for Education's, followed by ONS for small counts):
+
+* **Primary suppression**: a count from 1 to ``threshold - 1`` (1 to 4 by default) is
+  replaced by ``"c"``, DfE's symbol for "confidential". **True zeros are shown**: DfE and
+  ONS leave zeros in place, because "nobody" identifies nobody, and hiding zeros would
+  force far more secondary suppression. Pass ``suppress_zeros=True`` where a zero would
+  itself be telling (for example "no child of this ethnicity was re-referred" in a council
+  where the group's size is public).
+* **Secondary suppression**: where a table has totals (a row or column labelled "Total"
+  or "All", or ``margins=True``), a lone suppressed value could be worked back by
+  subtraction. So every row and column with exactly one suppressed cell gets a second,
+  the next smallest (non-zero values first, totals last), repeated to a fixed point.
+  That rule is necessary but not sufficient (a suppressed cell joining two otherwise
+  protected blocks can still be solved for), so the table is then checked by linear
+  algebra: a suppressed cell can be worked back exactly when it is determined uniquely by
+  the margin equations, that is when every vector in the null space of the equations
+  restricted to the suppressed cells is zero in that cell. Any such cell gets a further
+  complementary suppression, and the whole process repeats until none is left.
+* **Rounding** (optional, ``rounding=5``): the displayed counts are rounded to the nearest
+  multiple of the base after suppression was decided on the true values; totals are
+  rounded independently, so rounded tables need not add up (ONS practice).
+* Survival curves are cut where fewer than 10 children remain at risk (``cut_curve``), and
+  single figures go through ``safe_rate``.
+
+Rates or percentages derived from suppressed counts must be computed from the *display*
+table (or with ``safe_rate``), never from the true counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import null_space
+
+from insightlib.errors import InputError
+
+#: DfE's symbol for a value suppressed to protect confidentiality.
+SUPPRESSED = "c"
+#: DfE's symbol for "not applicable" (a rate with no denominator).
+NOT_APPLICABLE = "z"
+#: Labels that mark a row or column as a total of the others.
+TOTAL_LABELS = {"total", "all", "all children", "grand total"}
+
+Cell = tuple[int, str]  # (row position, column name)
+
+
+@dataclass
+class SuppressionResult:
+    """A table safe to publish, plus a record of what was hidden and why (never the values)."""
+
+    display: pd.DataFrame
+    mask: pd.DataFrame
+    record: pd.DataFrame
+    threshold: int
+    rounding: int | None
+    total_row: Any = None
+    total_column: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        return self.display
+
+    @property
+    def n_primary(self) -> int:
+        return int((self.record["reason"] == "primary").sum())
+
+    @property
+    def n_secondary(self) -> int:
+        return int((self.record["reason"] == "secondary").sum())
+
+    def to_dict(self) -> dict:
+        return {
+            "threshold": self.threshold,
+            "rounding": self.rounding,
+            "primary": self.n_primary,
+            "secondary": self.n_secondary,
+            "suppressed": [
+                {"row": str(r.row), "column": str(r.column), "reason": r.reason} for r in self.record.itertuples()
+            ],
+        }
+
+    def footnote(self) -> str:
+        """Plain-English note to print under the table."""
+        parts = [f'"{SUPPRESSED}": fewer than {self.threshold} children, or hidden so that such a number cannot be worked out from the totals.']
+        if self.rounding:
+            parts.append(f"Counts are rounded to the nearest {self.rounding}; totals are rounded separately, so they may not add up.")
+        return " ".join(parts)
+
+
+def _is_total_label(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower() in TOTAL_LABELS
+
+
+def _check_counts(df: pd.DataFrame, count_columns: list[str]) -> pd.DataFrame:
+    missing = [c for c in count_columns if c not in df.columns]
+    if missing:
+        raise InputError(f"Disclosure control: the table has no column(s) {missing}; it has {list(df.columns)}.")
+    values = df[count_columns].apply(pd.to_numeric, errors="coerce")
+    for col in count_columns:
+        bad_type = values[col].isna() & df[col].notna()
+        if bad_type.any():
+            row = df.index[bad_type.to_numpy().argmax()]
+            raise InputError(f"Disclosure control: column '{col}', row {row!r} is not a number ({df[col][row]!r}); counts must be whole numbers.")
+        v = values[col].dropna()
+        if (v < 0).any() or (v != np.round(v)).any():
+            row = v.index[((v < 0) | (v != np.round(v))).to_numpy().argmax()]
+            raise InputError(f"Disclosure control: column '{col}', row {row!r} holds {v[row]!r}; counts must be whole numbers of 0 or more.")
+    return values.astype(float)
+
+
+def _find_total_row(df: pd.DataFrame, count_columns: list[str]) -> int | None:
+    label_columns = [c for c in df.columns if c not in count_columns]
+    for pos, label in enumerate(df.index):
+        if _is_total_label(label) or any(_is_total_label(df.iloc[pos][c]) for c in label_columns):
+            return pos
+    return None
+
+
+def _add_margins(df: pd.DataFrame, count_columns: list[str], values: pd.DataFrame) -> tuple[pd.DataFrame, list[str], str | None]:
+    out = df.copy()
+    total_column = None
+    if len(count_columns) > 1:
+        total_column = "Total"
+        out[total_column] = values[count_columns].sum(axis=1, min_count=1)
+        count_columns = [*count_columns, total_column]
+    totals = {c: out[c].apply(pd.to_numeric, errors="coerce").sum() for c in count_columns}
+    label_columns = [c for c in out.columns if c not in count_columns]
+    row = {c: "" for c in label_columns}
+    if label_columns:
+        row[label_columns[0]] = "Total"
+    row.update(totals)
+    if isinstance(out.index, pd.RangeIndex):
+        out = pd.concat([out, pd.DataFrame([row])], ignore_index=True)
+    else:
+        out = pd.concat([out, pd.DataFrame([row], index=["Total"])])
+    return out, count_columns, total_column
+
+
+def _equations(values: pd.DataFrame, interior_rows: list[int], interior_cols: list[str], total_row: int | None,
+               total_column: str | None) -> list[dict[Cell, float]]:
+    """Linear equations a reader knows hold between the cells: each row and column adds up to its total.
+
+    Missing (NaN) cells and any gap between a total and the sum of its parts are treated as
+    known to the reader, which only ever makes the check stricter.
+    """
+    eqs: list[dict[Cell, float]] = []
+    n_rows = len(values)
+    if total_column is not None:
+        for r in range(n_rows):
+            eq = {(r, c): 1.0 for c in interior_cols if not np.isnan(values.iat[r, values.columns.get_loc(c)])}
+            eq[(r, total_column)] = -1.0
+            eqs.append(eq)
+    if total_row is not None:
+        cols = [*interior_cols, *([total_column] if total_column is not None else [])]
+        for c in cols:
+            j = values.columns.get_loc(c)
+            eq = {(r, c): 1.0 for r in interior_rows if not np.isnan(values.iat[r, j])}
+            eq[(total_row, c)] = -1.0
+            eqs.append(eq)
+    return eqs
+
+
+def recoverable_cells(equations: list[dict[Cell, float]], suppressed: Iterable[Cell], tol: float = 1e-9) -> list[Cell]:
+    """Suppressed cells a reader could solve for exactly from the published totals.
+
+    The published cells are constants; the equations restricted to the suppressed cells
+    ``A_S x_S = b`` have solutions ``x_S + N z`` for the null space ``N`` of ``A_S``, so a
+    cell is pinned down exactly when its row of ``N`` is zero.
+    """
+    cells = sorted(set(suppressed))
+    if not cells or not equations:
+        return []
+    index = {cell: k for k, cell in enumerate(cells)}
+    a = np.zeros((len(equations), len(cells)))
+    for i, eq in enumerate(equations):
+        for cell, coef in eq.items():
+            if cell in index:
+                a[i, index[cell]] = coef
+    if not a.any():
+        return []
+    ns = null_space(a)
+    if ns.shape[1] == 0:
+        return cells
+    return [cell for cell in cells if np.abs(ns[index[cell]]).max() < tol]
+
+
+def suppress_table(
+    df: pd.DataFrame,
+    count_columns: Iterable[str],
+    threshold: int = 5,
+    rounding: int | None = None,
+    *,
+    margins: bool = False,
+    total_row: Any = None,
+    total_column: str | None = None,
+    suppress_zeros: bool = False,
+    symbol: str = SUPPRESSED,
+) -> SuppressionResult:
+    """Suppress small counts (and what would reveal them) in a table of counts.
+
+    ``count_columns`` are the columns holding counts of children (or referrals...). A total
+    row or column is found by its label ("Total", "All"), or named with ``total_row`` (an
+    index label) / ``total_column``; ``margins=True`` adds both. Without totals only primary
+    suppression applies. Returns the display table (suppressed cells shown as ``"c"``) and
+    the record of suppressed cells.
+    """
+    count_columns = list(count_columns)
+    if not count_columns:
+        raise InputError("Disclosure control needs at least one count column.")
+    if threshold < 1:
+        raise InputError(f"Disclosure threshold must be 1 or more, not {threshold}.")
+    if rounding is not None and rounding < 1:
+        raise InputError(f"Rounding base must be a whole number of 1 or more, not {rounding}.")
+    values = _check_counts(df, count_columns)
+    table = df.copy()
+    notes: list[str] = []
+
+    if margins:
+        if total_row is not None or total_column is not None or _find_total_row(df, count_columns) is not None:
+            raise InputError("Disclosure control: margins=True was asked for, but the table already has a total row or column.")
+        table, count_columns, total_column = _add_margins(table, count_columns, values)
+        values = _check_counts(table, count_columns)
+        total_row_pos: int | None = len(table) - 1
+    else:
+        if total_row is not None:
+            if total_row not in table.index:
+                raise InputError(f"Disclosure control: no row labelled {total_row!r} to use as the total row.")
+            total_row_pos = int(table.index.get_loc(total_row))
+        else:
+            total_row_pos = _find_total_row(table, count_columns)
+        if total_column is None:
+            found = [c for c in count_columns if _is_total_label(c)]
+            total_column = found[0] if found else None
+        elif total_column not in count_columns:
+            raise InputError(f"Disclosure control: the total column {total_column!r} must be one of the count columns.")
+
+    interior_cols = [c for c in count_columns if c != total_column]
+    interior_rows = [r for r in range(len(table)) if r != total_row_pos]
+    eqs = _equations(values, interior_rows, interior_cols, total_row_pos, total_column)
+    for eq in eqs:
+        known = [(cell, coef) for cell, coef in eq.items()]
+        gap = sum(coef * values.iat[cell[0], values.columns.get_loc(cell[1])] for cell, coef in known)
+        if abs(gap) > 1e-9:
+            notes.append("A total does not equal the sum of its parts; the difference is treated as known to readers.")
+            break
+
+    def value(cell: Cell) -> float:
+        return values.iat[cell[0], values.columns.get_loc(cell[1])]
+
+    all_cells = [(r, c) for r in range(len(table)) for c in count_columns if not np.isnan(value((r, c)))]
+    published = set(all_cells)
+    reason: dict[Cell, str] = {}
+    for cell in all_cells:
+        v = value(cell)
+        if 1 <= v < threshold or (suppress_zeros and v == 0):
+            reason[cell] = "primary"
+
+    def is_margin(cell: Cell) -> bool:
+        return cell[0] == total_row_pos or cell[1] == total_column
+
+    def order(cell: Cell) -> tuple:
+        v = value(cell)
+        return (is_margin(cell), v == 0, v, cell[0], count_columns.index(cell[1]))
+
+    def candidates(eq: dict[Cell, float]) -> list[Cell]:
+        return sorted((cell for cell in eq if cell not in reason and cell in published), key=order)
+
+    while True:
+        # The row/column rule, to a fixed point.
+        changed = True
+        while changed:
+            changed = False
+            for eq in eqs:
+                if sum(cell in reason for cell in eq) == 1:
+                    cand = candidates(eq)
+                    if cand:
+                        reason[cand[0]] = "secondary"
+                        changed = True
+        # The exact check; add one complementary suppression and go round again.
+        exposed = recoverable_cells(eqs, reason)
+        if not exposed:
+            break
+        target = exposed[0]
+        options = sorted({cell for eq in eqs if target in eq for cell in candidates(eq)}, key=order)
+        if not options:
+            # Every cell sharing an equation with it is already hidden: widen to any published cell.
+            options = sorted((cell for cell in all_cells if cell not in reason), key=order)
+        if not options:
+            notes.append("Some suppressed cells could not be protected further: every cell is already hidden.")
+            break
+        chosen = next((o for o in options if target not in recoverable_cells(eqs, [*reason, o])), options[0])
+        reason[chosen] = "secondary"
+
+    display = table.copy()
+    mask = pd.DataFrame(False, index=table.index, columns=table.columns)
+    for col in count_columns:
+        j = table.columns.get_loc(col)
+        shown: list[Any] = []
+        for r in range(len(table)):
+            v = value((r, col))
+            if (r, col) in reason:
+                shown.append(symbol)
+                mask.iat[r, j] = True
+            elif np.isnan(v):
+                shown.append(table.iat[r, j])
+            elif rounding:
+                shown.append(int(np.floor(v / rounding + 0.5) * rounding))
+            else:
+                shown.append(int(v))
+        display[col] = pd.Series(shown, index=table.index, dtype=object)
+
+    record = pd.DataFrame(
+        [
+            {"row": table.index[r], "column": c, "reason": why}
+            for (r, c), why in sorted(reason.items(), key=lambda kv: (kv[0][0], count_columns.index(kv[0][1])))
+        ],
+        columns=["row", "column", "reason"],
+    )
+    return SuppressionResult(
+        display=display,
+        mask=mask,
+        record=record,
+        threshold=threshold,
+        rounding=rounding,
+        total_row=None if total_row_pos is None else table.index[total_row_pos],
+        total_column=total_column,
+        notes=notes,
+    )
+
+
+def cut_curve(
+    curve_df: pd.DataFrame,
+    at_risk_column: str = "at_risk",
+    min_at_risk: int = 10,
+    *,
+    group_column: str | None = None,
+    time_column: str | None = None,
+) -> pd.DataFrame:
+    """Cut a survival curve (or cumulative incidence) where fewer than ``min_at_risk`` remain at risk.
+
+    Past that point each step is one or two children, whose dates could be recognised. The
+    curve is kept up to, not including, the first time the number at risk falls below the
+    minimum (per group when ``group_column`` is given; in time order when ``time_column`` is).
+    """
+    if at_risk_column not in curve_df.columns:
+        raise InputError(f"Disclosure control: the curve has no '{at_risk_column}' column; it has {list(curve_df.columns)}.")
+    at_risk = pd.to_numeric(curve_df[at_risk_column], errors="coerce")
+    if at_risk.isna().any():
+        raise InputError(f"Disclosure control: the curve's '{at_risk_column}' column has missing or non-numeric values.")
+    df = curve_df
+    if time_column is not None:
+        df = df.sort_values([*([group_column] if group_column else []), time_column], kind="stable")
+    below = pd.to_numeric(df[at_risk_column]) < min_at_risk
+    if group_column is None:
+        keep = ~below.cummax()
+    else:
+        keep = ~below.astype(int).groupby(df[group_column], sort=False).cummax().astype(bool)
+    return df.loc[keep].copy()
+
+
+@dataclass(frozen=True)
+class SafeRate:
+    """One published figure: the rate, or the reason it is hidden."""
+
+    rate: float | None
+    display: str
+    suppressed: bool
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"rate": self.rate, "display": self.display, "suppressed": self.suppressed, "reason": self.reason}
+
+
+def safe_rate(numerator: float, denominator: float, threshold: int = 5, *, decimals: int = 1) -> SafeRate:
+    """A rate (shown as a percentage) that is published only if no small count lies behind it.
+
+    Hidden when the numerator, the denominator or their difference is from 1 to
+    ``threshold - 1`` (98% of 100 tells the reader that 2 children were not re-referred);
+    a rate with no denominator is "z" (not applicable). A numerator of 0 is shown, as with
+    zeros in tables.
+    """
+    for name, v in (("numerator", numerator), ("denominator", denominator)):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v < 0:
+            raise InputError(f"safe_rate: the {name} must be a count of 0 or more, not {v!r}.")
+    if numerator > denominator:
+        raise InputError(f"safe_rate: the numerator ({numerator}) is larger than the denominator ({denominator}).")
+    if denominator == 0:
+        return SafeRate(None, NOT_APPLICABLE, False, "no denominator")
+    small = lambda v: 1 <= v < threshold  # noqa: E731
+    if small(numerator) or small(denominator) or small(denominator - numerator):
+        return SafeRate(None, SUPPRESSED, True, f"based on fewer than {threshold} children")
+    rate = numerator / denominator
+    return SafeRate(rate, f"{100 * rate:.{decimals}f}%", False, "")
