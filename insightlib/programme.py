@@ -1,0 +1,1129 @@
+"""Programme evaluation across councils: did councils that adopted a programme see outcomes change?
+
+Councils adopt programmes (Family Safeguarding, No Wrong Door, Family Valued ...) at different
+times, and the effect of a programme usually grows as it beds in. Plain two-way fixed effects
+regression is biased in exactly that setting, because councils that adopted early serve as
+"controls" for later adopters while their own effect is still changing. So the headline here
+is Gardner's two-stage difference-in-differences (pyfixest ``did2s``), which is valid when
+effects differ by council and over time: council and quarter effects are learned only from
+council-quarters not (yet) treated, and the effect is the average gap between what adopters
+saw and what those effects predict. Two-way fixed effects is shown beside it for contrast.
+
+Pieces:
+
+- ``council_quarter_panel``: council-by-quarter outcomes from the canonical tables.
+- ``published_panel``: DfE's published council re-referral rates, 2013 to 2025 (annual).
+- ``staggered_did``: the headline effect, event study, pre-trend test and TWFE contrast.
+- ``placebo_check`` / ``placebo_rejection_rate``: random placebo adoptions on real councils;
+  an honest method rejects "no effect" about as often as its nominal level.
+- ``interrupted_time_series``: one council with no comparison (segmented regression, HAC errors).
+- ``neighbour_comparison``: one council against its ten statistical neighbours' average.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import reference
+from .contract import ADULT_AGE_YEARS, TABLES
+from .errors import InputError
+
+#: Outcomes the council-quarter panel carries, with the words reports use.
+OUTCOMES = {
+    "rereferral_rate": "re-referral within 12 months of closure (% of closures)",
+    "referrals": "referrals (count)",
+    "referrals_per_10k": "referrals per 10,000 children",
+    "cp_plans": "child protection plans starting (count)",
+    "cp_plans_per_10k": "child protection plans starting per 10,000 children",
+    "nfa_closures": "closures with no further action (count)",
+    "nfa_share": "closures with no further action (% of closures)",
+    "closures": "closures (count)",
+}
+#: Outcomes measured as a percentage: effects on them are in percentage points.
+PERCENT_OUTCOMES = ("rereferral_rate", "nfa_share")
+#: Closure reason meaning "closed after assessment, no further action".
+NFA_CLOSURE_REASON = "RC8"
+FOLLOW_UP_DAYS = 365
+
+
+# --------------------------------------------------------------------------------------
+# Adoption dates
+# --------------------------------------------------------------------------------------
+
+
+def _to_date(value: Any, where: str) -> pd.Timestamp | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "never", "na"):
+        return None
+    try:
+        out = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise InputError(f"{where}: {value!r} is not a date (write it as YYYY-MM-DD, or leave it empty for never).") from None
+    return None if pd.isna(out) else out.normalize()
+
+
+def _council(value: Any, where: str) -> str:
+    text = f"{value:03d}" if isinstance(value, (int, np.integer)) else str(value).strip()
+    if not (len(text) == 3 and text.isdigit()):
+        raise InputError(f"{where}: {value!r} is not a 3-digit council code (for example 201 for City of London).")
+    return text
+
+
+def normalise_adoption(adoption: Mapping[Any, Any], where: str = "adoption") -> dict[str, pd.Timestamp | None]:
+    """A mapping la_code -> adoption date (None: never adopted), checked and normalised."""
+    if not isinstance(adoption, Mapping):
+        raise InputError(f"{where} must map council codes to adoption dates; got {type(adoption).__name__}.")
+    out: dict[str, pd.Timestamp | None] = {}
+    for key, value in adoption.items():
+        code = _council(key, where)
+        out[code] = _to_date(value, f"{where}, council {code}")
+    return out
+
+
+def _truth_programme_adoption(truth: dict, source: str) -> dict:
+    programme = truth.get("programme") if isinstance(truth, dict) else None
+    if not isinstance(programme, dict):
+        raise InputError(f"{source} has no 'programme' section, so adoption dates cannot be read from it.")
+    for key in ("adoption", "adoption_dates", "adopters"):
+        if isinstance(programme.get(key), Mapping):
+            return dict(programme[key])
+        if isinstance(programme.get(key), list):  # list of {la_code, adoption_date}
+            rows = programme[key]
+            return {r.get("la_code"): r.get("adoption_date", r.get("date")) for r in rows if isinstance(r, Mapping)}
+    raise InputError(f"{source}: the 'programme' section names no adoption dates (expected a mapping 'adoption').")
+
+
+def read_truth(data: str | Path) -> tuple[dict, Path]:
+    """truth.json written by the synthetic data generator, found in or beside ``data``."""
+    data = Path(data)
+    candidates = [data / "truth.json"] if data.is_dir() else []
+    candidates += [data.parent / "truth.json", data.parent.parent / "data" / "demo" / "truth.json"]
+    for path in candidates:
+        if path.is_file():
+            try:
+                return json.loads(path.read_text(encoding="utf-8")), path
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}).") from None
+    raise InputError(
+        f"adoption is 'from_truth' but no truth.json was found in or beside {data}. "
+        "Give the adoption dates as a mapping (la_code: date) or an adoption_file instead."
+    )
+
+
+def read_adoption_file(path: str | Path) -> dict[str, pd.Timestamp | None]:
+    """Adoption dates from a CSV (columns la_code, adoption_date), YAML or JSON mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such adoption file.")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        missing = {"la_code", "adoption_date"} - set(df.columns)
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected la_code, adoption_date.")
+        out = {}
+        for i, row in enumerate(df.itertuples(index=False), start=2):
+            code = _council(row.la_code, f"{path}, row {i}")
+            out[code] = _to_date(row.adoption_date, f"{path}, row {i}, column adoption_date")
+        return out
+    text = path.read_text(encoding="utf-8")
+    if suffix == ".json":
+        raw = json.loads(text)
+    else:
+        import yaml
+
+        raw = yaml.safe_load(text)
+    if isinstance(raw, dict) and "adoption" in raw and isinstance(raw["adoption"], Mapping):
+        raw = raw["adoption"]
+    return normalise_adoption(raw, where=str(path))
+
+
+def resolve_adoption(adoption: Any = None, *, data: str | Path | None = None, adoption_file: str | Path | None = None) -> dict[str, pd.Timestamp | None]:
+    """The notebook's adoption parameters as one mapping: a dict, ``"from_truth"``, or a file."""
+    if adoption_file not in (None, ""):
+        return read_adoption_file(adoption_file)
+    if isinstance(adoption, str) and adoption.strip().lower() == "from_truth":
+        if data is None:
+            raise InputError("adoption is 'from_truth' but no data location was given to find truth.json beside.")
+        truth, path = read_truth(data)
+        return normalise_adoption(_truth_programme_adoption(truth, str(path)), where=str(path))
+    if isinstance(adoption, (str, Path)) and str(adoption).strip():
+        return read_adoption_file(adoption)
+    if adoption is None:
+        raise InputError("No adoption dates were given: set 'adoption' (la_code: date), 'adoption: from_truth', or 'adoption_file'.")
+    return normalise_adoption(adoption)
+
+
+def _quarter_index(dates: pd.Series) -> pd.Series:
+    """Quarters as consecutive integers (year*4 + quarter-1), so differences are quarters."""
+    d = pd.to_datetime(dates)
+    return (d.dt.year * 4 + d.dt.quarter - 1).astype("Int64")
+
+
+def _quarter_label(index: int) -> str:
+    return f"{index // 4}Q{index % 4 + 1}"
+
+
+def _quarter_start(index: int) -> pd.Timestamp:
+    return pd.Timestamp(year=index // 4, month=3 * (index % 4) + 1, day=1)
+
+
+def _quarter_end(index: int) -> pd.Timestamp:
+    return _quarter_start(index + 1) - pd.Timedelta(days=1)
+
+
+# --------------------------------------------------------------------------------------
+# Council-quarter panel from the canonical tables
+# --------------------------------------------------------------------------------------
+
+
+def _combine_tables(tables: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """Accept one dict of tables (all councils, la_code column) or a dict la_code -> tables."""
+    if not isinstance(tables, Mapping) or not tables:
+        raise InputError("No tables were given: expected a dict of table name -> DataFrame (all councils) or la_code -> tables.")
+    if any(name in TABLES for name in tables):
+        return {k: v for k, v in tables.items() if isinstance(v, pd.DataFrame)}
+    combined: dict[str, list[pd.DataFrame]] = {}
+    for la_code, council_tables in tables.items():
+        if not isinstance(council_tables, Mapping):
+            raise InputError(f"tables for council {la_code!r} must be a dict of table name -> DataFrame.")
+        for name, df in council_tables.items():
+            if isinstance(df, pd.DataFrame):
+                df = df.copy()
+                if "la_code" not in df.columns:
+                    df["la_code"] = str(la_code)
+                combined.setdefault(name, []).append(df)
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in combined.items()}
+
+
+def _require(df: pd.DataFrame | None, table: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    if df is None:
+        raise InputError(f"table '{table}' is needed for the programme panel but was not given.")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(f"table '{table}' is missing column(s) {', '.join(missing)} needed for the programme panel.")
+    return df
+
+
+def _population_map(population: Any) -> dict[str, float]:
+    if population is None:
+        return {}
+    if isinstance(population, pd.DataFrame):
+        cols = set(population.columns)
+        value = next((c for c in ("population", "children", "child_population") if c in cols), None)
+        if "la_code" not in cols or value is None:
+            raise InputError("population table needs columns la_code and population (children aged 0 to 17).")
+        population = dict(zip(population["la_code"].astype(str), population[value]))
+    out = {}
+    for key, value in dict(population).items():
+        code = _council(key, "population")
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"population for council {code}: {value!r} is not a number.") from None
+        if not v > 0:
+            raise InputError(f"population for council {code} must be a positive number of children; got {value!r}.")
+        out[code] = v
+    return out
+
+
+def _closure_cohort(referrals: pd.DataFrame, children: pd.DataFrame | None) -> pd.DataFrame:
+    """Each closed referral with whether the child came back within 365 days (18th birthday truncates)."""
+    import duckdb
+
+    ref = referrals[["la_code", "referral_id", "child_id", "referral_date", "closure_date"]].copy()
+    ref["la_code"] = ref["la_code"].astype(str)
+    ref["referral_id"] = ref["referral_id"].astype(str)
+    ref["child_id"] = ref["child_id"].astype(str)
+    ref["referral_date"] = pd.to_datetime(ref["referral_date"])
+    ref["closure_date"] = pd.to_datetime(ref["closure_date"])
+    if children is not None and "date_of_birth" in children.columns:
+        dob = children[["la_code", "child_id", "date_of_birth"]].copy()
+        dob["la_code"] = dob["la_code"].astype(str)
+        dob["child_id"] = dob["child_id"].astype(str)
+        dob["date_of_birth"] = pd.to_datetime(dob["date_of_birth"])
+        dob = dob.drop_duplicates(["la_code", "child_id"])
+    else:
+        dob = pd.DataFrame({"la_code": pd.Series(dtype=str), "child_id": pd.Series(dtype=str),
+                            "date_of_birth": pd.Series(dtype="datetime64[ns]")})
+    con = duckdb.connect()
+    try:
+        con.register("ref", ref)
+        con.register("dob", dob)
+        out = con.execute(
+            f"""
+            WITH closed AS (SELECT * FROM ref WHERE closure_date IS NOT NULL)
+            SELECT c.la_code, c.referral_id, c.closure_date,
+                   d.date_of_birth + INTERVAL {ADULT_AGE_YEARS} YEAR AS turns_18,
+                   min(n.referral_date) AS next_referral_date
+            FROM closed c
+            LEFT JOIN dob d ON d.la_code = c.la_code AND d.child_id = c.child_id
+            LEFT JOIN ref n ON n.la_code = c.la_code AND n.child_id = c.child_id
+                 AND n.referral_id <> c.referral_id
+                 AND n.referral_date >= c.closure_date AND n.referral_date > c.referral_date
+            GROUP BY ALL
+            """
+        ).df()
+    finally:
+        con.close()
+    for col in ("closure_date", "turns_18", "next_referral_date"):
+        out[col] = pd.to_datetime(out[col])
+    window_end = out["closure_date"] + pd.Timedelta(days=FOLLOW_UP_DAYS)
+    window_end = window_end.where(out["turns_18"].isna() | (out["turns_18"] > window_end), out["turns_18"])
+    out["adult_at_closure"] = out["turns_18"].notna() & (out["turns_18"] <= out["closure_date"])
+    out["rereferred_12m"] = out["next_referral_date"].notna() & (out["next_referral_date"] <= window_end) & ~out["adult_at_closure"]
+    return out
+
+
+def council_quarter_panel(
+    tables: Mapping[str, Any],
+    adoption: Mapping[Any, Any] | None = None,
+    *,
+    population: Any = None,
+    extract_date: Any = None,
+) -> pd.DataFrame:
+    """Council-by-quarter outcomes from the canonical tables, with each council's adoption quarter.
+
+    ``tables``: one dict of DataFrames for all councils (la_code column) or la_code -> tables.
+    ``adoption``: la_code -> adoption date (None or absent: not adopted in the period).
+    ``population``: optional la_code -> number of children, for rates per 10,000.
+
+    Re-referral rate: of the closures in the quarter (children under 18 at closure), the share
+    whose next referral came within 365 days, the window ending early at the 18th birthday.
+    It is missing, never zero, for quarters without a full year of follow-up before the
+    extract date. Counts run over each council's complete quarters only.
+    """
+    t = _combine_tables(tables)
+    referrals = _require(t.get("referrals"), "referrals", ("la_code", "referral_id", "child_id", "referral_date"))
+    referrals = referrals.copy()
+    referrals["la_code"] = referrals["la_code"].astype(str)
+    for col in ("closure_date", "closure_reason", "referral_nfa"):
+        if col not in referrals.columns:
+            referrals[col] = pd.NA
+    referrals["referral_date"] = pd.to_datetime(referrals["referral_date"])
+    referrals["closure_date"] = pd.to_datetime(referrals["closure_date"])
+    if referrals.empty:
+        raise InputError("table 'referrals' has no rows, so there is nothing to build a programme panel from.")
+    adoption_map = normalise_adoption(adoption or {})
+    population_map = _population_map(population)
+
+    # Extract date per council: the councils table, else the argument, else the last date seen.
+    extract: dict[str, pd.Timestamp] = {}
+    councils = t.get("councils")
+    if councils is not None and {"la_code", "extract_date"} <= set(councils.columns):
+        for code, value in zip(councils["la_code"].astype(str), pd.to_datetime(councils["extract_date"])):
+            if pd.notna(value):
+                extract[code] = value
+    given_extract = _to_date(extract_date, "extract_date") if extract_date is not None else None
+    last_seen = referrals.groupby("la_code")[["referral_date", "closure_date"]].max().max(axis=1)
+    first_seen = referrals.groupby("la_code")["referral_date"].min()
+
+    unknown = sorted(set(adoption_map) - set(first_seen.index))
+    if unknown:
+        raise InputError(
+            f"adoption names council(s) {', '.join(unknown)} that have no referrals in the data; "
+            "check the codes, or the data given."
+        )
+
+    # Each council's window of complete quarters.
+    grid = []
+    for code, first in first_seen.items():
+        ext = extract.get(code, given_extract if given_extract is not None else last_seen[code])
+        q_first = int(_quarter_index(pd.Series([first])).iloc[0])
+        if first > _quarter_start(q_first):
+            q_first += 1  # the first quarter is partly before the data start
+        q_last = int(_quarter_index(pd.Series([ext])).iloc[0])
+        if ext < _quarter_end(q_last):
+            q_last -= 1  # the extract date falls inside this quarter
+        for q in range(q_first, q_last + 1):
+            grid.append((code, q, ext))
+    panel = pd.DataFrame(grid, columns=["la_code", "period", "extract_date"])
+    if panel.empty:
+        raise InputError("the referrals cover no complete quarter before the extract date, so no panel can be built.")
+
+    def counts(df: pd.DataFrame, date_col: str, name: str) -> pd.Series:
+        df = df.loc[df[date_col].notna()]
+        return df.groupby([df["la_code"].astype(str), _quarter_index(df[date_col]).rename("period")]).size().rename(name)
+
+    ref_counts = counts(referrals, "referral_date", "referrals")
+    closed = referrals.loc[referrals["closure_date"].notna()].copy()
+    nfa_flag = closed["referral_nfa"].map(lambda v: str(v).strip().lower() in ("true", "1", "y", "yes", "t"))
+    closed["nfa"] = nfa_flag | (closed["closure_reason"].astype(str) == NFA_CLOSURE_REASON)
+    nfa_counts = counts(closed.loc[closed["nfa"]], "closure_date", "nfa_closures")
+    closure_counts = counts(closed, "closure_date", "closures")
+
+    cohort = _closure_cohort(referrals, t.get("children"))
+    cohort = cohort.loc[~cohort["adult_at_closure"]]
+    cohort["period"] = _quarter_index(cohort["closure_date"])
+    rr = cohort.groupby(["la_code", "period"]).agg(cohort_closures=("rereferred_12m", "size"), rereferrals_12m=("rereferred_12m", "sum"))
+
+    plans = t.get("plans")
+    if plans is not None and {"la_code", "plan_type", "start_date"} <= set(plans.columns):
+        cp = plans.loc[plans["plan_type"].astype(str) == "CP"].copy()
+        cp["start_date"] = pd.to_datetime(cp["start_date"])
+        cp_counts = counts(cp, "start_date", "cp_plans")
+    else:
+        cp_counts = pd.Series(dtype=float, name="cp_plans")
+
+    panel = panel.set_index(["la_code", "period"])
+    for series in (ref_counts, closure_counts, nfa_counts, cp_counts):
+        panel = panel.join(series, how="left")
+    panel = panel.join(rr, how="left").reset_index()
+    for col in ("referrals", "closures", "nfa_closures", "cp_plans", "cohort_closures", "rereferrals_12m"):
+        panel[col] = panel[col].fillna(0).astype(int)
+    if plans is None:
+        panel["cp_plans"] = np.nan
+
+    ends = panel["period"].map(lambda q: _quarter_end(int(q)))
+    full_follow_up = ends + pd.Timedelta(days=FOLLOW_UP_DAYS) <= panel["extract_date"]
+    rate = 100.0 * panel["rereferrals_12m"] / panel["cohort_closures"].where(panel["cohort_closures"] > 0)
+    panel["rereferral_rate"] = rate.where(full_follow_up)
+    panel["full_follow_up"] = full_follow_up
+    panel["nfa_share"] = 100.0 * panel["nfa_closures"] / panel["closures"].where(panel["closures"] > 0)
+    pop = panel["la_code"].map(population_map).astype(float)
+    panel["population"] = pop
+    panel["referrals_per_10k"] = 10_000 * panel["referrals"] / pop
+    panel["cp_plans_per_10k"] = 10_000 * panel["cp_plans"] / pop
+
+    panel["quarter"] = panel["period"].map(lambda q: _quarter_label(int(q)))
+    panel["quarter_start"] = panel["period"].map(lambda q: _quarter_start(int(q)))
+    adoption_dates = panel["la_code"].map(lambda c: adoption_map.get(c))
+    panel["adoption_date"] = pd.to_datetime(adoption_dates)
+    panel["adoption_period"] = _quarter_index(panel["adoption_date"])
+    panel = _add_event_time(panel)
+    panel["period"] = panel["period"].astype(int)
+    cols = [
+        "la_code", "quarter", "period", "quarter_start", "adoption_date", "adoption_period", "event_time", "treated",
+        "referrals", "referrals_per_10k", "cp_plans", "cp_plans_per_10k", "closures", "nfa_closures", "nfa_share",
+        "cohort_closures", "rereferrals_12m", "rereferral_rate", "full_follow_up", "population", "extract_date",
+    ]
+    panel = panel[cols].sort_values(["la_code", "period"]).reset_index(drop=True)
+    panel.attrs["time_unit"] = "quarter"
+    return panel
+
+
+def _add_event_time(panel: pd.DataFrame, time: str = "period", adoption: str = "adoption_period") -> pd.DataFrame:
+    panel = panel.copy()
+    panel[adoption] = pd.array(panel[adoption], dtype="Int64")
+    panel["event_time"] = (panel[time].astype("Int64") - panel[adoption]).astype("Int64")
+    panel["treated"] = (panel["event_time"] >= 0).fillna(False).astype(bool)
+    return panel
+
+
+# --------------------------------------------------------------------------------------
+# Published DfE panel (real councils, annual)
+# --------------------------------------------------------------------------------------
+
+
+def _reporting_year(value: Any) -> int | None:
+    """DfE's year label for a date: the year ending 31 March (2017-06-01 -> 2018)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    ts = _to_date(value, "adoption")
+    if ts is None:
+        return None
+    return ts.year + (1 if ts.month >= 4 else 0)
+
+
+def published_panel(adoption: Mapping[Any, Any] | None = None) -> pd.DataFrame:
+    """Every council's published re-referral rate, 2013 to 2025, as a council-by-year panel.
+
+    Values DfE published as a symbol (c suppressed, x not available, u low reliability) are
+    missing, never zero. ``adoption`` maps la_code to a date or a DfE year (the year ending
+    31 March) for real programme adoptions; by default no council has adopted.
+    """
+    rates = reference.rereferral_rates()
+    panel = pd.DataFrame(
+        {
+            "la_code": rates["la_code"].astype(str),
+            "la_name": rates["la_name"],
+            "region": rates["region_name"],
+            "year": rates["year"].astype(int),
+            "period": rates["year"].astype(int),
+            "referrals": rates["referral_count"],
+            "rereferrals": rates["rereferral_count"],
+            "rereferral_rate": rates["rereferral_percent"],
+            "rereferral_rate_symbol": rates["rereferral_percent_symbol"],
+            "nfa_share": rates["no_further_action_percent"],
+        }
+    )
+    years = {}
+    for key, value in (adoption or {}).items():
+        years[_council(key, "adoption")] = _reporting_year(value)
+    panel["adoption_period"] = panel["la_code"].map(years)
+    panel = _add_event_time(panel)
+    panel.attrs["time_unit"] = "year"
+    return panel.sort_values(["la_code", "year"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------
+# Staggered-adoption difference-in-differences
+# --------------------------------------------------------------------------------------
+
+
+def _interval(estimate: float, se: float, df: int, alpha: float) -> dict:
+    if not (np.isfinite(estimate) and np.isfinite(se)) or df < 1:
+        return {"estimate": float(estimate), "se": float(se), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan")}
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    p = 2 * stats.t.sf(abs(estimate / se), df) if se > 0 else float("nan")
+    return {"estimate": float(estimate), "se": float(se), "ci_low": float(estimate - crit * se),
+            "ci_high": float(estimate + crit * se), "p_value": float(p)}
+
+
+@dataclass
+class _Sample:
+    data: pd.DataFrame
+    dropped: dict[str, int]
+
+
+def _estimation_sample(panel: pd.DataFrame, outcome: str, unit: str, time: str, adoption: str, horizon: int | None) -> _Sample:
+    """Rows the imputation can use: council and period effects must be learnable from untreated rows."""
+    missing = [c for c in (unit, time, adoption, outcome) if c not in panel.columns]
+    if missing:
+        raise InputError(f"the panel is missing column(s) {', '.join(missing)}.")
+    d = panel[[unit, time, adoption, outcome]].copy()
+    d = d.rename(columns={unit: "unit", time: "time", adoption: "adopt", outcome: "y"})
+    d["unit"] = d["unit"].astype(str)
+    d["y"] = pd.to_numeric(d["y"], errors="coerce")
+    dropped = {"missing outcome": int(d["y"].isna().sum())}
+    d = d.loc[d["y"].notna()].copy()
+    d["time"] = d["time"].astype(int)
+    d["adopt"] = pd.array(d["adopt"], dtype="Int64")
+    d["event_time"] = (pd.array(d["time"], dtype="Int64") - d["adopt"])
+    d["treated"] = (d["event_time"] >= 0).fillna(False).astype(bool)
+    if horizon is not None:
+        beyond = d["treated"] & (d["event_time"] >= horizon)
+        dropped["beyond horizon"] = int(beyond.sum())
+        d = d.loc[~beyond]
+    # Councils and periods with fewer than two untreated rows cannot anchor the imputation.
+    lost_units = lost_times = 0
+    while True:
+        untreated = d.loc[~d["treated"]]
+        u_ok = untreated.groupby("unit").size()
+        t_ok = untreated.groupby("time").size()
+        bad_u = ~d["unit"].isin(u_ok.index[u_ok >= 2])
+        bad_t = ~d["time"].isin(t_ok.index[t_ok >= 2])
+        if not (bad_u.any() or bad_t.any()):
+            break
+        lost_units += int(bad_u.sum())
+        lost_times += int((bad_t & ~bad_u).sum())
+        d = d.loc[~(bad_u | bad_t)]
+    dropped["council without untreated periods"] = lost_units
+    dropped["period without untreated councils"] = lost_times
+    d = d.reset_index(drop=True)
+    d["event_time"] = d["event_time"].astype("float")
+    d["post"] = d["treated"].astype(float)
+    return _Sample(d, dropped)
+
+
+def _did2s(d: pd.DataFrame, regressors: list[str], alpha: float) -> dict[str, dict]:
+    """Gardner's two-stage estimator (pyfixest.did2s), clustered by council.
+
+    pyfixest returns the GMM cluster-robust variance without a small-sample factor and with
+    normal-based p-values; with a few dozen councils we scale by G/(G-1) and use Student's t
+    with G-1 degrees of freedom, as fixest does for clustered errors.
+    """
+    import pyfixest as pf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = pf.did2s(
+            d, yname="y", first_stage="~ 0 | unit + time", second_stage="~ " + " + ".join(regressors),
+            treatment="treated", cluster="unit",
+        )
+    coef = fit.coef()
+    vcov = np.asarray(fit._vcov)
+    g = int(d["unit"].nunique())
+    scale = g / (g - 1) if g > 1 else float("nan")
+    out = {}
+    for i, name in enumerate(coef.index):
+        out[str(name)] = _interval(float(coef.iloc[i]), float(np.sqrt(vcov[i, i] * scale)), g - 1, alpha)
+    return out
+
+
+def _pretrend(d: pd.DataFrame, leads: int, alpha: float) -> tuple[dict, pd.DataFrame]:
+    """Borusyak, Jaravel and Spiess's test: leads of adoption among untreated rows, jointly zero.
+
+    Untreated council-quarters only, with council and quarter effects, plus indicators for the
+    ``leads`` quarters just before adoption. Under parallel trends their coefficients are zero;
+    the joint Wald test (F with G-1 denominator degrees of freedom, clustered by council) gives
+    the p-value. It runs separately from the effect estimate so that it cannot bias it.
+    """
+    import pyfixest as pf
+
+    empty = {"statistic": float("nan"), "df_num": 0, "df_den": 0, "p_value": float("nan"), "leads": 0}
+    u = d.loc[~d["treated"]].copy()
+    names = []
+    for k in range(1, leads + 1):
+        col = f"lead{k}"
+        u[col] = (u["event_time"] == -k).astype(float)
+        if u[col].sum() > 0:
+            names.append(col)
+    if not names:
+        return empty, pd.DataFrame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = pf.feols(f"y ~ {' + '.join(names)} | unit + time", data=u, vcov={"CRV1": "unit"})
+    coef = fit.coef()
+    vcov = np.asarray(fit._vcov)
+    g = int(u["unit"].nunique())
+    keep = [i for i, n in enumerate(coef.index) if np.isfinite(coef.iloc[i]) and vcov[i, i] > 0]
+    if not keep:
+        return empty, pd.DataFrame()
+    b = coef.to_numpy()[keep]
+    v = vcov[np.ix_(keep, keep)]
+    wald = float(b @ np.linalg.pinv(v) @ b)
+    k = len(keep)
+    f_stat = wald / k
+    p = float(stats.f.sf(f_stat, k, g - 1)) if g > 1 else float("nan")
+    rows = []
+    for i in keep:
+        name = coef.index[i]
+        est = _interval(float(coef.iloc[i]), float(np.sqrt(vcov[i, i])), g - 1, alpha)
+        rows.append({"event_time": -int(name.replace("lead", "")), **est})
+    return {"statistic": f_stat, "df_num": k, "df_den": g - 1, "p_value": p, "leads": k}, pd.DataFrame(rows)
+
+
+def _twfe(d: pd.DataFrame, alpha: float) -> dict:
+    """Plain two-way fixed effects (one 'post' coefficient): biased under staggered, growing effects."""
+    import pyfixest as pf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = pf.feols("y ~ post | unit + time", data=d, vcov={"CRV1": "unit"})
+    est = float(fit.coef()["post"])
+    se = float(fit.se()["post"])
+    return _interval(est, se, int(d["unit"].nunique()) - 1, alpha)
+
+
+@dataclass
+class ProgrammeEffect:
+    """Staggered-adoption difference-in-differences: headline effect, event study, pre-trend, TWFE."""
+
+    outcome: str
+    att: dict
+    event_study: pd.DataFrame
+    pretrend: dict
+    twfe: dict
+    n_councils: int
+    n_adopters: int
+    n_comparison_only: int
+    n_observations: int
+    n_treated_observations: int
+    dropped: dict
+    alpha: float = 0.05
+    horizon: int | None = None
+    time_unit: str = "quarter"
+    method: str = "Gardner two-stage difference-in-differences (pyfixest did2s), clustered by council"
+
+    @property
+    def pretrend_p_value(self) -> float:
+        return self.pretrend.get("p_value", float("nan"))
+
+    @property
+    def units(self) -> str:
+        return "percentage points" if self.outcome in PERCENT_OUTCOMES else OUTCOMES.get(self.outcome, self.outcome)
+
+    def to_dict(self) -> dict:
+        es = {
+            str(int(r.event_time)): {k: r[k] for k in ("estimate", "se", "ci_low", "ci_high", "p_value", "councils", "source")}
+            for _, r in self.event_study.iterrows()
+        }
+        return {
+            "outcome": self.outcome,
+            "method": self.method,
+            "confidence_level": 1 - self.alpha,
+            "att": self.att,
+            "pretrend_p_value": self.pretrend_p_value,
+            "pretrend": self.pretrend,
+            "twfe": self.twfe,
+            "event_study": es,
+            "n_councils": self.n_councils,
+            "n_adopters": self.n_adopters,
+            "n_comparison_only": self.n_comparison_only,
+            "n_observations": self.n_observations,
+            "n_treated_observations": self.n_treated_observations,
+            "dropped_observations": self.dropped,
+            "horizon": self.horizon,
+            "time_unit": self.time_unit,
+        }
+
+    def table(self) -> pd.DataFrame:
+        """Event-study estimates by period since adoption, for a report."""
+        t = self.event_study.copy()
+        label = f"{self.time_unit}s since adoption"
+        t[label] = t["event_time"].astype(int)
+        t = t[[label, "estimate", "ci_low", "ci_high", "councils", "source"]]
+        return t.rename(columns={"estimate": "Estimate", "ci_low": "Lower", "ci_high": "Upper", "councils": "Councils",
+                                 "source": "From"}).round(2).reset_index(drop=True)
+
+    def contrast(self) -> pd.DataFrame:
+        """Headline estimate beside plain two-way fixed effects."""
+        rows = [("Two-stage difference-in-differences (headline)", self.att), ("Two-way fixed effects (for contrast)", self.twfe)]
+        return pd.DataFrame(
+            [{"Method": m, "Estimate": r["estimate"], "Lower": r["ci_low"], "Upper": r["ci_high"], "p-value": r["p_value"]} for m, r in rows]
+        ).round(3)
+
+    def summary(self) -> str:
+        """The headline in plain English."""
+        a = self.att
+        what = OUTCOMES.get(self.outcome, self.outcome)
+        direction = "fell" if a["estimate"] < 0 else "rose"
+        level = int(round(100 * (1 - self.alpha)))
+        covers = a["ci_low"] <= 0 <= a["ci_high"]
+        sentence = (
+            f"After adopting the programme, {what} {direction} by {abs(a['estimate']):.1f} {self.units} on average "
+            f"compared with councils that had not (yet) adopted it ({level}% interval {a['ci_low']:.1f} to {a['ci_high']:.1f}; "
+            f"{self.n_adopters} adopting councils, {self.n_councils} councils in all)."
+        )
+        if covers:
+            sentence += " The interval includes no change, so the data cannot rule out that the programme made no difference."
+        return sentence
+
+    def plot(self, title: str | None = None):
+        from .charts import DARK_BLUE, DARK_PINK, REFERENCE_GREY, TURQUOISE, new_figure
+
+        es = self.event_study
+        if title is None:
+            a = self.att["estimate"]
+            title = f"{OUTCOMES.get(self.outcome, self.outcome).capitalize()}: change by {self.time_unit} since adoption"
+            if np.isfinite(a):
+                title = f"Average change after adoption {a:+.1f} {self.units}; by {self.time_unit} since adoption"
+        fig, ax = new_figure(title)
+        pre = es.loc[es["source"] == "pre-trend test"]
+        post = es.loc[es["source"] != "pre-trend test"]
+        for part, colour, label in ((pre, TURQUOISE, "Before adoption (pre-trend check)"), (post, DARK_BLUE, "After adoption (effect)")):
+            if part.empty:
+                continue
+            ax.errorbar(part["event_time"], part["estimate"],
+                        yerr=[part["estimate"] - part["ci_low"], part["ci_high"] - part["estimate"]],
+                        fmt="o", color=colour, capsize=3, label=label)
+        ax.axhline(0, color=REFERENCE_GREY, lw=1)
+        ax.axvline(-0.5, color=REFERENCE_GREY, ls=":", lw=1)
+        if not post.empty and np.isfinite(self.twfe.get("estimate", np.nan)):
+            ax.hlines(self.twfe["estimate"], post["event_time"].min() - 0.3, post["event_time"].max() + 0.3,
+                      colors=DARK_PINK, linestyles="--", label="Two-way fixed effects (single number, can be biased)")
+        ax.set_xlabel(f"{self.time_unit.capitalize()}s since adoption (0 = adoption {self.time_unit})")
+        ax.set_ylabel(f"Change ({self.units})")
+        ax.legend(frameon=False, fontsize=8, loc="best")
+        return fig
+
+
+def staggered_did(
+    panel: pd.DataFrame,
+    outcome: str = "rereferral_rate",
+    *,
+    unit: str = "la_code",
+    time: str = "period",
+    adoption: str = "adoption_period",
+    horizon: int | None = None,
+    pre_periods: int = 4,
+    alpha: float = 0.05,
+) -> ProgrammeEffect:
+    """Effect of adopting the programme, valid when it differs by council and over time.
+
+    ``horizon``: periods after adoption to include (event times 0 to horizon-1); later adopter
+    periods are left out rather than extrapolated. ``pre_periods``: leads in the pre-trend test.
+    The headline ATT is the average effect over the adopting council-periods in the sample,
+    each counting equally.
+    """
+    if outcome not in panel.columns:
+        raise InputError(f"outcome '{outcome}' is not in the panel; available: {', '.join(c for c in OUTCOMES if c in panel.columns)}.")
+    if horizon is not None and int(horizon) < 1:
+        raise InputError(f"horizon must be at least 1 period after adoption; got {horizon!r}.")
+    sample = _estimation_sample(panel, outcome, unit, time, adoption, None if horizon is None else int(horizon))
+    d = sample.data
+    if d["treated"].sum() == 0:
+        raise InputError("no adopting council has an observed period after adoption, so no effect can be estimated.")
+    if (~d["treated"]).sum() == 0:
+        raise InputError("every observed council-period is after adoption, so there is nothing to compare with.")
+    g = d["unit"].nunique()
+    if g < 3:
+        raise InputError(f"only {g} council(s) have usable data; at least 3 are needed for intervals clustered by council.")
+
+    att = _did2s(d, ["post"], alpha)["post"]
+    event_times = sorted(int(e) for e in d.loc[d["treated"], "event_time"].unique())
+    names = []
+    for e in event_times:
+        col = f"e{e}"
+        d[col] = (d["treated"] & (d["event_time"] == e)).astype(float)
+        names.append(col)
+    post = _did2s(d, names, alpha)
+    councils_at = d.loc[d["treated"]].groupby("event_time")["unit"].nunique()
+    rows = [{"event_time": e, **post[f"e{e}"], "councils": int(councils_at.get(float(e), 0)), "source": "effect"} for e in event_times if f"e{e}" in post]
+    pretrend, leads = _pretrend(d, int(pre_periods), alpha)
+    if not leads.empty:
+        u = d.loc[~d["treated"]]
+        at = u.groupby("event_time")["unit"].nunique()
+        leads["councils"] = leads["event_time"].map(lambda e: int(at.get(float(e), 0)))
+        leads["source"] = "pre-trend test"
+    es = pd.concat([leads, pd.DataFrame(rows)], ignore_index=True).sort_values("event_time").reset_index(drop=True)
+    adopters = d.loc[d["treated"], "unit"].nunique()
+    ever = d.loc[d["adopt"].notna(), "unit"].nunique()
+    return ProgrammeEffect(
+        outcome=outcome,
+        att=att,
+        event_study=es,
+        pretrend=pretrend,
+        twfe=_twfe(d, alpha),
+        n_councils=int(g),
+        n_adopters=int(adopters),
+        n_comparison_only=int(g - ever),
+        n_observations=int(len(d)),
+        n_treated_observations=int(d["treated"].sum()),
+        dropped=sample.dropped,
+        alpha=alpha,
+        horizon=None if horizon is None else int(horizon),
+        time_unit=panel.attrs.get("time_unit", "period"),
+    )
+
+
+def true_att_for_sample(effect: ProgrammeEffect, att_by_event_time: Mapping[Any, float]) -> float:
+    """The true ATT an estimate targets: the truth by period since adoption, weighted as the sample is.
+
+    The headline averages over adopting council-periods, so event times with more councils
+    observed count for more; a truth stated per event time must be weighted the same way.
+    """
+    es = effect.event_study.loc[effect.event_study["source"] == "effect"]
+    truth = {int(float(k)): float(v) for k, v in att_by_event_time.items()}
+    missing = [int(e) for e in es["event_time"] if int(e) not in truth]
+    if missing:
+        raise KeyError(f"the truth gives no effect for period(s) since adoption {missing}")
+    weights = es.set_index(es["event_time"].astype(int))["councils"].astype(float)
+    return float(sum(truth[e] * w for e, w in weights.items()) / weights.sum())
+
+
+# --------------------------------------------------------------------------------------
+# Placebo check on real data
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlaceboCheck:
+    """Placebo adoptions on real councils: how often the method wrongly finds an effect."""
+
+    rate: float
+    rejections: int
+    n_draws: int
+    alpha: float
+    estimates: pd.DataFrame
+    share_adopting: float
+    outcome: str
+    seed: int
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """Clopper-Pearson 95% interval for the true rejection rate."""
+        k, n = self.rejections, self.n_draws
+        lo = stats.beta.ppf(0.025, k, n - k + 1) if k > 0 else 0.0
+        hi = stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+        return float(lo), float(hi)
+
+    def to_dict(self) -> dict:
+        lo, hi = self.interval
+        return {"rejection_rate": self.rate, "rejections": self.rejections, "n_draws": self.n_draws,
+                "nominal": self.alpha, "rate_ci_low": lo, "rate_ci_high": hi, "share_adopting": self.share_adopting,
+                "outcome": self.outcome, "seed": self.seed,
+                "mean_estimate": float(self.estimates["estimate"].mean()) if len(self.estimates) else float("nan")}
+
+    def summary(self) -> str:
+        lo, hi = self.interval
+        return (
+            f"On DfE's published re-referral rates, {self.n_draws} sets of made-up adoption dates given to real councils "
+            f"found an 'effect' {100 * self.rate:.1f}% of the time (95% interval {100 * lo:.1f}% to {100 * hi:.1f}%), "
+            f"against the {100 * self.alpha:.0f}% expected of an honest {100 * (1 - self.alpha):.0f}% interval."
+        )
+
+
+def placebo_check(
+    panel: pd.DataFrame | None = None,
+    n_draws: int = 200,
+    seed: int = 0,
+    *,
+    outcome: str = "rereferral_rate",
+    alpha: float = 0.05,
+    share_adopting: float = 0.5,
+    min_pre: int = 2,
+    min_post: int = 1,
+    unit: str = "la_code",
+    time: str = "period",
+) -> PlaceboCheck:
+    """Assign adoption at random to real councils and periods; count intervals that exclude zero.
+
+    No real programme is behind these dates, so the true effect is zero and an honest method
+    rejects about ``alpha`` of the time. Each draw picks ``share_adopting`` of the councils and
+    gives each a period uniformly among those with at least ``min_pre`` periods before and
+    ``min_post`` after; the rest never adopt.
+    """
+    if panel is None:
+        panel = published_panel()
+    if n_draws < 1:
+        raise InputError(f"n_draws must be at least 1; got {n_draws!r}.")
+    base = panel[[unit, time, outcome]].copy()
+    base = base.loc[pd.to_numeric(base[outcome], errors="coerce").notna()]
+    units = np.array(sorted(base[unit].astype(str).unique()))
+    periods = np.array(sorted(base[time].astype(int).unique()))
+    choices = periods[min_pre: len(periods) - min_post + 1] if len(periods) > min_pre + min_post else periods[:0]
+    if len(units) < 4 or len(choices) == 0:
+        raise InputError("the panel is too small for a placebo check (need at least 4 councils and enough periods).")
+    rng = np.random.default_rng(seed)
+    n_adopt = max(1, int(round(share_adopting * len(units))))
+    rows = []
+    for draw in range(n_draws):
+        adopters = rng.choice(units, size=n_adopt, replace=False)
+        starts = rng.choice(choices, size=n_adopt, replace=True)
+        mapping = dict(zip(adopters, starts))
+        p = base.copy()
+        p["placebo_adoption"] = p[unit].astype(str).map(mapping)
+        sample = _estimation_sample(p, outcome, unit, time, "placebo_adoption", None)
+        att = _did2s(sample.data, ["post"], alpha)["post"]
+        rows.append({"draw": draw, **att, "reject": not (att["ci_low"] <= 0 <= att["ci_high"])})
+    est = pd.DataFrame(rows)
+    rejections = int(est["reject"].sum())
+    return PlaceboCheck(rate=rejections / n_draws, rejections=rejections, n_draws=n_draws, alpha=alpha, estimates=est,
+                        share_adopting=share_adopting, outcome=outcome, seed=seed)
+
+
+def placebo_rejection_rate(panel: pd.DataFrame | None = None, n_draws: int = 200, seed: int = 0, **kw) -> float:
+    """Share of random placebo adoptions whose interval excludes zero (about ``alpha`` if honest)."""
+    return placebo_check(panel, n_draws, seed, **kw).rate
+
+
+# --------------------------------------------------------------------------------------
+# One council: interrupted time series and statistical neighbours
+# --------------------------------------------------------------------------------------
+
+
+def _newey_west_lags(n: int) -> int:
+    """Newey and West's (1994) rule of thumb for the HAC bandwidth."""
+    return max(1, int(math.floor(4 * (n / 100) ** (2 / 9))))
+
+
+def _start_period(panel: pd.DataFrame, la_code: str | None, start: Any, time: str) -> int:
+    if start is None:
+        if "adoption_period" not in panel.columns:
+            raise InputError("no start given and the panel has no adoption_period column.")
+        rows = panel.loc[panel["la_code"].astype(str) == str(la_code), "adoption_period"].dropna() if la_code is not None else panel["adoption_period"].dropna()
+        if rows.empty:
+            raise InputError(f"council {la_code} has no adoption date, so give the start of the change explicitly.")
+        return int(rows.iloc[0])
+    if isinstance(start, (int, np.integer)):
+        return int(start)
+    ts = _to_date(start, "start")
+    if ts is None:
+        raise InputError("start must be a date or a period number.")
+    if panel.attrs.get("time_unit") == "year":
+        return _reporting_year(ts)
+    return int(ts.year * 4 + ts.quarter - 1)
+
+
+@dataclass
+class InterruptedTimeSeries:
+    """Segmented regression for one council: level and slope change at the start of the programme."""
+
+    la_code: str | None
+    outcome: str
+    start: int
+    level_change: dict
+    slope_change: dict
+    pre_slope: dict
+    n_before: int
+    n_after: int
+    maxlags: int
+    fitted: pd.DataFrame
+    alpha: float = 0.05
+    time_unit: str = "quarter"
+
+    def to_dict(self) -> dict:
+        return {"la_code": self.la_code, "outcome": self.outcome, "start": self.start, "level_change": self.level_change,
+                "slope_change": self.slope_change, "pre_slope": self.pre_slope, "n_before": self.n_before,
+                "n_after": self.n_after, "hac_maxlags": self.maxlags, "confidence_level": 1 - self.alpha}
+
+    def table(self) -> pd.DataFrame:
+        rows = [("Level change at start", self.level_change), (f"Change in trend per {self.time_unit}", self.slope_change),
+                (f"Trend before, per {self.time_unit}", self.pre_slope)]
+        return pd.DataFrame([{"Term": n, "Estimate": r["estimate"], "Lower": r["ci_low"], "Upper": r["ci_high"],
+                              "p-value": r["p_value"]} for n, r in rows]).round(3)
+
+    def plot(self, title: str | None = None):
+        from .charts import DARK_BLUE, ORANGE, REFERENCE_GREY, new_figure
+
+        f = self.fitted
+        if title is None:
+            name = reference.council_name(self.la_code) if self.la_code else "The council"
+            title = f"{name}: level change {self.level_change['estimate']:+.1f} at the start of the programme"
+        fig, ax = new_figure(title)
+        ax.plot(f["period"], f["observed"], "o", color=DARK_BLUE, ms=4, label="Observed")
+        ax.plot(f["period"], f["fitted"], color=DARK_BLUE, label="Segmented trend")
+        after = f.loc[f["period"] >= self.start]
+        ax.plot(after["period"], after["counterfactual"], "--", color=ORANGE, label="Trend had nothing changed")
+        ax.axvline(self.start - 0.5, color=REFERENCE_GREY, ls=":")
+        if self.time_unit == "quarter":
+            ticks = f["period"].iloc[:: max(1, len(f) // 8)]
+            ax.set_xticks(ticks, [_quarter_label(int(q)) for q in ticks])
+        ax.set_ylabel(OUTCOMES.get(self.outcome, self.outcome))
+        ax.legend(frameon=False, fontsize=8)
+        return fig
+
+
+def interrupted_time_series(
+    panel: pd.DataFrame,
+    la_code: str | None = None,
+    outcome: str = "rereferral_rate",
+    *,
+    start: Any = None,
+    time: str = "period",
+    maxlags: int | None = None,
+    alpha: float = 0.05,
+) -> InterruptedTimeSeries:
+    """Segmented regression with level and slope change; Newey-West (HAC) errors for autocorrelation.
+
+    y = b0 + b1 * t + b2 * after + b3 * (t - start) * after, for one council with no comparison.
+    Anything else that changed at the same time is attributed to the programme: a weaker design
+    than the comparison with other councils, shown for a council that has no comparison.
+    """
+    import statsmodels.api as sm
+
+    d = panel
+    if la_code is not None:
+        d = panel.loc[panel["la_code"].astype(str) == str(la_code)]
+    elif "la_code" in panel.columns and panel["la_code"].nunique() > 1:
+        raise InputError("the panel holds several councils; name one la_code for an interrupted time series.")
+    if outcome not in d.columns:
+        raise InputError(f"outcome '{outcome}' is not in the panel.")
+    s0 = _start_period(panel, la_code, start, time)
+    d = d[[time, outcome]].dropna().sort_values(time)
+    t = d[time].astype(float).to_numpy()
+    y = d[outcome].astype(float).to_numpy()
+    after = (t >= s0).astype(float)
+    n_before, n_after = int((after == 0).sum()), int(after.sum())
+    if n_before < 3 or n_after < 3:
+        raise InputError(f"an interrupted time series needs at least 3 periods before and 3 after the start; council {la_code} has {n_before} before and {n_after} after.")
+    X = np.column_stack([np.ones_like(t), t - s0, after, (t - s0) * after])
+    lags = _newey_west_lags(len(y)) if maxlags is None else int(maxlags)
+    fit = sm.OLS(y, X).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True}, use_t=True)
+    df = int(fit.df_resid)
+
+    def term(i: int) -> dict:
+        return _interval(float(fit.params[i]), float(fit.bse[i]), df, alpha)
+
+    fitted = pd.DataFrame({"period": t.astype(int), "observed": y, "fitted": fit.fittedvalues,
+                           "counterfactual": fit.params[0] + fit.params[1] * (t - s0)})
+    return InterruptedTimeSeries(
+        la_code=None if la_code is None else str(la_code), outcome=outcome, start=s0, level_change=term(2),
+        slope_change=term(3), pre_slope=term(1), n_before=n_before, n_after=n_after, maxlags=lags, fitted=fitted,
+        alpha=alpha, time_unit=panel.attrs.get("time_unit", "quarter"),
+    )
+
+
+@dataclass
+class NeighbourComparison:
+    """One council against the average of its statistical neighbours, before and after the start."""
+
+    la_code: str
+    outcome: str
+    start: int
+    neighbours: list[str]
+    gap_before: float
+    gap_after: float
+    change: dict
+    series: pd.DataFrame
+    maxlags: int
+    alpha: float = 0.05
+    time_unit: str = "quarter"
+
+    def to_dict(self) -> dict:
+        return {"la_code": self.la_code, "outcome": self.outcome, "start": self.start, "neighbours": self.neighbours,
+                "n_neighbours": len(self.neighbours), "gap_before": self.gap_before, "gap_after": self.gap_after,
+                "change": self.change, "hac_maxlags": self.maxlags, "confidence_level": 1 - self.alpha}
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([
+            {"Measure": "Gap to neighbours before", "Value": self.gap_before},
+            {"Measure": "Gap to neighbours after", "Value": self.gap_after},
+            {"Measure": "Change in gap", "Value": self.change["estimate"]},
+            {"Measure": "Change in gap: lower", "Value": self.change["ci_low"]},
+            {"Measure": "Change in gap: upper", "Value": self.change["ci_high"]},
+        ]).round(2)
+
+    def plot(self, title: str | None = None):
+        from .charts import DARK_BLUE, REFERENCE_GREY, TURQUOISE, new_figure
+
+        s = self.series
+        name = reference.council_name(self.la_code)
+        if title is None:
+            title = f"{name} against its statistical neighbours: gap changed by {self.change['estimate']:+.1f}"
+        fig, ax = new_figure(title)
+        ax.plot(s["period"], s["council"], "-o", ms=3, color=DARK_BLUE, label=name)
+        ax.plot(s["period"], s["neighbours"], "-o", ms=3, color=TURQUOISE, label=f"Average of {len(self.neighbours)} neighbours")
+        ax.axvline(self.start - 0.5, color=REFERENCE_GREY, ls=":")
+        if self.time_unit == "quarter":
+            ticks = s["period"].iloc[:: max(1, len(s) // 8)]
+            ax.set_xticks(ticks, [_quarter_label(int(q)) for q in ticks])
+        ax.set_ylabel(OUTCOMES.get(self.outcome, self.outcome))
+        ax.legend(frameon=False, fontsize=8)
+        return fig
+
+
+def neighbour_comparison(
+    panel: pd.DataFrame,
+    la_code: str,
+    outcome: str = "rereferral_rate",
+    *,
+    start: Any = None,
+    neighbours: list[str] | None = None,
+    time: str = "period",
+    min_neighbours: int = 1,
+    exclude_adopters: bool = True,
+    maxlags: int | None = None,
+    alpha: float = 0.05,
+) -> NeighbourComparison:
+    """Council minus its statistical neighbours' average, before against after (DfE's 2025 model).
+
+    Neighbours that adopted the programme themselves are left out (they are not a comparison);
+    only neighbours present in the panel count. The change in the gap has Newey-West errors.
+    """
+    import statsmodels.api as sm
+
+    la_code = str(la_code)
+    s0 = _start_period(panel, la_code, start, time)
+    wanted = list(neighbours) if neighbours is not None else reference.neighbours_of(la_code)
+    present = set(panel["la_code"].astype(str))
+    usable = [n for n in wanted if n in present and n != la_code]
+    if exclude_adopters and "adoption_period" in panel.columns:
+        adopted = set(panel.loc[panel["adoption_period"].notna(), "la_code"].astype(str))
+        usable = [n for n in usable if n not in adopted]
+    if len(usable) < min_neighbours:
+        raise InputError(
+            f"council {la_code}: {len(usable)} of its {len(wanted)} statistical neighbours are in the data and did not adopt "
+            f"(at least {min_neighbours} needed), so there is no neighbour comparison."
+        )
+    own = panel.loc[panel["la_code"].astype(str) == la_code, [time, outcome]].dropna().set_index(time)[outcome]
+    nb = panel.loc[panel["la_code"].astype(str).isin(usable), [time, outcome]].dropna().groupby(time)[outcome].mean()
+    s = pd.DataFrame({"council": own, "neighbours": nb}).dropna().reset_index().rename(columns={time: "period"})
+    s["gap"] = s["council"] - s["neighbours"]
+    after = (s["period"] >= s0).astype(float).to_numpy()
+    if after.sum() < 2 or (1 - after).sum() < 2:
+        raise InputError(f"council {la_code}: need at least 2 periods before and 2 after the start with neighbour data.")
+    lags = _newey_west_lags(len(s)) if maxlags is None else int(maxlags)
+    X = np.column_stack([np.ones(len(s)), after])
+    fit = sm.OLS(s["gap"].to_numpy(), X).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True}, use_t=True)
+    change = _interval(float(fit.params[1]), float(fit.bse[1]), int(fit.df_resid), alpha)
+    return NeighbourComparison(
+        la_code=la_code, outcome=outcome, start=s0, neighbours=usable,
+        gap_before=float(s.loc[after == 0, "gap"].mean()), gap_after=float(s.loc[after == 1, "gap"].mean()),
+        change=change, series=s, maxlags=lags, alpha=alpha, time_unit=panel.attrs.get("time_unit", "quarter"),
+    )
