@@ -292,12 +292,15 @@ def council_quarter_panel(
     *,
     population: Any = None,
     extract_date: Any = None,
+    start: Any = None,
 ) -> pd.DataFrame:
     """Council-by-quarter outcomes from the canonical tables, with each council's adoption quarter.
 
     ``tables``: one dict of DataFrames for all councils (la_code column) or la_code -> tables.
     ``adoption``: la_code -> adoption date (None or absent: not adopted in the period).
     ``population``: optional la_code -> number of children, for rates per 10,000.
+    ``start``: first quarter to include (default: the quarter of each council's first referral;
+    give it when the extract starts part-way through a quarter, so counts are not short).
 
     Re-referral rate: of the closures in the quarter (children under 18 at closure), the share
     whose next referral came within 365 days, the window ending early at the 18th birthday.
@@ -326,6 +329,7 @@ def council_quarter_panel(
             if pd.notna(value):
                 extract[code] = value
     given_extract = _to_date(extract_date, "extract_date") if extract_date is not None else None
+    start_date = _to_date(start, "start") if start is not None else None
     last_seen = referrals.groupby("la_code")[["referral_date", "closure_date"]].max().max(axis=1)
     first_seen = referrals.groupby("la_code")["referral_date"].min()
 
@@ -340,9 +344,7 @@ def council_quarter_panel(
     grid = []
     for code, first in first_seen.items():
         ext = extract.get(code, given_extract if given_extract is not None else last_seen[code])
-        q_first = int(_quarter_index(pd.Series([first])).iloc[0])
-        if first > _quarter_start(q_first):
-            q_first += 1  # the first quarter is partly before the data start
+        q_first = int(_quarter_index(pd.Series([first if start_date is None else max(first, start_date)])).iloc[0])
         q_last = int(_quarter_index(pd.Series([ext])).iloc[0])
         if ext < _quarter_end(q_last):
             q_last -= 1  # the extract date falls inside this quarter

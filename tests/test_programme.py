@@ -1,0 +1,389 @@
+"""Programme evaluation: checked against simulated panels with a known effect, and on real DfE data."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from insightlib import programme as pg
+from insightlib import reference
+from insightlib.errors import InputError
+
+
+# --------------------------------------------------------------------------------------
+# Simulated council-quarter panels with a known effect
+# --------------------------------------------------------------------------------------
+
+
+def simulate_panel(seed=0, per_cohort=8, never=6, quarters=24, cohorts=(8, 12, 16), growth=-0.8, noise=1.5,
+                   adopter_trend=0.0):
+    """Staggered adoption; the effect grows by ``growth`` points each quarter after adoption.
+
+    Council and quarter effects are arbitrary (the quarter effects a random walk), so only the
+    difference-in-differences logic can recover the truth. ``adopter_trend`` breaks parallel trends.
+    """
+    rng = np.random.default_rng(seed)
+    adoption = [c for c in cohorts for _ in range(per_cohort)] + [None] * never
+    quarter_effect = rng.normal(0, 1, quarters).cumsum() * 0.5
+    rows = []
+    for u, start in enumerate(adoption):
+        level = rng.normal(30, 4)
+        for t in range(quarters):
+            e = None if start is None else t - start
+            tau = growth * (e + 1) if e is not None and e >= 0 else 0.0
+            drift = adopter_trend * t if start is not None else 0.0
+            rows.append({"la_code": f"{100 + u}", "period": t, "adoption_period": start, "tau": tau, "event": e,
+                         "rereferral_rate": level + quarter_effect[t] + drift + tau + rng.normal(0, noise)})
+    panel = pd.DataFrame(rows)
+    panel.attrs["time_unit"] = "quarter"
+    return panel
+
+
+def true_att(panel, horizon=None):
+    treated = panel.loc[panel["event"].notna() & (panel["event"] >= 0)]
+    if horizon is not None:
+        treated = treated.loc[treated["event"] < horizon]
+    return treated["tau"].mean()
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return simulate_panel(seed=0)
+
+
+@pytest.fixture(scope="module")
+def effect(panel):
+    return pg.staggered_did(panel, "rereferral_rate", pre_periods=4)
+
+
+def test_interval_covers_known_att_and_twfe_is_biased(panel, effect):
+    truth = true_att(panel)
+    att = effect.att
+    assert att["ci_low"] <= truth <= att["ci_high"], (truth, att)
+    assert abs(att["estimate"] - truth) < 0.1 * abs(truth)
+    # Plain two-way fixed effects, on the same rows, is far off and its interval misses the truth.
+    twfe = effect.twfe
+    assert abs(twfe["estimate"] - truth) > 0.3 * abs(truth)
+    assert not (twfe["ci_low"] <= truth <= twfe["ci_high"]), (truth, twfe)
+    assert abs(twfe["estimate"] - truth) > 4 * att["se"]
+
+
+def test_event_study_tracks_growing_effect(panel, effect):
+    es = effect.event_study.set_index("event_time")
+    post = es.loc[es["source"] == "effect"]
+    assert list(post.index) == list(range(16))
+    truth = {e: -0.8 * (e + 1) for e in range(16)}
+    covered = [post.loc[e, "ci_low"] <= truth[e] <= post.loc[e, "ci_high"] for e in post.index]
+    assert np.mean(covered) >= 0.8
+    slope = np.polyfit(post.index.to_numpy(float), post["estimate"].to_numpy(), 1)[0]
+    assert -1.0 < slope < -0.6
+    assert post.loc[0, "councils"] == 24 and post.loc[15, "councils"] == 8
+
+
+def test_horizon_limits_event_times_and_changes_target(panel):
+    eff = pg.staggered_did(panel, "rereferral_rate", horizon=4)
+    post = eff.event_study.loc[eff.event_study["source"] == "effect"]
+    assert post["event_time"].tolist() == [0, 1, 2, 3]
+    truth = true_att(panel, horizon=4)
+    assert eff.att["ci_low"] <= truth <= eff.att["ci_high"]
+    assert eff.dropped["beyond horizon"] > 0
+    by_event = {e: -0.8 * (e + 1) for e in range(4)}
+    assert pg.true_att_for_sample(eff, by_event) == pytest.approx(truth)
+
+
+def test_pretrend_not_small_under_parallel_trends(effect):
+    assert effect.pretrend["leads"] == 4
+    assert effect.pretrend_p_value > 0.05
+    pre = effect.event_study.loc[effect.event_study["source"] == "pre-trend test"]
+    assert pre["event_time"].tolist() == [-4, -3, -2, -1]
+
+
+def test_pretrend_detects_diverging_trends():
+    broken = simulate_panel(seed=1, adopter_trend=0.8)
+    eff = pg.staggered_did(broken, "rereferral_rate", pre_periods=4)
+    assert eff.pretrend_p_value < 0.01
+
+
+def test_no_effect_interval_covers_zero():
+    flat = simulate_panel(seed=3, growth=0.0)
+    eff = pg.staggered_did(flat, "rereferral_rate")
+    assert eff.att["ci_low"] <= 0 <= eff.att["ci_high"]
+
+
+def test_results_contract_and_report_pieces(effect):
+    from matplotlib.figure import Figure
+
+    out = json.loads(json.dumps(pg.__dict__["ProgrammeEffect"].to_dict(effect), default=float))
+    for key in ("estimate", "ci_low", "ci_high"):
+        assert math.isfinite(out["att"][key])
+    assert 0 <= out["pretrend_p_value"] <= 1
+    assert out["n_adopters"] == 24 and out["n_councils"] == 30 and out["n_comparison_only"] == 6
+    assert isinstance(effect.plot(), Figure)
+    assert "fell by" in effect.summary()
+    assert list(effect.contrast()["Method"].str.contains("Two-way")) == [False, True]
+
+
+def test_bad_inputs_are_plain_errors(panel):
+    with pytest.raises(InputError, match="outcome 'nope'"):
+        pg.staggered_did(panel, "nope")
+    never = panel.assign(adoption_period=None)
+    with pytest.raises(InputError, match="no adopting council"):
+        pg.staggered_did(never, "rereferral_rate")
+    with pytest.raises(InputError, match="not a date"):
+        pg.normalise_adoption({"201": "next spring"})
+    with pytest.raises(InputError, match="3-digit council code"):
+        pg.normalise_adoption({"Camden": "2020-01-01"})
+
+
+# --------------------------------------------------------------------------------------
+# Interrupted time series and statistical neighbours
+# --------------------------------------------------------------------------------------
+
+
+def _ar1(rng, n, phi=0.4, sd=1.0):
+    e = np.zeros(n)
+    for i in range(n):
+        e[i] = (phi * e[i - 1] if i else 0.0) + rng.normal(0, sd)
+    return e
+
+
+def test_its_recovers_known_level_change():
+    rng = np.random.default_rng(7)
+    t = np.arange(40)
+    y = 25 + 0.05 * t - 5.0 * (t >= 20) + _ar1(rng, 40)
+    p = pd.DataFrame({"la_code": "202", "period": t, "rereferral_rate": y})
+    its = pg.interrupted_time_series(p, "202", start=20)
+    lv = its.level_change
+    assert lv["ci_low"] <= -5.0 <= lv["ci_high"]
+    assert lv["ci_high"] < 0
+    assert abs(its.slope_change["estimate"]) < 0.3
+    assert its.n_before == 20 and its.n_after == 20
+    assert its.table().shape[0] == 3
+
+
+@pytest.mark.slow
+def test_its_interval_coverage():
+    rng = np.random.default_rng(11)
+    t = np.arange(40)
+    hits = []
+    for _ in range(300):
+        y = 25 + 0.05 * t - 3.0 * (t >= 20) - 0.1 * (t - 20) * (t >= 20) + _ar1(rng, 40, phi=0.3)
+        p = pd.DataFrame({"la_code": "202", "period": t, "rereferral_rate": y})
+        its = pg.interrupted_time_series(p, "202", start=20)
+        hits.append(its.level_change["ci_low"] <= -3.0 <= its.level_change["ci_high"])
+    print(f"ITS level-change coverage over 300 AR(1) series: {np.mean(hits):.3f}")
+    assert 0.85 <= np.mean(hits) <= 0.99
+
+
+def test_neighbour_comparison_finds_known_gap_change():
+    council = "202"  # Camden
+    neighbours = reference.neighbours_of(council)
+    assert len(neighbours) == 10
+    rng = np.random.default_rng(5)
+    rows = []
+    common = rng.normal(0, 1, 24).cumsum()
+    for code in [council] + neighbours:
+        base = rng.normal(25, 3)
+        for q in range(24):
+            change = -4.0 if code == council and q >= 12 else 0.0
+            rows.append({"la_code": code, "period": 8000 + q, "rereferral_rate": base + common[q] + change + rng.normal(0, 0.8),
+                         "adoption_period": 8012 if code == council else None})
+    p = pd.DataFrame(rows)
+    nc = pg.neighbour_comparison(p, council)
+    assert nc.start == 8012 and len(nc.neighbours) == 10
+    assert nc.change["ci_low"] <= -4.0 <= nc.change["ci_high"] and nc.change["ci_high"] < 0
+    with pytest.raises(InputError, match="statistical neighbours"):
+        pg.neighbour_comparison(p.loc[p["la_code"] == council], council)
+
+
+# --------------------------------------------------------------------------------------
+# The council-quarter panel from canonical tables
+# --------------------------------------------------------------------------------------
+
+
+def _tables():
+    """Two councils; every re-referral outcome below is worked out by hand."""
+    D = pd.Timestamp
+    children = pd.DataFrame({
+        "la_code": ["201"] * 5 + ["202"] * 2,
+        "child_id": ["a", "b", "c", "d", "e", "f", "g"],
+        "date_of_birth": [D("2010-01-01"), D("2010-01-01"), D("2002-06-01"), D("2010-01-01"), D("2010-01-01"),
+                          D("2012-01-01"), D("2012-01-01")],
+        "sex": "F", "ethnicity": "WBRI",
+    })
+    r = [
+        # la, referral, child, referral date, closure date, reason, nfa
+        ("201", "r1", "a", "2019-01-10", "2019-02-15", "RC7", False),
+        ("201", "r2", "a", "2019-09-01", "2019-10-01", "RC8", False),  # a re-referred 198 days after r1 closed
+        ("201", "r3", "b", "2019-01-20", "2019-03-01", "RC8", False),
+        ("201", "r4", "b", "2020-03-10", None, None, False),          # b back after 375 days: not within 12 months
+        ("201", "r5", "c", "2019-02-01", "2019-02-20", "RC7", False),  # c turns 18 on 2020-06-01 ...
+        ("201", "r6", "c", "2019-03-05", "2019-03-25", "RC7", True),   # ... re-referred 13 days after r5: counts
+        ("201", "r7", "d", "2019-04-02", "2019-05-01", "RC8", False),
+        ("201", "r8", "e", "2020-01-15", "2020-02-01", "RC7", False),  # closed in 2020Q1: no full year before extract
+        ("202", "s1", "f", "2019-01-05", "2019-03-01", "RC7", False),
+        ("202", "s2", "f", "2019-12-01", "2019-12-20", "RC7", False),
+        ("202", "s3", "g", "2019-02-01", "2019-02-10", "RC8", True),
+    ]
+    referrals = pd.DataFrame(r, columns=["la_code", "referral_id", "child_id", "referral_date", "closure_date",
+                                         "closure_reason", "referral_nfa"])
+    for c in ("referral_date", "closure_date"):
+        referrals[c] = pd.to_datetime(referrals[c])
+    referrals["referral_source"] = "2A"
+    referrals["primary_need"] = "N1"
+    plans = pd.DataFrame({"la_code": ["201", "201", "202"], "referral_id": ["r1", "r3", "s1"], "child_id": ["a", "b", "f"],
+                          "plan_type": ["CP", "CIN", "CP"],
+                          "start_date": pd.to_datetime(["2019-01-30", "2019-02-10", "2019-04-10"])})
+    councils = pd.DataFrame({"la_code": ["201", "202"], "la_name": ["City of London", "Camden"],
+                             "extract_date": pd.to_datetime(["2021-01-31", "2021-01-31"])})
+    return {"councils": councils, "children": children, "referrals": referrals, "plans": plans}
+
+
+def test_council_quarter_panel_by_hand():
+    panel = pg.council_quarter_panel(_tables(), {"201": "2019-04-15", "202": None}, population={"201": 1000, "202": 20000})
+    q = panel.set_index(["la_code", "quarter"])
+    # City of London 2019Q1 closures: r1 (back in 198 days), r3 (back after 375 days), r5 (back in 13 days, before 18), r6.
+    row = q.loc[("201", "2019Q1")]
+    assert row["closures"] == 4 and row["cohort_closures"] == 4
+    assert row["rereferrals_12m"] == 2
+    assert row["rereferral_rate"] == pytest.approx(50.0)
+    assert row["referrals"] == 4 and row["cp_plans"] == 1
+    assert row["nfa_closures"] == 2  # r3 closed RC8, r6 a no-further-action referral
+    assert row["referrals_per_10k"] == pytest.approx(40.0)
+    assert row["event_time"] == -1 and not row["treated"]
+    row = q.loc[("201", "2019Q2")]
+    assert row["event_time"] == 0 and row["treated"] and row["rereferral_rate"] == 0.0
+    # 2020Q1 ends 2020-03-31, a year later is after the extract date: missing, never zero.
+    assert pd.isna(q.loc[("201", "2020Q1"), "rereferral_rate"])
+    assert not q.loc[("201", "2020Q1"), "full_follow_up"]
+    # Extract date 2021-01-31 falls inside 2021Q1, so the last quarter is 2020Q4.
+    assert panel.loc[panel["la_code"] == "201", "quarter"].max() == "2020Q4"
+    # Camden never adopted.
+    assert panel.loc[panel["la_code"] == "202", "treated"].eq(False).all()
+    assert q.loc[("202", "2019Q1"), "rereferral_rate"] == pytest.approx(50.0)
+
+
+def test_eighteenth_birthday_truncates_rereferral():
+    tables = _tables()
+    # c turns 18 on 2020-06-01; move the second referral to after that birthday but within 365 days of closure.
+    ref = tables["referrals"]
+    ref.loc[ref["referral_id"] == "r5", ["referral_date", "closure_date"]] = [pd.Timestamp("2019-09-01"), pd.Timestamp("2019-09-10")]
+    ref.loc[ref["referral_id"] == "r6", ["referral_date", "closure_date"]] = [pd.Timestamp("2020-06-15"), pd.Timestamp("2020-07-01")]
+    panel = pg.council_quarter_panel(tables, {}).set_index(["la_code", "quarter"])
+    assert panel.loc[("201", "2019Q3"), "cohort_closures"] == 1
+    assert panel.loc[("201", "2019Q3"), "rereferrals_12m"] == 0
+
+
+def test_panel_accepts_tables_by_council():
+    tables = _tables()
+    by_council = {code: {name: df.loc[df["la_code"] == code].drop(columns="la_code") for name, df in tables.items()}
+                  for code in ("201", "202")}
+    a = pg.council_quarter_panel(tables, {"201": "2019-04-15"})
+    b = pg.council_quarter_panel(by_council, {"201": "2019-04-15"})
+    cols = ["la_code", "quarter", "referrals", "rereferrals_12m", "cohort_closures", "cp_plans", "treated"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+
+
+def test_panel_rejects_unknown_adopter():
+    with pytest.raises(InputError, match="999"):
+        pg.council_quarter_panel(_tables(), {"999": "2019-01-01"})
+
+
+def test_adoption_from_truth_and_files(tmp_path):
+    (tmp_path / "truth.json").write_text(json.dumps({"programme": {"adoption": {"201": "2019-04-01", "202": None}}}))
+    got = pg.resolve_adoption("from_truth", data=tmp_path)
+    assert got == {"201": pd.Timestamp("2019-04-01"), "202": None}
+    warehouse = tmp_path / ".warehouse.duckdb"
+    assert pg.resolve_adoption("from_truth", data=warehouse) == got  # truth.json beside a warehouse file
+    csv = tmp_path / "adoption.csv"
+    csv.write_text("la_code,adoption_date\n201,2018-07-01\n202,\n")
+    assert pg.resolve_adoption(None, adoption_file=csv) == {"201": pd.Timestamp("2018-07-01"), "202": None}
+    with pytest.raises(InputError, match="truth.json"):
+        pg.resolve_adoption("from_truth", data=tmp_path / "elsewhere" / "x")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("la_code,adoption_date\n201,soon\n")
+    with pytest.raises(InputError, match="row 2"):
+        pg.read_adoption_file(bad)
+
+
+# --------------------------------------------------------------------------------------
+# Real data: DfE's published council panel
+# --------------------------------------------------------------------------------------
+
+
+def test_published_panel_symbols_are_missing_not_zero():
+    p = pg.published_panel()
+    assert p["year"].min() == 2013 and p["year"].max() == 2025
+    assert p["la_code"].nunique() >= 150
+    symbols = p["rereferral_rate_symbol"] != ""
+    assert symbols.any()
+    assert p.loc[symbols, "rereferral_rate"].isna().all()
+    assert not p["treated"].any()
+    adopted = pg.published_panel({"202": "2017-06-01"})
+    camden = adopted.loc[adopted["la_code"] == "202"].set_index("year")
+    assert camden.loc[2018, "event_time"] == 0 and camden.loc[2017, "event_time"] == -1
+
+
+@pytest.mark.slow
+def test_placebo_adoptions_on_real_councils_reject_at_nominal_rate():
+    check = pg.placebo_check(pg.published_panel(), n_draws=200, seed=2026)
+    print(f"Placebo rejection rate on DfE published re-referral rates: {check.rate:.3f} "
+          f"({check.rejections}/{check.n_draws}, nominal 0.05)")
+    assert 0.01 <= check.rate <= 0.12
+    assert abs(check.estimates["estimate"].mean()) < 0.5
+
+
+def test_placebo_rejection_rate_small_run():
+    rate = pg.placebo_rejection_rate(pg.published_panel(), n_draws=3, seed=1)
+    assert 0.0 <= rate <= 1.0
+
+
+@pytest.mark.slow
+def test_did_interval_coverage_over_repeats():
+    hits, twfe_bias = [], []
+    for seed in range(40):
+        p = simulate_panel(seed=100 + seed)
+        eff = pg.staggered_did(p, "rereferral_rate", pre_periods=2)
+        truth = true_att(p)
+        hits.append(eff.att["ci_low"] <= truth <= eff.att["ci_high"])
+        twfe_bias.append(eff.twfe["estimate"] - truth)
+    print(f"did2s coverage over 40 simulated panels: {np.mean(hits):.3f}; mean TWFE bias {np.mean(twfe_bias):+.2f}")
+    assert np.mean(hits) >= 0.85
+    assert np.mean(twfe_bias) > 1.5
+
+
+# --------------------------------------------------------------------------------------
+# Synthetic councils from insightlib.synth, when it exists
+# --------------------------------------------------------------------------------------
+
+
+def _synth():
+    try:
+        return importlib.import_module("insightlib.synth")
+    except ImportError:
+        return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_synth() is None, reason="insightlib.synth is not written yet")
+def test_synthetic_councils_interval_covers_true_att(tmp_path):
+    synth = _synth()
+    from insightlib import warehouse  # noqa: F401  (the data contract readers)
+
+    out = synth.generate(n_councils=12, children_per_council=3000, seed=11, out_dir=tmp_path)
+    truth = json.loads((out / "truth.json").read_text())
+    if "programme" not in truth:
+        pytest.skip("truth.json has no 'programme' section yet")
+    tables = pg.read_tables(out)
+    adoption = pg.resolve_adoption("from_truth", data=out)
+    panel = pg.council_quarter_panel(tables, adoption)
+    eff = pg.staggered_did(panel, "rereferral_rate", horizon=8)
+    by_event = truth["programme"].get("att_by_event_time")
+    target = pg.true_att_for_sample(eff, by_event) if by_event else truth["programme"]["att"]
+    print(f"synthetic councils: ATT {eff.att['estimate']:.2f} ({eff.att['ci_low']:.2f} to {eff.att['ci_high']:.2f}), truth {target:.2f}")
+    assert eff.att["ci_low"] <= target <= eff.att["ci_high"]
