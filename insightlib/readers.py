@@ -1,0 +1,831 @@
+"""Read one data directory into raw string tables, whatever shape the council's extract has.
+
+A directory may hold canonical tables (``<table>.csv``, ``.parquet`` or ``.xlsx``), CIN census
+XML returns (any ``*.xml``) and Ofsted Annex A workbooks (any other ``*.xlsx`` with sheets
+named like "List 3 - Referrals"), mixed freely. Every value is read as a stripped string so
+that validation, not the reader, decides what is wrong; each raw row remembers where it came
+from (``_file``, ``_sheet``, ``_row``) so a problem can name the file and row the user sees.
+Readers never raise on bad input: they return :class:`Problem` objects instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import xml.parsers.expat
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from insightlib import contract, reference
+
+#: Internal columns carried by raw frames (dropped before anything leaves validation).
+META = ("_file", "_sheet", "_row")
+#: Per-cell location columns (XML: the line of each element) are named ``_row__<column>``.
+CELL_ROW_PREFIX = "_row__"
+
+CANONICAL_SUFFIXES = (".csv", ".parquet", ".xlsx")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input, in words the person who made the file can act on.
+
+    ``row`` is what the user looks for in the file: for CSV and Parquet the data row counting
+    from 1 below the header; for Excel the row number Excel shows; for XML the line number.
+    ``la_code`` is the council the problem belongs to, when that can be told.
+    """
+
+    file: str | None
+    row: int | None
+    column: str | None
+    rule: str
+    message: str
+    la_code: str | None = None
+    table: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class RawData:
+    """What the readers found: table name -> list of raw parts (one per file or sheet)."""
+
+    parts: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def add(self, table: str, frame: pd.DataFrame) -> None:
+        self.parts.setdefault(table, []).append(frame)
+
+
+def location(file: str | None, row: int | None = None, sheet: str | None = None, column: str | None = None) -> str:
+    """"referrals.csv row 17, closure_date" / "cin.xml line 40" / "a.xlsx, sheet 'List 3', row 5"."""
+    if file is None:
+        text = "the data directory"
+    else:
+        text = file
+    if sheet:
+        text += f", sheet '{sheet}'"
+    if row is not None:
+        unit = "line" if file and file.lower().endswith(".xml") else "row"
+        text += f"{',' if sheet else ''} {unit} {row}"
+    if column:
+        text += f", {column}"
+    return text
+
+
+# --- dates ----------------------------------------------------------------------------
+
+_TIME_TAIL = re.compile(r"^[T ]\d{2}:\d{2}(:\d{2}(\.\d*)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse ISO (YYYY-MM-DD, optionally with a time) or UK (DD/MM/YYYY) dates, vectorised.
+
+    Returns the dates (datetime64[ns], NaT where empty or bad) and a mask of the values that
+    are present but not a date.
+    """
+    s = values.fillna("").astype(str)
+    present = s != ""
+    out = pd.to_datetime(s.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+    long = present & (s.str.len() > 10)
+    if long.any():
+        tail_ok = s[long].str.slice(10).str.match(_TIME_TAIL)
+        out[long[long].index[~tail_ok.to_numpy()]] = pd.NaT
+    failed = present & out.isna()
+    if failed.any():
+        uk = pd.to_datetime(s[failed], format="%d/%m/%Y", errors="coerce")
+        out[failed] = uk
+        failed = present & out.isna()
+    return out.astype("datetime64[ns]"), failed
+
+
+# --- canonical files --------------------------------------------------------------------
+
+
+def _normalise_header(name: object) -> str:
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower().lstrip("\ufeff"))
+
+
+def _finish(frame: pd.DataFrame, file: str, rows: np.ndarray, sheet: str = "") -> pd.DataFrame:
+    frame = frame.copy()
+    frame["_file"] = file
+    frame["_sheet"] = sheet
+    frame["_row"] = np.asarray(rows, dtype="int64")
+    frame.attrs["file"] = file
+    return frame
+
+
+def _utf8_problem(name: str, data: bytes, err: UnicodeDecodeError, table: str | None) -> Problem:
+    pos = err.start
+    line = data.count(b"\n", 0, pos) + 1
+    bad = data[pos:pos + 1].hex()
+    return Problem(
+        name, None, None, "wrong encoding",
+        f"{name} is not UTF-8 text: the byte 0x{bad} at byte position {pos} (line {line}) cannot be read. "
+        "Save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8').",
+        table=table,
+    )
+
+
+def read_csv_file(path: Path, table: str | None = None) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """A canonical CSV as strings; UTF-8 or UTF-8 with BOM, anything else is a problem."""
+    name = path.name
+    data = path.read_bytes()
+    if not data.strip():
+        return None, [Problem(name, None, None, "empty file", f"{name} is empty.", table=table)]
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return None, [_utf8_problem(name, data, err, table)]
+    first = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    header = next(csv.reader([first]), [])
+    names = [_normalise_header(h) for h in header]
+    dupes = sorted({n for n in names if names.count(n) > 1 and n})
+    if dupes:
+        return None, [Problem(name, None, dupes[0], "unreadable file",
+                              f"{name}: the column {dupes[0]!r} appears more than once in the header.", table=table)]
+    try:
+        tbl = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False, quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException) as err:  # ragged rows, unclosed quotes
+        detail = str(err).split("\n")[0]
+        detail = re.sub(r"\s*Row #?\d+:.*$", "", detail) if len(detail) > 200 else detail
+        return None, [Problem(name, None, None, "unreadable file",
+                              f"{name} cannot be read as CSV: {detail[:200]}", table=table)]
+    cols = {}
+    for n in names:
+        arr = tbl.column(n)
+        cols[n] = pc.utf8_trim_whitespace(arr).to_pandas() if arr.num_chunks else pd.Series([], dtype=object)
+    frame = pd.DataFrame(cols)
+    frame = frame.astype(object)
+    return _finish(frame, name, np.arange(1, len(frame) + 1)), []
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        if np.isnan(value):
+            return ""
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value).strip()
+
+
+def read_parquet_file(path: Path, table: str | None = None) -> tuple[pd.DataFrame | None, list[Problem]]:
+    import pyarrow.parquet as pq
+
+    name = path.name
+    if path.stat().st_size == 0:
+        return None, [Problem(name, None, None, "empty file", f"{name} is empty.", table=table)]
+    try:
+        tbl = pq.read_table(path)
+    except Exception as err:  # noqa: BLE001 - any parquet failure is the user's file
+        return None, [Problem(name, None, None, "unreadable file", f"{name} cannot be read as Parquet: {err}", table=table)]
+    frame = tbl.to_pandas()
+    out = {}
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            text = s.dt.strftime("%Y-%m-%d")
+        elif pd.api.types.is_bool_dtype(s):
+            text = s.map({True: "true", False: "false"})
+        elif pd.api.types.is_float_dtype(s):
+            text = s.map(_cell_text)
+        elif pd.api.types.is_integer_dtype(s):
+            text = s.astype("Int64").astype(str)
+        else:
+            text = s.map(_cell_text)
+        out[_normalise_header(col)] = text.where(s.notna(), "").astype(object)
+    result = pd.DataFrame(out, index=frame.index).reset_index(drop=True)
+    return _finish(result, name, np.arange(1, len(result) + 1)), []
+
+
+def _sheet_rows(ws) -> list[tuple[int, list[str]]]:
+    rows = []
+    for i, row in enumerate(ws.iter_rows(values_only=True), start=1):
+        cells = [_cell_text(v) for v in row]
+        if any(cells):
+            rows.append((i, cells))
+    return rows
+
+
+def _open_workbook(path: Path):
+    import openpyxl
+
+    return openpyxl.load_workbook(path, read_only=True, data_only=True)
+
+
+def read_excel_table(path: Path, table: str) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """A canonical table in a workbook: the sheet named like the table, else the first sheet."""
+    name = path.name
+    try:
+        wb = _open_workbook(path)
+    except Exception as err:  # noqa: BLE001
+        return None, [Problem(name, None, None, "unreadable file", f"{name} cannot be read as an Excel workbook: {err}", table=table)]
+    try:
+        ws = next((wb[s] for s in wb.sheetnames if _normalise_header(s) == table), wb[wb.sheetnames[0]])
+        rows = _sheet_rows(ws)
+        sheet = ws.title
+    finally:
+        wb.close()
+    if not rows:
+        return None, [Problem(name, None, None, "empty file", f"{name} is empty.", table=table)]
+    (_, header), body = rows[0], rows[1:]
+    names = [_normalise_header(h) for h in header]
+    width = len(names)
+    data = [(cells + [""] * width)[:width] for _, cells in body]
+    frame = pd.DataFrame(data, columns=names, dtype=object) if data else pd.DataFrame(columns=names, dtype=object)
+    frame = frame.loc[:, [n for n in frame.columns if n]]
+    return _finish(frame, name, np.array([i for i, _ in body], dtype="int64"), sheet=sheet), []
+
+
+# --- CIN census XML ---------------------------------------------------------------------
+
+
+class _Node:
+    __slots__ = ("tag", "line", "text", "children")
+
+    def __init__(self, tag: str, line: int):
+        self.tag = tag
+        self.line = line
+        self.text: list[str] = []
+        self.children: list[_Node] = []
+
+    def find(self, tag: str) -> _Node | None:
+        for c in self.children:
+            if c.tag == tag:
+                return c
+        return None
+
+    def findall(self, tag: str) -> list[_Node]:
+        return [c for c in self.children if c.tag == tag]
+
+    def value(self) -> str:
+        return "".join(self.text).strip()
+
+
+def _parse_xml(path: Path) -> tuple[_Node, xml.parsers.expat.ExpatError | None]:
+    """Parse with line numbers kept; on a syntax error return what was read so far and the error."""
+    root = _Node("#document", 0)
+    stack = [root]
+    parser = xml.parsers.expat.ParserCreate()
+    parser.buffer_text = True
+
+    def start(tag, attrs):
+        node = _Node(tag.rsplit(":", 1)[-1], parser.CurrentLineNumber)
+        stack[-1].children.append(node)
+        stack.append(node)
+
+    def end(tag):
+        stack.pop()
+
+    def chars(text):
+        stack[-1].text.append(text)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
+    try:
+        with path.open("rb") as fh:
+            parser.ParseFile(fh)
+    except xml.parsers.expat.ExpatError as err:
+        return root, err
+    return root, None
+
+
+def _xml_sex(raw: str) -> str | None:
+    return {"1": "M", "2": "F", "0": "U", "9": "U"}.get(raw)
+
+
+CIN_SEX_CODES = "1 (male), 2 (female), 0 (not known) or 9 (not specified)"
+
+
+def read_cin_xml(path: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """The CIN census return mapped to the canonical tables (see docs/data-contract.md)."""
+    name = path.name
+    problems: list[Problem] = []
+    if path.stat().st_size == 0:
+        return {}, [Problem(name, None, None, "empty file", f"{name} is empty.")]
+    root, err = _parse_xml(path)
+    message = root.find("Message")
+    header = message.find("Header") if message else None
+    la_code = extract = None
+    if header is not None:
+        src = header.find("Source")
+        lea = src.find("LEA") if src else None
+        la_code = lea.value() if lea else None
+        cd = header.find("CollectionDetails")
+        ref = cd.find("ReferenceDate") if cd else None
+        extract = ref.value() if ref else None
+    if err is not None:
+        what = xml.parsers.expat.ErrorString(err.code)
+        problems.append(Problem(
+            name, err.lineno, None, "broken XML",
+            f"{name} line {err.lineno}, column {err.offset + 1}: the XML is broken ({what}); "
+            "nothing from this file was read. Fix the element at that line and try again.",
+            la_code=la_code or None,
+        ))
+        return {}, problems
+    if message is None:
+        return {}, [Problem(name, None, None, "broken XML",
+                            f"{name} is not a CIN census return: its top element should be <Message>.")]
+    if not la_code:
+        return {}, [Problem(name, header.line if header else None, "la_code", "missing value",
+                            f"{name}: the header has no <LEA> (the council's 3-digit code), so the return "
+                            "cannot be matched to a council.")]
+
+    def stray(node: _Node):
+        # Text mixed between child elements is not allowed by the census schema.
+        if node.children:
+            text = node.value()
+            if text:
+                problems.append(Problem(
+                    name, node.line, None, "broken XML",
+                    f"{name} line {node.line}: stray text {text[:40]!r} inside <{node.tag}> "
+                    "(only elements belong there).", la_code=la_code,
+                ))
+            for c in node.children:
+                stray(c)
+
+    stray(message)
+
+    def val(node: _Node | None, tag: str, fallback_line: int) -> tuple[str, int]:
+        el = node.find(tag) if node is not None else None
+        return (el.value(), el.line) if el is not None else ("", fallback_line)
+
+    councils = [{
+        "la_code": la_code, "la_name": reference.council_name(la_code), "extract_date": extract or "",
+        "_row": header.line, "_row__extract_date": header.line,
+    }]
+    children, referrals, assessments, plans = [], [], [], []
+    kids = message.find("Children")
+    for child in kids.findall("Child") if kids is not None else []:
+        ids = child.find("ChildIdentifiers")
+        chars_ = child.find("ChildCharacteristics")
+        cid, cid_line = val(ids, "LAchildID", child.line)
+        upn, upn_line = val(ids, "UPN", child.line)
+        dob, dob_line = val(ids, "PersonBirthDate", child.line)
+        if not dob:
+            dob, dob_line = val(ids, "ExpectedPersonBirthDate", dob_line)
+        sex_raw, sex_line = val(ids, "Sex", child.line)
+        if not sex_raw:
+            sex_raw, sex_line = val(ids, "GenderCurrent", child.line)
+        sex = _xml_sex(sex_raw)
+        if sex is None:
+            if sex_raw:
+                problems.append(Problem(
+                    name, sex_line, "sex", "unknown code",
+                    f"{name} line {sex_line}, sex: {sex_raw!r} is not a census sex code; use {CIN_SEX_CODES}.",
+                    la_code=la_code, table="children",
+                ))
+                sex = "U"
+            else:
+                sex = ""
+        eth, eth_line = val(chars_, "Ethnicity", child.line)
+        dis_node = chars_.find("Disabilities") if chars_ is not None else None
+        disabilities = [d.value() for d in dis_node.findall("Disability")] if dis_node is not None else []
+        children.append({
+            "la_code": la_code, "child_id": cid, "upn": upn, "date_of_birth": dob, "sex": sex, "ethnicity": eth,
+            "disability": ";".join(d for d in disabilities if d),
+            "_row": child.line, "_row__child_id": cid_line, "_row__upn": upn_line, "_row__date_of_birth": dob_line,
+            "_row__sex": sex_line, "_row__ethnicity": eth_line,
+            "_row__disability": dis_node.line if dis_node is not None else child.line,
+        })
+        for position, cin in enumerate(child.findall("CINdetails"), start=1):
+            ref_date, ref_line = val(cin, "CINreferralDate", cin.line)
+            rid = f"{cid}/{ref_date}/{position}"
+            row = {"la_code": la_code, "referral_id": rid, "child_id": cid, "_row": cin.line,
+                   "_row__referral_id": ref_line, "_row__child_id": cin.line}
+            for col, tag in (("referral_date", "CINreferralDate"), ("referral_source", "ReferralSource"),
+                             ("primary_need", "PrimaryNeedCode"), ("referral_nfa", "ReferralNFA"),
+                             ("closure_date", "CINclosureDate"), ("closure_reason", "ReasonForClosure")):
+                row[col], row[CELL_ROW_PREFIX + col] = val(cin, tag, cin.line)
+            referrals.append(row)
+            link = {"la_code": la_code, "referral_id": rid, "child_id": cid}
+            for a in cin.findall("Assessments"):
+                start, start_line = val(a, "AssessmentActualStartDate", a.line)
+                auth, auth_line = val(a, "AssessmentAuthorisationDate", a.line)
+                fac = a.find("FactorsIdentifiedAtAssessment")
+                factors = [f.value() for f in fac.findall("AssessmentFactors")] if fac is not None else []
+                assessments.append({**link, "start_date": start, "authorised_date": auth,
+                                    "factors": ";".join(f for f in factors if f), "_row": a.line,
+                                    "_row__start_date": start_line, "_row__authorised_date": auth_line,
+                                    "_row__factors": fac.line if fac is not None else a.line})
+            for p in cin.findall("CINPlanDates"):
+                start, start_line = val(p, "CINPlanStartDate", p.line)
+                end, end_line = val(p, "CINPlanEndDate", p.line)
+                plans.append({**link, "plan_type": "CIN", "start_date": start, "end_date": end,
+                              "category_of_abuse": "", "_row": p.line, "_row__start_date": start_line,
+                              "_row__end_date": end_line})
+            for p in cin.findall("ChildProtectionPlans"):
+                start, start_line = val(p, "CPPstartDate", p.line)
+                end, end_line = val(p, "CPPendDate", p.line)
+                cat, cat_line = val(p, "InitialCategoryOfAbuse", p.line)
+                plans.append({**link, "plan_type": "CP", "start_date": start, "end_date": end,
+                              "category_of_abuse": cat, "_row": p.line, "_row__start_date": start_line,
+                              "_row__end_date": end_line, "_row__category_of_abuse": cat_line})
+    out = {}
+    for table, rows in (("councils", councils), ("children", children), ("referrals", referrals),
+                        ("assessments", assessments), ("plans", plans)):
+        if not rows and table != "councils":
+            continue
+        frame = pd.DataFrame(rows)
+        cols = [c for c in contract.TABLES[table].columns if c in frame.columns]
+        locs = [c for c in frame.columns if c.startswith(CELL_ROW_PREFIX)]
+        frame = frame[cols + ["_row"] + locs]
+        for c in cols:
+            frame[c] = frame[c].astype(object)
+        for c in locs:
+            frame[c] = frame[c].fillna(frame["_row"]).astype("int64")
+        frame["_file"] = name
+        frame["_sheet"] = ""
+        frame.attrs.update(file=name, la_code=la_code)
+        out[table] = frame
+    return out, problems
+
+
+# --- Annex A workbooks ------------------------------------------------------------------
+
+
+def _key(text: object) -> str:
+    """Header key: lower case, letters and digits only ("Child Unique ID" -> "childuniqueid")."""
+    return re.sub(r"[^a-z0-9]", "", str(text).lower())
+
+
+#: Loose header synonyms (compared after _key). First match wins.
+ANNEX_A_HEADERS: dict[str, tuple[str, ...]] = {
+    "child_id": ("childuniqueid", "childid", "id", "uniqueid", "childuid", "lachildid", "childreference",
+                 "childref", "personid", "clientid"),
+    "sex": ("gender", "sex", "gendercurrent"),
+    "ethnicity": ("ethnicity", "ethnicorigin", "ethnicgroup"),
+    "date_of_birth": ("dateofbirth", "dob", "birthdate", "personbirthdate"),
+    "contact_date": ("dateofcontact", "contactdate"),
+    "referral_date": ("dateofreferral", "referraldate", "cinreferraldate", "dateofthereferral"),
+    "referral_source": ("referralsource", "sourceofreferral", "source"),
+    "referral_nfa": ("referralnfa", "nfa", "referralnofurtheraction", "wasthereferralnfa"),
+    "eh_start_date": ("assessmentstartdate", "earlyhelpstartdate", "dateearlyhelpstarted", "startdate"),
+    "eh_end_date": ("assessmentcompletiondate", "earlyhelpenddate", "dateearlyhelpended", "enddate"),
+    "assessment_start": ("continuousassessmentstartdate", "assessmentstartdate", "startdate"),
+    "assessment_authorised": ("continuousassessmentdateofauthorisation", "assessmentauthoriseddate",
+                              "dateofauthorisation", "assessmentauthorisationdate", "authoriseddate"),
+    "cin_start_date": ("cinstartdate", "dateofreferral", "referraldate"),
+    "primary_need": ("primaryneedcode", "primaryneed", "categoryofneed"),
+    "closure_date": ("cinclosuredate", "closuredate", "dateofclosure", "caseclosuredate"),
+    "closure_reason": ("reasonforclosure", "closurereason"),
+    "cp_start_date": ("childprotectionplanstartdate", "cppstartdate", "planstartdate", "startdate"),
+    "cp_end_date": ("childprotectionplanenddate", "cppenddate", "planenddate", "enddate"),
+    "category_of_abuse": ("initialcategoryofabuse", "categoryofabuse"),
+}
+
+#: Which fields each list can carry (lists not named here are not mapped: see docs/data-contract.md).
+ANNEX_A_LISTS: dict[int, tuple[str, ...]] = {
+    1: ("child_id", "sex", "ethnicity", "date_of_birth", "contact_date"),
+    2: ("child_id", "sex", "ethnicity", "date_of_birth", "eh_start_date", "eh_end_date"),
+    3: ("child_id", "sex", "ethnicity", "date_of_birth", "referral_date", "referral_source", "referral_nfa"),
+    4: ("child_id", "sex", "ethnicity", "date_of_birth", "assessment_start", "assessment_authorised"),
+    6: ("child_id", "sex", "ethnicity", "date_of_birth", "cin_start_date", "primary_need", "closure_date",
+        "closure_reason"),
+    7: ("child_id", "sex", "ethnicity", "date_of_birth", "cp_start_date", "cp_end_date", "category_of_abuse"),
+}
+ANNEX_A_REQUIRED = {3: ("child_id", "referral_date"), 2: ("child_id", "eh_start_date"),
+                    4: ("child_id", "assessment_start"), 6: ("child_id",), 7: ("child_id", "cp_start_date"),
+                    1: ("child_id",)}
+
+_ETHNICITY_NAMES = {
+    "whitebritish": "WBRI", "whiteirish": "WIRI", "travellerofirishheritage": "WIRT", "anyotherwhitebackground": "WOTH",
+    "gypsyroma": "WROM", "whiteandblackcaribbean": "MWBC", "whiteandblackafrican": "MWBA", "whiteandasian": "MWAS",
+    "anyothermixedbackground": "MOTH", "indian": "AIND", "pakistani": "APKN", "bangladeshi": "ABAN",
+    "anyotherasianbackground": "AOTH", "caribbean": "BCRB", "african": "BAFR", "anyotherblackbackground": "BOTH",
+    "chinese": "CHNE", "anyotherethnicgroup": "OOTH", "refused": "REFU", "informationnotyetobtained": "NOBT",
+}
+_ABUSE_NAMES = {"neglect": "NEG", "physical": "PHY", "sexual": "SAB", "emotional": "EMO", "multiple": "MUL"}
+_LIST_PREFIX = re.compile(r"^\s*[a-z]\d?\)\s*", re.I)
+
+
+def _strip_prefix(s: pd.Series) -> pd.Series:
+    return s.fillna("").astype(str).str.replace(_LIST_PREFIX, "", regex=True).str.strip()
+
+
+def _leading_code(s: pd.Series, codes: tuple[str, ...]) -> pd.Series:
+    """"a) 1A: Individual" -> "1A"; "N1 - Abuse or neglect" -> "N1"; unknown text kept for validation."""
+    text = _strip_prefix(s)
+    token = text.str.extract(r"^([A-Za-z0-9]+)", expand=False).fillna("").str.upper()
+    return token.where(token.isin(codes), text)
+
+
+def _annex_sex(s: pd.Series) -> pd.Series:
+    text = _strip_prefix(s).str.lower()
+    out = pd.Series("U", index=s.index, dtype=object)
+    out[text.str.match(r"^(m|male|1)$")] = "M"
+    out[text.str.match(r"^(f|female|2)$")] = "F"
+    out[text == ""] = ""
+    return out
+
+
+def _annex_ethnicity(s: pd.Series) -> pd.Series:
+    text = _strip_prefix(s)
+    code = text.str.upper().str.extract(r"\b(" + "|".join(contract.ETHNICITY) + r")\b", expand=False)
+    by_name = text.map(lambda v: _ETHNICITY_NAMES.get(_key(v)))
+    return code.fillna(by_name).fillna(text).astype(object)
+
+
+def _annex_abuse(s: pd.Series) -> pd.Series:
+    text = _strip_prefix(s)
+    code = text.str.upper().str.extract(r"\b(" + "|".join(contract.ABUSE_CATEGORIES) + r")\b", expand=False)
+    first = text.str.lower().str.extract(r"^([a-z]+)", expand=False).map(_ABUSE_NAMES)
+    return code.fillna(first).fillna(text).astype(object)
+
+
+def _annex_yes_no(s: pd.Series) -> pd.Series:
+    return _strip_prefix(s)
+
+
+def _match_headers(header: list[str], wanted: tuple[str, ...]) -> dict[str, int]:
+    keys = [_key(h) for h in header]
+    found: dict[str, int] = {}
+    used: set[int] = set()
+    for fld in wanted:
+        for syn in ANNEX_A_HEADERS[fld]:
+            hit = next((i for i, k in enumerate(keys) if k == syn and i not in used), None)
+            if hit is not None:
+                found[fld] = hit
+                used.add(hit)
+                break
+    # Looser pass: a header containing the whole first synonym ("Child Unique ID (LA)").
+    for fld in wanted:
+        if fld not in found:
+            syn = ANNEX_A_HEADERS[fld][0]
+            hit = next((i for i, k in enumerate(keys) if syn in k and i not in used), None)
+            if hit is not None:
+                found[fld] = hit
+                used.add(hit)
+    return found
+
+
+def is_annex_a(path: Path) -> bool:
+    try:
+        wb = _open_workbook(path)
+    except Exception:  # noqa: BLE001
+        return False
+    try:
+        return any(re.match(r"^\s*list\s*\d{1,2}\b", s, re.I) for s in wb.sheetnames)
+    finally:
+        wb.close()
+
+
+def _annex_la_code(path: Path, known_councils: list[str]) -> str | None:
+    codes = reference.council_codes()
+    in_name = [c for c in re.findall(r"(?<!\d)(\d{3})(?!\d)", path.stem) if c in codes]
+    if len(in_name) == 1:
+        return in_name[0]
+    if len(known_councils) == 1:
+        return known_councils[0]
+    return None
+
+
+def read_annex_a(path: Path, known_councils: list[str] | None = None) -> tuple[dict[str, pd.DataFrame], list[Problem], list[str]]:
+    """Ofsted Annex A lists 1, 2, 3, 4, 6 and 7 mapped to the canonical tables."""
+    name = path.name
+    notes: list[str] = []
+    la_code = _annex_la_code(path, known_councils or [])
+    if la_code is None:
+        return {}, [Problem(name, None, "la_code", "missing value",
+                            f"{name}: cannot tell which council this Annex A workbook belongs to. Put the "
+                            "council's 3-digit code in the file name (e.g. 201_annex_a.xlsx) or give a "
+                            "councils.csv with that one council.")], notes
+    try:
+        wb = _open_workbook(path)
+    except Exception as err:  # noqa: BLE001
+        return {}, [Problem(name, None, None, "unreadable file", f"{name} cannot be read as an Excel workbook: {err}",
+                            la_code=la_code)], notes
+    problems: list[Problem] = []
+    lists: dict[int, pd.DataFrame] = {}
+    try:
+        for sheet in wb.sheetnames:
+            m = re.match(r"^\s*list\s*(\d{1,2})\b", sheet, re.I)
+            if not m:
+                continue
+            number = int(m.group(1))
+            if number not in ANNEX_A_LISTS:
+                notes.append(f"{name}: sheet '{sheet}' (Annex A list {number}) carries no contract fields; not read.")
+                continue
+            rows = _sheet_rows(wb[sheet])
+            # The header is the first of the top rows with a child id column (some sheets have a title row).
+            header_at = next((k for k, (_, cells) in enumerate(rows[:10])
+                              if "child_id" in _match_headers(cells, ("child_id",))), None)
+            if header_at is None:
+                problems.append(Problem(name, None, "child_id", "missing column",
+                                        f"{name}, sheet '{sheet}': no child id column (such as 'Child Unique ID') "
+                                        "in the first rows.", la_code=la_code))
+                continue
+            header = rows[header_at][1]
+            found = _match_headers(header, ANNEX_A_LISTS[number])
+            missing = [f for f in ANNEX_A_REQUIRED[number] if f not in found]
+            if missing:
+                problems.append(Problem(name, rows[header_at][0], missing[0], "missing column",
+                                        f"{name}, sheet '{sheet}': no column for {', '.join(missing)} "
+                                        f"(headers found: {', '.join(h for h in header if h)}).", la_code=la_code))
+                continue
+            body = rows[header_at + 1:]
+            frame = pd.DataFrame({fld: [(cells[i] if i < len(cells) else "") for _, cells in body]
+                                  for fld, i in found.items()}, dtype=object)
+            frame = _finish(frame, name, np.array([r for r, _ in body], dtype="int64"), sheet=sheet)
+            frame = frame[frame["child_id"] != ""].reset_index(drop=True)
+            lists[number] = frame
+    finally:
+        wb.close()
+    if not lists:
+        return {}, problems, notes
+    out: dict[str, pd.DataFrame] = {}
+
+    # children: every list that names a child, first appearance wins (referral list first).
+    kids = []
+    for number in (3, 6, 4, 7, 2, 1):
+        if number in lists:
+            f = lists[number]
+            kids.append(f[[c for c in ("child_id", "sex", "ethnicity", "date_of_birth") if c in f.columns]
+                          + list(META)])
+    children = pd.concat(kids, ignore_index=True).drop_duplicates("child_id").reset_index(drop=True)
+    for col in ("sex", "ethnicity", "date_of_birth"):
+        if col not in children.columns:
+            children[col] = ""
+    children["sex"] = _annex_sex(children["sex"])
+    children["ethnicity"] = _annex_ethnicity(children["ethnicity"])
+    children.insert(0, "la_code", la_code)
+    out["children"] = children
+
+    referrals = None
+    if 3 in lists:
+        r = lists[3].copy()
+        r["referral_date"] = r["referral_date"]
+        r["referral_source"] = _leading_code(r.get("referral_source", pd.Series("", index=r.index)), contract.REFERRAL_SOURCES)
+        r["referral_nfa"] = _annex_yes_no(r.get("referral_nfa", pd.Series("", index=r.index)))
+        pos = r.groupby(["child_id", "referral_date"]).cumcount() + 1
+        r["referral_id"] = r["child_id"] + "/" + r["referral_date"] + "/" + pos.astype(str)
+        r["primary_need"] = ""
+        r["closure_date"] = ""
+        r["closure_reason"] = ""
+        if 6 in lists and "cin_start_date" in lists[6].columns:
+            cin = lists[6].drop_duplicates(["child_id", "cin_start_date"])
+            cin = cin.rename(columns={"cin_start_date": "referral_date"})
+            carry = [c for c in ("primary_need", "closure_date", "closure_reason") if c in cin.columns]
+            merged = r[["child_id", "referral_date"]].merge(cin[["child_id", "referral_date"] + carry],
+                                                            on=["child_id", "referral_date"], how="left")
+            for c in carry:
+                r[c] = merged[c].fillna("").to_numpy()
+        r["primary_need"] = _leading_code(r["primary_need"], contract.PRIMARY_NEED)
+        r["closure_reason"] = _leading_code(r["closure_reason"], contract.CLOSURE_REASONS)
+        no_need = r["primary_need"] == ""
+        if no_need.any():
+            r.loc[no_need, "primary_need"] = "N0"
+            notes.append(f"{name}: {int(no_need.sum())} referrals in List 3 have no primary need in List 6 "
+                         "(matched on child and CIN start date = referral date); recorded as N0 (not stated).")
+        r.insert(0, "la_code", la_code)
+        referrals = r[[c for c in contract.TABLES["referrals"].columns] + list(META)]
+        out["referrals"] = referrals
+
+    def link(frame: pd.DataFrame, date_col: str, what: str, sheet_number: int) -> pd.DataFrame:
+        """Attach each row to the child's latest referral on or before its date."""
+        frame = frame.copy()
+        frame["referral_id"] = ""
+        if referrals is not None and len(frame):
+            when, _ = parse_dates(frame[date_col])
+            refs = referrals[["child_id", "referral_id", "referral_date"]].copy()
+            refs["_when"], _ = parse_dates(refs["referral_date"])
+            refs = refs.dropna(subset=["_when"]).sort_values("_when")
+            left = frame.assign(_when=when, _i=np.arange(len(frame))).dropna(subset=["_when"]).sort_values("_when")
+            joined = pd.merge_asof(left, refs[["child_id", "referral_id", "_when"]].rename(columns={"referral_id": "_rid"}),
+                                   on="_when", by="child_id", direction="backward")
+            frame.loc[joined["_i"].to_numpy(), "referral_id"] = joined["_rid"].fillna("").to_numpy()
+        unlinked = frame["referral_id"] == ""
+        for _, row in frame[unlinked].head(50).iterrows():
+            problems.append(Problem(
+                name, int(row["_row"]), "referral_id", "not present",
+                f"{location(name, int(row['_row']), row['_sheet'])}: this {what} has no referral for the same "
+                f"child on or before its date ({row[date_col] or 'no date'}) in List 3.",
+                la_code=la_code, table="assessments" if sheet_number == 4 else "plans",
+            ))
+        if unlinked.sum() > 50:
+            problems.append(Problem(name, None, "referral_id", "not present",
+                                    f"{name}: and {int(unlinked.sum()) - 50} more {what}s with no referral in List 3.",
+                                    la_code=la_code))
+        return frame[~unlinked]
+
+    if 4 in lists:
+        a = link(lists[4], "assessment_start", "assessment", 4)
+        a = a.rename(columns={"assessment_start": "start_date", "assessment_authorised": "authorised_date"})
+        a.insert(0, "la_code", la_code)
+        out["assessments"] = a[[c for c in contract.TABLES["assessments"].columns if c in a.columns] + list(META)]
+    if 7 in lists:
+        p = link(lists[7], "cp_start_date", "child protection plan", 7)
+        p = p.rename(columns={"cp_start_date": "start_date", "cp_end_date": "end_date"})
+        p["plan_type"] = "CP"
+        if "category_of_abuse" in p.columns:
+            p["category_of_abuse"] = _annex_abuse(p["category_of_abuse"])
+        p.insert(0, "la_code", la_code)
+        out["plans"] = p[[c for c in contract.TABLES["plans"].columns if c in p.columns] + list(META)]
+    if 2 in lists:
+        e = lists[2].rename(columns={"eh_start_date": "start_date", "eh_end_date": "end_date"}).copy()
+        e["intervention"] = "Early help"
+        e.insert(0, "la_code", la_code)
+        out["interventions"] = e[[c for c in contract.TABLES["interventions"].columns if c in e.columns] + list(META)]
+    for frame in out.values():
+        for c in frame.columns:
+            if c not in META:
+                frame[c] = frame[c].fillna("").astype(object)
+        frame.attrs.update(file=name, la_code=la_code)
+    return out, problems, notes
+
+
+# --- a whole directory ------------------------------------------------------------------
+
+
+def read_directory(path: str | Path) -> RawData:
+    """Every table the directory holds, as raw string parts, plus the problems met reading them."""
+    root = Path(path)
+    raw = RawData()
+    if not root.exists():
+        raw.problems.append(Problem(str(root), None, None, "missing table", f"{root} does not exist."))
+        return raw
+    if not root.is_dir():
+        raw.problems.append(Problem(str(root), None, None, "missing table",
+                                    f"{root} is not a directory: give the folder holding councils.csv, children.csv ..."))
+        return raw
+    files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith((".", "~$")))
+    annex: list[Path] = []
+    for p in files:
+        suffix = p.suffix.lower()
+        table = p.stem.lower()
+        if suffix in CANONICAL_SUFFIXES and table in contract.TABLES:
+            reader = {".csv": read_csv_file, ".parquet": read_parquet_file, ".xlsx": read_excel_table}[suffix]
+            frame, problems = reader(p, table)
+            raw.problems += problems
+            raw.files.append(p.name)
+            if frame is not None:
+                raw.add(table, frame)
+        elif suffix == ".xml":
+            tables, problems = read_cin_xml(p)
+            raw.problems += problems
+            raw.files.append(p.name)
+            for t, frame in tables.items():
+                raw.add(t, frame)
+        elif suffix == ".xlsx":
+            annex.append(p)
+        elif suffix in (".csv", ".parquet"):
+            raw.notes.append(f"{p.name} is not one of the contract's tables ({', '.join(contract.TABLES)}); not read.")
+    # Annex A workbooks last: they may take their council from councils.csv.
+    known = []
+    for frame in raw.parts.get("councils", []):
+        if "la_code" in frame.columns:
+            known += [c for c in frame["la_code"].unique() if c]
+    for p in annex:
+        if is_annex_a(p):
+            tables, problems, notes = read_annex_a(p, sorted(set(known)))
+            raw.problems += problems
+            raw.notes += notes
+            raw.files.append(p.name)
+            for t, frame in tables.items():
+                raw.add(t, frame)
+        else:
+            raw.notes.append(f"{p.name} is neither a contract table nor an Annex A workbook (sheets named "
+                             "'List 1', 'List 3' ...); not read.")
+    return raw
+
+
+def read_tables(path: str | Path) -> dict[str, pd.DataFrame]:
+    """Raw string tables (one frame per table, location columns dropped); for inspection and tests."""
+    raw = read_directory(path)
+    out = {}
+    for table, parts in raw.parts.items():
+        frame = pd.concat(parts, ignore_index=True)
+        out[table] = frame[[c for c in frame.columns if not c.startswith("_")]].fillna("")
+    return out

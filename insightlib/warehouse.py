@@ -1,0 +1,279 @@
+"""The warehouse: one DuckDB file holding every clean council's pseudonymised tables.
+
+A load validates the directory, pseudonymises identifiers and writes all clean councils
+into a new file beside the target, then swaps it in with one ``os.replace``: a failed load
+leaves no half-written warehouse, and an existing one untouched. Councils whose data has
+problems are left out and reported; problems that belong to no council stop the load.
+Reads open the file read-only, so many notebook processes can read it at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from insightlib import __version__, contract, pseudonymise
+from insightlib.errors import InputError
+from insightlib.readers import Problem
+from insightlib.validate import ValidationReport, empty_table, validate_directory
+
+FORMAT_VERSION = 1
+META_TABLE = "_insight_load"
+COUNCIL_TABLE = "_insight_councils"
+
+
+@dataclass
+class LoadSummary:
+    """What a load did: councils loaded, councils left out with their problems, rows per table."""
+
+    loaded: list[str]
+    failed: dict[str, list[Problem]]
+    rows: dict[str, int]
+    problems: list[Problem]
+    warehouse: Path | None = None
+    report: ValidationReport | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict:
+        return {"loaded": self.loaded, "failed": {la: [p.to_dict() for p in ps] for la, ps in self.failed.items()},
+                "rows": self.rows, "warehouse": str(self.warehouse) if self.warehouse else None}
+
+    def format_text(self, max_lines: int | None = 200) -> str:
+        lines = [f"Loaded {len(self.loaded)} council(s) into {self.warehouse}: {', '.join(self.loaded) or 'none'}.",
+                 "Rows: " + ", ".join(f"{t} {n:,}" for t, n in self.rows.items()) + "."]
+        if self.failed:
+            lines.append(f"Left out {len(self.failed)} council(s) with problems: {', '.join(sorted(self.failed))}.")
+            if self.report is not None:
+                lines.append("")
+                lines.append(self.report.format_text(max_lines))
+        return "\n".join(lines)
+
+
+def _sql_type(table: contract.Table, column: str) -> str:
+    if column in table.dates:
+        return "DATE"
+    if column in table.booleans:
+        return "BOOLEAN"
+    return "VARCHAR"
+
+
+def _fingerprint(tables: dict[str, pd.DataFrame]) -> str:
+    """sha256 over a council's pseudonymised rows, independent of row order (so stable across runs)."""
+    h = hashlib.sha256(f"insight-fingerprint-v{FORMAT_VERSION}".encode())
+    for name in contract.TABLES:
+        frame = tables.get(name)
+        spec = contract.TABLES[name]
+        h.update(f"\x1e{name}\x1f{','.join(spec.columns)}\x1f".encode())
+        if frame is None or frame.empty:
+            continue
+        text = {}
+        for c in spec.columns:
+            s = frame[c]
+            if c in spec.dates:
+                text[c] = s.dt.strftime("%Y-%m-%d").fillna("")
+            else:
+                text[c] = s.astype(object).where(s.notna(), "").astype(str)
+        rows = pd.util.hash_pandas_object(pd.DataFrame(text), index=False).to_numpy()
+        h.update(np.sort(rows).tobytes())
+        h.update(str(len(rows)).encode())
+    return h.hexdigest()
+
+
+def _remove(path: Path) -> None:
+    for p in (path, Path(str(path) + ".wal")):
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def write_warehouse(tables: dict[str, pd.DataFrame], warehouse_path: str | os.PathLike,
+                    metadata: dict | None = None, key: bytes | None = None) -> dict[str, str]:
+    """Write already pseudonymised contract tables into a new warehouse file, atomically.
+
+    Returns the per-council fingerprints.
+    """
+    target = Path(warehouse_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
+    councils = sorted(tables["councils"]["la_code"].dropna().unique())
+    fingerprints = {}
+    for la in councils:
+        fingerprints[la] = _fingerprint({n: f[f["la_code"] == la] for n, f in tables.items()})
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            for name, spec in contract.TABLES.items():
+                frame = tables.get(name)
+                frame = empty_table(name) if frame is None else frame
+                cols = ", ".join(f'"{c}" {_sql_type(spec, c)}' for c in spec.columns)
+                con.execute(f'CREATE TABLE "{name}" ({cols})')
+                if len(frame):
+                    con.register("_frame", frame[list(spec.columns)])
+                    select = ", ".join(f'CAST("{c}" AS {_sql_type(spec, c)})' for c in spec.columns)
+                    con.execute(f'INSERT INTO "{name}" SELECT {select} FROM _frame')
+                    con.unregister("_frame")
+            loaded_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+            con.execute(f'CREATE TABLE "{COUNCIL_TABLE}" (la_code VARCHAR, fingerprint VARCHAR, loaded_at VARCHAR, rows VARCHAR)')
+            for la in councils:
+                rows = {n: int((f["la_code"] == la).sum()) for n, f in tables.items()}
+                con.execute(f'INSERT INTO "{COUNCIL_TABLE}" VALUES (?, ?, ?, ?)',
+                            [la, fingerprints[la], loaded_at, json.dumps(rows)])
+            meta = {"format_version": FORMAT_VERSION, "insightlib_version": __version__, "loaded_at": loaded_at,
+                    **({"key_check": pseudonymise.key_check(key)} if key else {}), **(metadata or {})}
+            con.execute(f'CREATE TABLE "{META_TABLE}" (name VARCHAR, value VARCHAR)')
+            con.executemany(f'INSERT INTO "{META_TABLE}" VALUES (?, ?)',
+                            [[k, json.dumps(v) if not isinstance(v, str) else v] for k, v in meta.items()])
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+    _remove(Path(str(tmp)))  # a stray .wal, if any
+    return fingerprints
+
+
+def load_directory(data_dir: str | os.PathLike, warehouse_path: str | os.PathLike,
+                   key: bytes | str | None = None, key_file: str | os.PathLike | None = None,
+                   today: pd.Timestamp | None = None) -> LoadSummary:
+    """Validate, pseudonymise and load every clean council; report the others.
+
+    Raises InputError (with the report) when a problem belongs to no council (a missing
+    column, an unreadable file) or when no council is clean; the existing warehouse is then
+    untouched.
+    """
+    key_bytes = pseudonymise.load_key(key, key_file)
+    report = validate_directory(data_dir, today=today)
+    if report.unattributed:
+        raise InputError(f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text())
+    loaded = report.clean_councils
+    failed = report.failed_councils
+    if not loaded:
+        raise InputError(f"Cannot load {data_dir}: no council's data is clean.\n\n" + report.format_text())
+    clean = {name: frame[frame["la_code"].isin(loaded)].reset_index(drop=True) for name, frame in report.tables.items()}
+    clean = pseudonymise.pseudonymise_tables(clean, key_bytes)
+    _assert_no_raw_identifiers(report.tables, clean)
+    metadata = {"source": str(Path(data_dir).resolve()), "councils_loaded": loaded,
+                "councils_failed": sorted(failed), "files": report.files}
+    write_warehouse(clean, warehouse_path, metadata=metadata, key=key_bytes)
+    rows = {name: len(frame) for name, frame in clean.items()}
+    return LoadSummary(loaded=loaded, failed=failed, rows=rows, problems=report.problems,
+                       warehouse=Path(warehouse_path), report=report)
+
+
+def _assert_no_raw_identifiers(raw: dict[str, pd.DataFrame], clean: dict[str, pd.DataFrame]) -> None:
+    """Belt and braces: no identifier column may still hold a raw value."""
+    for name, frame in clean.items():
+        for col in contract.TABLES[name].identifiers:
+            values = frame[col].dropna()
+            prefix = pseudonymise.PREFIX[col]
+            if len(values) and not values.str.startswith(prefix).all():
+                raise RuntimeError(f"{name}.{col} was not pseudonymised")
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def is_warehouse(path: str | os.PathLike) -> bool:
+    """True for a file written by load_directory/write_warehouse."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+        if head[8:12] != b"DUCK":
+            return False
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        finally:
+            con.close()
+        return META_TABLE in names and COUNCIL_TABLE in names
+    except (OSError, duckdb.Error):
+        return False
+
+
+def _connect(source: str | os.PathLike):
+    path = Path(source)
+    if path.is_dir():
+        raise InputError(f"{path} is a data directory, not a warehouse: load it first (insight load {path}).")
+    if not is_warehouse(path):
+        raise InputError(f"{path} is not an insight warehouse (a .duckdb file written by insight load).")
+    return duckdb.connect(str(path), read_only=True)
+
+
+def council_codes(source: str | os.PathLike) -> list[str]:
+    con = _connect(source)
+    try:
+        return [r[0] for r in con.execute(f'SELECT la_code FROM "{COUNCIL_TABLE}" ORDER BY la_code').fetchall()]
+    finally:
+        con.close()
+
+
+def data_fingerprint(source: str | os.PathLike, la_code: str) -> str:
+    """The council's data fingerprint stored at load (sha256 of its pseudonymised rows)."""
+    con = _connect(source)
+    try:
+        row = con.execute(f'SELECT fingerprint FROM "{COUNCIL_TABLE}" WHERE la_code = ?', [str(la_code)]).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        raise InputError(f"Council {la_code} is not in the warehouse {source}.")
+    return row[0]
+
+
+def load_metadata(source: str | os.PathLike) -> dict:
+    con = _connect(source)
+    try:
+        meta = dict(con.execute(f'SELECT name, value FROM "{META_TABLE}"').fetchall())
+        councils = con.execute(f'SELECT la_code, fingerprint, loaded_at, rows FROM "{COUNCIL_TABLE}"').fetchall()
+    finally:
+        con.close()
+    out = {}
+    for k, v in meta.items():
+        try:
+            out[k] = json.loads(v)
+        except (TypeError, ValueError):
+            out[k] = v
+    out["councils"] = {la: {"fingerprint": fp, "loaded_at": at, "rows": json.loads(rows)} for la, fp, at, rows in councils}
+    return out
+
+
+def read_council(source: str | os.PathLike, la_code: str) -> dict[str, pd.DataFrame]:
+    """Every contract table for one council (empty tables with the right columns where it has none)."""
+    la_code = str(la_code)
+    con = _connect(source)
+    try:
+        known = {r[0] for r in con.execute(f'SELECT la_code FROM "{COUNCIL_TABLE}"').fetchall()}
+        if la_code not in known:
+            raise InputError(f"Council {la_code} is not in the warehouse {source} (it has: {', '.join(sorted(known))}).")
+        out = {}
+        for name, spec in contract.TABLES.items():
+            cols = ", ".join(f'"{c}"' for c in spec.columns)
+            frame = con.execute(f'SELECT {cols} FROM "{name}" WHERE la_code = ?', [la_code]).df()
+            for c in spec.columns:
+                if c in spec.dates:
+                    frame[c] = pd.to_datetime(frame[c]).astype("datetime64[ns]")
+                elif c in spec.booleans:
+                    frame[c] = frame[c].astype(bool)
+                else:
+                    frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
+            out[name] = frame
+        return out
+    finally:
+        con.close()
