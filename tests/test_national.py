@@ -1,0 +1,175 @@
+"""National summary: control limits, symbols kept as symbols, outliers flagged, reconciliation."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from insightlib import national
+from insightlib.errors import InputError
+
+
+def binom_cdf(r: int, n: int, p: Fraction) -> Fraction:
+    return sum((math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(r + 1)), Fraction(0))
+
+
+def hand_exact_limit(n: int, p0: Fraction, q: Fraction) -> float:
+    """Spiegelhalter's interpolated binomial quantile, by hand with exact fractions."""
+    r = next(r for r in range(n + 1) if binom_cdf(r, n, p0) >= q)
+    f_r, f_r1 = binom_cdf(r, n, p0), (binom_cdf(r - 1, n, p0) if r > 0 else Fraction(0))
+    alpha = (f_r - q) / (f_r - f_r1)
+    return float((r - alpha) / n)
+
+
+def test_exact_limits_match_hand_computation():
+    # n = 10, p = 1/2: F(1) = 11/1024, F(2) = 56/1024, so the lower 95% limit is
+    # (2 - (56/1024 - 0.025) / (45/1024)) / 10 = 0.132444...
+    lim = national.control_limits([10], 0.5).iloc[0]
+    assert lim["lower_95"] == pytest.approx(0.1324444, abs=1e-6)
+    assert lim["upper_95"] == pytest.approx(0.7675556, abs=1e-6)
+    for n, p0 in [(10, Fraction(1, 2)), (37, Fraction(22, 100)), (200, Fraction(3, 10))]:
+        lim = national.control_limits([n], float(p0)).iloc[0]
+        assert lim["lower_95"] == pytest.approx(hand_exact_limit(n, p0, Fraction(25, 1000)), abs=1e-9)
+        assert lim["upper_95"] == pytest.approx(hand_exact_limit(n, p0, Fraction(975, 1000)), abs=1e-9)
+        assert lim["lower_99_8"] == pytest.approx(hand_exact_limit(n, p0, Fraction(1, 1000)), abs=1e-9)
+        assert lim["upper_99_8"] == pytest.approx(hand_exact_limit(n, p0, Fraction(999, 1000)), abs=1e-9)
+
+
+def test_normal_limits_match_hand_computation():
+    # 0.22 +/- 1.959964 * sqrt(0.22 * 0.78 / 100) = 0.22 +/- 0.0811912
+    lim = national.control_limits([100], 0.22, method="normal").iloc[0]
+    assert lim["lower_95"] == pytest.approx(0.1388088, abs=1e-6)
+    assert lim["upper_95"] == pytest.approx(0.3011912, abs=1e-6)
+    # 3.090232 * 0.0414246 = 0.1280116
+    assert lim["upper_99_8"] == pytest.approx(0.3480116, abs=1e-6)
+
+
+def test_exact_limits_approach_normal_for_large_n():
+    ex = national.control_limits([200_000], 0.22).iloc[0]
+    no = national.control_limits([200_000], 0.22, method="normal").iloc[0]
+    for col in ("lower_95", "upper_95", "lower_99_8", "upper_99_8"):
+        assert ex[col] == pytest.approx(no[col], abs=2e-5)
+
+
+def test_bad_target_or_method_is_input_error():
+    with pytest.raises(InputError):
+        national.control_limits([10], 1.2)
+    with pytest.raises(InputError):
+        national.control_limits([10], 0.2, method="poisson")
+
+
+def planted(seed=3, outlier_rate=0.32):
+    rng = np.random.default_rng(seed)
+    n = rng.integers(800, 4000, size=40)
+    events = rng.binomial(n, 0.22)
+    df = pd.DataFrame({"la_code": [f"9{i:02d}" for i in range(40)], "la_name": [f"Council {i}" for i in range(40)],
+                       "referrals": n, "rereferrals": events})
+    df.loc[7, "rereferrals"] = int(df.loc[7, "referrals"] * outlier_rate)
+    return df
+
+
+def test_funnel_flags_a_planted_outlier():
+    res = national.funnel(planted(), target=0.22)
+    assert res.band_of("907") == "above 99.8% limit"
+    assert res.outliers(0.998) == ["907"]
+    assert (res.points["band"] == "within limits").mean() > 0.8
+    assert "907" in res.table()["la_code"].head(1).tolist()
+    low = planted(outlier_rate=0.12)
+    assert national.funnel(low, target=0.22).band_of("907") == "below 99.8% limit"
+
+
+def test_overdispersion_factor_is_one_for_binomial_and_large_for_overdispersed():
+    rng = np.random.default_rng(11)
+    n = rng.integers(1000, 5000, size=150).astype(float)
+    binomial = rng.binomial(n.astype(int), 0.22).astype(float)
+    assert national.overdispersion_factor(binomial, n, 0.22) == 1.0
+    p = rng.beta(22, 78, size=150)  # council rates that genuinely differ
+    over = rng.binomial(n.astype(int), p).astype(float)
+    phi = national.overdispersion_factor(over, n, 0.22)
+    assert phi > 5
+    wide = national.funnel(pd.DataFrame({"la_code": [str(i) for i in range(150)], "referrals": n, "rereferrals": over}),
+                           target=0.22, overdispersion=True)
+    narrow = national.funnel(pd.DataFrame({"la_code": [str(i) for i in range(150)], "referrals": n, "rereferrals": over}),
+                             target=0.22)
+    assert wide.phi == pytest.approx(phi)
+    assert len(wide.outliers()) < len(narrow.outliers())
+
+
+def test_published_pooled_rate_matches_england_2025():
+    pub = national.published_rates(2025)
+    assert len(pub) == 153
+    pooled = pub["rereferrals"].sum() / pub["referrals"].sum()
+    assert pooled == pytest.approx(0.226, abs=0.0005)  # DfE: 22.6% of 632,830 referrals
+    assert national.england_rate(2025) == 0.226
+
+
+def test_dfe_symbols_are_never_zero(tmp_path):
+    pub = national.published_rates(2024)
+    city = pub.loc[pub["la_code"] == "201"].iloc[0]  # City of London 2024: re-referrals "c"
+    assert city["rereferrals_symbol"] == "c" and np.isnan(city["rereferrals"]) and np.isnan(city["rate"])
+    assert national.display_value(city["rate"], city["rate_symbol"], "rate") == "c"
+    # A true published zero stays a zero (City of London 2013: 0 of 19).
+    z = national.published_rates(2013).set_index("la_code").loc["201"]
+    assert national.display_value(z["rate"], z["rate_symbol"], "rate") == "0.0%"
+    res = national.published_funnel(2024)
+    assert "201" not in set(res.points["la_code"]) and "201" in set(res.excluded["la_code"])
+    # In the page table, City of London's row shows c, not 0.
+    summary_table = national.build_national_summary(tmp_path, year=2024).tables[-1][1]
+    row = summary_table.split("City of London")[1].split("</tr>")[0]
+    assert ">c<" in row and ">0<" not in row and "0.0%" not in row
+    assert national.display_value(float("nan"), "", "count") == "x"
+
+
+def write_result(root, evaluation, la_code, referrals, rereferrals, year=None, created="2026-01-01T00:00:00"):
+    folder = root / evaluation / la_code
+    folder.mkdir(parents=True)
+    measure = {"rate": rereferrals / referrals, "referrals": referrals, "rereferrals": rereferrals}
+    if year:
+        measure["year"] = year
+    (folder / "results.json").write_text(json.dumps({"la_code": la_code, "created": created, "dfe_measure": measure}))
+
+
+def test_collect_and_reconcile(tmp_path):
+    write_result(tmp_path, "rereferral", "202", 2000, 380, year=2025)
+    write_result(tmp_path, "rereferral", "201", 50, 3)
+    write_result(tmp_path, "older", "202", 10, 1, created="2025-01-01T00:00:00")  # older: dropped
+    (tmp_path / "_site").mkdir()
+    got = national.collect_dfe_measures(tmp_path)
+    assert got["la_code"].tolist() == ["201", "202"]
+    assert got.set_index("la_code").loc["202", "referrals"] == 2000
+    rec = national.reconcile("202", {"referrals": 2000, "rereferrals": 380, "year": 2025})
+    assert rec.published["referrals"] == 2086 and rec.published["rereferrals"] == 381
+    assert rec.difference_points == pytest.approx(100 * (0.19 - 0.183), abs=1e-9)
+    assert 0 < rec.p_value < 1
+    small = national.reconcile("201", {"referrals": 50, "rereferrals": 3}, year=2024)
+    t = small.table().set_index("source")
+    assert t.iloc[0]["rereferrals"] == "c" and t.iloc[0]["rate"] == "c"  # our own small count suppressed
+    assert t.iloc[1]["rate"] == "c" and small.difference_points is None  # DfE's c kept as c
+    assert "not available" in small.sentence()
+
+
+def test_build_national_summary(tmp_path):
+    write_result(tmp_path, "rereferral", "202", 2000, 380, year=2025)
+    write_result(tmp_path, "rereferral", "203", 3600, 470, year=2025)
+    s = national.build_national_summary(tmp_path)
+    assert s.year == 2025 and s.computed_funnel is not None
+    assert [f.name for f in s.figures][:2] == ["published_funnel", "computed_funnel"]
+    assert all(f.alt and f.png.startswith(b"\x89PNG") for f in s.figures)
+    assert any(f.name == "trend_202" for f in s.figures)
+    page = s.html_fragment()
+    assert page.count("<img") == len(s.figures) and 'alt="Funnel plot' in page
+    assert 'class="sortable"' in page and "<script>" in page
+    assert "Camden" in page and "Greenwich" in page
+    json.dumps(s.to_dict())  # serialisable
+
+
+def test_sortable_table_escapes_and_sorts_by_number():
+    df = pd.DataFrame({"Council": ["<b>A</b>", "B"], "Rate": ["12.0%", "c"]})
+    out = national.sortable_table_html(df, caption="cap", sort_keys={"Rate": pd.Series([0.12, np.nan])})
+    assert "&lt;b&gt;A&lt;/b&gt;" in out and "<b>A</b>" not in out
+    assert 'data-sort="0.12"' in out and 'data-sort=""' in out
