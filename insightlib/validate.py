@@ -114,7 +114,7 @@ class ValidationReport:
         order = sorted(groups, key=lambda la: (la is not None, la or ""))
         total = len(self.problems)
         for la in order:
-            title = "Problems for every council" if la is None else f"Council {la} ({reference.council_name(la)})"
+            title = "Problems for every council" if la is None else f"Council {la} ({_council_label(la)})"
             lines.append("")
             lines.append(f"{title}: {len(groups[la]):,}")
             for p in groups[la]:
@@ -133,6 +133,11 @@ class ValidationReport:
         return {"ok": self.ok, "councils": self.councils, "clean_councils": self.clean_councils,
                 "failed_councils": sorted(self.failed_councils),
                 "problems": [p.to_dict() for p in self.problems], "notes": self.notes}
+
+
+def _council_label(la: str) -> str:
+    name = reference.council_name(la)
+    return "not a council code" if name == la else name
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -284,7 +289,7 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
             frame[col] = frame[col].str.upper()
             bad = (frame[col] != "") & ~frame[col].isin(codes)
             out.rows(name, frame, bad, col, "unknown code",
-                     lambda b, col=col, codes=codes: _q(b[col]) + f" is not a {col.replace('_', ' ')} code ("
+                     lambda b, col=col, codes=codes: _q(b[col]) + f" is not a {CODE_NAMES.get(col, col)} code ("
                      + _codes_text(codes) + ").")
         for col, codes in spec.multi_codes.items():
             frame[col] = frame[col].str.upper().str.replace(r"\s*[;,]\s*", ";", regex=True)
@@ -297,7 +302,7 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
                 first_bad = bad_parts.groupby(level=0).first()
                 out.rows(name, frame, bad_rows, col, "unknown code",
                          lambda b, col=col, codes=codes, fb=first_bad: _q(fb.reindex(b.index)) + f" is not a "
-                         f"{col.replace('_', ' ')} code (" + _codes_text(codes) + ").")
+                         f"{CODE_NAMES.get(col, col)} code (" + _codes_text(codes) + ").")
         for col in spec.booleans:
             low = frame[col].str.lower()
             bad = (low != "") & ~low.isin(contract.BOOLEAN_VALUES)
@@ -424,6 +429,12 @@ def _completed_years(birth: pd.Series, when: pd.Series) -> pd.Series:
     return years - before_birthday.astype(int).where(years.notna())
 
 
+#: How a code column is named in messages.
+CODE_NAMES = {"factors": "assessment factor", "referral_source": "referral source", "primary_need": "primary need",
+              "closure_reason": "closure reason", "category_of_abuse": "category of abuse", "plan_type": "plan type",
+              "disability": "disability", "sex": "sex", "ethnicity": "ethnicity"}
+
+
 def _codes_text(codes: tuple[str, ...]) -> str:
     return ", ".join(codes) if len(codes) <= 12 else ", ".join(codes[:10]) + f" ... {codes[-1]}"
 
@@ -452,7 +463,7 @@ def _typed(name: str, frame: pd.DataFrame | None, dates: dict[str, pd.Series]) -
         if c in spec.dates:
             out[c] = dates[c].astype("datetime64[ns]").to_numpy()
         elif c in spec.booleans:
-            out[c] = frame[c].str.lower().map(contract.BOOLEAN_VALUES).fillna(False).astype(bool).to_numpy()
+            out[c] = frame[c].str.lower().map(contract.BOOLEAN_VALUES).eq(True).to_numpy()
         else:
             s = frame[c].astype(object)
             out[c] = s.where(s != "", None).to_numpy()
