@@ -1,0 +1,1399 @@
+"""Intervention effect: did an intervention change re-referral, and how sure are we?
+
+An evaluator names an intervention (say Family Group Conferences), the covariates that
+drove who received it and a causal graph (DAG) in the evaluation file. This module turns
+a council's tables into one row per closed episode with a treatment flag and two outcomes,
+then estimates the effect of the intervention on
+
+* re-referral within the horizon (a yes/no outcome): inverse probability weighting,
+  propensity-score matching, regression adjustment and a doubly robust (AIPW) estimator,
+  each with a valid interval (influence-function errors clustered by child; Abadie-Imbens
+  errors for matching);
+* time to re-referral: inverse-probability-weighted Kaplan-Meier curves, the risk and
+  restricted mean survival time (RMST) differences at the horizon (child-cluster
+  bootstrap intervals) and a weighted Cox hazard ratio with child-clustered robust errors.
+
+DoWhy supplies the causal model, the identification of the adjustment set from the graph
+(back-door criterion), a cross-check of the weighting and matching estimates and its
+refuters. Diagnostics (standardised differences, effective sample size, propensity
+overlap and trimming, E-values) say how far the answer can be trusted. The estimands and
+the handling of censoring and competing events are set out in docs/causal.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from insightlib.errors import EvaluationFileError, InputError
+
+#: Graph node names that stand for the treatment and the outcome.
+TREATMENT_NODE = "intervention"
+OUTCOME_NODE = "rereferral"
+ESTIMANDS = ("ATE", "ATT")
+
+#: Covariates an evaluation file may name: episode columns (COMMON.md) and a few derived
+#: from the council's tables, all measured at or before the referral the intervention
+#: belongs to. kind: "numeric", "binary" or "category".
+COVARIATES = {
+    "age_at_closure": ("numeric", "age in years when the case closed"),
+    "previous_referrals": ("numeric", "number of the child's referrals before this one"),
+    "episode_number": ("numeric", "which closed episode of the child this is"),
+    "sex": ("category", "sex (M/F/U)"),
+    "ethnicity": ("category", "ethnicity (20 CIN codes)"),
+    "ethnic_group": ("category", "broad ethnic group (White, Mixed, Asian, Black, Other, Not known)"),
+    "disability": ("category", "disability code (NONE if none)"),
+    "disabled": ("binary", "has any recorded disability"),
+    "primary_need": ("category", "primary need code N0-N9"),
+    "referral_source": ("category", "who made the referral"),
+    "referral_nfa": ("binary", "referral closed with no further action"),
+    "closure_reason": ("category", "why the case closed (may be affected by the intervention: see docs)"),
+    "had_assessment": ("binary", "the referral had an assessment"),
+    "assessment_factors": ("numeric", "number of factors recorded at assessment"),
+    "had_cin_plan": ("binary", "the referral led to a child in need plan"),
+    "had_cp_plan": ("binary", "the referral led to a child protection plan"),
+    "closure_year": ("numeric", "calendar year of the closure"),
+}
+
+#: Optional parameters with their defaults.
+DEFAULTS = {
+    "trim": "crump",  # "crump", "none", or [low, high]
+    "bootstrap_reps": 200,
+    "refutation_simulations": 5,
+    "refutation_sample": 4000,
+    "confidence_level": 0.95,
+    "seed": 20251125,
+}
+KNOWN_PARAMETERS = ("intervention", "horizon_days", "estimand", "covariates", "graph", *DEFAULTS)
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation-file parameters and the causal graph
+# --------------------------------------------------------------------------------------
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(str(word), list(options), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def parse_graph(text: str) -> nx.DiGraph:
+    """A DOT (``digraph {...}``) or GML (``graph [...]``) string as a networkx DiGraph.
+
+    Raises ValueError with a plain-English reason when the text is neither.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("the graph is empty; write it in DOT (digraph { a -> b }) or GML (graph [ ... ])")
+    s = text.strip()
+    if re.match(r"^(strict\s+)?digraph\b", s, flags=re.I):
+        import pydot
+
+        try:
+            parsed = pydot.graph_from_dot_data(s)
+        except Exception as exc:  # pydot raises its own parse errors
+            raise ValueError(f"the DOT text could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        if not parsed:
+            raise ValueError("the DOT text could not be read (check braces, quotes and '->' arrows)")
+        g = nx.DiGraph(nx.nx_pydot.from_pydot(parsed[0]))
+        g = nx.relabel_nodes(g, {n: str(n).strip().strip('"') for n in g.nodes})
+        for bad in ("node", "edge", "graph", "\\n"):
+            if bad in g and g.degree(bad) == 0:
+                g.remove_node(bad)
+    elif re.match(r"^(strict\s+)?graph\s*\{", s, flags=re.I):
+        raise ValueError("the DOT graph is undirected ('graph {'); a causal graph must be a 'digraph' with '->' arrows")
+    elif re.match(r"^graph\s*\[", s, flags=re.I):
+        try:
+            g = nx.parse_gml(s, label="label")
+        except Exception as exc:
+            raise ValueError(f"the GML text could not be read ({exc})") from None
+        if not g.is_directed():
+            raise ValueError("the GML graph is undirected; add 'directed 1' inside graph [ ... ]")
+        g = nx.DiGraph(g)
+    else:
+        raise ValueError(
+            "the graph is neither DOT (starting 'digraph {') nor GML (starting 'graph [')"
+        )
+    if g.number_of_nodes() == 0:
+        raise ValueError("the graph has no nodes")
+    return g
+
+
+def check_parameters(params: dict) -> dict:
+    """The intervention notebook's parameters, checked and normalised.
+
+    Every mistake is reported at once in one EvaluationFileError, in words an evaluator
+    can act on (unknown covariate, graph without the treatment or outcome, a cycle, ...).
+    """
+    if not isinstance(params, dict):
+        raise EvaluationFileError("'parameters' must be a mapping (intervention, horizon_days, estimand, covariates, graph).")
+    problems: list[str] = []
+    out: dict[str, Any] = {}
+    for key in params:
+        if key not in KNOWN_PARAMETERS:
+            problems.append(f"unknown parameter '{key}'.{_suggest(key, KNOWN_PARAMETERS)} Known: {', '.join(KNOWN_PARAMETERS)}.")
+
+    name = params.get("intervention")
+    if not isinstance(name, str) or not name.strip():
+        problems.append("'intervention' is required: the intervention's name as recorded in the interventions table, e.g. Family Group Conference.")
+    else:
+        out["intervention"] = name.strip()
+
+    horizon = params.get("horizon_days")
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or (isinstance(horizon, float) and not horizon.is_integer()):
+        problems.append(f"'horizon_days' must be a whole number of days greater than 0 (e.g. 365); got {horizon!r}.")
+    elif horizon <= 0:
+        problems.append(f"'horizon_days' must be positive (the follow-up window after closure, e.g. 365); got {horizon!r}.")
+    else:
+        out["horizon_days"] = int(horizon)
+
+    estimand = params.get("estimand", "ATE")
+    if not isinstance(estimand, str) or estimand.strip().upper() not in ESTIMANDS:
+        problems.append(
+            f"'estimand' must be ATE (effect had every child received it, compared with none) or ATT "
+            f"(effect among the children who received it); got {estimand!r}."
+        )
+    else:
+        out["estimand"] = estimand.strip().upper()
+
+    covariates = params.get("covariates")
+    if isinstance(covariates, str):
+        covariates = [covariates]
+    if not isinstance(covariates, (list, tuple)) or not covariates:
+        problems.append(f"'covariates' must be a list of the characteristics to adjust for; known: {', '.join(COVARIATES)}.")
+        covariates = []
+    good_covariates = []
+    for c in covariates:
+        if not isinstance(c, str) or c not in COVARIATES:
+            problems.append(f"unknown covariate {c!r}.{_suggest(c, COVARIATES)} Known covariates: {', '.join(COVARIATES)}.")
+        elif c not in good_covariates:
+            good_covariates.append(c)
+    out["covariates"] = good_covariates
+
+    graph_text = params.get("graph")
+    if graph_text is None:
+        problems.append(
+            f"'graph' is required: the causal graph in DOT or GML with nodes '{TREATMENT_NODE}', "
+            f"'{OUTCOME_NODE}' and the covariates, e.g. digraph {{ age_at_closure -> {TREATMENT_NODE}; "
+            f"age_at_closure -> {OUTCOME_NODE}; {TREATMENT_NODE} -> {OUTCOME_NODE} }}."
+        )
+    else:
+        try:
+            g = parse_graph(graph_text)
+        except ValueError as exc:
+            problems.append(f"'graph': {exc}.")
+        else:
+            for node, role in ((TREATMENT_NODE, "treatment"), (OUTCOME_NODE, "outcome")):
+                if node not in g:
+                    problems.append(f"'graph' has no node '{node}' (the {role}).{_suggest(node, g.nodes)} Name the {role} node exactly '{node}'.")
+            if not nx.is_directed_acyclic_graph(g):
+                cycle = nx.find_cycle(g)
+                path = " -> ".join([str(e[0]) for e in cycle] + [str(cycle[-1][1])])
+                problems.append(f"'graph' is not a DAG: it has the cycle {path}; a cause cannot also be its own consequence.")
+            elif TREATMENT_NODE in g and OUTCOME_NODE in g and not nx.has_path(g, TREATMENT_NODE, OUTCOME_NODE):
+                problems.append(f"'graph' has no path from '{TREATMENT_NODE}' to '{OUTCOME_NODE}', so it assumes the intervention cannot change re-referral; add '{TREATMENT_NODE} -> {OUTCOME_NODE}'.")
+            for node in g.nodes:
+                if node in (TREATMENT_NODE, OUTCOME_NODE) or node in good_covariates:
+                    continue
+                hint = " List it under covariates." if node in COVARIATES else _suggest(node, good_covariates or COVARIATES)
+                problems.append(f"'graph' node '{node}' is not one of the listed covariates.{hint}")
+            for c in good_covariates:
+                if c not in g:
+                    problems.append(f"covariate '{c}' is not in the graph; draw its arrows (e.g. {c} -> {TREATMENT_NODE}; {c} -> {OUTCOME_NODE}) or remove it.")
+            out["graph"] = graph_text.strip()
+
+    trim = params.get("trim", DEFAULTS["trim"])
+    if isinstance(trim, str) and trim.strip().lower() in ("crump", "none"):
+        out["trim"] = trim.strip().lower()
+    elif (
+        isinstance(trim, (list, tuple)) and len(trim) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in trim)
+        and 0 <= trim[0] < 0.5 < trim[1] <= 1
+    ):
+        out["trim"] = [float(trim[0]), float(trim[1])]
+    else:
+        problems.append(f"'trim' must be 'crump', 'none' or [low, high] propensity limits such as [0.05, 0.95]; got {trim!r}.")
+
+    for key, lo, hi in (("bootstrap_reps", 0, 5000), ("refutation_simulations", 0, 100), ("refutation_sample", 200, 10**7), ("seed", 0, 2**32 - 1)):
+        v = params.get(key, DEFAULTS[key])
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            problems.append(f"'{key}' must be a whole number from {lo} to {hi}; got {v!r}.")
+        else:
+            out[key] = v
+    level = params.get("confidence_level", DEFAULTS["confidence_level"])
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.5 <= level < 1:
+        problems.append(f"'confidence_level' must be between 0.5 and 1 (e.g. 0.95); got {level!r}.")
+    else:
+        out["confidence_level"] = float(level)
+
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise EvaluationFileError(f"intervention_effect parameters have {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The analysis frame
+# --------------------------------------------------------------------------------------
+
+
+def analysis_frame(
+    tables: dict[str, pd.DataFrame],
+    intervention: str,
+    horizon_days: int,
+    covariates: list[str],
+    *,
+    episodes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per episode at risk of re-referral, with treatment, outcomes and covariates.
+
+    ``treatment`` is 1 when the referral that closed had the intervention: an
+    interventions row with that referral_id, or for the same child starting between the
+    referral and closure dates. ``time``/``event`` are the survival outcome (days from
+    closure; event 1 re-referral; censoring at the extract date and competing events,
+    turning 18, death, transfer, both count as censoring). ``outcome_binary`` is
+    re-referral within the horizon, known only for episodes re-referred within it or
+    followed for the full horizon (others NaN: excluded from the yes/no analysis).
+    """
+    if episodes is None:
+        from insightlib.episodes import at_risk, build_episodes
+
+        episodes = at_risk(build_episodes(tables))
+    else:
+        episodes = episodes.loc[episodes["duration_days"] > 0]
+    if len(episodes) == 0:
+        raise InputError("There are no closed episodes at risk of re-referral in this council's data, so the intervention effect cannot be estimated.")
+    ep = episodes.reset_index(drop=True)
+
+    iv = tables.get("interventions")
+    if iv is None or len(iv) == 0:
+        raise InputError("interventions: the table is missing or empty, so nobody can be counted as having received the intervention.")
+    names = iv["intervention"].astype(str).str.strip()
+    mask = names.str.casefold() == str(intervention).strip().casefold()
+    if not mask.any():
+        available = sorted(names.unique())
+        raise InputError(
+            f"interventions: no rows for intervention '{intervention}'.{_suggest(intervention, available)} "
+            f"Recorded interventions: {', '.join(available[:20])}."
+        )
+    iv = iv.loc[mask]
+    treated = np.zeros(len(ep), dtype=bool)
+    if "referral_id" in iv.columns:
+        ids = set(iv["referral_id"].dropna().astype(str))
+        treated |= ep["referral_id"].astype(str).isin(ids).to_numpy()
+    # by date: an intervention starting while the referral was open
+    left = pd.DataFrame({
+        "row": np.arange(len(ep)), "la_code": ep["la_code"].astype(str).to_numpy(),
+        "child_id": ep["child_id"].astype(str).to_numpy(),
+        "ref": pd.to_datetime(ep["referral_date"]).to_numpy(), "clo": pd.to_datetime(ep["closure_date"]).to_numpy(),
+    })
+    right = pd.DataFrame({
+        "la_code": iv["la_code"].astype(str).to_numpy(), "child_id": iv["child_id"].astype(str).to_numpy(),
+        "start": pd.to_datetime(iv["start_date"]).to_numpy(),
+    })
+    m = left.merge(right, on=["la_code", "child_id"], how="inner")
+    hit = m.loc[(m["start"] >= m["ref"]) & (m["start"] <= m["clo"]), "row"].to_numpy()
+    treated[hit] = True
+
+    h = int(horizon_days)
+    dur = ep["duration_days"].to_numpy().astype(float)
+    ev = ep["event"].to_numpy().astype(int)
+    rr = ev == 1
+    followup = _potential_followup(tables, ep)
+    binary = np.where(followup >= h, (rr & (dur <= h)).astype(float), np.nan)
+
+    out = pd.DataFrame({
+        "la_code": ep["la_code"].astype(str).to_numpy(),
+        "child_id": ep["child_id"].astype(str).to_numpy(),
+        "treatment": treated.astype(int),
+        "time": dur,
+        "event": rr.astype(int),
+        "competing": (ev == 2).astype(int),
+        "followup": followup,
+        "outcome_binary": binary,
+    })
+    derived = _derived_covariates(tables, ep, covariates)
+    for c in covariates:
+        if c not in COVARIATES:
+            raise InputError(f"unknown covariate '{c}'.{_suggest(c, COVARIATES)}")
+        kind = COVARIATES[c][0]
+        col = derived[c] if c in derived else ep[c]
+        if kind == "category":
+            out[c] = pd.Series(col).astype("object").where(pd.Series(col).notna(), "missing").astype(str).to_numpy()
+        elif kind == "binary":
+            out[c] = pd.Series(col).fillna(False).astype(bool).astype(int).to_numpy()
+        else:
+            v = pd.to_numeric(pd.Series(col), errors="coerce").astype(float)
+            if v.isna().all():
+                raise InputError(f"covariate '{c}' has no values in this council's data; remove it from the evaluation file.")
+            out[c] = v.fillna(v.median()).to_numpy()
+    out.attrs["horizon_days"] = h
+    out.attrs["intervention"] = str(intervention)
+    return out
+
+
+def _potential_followup(tables, ep: pd.DataFrame) -> np.ndarray:
+    """Days from closure to the end of possible observation (extract date or 18th birthday),
+    known for every episode whether or not it was re-referred.
+
+    The yes/no outcome uses only episodes whose possible observation covers the horizon.
+    Selecting instead on "re-referred before censoring or followed to the horizon" would
+    over-represent re-referrals (an early re-referral is seen even when follow-up was short)."""
+    closure = pd.to_datetime(ep["closure_date"])
+    councils = tables.get("councils") if tables else None
+    if councils is not None and len(councils) and "extract_date" in councils.columns:
+        extract = pd.to_datetime(councils.drop_duplicates("la_code").set_index(councils.drop_duplicates("la_code")["la_code"].astype(str))["extract_date"])
+        end = ep["la_code"].astype(str).map(extract)
+    else:  # no councils table: the latest end of observation in the data stands in for the extract date
+        end = pd.to_datetime(ep["end_date"]).groupby(ep["la_code"].astype(str)).transform("max")
+    end = pd.to_datetime(end)
+    if "date_of_birth" in ep.columns:
+        dob = pd.to_datetime(ep["date_of_birth"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            b18 = dob + pd.DateOffset(years=18)
+        end = end.where(b18.isna() | (end <= b18), b18)
+    return ((end - closure).dt.days).to_numpy(dtype=float)
+
+
+def _derived_covariates(tables, ep: pd.DataFrame, covariates) -> dict[str, Any]:
+    from insightlib.contract import ETHNICITY_GROUP
+
+    out: dict[str, Any] = {}
+    want = set(covariates)
+    if "ethnic_group" in want:
+        out["ethnic_group"] = ep["ethnicity"].map(ETHNICITY_GROUP).fillna("Not known").to_numpy()
+    if "disabled" in want:
+        out["disabled"] = (ep["disability"].astype(str).str.upper() != "NONE").to_numpy()
+    if "closure_year" in want:
+        out["closure_year"] = pd.to_datetime(ep["closure_date"]).dt.year.to_numpy()
+    rid = ep["referral_id"].astype(str)
+    if want & {"had_assessment", "assessment_factors"}:
+        a = tables.get("assessments")
+        if a is None or len(a) == 0:
+            out["had_assessment"] = np.zeros(len(ep), bool)
+            out["assessment_factors"] = np.zeros(len(ep))
+        else:
+            a = a.assign(referral_id=a["referral_id"].astype(str))
+            out["had_assessment"] = rid.isin(set(a["referral_id"])).to_numpy()
+            if "factors" in a.columns:
+                nf = a["factors"].fillna("").astype(str).map(lambda s: len([x for x in s.split(";") if x.strip()]))
+                per = nf.groupby(a["referral_id"]).max()
+                out["assessment_factors"] = rid.map(per).fillna(0).to_numpy()
+            else:
+                out["assessment_factors"] = np.zeros(len(ep))
+    if want & {"had_cin_plan", "had_cp_plan"}:
+        p = tables.get("plans")
+        for kind, col in (("CIN", "had_cin_plan"), ("CP", "had_cp_plan")):
+            if p is None or len(p) == 0:
+                out[col] = np.zeros(len(ep), bool)
+            else:
+                ids = set(p.loc[p["plan_type"].astype(str).str.upper() == kind, "referral_id"].astype(str))
+                out[col] = rid.isin(ids).to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Design matrix and logistic regression (fast, with frequency weights for the bootstrap)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Design:
+    X: np.ndarray  # with intercept in column 0, standardised
+    names: list[str]  # column names (intercept first)
+    covariate_of: list[str]  # which covariate each column comes from ("" for intercept/squares)
+    balance_columns: list[int]  # columns used for the balance table
+
+
+def design_matrix(frame: pd.DataFrame, covariates: list[str], *, min_level: int = 10) -> Design:
+    """Dummies for categories (rare levels pooled as 'other', reference = commonest), and a
+    squared term for numeric covariates with many values, so the propensity is not forced linear."""
+    cols, names, of, bal = [np.ones(len(frame))], ["(intercept)"], [""], []
+    for c in covariates:
+        kind = COVARIATES[c][0]
+        v = frame[c]
+        if kind == "category":
+            counts = v.value_counts()
+            rare = counts.index[counts < max(min_level, 0.002 * len(frame))]
+            v = v.where(~v.isin(rare), "other")
+            counts = v.value_counts()
+            ref = counts.index[0]
+            for level in sorted(counts.index[1:], key=str):
+                cols.append((v == level).to_numpy(float))
+                names.append(f"{c}={level}")
+                of.append(c)
+                bal.append(len(cols) - 1)
+        else:
+            x = v.to_numpy(float)
+            if np.nanstd(x) == 0:
+                continue
+            cols.append(x)
+            names.append(c)
+            of.append(c)
+            bal.append(len(cols) - 1)
+            if kind == "numeric" and len(np.unique(x)) > 10:
+                z = (x - x.mean()) / x.std()
+                cols.append(z * z)
+                names.append(f"{c}^2")
+                of.append("")
+    X = np.column_stack(cols)
+    # standardise non-intercept columns (numerical stability); balance uses raw values via frame
+    raw = X.copy()
+    sd = X[:, 1:].std(axis=0)
+    sd[sd == 0] = 1.0
+    X[:, 1:] = (X[:, 1:] - X[:, 1:].mean(axis=0)) / sd
+    d = Design(X=X, names=names, covariate_of=of, balance_columns=bal)
+    d.raw = raw  # type: ignore[attr-defined]
+    return d
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, beta0=None, *, ridge: float = 1e-6, max_iter: int = 60):
+    """Newton-Raphson logistic regression (frequency weights allowed).
+
+    A tiny ridge keeps it finite under separation (a covariate level where everyone or
+    nobody was treated); returns (beta, fitted probabilities, information matrix / n).
+    """
+    n, k = X.shape
+    w = np.ones(n) if w is None else w
+    beta = np.zeros(k) if beta0 is None else beta0.copy()
+    if beta0 is None:
+        p0 = np.clip(np.average(y, weights=w), 1e-6, 1 - 1e-6)
+        beta[0] = math.log(p0 / (1 - p0))
+    sw = w.sum()
+    pen = ridge * np.eye(k)
+    pen[0, 0] = 0.0
+    for _ in range(max_iter):
+        eta = np.clip(X @ beta, -30, 30)
+        p = 1.0 / (1.0 + np.exp(-eta))
+        grad = X.T @ (w * (y - p)) / sw - pen @ beta
+        info = (X * (w * p * (1 - p))[:, None]).T @ X / sw + pen
+        step = np.linalg.solve(info, grad)
+        beta += step
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    eta = np.clip(X @ beta, -30, 30)
+    p = 1.0 / (1.0 + np.exp(-eta))
+    info = (X * (w * p * (1 - p))[:, None]).T @ X / sw + pen
+    return beta, p, info
+
+
+# --------------------------------------------------------------------------------------
+# Estimators for the yes/no outcome, each with influence-function (child-clustered) errors
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Estimate:
+    """A point estimate with its interval; ``method`` says how the interval was made."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    se: float = float("nan")
+    method: str = ""
+
+    def to_dict(self) -> dict:
+        return {"estimate": self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high, "se": self.se, "interval": self.method}
+
+
+def _z(level: float) -> float:
+    return float(stats.norm.ppf(0.5 + level / 2))
+
+
+def _cluster_se(influence: np.ndarray, clusters: np.ndarray) -> float:
+    """SE of a mean-type estimator from its influence values, summed within child."""
+    n = len(influence)
+    sums = np.bincount(clusters, weights=influence)
+    g = len(sums)
+    adj = g / (g - 1) if g > 1 else 1.0
+    return float(math.sqrt(adj * np.sum(sums**2)) / n)
+
+
+def _from_if(est: float, infl: np.ndarray, clusters: np.ndarray, level: float, how: str) -> Estimate:
+    se = _cluster_se(infl, clusters)
+    z = _z(level)
+    return Estimate(float(est), float(est - z * se), float(est + z * se), se, how)
+
+
+def naive_difference(y, t, clusters, level=0.95) -> Estimate:
+    """Unadjusted difference in re-referral proportions (what a simple comparison would say)."""
+    n = len(y)
+    p1, p0 = y[t == 1].mean(), y[t == 0].mean()
+    q = t.mean()
+    infl = t * (y - p1) / q - (1 - t) * (y - p0) / (1 - q)
+    assert n > 0
+    return _from_if(p1 - p0, infl, clusters, level, "influence function, clustered by child")
+
+
+def ipw_estimate(y, t, X, e, clusters, estimand="ATE", level=0.95, info=None):
+    """Normalised (Hajek) inverse probability weighting, with the propensity model's
+    estimation accounted for in the influence function (Lunceford & Davidian 2004)."""
+    n = len(y)
+    if info is None:
+        info = (X * (e * (1 - e))[:, None]).T @ X / n
+    S = X * (t - e)[:, None]  # propensity score contributions
+    Iinv_S = np.linalg.solve(info, S.T).T
+    if estimand == "ATE":
+        w1, w0 = t / e, (1 - t) / (1 - e)
+        mu1 = np.sum(w1 * y) / np.sum(w1)
+        mu0 = np.sum(w0 * y) / np.sum(w0)
+        psi1 = w1 * (y - mu1)
+        psi0 = w0 * (y - mu0)
+        A1 = -(X * (t * (y - mu1) * (1 - e) / e)[:, None]).mean(axis=0)
+        A0 = (X * ((1 - t) * (y - mu0) * e / (1 - e))[:, None]).mean(axis=0)
+        if1 = (psi1 + Iinv_S @ A1) / (np.sum(w1) / n)
+        if0 = (psi0 + Iinv_S @ A0) / (np.sum(w0) / n)
+    else:
+        p = t.mean()
+        w0 = (1 - t) * e / (1 - e)
+        mu1 = y[t == 1].mean()
+        mu0 = np.sum(w0 * y) / np.sum(w0)
+        if1 = t * (y - mu1) / p
+        A0 = (X * (w0 * (y - mu0))[:, None]).mean(axis=0)
+        if0 = (w0 * (y - mu0) + Iinv_S @ A0) / (np.sum(w0) / n)
+    return _from_if(mu1 - mu0, if1 - if0, clusters, level, "influence function with propensity-model correction, clustered by child"), (mu1, mu0, if1, if0)
+
+
+def regression_estimate(y, t, X, clusters, estimand="ATE", level=0.95):
+    """Regression adjustment (g-computation): a logistic model of re-referral in each arm,
+    predictions averaged over the target population; delta-method influence function."""
+    n = len(y)
+    b1, _, _ = fit_logistic(X[t == 1], y[t == 1])
+    b0, _, _ = fit_logistic(X[t == 0], y[t == 0])
+    m1 = 1 / (1 + np.exp(-np.clip(X @ b1, -30, 30)))
+    m0 = 1 / (1 + np.exp(-np.clip(X @ b0, -30, 30)))
+    I1 = (X * (t * m1 * (1 - m1))[:, None]).T @ X / n
+    I0 = (X * ((1 - t) * m0 * (1 - m0))[:, None]).T @ X / n
+    U1 = X * (t * (y - m1))[:, None]
+    U0 = X * ((1 - t) * (y - m0))[:, None]
+    if estimand == "ATE":
+        target = np.ones(n)
+    else:
+        target = t.astype(float)
+    q = target.mean()
+    tau = np.sum(target * (m1 - m0)) / np.sum(target)
+    g1 = (X * (target * m1 * (1 - m1))[:, None]).mean(axis=0) / q
+    g0 = (X * (target * m0 * (1 - m0))[:, None]).mean(axis=0) / q
+    infl = target * (m1 - m0 - tau) / q + U1 @ np.linalg.solve(I1, g1) - U0 @ np.linalg.solve(I0, g0)
+    return _from_if(tau, infl, clusters, level, "delta-method influence function, clustered by child"), (m1, m0)
+
+
+def aipw_estimate(y, t, e, m1, m0, clusters, estimand="ATE", level=0.95):
+    """Augmented IPW (doubly robust): consistent if either the propensity or the outcome
+    model is right; influence-function errors. Returns the estimate and the potential-outcome
+    means with their influence values (used for the risk ratio and its E-value)."""
+    n = len(y)
+    if estimand == "ATE":
+        phi1 = m1 + t * (y - m1) / e
+        phi0 = m0 + (1 - t) * (y - m0) / (1 - e)
+        mu1, mu0 = phi1.mean(), phi0.mean()
+        if1, if0 = phi1 - mu1, phi0 - mu0
+    else:
+        p = t.mean()
+        mu1 = y[t == 1].mean()
+        phi0 = t * m0 + (1 - t) * e / (1 - e) * (y - m0)
+        mu0 = phi0.sum() / t.sum()
+        if1 = t * (y - mu1) / p
+        if0 = (phi0 - t * mu0) / p
+    assert n == len(t)
+    return _from_if(mu1 - mu0, if1 - if0, clusters, level, "influence function (doubly robust), clustered by child"), (mu1, mu0, if1, if0)
+
+
+def _match(src_e: np.ndarray, pool_e: np.ndarray, pool_y: np.ndarray, tol: float = 1e-12):
+    """Nearest neighbour(s) in ``pool`` for each ``src`` score, ties averaged (Abadie & Imbens).
+
+    Returns the imputed outcome for each src, and for each pool unit K (times used, each use
+    weighted 1/#matches) and L (sum of 1/#matches squared), for the variance."""
+    u, inv, cnt = np.unique(pool_e, return_inverse=True, return_counts=True)
+    ysum = np.bincount(inv, weights=pool_y, minlength=len(u))
+    pos = np.searchsorted(u, src_e)
+    lo, hi = np.clip(pos - 1, 0, len(u) - 1), np.clip(pos, 0, len(u) - 1)
+    dl, dh = np.abs(src_e - u[lo]), np.abs(u[hi] - src_e)
+    use_lo = dl <= dh + tol
+    use_hi = (dh <= dl + tol) & ~(use_lo & (lo == hi))
+    size = use_lo * cnt[lo] + use_hi * cnt[hi]
+    yhat = (use_lo * ysum[lo] + use_hi * ysum[hi]) / size
+    k = np.bincount(lo[use_lo], 1 / size[use_lo], len(u)) + np.bincount(hi[use_hi], 1 / size[use_hi], len(u))
+    l2 = np.bincount(lo[use_lo], 1 / size[use_lo] ** 2, len(u)) + np.bincount(hi[use_hi], 1 / size[use_hi] ** 2, len(u))
+    return yhat, k[inv], l2[inv]
+
+
+def _within_variance(e_g: np.ndarray, y_g: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    """Conditional outcome variance of each unit from its nearest same-group neighbours
+    (Abadie & Imbens 2006: J/(J+1) * (Y - mean of the J matches)^2)."""
+    u, inv, cnt = np.unique(e_g, return_inverse=True, return_counts=True)
+    ysum = np.bincount(inv, weights=y_g, minlength=len(u))
+    same = cnt[inv] > 1
+    lo, hi = inv - 1, inv + 1
+    vlo, vhi = lo >= 0, hi < len(u)
+    lo_c, hi_c = np.clip(lo, 0, len(u) - 1), np.clip(hi, 0, len(u) - 1)
+    dl = np.where(vlo, u[inv] - u[lo_c], np.inf)
+    dh = np.where(vhi, u[hi_c] - u[inv], np.inf)
+    ul = vlo & (dl <= dh + tol)
+    uh = vhi & (dh <= dl + tol)
+    size = np.where(same, cnt[inv] - 1, ul * cnt[lo_c] + uh * cnt[hi_c])
+    total = np.where(same, ysum[inv] - y_g, ul * ysum[lo_c] + uh * ysum[hi_c])
+    size = np.maximum(size, 1)
+    return size / (size + 1) * (y_g - total / size) ** 2
+
+
+def matching_estimate(y, t, e, estimand="ATE", level=0.95):
+    """1:1 nearest-neighbour matching on the propensity score with replacement (as DoWhy's
+    propensity_score_matching; tied neighbours averaged) and the Abadie-Imbens (2006)
+    variance: the bootstrap is not valid for this estimator. It ignores the estimation of
+    the propensity score, which is conservative for the ATE (Abadie & Imbens 2016)."""
+    y = y.astype(float)
+    i1, i0 = np.flatnonzero(t == 1), np.flatnonzero(t == 0)
+    y1hat, y0hat = y.copy(), y.copy()
+    K, L = np.zeros(len(y)), np.zeros(len(y))
+    y0hat[i1], K[i0], L[i0] = _match(e[i1], e[i0], y[i0])
+    if estimand == "ATE":
+        y1hat[i0], K[i1], L[i1] = _match(e[i0], e[i1], y[i1])
+    sigma2 = np.zeros(len(y))
+    for grp in (i1, i0):
+        if len(grp) > 1:
+            sigma2[grp] = _within_variance(e[grp], y[grp])
+    if estimand == "ATE":
+        tau = float(np.mean(y1hat - y0hat))
+        n = len(y)
+        var = (np.sum((y1hat - y0hat - tau) ** 2) + np.sum((K**2 + 2 * K - L) * sigma2)) / n**2
+    else:
+        tau = float(np.mean(y[i1] - y0hat[i1]))
+        var = (np.sum((y[i1] - y0hat[i1] - tau) ** 2) + np.sum(((1 - t) * (K**2 - L)) * sigma2)) / len(i1) ** 2
+    se = math.sqrt(max(var, 0.0))
+    z = _z(level)
+    return Estimate(tau, tau - z * se, tau + z * se, se, "Abadie-Imbens matching variance")
+
+
+# --------------------------------------------------------------------------------------
+# Weights, trimming, balance
+# --------------------------------------------------------------------------------------
+
+
+def weights_for(t, e, estimand="ATE"):
+    """Inverse probability weights: ATE weights 1/e and 1/(1-e); ATT weights 1 and e/(1-e)."""
+    if estimand == "ATE":
+        return np.where(t == 1, 1 / e, 1 / (1 - e))
+    return np.where(t == 1, 1.0, e / (1 - e))
+
+
+def crump_alpha(e: np.ndarray) -> float:
+    """Crump, Hotz, Imbens & Mitnik (2009) optimal trimming threshold: keep alpha <= e <= 1-alpha."""
+    g = 1.0 / (e * (1 - e))
+    if g.max() <= 2 * g.mean():
+        return 0.0
+    gs = np.sort(g)
+    csum = np.cumsum(gs) / np.arange(1, len(gs) + 1)
+    # smallest gamma with gamma >= 2 * mean(g | g <= gamma)
+    ok = gs >= 2 * csum
+    gamma = gs[np.argmax(ok)] if ok.any() else gs[-1]
+    return float(0.5 - math.sqrt(max(0.25 - 1.0 / gamma, 0.0)))
+
+
+def kish_ess(w: np.ndarray) -> float:
+    """Kish's effective sample size of a weighted group."""
+    return float(w.sum() ** 2 / np.sum(w**2)) if len(w) else 0.0
+
+
+def balance_table(design: Design, t: np.ndarray, w: np.ndarray) -> pd.DataFrame:
+    """Standardised mean differences before and after weighting, both over the same pooled
+    unweighted SD, so that a change is a change in the means, not in the yardstick."""
+    rows = []
+    raw = design.raw  # type: ignore[attr-defined]
+    for j in design.balance_columns:
+        x = raw[:, j]
+        x1, x0 = x[t == 1], x[t == 0]
+        sd = math.sqrt((x1.var(ddof=1) + x0.var(ddof=1)) / 2) if len(x1) > 1 and len(x0) > 1 else float("nan")
+        before = (x1.mean() - x0.mean()) / sd if sd > 0 else 0.0
+        wm1 = np.average(x1, weights=w[t == 1])
+        wm0 = np.average(x0, weights=w[t == 0])
+        after = (wm1 - wm0) / sd if sd > 0 else 0.0
+        rows.append({"covariate": design.names[j], "smd_before": before, "smd_after": after})
+    return pd.DataFrame(rows, columns=["covariate", "smd_before", "smd_after"])
+
+
+# --------------------------------------------------------------------------------------
+# Weighted Kaplan-Meier and RMST
+# --------------------------------------------------------------------------------------
+
+
+def weighted_km(time: np.ndarray, event: np.ndarray, w: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Kaplan-Meier survival with case weights, evaluated on ``grid`` (right-continuous)."""
+    order = np.argsort(time, kind="stable")
+    tt, ee, ww = time[order], event[order], w[order]
+    uniq, start = np.unique(tt, return_index=True)
+    d = np.add.reduceat(ww * ee, start)
+    leave = np.add.reduceat(ww, start)
+    at_risk = ww.sum() - np.concatenate([[0.0], np.cumsum(leave)[:-1]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        haz = np.where(at_risk > 0, d / at_risk, 0.0)
+    s = np.cumprod(1 - haz)
+    pos = np.searchsorted(uniq, grid, side="right") - 1
+    return np.where(pos >= 0, s[np.clip(pos, 0, None)], 1.0)
+
+
+def rmst(grid: np.ndarray, surv: np.ndarray, horizon: float) -> float:
+    """Area under a step survival curve from 0 to the horizon (grid must include 0 and all jump times)."""
+    g = np.append(grid[grid < horizon], horizon)
+    s = surv[: len(g) - 1]
+    return float(np.sum(s * np.diff(g)))
+
+
+class _SurvivalFit:
+    """Fast repeated weighted KM at a fixed set of times (for the bootstrap)."""
+
+    def __init__(self, time, event, horizon):
+        self.horizon = horizon
+        jumps = np.unique(time[(event == 1) & (time <= horizon)])
+        self.grid = np.unique(np.concatenate([[0.0], jumps, [float(horizon)]]))
+
+    def curves(self, time, event, t, w):
+        s1 = weighted_km(time[t == 1], event[t == 1], w[t == 1], self.grid)
+        s0 = weighted_km(time[t == 0], event[t == 0], w[t == 0], self.grid)
+        return s1, s0
+
+    def summary(self, s1, s0):
+        h = self.horizon
+        r1, r0 = 1 - s1[-1], 1 - s0[-1]
+        return r1 - r0, rmst(self.grid, s1, h) - rmst(self.grid, s0, h), r1, r0
+
+
+# --------------------------------------------------------------------------------------
+# E-values (VanderWeele & Ding 2017)
+# --------------------------------------------------------------------------------------
+
+
+def evalue_rr(rr: float) -> float:
+    """E-value for a risk ratio: the strength of association (risk-ratio scale) an unmeasured
+    confounder would need with both treatment and outcome to explain the estimate away."""
+    if not np.isfinite(rr) or rr <= 0:
+        return float("nan")
+    if rr < 1:
+        rr = 1 / rr
+    return float(rr + math.sqrt(rr * (rr - 1)))
+
+
+def hr_to_rr(hr: float, common: bool = True) -> float:
+    """Hazard ratio to an approximate risk ratio: as is for a rare outcome (< 15%), else
+    VanderWeele's (2020) square-root conversion (1 - 0.5^sqrt(HR)) / (1 - 0.5^sqrt(1/HR))."""
+    if not common:
+        return hr
+    return (1 - 0.5 ** math.sqrt(hr)) / (1 - 0.5 ** math.sqrt(1 / hr))
+
+
+def evalue(estimate: float, ci_low: float, ci_high: float, scale: str = "RR", *, common: bool = True) -> dict:
+    """E-values for an estimate and for the confidence limit nearer the null (1 if the
+    interval crosses the null). ``scale`` is RR or HR (converted to RR)."""
+    conv = (lambda v: hr_to_rr(v, common)) if scale == "HR" else (lambda v: v)
+    est, lo, hi = conv(estimate), conv(ci_low), conv(ci_high)
+    if lo <= 1 <= hi:
+        ci_e = 1.0
+    elif est > 1:
+        ci_e = evalue_rr(lo)
+    else:
+        ci_e = evalue_rr(hi)
+    return {"estimate": evalue_rr(est), "ci": ci_e, "risk_ratio": est, "scale": scale}
+
+
+# --------------------------------------------------------------------------------------
+# DoWhy: model, identification, cross-checks and refuters
+# --------------------------------------------------------------------------------------
+
+
+def _dowhy_frame(frame: pd.DataFrame, covariates, outcome_col="outcome_binary") -> pd.DataFrame:
+    d = frame[covariates].copy()
+    d[TREATMENT_NODE] = frame["treatment"].astype(int).to_numpy()
+    d[OUTCOME_NODE] = frame[outcome_col].astype(float).to_numpy()
+    return d
+
+
+def identify(graph: nx.DiGraph, frame: pd.DataFrame, covariates):
+    """DoWhy's causal model and the back-door adjustment set implied by the graph."""
+    from dowhy import CausalModel
+
+    data = _dowhy_frame(frame.dropna(subset=["outcome_binary"]) if frame["outcome_binary"].notna().any() else frame, covariates)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = CausalModel(data=data, treatment=TREATMENT_NODE, outcome=OUTCOME_NODE, graph=nx.DiGraph(graph))
+        estimand = model.identify_effect(proceed_when_unidentifiable=False)
+    backdoor = estimand.get_backdoor_variables() or []
+    return model, estimand, [c for c in covariates if c in backdoor]
+
+
+def _sk_logit():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(penalty=None, max_iter=2000)
+
+
+def dowhy_crosscheck(model, estimand, e: np.ndarray, target: str) -> dict:
+    """DoWhy's own weighting and matching estimates on our propensity scores (they must agree)."""
+    out = {}
+    data = model._data.copy()
+    data["propensity_score"] = e
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, method, extra in (
+            ("ipw", "backdoor.propensity_score_weighting", {"weighting_scheme": "ips_normalized_weight", "min_ps_score": 0.0, "max_ps_score": 1.0}),
+            ("matching", "backdoor.propensity_score_matching", {}),
+        ):
+            old = model._data
+            model._data = data
+            try:
+                extra["need_conditional_estimates"] = False
+                est = model.estimate_effect(estimand, method_name=method, target_units=target.lower(),
+                                            effect_modifiers=[], method_params={"init_params": extra})
+                out[name] = float(est.value)
+            finally:
+                model._data = old
+    return out
+
+
+def refute(graph, frame: pd.DataFrame, covariates, estimand_type: str, *, simulations: int, sample: int, seed: int) -> dict:
+    """DoWhy's placebo-treatment, random-common-cause and data-subset refuters on the
+    weighting estimator, kept quick: few simulations, on a random subsample if large."""
+    if simulations <= 0:
+        return {}
+    from dowhy import CausalModel
+
+    d = frame.dropna(subset=["outcome_binary"])
+    if len(d) > sample:
+        d = d.sample(sample, random_state=seed)
+    data = _dowhy_frame(d, covariates).reset_index(drop=True)
+    columns = list(data.columns)
+    out: dict[str, dict] = {}
+    logging.getLogger("dowhy").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = CausalModel(data=data, treatment=TREATMENT_NODE, outcome=OUTCOME_NODE, graph=nx.DiGraph(graph))
+        ident = model.identify_effect(proceed_when_unidentifiable=False)
+        est = model.estimate_effect(
+            ident, method_name="backdoor.propensity_score_weighting", target_units=estimand_type.lower(),
+            effect_modifiers=[],
+            method_params={"init_params": {"weighting_scheme": "ips_normalized_weight", "propensity_score_model": _sk_logit(),
+                                           "min_ps_score": 0.01, "max_ps_score": 0.99, "need_conditional_estimates": False}},
+        )
+        # DoWhy's weighting estimator stores the fitted propensity in the model's data; refuters
+        # must refit it on their altered data, so drop it (else the placebo reuses it)
+        model._data = data.loc[:, columns].copy()
+        np.random.seed(seed)
+        for name, method, kw in (
+            ("placebo_treatment", "placebo_treatment_refuter", {"placebo_type": "permute"}),
+            ("random_common_cause", "random_common_cause", {}),
+            ("data_subset", "data_subset_refuter", {"subset_fraction": 0.8}),
+        ):
+            t0 = time.perf_counter()
+            try:
+                r = model.refute_estimate(ident, est, method_name=method, num_simulations=simulations,
+                                          random_state=seed, **kw)
+                res = r.refutation_result or {}
+                out[name] = {
+                    "estimated_effect": float(r.estimated_effect), "new_effect": float(r.new_effect),
+                    "p_value": float(res.get("p_value")) if res.get("p_value") is not None else None,
+                    "simulations": simulations, "rows": len(data), "seconds": round(time.perf_counter() - t0, 2),
+                }
+            except Exception as exc:  # a refuter failing must not lose the analysis
+                out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    for name, r in out.items():
+        if "error" in r:
+            r["passed"] = None
+        elif name == "placebo_treatment":
+            # a permuted (meaningless) treatment should have about no effect
+            r["passed"] = abs(r["new_effect"]) <= max(0.25 * abs(r["estimated_effect"]), 0.02)
+        else:
+            # adding noise or dropping 20% of episodes should leave the estimate about where it was
+            r["passed"] = abs(r["new_effect"] - r["estimated_effect"]) <= max(0.25 * abs(r["estimated_effect"]), 0.02)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The whole analysis
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class InterventionEffect:
+    """Everything the report needs, in aggregate form only (no row-level data)."""
+
+    parameters: dict
+    counts: dict
+    adjustment_set: list[str]
+    not_adjusted: list[str]
+    methods: dict[str, Estimate]
+    effect: dict[str, Estimate]
+    naive: dict[str, Estimate]
+    risks: dict[str, float]
+    balance: pd.DataFrame
+    ess: dict[str, float]
+    overlap: dict
+    survival: pd.DataFrame  # adjusted curves on a grid, with intervals and (unweighted) numbers at risk
+    e_value: dict
+    refutations: dict
+    dowhy: dict
+    notes: list[str] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+    _ps: dict = field(default_factory=dict, repr=False)  # propensity scores by arm, for the overlap plot only
+
+    # ---- results.json ------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "estimand": self.parameters.get("estimand"),
+            "horizon_days": self.parameters.get("horizon_days"),
+            "intervention": self.parameters.get("intervention"),
+            "counts": self.counts,
+            "adjustment_set": self.adjustment_set,
+            "effect": {k: v.to_dict() for k, v in self.effect.items()},
+            "methods": {k: v.to_dict() for k, v in self.methods.items()},
+            "naive": {k: v.to_dict() for k, v in self.naive.items()},
+            "risks": self.risks,
+            "balance": {
+                "max_abs_smd_before": float(self.balance["smd_before"].abs().max()) if len(self.balance) else 0.0,
+                "max_abs_smd_after": float(self.balance["smd_after"].abs().max()) if len(self.balance) else 0.0,
+                "smd": {r.covariate: {"before": r.smd_before, "after": r.smd_after} for r in self.balance.itertuples()},
+                "effective_sample_size": self.ess,
+            },
+            "overlap": {k: v for k, v in self.overlap.items()},
+            "e_value": self.e_value,
+            "refutations": self.refutations,
+            "dowhy": self.dowhy,
+            "notes": self.notes,
+            "seconds": self.seconds,
+        }
+
+    # ---- tables --------------------------------------------------------------------
+    def table(self) -> pd.DataFrame:
+        """Naive and adjusted estimates side by side (percentage points, days, ratios)."""
+        rows = []
+
+        def add(label, est: Estimate, scale=1.0, unit=""):
+            rows.append({"comparison": label, "estimate": est.estimate * scale, "ci_low": est.ci_low * scale,
+                         "ci_high": est.ci_high * scale, "unit": unit, "interval": est.method})
+
+        add("Naive difference in re-referral within horizon", self.naive["risk_difference"], 100, "percentage points")
+        labels = {"ipw": "Inverse probability weighting", "matching": "Propensity-score matching",
+                  "regression": "Regression adjustment", "aipw": "Doubly robust (AIPW)"}
+        for k, v in self.methods.items():
+            add(f"{labels.get(k, k)}: difference in re-referral", v, 100, "percentage points")
+        add("Weighted Kaplan-Meier: difference in risk of re-referral", self.effect["risk_difference"], 100, "percentage points")
+        add("Weighted Kaplan-Meier: difference in days before re-referral (RMST)", self.effect["rmst_difference"], 1, "days")
+        add("Weighted Cox: hazard ratio", self.effect["hazard_ratio"], 1, "ratio")
+        return pd.DataFrame(rows)
+
+    def balance_summary(self) -> pd.DataFrame:
+        b = self.balance.copy()
+        b["balanced_after"] = b["smd_after"].abs() < 0.1
+        return b
+
+    # ---- charts --------------------------------------------------------------------
+    def love_plot(self):
+        from insightlib.charts import DARK_BLUE, ORANGE, REFERENCE_GREY, new_figure
+
+        b = self.balance.sort_values("smd_before", key=np.abs)
+        after_max = b["smd_after"].abs().max() if len(b) else 0
+        fig, ax = new_figure(
+            f"After weighting, the largest standardised difference is {after_max:.2f}",
+            height=max(3.0, 0.22 * len(b) + 1.5),
+        )
+        yy = np.arange(len(b))
+        ax.scatter(b["smd_before"].abs(), yy, color=ORANGE, label="Before weighting", zorder=3)
+        ax.scatter(b["smd_after"].abs(), yy, color=DARK_BLUE, label="After weighting", zorder=3)
+        ax.axvline(0.1, color=REFERENCE_GREY, linestyle="--", label="0.1 (a common threshold)")
+        ax.set_yticks(yy, b["covariate"], fontsize=8)
+        ax.set_xlabel("Absolute standardised mean difference")
+        ax.legend(loc="lower right", fontsize=8)
+        return fig
+
+    def overlap_plot(self):
+        from insightlib.charts import DARK_BLUE, ORANGE, new_figure
+
+        fig, ax = new_figure("How alike were the children who did and did not receive it?")
+        bins = np.linspace(0, 1, 21)
+        thr = self.parameters.get("disclosure_threshold", 5)
+        for arm, colour, label in (("treated", ORANGE, "Received the intervention"), ("control", DARK_BLUE, "Did not")):
+            ps = self._ps.get(arm, np.array([]))
+            counts, _ = np.histogram(ps, bins=bins)
+            counts = np.where(counts < thr, 0, counts)  # small cells suppressed
+            share = counts / max(counts.sum(), 1)
+            ax.stairs(share, bins, color=colour, label=label, linewidth=2)
+        lo, hi = self.overlap.get("trim_low", 0.0), self.overlap.get("trim_high", 1.0)
+        if lo > 0:
+            ax.axvspan(0, lo, color="#E5E5E5")
+            ax.axvspan(hi, 1, color="#E5E5E5")
+        ax.set_xlabel("Propensity score (estimated chance of receiving the intervention)")
+        ax.set_ylabel("Share of group")
+        ax.legend(fontsize=8)
+        return fig
+
+    def survival_plot(self):
+        from insightlib.charts import DARK_BLUE, ORANGE, new_figure
+
+        s = self.survival
+        rd = self.effect["risk_difference"].estimate
+        word = "lower" if rd < 0 else "higher"
+        fig, ax = new_figure(f"Adjusted for who received it, re-referral was {abs(rd) * 100:.0f} points {word} by day {self.parameters['horizon_days']}")
+        for arm, colour, label in (("treated", ORANGE, "With the intervention"), ("control", DARK_BLUE, "Without")):
+            ok = s[f"{arm}_shown"]
+            ax.step(s["day"][ok], 1 - s[f"{arm}_survival"][ok], where="post", color=colour, label=label)
+            ax.fill_between(s["day"][ok], 1 - s[f"{arm}_ci_high"][ok], 1 - s[f"{arm}_ci_low"][ok], step="post", color=colour, alpha=0.15)
+        ax.set_xlabel("Days since the case closed")
+        ax.set_ylabel("Share re-referred (weighted)")
+        ax.set_ylim(0, None)
+        ax.legend(fontsize=8)
+        return fig
+
+    # ---- words ---------------------------------------------------------------------
+    def explain(self) -> str:
+        """The finding, its uncertainty and what would overturn it, in plain English (markdown)."""
+        p = self.parameters
+        rd, nv = self.effect["risk_difference"], self.naive["risk_difference"]
+        who = "every child in this group" if p["estimand"] == "ATE" else "the children who received it"
+        direction = "fewer" if rd.estimate < 0 else "more"
+        sure = "The interval excludes no difference" if (rd.ci_low > 0 or rd.ci_high < 0) else "The interval includes no difference, so the data are consistent with no effect"
+        ev = self.e_value.get("risk_ratio", {})
+        lines = [
+            f"**Finding.** Had {who} received {p['intervention']}, about {abs(rd.estimate) * 100:.1f} "
+            f"{'percentage points'} {direction} would have been re-referred within {p['horizon_days']} days "
+            f"(95% interval {rd.ci_low * 100:.1f} to {rd.ci_high * 100:.1f} points). {sure}.",
+            f"**Naive comparison.** Simply comparing the two groups gives {nv.estimate * 100:.1f} points "
+            f"({nv.ci_low * 100:.1f} to {nv.ci_high * 100:.1f}); the difference from the adjusted figure is the part explained by who was chosen for the intervention.",
+        ]
+        if ev:
+            lines.append(
+                f"**What would overturn it.** An unmeasured factor associated with both receiving the intervention and "
+                f"re-referral by a risk ratio of {ev.get('estimate', float('nan')):.2f} each (over and above the covariates) could explain the "
+                f"estimate away; one of {ev.get('ci', float('nan')):.2f} could move the interval to include no effect. "
+                f"Weaker confounding could not."
+            )
+        return "\n\n".join(lines)
+
+
+ASSUMPTIONS = (
+    "**No unmeasured confounding.** Everything that influenced both who received the intervention and "
+    "whether they came back is among the covariates (or blocked by them in the graph). If practitioners "
+    "chose families on something not recorded, such as their judgement of risk, the estimate may be biased.",
+    "**Positivity.** Every kind of child in the analysis had some chance of receiving the intervention and "
+    "some chance of not. Children with almost no chance either way are trimmed, and the overlap plot shows what is left.",
+    "**Consistency.** The intervention is one well-defined thing: a child who received it is counted the same "
+    "whoever delivered it and however it went, and one child's intervention does not change another's re-referral.",
+    "**Censoring.** Turning 18, death and moving council end follow-up like the extract date does; the survival "
+    "estimates describe re-referral had those not happened, assuming they are unrelated to re-referral risk given the covariates.",
+)
+
+
+def evaluate_intervention(
+    tables: dict[str, pd.DataFrame] | None = None,
+    *,
+    intervention: str,
+    horizon_days: int,
+    covariates: list[str],
+    graph: str,
+    estimand: str = "ATE",
+    frame: pd.DataFrame | None = None,
+    episodes: pd.DataFrame | None = None,
+    disclosure_threshold: int = 5,
+    **options,
+) -> InterventionEffect:
+    """The whole analysis for one council: checks, frame, DoWhy identification, estimates,
+    diagnostics, refuters. Pass ``frame`` (from analysis_frame) to skip building it."""
+    t_start = time.perf_counter()
+    seconds: dict[str, float] = {}
+    params = check_parameters({"intervention": intervention, "horizon_days": horizon_days, "covariates": covariates,
+                               "graph": graph, "estimand": estimand, **options})
+    params["disclosure_threshold"] = disclosure_threshold
+    level, est_type, h = params["confidence_level"], params["estimand"], params["horizon_days"]
+    rng = np.random.default_rng(params["seed"])
+    notes: list[str] = []
+    if frame is None:
+        frame = analysis_frame(tables or {}, params["intervention"], h, params["covariates"], episodes=episodes)
+    frame = frame.reset_index(drop=True)
+    n_all = len(frame)
+    n_treated_all = int(frame["treatment"].sum())
+    if n_treated_all < 2 or n_all - n_treated_all < 2:
+        raise InputError(
+            f"Only {n_treated_all} of {n_all} episodes had '{params['intervention']}', so there is nobody to compare."
+        )
+    seconds["frame"] = time.perf_counter() - t_start
+
+    # -- identification (DoWhy) --------------------------------------------------------
+    t0 = time.perf_counter()
+    g = parse_graph(params["graph"])
+    model, ident, adjust = identify(g, frame, params["covariates"])
+    not_adjusted = [c for c in params["covariates"] if c not in adjust]
+    if not_adjusted:
+        notes.append(f"By the graph, these are not needed to block back-door paths and are not adjusted for: {', '.join(not_adjusted)}.")
+    seconds["identify"] = time.perf_counter() - t0
+
+    # -- propensity, overlap and trimming (on all episodes at risk) ---------------------
+    t0 = time.perf_counter()
+    design = design_matrix(frame, adjust) if adjust else None
+    X = design.X if design else np.ones((n_all, 1))
+    t = frame["treatment"].to_numpy().astype(float)
+    _, e_all, _ = fit_logistic(X, t)
+    trim = params["trim"]
+    if trim == "crump":
+        a = crump_alpha(np.clip(e_all, 1e-12, 1 - 1e-12))
+        lo, hi = a, 1 - a
+    elif trim == "none":
+        lo, hi = 0.0, 1.0
+    else:
+        lo, hi = trim
+    keep = (e_all >= lo) & (e_all <= hi) if (lo > 0 or hi < 1) else np.ones(n_all, bool)
+    trimmed = {"treated": int(((~keep) & (t == 1)).sum()), "control": int(((~keep) & (t == 0)).sum())}
+    if (~keep).any():
+        notes.append(
+            f"{int((~keep).sum())} episodes with a propensity outside [{lo:.3f}, {hi:.3f}] were set aside "
+            f"({trimmed['treated']} treated, {trimmed['control']} not); the estimates describe the children with overlap."
+        )
+    overlap = {
+        "rule": trim if isinstance(trim, str) else "fixed", "trim_low": float(lo), "trim_high": float(hi),
+        "trimmed": trimmed, "trimmed_total": int((~keep).sum()),
+        "propensity_quantiles": {
+            arm: {q: float(np.quantile(e_all[t == v], q / 100)) for q in (5, 25, 50, 75, 95)}
+            for arm, v in (("treated", 1), ("control", 0))
+        },
+    }
+    f = frame.loc[keep].reset_index(drop=True)
+    design = design_matrix(f, adjust) if adjust else None
+    X = design.X if design else np.ones((len(f), 1))
+    t = f["treatment"].to_numpy().astype(float)
+    beta_ps, e, info_ps = fit_logistic(X, t)
+    e = np.clip(e, 1e-6, 1 - 1e-6)
+    clusters = pd.factorize(f["child_id"])[0]
+    w = weights_for(t, e, est_type)
+    balance = balance_table(design, t, w) if design else pd.DataFrame(columns=["covariate", "smd_before", "smd_after"])
+    ess = {"treated": kish_ess(w[t == 1]), "control": kish_ess(w[t == 0]),
+           "treated_n": int((t == 1).sum()), "control_n": int((t == 0).sum())}
+    seconds["propensity"] = time.perf_counter() - t0
+
+    # -- yes/no outcome within the horizon -----------------------------------------------
+    t0 = time.perf_counter()
+    b = f["outcome_binary"].notna().to_numpy()
+    yb, tb, Xb = f.loc[b, "outcome_binary"].to_numpy(float), t[b], X[b]
+    cb = pd.factorize(f.loc[b, "child_id"])[0]
+    counts = {
+        "episodes": n_all, "treated": n_treated_all, "control": n_all - n_treated_all,
+        "analysed": int(len(f)), "analysed_treated": int((t == 1).sum()), "analysed_control": int((t == 0).sum()),
+        "children": int(clusters.max() + 1),
+        "binary_analysed": int(b.sum()), "binary_treated": int(tb.sum()), "binary_control": int((1 - tb).sum()),
+        "binary_excluded_incomplete_followup": int((~b).sum()),
+        "rereferred_within_horizon": int(yb.sum()),
+    }
+    methods: dict[str, Estimate] = {}
+    if tb.sum() < 2 or (1 - tb).sum() < 2:
+        raise InputError(f"Too few episodes with {h} days of follow-up in one of the groups to estimate the effect on re-referral within {h} days.")
+    _, eb, info_b = fit_logistic(Xb, tb)
+    eb = np.clip(eb, 1e-6, 1 - 1e-6)
+    naive = {"risk_difference": naive_difference(yb, tb, cb, level)}
+    methods["ipw"], _ = ipw_estimate(yb, tb, Xb, eb, cb, est_type, level, info_b)
+    methods["matching"] = matching_estimate(yb, tb, eb, est_type, level)
+    methods["regression"], (m1, m0) = regression_estimate(yb, tb, Xb, cb, est_type, level)
+    methods["aipw"], (mu1, mu0, if1, if0) = aipw_estimate(yb, tb, eb, m1, m0, cb, est_type, level)
+    # risk ratio from the doubly robust potential-outcome means (for the E-value)
+    infl_log = if1 / mu1 - if0 / mu0
+    se_log = _cluster_se(infl_log, cb)
+    z = _z(level)
+    rr = Estimate(float(mu1 / mu0), float(math.exp(math.log(mu1 / mu0) - z * se_log)),
+                  float(math.exp(math.log(mu1 / mu0) + z * se_log)), se_log, "delta method on the log scale")
+    seconds["binary"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    dw = {"estimand_type": str(getattr(ident, "estimand_type", "")), "backdoor_variables": adjust}
+    try:
+        bmodel_data = _dowhy_frame(f.loc[b].reset_index(drop=True), params["covariates"])
+        model._data = bmodel_data
+        dw.update(dowhy_crosscheck(model, ident, eb, est_type))
+        dw["agrees_ipw"] = bool(abs(dw["ipw"] - methods["ipw"].estimate) < 1e-6)
+    except Exception as exc:
+        notes.append(f"DoWhy's cross-check could not run: {type(exc).__name__}: {exc}")
+    seconds["dowhy_crosscheck"] = time.perf_counter() - t0
+
+    # -- time to re-referral ------------------------------------------------------------
+    t0 = time.perf_counter()
+    tm, ev = f["time"].to_numpy(float), f["event"].to_numpy(int)
+    sf = _SurvivalFit(tm, ev, h)
+    s1, s0 = sf.curves(tm, ev, t, w)
+    rd_km, rmst_d, r1, r0 = sf.summary(s1, s0)
+    u1, u0 = sf.curves(tm, ev, t, np.ones_like(w))
+    naive_rd_km, naive_rmst, _, _ = sf.summary(u1, u0)
+    B = params["bootstrap_reps"]
+    boot = np.full((B, 2), np.nan)
+    curves1 = np.full((B, len(sf.grid)), np.nan)
+    curves0 = np.full((B, len(sf.grid)), np.nan)
+    n_cl = clusters.max() + 1
+    for i in range(B):
+        cnt = np.bincount(rng.integers(0, n_cl, n_cl), minlength=n_cl)[clusters].astype(float)
+        if cnt[t == 1].sum() == 0 or cnt[t == 0].sum() == 0:
+            continue
+        _, eb_i, _ = fit_logistic(X, t, cnt, beta0=beta_ps, max_iter=8)
+        eb_i = np.clip(eb_i, 1e-6, 1 - 1e-6)
+        wi = weights_for(t, eb_i, est_type) * cnt
+        a1, a0 = sf.curves(tm, ev, t, wi)
+        rd_i, rm_i, _, _ = sf.summary(a1, a0)
+        boot[i] = rd_i, rm_i
+        curves1[i], curves0[i] = a1, a0
+    alpha = 1 - level
+    if B >= 20:
+        q = np.nanquantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
+        sd = np.nanstd(boot, axis=0, ddof=1)
+        how = f"child-cluster bootstrap, {B} replicates, propensity refitted each time (percentile)"
+        rd_est = Estimate(rd_km, float(q[0, 0]), float(q[1, 0]), float(sd[0]), how)
+        rm_est = Estimate(rmst_d, float(q[0, 1]), float(q[1, 1]), float(sd[1]), how)
+        c1 = np.nanquantile(curves1, [alpha / 2, 1 - alpha / 2], axis=0)
+        c0 = np.nanquantile(curves0, [alpha / 2, 1 - alpha / 2], axis=0)
+    else:
+        notes.append("Too few bootstrap replicates for survival intervals; they are missing.")
+        rd_est = Estimate(rd_km, float("nan"), float("nan"), float("nan"), "none")
+        rm_est = Estimate(rmst_d, float("nan"), float("nan"), float("nan"), "none")
+        c1 = c0 = np.full((2, len(sf.grid)), np.nan)
+    seconds["survival_bootstrap"] = time.perf_counter() - t0
+
+    # survival curves on a weekly grid, cut where fewer than 10 (unweighted) remain at risk
+    days = np.unique(np.concatenate([np.arange(0, h + 1, 7), [h]])).astype(float)
+    pos = np.searchsorted(sf.grid, days, side="right") - 1
+    surv = pd.DataFrame({"day": days.astype(int)})
+    for arm, v, s_, c_ in (("treated", 1, s1, c1), ("control", 0, s0, c0)):
+        at = np.array([np.sum((t == v) & (tm >= d)) for d in days])
+        surv[f"{arm}_survival"] = s_[pos]
+        surv[f"{arm}_ci_low"] = c_[0][pos]
+        surv[f"{arm}_ci_high"] = c_[1][pos]
+        surv[f"{arm}_at_risk"] = at
+        surv[f"{arm}_shown"] = at >= 10
+
+    # weighted Cox with child-clustered robust errors (lifelines)
+    t0 = time.perf_counter()
+    from lifelines import CoxPHFitter
+
+    cdf = pd.DataFrame({"time": tm, "event": ev, "treatment": t, "w": w, "child": clusters})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cph = CoxPHFitter().fit(cdf, "time", "event", weights_col="w", robust=True, cluster_col="child")
+    s = cph.summary.loc["treatment"]
+    hr = Estimate(float(s["exp(coef)"]), float(math.exp(s["coef"] - z * s["se(coef)"])),
+                  float(math.exp(s["coef"] + z * s["se(coef)"])), float(s["se(coef)"]),
+                  "lifelines CoxPHFitter, weighted, robust (sandwich) errors clustered by child")
+    seconds["cox"] = time.perf_counter() - t0
+
+    effect = {"risk_difference": rd_est, "rmst_difference": rm_est, "hazard_ratio": hr, "risk_ratio": rr,
+              "risk_difference_binary": methods["aipw"]}
+    naive["km_risk_difference"] = Estimate(naive_rd_km, float("nan"), float("nan"), float("nan"), "unweighted Kaplan-Meier, point only")
+    naive["rmst_difference"] = Estimate(naive_rmst, float("nan"), float("nan"), float("nan"), "unweighted Kaplan-Meier, point only")
+    common = float(np.nanmean(yb)) >= 0.15
+    e_value = {
+        "risk_ratio": evalue(rr.estimate, rr.ci_low, rr.ci_high, "RR"),
+        "hazard_ratio": evalue(hr.estimate, hr.ci_low, hr.ci_high, "HR", common=common),
+        "outcome_common": common,
+    }
+    e_value["estimate"] = e_value["risk_ratio"]["estimate"]
+    e_value["ci"] = e_value["risk_ratio"]["ci"]
+    risks = {"treated": r1, "control": r0, "binary_treated": float(mu1), "binary_control": float(mu0)}
+
+    # -- refuters (bounded) -----------------------------------------------------------------
+    t0 = time.perf_counter()
+    refutations = refute(g, f, adjust, est_type, simulations=params["refutation_simulations"],
+                         sample=params["refutation_sample"], seed=params["seed"])
+    seconds["refuters"] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - t_start
+    seconds = {k: round(v, 2) for k, v in seconds.items()}
+
+    return InterventionEffect(
+        parameters=params, counts=counts, adjustment_set=adjust, not_adjusted=not_adjusted, methods=methods,
+        effect=effect, naive=naive, risks=risks, balance=balance, ess=ess, overlap=overlap, survival=surv,
+        e_value=e_value, refutations=refutations, dowhy=dw, notes=notes, seconds=seconds,
+        _ps={"treated": e[t == 1].copy(), "control": e[t == 0].copy()},
+    )
+
+
+# --------------------------------------------------------------------------------------
+# A simulation with a known answer (used by the tests and the benchmark)
+# --------------------------------------------------------------------------------------
+
+SIM_GRAPH = """digraph {
+  age_at_closure -> intervention;
+  previous_referrals -> intervention; previous_referrals -> rereferral;
+  had_cp_plan -> intervention; had_cp_plan -> rereferral;
+  primary_need -> intervention; primary_need -> rereferral;
+  intervention -> rereferral;
+}"""
+SIM_COVARIATES = ["age_at_closure", "previous_referrals", "had_cp_plan", "primary_need"]
+_NEEDS = np.array(["N1", "N2", "N4", "N5"])
+_NEED_P = np.array([0.45, 0.15, 0.25, 0.15])
+_NEED_RISK = np.array([0.3, -0.4, 0.0, 0.2])
+_NEED_PS = np.array([0.4, -0.6, 0.0, 0.3])
+
+
+def _sim_x(rng, n):
+    age = rng.uniform(0, 17, n)
+    prev = np.minimum(rng.poisson(0.8, n), 6)
+    cp = rng.random(n) < 0.2
+    need = rng.choice(4, n, p=_NEED_P)
+    return age, prev, cp, need
+
+
+def _sim_rates(age, prev, cp, need, base_rate):
+    lam = base_rate * np.exp(0.35 * prev + 0.6 * cp + _NEED_RISK[need])
+    logit = -2.0 + 0.06 * (age - 8) + 0.55 * prev + 1.1 * cp + _NEED_PS[need]
+    return lam, 1 / (1 + np.exp(-logit))
+
+
+def simulate_frame(n: int = 4000, seed: int = 0, *, hazard_ratio: float = 0.7, horizon_days: int = 365,
+                   base_rate: float = 1 / 900, followup_days: float = 1500.0, truth_draws: int = 1_000_000):
+    """An analysis frame with confounded assignment and a known effect, plus the truths.
+
+    Children who were re-referred before and those on a child protection plan are both
+    likelier to receive the intervention and likelier to come back (confounding); the
+    intervention multiplies the re-referral hazard by ``hazard_ratio`` for every child.
+    Closures are spread over ``followup_days`` before the extract date; the 18th birthday
+    is a competing event. Truths are exact given the covariates, averaged over a large draw.
+    """
+    rng = np.random.default_rng(seed)
+    age, prev, cp, need = _sim_x(rng, n)
+    lam, ps = _sim_rates(age, prev, cp, need, base_rate)
+    t = (rng.random(n) < ps).astype(int)
+    tstar = rng.exponential(1 / (lam * hazard_ratio**t))
+    admin = rng.uniform(1, followup_days, n)
+    adult = (18 - age) * 365.25
+    end = np.minimum.reduce([tstar, admin, adult])
+    time_ = np.maximum(np.ceil(end), 1.0)
+    event = (tstar <= np.minimum(admin, adult)).astype(int)
+    competing = ((adult < tstar) & (adult <= admin)).astype(int)
+    h = horizon_days
+    followup = np.floor(np.minimum(admin, adult))
+    binary = np.where(followup >= h, ((event == 1) & (time_ <= h)).astype(float), np.nan)
+    n_children = max(1, int(n / 1.3))
+    child = rng.integers(0, n_children, n)
+    frame = pd.DataFrame({
+        "la_code": "999", "child_id": [f"c{c}" for c in child], "treatment": t, "time": time_, "event": event,
+        "competing": competing, "followup": followup, "outcome_binary": binary, "age_at_closure": age,
+        "previous_referrals": prev.astype(float), "had_cp_plan": cp.astype(int), "primary_need": _NEEDS[need],
+    })
+    # truths
+    trng = np.random.default_rng(seed + 10_000)
+    a2, p2, c2, n2 = _sim_x(trng, truth_draws)
+    lam2, ps2 = _sim_rates(a2, p2, c2, n2, base_rate)
+    r1 = 1 - np.exp(-lam2 * hazard_ratio * h)
+    r0 = 1 - np.exp(-lam2 * h)
+    m1 = (1 - np.exp(-lam2 * hazard_ratio * h)) / (lam2 * hazard_ratio)
+    m0 = (1 - np.exp(-lam2 * h)) / lam2
+    truth = {
+        "ate_risk_difference": float(np.mean(r1 - r0)),
+        "att_risk_difference": float(np.sum(ps2 * (r1 - r0)) / np.sum(ps2)),
+        "ate_rmst_difference": float(np.mean(m1 - m0)),
+        "att_rmst_difference": float(np.sum(ps2 * (m1 - m0)) / np.sum(ps2)),
+        "ate_risk_ratio": float(np.mean(r1) / np.mean(r0)),
+        "conditional_hazard_ratio": hazard_ratio,
+        "horizon_days": h,
+    }
+    return frame, truth
