@@ -1,0 +1,354 @@
+"""Survival estimators against known answers: lifelines, textbook values, simulated truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines import AalenJohansenFitter, CoxPHFitter, KaplanMeierFitter
+from lifelines.datasets import load_rossi
+from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
+from lifelines.utils import restricted_mean_survival_time
+
+from insightlib import survival as sv
+from insightlib.episodes import at_risk, build_episodes
+from insightlib.errors import InputError
+from insightlib.results import to_jsonable
+
+ROSSI_COLS = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
+
+
+@pytest.fixture(scope="module")
+def rossi():
+    return load_rossi()
+
+
+# --- Kaplan-Meier, log-rank, cumulative incidence, RMST ------------------------------------
+
+
+def test_km_matches_lifelines_on_rossi(rossi):
+    km = sv.km_table(rossi.week, rossi.arrest)
+    ref = KaplanMeierFitter().fit(rossi.week, rossi.arrest)
+    s = ref.survival_function_["KM_estimate"].loc[km.time]
+    ci = ref.confidence_interval_.loc[km.time]
+    np.testing.assert_allclose(km.survival, s, rtol=1e-12)
+    np.testing.assert_allclose(km.ci_low, ci.min(axis=1), rtol=1e-10)
+    np.testing.assert_allclose(km.ci_high, ci.max(axis=1), rtol=1e-10)
+    # textbook value: 114 of 432 arrested by week 52, no censoring before it
+    assert km.survival.iloc[-1] == pytest.approx(1 - 114 / 432)
+
+
+def test_km_result_by_group_horizons_and_at_risk(rossi):
+    res = sv.kaplan_meier(rossi.week, rossi.arrest, np.where(rossi.fin == 1, "aid", "no aid"), horizons=(10, 26, 52))
+    assert set(res.curves) == {"aid", "no aid"}
+    aid = rossi[rossi.fin == 1]
+    ref = KaplanMeierFitter().fit(aid.week, aid.arrest)
+    got = res.at("aid", 26)
+    assert got["survival"] == pytest.approx(float(ref.survival_function_at_times(26).iloc[0]))
+    assert got["at_risk"] == int((aid.week >= 26).sum())
+    assert got["ci_low"] < got["survival"] < got["ci_high"]
+    d = res.to_dict()
+    assert set(d["aid"]) == {"10", "26", "52"} and set(d["aid"]["52"]) == {"survival", "ci_low", "ci_high", "at_risk"}
+    assert res.at("aid", 0)["survival"] == 1.0
+
+
+def test_cut_curve_stops_before_fewer_than_ten_at_risk():
+    t = np.arange(1, 31)
+    curve = sv.km_table(t, np.ones(30))
+    cut = sv.cut_curve(curve, 10)
+    assert cut["at_risk"].min() >= 10 and len(cut) == 21  # times 1..21 have 30..10 at risk
+    assert sv.cut_curve(curve.iloc[25:], 10).empty
+
+
+def test_logrank_matches_lifelines_for_two_and_four_groups(rossi):
+    for groups in (rossi.fin, rossi.prio.clip(upper=3)):
+        ours = sv.logrank_test(rossi.week, rossi.arrest, groups)
+        ref = multivariate_logrank_test(rossi.week, groups, rossi.arrest)
+        assert ours.statistic == pytest.approx(ref.test_statistic, rel=1e-10)
+        assert ours.df == ref.degrees_of_freedom
+        assert ours.p_value == pytest.approx(ref.p_value, rel=1e-8)
+    assert "log-rank" in ours.sentence()
+
+
+def test_logrank_competing_events_are_censoring():
+    rng = np.random.default_rng(4)
+    t = rng.integers(1, 100, 500)
+    e = rng.choice([0, 1, 2], 500)
+    g = rng.choice(["a", "b", "c"], 500)
+    ours = sv.logrank_test(t, e, g)
+    ref = multivariate_logrank_test(t, g, (e == 1).astype(int))
+    assert ours.statistic == pytest.approx(ref.test_statistic, rel=1e-10)
+
+
+def test_aalen_johansen_matches_lifelines_without_ties():
+    rng = np.random.default_rng(0)
+    t = rng.exponential(1, 400)
+    e = rng.choice([0, 1, 2], 400, p=[0.3, 0.5, 0.2])
+    ours = sv.cif_table(t, e, cause=1)
+    ref = AalenJohansenFitter(calculate_variance=True).fit(t, e, event_of_interest=1)
+    np.testing.assert_allclose(ours.cumulative_incidence, ref.cumulative_density_.loc[ours.time].iloc[:, 0], atol=1e-12)
+    ref_var = np.asarray(ref.variance_.loc[ours.time], dtype=float).ravel()
+    known = np.isfinite(ref_var)  # lifelines has no variance where everyone left has an event
+    assert known.mean() > 0.95
+    np.testing.assert_allclose(ours.se[known] ** 2, ref_var[known], atol=1e-12)
+    band = ref.confidence_interval_cumulative_density_.loc[ours.time].to_numpy()
+    ok = known & (ours.cumulative_incidence.to_numpy() > 0)
+    np.testing.assert_allclose(ours.ci_low.to_numpy()[ok], band.min(axis=1)[ok], rtol=1e-8)
+    np.testing.assert_allclose(ours.ci_high.to_numpy()[ok], band.max(axis=1)[ok], rtol=1e-8)
+
+
+def test_cumulative_incidences_and_survival_add_to_one_with_ties():
+    rng = np.random.default_rng(1)
+    t = rng.integers(1, 50, 1000)
+    e = rng.choice([0, 1, 2], 1000)
+    f1 = sv.cif_table(t, e, 1)["cumulative_incidence"].to_numpy()
+    f2 = sv.cif_table(t, e, 2)["cumulative_incidence"].to_numpy()
+    s_all = sv.km_table(t, (e > 0).astype(int))["survival"].to_numpy()
+    np.testing.assert_allclose(f1 + f2 + s_all, 1.0, atol=1e-12)
+    # 1 - KM that censors competing events overstates the share re-referred
+    km1 = sv.km_table(t, e)["survival"].to_numpy()
+    assert (1 - km1 >= f1 - 1e-12).all()
+    res = sv.cumulative_incidence(t, e, np.where(t % 2 == 0, "x", "y"), horizons=(10, 30))
+    assert set(res.to_dict()["x"]["30"]) == {"rereferral", "ci_low", "ci_high", "competing"}
+
+
+def test_rmst_point_matches_lifelines_and_variance_matches_independent_influence(rossi):
+    res = sv.rmst(rossi.week, rossi.arrest, horizon=40)
+    ref = restricted_mean_survival_time(KaplanMeierFitter().fit(rossi.week, rossi.arrest), t=40)
+    assert res.groups["rmst"].iloc[0] == pytest.approx(ref, rel=1e-12)
+    # with one episode per child, the influence-function variance is close to the Greenwood one
+    _, var, infl = sv._rmst_parts(rossi.week.to_numpy(float), rossi.arrest.to_numpy(), 40.0)
+    assert abs(infl.sum()) < 1e-8
+    assert np.sum(infl**2) == pytest.approx(var, rel=0.02)
+
+
+def test_rmst_difference_with_clustered_children_covers_the_truth():
+    # two groups, exponential with rates 1/200 and 1/300 days, several episodes per child sharing a frailty
+    tau = 365.0
+    truth = [200 * (1 - np.exp(-tau / 200)), 300 * (1 - np.exp(-tau / 300))]
+    rng = np.random.default_rng(9)
+    hits, reps = 0, 40
+    ratios = []
+    for _ in range(reps):
+        n_child = 400
+        frail = rng.gamma(2.0, 0.5, n_child)
+        child = np.repeat(np.arange(n_child), 3)
+        group = np.repeat(rng.integers(0, 2, n_child), 3)
+        rate = np.where(group == 0, 1 / 200, 1 / 300) * frail[child]
+        t = rng.exponential(1 / rate)
+        c = rng.uniform(100, 800, len(t))
+        d, e = np.minimum(t, c), (t <= c).astype(int)
+        res = sv.rmst(d, e, np.where(group == 0, "a", "b"), horizon=tau, clusters=child, reference="a")
+        diff = res.differences.iloc[0]
+        naive = np.sqrt((res.groups["se"] ** 2).sum())
+        ratios.append(diff.se / naive)
+        # the frailty makes the marginal curves non-exponential: compare with a large-sample estimate instead
+        hits += diff.ci_low <= _rmst_truth_frailty(tau) <= diff.ci_high
+    assert hits >= 0.85 * reps
+    assert np.mean(ratios) > 1.1  # clustering within child widens the interval
+
+
+def _rmst_truth_frailty(tau):
+    # marginal survival with gamma(shape 2, scale 0.5) frailty: (1 + 0.5 * r t)^-2; difference b - a
+    from scipy.integrate import quad
+
+    s = lambda r: quad(lambda u: (1 + 0.5 * r * u) ** -2, 0, tau)[0]  # noqa: E731
+    return s(1 / 300) - s(1 / 200)
+
+
+# --- Cox ------------------------------------------------------------------------------------
+
+
+def test_cox_rossi_textbook_coefficients(rossi):
+    res = sv.cox_ph(rossi.week, rossi.arrest, rossi[ROSSI_COLS])
+    coef = res.terms.set_index("term")["coef"]
+    # Efron ties; the published values (Fox & Weisberg; lifelines documentation)
+    assert coef["fin"] == pytest.approx(-0.379, abs=5e-4)
+    assert coef["age"] == pytest.approx(-0.057, abs=5e-4)
+    assert coef["prio"] == pytest.approx(0.091, abs=6e-4)
+    ref = CoxPHFitter().fit(rossi[ROSSI_COLS + ["week", "arrest"]], "week", "arrest")
+    np.testing.assert_allclose(res.terms["coef"], ref.params_.loc[ROSSI_COLS], rtol=1e-6)
+    np.testing.assert_allclose(res.terms["se"], ref.standard_errors_.loc[ROSSI_COLS], rtol=1e-5)
+
+
+def test_cox_breslow_differs_from_efron_with_ties(rossi):
+    efron = sv.cox_fit(rossi.week, rossi.arrest, rossi[ROSSI_COLS].to_numpy(float))
+    breslow = sv.cox_fit(rossi.week, rossi.arrest, rossi[ROSSI_COLS].to_numpy(float), ties="breslow")
+    assert breslow.beta[0] == pytest.approx(-0.379, abs=2e-3)
+    assert abs(breslow.beta[0] - efron.beta[0]) > 1e-4
+    # score residuals sum to the score, which is zero at the maximum
+    assert np.abs(efron.score_residuals.sum(0)).max() < 1e-6
+    assert np.abs(breslow.score_residuals.sum(0)).max() < 1e-6
+
+
+def test_robust_se_equals_lifelines_cluster_col_without_ties():
+    rng = np.random.default_rng(2)
+    n = 300
+    x = rng.normal(size=(n, 2))
+    t = rng.exponential(np.exp(-x @ [0.5, -0.3]))
+    c = rng.exponential(2, n)
+    df = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "T": np.minimum(t, c), "E": (t <= c).astype(int),
+                       "id": rng.integers(0, 80, n)})
+    ref = CoxPHFitter().fit(df, "T", "E", cluster_col="id")
+    ours = sv.cox_ph(df["T"], df["E"], df[["x1", "x2"]], clusters=df["id"])
+    np.testing.assert_allclose(ours.terms["coef"], ref.params_[["x1", "x2"]], rtol=1e-5)
+    np.testing.assert_allclose(ours.terms["robust_se"], ref.standard_errors_[["x1", "x2"]], rtol=1e-5)
+
+
+def test_ph_test_matches_lifelines_on_rossi(rossi):
+    ref_fit = CoxPHFitter().fit(rossi[ROSSI_COLS + ["week", "arrest"]], "week", "arrest")
+    for transform in ("rank", "km"):
+        ref = proportional_hazard_test(ref_fit, rossi[ROSSI_COLS + ["week", "arrest"]], time_transform=transform)
+        ours = sv.cox_ph(rossi.week, rossi.arrest, rossi[ROSSI_COLS], ph_transform=transform).ph.set_index("term")
+        np.testing.assert_allclose(ours.loc[ROSSI_COLS, "statistic"], ref.summary.loc[ROSSI_COLS, "test_statistic"],
+                                   rtol=1e-5)
+    # age breaks proportional hazards in Rossi (a classic example)
+    res = sv.cox_ph(rossi.week, rossi.arrest, rossi[ROSSI_COLS])
+    words = " ".join(res.ph_sentences())
+    assert "age" in words and "changes over time" in words
+
+
+def test_ph_check_in_plain_words_when_hazards_are_proportional():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 2, 2000)
+    t = rng.exponential(1 / np.exp(0.5 * x))
+    res = sv.cox_ph(t, np.ones(2000), pd.DataFrame({"x": x}))
+    assert "no clear sign" in " ".join(res.ph_sentences())
+
+
+def _renewal_episodes(n_children, beta, seed):
+    """Children with repeated episodes in their own observation windows; true log hazard ratios ``beta``."""
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.integers(0, 2, n_children), rng.normal(size=n_children)])
+    rate = 1 / 300 * np.exp(x @ beta)
+    window = rng.uniform(200, 2000, n_children)
+    rows = []
+    clock = np.zeros(n_children)
+    alive = np.ones(n_children, bool)
+    while alive.any():
+        gap = np.ceil(rng.exponential(1 / rate))
+        left = window - clock
+        event = alive & (gap <= left)
+        dur = np.where(event, gap, np.maximum(np.ceil(left), 1))
+        idx = np.flatnonzero(alive)
+        rows.append(pd.DataFrame({"child": idx, "duration": dur[idx], "event": event[idx].astype(int),
+                                  "x1": x[idx, 0], "x2": x[idx, 1]}))
+        clock = clock + dur + 30  # a month open before the next closure
+        alive = event & (clock < window)
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_cox_recovers_true_hazard_ratios_with_repeated_episodes():
+    beta = np.array([0.4, -0.3])
+    df = _renewal_episodes(3000, beta, seed=1)
+    assert df.groupby("child").size().max() >= 4  # really repeated
+    res = sv.cox_ph(df.duration, df.event, df[["x1", "x2"]], clusters=df.child)
+    est = res.terms["coef"].to_numpy()
+    se = res.terms["robust_se"].to_numpy()
+    assert np.all(np.abs(est - beta) < 3 * se)
+    assert np.all(se < 0.05)
+
+
+@pytest.mark.slow
+def test_clustered_intervals_cover_the_truth_with_a_shared_child_frailty():
+    # with a frailty the conditional HR differs from the marginal one; check coverage of the null effect instead
+    rng = np.random.default_rng(7)
+    hits_robust = hits_naive = 0
+    reps = 60
+    for r in range(reps):
+        n = 400
+        frail = rng.gamma(1.0, 1.0, n)
+        z = rng.integers(0, 2, n)  # child-level covariate with no effect
+        child = np.repeat(np.arange(n), 5)
+        t = rng.exponential(1 / frail[child])
+        res = sv.cox_ph(t, np.ones(len(t)), pd.DataFrame({"z": z[child]}), clusters=child)
+        row = res.terms.iloc[0]
+        hits_robust += abs(row.coef) < 1.96 * row.robust_se
+        hits_naive += abs(row.coef) < 1.96 * row.se
+    assert hits_robust >= 0.88 * reps
+    assert hits_naive < hits_robust  # ignoring the clustering is overconfident
+
+
+def test_design_matrix_folds_small_groups_and_uses_largest_as_reference():
+    ep = pd.DataFrame({"need": ["A"] * 50 + ["B"] * 30 + ["C"] * 5 + ["D"] * 5, "age": np.arange(90.0),
+                       "event": [1, 0] * 45})
+    X, refs = sv.design_matrix(ep, ["need", "age"], min_group_size=20)
+    assert refs == {"need": "A"}
+    assert list(X.columns) == ["need[B]", "need[Other]", "age"]
+    with pytest.raises(InputError, match="not an episode column"):
+        sv.design_matrix(ep, ["nope"])
+
+
+# --- From tables to report ----------------------------------------------------------------
+
+
+def test_cox_on_built_episodes_recovers_the_simulated_need_effect():
+    tb = sv.simulate_tables(8000, seed=2, need_log_hr={"N1": 0.0, "N2": -0.5, "N4": 0.4})
+    ep = at_risk(build_episodes(tb))
+    X, refs = sv.design_matrix(ep, ["primary_need"])
+    res = sv.cox_ph(ep.duration_days, ep.event, X, clusters=ep.child_id).terms.set_index("term")
+    assert refs["primary_need"] == "N4"
+    for term, truth in (("primary_need[N1]", -0.4), ("primary_need[N2]", -0.9)):
+        assert abs(res.loc[term, "coef"] - truth) < 4 * res.loc[term, "robust_se"]
+
+
+@pytest.fixture(scope="module")
+def report():
+    tb = sv.simulate_tables(3000, seed=8)
+    tb["interventions"] = pd.DataFrame({
+        "la_code": "201", "child_id": tb["referrals"]["child_id"].iloc[:300].to_numpy(),
+        "intervention": "Family Group Conference",
+        "start_date": tb["referrals"]["referral_date"].iloc[:300].to_numpy(),
+        "referral_id": tb["referrals"]["referral_id"].iloc[:300].to_numpy(),
+    })
+    return tb, sv.rereferral_report(tb, group_by="primary_need", horizons=[91, 182, 365], min_group_size=20)
+
+
+def test_report_results_follow_the_contract(report):
+    _, rep = report
+    d = json.loads(json.dumps(to_jsonable(rep.to_dict())))
+    for group, by_h in d["km"].items():
+        assert set(by_h) == {"91", "182", "365"}
+        for v in by_h.values():
+            assert set(v) == {"survival", "ci_low", "ci_high", "at_risk"}
+    assert set(d["logrank"]) == {"statistic", "df", "p_value"} and d["logrank"]["df"] == 2
+    for term, v in d["cox"].items():
+        assert set(v) == {"hr", "ci_low", "ci_high", "p_value"} and v["ci_low"] < v["hr"] < v["ci_high"]
+    assert "dfe_measure" in d and "rmst" in d and "cumulative_incidence" in d
+    assert d["episodes"]["episodes"] > 0
+
+
+def test_report_sentences_tables_and_figures(report):
+    _, rep = report
+    heads = rep.headlines()
+    assert heads[0].startswith("Of children whose cases closed in ")
+    assert any("England's rate was 22%" in h for h in heads)
+    assert "came back fastest" in heads[1] and "N4 Family in acute stress" in heads[1]
+    assert rep.ph_sentences() and rep.caveats()
+    tab = rep.survival_table(threshold=5)
+    assert "child_id" not in tab.columns and len(tab) == 9
+    figs = rep.figures()
+    assert set(figs) == {"km", "cumulative_incidence", "forest"}
+    for fig, alt in figs.values():
+        assert alt and fig.axes
+
+
+def test_report_intervention_grouping_and_small_groups_folded(report):
+    tb, _ = report
+    rep = sv.rereferral_report(tb, group_by="intervention", min_group_size=50, covariates=["intervention"])
+    assert set(rep.km.curves) <= {"None", "Family Group Conference", "Other"}
+    assert "None" in rep.km.curves
+    rep2 = sv.rereferral_report(tb, group_by="referral_source", min_group_size=10_000, competing_risks=False)
+    assert list(rep2.km.curves) == ["Other"] and rep2.cumulative_incidence is None
+    with pytest.raises(InputError, match="group_by"):
+        sv.rereferral_report(tb, group_by="shoe_size")
+
+
+def test_results_withhold_horizons_with_few_at_risk():
+    tb = sv.simulate_tables(60, seed=3, start="2023-04-01", extract="2024-03-31")
+    rep = sv.rereferral_report(tb, group_by="sex", horizons=[30, 365], min_group_size=5)
+    for by_h in rep.to_dict()["km"].values():
+        v = by_h["365"]
+        assert v["at_risk"] is None or v["at_risk"] >= 10
