@@ -104,7 +104,7 @@ def load(
         from . import pseudonymise, warehouse as wh_mod
 
         target = warehouse or data_dir.resolve().with_suffix(".duckdb")
-        key = pseudonymise.load_key(key_file) if key_file else None
+        key = pseudonymise.load_key(key_file=key_file) if key_file else None
         summary = wh_mod.load_directory(data_dir, target, key=key)
         for la_code, problems in summary.failed.items():
             console.print(f"[red]council {la_code} not loaded[/]: {len(problems)} problem(s), e.g. {problems[0].message}", soft_wrap=True)
