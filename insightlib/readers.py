@@ -66,6 +66,8 @@ class RawData:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    #: Files that could not be read at all: name -> the table they held (None: an XML return, any table).
+    unread: dict[str, str | None] = field(default_factory=dict)
 
     def add(self, table: str, frame: pd.DataFrame) -> None:
         self.parts.setdefault(table, []).append(frame)
@@ -535,11 +537,21 @@ def _strip_prefix(s: pd.Series) -> pd.Series:
     return s.fillna("").astype(str).str.replace(_LIST_PREFIX, "", regex=True).str.strip()
 
 
-def _leading_code(s: pd.Series, codes: tuple[str, ...]) -> pd.Series:
-    """"a) 1A: Individual" -> "1A"; "N1 - Abuse or neglect" -> "N1"; unknown text kept for validation."""
+def _leading_code(s: pd.Series, codes: tuple[str, ...], labels: dict[str, str] | None = None) -> pd.Series:
+    """"a) 1A: Individual" -> "1A"; "N1 - Abuse or neglect" -> "N1"; "Housing 4" -> "4"; "Police" -> "6".
+
+    Text that names no code is kept as it is, for validation to report.
+    """
     text = _strip_prefix(s)
-    token = text.str.extract(r"^([A-Za-z0-9]+)", expand=False).fillna("").str.upper()
-    return token.where(token.isin(codes), text)
+    upper = text.str.upper()
+    token = upper.str.extract(r"^([A-Z0-9]+)", expand=False).fillna("")
+    anywhere = upper.str.extract(r"(?<![A-Z0-9])(" + "|".join(sorted(codes, key=len, reverse=True)) + r")(?![A-Z0-9])",
+                                 expand=False)
+    out = token.where(token.isin(codes), anywhere)
+    if labels:
+        by_label = {_key(v): k for k, v in labels.items()}
+        out = out.fillna(text.map(lambda v: by_label.get(_key(v))))
+    return out.fillna(text).astype(object)
 
 
 def _annex_sex(s: pd.Series) -> pd.Series:
@@ -687,7 +699,8 @@ def read_annex_a(path: Path, known_councils: list[str] | None = None) -> tuple[d
     if 3 in lists:
         r = lists[3].copy()
         r["referral_date"] = r["referral_date"]
-        r["referral_source"] = _leading_code(r.get("referral_source", pd.Series("", index=r.index)), contract.REFERRAL_SOURCES)
+        r["referral_source"] = _leading_code(r.get("referral_source", pd.Series("", index=r.index)), contract.REFERRAL_SOURCES,
+                                           contract.REFERRAL_SOURCE_LABELS)
         r["referral_nfa"] = _annex_yes_no(r.get("referral_nfa", pd.Series("", index=r.index)))
         pos = r.groupby(["child_id", "referral_date"]).cumcount() + 1
         r["referral_id"] = r["child_id"] + "/" + r["referral_date"] + "/" + pos.astype(str)
@@ -702,15 +715,15 @@ def read_annex_a(path: Path, known_councils: list[str] | None = None) -> tuple[d
                                                             on=["child_id", "referral_date"], how="left")
             for c in carry:
                 r[c] = merged[c].fillna("").to_numpy()
-        r["primary_need"] = _leading_code(r["primary_need"], contract.PRIMARY_NEED)
-        r["closure_reason"] = _leading_code(r["closure_reason"], contract.CLOSURE_REASONS)
+        r["primary_need"] = _leading_code(r["primary_need"], contract.PRIMARY_NEED, contract.PRIMARY_NEED_LABELS)
+        r["closure_reason"] = _leading_code(r["closure_reason"], contract.CLOSURE_REASONS, contract.CLOSURE_REASON_LABELS)
         no_need = r["primary_need"] == ""
         if no_need.any():
             r.loc[no_need, "primary_need"] = "N0"
             notes.append(f"{name}: {int(no_need.sum())} referrals in List 3 have no primary need in List 6 "
                          "(matched on child and CIN start date = referral date); recorded as N0 (not stated).")
         r.insert(0, "la_code", la_code)
-        referrals = r[[c for c in contract.TABLES["referrals"].columns] + list(META)]
+        referrals = r[[c for c in contract.TABLES["referrals"].columns] + list(META)].copy()
         out["referrals"] = referrals
 
     def link(frame: pd.DataFrame, date_col: str, what: str, sheet_number: int) -> pd.DataFrame:
@@ -744,7 +757,7 @@ def read_annex_a(path: Path, known_councils: list[str] | None = None) -> tuple[d
         a = link(lists[4], "assessment_start", "assessment", 4)
         a = a.rename(columns={"assessment_start": "start_date", "assessment_authorised": "authorised_date"})
         a.insert(0, "la_code", la_code)
-        out["assessments"] = a[[c for c in contract.TABLES["assessments"].columns if c in a.columns] + list(META)]
+        out["assessments"] = a[[c for c in contract.TABLES["assessments"].columns if c in a.columns] + list(META)].copy()
     if 7 in lists:
         p = link(lists[7], "cp_start_date", "child protection plan", 7)
         p = p.rename(columns={"cp_start_date": "start_date", "cp_end_date": "end_date"})
@@ -752,12 +765,12 @@ def read_annex_a(path: Path, known_councils: list[str] | None = None) -> tuple[d
         if "category_of_abuse" in p.columns:
             p["category_of_abuse"] = _annex_abuse(p["category_of_abuse"])
         p.insert(0, "la_code", la_code)
-        out["plans"] = p[[c for c in contract.TABLES["plans"].columns if c in p.columns] + list(META)]
+        out["plans"] = p[[c for c in contract.TABLES["plans"].columns if c in p.columns] + list(META)].copy()
     if 2 in lists:
         e = lists[2].rename(columns={"eh_start_date": "start_date", "eh_end_date": "end_date"}).copy()
         e["intervention"] = "Early help"
         e.insert(0, "la_code", la_code)
-        out["interventions"] = e[[c for c in contract.TABLES["interventions"].columns if c in e.columns] + list(META)]
+        out["interventions"] = e[[c for c in contract.TABLES["interventions"].columns if c in e.columns] + list(META)].copy()
     for frame in out.values():
         for c in frame.columns:
             if c not in META:
@@ -792,10 +805,14 @@ def read_directory(path: str | Path) -> RawData:
             raw.files.append(p.name)
             if frame is not None:
                 raw.add(table, frame)
+            else:
+                raw.unread[p.name] = table
         elif suffix == ".xml":
             tables, problems = read_cin_xml(p)
             raw.problems += problems
             raw.files.append(p.name)
+            if not tables:
+                raw.unread[p.name] = None
             for t, frame in tables.items():
                 raw.add(t, frame)
         elif suffix == ".xlsx":

@@ -226,15 +226,13 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
     # Tables and columns.
     for name, spec in contract.TABLES.items():
         parts = raw.parts.get(name, [])
-        already = any(p.table == name and p.rule in ("empty file", "unreadable file", "wrong encoding")
-                      for p in raw.problems)
         if not parts:
-            if name in contract.REQUIRED_TABLES and not already and not (
-                    name == "councils" and any(p.rule == "broken XML" for p in raw.problems)):
+            # A file that could not be read is already reported; do not also call its table missing.
+            already = any(t is None or t == name for t in raw.unread.values())
+            if name in contract.REQUIRED_TABLES and not already:
                 out.add(Problem(None, None, None, "missing table",
                                 f"No {name} table: the directory needs {name}.csv, {name}.parquet or {name}.xlsx"
-                                + (" (or a CIN census XML return)" if name in ("councils", "children", "referrals") else "")
-                                + ".", table=name))
+                                " (or a CIN census XML return).", table=name))
             continue
         good_parts = []
         for part in parts:
@@ -289,7 +287,7 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
             frame[col] = frame[col].str.upper()
             bad = (frame[col] != "") & ~frame[col].isin(codes)
             out.rows(name, frame, bad, col, "unknown code",
-                     lambda b, col=col, codes=codes: _q(b[col]) + f" is not a {CODE_NAMES.get(col, col)} code ("
+                     lambda b, col=col, codes=codes: _q(b[col]) + f" is not {_a(CODE_NAMES.get(col, col))} code ("
                      + _codes_text(codes) + ").")
         for col, codes in spec.multi_codes.items():
             frame[col] = frame[col].str.upper().str.replace(r"\s*[;,]\s*", ";", regex=True)
@@ -301,8 +299,8 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
                 bad_rows[bad_parts.index.unique()] = True
                 first_bad = bad_parts.groupby(level=0).first()
                 out.rows(name, frame, bad_rows, col, "unknown code",
-                         lambda b, col=col, codes=codes, fb=first_bad: _q(fb.reindex(b.index)) + f" is not a "
-                         f"{CODE_NAMES.get(col, col)} code (" + _codes_text(codes) + ").")
+                         lambda b, col=col, codes=codes, fb=first_bad: _q(fb.reindex(b.index)) + f" is not "
+                         f"{_a(CODE_NAMES.get(col, col))} code (" + _codes_text(codes) + ").")
         for col in spec.booleans:
             low = frame[col].str.lower()
             bad = (low != "") & ~low.isin(contract.BOOLEAN_VALUES)
@@ -433,6 +431,10 @@ def _completed_years(birth: pd.Series, when: pd.Series) -> pd.Series:
 CODE_NAMES = {"factors": "assessment factor", "referral_source": "referral source", "primary_need": "primary need",
               "closure_reason": "closure reason", "category_of_abuse": "category of abuse", "plan_type": "plan type",
               "disability": "disability", "sex": "sex", "ethnicity": "ethnicity"}
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 def _codes_text(codes: tuple[str, ...]) -> str:
