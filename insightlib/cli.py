@@ -24,8 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="insight: do children come back after their case is closed, how soon, for whom, and did an intervention change that?",
 )
-console = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
