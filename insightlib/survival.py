@@ -160,28 +160,24 @@ def km_table(durations, events, alpha: float = 0.05) -> pd.DataFrame:
         se_loglog = np.sqrt(green) / np.abs(logs)
         lo = np.exp(-np.exp(np.log(-logs) + z * se_loglog))
         hi = np.exp(-np.exp(np.log(-logs) - z * se_loglog))
+        se = np.where(surv > 0, surv * np.sqrt(green), 0.0)
     lo = np.where(surv >= 1.0, 1.0, np.where(surv <= 0, 0.0, lo))
     hi = np.where(surv >= 1.0, 1.0, np.where(surv <= 0, 0.0, hi))
     return pd.DataFrame(
         {"time": times, "at_risk": n, "events": d, "censored": c, "survival": surv,
-         "se": np.where(surv > 0, surv * np.sqrt(green), 0.0), "ci_low": lo, "ci_high": hi}
+         "se": se, "ci_low": lo, "ci_high": hi}
     )
 
 
 def cut_curve(curve: pd.DataFrame, min_at_risk: int = MIN_AT_RISK) -> pd.DataFrame:
-    """The curve up to the last time at which at least ``min_at_risk`` remain at risk.
+    """The curve up to, not including, the first time fewer than ``min_at_risk`` remain at risk.
 
-    Beyond that a step can be one identifiable child, so it is not published.
+    Beyond that a step can be one identifiable child, so it is not published
+    (insightlib.disclosure.cut_curve, applied to a curve sorted by time).
     """
-    ok = curve["at_risk"].to_numpy() >= min_at_risk
-    if not ok.any():
-        return curve.iloc[0:0]
-    last = int(np.flatnonzero(ok)[-1])
-    # keep only the contiguous start where numbers at risk never fell below the threshold
-    first_bad = np.flatnonzero(~ok)
-    if len(first_bad) and first_bad[0] < last:
-        last = int(first_bad[0]) - 1
-    return curve.iloc[: last + 1]
+    from insightlib.disclosure import cut_curve as _cut
+
+    return _cut(curve, "at_risk", min_at_risk, time_column="time")
 
 
 # ----------------------------------------------------------------------------------------
@@ -756,7 +752,11 @@ class CoxResult:
                 for r in self.terms.itertuples()}
 
     def table(self) -> pd.DataFrame:
-        return self.terms[["term", "hr", "ci_low", "ci_high", "p_value"]].copy()
+        out = self.terms[["term", "hr", "ci_low", "ci_high", "p_value"]].copy()
+        out.insert(1, "factor", [term_label(t) for t in out["term"]])
+        ref = ", ".join(f"{GROUPINGS.get(k, k)}: {group_label(k, v)}" for k, v in self.references.items())
+        out.attrs["note"] = f"Compared with: {ref}." if ref else ""
+        return out
 
     def ph_sentences(self, alpha: float = 0.05) -> list[str]:
         """The proportional-hazards check in plain words."""
@@ -770,7 +770,7 @@ class CoxResult:
                 f"(overall p {_p(glob.p_value)}), so each hazard ratio can be read as one figure for the whole period."
             )
         else:
-            terms = ", ".join(bad["term"])
+            terms = "; ".join(term_label(t) for t in bad["term"])
             out.append(
                 "The model assumes each factor raises or lowers the chance of re-referral by the same proportion "
                 f"at every point after closure. For {terms} the check on the residuals suggests the effect changes "
@@ -792,7 +792,7 @@ class CoxResult:
         ax.axvline(1.0, color=REFERENCE_GREY, lw=1)
         ax.set_xscale("log")
         ax.set_yticks(y)
-        ax.set_yticklabels(tab["term"])
+        ax.set_yticklabels([term_label(t) for t in tab["term"]], fontsize=8)
         ax.set_xlabel("Hazard ratio (below 1: referred again more slowly; above 1: sooner)")
         return fig
 
@@ -937,6 +937,15 @@ _LABELS = {
 DEFAULT_COVARIATES = ("primary_need", "age_band", "referral_nfa", "previous_referrals")
 
 
+def term_label(term: str) -> str:
+    """A Cox term in words: "primary_need[N2]" -> "primary need: N2 Child's disability"."""
+    if term.endswith("]") and "[" in term:
+        cov, level = term[:-1].split("[", 1)
+        return f"{GROUPINGS.get(cov, cov.replace('_', ' '))}: {group_label(cov, level)}"
+    return {"previous_referrals": "each earlier referral", "age_at_closure": "each year of age at closure"}.get(
+        term, term.replace("_", " "))
+
+
 def group_label(group_by: str, value: str) -> str:
     """A group in words: "N1 Abuse or neglect" rather than "N1"."""
     words = _LABELS.get(group_by, {}).get(value)
@@ -952,14 +961,14 @@ def _one_in(p: float) -> str:
     return f"{p:.0%}"
 
 
-def suppress_counts(table: pd.DataFrame, columns, threshold: int = 5) -> pd.DataFrame:
-    """Counts from 1 to ``threshold`` - 1 shown as missing (never as a small number) before display."""
-    out = table.copy()
+def _suppress(table: pd.DataFrame, columns, threshold: int, rounding: int | None) -> pd.DataFrame:
+    """Counts of children below the threshold hidden ("c") by insightlib.disclosure before display."""
+    from insightlib.disclosure import suppress_table
+
+    tab = table.copy()
     for col in columns:
-        if col in out:
-            vals = pd.to_numeric(out[col], errors="coerce")
-            out[col] = vals.astype("Float64").where(~((vals > 0) & (vals < threshold)), pd.NA)
-    return out
+        tab[col] = pd.to_numeric(tab[col]).round().astype("int64")
+    return suppress_table(tab, columns, threshold, rounding).display
 
 
 @dataclass
@@ -1066,13 +1075,15 @@ class ReReferralReport:
         return out
 
     # tables and figures ------------------------------------------------------------------
-    def survival_table(self, threshold: int = 5) -> pd.DataFrame:
+    def survival_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
+        """Share not yet re-referred at each horizon by group, small counts suppressed."""
         tab = self.km.table()
         tab.loc[tab["at_risk"].fillna(0) < self.min_at_risk, ["survival", "ci_low", "ci_high", "rereferred"]] = np.nan
         tab["group"] = [group_label(self.group_by, g) for g in tab["group"]]
-        return suppress_counts(tab, ["episodes", "at_risk"], threshold)
+        return _suppress(tab, ["episodes", "at_risk"], threshold, rounding)
 
-    def counts_table(self, threshold: int = 5) -> pd.DataFrame:
+    def counts_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
+        """What happened to every referral on the way to episodes, small counts suppressed."""
         words = {
             "referrals": "Referrals in the extract", "referrals_after_extract": "Referrals dated after the extract (left out)",
             "closures_after_extract": "Closed after the extract date (treated as open)",
@@ -1087,7 +1098,7 @@ class ReReferralReport:
         }
         rows = [{"what": words.get(k, k), "count": v} for k, v in self.counts.items()]
         rows.append({"what": "Episodes followed up", "count": self.episodes_at_risk})
-        return suppress_counts(pd.DataFrame(rows), ["count"], threshold)
+        return _suppress(pd.DataFrame(rows), ["count"], threshold, rounding)
 
     def figures(self) -> dict:
         """Figures with their alt text."""
