@@ -26,6 +26,7 @@ import html
 import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Iterable
@@ -242,11 +243,10 @@ def funnel(data: pd.DataFrame, *, events: str = "rereferrals", n: str = "referra
 # --- published DfE figures ----------------------------------------------------------------
 
 
-def published_rates(year: int | None = None) -> pd.DataFrame:
-    """DfE's published 12-month re-referral figures: la_code, la_name, region, year, referrals,
-    rereferrals, rate (0-1) and the DfE symbol where a figure was not published."""
+@lru_cache(maxsize=1)
+def _published_all() -> pd.DataFrame:
     raw = reference.rereferral_rates()
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "la_code": raw["la_code"],
         "la_name": raw["la_name"],
         "region": raw["region_name"],
@@ -258,14 +258,21 @@ def published_rates(year: int | None = None) -> pd.DataFrame:
         "rereferrals_symbol": raw["rereferral_count_symbol"],
         "rate_symbol": raw["rereferral_percent_symbol"],
     })
+
+
+def published_rates(year: int | None = None) -> pd.DataFrame:
+    """DfE's published 12-month re-referral figures: la_code, la_name, region, year, referrals,
+    rereferrals, rate (0-1) and the DfE symbol where a figure was not published."""
+    out = _published_all().copy()
     if year is not None:
         out = out.loc[out["year"] == year]
         if out.empty:
             raise InputError(f"DfE published no re-referral rates for {year}; years available: "
-                             f"{sorted(raw['year'].unique())}.")
+                             f"{sorted(_published_all()['year'].unique())}.")
     return out.reset_index(drop=True)
 
 
+@lru_cache(maxsize=None)
 def england_rate(year: int) -> float:
     """England's rate: DfE's own figure where the package has it, else pooled over published councils."""
     if year in reference.ENGLAND_REREFERRAL_RATE:
@@ -352,6 +359,23 @@ def trend_plot(la_code: str, neighbours: bool = True):
 # --- councils' own computed measure ------------------------------------------------------------
 
 
+def _latest_measure(m) -> dict | None:
+    """The measure to compare: a flat {"rate", "referrals", "rereferrals"[, "year"]}, or from the
+    survival notebook's {"<year>": {..., "complete": bool}} the latest complete year."""
+    if not isinstance(m, dict) or not m:
+        return None
+    if "referrals" in m or "rate" in m:
+        return m
+    years = []
+    for key, v in m.items():
+        if isinstance(v, dict) and str(key).isdigit() and v.get("complete", True):
+            years.append((int(key), v))
+    if not years:
+        return None
+    year, v = max(years, key=lambda kv: kv[0])
+    return {**v, "year": year}
+
+
 def collect_dfe_measures(reports_dir: str | Path) -> pd.DataFrame:
     """Every council's computed DfE measure from results.json under ``reports_dir`` (never from HTML).
 
@@ -366,8 +390,8 @@ def collect_dfe_measures(reports_dir: str | Path) -> pd.DataFrame:
             res = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: not a readable results.json ({exc}).") from None
-        m = res.get("dfe_measure")
-        if not isinstance(m, dict) or res.get("la_code") in (None, "all", "national"):
+        m = _latest_measure(res.get("dfe_measure"))
+        if m is None or res.get("la_code") in (None, "all", "national"):
             continue
         la = str(res["la_code"])
         rows.append({
@@ -580,7 +604,7 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
     reconciliations: list[Reconciliation] = []
     tables: list[tuple[str, str]] = []
     if not computed.empty:
-        safe = computed.copy()
+        safe = computed.dropna(subset=["referrals", "rereferrals"])
         shown = [safe_rate(r, n, threshold) for r, n in zip(safe["rereferrals"], safe["referrals"])]
         plot_rows = safe.loc[[not s.suppressed and s.rate is not None for s in shown]]
         if len(plot_rows):
@@ -590,9 +614,13 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
             )
             computed_funnel.measure = "computed 12-month re-referral rate"
             figures.append(_figure("computed_funnel", computed_funnel.plot(), computed_funnel.alt_text()))
-        reconciliations = [reconcile(r.la_code, {"referrals": r.referrals, "rereferrals": r.rereferrals,
-                                                 "year": None if pd.isna(r.year) else int(r.year)}, threshold=threshold)
-                           for r in computed.itertuples()]
+        for r in computed.itertuples():
+            if pd.isna(r.referrals) or pd.isna(r.rereferrals):
+                continue
+            reconciliations.append(reconcile(r.la_code, {"referrals": r.referrals, "rereferrals": r.rereferrals,
+                                                         "year": None if pd.isna(r.year) else int(r.year)},
+                                             threshold=threshold))
+    if reconciliations:
         rec = pd.DataFrame([{
             "Council": reference.council_name(r.la_code),
             "Code": r.la_code,
@@ -615,6 +643,7 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
                                            "c: suppressed (a small number); x: not available; u: low reliability.",
                                            sort_keys=keys, table_id="reconciliation")))
         paragraphs.append(" ".join(r.sentence() for r in reconciliations))
+    if codes:
         for code in codes[:trend_councils]:
             try:
                 fig, alt = trend_plot(code)

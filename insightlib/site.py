@@ -1,0 +1,437 @@
+"""The website leaders read: every executed report, a page per evaluation, and a national summary.
+
+``render_site(reports_dir)`` reads ``<reports>/<evaluation>/<la_code>/<notebook>.ipynb`` (as
+written by ``insight run``) and the ``results.json`` and ``manifest.json`` beside them, and
+never re-executes a notebook.
+
+* With Quarto on PATH it writes a Quarto website project into the reports folder (a
+  ``_quarto.yml`` from the project template, listing pages, a ``_metadata.yml`` per council
+  asking for HTML and a Typst PDF) and runs ``quarto render``.
+* Without Quarto it builds the same site as plain HTML with nbconvert (code hidden, figures
+  embedded with their alt text, tables styled, readable on a phone) and says how to install
+  Quarto.
+
+Either way the site is at ``<reports>/_site`` and its home page is ``SiteResult.index``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from insightlib import reference
+from insightlib.errors import InputError, InsightError
+
+SITE_TITLE = "insight: do children come back?"
+INSTALL_QUARTO = (
+    "Quarto is not installed, so the website was built as plain HTML (no PDFs). For the full site "
+    "with a PDF of every report, install Quarto from https://quarto.org/docs/get-started/ "
+    "or with `conda install -c conda-forge quarto`, then run `insight render` again."
+)
+MARKER = ".insight-site"
+NATIONAL_DIR = "national"  # the runner's folder for national-scope notebooks
+
+
+@dataclass
+class Report:
+    """One executed notebook for one council."""
+
+    evaluation: str
+    evaluation_title: str
+    la_code: str
+    council: str
+    notebook: Path
+    results: Path | None
+    status: str  # "ok", "failed" or "unknown" (no manifest)
+    error: str | None = None
+
+    @property
+    def href(self) -> str:
+        """Path of the report page relative to the site root."""
+        return f"{self.evaluation}/{self.la_code}/{self.notebook.stem}.html"
+
+    def to_dict(self) -> dict:
+        return {"evaluation": self.evaluation, "la_code": self.la_code, "council": self.council,
+                "notebook": str(self.notebook), "status": self.status, "href": self.href}
+
+
+@dataclass
+class Evaluation:
+    slug: str
+    title: str
+    description: str
+    reports: list[Report]
+
+
+@dataclass
+class SiteResult:
+    """What was built: where, with which engine, and what to tell the user."""
+
+    out_dir: Path
+    index: Path
+    engine: str  # "quarto" or "html"
+    reports: list[Report]
+    pages: list[Path] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"out_dir": str(self.out_dir), "index": str(self.index), "engine": self.engine,
+                "reports": [r.to_dict() for r in self.reports], "pages": [str(p) for p in self.pages],
+                "messages": self.messages}
+
+
+# --- finding what was run -------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def council_label(la_code: str) -> str:
+    if la_code == NATIONAL_DIR:
+        return "England (all councils)"
+    return reference.council_name(la_code)
+
+
+def discover(reports_dir: str | Path) -> list[Evaluation]:
+    """The evaluations and executed notebooks under ``reports_dir``, in a stable order."""
+    root = Path(reports_dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: no reports folder; run 'insight run evaluations/<name>.yml' first.")
+    by_eval: dict[str, list[Report]] = {}
+    meta: dict[str, dict] = {}
+    for nb in sorted(root.glob("*/*/*.ipynb")):
+        rel = nb.relative_to(root)
+        if any(part.startswith(("_", ".")) for part in rel.parts) or "checkpoint" in nb.name:
+            continue
+        evaluation, la_code = rel.parts[0], rel.parts[1]
+        manifest = _read_json(nb.parent / "manifest.json")
+        results = nb.parent / "results.json"
+        title = manifest.get("title") or meta.get(evaluation, {}).get("title") or _titleise(evaluation)
+        meta.setdefault(evaluation, {"title": title, "description": manifest.get("description", "")})
+        by_eval.setdefault(evaluation, []).append(Report(
+            evaluation=evaluation,
+            evaluation_title=title,
+            la_code=la_code,
+            council=council_label(la_code),
+            notebook=nb,
+            results=results if results.exists() else None,
+            status=manifest.get("status", "unknown"),
+            error=manifest.get("error"),
+        ))
+    evaluations = []
+    for slug in sorted(by_eval):
+        reports = sorted(by_eval[slug], key=lambda r: (r.la_code != NATIONAL_DIR, r.council, r.notebook.name))
+        evaluations.append(Evaluation(slug, meta[slug]["title"], meta[slug]["description"], reports))
+    return evaluations
+
+
+def _titleise(slug: str) -> str:
+    return slug.replace("-", " ").replace("_", " ").strip().capitalize()
+
+
+# --- the entry point --------------------------------------------------------------------------
+
+
+def render_site(reports_dir: str | Path, out_dir: str | Path | None = None, *, engine: str | None = None,
+                national_year: int | None = None) -> SiteResult:
+    """Build the website from executed notebooks. ``engine`` forces "quarto" or "html" (default: Quarto if on PATH)."""
+    reports_dir = Path(reports_dir)
+    evaluations = discover(reports_dir)
+    if not evaluations:
+        raise InputError(f"{reports_dir}: no executed notebooks found (expected <evaluation>/<council>/<notebook>.ipynb); "
+                         "run 'insight run evaluations/<name>.yml' first.")
+    quarto = shutil.which("quarto")
+    if engine == "quarto" and not quarto:
+        raise InsightError("quarto is not on PATH. " + INSTALL_QUARTO)
+    if (engine or ("quarto" if quarto else "html")) == "quarto":
+        if out_dir is not None and Path(out_dir).resolve() != (reports_dir / "_site").resolve():
+            raise InputError("With Quarto the site is always written to <reports>/_site (set in _quarto.yml).")
+        try:
+            return render_quarto(reports_dir, evaluations, quarto, national_year=national_year)
+        except QuartoFailed as exc:
+            result = render_html(reports_dir, evaluations, out_dir, national_year=national_year)
+            result.messages.insert(0, f"quarto render failed ({exc}); built the plain HTML site instead.")
+            return result
+    result = render_html(reports_dir, evaluations, out_dir, national_year=national_year)
+    result.messages.append(INSTALL_QUARTO)
+    return result
+
+
+# --- plain HTML fallback ----------------------------------------------------------------------
+
+
+def _templates_dir() -> Path:
+    return Path(str(resources.files("insightlib") / "templates"))
+
+
+def _jinja():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(_templates_dir())),
+                              autoescape=jinja2.select_autoescape(["html", "j2"]), keep_trailing_newline=True)
+
+
+def _prepare_out_dir(out: Path) -> None:
+    if out.exists():
+        if (out / MARKER).exists() or not any(out.iterdir()) or (out / "site_libs").exists():
+            shutil.rmtree(out)
+        else:
+            raise InputError(f"{out} exists and was not made by 'insight render'; move it or choose another folder.")
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("Built by insight render; the whole folder is replaced on each render.\n")
+
+
+def _report_exporter():
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="classic",
+        extra_template_paths=[str(_templates_dir())],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        anchor_link_text="",
+    )
+    exporter.template_file = "report_body.html.j2"
+    return exporter
+
+
+def _clean_notebook(nb):
+    """What no reader should see: code, warnings on stderr, parameter cells, cells tagged remove-*."""
+    cells = []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & {"remove-cell", "remove_cell", "injected-parameters", "parameters"}:
+            continue
+        if cell.cell_type == "code":
+            if tags & {"remove-output", "remove_output"}:
+                cell.outputs = []
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            cell.source = ""  # never ship code, even where a template would show it
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def _take_title(nb, fallback: str) -> str:
+    """The notebook's first top-level heading, removed from the body (the page shows it as its h1)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", cell.source, flags=re.M)
+            if m:
+                cell.source = (cell.source[: m.start()] + cell.source[m.end():]).strip()
+                return m.group(1).strip()
+    return fallback
+
+
+def render_report_html(notebook: Path) -> tuple[str, str]:
+    """(title, body HTML) of one executed notebook, without its code."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except Exception as exc:  # noqa: BLE001 - any unreadable notebook is the user's input problem
+        raise InputError(f"{notebook}: not a readable notebook ({exc}).") from None
+    title = _take_title(nb, notebook.stem.replace("_", " ").capitalize())
+    body, _ = _report_exporter().from_notebook_node(_clean_notebook(nb))
+    return title, body
+
+
+def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str | Path | None = None, *,
+                national_year: int | None = None) -> SiteResult:
+    out = Path(out_dir) if out_dir is not None else reports_dir / "_site"
+    _prepare_out_dir(out)
+    env = _jinja()
+    page = env.get_template("page.html.j2")
+    built = datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC")
+    shutil.copyfile(_templates_dir() / "site.css", out / "site.css")
+    pages: list[Path] = []
+    nav = [{"slug": e.slug, "title": e.title} for e in evaluations]
+
+    def write(rel: str, title: str, body: str, breadcrumbs=(), main_class: str = "") -> Path:
+        from markupsafe import Markup
+
+        depth = rel.count("/")
+        root = "../" * depth
+        text = page.render(title=title, site_title=SITE_TITLE, root=root, evaluations=nav, body=Markup(body),
+                           breadcrumbs=[(label, root + href) for label, href in breadcrumbs], built=built,
+                           main_class=main_class)
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        pages.append(path)
+        return path
+
+    all_reports: list[Report] = []
+    for ev in evaluations:
+        for rep in ev.reports:
+            all_reports.append(rep)
+            nb_title, body = render_report_html(rep.notebook)
+            heading = f"<h1>{html.escape(nb_title)}: {html.escape(rep.council)}</h1>"
+            if rep.status == "failed":
+                heading += ('<p class="notice">This report did not run to the end, so parts of it are missing. '
+                            "The analyst can re-run it with 'insight run'.</p>")
+            write(rep.href, f"{rep.council}: {ev.title}", f'{heading}<div class="report">{body}</div>',
+                  breadcrumbs=[("Home", "index.html"), (ev.title, f"{ev.slug}/index.html")], main_class="report-page")
+        items = "\n".join(_council_item(rep, prefix=f"{rep.la_code}/{rep.notebook.stem}.html") for rep in ev.reports)
+        body = (f"<h1>{html.escape(ev.title)}</h1>"
+                + (f'<p class="lede">{html.escape(ev.description)}</p>' if ev.description else "")
+                + f"<p>{len(ev.reports)} report(s). Choose a council to read its report.</p>"
+                + f'<ul class="cards">{items}</ul>')
+        write(f"{ev.slug}/index.html", ev.title, body, breadcrumbs=[("Home", "index.html")])
+
+    national_body = _national_html(reports_dir, national_year)
+    write("national.html", "National summary", national_body, breadcrumbs=[("Home", "index.html")])
+
+    sections = []
+    for ev in evaluations:
+        links = "\n".join(_council_item(rep, prefix=rep.href) for rep in ev.reports)
+        sections.append(f'<h2><a href="{html.escape(ev.slug)}/index.html">{html.escape(ev.title)}</a></h2>'
+                        + (f"<p>{html.escape(ev.description)}</p>" if ev.description else "")
+                        + f'<ul class="cards">{links}</ul>')
+    home = ('<h1>Do children come back after their case is closed?</h1>'
+            '<p class="lede">Reports for each council and evaluation, and a <a href="national.html">national summary</a> '
+            "comparing every council's re-referral rate with England's.</p>" + "\n".join(sections))
+    index = write("index.html", "Home", home)
+    return SiteResult(out_dir=out, index=index, engine="html", reports=all_reports, pages=pages)
+
+
+def _council_item(rep: Report, prefix: str) -> str:
+    status = ""
+    cls = ""
+    if rep.status == "failed":
+        cls = ' class="failed"'
+        status = '<br><span class="status">Did not finish: parts of this report are missing.</span>'
+    code = "" if rep.la_code == NATIONAL_DIR else f' <span class="status">({html.escape(rep.la_code)})</span>'
+    return f'<li{cls}><a href="{html.escape(prefix)}">{html.escape(rep.council)}</a>{code}{status}</li>'
+
+
+def _national_html(reports_dir: Path, year: int | None) -> str:
+    from insightlib import national
+
+    summary = national.build_national_summary(reports_dir, year=year)
+    return (f"<h1>National summary: re-referrals within 12 months, {summary.year}</h1>"
+            + summary.html_fragment())
+
+
+# --- Quarto -----------------------------------------------------------------------------------
+
+
+class QuartoFailed(RuntimeError):
+    pass
+
+
+def quarto_template() -> dict:
+    """The project template: the repository's _quarto.yml where there is one, else the packaged copy."""
+    here = Path.cwd() / "_quarto.yml"
+    path = here if here.exists() else _templates_dir() / "quarto.yml"
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc}).") from None
+    if not isinstance(config, dict) or config.get("project", {}).get("type") != "website":
+        raise InputError(f"{path}: expected a Quarto website project (project: type: website).")
+    return config
+
+
+def _yaml_dump(data) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], national_year: int | None = None) -> list[Path]:
+    """Write the Quarto website project into ``reports_dir``; returns the files written."""
+    from insightlib import national
+
+    written: list[Path] = []
+
+    def put(rel: str, text: str) -> None:
+        path = reports_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+
+    config = quarto_template()
+    navbar = config.setdefault("website", {}).setdefault("navbar", {}).setdefault("left", [])
+    for ev in evaluations:
+        navbar.append({"href": f"{ev.slug}/index.qmd", "text": ev.title})
+    put("_quarto.yml", "# Written by 'insight render' from the project template _quarto.yml.\n" + _yaml_dump(config))
+
+    home_items = [{"title": ev.title, "path": f"{ev.slug}/index.html",
+                   "description": ev.description or f"{len(ev.reports)} council report(s)"} for ev in evaluations]
+    home_items.append({"title": "National summary", "path": "national.html",
+                       "description": "Every council's 12-month re-referral rate against England's."})
+    put("evaluations.yml", _yaml_dump(home_items))
+    put("index.qmd", "---\n" + _yaml_dump({
+        "title": "Do children come back after their case is closed?",
+        "listing": {"contents": "evaluations.yml", "type": "default", "fields": ["title", "description"],
+                    "sort": False},
+    }) + "---\n\nReports for each council and evaluation, and a national summary for leaders.\n")
+
+    for ev in evaluations:
+        items = []
+        for rep in ev.reports:
+            status = "Did not finish: parts of this report are missing." if rep.status == "failed" else "Report"
+            items.append({"title": rep.council, "la_code": rep.la_code, "description": status,
+                          "path": f"{rep.la_code}/{rep.notebook.stem}.html"})
+            put(f"{ev.slug}/{rep.la_code}/_metadata.yml", _yaml_dump({
+                "title": rep.council,
+                "subtitle": ev.title,
+                "format": {"html": {"toc": True}, "typst": {"papersize": "a4"}},
+                "execute": {"enabled": False, "echo": False},
+            }))
+        put(f"{ev.slug}/councils.yml", _yaml_dump(items))
+        put(f"{ev.slug}/index.qmd", "---\n" + _yaml_dump({
+            "title": ev.title,
+            "listing": {"contents": "councils.yml", "type": "table", "fields": ["title", "la_code", "description"],
+                        "field-display-names": {"title": "Council", "la_code": "Code", "description": ""},
+                        "sort": "title", "sort-ui": True, "filter-ui": True},
+        }) + "---\n\n" + (ev.description or "Choose a council to read its report.") + "\n")
+
+    summary = national.build_national_summary(reports_dir, year=national_year)
+    fig_dir = reports_dir / "national-figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    parts = ["---\n" + _yaml_dump({"title": f"National summary: re-referrals within 12 months, {summary.year}"}) + "---\n"]
+    parts += [p + "\n" for p in summary.paragraphs]
+    for fig in summary.figures:
+        (fig_dir / f"{fig.name}.png").write_bytes(fig.png)
+        written.append(fig_dir / f"{fig.name}.png")
+        alt = fig.alt.replace('"', "'")
+        parts.append(f'![{fig.title}](national-figures/{fig.name}.png){{fig-alt="{alt}"}}\n')
+    for heading, table_html in summary.tables:
+        parts.append(f"## {heading}\n\n```{{=html}}\n{table_html}\n```\n")
+    put("national.qmd", "\n".join(parts))
+    return written
+
+
+def render_quarto(reports_dir: Path, evaluations: list[Evaluation], quarto: str | None = None, *,
+                  national_year: int | None = None) -> SiteResult:
+    quarto = quarto or shutil.which("quarto")
+    if not quarto:
+        raise InsightError(INSTALL_QUARTO)
+    written = write_quarto_project(reports_dir, evaluations, national_year=national_year)
+    env = {**os.environ, "QUARTO_PYTHON": sys.executable}
+    proc = subprocess.run([quarto, "render", "--no-execute"], cwd=reports_dir, env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+        raise QuartoFailed(tail or f"exit code {proc.returncode}")
+    out = reports_dir / "_site"
+    reports = [rep for ev in evaluations for rep in ev.reports]
+    return SiteResult(out_dir=out, index=out / "index.html", engine="quarto", reports=reports, pages=written,
+                      messages=[f"Rendered with Quarto ({quarto}); PDFs are beside each report."])
