@@ -15,6 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from insightlib import contract
@@ -115,8 +116,9 @@ def pseudonymise_series(values: pd.Series, la_codes: pd.Series, column: str, key
     hashed = [prefix + digest(key, m.encode(), "sha256").hex()[:HEX_CHARS] for m in uniques]
     if len(set(hashed)) != len(hashed):  # 64 bits: practically never, but never silently
         raise InputError(f"Two different {column} values got the same pseudonym; use a new key (make_key_file).")
-    out[present] = pd.Series(hashed, dtype=object).to_numpy()[codes]
-    return out
+    values_out = np.full(len(values), None, dtype=object)
+    values_out[present.to_numpy()] = np.asarray(hashed, dtype=object)[codes]
+    return pd.Series(values_out, index=values.index, dtype=object)
 
 
 def pseudonymise_tables(tables: dict[str, pd.DataFrame], key: bytes) -> dict[str, pd.DataFrame]:
