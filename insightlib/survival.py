@@ -1082,6 +1082,59 @@ class ReReferralReport:
         tab["group"] = [group_label(self.group_by, g) for g in tab["group"]]
         return _suppress(tab, ["episodes", "at_risk"], threshold, rounding)
 
+    def dfe_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
+        """DfE's measure by reporting year beside the council's published figure."""
+        d = self.dfe_measure
+        tab = pd.DataFrame({
+            "Year to 31 March": d["year"].astype(int), "Referrals": d["referrals"], "Re-referrals": d["rereferrals"],
+            "Rate": [f"{v:.1%}" for v in d["rate"]],
+            "Published rate": [("" if pd.isna(v) else f"{v:.1%}") for v in d.get("published_rate", [np.nan] * len(d))],
+            "Full year in the extract": np.where(d["complete"], "yes", "no"),
+        })
+        out = _suppress(tab, ["Referrals", "Re-referrals"], threshold, rounding)
+        hidden = out["Referrals"].astype(str).eq("c") | out["Re-referrals"].astype(str).eq("c")
+        out.loc[hidden, "Rate"] = "c"
+        return out.set_index("Year to 31 March")
+
+    def rmst_sentences(self) -> list[str]:
+        """Restricted mean time out of contact, by group, in words."""
+        r = self.rmst
+        out = [f"In the first {r.horizon} days after a case closed, children stayed out of contact for "
+               f"{row.rmst:.0f} days on average in the group {group_label(self.group_by, row.group)} "
+               f"(95% interval {row.ci_low:.0f} to {row.ci_high:.0f})." for row in r.groups.itertuples()]
+        for row in r.differences.itertuples():
+            sign = "more" if row.difference > 0 else "fewer"
+            out.append(f"{group_label(self.group_by, row.group)}: {abs(row.difference):.0f} days {sign} than "
+                       f"{group_label(self.group_by, row.reference)} (95% interval {row.ci_low:.0f} to "
+                       f"{row.ci_high:.0f}; p {_p(row.p_value)}).")
+        return out
+
+    def cumulative_incidence_table(self) -> pd.DataFrame:
+        tab = self.cumulative_incidence.table() if self.cumulative_incidence else pd.DataFrame()
+        if len(tab):
+            tab["group"] = [group_label(self.group_by, g) for g in tab["group"]]
+            km = self.km.table()
+            few = (km["at_risk"].fillna(0) < self.min_at_risk).to_numpy()
+            tab.loc[few, ["rereferral", "ci_low", "ci_high", "competing"]] = np.nan
+        return tab
+
+    @staticmethod
+    def definitions() -> list[str]:
+        return [
+            "Episode: the time from a case closing (or a referral ending in no further action) to the child's next "
+            "referral, or to the end of the data.",
+            "Re-referral (survival analysis): a new referral on a later day than the case closed.",
+            "DfE re-referral rate: the share of referrals in a year (to 31 March) made within 12 months (365 days) "
+            "of a previous referral of the same child, as DfE publishes it.",
+            "Competing events: the child's 18th birthday, death (closure reason RC2) or transfer to another council "
+            "(RC5); after these a re-referral to this council cannot happen.",
+            "Kaplan-Meier curve: the share of children not yet referred again, by days since closure.",
+            "Cumulative incidence: the share referred again by a given day, allowing for the competing events.",
+            "Restricted mean survival time: the average number of days out of contact within the first N days.",
+            "Hazard ratio: how much faster (above 1) or slower (below 1) children in a group are referred again "
+            "than the comparison group, other factors in the model held equal.",
+        ]
+
     def counts_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
         """What happened to every referral on the way to episodes, small counts suppressed."""
         words = {

@@ -352,3 +352,34 @@ def test_results_withhold_horizons_with_few_at_risk():
     for by_h in rep.to_dict()["km"].values():
         v = by_h["365"]
         assert v["at_risk"] is None or v["at_risk"] >= 10
+
+
+@pytest.mark.slow
+def test_notebook_runs_on_a_warehouse_and_writes_results(tmp_path):
+    """The committed notebook, executed by papermill on synthetic data loaded into a warehouse."""
+    from pathlib import Path
+
+    import nbformat
+    import papermill as pm
+
+    from insightlib import synth, warehouse
+
+    nb_path = Path(__file__).parents[1] / "notebooks" / "rereferral.ipynb"
+    nb = nbformat.read(nb_path, 4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)  # committed without outputs
+    assert code[0].metadata.get("tags") == ["parameters"]
+    synth.generate(1, 1500, 3, tmp_path / "data")
+    warehouse.load_directory(tmp_path / "data", tmp_path / "w.duckdb", key="k" * 32)
+    la = warehouse.council_codes(tmp_path / "w.duckdb")[0]
+    pm.execute_notebook(str(nb_path), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+                        parameters={"data": str(tmp_path / "w.duckdb"), "la_code": la, "output_dir": str(tmp_path)})
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["notebook"] == "rereferral" and res["la_code"] == la
+    assert {"km", "logrank", "cox", "dfe_measure", "rmst", "cumulative_incidence"} <= set(res)
+    out = nbformat.read(tmp_path / "out.ipynb", 4)
+    text = json.dumps([c.get("outputs", []) for c in out.cells])
+    tables = warehouse.read_council(tmp_path / "w.duckdb", la)
+    for child in tables["children"]["child_id"].head(50):  # no identifier reaches the output
+        assert child not in text
+    assert "England" in text and "image/png" in text
