@@ -177,6 +177,7 @@ def prepare_warehouse(data: Path, out_dir: Path, log: Callable[[str], None] = la
 def execute_council(task: dict) -> dict:
     """Run one notebook for one council. Top level so that process pools and Dask can ship it."""
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     started = time.perf_counter()
@@ -188,7 +189,7 @@ def execute_council(task: dict) -> dict:
         try:
             pm.execute_notebook(
                 task["input_notebook"], str(out_nb), parameters=task["parameters"],
-                kernel_name=task.get("kernel_name", "python3"), cwd=str(out_nb.parent),
+                kernel_name=task.get("kernel_name", "python3"), language="python", cwd=str(out_nb.parent),
                 progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                 execution_timeout=task.get("execution_timeout", 3600),
             )
@@ -199,9 +200,12 @@ def execute_council(task: dict) -> dict:
             run.failing_cell = exc.exec_count
             run.link = f"{out_nb.name}#papermill-error-cell"
             break
-        except Exception as exc:  # the kernel did not start or died: try again
+        except (DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:  # kernel did not start or died: try again
             run.error = f"kernel failed ({type(exc).__name__}: {str(exc)[:300]})"
             time.sleep(min(2 * attempt, 5))
+        except Exception as exc:  # anything else will fail the same way again
+            run.error = f"{type(exc).__name__}: {str(exc)[:500]}"
+            break
     run.seconds_total = time.perf_counter() - started
     run.seconds_cells = _cell_seconds(out_nb)
     results_path = out_nb.parent / "results.json"

@@ -157,7 +157,8 @@ def test_a_failing_cell_in_one_council_is_isolated_and_linked(demo_run, key_env,
     assert summary.exit_code == 1
     assert status[ok].status == "ok" and Path(status[ok].results).exists()
     assert status[bad].status == "failed" and "planned failure" in status[bad].error
-    assert status[bad].link.endswith("#papermill-error-cell") and status[bad].failing_cell == 2
+    # execution counts: [1] parameters, [2] papermill's injected parameters, [3] the failing cell
+    assert status[bad].link.endswith("#papermill-error-cell") and status[bad].failing_cell == 3
 
 
 def test_validate_cli_reports_problems_without_a_traceback(demo_run, key_env):
