@@ -192,6 +192,8 @@ def execute_council(task: dict) -> dict:
                 kernel_name=task.get("kernel_name", "python3"), language="python", cwd=str(out_nb.parent),
                 progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                 execution_timeout=task.get("execution_timeout", 3600),
+                # the kernel talks to us over loopback only; its start-up warning about that is noise
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
             run.status, run.error = "ok", None
             break
