@@ -132,6 +132,7 @@ def check_page(chromium: str, site: Path, page: Path) -> PageCheck:
             result.problems.append(f"broken {tag} link: {url}")
         elif site.resolve() not in target.parents and target != site.resolve():
             result.problems.append(f"{tag} link leaves the site folder: {url}")
+    result.problems = list(dict.fromkeys(result.problems))
     return result
 
 

@@ -1,0 +1,281 @@
+"""The website: built from executed notebooks without re-running them, code hidden, alt text kept."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+import shutil
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from insightlib import charts, site
+from insightlib.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+CODE_MARKERS = ["SECRET_CODE_LINE", "print_me_not", "import insightlib"]
+
+
+def make_report(root: Path, evaluation: str, la_code: str, *, title: str, status: str = "ok", measure=None):
+    """A fake executed notebook as 'insight run' leaves it: outputs, manifest.json, results.json."""
+    folder = root / evaluation / la_code
+    folder.mkdir(parents=True)
+    fig, ax = charts.new_figure("Most children were not re-referred within a year")
+    ax.plot([0, 365], [1.0, 0.7])
+    png = base64.b64encode(charts.to_png(fig)).decode("ascii")
+    table = pd.DataFrame({"need": ["N1", "N2"], "children": [120, "c"]}).to_html()
+    cells = [
+        new_markdown_cell("# Re-referral after closure\n\nHow soon do children come back?"),
+        new_code_cell("data = 'x'\nSECRET_CODE_LINE = 1", metadata={"tags": ["parameters"]}),
+        new_code_cell("la_code = '999'", metadata={"tags": ["injected-parameters"]}),
+        new_code_cell("import insightlib\nprint_me_not = 1", outputs=[
+            new_output("stream", name="stderr", text="UserWarning: noisy library warning\n"),
+            new_output("display_data", data={"image/png": png, "text/plain": "fallback"},
+                       metadata={"image/png": {"alt": f"Line chart of survival for council {la_code}"}}),
+            new_output("execute_result", data={"text/html": table, "text/plain": "table"}, execution_count=3),
+        ]),
+    ]
+    if status == "failed":
+        cells.append(new_code_cell("boom()", outputs=[
+            new_output("error", ename="ValueError", evalue="bad", traceback=["Traceback SECRET_TRACE"])]))
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                            "language": "python"}})
+    nbformat.write(nb, str(folder / "rereferral.ipynb"))
+    (folder / "manifest.json").write_text(json.dumps({"title": title, "status": status, "evaluation": evaluation}))
+    results = {"la_code": la_code, "created": "2026-01-01T00:00:00", "secret_small_count": 3}
+    if measure:
+        results["dfe_measure"] = measure
+    (folder / "results.json").write_text(json.dumps(results))
+
+
+def build_small(root: Path) -> Path:
+    """Two reports and no computed measure: the national page then has one figure (quick)."""
+    make_report(root, "fgc", "204", title="Family Group Conferences", status="failed")
+    make_report(root, "fgc", "205", title="Family Group Conferences")
+    return root
+
+
+def build_reports(root: Path) -> Path:
+    make_report(root, "rereferral-demo", "202", title="Do children come back?",
+                measure={"2024": {"referrals": 2000, "rereferrals": 400, "rate": 0.2, "complete": True},
+                         "2025": {"referrals": 900, "rereferrals": 150, "rate": 0.17, "complete": False}})
+    make_report(root, "rereferral-demo", "203", title="Do children come back?",
+                measure={"referrals": 3000, "rereferrals": 700, "rate": 0.7 / 3})
+    make_report(root, "fgc", "204", title="Family Group Conferences", status="failed")
+    make_report(root, "fgc", "national", title="Family Group Conferences")
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = build_reports(tmp_path_factory.mktemp("reports"))
+    result = site.render_site(root, engine="html")
+    return root, result
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.imgs = [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and "href" in a:
+            self.hrefs.append(a["href"])
+        if tag == "img":
+            self.imgs.append(a)
+
+
+def parse(path: Path) -> Links:
+    p = Links()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def test_site_layout_and_index_links_every_report(built):
+    root, result = built
+    out = root / "_site"
+    assert result.engine == "html" and result.index == out / "index.html"
+    expected = {"rereferral-demo/202/rereferral.html", "rereferral-demo/203/rereferral.html",
+                "fgc/204/rereferral.html", "fgc/national/rereferral.html"}
+    assert {r.href for r in result.reports} == expected
+    for rel in expected | {"index.html", "national.html", "fgc/index.html", "rereferral-demo/index.html", "site.css"}:
+        assert (out / rel).exists(), rel
+    home = parse(out / "index.html")
+    assert expected <= set(home.hrefs)
+    assert {"fgc/index.html", "rereferral-demo/index.html", "national.html"} <= set(home.hrefs)
+    listing = parse(out / "rereferral-demo" / "index.html")
+    assert {"202/rereferral.html", "203/rereferral.html"} <= set(listing.hrefs)
+    text = (out / "index.html").read_text()
+    assert "Camden" in text and "Greenwich" in text and "Hackney" in text  # reference.council_name
+    assert "England (all councils)" in text
+    # Every relative link on every page resolves to a file in the site.
+    for page in out.rglob("*.html"):
+        for href in parse(page).hrefs:
+            if not href.startswith(("http", "#", "mailto:")):
+                assert (page.parent / href.split("#")[0]).resolve().exists(), (page, href)
+
+
+def test_code_warnings_and_tracebacks_are_hidden(built):
+    root, _ = built
+    for page in (root / "_site").rglob("*.html"):
+        text = page.read_text()
+        for marker in [*CODE_MARKERS, "noisy library warning", "SECRET_TRACE", "secret_small_count", "la_code = "]:
+            assert marker not in text, (page, marker)
+    failed = (root / "_site" / "fgc" / "204" / "rereferral.html").read_text()
+    assert "did not finish (ValueError)" in failed and "did not run to the end" in failed
+    assert not list((root / "_site").rglob("results.json"))  # key figures stay out of the public site
+
+
+def test_figures_keep_alt_text_and_tables_are_shown(built):
+    root, _ = built
+    page = root / "_site" / "rereferral-demo" / "202" / "rereferral.html"
+    links = parse(page)
+    assert [img.get("alt") for img in links.imgs] == ["Line chart of survival for council 202"]
+    assert links.imgs[0]["src"].startswith("data:image/png;base64,")
+    text = page.read_text()
+    assert 'class="dataframe"' in text and ">c</td>" in text
+    assert "<h1>Re-referral after closure: Camden</h1>" in text and text.count("<h1") == 1
+    for p in (root / "_site").rglob("*.html"):
+        assert all((img.get("alt") or "").strip() for img in parse(p).imgs), p
+
+
+def test_pages_are_readable_on_a_phone(built):
+    root, _ = built
+    css = (root / "_site" / "site.css").read_text()
+    assert "@media (max-width" in css and "overflow-x: auto" in css and "max-width: 100%" in css
+    for page in (root / "_site").rglob("*.html"):
+        text = page.read_text()
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
+        assert re.search(r'<link rel="stylesheet" href="(\.\./)*site\.css">', text)
+
+
+def test_national_page(built):
+    root, _ = built
+    text = (root / "_site" / "national.html").read_text()
+    assert "National summary" in text and 'class="sortable"' in text and "<script>" in text
+    imgs = parse(root / "_site" / "national.html").imgs
+    assert len(imgs) >= 3 and all(i["alt"].strip() for i in imgs)
+    # Camden's computed measure is the latest complete year (2024), not the incomplete 2025.
+    assert "computed 20.0%" in text
+
+
+def test_tells_the_user_how_to_get_quarto(tmp_path, monkeypatch):
+    build_small(tmp_path)
+    monkeypatch.setattr(site.shutil, "which", lambda name: None)
+    result = site.render_site(tmp_path)
+    assert result.engine == "html"
+    message = " ".join(result.messages)
+    assert "https://quarto.org/docs/get-started/" in message and "conda install -c conda-forge quarto" in message
+    # Rendering again replaces the site; a folder we did not make is never deleted.
+    (tmp_path / "_site" / "stale.html").write_text("old")
+    site.render_site(tmp_path)
+    assert not (tmp_path / "_site" / "stale.html").exists()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("precious")
+    with pytest.raises(InputError, match="not made by"):
+        site.render_site(tmp_path, out_dir=foreign, engine="html")
+    assert (foreign / "keep.txt").exists()
+
+
+def test_no_notebooks_is_a_plain_error(tmp_path):
+    with pytest.raises(InputError, match="no executed notebooks"):
+        site.render_site(tmp_path)
+    with pytest.raises(InputError, match="no reports folder"):
+        site.render_site(tmp_path / "missing")
+
+
+def skip_trend(code):
+    raise InputError("not drawn in this test")
+
+
+def test_quarto_project_files(tmp_path, monkeypatch):
+    """The Quarto project is written (and checked) everywhere, even where quarto is absent."""
+    build_reports(tmp_path)
+    monkeypatch.setattr("insightlib.national.trend_plot", skip_trend)  # trend charts are tested in test_national
+    evaluations = site.discover(tmp_path)
+    site.write_quarto_project(tmp_path, evaluations)
+    config = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
+    assert config["project"]["type"] == "website" and config["project"]["output-dir"] == "_site"
+    assert config["execute"]["enabled"] is False and config["execute"]["echo"] is False
+    assert "*/*/*.ipynb" in config["project"]["render"]
+    nav = [item["href"] for item in config["website"]["navbar"]["left"]]
+    assert nav == ["index.qmd", "national.qmd", "fgc/index.qmd", "rereferral-demo/index.qmd"]
+    front = yaml.safe_load((tmp_path / "rereferral-demo" / "index.qmd").read_text().split("---")[1])
+    assert front["listing"]["contents"] == "councils.yml" and front["listing"]["type"] == "table"
+    items = yaml.safe_load((tmp_path / "rereferral-demo" / "councils.yml").read_text())
+    assert [(i["title"], i["path"]) for i in items] == [("Camden", "202/rereferral.html"),
+                                                       ("Greenwich", "203/rereferral.html")]
+    for item in items:
+        assert (tmp_path / "rereferral-demo" / item["path"]).with_suffix(".ipynb").exists()
+    meta = yaml.safe_load((tmp_path / "rereferral-demo" / "202" / "_metadata.yml").read_text())
+    assert meta["title"] == "Camden" and set(meta["format"]) == {"html", "typst"}
+    national_qmd = (tmp_path / "national.qmd").read_text()
+    figures = re.findall(r"\]\((national-figures/[^)]+\.png)\)\{fig-alt=\"[^\"]+\"\}", national_qmd)
+    assert figures and all((tmp_path / f).exists() for f in figures)
+    assert "```{=html}" in national_qmd
+
+
+def test_root_quarto_template_is_the_packaged_one():
+    root = (REPO / "_quarto.yml").read_text()
+    packaged = (REPO / "insightlib" / "templates" / "quarto.yml").read_text()
+    assert root == packaged
+    config = yaml.safe_load(root)
+    assert config["project"]["type"] == "website"
+    assert config["execute"] == {"enabled": False, "freeze": True, "echo": False, "warning": False}
+
+
+@pytest.mark.needs_quarto
+@pytest.mark.skipif(shutil.which("quarto") is None, reason="quarto is not on PATH (see docs/publishing.md)")
+def test_quarto_renders_site_and_pdfs(tmp_path):
+    build_reports(tmp_path)
+    before = (tmp_path / "rereferral-demo" / "202" / "rereferral.ipynb").read_bytes()
+    result = site.render_site(tmp_path, engine="quarto")
+    assert result.engine == "quarto" and result.index.exists()
+    out = tmp_path / "_site"
+    assert (out / "rereferral-demo" / "202" / "rereferral.html").exists()
+    assert (out / "rereferral-demo" / "202" / "rereferral.pdf").exists()
+    assert (out / "national.html").exists()
+    page = (out / "rereferral-demo" / "202" / "rereferral.html").read_text()
+    assert not any(marker in page for marker in CODE_MARKERS)
+    # Not re-executed: the notebook is unchanged.
+    assert (tmp_path / "rereferral-demo" / "202" / "rereferral.ipynb").read_bytes() == before
+
+
+def _load_checker():
+    spec = importlib.util.spec_from_file_location("check_site_in_chromium", REPO / "scripts" / "check_site_in_chromium.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.needs_chromium
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)")
+def test_every_page_loads_in_chromium_and_links_resolve(tmp_path):
+    checker = _load_checker()
+    build_small(tmp_path)
+    site.render_site(tmp_path, engine="html")
+    results = checker.check_site(tmp_path / "_site", "/usr/bin/chromium")
+    assert len(results) == 5  # home, national, the evaluation page, two reports
+    assert all(r.ok for r in results), [(str(r.page), r.problems) for r in results if not r.ok]
+    assert all(r.links > 0 for r in results)
+    # The checker notices a broken link.
+    (tmp_path / "_site" / "fgc" / "index.html").unlink()
+    home = checker.check_page("/usr/bin/chromium", tmp_path / "_site", tmp_path / "_site" / "index.html")
+    assert not home.ok and any("fgc/index.html" in p for p in home.problems)
+    # The command line: exit 1 on any failing page (a one-page site with a missing image).
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    (tiny / "index.html").write_text('<html><body><main><img src="gone.png" alt="x"></main></body></html>')
+    assert checker.main([str(tiny), "--chromium", "/usr/bin/chromium"]) == 1
+    assert checker.main([str(tmp_path / "nowhere"), "--chromium", "/usr/bin/chromium"]) == 2
