@@ -260,6 +260,7 @@ def _load_checker():
 
 
 @pytest.mark.needs_chromium
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)")
 def test_every_page_loads_in_chromium_and_links_resolve(tmp_path):
     checker = _load_checker()
