@@ -90,7 +90,8 @@ class Model:
     # calibration of each council's baseline
     target_bounds: tuple = (0.10, 0.40)
     calibration_tolerance: float = 0.003
-    calibration_iterations: int = 5
+    calibration_iterations: int = 5  # national-scale runs (each costs a few seconds)
+    calibration_iterations_small: int = 12  # under 300,000 children (each costs well under a second)
 
     def programme_hr(self, quarters_since):
         q = np.minimum(np.asarray(quarters_since, dtype=float), self.programme_ramp_quarters)
@@ -424,12 +425,15 @@ def _calibrate(ch, targets, adopt_q, extract, model):
     x = -3.38 + 0.8 * lt + np.where(adopt_q >= 0, 0.15, -0.15)
     slope = 1.25
     hist_x, hist_a = [], []
-    for _ in range(model.calibration_iterations):
+    lo, hi = np.full(len(x), -np.inf), np.full(len(x), np.inf)
+    small = len(ch.base) < 300_000
+    for _ in range(model.calibration_iterations_small if small else model.calibration_iterations):
         res = _simulate(ch, x, adopt_q, extract, model, record=False)
         a = res["n_rerefer"] / np.maximum(res["n_year"], 1)
         hist_x.append(x.copy())
         hist_a.append(a)
-        if np.max(np.abs(a - targets)) < model.calibration_tolerance:
+        step = 0.5 / np.maximum(res["n_year"], 1)  # half of one referral's worth of rate
+        if np.all(np.abs(a - targets) <= np.maximum(model.calibration_tolerance, step)):
             break
         y = logit(np.clip(a, 0.005, 0.995))
         if len(hist_x) > 1:
@@ -438,7 +442,14 @@ def _calibrate(ch, targets, adopt_q, extract, model):
             big = np.abs(dx) > 0.05
             if big.sum() >= 3:
                 slope = float(np.clip(np.median(dy[big] / dx[big]), 0.5, 3.0))
-        x = x + np.clip((lt - y) / slope, -1.5, 1.5)
+        # bracket each council's answer; a Newton step outside the bracket is replaced by bisection
+        below = a < targets
+        lo = np.where(below, np.maximum(lo, x), lo)
+        hi = np.where(~below, np.minimum(hi, x), hi)
+        step_x = x + np.clip((lt - y) / slope, -1.5, 1.5)
+        bracketed = np.isfinite(lo) & np.isfinite(hi)
+        outside = bracketed & ((step_x <= lo) | (step_x >= hi))
+        x = np.where(outside, (lo + hi) / 2, step_x)
     err = np.abs(np.array(hist_a) - targets)  # iterations x councils
     best = np.argmin(err, axis=0)
     return np.array(hist_x)[best, np.arange(len(targets))]
