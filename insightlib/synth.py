@@ -885,7 +885,9 @@ def generate(n_councils: int, children_per_council: int, seed: int, out_dir, ext
     n_adopt = 1 if n_la == 1 else min(math.ceil(n_la * model.adoption_share), n_la - 1)
     adopt_q = np.full(n_la, -1, dtype=np.int64)
     adopters = rng.choice(n_la, size=n_adopt, replace=False)
-    adopt_q[adopters] = first_q + rng.integers(0, 20, size=n_adopt)
+    # distinct quarters while there are fewer adopters than quarters, then every quarter in turn
+    spread = rng.choice(20, size=n_adopt, replace=False) if n_adopt <= 20 else rng.permutation(np.arange(n_adopt) % 20)
+    adopt_q[adopters] = first_q + spread
 
     pub = published_rates()
     fallback = reference.ENGLAND_REREFERRAL_RATE.get(pd.Timestamp(extract_str).year, 0.22)
