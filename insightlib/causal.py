@@ -48,6 +48,8 @@ ESTIMANDS = ("ATE", "ATT")
 #: belongs to. kind: "numeric", "binary" or "category".
 COVARIATES = {
     "age_at_closure": ("numeric", "age in years when the case closed"),
+    "age_group": ("category", "age band when the case closed (0-4, 5-9, 10-14, 15-17)"),
+    "previous_referrals_group": ("category", "previous referrals banded 0, 1, 2, 3+"),
     "previous_referrals": ("numeric", "number of the child's referrals before this one"),
     "episode_number": ("numeric", "which closed episode of the child this is"),
     "sex": ("category", "sex (M/F/U)"),
@@ -375,6 +377,12 @@ def _derived_covariates(tables, ep: pd.DataFrame, covariates) -> dict[str, Any]:
     want = set(covariates)
     if "ethnic_group" in want:
         out["ethnic_group"] = ep["ethnicity"].map(ETHNICITY_GROUP).fillna("Not known").to_numpy()
+    if "age_group" in want:
+        age = pd.to_numeric(ep["age_at_closure"], errors="coerce").to_numpy()
+        out["age_group"] = np.select([age < 5, age < 10, age < 15, age >= 15], ["0-4", "5-9", "10-14", "15-17"], "missing")
+    if "previous_referrals_group" in want:
+        prev = pd.to_numeric(ep["previous_referrals"], errors="coerce").fillna(0).to_numpy()
+        out["previous_referrals_group"] = np.where(prev >= 3, "3+", prev.astype(int).astype(str))
     if "disabled" in want:
         out["disabled"] = (ep["disability"].astype(str).str.upper() != "NONE").to_numpy()
     if "closure_year" in want:
@@ -460,7 +468,8 @@ def design_matrix(frame: pd.DataFrame, covariates: list[str], *, min_level: int 
     return d
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, beta0=None, *, ridge: float = 1e-6, max_iter: int = 60):
+def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, beta0=None, *, ridge: float = 1e-6,
+                 max_iter: int = 60, tol: float = 1e-9):
     """Newton-Raphson logistic regression (frequency weights allowed).
 
     A tiny ridge keeps it finite under separation (a covariate level where everyone or
@@ -482,12 +491,47 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, beta
         info = (X * (w * p * (1 - p))[:, None]).T @ X / sw + pen
         step = np.linalg.solve(info, grad)
         beta += step
-        if np.max(np.abs(step)) < 1e-9:
+        if np.max(np.abs(step)) < tol:
             break
     eta = np.clip(X @ beta, -30, 30)
     p = 1.0 / (1.0 + np.exp(-eta))
     info = (X * (w * p * (1 - p))[:, None]).T @ X / sw + pen
     return beta, p, info
+
+
+def _rcs(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Restricted cubic spline terms (Harrell), linear beyond the outer knots."""
+    k = knots
+    p3 = lambda v: np.maximum(v, 0.0) ** 3  # noqa: E731
+    scale = (k[-1] - k[0]) ** 2 or 1.0
+    cols = [
+        (p3(x - k[j]) - p3(x - k[-2]) * (k[-1] - k[j]) / (k[-1] - k[-2]) + p3(x - k[-1]) * (k[-2] - k[j]) / (k[-1] - k[-2])) / scale
+        for j in range(len(k) - 2)
+    ]
+    return np.column_stack(cols)
+
+
+def propensity_design(X: np.ndarray, t: np.ndarray, knots: int = 4) -> np.ndarray:
+    """Covariates plus spline terms of a first logistic fit's linear predictor.
+
+    Assignment in practice is often a capped or saturating function of risk (few children
+    below some floor, or above some ceiling, get the intervention whatever their risk); a
+    plain logistic model misses that and biases the weights. The spline in the index lets
+    the link bend while keeping the covariate structure."""
+    if X.shape[1] < 2:
+        return X
+    b, _, _ = fit_logistic(X, t)
+    eta = X @ b
+    kn = np.unique(np.quantile(eta, np.linspace(0.05, 0.95, knots)))
+    if len(kn) < 3:
+        return X
+    B = _rcs(eta, kn)
+    sd = B.std(axis=0)
+    ok = sd > 1e-12
+    if not ok.any():
+        return X
+    B = (B[:, ok] - B[:, ok].mean(axis=0)) / sd[ok]
+    return np.column_stack([X, B])
 
 
 # --------------------------------------------------------------------------------------
@@ -1141,7 +1185,7 @@ def evaluate_intervention(
     design = design_matrix(frame, adjust) if adjust else None
     X = design.X if design else np.ones((n_all, 1))
     t = frame["treatment"].to_numpy().astype(float)
-    _, e_all, _ = fit_logistic(X, t)
+    _, e_all, _ = fit_logistic(propensity_design(X, t), t)
     trim = params["trim"]
     if trim == "crump":
         a = crump_alpha(np.clip(e_all, 1e-12, 1 - 1e-12))
@@ -1169,7 +1213,8 @@ def evaluate_intervention(
     design = design_matrix(f, adjust) if adjust else None
     X = design.X if design else np.ones((len(f), 1))
     t = f["treatment"].to_numpy().astype(float)
-    beta_ps, e, info_ps = fit_logistic(X, t)
+    Xp = propensity_design(X, t)
+    beta_ps, e, info_ps = fit_logistic(Xp, t)
     e = np.clip(e, 1e-6, 1 - 1e-6)
     clusters = pd.factorize(f["child_id"])[0]
     w = weights_for(t, e, est_type)
@@ -1194,10 +1239,11 @@ def evaluate_intervention(
     methods: dict[str, Estimate] = {}
     if tb.sum() < 2 or (1 - tb).sum() < 2:
         raise InputError(f"Too few episodes with {h} days of follow-up in one of the groups to estimate the effect on re-referral within {h} days.")
-    _, eb, info_b = fit_logistic(Xb, tb)
+    Xpb = propensity_design(Xb, tb)
+    _, eb, info_b = fit_logistic(Xpb, tb)
     eb = np.clip(eb, 1e-6, 1 - 1e-6)
     naive = {"risk_difference": naive_difference(yb, tb, cb, level)}
-    methods["ipw"], _ = ipw_estimate(yb, tb, Xb, eb, cb, est_type, level, info_b)
+    methods["ipw"], _ = ipw_estimate(yb, tb, Xpb, eb, cb, est_type, level, info_b)
     methods["matching"] = matching_estimate(yb, tb, eb, est_type, level)
     methods["regression"], (m1, m0) = regression_estimate(yb, tb, Xb, cb, est_type, level)
     methods["aipw"], (mu1, mu0, if1, if0) = aipw_estimate(yb, tb, eb, m1, m0, cb, est_type, level)
@@ -1237,7 +1283,7 @@ def evaluate_intervention(
         cnt = np.bincount(rng.integers(0, n_cl, n_cl), minlength=n_cl)[clusters].astype(float)
         if cnt[t == 1].sum() == 0 or cnt[t == 0].sum() == 0:
             continue
-        _, eb_i, _ = fit_logistic(X, t, cnt, beta0=beta_ps, max_iter=8)
+        _, eb_i, _ = fit_logistic(Xp, t, cnt, beta0=beta_ps, max_iter=10, tol=1e-6)
         eb_i = np.clip(eb_i, 1e-6, 1 - 1e-6)
         wi = weights_for(t, eb_i, est_type) * cnt
         a1, a0 = sf.curves(tm, ev, t, wi)
@@ -1284,10 +1330,29 @@ def evaluate_intervention(
     hr = Estimate(float(s["exp(coef)"]), float(math.exp(s["coef"] - z * s["se(coef)"])),
                   float(math.exp(s["coef"] + z * s["se(coef)"])), float(s["se(coef)"]),
                   "lifelines CoxPHFitter, weighted, robust (sandwich) errors clustered by child")
+    # covariate-adjusted (conditional) Cox: comparable with a conditional hazard ratio, model-based errors
+    hr_cond = None
+    if design is not None:
+        cols = [j for j in range(1, X.shape[1])]
+        xdf = pd.DataFrame(X[:, cols], columns=[f"x{j}" for j in cols])
+        xdf = xdf.loc[:, xdf.std() > 0]
+        cdf2 = pd.concat([cdf[["time", "event", "treatment"]], xdf], axis=1)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cph2 = CoxPHFitter(penalizer=1e-6).fit(cdf2, "time", "event")
+            s2 = cph2.summary.loc["treatment"]
+            hr_cond = Estimate(float(s2["exp(coef)"]), float(math.exp(s2["coef"] - z * s2["se(coef)"])),
+                               float(math.exp(s2["coef"] + z * s2["se(coef)"])), float(s2["se(coef)"]),
+                               "lifelines CoxPHFitter adjusted for the covariates, model-based errors")
+        except Exception as exc:
+            notes.append(f"The covariate-adjusted Cox model could not be fitted: {type(exc).__name__}.")
     seconds["cox"] = time.perf_counter() - t0
 
     effect = {"risk_difference": rd_est, "rmst_difference": rm_est, "hazard_ratio": hr, "risk_ratio": rr,
               "risk_difference_binary": methods["aipw"]}
+    if hr_cond is not None:
+        effect["hazard_ratio_conditional"] = hr_cond
     naive["km_risk_difference"] = Estimate(naive_rd_km, float("nan"), float("nan"), float("nan"), "unweighted Kaplan-Meier, point only")
     naive["rmst_difference"] = Estimate(naive_rmst, float("nan"), float("nan"), float("nan"), "unweighted Kaplan-Meier, point only")
     common = float(np.nanmean(yb)) >= 0.15
