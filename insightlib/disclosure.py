@@ -100,23 +100,31 @@ def _check_counts(df: pd.DataFrame, count_columns: list[str]) -> pd.DataFrame:
     missing = [c for c in count_columns if c not in df.columns]
     if missing:
         raise InputError(f"Disclosure control: the table has no column(s) {missing}; it has {list(df.columns)}.")
-    values = df[count_columns].apply(pd.to_numeric, errors="coerce")
+    out = {}
     for col in count_columns:
-        bad_type = values[col].isna() & df[col].notna()
+        raw = df[col]
+        num = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw, errors="coerce")
+        v = num.to_numpy(dtype=float)
+        bad_type = np.isnan(v) & raw.notna().to_numpy()
         if bad_type.any():
-            row = df.index[bad_type.to_numpy().argmax()]
-            raise InputError(f"Disclosure control: column '{col}', row {row!r} is not a number ({df[col][row]!r}); counts must be whole numbers.")
-        v = values[col].dropna()
-        if (v < 0).any() or (v != np.round(v)).any():
-            row = v.index[((v < 0) | (v != np.round(v))).to_numpy().argmax()]
-            raise InputError(f"Disclosure control: column '{col}', row {row!r} holds {v[row]!r}; counts must be whole numbers of 0 or more.")
-    return values.astype(float)
+            row = df.index[bad_type.argmax()]
+            raise InputError(f"Disclosure control: column '{col}', row {row!r} is not a number ({raw[row]!r}); "
+                             "counts must be whole numbers.")
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(v) & ((v < 0) | (v != np.round(v)))
+        if bad.any():
+            row = df.index[bad.argmax()]
+            raise InputError(f"Disclosure control: column '{col}', row {row!r} holds {v[bad.argmax()]!r}; "
+                             "counts must be whole numbers of 0 or more.")
+        out[col] = v
+    return pd.DataFrame(out, index=df.index)
 
 
 def _find_total_row(df: pd.DataFrame, count_columns: list[str]) -> int | None:
     label_columns = [c for c in df.columns if c not in count_columns]
+    labels = [df[c].tolist() for c in label_columns]
     for pos, label in enumerate(df.index):
-        if _is_total_label(label) or any(_is_total_label(df.iloc[pos][c]) for c in label_columns):
+        if _is_total_label(label) or any(_is_total_label(col[pos]) for col in labels):
             return pos
     return None
 
@@ -150,16 +158,18 @@ def _equations(values: pd.DataFrame, interior_rows: list[int], interior_cols: li
     """
     eqs: list[dict[Cell, float]] = []
     n_rows = len(values)
+    arr = values.to_numpy(dtype=float)
+    pos = {c: j for j, c in enumerate(values.columns)}
     if total_column is not None:
         for r in range(n_rows):
-            eq = {(r, c): 1.0 for c in interior_cols if not np.isnan(values.iat[r, values.columns.get_loc(c)])}
+            eq = {(r, c): 1.0 for c in interior_cols if not np.isnan(arr[r, pos[c]])}
             eq[(r, total_column)] = -1.0
             eqs.append(eq)
     if total_row is not None:
         cols = [*interior_cols, *([total_column] if total_column is not None else [])]
         for c in cols:
-            j = values.columns.get_loc(c)
-            eq = {(r, c): 1.0 for r in interior_rows if not np.isnan(values.iat[r, j])}
+            j = pos[c]
+            eq = {(r, c): 1.0 for r in interior_rows if not np.isnan(arr[r, j])}
             eq[(total_row, c)] = -1.0
             eqs.append(eq)
     return eqs
@@ -242,15 +252,17 @@ def suppress_table(
     interior_cols = [c for c in count_columns if c != total_column]
     interior_rows = [r for r in range(len(table)) if r != total_row_pos]
     eqs = _equations(values, interior_rows, interior_cols, total_row_pos, total_column)
+    arr = values.to_numpy(dtype=float)
+    col_pos = {c: j for j, c in enumerate(values.columns)}
+
+    def value(cell: Cell) -> float:
+        return arr[cell[0], col_pos[cell[1]]]
+
     for eq in eqs:
-        known = [(cell, coef) for cell, coef in eq.items()]
-        gap = sum(coef * values.iat[cell[0], values.columns.get_loc(cell[1])] for cell, coef in known)
+        gap = sum(coef * value(cell) for cell, coef in eq.items())
         if abs(gap) > 1e-9:
             notes.append("A total does not equal the sum of its parts; the difference is treated as known to readers.")
             break
-
-    def value(cell: Cell) -> float:
-        return values.iat[cell[0], values.columns.get_loc(cell[1])]
 
     all_cells = [(r, c) for r in range(len(table)) for c in count_columns if not np.isnan(value((r, c)))]
     published = set(all_cells)

@@ -283,7 +283,7 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
         for rep in ev.reports:
             all_reports.append(rep)
             nb_title, body = render_report_html(rep.notebook)
-            heading = f"<h1>{html.escape(nb_title)}: {html.escape(rep.council)}</h1>"
+            heading = f"<h1>{html.escape(rep.council)}: {html.escape(nb_title)}</h1>"
             if rep.status == "failed":
                 heading += ('<p class="notice">This report did not run to the end, so parts of it are missing. '
                             "The analyst can re-run it with 'insight run'.</p>")

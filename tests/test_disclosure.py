@@ -89,7 +89,7 @@ def frame(rows: list[list[int]]) -> tuple[pd.DataFrame, list[str]]:
     return df, cols
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(count_tables, st.sampled_from([3, 5, 10]), st.sampled_from([None, 5]))
 def test_no_suppressed_cell_can_be_worked_back_from_margins(rows, threshold, rounding):
     df, cols = frame(rows)

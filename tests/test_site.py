@@ -143,7 +143,7 @@ def test_figures_keep_alt_text_and_tables_are_shown(built):
     assert links.imgs[0]["src"].startswith("data:image/png;base64,")
     text = page.read_text()
     assert 'class="dataframe"' in text and ">c</td>" in text
-    assert "<h1>Re-referral after closure: Camden</h1>" in text and text.count("<h1") == 1
+    assert "<h1>Camden: Re-referral after closure</h1>" in text and text.count("<h1") == 1
     for p in (root / "_site").rglob("*.html"):
         assert all((img.get("alt") or "").strip() for img in parse(p).imgs), p
 
