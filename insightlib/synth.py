@@ -281,6 +281,7 @@ def _make_children(councils: pd.DataFrame, n_per: int, seed: int, start: int, ex
     first = start + np.floor(u(C_FIRST) * (extract - start + 1)).astype(np.int64)
     age_years = _categorical(u(C_AGE), _AGE_W / _AGE_W.sum())
     age_days = np.floor((age_years + u(C_AGE_FRAC)) * 365.25).astype(np.int64)
+    age_days = np.minimum(age_days, 18 * 365 - 1)  # always before the 18th birthday
     dob = first - age_days
     sex = _categorical(u(C_SEX), np.array([51.5, 48.0, 0.5]))
     london = (councils["region"].to_numpy() == "London")[la_index]
