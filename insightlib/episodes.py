@@ -88,93 +88,116 @@ def _as_bool(values: pd.Series) -> np.ndarray:
     return mapped.astype(bool).to_numpy()
 
 
-def _eighteenth_birthday(dob: pd.Series) -> np.ndarray:
-    """Day number of the 18th birthday (29 February births: 1 March in a common year)."""
-    dob = pd.to_datetime(dob)
-    ok = dob.notna().to_numpy()
-    out = np.full(len(dob), _OPEN, dtype=np.int64)  # no date of birth: no birthday ends observation
+def _eighteenth_birthday_days(dob_day: np.ndarray) -> np.ndarray:
+    """Day number of the 18th birthday (29 February births: 1 March in a common year);
+    no date of birth: no birthday ends observation."""
+    ok = dob_day != _NAT
+    out = np.full(len(dob_day), _OPEN, dtype=np.int64)
     if ok.any():
-        d = dob[ok]
-        year = d.dt.year.to_numpy() + contract.ADULT_AGE_YEARS
-        month = d.dt.month.to_numpy()
-        day = d.dt.day.to_numpy()
+        d = dob_day[ok].astype("datetime64[D]")
+        y = d.astype("datetime64[Y]")
+        month_start = d.astype("datetime64[M]")
+        month = month_start.astype(np.int64) % 12  # 0-based
+        day = (d - month_start.astype("datetime64[D]")).astype(np.int64)  # 0-based
+        year = y.astype(np.int64) + 1970 + contract.ADULT_AGE_YEARS
         leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-        shift = (month == 2) & (day == 29) & ~leap
-        day = np.where(shift, 1, day)
-        month = np.where(shift, 3, month)
-        b = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day}))
-        out[ok] = b.to_numpy(dtype="datetime64[D]").astype(np.int64)
+        shift = (month == 1) & (day == 28) & ~leap
+        month = np.where(shift, 2, month)
+        day = np.where(shift, 0, day)
+        first = ((year - 1970) * 12 + month).astype("datetime64[M]").astype("datetime64[D]")
+        out[ok] = (first + day).astype(np.int64)
     return out
 
 
-def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> pd.DataFrame:
-    """Referrals with the extract date attached, bad ones refused, sorted by child and date."""
+def _codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (-1 for missing) and the distinct values: string work done once per value."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+
+
+def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
+    """Referrals as arrays sorted by child, referral date and closure; bad input refused.
+
+    Strings become integer codes first (hash-based, linear): at national scale, sorting
+    and copying Python strings costs far more than the arithmetic.
+    """
     councils = _require(tables, "councils", ("la_code", "extract_date"))
     refs = _require(
         tables, "referrals",
         ("la_code", "referral_id", "child_id", "referral_date", "referral_source", "primary_need", "referral_nfa"),
     )
-    extract = councils.drop_duplicates("la_code").set_index("la_code")["extract_date"]
-    extract = pd.to_datetime(extract)
-    r = pd.DataFrame(
-        {
-            "la_code": refs["la_code"].astype(str).to_numpy(),
-            "child_id": refs["child_id"].astype(str).to_numpy(),
-            "referral_id": refs["referral_id"].astype(str).to_numpy(),
-            "referral_source": refs["referral_source"].to_numpy(),
-            "primary_need": refs["primary_need"].to_numpy(),
-        }
-    )
-    r["row"] = np.arange(len(r))
-    counts.referrals = len(r)
-    unknown = ~r["la_code"].isin(extract.index)
-    if unknown.any():
-        i = int(np.flatnonzero(unknown.to_numpy())[0])
+    n = len(refs)
+    counts.referrals = n
+    la_idx, la_uni = _codes(refs["la_code"].astype(str).to_numpy())
+    extract_of = pd.to_datetime(councils.drop_duplicates("la_code").set_index(councils.drop_duplicates("la_code")
+                                                                                ["la_code"].astype(str))["extract_date"])
+    la_extract = _days(extract_of.reindex(la_uni).to_numpy())
+    if (la_extract == _NAT).any():
+        bad_la = la_uni[np.flatnonzero(la_extract == _NAT)[0]]
+        i = int(np.flatnonzero(la_uni[la_idx] == bad_la)[0])
         raise InputError(
-            f"referrals: row {i + 1}: council {r['la_code'].iloc[i]} is not in the councils table, "
-            "so its extract date (the end of observation) is unknown."
+            f"referrals: row {i + 1}: council {bad_la} is not in the councils table (or has no extract date), "
+            "so the end of observation is unknown."
         )
-    r["extract"] = _days(r["la_code"].map(extract).to_numpy())
-    r["ref"] = _days(refs["referral_date"].to_numpy())
-    if (r["ref"] == _NAT).any():
-        i = int(np.flatnonzero((r["ref"] == _NAT).to_numpy())[0])
+    extract = la_extract[la_idx]
+    ref = _days(refs["referral_date"].to_numpy())
+    if (ref == _NAT).any():
+        i = int(np.flatnonzero(ref == _NAT)[0])
         raise InputError(f"referrals: row {i + 1}: referral_date is missing.")
-    closure = _days(refs["closure_date"].to_numpy()) if "closure_date" in refs else np.full(len(r), _NAT)
-    reason = (
-        refs["closure_reason"].astype(object).where(refs["closure_reason"].notna(), None).to_numpy()
-        if "closure_reason" in refs
-        else np.full(len(r), None, dtype=object)
-    )
-    nfa = _as_bool(refs["referral_nfa"])
-    bad = (closure != _NAT) & (closure < r["ref"].to_numpy())
+    closure = _days(refs["closure_date"].to_numpy()) if "closure_date" in refs else np.full(n, _NAT)
+    bad = (closure != _NAT) & (closure < ref)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(
-            f"referrals: row {i + 1}: referral {r['referral_id'].iloc[i]} closes before it opens "
+            f"referrals: row {i + 1}: referral {refs['referral_id'].iloc[i]} closes before it opens "
             "(closure_date before referral_date)."
         )
-    r["nfa"] = nfa
-    r["reason"] = reason
+    nfa = _as_bool(refs["referral_nfa"])
     # A referral dated after the extract cannot be in a true extract: excluded and counted.
-    after = r["ref"].to_numpy() > r["extract"].to_numpy()
+    after = ref > extract
     counts.referrals_after_extract = int(after.sum())
     # A closure after the extract date was not known at the extract: the case was open then.
-    late = (closure != _NAT) & (closure > r["extract"].to_numpy()) & ~after
+    late = (closure != _NAT) & (closure > extract) & ~after
     counts.closures_after_extract = int(late.sum())
     closure = np.where(late, _NAT, closure)
     # An NFA referral with no closure date closed the day it came in.
     fill = nfa & (closure == _NAT) & ~after & ~late
     counts.nfa_closed_at_referral = int(fill.sum())
-    closure = np.where(fill, r["ref"].to_numpy(), closure)
-    r["closure"] = np.where(closure == _NAT, _OPEN, closure)
-    r = r.loc[~after].reset_index(drop=True)
+    closure = np.where(fill, ref, closure)
+    closure = np.where(closure == _NAT, _OPEN, closure)
+    keep = np.flatnonzero(~after)
     # one child = (council, child_id): the same pseudonym in two councils is two children
-    la_codes, la_idx = np.unique(r["la_code"].to_numpy(), return_inverse=True)
-    child_codes, child_idx = np.unique(r["child_id"].to_numpy(), return_inverse=True)
-    r["key"] = la_idx.astype(np.int64) * (len(child_codes) + 1) + child_idx
-    ref_rank = np.argsort(np.argsort(r["referral_id"].to_numpy(), kind="stable"), kind="stable")
-    order = np.lexsort((ref_rank, r["closure"].to_numpy(), r["ref"].to_numpy(), r["key"].to_numpy()))
-    return r.iloc[order].reset_index(drop=True)
+    ch_idx, ch_uni = _codes(refs["child_id"].astype(str).to_numpy())
+    key = la_idx * (len(ch_uni) + 1) + ch_idx
+    key, ref, clo = key[keep], ref[keep], closure[keep]
+    order = np.lexsort((clo, ref, key))
+    # ties on child, referral date and closure: broken by referral_id, so input order never matters
+    k, rf, c = key[order], ref[order], clo[order]
+    tie = (k[1:] == k[:-1]) & (rf[1:] == rf[:-1]) & (c[1:] == c[:-1])
+    if tie.any():
+        involved = np.zeros(len(order), dtype=bool)
+        involved[1:] |= tie
+        involved[:-1] |= tie
+        rows = order[involved]
+        rank = np.zeros(len(keep), dtype=np.int64)
+        ids = refs["referral_id"].astype(str).to_numpy()[keep[rows]]
+        rank[rows] = np.argsort(np.argsort(ids, kind="stable"), kind="stable")
+        order = np.lexsort((rank, clo, ref, key))
+    src = keep[order]  # row in the referrals table
+    reason_codes, reason_uni = (_codes(refs["closure_reason"].to_numpy()) if "closure_reason" in refs
+                                else (np.full(n, -1, dtype=np.int64), np.array([], dtype=object)))
+    return {
+        "src": src, "key": key[order], "ref": ref[order], "closure": clo[order], "extract": extract[src],
+        "nfa": nfa[src], "reason": reason_codes[src], "reason_uni": reason_uni,
+        "la_idx": la_idx[src], "la_uni": la_uni, "ch_idx": ch_idx[src], "ch_uni": ch_uni, "refs": refs,
+    }
+
+
+def _frame(columns: dict) -> pd.DataFrame:
+    """A DataFrame from arrays, object columns passed as such (pandas would otherwise scan
+    every string to guess whether it is a date)."""
+    return pd.DataFrame({k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == object else v
+                         for k, v in columns.items()})
 
 
 def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False):
@@ -187,14 +210,13 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
     """
     counts = EpisodeCounts()
     r = _sorted_referrals(tables, counts)
-    n = len(r)
-    key = r["key"].to_numpy()
-    ref = r["ref"].to_numpy()
-    clo = r["closure"].to_numpy()
+    refs = r["refs"]
+    key, ref, clo = r["key"], r["ref"], r["closure"]
+    n = len(key)
     first_of_child = np.ones(n, dtype=bool)
     first_of_child[1:] = key[1:] != key[:-1]
     # running latest closure within child; a referral at or before it joins the open spell
-    runmax = pd.Series(clo).groupby(key).cummax().to_numpy() if n else clo
+    runmax = pd.Series(clo).groupby(key, sort=False).cummax().to_numpy() if n else clo
     prev = np.empty(n, dtype=np.int64)
     if n:
         prev[0] = _NAT
@@ -209,7 +231,7 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
     spell_close = np.maximum.reduceat(clo, starts)
     is_last_close = clo == spell_close[spell]
     closer = np.maximum.reduceat(np.where(is_last_close, np.arange(n), -1), starts)
-    spell_nfa = np.minimum.reduceat(r["nfa"].to_numpy().astype(np.int8), starts).astype(bool)
+    spell_nfa = np.minimum.reduceat(r["nfa"].astype(np.int8), starts).astype(bool)
     spell_key = key[starts]
     child_first_row = np.maximum.accumulate(np.where(first_of_child, np.arange(n), 0))
     previous_referrals = starts - child_first_row[starts]
@@ -221,87 +243,95 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
     counts.open_cases = int((~closed).sum())
 
     s = starts[closed]
-    ep = pd.DataFrame(
-        {
-            "la_code": r["la_code"].to_numpy()[s],
-            "child_id": r["child_id"].to_numpy()[s],
-            "referral_id": r["referral_id"].to_numpy()[s],
-        }
-    )
-    ep_key = spell_key[closed]
+    src = r["src"][s]
     close_day = spell_close[closed]
-    ep["episode_number"] = pd.Series(ep_key).groupby(ep_key).cumcount().to_numpy() + 1
-    ep["closure_date"] = close_day.astype("datetime64[D]").astype("datetime64[ns]")
-    reason = r["reason"].to_numpy()[closer[closed]]
-    nfa = spell_nfa[closed]
-    missing_reason = pd.isna(reason)
-    closer_nfa = r["nfa"].to_numpy()[closer[closed]]
-    reason = np.where(missing_reason & closer_nfa, NFA_REASON, np.where(missing_reason, UNKNOWN_REASON, reason))
-    ep["closure_reason"] = reason.astype(str)
-    ep["referral_date"] = ref[s].astype("datetime64[D]").astype("datetime64[ns]")
-    ep["referral_nfa"] = nfa
-    ep["primary_need"] = r["primary_need"].to_numpy()[s]
-    ep["referral_source"] = r["referral_source"].to_numpy()[s]
+    ep_key = spell_key[closed]
+    # closure reason of the referral that closed the spell; NFA or UNKNOWN where none recorded
+    c_rows = closer[closed]
+    rcode = r["reason"][c_rows]
+    labels = np.concatenate([r["reason_uni"].astype(object), np.array([NFA_REASON, UNKNOWN_REASON], dtype=object)])
+    m = len(r["reason_uni"])
+    rcode = np.where(rcode >= 0, rcode, np.where(r["nfa"][c_rows], m, m + 1))
+    reason = labels[rcode]
+    died = rcode == (np.flatnonzero(labels == contract.CLOSURE_DIED)[0] if (labels == contract.CLOSURE_DIED).any() else -2)
+    moved = rcode == (np.flatnonzero(labels == contract.CLOSURE_TRANSFERRED)[0]
+                      if (labels == contract.CLOSURE_TRANSFERRED).any() else -2)
+    nxt = next_start[closed]
+    has_nxt = has_next[closed]
+    ids = refs["referral_id"].astype(str).to_numpy()
 
-    # the child's characteristics
+    # the child's characteristics, joined on the integer child key
     children = _require(tables, "children", ("la_code", "child_id", "date_of_birth", "sex", "ethnicity"))
-    ch = children.drop_duplicates(["la_code", "child_id"]).set_index(
-        [children["la_code"].astype(str), children["child_id"].astype(str)]
-    ) if len(children) else children
-    idx = pd.MultiIndex.from_arrays([ep["la_code"], ep["child_id"]])
-    pos = ch.index.get_indexer(idx) if len(children) else np.full(len(ep), -1)
-    found = pos >= 0
+    c_la = pd.Index(r["la_uni"]).get_indexer(children["la_code"].astype(str).to_numpy())
+    c_ch = pd.Index(r["ch_uni"]).get_indexer(children["child_id"].astype(str).to_numpy())
+    c_key = np.where((c_la >= 0) & (c_ch >= 0), c_la.astype(np.int64) * (len(r["ch_uni"]) + 1) + c_ch, -1)
+    first_row = ~pd.Series(c_key).duplicated().to_numpy() & (c_key >= 0)
+    hit = pd.Index(c_key[first_row]).get_indexer(ep_key)
+    c_rows_all = np.flatnonzero(first_row)
+    found = hit >= 0
+    pos = c_rows_all[np.where(found, hit, 0)] if len(c_rows_all) else np.zeros(len(ep_key), dtype=np.int64)
     counts.unknown_child = int((~found).sum())
 
     def take(col, fill):
         if col not in children.columns or not len(children):
-            return pd.Series([fill] * len(ep))
-        vals = ch[col].to_numpy()[np.where(found, pos, 0)]
-        out = pd.Series(vals).where(found, fill)
+            return np.full(len(ep_key), fill, dtype=object)
+        codes, uniq = _codes(children[col].to_numpy())
+        c = codes[pos]
+        out = np.concatenate([uniq, np.array([fill], dtype=object)])[np.where(found & (c >= 0), c, len(uniq))]
         return out
 
-    dob = pd.to_datetime(take("date_of_birth", pd.NaT))
-    ep["date_of_birth"] = dob.to_numpy()
-    dob_day = _days(dob.to_numpy())
-    ep["age_at_closure"] = np.where(dob_day == _NAT, np.nan, (close_day - dob_day) / 365.25)
-    ep["sex"] = take("sex", None).to_numpy()
-    ep["ethnicity"] = take("ethnicity", None).to_numpy()
-    dis = take("disability", "NONE")
-    dis = dis.where(dis.notna() & (dis.astype(str).str.strip() != ""), "NONE").astype(str)
-    ep["disability"] = dis.to_numpy()
+    dob_day = (_days(children["date_of_birth"].to_numpy())[pos] if len(children)
+               else np.full(len(ep_key), _NAT))
+    dob_day = np.where(found, dob_day, _NAT)
+    dis_codes, dis_uni = (_codes(children["disability"].to_numpy()) if "disability" in children and len(children)
+                          else (np.full(len(children), -1, dtype=np.int64), np.array([], dtype=object)))
+    dis_uni = np.array([("NONE" if str(v).strip() in ("", "nan", "None") else str(v)) for v in dis_uni] + ["NONE"],
+                       dtype=object)
+    dc = dis_codes[pos] if len(children) else np.full(len(ep_key), -1)
+    disability = dis_uni[np.where(found & (dc >= 0), dc, len(dis_uni) - 1)]
 
     # how each episode ends
-    extract = r["extract"].to_numpy()[s]
-    b18 = _eighteenth_birthday(dob)
-    nxt = next_start[closed]
-    has_nxt = has_next[closed]
+    extract = r["extract"][s]
+    b18 = _eighteenth_birthday_days(dob_day)
     next_day = np.where(has_nxt, ref[nxt], _OPEN)
-    died = reason == contract.CLOSURE_DIED
-    moved = reason == contract.CLOSURE_TRANSFERRED
     adult = (b18 <= close_day) & ~died & ~moved
     at_closure = died | moved | adult
     rerefer = ~at_closure & has_nxt & (next_day < b18) & (next_day <= extract)
     turned18 = ~at_closure & ~rerefer & (b18 <= extract)
-    end = np.where(
-        at_closure, close_day, np.where(rerefer, next_day, np.where(turned18, b18, extract))
-    )
+    end = np.where(at_closure, close_day, np.where(rerefer, next_day, np.where(turned18, b18, extract)))
     event = np.where(at_closure | turned18, COMPETING, np.where(rerefer, REREFERRAL, CENSORED))
-    event_type = np.select(
-        [died, moved, adult | turned18, rerefer], ["died", "transferred", "turned_18", "rereferral"], "censored"
-    )
-    ep["end_date"] = end.astype("datetime64[D]").astype("datetime64[ns]")
-    ep["duration_days"] = (end - close_day).astype(np.int64)
-    ep["event"] = event.astype(np.int64)
-    ep["event_type"] = event_type
-    ep["next_referral_id"] = np.where(has_nxt, r["referral_id"].to_numpy()[nxt], None)
-    ep["previous_referrals"] = previous_referrals[closed].astype(np.int64)
-
+    kinds = np.array(["censored", "rereferral", "turned_18", "died", "transferred"], dtype=object)
+    kind = np.select([died, moved, adult | turned18, rerefer], [3, 4, 2, 1], 0)
+    as_ns = lambda d: d.astype("datetime64[D]").astype("datetime64[ns]")  # noqa: E731
+    ep = _frame({
+        "la_code": r["la_uni"][r["la_idx"][s]],
+        "child_id": r["ch_uni"][r["ch_idx"][s]],
+        "referral_id": ids[src],
+        "episode_number": pd.Series(ep_key).groupby(ep_key, sort=False).cumcount().to_numpy() + 1,
+        "closure_date": as_ns(close_day),
+        "closure_reason": reason,
+        "referral_date": as_ns(ref[s]),
+        "referral_nfa": spell_nfa[closed],
+        "primary_need": refs["primary_need"].to_numpy()[src],
+        "referral_source": refs["referral_source"].to_numpy()[src],
+        "date_of_birth": np.where(dob_day == _NAT, np.datetime64("NaT"), dob_day.astype("datetime64[D]")).astype(
+            "datetime64[ns]"),
+        "age_at_closure": np.where(dob_day == _NAT, np.nan, (close_day - dob_day) / 365.25),
+        "sex": take("sex", None),
+        "ethnicity": take("ethnicity", None),
+        "disability": disability,
+        "end_date": as_ns(end),
+        "duration_days": (end - close_day).astype(np.int64),
+        "event": event.astype(np.int64),
+        "event_type": kinds[kind],
+        "next_referral_id": np.where(has_nxt, ids[r["src"][nxt]], None),
+        "previous_referrals": previous_referrals[closed].astype(np.int64),
+    })
     counts.episodes = len(ep)
     counts.not_at_risk_died = int(died.sum())
     counts.not_at_risk_transferred = int(moved.sum())
     counts.not_at_risk_adult = int(adult.sum())
     counts.closed_on_extract_date = int(((close_day == extract) & ~at_closure).sum())
-    ep = ep.loc[:, list(EPISODE_COLUMNS)]
     ep.attrs["counts"] = counts.to_dict()
     return (ep, counts) if with_counts else ep
 
@@ -335,8 +365,8 @@ def dfe_rereferral_measure(tables: dict[str, pd.DataFrame], year: int | None = N
     """
     counts = EpisodeCounts()
     r = _sorted_referrals(tables, counts)
-    key = r["key"].to_numpy()
-    ref = r["ref"].to_numpy()
+    key = r["key"]
+    ref = r["ref"]
     base = ref.min() if len(ref) else 0
     comp = key * (1 << 22) + (ref - base)
     pos = np.searchsorted(comp, comp, side="left") - 1  # last referral on an earlier day
@@ -345,8 +375,8 @@ def dfe_rereferral_measure(tables: dict[str, pd.DataFrame], year: int | None = N
     same_child = ok & (key[posc] == key)
     gap = ref - ref[posc]
     rerefer = same_child & (gap <= DFE_WINDOW_DAYS)
-    r["year"] = _reporting_year(ref)
-    r["rereferral"] = rerefer
+    r = pd.DataFrame({"la_code": r["la_uni"][r["la_idx"]], "year": _reporting_year(ref), "rereferral": rerefer,
+                      "ref": ref, "extract": r["extract"]})
     out = (
         r.groupby(["la_code", "year"])
         .agg(referrals=("rereferral", "size"), rereferrals=("rereferral", "sum"))

@@ -104,12 +104,21 @@ def _intervention_received(episodes: pd.DataFrame, interventions: pd.DataFrame |
     return result
 
 
-def fold_small_groups(labels: pd.Series, min_group_size: int = 20, other: str = OTHER) -> pd.Series:
+def fold_small_groups(labels, min_group_size: int = 20, other: str = OTHER) -> pd.Series:
     """Groups with fewer than ``min_group_size`` episodes are shown together as "Other"."""
-    labels = labels.astype(str)
-    sizes = labels.value_counts()
-    small = sizes.index[sizes < min_group_size]
-    return labels.where(~labels.isin(small), other)
+    codes, names = _factorize_labels(labels)
+    sizes = np.bincount(codes, minlength=len(names))
+    names = np.where(sizes < min_group_size, other, names).astype(object)
+    index = labels.index if isinstance(labels, pd.Series) else None
+    return pd.Series(names[codes], index=index, dtype=object)
+
+
+def _factorize_labels(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and names (as strings; missing becomes "nan") without string work per row."""
+    codes, uniq = pd.factorize(np.asarray(labels, dtype=object), use_na_sentinel=True)
+    names = np.array([str(u) for u in uniq] + ["nan"], dtype=object)
+    codes = np.where(codes < 0, len(uniq), codes)
+    return codes, names
 
 
 # ----------------------------------------------------------------------------------------
@@ -556,90 +565,103 @@ class _CoxFit:
     event_times: np.ndarray
 
 
-def _cox_sums(t, ev, X, beta, ties):
-    """Risk-set sums over distinct event times and the Efron/Breslow per-time weights."""
-    eta = X @ beta
-    eta_max = eta.max() if len(eta) else 0.0
+class _CoxData:
+    """The data sorted by time, with everything that does not depend on the coefficients.
+
+    Rows whose time falls in [t_j, t_j+1) between distinct event times are contiguous, so
+    risk-set sums are segment sums (np.add.reduceat) followed by a reverse cumulative sum:
+    linear in the number of rows, whatever the ties.
+    """
+
+    def __init__(self, t, ev, X, ties):
+        order = np.argsort(t, kind="stable")
+        self.order = order
+        self.t = t[order]
+        self.ev = ev[order]
+        self.X = X[order]
+        self.etimes = np.unique(self.t[self.ev])
+        J = len(self.etimes)
+        self.slot = np.searchsorted(self.etimes, self.t, side="right") - 1  # last event time <= T
+        self.i0 = int(np.searchsorted(self.slot, 0, side="left"))  # rows before the first event time never at risk
+        self.seg = np.searchsorted(self.slot, np.arange(J), side="left")  # first row of each slot
+        self.erows = np.flatnonzero(self.ev)
+        self.jd = self.slot[self.erows]  # event time index of each event (sorted)
+        self.eseg = np.searchsorted(self.jd, np.arange(J), side="left")
+        self.dj = np.diff(np.append(self.eseg, len(self.jd))).astype(float)
+        l = np.arange(len(self.jd)) - self.eseg[self.jd]
+        self.f = l / self.dj[self.jd] if ties == "efron" else np.zeros(len(self.jd))
+        self.Xe = self.X[self.erows]
+        self.sum_xe = self.Xe.sum(0)
+
+
+def _revcumsum(a):
+    return np.cumsum(a[::-1], axis=0)[::-1]
+
+
+def _cox_eval(d: _CoxData, beta, need_info=True, chunk=400_000):
+    """Log partial likelihood, score, information, and the per-time sums used by residuals."""
+    eta = d.X @ beta
+    eta_max = float(eta.max()) if len(eta) else 0.0
     w = np.exp(eta - eta_max)
-    etimes = np.unique(t[ev])
-    J = len(etimes)
-    # index of each observation's time among event times: risk set at t_j is T >= t_j
-    pos = np.searchsorted(etimes, t, side="right")  # number of event times <= T_i
-    p = X.shape[1]
-    # sums over observations whose time falls in [t_j, t_{j+1}) then reverse cumsum
-    slot = pos - 1  # last event time <= T_i (-1: before the first event time: never at risk)
-    ok = slot >= 0
-    S0 = np.bincount(slot[ok], weights=w[ok], minlength=J)[::-1].cumsum()[::-1]
-    S1 = np.empty((J, p))
-    for k in range(p):
-        S1[:, k] = np.bincount(slot[ok], weights=(w * X[:, k])[ok], minlength=J)[::-1].cumsum()[::-1]
-    jd = np.searchsorted(etimes, t[ev])  # event time index of each event
-    dj = np.bincount(jd, minlength=J).astype(float)
-    we = w[ev]
-    T0 = np.bincount(jd, weights=we, minlength=J)
-    T1 = np.empty((J, p))
-    Xe = X[ev]
-    for k in range(p):
-        T1[:, k] = np.bincount(jd, weights=we * Xe[:, k], minlength=J)
-    # one term per event: Efron's l/d fractions
-    order = np.argsort(jd, kind="stable")
-    jd_s = jd[order]
-    first = np.searchsorted(jd_s, np.arange(J))
-    l = np.arange(len(jd_s)) - first[jd_s]
-    f = l / dj[jd_s] if ties == "efron" else np.zeros(len(jd_s))
-    den = S0[jd_s] - f * T0[jd_s]
-    a = np.bincount(jd_s, weights=1.0 / den, minlength=J)
-    b = np.bincount(jd_s, weights=f / den, minlength=J)
-    c0 = np.bincount(jd_s, weights=1.0 / den**2, minlength=J)
-    c1 = np.bincount(jd_s, weights=f / den**2, minlength=J)
-    c2 = np.bincount(jd_s, weights=f**2 / den**2, minlength=J)
-    loglik = float(eta[ev].sum() - np.sum(np.log(den)) - len(den) * eta_max)
-    return dict(w=w, eta=eta, etimes=etimes, slot=slot, jd=jd, dj=dj, S0=S0, S1=S1, T0=T0, T1=T1,
-                a=a, b=b, c0=c0, c1=c1, c2=c2, loglik=loglik)
+    i0 = d.i0
+    wX = d.X[i0:] * w[i0:, None]
+    S0 = _revcumsum(np.add.reduceat(w[i0:], d.seg - i0))
+    S1 = _revcumsum(np.add.reduceat(wX, d.seg - i0, axis=0))
+    we = w[d.erows]
+    T0 = np.add.reduceat(we, d.eseg)
+    T1 = np.add.reduceat(d.Xe * we[:, None], d.eseg, axis=0)
+    f, jd = d.f, d.jd
+    den = S0[jd] - f * T0[jd]
+    inv = 1.0 / den
+    a = np.add.reduceat(inv, d.eseg)
+    b = np.add.reduceat(f * inv, d.eseg)
+    inv2 = inv * inv
+    c0 = np.add.reduceat(inv2, d.eseg)
+    c1 = np.add.reduceat(f * inv2, d.eseg)
+    c2 = np.add.reduceat(f * f * inv2, d.eseg)
+    loglik = float(eta[d.erows].sum() - np.sum(np.log(den)) - len(den) * eta_max)
+    out = dict(w=w, S0=S0, S1=S1, T0=T0, T1=T1, a=a, b=b, c0=c0, c1=c1, c2=c2, loglik=loglik)
+    if need_info:
+        grad = d.sum_xe - a @ S1 + b @ T1
+        Acum = np.cumsum(a)  # sum of a_j over event times <= T_i
+        wa = w[i0:] * Acum[d.slot[i0:]]
+        Xs = d.X[i0:]
+        p = d.X.shape[1]
+        info = np.zeros((p, p))
+        for k in range(0, len(wa), chunk):
+            Xi = Xs[k:k + chunk]
+            info += (Xi * wa[k:k + chunk, None]).T @ Xi
+        wb = we * b[jd]
+        info -= (d.Xe * wb[:, None]).T @ d.Xe
+        info -= (S1 * c0[:, None]).T @ S1
+        cross = (S1 * c1[:, None]).T @ T1
+        info += cross + cross.T
+        info -= (T1 * c2[:, None]).T @ T1
+        out.update(grad=grad, info=info)
+    return out
 
 
-def _cox_grad_info(t, ev, X, s, chunk=500_000):
-    S1, T1, a, b = s["S1"], s["T1"], s["a"], s["b"]
-    grad = X[ev].sum(0) - (S1 * a[:, None]).sum(0) + (T1 * b[:, None]).sum(0)
-    p = X.shape[1]
-    Acum = np.concatenate([[0.0], np.cumsum(a)])  # sum of a_j over event times <= T_i
-    wa = s["w"] * Acum[s["slot"] + 1]
-    info = np.zeros((p, p))
-    for i in range(0, len(t), chunk):
-        Xi = X[i:i + chunk]
-        info += (Xi * wa[i:i + chunk, None]).T @ Xi
-    Xe = X[ev]
-    wb = s["w"][ev] * b[s["jd"]]
-    info -= (Xe * wb[:, None]).T @ Xe
-    c0, c1, c2 = s["c0"], s["c1"], s["c2"]
-    info -= (S1 * c0[:, None]).T @ S1
-    cross = (S1 * c1[:, None]).T @ T1
-    info += cross + cross.T
-    info -= (T1 * c2[:, None]).T @ T1
-    return grad, info
-
-
-def _score_residuals(t, ev, X, s):
-    """Each observation's score residual, Efron-consistent (R's residuals(fit, "score"))."""
-    w, S1, T1, a, b, c0, c1, c2, dj = (s[k] for k in ("w", "S1", "T1", "a", "b", "c0", "c1", "c2", "dj"))
+def _score_residuals(d: _CoxData, s):
+    """Each observation's score residual, Efron-consistent (R's residuals(fit, "score")), in sorted order."""
+    w, S1, T1, a, b, c0, c1, c2 = (s[k] for k in ("w", "S1", "T1", "a", "b", "c0", "c1", "c2"))
+    dj = d.dj
+    X = d.X
     G = S1 * c0[:, None] - T1 * c1[:, None]  # sum_l h_l xbar_l
     Hp = a - b  # sum_l (1 - f_l) h_l
     Gp = S1 * (c0 - c1)[:, None] - T1 * (c1 - c2)[:, None]
     XB = (S1 * a[:, None] - T1 * b[:, None]) / dj[:, None]  # mean over l of xbar_l
     CH = np.concatenate([[0.0], np.cumsum(a)])
     CG = np.vstack([np.zeros((1, X.shape[1])), np.cumsum(G, axis=0)])
-    # at risk but not an event at times t_j <= T_i (censored) or t_j < T_i (events)
-    k = s["slot"] + 1 - ev.astype(int)  # number of event times counted
+    # at risk without the event at times t_j <= T_i (censored) or t_j < T_i (events)
+    k = d.slot + 1 - d.ev.astype(int)
     U = -(w[:, None] * (X * CH[k][:, None] - CG[k]))
-    jd = s["jd"]
-    Xe = X[ev]
-    we = w[ev]
-    U[ev] += Xe - XB[jd] - we[:, None] * (Xe * Hp[jd][:, None] - Gp[jd])
+    jd, Xe, we = d.jd, d.Xe, w[d.erows]
+    U[d.erows] += Xe - XB[jd] - we[:, None] * (Xe * Hp[jd][:, None] - Gp[jd])
     return U, XB
 
 
 def cox_fit(durations, events, X, ties: str = "efron", max_iter: int = 50, tol: float = 1e-10) -> _CoxFit:
-    """Newton-Raphson on the Cox partial likelihood (events == 1 are failures)."""
+    """Newton-Raphson on the Cox partial likelihood (events == 1 are failures), with step halving."""
     if ties not in ("efron", "breslow"):
         raise InputError("ties must be 'efron' or 'breslow'.")
     t = np.asarray(durations, dtype=float)
@@ -649,38 +671,32 @@ def cox_fit(durations, events, X, ties: str = "efron", max_iter: int = 50, tol: 
         X = X[:, None]
     if not ev.any():
         raise InputError("No re-referrals in the data: a Cox model needs at least one event.")
-    mu = X.mean(0)
-    Xc = X - mu
+    d = _CoxData(t, ev, X - X.mean(0), ties)
     beta = np.zeros(X.shape[1])
-    s = _cox_sums(t, ev, Xc, beta, ties)
-    loglik0 = s["loglik"]
-    ll = loglik0
+    s = _cox_eval(d, beta)
+    loglik0 = ll = s["loglik"]
     it = 0
     for it in range(1, max_iter + 1):
-        grad, info = _cox_grad_info(t, ev, Xc, s)
         try:
-            step = np.linalg.solve(info, grad)
+            step = np.linalg.solve(s["info"], s["grad"])
         except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(info, grad, rcond=None)[0]
-        halve = 0
-        while True:
-            new = beta + step
-            s_new = _cox_sums(t, ev, Xc, new, ties)
-            if np.isfinite(s_new["loglik"]) and s_new["loglik"] >= ll - 1e-12 or halve > 30:
+            step = np.linalg.lstsq(s["info"], s["grad"], rcond=None)[0]
+        for _ in range(30):
+            s_new = _cox_eval(d, beta + step)
+            if np.isfinite(s_new["loglik"]) and s_new["loglik"] >= ll - 1e-12:
                 break
-            step /= 2
-            halve += 1
-        beta, s = new, s_new
+            step = step / 2
+        beta, s = beta + step, s_new
         converged = abs(s["loglik"] - ll) <= tol * (abs(ll) + 1) and np.max(np.abs(step)) < 1e-7
         ll = s["loglik"]
         if converged:
             break
-    grad, info = _cox_grad_info(t, ev, Xc, s)
-    U, XB = _score_residuals(t, ev, Xc, s)
-    order = np.argsort(t[ev], kind="stable")
-    schoen = (Xc[ev] - XB[s["jd"]])[order]
-    return _CoxFit(beta=beta, information=info, loglik=ll, loglik0=loglik0, iterations=it,
-                   score_residuals=U, schoenfeld=schoen, event_times=t[ev][order])
+    U_sorted, XB = _score_residuals(d, s)
+    U = np.empty_like(U_sorted)
+    U[d.order] = U_sorted
+    schoen = d.Xe - XB[d.jd]
+    return _CoxFit(beta=beta, information=s["info"], loglik=ll, loglik0=loglik0, iterations=it,
+                   score_residuals=U, schoenfeld=schoen, event_times=d.t[d.erows])
 
 
 def robust_variance(fit: _CoxFit, clusters) -> np.ndarray:
@@ -813,18 +829,22 @@ def design_matrix(episodes: pd.DataFrame, covariates, min_group_size: int = 20, 
                 raise InputError(f"Covariate {cov!r} has missing values: fill or drop them before the Cox model.")
             cols.append(pd.Series(v.to_numpy(dtype=float), name=cov, index=episodes.index))
             continue
-        lab = fold_small_groups(v.astype(str), min_group_size)
+        lab = fold_small_groups(v, min_group_size)
+        codes, names = _factorize_labels(lab)
         ev = episodes[event_col].to_numpy() == 1
-        no_event = [k for k in lab.unique() if not ev[(lab == k).to_numpy()].any()]
-        lab = lab.where(~lab.isin(no_event), OTHER)
-        counts = lab.value_counts()
-        if len(counts) < 2:
+        events = np.bincount(codes, weights=ev, minlength=len(names))
+        if (events == 0).any():  # a category with no re-referral has no finite hazard ratio
+            names = np.where(events == 0, OTHER, names).astype(object)
+            codes, names = _factorize_labels(names[codes])
+        sizes = np.bincount(codes, minlength=len(names))
+        present = np.flatnonzero(sizes)
+        if len(present) < 2:
             continue
-        ref = str(counts.index[0])
-        refs[cov] = ref
-        for level in sorted(counts.index):
-            if level != ref:
-                cols.append(pd.Series((lab == level).to_numpy(dtype=float), name=f"{cov}[{level}]", index=episodes.index))
+        ref_code = present[np.argmax(sizes[present])]
+        refs[cov] = str(names[ref_code])
+        for j in sorted(present, key=lambda j: str(names[j])):
+            if j != ref_code:
+                cols.append(pd.Series((codes == j).astype(float), name=f"{cov}[{names[j]}]", index=episodes.index))
     if not cols:
         raise InputError("No covariate varies in these episodes, so there is nothing for the Cox model to compare.")
     return pd.concat(cols, axis=1), refs
@@ -906,9 +926,9 @@ def simulate_tables(n_children: int, seed: int = 0, la_codes=("201",), start="20
     nfa = open_len[rows, cols] == 0
     no_date = nfa & (rng.random(len(rows)) < 0.5)
     closure = np.where(still_open | no_date, np.datetime64("NaT"), c_day.astype("datetime64[D]"))
-    child_ids = np.char.add("C", np.arange(n).astype(str))
+    child_ids = ("C" + pd.Index(np.arange(n)).astype(str)).to_numpy()
     referrals = pd.DataFrame({
-        "la_code": la[rows], "referral_id": np.char.add("R", np.arange(len(rows)).astype(str)),
+        "la_code": la[rows], "referral_id": ("R" + pd.Index(np.arange(len(rows))).astype(str)).to_numpy(),
         "child_id": child_ids[rows], "referral_date": r_day.astype("datetime64[D]").astype("datetime64[ns]"),
         "referral_source": np.array(["6", "2A", "3A", "1A"])[rng.integers(0, 4, len(rows))],
         "primary_need": need[rows], "referral_nfa": nfa,
