@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -192,7 +192,8 @@ def _categorical(u: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(cum / cum[-1], u, side="right"), len(p) - 1)
 
 
-# streams (one per random quantity of a referral, and of a child)
+# streams (one per random quantity of a referral, and of a child; S_NEED and C_COUNCIL_CHILD are unused,
+# kept so that the other streams, and so every generated file, stay as they are)
 (S_NEED_KEEP, S_NEED, S_SOURCE, S_NFA, S_PATH, S_DUR, S_REASON, S_TREAT, S_GAP, S_NEED_DRAW) = range(10)
 (C_COUNCIL_CHILD, C_FIRST, C_AGE, C_AGE_FRAC, C_SEX, C_ETH, C_DIS, C_DIS2, C_DIS_CODE, C_DIS_CODE2,
  C_USUAL_NEED, C_USUAL_N2) = range(20, 32)
@@ -473,7 +474,7 @@ def weibull_rmst(log_a, horizon_days, shape: float = MODEL.weibull_shape) -> np.
     return special.gamma(s) * special.gammainc(s, x) / (shape * a**s)
 
 
-def _intervention_truth(rec, ch, model, extract):
+def _intervention_truth(rec, ch, model):
     closed = rec["close"] >= 0
     at_risk = closed & ~np.isin(rec["reason"], [_REASONS.index("RC2"), _REASONS.index("RC5")]) \
         & (rec["close"] < ch.b18[rec["child"]])
@@ -512,7 +513,7 @@ def _intervention_truth(rec, ch, model, extract):
     }
 
 
-def _programme_truth(rec, ch, councils, adopt_q, log_lambda, model, extract):
+def _programme_truth(rec, ch, councils, adopt_q, model, extract):
     h, k = model.horizon_days, model.weibull_shape
     closed = rec["close"] >= 0
     child = rec["child"][closed]
@@ -936,8 +937,8 @@ def generate(n_councils: int, children_per_council: int, seed: int, out_dir, ext
             "ethnicity": 1.0,
             "referral_source": 1.0,
         },
-        "intervention": _intervention_truth(rec, ch, model, extract),
-        "programme": _programme_truth(rec, ch, councils, adopt_q, log_lambda, model, extract),
+        "intervention": _intervention_truth(rec, ch, model),
+        "programme": _programme_truth(rec, ch, councils, adopt_q, model, extract),
         "national_rereferral_rate": float(res["n_rerefer"].sum() / max(res["n_year"].sum(), 1)),
         "england_published_rereferral_rate": fallback,
         "rereferral_measure": "share of referrals in the 12 months to the extract date with a previous "

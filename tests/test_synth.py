@@ -231,6 +231,9 @@ def test_truth_has_every_documented_key(demo):
     episode_columns = pytest.importorskip("insightlib.episodes").EPISODE_COLUMNS
     assert set(iv["confounders"]) <= set(episode_columns)
     assert truth["counts"] == {name: len(df) for name, df in t.items()}
+    adoption = truth["programme"]["adoption"]
+    dates = [d for d in adoption.values() if d is not None]
+    assert len(dates) == 2 and len(set(dates)) == 2 and None in adoption.values(), "three councils: two adopt, apart"
 
 
 def test_programme_adoption_is_staggered_with_never_treated_councils(national):
@@ -314,6 +317,36 @@ def test_intervention_truth_is_recomputed_from_the_data_and_the_documented_model
     s1 = np.exp(-a1[:, None] * grid**k)
     assert np.trapezoid(s1 - s0, grid, axis=1) == pytest.approx(
         synth.weibull_rmst(np.log(a1), h, k) - synth.weibull_rmst(np.log(a0), h, k), rel=1e-3, abs=1e-3)
+
+
+def test_programme_truth_is_recomputed_from_the_data_and_the_documented_model(demo):
+    _, t, truth = demo
+    prog, k = truth["programme"], truth["model"]["shape"]
+    ref = t["referrals"].sort_values(["la_code", "child_id", "referral_date"]).reset_index(drop=True)
+    ref["previous_referrals"] = ref.groupby(["la_code", "child_id"]).cumcount()
+    ch = t["children"].set_index(["la_code", "child_id"])
+    key = pd.MultiIndex.from_frame(ref[["la_code", "child_id"]])
+    ref["date_of_birth"] = ch.loc[key, "date_of_birth"].to_numpy()
+    ref["disability"] = ch.loc[key, "disability"].to_numpy()
+    ep = ref[ref["closure_date"].notna()].copy()
+    ep["age_at_closure"] = (ep["closure_date"] - ep["date_of_birth"]).dt.days / 365.25
+    iv = t["interventions"]
+    fgc = ep["referral_id"].isin(iv.loc[iv["intervention"] == synth.INTERVENTION, "referral_id"]).to_numpy()
+    window = np.minimum(365, (_b18(ep["date_of_birth"]) - ep["closure_date"]).dt.days).clip(lower=0)
+    can = ~ep["closure_reason"].isin(["RC2", "RC5"]).to_numpy() & (window > 0).to_numpy()
+    log_a = _log_a(ep, truth, fgc)
+    r1 = np.where(can, 1 - np.exp(-np.exp(log_a) * window**k), 0.0)
+    r0 = np.where(can, 1 - np.exp(-np.exp(log_a - _programme_log_hr(ep, truth)) * window**k), 0.0)
+    ep["d"] = (r1 - r0) * 100
+    ep["quarter"] = ep["closure_date"].dt.to_period("Q").astype(str)
+    adopted = pd.to_datetime(ep["la_code"].map(prog["adoption"]))
+    quarter_end = ep["closure_date"].dt.to_period("Q").dt.end_time.dt.normalize()
+    treated = (ep["closure_date"] >= adopted) & (quarter_end + pd.Timedelta(days=365) <= EXTRACT)
+    got = ep[treated].groupby(["la_code", "quarter"])["d"].mean()
+    want = pd.Series({(la, q): v for la, qs in prog["att_by_council_quarter"].items() for q, v in qs.items()})
+    assert len(got) == len(want) > 0
+    assert np.allclose(got.sort_index().to_numpy(), want.sort_index().to_numpy(), rtol=1e-6)
+    assert (ep.loc[~treated & ep["la_code"].map(prog["adoption"]).isna(), "d"] == 0).all()
 
 
 def test_naive_comparison_is_biased_towards_harm(demo):
