@@ -91,28 +91,41 @@ def location(file: str | None, row: int | None = None, sheet: str | None = None,
 
 # --- dates ----------------------------------------------------------------------------
 
-_TIME_TAIL = re.compile(r"^[T ]\d{2}:\d{2}(:\d{2}(\.\d*)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_TIME_TAIL = r"^[T ]\d{2}:\d{2}(:\d{2}(\.\d*)?)?(Z|[+-]\d{2}:?\d{2})?$"
+#: pandas keeps dates as datetime64[ns]: years outside this range cannot be held.
+_YEARS = (1678, 2261)
+
+#: Raw text columns are pyarrow-backed strings: comparisons, isin and joins run in Arrow, not Python.
+STR = pd.StringDtype("pyarrow")
 
 
 def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse ISO (YYYY-MM-DD, optionally with a time) or UK (DD/MM/YYYY) dates, vectorised.
+    """Parse ISO (YYYY-MM-DD, optionally with a time) or UK (DD/MM/YYYY) dates, vectorised in Arrow.
 
-    Returns the dates (datetime64[ns], NaT where empty or bad) and a mask of the values that
-    are present but not a date.
+    Returns the dates (datetime64[ns], NaT where empty or bad) and a boolean mask of the
+    values that are present but not a real date (2021-02-30 is not one).
     """
-    s = values.fillna("").astype(str)
-    present = s != ""
-    out = pd.to_datetime(s.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
-    long = present & (s.str.len() > 10)
-    if long.any():
-        tail_ok = s[long].str.slice(10).str.match(_TIME_TAIL)
-        out[long[long].index[~tail_ok.to_numpy()]] = pd.NaT
-    failed = present & out.isna()
+    arr = pa.array(values.astype(STR).fillna(""), type=pa.large_string())
+    present = pc.not_equal(arr, "")
+    head = pc.utf8_slice_codeunits(arr, 0, 10)
+    when = pc.strptime(head, format="%Y-%m-%d", unit="s", error_is_null=True)
+    ok = pc.fill_null(pc.equal(pc.strftime(when, format="%Y-%m-%d"), head), False)
+    long = pc.greater(pc.utf8_length(arr), 10)
+    if pc.any(long).as_py():
+        tail = pc.utf8_slice_codeunits(arr, 10, 1 << 30)
+        ok = pc.and_(ok, pc.or_(pc.invert(long), pc.match_substring_regex(tail, _TIME_TAIL)))
+    year = pc.year(when)
+    ok = pc.fill_null(pc.and_(ok, pc.and_(pc.greater_equal(year, _YEARS[0]), pc.less_equal(year, _YEARS[1]))), False)
+    out = pc.if_else(ok, when, pa.scalar(None, when.type)).to_numpy(zero_copy_only=False).astype("datetime64[ns]")
+    failed = pc.and_(present, pc.invert(ok)).to_numpy(zero_copy_only=False)
     if failed.any():
-        uk = pd.to_datetime(s[failed], format="%d/%m/%Y", errors="coerce")
-        out[failed] = uk
-        failed = present & out.isna()
-    return out.astype("datetime64[ns]"), failed
+        text = values.astype(object).to_numpy()[failed]
+        uk = pd.to_datetime(pd.Series(text, dtype=object), format="%d/%m/%Y", errors="coerce")
+        uk = uk.where((uk.dt.year >= _YEARS[0]) & (uk.dt.year <= _YEARS[1]))
+        idx = np.flatnonzero(failed)
+        out[idx] = uk.to_numpy(dtype="datetime64[ns]")
+        failed[idx[uk.notna().to_numpy()]] = False
+    return pd.Series(out, index=values.index), pd.Series(failed, index=values.index)
 
 
 # --- canonical files --------------------------------------------------------------------
@@ -179,10 +192,9 @@ def read_csv_file(path: Path, table: str | None = None) -> tuple[pd.DataFrame | 
                               f"{name} cannot be read as CSV: {detail[:200]}", table=table)]
     cols = {}
     for n in names:
-        arr = tbl.column(n)
-        cols[n] = pc.utf8_trim_whitespace(arr).to_pandas() if arr.num_chunks else pd.Series([], dtype=object)
+        arr = pc.utf8_trim_whitespace(tbl.column(n)).cast(pa.large_string())
+        cols[n] = pd.Series(pd.arrays.ArrowStringArray(arr), dtype=STR)
     frame = pd.DataFrame(cols)
-    frame = frame.astype(object)
     return _finish(frame, name, np.arange(1, len(frame) + 1)), []
 
 

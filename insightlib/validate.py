@@ -15,9 +15,11 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from insightlib import contract, reference
-from insightlib.readers import CELL_ROW_PREFIX, META, Problem, location, parse_dates, read_directory
+from insightlib.readers import CELL_ROW_PREFIX, META, STR, Problem, location, parse_dates, read_directory
 
 __all__ = ["Problem", "ValidationReport", "validate_directory", "validate_raw", "RULES"]
 
@@ -191,19 +193,45 @@ def _q(s: pd.Series, limit: int = 40) -> pd.Series:
 def _concat(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
     frames = []
     for part in parts:
-        f = part.copy()
-        for c in columns:
-            if c not in f.columns:
-                f[c] = ""
+        f = part if all(c in part.columns for c in columns) else part.assign(
+            **{c: "" for c in columns if c not in part.columns})
         keep = list(columns) + [c for c in f.columns if c in META or c.startswith(CELL_ROW_PREFIX)]
         frames.append(f[keep])
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns) + list(META))
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True).copy()
     for c in columns:
-        out[c] = out[c].fillna("").astype(object)
+        out[c] = out[c].astype(STR).fillna("")
     for c in out.columns:
         if c.startswith(CELL_ROW_PREFIX):
             out[c] = out[c].fillna(out["_row"]).astype("int64")
     out["_sheet"] = out["_sheet"].fillna("")
+    return out
+
+
+def _mask(x) -> np.ndarray:
+    """A plain numpy bool mask from a pandas/Arrow boolean result (missing counts as False)."""
+    if isinstance(x, np.ndarray):
+        return x.astype(bool)
+    return pd.Series(x).to_numpy(dtype=bool, na_value=False)
+
+
+def _key(frame: pd.DataFrame, *cols: str) -> pd.Series:
+    """A composite key (council + id) as one Arrow string column, for joins without Python loops."""
+    out = frame[cols[0]]
+    for c in cols[1:]:
+        out = out + "\x1f" + frame[c]
+    return out
+
+
+def _lookup(keys: pd.Series, table_keys: pd.Series, values: np.ndarray) -> np.ndarray:
+    """values[i] of the first row of table_keys equal to each key (NaT/NaN where none)."""
+    uniq = ~table_keys.duplicated().to_numpy()
+    table_arr = pa.array(table_keys[uniq], type=pa.large_string())
+    pos = pc.index_in(pa.array(keys, type=pa.large_string()), value_set=table_arr)
+    pos = pos.to_numpy(zero_copy_only=False)
+    found = ~np.isnan(pos.astype(float))
+    vals = values[uniq]
+    out = np.full(len(keys), np.datetime64("NaT"), dtype=vals.dtype) if vals.dtype.kind == "M" else np.full(len(keys), None, dtype=object)
+    out[found] = vals[pos[found].astype(np.int64)]
     return out
 
 
@@ -256,24 +284,25 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
         frames[name] = frame
 
     # la_code everywhere: known councils, and present in the councils table.
-    known = reference.council_codes()
-    council_codes_in_table: set[str] = set()
+    known = sorted(reference.council_codes())
+    council_codes_in_table: list[str] = []
     if "councils" in frames:
-        council_codes_in_table = set(frames["councils"]["la_code"]) - {""}
+        council_codes_in_table = sorted(set(frames["councils"]["la_code"].unique()) - {""})
     for name, frame in frames.items():
         la = frame["la_code"]
-        out.rows(name, frame, la == "", "la_code", "missing value", "the council code (la_code) is empty.")
-        unknown = (la != "") & ~la.isin(known)
+        empty = _mask(la == "")
+        out.rows(name, frame, empty, "la_code", "missing value", "the council code (la_code) is empty.")
+        in_known = _mask(la.isin(known))
+        unknown = ~empty & ~in_known
+        unknown_text = lambda b: _q(b["la_code"]) + " is not a council code (see insightlib/reference/local_authorities.csv)."
         if name == "councils":
-            out.rows(name, frame, unknown, "la_code", "unknown council",
-                     lambda b: _q(b["la_code"]) + " is not a council code (see insightlib/reference/local_authorities.csv).")
+            out.rows(name, frame, unknown, "la_code", "unknown council", unknown_text)
         else:
-            unknown_here = unknown & ~la.isin(council_codes_in_table)
-            out.rows(name, frame, unknown_here, "la_code", "unknown council",
-                     lambda b: _q(b["la_code"]) + " is not a council code (see insightlib/reference/local_authorities.csv).")
+            in_table = _mask(la.isin(council_codes_in_table))
+            out.rows(name, frame, unknown & ~in_table, "la_code", "unknown council", unknown_text)
             if "councils" in frames:
-                out.rows(name, frame, (la != "") & la.isin(known) & ~la.isin(council_codes_in_table), "la_code",
-                         "not present", lambda b: "council " + b["la_code"] + " has rows here but no row in the councils table.")
+                out.rows(name, frame, ~empty & in_known & ~in_table, "la_code", "not present",
+                         lambda b: "council " + b["la_code"] + " has rows here but no row in the councils table.")
 
     # Required values, codes, booleans, dates.
     dates: dict[str, dict[str, pd.Series]] = defaultdict(dict)
@@ -282,53 +311,57 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
         for col in spec.required:
             if col == "la_code":
                 continue
-            out.rows(name, frame, frame[col] == "", col, "missing value", f"{col} is empty.")
+            out.rows(name, frame, _mask(frame[col] == ""), col, "missing value", f"{col} is empty.")
         for col, codes in spec.codes.items():
             frame[col] = frame[col].str.upper()
-            bad = (frame[col] != "") & ~frame[col].isin(codes)
+            bad = _mask(frame[col] != "") & ~_mask(frame[col].isin(list(codes)))
             out.rows(name, frame, bad, col, "unknown code",
                      lambda b, col=col, codes=codes: _q(b[col]) + f" is not {_a(CODE_NAMES.get(col, col))} code ("
                      + _codes_text(codes) + ").")
         for col, codes in spec.multi_codes.items():
             frame[col] = frame[col].str.upper().str.replace(r"\s*[;,]\s*", ";", regex=True)
-            parts = frame[col].str.split(";").explode()
-            parts = parts[parts.notna() & (parts != "")]
-            bad_parts = parts[~parts.isin(codes)]
-            if len(bad_parts):
+            lists = pc.split_pattern(pa.array(frame[col], type=pa.large_string()), ";")
+            flat = pc.list_flatten(lists)
+            parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+            bad_part = (_mask(pc.not_equal(flat, "")) & ~_mask(pc.is_in(flat, value_set=pa.array(list(codes)))))
+            if bad_part.any():
                 bad_rows = np.zeros(len(frame), dtype=bool)
-                bad_rows[bad_parts.index.unique()] = True
-                first_bad = bad_parts.groupby(level=0).first()
+                bad_rows[parent[bad_part]] = True
+                first_bad = pd.Series(flat.to_numpy(zero_copy_only=False)[bad_part], index=parent[bad_part])
+                first_bad = first_bad[~first_bad.index.duplicated()]
                 out.rows(name, frame, bad_rows, col, "unknown code",
-                         lambda b, col=col, codes=codes, fb=first_bad: _q(fb.reindex(b.index)) + f" is not "
+                         lambda b, col=col, codes=codes, fb=first_bad: _q(fb.reindex(b.index)) + " is not "
                          f"{_a(CODE_NAMES.get(col, col))} code (" + _codes_text(codes) + ").")
         for col in spec.booleans:
             low = frame[col].str.lower()
-            bad = (low != "") & ~low.isin(contract.BOOLEAN_VALUES)
+            bad = _mask(low != "") & ~_mask(low.isin(list(contract.BOOLEAN_VALUES)))
             out.rows(name, frame, bad, col, "not yes/no",
                      lambda b, col=col: _q(b[col]) + " is not yes/no (use true/false, yes/no, y/n or 1/0).")
         for col in spec.dates:
             parsed, bad = parse_dates(frame[col])
             dates[name][col] = parsed
-            out.rows(name, frame, bad, col, "unparseable date",
+            out.rows(name, frame, bad.to_numpy(), col, "unparseable date",
                      lambda b, col=col: _q(b[col]) + " is not a date (write dates as YYYY-MM-DD).")
 
     # Future dates: after the council's extract date, or after today.
     extract = pd.Series(dtype="datetime64[ns]")
     if "councils" in frames:
         c = frames["councils"]
-        extract = pd.Series(dates["councils"]["extract_date"].to_numpy(), index=c["la_code"].to_numpy())
+        extract = pd.Series(dates["councils"]["extract_date"].to_numpy(), index=c["la_code"].astype(object).to_numpy())
         extract = extract[~extract.index.duplicated()]
     for name, frame in frames.items():
         if name == "councils":
             d = dates[name]["extract_date"]
-            out.rows(name, frame, d > today, "extract_date", "date in the future",
+            out.rows(name, frame, _mask(d > today), "extract_date", "date in the future",
                      lambda b, d=d: "the extract date " + _fmt(d[b.index]) + " is after today.")
             continue
-        limit = frame["la_code"].map(extract).astype("datetime64[ns]")
-        limit = limit.where(limit.notna() & (limit <= today), today)
+        codes, uniques = pd.factorize(frame["la_code"])
+        per_council = extract.reindex(np.asarray(uniques, dtype=object)).to_numpy(dtype="datetime64[ns]")
+        per_council = np.where(np.isnat(per_council) | (per_council > today.to_datetime64()), today.to_datetime64(),
+                               per_council)
+        limit = pd.Series(per_council[codes] if len(codes) else np.array([], dtype="datetime64[ns]"), index=frame.index)
         for col, d in dates[name].items():
-            future = d > limit
-            out.rows(name, frame, future, col, "date in the future",
+            out.rows(name, frame, _mask(d > limit), col, "date in the future",
                      lambda b, col=col, d=d, limit=limit: col + " " + _fmt(d[b.index]) + " is after the council's "
                      "extract date (" + _fmt(limit[b.index]) + ").")
 
@@ -348,72 +381,66 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
         else:
             text = lambda b, s=s, e=e, end_col=end_col, start_col=start_col: (
                 end_col + " " + _fmt(e[b.index]) + " is before " + start_col + " " + _fmt(s[b.index]) + ".")
-        out.rows(name, frames[name], e < s, end_col, rule, text)
+        out.rows(name, frames[name], _mask(e < s), end_col, rule, text)
 
     # Keys.
+    keys: dict[str, pd.Series] = {}
     for name, frame in frames.items():
         key = list(contract.TABLES[name].key)
         if not key:
             continue
-        present = (frame[key] != "").all(axis=1)
-        dup = frame.duplicated(key, keep="first") & present
+        keys[name] = k = _key(frame, *key)
+        present = np.logical_and.reduce([_mask(frame[c] != "") for c in key])
+        dup = _mask(k.duplicated(keep="first")) & present
         if dup.any():
-            first_row = frame[present].drop_duplicates(key).set_index(key)["_row"]
+            first_row = pd.Series(frame["_row"].to_numpy(), index=k.astype(object).to_numpy())
+            first_row = first_row[~first_row.index.duplicated()]
             idcol = key[-1]
 
             def describe(b, key=key, first_row=first_row, idcol=idcol):
-                firsts = pd.MultiIndex.from_frame(b[key]) if len(key) > 1 else pd.Index(b[key[0]])
-                rows = first_row.reindex(firsts).to_numpy()
+                rows = first_row.reindex(_key(b, *key).astype(object).to_numpy()).to_numpy()
                 return (idcol + " " + _q(b[idcol]) + " appears more than once (first at row "
                         + pd.Series(rows, index=b.index).astype("Int64").astype(str) + ").")
-            out.rows(name, frame, dup, key[-1], "duplicate id", describe)
+            out.rows(name, frame, dup, idcol, "duplicate id", describe)
 
     # Children and referrals together: age, birth, references.
-    child_keys = referral_keys = None
-    if "children" in frames:
-        ch = frames["children"]
-        child_keys = pd.MultiIndex.from_arrays([ch["la_code"], ch["child_id"]])
-        dob = pd.Series(dates["children"]["date_of_birth"].to_numpy(), index=child_keys)
-        dob = dob[~dob.index.duplicated()]
-    if "referrals" in frames:
+    if "children" in frames and "referrals" in frames:
         rf = frames["referrals"]
-        referral_keys = pd.MultiIndex.from_arrays([rf["la_code"], rf["referral_id"]])
-        ref_date = pd.Series(dates["referrals"]["referral_date"].to_numpy(), index=referral_keys)
-        ref_date = ref_date[~ref_date.index.duplicated()]
-        if child_keys is not None:
-            keys = pd.MultiIndex.from_arrays([rf["la_code"], rf["child_id"]])
-            birth = pd.Series(dob.reindex(keys).to_numpy(), index=rf.index)
-            when = dates["referrals"]["referral_date"]
-            age = _completed_years(birth, when)
-            out.rows("referrals", rf, age > contract.MAX_AGE_YEARS, "referral_date", "over 25",
-                     lambda b, age=age, birth=birth: "the child was " + age[b.index].astype(int).astype(str)
-                     + " at referral (born " + _fmt(birth[b.index]) + "); the census counts no one over "
-                     + str(contract.MAX_AGE_YEARS) + ".")
-            out.rows("referrals", rf, when < birth, "referral_date", "referral before birth",
-                     lambda b, when=when, birth=birth: "the referral (" + _fmt(when[b.index])
-                     + ") is before the child's date of birth (" + _fmt(birth[b.index]) + ").")
+        birth = pd.Series(_lookup(_key(rf, "la_code", "child_id"), keys["children"],
+                                  dates["children"]["date_of_birth"].to_numpy()), index=rf.index)
+        when = dates["referrals"]["referral_date"]
+        age = _completed_years(birth, when)
+        out.rows("referrals", rf, _mask(age > contract.MAX_AGE_YEARS), "referral_date", "over 25",
+                 lambda b: "the child was " + age[b.index].astype(int).astype(str)
+                 + " at referral (born " + _fmt(birth[b.index]) + "); the census counts no one over "
+                 + str(contract.MAX_AGE_YEARS) + ".")
+        out.rows("referrals", rf, _mask(when < birth), "referral_date", "referral before birth",
+                 lambda b: "the referral (" + _fmt(when[b.index])
+                 + ") is before the child's date of birth (" + _fmt(birth[b.index]) + ").")
     for name, frame in frames.items():
         if name in ("councils", "children"):
             continue
-        if child_keys is not None and "child_id" in frame.columns:
-            keys = pd.MultiIndex.from_arrays([frame["la_code"], frame["child_id"]])
-            missing = (frame["child_id"] != "") & ~keys.isin(child_keys)
+        if "children" in frames:
+            missing = _mask(frame["child_id"] != "") & ~_mask(_key(frame, "la_code", "child_id").isin(
+                pa.array(keys["children"], type=pa.large_string())))
             out.rows(name, frame, missing, "child_id", "not present",
                      lambda b: "child " + _q(b["child_id"]) + " is not in the children table.")
-        if name != "referrals" and referral_keys is not None and "referral_id" in frame.columns:
-            keys = pd.MultiIndex.from_arrays([frame["la_code"], frame["referral_id"]])
-            missing = (frame["referral_id"] != "") & ~keys.isin(referral_keys)
+        if name != "referrals" and "referrals" in frames and "referral_id" in frame.columns:
+            fkey = _key(frame, "la_code", "referral_id")
+            missing = _mask(frame["referral_id"] != "") & ~_mask(fkey.isin(
+                pa.array(keys["referrals"], type=pa.large_string())))
             out.rows(name, frame, missing, "referral_id", "not present",
                      lambda b: "referral " + _q(b["referral_id"]) + " is not in the referrals table.")
             if name in ("assessments", "plans"):
                 start = dates[name]["start_date"]
-                rdate = pd.Series(ref_date.reindex(keys).to_numpy(), index=frame.index)
-                out.rows(name, frame, start < rdate, "start_date", "before referral",
+                rdate = pd.Series(_lookup(fkey, keys["referrals"], dates["referrals"]["referral_date"].to_numpy()),
+                                  index=frame.index)
+                out.rows(name, frame, _mask(start < rdate), "start_date", "before referral",
                          lambda b, start=start, rdate=rdate: "starts (" + _fmt(start[b.index])
                          + ") before its referral (" + _fmt(rdate[b.index]) + ").")
 
     tables = {name: _typed(name, frames.get(name), dates.get(name, {})) for name in contract.TABLES}
-    councils = sorted(set().union(*[set(f["la_code"]) - {""} for f in frames.values()]) if frames else set())
+    councils = sorted(set().union(*[set(f["la_code"].unique()) - {""} for f in frames.values()]) if frames else set())
     problems = sorted(out.problems, key=lambda p: (p.la_code is not None, p.la_code or "", p.table or "",
                                                    p.file or "", p.row if p.row is not None else 1 << 62))
     return ValidationReport(problems=problems, tables=tables, councils=councils, notes=list(raw.notes),
@@ -465,8 +492,10 @@ def _typed(name: str, frame: pd.DataFrame | None, dates: dict[str, pd.Series]) -
         if c in spec.dates:
             out[c] = dates[c].astype("datetime64[ns]").to_numpy()
         elif c in spec.booleans:
-            out[c] = frame[c].str.lower().map(contract.BOOLEAN_VALUES).eq(True).to_numpy()
+            yes = [k for k, v in contract.BOOLEAN_VALUES.items() if v]
+            out[c] = _mask(frame[c].str.lower().isin(yes))
         else:
-            s = frame[c].astype(object)
-            out[c] = s.where(s != "", None).to_numpy()
+            values = frame[c].to_numpy(dtype=object)
+            values[_mask(frame[c] == "")] = None
+            out[c] = values
     return pd.DataFrame(out)
