@@ -211,6 +211,18 @@ def test_rereferral_rates_match_published_rates(national):
             assert c["target_rereferral_rate"] == c["published_rereferral_rate"]
 
 
+def test_the_survival_modules_dfe_measure_agrees_with_truth(demo):
+    episodes = pytest.importorskip("insightlib.episodes")
+    validate = pytest.importorskip("insightlib.validate")
+    out, _, truth = demo
+    measure = episodes.dfe_rereferral_measure(validate.validate_directory(out).tables)
+    year = measure[measure["year"] == EXTRACT.year].set_index("la_code")
+    assert year["complete"].all()
+    for la, c in truth["councils"].items():
+        assert year.loc[la, "rate"] == pytest.approx(c["rereferral_rate"], abs=1e-12)
+        assert year.loc[la, "referrals"] == c["referrals_in_year"]
+
+
 # --- truth.json ----------------------------------------------------------------------
 
 
