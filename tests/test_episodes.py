@@ -26,7 +26,7 @@ def tables(refs, children=None, extract=EXTRACT, la_codes=("201",)):
         if col not in refs:
             refs[col] = default
         elif default is not None:
-            refs[col] = refs[col].fillna(default)
+            refs[col] = refs[col].astype(object).where(refs[col].notna(), default)
     for col in ("referral_date", "closure_date"):
         refs[col] = pd.to_datetime(refs[col])
     if children is None:
