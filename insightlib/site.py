@@ -16,6 +16,7 @@ Either way the site is at ``<reports>/_site`` and its home page is ``SiteResult.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -333,6 +334,86 @@ def _national_html(reports_dir: Path, year: int | None) -> str:
 # --- Quarto -----------------------------------------------------------------------------------
 
 
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _fence(kind: str, body: str) -> str:
+    ticks = "````" if "```" in body else "```"
+    return f"{ticks}{kind}\n{body.rstrip()}\n{ticks}\n"
+
+
+def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False) -> list[Path]:
+    """Write ``<stem>.qmd`` (and ``<stem>-figures/``) beside an executed notebook for Quarto to render.
+
+    The page is the notebook's markdown and outputs only, with no code cell left to run, so
+    Quarto cannot re-execute anything. Why not hand Quarto the .ipynb itself: Quarto drops
+    the alt text that ``insightlib.charts.show`` stores in the output metadata (its Jupyter
+    image output takes alt text from a figure caption only), it would print tracebacks of a
+    failed step, and it needs a Jupyter installation to read notebooks. Images become files
+    with ``fig-alt``, so they reach both the HTML page and the Typst PDF.
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{notebook}: not a readable notebook ({exc}).") from None
+    nb = _clean_notebook(nb)
+    title = _take_title(nb, notebook.stem.replace("_", " ").capitalize())
+    fig_dir_name = f"{notebook.stem}-figures"
+    fig_dir = notebook.parent / fig_dir_name
+    if fig_dir.exists():
+        shutil.rmtree(fig_dir)
+    written: list[Path] = []
+    parts = ["---\n" + _yaml_dump({"title": f"{council}: {title}"}) + "---\n"]
+    if failed:
+        parts.append("::: {.callout-warning}\nThis report did not run to the end, so parts of it are missing. "
+                     "The analyst can re-run it with `insight run`.\n:::\n")
+    n_fig = 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            if cell.source.strip():
+                parts.append(cell.source.strip() + "\n")
+            continue
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            kind = out.get("output_type")
+            if kind == "stream":
+                parts.append(_fence("text", _text(out.get("text", ""))))
+            elif kind == "error":
+                parts.append(f"::: {{.callout-warning}}\nThis part of the report did not finish ({out.get('ename', 'error')}). "
+                             "The analyst who ran it can see the details in the executed notebook.\n:::\n")
+            elif kind in ("display_data", "execute_result"):
+                data = out.get("data", {})
+                meta = out.get("metadata", {})
+                image = next((m for m in ("image/png", "image/jpeg", "image/svg+xml") if m in data), None)
+                if image:
+                    n_fig += 1
+                    ext = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}[image]
+                    fig_dir.mkdir(parents=True, exist_ok=True)
+                    path = fig_dir / f"figure-{n_fig}.{ext}"
+                    if image == "image/svg+xml":
+                        path.write_text(_text(data[image]), encoding="utf-8")
+                    else:
+                        path.write_bytes(base64.b64decode(_text(data[image])))
+                    written.append(path)
+                    alt = (meta.get(image, {}) or {}).get("alt") or _text(data.get("text/plain", ""))
+                    alt = " ".join(alt.split()).replace("\\", "/").replace('"', "'")
+                    parts.append(f'![]({fig_dir_name}/{path.name}){{fig-alt="{alt}"}}\n')
+                elif "text/markdown" in data:
+                    parts.append(_text(data["text/markdown"]).strip() + "\n")
+                elif "text/html" in data:
+                    parts.append(_fence("{=html}", _text(data["text/html"])))
+                elif "text/plain" in data:
+                    parts.append(_fence("text", _text(data["text/plain"])))
+    qmd = notebook.with_suffix(".qmd")
+    qmd.write_text("\n".join(parts), encoding="utf-8")
+    written.append(qmd)
+    return written
+
+
 class QuartoFailed(RuntimeError):
     pass
 
@@ -355,7 +436,11 @@ def _yaml_dump(data) -> str:
 
 
 def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], national_year: int | None = None) -> list[Path]:
-    """Write the Quarto website project into ``reports_dir``; returns the files written."""
+    """Write the Quarto website project into ``reports_dir``; returns the files written.
+
+    Each executed notebook gets a ``.qmd`` twin beside it (``notebook_to_qmd``): that is what
+    Quarto renders, to HTML and to a Typst PDF. The notebooks themselves are not touched.
+    """
     from insightlib import national
 
     written: list[Path] = []
@@ -390,11 +475,11 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
             items.append({"title": rep.council, "la_code": rep.la_code, "description": status,
                           "path": f"{rep.la_code}/{rep.notebook.stem}.html"})
             put(f"{ev.slug}/{rep.la_code}/_metadata.yml", _yaml_dump({
-                "title": rep.council,
                 "subtitle": ev.title,
                 "format": {"html": {"toc": True}, "typst": {"papersize": "a4"}},
                 "execute": {"enabled": False, "echo": False},
             }))
+            written += notebook_to_qmd(rep.notebook, council=rep.council, failed=rep.status == "failed")
         put(f"{ev.slug}/councils.yml", _yaml_dump(items))
         put(f"{ev.slug}/index.qmd", "---\n" + _yaml_dump({
             "title": ev.title,

@@ -207,7 +207,7 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     config = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
     assert config["project"]["type"] == "website" and config["project"]["output-dir"] == "_site"
     assert config["execute"]["enabled"] is False and config["execute"]["echo"] is False
-    assert "*/*/*.ipynb" in config["project"]["render"]
+    assert "*/*/*.qmd" in config["project"]["render"]
     nav = [item["href"] for item in config["website"]["navbar"]["left"]]
     assert nav == ["index.qmd", "national.qmd", "fgc/index.qmd", "rereferral-demo/index.qmd"]
     front = yaml.safe_load((tmp_path / "rereferral-demo" / "index.qmd").read_text().split("---")[1])
@@ -218,7 +218,18 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     for item in items:
         assert (tmp_path / "rereferral-demo" / item["path"]).with_suffix(".ipynb").exists()
     meta = yaml.safe_load((tmp_path / "rereferral-demo" / "202" / "_metadata.yml").read_text())
-    assert meta["title"] == "Camden" and set(meta["format"]) == {"html", "typst"}
+    assert set(meta["format"]) == {"html", "typst"} and meta["execute"]["enabled"] is False
+    # Each executed notebook has a .qmd twin: outputs only, figures as files with their alt text.
+    qmd = (tmp_path / "rereferral-demo" / "202" / "rereferral.qmd").read_text()
+    assert yaml.safe_load(qmd.split("---")[1])["title"] == "Camden: Re-referral after closure"
+    assert '![](rereferral-figures/figure-1.png){fig-alt="Line chart of survival for council 202"}' in qmd
+    assert (tmp_path / "rereferral-demo" / "202" / "rereferral-figures" / "figure-1.png").read_bytes()[:4] == b"\x89PNG"
+    assert "```{=html}" in qmd and 'class="dataframe"' in qmd
+    assert "```{python}" not in qmd and "```python" not in qmd
+    for marker in [*CODE_MARKERS, "noisy library warning", "secret_small_count"]:
+        assert marker not in qmd
+    failed_qmd = (tmp_path / "fgc" / "204" / "rereferral.qmd").read_text()
+    assert "did not finish (ValueError)" in failed_qmd and "SECRET_TRACE" not in failed_qmd
     national_qmd = (tmp_path / "national.qmd").read_text()
     figures = re.findall(r"\]\((national-figures/[^)]+\.png)\)\{fig-alt=\"[^\"]+\"\}", national_qmd)
     assert figures and all((tmp_path / f).exists() for f in figures)
