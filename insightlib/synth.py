@@ -95,7 +95,8 @@ class Model:
 
     def programme_hr(self, quarters_since):
         q = np.minimum(np.asarray(quarters_since, dtype=float), self.programme_ramp_quarters)
-        return self.programme_hr_start - (self.programme_hr_start - self.programme_hr_end) * q / self.programme_ramp_quarters
+        drop = self.programme_hr_start - self.programme_hr_end
+        return self.programme_hr_start - drop * q / self.programme_ramp_quarters
 
 
 MODEL = Model()
@@ -672,7 +673,8 @@ def _build_tables(ch, rec, councils, extract, seed, planted):
 
     # children (only those with a referral on or before the extract date)
     has = ch.first_referral <= extract
-    child_id = _pad_ids("C", _distinct_numbers(rng, n_la, n_per, 700).reshape(-1), 7)
+    spread = max(2, min(700, 9_000_000 // max(n_per, 1)))  # seven digits while they suffice
+    child_id = _pad_ids("C", _distinct_numbers(rng, n_la, n_per, spread).reshape(-1), 7)
     upn = _upns(rng, codes.astype(np.int64)[ch.la_index])
     age_first = (ch.first_referral - ch.dob) / 365.25
     no_upn = ((age_first < 4) & (rng.random(len(upn)) < 0.5)) | (rng.random(len(upn)) < 0.03)
@@ -867,7 +869,14 @@ def _write(tables: dict, out: Path, fmt: str) -> None:
 def generate(n_councils: int, children_per_council: int, seed: int, out_dir, extract_date="2025-03-31", *,
              la_codes=None, fmt: str = "csv", planted_identifiers: bool = False,
              model: Model = MODEL) -> Path:
-    """Write a synthetic data directory (canonical tables + truth.json) and return its path."""
+    """Write a synthetic data directory (canonical tables + truth.json) and return its path.
+
+    ``la_codes`` picks the councils (then ``n_councils`` is ignored); otherwise the seed
+    picks ``n_councils`` of the 153. ``fmt="parquet"`` writes Parquet instead of CSV.
+    ``planted_identifiers`` makes two children and one worker per council carry
+    recognisable identifiers (listed in truth.json) for privacy tests. ``model`` changes
+    any parameter of the generative model (``Model``). docs/synthetic-data.md explains all.
+    """
     if fmt not in ("csv", "parquet"):
         raise InputError(f"synthetic data: fmt must be 'csv' or 'parquet', not {fmt!r}.")
     if children_per_council < 1:
