@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import subprocess
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -173,3 +176,30 @@ def test_sortable_table_escapes_and_sorts_by_number():
     out = national.sortable_table_html(df, caption="cap", sort_keys={"Rate": pd.Series([0.12, np.nan])})
     assert "&lt;b&gt;A&lt;/b&gt;" in out and "<b>A</b>" not in out
     assert 'data-sort="0.12"' in out and 'data-sort=""' in out
+
+
+@pytest.mark.needs_chromium
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)")
+def test_sortable_table_sorts_in_a_browser(tmp_path):
+    """Click the "Rate" heading twice in headless Chromium: numbers sort, DfE symbols stay last."""
+    df = pd.DataFrame({"Council": ["A", "B", "C", "D"], "Rate": ["20.0%", "c", "5.0%", "12.5%"]})
+    table = national.sortable_table_html(df, caption="cap", sort_keys={"Rate": pd.Series([0.2, np.nan, 0.05, 0.125])})
+    clicks = """<script>
+      var b = document.querySelectorAll("button.sort")[1];
+      var order = function () { return Array.prototype.map.call(document.querySelectorAll("tbody tr"),
+        function (r) { return r.cells[0].textContent; }).join(""); };
+      b.click(); var up = order(); b.click(); var down = order();
+      document.getElementById("out").textContent = up + "|" + down;
+    </script>"""
+    page = tmp_path / "t.html"
+    page.write_text(f"<!DOCTYPE html><html><body>{table}<pre id=\"out\"></pre>{clicks}</body></html>")
+    proc = subprocess.run(
+        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    out = re.search(r'<pre id="out">([^<]*)</pre>', proc.stdout)
+    assert out, proc.stderr[-500:]
+    assert out.group(1) == "CDAB|ADCB"  # ascending 5, 12.5, 20 then c; descending 20, 12.5, 5 then c
+    assert 'aria-sort="descending"' in proc.stdout
