@@ -241,7 +241,7 @@ def _take_title(nb, fallback: str) -> str:
     return fallback
 
 
-def render_report_html(notebook: Path) -> tuple[str, str]:
+def render_report_html(notebook: Path, exporter=None) -> tuple[str, str]:
     """(title, body HTML) of one executed notebook, without its code."""
     import nbformat
 
@@ -250,7 +250,7 @@ def render_report_html(notebook: Path) -> tuple[str, str]:
     except Exception as exc:  # noqa: BLE001 - any unreadable notebook is the user's input problem
         raise InputError(f"{notebook}: not a readable notebook ({exc}).") from None
     title = _take_title(nb, notebook.stem.replace("_", " ").capitalize())
-    body, _ = _report_exporter().from_notebook_node(_clean_notebook(nb))
+    body, _ = (exporter or _report_exporter()).from_notebook_node(_clean_notebook(nb))
     return title, body
 
 
@@ -280,10 +280,11 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
         return path
 
     all_reports: list[Report] = []
+    exporter = _report_exporter()
     for ev in evaluations:
         for rep in ev.reports:
             all_reports.append(rep)
-            nb_title, body = render_report_html(rep.notebook)
+            nb_title, body = render_report_html(rep.notebook, exporter)
             heading = f"<h1>{html.escape(rep.council)}: {html.escape(nb_title)}</h1>"
             if rep.status == "failed":
                 heading += ('<p class="notice">This report did not run to the end, so parts of it are missing. '
@@ -326,7 +327,11 @@ def _council_item(rep: Report, prefix: str) -> str:
 def _national_html(reports_dir: Path, year: int | None) -> str:
     from insightlib import national
 
-    summary = national.build_national_summary(reports_dir, year=year)
+    try:
+        summary = national.build_national_summary(reports_dir, year=year)
+    except InputError as exc:
+        return ("<h1>National summary</h1><p class=\"notice\">The national summary could not be built: "
+                f"{html.escape(str(exc))}</p>")
     return (f"<h1>National summary: re-referrals within 12 months, {summary.year}</h1>"
             + summary.html_fragment())
 
@@ -488,7 +493,12 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
                         "sort": "title", "sort-ui": True, "filter-ui": True},
         }) + "---\n\n" + (ev.description or "Choose a council to read its report.") + "\n")
 
-    summary = national.build_national_summary(reports_dir, year=national_year)
+    try:
+        summary = national.build_national_summary(reports_dir, year=national_year)
+    except InputError as exc:
+        put("national.qmd", "---\ntitle: National summary\n---\n\nThe national summary could not be built: "
+            f"{exc}\n")
+        return written
     fig_dir = reports_dir / "national-figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     parts = ["---\n" + _yaml_dump({"title": f"National summary: re-referrals within 12 months, {summary.year}"}) + "---\n"]

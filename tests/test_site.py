@@ -291,3 +291,12 @@ def test_every_page_loads_in_chromium_and_links_resolve(tmp_path):
     (tiny / "index.html").write_text('<html><body><main><img src="gone.png" alt="x"></main></body></html>')
     assert checker.main([str(tiny), "--chromium", "/usr/bin/chromium"]) == 1
     assert checker.main([str(tmp_path / "nowhere"), "--chromium", "/usr/bin/chromium"]) == 2
+
+
+def test_a_broken_results_file_does_not_stop_the_site(tmp_path):
+    build_small(tmp_path)
+    (tmp_path / "fgc" / "205" / "results.json").write_text("{not json")
+    result = site.render_site(tmp_path, engine="html")
+    page = (tmp_path / "_site" / "national.html").read_text()
+    assert "could not be built" in page and "results.json" in page
+    assert (tmp_path / "_site" / "fgc" / "205" / "rereferral.html").exists() and result.index.exists()
