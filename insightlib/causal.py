@@ -72,8 +72,8 @@ COVARIATES = {
 DEFAULTS = {
     "trim": "crump",  # "crump", "none", or [low, high]
     "bootstrap_reps": 200,
-    "refutation_simulations": 5,
-    "refutation_sample": 4000,
+    "refutation_simulations": 3,
+    "refutation_sample": 3000,
     "confidence_level": 0.95,
     "seed": 20251125,
 }
@@ -797,14 +797,36 @@ def rmst(grid: np.ndarray, surv: np.ndarray, horizon: float) -> float:
 
 
 class _SurvivalFit:
-    """Fast repeated weighted KM at a fixed set of times (for the bootstrap)."""
+    """Weighted KM for two fixed arms, sorted once, so each bootstrap replicate costs O(n)."""
 
-    def __init__(self, time, event, horizon):
+    def __init__(self, time, event, horizon, t=None):
         self.horizon = horizon
         jumps = np.unique(time[(event == 1) & (time <= horizon)])
         self.grid = np.unique(np.concatenate([[0.0], jumps, [float(horizon)]]))
+        self._arms = {}
+        if t is not None:
+            for v in (1, 0):
+                idx = np.flatnonzero(t == v)
+                order = idx[np.argsort(time[idx], kind="stable")]
+                tt = time[order]
+                uniq, start = np.unique(tt, return_index=True)
+                pos = np.searchsorted(uniq, self.grid, side="right") - 1
+                self._arms[v] = (order, event[order].astype(float), start, pos)
+
+    def _curve(self, v, w):
+        order, ee, start, pos = self._arms[v]
+        ww = w[order]
+        d = np.add.reduceat(ww * ee, start)
+        leave = np.add.reduceat(ww, start)
+        at_risk = ww.sum() - np.concatenate([[0.0], np.cumsum(leave)[:-1]])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            haz = np.where(at_risk > 0, d / at_risk, 0.0)
+        s = np.cumprod(1 - haz)
+        return np.where(pos >= 0, s[np.clip(pos, 0, None)], 1.0)
 
     def curves(self, time, event, t, w):
+        if self._arms:
+            return self._curve(1, w), self._curve(0, w)
         s1 = weighted_km(time[t == 1], event[t == 1], w[t == 1], self.grid)
         s0 = weighted_km(time[t == 0], event[t == 0], w[t == 0], self.grid)
         return s1, s0
@@ -1041,6 +1063,67 @@ class InterventionEffect:
         b["balanced_after"] = b["smd_after"].abs() < 0.1
         return b
 
+    def counts_table(self) -> pd.DataFrame:
+        """Episodes by group (counts: pass through insightlib.disclosure before showing)."""
+        c = self.counts
+        return pd.DataFrame({
+            "group": ["Received the intervention", "Did not"],
+            "episodes analysed": [c["analysed_treated"], c["analysed_control"]],
+            "followed for the whole horizon": [c["binary_treated"], c["binary_control"]],
+            "re-referred within the horizon": [c["rereferred_treated"], c["rereferred_control"]],
+        })
+
+    def safe_counts_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
+        """counts_table with small numbers suppressed (insightlib.disclosure, secondary suppression)."""
+        from insightlib import disclosure
+
+        df = self.counts_table().set_index("group")
+        res = disclosure.suppress_table(df, list(df.columns), threshold, rounding)
+        return res.table()
+
+    def curve_table(self, days=(91, 182, 365)) -> pd.DataFrame:
+        """Adjusted share re-referred by day, with intervals (no counts; cut below 10 at risk)."""
+        s = self.survival
+        rows = []
+        for d in days:
+            i = int(np.searchsorted(s["day"].to_numpy(), d, side="right") - 1)
+            row = {"day": d}
+            for arm, label in (("treated", "with"), ("control", "without")):
+                ok = bool(s[f"{arm}_shown"].iloc[i])
+                row[f"re-referred {label} (%)"] = 100 * (1 - s[f"{arm}_survival"].iloc[i]) if ok else float("nan")
+                row[f"{label}: 95% interval"] = (
+                    f"{100 * (1 - s[f'{arm}_ci_high'].iloc[i]):.1f} to {100 * (1 - s[f'{arm}_ci_low'].iloc[i]):.1f}" if ok else "too few to show"
+                )
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def refutation_table(self) -> pd.DataFrame:
+        labels = {
+            "placebo_treatment": "Replace the intervention by a random one (should give about no effect)",
+            "random_common_cause": "Add a random extra covariate (should change little)",
+            "data_subset": "Re-estimate on random 80% subsets (should change little)",
+        }
+        rows = []
+        for k, r in self.refutations.items():
+            rows.append({"check": labels.get(k, k), "estimate (points)": 100 * r.get("estimated_effect", float("nan")),
+                         "after the check (points)": 100 * r.get("new_effect", float("nan")),
+                         "passed": {True: "yes", False: "no", None: "could not run"}[r.get("passed")]})
+        return pd.DataFrame(rows)
+
+    def alt_text(self, figure: str) -> str:
+        rd = self.effect["risk_difference"]
+        if figure == "love":
+            b = self.to_dict()["balance"]
+            return (f"Dot plot of standardised differences for {len(self.balance)} covariate terms: the largest was "
+                    f"{b['max_abs_smd_before']:.2f} before weighting and {b['max_abs_smd_after']:.2f} after.")
+        if figure == "overlap":
+            q = self.overlap["propensity_quantiles"]
+            return (f"Histograms of the estimated chance of receiving the intervention: median {q['treated'][50]:.2f} "
+                    f"among those who received it and {q['control'][50]:.2f} among those who did not.")
+        return (f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}: "
+                f"{100 * self.risks['treated']:.1f}% with the intervention and {100 * self.risks['control']:.1f}% without "
+                f"(difference {100 * rd.estimate:.1f} points, 95% interval {100 * rd.ci_low:.1f} to {100 * rd.ci_high:.1f}).")
+
     # ---- charts --------------------------------------------------------------------
     def love_plot(self):
         from insightlib.charts import DARK_BLUE, ORANGE, REFERENCE_GREY, new_figure
@@ -1235,6 +1318,7 @@ def evaluate_intervention(
         "binary_analysed": int(b.sum()), "binary_treated": int(tb.sum()), "binary_control": int((1 - tb).sum()),
         "binary_excluded_incomplete_followup": int((~b).sum()),
         "rereferred_within_horizon": int(yb.sum()),
+        "rereferred_treated": int(yb[tb == 1].sum()), "rereferred_control": int(yb[tb == 0].sum()),
     }
     methods: dict[str, Estimate] = {}
     if tb.sum() < 2 or (1 - tb).sum() < 2:
@@ -1269,7 +1353,7 @@ def evaluate_intervention(
     # -- time to re-referral ------------------------------------------------------------
     t0 = time.perf_counter()
     tm, ev = f["time"].to_numpy(float), f["event"].to_numpy(int)
-    sf = _SurvivalFit(tm, ev, h)
+    sf = _SurvivalFit(tm, ev, h, t)
     s1, s0 = sf.curves(tm, ev, t, w)
     rd_km, rmst_d, r1, r0 = sf.summary(s1, s0)
     u1, u0 = sf.curves(tm, ev, t, np.ones_like(w))
@@ -1330,21 +1414,21 @@ def evaluate_intervention(
     hr = Estimate(float(s["exp(coef)"]), float(math.exp(s["coef"] - z * s["se(coef)"])),
                   float(math.exp(s["coef"] + z * s["se(coef)"])), float(s["se(coef)"]),
                   "lifelines CoxPHFitter, weighted, robust (sandwich) errors clustered by child")
-    # covariate-adjusted (conditional) Cox: comparable with a conditional hazard ratio, model-based errors
+    # covariate-adjusted (conditional) Cox: comparable with a conditional hazard ratio; model-based
+    # errors (statsmodels PHReg, Breslow ties: quick on many covariate columns)
     hr_cond = None
     if design is not None:
-        cols = [j for j in range(1, X.shape[1])]
-        xdf = pd.DataFrame(X[:, cols], columns=[f"x{j}" for j in cols])
-        xdf = xdf.loc[:, xdf.std() > 0]
-        cdf2 = pd.concat([cdf[["time", "event", "treatment"]], xdf], axis=1)
+        from statsmodels.duration.hazard_regression import PHReg
+
+        xc = np.column_stack([t, X[:, 1:]])
+        xc = xc[:, np.r_[True, xc[:, 1:].std(axis=0) > 0]]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                cph2 = CoxPHFitter(penalizer=1e-6).fit(cdf2, "time", "event")
-            s2 = cph2.summary.loc["treatment"]
-            hr_cond = Estimate(float(s2["exp(coef)"]), float(math.exp(s2["coef"] - z * s2["se(coef)"])),
-                               float(math.exp(s2["coef"] + z * s2["se(coef)"])), float(s2["se(coef)"]),
-                               "lifelines CoxPHFitter adjusted for the covariates, model-based errors")
+                ph = PHReg(tm, xc, status=ev, ties="breslow").fit()
+            b0, se0 = float(ph.params[0]), float(ph.bse[0])
+            hr_cond = Estimate(math.exp(b0), math.exp(b0 - z * se0), math.exp(b0 + z * se0), se0,
+                               "statsmodels PHReg adjusted for the covariates, model-based errors")
         except Exception as exc:
             notes.append(f"The covariate-adjusted Cox model could not be fitted: {type(exc).__name__}.")
     seconds["cox"] = time.perf_counter() - t0

@@ -364,7 +364,7 @@ def test_synthetic_council_truth_is_covered(tmp_path):
     synth = pytest.importorskip("insightlib.synth")
     from insightlib import warehouse
 
-    synth.generate(1, 6000, 7, tmp_path / "data")
+    synth.generate(1, 4000, 7, tmp_path / "data")
     truth = json.loads((tmp_path / "data" / "truth.json").read_text())["intervention"]
     warehouse.load_directory(tmp_path / "data", tmp_path / "w.duckdb", key="test-key-0123456789abcdef0123")
     la = warehouse.council_codes(tmp_path / "w.duckdb")[0]
@@ -372,7 +372,7 @@ def test_synthetic_council_truth_is_covered(tmp_path):
     cov = ["age_group", "previous_referrals_group", "primary_need", "referral_nfa", "disabled"]
     graph = "digraph {" + " ".join(f"{c} -> intervention; {c} -> rereferral;" for c in cov) + " intervention -> rereferral }"
     res = C.evaluate_intervention(tables, intervention=synth.INTERVENTION, horizon_days=365, covariates=cov,
-                                  graph=graph, trim="none", bootstrap_reps=150, refutation_simulations=0)
+                                  graph=graph, trim="none", bootstrap_reps=100, refutation_simulations=0)
     # synth's truth is the risk at 365 days had nothing stopped follow-up: the weighted KM estimand
     assert covers(res.effect["risk_difference"], truth["ate_risk_difference"])
     assert covers(res.effect["rmst_difference"], truth["ate_rmst_difference"])
