@@ -99,25 +99,46 @@ _YEARS = (1678, 2261)
 STR = pd.StringDtype("pyarrow")
 
 
+def _iso_dates(head: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """'YYYY-MM-DD' -> datetime64[ns] and a mask of real dates, in numpy (2021-02-30 is not one)."""
+    shape = _mask_np(pc.match_substring_regex(head, r"^\d{4}-\d{2}-\d{2}$"))
+    n = len(head)
+    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    if not shape.any():
+        return out, shape
+    text = pc.if_else(pa.array(shape), head, "2000-01-01")
+    y = pc.cast(pc.utf8_slice_codeunits(text, 0, 4), pa.int64()).to_numpy()
+    m = pc.cast(pc.utf8_slice_codeunits(text, 5, 7), pa.int64()).to_numpy()
+    d = pc.cast(pc.utf8_slice_codeunits(text, 8, 10), pa.int64()).to_numpy()
+    ok = shape & (y >= _YEARS[0]) & (y <= _YEARS[1]) & (m >= 1) & (m <= 12) & (d >= 1) & (d <= 31)
+    month = (np.where(ok, y, 2000) - 1970) * 12 + np.where(ok, m, 1) - 1
+    month_start = month.astype("datetime64[M]")
+    day = month_start.astype("datetime64[D]") + (np.where(ok, d, 1) - 1)
+    ok &= day.astype("datetime64[M]") == month_start  # day within its month
+    out[ok] = day[ok].astype("datetime64[ns]")
+    return out, ok
+
+
+def _mask_np(x) -> np.ndarray:
+    return np.asarray(pc.fill_null(x, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse ISO (YYYY-MM-DD, optionally with a time) or UK (DD/MM/YYYY) dates, vectorised in Arrow.
+    """Parse ISO (YYYY-MM-DD, optionally with a time) or UK (DD/MM/YYYY) dates, vectorised.
 
     Returns the dates (datetime64[ns], NaT where empty or bad) and a boolean mask of the
     values that are present but not a real date (2021-02-30 is not one).
     """
     arr = pa.array(values.astype(STR).fillna(""), type=pa.large_string())
-    present = pc.not_equal(arr, "")
+    present = _mask_np(pc.not_equal(arr, ""))
     head = pc.utf8_slice_codeunits(arr, 0, 10)
-    when = pc.strptime(head, format="%Y-%m-%d", unit="s", error_is_null=True)
-    ok = pc.fill_null(pc.equal(pc.strftime(when, format="%Y-%m-%d"), head), False)
-    long = pc.greater(pc.utf8_length(arr), 10)
-    if pc.any(long).as_py():
-        tail = pc.utf8_slice_codeunits(arr, 10, 1 << 30)
-        ok = pc.and_(ok, pc.or_(pc.invert(long), pc.match_substring_regex(tail, _TIME_TAIL)))
-    year = pc.year(when)
-    ok = pc.fill_null(pc.and_(ok, pc.and_(pc.greater_equal(year, _YEARS[0]), pc.less_equal(year, _YEARS[1]))), False)
-    out = pc.if_else(ok, when, pa.scalar(None, when.type)).to_numpy(zero_copy_only=False).astype("datetime64[ns]")
-    failed = pc.and_(present, pc.invert(ok)).to_numpy(zero_copy_only=False)
+    out, ok = _iso_dates(head)
+    long = _mask_np(pc.greater(pc.utf8_length(arr), 10))
+    if long.any():
+        tail_ok = _mask_np(pc.match_substring_regex(pc.utf8_slice_codeunits(arr, 10, 1 << 30), _TIME_TAIL))
+        ok &= ~long | tail_ok
+        out[~ok] = np.datetime64("NaT")
+    failed = present & ~ok
     if failed.any():
         text = values.astype(object).to_numpy()[failed]
         uk = pd.to_datetime(pd.Series(text, dtype=object), format="%d/%m/%Y", errors="coerce")

@@ -214,6 +214,17 @@ def _mask(x) -> np.ndarray:
     return pd.Series(x).to_numpy(dtype=bool, na_value=False)
 
 
+def _arrow(values) -> pa.Array:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values.cast(pa.large_string())
+    return pa.array(values, type=pa.large_string())
+
+
+def _isin(series: pd.Series, values) -> np.ndarray:
+    """Membership in Arrow (pandas' isin on Arrow strings loops in Python over the value set)."""
+    return _mask(pc.is_in(_arrow(series), value_set=_arrow(list(values) if isinstance(values, (set, tuple)) else values)))
+
+
 def _key(frame: pd.DataFrame, *cols: str) -> pd.Series:
     """A composite key (council + id) as one Arrow string column, for joins without Python loops."""
     out = frame[cols[0]]
@@ -292,13 +303,13 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
         la = frame["la_code"]
         empty = _mask(la == "")
         out.rows(name, frame, empty, "la_code", "missing value", "the council code (la_code) is empty.")
-        in_known = _mask(la.isin(known))
+        in_known = _isin(la, known)
         unknown = ~empty & ~in_known
         unknown_text = lambda b: _q(b["la_code"]) + " is not a council code (see insightlib/reference/local_authorities.csv)."
         if name == "councils":
             out.rows(name, frame, unknown, "la_code", "unknown council", unknown_text)
         else:
-            in_table = _mask(la.isin(council_codes_in_table))
+            in_table = _isin(la, council_codes_in_table)
             out.rows(name, frame, unknown & ~in_table, "la_code", "unknown council", unknown_text)
             if "councils" in frames:
                 out.rows(name, frame, ~empty & in_known & ~in_table, "la_code", "not present",
@@ -314,7 +325,7 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
             out.rows(name, frame, _mask(frame[col] == ""), col, "missing value", f"{col} is empty.")
         for col, codes in spec.codes.items():
             frame[col] = frame[col].str.upper()
-            bad = _mask(frame[col] != "") & ~_mask(frame[col].isin(list(codes)))
+            bad = _mask(frame[col] != "") & ~_isin(frame[col], codes)
             out.rows(name, frame, bad, col, "unknown code",
                      lambda b, col=col, codes=codes: _q(b[col]) + f" is not {_a(CODE_NAMES.get(col, col))} code ("
                      + _codes_text(codes) + ").")
@@ -334,7 +345,7 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
                          f"{_a(CODE_NAMES.get(col, col))} code (" + _codes_text(codes) + ").")
         for col in spec.booleans:
             low = frame[col].str.lower()
-            bad = _mask(low != "") & ~_mask(low.isin(list(contract.BOOLEAN_VALUES)))
+            bad = _mask(low != "") & ~_isin(low, list(contract.BOOLEAN_VALUES))
             out.rows(name, frame, bad, col, "not yes/no",
                      lambda b, col=col: _q(b[col]) + " is not yes/no (use true/false, yes/no, y/n or 1/0).")
         for col in spec.dates:
@@ -421,14 +432,12 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
         if name in ("councils", "children"):
             continue
         if "children" in frames:
-            missing = _mask(frame["child_id"] != "") & ~_mask(_key(frame, "la_code", "child_id").isin(
-                pa.array(keys["children"], type=pa.large_string())))
+            missing = _mask(frame["child_id"] != "") & ~_isin(_key(frame, "la_code", "child_id"), keys["children"])
             out.rows(name, frame, missing, "child_id", "not present",
                      lambda b: "child " + _q(b["child_id"]) + " is not in the children table.")
         if name != "referrals" and "referrals" in frames and "referral_id" in frame.columns:
             fkey = _key(frame, "la_code", "referral_id")
-            missing = _mask(frame["referral_id"] != "") & ~_mask(fkey.isin(
-                pa.array(keys["referrals"], type=pa.large_string())))
+            missing = _mask(frame["referral_id"] != "") & ~_isin(fkey, keys["referrals"])
             out.rows(name, frame, missing, "referral_id", "not present",
                      lambda b: "referral " + _q(b["referral_id"]) + " is not in the referrals table.")
             if name in ("assessments", "plans"):
@@ -493,7 +502,7 @@ def _typed(name: str, frame: pd.DataFrame | None, dates: dict[str, pd.Series]) -
             out[c] = dates[c].astype("datetime64[ns]").to_numpy()
         elif c in spec.booleans:
             yes = [k for k, v in contract.BOOLEAN_VALUES.items() if v]
-            out[c] = _mask(frame[c].str.lower().isin(yes))
+            out[c] = _isin(frame[c].str.lower(), yes)
         else:
             values = frame[c].to_numpy(dtype=object)
             values[_mask(frame[c] == "")] = None
