@@ -423,17 +423,25 @@ class QuartoFailed(RuntimeError):
     pass
 
 
+GENERATED = "# Written by 'insight render' from the project template _quarto.yml."
+
+
 def quarto_template() -> dict:
-    """The project template: the repository's _quarto.yml where there is one, else the packaged copy."""
+    """The project template: the repository's _quarto.yml (in the working folder) if it is one,
+    else the copy shipped in the package. A _quarto.yml written by a previous render, or one
+    that is not a website project, is not a template and is passed over."""
     here = Path.cwd() / "_quarto.yml"
-    path = here if here.exists() else _templates_dir() / "quarto.yml"
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc}).") from None
-    if not isinstance(config, dict) or config.get("project", {}).get("type") != "website":
-        raise InputError(f"{path}: expected a Quarto website project (project: type: website).")
-    return config
+    if here.exists():
+        text = here.read_text(encoding="utf-8")
+        try:
+            config = yaml.safe_load(text)
+        except yaml.YAMLError:
+            config = None
+        if (not text.startswith(GENERATED) and isinstance(config, dict)
+                and (config.get("project") or {}).get("type") == "website"):
+            return config
+    path = _templates_dir() / "quarto.yml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def _yaml_dump(data) -> str:
@@ -459,8 +467,10 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
     config = quarto_template()
     navbar = config.setdefault("website", {}).setdefault("navbar", {}).setdefault("left", [])
     for ev in evaluations:
-        navbar.append({"href": f"{ev.slug}/index.qmd", "text": ev.title})
-    put("_quarto.yml", "# Written by 'insight render' from the project template _quarto.yml.\n" + _yaml_dump(config))
+        item = {"href": f"{ev.slug}/index.qmd", "text": ev.title}
+        if not any(isinstance(old, dict) and old.get("href") == item["href"] for old in navbar):
+            navbar.append(item)
+    put("_quarto.yml", GENERATED + "\n" + _yaml_dump(config))
 
     home_items = [{"title": ev.title, "path": f"{ev.slug}/index.html",
                    "description": ev.description or f"{len(ev.reports)} council report(s)"} for ev in evaluations]

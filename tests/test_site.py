@@ -300,3 +300,19 @@ def test_a_broken_results_file_does_not_stop_the_site(tmp_path):
     page = (tmp_path / "_site" / "national.html").read_text()
     assert "could not be built" in page and "results.json" in page
     assert (tmp_path / "_site" / "fgc" / "205" / "rereferral.html").exists() and result.index.exists()
+
+
+def test_template_is_read_from_the_working_folder_but_never_from_a_generated_file(tmp_path, monkeypatch):
+    build_small(tmp_path)
+    monkeypatch.setattr("insightlib.national.trend_plot", skip_trend)
+    custom = yaml.safe_load((REPO / "_quarto.yml").read_text())
+    custom["website"]["title"] = "Our council's reports"
+    (tmp_path / "_quarto.yml").write_text(yaml.safe_dump(custom))
+    monkeypatch.chdir(tmp_path)
+    site.write_quarto_project(tmp_path, site.discover(tmp_path))
+    first = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
+    assert first["website"]["title"] == "Our council's reports"  # the user's own template
+    site.write_quarto_project(tmp_path, site.discover(tmp_path))  # now cwd holds a generated file
+    second = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
+    hrefs = [i["href"] for i in second["website"]["navbar"]["left"]]
+    assert hrefs == ["index.qmd", "national.qmd", "fgc/index.qmd"]  # packaged template, no duplicates
