@@ -109,6 +109,12 @@ def _eighteenth_birthday_days(dob_day: np.ndarray) -> np.ndarray:
     return out
 
 
+def _strings(col: pd.Series) -> np.ndarray:
+    """A column as an array of str (object columns are taken to hold strings already)."""
+    values = col.to_numpy()
+    return values if values.dtype == object else col.astype(str).to_numpy()
+
+
 def _codes(values) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes (-1 for missing) and the distinct values: string work done once per value."""
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
@@ -128,7 +134,7 @@ def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
     )
     n = len(refs)
     counts.referrals = n
-    la_idx, la_uni = _codes(refs["la_code"].astype(str).to_numpy())
+    la_idx, la_uni = _codes(_strings(refs["la_code"]))
     extract_of = pd.to_datetime(councils.drop_duplicates("la_code").set_index(councils.drop_duplicates("la_code")
                                                                                 ["la_code"].astype(str))["extract_date"])
     la_extract = _days(extract_of.reindex(la_uni).to_numpy())
@@ -167,7 +173,7 @@ def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
     closure = np.where(closure == _NAT, _OPEN, closure)
     keep = np.flatnonzero(~after)
     # one child = (council, child_id): the same pseudonym in two councils is two children
-    ch_idx, ch_uni = _codes(refs["child_id"].astype(str).to_numpy())
+    ch_idx, ch_uni = _codes(_strings(refs["child_id"]))
     key = la_idx * (len(ch_uni) + 1) + ch_idx
     key, ref, clo = key[keep], ref[keep], closure[keep]
     order = np.lexsort((clo, ref, key))
@@ -180,7 +186,7 @@ def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
         involved[:-1] |= tie
         rows = order[involved]
         rank = np.zeros(len(keep), dtype=np.int64)
-        ids = refs["referral_id"].astype(str).to_numpy()[keep[rows]]
+        ids = _strings(refs["referral_id"])[keep[rows]].astype(str)
         rank[rows] = np.argsort(np.argsort(ids, kind="stable"), kind="stable")
         order = np.lexsort((rank, clo, ref, key))
     src = keep[order]  # row in the referrals table
@@ -191,6 +197,15 @@ def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
         "nfa": nfa[src], "reason": reason_codes[src], "reason_uni": reason_uni,
         "la_idx": la_idx[src], "la_uni": la_uni, "ch_idx": ch_idx[src], "ch_uni": ch_uni, "refs": refs,
     }
+
+
+def _number_within(sorted_key: np.ndarray) -> np.ndarray:
+    """1, 2, 3 ... within runs of equal (sorted) keys."""
+    n = len(sorted_key)
+    first = np.ones(n, dtype=bool)
+    first[1:] = sorted_key[1:] != sorted_key[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    return np.arange(n) - start + 1
 
 
 def _frame(columns: dict) -> pd.DataFrame:
@@ -216,7 +231,11 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
     first_of_child = np.ones(n, dtype=bool)
     first_of_child[1:] = key[1:] != key[:-1]
     # running latest closure within child; a referral at or before it joins the open spell
-    runmax = pd.Series(clo).groupby(key, sort=False).cummax().to_numpy() if n else clo
+    # (rows are sorted by child: a composite of child and day makes one running max do it)
+    base = int(ref.min()) if n else 0
+    rel = np.minimum(clo - base, (1 << 24) - 1)  # still open: beyond any date
+    runmax = np.maximum.accumulate(key * (1 << 24) + rel) - key * (1 << 24) + base if n else clo
+    runmax = np.where(runmax - base >= (1 << 24) - 1, _OPEN, runmax)
     prev = np.empty(n, dtype=np.int64)
     if n:
         prev[0] = _NAT
@@ -258,12 +277,12 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
                       if (labels == contract.CLOSURE_TRANSFERRED).any() else -2)
     nxt = next_start[closed]
     has_nxt = has_next[closed]
-    ids = refs["referral_id"].astype(str).to_numpy()
+    ids = _strings(refs["referral_id"])
 
     # the child's characteristics, joined on the integer child key
     children = _require(tables, "children", ("la_code", "child_id", "date_of_birth", "sex", "ethnicity"))
-    c_la = pd.Index(r["la_uni"]).get_indexer(children["la_code"].astype(str).to_numpy())
-    c_ch = pd.Index(r["ch_uni"]).get_indexer(children["child_id"].astype(str).to_numpy())
+    c_la = pd.Index(r["la_uni"]).get_indexer(_strings(children["la_code"]))
+    c_ch = pd.Index(r["ch_uni"]).get_indexer(_strings(children["child_id"]))
     c_key = np.where((c_la >= 0) & (c_ch >= 0), c_la.astype(np.int64) * (len(r["ch_uni"]) + 1) + c_ch, -1)
     first_row = ~pd.Series(c_key).duplicated().to_numpy() & (c_key >= 0)
     hit = pd.Index(c_key[first_row]).get_indexer(ep_key)
@@ -307,7 +326,7 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
         "la_code": r["la_uni"][r["la_idx"][s]],
         "child_id": r["ch_uni"][r["ch_idx"][s]],
         "referral_id": ids[src],
-        "episode_number": pd.Series(ep_key).groupby(ep_key, sort=False).cumcount().to_numpy() + 1,
+        "episode_number": _number_within(ep_key),
         "closure_date": as_ns(close_day),
         "closure_reason": reason,
         "referral_date": as_ns(ref[s]),

@@ -273,20 +273,26 @@ class KMResult:
         return fig
 
 
+def _split(groups, n):
+    """Group names and the row indices of each (one factorisation, no per-group string scans)."""
+    if groups is None:
+        return [("All", np.arange(n))]
+    codes, names = _factorize_labels(groups)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    out = [(str(names[k]), order[bounds[k]:bounds[k + 1]]) for k in range(len(names)) if bounds[k + 1] > bounds[k]]
+    return sorted(out, key=lambda kv: kv[0])
+
+
 def kaplan_meier(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alpha: float = 0.05,
                  group_by: str | None = None) -> KMResult:
     """Kaplan-Meier of time to re-referral (event 1) by group; other events are censoring."""
     t, e = _as_arrays(durations, events)
-    g = np.full(len(t), "All", dtype=object) if groups is None else np.asarray(groups, dtype=object).astype(str)
     curves, sizes, durs = {}, {}, {}
-    codes, inv = np.unique(g, return_inverse=True)
-    order = np.argsort(inv, kind="stable")
-    bounds = np.searchsorted(inv[order], np.arange(len(codes) + 1))
-    for k, name in enumerate(codes):
-        rows = order[bounds[k]:bounds[k + 1]]
-        curves[str(name)] = km_table(t[rows], e[rows], alpha)
-        sizes[str(name)] = len(rows)
-        durs[str(name)] = np.sort(t[rows])
+    for name, rows in _split(groups, len(t)):
+        curves[name] = km_table(t[rows], e[rows], alpha)
+        sizes[name] = len(rows)
+        durs[name] = np.sort(t[rows])
     return KMResult(curves=curves, horizons=tuple(int(h) for h in horizons), group_by=group_by, sizes=sizes,
                     alpha=alpha, durations=durs)
 
@@ -323,8 +329,13 @@ def _p(p: float) -> str:
 def logrank_test(durations, events, groups) -> LogRankResult:
     """Log-rank test of equal re-referral hazards across two or more groups (R's survdiff, rho=0)."""
     t, e = _as_arrays(durations, events)
-    g = np.asarray(groups, dtype=object).astype(str)
-    codes, gi = np.unique(g, return_inverse=True)
+    gi, names = _factorize_labels(groups)
+    present = np.flatnonzero(np.bincount(gi, minlength=len(names)))
+    names = names[present]
+    gi = np.searchsorted(present, gi)
+    order = np.argsort(names.astype(str))
+    codes = names[order]
+    gi = np.argsort(order)[gi]
     k = len(codes)
     times, inv = np.unique(t, return_inverse=True)
     J = len(times)
@@ -442,12 +453,10 @@ class CumulativeIncidenceResult:
 
 def cumulative_incidence(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alpha=0.05) -> CumulativeIncidenceResult:
     t, e = _as_arrays(durations, events)
-    g = np.full(len(t), "All", dtype=object) if groups is None else np.asarray(groups, dtype=object).astype(str)
     curves, comp = {}, {}
-    for name in np.unique(g):
-        rows = g == name
-        curves[str(name)] = cif_table(t[rows], e[rows], 1, alpha)
-        comp[str(name)] = cif_table(t[rows], e[rows], 2, alpha)
+    for name, rows in _split(groups, len(t)):
+        curves[name] = cif_table(t[rows], e[rows], 1, alpha)
+        comp[name] = cif_table(t[rows], e[rows], 2, alpha)
     return CumulativeIncidenceResult(curves=curves, competing=comp, horizons=tuple(int(h) for h in horizons))
 
 
@@ -516,32 +525,29 @@ def rmst(durations, events, groups=None, horizon: int = 365, clusters=None, refe
     it is right when one child's episodes fall in the same or different groups.
     """
     t, e = _as_arrays(durations, events)
-    g = np.full(len(t), "All", dtype=object) if groups is None else np.asarray(groups, dtype=object).astype(str)
     cl = np.arange(len(t)) if clusters is None else pd.factorize(np.asarray(clusters))[0]
+    n_cl = int(cl.max()) + 1 if len(cl) else 0
     z = stats.norm.ppf(1 - alpha / 2)
-    names, sizes = np.unique(g, return_counts=True)
+    parts = _split(groups, len(t))
     if reference is None:
-        reference = str(names[np.argmax(sizes)])
-    rows, infl = [], {}
-    for name, size in zip(names, sizes):
-        m = g == name
-        r, v, inf = _rmst_parts(t[m], e[m], horizon)
-        full = np.zeros(len(t))
-        full[m] = inf
-        infl[str(name)] = full
+        reference = max(parts, key=lambda kv: len(kv[1]))[0]
+    if reference not in dict(parts):
+        raise InputError(f"The reference group {reference!r} is not among the groups.")
+    rows_out, per_child, rmsts = [], {}, {}
+    for name, rows in parts:
+        r, v, inf = _rmst_parts(t[rows], e[rows], horizon)
+        per_child[name] = np.bincount(cl[rows], weights=inf, minlength=n_cl)  # each child's influence
+        rmsts[name] = r
         se = np.sqrt(v)
-        rows.append({"group": str(name), "episodes": int(size), "rmst": r, "se": se,
-                     "ci_low": r - z * se, "ci_high": r + z * se})
-    groups_df = pd.DataFrame(rows)
+        rows_out.append({"group": name, "episodes": len(rows), "rmst": r, "se": se,
+                         "ci_low": r - z * se, "ci_high": r + z * se})
+    groups_df = pd.DataFrame(rows_out)
     diffs = []
-    ref_rmst = float(groups_df.loc[groups_df["group"] == reference, "rmst"].iloc[0])
-    for name in names:
-        name = str(name)
+    for name, _ in parts:
         if name == reference:
             continue
-        u = np.bincount(cl, weights=infl[name] - infl[reference])
-        se = float(np.sqrt(np.sum(u**2)))
-        diff = float(groups_df.loc[groups_df["group"] == name, "rmst"].iloc[0]) - ref_rmst
+        se = float(np.sqrt(np.sum((per_child[name] - per_child[reference]) ** 2)))
+        diff = rmsts[name] - rmsts[reference]
         p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else np.nan
         diffs.append({"group": name, "reference": reference, "difference": diff, "se": se,
                       "ci_low": diff - z * se, "ci_high": diff + z * se, "p_value": p})
