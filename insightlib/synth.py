@@ -514,7 +514,28 @@ def _intervention_truth(rec, ch, model):
     }
 
 
-def _programme_truth(rec, ch, councils, adopt_q, model, extract):
+def _twfe_estimand(cell: pd.DataFrame, n_la: int, q_first: int, q_last: int):
+    """TWFE's coefficient on the true effects in a balanced council-by-quarter panel.
+
+    TWFE is linear in the outcome, so with parallel trends it converges to its
+    coefficient on the effects alone: sum(D~ tau) / sum(D~^2), D~ the two-way demeaned
+    treatment dummy. With effects that grow after adoption this differs from the ATT.
+    """
+    n_q = q_last - q_first + 1
+    if n_q < 2 or n_la < 2 or not len(cell):
+        return None
+    d = np.zeros((n_la, n_q))
+    tau = np.zeros((n_la, n_q))
+    inside = (cell["q"] >= q_first) & (cell["q"] <= q_last)
+    rows, cols = cell["la"][inside].to_numpy(), (cell["q"][inside] - q_first).to_numpy()
+    d[rows, cols] = 1.0
+    tau[rows, cols] = cell["att"][inside].to_numpy()
+    dt = d - d.mean(axis=1, keepdims=True) - d.mean(axis=0, keepdims=True) + d.mean()
+    denom = float((dt**2).sum())
+    return float((dt * tau).sum() / denom) if denom > 0 else None
+
+
+def _programme_truth(rec, ch, councils, adopt_q, model, extract, start):
     h, k = model.horizon_days, model.weibull_shape
     closed = rec["close"] >= 0
     child = rec["child"][closed]
@@ -539,6 +560,8 @@ def _programme_truth(rec, ch, councils, adopt_q, model, extract):
     adoption = {codes[i]: (str(np.datetime64(int(_quarter_start(adopt_q[i])), "D")) if adopt_q[i] >= 0 else None)
                 for i in range(len(codes))}
     hr_q = {str(i): float(model.programme_hr(i)) for i in range(model.programme_ramp_quarters + 1)}
+    twfe = _twfe_estimand(cell, len(codes), int(_quarter(np.array([start]))[0]),
+                          int(_quarter(np.array([extract - h + 1]))[0]) - 1)
     return {
         "name": PROGRAMME,
         "adoption": adoption,
@@ -553,6 +576,11 @@ def _programme_truth(rec, ch, councils, adopt_q, model, extract):
             for i, g in cell.groupby("la")
         },
         "treated_council_quarters": int(len(cell)),
+        "twfe_estimand": twfe,
+        "twfe_bias": None if twfe is None or not len(cell) else twfe - float(cell["att"].mean()),
+        "twfe_note": "what a two-way fixed-effects regression of the council-quarter outcome on a post-adoption "
+                     "dummy converges to, given parallel trends: its coefficient on the true effects, over every "
+                     "council and every full-follow-up quarter from the window start (a balanced panel)",
         "outcome": "share of closures in the quarter re-referred within 365 days",
         "unit": "percentage points",
         "horizon_days": h,
@@ -947,7 +975,7 @@ def generate(n_councils: int, children_per_council: int, seed: int, out_dir, ext
             "referral_source": 1.0,
         },
         "intervention": _intervention_truth(rec, ch, model),
-        "programme": _programme_truth(rec, ch, councils, adopt_q, model, extract),
+        "programme": _programme_truth(rec, ch, councils, adopt_q, model, extract, start),
         "national_rereferral_rate": float(res["n_rerefer"].sum() / max(res["n_year"].sum(), 1)),
         "england_published_rereferral_rate": fallback,
         "rereferral_measure": "share of referrals in the 12 months to the extract date with a previous "

@@ -266,6 +266,19 @@ def test_programme_adoption_is_staggered_with_never_treated_councils(national):
     assert len(cells) == prog["treated_council_quarters"]
     assert prog["att"] == pytest.approx(np.mean(cells))
     assert set(prog["att_by_council_quarter"]) <= {la for la, d in adoption.items() if d is not None}
+    # two-way fixed effects on the true effects (a balanced panel, 2016Q2 to 2024Q1) misses the ATT
+    import statsmodels.formula.api as smf
+
+    quarters = pd.period_range("2016Q2", "2024Q1", freq="Q").astype(str)
+    panel = pd.DataFrame([(la, q, prog["att_by_council_quarter"].get(la, {}).get(q))
+                          for la in adoption for q in quarters], columns=["la", "q", "tau"])
+    panel["post"] = panel["tau"].notna().astype(float)
+    panel["tau"] = panel["tau"].fillna(0.0)
+    assert panel["post"].sum() == prog["treated_council_quarters"]
+    twfe = smf.ols("tau ~ post + C(la) + C(q)", data=panel).fit().params["post"]
+    assert twfe == pytest.approx(prog["twfe_estimand"], rel=1e-9)
+    assert prog["twfe_bias"] == pytest.approx(twfe - prog["att"])
+    assert prog["twfe_bias"] > 0.05 * abs(prog["att"]), "TWFE is biased towards no effect"
 
 
 def _episodes(t):
