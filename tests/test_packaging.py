@@ -61,3 +61,19 @@ def test_notebooks_are_committed_without_outputs():
                 assert cell.get("execution_count") is None, f"{path.name} has execution counts"
         tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+
+
+def test_notebooks_are_thin_over_the_library():
+    """Analysis logic lives in insightlib, where it is tested: notebooks define nothing and stay short."""
+    import ast
+    import json
+
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+        assert any("insightlib" in src for src in code), f"{path.name} never calls insightlib"
+        for src in code:
+            tree = ast.parse("\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))))
+            defined = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))]
+            assert not defined, f"{path.name} defines {defined[0].name}: move it into insightlib"
+            assert len(src.splitlines()) <= 25, f"{path.name} has a {len(src.splitlines())}-line cell: move logic into insightlib"
