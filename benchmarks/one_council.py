@@ -1,0 +1,70 @@
+"""One council of about 20,000 episodes: every council notebook executed and rendered.
+
+DESIGN.md's target: within 60 s. Prints the episodes built, then for each evaluation the
+notebook's wall time (kernel start included) and time inside cells, then the render time.
+
+    .venv/bin/python benchmarks/one_council.py                   # about 20,000 closed episodes
+    .venv/bin/python benchmarks/one_council.py --children 4000   # a quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from insightlib import episodes, pseudonymise, synth, warehouse
+from insightlib.evaluation import load_evaluation
+from insightlib.runner import prepare_warehouse, run_evaluation
+from insightlib.site import render_site
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--children", type=int, default=12_000, help="children in the council (12,000 gives ~20,000 episodes)")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--evaluations", nargs="+", default=["demo.yml", "fgc.yml"],
+                        help="council-scope evaluation files under evaluations/")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        os.environ.setdefault("INSIGHT_KEY_FILE", str(tmp / "bench.key"))
+        if not Path(os.environ["INSIGHT_KEY_FILE"]).exists():
+            pseudonymise.make_key_file(Path(os.environ["INSIGHT_KEY_FILE"]))
+        synth.generate(1, args.children, args.seed, tmp / "data")
+        t0 = time.perf_counter()
+        wh, failed = prepare_warehouse(tmp / "data", tmp / "load")
+        t_load = time.perf_counter() - t0
+        if failed:
+            raise SystemExit(f"the synthetic council failed validation: {failed}")
+        [la_code] = warehouse.council_codes(wh)
+        n_episodes = len(episodes.build_episodes(warehouse.read_council(wh, la_code)))
+        print(f"council {la_code}: {args.children:,} children, {n_episodes:,} closed episodes; "
+              f"validate + pseudonymise + load {t_load:.1f}s")
+
+        total = 0.0
+        for name in args.evaluations:
+            ev = load_evaluation(ROOT / "evaluations" / name, notebooks_dir=ROOT / "notebooks")
+            summary = run_evaluation(ev, data=str(wh), out_dir=tmp / "reports", workers=1, force=True,
+                                     progress=False, log=lambda m: None)
+            for run in summary.runs:
+                if run.status != "ok":
+                    raise SystemExit(f"{name}: {run.la_code} failed: {run.error}")
+                print(f"{ev.notebook}: {run.seconds_total:.1f}s wall (cells {run.seconds_cells:.1f}s, "
+                      f"kernel start and papermill {run.seconds_total - run.seconds_cells:.1f}s)")
+                total += run.seconds_total
+        t0 = time.perf_counter()
+        render_site(tmp / "reports", engine="html")
+        t_render = time.perf_counter() - t0
+        total += t_render
+        print(f"render (HTML fallback): {t_render:.1f}s")
+        print(f"every notebook executed and rendered: {total:.1f}s (target 60s)")
+
+
+if __name__ == "__main__":
+    main()
