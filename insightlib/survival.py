@@ -48,7 +48,7 @@ GROUPINGS = {
     "ethnicity": "ethnicity",
     "intervention": "intervention received",
     "sex": "sex",
-    "referral_nfa": "no further action at referral",
+    "referral_nfa": "outcome of the referral",
 }
 
 
@@ -73,7 +73,7 @@ def add_groupings(episodes: pd.DataFrame, interventions: pd.DataFrame | None = N
     out["ethnicity"] = out["ethnicity"].map(contract.ETHNICITY_GROUP).fillna("Not known")
     dis = out["disability"].astype(str)
     out["disability"] = np.where(dis.str.upper().isin(["NONE", "", "NAN"]), "No disability", "Disability")
-    out["referral_nfa"] = np.where(out["referral_nfa"].astype(bool), "NFA at referral", "Assessed or more")
+    out["referral_nfa"] = np.where(out["referral_nfa"].astype(bool), "No further action", "Assessed")
     out["primary_need"] = out["primary_need"].astype(str)
     out["intervention"] = _intervention_received(episodes, interventions)
     return out
@@ -190,6 +190,125 @@ def cut_curve(curve: pd.DataFrame, min_at_risk: int = MIN_AT_RISK) -> pd.DataFra
 
 
 # ----------------------------------------------------------------------------------------
+# Charts
+
+
+def fold_to_largest(labels, max_groups: int = 6, other: str = OTHER) -> pd.Series:
+    """At most ``max_groups`` groups: the largest ``max_groups - 1`` kept, the rest shown together as "Other".
+
+    Ten curves on one chart cannot be told apart (and the palette has six colours), so
+    charts show the largest groups and say which were folded (``folded_groups``).
+    """
+    codes, names = _factorize_labels(labels)
+    sizes = np.bincount(codes, minlength=len(names))
+    present = [j for j in np.argsort(-sizes, kind="stable") if sizes[j] > 0]
+    real = [j for j in present if names[j] != other]
+    if len(present) <= max_groups:
+        keep = set(present)
+    else:
+        keep = set(real[: max_groups - 1])
+    out = np.array([names[j] if j in keep else other for j in range(len(names))], dtype=object)
+    index = labels.index if isinstance(labels, pd.Series) else None
+    return pd.Series(out[codes], index=index, dtype=object)
+
+
+def _time_ticks(xlim: float) -> tuple[np.ndarray, list[str]]:
+    """Ticks in months and years (what readers think in), placed at the day they fall on."""
+    top = int(round(xlim / (365.25 / 12)))
+    months = range(0, top + 1, 3 if xlim <= 400 else 6 if xlim <= 1200 else 12)
+    ticks, labels = [], []
+    for m in months:
+        ticks.append(round(m * 365.25 / 12))
+        if m == 0:
+            labels.append("Closure")
+        elif m % 12 == 0:
+            labels.append("1 year" if m == 12 else f"{m // 12} years")
+        else:
+            labels.append(f"{m} months")
+    return np.array(ticks, dtype=float), labels
+
+
+def _step_curves(ax, curves: dict, value: str, start: float, labels: dict, min_at_risk: int):
+    """Step curves with bands, each cut where fewer than ``min_at_risk`` remain; returns the colours used."""
+    from insightlib.charts import PALETTE
+
+    colours, xmax = {}, 0.0
+    for i, (g, c) in enumerate(curves.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        colours[g] = colour
+        c = cut_curve(c, min_at_risk)
+        if c.empty:
+            continue
+        x = np.concatenate([[0.0], c["time"].to_numpy()])
+        ax.step(x, np.concatenate([[start], c[value].to_numpy()]), where="post", color=colour, lw=1.6,
+                label=labels.get(g, str(g)))
+        ax.fill_between(x, np.concatenate([[start], c["ci_low"].to_numpy()]),
+                        np.concatenate([[start], c["ci_high"].to_numpy()]), step="post", color=colour, alpha=0.12,
+                        lw=0)
+        xmax = max(xmax, float(x[-1]))
+    return colours, xmax
+
+
+def _legend_above(ax, n: int) -> None:
+    ax.legend(frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2 if n > 3 else n,
+              handlelength=1.5, columnspacing=1.2, borderaxespad=0.0)
+
+
+def _short(label: str, width: int = 30) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def _curves_figure(title: str, curves: dict, value: str, start: float, labels: dict, durations: dict,
+                   horizons, min_at_risk: int, max_days: int | None, ylabel: str, note: str | None = None):
+    """Curves with 95% bands above a table of numbers still followed, rows coloured as the curves."""
+    from matplotlib.ticker import PercentFormatter
+
+    from insightlib.charts import new_figure
+
+    names = list(curves)
+    k = len(names)
+    legend_rows = (k + 1) // 2 if k > 3 else 1
+    height = 4.2 + 0.24 * k + 0.18 * legend_rows
+    fig, (ax, tab) = new_figure(title, height=height, nrows=2, sharex=True,
+                                gridspec_kw={"height_ratios": [3.6, 0.45 + 0.24 * k], "hspace": 0.12})
+    colours, xmax = _step_curves(ax, curves, value, start, labels, min_at_risk)
+    xlim = float(max_days or min(max(xmax, max(horizons)), 3 * max(horizons)))
+    ticks, tick_labels = _time_ticks(xlim)
+    pad = 0.03 * xlim
+    ax.set_xlim(-pad, xlim + pad)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02 if start == 1.0 else min(1.02, max(0.1, ax.get_ylim()[1])))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    for h in horizons:
+        ax.axvline(h, color="#BFBFBF", lw=0.8, ls=":", zorder=0)
+    _legend_above(ax, k)
+    top = 1.0 - (0.42 + 0.2 * legend_rows) / height
+    fig.subplots_adjust(top=top)
+    tab.set_ylim(k - 0.5, -0.5)
+    tab.set_yticks(range(k))
+    tab.set_yticklabels([_short(labels.get(g, str(g))) for g in names], fontsize=8)
+    for lab, g in zip(tab.get_yticklabels(), names):
+        lab.set_color(colours[g])
+    tab.grid(False)
+    for spine in tab.spines.values():
+        spine.set_visible(False)
+    tab.tick_params(axis="both", length=0)
+    tab.set_title("Children still followed (numbers at risk)", fontsize=8, loc="left", fontweight="normal", pad=3)
+    for i, g in enumerate(names):
+        d = durations.get(g, np.array([]))
+        for x in ticks:
+            n = int(len(d) - np.searchsorted(d, x, side="left"))
+            tab.text(x, i, f"{n:,}" if n >= min_at_risk else f"<{min_at_risk}", ha="center", va="center",
+                     fontsize=7.5, color="#3D3D3D")
+    tab.set_xticks(ticks)
+    tab.set_xticklabels(tick_labels, fontsize=8)
+    tab.set_xlabel("Time since the case closed")
+    if note:
+        fig.text(0.01, 0.02, note, fontsize=7.5, color="#3D3D3D", ha="left", va="top", wrap=True)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------
 # Kaplan-Meier
 
 
@@ -229,48 +348,12 @@ class KMResult:
                              "rereferred": 1 - a["survival"]})
         return pd.DataFrame(rows)
 
-    def plot(self, title: str | None = None, min_at_risk: int = MIN_AT_RISK, max_days: int | None = None):
-        """Curves with bands, cut where fewer than ``min_at_risk`` remain; at-risk table below."""
-        from insightlib.charts import PALETTE, new_figure
-
-        title = title or "Share of children not yet referred again, by days since closure"
-        fig, axes = new_figure(title, height=5.5, nrows=2, gridspec_kw={"height_ratios": [4, 1.2]}, sharex=True)
-        ax, tab = axes
-        xmax = 0.0
-        for i, (g, c) in enumerate(self.curves.items()):
-            c = cut_curve(c, min_at_risk)
-            if c.empty:
-                continue
-            colour = PALETTE[i % len(PALETTE)]
-            x = np.concatenate([[0.0], c["time"].to_numpy()])
-            ax.step(x, np.concatenate([[1.0], c["survival"].to_numpy()]), where="post", color=colour,
-                    label=self.labels.get(g, str(g)))
-            ax.fill_between(x, np.concatenate([[1.0], c["ci_low"].to_numpy()]),
-                            np.concatenate([[1.0], c["ci_high"].to_numpy()]), step="post", color=colour, alpha=0.15)
-            xmax = max(xmax, float(x[-1]))
-        xlim = max_days or min(max(xmax, max(self.horizons)), 3 * max(self.horizons))
-        step = next((s for s in (30, 91, 182, 365, 730) if xlim / s <= 8), 1461)
-        ticks = np.arange(0, xlim + 1, step)
-        ax.set_xlim(0, xlim)
-        ax.set_ylim(0, 1.02)
-        ax.set_ylabel("Not yet re-referred")
-        for h in self.horizons:
-            ax.axvline(h, color="#BFBFBF", lw=0.8, ls=":")
-        ax.legend(frameon=False, fontsize=8, loc="lower left")
-        names = list(self.curves)
-        tab.set_yticks(range(len(names)))
-        tab.set_yticklabels([str(g)[:12] for g in names], fontsize=8)
-        tab.grid(False)
-        for i, g in enumerate(names):
-            d = self.durations.get(g, np.array([]))
-            for h in ticks:
-                n = int(len(d) - np.searchsorted(d, h, side="left"))
-                tab.text(h, i, str(n) if n >= min_at_risk else f"<{min_at_risk}", ha="left" if h == 0 else "center",
-                         va="center", fontsize=7)
-        tab.set_ylim(-0.5, len(names) - 0.5)
-        tab.set_xticks(ticks)
-        tab.set_xlabel("Days since the case closed (numbers at risk below)")
-        return fig
+    def plot(self, title: str | None = None, min_at_risk: int = MIN_AT_RISK, max_days: int | None = None,
+             note: str | None = None):
+        """Curves with bands, cut where fewer than ``min_at_risk`` remain; numbers at risk below."""
+        return _curves_figure(title or "Share of children not yet referred again, by time since their case closed",
+                              self.curves, "survival", 1.0, self.labels, self.durations, self.horizons, min_at_risk,
+                              max_days, "Not yet referred again", note)
 
 
 def _split(groups, n):
@@ -410,6 +493,7 @@ class CumulativeIncidenceResult:
     competing: dict[str, pd.DataFrame]  # 18th birthday, death, transfer
     horizons: tuple[int, ...]
     labels: dict[str, str] = field(default_factory=dict)
+    durations: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # sorted, for numbers at risk
 
     def at(self, group: str, horizon: float) -> dict:
         c, k = self.curves[group], self.competing[group]
@@ -425,39 +509,23 @@ class CumulativeIncidenceResult:
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([{"group": g, "days": int(h), **self.at(g, h)} for g in self.curves for h in self.horizons])
 
-    def plot(self, title: str | None = None, min_at_risk: int = MIN_AT_RISK, max_days: int | None = None):
-        from insightlib.charts import PALETTE, new_figure
-
-        title = title or "Share of children referred again, allowing for those who turn 18, die or move away"
-        fig, ax = new_figure(title)
-        for i, (g, c) in enumerate(self.curves.items()):
-            c = cut_curve(c, min_at_risk)
-            if c.empty:
-                continue
-            colour = PALETTE[i % len(PALETTE)]
-            x = np.concatenate([[0.0], c["time"].to_numpy()])
-            ax.step(x, np.concatenate([[0.0], c["cumulative_incidence"].to_numpy()]), where="post", color=colour,
-                    label=self.labels.get(g, str(g)))
-            ax.fill_between(x, np.concatenate([[0.0], c["ci_low"].to_numpy()]),
-                            np.concatenate([[0.0], c["ci_high"].to_numpy()]), step="post", color=colour, alpha=0.15)
-        ax.set_ylim(0, None)
-        if max_days:
-            ax.set_xlim(0, max_days)
-        for h in self.horizons:
-            ax.axvline(h, color="#BFBFBF", lw=0.8, ls=":")
-        ax.set_xlabel("Days since the case closed")
-        ax.set_ylabel("Referred again (cumulative incidence)")
-        ax.legend(frameon=False, fontsize=8, loc="upper left")
-        return fig
+    def plot(self, title: str | None = None, min_at_risk: int = MIN_AT_RISK, max_days: int | None = None,
+             note: str | None = None):
+        """Cumulative incidence with bands, cut where fewer than ``min_at_risk`` remain; numbers at risk below."""
+        return _curves_figure(title or "Share of children referred again, allowing for those who turn 18, die or "
+                              "move away", self.curves, "cumulative_incidence", 0.0, self.labels, self.durations,
+                              self.horizons, min_at_risk, max_days, "Referred again", note)
 
 
 def cumulative_incidence(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alpha=0.05) -> CumulativeIncidenceResult:
     t, e = _as_arrays(durations, events)
-    curves, comp = {}, {}
+    curves, comp, durs = {}, {}, {}
     for name, rows in _split(groups, len(t)):
         curves[name] = cif_table(t[rows], e[rows], 1, alpha)
         comp[name] = cif_table(t[rows], e[rows], 2, alpha)
-    return CumulativeIncidenceResult(curves=curves, competing=comp, horizons=tuple(int(h) for h in horizons))
+        durs[name] = np.sort(t[rows])
+    return CumulativeIncidenceResult(curves=curves, competing=comp, horizons=tuple(int(h) for h in horizons),
+                                     durations=durs)
 
 
 # ----------------------------------------------------------------------------------------
@@ -752,8 +820,12 @@ def _ph_from(fit: _CoxFit, names, g) -> pd.DataFrame:
     per = D * v**2 / (np.diag(Iinv) * ss)
     glob = float(D * u @ Iinv @ u / ss)
     p = len(names)
-    rows = [{"term": n, "statistic": float(x), "df": 1, "p_value": float(stats.chi2.sf(x, 1))} for n, x in zip(names, per)]
-    rows.append({"term": "GLOBAL", "statistic": glob, "df": p, "p_value": float(stats.chi2.sf(glob, p))})
+    # trend: the sign of the slope of the scaled Schoenfeld residuals on time (above 0: the log hazard
+    # ratio grows with time since closure)
+    rows = [{"term": n, "statistic": float(x), "df": 1, "p_value": float(stats.chi2.sf(x, 1)), "trend": float(t)}
+            for n, x, t in zip(names, per, v)]
+    rows.append({"term": "GLOBAL", "statistic": glob, "df": p, "p_value": float(stats.chi2.sf(glob, p)),
+                 "trend": np.nan})
     return pd.DataFrame(rows)
 
 
@@ -782,40 +854,94 @@ class CoxResult:
 
     def ph_sentences(self, alpha: float = 0.05) -> list[str]:
         """The proportional-hazards check in plain words."""
-        out = []
+        out = [
+            "A hazard ratio is one figure for the whole time after closure: the model assumes that a factor which "
+            "makes re-referral twice as likely in the first month also makes it twice as likely a year later. "
+            "A check on the model's residuals (the Grambsch-Therneau test) looks for factors whose effect changes "
+            "with time since closure."
+        ]
         bad = self.ph[(self.ph["term"] != "GLOBAL") & (self.ph["p_value"] < alpha)]
         glob = self.ph[self.ph["term"] == "GLOBAL"].iloc[0]
         if bad.empty:
-            out.append(
-                "The model assumes each factor raises or lowers the chance of re-referral by the same proportion "
-                "at every point after closure. The check on the residuals found no clear sign that this is wrong "
-                f"(overall p {_p(glob.p_value)}), so each hazard ratio can be read as one figure for the whole period."
-            )
-        else:
-            terms = "; ".join(term_label(t) for t in bad["term"])
-            out.append(
-                "The model assumes each factor raises or lowers the chance of re-referral by the same proportion "
-                f"at every point after closure. For {terms} the check on the residuals suggests the effect changes "
-                "over time (for example stronger soon after closure than later), so the hazard ratio shown is an "
-                "average over the period and the curves above are the better guide for that factor."
-            )
+            out.append(f"It found no clear sign that any effect changes over time (overall p {_p(glob.p_value)}), "
+                       "so each hazard ratio can be read as one figure for the whole period.")
+            return out
+        grows = [term_label(r.term) for r in bad.itertuples() if getattr(r, "trend", 0) > 0]
+        fades = [term_label(r.term) for r in bad.itertuples() if not getattr(r, "trend", 0) > 0]
+        parts = []
+        if fades:
+            parts.append(f"for {'; '.join(fades)} the ratio is higher soon after closure than later")
+        if grows:
+            parts.append(f"for {'; '.join(grows)} the ratio is higher later than soon after closure")
+        out.append("It suggests that the effect changes over time: " + "; and ".join(parts) + ". For these the "
+                   "hazard ratio shown is an average over the period, and the curves are the better guide.")
+        n_terms = int((self.ph["term"] != "GLOBAL").sum())
+        if n_terms >= 5:
+            out.append(f"With {n_terms} factors checked, one or two can fail the check by chance; the overall check "
+                       f"gives p {_p(glob.p_value)}.")
         return out
 
+    def _rows(self) -> list[tuple[str, int | None]]:
+        """Forest-plot rows top to bottom: a heading per factor (naming its comparison group), then its levels."""
+        rows, seen = [], set()
+        for i, term in enumerate(self.terms["term"]):
+            if term.endswith("]") and "[" in term:
+                cov = term.split("[", 1)[0]
+                if cov not in seen:
+                    seen.add(cov)
+                    ref = self.references.get(cov)
+                    head = GROUPINGS.get(cov, cov.replace("_", " ")).capitalize()
+                    rows.append((f"{head} (against {group_label(cov, ref)})" if ref else head, None))
+                rows.append(("   " + group_label(cov, term[:-1].split("[", 1)[1]), i))
+            else:
+                rows.append((term_label(term).capitalize(), i))
+        return rows
+
     def plot(self, title: str | None = None):
-        """Forest plot of hazard ratios with robust 95% intervals (log scale)."""
+        """Forest plot of hazard ratios with robust 95% intervals (log scale), grouped by factor."""
+        from matplotlib.ticker import FixedLocator, NullLocator
+
         from insightlib.charts import DARK_BLUE, REFERENCE_GREY, new_figure
 
-        tab = self.terms.iloc[::-1]
-        fig, ax = new_figure(title or "How each factor changes the rate of re-referral (hazard ratio)",
-                             height=max(2.5, 0.4 * len(tab) + 1.5))
-        y = np.arange(len(tab))
-        ax.errorbar(tab["hr"], y, xerr=[tab["hr"] - tab["ci_low"], tab["ci_high"] - tab["hr"]], fmt="o",
-                    color=DARK_BLUE, capsize=3)
-        ax.axvline(1.0, color=REFERENCE_GREY, lw=1)
+        rows = self._rows()
+        fig, ax = new_figure(title or "How each factor goes with being referred again sooner or later",
+                             width=5.2, height=max(2.8, 0.26 * len(rows) + 1.4))
+        y = np.arange(len(rows))[::-1]
+        lo_all, hi_all = [], []
+        for (label, i), yy in zip(rows, y):
+            if i is None:
+                continue
+            r = self.terms.iloc[i]
+            ax.plot([r.ci_low, r.ci_high], [yy, yy], color=DARK_BLUE, lw=1.6)
+            ax.plot([r.hr], [yy], "o", color=DARK_BLUE, ms=5)
+            lo_all.append(r.ci_low)
+            hi_all.append(r.ci_high)
+        lo, hi = min(min(lo_all), 0.8), max(max(hi_all), 1.25)
         ax.set_xscale("log")
+        ax.set_xlim(lo / 1.15, hi * 1.15)
+        nice = [0.05, 0.1, 0.2, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 10, 20]
+        ticks = [v for v in nice if lo / 1.15 <= v <= hi * 1.15]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{v:g}" for v in ticks])
+        ax.axvline(1.0, color=REFERENCE_GREY, lw=1.2, zorder=0)
         ax.set_yticks(y)
-        ax.set_yticklabels([term_label(t) for t in tab["term"]], fontsize=8)
-        ax.set_xlabel("Hazard ratio (below 1: referred again more slowly; above 1: sooner)")
+        ax.set_yticklabels([label if i is None else "   " + _short(label.strip(), 34) for label, i in rows], fontsize=8)
+        for lab, (_, i) in zip(ax.get_yticklabels(), rows):
+            if i is None:
+                lab.set_fontweight("bold")
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.grid(axis="y", visible=False)
+        # the figures themselves at the right, for readers who want the numbers
+        trans = ax.get_yaxis_transform()
+        ax.text(1.02, len(rows) - 0.3, "Hazard ratio (95% interval)", transform=trans, fontsize=8, va="bottom",
+                fontweight="bold")
+        for (label, i), yy in zip(rows, y):
+            if i is not None:
+                r = self.terms.iloc[i]
+                ax.text(1.02, yy, f"{r.hr:.2f} ({r.ci_low:.2f} to {r.ci_high:.2f})", transform=trans, fontsize=8,
+                        va="center")
+        ax.set_xlabel("Hazard ratio (below 1: referred again later than\nthe comparison group; above 1: sooner)", fontsize=9)
         return fig
 
 
@@ -848,7 +974,7 @@ def design_matrix(episodes: pd.DataFrame, covariates, min_group_size: int = 20, 
             continue
         ref_code = present[np.argmax(sizes[present])]
         refs[cov] = str(names[ref_code])
-        for j in sorted(present, key=lambda j: str(names[j])):
+        for j in sorted(present, key=lambda j: _level_key(cov, names[j])):
             if j != ref_code:
                 cols.append(pd.Series((codes == j).astype(float), name=f"{cov}[{names[j]}]", index=episodes.index))
     if not cols:
@@ -997,6 +1123,59 @@ def _suppress(table: pd.DataFrame, columns, threshold: int, rounding: int | None
     return suppress_table(tab, columns, threshold, rounding).display
 
 
+def _when(h: int) -> str:
+    """A horizon in words: 91 -> "3 months", 365 -> "1 year"."""
+    return {91: "3 months", 182: "6 months", 183: "6 months", 274: "9 months", 365: "1 year", 730: "2 years",
+            1095: "3 years"}.get(int(h), f"{int(h)} days")
+
+
+def _first(h: int) -> str:
+    return "first year" if int(h) == 365 else f"first {_when(h)}"
+
+
+def _within(h: int) -> str:
+    return "within a year" if int(h) == 365 else f"within {_when(h)}"
+
+
+def _who(group_by: str | None, value: str) -> str:
+    """The children in a group, in a phrase that fits a sentence ("children whose primary need was ...")."""
+    label = group_label(group_by, value)
+    if value == OTHER:
+        return "children in the smaller groups together"
+    special = {
+        "referral_nfa": {"No further action": "children whose referral ended in no further action",
+                         "Assessed": "children whose referral was assessed"},
+        "disability": {"Disability": "disabled children", "No disability": "children with no disability recorded"},
+        "sex": {"M": "boys", "F": "girls", "U": "children whose sex was not recorded"},
+        "intervention": {"None": "children who received none of the recorded interventions",
+                         "Several": "children who received several interventions"},
+    }
+    if value in special.get(group_by, {}):
+        return special[group_by][value]
+    phrase = {
+        "primary_need": "children whose primary need was {}",
+        "age_band": "children aged {} when their case closed",
+        "referral_source": "children referred by {}",
+        "closure_reason": "children whose case closed with {}",
+        "intervention": "children who received {}",
+        "ethnicity": "children in the {} ethnic group",
+    }.get(group_by, "children in the group {}")
+    return phrase.format(label.lower() if group_by in ("age_band", "ethnicity") and label != "Not known" else label)
+
+
+def _share(v: float, lo: float, hi: float) -> str:
+    """A share with its 95% interval, short enough for a table cell: "59% (50 to 67)"."""
+    return f"{100 * v:.0f}% ({100 * lo:.0f} to {100 * hi:.0f})"
+
+
+def _for_display(table: pd.DataFrame, corner: str) -> pd.DataFrame:
+    """A report table: the row labels as the index (no 0..N column), the corner cell naming them."""
+    out = table.copy()
+    out.index.name = None
+    out.columns.name = corner
+    return out
+
+
 @dataclass
 class ReReferralReport:
     """Everything the re-referral notebook shows, computed and tested in the library."""
@@ -1016,6 +1195,15 @@ class ReReferralReport:
     episodes_at_risk: int
     children: int
     min_at_risk: int = MIN_AT_RISK
+    km_chart: KMResult | None = None  # the same curves with the smaller groups folded into "Other"
+    cif_chart: CumulativeIncidenceResult | None = None
+    folded: list = field(default_factory=list)  # groups shown as "Other" on the charts
+    data_start: pd.Timestamp | None = None  # first referral in the extract
+    extract_date: pd.Timestamp | None = None
+
+    @property
+    def what(self) -> str:
+        return GROUPINGS.get(self.group_by, self.group_by)
 
     def km_dict(self) -> dict:
         """KM at the horizons; values where fewer than ``min_at_risk`` remain are withheld (None)."""
@@ -1043,30 +1231,40 @@ class ReReferralReport:
             "headline": {"closure_year": self.headline_year, "rereferred_within_365_days": self.headline_rate},
             "episodes": {**self.counts, "at_risk": self.episodes_at_risk, "children": self.children},
             "group_by": self.group_by,
+            "charts": {"groups_folded_into_other": list(self.folded)},
         }
 
     # sentences -------------------------------------------------------------------------
+    def _share_back(self, group: str, h: int) -> float | None:
+        """Share re-referred by ``h`` days (cumulative incidence where computed, else 1 - KM); None if too few followed."""
+        if (self.km.at(group, h)["at_risk"] or 0) < self.min_at_risk:
+            return None
+        if self.cumulative_incidence is not None:
+            return self.cumulative_incidence.at(group, h)["rereferral"]
+        return 1 - self.km.at(group, h)["survival"]
+
     def headlines(self) -> list[str]:
+        """The findings in plain English, as a director would want them."""
         out = []
         h = max(self.horizons)
         if self.headline_year is not None and self.headline_rate is not None:
-            within = "within a year" if h == 365 else f"within {h} days"
             out.append(f"Of children whose cases closed in {self.headline_year}, {_one_in(self.headline_rate)} "
-                       f"were referred again {within}.")
-        groups = [g for g in self.km.curves if g != OTHER]
-        if len(groups) >= 2:
-            back = {g: 1 - self.km.at(g, h)["survival"] for g in groups
-                    if (self.km.at(g, h)["at_risk"] or 0) >= self.min_at_risk}
-            if len(back) >= 2:
-                fast = max(back, key=back.get)
-                slow = min(back, key=back.get)
-                what = GROUPINGS.get(self.group_by, self.group_by)
-                sentence = (f"By {what}, children in the group {group_label(self.group_by, fast)} came back fastest "
-                            f"({back[fast]:.0%} re-referred within {h} days, against {back[slow]:.0%} for "
-                            f"{group_label(self.group_by, slow)}).")
-                if self.logrank.p_value >= 0.05:
-                    sentence += " The difference between groups could be chance."
-                out.append(sentence)
+                       f"were referred again {_within(h)}.")
+        chart = self.km_chart or self.km
+        groups = [g for g in chart.curves if g != OTHER and g in self.km.curves]
+        back = {g: v for g in groups if (v := self._share_back(g, h)) is not None}
+        if len(back) >= 2:
+            fast, slow = max(back, key=back.get), min(back, key=back.get)
+            among = " Of the largest groups," if self.folded else ""
+            sentence = (f"{among} {_who(self.group_by, fast)} came back fastest ({back[fast]:.0%} referred again "
+                        f"{_within(h)}, against {back[slow]:.0%} of {_who(self.group_by, slow)}).").strip()
+            sentence = sentence[0].upper() + sentence[1:]
+            if self.logrank.p_value >= 0.05:
+                sentence += " The difference between the groups could be chance."
+            out.append(sentence)
+        cox = self.cox_headline()
+        if cox:
+            out.append(cox)
         dfe = self.dfe_measure[self.dfe_measure["complete"]]
         if len(dfe):
             last = dfe.iloc[-1]
@@ -1075,74 +1273,199 @@ class ReReferralReport:
             eng_year = int(last.year) if int(last.year) in ENGLAND_REREFERRAL_RATE else max(ENGLAND_REREFERRAL_RATE)
             text = (f"In the year to 31 March {int(last.year)}, {last.rate:.0%} of the council's referrals came "
                     f"within 12 months of a previous referral (DfE's measure); England's rate was "
-                    f"{ENGLAND_REREFERRAL_RATE[eng_year]:.0%} in {eng_year}.")
+                    f"{ENGLAND_REREFERRAL_RATE[eng_year]:.0%} in the year to 31 March {eng_year}.")
             pub = getattr(last, "published_rate", np.nan)
             if pd.notna(pub):
                 text += f" The council's published figure for that year was {pub:.0%}."
             out.append(text)
         return out
 
+    def cox_headline(self) -> str | None:
+        """The factor that goes with the biggest clear difference in the rate of re-referral, others held equal."""
+        if self.cox is None:
+            return None
+        t = self.cox.terms
+        t = t[(t["p_value"] < 0.05) & ~t["term"].str.endswith(f"[{OTHER}]")]
+        if t.empty:
+            return ("Allowing for the other factors in the model, no factor showed a clear difference in how soon "
+                    "children were referred again.")
+        # the clearest difference: the largest z (estimate over its robust standard error)
+        r = t.iloc[int(np.argmax(np.abs(t["coef"].to_numpy() / t["robust_se"].to_numpy())))]
+        ci = f"95% interval {r.ci_low:.2f} to {r.ci_high:.2f}"
+        if r.term.endswith("]") and "[" in r.term:
+            cov, level = r.term[:-1].split("[", 1)
+            ref = self.cox.references.get(cov)
+            who, whom = _who(cov, level), _who(cov, ref) if ref is not None else "the comparison group"
+            if r.hr >= 1:
+                return (f"Allowing for the other factors in the model, {who} were referred again {r.hr:.1f} times as "
+                        f"fast as {whom} (hazard ratio {r.hr:.2f}, {ci}).")
+            return (f"Allowing for the other factors in the model, {who} were referred again at {r.hr:.0%} of the "
+                    f"rate of {whom} (hazard ratio {r.hr:.2f}, {ci}).")
+        change = "raised" if r.hr >= 1 else "lowered"
+        return (f"Allowing for the other factors in the model, {term_label(r.term)} {change} the rate of "
+                f"re-referral by {abs(r.hr - 1):.0%} (hazard ratio {r.hr:.2f}, {ci}).")
+
     def ph_sentences(self) -> list[str]:
         return self.cox.ph_sentences() if self.cox is not None else [self.cox_note]
+
+    def chart_note(self) -> str | None:
+        """What the charts fold into "Other", said under them."""
+        if not self.folded:
+            return None
+        names = [group_label(self.group_by, g) for g in self.folded]
+        listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+        return (f"The chart shows the {len(self.km_chart.curves) - 1} largest groups; \"Other\" is {listed} "
+                f"together. The tables give every group.")
+
+    def dfe_note(self) -> str:
+        """Why some years of DfE's measure are not shown (left truncation at the start, part-years at the end)."""
+        d = self.dfe_measure
+        left_out = d.loc[~d["complete"], "year"].astype(int).tolist()
+        start = f" on {self.data_start.day} {self.data_start:%B %Y}" if self.data_start is not None else ""
+        text = (f"The extract's referrals start{start}. A referral counts as a re-referral only if the previous "
+                "referral is in the data, so in the first year of an extract the measure is too low: earlier "
+                "referrals happened but cannot be seen. Only years with a full 12 months of earlier data, and that "
+                "ended by the extract date, are shown.")
+        if left_out:
+            text += f" Left out: the year(s) to 31 March {', '.join(str(y) for y in left_out)}."
+        return text
 
     def caveats(self) -> list[str]:
         c = self.counts
         out = [
             "An episode runs from a case closing to the child's next referral. Referrals that overlap (one opening "
             "on or before the day another closes) count as one period of contact, not as a re-referral.",
-            "The curves treat children who turn 18, die or move to another council as no longer followed; the "
-            "cumulative incidence allows for them properly and is the better guide to the share re-referred.",
+            "The Kaplan-Meier curves treat children who turn 18, die or move to another council as no longer "
+            "followed; the cumulative incidence allows for them properly and is the better guide to the share "
+            "referred again.",
             "Children can have several episodes; intervals and tests allow for this by treating each child's "
             "episodes together (robust errors clustered by child).",
-            "These are associations, not effects of the service: children in different groups differ in other ways.",
+            "Only referrals in the extract can be seen. A child's earlier referrals before the extract starts are "
+            "missing, so 'earlier referrals' is undercounted for children closed early in the extract, and DfE's "
+            "measure is shown only for years with a full 12 months of earlier data.",
+            "These are associations, not effects of the service: children in different groups differ in other "
+            "ways, and a hazard ratio is about how soon children came back, not whether the service helped.",
+            f"Curves stop where fewer than {self.min_at_risk} children are still followed, and counts below the "
+            "disclosure threshold are hidden (\"c\"), so that no child can be recognised.",
         ]
         if c.get("referrals_after_extract"):
-            out.append(f"{c['referrals_after_extract']} referrals dated after the extract date were left out.")
+            out.append(f"{c['referrals_after_extract']:,} referrals dated after the extract date were left out.")
         return out
 
-    # tables and figures ------------------------------------------------------------------
+    # tables ------------------------------------------------------------------------------
     def survival_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
-        """Share not yet re-referred at each horizon by group, small counts suppressed."""
-        tab = self.km.table()
-        tab.loc[tab["at_risk"].fillna(0) < self.min_at_risk, ["survival", "ci_low", "ci_high", "rereferred"]] = np.nan
-        tab["group"] = [group_label(self.group_by, g) for g in tab["group"]]
-        return _suppress(tab, ["episodes", "at_risk"], threshold, rounding)
-
-    def dfe_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
-        """DfE's measure by reporting year beside the council's published figure."""
-        d = self.dfe_measure
-        tab = pd.DataFrame({
-            "Year to 31 March": d["year"].astype(int), "Referrals": d["referrals"], "Re-referrals": d["rereferrals"],
-            "Rate": [f"{v:.1%}" for v in d["rate"]],
-            "Published rate": [("" if pd.isna(v) else f"{v:.1%}") for v in d.get("published_rate", [np.nan] * len(d))],
-            "Full year in the extract": np.where(d["complete"], "yes", "no"),
-        })
-        out = _suppress(tab, ["Referrals", "Re-referrals"], threshold, rounding)
-        hidden = out["Referrals"].astype(str).eq("c") | out["Re-referrals"].astype(str).eq("c")
-        out.loc[hidden, "Rate"] = "c"
-        return out.set_index("Year to 31 March")
-
-    def rmst_sentences(self) -> list[str]:
-        """Restricted mean time out of contact, by group, in words."""
-        r = self.rmst
-        out = [f"In the first {r.horizon} days after a case closed, children stayed out of contact for "
-               f"{row.rmst:.0f} days on average in the group {group_label(self.group_by, row.group)} "
-               f"(95% interval {row.ci_low:.0f} to {row.ci_high:.0f})." for row in r.groups.itertuples()]
-        for row in r.differences.itertuples():
-            sign = "more" if row.difference > 0 else "fewer"
-            out.append(f"{group_label(self.group_by, row.group)}: {abs(row.difference):.0f} days {sign} than "
-                       f"{group_label(self.group_by, row.reference)} (95% interval {row.ci_low:.0f} to "
-                       f"{row.ci_high:.0f}; p {_p(row.p_value)}).")
-        return out
+        """Share not yet referred again at each horizon (95% interval) by group; "c" where too few to show."""
+        sizes = pd.DataFrame({"group": list(self.km.curves), "episodes": [self.km.sizes[g] for g in self.km.curves]})
+        shown = _suppress(sizes, ["episodes"], threshold, rounding)
+        rows = {}
+        h_max = max(self.horizons)
+        for g, n in zip(shown["group"], shown["episodes"]):
+            row = {"Episodes": f"{n:,}" if isinstance(n, (int, np.integer)) else n}
+            for h in self.horizons:
+                a = self.km.at(g, h)
+                ok = (a["at_risk"] or 0) >= self.min_at_risk and n != "c"
+                row[f"After {_when(h)}"] = _share(a["survival"], a["ci_low"], a["ci_high"]) if ok else "c"
+            a = self.km.at(g, h_max)
+            row[f"Still followed at {_when(h_max)}"] = (f"{a['at_risk']:,}" if (a["at_risk"] or 0) >= self.min_at_risk
+                                                       else f"fewer than {self.min_at_risk}")
+            rows[group_label(self.group_by, g)] = row
+        return _for_display(pd.DataFrame.from_dict(rows, orient="index"), self.what.capitalize())
 
     def cumulative_incidence_table(self) -> pd.DataFrame:
-        tab = self.cumulative_incidence.table() if self.cumulative_incidence else pd.DataFrame()
-        if len(tab):
-            tab["group"] = [group_label(self.group_by, g) for g in tab["group"]]
-            km = self.km.table()
-            few = (km["at_risk"].fillna(0) < self.min_at_risk).to_numpy()
-            tab.loc[few, ["rereferral", "ci_low", "ci_high", "competing"]] = np.nan
-        return tab
+        """Share referred again (95% interval), and share whose episode ended another way, by group."""
+        if self.cumulative_incidence is None:
+            return pd.DataFrame()
+        rows = {}
+        h_max = max(self.horizons)
+        for g in self.cumulative_incidence.curves:
+            few = lambda h: (self.km.at(g, h)["at_risk"] or 0) < self.min_at_risk  # noqa: E731
+            row = {}
+            for h in self.horizons:
+                a = self.cumulative_incidence.at(g, h)
+                row[f"Within {_when(h)}"] = "c" if few(h) else _share(a["rereferral"], a["ci_low"], a["ci_high"])
+            a = self.cumulative_incidence.at(g, h_max)
+            row[f"Turned 18, died or moved away {_within(h_max)}"] = "c" if few(h_max) else f"{a['competing']:.1%}"
+            rows[group_label(self.group_by, g)] = row
+        return _for_display(pd.DataFrame.from_dict(rows, orient="index"), self.what.capitalize())
+
+    def rmst_table(self) -> pd.DataFrame:
+        """Average days out of contact within the horizon, and the difference from the largest group."""
+        r = self.rmst
+        diffs = r.differences.set_index("group")
+        rows = {}
+        for g in r.groups.itertuples():
+            row = {f"Average days out of contact in the {_first(r.horizon)}": f"{g.rmst:.0f}",
+                   "95% interval": f"{g.ci_low:.0f} to {g.ci_high:.0f}"}
+            if g.group in diffs.index:
+                d = diffs.loc[g.group]
+                row["Difference in days"] = f"{d.difference:+.0f}"
+                row["95% interval of the difference"] = f"{d.ci_low:+.0f} to {d.ci_high:+.0f}"
+            else:
+                row["Difference in days"] = "comparison group"
+                row["95% interval of the difference"] = ""
+            rows[group_label(self.group_by, g.group)] = row
+        return _for_display(pd.DataFrame.from_dict(rows, orient="index"), self.what.capitalize())
+
+    def rmst_sentences(self) -> list[str]:
+        """Restricted mean time out of contact in words: the range across groups and the clearest difference."""
+        r = self.rmst
+        g = r.groups.set_index("group")
+        out = [f"In the {_first(r.horizon)} after a case closed, children stayed out of contact for between "
+               f"{g['rmst'].min():.0f} and {g['rmst'].max():.0f} days on average, depending on the group "
+               f"(the table gives each group with its 95% interval)."]
+        # the clearest difference (largest z), among groups with a few re-referrals (a group with none has a
+        # variance of zero, which says more about its size than about the children)
+        events = dict(zip(self.logrank.groups["group"].astype(str), self.logrank.groups["observed"]))
+        d = r.differences[(r.differences["p_value"] < 0.05)
+                          & (r.differences["group"].map(events).fillna(0) >= 5).to_numpy()]
+        if len(d):
+            top = d.iloc[int(np.argmax(np.abs(d["difference"].to_numpy() / d["se"].to_numpy())))]
+            days = abs(top.difference)
+            lo, hi = sorted((abs(top.ci_low), abs(top.ci_high)))
+            out.append(f"The clearest difference: {_who(self.group_by, top.group)} stayed out of contact "
+                       f"{days:.0f} day{'s' if round(days) != 1 else ''} {'longer' if top.difference > 0 else 'less'} "
+                       f"than {_who(self.group_by, top.reference)} (95% interval {lo:.0f} to {hi:.0f} days).")
+        else:
+            out.append("No group differed clearly from the largest group.")
+        return out
+
+    def cox_table(self) -> pd.DataFrame:
+        """Hazard ratios with 95% intervals in words, one row per factor level."""
+        if self.cox is None:
+            return pd.DataFrame()
+        rows = {}
+        for label, i in self.cox._rows():
+            if i is None:
+                rows[label] = {"Hazard ratio": "", "95% interval": "", "p-value": ""}
+                continue
+            r = self.cox.terms.iloc[i]
+            rows[("\u2003" if label.startswith(" ") else "") + label.strip()] = {
+                "Hazard ratio": f"{r.hr:.2f}", "95% interval": f"{r.ci_low:.2f} to {r.ci_high:.2f}",
+                "p-value": "< 0.001" if r.p_value < 0.001 else f"{r.p_value:.3f}"}
+        return _for_display(pd.DataFrame.from_dict(rows, orient="index"), "Factor")
+
+    def dfe_table(self, threshold: int = 5, rounding: int | None = None, complete_only: bool = True) -> pd.DataFrame:
+        """DfE's measure by reporting year beside the council's published figure (full years only by default)."""
+        d = self.dfe_measure
+        if complete_only:
+            d = d[d["complete"]]
+        tab = pd.DataFrame({
+            "Year to 31 March": d["year"].astype(int).to_numpy(), "Referrals": d["referrals"].to_numpy(),
+            "Re-referrals within 12 months": d["rereferrals"].to_numpy(),
+            "Rate": [f"{v:.1%}" for v in d["rate"]],
+            "Published rate": [("" if pd.isna(v) else f"{v:.1%}")
+                               for v in (d["published_rate"] if "published_rate" in d else [np.nan] * len(d))],
+        })
+        if not complete_only:
+            tab["Full year in the extract"] = np.where(d["complete"], "yes", "no")
+        if tab.empty:
+            return _for_display(tab.set_index("Year to 31 March"), "Year to 31 March")
+        out = _suppress(tab, ["Referrals", "Re-referrals within 12 months"], threshold, rounding)
+        hidden = out["Referrals"].astype(str).eq("c") | out["Re-referrals within 12 months"].astype(str).eq("c")
+        out.loc[hidden, "Rate"] = "c"
+        for col in ("Referrals", "Re-referrals within 12 months"):
+            out[col] = [f"{v:,}" if isinstance(v, (int, np.integer)) else v for v in out[col]]
+        return _for_display(out.set_index("Year to 31 March"), "Year to 31 March")
 
     @staticmethod
     def definitions() -> list[str]:
@@ -1154,11 +1477,14 @@ class ReReferralReport:
             "of a previous referral of the same child, as DfE publishes it.",
             "Competing events: the child's 18th birthday, death (closure reason RC2) or transfer to another council "
             "(RC5); after these a re-referral to this council cannot happen.",
-            "Kaplan-Meier curve: the share of children not yet referred again, by days since closure.",
+            "Kaplan-Meier curve: the share of children not yet referred again, by time since closure.",
             "Cumulative incidence: the share referred again by a given day, allowing for the competing events.",
-            "Restricted mean survival time: the average number of days out of contact within the first N days.",
+            "Restricted mean survival time: the average number of days out of contact within the first year (or "
+            "other period).",
             "Hazard ratio: how much faster (above 1) or slower (below 1) children in a group are referred again "
             "than the comparison group, other factors in the model held equal.",
+            "95% interval: the range of values the data are consistent with; a narrow interval means a precise "
+            "estimate.",
         ]
 
     def counts_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
@@ -1177,32 +1503,67 @@ class ReReferralReport:
         }
         rows = [{"what": words.get(k, k), "count": v} for k, v in self.counts.items()]
         rows.append({"what": "Episodes followed up", "count": self.episodes_at_risk})
-        return _suppress(pd.DataFrame(rows), ["count"], threshold, rounding)
+        out = _suppress(pd.DataFrame(rows), ["count"], threshold, rounding)
+        out["count"] = [f"{v:,}" if isinstance(v, (int, np.integer)) else v for v in out["count"]]
+        return _for_display(out.set_index("what").rename(columns={"count": "Count"}), "What happened")
 
+    # figures -----------------------------------------------------------------------------
     def figures(self) -> dict:
-        """Figures with their alt text."""
+        """Figures with their alt text (charts show the largest groups; "Other" is stated under them)."""
         h = max(self.horizons)
+        km = self.km_chart or self.km
+        cif = self.cif_chart or self.cumulative_incidence
+        heads = self.headlines()
+        groups = "; ".join(km.labels.get(g, g) for g in km.curves)
         figs = {
-            "km": (self.km.plot(min_at_risk=self.min_at_risk, max_days=3 * h),
-                   f"Kaplan-Meier curves by {GROUPINGS.get(self.group_by, self.group_by)}: the share of children not "
-                   f"yet referred again against days since closure, with 95% bands and numbers at risk; "
-                   f"{'; '.join(self.headlines()[:1])}"),
+            "km": (km.plot(min_at_risk=self.min_at_risk, max_days=3 * h, note=self.chart_note()),
+                   f"Kaplan-Meier curves by {self.what} ({groups}): the share of children not yet referred again "
+                   f"against time since closure, with 95% bands and the numbers still followed below. "
+                   f"{heads[1] if len(heads) > 1 else ''}".strip()),
         }
-        if self.cumulative_incidence is not None:
+        if cif is not None:
             figs["cumulative_incidence"] = (
-                self.cumulative_incidence.plot(min_at_risk=self.min_at_risk, max_days=3 * h),
-                f"Cumulative incidence of re-referral by {GROUPINGS.get(self.group_by, self.group_by)} up to and "
-                f"beyond {h} days, allowing for children who turn 18, die or move away.")
+                cif.plot(min_at_risk=self.min_at_risk, max_days=3 * h, note=self.chart_note()),
+                f"Cumulative incidence of re-referral by {self.what} ({groups}) up to three times {h} days, "
+                f"allowing for children who turn 18, die or move away. {heads[0] if heads else ''}".strip())
         if self.cox is not None:
             figs["forest"] = (self.cox.plot(), "Hazard ratios of re-referral with 95% intervals for each factor in "
-                              "the Cox model; a ratio above 1 means referred again sooner.")
+                              "the Cox model, against each factor's comparison group; a ratio above 1 means referred "
+                              f"again sooner. {self.cox_headline() or ''}".strip())
         return figs
+
+
+_ORDER = {
+    "age_band": [b[2] for b in AGE_BANDS] + ["18 or over", "Not known"],
+    "referral_nfa": ["Assessed", "No further action"],
+    "disability": ["No disability", "Disability"],
+}
+
+
+def _level_key(group_by: str | None, name) -> tuple:
+    """Natural order for ordered groupings (age bands), otherwise by name; "Other" last."""
+    order = _ORDER.get(group_by, [])
+    name = str(name)
+    if name == OTHER:
+        return (2, 0, name)
+    return (0, order.index(name), name) if name in order else (1, 0, name)
+
+
+def _reordered(result, group_by):
+    """A KM or cumulative-incidence result with its groups in natural order."""
+    if result is None:
+        return None
+    keys = sorted(result.curves, key=lambda g: _level_key(group_by, g))
+    result.curves = {g: result.curves[g] for g in keys}
+    if getattr(result, "competing", None):
+        result.competing = {g: result.competing[g] for g in keys}
+    return result
 
 
 def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_need",
                       horizons=DEFAULT_HORIZONS, covariates=None, competing_risks: bool = True,
                       min_group_size: int = 20, rmst_horizon: int | None = None,
-                      closure_year: int | None = None) -> ReReferralReport:
+                      closure_year: int | None = None, max_chart_groups: int = 6) -> ReReferralReport:
     """Build episodes and every estimate the re-referral notebook reports."""
     from insightlib.episodes import build_episodes, dfe_rereferral_measure
 
@@ -1216,13 +1577,29 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
         raise InputError("No closed case has any follow-up before the extract date, so there is nothing to analyse.")
     groups = fold_small_groups(ep[group_by], min_group_size).to_numpy()
     t, e = ep["duration_days"].to_numpy(), ep["event"].to_numpy()
-    km = kaplan_meier(t, e, groups, horizons, group_by=group_by)
-    km.labels = {g: group_label(group_by, g) for g in km.curves}
+    labels_of = lambda res: {g: group_label(group_by, g) for g in res.curves}  # noqa: E731
+    km = _reordered(kaplan_meier(t, e, groups, horizons, group_by=group_by), group_by)
+    km.labels = labels_of(km)
     lr = logrank_test(t, e, groups)
-    cif = cumulative_incidence(t, e, groups, horizons) if competing_risks else None
+    cif = _reordered(cumulative_incidence(t, e, groups, horizons), group_by) if competing_risks else None
     if cif is not None:
         cif.labels = dict(km.labels)
+    # charts: the largest groups, the rest folded into "Other" (said under the chart)
+    chart_groups = fold_to_largest(groups, max_chart_groups).to_numpy()
+    folded = sorted({str(g) for g in groups if g != OTHER} - {str(g) for g in chart_groups},
+                    key=lambda g: _level_key(group_by, g))
+    km_chart, cif_chart = km, cif
+    if folded:
+        km_chart = _reordered(kaplan_meier(t, e, chart_groups, horizons, group_by=group_by), group_by)
+        km_chart.labels = labels_of(km_chart)
+        if competing_risks:
+            cif_chart = _reordered(cumulative_incidence(t, e, chart_groups, horizons), group_by)
+            cif_chart.labels = dict(km_chart.labels)
+    if OTHER in groups and not folded:
+        folded = []
     rm = rmst(t, e, groups, horizon=rmst_horizon or max(horizons), clusters=ep["child_id"].to_numpy())
+    rm.groups = rm.groups.iloc[sorted(range(len(rm.groups)),
+                                      key=lambda i: _level_key(group_by, rm.groups["group"].iloc[i]))]
     covariates = list(covariates) if covariates else list(DEFAULT_COVARIATES)
     cox, note = None, ""
     try:
@@ -1246,8 +1623,10 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
             else:
                 rate = 1 - kaplan_meier(t[m], e[m], None, (h,)).at("All", h)["survival"]
     dfe = dfe_rereferral_measure(tables)
+    start = pd.to_datetime(tables["referrals"]["referral_date"]).min()
     return ReReferralReport(
         group_by=group_by, horizons=horizons, counts=counts.to_dict(), km=km, logrank=lr, cumulative_incidence=cif,
         rmst=rm, cox=cox, cox_note=note, dfe_measure=dfe, headline_year=year, headline_rate=rate,
         episodes_at_risk=len(ep), children=int(ep[["la_code", "child_id"]].drop_duplicates().shape[0]),
+        km_chart=km_chart, cif_chart=cif_chart, folded=folded, data_start=start, extract_date=extract,
     )

@@ -327,8 +327,15 @@ def test_report_sentences_tables_and_figures(report):
     assert any("England's rate was 22%" in h for h in heads)
     assert "came back fastest" in heads[1] and "N4 Family in acute stress" in heads[1]
     assert rep.ph_sentences() and rep.caveats()
+    assert "Allowing for the other factors in the model" in rep.cox_headline()
     tab = rep.survival_table(threshold=5)
-    assert "child_id" not in tab.columns and len(tab) == 9
+    assert "child_id" not in tab.columns and len(tab) == 3
+    # report tables carry their row labels as the index (no 0..N column), named in the corner
+    for t in (tab, rep.cumulative_incidence_table(), rep.rmst_table(), rep.cox_table(), rep.counts_table(),
+              rep.dfe_table()):
+        assert not isinstance(t.index, pd.RangeIndex) and t.columns.name
+    assert list(tab.index) == ["N1 Abuse or neglect", "N2 Child's disability", "N4 Family in acute stress"]
+    assert tab.loc["N1 Abuse or neglect", "After 1 year"].endswith(")") and "%" in tab.iloc[0, 1]
     figs = rep.figures()
     assert set(figs) == {"km", "cumulative_incidence", "forest"}
     for fig, alt in figs.values():
@@ -383,3 +390,115 @@ def test_notebook_runs_on_a_warehouse_and_writes_results(tmp_path):
     for child in tables["children"]["child_id"].head(50):  # no identifier reaches the output
         assert child not in text
     assert "England" in text and "image/png" in text
+
+
+def test_charts_fold_to_the_largest_groups_and_say_so():
+    labels = pd.Series(np.repeat([f"N{i}" for i in range(10)], [50, 400, 30, 300, 20, 200, 10, 100, 5, 60]))
+    folded = sv.fold_to_largest(labels, 6)
+    assert set(folded) == {"N1", "N3", "N5", "N7", "N9", "Other"}
+    assert (folded == "Other").sum() == 50 + 30 + 20 + 10 + 5
+    assert set(sv.fold_to_largest(labels[labels.isin(["N1", "N3"])], 6)) == {"N1", "N3"}
+    need_hr = {f"N{i}": v for i, v in enumerate([0.0, 0.3, -0.5, -0.1, 0.2, 0.25, 0.1, -0.6, 0.15, -0.8])}
+    tb = sv.simulate_tables(4000, seed=5, need_log_hr=need_hr)
+    rep = sv.rereferral_report(tb, group_by="primary_need", max_chart_groups=6)
+    assert len(rep.km.curves) == 10 and len(rep.km_chart.curves) == 6 and "Other" in rep.km_chart.curves
+    assert len(rep.folded) == 5 and all(g in rep.chart_note() for g in rep.folded)
+    fig, alt = rep.figures()["km"]
+    curves, table = fig.axes
+    assert len(curves.get_legend().get_texts()) == 6  # one colour each: the palette has six
+    assert len(table.get_yticklabels()) == 6
+    assert len(rep.survival_table()) == 10  # the table still gives every group
+    assert rep.to_dict()["charts"]["groups_folded_into_other"] == rep.folded
+    forest = rep.figures()["forest"][0].axes[0]
+    assert all("$" not in t.get_text() for t in forest.get_xticklabels())  # 0.5, 1, 2: not 10^0
+
+
+def test_dfe_measure_shown_only_for_years_with_a_full_look_back():
+    tb = sv.simulate_tables(3000, seed=4, start="2016-04-01", extract="2024-03-31")
+    rep = sv.rereferral_report(tb)
+    d = rep.dfe_measure.set_index("year")
+    assert not d.loc[2017, "complete"] and d.loc[2018:2024, "complete"].all()
+    # left truncation: referrals before the data start are unseen, so the first year's rate is too low
+    assert d.loc[2017, "rate"] < 0.8 * d.loc[2018:2024, "rate"].mean()
+    assert 2017 not in rep.dfe_table().index and 2018 in rep.dfe_table().index
+    assert 2017 in rep.dfe_table(complete_only=False).index
+    assert "31 March 2017" in rep.dfe_note() and "1 April 2016" in rep.dfe_note()
+    assert any("full 12 months" in c for c in rep.caveats())
+
+
+def test_ph_check_says_which_way_the_effect_changes():
+    rng = np.random.default_rng(11)
+    n = 4000
+    x = rng.integers(0, 2, n)
+    # hazard ratio 3 in the first 100 days, 1 afterwards: the effect fades
+    t1 = rng.exponential(100 / np.exp(np.log(3) * x))
+    t = np.where(t1 < 100, t1, 100 + rng.exponential(100, n))
+    res = sv.cox_ph(t, np.ones(n), pd.DataFrame({"x": x}))
+    assert res.ph.set_index("term").loc["x", "p_value"] < 0.001
+    words = " ".join(res.ph_sentences())
+    assert "higher soon after closure than later" in words and "changes over time" in words
+    res2 = sv.cox_ph(t, np.ones(n), pd.DataFrame({"x": 1 - x}))  # the same seen from the other side
+    assert "higher later than soon after closure" in " ".join(res2.ph_sentences())
+
+
+@pytest.mark.slow
+def test_cox_recovers_the_synthetic_generators_hazard_ratios(tmp_path):
+    """insight synth's truth.json hazard ratios, recovered by our Cox model with child-clustered intervals."""
+    from insightlib import contract, synth
+
+    out = synth.generate(3, 4000, 11, tmp_path)
+    truth = json.loads((out / "truth.json").read_text())
+    tables = {name: pd.read_csv(out / f"{name}.csv", dtype=str) for name in contract.TABLES}
+    for name, cols in {"councils": ["extract_date"], "children": ["date_of_birth"],
+                       "referrals": ["referral_date", "closure_date"]}.items():
+        for c in cols:
+            tables[name][c] = pd.to_datetime(tables[name][c])
+    tables["referrals"]["referral_nfa"] = tables["referrals"]["referral_nfa"].eq("true")
+    ep = at_risk(build_episodes(tables)).reset_index(drop=True)
+    hr = truth["hazard_ratios"]
+    X = pd.DataFrame(index=ep.index)
+    true = {}
+    for need, v in hr["primary_need"].items():
+        if need != "reference":
+            X[f"need_{need}"], true[f"need_{need}"] = (ep["primary_need"] == need).astype(float), v
+    band = synth.age_band(ep["age_at_closure"])
+    for i, b in enumerate(synth.AGE_BANDS[1:], 1):
+        X[f"age_{b}"], true[f"age_{b}"] = (band == i).astype(float), hr["age_band_at_closure"][b]
+    prev = synth.previous_referrals_band(ep["previous_referrals"].to_numpy())
+    for i, b in enumerate(synth.PREVIOUS_REFERRAL_BANDS[1:], 1):
+        X[f"prev_{b}"], true[f"prev_{b}"] = (prev == i).astype(float), hr["previous_referrals"][b]
+    X["nfa"], true["nfa"] = ep["referral_nfa"].astype(float), hr["referral_nfa"]
+    X["disability"], true["disability"] = (ep["disability"] != "NONE").astype(float), hr["disability"]
+    iv = tables["interventions"]
+    fgc = iv.loc[iv["intervention"] == truth["intervention"]["name"], "referral_id"]
+    X["fgc"], true["fgc"] = ep["referral_id"].isin(fgc).astype(float), truth["intervention"]["true_hazard_ratio"]
+    # councils differ in baseline (proportionally: Weibull scale) and some adopt a programme with a known,
+    # time-varying effect; council indicators and the programme's known log hazard ratio (coefficient 1) allow for both
+    for la in sorted(ep["la_code"].unique())[1:]:
+        X[f"la_{la}"] = (ep["la_code"] == la).astype(float)
+    X["programme"] = _programme_log_hr(ep, truth)
+    res = sv.cox_ph(ep["duration_days"], ep["event"], X, clusters=ep["la_code"] + ":" + ep["child_id"])
+    t = res.terms.set_index("term")
+    inside = {k: bool(t.loc[k, "ci_low"] <= v <= t.loc[k, "ci_high"]) for k, v in true.items()}
+    z = {k: (t.loc[k, "coef"] - np.log(v)) / t.loc[k, "robust_se"] for k, v in true.items()}
+    assert sum(inside.values()) >= len(true) - 2, z  # 95% intervals: about 1 in 20 may miss
+    assert max(abs(v) for v in z.values()) < 3.3, z
+    assert abs(t.loc["programme", "coef"] - 1) < 3.3 * t.loc["programme", "robust_se"]
+
+
+def _programme_log_hr(ep: pd.DataFrame, truth: dict) -> np.ndarray:
+    """The programme's true log hazard ratio for each episode (at its closure quarter), from truth.json."""
+    prog = truth["programme"]
+    by_q = {int(k): np.log(v) for k, v in prog["hazard_ratio_by_quarters_since_adoption"].items()}
+    last = max(by_q)
+    out = np.zeros(len(ep))
+    closure = pd.to_datetime(ep["closure_date"])
+    quarter = closure.dt.year * 4 + (closure.dt.month - 1) // 3
+    for la, start in prog["adoption"].items():
+        if start is None:
+            continue
+        s = pd.Timestamp(start)
+        since = (quarter - (s.year * 4 + (s.month - 1) // 3)).to_numpy()
+        m = (ep["la_code"] == la).to_numpy() & (since >= 0)
+        out[m] = [by_q[min(int(q), last)] for q in since[m]]
+    return out
