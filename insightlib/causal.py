@@ -101,15 +101,25 @@ def parse_graph(text: str) -> nx.DiGraph:
         raise ValueError("the graph is empty; write it in DOT (digraph { a -> b }) or GML (graph [ ... ])")
     s = text.strip()
     if re.match(r"^(strict\s+)?digraph\b", s, flags=re.I):
-        import pydot
+        import contextlib
+        import io
 
+        said = io.StringIO()  # pydot prints its parse errors; keep them out of the report, put them in the message
         try:
-            parsed = pydot.graph_from_dot_data(s)
+            with warnings.catch_warnings(), contextlib.redirect_stdout(said):  # and its parser warns about pyparsing names
+                warnings.simplefilter("ignore")
+                import pydot
+
+                parsed = pydot.graph_from_dot_data(s)
         except Exception as exc:  # pydot raises its own parse errors
             raise ValueError(f"the DOT text could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
         if not parsed:
-            raise ValueError("the DOT text could not be read (check braces, quotes and '->' arrows)")
-        g = nx.DiGraph(nx.nx_pydot.from_pydot(parsed[0]))
+            where = [ln.strip() for ln in said.getvalue().splitlines() if "line:" in ln]
+            detail = f": {where[-1]}" if where else ""
+            raise ValueError(f"the DOT text could not be read{detail} (check braces, quotes, semicolons and '->' arrows)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            g = nx.DiGraph(nx.nx_pydot.from_pydot(parsed[0]))
         g = nx.relabel_nodes(g, {n: str(n).strip().strip('"') for n in g.nodes})
         for bad in ("node", "edge", "graph", "\\n"):
             if bad in g and g.degree(bad) == 0:
@@ -242,8 +252,33 @@ def check_parameters(params: dict) -> dict:
 
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
-        raise EvaluationFileError(f"intervention_effect parameters have {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}")
+        raise EvaluationFileError(
+            f"The evaluation file's parameters for the intervention_effect notebook have {len(problems)} "
+            f"problem{'s' if len(problems) > 1 else ''}:\n{listing}"
+        )
     return out
+
+
+#: Notebook variables that are not analysis parameters: set by `insight run` for every
+#: notebook, or only about the report.
+REPORT_PARAMETERS = ("data", "la_code", "output_dir", "disclosure_threshold", "rounding", "title")
+_IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
+
+
+def notebook_parameters(namespace: dict) -> dict:
+    """The analysis parameters among a notebook's variables, checked (check_parameters).
+
+    Call it with ``globals()`` straight after the parameters cell: papermill injects every
+    parameter of the evaluation file as a variable, so one misspelt there (``horizon_day``)
+    arrives as an extra variable and is reported instead of being silently ignored."""
+    import types
+
+    params = {
+        k: v for k, v in namespace.items()
+        if not k.startswith("_") and k not in REPORT_PARAMETERS and k not in _IPYTHON_NAMES
+        and not isinstance(v, types.ModuleType) and not callable(v)
+    }
+    return check_parameters(params)
 
 
 # --------------------------------------------------------------------------------------
@@ -886,9 +921,19 @@ def _dowhy_frame(frame: pd.DataFrame, covariates, outcome_col="outcome_binary") 
     return d
 
 
+def _causal_model_class():
+    """dowhy.CausalModel, imported quietly: importing DoWhy warns about tqdm's notebook widgets
+    and pyparsing names, which would otherwise appear in every report."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from dowhy import CausalModel
+    logging.getLogger("dowhy").setLevel(logging.ERROR)
+    return CausalModel
+
+
 def identify(graph: nx.DiGraph, frame: pd.DataFrame, covariates):
     """DoWhy's causal model and the back-door adjustment set implied by the graph."""
-    from dowhy import CausalModel
+    CausalModel = _causal_model_class()
 
     data = _dowhy_frame(frame.dropna(subset=["outcome_binary"]) if frame["outcome_binary"].notna().any() else frame, covariates)
     with warnings.catch_warnings():
@@ -933,7 +978,7 @@ def refute(graph, frame: pd.DataFrame, covariates, estimand_type: str, *, simula
     weighting estimator, kept quick: few simulations, on a random subsample if large."""
     if simulations <= 0:
         return {}
-    from dowhy import CausalModel
+    CausalModel = _causal_model_class()
 
     d = frame.dropna(subset=["outcome_binary"])
     if len(d) > sample:
@@ -1081,34 +1126,162 @@ class InterventionEffect:
         res = disclosure.suppress_table(df, list(df.columns), threshold, rounding)
         return res.table()
 
+    # ---- words shared by the tables and sentences -------------------------------------
+    def _threshold(self) -> int:
+        return int(self.parameters.get("disclosure_threshold", 5))
+
+    def _level(self) -> str:
+        return f"{self.parameters.get('confidence_level', 0.95):.0%}"
+
+    def _n(self, n: int) -> str:
+        """A count safe to print: small ones become 'fewer than <threshold>' (none stays 'none')."""
+        n = int(n)
+        thr = self._threshold()
+        return "none" if n == 0 else f"fewer than {thr}" if n < thr else f"{n:,}"
+
+    def _who(self) -> str:
+        return "every child in the analysis" if self.parameters.get("estimand") == "ATE" else "the children who received it"
+
+    def population_words(self) -> str:
+        """Which episodes the estimates describe (trimming changes the population)."""
+        trimmed = self.overlap.get("trimmed_total", 0)
+        total = self.counts["episodes"]
+        if not trimmed:
+            return f"all {total:,} closed cases at risk of re-referral"
+        share = trimmed / total
+        return (f"the {self.counts['analysed']:,} closed cases where children who did and did not receive it were "
+                f"comparable ({share:.0%} of {total:,} were set aside for poor overlap)")
+
+    def adjustment_words(self) -> str:
+        names = [COVARIATES[c][1] for c in self.adjustment_set]
+        return "; ".join(names) if names else "nothing (the graph shows no confounding path)"
+
+    def headline(self) -> str:
+        """One sentence a director can quote: direction, size, interval, in points."""
+        p = self.parameters
+        rd = self.effect["risk_difference"]
+        h = p["horizon_days"]
+        when = "a year" if h == 365 else f"{h} days"
+        size = abs(rd.estimate) * 100
+        if rd.ci_high < 0:
+            verdict = f"re-referral within {when} of a case closing was {size:.1f} percentage points lower"
+        elif rd.ci_low > 0:
+            verdict = f"re-referral within {when} of a case closing was {size:.1f} percentage points higher"
+        else:
+            verdict = f"there is no clear difference in re-referral within {when} of a case closing"
+        return (f"Allowing for which children received {p['intervention']}, {verdict} "
+                f"({_points_range(rd.ci_low, rd.ci_high)}; {self._level()} interval).")
+
+    # ---- tables (aggregates only; counts pass through insightlib.disclosure) -------------
+    def report_table(self) -> pd.DataFrame:
+        """The naive comparison beside every adjusted estimate, formatted for the report."""
+        labels = {"ipw": "Inverse probability weighting", "matching": "Propensity-score matching (1:1)",
+                  "regression": "Regression adjustment", "aipw": "Doubly robust (AIPW)"}
+        h = self.parameters["horizon_days"]
+        rows = {}
+
+        def pts(e: Estimate) -> tuple[str, str]:
+            return f"{100 * e.estimate:+.1f} points", f"{100 * e.ci_low:+.1f} to {100 * e.ci_high:+.1f}"
+
+        n = self.naive["risk_difference"]
+        rows[f"Simple comparison (no adjustment): re-referred within {h} days"] = (*pts(n), n.method)
+        for k, v in self.methods.items():
+            rows[f"{labels.get(k, k)}: re-referred within {h} days"] = (*pts(v), v.method)
+        rd, rm, hr = self.effect["risk_difference"], self.effect["rmst_difference"], self.effect["hazard_ratio"]
+        rows[f"Weighted Kaplan-Meier: re-referred by day {h} (headline)"] = (*pts(rd), rd.method)
+        rows[f"Weighted Kaplan-Meier: days free of re-referral in the first {h} (RMST)"] = (
+            f"{rm.estimate:+.1f} days", f"{rm.ci_low:+.1f} to {rm.ci_high:+.1f}", rm.method)
+        rows["Weighted Cox: hazard ratio (below 1: re-referral slower)"] = (
+            f"{hr.estimate:.2f}", f"{hr.ci_low:.2f} to {hr.ci_high:.2f}", hr.method)
+        out = pd.DataFrame.from_dict(rows, orient="index", columns=["Estimate", f"{self._level()} interval", "How the interval was made"])
+        out.index.name = None
+        out.columns.name = "Comparison"
+        return out
+
+    def balance_view(self) -> pd.DataFrame:
+        """The love plot as a table: standardised differences before and after weighting."""
+        b = self.balance.sort_values("smd_before", key=np.abs, ascending=False)
+        out = pd.DataFrame({
+            "Before weighting": b["smd_before"].map(lambda v: f"{v:+.3f}").to_numpy(),
+            "After weighting": b["smd_after"].map(lambda v: f"{v:+.3f}").to_numpy(),
+            "Balanced (under 0.1)": np.where(b["smd_after"].abs() < 0.1, "yes", "no"),
+        }, index=[_term_label(c) for c in b["covariate"]])
+        out.columns.name = "Characteristic"
+        return out
+
     def curve_table(self, days=(91, 182, 365)) -> pd.DataFrame:
         """Adjusted share re-referred by day, with intervals (no counts; cut below 10 at risk)."""
         s = self.survival
-        rows = []
+        rows = {}
         for d in days:
             i = int(np.searchsorted(s["day"].to_numpy(), d, side="right") - 1)
-            row = {"day": d}
-            for arm, label in (("treated", "with"), ("control", "without")):
+            row = {}
+            for arm, label in (("treated", "With the intervention"), ("control", "Without")):
                 ok = bool(s[f"{arm}_shown"].iloc[i])
-                row[f"re-referred {label} (%)"] = 100 * (1 - s[f"{arm}_survival"].iloc[i]) if ok else float("nan")
-                row[f"{label}: 95% interval"] = (
-                    f"{100 * (1 - s[f'{arm}_ci_high'].iloc[i]):.1f} to {100 * (1 - s[f'{arm}_ci_low'].iloc[i]):.1f}" if ok else "too few to show"
+                row[label] = (
+                    f"{100 * (1 - s[f'{arm}_survival'].iloc[i]):.1f}% "
+                    f"({100 * (1 - s[f'{arm}_ci_high'].iloc[i]):.1f} to {100 * (1 - s[f'{arm}_ci_low'].iloc[i]):.1f})"
+                    if ok else "too few to show"
                 )
-            rows.append(row)
-        return pd.DataFrame(rows)
+            rows[f"By day {d}"] = row
+        out = pd.DataFrame.from_dict(rows, orient="index")
+        out.columns.name = f"Share re-referred ({self._level()} interval)"
+        return out
 
     def refutation_table(self) -> pd.DataFrame:
         labels = {
             "placebo_treatment": "Replace the intervention by a random one (should give about no effect)",
-            "random_common_cause": "Add a random extra covariate (should change little)",
+            "random_common_cause": "Add a made-up random characteristic (should change little)",
             "data_subset": "Re-estimate on random 80% subsets (should change little)",
         }
-        rows = []
+        rows = {}
         for k, r in self.refutations.items():
-            rows.append({"check": labels.get(k, k), "estimate (points)": 100 * r.get("estimated_effect", float("nan")),
-                         "after the check (points)": 100 * r.get("new_effect", float("nan")),
-                         "passed": {True: "yes", False: "no", None: "could not run"}[r.get("passed")]})
-        return pd.DataFrame(rows)
+            if "error" in r:
+                rows[labels.get(k, k)] = ("", "", "could not run")
+                continue
+            rows[labels.get(k, k)] = (f"{100 * r['estimated_effect']:+.1f} points", f"{100 * r['new_effect']:+.1f} points",
+                                      {True: "yes", False: "no", None: "could not run"}[r.get("passed")])
+        out = pd.DataFrame.from_dict(rows, orient="index", columns=["Estimate", "After the change", "Passed"])
+        out.columns.name = "Check"
+        return out
+
+    def refutation_words(self) -> str:
+        ok = [r for r in self.refutations.values() if "error" not in r]
+        if not self.refutations:
+            return "DoWhy's refuters were not run (refutation_simulations is 0)."
+        rows = ok[0]["rows"] if ok else 0
+        sims = ok[0]["simulations"] if ok else 0
+        passed = sum(1 for r in self.refutations.values() if r.get("passed"))
+        return (f"Each check re-ran DoWhy's own weighting estimate of re-referral within "
+                f"{self.parameters['horizon_days']} days on a random sample of {rows:,} closed cases, "
+                f"{sims} times, so its starting estimate differs a little from the headline. "
+                f"{passed} of {len(self.refutations)} checks passed.")
+
+    def evalue_words(self) -> str:
+        """What strength of unmeasured confounding would overturn the finding, in words."""
+        ev = self.e_value.get("risk_ratio", {})
+        hr = self.e_value.get("hazard_ratio", {})
+        if not ev:
+            return ""
+        rr = ev["risk_ratio"]
+        conversion = ("converted to a risk ratio with VanderWeele's square-root rule, as re-referral is common"
+                      if self.e_value.get("outcome_common") else "taken as a risk ratio, as re-referral is rare here")
+        crosses = ev.get("ci") == 1.0
+        lines = [
+            f"The adjusted risk ratio is {rr:.2f} (re-referral with the intervention as a share of "
+            f"re-referral without it). Its E-value is **{ev['estimate']:.2f}**: an unmeasured factor would have to make "
+            f"children about {ev['estimate']:.2f} times as likely to receive the intervention, and (separately) about "
+            f"{ev['estimate']:.2f} times as likely to be re-referred, over and above the characteristics allowed for, to "
+            f"explain the whole effect away. Weaker confounding could not.",
+            ("The interval already includes no effect, so no unmeasured confounding is needed to make the result "
+             "inconclusive." if crosses else
+             f"To shift the interval so that it includes no effect would take such a factor of strength "
+             f"**{ev['ci']:.2f}** with both."),
+        ]
+        if hr:
+            lines.append(f"For the hazard ratio ({self.effect['hazard_ratio'].estimate:.2f}, {conversion}) the E-value is "
+                         f"{hr['estimate']:.2f}, and {hr['ci']:.2f} for its interval.")
+        return " ".join(lines)
 
     def alt_text(self, figure: str) -> str:
         rd = self.effect["risk_difference"]
@@ -1118,11 +1291,14 @@ class InterventionEffect:
                     f"{b['max_abs_smd_before']:.2f} before weighting and {b['max_abs_smd_after']:.2f} after.")
         if figure == "overlap":
             q = self.overlap["propensity_quantiles"]
+            lo, hi = self.overlap.get("trim_low", 0.0), self.overlap.get("trim_high", 1.0)
+            kept = (f" Episodes outside {lo:.2f} to {hi:.2f} ({self._n(self.overlap.get('trimmed_total', 0))}) were set aside."
+                    if lo > 0 or hi < 1 else " None were set aside.")
             return (f"Histograms of the estimated chance of receiving the intervention: median {q['treated'][50]:.2f} "
-                    f"among those who received it and {q['control'][50]:.2f} among those who did not.")
+                    f"among those who received it and {q['control'][50]:.2f} among those who did not.{kept}")
         return (f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}: "
                 f"{100 * self.risks['treated']:.1f}% with the intervention and {100 * self.risks['control']:.1f}% without "
-                f"(difference {100 * rd.estimate:.1f} points, 95% interval {100 * rd.ci_low:.1f} to {100 * rd.ci_high:.1f}).")
+                f"(difference {100 * rd.estimate:.1f} points, {self._level()} interval {100 * rd.ci_low:.1f} to {100 * rd.ci_high:.1f}).")
 
     # ---- charts --------------------------------------------------------------------
     def love_plot(self):
@@ -1130,25 +1306,29 @@ class InterventionEffect:
 
         b = self.balance.sort_values("smd_before", key=np.abs)
         after_max = b["smd_after"].abs().max() if len(b) else 0
-        fig, ax = new_figure(
-            f"After weighting, the largest standardised difference is {after_max:.2f}",
-            height=max(3.0, 0.22 * len(b) + 1.5),
-        )
+        title = (f"After weighting, every characteristic is balanced (largest difference {after_max:.2f})" if after_max < 0.1
+                 else f"After weighting, the largest standardised difference is still {after_max:.2f}")
+        fig, ax = new_figure(title, height=max(3.0, 0.22 * len(b) + 1.5))
         yy = np.arange(len(b))
         ax.scatter(b["smd_before"].abs(), yy, color=ORANGE, label="Before weighting", zorder=3)
         ax.scatter(b["smd_after"].abs(), yy, color=DARK_BLUE, label="After weighting", zorder=3)
         ax.axvline(0.1, color=REFERENCE_GREY, linestyle="--", label="0.1 (a common threshold)")
-        ax.set_yticks(yy, b["covariate"], fontsize=8)
+        ax.set_yticks(yy, [_term_label(c) for c in b["covariate"]], fontsize=8)
         ax.set_xlabel("Absolute standardised mean difference")
         ax.legend(loc="lower right", fontsize=8)
         return fig
 
     def overlap_plot(self):
+        """Propensity scores of every episode at risk (before trimming), by group; the set-aside
+        ranges shaded. Bins with fewer episodes than the disclosure threshold are blanked."""
         from insightlib.charts import DARK_BLUE, ORANGE, new_figure
 
-        fig, ax = new_figure("How alike were the children who did and did not receive it?")
+        trimmed, total = self.overlap.get("trimmed_total", 0), self.counts["episodes"]
+        title = (f"{trimmed / total:.0%} of closed cases were set aside for poor overlap between the groups"
+                 if trimmed else "Children who did and did not receive it overlapped across the range")
+        fig, ax = new_figure(title)
         bins = np.linspace(0, 1, 21)
-        thr = self.parameters.get("disclosure_threshold", 5)
+        thr = self._threshold()
         for arm, colour, label in (("treated", ORANGE, "Received the intervention"), ("control", DARK_BLUE, "Did not")):
             ps = self._ps.get(arm, np.array([]))
             counts, _ = np.histogram(ps, bins=bins)
@@ -1157,10 +1337,12 @@ class InterventionEffect:
             ax.stairs(share, bins, color=colour, label=label, linewidth=2)
         lo, hi = self.overlap.get("trim_low", 0.0), self.overlap.get("trim_high", 1.0)
         if lo > 0:
-            ax.axvspan(0, lo, color="#E5E5E5")
-            ax.axvspan(hi, 1, color="#E5E5E5")
+            ax.axvspan(0, lo, color="#E5E5E5", label="Set aside", zorder=0)
+        if hi < 1:
+            ax.axvspan(hi, 1, color="#E5E5E5", label=None if lo > 0 else "Set aside", zorder=0)
         ax.set_xlabel("Propensity score (estimated chance of receiving the intervention)")
         ax.set_ylabel("Share of group")
+        ax.yaxis.set_major_formatter(_percent_formatter())
         ax.legend(fontsize=8)
         return fig
 
@@ -1168,9 +1350,13 @@ class InterventionEffect:
         from insightlib.charts import DARK_BLUE, ORANGE, new_figure
 
         s = self.survival
-        rd = self.effect["risk_difference"].estimate
-        word = "lower" if rd < 0 else "higher"
-        fig, ax = new_figure(f"Adjusted for who received it, re-referral was {abs(rd) * 100:.0f} points {word} by day {self.parameters['horizon_days']}")
+        rd = self.effect["risk_difference"]
+        if rd.ci_high < 0 or rd.ci_low > 0:
+            word = "lower" if rd.estimate < 0 else "higher"
+            title = f"Adjusted for who received it, re-referral was {abs(rd.estimate) * 100:.0f} points {word} by day {self.parameters['horizon_days']}"
+        else:
+            title = f"Adjusted for who received it, no clear difference in re-referral by day {self.parameters['horizon_days']}"
+        fig, ax = new_figure(title)
         for arm, colour, label in (("treated", ORANGE, "With the intervention"), ("control", DARK_BLUE, "Without")):
             ok = s[f"{arm}_shown"]
             ax.step(s["day"][ok], 1 - s[f"{arm}_survival"][ok], where="post", color=colour, label=label)
@@ -1178,6 +1364,7 @@ class InterventionEffect:
         ax.set_xlabel("Days since the case closed")
         ax.set_ylabel("Share re-referred (weighted)")
         ax.set_ylim(0, None)
+        ax.yaxis.set_major_formatter(_percent_formatter())
         ax.legend(fontsize=8)
         return fig
 
@@ -1186,26 +1373,54 @@ class InterventionEffect:
         """The finding, its uncertainty and what would overturn it, in plain English (markdown)."""
         p = self.parameters
         rd, nv = self.effect["risk_difference"], self.naive["risk_difference"]
-        who = "every child in this group" if p["estimand"] == "ATE" else "the children who received it"
-        direction = "fewer" if rd.estimate < 0 else "more"
-        sure = "The interval excludes no difference" if (rd.ci_low > 0 or rd.ci_high < 0) else "The interval includes no difference, so the data are consistent with no effect"
-        ev = self.e_value.get("risk_ratio", {})
+        h = p["horizon_days"]
+        if p["estimand"] == "ATE":
+            meaning = (f"This compares re-referral had {self._who()} received {p['intervention']} with re-referral had none of "
+                       f"them, among {self.population_words()}.")
+        else:
+            meaning = (f"This compares the children who received {p['intervention']} with what would have happened to the same "
+                       f"children without it, among {self.population_words()}.")
+        if rd.ci_high < 0 or rd.ci_low > 0:
+            sure = "The interval does not include zero, so chance alone is an unlikely explanation."
+        else:
+            sure = "The interval includes zero: the data are consistent with no effect."
+        aipw = self.methods.get("aipw")
         lines = [
-            f"**Finding.** Had {who} received {p['intervention']}, about {abs(rd.estimate) * 100:.1f} "
-            f"{'percentage points'} {direction} would have been re-referred within {p['horizon_days']} days "
-            f"(95% interval {rd.ci_low * 100:.1f} to {rd.ci_high * 100:.1f} points). {sure}.",
-            f"**Naive comparison.** Simply comparing the two groups gives {nv.estimate * 100:.1f} points "
-            f"({nv.ci_low * 100:.1f} to {nv.ci_high * 100:.1f}); the difference from the adjusted figure is the part explained by who was chosen for the intervention.",
+            f"**Finding.** {self.headline()} {meaning} {sure}",
+            f"**Simple comparison.** Comparing the two groups as they are gives {100 * nv.estimate:+.1f} points "
+            f"({_points_range(nv.ci_low, nv.ci_high)}) among closed cases followed for the whole {h} days"
+            + (f", against {100 * aipw.estimate:+.1f} points once the groups are made alike (doubly robust estimate on the "
+               f"same cases)" if aipw is not None else "")
+            + ". The gap is the part explained by which children were chosen for the intervention.",
         ]
-        if ev:
-            lines.append(
-                f"**What would overturn it.** An unmeasured factor associated with both receiving the intervention and "
-                f"re-referral by a risk ratio of {ev.get('estimate', float('nan')):.2f} each (over and above the covariates) could explain the "
-                f"estimate away; one of {ev.get('ci', float('nan')):.2f} could move the interval to include no effect. "
-                f"Weaker confounding could not."
-            )
+        if self.e_value.get("risk_ratio"):
+            lines.append(f"**What would overturn it.** {self.evalue_words()}")
         return "\n\n".join(lines)
 
+
+def _points_range(lo: float, hi: float) -> str:
+    """An interval of differences in words: 'between 3.9 and 12.6 points fewer'."""
+    a, b = 100 * lo, 100 * hi
+    if b < 0:
+        return f"between {abs(b):.1f} and {abs(a):.1f} points fewer"
+    if a > 0:
+        return f"between {a:.1f} and {b:.1f} points more"
+    return f"from {abs(a):.1f} points fewer to {b:.1f} points more"
+
+
+def _term_label(term: str) -> str:
+    """'previous_referrals_group=3+' -> 'Previous referrals: 3+' (design-matrix names in words)."""
+    name, _, level = str(term).partition("=")
+    words = name.replace("_group", "").replace("_", " ").strip()
+    words = {"referral nfa": "Referral closed with no further action", "disabled": "Has a disability"}.get(words, words)
+    words = words[:1].upper() + words[1:]
+    return f"{words}: {level}" if level else words
+
+
+def _percent_formatter():
+    from matplotlib.ticker import PercentFormatter
+
+    return PercentFormatter(xmax=1, decimals=None)
 
 ASSUMPTIONS = (
     "**No unmeasured confounding.** Everything that influenced both who received the intervention and "
@@ -1234,7 +1449,30 @@ def evaluate_intervention(
     **options,
 ) -> InterventionEffect:
     """The whole analysis for one council: checks, frame, DoWhy identification, estimates,
-    diagnostics, refuters. Pass ``frame`` (from analysis_frame) to skip building it."""
+    diagnostics, refuters. Pass ``frame`` (from analysis_frame) to skip building it.
+
+    Linear algebra runs single-threaded: the matrices are small (episodes x a few dozen
+    columns) and a threaded BLAS on a busy shared machine spends its time waiting for
+    cores (the bootstrap ran 20 times slower with OpenBLAS's default threads)."""
+    with _single_threaded_blas():
+        return _evaluate(tables, intervention=intervention, horizon_days=horizon_days, covariates=covariates,
+                         graph=graph, estimand=estimand, frame=frame, episodes=episodes,
+                         disclosure_threshold=disclosure_threshold, **options)
+
+
+def _single_threaded_blas():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn (a DoWhy dependency) brings it; without it, run as configured
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _evaluate(
+    tables, *, intervention, horizon_days, covariates, graph, estimand, frame, episodes, disclosure_threshold, **options
+) -> InterventionEffect:
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
     params = check_parameters({"intervention": intervention, "horizon_days": horizon_days, "covariates": covariates,
@@ -1267,7 +1505,7 @@ def evaluate_intervention(
     t0 = time.perf_counter()
     design = design_matrix(frame, adjust) if adjust else None
     X = design.X if design else np.ones((n_all, 1))
-    t = frame["treatment"].to_numpy().astype(float)
+    t = t_all = frame["treatment"].to_numpy().astype(float)
     _, e_all, _ = fit_logistic(propensity_design(X, t), t)
     trim = params["trim"]
     if trim == "crump":
@@ -1280,9 +1518,13 @@ def evaluate_intervention(
     keep = (e_all >= lo) & (e_all <= hi) if (lo > 0 or hi < 1) else np.ones(n_all, bool)
     trimmed = {"treated": int(((~keep) & (t == 1)).sum()), "control": int(((~keep) & (t == 0)).sum())}
     if (~keep).any():
+        thr = int(disclosure_threshold)
+        safe = lambda n: "none" if n == 0 else f"fewer than {thr}" if n < thr else f"{n:,}"  # noqa: E731
         notes.append(
-            f"{int((~keep).sum())} episodes with a propensity outside [{lo:.3f}, {hi:.3f}] were set aside "
-            f"({trimmed['treated']} treated, {trimmed['control']} not); the estimates describe the children with overlap."
+            f"{safe(int((~keep).sum()))} episodes with an estimated chance of receiving the intervention outside "
+            f"{lo:.3f} to {hi:.3f} were set aside ({safe(trimmed['treated'])} who received it, {safe(trimmed['control'])} "
+            f"who did not; rule: {'Crump et al. 2009' if trim == 'crump' else 'fixed limits'}); the estimates describe the "
+            f"children with overlap."
         )
     overlap = {
         "rule": trim if isinstance(trim, str) else "fixed", "trim_low": float(lo), "trim_high": float(hi),
@@ -1461,7 +1703,7 @@ def evaluate_intervention(
         parameters=params, counts=counts, adjustment_set=adjust, not_adjusted=not_adjusted, methods=methods,
         effect=effect, naive=naive, risks=risks, balance=balance, ess=ess, overlap=overlap, survival=surv,
         e_value=e_value, refutations=refutations, dowhy=dw, notes=notes, seconds=seconds,
-        _ps={"treated": e[t == 1].copy(), "control": e[t == 0].copy()},
+        _ps={"treated": e_all[t_all == 1].copy(), "control": e_all[t_all == 0].copy()},
     )
 
 

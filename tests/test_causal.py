@@ -55,6 +55,12 @@ def test_check_parameters_accepts_gml():
         ({"graph": "digraph { a -> -> }"}, "could not be read"),
         ({"graph": "intervention causes rereferral"}, "neither DOT"),
         ({"graph": "graph { intervention -- rereferral }"}, "undirected"),
+        ({"graph": "digraph { had_cp_plan -> intervention; intervention -> rereferral"}, "line:1"),
+        ({"graph": 'graph [ directed 1 node [ id 0 label "intervention" ] edge [ source 0 target 7 ] ]'}, "GML text could not be read"),
+        ({"graph": 'graph [ node [ id 0 label "intervention" ] ]'}, "GML graph is undirected"),
+        ({"graph": ""}, "the graph is empty"),
+        ({"graph": None}, "'graph' is required"),
+        ({"covariates": []}, "'covariates' must be a list"),
         ({"estimand": "ATC"}, "'estimand' must be ATE"),
         ({"horizon_days": 0}, "'horizon_days' must be positive"),
         ({"horizon_days": -30}, "'horizon_days' must be positive"),
@@ -81,6 +87,24 @@ def test_check_parameters_reports_every_problem_at_once():
     msg = str(err.value)
     for words in ("'estimand' must be", "'horizon_days' must be positive", "unknown covariate 'nope'"):
         assert words in msg
+
+
+def test_unreadable_dot_is_reported_not_printed(capsys):
+    # pydot prints its parse errors: they must end up in the message, never in a report's output
+    with pytest.raises(ValueError, match="col:13"):
+        C.parse_graph("digraph { a -> -> }")
+    assert capsys.readouterr().out == ""
+
+
+def test_notebook_parameters_catch_a_misspelt_parameter():
+    import types
+
+    namespace = {**GOOD, "data": "w.duckdb", "la_code": "201", "output_dir": ".", "disclosure_threshold": 5,
+                 "rounding": None, "title": "t", "np": np, "display": print, "In": [], "_": 1,
+                 "Markdown": type("Markdown", (), {}), "causal": types.ModuleType("causal")}
+    assert C.notebook_parameters(namespace)["intervention"] == GOOD["intervention"]
+    with pytest.raises(EvaluationFileError, match="unknown parameter 'horizon_day'.*Did you mean 'horizon_days'"):
+        C.notebook_parameters({**namespace, "horizon_day": 180})
 
 
 def test_dot_with_quoted_names_and_attributes():
@@ -159,6 +183,9 @@ def test_evalues_match_published_examples():
     assert ev["estimate"] == pytest.approx(1.809, abs=0.001)
     assert ev["ci"] == pytest.approx(1.429, abs=0.001)
     assert C.evalue(1.2, 0.9, 1.6)["ci"] == 1.0
+    # their smoking and lung cancer example (Hammond & Horn): RR 10.73 (8.02 to 14.36): E-values 20.95 and 15.52
+    ev = C.evalue(10.73, 8.02, 14.36)
+    assert ev["estimate"] == pytest.approx(20.95, abs=0.01) and ev["ci"] == pytest.approx(15.52, abs=0.01)
 
 
 def test_hazard_ratio_conversion_for_common_outcomes():
@@ -176,6 +203,7 @@ def test_hazard_ratio_conversion_for_common_outcomes():
 # --- building blocks against references ---------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::lifelines.exceptions.StatisticalWarning")  # lifelines on non-integer weights
 def test_weighted_km_and_rmst_match_lifelines():
     from lifelines import KaplanMeierFitter
     from lifelines.utils import restricted_mean_survival_time
@@ -270,6 +298,38 @@ def test_results_are_json_and_carry_no_identifiers(simulated):
     assert "Finding" in res.explain() and "overturn" in res.explain()
 
 
+def test_report_words_and_tables(simulated):
+    _, truth, res = simulated
+    rd = res.effect["risk_difference"]
+    head = res.headline()
+    assert f"{abs(rd.estimate) * 100:.1f} percentage points lower" in head
+    assert f"between {abs(rd.ci_high) * 100:.1f} and {abs(rd.ci_low) * 100:.1f} points fewer" in head
+    text = res.explain()
+    assert "Simple comparison" in text and f"{100 * res.naive['risk_difference'].estimate:+.1f} points" in text
+    ev = res.e_value["risk_ratio"]
+    assert f"E-value is **{ev['estimate']:.2f}**" in text and f"strength **{ev['ci']:.2f}**" in text
+    assert "square-root rule" in res.evalue_words()  # re-referral is common in the simulation
+    tab = res.report_table()
+    assert list(tab.columns) == ["Estimate", "95% interval", "How the interval was made"]
+    assert tab.index[0].startswith("Simple comparison") and len(tab) == 8
+    assert not tab.map(lambda v: "..." in str(v)).any().any()
+    bal = res.balance_view()
+    assert "Previous referrals" in bal.index and (bal["Balanced (under 0.1)"] == "yes").all()
+    assert res.curve_table([91, 365]).index.tolist() == ["By day 91", "By day 365"]
+    assert res.refutation_table()["Passed"].isin(["yes", "no", "could not run"]).all()
+
+
+def test_words_when_the_interval_includes_zero():
+    frame, _ = C.simulate_frame(1200, seed=3, hazard_ratio=1.0, truth_draws=1000)
+    res = C.evaluate_intervention(frame=frame, **{**GOOD, "estimand": "ATT"}, trim="none", bootstrap_reps=40,
+                                  refutation_simulations=0)
+    rd = res.effect["risk_difference"]
+    assert rd.ci_low < 0 < rd.ci_high
+    assert "no clear difference" in res.headline() and "consistent with no effect" in res.explain()
+    assert "the children who received" in res.explain()
+    assert res.refutation_words().startswith("DoWhy's refuters were not run")
+
+
 def test_plots_are_figures(simulated):
     import matplotlib.pyplot as plt
 
@@ -304,6 +364,18 @@ def test_trimming_is_reported():
     o = res.overlap
     assert o["trimmed_total"] == o["trimmed"]["treated"] + o["trimmed"]["control"] > 0
     assert res.counts["analysed"] == res.counts["episodes"] - o["trimmed_total"]
+    assert f"{o['trimmed_total'] / res.counts['episodes']:.0%} of {res.counts['episodes']:,} were set aside" in res.population_words()
+    # the overlap plot shows every episode, before trimming
+    assert len(res._ps["treated"]) + len(res._ps["control"]) == res.counts["episodes"]
+
+
+def test_trimming_note_suppresses_small_counts():
+    frame, _ = C.simulate_frame(3000, seed=4, truth_draws=1000)
+    res = C.evaluate_intervention(frame=frame, **GOOD, trim=[0.15, 0.85], bootstrap_reps=0, refutation_simulations=0,
+                                  disclosure_threshold=10_000)
+    note = [n for n in res.notes if "set aside" in n][0]
+    assert "fewer than 10000" in note and not any(ch.isdigit() for ch in note.split("fewer than 10000")[1][:3])
+    assert str(res.overlap["trimmed_total"]) not in note
 
 
 def test_nobody_treated_is_a_plain_error():
