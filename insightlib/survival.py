@@ -70,13 +70,29 @@ def add_groupings(episodes: pd.DataFrame, interventions: pd.DataFrame | None = N
         band[(age >= lo) & (age < hi)] = label
     band[age >= 18] = "18 or over"
     out["age_band"] = band
-    out["ethnicity"] = out["ethnicity"].map(contract.ETHNICITY_GROUP).fillna("Not known")
-    dis = out["disability"].astype(str)
-    out["disability"] = np.where(dis.str.upper().isin(["NONE", "", "NAN"]), "No disability", "Disability")
+    # recoded once per distinct value, not per row (3.4 million rows nationally)
+    out["ethnicity"] = _recode(out["ethnicity"], lambda v: contract.ETHNICITY_GROUP.get(v, "Not known"), "Not known")
+    out["disability"] = _recode(
+        out["disability"], lambda v: "No disability" if str(v).strip().upper() in ("NONE", "", "NAN") else "Disability",
+        "No disability")
     out["referral_nfa"] = np.where(out["referral_nfa"].astype(bool), "No further action", "Assessed")
-    out["primary_need"] = out["primary_need"].astype(str)
+    out["primary_need"] = _recode(out["primary_need"], str, "nan")
     out["intervention"] = _intervention_received(episodes, interventions)
     return out
+
+
+def _recode(values: pd.Series, fn, missing: str) -> np.ndarray:
+    """``fn`` applied to each distinct value (missing values become ``missing``)."""
+    codes, uniq = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    mapped = np.array([fn(u) for u in uniq] + [missing], dtype=object)
+    return mapped[codes]  # code -1 (missing) takes the last entry
+
+
+def child_key(episodes: pd.DataFrame) -> np.ndarray:
+    """One integer per child (council and pseudonym together), for clustering: cheaper than joined strings."""
+    la = pd.factorize(episodes["la_code"].to_numpy(dtype=object))[0].astype(np.int64)
+    ch, uniq = pd.factorize(episodes["child_id"].to_numpy(dtype=object))
+    return la * (len(uniq) + 1) + ch
 
 
 def _intervention_received(episodes: pd.DataFrame, interventions: pd.DataFrame | None) -> np.ndarray:
@@ -1597,14 +1613,14 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
             cif_chart.labels = dict(km_chart.labels)
     if OTHER in groups and not folded:
         folded = []
-    rm = rmst(t, e, groups, horizon=rmst_horizon or max(horizons), clusters=ep["child_id"].to_numpy())
+    rm = rmst(t, e, groups, horizon=rmst_horizon or max(horizons), clusters=child_key(ep))
     rm.groups = rm.groups.iloc[sorted(range(len(rm.groups)),
                                       key=lambda i: _level_key(group_by, rm.groups["group"].iloc[i]))]
     covariates = list(covariates) if covariates else list(DEFAULT_COVARIATES)
     cox, note = None, ""
     try:
         X, refs = design_matrix(ep, covariates, min_group_size)
-        cox = cox_ph(t, e, X, clusters=(ep["la_code"] + ":" + ep["child_id"]).to_numpy())
+        cox = cox_ph(t, e, X, clusters=child_key(ep))
         cox.references = refs
     except InputError as err:
         note = f"No Cox model: {err}"
@@ -1627,6 +1643,6 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
     return ReReferralReport(
         group_by=group_by, horizons=horizons, counts=counts.to_dict(), km=km, logrank=lr, cumulative_incidence=cif,
         rmst=rm, cox=cox, cox_note=note, dfe_measure=dfe, headline_year=year, headline_rate=rate,
-        episodes_at_risk=len(ep), children=int(ep[["la_code", "child_id"]].drop_duplicates().shape[0]),
+        episodes_at_risk=len(ep), children=int(len(np.unique(child_key(ep)))),
         km_chart=km_chart, cif_chart=cif_chart, folded=folded, data_start=start, extract_date=extract,
     )
