@@ -14,6 +14,7 @@ import subprocess
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from multiprocessing import get_context
@@ -174,8 +175,32 @@ def prepare_warehouse(data: Path, out_dir: Path, log: Callable[[str], None] = la
 # --- executing one notebook ----------------------------------------------------------
 
 
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def _kernel_threads(threads: int | None):
+    """Share the cores between parallel kernels: each BLAS gets cores / workers threads.
+
+    Two kernels each starting one BLAS thread per core oversubscribe the machine and the
+    linear algebra spends its time waiting. A value the user has set is left alone.
+    """
+    chosen = {v: str(threads) for v in BLAS_THREAD_VARIABLES if threads and v not in os.environ}
+    os.environ.update(chosen)
+    try:
+        yield
+    finally:
+        for variable in chosen:
+            os.environ.pop(variable, None)
+
+
 def execute_council(task: dict) -> dict:
     """Run one notebook for one council. Top level so that process pools and Dask can ship it."""
+    with _kernel_threads(task.get("blas_threads")):
+        return _execute_council(task)
+
+
+def _execute_council(task: dict) -> dict:
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -352,6 +377,9 @@ def run_evaluation(
         runnable = [NATIONAL] if runnable else []
 
     tasks, skipped = plan_tasks(evaluation, warehouse_path, runnable, out_dir, notebooks_dir, force)
+    if not scheduler and workers > 1:
+        for task in tasks:
+            task["blas_threads"] = max(1, (os.cpu_count() or 1) // min(workers, len(tasks)))
     summary.runs.extend(skipped)
     if skipped:
         log(f"{len(skipped)} council(s) unchanged since their last run: skipped (use --force to run them again)")
