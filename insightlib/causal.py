@@ -1109,22 +1109,30 @@ class InterventionEffect:
         return b
 
     def counts_table(self) -> pd.DataFrame:
-        """Episodes by group (counts: pass through insightlib.disclosure before showing)."""
+        """Closed cases by group, with a total row (counts: pass through insightlib.disclosure before showing)."""
         c = self.counts
-        return pd.DataFrame({
-            "group": ["Received the intervention", "Did not"],
-            "episodes analysed": [c["analysed_treated"], c["analysed_control"]],
-            "followed for the whole horizon": [c["binary_treated"], c["binary_control"]],
-            "re-referred within the horizon": [c["rereferred_treated"], c["rereferred_control"]],
-        })
+        h = self.parameters.get("horizon_days")
+        df = pd.DataFrame({
+            "Closed cases analysed": [c["analysed_treated"], c["analysed_control"]],
+            f"Followed for the whole {h} days": [c["binary_treated"], c["binary_control"]],
+            f"Re-referred within {h} days": [c["rereferred_treated"], c["rereferred_control"]],
+        }, index=["Received the intervention", "Did not"])
+        df.loc["Total"] = df.sum()
+        return df
 
     def safe_counts_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
-        """counts_table with small numbers suppressed (insightlib.disclosure, secondary suppression)."""
+        """counts_table with small numbers suppressed (insightlib.disclosure; the total row makes it
+        apply secondary suppression, so a hidden count cannot be worked out from the total)."""
         from insightlib import disclosure
 
-        df = self.counts_table().set_index("group")
-        res = disclosure.suppress_table(df, list(df.columns), threshold, rounding)
-        return res.table()
+        df = self.counts_table()
+        res = disclosure.suppress_table(df, list(df.columns), threshold, rounding, total_row="Total")
+        out = res.table()
+        out.index.name = None
+        out.columns.name = "Group"
+        if res.n_primary or res.n_secondary or rounding:
+            out.attrs["note"] = res.footnote()
+        return out
 
     # ---- words shared by the tables and sentences -------------------------------------
     def _threshold(self) -> int:
@@ -1169,7 +1177,7 @@ class InterventionEffect:
             verdict = f"re-referral within {when} of a case closing was {size:.1f} percentage points higher"
         else:
             verdict = f"there is no clear difference in re-referral within {when} of a case closing"
-        return (f"Allowing for which children received {p['intervention']}, {verdict} "
+        return (f"{p['intervention']}: allowing for which children received it, {verdict} "
                 f"({_points_range(rd.ci_low, rd.ci_high)}; {self._level()} interval).")
 
     # ---- tables (aggregates only; counts pass through insightlib.disclosure) -------------
@@ -1183,17 +1191,21 @@ class InterventionEffect:
         def pts(e: Estimate) -> tuple[str, str]:
             return f"{100 * e.estimate:+.1f} points", f"{100 * e.ci_low:+.1f} to {100 * e.ci_high:+.1f}"
 
+        # short names of how each interval was made (the full description is in results.json)
+        how = {"naive": "influence function", "ipw": "influence function, propensity model allowed for",
+               "matching": "Abadie-Imbens variance", "regression": "delta method", "aipw": "influence function"}
+        boot = f"bootstrap of children ({self.parameters.get('bootstrap_reps', '')} samples)"
         n = self.naive["risk_difference"]
-        rows[f"Simple comparison (no adjustment): re-referred within {h} days"] = (*pts(n), n.method)
+        rows[f"Simple comparison (no adjustment): re-referred within {h} days"] = (*pts(n), how["naive"])
         for k, v in self.methods.items():
-            rows[f"{labels.get(k, k)}: re-referred within {h} days"] = (*pts(v), v.method)
+            rows[f"{labels.get(k, k)}: re-referred within {h} days"] = (*pts(v), how.get(k, ""))
         rd, rm, hr = self.effect["risk_difference"], self.effect["rmst_difference"], self.effect["hazard_ratio"]
-        rows[f"Weighted Kaplan-Meier: re-referred by day {h} (headline)"] = (*pts(rd), rd.method)
+        rows[f"Weighted Kaplan-Meier: re-referred by day {h} (headline)"] = (*pts(rd), boot)
         rows[f"Weighted Kaplan-Meier: days free of re-referral in the first {h} (RMST)"] = (
-            f"{rm.estimate:+.1f} days", f"{rm.ci_low:+.1f} to {rm.ci_high:+.1f}", rm.method)
+            f"{rm.estimate:+.1f} days", f"{rm.ci_low:+.1f} to {rm.ci_high:+.1f}", boot)
         rows["Weighted Cox: hazard ratio (below 1: re-referral slower)"] = (
-            f"{hr.estimate:.2f}", f"{hr.ci_low:.2f} to {hr.ci_high:.2f}", hr.method)
-        out = pd.DataFrame.from_dict(rows, orient="index", columns=["Estimate", f"{self._level()} interval", "How the interval was made"])
+            f"{hr.estimate:.2f}", f"{hr.ci_low:.2f} to {hr.ci_high:.2f}", "robust (sandwich)")
+        out = pd.DataFrame.from_dict(rows, orient="index", columns=["Estimate", f"{self._level()} interval", "Interval by"])
         out.index.name = None
         out.columns.name = "Comparison"
         return out
@@ -1268,8 +1280,8 @@ class InterventionEffect:
                       if self.e_value.get("outcome_common") else "taken as a risk ratio, as re-referral is rare here")
         crosses = ev.get("ci") == 1.0
         lines = [
-            f"The adjusted risk ratio is {rr:.2f} (re-referral with the intervention as a share of "
-            f"re-referral without it). Its E-value is **{ev['estimate']:.2f}**: an unmeasured factor would have to make "
+            f"The adjusted risk ratio is {rr:.2f} (re-referral by day {self.parameters['horizon_days']} with the intervention as a "
+            f"share of re-referral without it). Its E-value is **{ev['estimate']:.2f}**: an unmeasured factor would have to make "
             f"children about {ev['estimate']:.2f} times as likely to receive the intervention, and (separately) about "
             f"{ev['estimate']:.2f} times as likely to be re-referred, over and above the characteristics allowed for, to "
             f"explain the whole effect away. Weaker confounding could not.",
@@ -1375,10 +1387,10 @@ class InterventionEffect:
         rd, nv = self.effect["risk_difference"], self.naive["risk_difference"]
         h = p["horizon_days"]
         if p["estimand"] == "ATE":
-            meaning = (f"This compares re-referral had {self._who()} received {p['intervention']} with re-referral had none of "
-                       f"them, among {self.population_words()}.")
+            meaning = (f"This compares re-referral if every child in the analysis had received it with re-referral if none "
+                       f"had, among {self.population_words()}.")
         else:
-            meaning = (f"This compares the children who received {p['intervention']} with what would have happened to the same "
+            meaning = (f"This compares the children who received it with what would have happened to the same "
                        f"children without it, among {self.population_words()}.")
         if rd.ci_high < 0 or rd.ci_low > 0:
             sure = "The interval does not include zero, so chance alone is an unlikely explanation."
@@ -1396,6 +1408,20 @@ class InterventionEffect:
         if self.e_value.get("risk_ratio"):
             lines.append(f"**What would overturn it.** {self.evalue_words()}")
         return "\n\n".join(lines)
+
+
+def _safe_split(treated: int, control: int, threshold: int) -> str:
+    """'839 closed cases (38 who received the intervention, 801 who did not)', with a part below
+    the threshold hidden together with whatever would give it away (the other part)."""
+    total = treated + control
+    if total == 0:
+        return "No closed cases"
+    if 0 < total < threshold:
+        return f"Fewer than {threshold} closed cases"
+    if 0 < treated < threshold or 0 < control < threshold:
+        small = "received the intervention" if 0 < treated < threshold else "did not receive it"
+        return f"{total:,} closed cases (fewer than {threshold} of them {small})"
+    return f"{total:,} closed cases ({treated:,} who received the intervention, {control:,} who did not)"
 
 
 def _points_range(lo: float, hi: float) -> str:
@@ -1518,13 +1544,10 @@ def _evaluate(
     keep = (e_all >= lo) & (e_all <= hi) if (lo > 0 or hi < 1) else np.ones(n_all, bool)
     trimmed = {"treated": int(((~keep) & (t == 1)).sum()), "control": int(((~keep) & (t == 0)).sum())}
     if (~keep).any():
-        thr = int(disclosure_threshold)
-        safe = lambda n: "none" if n == 0 else f"fewer than {thr}" if n < thr else f"{n:,}"  # noqa: E731
         notes.append(
-            f"{safe(int((~keep).sum()))} episodes with an estimated chance of receiving the intervention outside "
-            f"{lo:.3f} to {hi:.3f} were set aside ({safe(trimmed['treated'])} who received it, {safe(trimmed['control'])} "
-            f"who did not; rule: {'Crump et al. 2009' if trim == 'crump' else 'fixed limits'}); the estimates describe the "
-            f"children with overlap."
+            f"{_safe_split(trimmed['treated'], trimmed['control'], int(disclosure_threshold))} were set aside: their "
+            f"estimated chance of receiving the intervention was outside {lo:.3f} to {hi:.3f} (rule: "
+            f"{'Crump et al. 2009' if trim == 'crump' else 'fixed limits'}). The estimates describe the children with overlap."
         )
     overlap = {
         "rule": trim if isinstance(trim, str) else "fixed", "trim_low": float(lo), "trim_high": float(hi),
@@ -1601,7 +1624,7 @@ def _evaluate(
     u1, u0 = sf.curves(tm, ev, t, np.ones_like(w))
     naive_rd_km, naive_rmst, _, _ = sf.summary(u1, u0)
     B = params["bootstrap_reps"]
-    boot = np.full((B, 2), np.nan)
+    boot = np.full((B, 3), np.nan)  # risk difference, RMST difference, log risk ratio
     curves1 = np.full((B, len(sf.grid)), np.nan)
     curves0 = np.full((B, len(sf.grid)), np.nan)
     n_cl = clusters.max() + 1
@@ -1613,8 +1636,8 @@ def _evaluate(
         eb_i = np.clip(eb_i, 1e-6, 1 - 1e-6)
         wi = weights_for(t, eb_i, est_type) * cnt
         a1, a0 = sf.curves(tm, ev, t, wi)
-        rd_i, rm_i, _, _ = sf.summary(a1, a0)
-        boot[i] = rd_i, rm_i
+        rd_i, rm_i, r1_i, r0_i = sf.summary(a1, a0)
+        boot[i] = rd_i, rm_i, (math.log(r1_i / r0_i) if r1_i > 0 and r0_i > 0 else np.nan)
         curves1[i], curves0[i] = a1, a0
     alpha = 1 - level
     if B >= 20:
@@ -1623,12 +1646,14 @@ def _evaluate(
         how = f"child-cluster bootstrap, {B} replicates, propensity refitted each time (percentile)"
         rd_est = Estimate(rd_km, float(q[0, 0]), float(q[1, 0]), float(sd[0]), how)
         rm_est = Estimate(rmst_d, float(q[0, 1]), float(q[1, 1]), float(sd[1]), how)
+        rr_km = Estimate(r1 / r0, float(math.exp(q[0, 2])), float(math.exp(q[1, 2])), float(sd[2]), how + " (log scale sd)")
         c1 = np.nanquantile(curves1, [alpha / 2, 1 - alpha / 2], axis=0)
         c0 = np.nanquantile(curves0, [alpha / 2, 1 - alpha / 2], axis=0)
     else:
         notes.append("Too few bootstrap replicates for survival intervals; they are missing.")
         rd_est = Estimate(rd_km, float("nan"), float("nan"), float("nan"), "none")
         rm_est = Estimate(rmst_d, float("nan"), float("nan"), float("nan"), "none")
+        rr_km = None
         c1 = c0 = np.full((2, len(sf.grid)), np.nan)
     seconds["survival_bootstrap"] = time.perf_counter() - t0
 
@@ -1675,8 +1700,12 @@ def _evaluate(
             notes.append(f"The covariate-adjusted Cox model could not be fitted: {type(exc).__name__}.")
     seconds["cox"] = time.perf_counter() - t0
 
-    effect = {"risk_difference": rd_est, "rmst_difference": rm_est, "hazard_ratio": hr, "risk_ratio": rr,
+    # the E-value goes with the headline (weighted KM risks at the horizon); without a bootstrap,
+    # with the doubly robust risk ratio of the follow-up-complete cases
+    effect = {"risk_difference": rd_est, "rmst_difference": rm_est, "hazard_ratio": hr,
+              "risk_ratio": rr_km if rr_km is not None else rr, "risk_ratio_binary": rr,
               "risk_difference_binary": methods["aipw"]}
+    rr = effect["risk_ratio"]
     if hr_cond is not None:
         effect["hazard_ratio_conditional"] = hr_cond
     naive["km_risk_difference"] = Estimate(naive_rd_km, float("nan"), float("nan"), float("nan"), "unweighted Kaplan-Meier, point only")

@@ -310,7 +310,7 @@ def test_report_words_and_tables(simulated):
     assert f"E-value is **{ev['estimate']:.2f}**" in text and f"strength **{ev['ci']:.2f}**" in text
     assert "square-root rule" in res.evalue_words()  # re-referral is common in the simulation
     tab = res.report_table()
-    assert list(tab.columns) == ["Estimate", "95% interval", "How the interval was made"]
+    assert list(tab.columns) == ["Estimate", "95% interval", "Interval by"]
     assert tab.index[0].startswith("Simple comparison") and len(tab) == 8
     assert not tab.map(lambda v: "..." in str(v)).any().any()
     bal = res.balance_view()
@@ -374,8 +374,23 @@ def test_trimming_note_suppresses_small_counts():
     res = C.evaluate_intervention(frame=frame, **GOOD, trim=[0.15, 0.85], bootstrap_reps=0, refutation_simulations=0,
                                   disclosure_threshold=10_000)
     note = [n for n in res.notes if "set aside" in n][0]
-    assert "fewer than 10000" in note and not any(ch.isdigit() for ch in note.split("fewer than 10000")[1][:3])
-    assert str(res.overlap["trimmed_total"]) not in note
+    assert note.startswith("Fewer than 10000 closed cases were set aside")
+    # a small part is hidden with the other part, which would give it away through the total
+    assert C._safe_split(3, 801, 5) == "804 closed cases (fewer than 5 of them received the intervention)"
+    assert C._safe_split(38, 801, 5) == "839 closed cases (38 who received the intervention, 801 who did not)"
+    assert C._safe_split(2, 1, 5) == "Fewer than 5 closed cases"
+
+
+def test_counts_table_has_secondary_suppression(simulated):
+    _, _, res = simulated
+    raw = res.counts_table()
+    assert raw.loc["Total"].tolist() == raw.iloc[:2].sum().tolist()
+    col = raw.columns[-1]
+    thr = int(raw[col].iloc[:2].min()) + 1  # one cell of the column below the threshold ...
+    assert raw[col].iloc[:2].max() >= thr
+    shown = res.safe_counts_table(thr)
+    assert (shown[col].iloc[:2] == "c").all()  # ... hides the other too, as the total would give it away
+    assert "c" in shown.attrs["note"] and "note" not in res.safe_counts_table(1).attrs
 
 
 def test_nobody_treated_is_a_plain_error():
