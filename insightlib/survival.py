@@ -71,7 +71,9 @@ def add_groupings(episodes: pd.DataFrame, interventions: pd.DataFrame | None = N
     band[age >= 18] = "18 or over"
     out["age_band"] = band
     # recoded once per distinct value, not per row (3.4 million rows nationally)
-    out["ethnicity"] = _recode(out["ethnicity"], lambda v: contract.ETHNICITY_GROUP.get(v, "Not known"), "Not known")
+    # the broad group "Other" is DfE's "Any other ethnic group", not the report's "Other" (small groups together)
+    out["ethnicity"] = _recode(out["ethnicity"], lambda v: {"Other": "Any other ethnic group"}.get(
+        contract.ETHNICITY_GROUP.get(v, "Not known"), contract.ETHNICITY_GROUP.get(v, "Not known")), "Not known")
     out["disability"] = _recode(
         out["disability"], lambda v: "No disability" if str(v).strip().upper() in ("NONE", "", "NAN") else "Disability",
         "No disability")
@@ -1114,8 +1116,15 @@ def term_label(term: str) -> str:
         term, term.replace("_", " "))
 
 
+_WORDS_ONLY = {"sex": {"F": "Girls", "M": "Boys", "U": "Sex not recorded"}}
+
+
 def group_label(group_by: str, value: str) -> str:
     """A group in words: "N1 Abuse or neglect" rather than "N1"."""
+    if value == OTHER:
+        return "Other groups"
+    if value in _WORDS_ONLY.get(group_by, {}):
+        return _WORDS_ONLY[group_by][value]
     words = _LABELS.get(group_by, {}).get(value)
     return f"{value} {words}" if words else str(value)
 
@@ -1163,6 +1172,8 @@ def _who(group_by: str | None, value: str) -> str:
                          "Assessed": "children whose referral was assessed"},
         "disability": {"Disability": "disabled children", "No disability": "children with no disability recorded"},
         "sex": {"M": "boys", "F": "girls", "U": "children whose sex was not recorded"},
+        "ethnicity": {"Any other ethnic group": "children of any other ethnic group",
+                      "Not known": "children whose ethnicity was not recorded"},
         "intervention": {"None": "children who received none of the recorded interventions",
                          "Several": "children who received several interventions"},
     }
@@ -1172,11 +1183,11 @@ def _who(group_by: str | None, value: str) -> str:
         "primary_need": "children whose primary need was {}",
         "age_band": "children aged {} when their case closed",
         "referral_source": "children referred by {}",
-        "closure_reason": "children whose case closed with {}",
+        "closure_reason": "children whose closure reason was {}",
         "intervention": "children who received {}",
         "ethnicity": "children in the {} ethnic group",
     }.get(group_by, "children in the group {}")
-    return phrase.format(label.lower() if group_by in ("age_band", "ethnicity") and label != "Not known" else label)
+    return phrase.format(label.lower() if group_by == "age_band" else label)
 
 
 def _share(v: float, lo: float, hi: float) -> str:
@@ -1330,8 +1341,11 @@ class ReReferralReport:
             return None
         names = [group_label(self.group_by, g) for g in self.folded]
         listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
-        return (f"The chart shows the {len(self.km_chart.curves) - 1} largest groups; \"Other\" is {listed} "
-                f"together. The tables give every group.")
+        if len(self.km.curves) == len(self.km_chart.curves):  # only groups too small to show alone
+            return f"\"{group_label(None, OTHER)}\": {listed}, too small to show on their own."
+        shown = len(self.km_chart.curves) - 1
+        return (f"The chart shows the {shown} largest groups; \"{group_label(None, OTHER)}\" is {listed} together. "
+                "The tables give every group of at least the minimum size.")
 
     def dfe_note(self) -> str:
         """Why some years of DfE's measure are not shown (left truncation at the start, part-years at the end)."""
@@ -1551,6 +1565,10 @@ class ReReferralReport:
 
 _ORDER = {
     "age_band": [b[2] for b in AGE_BANDS] + ["18 or over", "Not known"],
+    "referral_source": list(contract.REFERRAL_SOURCES),
+    "closure_reason": list(contract.CLOSURE_REASONS) + ["NFA", "UNKNOWN"],
+    "sex": ["F", "M", "U"],
+    "ethnicity": ["White", "Mixed", "Asian", "Black", "Any other ethnic group", "Not known"],
     "referral_nfa": ["Assessed", "No further action"],
     "disability": ["No disability", "Disability"],
 }
@@ -1602,17 +1620,17 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
         cif.labels = dict(km.labels)
     # charts: the largest groups, the rest folded into "Other" (said under the chart)
     chart_groups = fold_to_largest(groups, max_chart_groups).to_numpy()
-    folded = sorted({str(g) for g in groups if g != OTHER} - {str(g) for g in chart_groups},
-                    key=lambda g: _level_key(group_by, g))
     km_chart, cif_chart = km, cif
-    if folded:
+    if (chart_groups != groups).any():
         km_chart = _reordered(kaplan_meier(t, e, chart_groups, horizons, group_by=group_by), group_by)
         km_chart.labels = labels_of(km_chart)
         if competing_risks:
             cif_chart = _reordered(cumulative_incidence(t, e, chart_groups, horizons), group_by)
             cif_chart.labels = dict(km_chart.labels)
-    if OTHER in groups and not folded:
-        folded = []
+    # every group the charts' "Other" holds (small groups folded for size, and groups beyond the largest)
+    raw = _factorize_labels(ep[group_by].to_numpy())
+    in_other = np.unique(raw[0][chart_groups == OTHER])
+    folded = sorted((str(raw[1][k]) for k in in_other), key=lambda g: _level_key(group_by, g))
     rm = rmst(t, e, groups, horizon=rmst_horizon or max(horizons), clusters=child_key(ep))
     rm.groups = rm.groups.iloc[sorted(range(len(rm.groups)),
                                       key=lambda i: _level_key(group_by, rm.groups["group"].iloc[i]))]
