@@ -626,7 +626,7 @@ def rmst(durations, events, groups=None, horizon: int = 365, clusters=None, refe
         rmsts[name] = r
         se = np.sqrt(v)
         rows_out.append({"group": name, "episodes": len(rows), "rmst": r, "se": se,
-                         "ci_low": r - z * se, "ci_high": r + z * se})
+                         "ci_low": max(0.0, r - z * se), "ci_high": min(float(horizon), r + z * se)})  # within [0, horizon]
     groups_df = pd.DataFrame(rows_out)
     diffs = []
     for name, _ in parts:
@@ -1192,7 +1192,12 @@ def _who(group_by: str | None, value: str) -> str:
 
 def _share(v: float, lo: float, hi: float) -> str:
     """A share with its 95% interval, short enough for a table cell: "59% (50 to 67)"."""
-    return f"{100 * v:.0f}% ({100 * lo:.0f} to {100 * hi:.0f})"
+    return _nowrap(f"{100 * v:.0f}% ({100 * lo:.0f} to {100 * hi:.0f})")
+
+
+def _nowrap(text: str) -> str:
+    """Non-breaking spaces, so a figure and its interval stay on one line in a table cell."""
+    return text.replace(" ", "\u00a0")
 
 
 def _for_display(table: pd.DataFrame, corner: str) -> pd.DataFrame:
@@ -1425,11 +1430,11 @@ class ReReferralReport:
         rows = {}
         for g in r.groups.itertuples():
             row = {f"Average days out of contact in the {_first(r.horizon)}": f"{g.rmst:.0f}",
-                   "95% interval": f"{g.ci_low:.0f} to {g.ci_high:.0f}"}
+                   "95% interval": _nowrap(f"{g.ci_low:.0f} to {g.ci_high:.0f}")}
             if g.group in diffs.index:
                 d = diffs.loc[g.group]
                 row["Difference in days"] = f"{d.difference:+.0f}"
-                row["95% interval of the difference"] = f"{d.ci_low:+.0f} to {d.ci_high:+.0f}"
+                row["95% interval of the difference"] = _nowrap(f"{d.ci_low:+.0f} to {d.ci_high:+.0f}")
             else:
                 row["Difference in days"] = "comparison group"
                 row["95% interval of the difference"] = ""
@@ -1470,7 +1475,7 @@ class ReReferralReport:
                 continue
             r = self.cox.terms.iloc[i]
             rows[("\u2003" if label.startswith(" ") else "") + label.strip()] = {
-                "Hazard ratio": f"{r.hr:.2f}", "95% interval": f"{r.ci_low:.2f} to {r.ci_high:.2f}",
+                "Hazard ratio": f"{r.hr:.2f}", "95% interval": _nowrap(f"{r.ci_low:.2f} to {r.ci_high:.2f}"),
                 "p-value": "< 0.001" if r.p_value < 0.001 else f"{r.p_value:.3f}"}
         return _for_display(pd.DataFrame.from_dict(rows, orient="index"), "Factor")
 
