@@ -16,7 +16,7 @@ Pieces:
 - ``staggered_did``: the headline effect, event study, pre-trend test and TWFE contrast.
 - ``placebo_check`` / ``placebo_rejection_rate``: random placebo adoptions on real councils;
   an honest method rejects "no effect" about as often as its nominal level.
-- ``interrupted_time_series``: one council with no comparison (segmented regression, HAC errors).
+- ``interrupted_time_series``: one council with no comparison (segmented regression, AR(1) errors by REML).
 - ``neighbour_comparison``: one council against its ten statistical neighbours' average.
 """
 
@@ -1113,9 +1113,82 @@ def suppressed_rows(rows: pd.DataFrame, outcome: str, threshold: int = 5) -> pd.
                       for n, d in zip(rows[num], rows[den])], index=rows.index)
 
 
-def _newey_west_lags(n: int) -> int:
-    """Newey and West's (1994) rule of thumb for the HAC bandwidth."""
-    return max(1, int(math.floor(4 * (n / 100) ** (2 / 9))))
+#: Series shorter than this are fitted by ordinary least squares: too short to estimate autocorrelation.
+MIN_AR1_POINTS = 12
+
+
+@dataclass
+class _AR1Fit:
+    params: np.ndarray
+    bse: np.ndarray
+    df: int
+    phi: float
+    method: str
+    note: str
+
+    def term(self, i: int, alpha: float) -> dict:
+        return _interval(float(self.params[i]), float(self.bse[i]), self.df, alpha)
+
+
+def _prais_winsten(y: np.ndarray, X: np.ndarray, phi: float) -> tuple[np.ndarray, np.ndarray]:
+    """The exact AR(1) whitening: first point scaled by sqrt(1 - phi^2), the rest quasi-differenced."""
+    r = math.sqrt(1.0 - phi * phi)
+    return np.r_[r * y[:1], y[1:] - phi * y[:-1]], np.vstack([r * X[:1], X[1:] - phi * X[:-1]])
+
+
+def _ar1_profile(phi: float, y: np.ndarray, X: np.ndarray, reml: bool) -> float:
+    """Minus the (restricted) Gaussian log-likelihood of phi, with the coefficients and variance profiled out."""
+    n, k = X.shape
+    ys, Xs = _prais_winsten(y, X, phi)
+    b, *_ = np.linalg.lstsq(Xs, ys, rcond=None)
+    rss = float(((ys - Xs @ b) ** 2).sum())
+    m = n - k if reml else n
+    value = 0.5 * m * math.log(rss / m) - 0.5 * math.log(1.0 - phi * phi)
+    if reml:
+        value += 0.5 * np.linalg.slogdet(Xs.T @ Xs)[1]
+    return value
+
+
+def ar1_regression(y: np.ndarray, X: np.ndarray, *, reml: bool = True) -> _AR1Fit:
+    """Linear regression with AR(1) errors by restricted maximum likelihood (REML).
+
+    Neighbouring quarters of one council are alike, so ordinary least squares intervals are
+    too narrow, and Newey-West's correction needs far more than the 20 to 40 points a
+    council has (it covered 81% of the time at a nominal 95% in our simulations). REML
+    estimates the autocorrelation with less downward bias than maximum likelihood and is
+    the method Turner et al. (2021) found best for interrupted time series of 12 points or
+    more; with ``reml=False`` it is exact maximum likelihood, which agrees with statsmodels'
+    SARIMAX (tested). Intervals use Student's t with n - k - 1 degrees of freedom (one for
+    the autocorrelation). Below 12 points the autocorrelation cannot be estimated usefully,
+    and ordinary least squares is used, as Turner et al. recommend; the fit says so.
+    """
+    from scipy import optimize
+
+    y = np.asarray(y, dtype=float)
+    X = np.asarray(X, dtype=float)
+    n, k = X.shape
+    if n - k < 2:
+        raise InputError(f"a series of {n} points is too short to fit {k} terms.")
+    if n >= MIN_AR1_POINTS:
+        res = optimize.minimize_scalar(_ar1_profile, bounds=(-0.99, 0.99), method="bounded", args=(y, X, reml),
+                                       options={"xatol": 1e-7})
+        if res.success and np.isfinite(res.fun):
+            phi = float(res.x)
+            ys, Xs = _prais_winsten(y, X, phi)
+            xtx_inv = np.linalg.pinv(Xs.T @ Xs)
+            b = xtx_inv @ (Xs.T @ ys)
+            s2 = float(((ys - Xs @ b) ** 2).sum()) / (n - k)
+            name = "restricted maximum likelihood" if reml else "maximum likelihood"
+            return _AR1Fit(b, np.sqrt(np.diag(s2 * xtx_inv)), max(n - k - 1, 1), phi,
+                           f"regression with AR(1) errors, {name}", "")
+        note = "the autocorrelation could not be estimated (the fit did not converge), so ordinary least squares was used"
+    else:
+        note = (f"the series has {n} points, too few (under {MIN_AR1_POINTS}) to estimate how alike neighbouring periods are, "
+                "so ordinary least squares was used; its interval is too narrow if they are alike")
+    xtx_inv = np.linalg.pinv(X.T @ X)
+    b = xtx_inv @ (X.T @ y)
+    s2 = float(((y - X @ b) ** 2).sum()) / (n - k)
+    return _AR1Fit(b, np.sqrt(np.diag(s2 * xtx_inv)), n - k, float("nan"), "ordinary least squares", note)
 
 
 def _start_period(panel: pd.DataFrame, la_code: str | None, start: Any, time: str) -> int:
@@ -1148,15 +1221,29 @@ class InterruptedTimeSeries:
     pre_slope: dict
     n_before: int
     n_after: int
-    maxlags: int
     fitted: pd.DataFrame
+    method: str = "regression with AR(1) errors, restricted maximum likelihood"
+    autocorrelation: float = float("nan")
+    note: str = ""
     alpha: float = 0.05
     time_unit: str = "quarter"
 
     def to_dict(self) -> dict:
         return {"la_code": self.la_code, "outcome": self.outcome, "start": self.start, "level_change": self.level_change,
                 "slope_change": self.slope_change, "pre_slope": self.pre_slope, "n_before": self.n_before,
-                "n_after": self.n_after, "hac_maxlags": self.maxlags, "confidence_level": 1 - self.alpha}
+                "n_after": self.n_after, "method": self.method, "autocorrelation": self.autocorrelation,
+                "note": self.note, "confidence_level": 1 - self.alpha}
+
+    def summary(self) -> str:
+        """The level change in plain English."""
+        name = reference.council_name(self.la_code) if self.la_code else "The council"
+        lv = self.level_change
+        level = int(round(100 * (1 - self.alpha)))
+        units = "percentage points" if self.outcome in PERCENT_OUTCOMES else "per " + self.time_unit
+        text = (f"{name} on its own: at the start of the programme {OUTCOMES.get(self.outcome, self.outcome)} changed by "
+                f"{lv['estimate']:+.1f} {units} against its own earlier trend ({level}% interval {lv['ci_low']:.1f} to "
+                f"{lv['ci_high']:.1f}; {self.n_before} {self.time_unit}s before, {self.n_after} after).")
+        return text + (f" Note: {self.note}." if self.note else "")
 
     def table(self) -> pd.DataFrame:
         rows = [("Level change at start", self.level_change), (f"Change in trend per {self.time_unit}", self.slope_change),
@@ -1194,18 +1281,17 @@ def interrupted_time_series(
     *,
     start: Any = None,
     time: str = "period",
-    maxlags: int | None = None,
     alpha: float = 0.05,
     disclosure_threshold: int = 5,
 ) -> InterruptedTimeSeries:
-    """Segmented regression with level and slope change; Newey-West (HAC) errors for autocorrelation.
+    """Segmented regression with level and slope change, and AR(1) errors fitted by REML.
 
-    y = b0 + b1 * t + b2 * after + b3 * (t - start) * after, for one council with no comparison.
-    Anything else that changed at the same time is attributed to the programme: a weaker design
-    than the comparison with other councils, shown for a council that has no comparison.
+    y = b0 + b1 * t + b2 * after + b3 * (t - start) * after + u, u_t = phi u_(t-1) + e_t, for one
+    council with no comparison. The errors allow for neighbouring quarters being alike (see
+    ``ar1_regression``: Newey-West errors, used before, covered the truth 81% of the time at a
+    nominal 95% with 40 quarters). Anything else that changed at the same time is attributed to
+    the programme: a weaker design than the comparison with other councils.
     """
-    import statsmodels.api as sm
-
     d = panel
     if la_code is not None:
         d = panel.loc[panel["la_code"].astype(str) == str(la_code)]
@@ -1223,19 +1309,14 @@ def interrupted_time_series(
     if n_before < 3 or n_after < 3:
         raise InputError(f"an interrupted time series needs at least 3 periods before and 3 after the start; council {la_code} has {n_before} before and {n_after} after.")
     X = np.column_stack([np.ones_like(t), t - s0, after, (t - s0) * after])
-    lags = _newey_west_lags(len(y)) if maxlags is None else int(maxlags)
-    fit = sm.OLS(y, X).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True}, use_t=True)
-    df = int(fit.df_resid)
-
-    def term(i: int) -> dict:
-        return _interval(float(fit.params[i]), float(fit.bse[i]), df, alpha)
-
+    fit = ar1_regression(y, X)
     fitted = pd.DataFrame({"period": t.astype(int), "observed": y, "suppressed": d["_hide"].to_numpy(bool),
-                           "fitted": fit.fittedvalues,
+                           "fitted": X @ fit.params,
                            "counterfactual": fit.params[0] + fit.params[1] * (t - s0)})
     return InterruptedTimeSeries(
-        la_code=None if la_code is None else str(la_code), outcome=outcome, start=s0, level_change=term(2),
-        slope_change=term(3), pre_slope=term(1), n_before=n_before, n_after=n_after, maxlags=lags, fitted=fitted,
+        la_code=None if la_code is None else str(la_code), outcome=outcome, start=s0, level_change=fit.term(2, alpha),
+        slope_change=fit.term(3, alpha), pre_slope=fit.term(1, alpha), n_before=n_before, n_after=n_after,
+        fitted=fitted, method=fit.method, autocorrelation=fit.phi, note=fit.note,
         alpha=alpha, time_unit=panel.attrs.get("time_unit", "quarter"),
     )
 
@@ -1252,14 +1333,28 @@ class NeighbourComparison:
     gap_after: float
     change: dict
     series: pd.DataFrame
-    maxlags: int
+    method: str = "regression with AR(1) errors, restricted maximum likelihood"
+    autocorrelation: float = float("nan")
+    note: str = ""
+    source: str = "the data"
     alpha: float = 0.05
     time_unit: str = "quarter"
 
     def to_dict(self) -> dict:
         return {"la_code": self.la_code, "outcome": self.outcome, "start": self.start, "neighbours": self.neighbours,
                 "n_neighbours": len(self.neighbours), "gap_before": self.gap_before, "gap_after": self.gap_after,
-                "change": self.change, "hac_maxlags": self.maxlags, "confidence_level": 1 - self.alpha}
+                "change": self.change, "method": self.method, "autocorrelation": self.autocorrelation, "note": self.note,
+                "source": self.source, "time_unit": self.time_unit, "confidence_level": 1 - self.alpha}
+
+    def summary(self) -> str:
+        """The change in the gap to the neighbours in plain English."""
+        name = reference.council_name(self.la_code)
+        c = self.change
+        level = int(round(100 * (1 - self.alpha)))
+        text = (f"{name} against the average of {len(self.neighbours)} of its statistical neighbours ({self.source}, by "
+                f"{self.time_unit}): the gap was {self.gap_before:+.1f} before the start and {self.gap_after:+.1f} after, "
+                f"a change of {c['estimate']:+.1f} ({level}% interval {c['ci_low']:.1f} to {c['ci_high']:.1f}).")
+        return text + (f" Note: {self.note}." if self.note else "")
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([
@@ -1300,17 +1395,17 @@ def neighbour_comparison(
     time: str = "period",
     min_neighbours: int = 1,
     exclude_adopters: bool = True,
-    maxlags: int | None = None,
     alpha: float = 0.05,
     disclosure_threshold: int = 5,
+    source: str = "the data",
 ) -> NeighbourComparison:
     """Council minus its statistical neighbours' average, before against after (DfE's 2025 model).
 
     Neighbours that adopted the programme themselves are left out (they are not a comparison);
-    only neighbours present in the panel count. The change in the gap has Newey-West errors.
+    only neighbours present in the panel count. The gap's periods are alike from one to the
+    next, so the change in the gap is a regression with AR(1) errors by REML (``ar1_regression``),
+    not Newey-West, which is far too narrow on a series this short.
     """
-    import statsmodels.api as sm
-
     la_code = str(la_code)
     s0 = _start_period(panel, la_code, start, time)
     wanted = list(neighbours) if neighbours is not None else reference.neighbours_of(la_code)
@@ -1334,14 +1429,13 @@ def neighbour_comparison(
     after = (s["period"] >= s0).astype(float).to_numpy()
     if after.sum() < 2 or (1 - after).sum() < 2:
         raise InputError(f"council {la_code}: need at least 2 periods before and 2 after the start with neighbour data.")
-    lags = _newey_west_lags(len(s)) if maxlags is None else int(maxlags)
     X = np.column_stack([np.ones(len(s)), after])
-    fit = sm.OLS(s["gap"].to_numpy(), X).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True}, use_t=True)
-    change = _interval(float(fit.params[1]), float(fit.bse[1]), int(fit.df_resid), alpha)
+    fit = ar1_regression(s["gap"].to_numpy(), X)
     return NeighbourComparison(
         la_code=la_code, outcome=outcome, start=s0, neighbours=usable,
         gap_before=float(s.loc[after == 0, "gap"].mean()), gap_after=float(s.loc[after == 1, "gap"].mean()),
-        change=change, series=s, maxlags=lags, alpha=alpha, time_unit=panel.attrs.get("time_unit", "quarter"),
+        change=fit.term(1, alpha), series=s, method=fit.method, autocorrelation=fit.phi, note=fit.note, source=source,
+        alpha=alpha, time_unit=panel.attrs.get("time_unit", "quarter"),
     )
 
 
@@ -1364,6 +1458,24 @@ class ProgrammeEvaluation:
     placebo: PlaceboCheck | None
     n_councils: int
     n_adopting: int
+    published_neighbours: dict[str, NeighbourComparison] = field(default_factory=dict)
+    adoption_periods: dict[str, int] = field(default_factory=dict)
+
+    def focus(self, la_code: Any = None) -> str | None:
+        """The council to show on its own: the one asked for, else the earliest adopter (most periods after)."""
+        if la_code not in (None, "", "auto"):
+            code = _council(la_code, "council")
+            if code not in self.adoption_periods:
+                raise InputError(f"council {code} did not adopt the programme in these data; choose one of: "
+                                 f"{', '.join(sorted(self.adoption_periods)) or 'none'}.")
+            return code
+        if not self.adoption_periods:
+            return None
+        return min(self.adoption_periods, key=lambda c: (self.adoption_periods[c], c))
+
+    def neighbours_for(self, la_code: str) -> NeighbourComparison | None:
+        """The neighbour comparison for a council: in the data if possible, else on DfE's published rates."""
+        return self.neighbours.get(la_code) or self.published_neighbours.get(la_code)
 
     def to_dict(self) -> dict:
         nan = float("nan")
@@ -1378,6 +1490,7 @@ class ProgrammeEvaluation:
             "councils_adopting": self.n_adopting,
             "interrupted_time_series": {k: v.to_dict() for k, v in self.its.items()},
             "neighbour_comparison": {k: v.to_dict() for k, v in self.neighbours.items()},
+            "neighbour_comparison_published": {k: v.to_dict() for k, v in self.published_neighbours.items()},
             "council_problems": self.problems,
             "placebo": self.placebo.to_dict() if self.placebo is not None else None,
         }
@@ -1387,7 +1500,7 @@ class ProgrammeEvaluation:
         rows = []
         codes = sorted(set(self.its) | set(self.neighbours) | set(self.problems))
         for code in codes:
-            its, nb = self.its.get(code), self.neighbours.get(code)
+            its, nb = self.its.get(code), self.neighbours_for(code)
             rows.append({
                 "Council": reference.council_name(code),
                 "Level change (ITS)": its.level_change["estimate"] if its else np.nan,
@@ -1397,6 +1510,7 @@ class ProgrammeEvaluation:
                 "Gap lower": nb.change["ci_low"] if nb else np.nan,
                 "Gap upper": nb.change["ci_high"] if nb else np.nan,
                 "Neighbours used": len(nb.neighbours) if nb else 0,
+                "Neighbours from": (nb.source if nb else ""),
                 "Note": self.problems.get(code, ""),
             })
         return pd.DataFrame(rows).round(2)
@@ -1413,11 +1527,15 @@ def evaluate_programme(
     seed: int = 0,
     alpha: float = 0.05,
     disclosure_threshold: int = 5,
+    published_neighbours: bool = True,
 ) -> ProgrammeEvaluation:
     """Run every piece: the staggered DiD, each adopter's ITS and neighbour comparison, the placebo check.
 
     A piece that the data cannot support (too few councils, too short a series) is reported
-    with the reason instead of stopping the report.
+    with the reason instead of stopping the report. Where an adopter's statistical neighbours
+    are not in the data (a few councils' extracts), and the outcome is the re-referral rate,
+    the neighbour comparison is made on DfE's published annual rates instead
+    (``published_neighbours``): every council is there, by year ending 31 March.
     """
     if outcome not in OUTCOMES or outcome not in panel.columns:
         raise InputError(f"outcome '{outcome}' is not one of: {', '.join(c for c in OUTCOMES if c in panel.columns)}.")
@@ -1429,7 +1547,12 @@ def evaluate_programme(
     except InputError as exc:
         problem = str(exc)
     adopters = sorted(panel.loc[panel["adoption_period"].notna(), "la_code"].astype(str).unique())
-    its, neighbours, problems = {}, {}, {}
+    its, neighbours, problems, published = {}, {}, {}, {}
+    adoption_dates = (panel.loc[panel["adoption_date"].notna()].groupby(panel["la_code"].astype(str))["adoption_date"].first()
+                      if "adoption_date" in panel.columns else pd.Series(dtype="datetime64[ns]"))
+    adoption_periods = {str(c): int(v) for c, v in
+                        panel.loc[panel["adoption_period"].notna()].groupby(panel["la_code"].astype(str))["adoption_period"].first().items()}
+    pub_panel = None
     for code in adopters:
         notes = []
         try:
@@ -1439,7 +1562,17 @@ def evaluate_programme(
         try:
             neighbours[code] = neighbour_comparison(panel, code, outcome, alpha=alpha, disclosure_threshold=disclosure_threshold)
         except InputError as exc:
-            notes.append(f"no neighbour comparison: {exc}")
+            if published_neighbours and outcome == "rereferral_rate" and code in adoption_dates.index:
+                try:
+                    if pub_panel is None:
+                        pub_panel = published_panel({c: d for c, d in adoption_dates.items()})
+                    published[code] = neighbour_comparison(
+                        pub_panel, code, outcome, alpha=alpha, disclosure_threshold=disclosure_threshold,
+                        source="DfE's published re-referral rates")
+                except InputError as exc2:
+                    notes.append(f"no neighbour comparison: {exc} On DfE's published rates: {exc2}")
+            else:
+                notes.append(f"no neighbour comparison: {exc}")
         if notes:
             problems[code] = " ".join(notes)
     placebo = None
@@ -1448,4 +1581,5 @@ def evaluate_programme(
     return ProgrammeEvaluation(
         programme=programme, outcome=outcome, effect=effect, effect_problem=problem, its=its, neighbours=neighbours,
         problems=problems, placebo=placebo, n_councils=int(panel["la_code"].nunique()), n_adopting=len(adopters),
+        published_neighbours=published, adoption_periods=adoption_periods,
     )
