@@ -872,6 +872,58 @@ class _SurvivalFit:
         return r1 - r0, rmst(self.grid, s1, h) - rmst(self.grid, s0, h), r1, r0
 
 
+def ipw_survival(tm, ev, t, Xp, beta_ps, clusters, horizon, estimand="ATE", reps=200, level=0.95, rng=None) -> dict:
+    """Weighted Kaplan-Meier curves per arm, the risk, RMST difference and risk ratio at the
+    horizon, with child-cluster bootstrap percentile intervals: children are resampled and the
+    propensity model (design Xp, fitted coefficients beta_ps) refitted in each replicate, so the
+    intervals carry the uncertainty of the weights. Fewer than 20 replicates: no intervals."""
+    rng = np.random.default_rng(0) if rng is None else rng
+    h = horizon
+    e = np.clip(1 / (1 + np.exp(-np.clip(Xp @ beta_ps, -30, 30))), 1e-6, 1 - 1e-6)
+    w = weights_for(t, e, estimand)
+    sf = _SurvivalFit(tm, ev, h, t)
+    s1, s0 = sf.curves(tm, ev, t, w)
+    rd_km, rmst_d, r1, r0 = sf.summary(s1, s0)
+    u1, u0 = sf.curves(tm, ev, t, np.ones_like(w))
+    naive_rd_km, naive_rmst, _, _ = sf.summary(u1, u0)
+    B = reps
+    boot = np.full((B, 3), np.nan)  # risk difference, RMST difference, log risk ratio
+    curves1 = np.full((B, len(sf.grid)), np.nan)
+    curves0 = np.full((B, len(sf.grid)), np.nan)
+    n_cl = clusters.max() + 1
+    for i in range(B):
+        cnt = np.bincount(rng.integers(0, n_cl, n_cl), minlength=n_cl)[clusters].astype(float)
+        if cnt[t == 1].sum() == 0 or cnt[t == 0].sum() == 0:
+            continue
+        _, eb_i, _ = fit_logistic(Xp, t, cnt, beta0=beta_ps, max_iter=15, tol=1e-7)
+        eb_i = np.clip(eb_i, 1e-6, 1 - 1e-6)
+        wi = weights_for(t, eb_i, estimand) * cnt
+        a1, a0 = sf.curves(tm, ev, t, wi)
+        rd_i, rm_i, r1_i, r0_i = sf.summary(a1, a0)
+        boot[i] = rd_i, rm_i, (math.log(r1_i / r0_i) if r1_i > 0 and r0_i > 0 else np.nan)
+        curves1[i], curves0[i] = a1, a0
+    alpha = 1 - level
+    if B >= 20:
+        q = np.nanquantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
+        # the standard error that goes with the percentile interval (its half-width over z): the plain
+        # SD of the replicates is swayed by the odd replicate whose refitted propensity nearly separates
+        sd = (q[1] - q[0]) / (2 * _z(level))
+        how = f"child-cluster bootstrap, {B} replicates, propensity refitted each time (percentile)"
+        rd_est = Estimate(rd_km, float(q[0, 0]), float(q[1, 0]), float(sd[0]), how)
+        rm_est = Estimate(rmst_d, float(q[0, 1]), float(q[1, 1]), float(sd[1]), how)
+        rr_km = Estimate(r1 / r0, float(math.exp(q[0, 2])), float(math.exp(q[1, 2])), float(sd[2]), how + " (se on the log scale)")
+        c1 = np.nanquantile(curves1, [alpha / 2, 1 - alpha / 2], axis=0)
+        c0 = np.nanquantile(curves0, [alpha / 2, 1 - alpha / 2], axis=0)
+    else:
+        rd_est = Estimate(rd_km, float("nan"), float("nan"), float("nan"), "none")
+        rm_est = Estimate(rmst_d, float("nan"), float("nan"), float("nan"), "none")
+        rr_km = None
+        c1 = c0 = np.full((2, len(sf.grid)), np.nan)
+    return {"fit": sf, "s1": s1, "s0": s0, "c1": c1, "c0": c0, "risk_difference": rd_est, "rmst_difference": rm_est,
+            "risk_ratio": rr_km, "r1": r1, "r0": r0, "naive_risk_difference": naive_rd_km,
+            "naive_rmst_difference": naive_rmst}
+
+
 # --------------------------------------------------------------------------------------
 # E-values (VanderWeele & Ding 2017)
 # --------------------------------------------------------------------------------------
@@ -1567,6 +1619,13 @@ def _evaluate(
     clusters = pd.factorize(f["child_id"])[0]
     w = weights_for(t, e, est_type)
     balance = balance_table(design, t, w) if design else pd.DataFrame(columns=["covariate", "smd_before", "smd_after"])
+    if len(balance) and balance["smd_after"].abs().max() >= 0.1:
+        worst = balance.loc[balance["smd_after"].abs().idxmax()]
+        notes.append(
+            f"After weighting, {_term_label(worst['covariate'])} still differs between the groups (standardised difference "
+            f"{worst['smd_after']:+.2f}; 0.1 is the usual limit). A few heavily weighted cases are probably responsible: "
+            f"consider trimming (trim: crump) or check the overlap plot."
+        )
     ess = {"treated": kish_ess(w[t == 1]), "control": kish_ess(w[t == 0]),
            "treated_n": int((t == 1).sum()), "control_n": int((t == 0).sum())}
     seconds["propensity"] = time.perf_counter() - t0
@@ -1618,43 +1677,12 @@ def _evaluate(
     # -- time to re-referral ------------------------------------------------------------
     t0 = time.perf_counter()
     tm, ev = f["time"].to_numpy(float), f["event"].to_numpy(int)
-    sf = _SurvivalFit(tm, ev, h, t)
-    s1, s0 = sf.curves(tm, ev, t, w)
-    rd_km, rmst_d, r1, r0 = sf.summary(s1, s0)
-    u1, u0 = sf.curves(tm, ev, t, np.ones_like(w))
-    naive_rd_km, naive_rmst, _, _ = sf.summary(u1, u0)
-    B = params["bootstrap_reps"]
-    boot = np.full((B, 3), np.nan)  # risk difference, RMST difference, log risk ratio
-    curves1 = np.full((B, len(sf.grid)), np.nan)
-    curves0 = np.full((B, len(sf.grid)), np.nan)
-    n_cl = clusters.max() + 1
-    for i in range(B):
-        cnt = np.bincount(rng.integers(0, n_cl, n_cl), minlength=n_cl)[clusters].astype(float)
-        if cnt[t == 1].sum() == 0 or cnt[t == 0].sum() == 0:
-            continue
-        _, eb_i, _ = fit_logistic(Xp, t, cnt, beta0=beta_ps, max_iter=10, tol=1e-6)
-        eb_i = np.clip(eb_i, 1e-6, 1 - 1e-6)
-        wi = weights_for(t, eb_i, est_type) * cnt
-        a1, a0 = sf.curves(tm, ev, t, wi)
-        rd_i, rm_i, r1_i, r0_i = sf.summary(a1, a0)
-        boot[i] = rd_i, rm_i, (math.log(r1_i / r0_i) if r1_i > 0 and r0_i > 0 else np.nan)
-        curves1[i], curves0[i] = a1, a0
-    alpha = 1 - level
-    if B >= 20:
-        q = np.nanquantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
-        sd = np.nanstd(boot, axis=0, ddof=1)
-        how = f"child-cluster bootstrap, {B} replicates, propensity refitted each time (percentile)"
-        rd_est = Estimate(rd_km, float(q[0, 0]), float(q[1, 0]), float(sd[0]), how)
-        rm_est = Estimate(rmst_d, float(q[0, 1]), float(q[1, 1]), float(sd[1]), how)
-        rr_km = Estimate(r1 / r0, float(math.exp(q[0, 2])), float(math.exp(q[1, 2])), float(sd[2]), how + " (log scale sd)")
-        c1 = np.nanquantile(curves1, [alpha / 2, 1 - alpha / 2], axis=0)
-        c0 = np.nanquantile(curves0, [alpha / 2, 1 - alpha / 2], axis=0)
-    else:
+    km = ipw_survival(tm, ev, t, Xp, beta_ps, clusters, h, est_type, params["bootstrap_reps"], level, rng)
+    sf, s1, s0, c1, c0 = km["fit"], km["s1"], km["s0"], km["c1"], km["c0"]
+    rd_est, rm_est, rr_km = km["risk_difference"], km["rmst_difference"], km["risk_ratio"]
+    r1, r0, naive_rd_km, naive_rmst = km["r1"], km["r0"], km["naive_risk_difference"], km["naive_rmst_difference"]
+    if rr_km is None:
         notes.append("Too few bootstrap replicates for survival intervals; they are missing.")
-        rd_est = Estimate(rd_km, float("nan"), float("nan"), float("nan"), "none")
-        rm_est = Estimate(rmst_d, float("nan"), float("nan"), float("nan"), "none")
-        rr_km = None
-        c1 = c0 = np.full((2, len(sf.grid)), np.nan)
     seconds["survival_bootstrap"] = time.perf_counter() - t0
 
     # survival curves on a weekly grid, cut where fewer than 10 (unweighted) remain at risk
@@ -1685,17 +1713,16 @@ def _evaluate(
     # errors (statsmodels PHReg, Breslow ties: quick on many covariate columns)
     hr_cond = None
     if design is not None:
-        from statsmodels.duration.hazard_regression import PHReg
+        from insightlib.survival import cox_fit, robust_variance
 
         xc = np.column_stack([t, X[:, 1:]])
         xc = xc[:, np.r_[True, xc[:, 1:].std(axis=0) > 0]]
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ph = PHReg(tm, xc, status=ev, ties="breslow").fit()
-            b0, se0 = float(ph.params[0]), float(ph.bse[0])
+            # insightlib.survival's Cox (Efron ties, linear-time child-clustered sandwich; checked against R)
+            cf = cox_fit(tm, ev, xc)
+            b0, se0 = float(cf.beta[0]), float(math.sqrt(robust_variance(cf, clusters)[0, 0]))
             hr_cond = Estimate(math.exp(b0), math.exp(b0 - z * se0), math.exp(b0 + z * se0), se0,
-                               "statsmodels PHReg adjusted for the covariates, model-based errors")
+                               "Cox adjusted for the covariates (insightlib.survival), robust errors clustered by child")
         except Exception as exc:
             notes.append(f"The covariate-adjusted Cox model could not be fitted: {type(exc).__name__}.")
     seconds["cox"] = time.perf_counter() - t0
