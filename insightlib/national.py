@@ -33,7 +33,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from matplotlib import patheffects
+from matplotlib import patheffects, ticker
 from scipy import stats
 
 from insightlib import charts, reference
@@ -156,8 +156,9 @@ class FunnelResult:
             text += f" Limits widened for over-dispersion (factor {self.phi:.1f})."
         return text
 
-    def plot(self):
-        fig, ax = charts.new_figure(self.title)
+    def plot(self, width: float = 7.5, height: float = 4.5):
+        """The funnel; ``width`` 4.8 gives a version whose text stays readable on a phone."""
+        fig, ax = charts.new_figure(self.title if width >= 6 else _wrap(self.title, 45), width=width, height=height)
         grid = self.limits
         for level, style in zip(LEVELS, ("--", ":")):
             key = _level_key(level)
@@ -176,16 +177,32 @@ class FunnelResult:
             if len(row):
                 r = row.iloc[0]
                 ax.scatter([r.n], [100 * r.rate], s=90, facecolors="none", edgecolors=charts.DARK_PINK, lw=2, zorder=4)
-                label = ax.annotate(r.la_name, (r.n, 100 * r.rate), xytext=(6, 6), textcoords="offset points",
+                right_half = np.log(r.n) > np.log(grid["n"]).mean()  # label towards the middle, never off the chart
+                label = ax.annotate(r.la_name, (r.n, 100 * r.rate), xytext=(-6 if right_half else 6, 6),
+                                    textcoords="offset points", ha="right" if right_half else "left",
                                     color=charts.DARK_PINK, fontweight="bold")
                 label.set_path_effects([patheffects.withStroke(linewidth=3, foreground="white")])
         top = max(100 * pts["rate"].max() * 1.15, 200 * self.target)
         ax.set_ylim(0, min(100.0, top))
-        ax.set_xscale("log")
-        ax.set_xlabel("Referrals in the year (log scale)")
+        plain = ticker.FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+        if grid["n"].max() / grid["n"].min() > 20:  # a wide range of council sizes: log scale
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+            ax.set_xlabel("Referrals in the year (log scale)")
+        else:
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(5 if width >= 6 else 4))
+            ax.set_xlabel("Referrals in the year")
+        ax.xaxis.set_major_formatter(plain)
         ax.set_ylabel("Re-referred within 12 months (%)")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3 if width >= 6 else 2, fontsize=8,
+                  frameon=False)
         return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def funnel(data: pd.DataFrame, *, events: str = "rereferrals", n: str = "referrals", target: float | None = None,
@@ -311,7 +328,7 @@ def display_value(value: float, symbol: str, kind: str) -> str:
     return f"{int(round(value)):,}"
 
 
-def trend_plot(la_code: str, neighbours: bool = True):
+def trend_plot(la_code: str, neighbours: bool = True, width: float = 7.5, height: float = 4.5):
     """A council's published rate, 2013 to 2025, beside England and its statistical neighbours.
 
     Years DfE did not publish (c, x, u) are gaps in the line, labelled with the symbol.
@@ -324,7 +341,8 @@ def trend_plot(la_code: str, neighbours: bool = True):
     name = reference.council_name(la_code)
     years = sorted(pub["year"].unique())
     eng = pd.Series({y: england_rate(int(y)) for y in years})
-    fig, ax = charts.new_figure(f"{name}'s re-referral rate over time, against England")
+    title = f"{name}'s re-referral rate over time, against England"
+    fig, ax = charts.new_figure(title if width >= 6 else _wrap(title, 45), width=width, height=height)
     ax.plot(eng.index, 100 * eng.values, color=charts.DARK_GREY, lw=1.5, label="England")
     sn_text = ""
     if neighbours:
@@ -344,7 +362,7 @@ def trend_plot(la_code: str, neighbours: bool = True):
                         ha="center", color=charts.DARK_PINK, fontweight="bold")
     ax.set_xlabel("Year to 31 March")
     ax.set_ylabel("Re-referred within 12 months (%)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3 if width >= 6 else 2, fontsize=8, frameon=False)
     last = mine.iloc[-1]
     last_text = display_value(last["rate"], last["rate_symbol"], "rate")
     alt = (f"Line chart of {name}'s published 12-month re-referral rate from {years[0]} to {years[-1]}, with England"
@@ -493,7 +511,7 @@ def reconcile(la_code: str, computed: dict, year: int | None = None, threshold: 
 
 
 def sortable_table_html(df: pd.DataFrame, *, caption: str, sort_keys: dict[str, pd.Series] | None = None,
-                        table_id: str = "key-figures") -> str:
+                        table_id: str = "key-figures", note: str = "") -> str:
     """An HTML table whose column headers sort it (tiny inline script); without JS it is a plain table.
 
     ``sort_keys`` gives, per column, the value to sort by (numbers behind "12.3%"; blank for
@@ -516,9 +534,10 @@ def sortable_table_html(df: pd.DataFrame, *, caption: str, sort_keys: dict[str, 
                 cells.append(f"<td>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     script = resources.files("insightlib").joinpath("templates", "sortable.js").read_text(encoding="utf-8")
+    note_html = f'<p class="table-note">{html.escape(note)}</p>' if note else ""
     return (f'<div class="table-wrap"><table class="sortable" id="{html.escape(table_id)}">'
             f"<caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table></div>\n<script>{script}</script>")
+            f"<tbody>{''.join(body)}</tbody></table></div>{note_html}\n<script>{script}</script>")
 
 
 # --- the whole summary page ------------------------------------------------------------------
@@ -530,23 +549,46 @@ class Figure:
     title: str
     alt: str
     png: bytes
+    png_narrow: bytes | None = None  # the same chart drawn narrow, for phones
 
-    def data_uri(self) -> str:
-        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+    def data_uri(self, narrow: bool = False) -> str:
+        data = self.png_narrow if narrow and self.png_narrow else self.png
+        return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+@dataclass
+class Section:
+    """One part of the page: a heading (none for the opening), paragraphs, figures, tables."""
+
+    heading: str
+    paragraphs: list[str] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[tuple[str, str]] = field(default_factory=list)  # (heading, html)
 
 
 @dataclass
 class NationalSummary:
-    """Everything on the leaders' page: paragraphs, figures (with alt text) and HTML tables."""
+    """Everything on the leaders' page, in reading order: sections of paragraphs, figures (with alt
+    text) and HTML tables."""
 
     year: int
-    paragraphs: list[str]
-    figures: list[Figure]
-    tables: list[tuple[str, str]]  # (heading, html)
+    sections: list[Section]
     computed: pd.DataFrame
     published: FunnelResult
     computed_funnel: FunnelResult | None
     reconciliations: list[Reconciliation]
+
+    @property
+    def paragraphs(self) -> list[str]:
+        return [p for sec in self.sections for p in sec.paragraphs]
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [f for sec in self.sections for f in sec.figures]
+
+    @property
+    def tables(self) -> list[tuple[str, str]]:
+        return [t for sec in self.sections for t in sec.tables]
 
     def to_dict(self) -> dict:
         return {
@@ -557,38 +599,57 @@ class NationalSummary:
         }
 
     def html_fragment(self, image_src=None) -> str:
-        """The page body. ``image_src(figure)`` gives each image's src (default: embedded data URI)."""
-        image_src = image_src or (lambda f: f.data_uri())
-        parts = [f"<p>{html.escape(p)}</p>" for p in self.paragraphs]
-        for fig in self.figures:
-            parts.append(f'<figure><img src="{html.escape(image_src(fig))}" alt="{html.escape(fig.alt)}">'
-                         f"<figcaption>{html.escape(fig.title)}</figcaption></figure>")
-        for heading, table_html in self.tables:
-            parts.append(f"<h2>{html.escape(heading)}</h2>\n{table_html}")
+        """The page body. ``image_src(figure, narrow)`` gives each image's src (default: embedded data
+        URI); phones get the narrow drawing through a <picture> source."""
+        image_src = image_src or (lambda f, narrow=False: f.data_uri(narrow))
+        parts = []
+        for sec in self.sections:
+            if sec.heading:
+                parts.append(f"<h2>{html.escape(sec.heading)}</h2>")
+            parts += [f"<p>{html.escape(p)}</p>" for p in sec.paragraphs]
+            for fig in sec.figures:
+                source = ""
+                if fig.png_narrow:
+                    source = f'<source media="(max-width: 40rem)" srcset="{html.escape(image_src(fig, True))}">'
+                parts.append(f'<figure><a class="figure-link" href="{html.escape(image_src(fig, False))}" '
+                             f'title="Open the chart full size"><picture>{source}'
+                             f'<img src="{html.escape(image_src(fig, False))}" alt="{html.escape(fig.alt)}"></picture></a>'
+                             f"<figcaption>{html.escape(fig.title)}</figcaption></figure>")
+            for _heading, table_html in sec.tables:
+                parts.append(table_html)
         return "\n".join(parts)
 
 
-def _figure(name: str, fig, alt: str) -> Figure:
+def _figure(name: str, make, alt: str) -> Figure:
+    """``make(width)`` draws the chart; it is drawn wide for screens and print, narrow for phones."""
     import matplotlib.pyplot as plt
 
-    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else name
+    fig = make(7.5)
+    title = " ".join(fig._suptitle.get_text().split()) if getattr(fig, "_suptitle", None) else name
     png = charts.to_png(fig)
     plt.close(fig)
-    return Figure(name=name, title=title, alt=alt, png=png)
+    narrow = make(4.8)
+    png_narrow = charts.to_png(narrow)
+    plt.close(narrow)
+    return Figure(name=name, title=title, alt=alt, png=png, png_narrow=png_narrow)
 
 
 def build_national_summary(reports_dir: str | Path, year: int | None = None, threshold: int = 5,
-                           trend_councils: int = 12) -> NationalSummary:
-    """The leaders' page from every council's results.json plus DfE's published rates."""
+                           trend_councils: int = 12, label_councils: int = 12) -> NationalSummary:
+    """The leaders' page from every council's results.json plus DfE's published rates.
+
+    Reading order: England and the published funnel; the councils in these reports (their
+    computed measure beside DfE's published figure, and their own funnel); trends 2013 to
+    2025 for up to ``trend_councils`` of them; every council's published figures.
+    """
     year = year or latest_year()
     computed = collect_dfe_measures(reports_dir)
     codes = computed["la_code"].tolist()
-    pub_funnel = published_funnel(year, highlight=[c for c in codes if c in set(published_rates(year)["la_code"])])
-    figures = [_figure("published_funnel", pub_funnel.plot(), pub_funnel.alt_text())]
+    pub_funnel = published_funnel(year, highlight=[c for c in codes if c in set(published_rates(year)["la_code"])][:label_councils])
     eng = england_rate(year)
     counts = pub_funnel.points["band"].value_counts()
     plain_out = len(published_funnel(year, overdispersion=False).outliers(0.998))
-    paragraphs = [
+    opening = Section("", paragraphs=[
         f"In the year to 31 March {year}, {100 * eng:.1f}% of referrals to children's social care in England came "
         f"within 12 months of a previous referral (DfE, Characteristics of children in need). The funnel plot places "
         f"each of the {len(pub_funnel.points)} councils with a published rate against that figure: councils inside the "
@@ -599,57 +660,76 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
         f"shown are therefore widened by the over-dispersion factor ({pub_funnel.phi:.1f}, Spiegelhalter 2005). "
         f"{int(counts.get(BANDS[0], 0))} councils lie above the widened 99.8% limit and "
         f"{int(counts.get(BANDS[4], 0))} below it. A council outside the funnel is a question to ask, not a verdict.",
-    ]
+    ], figures=[_figure("published_funnel", lambda w: pub_funnel.plot(width=w), pub_funnel.alt_text())])
+    sections = [opening]
     computed_funnel = None
     reconciliations: list[Reconciliation] = []
-    tables: list[tuple[str, str]] = []
     if not computed.empty:
-        safe = computed.dropna(subset=["referrals", "rereferrals"])
-        shown = [safe_rate(r, n, threshold) for r, n in zip(safe["rereferrals"], safe["referrals"])]
-        plot_rows = safe.loc[[not s.suppressed and s.rate is not None for s in shown]]
-        if len(plot_rows):
-            computed_funnel = funnel(
-                plot_rows, target=eng, highlight=[], year=year,
-                title="Councils' own 12-month re-referral rates from their extracts, against England",
-            )
-            computed_funnel.measure = "computed 12-month re-referral rate"
-            figures.append(_figure("computed_funnel", computed_funnel.plot(), computed_funnel.alt_text()))
+        mine = Section("Councils in these reports: their own figure beside DfE's")
         for r in computed.itertuples():
             if pd.isna(r.referrals) or pd.isna(r.rereferrals):
                 continue
             reconciliations.append(reconcile(r.la_code, {"referrals": r.referrals, "rereferrals": r.rereferrals,
                                                          "year": None if pd.isna(r.year) else int(r.year)},
                                              threshold=threshold))
-    if reconciliations:
-        rec = pd.DataFrame([{
-            "Council": reference.council_name(r.la_code),
-            "Code": r.la_code,
-            "Computed rate": r.computed["display"]["rate"],
-            "Referrals (computed)": r.computed["display"]["referrals"],
-            "Published rate": r.published["display"]["rate"],
-            "Year published": r.year,
-            "Difference (points)": "" if r.difference_points is None else f"{r.difference_points:+.1f}",
-            "Funnel (published)": pub_funnel.band_of(r.la_code),
-        } for r in reconciliations])
-        keys = {
-            "Computed rate": pd.Series([r.computed["rate"] for r in reconciliations], dtype=float),
-            "Published rate": pd.Series([r.published["rate"] for r in reconciliations], dtype=float),
-            "Difference (points)": pd.Series([r.difference_points for r in reconciliations], dtype=float),
-            "Referrals (computed)": pd.Series([r.computed["referrals"] if r.computed["display"]["referrals"] != "c"
-                                               else None for r in reconciliations], dtype=float),
-        }
-        tables.append(("Councils in these reports: computed against published",
-                       sortable_table_html(rec, caption="Each council's own DfE measure beside DfE's published figure. "
-                                           "c: suppressed (a small number); x: not available; u: low reliability.",
-                                           sort_keys=keys, table_id="reconciliation")))
-        paragraphs.append(" ".join(r.sentence() for r in reconciliations))
+        if reconciliations:
+            mine.paragraphs.append(
+                "Each council's 12-month re-referral rate computed from its own extract (DfE's measure: referrals in "
+                "the year to 31 March that came within 12 months of a previous referral of the same child) beside the "
+                "figure DfE published for it. They should agree closely; a large difference usually means the extract "
+                "covers different years or children, not an error in either figure.")
+            mine.paragraphs.append(" ".join(r.sentence() for r in reconciliations))
+            rec = pd.DataFrame([{
+                "Council": reference.council_name(r.la_code),
+                "Computed rate": r.computed["display"]["rate"],
+                "Published rate": r.published["display"]["rate"],
+                "Difference (points)": "" if r.difference_points is None else f"{r.difference_points:+.1f}",
+                "Year": r.year,
+                "Code": r.la_code,
+                "Referrals (computed)": r.computed["display"]["referrals"],
+                "Referrals (published)": r.published["display"]["referrals"],
+                "Against England (published)": pub_funnel.band_of(r.la_code),
+            } for r in reconciliations])
+            keys = {
+                "Computed rate": pd.Series([r.computed["rate"] for r in reconciliations], dtype=float),
+                "Published rate": pd.Series([r.published["rate"] for r in reconciliations], dtype=float),
+                "Difference (points)": pd.Series([r.difference_points for r in reconciliations], dtype=float),
+                "Referrals (computed)": pd.Series([r.computed["referrals"] if r.computed["display"]["referrals"] != "c"
+                                                   else None for r in reconciliations], dtype=float),
+                "Referrals (published)": pd.Series([r.published["referrals"] for r in reconciliations], dtype=float),
+            }
+            mine.tables.append(("Computed against published", sortable_table_html(
+                rec, caption="Computed against published", sort_keys=keys, table_id="reconciliation",
+                note="Select a column heading to sort. c: suppressed (a small number); x: not available; "
+                     "u: low reliability. Difference: computed minus published, in percentage points.")))
+        safe = computed.dropna(subset=["referrals", "rereferrals"])
+        shown = [safe_rate(r, n, threshold) for r, n in zip(safe["rereferrals"], safe["referrals"])]
+        plot_rows = safe.loc[[not s.suppressed and s.rate is not None for s in shown]]
+        if len(plot_rows):
+            computed_funnel = funnel(
+                plot_rows, target=eng, highlight=plot_rows["la_code"].tolist()[:label_councils], year=year,
+                title="Councils' own 12-month re-referral rates from their extracts, against England",
+            )
+            computed_funnel.measure = "computed 12-month re-referral rate"
+            mine.figures.append(_figure("computed_funnel", lambda w: computed_funnel.plot(width=w),
+                                        computed_funnel.alt_text()))
+        sections.append(mine)
     if codes:
-        for code in codes[:trend_councils]:
+        trends = Section(f"Trends, {int(published_rates()['year'].min())} to {latest_year()}", paragraphs=[
+            "Each council's published rate by year beside England and the median of its ten statistical neighbours. "
+            "Gaps are years DfE did not publish a figure (marked c, x or u)."])
+        have = set(published_rates()["la_code"])
+        for code in [c for c in codes if c in have][:trend_councils]:
             try:
-                fig, alt = trend_plot(code)
+                fig_alt = trend_plot(code)
             except InputError:
                 continue
-            figures.append(_figure(f"trend_{code}", fig, alt))
+            import matplotlib.pyplot as plt
+
+            plt.close(fig_alt[0])
+            trends.figures.append(_figure(f"trend_{code}", lambda w, c=code: trend_plot(c, width=w)[0], fig_alt[1]))
+        if trends.figures:
+            sections.append(trends)
     pub = published_rates(year).merge(pub_funnel.points[["la_code", "band"]], on="la_code", how="left")
     pub["band"] = pub["band"].fillna("not published")
     table = pd.DataFrame({
@@ -661,9 +741,11 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
         "Against England": pub["band"],
     })
     keys = {"Referrals": pub["referrals"], "Re-referrals": pub["rereferrals"], "Rate": pub["rate"]}
-    tables.append((f"Every council's published figures, {year}",
-                   sortable_table_html(table, caption=f"DfE published 12-month re-referral figures, year to 31 March {year}. "
-                                       "Select a column heading to sort. c: suppressed; x: not available; u: low reliability.",
-                                       sort_keys=keys, table_id="published")))
-    return NationalSummary(year=year, paragraphs=paragraphs, figures=figures, tables=tables, computed=computed,
-                           published=pub_funnel, computed_funnel=computed_funnel, reconciliations=reconciliations)
+    sections.append(Section(f"Every council's published figures, {year}", tables=[(
+        f"Every council's published figures, {year}",
+        sortable_table_html(table, caption=f"DfE's published 12-month re-referral figures, year to 31 March {year}",
+                            sort_keys=keys, table_id="published",
+                            note="Select a column heading to sort. c: suppressed; x: not available; u: low reliability "
+                                 "(DfE's symbols, never zero). Against England: the council's place in the funnel above."))]))
+    return NationalSummary(year=year, sections=sections, computed=computed, published=pub_funnel,
+                           computed_funnel=computed_funnel, reconciliations=reconciliations)

@@ -73,6 +73,15 @@ class Evaluation:
     title: str
     description: str
     reports: list[Report]
+    covers: list[str] = field(default_factory=list)  # councils a national-scope report covers
+
+    @property
+    def councils(self) -> list[Report]:
+        return [r for r in self.reports if r.la_code != NATIONAL_DIR]
+
+    @property
+    def national(self) -> list[Report]:
+        return [r for r in self.reports if r.la_code == NATIONAL_DIR]
 
 
 @dataclass
@@ -137,8 +146,36 @@ def discover(reports_dir: str | Path) -> list[Evaluation]:
     evaluations = []
     for slug in sorted(by_eval):
         reports = sorted(by_eval[slug], key=lambda r: (r.la_code != NATIONAL_DIR, r.council, r.notebook.name))
-        evaluations.append(Evaluation(slug, meta[slug]["title"], meta[slug]["description"], reports))
+        run = _read_json(root / slug / "run.json").get("evaluation")
+        run = run if isinstance(run, dict) else {}
+        title = run.get("title") or meta[slug]["title"]
+        description = " ".join(str(run.get("description") or meta[slug]["description"] or "").split())
+        for rep in reports:
+            rep.evaluation_title = title
+        covers = _covered_councils(reports, run)
+        evaluations.append(Evaluation(slug, title, description, reports, covers))
     return evaluations
+
+
+def _covered_councils(reports: list[Report], run: dict) -> list[str]:
+    """The councils a national-scope report covers, from its results.json (never from HTML).
+
+    Looked for, in order: a top-level "councils" list, the parameters' "councils" list, the
+    keys of the parameters' "adoption" dates (the programme notebook), the evaluation's
+    own council list."""
+    for rep in reports:
+        if rep.la_code != NATIONAL_DIR or rep.results is None:
+            continue
+        res = _read_json(rep.results)
+        params = res.get("parameters") or {}
+        for found in (res.get("councils"), params.get("councils"), params.get("adoption")):
+            if isinstance(found, dict):
+                found = list(found)
+            if isinstance(found, list) and found:
+                return sorted({str(c) for c in found}, key=council_label)
+        if isinstance(run.get("councils"), list) and run["councils"]:
+            return sorted({str(c) for c in run["councils"]}, key=council_label)
+    return []
 
 
 def _titleise(slug: str) -> str:
@@ -254,6 +291,56 @@ def render_report_html(notebook: Path, exporter=None) -> tuple[str, str]:
     return title, body
 
 
+#: On the home page an evaluation lists its councils only when there are this few; else a link.
+HOME_COUNCILS = 12
+_DATA_IMG = re.compile(r'<img\s+src="data:image/(png|jpeg);base64,([^"]+)"')
+_FRAME = re.compile(r'<table[^>]*class="[^"]*dataframe[^"]*"[^>]*>.*?</table>', re.S)
+_NUMBER = re.compile(r"^\s*[-+\u2212]?[\d,]*\.?\d+\s*(%|days?|points?)?\s*$|^\s*(c|x|u|z|<\d+)\s*$")
+
+
+def externalise_images(body: str, out: Path, page_rel: str) -> str:
+    """Embedded images become files beside the page, each a link to itself: smaller pages, and on a
+    phone a tap opens the chart full size (where the browser lets the reader zoom)."""
+    stem = Path(page_rel).stem
+    folder = f"{stem}-figures"
+    count = 0
+
+    def swap(m: re.Match) -> str:
+        nonlocal count
+        count += 1
+        ext = "jpg" if m.group(1) == "jpeg" else "png"
+        name = f"{folder}/figure-{count}.{ext}"
+        path = out / Path(page_rel).parent / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(m.group(2)))
+        return f'<a class="figure-link" href="{name}" title="Open the chart full size"><img src="{name}"'
+
+    body = _DATA_IMG.sub(swap, body)
+    # close each link after its image
+    return re.sub(r'(<a class="figure-link"[^>]*><img [^>]*>)', r"\1</a>", body)
+
+
+def tidy_tables(body: str) -> str:
+    """pandas tables as a reader wants them: no 0, 1, 2 ... row-number column, numbers right-aligned
+    and words left-aligned."""
+
+    def tidy(m: re.Match) -> str:
+        table = m.group(0)
+        heads = re.findall(r"<tbody>.*", table, re.S)
+        row_heads = re.findall(r"<tr[^>]*>\s*<th[^>]*>([^<]*)</th>", heads[0]) if heads else []
+        if row_heads and row_heads == [str(i) for i in range(len(row_heads))]:
+            table = re.sub(r"(<tbody>.*)", lambda b: re.sub(r"(<tr[^>]*>)\s*<th[^>]*>\d+</th>", r"\1", b.group(1)),
+                           table, flags=re.S)
+            thead_end = table.find("</thead>")
+            head = re.sub(r"(<tr[^>]*>)\s*<th[^>]*>\s*</th>", r"\1", table[:thead_end])
+            table = head + table[thead_end:]
+        return re.sub(r"<td>([^<]*)</td>",
+                      lambda c: f'<td class="num">{c.group(1)}</td>' if _NUMBER.match(html.unescape(c.group(1)))
+                      else f"<td>{c.group(1)}</td>", table)
+
+    return _FRAME.sub(tidy, body)
+
+
 def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str | Path | None = None, *,
                 national_year: int | None = None) -> SiteResult:
     out = Path(out_dir) if out_dir is not None else reports_dir / "_site"
@@ -270,6 +357,10 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
 
         depth = rel.count("/")
         root = "../" * depth
+        body = tidy_tables(externalise_images(body, out, rel))
+        if "figure-link" in body:
+            hint = '<p class="hint">Tap a chart to open it full size.</p>'
+            body = body.replace("</h1>", "</h1>" + hint, 1) if "</h1>" in body else hint + body
         text = page.render(title=title, site_title=SITE_TITLE, root=root, evaluations=nav, body=Markup(body),
                            breadcrumbs=[(label, root + href) for label, href in breadcrumbs], built=built,
                            main_class=main_class)
@@ -291,27 +382,55 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
                             "The analyst can re-run it with 'insight run'.</p>")
             write(rep.href, f"{rep.council}: {ev.title}", f'{heading}<div class="report">{body}</div>',
                   breadcrumbs=[("Home", "index.html"), (ev.title, f"{ev.slug}/index.html")], main_class="report-page")
-        items = "\n".join(_council_item(rep, prefix=f"{rep.la_code}/{rep.notebook.stem}.html") for rep in ev.reports)
-        body = (f"<h1>{html.escape(ev.title)}</h1>"
-                + (f'<p class="lede">{html.escape(ev.description)}</p>' if ev.description else "")
-                + f"<p>{len(ev.reports)} report(s). Choose a council to read its report.</p>"
-                + f'<ul class="cards">{items}</ul>')
-        write(f"{ev.slug}/index.html", ev.title, body, breadcrumbs=[("Home", "index.html")])
+        write(f"{ev.slug}/index.html", ev.title, _evaluation_html(ev), breadcrumbs=[("Home", "index.html")])
 
-    national_body = _national_html(reports_dir, national_year)
+    national_body = _national_html(reports_dir, national_year, out)
     write("national.html", "National summary", national_body, breadcrumbs=[("Home", "index.html")])
 
     sections = []
     for ev in evaluations:
-        links = "\n".join(_council_item(rep, prefix=rep.href) for rep in ev.reports)
-        sections.append(f'<h2><a href="{html.escape(ev.slug)}/index.html">{html.escape(ev.title)}</a></h2>'
+        n = len(ev.councils)
+        count = (f"{n} council report{'s' if n != 1 else ''}" if n else "")
+        if ev.national:
+            count = "One report across " + (f"{len(ev.covers)} councils" if ev.covers else "all councils") + \
+                (f", and {count}" if count else "")
+        items = "\n".join(_council_item(rep, prefix=rep.href) for rep in ev.national)
+        if n <= HOME_COUNCILS:
+            items += "\n".join(_council_item(rep, prefix=rep.href) for rep in ev.councils)
+        more = "" if n <= HOME_COUNCILS else \
+            f'<p><a href="{html.escape(ev.slug)}/index.html">Find a council among all {n}</a></p>'
+        sections.append(f'<section class="evaluation"><h2><a href="{html.escape(ev.slug)}/index.html">'
+                        f"{html.escape(ev.title)}</a></h2>"
                         + (f"<p>{html.escape(ev.description)}</p>" if ev.description else "")
-                        + f'<ul class="cards">{links}</ul>')
+                        + f'<p class="status">{count}</p>'
+                        + (f'<ul class="cards">{items}</ul>' if items else "") + more + "</section>")
     home = ('<h1>Do children come back after their case is closed?</h1>'
-            '<p class="lede">Reports for each council and evaluation, and a <a href="national.html">national summary</a> '
+            '<p class="lede">Reports for each evaluation and council, and a <a href="national.html">national summary</a> '
             "comparing every council's re-referral rate with England's.</p>" + "\n".join(sections))
     index = write("index.html", "Home", home)
     return SiteResult(out_dir=out, index=index, engine="html", reports=all_reports, pages=pages)
+
+
+def _evaluation_html(ev: Evaluation) -> str:
+    """An evaluation's page: what it asks, its national report if any, and every council's report."""
+    parts = [f"<h1>{html.escape(ev.title)}</h1>"]
+    if ev.description:
+        parts.append(f'<p class="lede">{html.escape(ev.description)}</p>')
+    if ev.national:
+        parts.append("<h2>The report across councils</h2>")
+        parts.append('<ul class="cards">' + "\n".join(
+            _council_item(rep, prefix=f"{rep.la_code}/{rep.notebook.stem}.html") for rep in ev.national) + "</ul>")
+        if ev.covers:
+            names = ", ".join(f"{html.escape(council_label(c))} ({html.escape(c)})" for c in ev.covers)
+            parts.append(f"<p>It covers {len(ev.covers)} councils: {names}.</p>")
+    if ev.councils:
+        if ev.national:
+            parts.append("<h2>Council reports</h2>")
+        parts.append(f"<p>{len(ev.councils)} council report{'s' if len(ev.councils) != 1 else ''}. "
+                     "Choose a council to read its report.</p>")
+        parts.append('<ul class="cards">' + "\n".join(
+            _council_item(rep, prefix=f"{rep.la_code}/{rep.notebook.stem}.html") for rep in ev.councils) + "</ul>")
+    return "\n".join(parts)
 
 
 def _council_item(rep: Report, prefix: str) -> str:
@@ -324,7 +443,7 @@ def _council_item(rep: Report, prefix: str) -> str:
     return f'<li{cls}><a href="{html.escape(prefix)}">{html.escape(rep.council)}</a>{code}{status}</li>'
 
 
-def _national_html(reports_dir: Path, year: int | None) -> str:
+def _national_html(reports_dir: Path, year: int | None, out: Path) -> str:
     from insightlib import national
 
     try:
@@ -332,8 +451,16 @@ def _national_html(reports_dir: Path, year: int | None) -> str:
     except InputError as exc:
         return ("<h1>National summary</h1><p class=\"notice\">The national summary could not be built: "
                 f"{html.escape(str(exc))}</p>")
+    folder = out / "national-figures"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def image_src(fig, narrow=False) -> str:
+        name = f"{fig.name}{'-narrow' if narrow else ''}.png"
+        (folder / name).write_bytes(fig.png_narrow if narrow and fig.png_narrow else fig.png)
+        return f"national-figures/{name}"
+
     return (f"<h1>National summary: re-referrals within 12 months, {summary.year}</h1>"
-            + summary.html_fragment())
+            + summary.html_fragment(image_src))
 
 
 # --- Quarto -----------------------------------------------------------------------------------
@@ -512,14 +639,17 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
     fig_dir = reports_dir / "national-figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     parts = ["---\n" + _yaml_dump({"title": f"National summary: re-referrals within 12 months, {summary.year}"}) + "---\n"]
-    parts += [p + "\n" for p in summary.paragraphs]
-    for fig in summary.figures:
-        (fig_dir / f"{fig.name}.png").write_bytes(fig.png)
-        written.append(fig_dir / f"{fig.name}.png")
-        alt = fig.alt.replace('"', "'")
-        parts.append(f'![{fig.title}](national-figures/{fig.name}.png){{fig-alt="{alt}"}}\n')
-    for heading, table_html in summary.tables:
-        parts.append(f"## {heading}\n\n```{{=html}}\n{table_html}\n```\n")
+    for sec in summary.sections:
+        if sec.heading:
+            parts.append(f"## {sec.heading}\n")
+        parts += [p + "\n" for p in sec.paragraphs]
+        for fig in sec.figures:
+            (fig_dir / f"{fig.name}.png").write_bytes(fig.png)
+            written.append(fig_dir / f"{fig.name}.png")
+            alt = fig.alt.replace('"', "'")
+            parts.append(f'![{fig.title}](national-figures/{fig.name}.png){{fig-alt="{alt}"}}\n')
+        for _heading, table_html in sec.tables:
+            parts.append(f"```{{=html}}\n{table_html}\n```\n")
     put("national.qmd", "\n".join(parts))
     return written
 
