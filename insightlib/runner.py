@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -27,6 +29,10 @@ from .evaluation import Evaluation
 
 #: How many times a kernel that fails to start (not a failing cell) is tried again.
 KERNEL_RETRIES = 2
+#: A worker's warm kernel runs at most this many notebooks before a fresh one replaces it.
+KERNEL_REUSE_LIMIT = 25
+#: Set INSIGHT_FRESH_KERNELS=1 to start a fresh kernel for every notebook (slower, nothing shared).
+FRESH_KERNELS_ENV = "INSIGHT_FRESH_KERNELS"
 NATIONAL = "national"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -172,6 +178,138 @@ def prepare_warehouse(data: Path, out_dir: Path, log: Callable[[str], None] = la
     return wh, failed
 
 
+# --- a warm kernel per worker ---------------------------------------------------------
+#
+# Starting a kernel and importing pandas, scipy and matplotlib takes several seconds, more
+# than the analysis of a small council. So each worker (process, or Dask worker thread)
+# keeps one kernel and runs its councils in it one after another: before each notebook the
+# kernel's namespace is wiped (%reset -f), open figures closed, the execution count set back
+# to 1 and the working folder changed, so a notebook sees nothing of the one before; only
+# imported modules stay loaded. A kernel that dies, times out or fails to reset is thrown
+# away and the next notebook gets a fresh one; after KERNEL_REUSE_LIMIT notebooks it is
+# replaced anyway so that memory cannot creep up.
+
+_LOCAL = threading.local()
+_KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+async def _await(fn, *args, **kwargs):
+    from nbclient.util import ensure_async
+
+    return await ensure_async(fn(*args, **kwargs))
+
+
+def _sync(fn, *args, **kwargs):
+    from nbclient.util import run_sync
+
+    return run_sync(_await)(fn, *args, **kwargs)
+
+
+def _reset_code(cwd: str) -> str:
+    return (
+        "get_ipython().run_line_magic('reset', '-f')\n"
+        "import sys as _insight_sys, os as _insight_os\n"
+        "if 'matplotlib.pyplot' in _insight_sys.modules:\n"
+        "    _insight_sys.modules['matplotlib.pyplot'].close('all')\n"
+        f"_insight_os.chdir({cwd!r})\n"
+        "del _insight_sys, _insight_os\n"
+        "get_ipython().execution_count = 1\n"
+    )
+
+
+class _WarmKernel:
+    def __init__(self, kernel_name: str):
+        import nbformat
+        from nbclient import NotebookClient
+
+        starter = NotebookClient(nbformat.v4.new_notebook(), kernel_name=kernel_name, extra_arguments=list(_KERNEL_ARGS))
+        self.kernel_name = kernel_name
+        self.km = starter.create_kernel_manager()
+        starter.start_new_kernel(cwd=tempfile.gettempdir())
+        self.uses = 0
+
+    def shutdown(self) -> None:
+        try:
+            _sync(self.km.shutdown_kernel, now=True)
+        except Exception:  # noqa: BLE001 - already dead is fine
+            pass
+
+
+def _warm_kernel(kernel_name: str) -> _WarmKernel:
+    warm = getattr(_LOCAL, "kernel", None)
+    if warm is not None and (warm.kernel_name != kernel_name or warm.uses >= KERNEL_REUSE_LIMIT
+                             or not _sync(warm.km.is_alive)):
+        discard_warm_kernel()
+        warm = None
+    if warm is None:
+        warm = _LOCAL.kernel = _WarmKernel(kernel_name)
+        _register_shutdown()
+    return warm
+
+
+def discard_warm_kernel() -> None:
+    """Shut down this worker's warm kernel, if it has one."""
+    warm = getattr(_LOCAL, "kernel", None)
+    _LOCAL.kernel = None
+    if warm is not None:
+        warm.shutdown()
+
+
+_SHUTDOWN_REGISTERED = False
+
+
+def _register_shutdown() -> None:
+    """Shut the kernel down when the worker ends (pool workers skip atexit, so Finalize too)."""
+    global _SHUTDOWN_REGISTERED
+    if _SHUTDOWN_REGISTERED:
+        return
+    import atexit
+    from multiprocessing import util
+
+    atexit.register(discard_warm_kernel)
+    util.Finalize(None, discard_warm_kernel, exitpriority=50)
+    _SHUTDOWN_REGISTERED = True
+
+
+def _warm_engine():
+    """A papermill engine that runs a notebook in the worker's warm kernel (registered once)."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from traitlets import Unicode
+
+    if "insight-warm" in papermill_engines._engines:
+        return "insight-warm"
+
+    class ResettingClient(PapermillNotebookClient):
+        reset_code = Unicode("").tag(config=True)
+
+        def papermill_execute_cells(self):
+            reply = self.wait_for_reply(self.kc.execute(self.reset_code, silent=True, store_history=False))
+            if not reply or reply["content"].get("status") != "ok":
+                raise RuntimeError("the kernel could not be reset for the next council")
+            super().papermill_execute_cells()
+
+    class WarmEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+                                     start_timeout=60, execution_timeout=None, **kwargs):
+            warm = kwargs.pop("warm_kernel")
+            for unused in ("input_path", "timeout", "startup_timeout", "extra_arguments"):
+                kwargs.pop(unused, None)
+            client = ResettingClient(nb_man, km=warm.km, timeout=execution_timeout, startup_timeout=start_timeout,
+                                     kernel_name=kernel_name, log=logger, log_output=log_output,
+                                     stdout_file=stdout_file, stderr_file=stderr_file, **kwargs)
+            try:
+                return client.execute()
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
+
+    papermill_engines.register("insight-warm", WarmEngine)
+    return "insight-warm"
+
+
 # --- executing one notebook ----------------------------------------------------------
 
 
@@ -209,28 +347,39 @@ def _execute_council(task: dict) -> dict:
     out_nb = Path(task["output_notebook"])
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     run = CouncilRun(la_code=task["la_code"], status="failed", notebook=str(out_nb))
+    reuse = task.get("reuse_kernel", False)
+    kernel_name = task.get("kernel_name", "python3")
     for attempt in range(1, KERNEL_RETRIES + 2):
         run.attempts = attempt
         try:
+            engine = {}
+            if reuse:
+                warm = _warm_kernel(kernel_name)
+                engine = {"engine_name": _warm_engine(), "warm_kernel": warm, "reset_code": _reset_code(str(out_nb.parent))}
+                warm.uses += 1
             pm.execute_notebook(
                 task["input_notebook"], str(out_nb), parameters=task["parameters"],
-                kernel_name=task.get("kernel_name", "python3"), language="python", cwd=str(out_nb.parent),
+                kernel_name=kernel_name, language="python", cwd=str(out_nb.parent),
                 progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                 execution_timeout=task.get("execution_timeout", 3600),
                 # the kernel talks to us over loopback only; its start-up warning about that is noise
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                extra_arguments=list(_KERNEL_ARGS), **engine,
             )
             run.status, run.error = "ok", None
             break
-        except PapermillExecutionError as exc:
+        except PapermillExecutionError as exc:  # a cell failed; the kernel itself is fine
             run.error = f"{exc.ename}: {str(exc.evalue)[:500]}"
             run.failing_cell = exc.exec_count
             run.link = f"{out_nb.name}#papermill-error-cell"
             break
         except (DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:  # kernel did not start or died: try again
+            if reuse:
+                discard_warm_kernel()
             run.error = f"kernel failed ({type(exc).__name__}: {str(exc)[:300]})"
             time.sleep(min(2 * attempt, 5))
         except Exception as exc:  # anything else will fail the same way again
+            if reuse:
+                discard_warm_kernel()
             run.error = f"{type(exc).__name__}: {str(exc)[:500]}"
             break
     run.seconds_total = time.perf_counter() - started
@@ -248,6 +397,7 @@ def _execute_council(task: dict) -> dict:
             "seconds_total": round(run.seconds_total, 3),
             "seconds_in_cells": round(run.seconds_cells, 3),
             "attempts": run.attempts,
+            "kernel": "reused" if reuse else "fresh",
         },
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "outputs": [out_nb.name] + (["results.json"] if run.results else []),
@@ -348,8 +498,15 @@ def run_evaluation(
     notebooks_dir: Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    reuse_kernels: bool | None = None,
 ) -> RunSummary:
-    """Run an evaluation for each of its councils; failures are collected, never raised."""
+    """Run an evaluation for each of its councils; failures are collected, never raised.
+
+    ``reuse_kernels`` (default: yes, unless INSIGHT_FRESH_KERNELS=1) runs each worker's councils
+    in one warm kernel, wiped between notebooks, instead of starting a kernel per notebook.
+    """
+    if reuse_kernels is None:
+        reuse_kernels = os.environ.get(FRESH_KERNELS_ENV, "") not in ("1", "true", "yes")
     started = time.perf_counter()
     out_dir = Path(out_dir).resolve()
     notebooks_dir = Path(notebooks_dir or default_notebooks_dir()).resolve()
@@ -377,6 +534,8 @@ def run_evaluation(
         runnable = [NATIONAL] if runnable else []
 
     tasks, skipped = plan_tasks(evaluation, warehouse_path, runnable, out_dir, notebooks_dir, force)
+    for task in tasks:
+        task["reuse_kernel"] = reuse_kernels
     if not scheduler and workers > 1:
         for task in tasks:
             task["blas_threads"] = max(1, (os.cpu_count() or 1) // min(workers, len(tasks)))
@@ -420,8 +579,11 @@ def _iter_outcomes(tasks: list[dict], workers: int, scheduler: str | None):
                 yield _outcome_or_failure(future.result, futures[future])
         return
     if workers == 1 or len(tasks) == 1:
-        for task in tasks:
-            yield _outcome_or_failure(lambda t=task: execute_council(t), task)
+        try:
+            for task in tasks:
+                yield _outcome_or_failure(lambda t=task: execute_council(t), task)
+        finally:
+            discard_warm_kernel()
         return
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(execute_council, t): t for t in tasks}
@@ -446,6 +608,5 @@ def _write_run_log(summary: RunSummary) -> None:
         lines.append(f"  {run.la_code} {run.status} {run.seconds_total:.1f}s" + (f" {run.error}" if run.error else ""))
     with open(folder / "run.log", "a", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-    results_mod.write_json_atomic(folder / "run.json", {
-        "evaluation": summary.evaluation.to_dict(), **summary.to_dict(),
-    })
+    # the evaluation as run (title, description, councils...), not only its name
+    results_mod.write_json_atomic(folder / "run.json", {**summary.to_dict(), "evaluation": summary.evaluation.to_dict()})

@@ -189,3 +189,40 @@ def test_the_same_batch_runs_on_a_dask_cluster(demo_run, key_env, tmp_path):
     assert [r.status for r in summary.runs] == ["ok", "ok"]
     for run in summary.runs:
         assert json.loads(Path(run.results).read_text())["km"]
+
+
+def test_a_warm_kernel_carries_nothing_from_one_council_to_the_next(demo_run, key_env, tmp_path):
+    """Councils run one after another in one reused kernel: no variable, figure, folder or
+    execution count of one notebook is seen by the next, and a failure is still numbered and isolated."""
+    import nbformat
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('data = ""\nla_code = ""\noutput_dir = "."\ndisclosure_threshold = 5\nfail_for = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "import os\nimport matplotlib.pyplot as plt\n"
+            "assert 'left_behind' not in globals(), 'a variable leaked from the previous council'\n"
+            "assert not plt.get_fignums(), 'a figure leaked from the previous council'\n"
+            "assert os.path.samefile(os.getcwd(), output_dir), os.getcwd()\n"
+            "left_behind = la_code\nplt.figure()"),
+        nbformat.v4.new_code_cell("if la_code == fail_for:\n    raise ValueError('planned failure for ' + la_code)"),
+        nbformat.v4.new_code_cell(
+            "from insightlib.results import write_results\n"
+            "write_results(output_dir, notebook='probe', la_code=la_code, parameters={}, data_fingerprint='x', figures={'ok': True})"),
+    ]
+    nbformat.write(nb, notebooks / "probe.ipynb")
+    councils = demo_run["councils"][:2]
+    ev = parse_evaluation({"name": "warm", "title": "Warm", "notebook": "probe", "data": str(demo_run["dir"]),
+                           "councils": councils, "parameters": {"fail_for": councils[0]}}, notebooks_dir=notebooks)
+    summary = run_evaluation(ev, out_dir=tmp_path / "out", workers=1, notebooks_dir=notebooks, progress=False,
+                             log=lambda m: None, reuse_kernels=True)
+    status = {r.la_code: r for r in summary.runs}
+    assert status[councils[0]].status == "failed" and "planned failure" in status[councils[0]].error
+    assert status[councils[0]].failing_cell == 4  # [1] parameters, [2] injected, [3] checks, [4] the failure
+    assert status[councils[1]].status == "ok", status[councils[1]].error
+    manifest = json.loads((tmp_path / "out" / "warm" / councils[1] / "manifest.json").read_text())
+    assert manifest["timings"]["kernel"] == "reused"
