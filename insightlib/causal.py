@@ -92,6 +92,13 @@ def _suggest(word: str, options) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
+def _suggest_or_list(word: str, options, what: str) -> str:
+    """'Did you mean X?' when one is close, else the whole list (messages stay short enough to
+    show in full in insight run's table of failed councils)."""
+    hint = _suggest(word, options)
+    return hint if hint else f" {what}: {', '.join(options)}."
+
+
 def parse_graph(text: str) -> nx.DiGraph:
     """A DOT (``digraph {...}``) or GML (``graph [...]``) string as a networkx DiGraph.
 
@@ -155,7 +162,7 @@ def check_parameters(params: dict) -> dict:
     out: dict[str, Any] = {}
     for key in params:
         if key not in KNOWN_PARAMETERS:
-            problems.append(f"unknown parameter '{key}'.{_suggest(key, KNOWN_PARAMETERS)} Known: {', '.join(KNOWN_PARAMETERS)}.")
+            problems.append(f"unknown parameter '{key}'.{_suggest_or_list(key, KNOWN_PARAMETERS, 'Known')}")
 
     name = params.get("intervention")
     if not isinstance(name, str) or not name.strip():
@@ -189,7 +196,7 @@ def check_parameters(params: dict) -> dict:
     good_covariates = []
     for c in covariates:
         if not isinstance(c, str) or c not in COVARIATES:
-            problems.append(f"unknown covariate {c!r}.{_suggest(c, COVARIATES)} Known covariates: {', '.join(COVARIATES)}.")
+            problems.append(f"unknown covariate {c!r}.{_suggest_or_list(c, COVARIATES, 'Known covariates')}")
         elif c not in good_covariates:
             good_covariates.append(c)
     out["covariates"] = good_covariates
@@ -257,6 +264,40 @@ def check_parameters(params: dict) -> dict:
             f"problem{'s' if len(problems) > 1 else ''}:\n{listing}"
         )
     return out
+
+
+#: The notebook's parameters cell (notebooks/intervention_effect.ipynb; a test keeps the two equal):
+#: what an evaluation file's parameters are merged into.
+NOTEBOOK_DEFAULTS = {
+    "intervention": "Family Group Conference",
+    "horizon_days": 365,
+    "estimand": "ATE",
+    "covariates": ["age_group", "previous_referrals_group", "primary_need", "referral_nfa", "disabled"],
+    "graph": """digraph {
+  age_group -> intervention; age_group -> rereferral;
+  previous_referrals_group -> intervention; previous_referrals_group -> rereferral;
+  primary_need -> intervention; primary_need -> rereferral;
+  referral_nfa -> intervention; referral_nfa -> rereferral;
+  disabled -> intervention; disabled -> rereferral;
+  intervention -> rereferral;
+}""",
+    "trim": "crump",
+    "bootstrap_reps": 200,
+    "refutation_simulations": 3,
+    "refutation_sample": 3000,
+    "confidence_level": 0.95,
+    "seed": 20251125,
+}
+
+
+def check_evaluation_parameters(parameters: dict) -> dict:
+    """An evaluation file's ``parameters`` for this notebook, checked before anything runs
+    (for insight run / insight validate-style checks): merged over the notebook's defaults,
+    then check_parameters. Report-only keys (title, ...) are left to the runner."""
+    if not isinstance(parameters, dict):
+        raise EvaluationFileError("'parameters' must be a mapping (intervention, horizon_days, estimand, covariates, graph).")
+    given = {k: v for k, v in parameters.items() if k not in REPORT_PARAMETERS}
+    return check_parameters({**NOTEBOOK_DEFAULTS, **given})
 
 
 #: Notebook variables that are not analysis parameters: set by `insight run` for every

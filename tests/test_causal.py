@@ -107,6 +107,33 @@ def test_notebook_parameters_catch_a_misspelt_parameter():
         C.notebook_parameters({**namespace, "horizon_day": 180})
 
 
+def test_notebook_defaults_match_the_parameters_cell():
+    import ast
+    from pathlib import Path
+
+    import nbformat
+
+    nb = nbformat.read(Path(__file__).parents[1] / "notebooks" / "intervention_effect.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    values = {}
+    for node in ast.parse(cell.source).body:
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    for key, value in C.NOTEBOOK_DEFAULTS.items():
+        assert values[key] == value, key
+    assert set(values) == set(C.NOTEBOOK_DEFAULTS) | set(C.REPORT_PARAMETERS)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # committed without outputs
+
+
+def test_evaluation_parameters_checked_before_running():
+    assert C.check_evaluation_parameters({"horizon_days": 180, "title": "x"})["horizon_days"] == 180
+    with pytest.raises(EvaluationFileError) as err:
+        C.check_evaluation_parameters({"horizon_day": 180, "covariates": C.NOTEBOOK_DEFAULTS["covariates"][:-1] + ["disabld"]})
+    msg = str(err.value)
+    assert "unknown parameter 'horizon_day'. Did you mean 'horizon_days'?" in msg
+    assert "unknown covariate 'disabld'. Did you mean 'disabled'?" in msg
+    assert len(msg) < 500  # shown in full in insight run's table of failed councils
+
+
 def test_dot_with_quoted_names_and_attributes():
     g = C.parse_graph('digraph G { node [shape=box]; "had_cp_plan" -> "intervention" [style=dashed]; intervention -> rereferral }')
     assert set(g.nodes) == {"had_cp_plan", "intervention", "rereferral"}
