@@ -533,3 +533,53 @@ def test_weighted_cox_and_km_match_r_survival(tmp_path):
     assert hr.se == pytest.approx(se, rel=0.02)
     assert res.risks["control"] == pytest.approx(1 - s0, abs=1e-6)
     assert res.risks["treated"] == pytest.approx(1 - s1, abs=1e-6)
+
+
+# --- the notebook, end to end (papermill) ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_notebook_runs_and_reports_only_aggregates(tmp_path):
+    """The evaluation file's parameters reach the notebook; results.json has the contract's keys;
+    the executed notebook shows no stream or error output, no planted identifier, and every
+    figure has alt text."""
+    import nbformat
+    import papermill as pm
+    import yaml
+    from pathlib import Path
+
+    synth = pytest.importorskip("insightlib.synth")
+    from insightlib import warehouse
+
+    root = Path(__file__).parents[1]
+    synth.generate(1, 900, 3, tmp_path / "data", planted_identifiers=True)
+    warehouse.load_directory(tmp_path / "data", tmp_path / "w.duckdb", key="test-key-0123456789abcdef0123")
+    la = warehouse.council_codes(tmp_path / "w.duckdb")[0]
+    params = yaml.safe_load((root / "evaluations" / "fgc.yml").read_text())["parameters"]
+    params.update(bootstrap_reps=40, refutation_simulations=1, horizon_days=300)
+    out = tmp_path / "out.ipynb"
+    pm.execute_notebook(str(root / "notebooks" / "intervention_effect.ipynb"), str(out), progress_bar=False,
+                        parameters={"data": str(tmp_path / "w.duckdb"), "la_code": la, "output_dir": str(tmp_path), **params},
+                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["horizon_days"] == 300 and res["parameters"]["bootstrap_reps"] == 40
+    for key in ("risk_difference", "rmst_difference", "hazard_ratio"):
+        assert all(np.isfinite(res["effect"][key][k]) for k in ("estimate", "ci_low", "ci_high"))
+    assert np.isfinite(res["naive"]["risk_difference"]["estimate"])
+    assert {"max_abs_smd_before", "max_abs_smd_after"} <= set(res["balance"])
+    assert np.isfinite(res["e_value"]["estimate"]) and set(res["refutations"]) == {"placebo_treatment", "random_common_cause", "data_subset"}
+    nb = nbformat.read(out, as_version=4)
+    text, images = [], 0
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            assert o["output_type"] in ("display_data",), (o["output_type"], str(o)[:300])
+            text.append(json.dumps(o.get("data", {}).get("text/plain", "")) + str(o.get("data", {}).get("text/html", ""))
+                        + str(o.get("data", {}).get("text/markdown", "")))
+            if "image/png" in o.get("data", {}):
+                images += 1
+                assert len(o["metadata"]["image/png"]["alt"]) > 40
+    shown = "\n".join(text)
+    assert images == 3 and "PLANTED" not in shown
+    ids = warehouse.read_council(tmp_path / "w.duckdb", la)["children"]["child_id"].astype(str)
+    assert not any(cid in shown for cid in ids)  # no (pseudonymised) identifier either
+    assert "What would overturn it" in shown and "Simple comparison" in shown and "No unmeasured confounding" in shown
