@@ -1287,9 +1287,13 @@ class ReReferralReport:
         back = {g: v for g in groups if (v := self._share_back(g, h)) is not None}
         if len(back) >= 2:
             fast, slow = max(back, key=back.get), min(back, key=back.get)
-            among = " Of the largest groups," if self.folded else ""
-            sentence = (f"{among} {_who(self.group_by, fast)} came back fastest ({back[fast]:.0%} referred again "
-                        f"{_within(h)}, against {back[slow]:.0%} of {_who(self.group_by, slow)}).").strip()
+            among = " Of the largest groups," if len(self.km.curves) > len(chart.curves) else ""
+            if round(100 * back[fast]) == round(100 * back[slow]):
+                sentence = (f"{among} {_who(self.group_by, fast)} and {_who(self.group_by, slow)} came back at about "
+                            f"the same rate ({back[fast]:.0%} referred again {_within(h)}).").strip()
+            else:
+                sentence = (f"{among} {_who(self.group_by, fast)} came back fastest ({back[fast]:.0%} referred again "
+                            f"{_within(h)}, against {back[slow]:.0%} of {_who(self.group_by, slow)}).").strip()
             sentence = sentence[0].upper() + sentence[1:]
             if self.logrank.p_value >= 0.05:
                 sentence += " The difference between the groups could be chance."
@@ -1363,6 +1367,8 @@ class ReReferralReport:
                 "ended by the extract date, are shown.")
         if left_out:
             text += f" Left out: the year(s) to 31 March {', '.join(str(y) for y in left_out)}."
+        if not d["complete"].any():
+            text += " No year in this extract qualifies, so the measure is not shown."
         return text
 
     def caveats(self) -> list[str]:
