@@ -293,7 +293,7 @@ def render_report_html(notebook: Path, exporter=None) -> tuple[str, str]:
 
 #: On the home page an evaluation lists its councils only when there are this few; else a link.
 HOME_COUNCILS = 12
-_DATA_IMG = re.compile(r'<img\s+src="data:image/(png|jpeg);base64,([^"]+)"')
+_DATA_IMG = re.compile(r'<img\s([^>]*?)src="data:image/(png|jpeg);base64,([^"]+)"([^>]*)>')
 _FRAME = re.compile(r'<table[^>]*class="[^"]*dataframe[^"]*"[^>]*>.*?</table>', re.S)
 _NUMBER = re.compile(r"^\s*[-+\u2212]?[\d,]*\.?\d+\s*(%|days?|points?)?\s*$|^\s*(c|x|u|z|<\d+)\s*$")
 
@@ -308,16 +308,15 @@ def externalise_images(body: str, out: Path, page_rel: str) -> str:
     def swap(m: re.Match) -> str:
         nonlocal count
         count += 1
-        ext = "jpg" if m.group(1) == "jpeg" else "png"
+        ext = "jpg" if m.group(2) == "jpeg" else "png"
         name = f"{folder}/figure-{count}.{ext}"
         path = out / Path(page_rel).parent / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(m.group(2)))
-        return f'<a class="figure-link" href="{name}" title="Open the chart full size"><img src="{name}"'
+        path.write_bytes(base64.b64decode(m.group(3)))
+        return (f'<a class="figure-link" href="{name}" title="Open the chart full size">'
+                f'<img {m.group(1)}src="{name}"{m.group(4)}></a>')
 
-    body = _DATA_IMG.sub(swap, body)
-    # close each link after its image
-    return re.sub(r'(<a class="figure-link"[^>]*><img [^>]*>)', r"\1</a>", body)
+    return _DATA_IMG.sub(swap, body)
 
 
 def tidy_tables(body: str) -> str:

@@ -70,6 +70,8 @@ class _Collector(HTMLParser):
             self.refs.append((tag, a["href"]))
         if tag in ("img", "script", "source") and a.get("src"):
             self.refs.append((tag, a["src"]))
+        if tag in ("img", "source") and a.get("srcset"):  # the phone-width drawing of a chart
+            self.refs += [(tag, part.split()[0]) for part in a["srcset"].split(",") if part.strip()]
         if tag == "img" and not (a.get("alt") or "").strip():
             self.images_without_alt += 1
         if tag == "table" and "sortable" in (a.get("class") or "").split():

@@ -140,7 +140,7 @@ def test_figures_keep_alt_text_and_tables_are_shown(built):
     page = root / "_site" / "rereferral-demo" / "202" / "rereferral.html"
     links = parse(page)
     assert [img.get("alt") for img in links.imgs] == ["Line chart of survival for council 202"]
-    assert links.imgs[0]["src"].startswith("data:image/png;base64,")
+    assert (page.parent / links.imgs[0]["src"]).read_bytes()[:4] == b"\x89PNG"  # a file beside the page
     text = page.read_text()
     assert 'class="dataframe"' in text and ">c</td>" in text
     assert "<h1>Camden: Re-referral after closure</h1>" in text and text.count("<h1") == 1
@@ -316,3 +316,53 @@ def test_template_is_read_from_the_working_folder_but_never_from_a_generated_fil
     second = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
     hrefs = [i["href"] for i in second["website"]["navbar"]["left"]]
     assert hrefs == ["index.qmd", "national.qmd", "fgc/index.qmd"]  # packaged template, no duplicates
+
+
+def test_national_scope_evaluation_page_lists_the_councils_it_covers(tmp_path, monkeypatch):
+    """A programme evaluation (scope national) has one report in <name>/national/; its page names the
+    councils it covers (from results.json), and title and description come from run.json."""
+    monkeypatch.setattr("insightlib.national.trend_plot", skip_trend)
+    make_report(tmp_path, "programme-demo", "national", title="Programme")
+    res_path = tmp_path / "programme-demo" / "national" / "results.json"
+    res = json.loads(res_path.read_text())
+    res["parameters"] = {"adoption": {"202": "2021-04-01", "203": None, "204": "2022-01-01"}}
+    res_path.write_text(json.dumps(res))
+    (tmp_path / "programme-demo" / "run.json").write_text(json.dumps({"evaluation": {
+        "name": "programme-demo", "title": "Did re-referral change after adoption?", "scope": "national",
+        "description": "Staggered adoption across councils.\n  Second line.", "councils": "all"}}))
+    make_report(tmp_path, "fgc", "205", title="Family Group Conferences")
+    evaluations = {ev.slug: ev for ev in site.discover(tmp_path)}
+    programme = evaluations["programme-demo"]
+    assert programme.title == "Did re-referral change after adoption?"
+    assert programme.covers == ["202", "203", "204"] and programme.national and not programme.councils
+    site.render_html(tmp_path, list(evaluations.values()))
+    page = (tmp_path / "_site" / "programme-demo" / "index.html").read_text()
+    assert "It covers 3 councils: Camden (202), Greenwich (203), Hackney (204)." in page
+    assert 'href="national/rereferral.html"' in page
+    home = (tmp_path / "_site" / "index.html").read_text()
+    assert "Staggered adoption across councils. Second line." in home and "One report across 3 councils" in home
+    assert "Did re-referral change after adoption?" in home and "1 council report" in home
+
+
+def test_report_tables_lose_row_numbers_and_align_numbers():
+    frame = pd.DataFrame({"group": ["N1 Abuse", "N2 Disability"], "children": [120, "c"], "rate": ["12.5%", "x"]})
+    tidy = site.tidy_tables(frame.to_html())
+    assert "<th>0</th>" not in tidy and "<th>1</th>" not in tidy
+    assert "<td>N1 Abuse</td>" in tidy and '<td class="num">120</td>' in tidy and '<td class="num">c</td>' in tidy
+    assert '<td class="num">12.5%</td>' in tidy
+    assert len(re.findall(r"<th[ >]", tidy)) == 3  # header cells only: group, children, rate
+    named = site.tidy_tables(frame.set_index("group").to_html())
+    assert "<th>N1 Abuse</th>" in named  # a meaningful index is kept
+
+
+def test_report_figures_are_files_that_open_full_size(built):
+    root, _ = built
+    page = root / "_site" / "rereferral-demo" / "202" / "rereferral.html"
+    text = page.read_text()
+    assert "data:image" not in text
+    links = re.findall(r'<a class="figure-link" href="([^"]+)"[^>]*><img alt="([^"]+)" src="([^"]+)"', text)
+    assert links and all(a == src and (page.parent / a).read_bytes()[:4] == b"\x89PNG" for a, _, src in links)
+    assert links[0][1] == "Line chart of survival for council 202"
+    national = (root / "_site" / "national.html").read_text()
+    narrow = re.findall(r'<source media="\(max-width: 40rem\)" srcset="([^"]+)">', national)
+    assert narrow and all((root / "_site" / n).exists() for n in narrow)
