@@ -921,9 +921,13 @@ class CoxResult:
 
         from insightlib.charts import DARK_BLUE, REFERENCE_GREY, new_figure
 
+        import textwrap
+
         rows = self._rows()
-        fig, ax = new_figure(title or "How each factor goes with being referred again sooner or later",
-                             width=5.2, height=max(2.8, 0.26 * len(rows) + 1.4))
+        title = textwrap.fill(title or "How each factor goes with being referred again sooner or later", 60)
+        height = max(2.8, 0.26 * len(rows) + 1.4)
+        fig, ax = new_figure(title, width=5.2, height=height)
+        fig.subplots_adjust(top=1 - (0.35 + 0.22 * title.count("\n") + 0.25) / height)
         y = np.arange(len(rows))[::-1]
         lo_all, hi_all = [], []
         for (label, i), yy in zip(rows, y):
@@ -937,8 +941,9 @@ class CoxResult:
         lo, hi = min(min(lo_all), 0.8), max(max(hi_all), 1.25)
         ax.set_xscale("log")
         ax.set_xlim(lo / 1.15, hi * 1.15)
-        nice = [0.05, 0.1, 0.2, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 10, 20]
-        ticks = [v for v in nice if lo / 1.15 <= v <= hi * 1.15]
+        # plain ticks on the log scale, finer only when the range is narrow (so labels never collide)
+        nice = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20] + ([0.25, 0.75, 1.5, 3] if hi / lo < 6 else [])
+        ticks = sorted(v for v in nice if lo / 1.15 <= v <= hi * 1.15)
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticklabels([f"{v:g}" for v in ticks])
@@ -1275,6 +1280,21 @@ class ReReferralReport:
             return self.cumulative_incidence.at(group, h)["rereferral"]
         return 1 - self.km.at(group, h)["survival"]
 
+    def _shares_back_on_chart(self, h: int) -> dict:
+        chart = self.km_chart or self.km
+        groups = [g for g in chart.curves if g != OTHER and g in self.km.curves]
+        return {g: v for g in groups if (v := self._share_back(g, h)) is not None}
+
+    def chart_title(self) -> str:
+        """A headline title for the curves: the finding, where there is a clear one."""
+        back = self._shares_back_on_chart(max(self.horizons))
+        if len(back) >= 2 and np.isfinite(self.logrank.p_value) and self.logrank.p_value < 0.05:
+            fast, slow = max(back, key=back.get), min(back, key=back.get)
+            if round(100 * back[fast]) != round(100 * back[slow]):
+                who = _who(self.group_by, fast)
+                return f"{who[0].upper() + who[1:]} came back fastest"
+        return f"How soon children were referred again, by {self.what}"
+
     def headlines(self) -> list[str]:
         """The findings in plain English, as a director would want them."""
         out = []
@@ -1283,8 +1303,7 @@ class ReReferralReport:
             out.append(f"Of children whose cases closed in {self.headline_year}, {_one_in(self.headline_rate)} "
                        f"were referred again {_within(h)}.")
         chart = self.km_chart or self.km
-        groups = [g for g in chart.curves if g != OTHER and g in self.km.curves]
-        back = {g: v for g in groups if (v := self._share_back(g, h)) is not None}
+        back = self._shares_back_on_chart(h)
         if len(back) >= 2:
             fast, slow = max(back, key=back.get), min(back, key=back.get)
             among = " Of the largest groups," if len(self.km.curves) > len(chart.curves) else ""
@@ -1316,17 +1335,34 @@ class ReReferralReport:
             out.append(text)
         return out
 
-    def cox_headline(self) -> str | None:
-        """The factor that goes with the biggest clear difference in the rate of re-referral, others held equal."""
+    def _clearest_term(self):
+        """The Cox term with the clearest difference (largest robust z, p < 0.05), or None."""
         if self.cox is None:
             return None
         t = self.cox.terms
         t = t[(t["p_value"] < 0.05) & ~t["term"].str.endswith(f"[{OTHER}]")]
         if t.empty:
+            return None
+        return t.iloc[int(np.argmax(np.abs(t["coef"].to_numpy() / t["robust_se"].to_numpy())))]
+
+    def forest_title(self) -> str:
+        """A headline title for the forest plot: the clearest factor, others held equal."""
+        r = self._clearest_term()
+        if r is None or not (r.term.endswith("]") and "[" in r.term):
+            return "How each factor goes with being referred again sooner or later"
+        cov, level = r.term[:-1].split("[", 1)
+        who = _who(cov, level)
+        return (f"{who[0].upper() + who[1:]} were referred again {'sooner' if r.hr > 1 else 'later'}, other "
+                "factors held equal")
+
+    def cox_headline(self) -> str | None:
+        """The factor that goes with the biggest clear difference in the rate of re-referral, others held equal."""
+        if self.cox is None:
+            return None
+        r = self._clearest_term()
+        if r is None:
             return ("Allowing for the other factors in the model, no factor showed a clear difference in how soon "
                     "children were referred again.")
-        # the clearest difference: the largest z (estimate over its robust standard error)
-        r = t.iloc[int(np.argmax(np.abs(t["coef"].to_numpy() / t["robust_se"].to_numpy())))]
         ci = f"95% interval {r.ci_low:.2f} to {r.ci_high:.2f}"
         if r.term.endswith("]") and "[" in r.term:
             cov, level = r.term[:-1].split("[", 1)
@@ -1557,7 +1593,8 @@ class ReReferralReport:
         heads = self.headlines()
         groups = "; ".join(km.labels.get(g, g) for g in km.curves)
         figs = {
-            "km": (km.plot(min_at_risk=self.min_at_risk, max_days=3 * h, note=self.chart_note()),
+            "km": (km.plot(title=self.chart_title(), min_at_risk=self.min_at_risk, max_days=3 * h,
+                           note=self.chart_note()),
                    f"Kaplan-Meier curves by {self.what} ({groups}): the share of children not yet referred again "
                    f"against time since closure, with 95% bands and the numbers still followed below. "
                    f"{heads[1] if len(heads) > 1 else ''}".strip()),
@@ -1568,7 +1605,7 @@ class ReReferralReport:
                 f"Cumulative incidence of re-referral by {self.what} ({groups}) up to three times {h} days, "
                 f"allowing for children who turn 18, die or move away. {heads[0] if heads else ''}".strip())
         if self.cox is not None:
-            figs["forest"] = (self.cox.plot(), "Hazard ratios of re-referral with 95% intervals for each factor in "
+            figs["forest"] = (self.cox.plot(self.forest_title()), "Hazard ratios of re-referral with 95% intervals for each factor in "
                               "the Cox model, against each factor's comparison group; a ratio above 1 means referred "
                               f"again sooner. {self.cox_headline() or ''}".strip())
         return figs
