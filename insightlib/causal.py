@@ -1411,9 +1411,9 @@ class InterventionEffect:
 
         b = self.balance.sort_values("smd_before", key=np.abs)
         after_max = b["smd_after"].abs().max() if len(b) else 0
-        title = (f"After weighting, every characteristic is balanced (largest difference {after_max:.2f})" if after_max < 0.1
-                 else f"After weighting, the largest standardised difference is still {after_max:.2f}")
-        fig, ax = new_figure(title, height=max(3.0, 0.22 * len(b) + 1.5))
+        title = (f"After weighting, all characteristics are balanced (largest {after_max:.2f})" if after_max < 0.1
+                 else f"After weighting, the largest difference is still {after_max:.2f}")
+        fig, ax = new_figure(title, width=8.5, height=max(3.0, 0.22 * len(b) + 1.5))
         yy = np.arange(len(b))
         ax.scatter(b["smd_before"].abs(), yy, color=ORANGE, label="Before weighting", zorder=3)
         ax.scatter(b["smd_after"].abs(), yy, color=DARK_BLUE, label="After weighting", zorder=3)
@@ -1533,6 +1533,10 @@ def _term_label(term: str) -> str:
     words = name.replace("_group", "").replace("_", " ").strip()
     words = {"referral nfa": "Referral closed with no further action", "disabled": "Has a disability"}.get(words, words)
     words = words[:1].upper() + words[1:]
+    if name == "primary_need":
+        from insightlib.contract import PRIMARY_NEED_LABELS
+
+        level = f"{PRIMARY_NEED_LABELS[level].lower()} ({level})" if level in PRIMARY_NEED_LABELS else level
     return f"{words}: {level}" if level else words
 
 
