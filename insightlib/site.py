@@ -627,7 +627,9 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
             "listing": {"contents": "councils.yml", "type": "table", "fields": ["title", "la_code", "description"],
                         "field-display-names": {"title": "Council", "la_code": "Code", "description": ""},
                         "sort": "title", "sort-ui": True, "filter-ui": True},
-        }) + "---\n\n" + (ev.description or "Choose a council to read its report.") + "\n")
+        }) + "---\n\n" + (ev.description or "Choose a council to read its report.") + "\n"
+            + (f"\nThe report across councils covers {len(ev.covers)} councils: "
+               + ", ".join(f"{council_label(c)} ({c})" for c in ev.covers) + ".\n" if ev.covers else ""))
 
     try:
         summary = national.build_national_summary(reports_dir, year=national_year)
