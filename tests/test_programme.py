@@ -401,6 +401,29 @@ def test_placebo_adoptions_on_real_councils_reject_at_nominal_rate():
     assert abs(check.estimates["estimate"].mean()) < 0.5
 
 
+def test_placebo_fast_two_stage_equals_pyfixest_did2s(panel):
+    # The placebo loop's numpy did2s must be the same estimator as the headline's pyfixest call.
+    d = pg._estimation_sample(panel, "rereferral_rate", "la_code", "period", "adoption_period", None).data
+    names = []
+    for e in sorted(d.loc[d["treated"], "event_time"].unique())[:6]:
+        d[f"e{int(e)}"] = (d["treated"] & (d["event_time"] == e)).astype(float)
+        names.append(f"e{int(e)}")
+    for regressors in (["post"], names):
+        slow, fast = pg._did2s(d, regressors, 0.05), pg._did2s_fast(d, regressors, 0.05)
+        for name in regressors:
+            assert fast[name]["estimate"] == pytest.approx(slow[name]["estimate"], abs=1e-8)
+            assert fast[name]["se"] == pytest.approx(slow[name]["se"], rel=1e-6)
+    # on the real, unbalanced published panel pyfixest's iterative demeaning stops at its tolerance
+    pub = pg.published_panel()
+    rng = np.random.default_rng(8)
+    adopters = rng.choice(pub["la_code"].unique(), 60, replace=False)
+    pub["placebo"] = pub["la_code"].map(dict(zip(adopters, rng.choice(np.arange(2015, 2025), 60))))
+    d = pg._estimation_sample(pub, "rereferral_rate", "la_code", "period", "placebo", None).data
+    slow, fast = pg._did2s(d, ["post"], 0.05)["post"], pg._did2s_fast(d, ["post"], 0.05)["post"]
+    assert fast["estimate"] == pytest.approx(slow["estimate"], abs=1e-3)
+    assert fast["se"] == pytest.approx(slow["se"], rel=1e-4)
+
+
 def test_placebo_rejection_rate_small_run():
     rate = pg.placebo_rejection_rate(pg.published_panel(), n_draws=3, seed=1)
     assert 0.0 <= rate <= 1.0
@@ -450,3 +473,99 @@ def test_synthetic_councils_interval_covers_true_att(tmp_path):
     target = pg.true_att_for_sample(eff, by_event) if by_event else truth["programme"]["att"]
     print(f"synthetic councils: ATT {eff.att['estimate']:.2f} ({eff.att['ci_low']:.2f} to {eff.att['ci_high']:.2f}), truth {target:.2f}")
     assert eff.att["ci_low"] <= target <= eff.att["ci_high"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_councils(tmp_path_factory):
+    """Six synthetic councils, three adopting the programme at staggered dates (truth.json knows the effect)."""
+    synth = _synth()
+    if synth is None:
+        pytest.skip("insightlib.synth is not written yet")
+    out = synth.generate(n_councils=6, children_per_council=800, seed=3, out_dir=tmp_path_factory.mktemp("programme") / "data")
+    return out
+
+
+def test_noise_free_synthetic_panel_gives_truth_att_and_twfe_estimand(synthetic_councils):
+    """On the synthetic councils' panel with the true effects and no noise, the headline method gives
+    truth.json's ATT exactly and two-way fixed effects gives its twfe_estimand: the bias is the method's."""
+    truth = json.loads((synthetic_councils / "truth.json").read_text())["programme"]
+    panel = pg.council_quarter_panel(pg.read_tables(synthetic_councils),
+                                     pg.resolve_adoption("from_truth", data=synthetic_councils))
+    p = panel.loc[panel["full_follow_up"]].copy()
+    cells = truth["att_by_council_quarter"]
+    tau = np.array([cells.get(c, {}).get(q, 0.0) for c, q in zip(p["la_code"], p["quarter"])])
+    assert (tau != 0).sum() == truth["treated_council_quarters"] == int(p["treated"].sum())
+    rng = np.random.default_rng(0)
+    council_effect = dict(zip(sorted(p["la_code"].unique()), rng.normal(25, 3, p["la_code"].nunique())))
+    periods = sorted(p["period"].unique())
+    quarter_effect = dict(zip(periods, rng.normal(0, 1, len(periods)).cumsum()))
+    p["rereferral_rate"] = p["la_code"].map(council_effect) + p["period"].map(quarter_effect) + tau
+    eff = pg.staggered_did(p, "rereferral_rate", horizon=None)
+    assert eff.att["estimate"] == pytest.approx(truth["att"], abs=1e-6)
+    assert eff.twfe["estimate"] == pytest.approx(truth["twfe_estimand"], abs=1e-6)
+    assert eff.twfe["estimate"] - eff.att["estimate"] == pytest.approx(truth["twfe_bias"], abs=1e-6)
+    assert abs(truth["twfe_bias"]) > 0.02 * abs(truth["att"])  # growing effects: TWFE is pulled towards zero
+
+
+def _executed_outputs(nb: dict) -> str:
+    parts = []
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            parts.append(json.dumps({k: v for k, v in o.get("data", {}).items() if k != "image/png"}))
+            parts.append("".join(o.get("text", "")))
+    return "\n".join(parts)
+
+
+def test_notebook_is_committed_without_outputs():
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "programme_evaluation.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code[0]["metadata"].get("tags") == ["parameters"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
+
+
+@pytest.mark.slow
+def test_notebook_runs_national_scope_and_writes_the_results_contract(synthetic_councils, tmp_path, monkeypatch):
+    """insight run evaluations/programme.yml, end to end on small synthetic data (papermill)."""
+    from pathlib import Path
+
+    import yaml
+
+    from insightlib.evaluation import parse_evaluation
+    from insightlib.pseudonymise import make_key_file
+    from insightlib.runner import run_evaluation
+
+    root = Path(__file__).resolve().parents[1]
+    key = tmp_path / "insight.key"
+    make_key_file(key)
+    monkeypatch.setenv("INSIGHT_KEY_FILE", str(key))
+    raw = yaml.safe_load((root / "evaluations" / "programme.yml").read_text())
+    raw["parameters"]["placebo_draws"] = 10
+    evaluation = parse_evaluation(raw, "programme.yml", notebooks_dir=root / "notebooks")
+    assert evaluation.scope == "national"
+    summary = run_evaluation(evaluation, data=str(synthetic_councils), out_dir=tmp_path / "reports", workers=1,
+                             notebooks_dir=root / "notebooks", progress=False, log=lambda m: None)
+    assert [r.status for r in summary.runs] == ["ok"], [r.error for r in summary.runs]
+    folder = tmp_path / "reports" / evaluation.name / "national"
+    results = json.loads((folder / "results.json").read_text())
+    for key_ in ("estimate", "ci_low", "ci_high"):
+        assert math.isfinite(results["att"][key_])
+    assert results["att"]["ci_low"] < results["att"]["estimate"] < results["att"]["ci_high"]
+    assert 0 <= results["pretrend_p_value"] <= 1
+    assert math.isfinite(results["twfe"]["estimate"])
+    assert results["placebo"]["n_draws"] == 10
+    assert results["councils_in_data"] == 6 and results["councils_adopting"] == 3
+    focus = results["parameters"]["council"]
+    assert focus in results["interrupted_time_series"]
+    assert focus in results["neighbour_comparison"] or focus in results["neighbour_comparison_published"]
+    # nothing row-level in what the report shows: no child or referral identifier, no raw table
+    nb = json.loads((folder / "programme_evaluation.ipynb").read_text())
+    shown = _executed_outputs(nb)
+    children = pd.read_csv(synthetic_councils / "children.csv", dtype=str)["child_id"]
+    referrals = pd.read_csv(synthetic_councils / "referrals.csv", dtype=str)["referral_id"]
+    assert not any(i in shown for i in list(children.sample(200, random_state=1)) + list(referrals.sample(200, random_state=1)))
+    assert "child_id" not in shown and "referral_id" not in shown
+    assert "Traceback" not in shown
+    images = sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+    assert images >= 3  # event study, interrupted time series, neighbours
