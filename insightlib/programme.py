@@ -1244,8 +1244,10 @@ def ar1_regression(y: np.ndarray, X: np.ndarray, *, reml: bool = True) -> _AR1Fi
             b = xtx_inv @ (Xs.T @ ys)
             s2 = float(((ys - Xs @ b) ** 2).sum()) / (n - k)
             name = "restricted maximum likelihood" if reml else "maximum likelihood"
+            note = ("the autocorrelation estimate reached its bound: the series wanders like a random walk, so the "
+                    "estimate rests mostly on the periods either side of the start" if abs(phi) > 0.98 else "")
             return _AR1Fit(b, np.sqrt(np.diag(s2 * xtx_inv)), max(n - k - 1, 1), phi,
-                           f"regression with AR(1) errors, {name}", "")
+                           f"regression with AR(1) errors, {name}", note)
         note = "the autocorrelation could not be estimated (the fit did not converge), so ordinary least squares was used"
     else:
         note = (f"the series has {n} points, too few (under {MIN_AR1_POINTS}) to estimate how alike neighbouring periods are, "
