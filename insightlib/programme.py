@@ -49,6 +49,8 @@ OUTCOMES = {
     "nfa_share": "closures with no further action (% of closures)",
     "closures": "closures (count)",
 }
+#: DfE's published measure, which differs from the panel's own re-referral rate.
+PUBLISHED_REREFERRAL = "re-referrals within 12 months of a previous referral (% of referrals, DfE)"
 #: Outcomes measured as a percentage: effects on them are in percentage points.
 PERCENT_OUTCOMES = ("rereferral_rate", "nfa_share")
 #: Closure reason meaning "closed after assessment, no further action".
@@ -1452,7 +1454,8 @@ class NeighbourComparison:
         if self.time_unit == "quarter":
             ticks = s["period"].iloc[:: max(1, len(s) // 8)]
             ax.set_xticks(ticks, [_quarter_label(int(q)) for q in ticks])
-        ax.set_ylabel(OUTCOMES.get(self.outcome, self.outcome))
+        published = self.source != "the data" and self.outcome == "rereferral_rate"
+        ax.set_ylabel(PUBLISHED_REREFERRAL if published else OUTCOMES.get(self.outcome, self.outcome))
         ax.legend(frameon=False, fontsize=8)
         return fig
 
