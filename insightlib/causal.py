@@ -1240,9 +1240,6 @@ class InterventionEffect:
         thr = self._threshold()
         return "none" if n == 0 else f"fewer than {thr}" if n < thr else f"{n:,}"
 
-    def _who(self) -> str:
-        return "every child in the analysis" if self.parameters.get("estimand") == "ATE" else "the children who received it"
-
     def population_words(self) -> str:
         """Which episodes the estimates describe (trimming changes the population)."""
         trimmed = self.overlap.get("trimmed_total", 0)
@@ -1659,7 +1656,7 @@ def _evaluate(
     X = design.X if design else np.ones((len(f), 1))
     t = f["treatment"].to_numpy().astype(float)
     Xp = propensity_design(X, t)
-    beta_ps, e, info_ps = fit_logistic(Xp, t)
+    beta_ps, e, _ = fit_logistic(Xp, t)
     e = np.clip(e, 1e-6, 1 - 1e-6)
     clusters = pd.factorize(f["child_id"])[0]
     w = weights_for(t, e, est_type)
@@ -1754,8 +1751,8 @@ def _evaluate(
     hr = Estimate(float(s["exp(coef)"]), float(math.exp(s["coef"] - z * s["se(coef)"])),
                   float(math.exp(s["coef"] + z * s["se(coef)"])), float(s["se(coef)"]),
                   "lifelines CoxPHFitter, weighted, robust (sandwich) errors clustered by child")
-    # covariate-adjusted (conditional) Cox: comparable with a conditional hazard ratio; model-based
-    # errors (statsmodels PHReg, Breslow ties: quick on many covariate columns)
+    # covariate-adjusted (conditional) Cox: comparable with a conditional hazard ratio (the
+    # simulation's and synth's truth), not with the marginal one from the weighted Cox
     hr_cond = None
     if design is not None:
         from insightlib.survival import cox_fit, robust_variance
