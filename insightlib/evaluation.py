@@ -74,6 +74,48 @@ def _council_code(value: Any) -> str | None:
     return text if COUNCIL_PATTERN.match(text) else None
 
 
+#: Notebooks whose module checks the values of its parameters before anything runs.
+PARAMETER_CHECKS = {"intervention_effect": ("insightlib.causal", "check_evaluation_parameters")}
+
+
+def notebook_parameter_names(path: Path) -> list[str]:
+    """The variables set in a notebook's cell tagged 'parameters': what an evaluation may give it."""
+    import ast
+    import json
+
+    cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    names: list[str] = []
+    for cell in cells:
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = "".join(cell.get("source", []))
+            for node in ast.walk(ast.parse(source)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+                names.extend(t.id for t in targets if isinstance(t, ast.Name))
+    return list(dict.fromkeys(names))
+
+
+def _notebook_parameter_problems(path: Path, notebook: str, parameters: dict) -> list[str]:
+    """A misspelt parameter would otherwise be ignored silently and the notebook's default used."""
+    if not path.exists():
+        return []
+    known = notebook_parameter_names(path)
+    problems = [
+        f"'parameters.{key}': the notebook '{notebook}' has no such parameter.{_suggest(key, known)}"
+        f" Its parameters: {', '.join(k for k in known if k not in RESERVED_PARAMETERS)}."
+        for key in parameters if key not in known
+    ]
+    if problems or notebook not in PARAMETER_CHECKS:
+        return problems
+    import importlib
+
+    module, function = PARAMETER_CHECKS[notebook]
+    try:
+        getattr(importlib.import_module(module), function)(dict(parameters))
+    except EvaluationFileError as exc:
+        problems.append(f"'parameters': {exc}")
+    return problems
+
+
 def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path | None = None) -> Evaluation:
     """Check an evaluation mapping and return it normalised; every problem is reported at once."""
     where = source
@@ -141,6 +183,9 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
             problems.append(f"'parameters.{key}' is set by insight itself and cannot be given here.")
         elif not isinstance(key, str) or not key.isidentifier():
             problems.append(f"'parameters': {key!r} is not a valid parameter name (letters, digits and _).")
+
+    if notebook and notebooks_dir is not None and not problems:
+        problems.extend(_notebook_parameter_problems(Path(notebooks_dir) / f"{notebook}.ipynb", notebook, parameters))
 
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)

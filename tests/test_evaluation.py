@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from insightlib.errors import EvaluationFileError
 from insightlib.evaluation import load_evaluation, parse_evaluation
@@ -69,3 +70,19 @@ def test_shipped_evaluation_files_are_valid():
     for path in files:
         ev = load_evaluation(path, notebooks_dir=ROOT / "notebooks")
         assert ev.name and ev.title
+
+
+def test_a_misspelt_notebook_parameter_is_named_with_a_suggestion():
+    raw = {"name": "x", "title": "X", "notebook": "rereferral", "data": "d", "parameters": {"grup_by": "primary_need"}}
+    with pytest.raises(EvaluationFileError) as info:
+        parse_evaluation(raw, "x.yml", notebooks_dir=ROOT / "notebooks")
+    message = str(info.value)
+    assert "'parameters.grup_by'" in message and "group_by" in message and "has no such parameter" in message
+
+
+def test_intervention_parameters_are_checked_before_anything_runs():
+    raw = yaml.safe_load((ROOT / "evaluations" / "fgc.yml").read_text())
+    raw["parameters"]["estimand"] = "ATX"
+    with pytest.raises(EvaluationFileError) as info:
+        parse_evaluation(raw, "fgc.yml", notebooks_dir=ROOT / "notebooks")
+    assert "estimand" in str(info.value) and "ATX" in str(info.value)
