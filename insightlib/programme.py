@@ -1308,9 +1308,9 @@ class InterruptedTimeSeries:
         name = reference.council_name(self.la_code) if self.la_code else "The council"
         lv = self.level_change
         level = int(round(100 * (1 - self.alpha)))
-        units = "percentage points" if self.outcome in PERCENT_OUTCOMES else "per " + self.time_unit
+        units = " percentage points" if self.outcome in PERCENT_OUTCOMES else ""
         text = (f"{name} on its own: at the start of the programme {OUTCOMES.get(self.outcome, self.outcome)} changed by "
-                f"{lv['estimate']:+.1f} {units} against its own earlier trend ({level}% interval {lv['ci_low']:.1f} to "
+                f"{lv['estimate']:+.1f}{units} against its own earlier trend ({level}% interval {lv['ci_low']:.1f} to "
                 f"{lv['ci_high']:.1f}; {self.n_before} {self.time_unit}s before, {self.n_after} after).")
         return text + (f" Note: {self.note}." if self.note else "")
 
