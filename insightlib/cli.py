@@ -173,8 +173,8 @@ def render(
 
 @app.command()
 def demo(
-    councils: int = typer.Option(3, "--councils", min=1, max=153),
-    children: int = typer.Option(2500, "--children", min=10),
+    councils: int = typer.Option(6, "--councils", min=1, max=153, help="Councils to simulate (6 gives the programme evaluation adopters and councils that never adopt)."),
+    children: int = typer.Option(1500, "--children", min=10, help="Children per council."),
     seed: int = typer.Option(2025, "--seed"),
     workers: int = typer.Option(2, "--workers", min=1),
     evaluations: Optional[List[Path]] = typer.Option(None, "--evaluation", help="Evaluation files (default: every file in evaluations/)."),
