@@ -46,8 +46,9 @@ def _imports_of(notebook: Path) -> str:
     return "\n".join(dict.fromkeys(lines))
 
 
-def calibrate(notebook: Path, folder: Path, repeats: int = 3) -> dict:
-    """Median seconds for an empty notebook and for one that only imports, run as the batch runs them."""
+def calibrate(notebook: Path, folder: Path, repeats: int = 5) -> dict:
+    """Fastest of ``repeats`` runs (the least disturbed by other work on the machine) of an empty
+    notebook and of one that only imports, each in a fresh kernel, as the batch runs them."""
     folder.mkdir(parents=True, exist_ok=True)
     cells = {"empty": "pass", "imports": _imports_of(notebook)}
     out = {}
@@ -65,7 +66,7 @@ def calibrate(notebook: Path, folder: Path, repeats: int = 3) -> dict:
             times.append(time.perf_counter() - t0)
             if run["status"] != "ok":
                 raise SystemExit(f"calibration notebook {name} failed: {run['error']}")
-        out[name] = statistics.median(times)
+        out[name] = min(times)
     return out
 
 
@@ -99,7 +100,7 @@ def main() -> None:
         base = load_evaluation(args.evaluation, notebooks_dir=ROOT / "notebooks")
         cal = calibrate(base.notebook_path(ROOT / "notebooks"), tmp / "calibration")
         figures["calibration"] = cal
-        print(f"calibration (one worker, median of 3): empty notebook {cal['empty']:.2f}s "
+        print(f"calibration (one worker, fastest of 5, fresh kernels): empty notebook {cal['empty']:.2f}s "
               f"(kernel start, papermill); imports only {cal['imports']:.2f}s "
               f"(so imports cost {cal['imports'] - cal['empty']:.2f}s)")
         walls = {}
