@@ -251,6 +251,46 @@ def _quarter_label(index: int) -> str:
     return f"{index // 4}Q{index % 4 + 1}"
 
 
+_QUARTER_MONTHS = ("January to March", "April to June", "July to September", "October to December")
+
+
+def _quarter_words(index: int) -> str:
+    """A quarter as a reader says it (2016Q2 -> 'April to June 2016')."""
+    return f"{_QUARTER_MONTHS[index % 4]} {index // 4}"
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    """'1 adopting council', '3 adopting councils'."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def _number(x, dp: int = 1, sign: bool = False) -> str:
+    """A figure for a report table: fixed decimals, a minus sign, '' where there is none."""
+    if x is None or not np.isfinite(x):
+        return ""
+    return f"{x:+,.{dp}f}" if sign else f"{x:,.{dp}f}"
+
+
+def _sentence(text: str) -> str:
+    """A note as a sentence: capital first letter, full stop."""
+    text = (text or "").strip()
+    if not text:
+        return ""
+    return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def _range_words(lo, hi, dp: int = 1) -> str:
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return ""
+    return f"{lo:,.{dp}f} to {hi:,.{dp}f}"
+
+
+def _p_words(p) -> str:
+    if p is None or not np.isfinite(p):
+        return ""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def _quarter_start(index: int) -> pd.Timestamp:
     return pd.Timestamp(year=index // 4, month=3 * (index % 4) + 1, day=1)
 
@@ -494,7 +534,8 @@ def council_quarter_panel(
 def describe_panel(panel: pd.DataFrame, outcome: str = "rereferral_rate") -> pd.DataFrame:
     """One row per council: name, adoption quarter, periods covered, periods with the outcome measured."""
     unit = panel.attrs.get("time_unit", "quarter")
-    label = (lambda q: _quarter_label(int(q))) if unit == "quarter" else (lambda q: str(int(q)))
+    label = (lambda q: _quarter_words(int(q))) if unit == "quarter" else (lambda q: f"year to 31 March {int(q)}")
+    what = OUTCOMES.get(outcome, outcome.replace("_", " "))
     rows = []
     for code, g in panel.groupby("la_code"):
         a = g["adoption_period"].dropna()
@@ -502,8 +543,8 @@ def describe_panel(panel: pd.DataFrame, outcome: str = "rereferral_rate") -> pd.
         rows.append({
             "Council": reference.council_name(str(code)),
             "Adopted": label(a.iloc[0]) if len(a) else "not adopted",
-            "From": label(g["period"].min()), "To": label(g["period"].max()),
-            f"{unit.capitalize()}s with {outcome.replace('_', ' ')}": int(len(measured)),
+            "Data from": label(g["period"].min()), "Data to": label(g["period"].max()),
+            f"{unit.capitalize()}s with {what.split(' (')[0]} measured": int(len(measured)),
             f"Last {unit} measured": label(measured.max()) if len(measured) else "none",
         })
     return pd.DataFrame(rows)
@@ -885,18 +926,24 @@ class ProgrammeEffect:
     def table(self) -> pd.DataFrame:
         """Event-study estimates by period since adoption, for a report."""
         t = self.event_study.copy()
-        label = f"{self.time_unit}s since adoption"
-        t[label] = t["event_time"].astype(int)
-        t = t[[label, "estimate", "ci_low", "ci_high", "councils", "source"]]
-        return t.rename(columns={"estimate": "Estimate", "ci_low": "Lower", "ci_high": "Upper", "councils": "Councils",
-                                 "source": "From"}).round(2).reset_index(drop=True)
+        level = int(round(100 * (1 - self.alpha)))
+        return pd.DataFrame({
+            f"{self.time_unit.capitalize()}s since adoption": t["event_time"].astype(int).to_numpy(),
+            f"Estimated change ({self.units})": [_number(v, sign=True) for v in t["estimate"]],
+            f"{level}% interval": [_range_words(lo, hi) for lo, hi in zip(t["ci_low"], t["ci_high"])],
+            "Adopting councils observed": t["councils"].astype(int).to_numpy(),
+            "Used for": ["pre-trend check (should be near zero)" if v == "pre-trend test" else "effect after adoption"
+                         for v in t["source"]],
+        })
 
     def contrast(self) -> pd.DataFrame:
         """Headline estimate beside plain two-way fixed effects."""
         rows = [("Two-stage difference-in-differences (headline)", self.att), ("Two-way fixed effects (for contrast)", self.twfe)]
-        return pd.DataFrame(
-            [{"Method": m, "Estimate": r["estimate"], "Lower": r["ci_low"], "Upper": r["ci_high"], "p-value": r["p_value"]} for m, r in rows]
-        ).round(3)
+        level = int(round(100 * (1 - self.alpha)))
+        return pd.DataFrame([{
+            "Method": m, f"Estimated change ({self.units})": _number(r["estimate"], sign=True),
+            f"{level}% interval": _range_words(r["ci_low"], r["ci_high"]), "p-value": _p_words(r["p_value"]),
+        } for m, r in rows])
 
     def summary(self) -> str:
         """The headline in plain English."""
@@ -908,7 +955,7 @@ class ProgrammeEffect:
         sentence = (
             f"After adopting the programme, {what} {direction} by {abs(a['estimate']):.1f} {self.units} on average "
             f"compared with councils that had not (yet) adopted it ({level}% interval {a['ci_low']:.1f} to {a['ci_high']:.1f}; "
-            f"{self.n_adopters} adopting councils, {self.n_councils} councils in all)."
+            f"{_plural(self.n_adopters, 'adopting council')}, {_plural(self.n_councils, 'council')} in all)."
         )
         if covers:
             sentence += " The interval includes no change, so the data cannot rule out that the programme made no difference."
@@ -922,10 +969,10 @@ class ProgrammeEffect:
             return ("The pre-trend check could not be run: no adopting council was observed in the "
                     f"{self.time_unit}s just before adoption.")
         head = (f"Before adoption, adopting councils' {OUTCOMES.get(self.outcome, self.outcome)} moved in line with "
-                f"the comparison councils in the {k} {self.time_unit}s before adoption (joint test p = {p:.2f})")
+                f"the comparison councils in the {_plural(k, self.time_unit)} before adoption (joint test p = {p:.2f})")
         if p < 0.05:
-            return (f"Warning: adopting councils were already diverging from the comparison councils in the {k} "
-                    f"{self.time_unit}s before adoption (joint test p = {p:.3f}). The effect estimate assumes they would "
+            return (f"Warning: adopting councils were already diverging from the comparison councils in the "
+                    f"{_plural(k, self.time_unit)} before adoption (joint test p = {p:.3f}). The effect estimate assumes they would "
                     "otherwise have moved in parallel, so read it with caution: part of the change may have started before the programme.")
         return (head + ". That supports, but cannot prove, the assumption that they would have kept moving in "
                 "parallel without the programme. A test with few councils has little power, so a large p-value is reassurance, not proof.")
@@ -1311,14 +1358,18 @@ class InterruptedTimeSeries:
         units = " percentage points" if self.outcome in PERCENT_OUTCOMES else ""
         text = (f"{name} on its own: at the start of the programme {OUTCOMES.get(self.outcome, self.outcome)} changed by "
                 f"{lv['estimate']:+.1f}{units} against its own earlier trend ({level}% interval {lv['ci_low']:.1f} to "
-                f"{lv['ci_high']:.1f}; {self.n_before} {self.time_unit}s before, {self.n_after} after).")
+                f"{lv['ci_high']:.1f}; {_plural(self.n_before, self.time_unit)} before, {self.n_after} after).")
         return text + (f" Note: {self.note}." if self.note else "")
 
     def table(self) -> pd.DataFrame:
-        rows = [("Level change at start", self.level_change), (f"Change in trend per {self.time_unit}", self.slope_change),
-                (f"Trend before, per {self.time_unit}", self.pre_slope)]
-        return pd.DataFrame([{"Term": n, "Estimate": r["estimate"], "Lower": r["ci_low"], "Upper": r["ci_high"],
-                              "p-value": r["p_value"]} for n, r in rows]).round(3)
+        rows = [("Jump at the start of the programme", self.level_change),
+                (f"Change in the trend, per {self.time_unit}", self.slope_change),
+                (f"Trend before the programme, per {self.time_unit}", self.pre_slope)]
+        level = int(round(100 * (1 - self.alpha)))
+        units = "percentage points" if self.outcome in PERCENT_OUTCOMES else OUTCOMES.get(self.outcome, self.outcome)
+        return pd.DataFrame([{"What was estimated": n, f"Estimate ({units})": _number(r["estimate"], 2, sign=True),
+                              f"{level}% interval": _range_words(r["ci_low"], r["ci_high"], 2), "p-value": _p_words(r["p_value"])}
+                             for n, r in rows])
 
     def plot(self, title: str | None = None):
         from .charts import DARK_BLUE, ORANGE, REFERENCE_GREY, new_figure
@@ -1420,7 +1471,9 @@ class NeighbourComparison:
         name = reference.council_name(self.la_code)
         c = self.change
         level = int(round(100 * (1 - self.alpha)))
-        text = (f"{name} against the average of {len(self.neighbours)} of its statistical neighbours ({self.source}, by "
+        whom = ("its one statistical neighbour" if len(self.neighbours) == 1
+                else f"the average of {len(self.neighbours)} of its statistical neighbours")
+        text = (f"{name} against {whom} ({self.source}, by "
                 f"{self.time_unit}): the gap averaged {self.gap_before:+.1f} before the start and {self.gap_after:+.1f} after. ")
         if np.isfinite(self.autocorrelation) and self.autocorrelation > 0.5:
             text += (f"The gap drifts from one {self.time_unit} to the next (autocorrelation {self.autocorrelation:.2f}), so "
@@ -1431,13 +1484,16 @@ class NeighbourComparison:
         return text + (f" Note: {self.note}." if self.note else "")
 
     def table(self) -> pd.DataFrame:
+        level = int(round(100 * (1 - self.alpha)))
         return pd.DataFrame([
-            {"Measure": "Gap to neighbours before", "Value": self.gap_before},
-            {"Measure": "Gap to neighbours after", "Value": self.gap_after},
-            {"Measure": "Change in gap", "Value": self.change["estimate"]},
-            {"Measure": "Change in gap: lower", "Value": self.change["ci_low"]},
-            {"Measure": "Change in gap: upper", "Value": self.change["ci_high"]},
-        ]).round(2)
+            {"Gap between the council and its neighbours": "Average before the programme",
+             "Value": _number(self.gap_before, sign=True), f"{level}% interval": ""},
+            {"Gap between the council and its neighbours": "Average after the programme",
+             "Value": _number(self.gap_after, sign=True), f"{level}% interval": ""},
+            {"Gap between the council and its neighbours": "Change at the start (allowing for drift)",
+             "Value": _number(self.change["estimate"], sign=True),
+             f"{level}% interval": _range_words(self.change["ci_low"], self.change["ci_high"])},
+        ])
 
     def plot(self, title: str | None = None):
         from .charts import DARK_BLUE, REFERENCE_GREY, TURQUOISE, new_figure
@@ -1578,17 +1634,16 @@ class ProgrammeEvaluation:
             its, nb = self.its.get(code), self.neighbours_for(code)
             rows.append({
                 "Council": reference.council_name(code),
-                "Level change (ITS)": its.level_change["estimate"] if its else np.nan,
-                "ITS lower": its.level_change["ci_low"] if its else np.nan,
-                "ITS upper": its.level_change["ci_high"] if its else np.nan,
-                "Change in gap to neighbours": nb.change["estimate"] if nb else np.nan,
-                "Gap lower": nb.change["ci_low"] if nb else np.nan,
-                "Gap upper": nb.change["ci_high"] if nb else np.nan,
-                "Neighbours used": len(nb.neighbours) if nb else 0,
-                "Neighbours from": (nb.source if nb else ""),
-                "Note": self.problems.get(code, ""),
+                "Jump at the start, own trend (interrupted time series)":
+                    _number(its.level_change["estimate"], sign=True) if its else "not estimated",
+                "Interval (own trend)": _range_words(its.level_change["ci_low"], its.level_change["ci_high"]) if its else "",
+                "Change in gap to statistical neighbours": _number(nb.change["estimate"], sign=True) if nb else "not estimated",
+                "Interval (neighbours)": _range_words(nb.change["ci_low"], nb.change["ci_high"]) if nb else "",
+                "Neighbours compared": len(nb.neighbours) if nb else 0,
+                "Neighbours' figures from": (nb.source if nb else ""),
+                "Note": _sentence(self.problems.get(code, "")),
             })
-        return pd.DataFrame(rows).round(2)
+        return pd.DataFrame(rows)
 
 
 def evaluate_programme(
