@@ -124,11 +124,14 @@ def run(
     force: bool = typer.Option(False, "--force", help="Run councils again even when nothing changed."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="A Dask scheduler address (tcp://host:8786) to run on a cluster."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    fresh_kernels: bool = typer.Option(False, "--fresh-kernels", help="Start a fresh kernel for every notebook (slower; by default each worker reuses one kernel, wiped between councils)."),
+    cell_timeout: int = typer.Option(3600, "--cell-timeout", min=1, help="Seconds one notebook cell may run before that council fails."),
 ):
     """Execute an evaluation's notebook for each council with papermill; results.json beside each."""
     with friendly_errors():
         code = _run_one(evaluation_file, data=data, out_dir=out_dir, workers=workers, force=force,
-                        scheduler=scheduler, progress=progress)
+                        scheduler=scheduler, progress=progress, reuse_kernels=False if fresh_kernels else None,
+                        cell_timeout=cell_timeout)
         raise typer.Exit(code)
 
 

@@ -340,7 +340,7 @@ def execute_council(task: dict) -> dict:
 
 def _execute_council(task: dict) -> dict:
     import papermill as pm
-    from nbclient.exceptions import DeadKernelError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     started = time.perf_counter()
@@ -371,6 +371,12 @@ def _execute_council(task: dict) -> dict:
             run.error = f"{exc.ename}: {str(exc.evalue)[:500]}"
             run.failing_cell = exc.exec_count
             run.link = f"{out_nb.name}#papermill-error-cell"
+            break
+        except CellTimeoutError:  # the notebook itself is too slow: running it again would only be as slow
+            if reuse:
+                discard_warm_kernel()
+            limit = task.get("execution_timeout", 3600)
+            run.error = f"a cell ran longer than the limit of {limit} s (insight run --cell-timeout)"
             break
         except (DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:  # kernel did not start or died: try again
             if reuse:
@@ -499,6 +505,7 @@ def run_evaluation(
     progress: bool = True,
     log: Callable[[str], None] = print,
     reuse_kernels: bool | None = None,
+    cell_timeout: int = 3600,
 ) -> RunSummary:
     """Run an evaluation for each of its councils; failures are collected, never raised.
 
@@ -534,8 +541,11 @@ def run_evaluation(
         runnable = [NATIONAL] if runnable else []
 
     tasks, skipped = plan_tasks(evaluation, warehouse_path, runnable, out_dir, notebooks_dir, force)
+    if cell_timeout < 1:
+        raise InputError("--cell-timeout must be at least 1 second.")
     for task in tasks:
         task["reuse_kernel"] = reuse_kernels
+        task["execution_timeout"] = int(cell_timeout)
     if not scheduler and workers > 1:
         for task in tasks:
             task["blas_threads"] = max(1, (os.cpu_count() or 1) // min(workers, len(tasks)))
