@@ -1427,7 +1427,9 @@ def interrupted_time_series(
     after = (t >= s0).astype(float)
     n_before, n_after = int((after == 0).sum()), int(after.sum())
     if n_before < 3 or n_after < 3:
-        raise InputError(f"an interrupted time series needs at least 3 periods before and 3 after the start; council {la_code} has {n_before} before and {n_after} after.")
+        unit = panel.attrs.get("time_unit", "period")
+        raise InputError(f"an interrupted time series needs at least 3 {unit}s measured before the start and 3 after; "
+                         f"{reference.council_name(str(la_code))} ({la_code}) has {n_before} before and {n_after} after.")
     X = np.column_stack([np.ones_like(t), t - s0, after, (t - s0) * after])
     fit = ar1_regression(y, X)
     fitted = pd.DataFrame({"period": t.astype(int), "observed": y, "suppressed": d["_hide"].to_numpy(bool),
@@ -1640,7 +1642,7 @@ class ProgrammeEvaluation:
                 "Change in gap to statistical neighbours": _number(nb.change["estimate"], sign=True) if nb else "not estimated",
                 "Interval (neighbours)": _range_words(nb.change["ci_low"], nb.change["ci_high"]) if nb else "",
                 "Neighbours compared": len(nb.neighbours) if nb else 0,
-                "Neighbours' figures from": (nb.source if nb else ""),
+                "Neighbours' figures from": ({"the data": "the councils' own extracts"}.get(nb.source, nb.source) if nb else ""),
                 "Note": _sentence(self.problems.get(code, "")),
             })
         return pd.DataFrame(rows)

@@ -884,13 +884,13 @@ class CoxResult:
             out.append(f"It found no clear sign that any effect changes over time (overall p {_p(glob.p_value)}), "
                        "so each hazard ratio can be read as one figure for the whole period.")
             return out
-        grows = [term_label(r.term) for r in bad.itertuples() if getattr(r, "trend", 0) > 0]
-        fades = [term_label(r.term) for r in bad.itertuples() if not getattr(r, "trend", 0) > 0]
+        grows = [_term_words(r.term) for r in bad.itertuples() if getattr(r, "trend", 0) > 0]
+        fades = [_term_words(r.term) for r in bad.itertuples() if not getattr(r, "trend", 0) > 0]
         parts = []
         if fades:
-            parts.append(f"for {'; '.join(fades)} the ratio is higher soon after closure than later")
+            parts.append(f"for {'; '.join(fades)}, the ratio is higher soon after closure than later")
         if grows:
-            parts.append(f"for {'; '.join(grows)} the ratio is higher later than soon after closure")
+            parts.append(f"for {'; '.join(grows)}, the ratio is higher later than soon after closure")
         out.append("It suggests that the effect changes over time: " + "; and ".join(parts) + ". For these the "
                    "hazard ratio shown is an average over the period, and the curves are the better guide.")
         n_terms = int((self.ph["term"] != "GLOBAL").sum())
@@ -1121,6 +1121,18 @@ def term_label(term: str) -> str:
         term, term.replace("_", " "))
 
 
+def _term_words(term: str) -> str:
+    """A Cox term inside a sentence: "primary_need[N7]" -> "N7 Low income (primary need)",
+    "age_band[under 5]" -> "under 5 (age at closure)"."""
+    label = term_label(term)
+    if ": " in label:
+        factor, level = label.split(": ", 1)
+        if not level[1:2].isdigit():  # a code such as N7 keeps its capital
+            level = level[:1].lower() + level[1:]
+        return f"{level} ({factor})"
+    return label
+
+
 _WORDS_ONLY = {"sex": {"F": "Girls", "M": "Boys", "U": "Sex not recorded"}}
 
 
@@ -1326,12 +1338,13 @@ class ReReferralReport:
             from insightlib.reference import ENGLAND_REREFERRAL_RATE
 
             eng_year = int(last.year) if int(last.year) in ENGLAND_REREFERRAL_RATE else max(ENGLAND_REREFERRAL_RATE)
-            text = (f"In the year to 31 March {int(last.year)}, {last.rate:.0%} of the council's referrals came "
-                    f"within 12 months of a previous referral (DfE's measure); England's rate was "
-                    f"{ENGLAND_REREFERRAL_RATE[eng_year]:.0%} in the year to 31 March {eng_year}.")
+            england = f"{ENGLAND_REREFERRAL_RATE[eng_year]:.1%}" + (
+                "" if eng_year == int(last.year) else f" in the year to 31 March {eng_year}")
+            text = (f"In the year to 31 March {int(last.year)}, {last.rate:.1%} of the council's referrals came "
+                    f"within 12 months of a previous referral (DfE's measure), against England's rate of {england}.")
             pub = getattr(last, "published_rate", np.nan)
             if pd.notna(pub):
-                text += f" The council's published figure for that year was {pub:.0%}."
+                text += f" DfE published {pub:.1%} for the council that year."
             out.append(text)
         return out
 

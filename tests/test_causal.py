@@ -337,7 +337,7 @@ def test_report_words_and_tables(simulated):
     assert f"E-value is **{ev['estimate']:.2f}**" in text and f"strength **{ev['ci']:.2f}**" in text
     assert "square-root rule" in res.evalue_words()  # re-referral is common in the simulation
     tab = res.report_table()
-    assert list(tab.columns) == ["Estimate", "95% interval", "Interval by"]
+    assert list(tab.columns) == ["Estimate", "95% interval", "How the interval was worked out"]
     assert tab.index[0].startswith("Simple comparison") and len(tab) == 8
     assert not tab.map(lambda v: "..." in str(v)).any().any()
     bal = res.balance_view()
