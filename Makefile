@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 
 ## make test: create the environment, install, run every test (slow statistical checks included)
 test: install
-	$(PY) -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 -rs $(PYTEST_ARGS)
 
 ## make test-fast: skip the slow statistical checks (for editing loops)
 test-fast: install
