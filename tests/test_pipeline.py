@@ -133,22 +133,7 @@ def test_unchanged_councils_are_skipped_on_the_next_run(demo_run, key_env):
 
 
 def test_a_failing_cell_in_one_council_is_isolated_and_linked(demo_run, key_env, tmp_path):
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('data = ""\nla_code = ""\noutput_dir = "."\ndisclosure_threshold = 5\nfail_for = ""')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [
-        params,
-        nbformat.v4.new_code_cell("if la_code == fail_for:\n    raise ValueError('planned failure for ' + la_code)"),
-        nbformat.v4.new_code_cell(
-            "from insightlib.results import write_results\n"
-            "write_results(output_dir, notebook='probe', la_code=la_code, parameters={}, data_fingerprint='x', figures={'ok': True})"
-        ),
-    ]
-    nbformat.write(nb, notebooks / "probe.ipynb")
+    notebooks = _probe_notebook(tmp_path, "fail_for", "if la_code == fail_for:\n    raise ValueError('planned failure for ' + la_code)")
     ok, bad = demo_run["councils"][0], demo_run["councils"][1]
     ev = parse_evaluation({"name": "probe", "title": "Probe", "notebook": "probe", "data": str(demo_run["dir"]),
                            "councils": [ok, bad], "parameters": {"fail_for": bad}}, notebooks_dir=notebooks)
@@ -194,27 +179,14 @@ def test_the_same_batch_runs_on_a_dask_cluster(demo_run, key_env, tmp_path):
 def test_a_warm_kernel_carries_nothing_from_one_council_to_the_next(demo_run, key_env, tmp_path):
     """Councils run one after another in one reused kernel: no variable, figure, folder or
     execution count of one notebook is seen by the next, and a failure is still numbered and isolated."""
-    import nbformat
-
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('data = ""\nla_code = ""\noutput_dir = "."\ndisclosure_threshold = 5\nfail_for = ""')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [
-        params,
-        nbformat.v4.new_code_cell(
-            "import os\nimport matplotlib.pyplot as plt\n"
-            "assert 'left_behind' not in globals(), 'a variable leaked from the previous council'\n"
-            "assert not plt.get_fignums(), 'a figure leaked from the previous council'\n"
-            "assert os.path.samefile(os.getcwd(), output_dir), os.getcwd()\n"
-            "left_behind = la_code\nplt.figure()"),
-        nbformat.v4.new_code_cell("if la_code == fail_for:\n    raise ValueError('planned failure for ' + la_code)"),
-        nbformat.v4.new_code_cell(
-            "from insightlib.results import write_results\n"
-            "write_results(output_dir, notebook='probe', la_code=la_code, parameters={}, data_fingerprint='x', figures={'ok': True})"),
-    ]
-    nbformat.write(nb, notebooks / "probe.ipynb")
+    notebooks = _probe_notebook(
+        tmp_path, "fail_for",
+        "import os\nimport matplotlib.pyplot as plt\n"
+        "assert 'left_behind' not in globals(), 'a variable leaked from the previous council'\n"
+        "assert not plt.get_fignums(), 'a figure leaked from the previous council'\n"
+        "assert os.path.samefile(os.getcwd(), output_dir), os.getcwd()\n"
+        "left_behind = la_code\nplt.figure()",
+        "if la_code == fail_for:\n    raise ValueError('planned failure for ' + la_code)")
     councils = demo_run["councils"][:2]
     ev = parse_evaluation({"name": "warm", "title": "Warm", "notebook": "probe", "data": str(demo_run["dir"]),
                            "councils": councils, "parameters": {"fail_for": councils[0]}}, notebooks_dir=notebooks)
@@ -274,18 +246,7 @@ def _numbers(results: dict, prefix: str = "") -> dict:
 
 
 def test_a_cell_over_the_time_limit_fails_its_council_once_and_the_next_runs(demo_run, key_env, tmp_path):
-    import nbformat
-
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('data = ""\nla_code = ""\noutput_dir = "."\ndisclosure_threshold = 5\nslow_for = ""')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("import time\nif la_code == slow_for:\n    time.sleep(60)"),
-                nbformat.v4.new_code_cell(
-                    "from insightlib.results import write_results\n"
-                    "write_results(output_dir, notebook='probe', la_code=la_code, parameters={}, data_fingerprint='x', figures={})")]
-    nbformat.write(nb, notebooks / "probe.ipynb")
+    notebooks = _probe_notebook(tmp_path, "slow_for", "import time\nif la_code == slow_for:\n    time.sleep(60)")
     councils = demo_run["councils"][:2]
     ev = parse_evaluation({"name": "slow", "title": "Slow", "notebook": "probe", "data": str(demo_run["dir"]),
                            "councils": councils, "parameters": {"slow_for": councils[0]}}, notebooks_dir=notebooks)
@@ -296,3 +257,19 @@ def test_a_cell_over_the_time_limit_fails_its_council_once_and_the_next_runs(dem
     assert slow.status == "failed" and "longer than the limit of 3 s" in slow.error
     assert slow.attempts == 1 and slow.seconds_total < 30, "a slow notebook is not run again"
     assert status[councils[1]].status == "ok", status[councils[1]].error
+
+
+def _probe_notebook(folder: Path, parameter: str, *cells: str) -> Path:
+    """A small notebook folder for runner tests: one extra parameter, the given cells, then results.json."""
+    import nbformat
+
+    notebooks = folder / "notebooks"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(f'data = ""\nla_code = ""\noutput_dir = "."\ndisclosure_threshold = 5\n{parameter} = ""')
+    params.metadata["tags"] = ["parameters"]
+    write = ("from insightlib.results import write_results\n"
+             "write_results(output_dir, notebook='probe', la_code=la_code, parameters={}, data_fingerprint='x', figures={'ok': True})")
+    nb.cells = [params, *(nbformat.v4.new_code_cell(c) for c in cells), nbformat.v4.new_code_cell(write)]
+    nbformat.write(nb, notebooks / "probe.ipynb")
+    return notebooks
