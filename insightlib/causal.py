@@ -1360,7 +1360,7 @@ class InterventionEffect:
         passed = sum(1 for r in self.refutations.values() if r.get("passed"))
         return (f"Each check re-ran DoWhy's own weighting estimate of re-referral within "
                 f"{self.parameters['horizon_days']} days on a random sample of {rows:,} closed cases, "
-                f"{sims} times, so its starting estimate differs a little from the headline. "
+                f"{'once' if sims == 1 else f'{sims} times'}, so its starting estimate differs a little from the headline. "
                 f"{passed} of {len(self.refutations)} checks passed."
                 + ("" if passed == len(self.refutations) else
                    " A check passes when the estimate after the change lands within a quarter of the starting estimate "
@@ -1399,7 +1399,7 @@ class InterventionEffect:
         rd = self.effect["risk_difference"]
         if figure == "love":
             b = self.to_dict()["balance"]
-            return (f"Dot plot of standardised differences for {len(self.balance)} covariate terms: the largest was "
+            return (f"Dot plot of standardised differences for {len(self.balance)} characteristics: the largest was "
                     f"{b['max_abs_smd_before']:.2f} before weighting and {b['max_abs_smd_after']:.2f} after.")
         if figure == "overlap":
             q = self.overlap["propensity_quantiles"]

@@ -251,11 +251,11 @@ def _quarter_label(index: int) -> str:
     return f"{index // 4}Q{index % 4 + 1}"
 
 
-_QUARTER_MONTHS = ("January to March", "April to June", "July to September", "October to December")
+_QUARTER_MONTHS = ("Jan-Mar", "Apr-Jun", "Jul-Sep", "Oct-Dec")
 
 
 def _quarter_words(index: int) -> str:
-    """A quarter as a reader says it (2016Q2 -> 'April to June 2016')."""
+    """A quarter as a reader says it (2016Q2 -> 'Apr-Jun 2016')."""
     return f"{_QUARTER_MONTHS[index % 4]} {index // 4}"
 
 
@@ -271,6 +271,10 @@ def _number(x, dp: int = 1, sign: bool = False) -> str:
     return f"{x:+,.{dp}f}" if sign else f"{x:,.{dp}f}"
 
 
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _sentence(text: str) -> str:
     """A note as a sentence: capital first letter, full stop."""
     text = (text or "").strip()
@@ -282,7 +286,7 @@ def _sentence(text: str) -> str:
 def _range_words(lo, hi, dp: int = 1) -> str:
     if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
         return ""
-    return f"{lo:,.{dp}f} to {hi:,.{dp}f}"
+    return f"{lo:,.{dp}f}\u00a0to\u00a0{hi:,.{dp}f}"  # no break inside an interval
 
 
 def _p_words(p) -> str:
@@ -535,7 +539,6 @@ def describe_panel(panel: pd.DataFrame, outcome: str = "rereferral_rate") -> pd.
     """One row per council: name, adoption quarter, periods covered, periods with the outcome measured."""
     unit = panel.attrs.get("time_unit", "quarter")
     label = (lambda q: _quarter_words(int(q))) if unit == "quarter" else (lambda q: f"year to 31 March {int(q)}")
-    what = OUTCOMES.get(outcome, outcome.replace("_", " "))
     rows = []
     for code, g in panel.groupby("la_code"):
         a = g["adoption_period"].dropna()
@@ -544,7 +547,7 @@ def describe_panel(panel: pd.DataFrame, outcome: str = "rereferral_rate") -> pd.
             "Council": reference.council_name(str(code)),
             "Adopted": label(a.iloc[0]) if len(a) else "not adopted",
             "Data from": label(g["period"].min()), "Data to": label(g["period"].max()),
-            f"{unit.capitalize()}s with {what.split(' (')[0]} measured": int(len(measured)),
+            f"{unit.capitalize()}s with the outcome measured": int(len(measured)),
             f"Last {unit} measured": label(measured.max()) if len(measured) else "none",
         })
     return pd.DataFrame(rows)
@@ -995,7 +998,9 @@ class ProgrammeEffect:
             a = self.att["estimate"]
             title = f"{OUTCOMES.get(self.outcome, self.outcome).capitalize()}: change by {self.time_unit} since adoption"
             if np.isfinite(a):
-                title = f"Average change after adoption {a:+.1f} {self.units}; by {self.time_unit} since adoption"
+                what = OUTCOMES.get(self.outcome, self.outcome).split(" (")[0]
+                title = (f"{what[:1].upper() + what[1:]} {'fell' if a < 0 else 'rose'} by {abs(a):.1f} {self.units} "
+                         "on average after adoption")
         fig, ax = new_figure(title)
         pre = es.loc[es["source"] == "pre-trend test"]
         post = es.loc[es["source"] != "pre-trend test"]
@@ -1389,7 +1394,7 @@ class InterruptedTimeSeries:
         if self.time_unit == "quarter":
             ticks = f["period"].iloc[:: max(1, len(f) // 8)]
             ax.set_xticks(ticks, [_quarter_label(int(q)) for q in ticks])
-        ax.set_ylabel(OUTCOMES.get(self.outcome, self.outcome))
+        ax.set_ylabel(_capital(OUTCOMES.get(self.outcome, self.outcome)))
         ax.legend(frameon=False, fontsize=8)
         return fig
 
@@ -1507,13 +1512,13 @@ class NeighbourComparison:
         fig, ax = new_figure(title)
         own = s["council"].where(~s["suppressed"])
         ax.plot(s["period"], own, "-o", ms=3, color=DARK_BLUE, label=name + (" (small counts hidden)" if s["suppressed"].any() else ""))
-        ax.plot(s["period"], s["neighbours"], "-o", ms=3, color=TURQUOISE, label=f"Average of {len(self.neighbours)} neighbours")
+        ax.plot(s["period"], s["neighbours"], "-o", ms=3, color=TURQUOISE, label=("The one neighbour" if len(self.neighbours) == 1 else f"Average of {len(self.neighbours)} neighbours"))
         ax.axvline(self.start - 0.5, color=REFERENCE_GREY, ls=":")
         if self.time_unit == "quarter":
             ticks = s["period"].iloc[:: max(1, len(s) // 8)]
             ax.set_xticks(ticks, [_quarter_label(int(q)) for q in ticks])
         published = self.source != "the data" and self.outcome == "rereferral_rate"
-        ax.set_ylabel(PUBLISHED_REREFERRAL if published else OUTCOMES.get(self.outcome, self.outcome))
+        ax.set_ylabel(_capital(PUBLISHED_REREFERRAL if published else OUTCOMES.get(self.outcome, self.outcome)))
         ax.legend(frameon=False, fontsize=8)
         return fig
 
@@ -1643,9 +1648,12 @@ class ProgrammeEvaluation:
                 "Interval (neighbours)": _range_words(nb.change["ci_low"], nb.change["ci_high"]) if nb else "",
                 "Neighbours compared": len(nb.neighbours) if nb else 0,
                 "Neighbours' figures from": ({"the data": "the councils' own extracts"}.get(nb.source, nb.source) if nb else ""),
-                "Note": _sentence(self.problems.get(code, "")),
             })
         return pd.DataFrame(rows)
+
+    def council_notes(self) -> list[str]:
+        """Why a design is missing for an adopting council, one sentence each (shown under council_table)."""
+        return [f"{reference.council_name(code)}: {_sentence(text)}" for code, text in sorted(self.problems.items())]
 
 
 def evaluate_programme(
@@ -1690,7 +1698,7 @@ def evaluate_programme(
         try:
             its[code] = interrupted_time_series(panel, code, outcome, alpha=alpha, disclosure_threshold=disclosure_threshold)
         except InputError as exc:
-            notes.append(f"no interrupted time series: {exc}")
+            notes.append(f"no interrupted time series, because {exc}")
         try:
             neighbours[code] = neighbour_comparison(panel, code, outcome, alpha=alpha, disclosure_threshold=disclosure_threshold)
         except InputError as exc:

@@ -420,7 +420,7 @@ class LogRankResult:
             return "There was only one group, so there is nothing to compare."
         verdict = ("The groups differ in how soon children are referred again" if self.p_value < 0.05
                    else "There is no clear evidence that the groups differ in how soon children are referred again")
-        return f"{verdict} (log-rank chi-square {self.statistic:.1f} on {self.df} degrees of freedom, p {_p(self.p_value)})."
+        return f"{verdict} (log-rank chi-square {self.statistic:.1f} on {self.df} degree{'' if self.df == 1 else 's'} of freedom, p {_p(self.p_value)})."
 
 
 def _p(p: float) -> str:
@@ -1415,7 +1415,9 @@ class ReReferralReport:
                 "referrals happened but cannot be seen. Only years with a full 12 months of earlier data, and that "
                 "ended by the extract date, are shown.")
         if left_out:
-            text += f" Left out: the year(s) to 31 March {', '.join(str(y) for y in left_out)}."
+            years = [str(y) for y in left_out]
+            text += (f" Left out: the year{'' if len(years) == 1 else 's'} to 31 March "
+                     f"{', '.join(years[:-1]) + ' and ' + years[-1] if len(years) > 1 else years[0]}.")
         if not d["complete"].any():
             text += " No year in this extract qualifies, so the measure is not shown."
         return text
@@ -1439,7 +1441,9 @@ class ReReferralReport:
             "disclosure threshold are hidden (\"c\"), so that no child can be recognised.",
         ]
         if c.get("referrals_after_extract"):
-            out.append(f"{c['referrals_after_extract']:,} referrals dated after the extract date were left out.")
+            n = int(c["referrals_after_extract"])
+            out.append(f"{n:,} referral{'' if n == 1 else 's'} dated after the extract date "
+                       f"{'was' if n == 1 else 'were'} left out.")
         return out
 
     # tables ------------------------------------------------------------------------------
