@@ -1382,7 +1382,8 @@ class InterruptedTimeSeries:
         f = self.fitted
         if title is None:
             name = reference.council_name(self.la_code) if self.la_code else "The council"
-            title = f"{name}: level change {self.level_change['estimate']:+.1f} at the start of the programme"
+            pts = " points" if self.outcome in PERCENT_OUTCOMES else ""
+            title = f"{name}: level change {self.level_change['estimate']:+.1f}{pts} at the start of the programme"
         fig, ax = new_figure(title)
         shown = f.loc[~f["suppressed"]]
         label = "Observed" + (" (small counts hidden)" if f["suppressed"].any() else "")
@@ -1508,7 +1509,8 @@ class NeighbourComparison:
         s = self.series
         name = reference.council_name(self.la_code)
         if title is None:
-            title = f"{name} against its statistical neighbours: gap changed by {self.change['estimate']:+.1f}"
+            pts = " points" if self.outcome in PERCENT_OUTCOMES else ""
+            title = f"{name} against its statistical neighbours: gap changed by {self.change['estimate']:+.1f}{pts}"
         fig, ax = new_figure(title)
         own = s["council"].where(~s["suppressed"])
         ax.plot(s["period"], own, "-o", ms=3, color=DARK_BLUE, label=name + (" (small counts hidden)" if s["suppressed"].any() else ""))
@@ -1518,7 +1520,8 @@ class NeighbourComparison:
             ticks = s["period"].iloc[:: max(1, len(s) // 8)]
             ax.set_xticks(ticks, [_quarter_label(int(q)) for q in ticks])
         published = self.source != "the data" and self.outcome == "rereferral_rate"
-        ax.set_ylabel(_capital(PUBLISHED_REREFERRAL if published else OUTCOMES.get(self.outcome, self.outcome)))
+        ax.set_ylabel("Re-referrals within 12 months\n(% of referrals, DfE's measure)" if published
+                      else _capital(OUTCOMES.get(self.outcome, self.outcome)))
         ax.legend(frameon=False, fontsize=8)
         return fig
 
