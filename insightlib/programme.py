@@ -271,6 +271,12 @@ def _number(x, dp: int = 1, sign: bool = False) -> str:
     return f"{x:+,.{dp}f}" if sign else f"{x:,.{dp}f}"
 
 
+def _outcome_words(outcome: str) -> str:
+    """The outcome inside a sentence: a percentage's "(% of closures)" is left to the units (percentage points)."""
+    words = OUTCOMES.get(outcome, outcome)
+    return words.split(" (")[0] if outcome in PERCENT_OUTCOMES else words
+
+
 def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -951,7 +957,7 @@ class ProgrammeEffect:
     def summary(self) -> str:
         """The headline in plain English."""
         a = self.att
-        what = OUTCOMES.get(self.outcome, self.outcome)
+        what = _outcome_words(self.outcome)
         direction = "fell" if a["estimate"] < 0 else "rose"
         level = int(round(100 * (1 - self.alpha)))
         covers = a["ci_low"] <= 0 <= a["ci_high"]
@@ -971,11 +977,12 @@ class ProgrammeEffect:
         if not np.isfinite(p) or k == 0:
             return ("The pre-trend check could not be run: no adopting council was observed in the "
                     f"{self.time_unit}s just before adoption.")
-        head = (f"Before adoption, adopting councils' {OUTCOMES.get(self.outcome, self.outcome)} moved in line with "
-                f"the comparison councils in the {_plural(k, self.time_unit)} before adoption (joint test p = {p:.2f})")
+        span = self.time_unit if k == 1 else _plural(k, self.time_unit)
+        head = (f"In the {span} before adoption, adopting councils' {_outcome_words(self.outcome)} "
+                f"moved in line with the comparison councils (joint test p = {p:.2f})")
         if p < 0.05:
             return (f"Warning: adopting councils were already diverging from the comparison councils in the "
-                    f"{_plural(k, self.time_unit)} before adoption (joint test p = {p:.3f}). The effect estimate assumes they would "
+                    f"{span} before adoption (joint test p = {p:.3f}). The effect estimate assumes they would "
                     "otherwise have moved in parallel, so read it with caution: part of the change may have started before the programme.")
         return (head + ". That supports, but cannot prove, the assumption that they would have kept moving in "
                 "parallel without the programme. A test with few councils has little power, so a large p-value is reassurance, not proof.")
@@ -1361,7 +1368,7 @@ class InterruptedTimeSeries:
         lv = self.level_change
         level = int(round(100 * (1 - self.alpha)))
         units = " percentage points" if self.outcome in PERCENT_OUTCOMES else ""
-        text = (f"{name} on its own: at the start of the programme {OUTCOMES.get(self.outcome, self.outcome)} changed by "
+        text = (f"{name} on its own: at the start of the programme {_outcome_words(self.outcome)} changed by "
                 f"{lv['estimate']:+.1f}{units} against its own earlier trend ({level}% interval {lv['ci_low']:.1f} to "
                 f"{lv['ci_high']:.1f}; {_plural(self.n_before, self.time_unit)} before, {self.n_after} after).")
         return text + (f" Note: {self.note}." if self.note else "")
