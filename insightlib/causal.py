@@ -1277,11 +1277,13 @@ class InterventionEffect:
                   "regression": "Regression adjustment", "aipw": "Doubly robust (AIPW)"}
         h = self.parameters["horizon_days"]
         rows = {}
+        unstable = []
 
         def pts(e: Estimate) -> tuple[str, str]:
             # a difference in shares lies between -100 and +100 points; an interval outside that (or missing)
             # means the variance broke down, and printing it would mislead
             if not (np.isfinite(e.ci_low) and np.isfinite(e.ci_high)) or e.ci_low < -1 or e.ci_high > 1:
+                unstable.append(e)
                 return f"{100 * e.estimate:+.1f} points", "could not be worked out (unstable)"
             return f"{100 * e.estimate:+.1f} points", f"{100 * e.ci_low:+.1f} to {100 * e.ci_high:+.1f}"
 
@@ -1302,6 +1304,10 @@ class InterventionEffect:
         out = pd.DataFrame.from_dict(rows, orient="index", columns=["Estimate", f"{self._level()} interval", "How the interval was worked out"])
         out.index.name = None
         out.columns.name = "Comparison"
+        if unstable:
+            out.attrs["note"] = ("An interval marked 'could not be worked out' came out wider than any difference in shares "
+                                 "can be (beyond 100 points either way): its variance calculation was numerically unstable on "
+                                 "these data, so only the estimate is shown. The other rows are unaffected.")
         return out
 
     def balance_view(self) -> pd.DataFrame:

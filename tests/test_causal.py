@@ -346,6 +346,24 @@ def test_report_words_and_tables(simulated):
     assert res.refutation_table()["Passed"].isin(["yes", "no", "could not run"]).all()
 
 
+def test_impossible_interval_is_not_printed(simulated):
+    """A risk-difference interval beyond +-100 points (a variance that broke down) is named, not shown."""
+    import copy
+    import dataclasses
+
+    _, _, res = simulated
+    assert "note" not in res.report_table().attrs
+    broken = copy.copy(res)
+    broken.methods = {**res.methods, "regression": dataclasses.replace(res.methods["regression"], ci_low=-4.2e14, ci_high=4.2e14)}
+    tab = broken.report_table()
+    row = next(i for i in tab.index if i.startswith("Regression adjustment"))
+    assert tab.loc[row, "95% interval"] == "could not be worked out (unstable)"
+    assert "e+" not in tab.to_string() and "4200" not in tab.to_string()
+    assert "numerically unstable" in tab.attrs["note"]
+    ipw = next(i for i in tab.index if i.startswith("Inverse probability"))
+    assert tab.loc[ipw, "95% interval"] == res.report_table().loc[ipw, "95% interval"]
+
+
 def test_words_when_the_interval_includes_zero():
     frame, _ = C.simulate_frame(1200, seed=3, hazard_ratio=1.0, truth_draws=1000)
     res = C.evaluate_intervention(frame=frame, **{**GOOD, "estimand": "ATT"}, trim="none", bootstrap_reps=40,
