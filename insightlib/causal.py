@@ -691,12 +691,15 @@ def regression_estimate(y, t, X, clusters, estimand="ATE", level=0.95):
     """Regression adjustment (g-computation): a logistic model of re-referral in each arm,
     predictions averaged over the target population; delta-method influence function."""
     n = len(y)
-    b1, _, _ = fit_logistic(X[t == 1], y[t == 1])
-    b0, _, _ = fit_logistic(X[t == 0], y[t == 0])
+    b1, _, info1 = fit_logistic(X[t == 1], y[t == 1])
+    b0, _, info0 = fit_logistic(X[t == 0], y[t == 0])
     m1 = 1 / (1 + np.exp(-np.clip(X @ b1, -30, 30)))
     m0 = 1 / (1 + np.exp(-np.clip(X @ b0, -30, 30)))
-    I1 = (X * (t * m1 * (1 - m1))[:, None]).T @ X / n
-    I0 = (X * ((1 - t) * m0 * (1 - m0))[:, None]).T @ X / n
+    # The information of the penalised fit that was actually solved: a covariate level absent
+    # from one arm leaves the unpenalised matrix singular, and its inverse is noise (an interval
+    # of +-1e14 points); the ridge's direction carries no score, so it adds nothing to the variance.
+    I1 = info1 * (np.sum(t == 1) / n)
+    I0 = info0 * (np.sum(t == 0) / n)
     U1 = X * (t * (y - m1))[:, None]
     U0 = X * ((1 - t) * (y - m0))[:, None]
     if estimand == "ATE":

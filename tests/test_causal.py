@@ -601,3 +601,21 @@ def test_notebook_runs_and_reports_only_aggregates(tmp_path):
     ids = warehouse.read_council(tmp_path / "w.duckdb", la)["children"]["child_id"].astype(str)
     assert not any(cid in shown for cid in ids)  # no (pseudonymised) identifier either
     assert "What would overturn it" in shown and "Simple comparison" in shown and "No unmeasured confounding" in shown
+
+
+def test_regression_interval_stays_finite_when_a_covariate_level_is_missing_from_one_arm():
+    """Portsmouth in the demo: after trimming no treated child had one covariate level, the
+    treated arm's information matrix was singular and the interval came out at +-4e14 points."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    x1 = rng.normal(size=n)
+    rare = (rng.random(n) < 0.08).astype(float)
+    t = ((rng.random(n) < 1 / (1 + np.exp(-(-0.5 + 0.5 * x1)))) & (rare == 0)).astype(int)  # no treated child is 'rare'
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-1 + 0.4 * x1 + 0.6 * rare - 0.5 * t)))).astype(float)
+    X = np.column_stack([np.ones(n), x1, rare])
+    clusters = np.arange(n)
+    reg, (m1, m0) = C.regression_estimate(y, t, X, clusters)
+    e = C.fit_logistic(X, t.astype(float))[1]
+    dr = C.aipw_estimate(y, t, np.clip(e, 0.01, 0.99), m1, m0, clusters)[0]
+    assert np.isfinite(reg.se) and 0.5 * dr.se < reg.se < 2 * dr.se, (reg, dr)
+    assert reg.ci_low < reg.estimate < reg.ci_high and reg.ci_high - reg.ci_low < 0.2
