@@ -619,3 +619,26 @@ def test_regression_interval_stays_finite_when_a_covariate_level_is_missing_from
     dr = C.aipw_estimate(y, t, np.clip(e, 0.01, 0.99), m1, m0, clusters)[0]
     assert np.isfinite(reg.se) and 0.5 * dr.se < reg.se < 2 * dr.se, (reg, dr)
     assert reg.ci_low < reg.estimate < reg.ci_high and reg.ci_high - reg.ci_low < 0.2
+
+
+def test_refuter_limits_allow_for_chance_by_the_estimates_own_uncertainty():
+    # placebo: 3 runs averaged, each varying like the estimate (se 2.7 points) -> 1.96 * 2.7 / sqrt(3)
+    assert C.refuter_limit("placebo_treatment", 0.027, 3, -0.10) == pytest.approx(1.96 * 0.027 / math.sqrt(3))
+    # an 80% subset moves half as much; without a standard error the old rule of thumb applies
+    assert C.refuter_limit("data_subset", 0.027, 3, -0.10) == pytest.approx(0.5 * 1.96 * 0.027 / math.sqrt(3))
+    assert C.refuter_limit("data_subset", None, 3, -0.10) == pytest.approx(0.025)
+    # simulated placebo averages under the null fail about 1 time in 20
+    rng = np.random.default_rng(0)
+    se, sims = 0.027, 3
+    draws = rng.normal(0, se, size=(20000, sims)).mean(axis=1)
+    fail = np.mean(np.abs(draws) > C.refuter_limit("placebo_treatment", se, sims, -0.1))
+    assert 0.04 < fail < 0.06
+
+
+def test_refutations_record_their_limit_and_pass_on_a_correct_analysis(simulated):
+    _, _, res = simulated
+    for name, r in res.refutations.items():
+        assert "error" not in r, r
+        assert r["limit"] > 0 and isinstance(r["passed"], bool)
+    assert all(r["passed"] for r in res.refutations.values()), res.refutations  # the analysis is right here
+    assert "Passes if" in res.refutation_table().columns
