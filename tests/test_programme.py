@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 
@@ -444,27 +443,16 @@ def test_did_interval_coverage_over_repeats():
 
 
 # --------------------------------------------------------------------------------------
-# Synthetic councils from insightlib.synth, when it exists
+# Synthetic councils from insightlib.synth (known truth in truth.json)
 # --------------------------------------------------------------------------------------
 
 
-def _synth():
-    try:
-        return importlib.import_module("insightlib.synth")
-    except ImportError:
-        return None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_synth() is None, reason="insightlib.synth is not written yet")
 def test_synthetic_councils_interval_covers_true_att(tmp_path):
-    synth = _synth()
-    from insightlib import warehouse  # noqa: F401  (the data contract readers)
+    from insightlib import synth
 
     out = synth.generate(n_councils=12, children_per_council=3000, seed=11, out_dir=tmp_path)
     truth = json.loads((out / "truth.json").read_text())
-    if "programme" not in truth:
-        pytest.skip("truth.json has no 'programme' section yet")
     tables = pg.read_tables(out)
     adoption = pg.resolve_adoption("from_truth", data=out)
     panel = pg.council_quarter_panel(tables, adoption)
@@ -483,9 +471,8 @@ def test_synthetic_councils_interval_covers_true_att(tmp_path):
 @pytest.fixture(scope="module")
 def synthetic_councils(tmp_path_factory):
     """Six synthetic councils, three adopting the programme at staggered dates (truth.json knows the effect)."""
-    synth = _synth()
-    if synth is None:
-        pytest.skip("insightlib.synth is not written yet")
+    from insightlib import synth
+
     out = synth.generate(n_councils=6, children_per_council=800, seed=3, out_dir=tmp_path_factory.mktemp("programme") / "data")
     return out
 
