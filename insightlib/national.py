@@ -141,12 +141,13 @@ class FunnelResult:
         return t.sort_values("rate", ascending=False).reset_index(drop=True)
 
     def alt_text(self) -> str:
+        """What the funnel shows, for a reader who cannot see it."""
         counts = self.points["band"].value_counts()
         above = int(counts.get(BANDS[0], 0))
         below = int(counts.get(BANDS[4], 0))
         text = (f"Funnel plot of the {self.measure} of {len(self.points)} councils against the number of referrals. "
-                f"England's rate is {100 * self.target:.1f}%. {above} council(s) lie above the 99.8% control limit "
-                f"and {below} below it.")
+                f"England's rate is {100 * self.target:.1f}%. "
+                f"{_councils(above)} {'lies' if above <= 1 else 'lie'} above the 99.8% control limit and {below} below it.")
         for code in self.highlight:
             row = self.points.loc[self.points["la_code"] == code]
             if len(row):
@@ -749,3 +750,7 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
                                  "(DfE's symbols, never zero). Against England: the council's place in the funnel above."))]))
     return NationalSummary(year=year, sections=sections, computed=computed, published=pub_funnel,
                            computed_funnel=computed_funnel, reconciliations=reconciliations)
+
+
+def _councils(n: int) -> str:
+    return {0: "No council", 1: "One council"}.get(n, f"{n} councils")
