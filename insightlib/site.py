@@ -375,7 +375,9 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
         for rep in ev.reports:
             all_reports.append(rep)
             nb_title, body = render_report_html(rep.notebook, exporter)
-            heading = f"<h1>{html.escape(rep.council)}: {html.escape(nb_title)}</h1>"
+            # the evaluation's own title says what this report asks ("Did Family Group
+            # Conferences reduce re-referral?"); the notebook's heading is generic
+            heading = f"<h1>{html.escape(rep.council)}: {html.escape(ev.title or nb_title)}</h1>"
             if rep.status == "failed":
                 heading += ('<p class="notice">This report did not run to the end, so parts of it are missing. '
                             "The analyst can re-run it with 'insight run'.</p>")
@@ -474,7 +476,7 @@ def _fence(kind: str, body: str) -> str:
     return f"{ticks}{kind}\n{body.rstrip()}\n{ticks}\n"
 
 
-def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False) -> list[Path]:
+def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title: str | None = None) -> list[Path]:
     """Write ``<stem>.qmd`` (and ``<stem>-figures/``) beside an executed notebook for Quarto to render.
 
     The page is the notebook's markdown and outputs only, with no code cell left to run, so
@@ -491,13 +493,14 @@ def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False) -> li
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"{notebook}: not a readable notebook ({exc}).") from None
     nb = _clean_notebook(nb)
+    evaluation_title = title
     title = _take_title(nb, notebook.stem.replace("_", " ").capitalize())
     fig_dir_name = f"{notebook.stem}-figures"
     fig_dir = notebook.parent / fig_dir_name
     if fig_dir.exists():
         shutil.rmtree(fig_dir)
     written: list[Path] = []
-    parts = ["---\n" + _yaml_dump({"title": f"{council}: {title}"}) + "---\n"]
+    parts = ["---\n" + _yaml_dump({"title": f"{council}: {evaluation_title or title}"}) + "---\n"]
     if failed:
         parts.append("::: {.callout-warning}\nThis report did not run to the end, so parts of it are missing. "
                      "The analyst can re-run it with `insight run`.\n:::\n")
@@ -620,7 +623,7 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
                 "format": {"html": {"toc": True}, "typst": {"papersize": "a4"}},
                 "execute": {"enabled": False, "echo": False},
             }))
-            written += notebook_to_qmd(rep.notebook, council=rep.council, failed=rep.status == "failed")
+            written += notebook_to_qmd(rep.notebook, council=rep.council, failed=rep.status == "failed", title=rep.evaluation_title)
         put(f"{ev.slug}/councils.yml", _yaml_dump(items))
         put(f"{ev.slug}/index.qmd", "---\n" + _yaml_dump({
             "title": ev.title,

@@ -143,7 +143,7 @@ def test_figures_keep_alt_text_and_tables_are_shown(built):
     assert (page.parent / links.imgs[0]["src"]).read_bytes()[:4] == b"\x89PNG"  # a file beside the page
     text = page.read_text()
     assert 'class="dataframe"' in text and ">c</td>" in text
-    assert "<h1>Camden: Re-referral after closure</h1>" in text and text.count("<h1") == 1
+    assert "<h1>Camden: Do children come back?</h1>" in text and text.count("<h1") == 1  # the evaluation title
     for p in (root / "_site").rglob("*.html"):
         assert all((img.get("alt") or "").strip() for img in parse(p).imgs), p
 
@@ -221,7 +221,7 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     assert set(meta["format"]) == {"html", "typst"} and meta["execute"]["enabled"] is False
     # Each executed notebook has a .qmd twin: outputs only, figures as files with their alt text.
     qmd = (tmp_path / "rereferral-demo" / "202" / "rereferral.qmd").read_text()
-    assert yaml.safe_load(qmd.split("---")[1])["title"] == "Camden: Re-referral after closure"
+    assert yaml.safe_load(qmd.split("---")[1])["title"] == "Camden: Do children come back?"  # the evaluation title
     assert '![](rereferral-figures/figure-1.png){fig-alt="Line chart of survival for council 202"}' in qmd
     assert (tmp_path / "rereferral-demo" / "202" / "rereferral-figures" / "figure-1.png").read_bytes()[:4] == b"\x89PNG"
     assert "```{=html}" in qmd and 'class="dataframe"' in qmd
