@@ -1256,26 +1256,46 @@ class _AR1Fit:
         return _interval(float(self.params[i]), float(self.bse[i]), self.df, alpha)
 
 
-def _prais_winsten(y: np.ndarray, X: np.ndarray, phi: float) -> tuple[np.ndarray, np.ndarray]:
-    """The exact AR(1) whitening: first point scaled by sqrt(1 - phi^2), the rest quasi-differenced."""
-    r = math.sqrt(1.0 - phi * phi)
-    return np.r_[r * y[:1], y[1:] - phi * y[:-1]], np.vstack([r * X[:1], X[1:] - phi * X[:-1]])
+def _gaps(times: np.ndarray | None, n: int) -> np.ndarray:
+    """Periods between each observation and the one before (1 throughout for a complete series)."""
+    if times is None:
+        return np.ones(max(n - 1, 0))
+    g = np.diff(np.asarray(times, dtype=float))
+    if np.any(g <= 0) or np.any(np.abs(g - np.round(g)) > 1e-9):
+        raise InputError("the periods of a time series must be whole numbers in increasing order, each once.")
+    return np.round(g)
 
 
-def _ar1_profile(phi: float, y: np.ndarray, X: np.ndarray, reml: bool) -> float:
+def _prais_winsten(y: np.ndarray, X: np.ndarray, phi: float, gaps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """The exact AR(1) whitening on the time index, and log det of the correlation matrix.
+
+    Errors one period apart correlate phi, g periods apart phi^g (nlme's ``corAR1(form = ~period)``):
+    each point after the first is quasi-differenced by phi^g against the one before and scaled by
+    1 / sqrt(1 - phi^(2g)). Dropping missing periods and treating the points either side as
+    adjacent (g = 1 throughout) would overstate how alike they are.
+    """
+    gaps = np.ones(len(y) - 1) if gaps is None else gaps
+    rho = phi ** gaps
+    scale = np.sqrt(1.0 - rho * rho)
+    ys = np.r_[y[:1], (y[1:] - rho * y[:-1]) / scale]
+    Xs = np.vstack([X[:1], (X[1:] - rho[:, None] * X[:-1]) / scale[:, None]])
+    return ys, Xs, float(2.0 * np.log(scale).sum())
+
+
+def _ar1_profile(phi: float, y: np.ndarray, X: np.ndarray, reml: bool, gaps: np.ndarray | None = None) -> float:
     """Minus the (restricted) Gaussian log-likelihood of phi, with the coefficients and variance profiled out."""
     n, k = X.shape
-    ys, Xs = _prais_winsten(y, X, phi)
+    ys, Xs, logdet = _prais_winsten(y, X, phi, gaps)
     b, *_ = np.linalg.lstsq(Xs, ys, rcond=None)
     rss = float(((ys - Xs @ b) ** 2).sum())
     m = n - k if reml else n
-    value = 0.5 * m * math.log(rss / m) - 0.5 * math.log(1.0 - phi * phi)
+    value = 0.5 * m * math.log(rss / m) + 0.5 * logdet
     if reml:
         value += 0.5 * np.linalg.slogdet(Xs.T @ Xs)[1]
     return value
 
 
-def ar1_regression(y: np.ndarray, X: np.ndarray, *, reml: bool = True) -> _AR1Fit:
+def ar1_regression(y: np.ndarray, X: np.ndarray, *, reml: bool = True, times: np.ndarray | None = None) -> _AR1Fit:
     """Linear regression with AR(1) errors by restricted maximum likelihood (REML).
 
     Neighbouring quarters of one council are alike, so ordinary least squares intervals are
@@ -1284,9 +1304,12 @@ def ar1_regression(y: np.ndarray, X: np.ndarray, *, reml: bool = True) -> _AR1Fi
     estimates the autocorrelation with less downward bias than maximum likelihood and is
     the method Turner et al. (2021) found best for interrupted time series of 12 points or
     more; with ``reml=False`` it is exact maximum likelihood, which agrees with statsmodels'
-    SARIMAX (tested). Intervals use Student's t with n - k - 1 degrees of freedom (one for
-    the autocorrelation). Below 12 points the autocorrelation cannot be estimated usefully,
-    and ordinary least squares is used, as Turner et al. recommend; the fit says so.
+    SARIMAX (tested). ``times``: each point's period (whole numbers); where periods are
+    missing, errors g periods apart correlate phi^g, as ``nlme::gls(correlation =
+    corAR1(form = ~period))`` (tested against R with interior gaps). Intervals use Student's
+    t with n - k - 1 degrees of freedom (one for the autocorrelation). Below 12 points the
+    autocorrelation cannot be estimated usefully, and ordinary least squares is used, as
+    Turner et al. recommend; the fit says so.
     """
     from scipy import optimize
 
@@ -1295,12 +1318,13 @@ def ar1_regression(y: np.ndarray, X: np.ndarray, *, reml: bool = True) -> _AR1Fi
     n, k = X.shape
     if n - k < 2:
         raise InputError(f"a series of {n} points is too short to fit {k} terms.")
+    gaps = _gaps(times, n)
     if n >= MIN_AR1_POINTS:
-        res = optimize.minimize_scalar(_ar1_profile, bounds=(-0.99, 0.99), method="bounded", args=(y, X, reml),
-                                       options={"xatol": 1e-7})
+        res = optimize.minimize_scalar(_ar1_profile, bounds=(-0.99, 0.99), method="bounded", args=(y, X, reml, gaps),
+                                       options={"xatol": 1e-9})
         if res.success and np.isfinite(res.fun):
             phi = float(res.x)
-            ys, Xs = _prais_winsten(y, X, phi)
+            ys, Xs, _ = _prais_winsten(y, X, phi, gaps)
             xtx_inv = np.linalg.pinv(Xs.T @ Xs)
             b = xtx_inv @ (Xs.T @ ys)
             s2 = float(((ys - Xs @ b) ** 2).sum()) / (n - k)
@@ -1444,7 +1468,7 @@ def interrupted_time_series(
         raise InputError(f"an interrupted time series needs at least 3 {unit}s measured before the start and 3 after; "
                          f"{reference.council_name(str(la_code))} ({la_code}) has {n_before} before and {n_after} after.")
     X = np.column_stack([np.ones_like(t), t - s0, after, (t - s0) * after])
-    fit = ar1_regression(y, X)
+    fit = ar1_regression(y, X, times=t)
     fitted = pd.DataFrame({"period": t.astype(int), "observed": y, "suppressed": d["_hide"].to_numpy(bool),
                            "fitted": X @ fit.params,
                            "counterfactual": fit.params[0] + fit.params[1] * (t - s0)})
@@ -1571,14 +1595,15 @@ def neighbour_comparison(
     hidden = set(own_rows.loc[suppressed_rows(own_rows, outcome, disclosure_threshold), time])
     own = own_rows[[time, outcome]].dropna().set_index(time)[outcome]
     nb = panel.loc[panel["la_code"].astype(str).isin(usable), [time, outcome]].dropna().groupby(time)[outcome].mean()
-    s = pd.DataFrame({"council": own, "neighbours": nb}).dropna().reset_index().rename(columns={time: "period"})
+    s = (pd.DataFrame({"council": own, "neighbours": nb}).dropna().sort_index().reset_index()
+         .rename(columns={time: "period"}))
     s["gap"] = s["council"] - s["neighbours"]
     s["suppressed"] = s["period"].isin(hidden)
     after = (s["period"] >= s0).astype(float).to_numpy()
     if after.sum() < 2 or (1 - after).sum() < 2:
         raise InputError(f"council {la_code}: need at least 2 periods before and 2 after the start with neighbour data.")
     X = np.column_stack([np.ones(len(s)), after])
-    fit = ar1_regression(s["gap"].to_numpy(), X)
+    fit = ar1_regression(s["gap"].to_numpy(), X, times=s["period"].to_numpy())
     return NeighbourComparison(
         la_code=la_code, outcome=outcome, start=s0, neighbours=usable,
         gap_before=float(s.loc[after == 0, "gap"].mean()), gap_after=float(s.loc[after == 1, "gap"].mean()),

@@ -231,6 +231,77 @@ def test_ar1_reml_agrees_with_r_nlme_gls(tmp_path):
     assert ours.bse == pytest.approx(vals[4:8], rel=1e-3)
 
 
+def _r_gls_ar1_on_period(tmp_path, frame, formula):
+    """nlme::gls(formula, corAR1(form = ~period), REML): coefficients, SEs, phi (None if R/nlme missing)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("Rscript") is None:
+        pytest.skip("Rscript is not on PATH")
+    frame.to_csv(tmp_path / "g.csv", index=False)
+    script = (
+        "suppressWarnings(library(nlme)); d <- read.csv(commandArgs(TRUE)[1]);"
+        f"f <- gls({formula}, data = d, correlation = corAR1(form = ~period), method = 'REML',"
+        " control = glsControl(tolerance = 1e-10, msTol = 1e-10));"
+        "cat(sprintf('%.12g', c(coef(f), sqrt(diag(vcov(f))), coef(f$modelStruct$corStruct, unconstrained = FALSE))), sep = ',')"
+    )
+    out = subprocess.run(["Rscript", "-e", script, str(tmp_path / "g.csv")], capture_output=True, text=True, timeout=120)
+    if out.returncode != 0 and "nlme" in out.stderr:
+        pytest.skip("R's nlme package is not installed")
+    assert out.returncode == 0, out.stderr
+    return [float(v) for v in out.stdout.strip().split(",")]
+
+
+@pytest.mark.needs_r
+def test_ar1_with_interior_gaps_agrees_with_r_gls_on_the_time_index(tmp_path):
+    """Two interior gaps: errors g periods apart correlate phi^g, as corAR1(form = ~period)."""
+    y, X = _segmented(n=30, phi=0.6, seed=23)
+    keep = np.ones(30, bool)
+    keep[[6, 7, 19]] = False  # two interior gaps, one two periods long
+    period = np.arange(30)[keep]
+    y, X = y[keep], X[keep]
+    frame = pd.DataFrame({"y": y, "t": X[:, 1], "after": X[:, 2], "slope": X[:, 3], "period": period})
+    vals = _r_gls_ar1_on_period(tmp_path, frame, "y ~ t + after + slope")
+    ours = pg.ar1_regression(y, X, times=period)
+    # agreement to the optimisers' tolerance (nlme stops a little short: our REML objective is no worse at ours)
+    assert ours.params == pytest.approx(vals[:4], rel=1e-5, abs=1e-6)
+    assert ours.bse == pytest.approx(vals[4:8], rel=1e-5)
+    assert ours.phi == pytest.approx(vals[8], abs=1e-5)
+    gaps = pg._gaps(period, len(y))
+    assert pg._ar1_profile(ours.phi, y, X, True, gaps) <= pg._ar1_profile(vals[8], y, X, True, gaps) + 1e-12
+    # treating the points either side of a gap as adjacent (the old way) is a different, wrong answer here
+    adjacent = pg.ar1_regression(y, X)
+    assert abs(adjacent.bse[2] - ours.bse[2]) / ours.bse[2] > 0.05
+
+    # the interrupted time series and the neighbour comparison pass the periods on
+    p = pd.DataFrame({"la_code": "202", "period": period + 8000, "rereferral_rate": y})
+    its = pg.interrupted_time_series(p, "202", start=8015)
+    assert its.level_change["estimate"] == pytest.approx(vals[2], rel=1e-5)
+    assert its.level_change["se"] == pytest.approx(vals[6], rel=1e-5)
+    assert its.autocorrelation == pytest.approx(vals[8], abs=1e-5)
+
+
+@pytest.mark.needs_r
+def test_neighbour_comparison_with_gaps_agrees_with_r_gls(tmp_path):
+    council, nb = "202", reference.neighbours_of("202")[:3]
+    rng = np.random.default_rng(8)
+    rows = []
+    for code in [council] + nb:
+        for q in range(26):
+            if code == council and q in (5, 17, 18):
+                continue  # the council's own figure is missing in three quarters
+            rows.append({"la_code": code, "period": 8000 + q, "rereferral_rate": 25 + rng.normal(0, 1.5) - 2.0 * (code == council and q >= 13),
+                         "adoption_period": 8013 if code == council else None})
+    nc = pg.neighbour_comparison(pd.DataFrame(rows), council)
+    s = nc.series
+    assert len(s) == 23 and s["period"].is_monotonic_increasing
+    frame = pd.DataFrame({"gap": s["gap"], "after": (s["period"] >= 8013).astype(float), "period": s["period"]})
+    vals = _r_gls_ar1_on_period(tmp_path, frame, "gap ~ after")
+    assert nc.change["estimate"] == pytest.approx(vals[1], rel=1e-5, abs=1e-6)
+    assert nc.change["se"] == pytest.approx(vals[3], rel=1e-5)
+    assert nc.autocorrelation == pytest.approx(vals[4], abs=1e-5)
+
+
 def test_short_series_falls_back_to_least_squares_and_says_why():
     rng = np.random.default_rng(4)
     t = np.arange(10)
