@@ -48,7 +48,7 @@ ESTIMANDS = ("ATE", "ATT")
 #: belongs to. kind: "numeric", "binary" or "category".
 COVARIATES = {
     "age_at_closure": ("numeric", "age in years when the case closed"),
-    "age_group": ("category", "age band when the case closed (0-4, 5-9, 10-14, 15-17)"),
+    "age_group": ("category", "age band when the case closed (under 5, 5 to 9, 10 to 15, 16 and 17: the re-referral report's bands)"),
     "previous_referrals_group": ("category", "previous referrals banded 0, 1, 2, 3+"),
     "previous_referrals": ("numeric", "number of the child's referrals before this one"),
     "episode_number": ("numeric", "which closed episode of the child this is"),
@@ -454,8 +454,9 @@ def _derived_covariates(tables, ep: pd.DataFrame, covariates) -> dict[str, Any]:
     if "ethnic_group" in want:
         out["ethnic_group"] = ep["ethnicity"].map(ETHNICITY_GROUP).fillna("Not known").to_numpy()
     if "age_group" in want:
-        age = pd.to_numeric(ep["age_at_closure"], errors="coerce").to_numpy()
-        out["age_group"] = np.select([age < 5, age < 10, age < 15, age >= 15], ["0-4", "5-9", "10-14", "15-17"], "missing")
+        from insightlib.contract import age_band
+
+        out["age_group"] = age_band(pd.to_numeric(ep["age_at_closure"], errors="coerce").to_numpy())
     if "previous_referrals_group" in want:
         prev = pd.to_numeric(ep["previous_referrals"], errors="coerce").fillna(0).to_numpy()
         out["previous_referrals_group"] = np.where(prev >= 3, "3+", prev.astype(int).astype(str))

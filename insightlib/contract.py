@@ -195,3 +195,22 @@ IDENTIFIER_COLUMNS = frozenset(c for t in TABLES.values() for c in t.identifiers
 MAX_AGE_YEARS = 25
 #: The 18th birthday ends observation as a competing event.
 ADULT_AGE_YEARS = 18
+
+#: Age at closure (years = days / 365.25) in bands, as DfE's Children in Need statistics band it
+#: (under 5, 5 to 9, 10 to 15, 16 and over): the one definition every report, the intervention
+#: model and the simulator use, so "age band" means the same on every page.
+AGE_BANDS = ((0, 5, "Under 5"), (5, 10, "5 to 9"), (10, 16, "10 to 15"), (16, ADULT_AGE_YEARS, "16 and 17"))
+AGE_BAND_ADULT = "18 or over"
+AGE_BAND_UNKNOWN = "Not known"
+
+
+def age_band(age_years):
+    """Each age at closure's band label (AGE_BANDS); 18 or over and missing ages named as such."""
+    import numpy as np
+
+    age = np.asarray(age_years, dtype=float)
+    band = np.full(age.shape, AGE_BAND_UNKNOWN, dtype=object)
+    for lo, hi, label in AGE_BANDS:
+        band[(age >= lo) & (age < hi)] = label
+    band[age >= ADULT_AGE_YEARS] = AGE_BAND_ADULT
+    return band

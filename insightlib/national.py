@@ -455,9 +455,14 @@ class Reconciliation:
 
     def sentence(self) -> str:
         name = reference.council_name(self.la_code)
+        year = f" for the year to 31 March {self.year}" if self.year else ""
         if self.difference_points is None:
-            return (f"{name}: DfE's published rate is not available to compare "
-                    f"({self.published['display']['rate']}).")
+            if self.published.get("rate") is None:
+                why = {"c": "suppressed", "x": "not available", "u": "of low reliability"}.get(
+                    self.published["display"]["rate"], "not available")
+                return f"{name}: DfE's published rate{year} is {why}, so there is nothing to compare with."
+            return (f"{name}: the rate computed from the extract{year} is hidden because it rests on small numbers, "
+                    f"so it is not compared with DfE's published {self.published['display']['rate']}.")
         agree = "consistent with" if (self.p_value is None or self.p_value >= 0.05) else "different from"
         return (f"{name}: computed {self.computed['display']['rate']} against DfE's published "
                 f"{self.published['display']['rate']} ({self.difference_points:+.1f} percentage points), "
@@ -673,6 +678,19 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
             reconciliations.append(reconcile(r.la_code, {"referrals": r.referrals, "rereferrals": r.rereferrals,
                                                          "year": None if pd.isna(r.year) else int(r.year)},
                                              threshold=threshold))
+        funnels = {year: pub_funnel}
+
+        def band_in_year(la_code: str, row_year) -> str:
+            """The council's place in the published funnel of the row's own year, never another year's."""
+            if row_year is None or pd.isna(row_year):
+                return "no year to compare"
+            row_year = int(row_year)
+            if row_year not in set(published_rates()["year"]):
+                return f"not published for {row_year}"
+            if row_year not in funnels:
+                funnels[row_year] = published_funnel(row_year)
+            return funnels[row_year].band_of(la_code)
+
         if reconciliations:
             mine.paragraphs.append(
                 "Each council's 12-month re-referral rate computed from its own extract (DfE's measure: referrals in "
@@ -689,7 +707,7 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
                 "Code": r.la_code,
                 "Referrals (computed)": r.computed["display"]["referrals"],
                 "Referrals (published)": r.published["display"]["referrals"],
-                "Against England (published)": pub_funnel.band_of(r.la_code),
+                "Against England, same year (published)": band_in_year(r.la_code, r.year),
             } for r in reconciliations])
             keys = {
                 "Computed rate": pd.Series([r.computed["rate"] for r in reconciliations], dtype=float),
@@ -706,10 +724,28 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
         safe = computed.dropna(subset=["referrals", "rereferrals"])
         shown = [safe_rate(r, n, threshold) for r, n in zip(safe["rereferrals"], safe["referrals"])]
         plot_rows = safe.loc[[not s.suppressed and s.rate is not None for s in shown]]
+        # one funnel is drawn around one year's England rate: the councils whose figure is for that year
+        # (the latest among them); any other year's figures are named, not set against the wrong year
+        row_years = pd.to_numeric(plot_rows["year"], errors="coerce")
+        funnel_year = int(row_years.max()) if row_years.notna().any() else year
+        if funnel_year not in set(published_rates()["year"]):
+            funnel_year = year if row_years.isna().all() else None
+        other = plot_rows.loc[row_years.ne(funnel_year) if funnel_year is not None else row_years.notna()]
+        plot_rows = plot_rows.loc[row_years.eq(funnel_year) | (row_years.isna() & (funnel_year == year))]
+        if len(other):
+            names = sorted(reference.council_name(c) for c in other["la_code"])
+            listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+            mine.paragraphs.append(
+                (f"The funnel below compares councils' figures for the year to 31 March {funnel_year} with England's "
+                 f"rate for that year. " if funnel_year is not None and len(plot_rows) else "")
+                + f"{listed} {'has' if len(names) == 1 else 'have'} a figure for another year, so "
+                f"{'it is' if len(names) == 1 else 'they are'} compared with England in the table above (same year), "
+                "not in the funnel.")
         if len(plot_rows):
             computed_funnel = funnel(
-                plot_rows, target=eng, highlight=plot_rows["la_code"].tolist()[:label_councils], year=year,
-                title="Councils' own 12-month re-referral rates from their extracts, against England",
+                plot_rows, target=england_rate(funnel_year), highlight=plot_rows["la_code"].tolist()[:label_councils],
+                year=funnel_year,
+                title=f"Councils' own 12-month re-referral rates from their extracts, against England, {funnel_year - 1} to {funnel_year}",
             )
             computed_funnel.measure = "computed 12-month re-referral rate"
             mine.figures.append(_figure("computed_funnel", lambda w: computed_funnel.plot(width=w),

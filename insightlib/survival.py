@@ -37,7 +37,13 @@ from insightlib.errors import InputError
 MIN_AT_RISK = 10
 DEFAULT_HORIZONS = (91, 182, 365)
 OTHER = "Other"
-AGE_BANDS = ((0, 5, "Under 5"), (5, 10, "5 to 9"), (10, 16, "10 to 15"), (16, 18, "16 and 17"))
+#: The publishing rule for estimates: a figure is shown only where its 95% interval is finite and wider than a
+#: point at the precision shown, and a hazard ratio only where at least this many re-referrals fall both among
+#: the children in the level and among the rest. Otherwise the report says TOO_FEW instead of a number
+#: ("hazard ratio 0.00 (0.00 to 0.00)" or "100% (100 to 100)" would claim a certainty the data do not have).
+MIN_EVENTS_FOR_ESTIMATE = 10
+TOO_FEW = "too few to estimate"
+AGE_BANDS = contract.AGE_BANDS  # defined once, for every report
 #: Groupings the notebook offers, in the users' words; the values are episode columns.
 GROUPINGS = {
     "primary_need": "primary need",
@@ -64,12 +70,7 @@ def add_groupings(episodes: pd.DataFrame, interventions: pd.DataFrame | None = N
     none, "Several" if more than one kind.
     """
     out = episodes.copy()
-    age = out["age_at_closure"].to_numpy(dtype=float)
-    band = np.full(len(out), "Not known", dtype=object)
-    for lo, hi, label in AGE_BANDS:
-        band[(age >= lo) & (age < hi)] = label
-    band[age >= 18] = "18 or over"
-    out["age_band"] = band
+    out["age_band"] = contract.age_band(out["age_at_closure"].to_numpy(dtype=float))
     # recoded once per distinct value, not per row (3.4 million rows nationally)
     # the broad group "Other" is DfE's "Any other ethnic group", not the report's "Other" (small groups together)
     out["ethnicity"] = _recode(out["ethnicity"], lambda v: {"Other": "Any other ethnic group"}.get(
@@ -858,10 +859,41 @@ class CoxResult:
     clusters: int
     loglik: float
     references: dict[str, str] = field(default_factory=dict)
+    robust_vcov: np.ndarray | None = None  # child-clustered covariance of the coefficients
+    term_events: dict[str, int] = field(default_factory=dict)  # fewer re-referrals of in-level and the rest
 
     def to_dict(self) -> dict:
         return {r.term: {"hr": r.hr, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value}
                 for r in self.terms.itertuples()}
+
+    def estimable(self, term: str) -> bool:
+        """The publishing rule (MIN_EVENTS_FOR_ESTIMATE): enough re-referrals and a proper interval."""
+        r = self.terms.loc[self.terms["term"] == term].iloc[0]
+        if not (np.isfinite(r.ci_low) and np.isfinite(r.ci_high) and r.ci_low > 0):
+            return False
+        if f"{r.ci_low:.2f}" == f"{r.ci_high:.2f}":
+            return False
+        return self.term_events.get(term, MIN_EVENTS_FOR_ESTIMATE) >= MIN_EVENTS_FOR_ESTIMATE
+
+    def global_test(self) -> dict:
+        """Robust (child-clustered) Wald test that every hazard ratio is 1: do the factors matter at all?
+
+        Over the terms the publishing rule lets through (``estimable``): a level with no re-referral has a
+        coefficient running off to minus infinity with a near-zero robust variance, which would make any
+        model look overwhelmingly significant.
+        """
+        nan = {"statistic": float("nan"), "df": 0, "p_value": float("nan")}
+        if self.robust_vcov is None:
+            return nan
+        b = self.terms["coef"].to_numpy(float)
+        V = np.asarray(self.robust_vcov, float)
+        ok = np.isfinite(b) & np.isfinite(np.diag(V)) & np.array([self.estimable(t) for t in self.terms["term"]])
+        if not ok.any():
+            return nan
+        b, V = b[ok], V[np.ix_(ok, ok)]
+        stat = float(b @ np.linalg.pinv(V) @ b)
+        df = int(np.linalg.matrix_rank(V))
+        return {"statistic": stat, "df": df, "p_value": float(stats.chi2.sf(stat, df)) if df else float("nan")}
 
     def table(self) -> pd.DataFrame:
         out = self.terms[["term", "hr", "ci_low", "ci_high", "p_value"]].copy()
@@ -934,11 +966,13 @@ class CoxResult:
             if i is None:
                 continue
             r = self.terms.iloc[i]
+            if not self.estimable(r.term):
+                continue
             ax.plot([r.ci_low, r.ci_high], [yy, yy], color=DARK_BLUE, lw=1.6)
             ax.plot([r.hr], [yy], "o", color=DARK_BLUE, ms=5)
             lo_all.append(r.ci_low)
             hi_all.append(r.ci_high)
-        lo, hi = min(min(lo_all), 0.8), max(max(hi_all), 1.25)
+        lo, hi = min(min(lo_all, default=1.0), 0.8), max(max(hi_all, default=1.0), 1.25)
         ax.set_xscale("log")
         ax.set_xlim(lo / 1.15, hi * 1.15)
         # plain ticks on the log scale, finer only when the range is narrow (so labels never collide)
@@ -962,8 +996,8 @@ class CoxResult:
         for (label, i), yy in zip(rows, y):
             if i is not None:
                 r = self.terms.iloc[i]
-                ax.text(1.02, yy, f"{r.hr:.2f} ({r.ci_low:.2f} to {r.ci_high:.2f})", transform=trans, fontsize=8,
-                        va="center")
+                words = f"{r.hr:.2f} ({r.ci_low:.2f} to {r.ci_high:.2f})" if self.estimable(r.term) else TOO_FEW
+                ax.text(1.02, yy, words, transform=trans, fontsize=8, va="center")
         ax.set_xlabel("Hazard ratio (below 1: referred again later than\nthe comparison group; above 1: sooner)", fontsize=9)
         return fig
 
@@ -1005,6 +1039,18 @@ def design_matrix(episodes: pd.DataFrame, covariates, min_group_size: int = 20, 
     return pd.concat(cols, axis=1), refs
 
 
+def _term_events(X: pd.DataFrame, ev: np.ndarray) -> dict[str, int]:
+    """Per term, the fewer of the re-referrals among episodes in the level (indicator 1) and among the rest."""
+    out = {}
+    for name in X.columns:
+        x = X[name].to_numpy(dtype=float)
+        if np.isin(x, (0.0, 1.0)).all():
+            out[name] = int(min((ev & (x == 1)).sum(), (ev & (x == 0)).sum()))
+        else:
+            out[name] = int(ev.sum())
+    return out
+
+
 def cox_ph(durations, events, X: pd.DataFrame, clusters=None, ties: str = "efron", alpha: float = 0.05,
            ph_transform: str = "km") -> CoxResult:
     """Cox model for re-referral with robust errors clustered by child (each episode its own cluster if none)."""
@@ -1029,7 +1075,7 @@ def cox_ph(durations, events, X: pd.DataFrame, clusters=None, ties: str = "efron
     else:
         ph = ph_test(fit, names, ph_transform)
     return CoxResult(terms=terms, ph=ph, n=len(t), events=int(ev.sum()), clusters=len(pd.unique(cl)),
-                     loglik=fit.loglik)
+                     loglik=fit.loglik, robust_vcov=V, term_events=_term_events(X, ev))
 
 
 # ----------------------------------------------------------------------------------------
@@ -1146,6 +1192,18 @@ def group_label(group_by: str, value: str) -> str:
     return f"{value} {words}" if words else str(value)
 
 
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (statsmodels' multipletests, method "holm"); NaN stays NaN."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
+
+
 def _one_in(p: float) -> str:
     if not np.isfinite(p) or p <= 0:
         return "none"
@@ -1208,7 +1266,10 @@ def _who(group_by: str | None, value: str) -> str:
 
 
 def _share(v: float, lo: float, hi: float) -> str:
-    """A share with its 95% interval, short enough for a table cell: "59% (50 to 67)"."""
+    """A share with its 95% interval, short enough for a table cell: "59% (50 to 67)"; TOO_FEW where the
+    interval is missing or a single point at the precision shown (no re-referral, or every child back)."""
+    if not all(x is not None and np.isfinite(x) for x in (v, lo, hi)) or round(100 * lo) == round(100 * hi):
+        return TOO_FEW
     return _nowrap(f"{100 * v:.0f}% ({100 * lo:.0f} to {100 * hi:.0f})")
 
 
@@ -1269,6 +1330,9 @@ class ReReferralReport:
             "km": self.km_dict(),
             "logrank": self.logrank.to_dict(),
             "cox": self.cox.to_dict() if self.cox is not None else {},
+            "cox_global_test": self.cox.global_test() if self.cox is not None else {},
+            "cox_too_few_to_estimate": ([t for t in self.cox.terms["term"] if not self.cox.estimable(t)]
+                                        if self.cox is not None else []),
             "ph_test": ({r.term: {"statistic": r.statistic, "df": r.df, "p_value": r.p_value}
                          for r in self.cox.ph.itertuples()} if self.cox is not None else {}),
             "cumulative_incidence": self.cumulative_incidence.to_dict() if self.cumulative_incidence else {},
@@ -1277,7 +1341,8 @@ class ReReferralReport:
                                           "complete": bool(r.complete),
                                           "published_rate": getattr(r, "published_rate", None)}
                             for r in dfe.itertuples()},
-            "headline": {"closure_year": self.headline_year, "rereferred_within_365_days": self.headline_rate},
+            "headline": {"closure_year": self.headline_year, "horizon_days": max(self.horizons),
+                         f"share_rereferred_within_{max(self.horizons)}_days": self.headline_rate},
             "episodes": {**self.counts, "at_risk": self.episodes_at_risk, "children": self.children},
             "group_by": self.group_by,
             "charts": {"groups_folded_into_other": list(self.folded)},
@@ -1308,52 +1373,120 @@ class ReReferralReport:
         return f"How soon children were referred again, by {self.what}"
 
     def headlines(self) -> list[str]:
-        """The findings in plain English, as a director would want them."""
+        """The findings in plain English, as a director would want them.
+
+        They lead with DfE's published measure (the figure every council is compared on), where the
+        extract has a full year of it; the share of closed cases referred again follows, with one
+        sentence on why the two rates differ.
+        """
         out = []
-        h = max(self.horizons)
-        if self.headline_year is not None and self.headline_rate is not None:
-            out.append(f"Of children whose cases closed in {self.headline_year}, {_one_in(self.headline_rate)} "
-                       f"were referred again {_within(h)}.")
-        chart = self.km_chart or self.km
-        back = self._shares_back_on_chart(h)
-        if len(back) >= 2:
-            fast, slow = max(back, key=back.get), min(back, key=back.get)
-            among = " Of the largest groups," if len(self.km.curves) > len(chart.curves) else ""
-            if round(100 * back[fast]) == round(100 * back[slow]):
-                sentence = (f"{among} {_who(self.group_by, fast)} and {_who(self.group_by, slow)} came back at about "
-                            f"the same rate ({back[fast]:.0%} referred again {_within(h)}).").strip()
-            else:
-                sentence = (f"{among} {_who(self.group_by, fast)} came back fastest ({back[fast]:.0%} referred again "
-                            f"{_within(h)}, against {back[slow]:.0%} of {_who(self.group_by, slow)}).").strip()
-            sentence = sentence[0].upper() + sentence[1:]
-            if self.logrank.p_value >= 0.05:
-                sentence += " The difference between the groups could be chance."
-            out.append(sentence)
+        dfe = self._dfe_sentence()
+        share = self._closure_share_sentence()
+        if dfe:
+            out.append(dfe)
+        if share:
+            out.append(share + (" " + self.two_rates_sentence() if dfe else ""))
+        group = self._group_sentence()
+        if group:
+            out.append(group)
         cox = self.cox_headline()
         if cox:
             out.append(cox)
-        dfe = self.dfe_measure[self.dfe_measure["complete"]]
-        if len(dfe):
-            last = dfe.iloc[-1]
-            from insightlib.reference import ENGLAND_REREFERRAL_RATE
-
-            eng_year = int(last.year) if int(last.year) in ENGLAND_REREFERRAL_RATE else max(ENGLAND_REREFERRAL_RATE)
-            england = f"{ENGLAND_REREFERRAL_RATE[eng_year]:.1%}" + (
-                "" if eng_year == int(last.year) else f" in the year to 31 March {eng_year}")
-            text = (f"In the year to 31 March {int(last.year)}, {last.rate:.1%} of the council's referrals came "
-                    f"within 12 months of a previous referral (DfE's measure), against England's rate of {england}.")
-            pub = getattr(last, "published_rate", np.nan)
-            if pd.notna(pub):
-                text += f" DfE published {pub:.1%} for the council that year."
-            out.append(text)
         return out
 
+    def _closure_share_sentence(self) -> str | None:
+        if self.headline_year is None or self.headline_rate is None:
+            return None
+        return (f"Of children whose cases closed in {self.headline_year}, {_one_in(self.headline_rate)} "
+                f"were referred again {_within(max(self.horizons))}.")
+
+    def _group_sentence(self) -> str | None:
+        h = max(self.horizons)
+        chart = self.km_chart or self.km
+        back = self._shares_back_on_chart(h)
+        if len(back) < 2:
+            return None
+        fast, slow = max(back, key=back.get), min(back, key=back.get)
+        among = " Of the largest groups," if len(self.km.curves) > len(chart.curves) else ""
+        if round(100 * back[fast]) == round(100 * back[slow]):
+            sentence = (f"{among} {_who(self.group_by, fast)} and {_who(self.group_by, slow)} came back at about "
+                        f"the same rate ({back[fast]:.0%} referred again {_within(h)}).").strip()
+        else:
+            sentence = (f"{among} {_who(self.group_by, fast)} came back fastest ({back[fast]:.0%} referred again "
+                        f"{_within(h)}, against {back[slow]:.0%} of {_who(self.group_by, slow)}).").strip()
+        sentence = sentence[0].upper() + sentence[1:]
+        if self.logrank.p_value >= 0.05:
+            sentence += " The difference between the groups could be chance."
+        return sentence
+
+    def _latest_dfe(self):
+        dfe = self.dfe_measure[self.dfe_measure["complete"]]
+        return dfe.iloc[-1] if len(dfe) else None
+
+    def england_comparison(self, year: int | None = None) -> tuple[float | None, str]:
+        """England's rate for the council's own year (DfE's measure), in words; said plainly when there is none.
+
+        The comparison is always like with like: the year to 31 March of the council's figure. Where DfE
+        has published no England figure for that year, no other year's rate is put beside it as if it were.
+        """
+        from insightlib.national import england_rate, published_rates
+
+        if year is None:
+            last = self._latest_dfe()
+            year = None if last is None else int(last.year)
+        years = sorted(int(y) for y in published_rates()["year"].unique())
+        if year is None:
+            return None, ("The extract has no complete year of DfE's measure, so the council's rate is not compared "
+                          "with England's.")
+        if year not in years:
+            return None, (f"DfE has published no England rate for the year to 31 March {year} (its figures run "
+                          f"from {years[0]} to {years[-1]}), so the council's {year} rate is not compared with England's.")
+        rate = england_rate(year)
+        return rate, f"England: {rate:.1%} in the year to 31 March {year}, the same year as the council's figure."
+
+    def _dfe_sentence(self) -> str | None:
+        last = self._latest_dfe()
+        if last is None:
+            return None
+        year = int(last.year)
+        england, words = self.england_comparison(year)
+        text = (f"In the year to 31 March {year}, {last.rate:.1%} of the council's referrals came "
+                f"within 12 months of a previous referral (DfE's published measure)")
+        text += f", against England's rate of {england:.1%} that year." if england is not None else (
+            f". {words}")
+        pub = getattr(last, "published_rate", np.nan)
+        if pd.notna(pub):
+            text += f" DfE published {pub:.1%} for the council that year."
+        return text
+
+    def two_rates_sentence(self) -> str:
+        """Why the share of closed cases referred again is not DfE's measure, in one sentence."""
+        return ("The two rates differ: DfE's published measure is the share of a year's referrals that came within "
+                "12 months of the child's previous referral (first referrals count in its denominator), while this "
+                "share follows each closed case for a year after it closed, so it is usually the higher.")
+
+    def _compared_terms(self) -> pd.DataFrame:
+        """The Cox terms a headline may choose from (not "Other"), with Holm-adjusted p-values."""
+        t = self.cox.terms
+        t = t[~t["term"].str.endswith(f"[{OTHER}]")].copy()
+        t["estimable"] = [self.cox.estimable(term) for term in t["term"]]
+        t["p_holm"] = holm(t["p_value"].where(t["estimable"]).to_numpy())  # among the terms that are shown
+        return t
+
     def _clearest_term(self):
-        """The Cox term with the clearest difference (largest robust z, p < 0.05), or None."""
+        """The Cox term with the clearest difference, or None.
+
+        Only where the overall (robust Wald) test says the factors together go with re-referral
+        (p < 0.05), and only among terms that stay clear after Holm's correction for the number of
+        terms compared: picking the largest of 13 ratios finds one by chance far more often than 1 in 20.
+        """
         if self.cox is None:
             return None
-        t = self.cox.terms
-        t = t[(t["p_value"] < 0.05) & ~t["term"].str.endswith(f"[{OTHER}]")]
+        glob = self.cox.global_test()
+        if not (np.isfinite(glob["p_value"]) and glob["p_value"] < 0.05):
+            return None
+        t = self._compared_terms()
+        t = t[(t["p_holm"] < 0.05) & t["estimable"]]
         if t.empty:
             return None
         return t.iloc[int(np.argmax(np.abs(t["coef"].to_numpy() / t["robust_se"].to_numpy())))]
@@ -1372,23 +1505,35 @@ class ReReferralReport:
         """The factor that goes with the biggest clear difference in the rate of re-referral, others held equal."""
         if self.cox is None:
             return None
+        t = self._compared_terms()
+        n, n_all = int(t["estimable"].sum()), len(t)
+        compared = f"{n} factor level{'' if n == 1 else 's'} compared"
+        if n < n_all:
+            compared += f"; {n_all - n} more had too few re-referrals to estimate"
+        glob = self.cox.global_test()
         r = self._clearest_term()
         if r is None:
+            if np.isfinite(glob["p_value"]) and glob["p_value"] >= 0.05:
+                return ("Taken together, the factors in the model do not clearly go with how soon children were "
+                        f"referred again (overall test p {_p(glob['p_value'])}, {compared}), so no single factor "
+                        "is picked out.")
             return ("Allowing for the other factors in the model, no factor showed a clear difference in how soon "
-                    "children were referred again.")
+                    f"children were referred again once the number compared is allowed for ({compared}, "
+                    "Holm's correction).")
         ci = f"95% interval {r.ci_low:.2f} to {r.ci_high:.2f}"
+        tail = f"; the clearest of {compared}, allowing for the number compared by Holm's method"
         if r.term.endswith("]") and "[" in r.term:
             cov, level = r.term[:-1].split("[", 1)
             ref = self.cox.references.get(cov)
             who, whom = _who(cov, level), _who(cov, ref) if ref is not None else "the comparison group"
             if r.hr >= 1:
                 return (f"Allowing for the other factors in the model, {who} were referred again {r.hr:.1f} times as "
-                        f"fast as {whom} (hazard ratio {r.hr:.2f}, {ci}).")
+                        f"fast as {whom} (hazard ratio {r.hr:.2f}, {ci}{tail}).")
             return (f"Allowing for the other factors in the model, {who} were referred again at {r.hr:.0%} of the "
-                    f"rate of {whom} (hazard ratio {r.hr:.2f}, {ci}).")
+                    f"rate of {whom} (hazard ratio {r.hr:.2f}, {ci}{tail}).")
         change = "raised" if r.hr >= 1 else "lowered"
         return (f"Allowing for the other factors in the model, {term_label(r.term)} {change} the rate of "
-                f"re-referral by {abs(r.hr - 1):.0%} (hazard ratio {r.hr:.2f}, {ci}).")
+                f"re-referral by {abs(r.hr - 1):.0%} (hazard ratio {r.hr:.2f}, {ci}{tail}).")
 
     def ph_sentences(self) -> list[str]:
         return self.cox.ph_sentences() if self.cox is not None else [self.cox_note]
@@ -1488,6 +1633,12 @@ class ReReferralReport:
         diffs = r.differences.set_index("group")
         rows = {}
         for g in r.groups.itertuples():
+            if not (np.isfinite(g.ci_low) and np.isfinite(g.ci_high)) or round(g.ci_low) == round(g.ci_high):
+                rows[group_label(self.group_by, g.group)] = {
+                    f"Average days out of contact in the {_first(r.horizon)}": TOO_FEW, "95% interval": "",
+                    "Difference in days": "" if g.group in diffs.index else "comparison group",
+                    "95% interval of the difference": ""}
+                continue
             row = {f"Average days out of contact in the {_first(r.horizon)}": f"{g.rmst:.0f}",
                    "95% interval": _nowrap(f"{g.ci_low:.0f} to {g.ci_high:.0f}")}
             if g.group in diffs.index:
@@ -1533,7 +1684,11 @@ class ReReferralReport:
                 rows[label] = {"Hazard ratio": "", "95% interval": "", "p-value": ""}
                 continue
             r = self.cox.terms.iloc[i]
-            rows[("\u2003" if label.startswith(" ") else "") + label.strip()] = {
+            key = ("\u2003" if label.startswith(" ") else "") + label.strip()
+            if not self.cox.estimable(r.term):
+                rows[key] = {"Hazard ratio": TOO_FEW, "95% interval": "", "p-value": ""}
+                continue
+            rows[key] = {
                 "Hazard ratio": f"{r.hr:.2f}", "95% interval": _nowrap(f"{r.ci_low:.2f} to {r.ci_high:.2f}"),
                 "p-value": "< 0.001" if r.p_value < 0.001 else f"{r.p_value:.3f}"}
         return _for_display(pd.DataFrame.from_dict(rows, orient="index"), "Factor")
@@ -1607,20 +1762,19 @@ class ReReferralReport:
         h = max(self.horizons)
         km = self.km_chart or self.km
         cif = self.cif_chart or self.cumulative_incidence
-        heads = self.headlines()
         groups = "; ".join(km.labels.get(g, g) for g in km.curves)
         figs = {
             "km": (km.plot(title=self.chart_title(), min_at_risk=self.min_at_risk, max_days=3 * h,
                            note=self.chart_note()),
                    f"Kaplan-Meier curves by {self.what} ({groups}): the share of children not yet referred again "
                    f"against time since closure, with 95% bands and the numbers still followed below. "
-                   f"{heads[1] if len(heads) > 1 else ''}".strip()),
+                   f"{self._group_sentence() or ''}".strip()),
         }
         if cif is not None:
             figs["cumulative_incidence"] = (
                 cif.plot(min_at_risk=self.min_at_risk, max_days=3 * h, note=self.chart_note()),
                 f"Cumulative incidence of re-referral by {self.what} ({groups}) up to three times {h} days, "
-                f"allowing for children who turn 18, die or move away. {heads[0] if heads else ''}".strip())
+                f"allowing for children who turn 18, die or move away. {self._closure_share_sentence() or ''}".strip())
         if self.cox is not None:
             figs["forest"] = (self.cox.plot(self.forest_title()), "Hazard ratios of re-referral with 95% intervals for each factor in "
                               "the Cox model, against each factor's comparison group; a ratio above 1 means referred "
@@ -1629,7 +1783,7 @@ class ReReferralReport:
 
 
 _ORDER = {
-    "age_band": [b[2] for b in AGE_BANDS] + ["18 or over", "Not known"],
+    "age_band": [b[2] for b in AGE_BANDS] + [contract.AGE_BAND_ADULT, contract.AGE_BAND_UNKNOWN],
     "referral_source": list(contract.REFERRAL_SOURCES),
     "closure_reason": list(contract.CLOSURE_REASONS) + ["NFA", "UNKNOWN"],
     "sex": ["F", "M", "U"],

@@ -153,7 +153,30 @@ def test_collect_and_reconcile(tmp_path):
     t = small.table().set_index("source")
     assert t.iloc[0]["rereferrals"] == "c" and t.iloc[0]["rate"] == "c"  # our own small count suppressed
     assert t.iloc[1]["rate"] == "c" and small.difference_points is None  # DfE's c kept as c
-    assert "not available" in small.sentence()
+    assert "published rate for the year to 31 March 2024 is suppressed" in small.sentence()
+    # our own figure hidden, DfE's published: said so, never "not available to compare (22.3%)"
+    hidden = national.reconcile("202", {"referrals": 50, "rereferrals": 3, "year": 2022})
+    assert hidden.difference_points is None and hidden.published["rate"] is not None
+    assert "hidden because it rests on small numbers" in hidden.sentence() and "not available" not in hidden.sentence()
+
+
+def test_verdicts_and_funnel_belong_to_the_rows_own_year(tmp_path):
+    """A 2022 extract is placed in 2022's funnel, not 2025's; the computed funnel names a council of another year."""
+    write_result(tmp_path, "rereferral", "202", 2000, 380, year=2025)
+    write_result(tmp_path, "rereferral", "203", 3600, 470, year=2025)
+    write_result(tmp_path, "rereferral", "206", 2500, 600, year=2022)
+    s = national.build_national_summary(tmp_path)
+    rec = next(html for heading, html in s.tables if heading == "Computed against published")
+    row = rec.split("Islington")[1].split("</tr>")[0]
+    assert ">2022<" in row and f">{national.published_funnel(2022).band_of('206')}<" in row
+    assert "Against England, same year (published)" in rec
+    assert s.computed_funnel.year == 2025 and s.computed_funnel.target == national.england_rate(2025)
+    assert "206" not in set(s.computed_funnel.points["la_code"])
+    assert any("Islington has a figure for another year" in p for p in s.paragraphs)
+    only_2022 = tmp_path / "only"
+    write_result(only_2022, "rereferral", "206", 2500, 600, year=2022)
+    s2 = national.build_national_summary(only_2022)
+    assert s2.computed_funnel.year == 2022 and s2.computed_funnel.target == pytest.approx(national.england_rate(2022))
 
 
 def test_build_national_summary(tmp_path):

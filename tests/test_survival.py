@@ -323,9 +323,13 @@ def test_report_results_follow_the_contract(report):
 def test_report_sentences_tables_and_figures(report):
     _, rep = report
     heads = rep.headlines()
-    assert heads[0].startswith("Of children whose cases closed in ")
-    assert any("against England's rate of 22." in h for h in heads)
-    assert "came back fastest" in heads[1] and "N4 Family in acute stress" in heads[1]
+    # the headlines lead with DfE's published measure, England's rate for the same year beside it
+    assert heads[0].startswith("In the year to 31 March 2024, ") and "(DfE's published measure)" in heads[0]
+    assert "against England's rate of 22.4% that year" in heads[0]
+    # the share of closed cases follows, with one sentence on why the two rates differ
+    assert heads[1].startswith("Of children whose cases closed in ")
+    assert heads[1].endswith(rep.two_rates_sentence()) and "DfE's published measure" in heads[1]
+    assert "came back fastest" in heads[2] and "N4 Family in acute stress" in heads[2]
     assert rep.ph_sentences() and rep.caveats()
     assert "Allowing for the other factors in the model" in rep.cox_headline()
     tab = rep.survival_table(threshold=5)
@@ -502,3 +506,111 @@ def _programme_log_hr(ep: pd.DataFrame, truth: dict) -> np.ndarray:
         m = (ep["la_code"] == la).to_numpy() & (since >= 0)
         out[m] = [by_q[min(int(q), last)] for q in since[m]]
     return out
+
+
+# --- what the report may publish: the estimate rule, Holm among Cox terms, England in the same year -----------
+
+
+def _with_cox(rep, p_values, events: int = 50):
+    """The report with a made-up Cox fit: independent terms with the given p-values."""
+    import dataclasses
+
+    from scipy import stats as st
+
+    k = len(p_values)
+    z = st.norm.isf(np.asarray(p_values) / 2)
+    se = np.full(k, 0.1)
+    coef = z * se
+    terms = pd.DataFrame({"term": [f"primary_need[N{i}]" for i in range(k)], "coef": coef, "se": se, "robust_se": se,
+                          "hr": np.exp(coef), "ci_low": np.exp(coef - 1.96 * se), "ci_high": np.exp(coef + 1.96 * se),
+                          "p_value": p_values})
+    V = np.diag(se ** 2)
+    cox = sv.CoxResult(terms=terms, ph=rep.cox.ph, n=1000, events=400, clusters=800, loglik=0.0,
+                       references={"primary_need": "N4"}, robust_vcov=V,
+                       term_events={t: events for t in terms["term"]})
+    return dataclasses.replace(rep, cox=cox)
+
+
+def test_factor_headline_needs_the_overall_test_and_holm(report):
+    _, rep = report
+    p = [0.01] + [0.5] * 12  # the largest of 13: p = 0.01 alone, 0.13 after Holm; overall p about 0.5
+    weak = _with_cox(rep, p)
+    assert weak.cox.global_test()["p_value"] >= 0.05
+    assert weak._clearest_term() is None
+    head = weak.cox_headline()
+    assert "do not clearly go with" in head and "13 factor levels compared" in head
+    assert weak.forest_title() == "How each factor goes with being referred again sooner or later"
+    strong = _with_cox(rep, [0.01] + [0.04] * 12)  # together clear, no term clear after Holm
+    assert strong.cox.global_test()["p_value"] < 0.05
+    assert strong._clearest_term() is None  # p = 0.01 does not survive Holm among 13
+    assert "13 factor levels compared" in strong.cox_headline() and "Holm" in strong.cox_headline()
+    clear = _with_cox(rep, [1e-6] + [0.5] * 12)
+    r = clear._clearest_term()
+    assert r is not None and r.term == "primary_need[N0]"
+    assert "the clearest of 13 factor levels compared" in clear.cox_headline() and "Holm's method" in clear.cox_headline()
+    np.testing.assert_allclose(sv.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+
+
+def test_degenerate_estimates_are_not_published():
+    """A level with no re-referral gives 'hazard ratio 0.00 (0.00 to 0.00)' and '0% (0 to 0)': replaced by the rule."""
+    tb = sv.simulate_tables(1500, seed=4)
+    rep0 = sv.rereferral_report(tb, group_by="primary_need")
+    ep = rep0.km  # noqa: F841 - the report built; now a level no child in it comes back from
+    from insightlib.episodes import at_risk, build_episodes
+
+    episodes = at_risk(build_episodes(tb)).reset_index(drop=True)
+    t, e = episodes["duration_days"].to_numpy(), episodes["event"].to_numpy().copy()
+    X = pd.DataFrame({"rare[seldom]": np.zeros(len(t)), "big[often]": (np.arange(len(t)) % 2).astype(float)})
+    X.loc[:30, "rare[seldom]"] = 1.0
+    e[:31] = 0  # the 31 episodes in the rare level have no re-referral
+    res = sv.cox_ph(t, e, X, clusters=episodes["child_id"])
+    assert res.term_events["rare[seldom]"] == 0 and not res.estimable("rare[seldom]")
+    assert res.estimable("big[often]")
+    assert res.global_test()["df"] == 1  # the runaway term is left out of the overall test
+    import dataclasses
+
+    rep = dataclasses.replace(rep0, cox=res)
+    tab = rep.cox_table()
+    assert (tab["Hazard ratio"] == sv.TOO_FEW).sum() == 1
+    assert "0.00" not in tab.to_string()
+    res.plot()  # no point drawn at a hazard ratio of 0 on the log scale
+    assert sv._share(0.0, 0.0, 0.0) == sv.TOO_FEW and sv._share(1.0, 1.0, 1.0) == sv.TOO_FEW
+    assert sv._share(0.5, float("nan"), 0.6) == sv.TOO_FEW and sv._share(0.5, 0.4, 0.6) != sv.TOO_FEW
+    assert rep.to_dict()["cox_too_few_to_estimate"] == ["rare[seldom]"]
+
+
+def test_england_is_compared_in_the_councils_own_year(report):
+    from insightlib import national
+
+    _, rep = report
+    year = int(rep.dfe_measure[rep.dfe_measure["complete"]]["year"].max())
+    rate, words = rep.england_comparison()
+    assert rate == national.england_rate(year) and f"year to 31 March {year}" in words
+    rate19, words19 = rep.england_comparison(2019)
+    assert rate19 == pytest.approx(national.england_rate(2019)) and "2019" in words19 and "2025" not in words19
+    none, plain = rep.england_comparison(2031)
+    assert none is None and "not compared with England" in plain
+
+
+def test_results_headline_key_says_what_it_holds(report):
+    _, rep = report
+    h = rep.to_dict()["headline"]
+    assert h["horizon_days"] == 365 and "share_rereferred_within_365_days" in h
+    rep2 = sv.rereferral_report(sv.simulate_tables(800, seed=5), horizons=[91, 182])
+    h2 = rep2.to_dict()["headline"]
+    assert h2["horizon_days"] == 182 and "share_rereferred_within_182_days" in h2
+    assert not any(k.endswith("365_days") for k in h2)
+
+
+def test_age_bands_are_defined_once():
+    from insightlib import causal, contract
+
+    ages = np.array([0, 4.99, 5, 9.99, 10, 15.5, 16, 17.99, 18, np.nan])
+    want = ["Under 5", "Under 5", "5 to 9", "5 to 9", "10 to 15", "10 to 15", "16 and 17", "16 and 17", "18 or over", "Not known"]
+    assert list(contract.age_band(ages)) == want
+    from insightlib.episodes import build_episodes
+
+    ep = build_episodes(sv.simulate_tables(300, seed=1))
+    assert (sv.add_groupings(ep)["age_band"].to_numpy() == contract.age_band(ep["age_at_closure"])).all()
+    frame = pd.DataFrame({"age_at_closure": ages, "referral_id": [str(i) for i in range(len(ages))]})
+    assert list(causal._derived_covariates({}, frame, ["age_group"])["age_group"]) == want
