@@ -549,6 +549,11 @@ def test_factor_headline_needs_the_overall_test_and_holm(report):
     assert r is not None and r.term == "primary_need[N0]"
     assert "the clearest of 13 factor levels compared" in clear.cox_headline() and "Holm's method" in clear.cox_headline()
     np.testing.assert_allclose(sv.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    from statsmodels.stats.multitest import multipletests
+
+    pv = np.random.default_rng(3).uniform(0, 0.2, 13)
+    np.testing.assert_allclose(sv.holm(pv), multipletests(pv, method="holm")[1], rtol=1e-12)
+    assert np.isnan(sv.holm([0.01, np.nan])[1]) and sv.holm([0.01, np.nan])[0] == 0.01
 
 
 def test_degenerate_estimates_are_not_published():
