@@ -150,6 +150,23 @@ def parse_graph(text: str) -> nx.DiGraph:
     return g
 
 
+def common_cause_graph(covariates) -> str:
+    """The graph DoWhy assumes when given common causes but no graph: each covariate causes both
+    the intervention and re-referral, and the intervention may change re-referral."""
+    lines = [f"  {c} -> {TREATMENT_NODE}; {c} -> {OUTCOME_NODE};" for c in covariates]
+    return "digraph {\n" + "\n".join(lines + [f"  {TREATMENT_NODE} -> {OUTCOME_NODE};"]) + "\n}"
+
+
+#: Said in the report when the evaluation file gave covariates but no graph.
+GRAPH_FROM_COVARIATES = (
+    "**Graph.** The evaluation file names the characteristics to allow for but no causal graph, so, as DoWhy does "
+    "when given common causes without a graph, each of them is taken to influence both who received the "
+    "intervention and whether the child came back (a common cause of both), nothing else is, and all of them are "
+    "adjusted for. If one of them is itself changed by the intervention, or only influences one of the two, "
+    "draw the graph in the evaluation file instead."
+)
+
+
 def check_parameters(params: dict) -> dict:
     """The intervention notebook's parameters, checked and normalised.
 
@@ -160,6 +177,9 @@ def check_parameters(params: dict) -> dict:
         raise EvaluationFileError("'parameters' must be a mapping (intervention, horizon_days, estimand, covariates, graph).")
     problems: list[str] = []
     out: dict[str, Any] = {}
+    # set by an earlier check (the notebook hands its checked parameters on): the graph was derived
+    derived_before = bool(params.get("graph_from_covariates", False))
+    params = {k: v for k, v in params.items() if k != "graph_from_covariates"}
     for key in params:
         if key not in KNOWN_PARAMETERS:
             problems.append(f"unknown parameter '{key}'.{_suggest_or_list(key, KNOWN_PARAMETERS, 'Known')}")
@@ -202,12 +222,13 @@ def check_parameters(params: dict) -> dict:
     out["covariates"] = good_covariates
 
     graph_text = params.get("graph")
-    if graph_text is None:
-        problems.append(
-            f"'graph' is required: the causal graph in DOT or GML with nodes '{TREATMENT_NODE}', "
-            f"'{OUTCOME_NODE}' and the covariates, e.g. digraph {{ age_at_closure -> {TREATMENT_NODE}; "
-            f"age_at_closure -> {OUTCOME_NODE}; {TREATMENT_NODE} -> {OUTCOME_NODE} }}."
-        )
+    out["graph_from_covariates"] = graph_text is None or (
+        derived_before and isinstance(graph_text, str) and graph_text.strip() == common_cause_graph(good_covariates))
+    if out["graph_from_covariates"]:
+        # covariates without a graph: each is a common cause of intervention and outcome (as in DoWhy)
+        out["graph"] = common_cause_graph(good_covariates)
+    elif not isinstance(graph_text, str):
+        problems.append(f"'graph' must be the causal graph as text in DOT or GML, or left out; got {type(graph_text).__name__}.")
     else:
         try:
             g = parse_graph(graph_text)
@@ -273,14 +294,7 @@ NOTEBOOK_DEFAULTS = {
     "horizon_days": 365,
     "estimand": "ATE",
     "covariates": ["age_group", "previous_referrals_group", "primary_need", "referral_nfa", "disabled"],
-    "graph": """digraph {
-  age_group -> intervention; age_group -> rereferral;
-  previous_referrals_group -> intervention; previous_referrals_group -> rereferral;
-  primary_need -> intervention; primary_need -> rereferral;
-  referral_nfa -> intervention; referral_nfa -> rereferral;
-  disabled -> intervention; disabled -> rereferral;
-  intervention -> rereferral;
-}""",
+    "graph": None,
     "trim": "crump",
     "bootstrap_reps": 200,
     "refutation_simulations": 3,
@@ -1188,6 +1202,7 @@ class InterventionEffect:
             "intervention": self.parameters.get("intervention"),
             "counts": self.counts,
             "adjustment_set": self.adjustment_set,
+            "graph_from_covariates": bool(self.parameters.get("graph_from_covariates")),
             "effect": {k: v.to_dict() for k, v in self.effect.items()},
             "methods": {k: v.to_dict() for k, v in self.methods.items()},
             "naive": {k: v.to_dict() for k, v in self.naive.items()},
@@ -1278,6 +1293,11 @@ class InterventionEffect:
         share = trimmed / total
         return (f"the {self.counts['analysed']:,} closed cases where children who did and did not receive it were "
                 f"comparable ({share:.0%} of {total:,} were set aside for poor overlap)")
+
+    def assumptions(self) -> list[str]:
+        """The assumptions in plain English, with how the graph was arrived at where none was given."""
+        extra = [GRAPH_FROM_COVARIATES] if self.parameters.get("graph_from_covariates") else []
+        return list(ASSUMPTIONS) + extra
 
     def adjustment_words(self) -> str:
         names = [COVARIATES[c][1] for c in self.adjustment_set]
@@ -1608,7 +1628,7 @@ def evaluate_intervention(
     intervention: str,
     horizon_days: int,
     covariates: list[str],
-    graph: str,
+    graph: str | None = None,
     estimand: str = "ATE",
     frame: pd.DataFrame | None = None,
     episodes: pd.DataFrame | None = None,
@@ -1616,7 +1636,9 @@ def evaluate_intervention(
     **options,
 ) -> InterventionEffect:
     """The whole analysis for one council: checks, frame, DoWhy identification, estimates,
-    diagnostics, refuters. Pass ``frame`` (from analysis_frame) to skip building it.
+    diagnostics, refuters. Pass ``frame`` (from analysis_frame) to skip building it. Without a
+    ``graph``, each covariate is a common cause of intervention and re-referral (as in DoWhy),
+    and the report says so (``assumptions()``).
 
     Linear algebra runs single-threaded: the matrices are small (episodes x a few dozen
     columns) and a threaded BLAS on a busy shared machine spends its time waiting for

@@ -59,7 +59,6 @@ def test_check_parameters_accepts_gml():
         ({"graph": 'graph [ directed 1 node [ id 0 label "intervention" ] edge [ source 0 target 7 ] ]'}, "GML text could not be read"),
         ({"graph": 'graph [ node [ id 0 label "intervention" ] ]'}, "GML graph is undirected"),
         ({"graph": ""}, "the graph is empty"),
-        ({"graph": None}, "'graph' is required"),
         ({"covariates": []}, "'covariates' must be a list"),
         ({"estimand": "ATC"}, "'estimand' must be ATE"),
         ({"horizon_days": 0}, "'horizon_days' must be positive"),
@@ -639,3 +638,63 @@ def test_refutations_record_their_limit_and_pass_on_a_correct_analysis(simulated
         assert r["limit"] > 0 and isinstance(r["passed"], bool)
     assert all(r["passed"] for r in res.refutations.values()), res.refutations  # the analysis is right here
     assert "Passes if" in res.refutation_table().columns
+
+
+# --- covariates without a graph: each a common cause, as in DoWhy -------------------------------------------
+
+
+def test_covariates_without_a_graph_are_common_causes():
+    """An evaluation file that lists covariates but no graph works, and the report says what was assumed."""
+    p = C.check_evaluation_parameters({"covariates": ["primary_need", "had_cp_plan"]})
+    assert p["graph_from_covariates"] and p["covariates"] == ["primary_need", "had_cp_plan"]
+    g = C.parse_graph(p["graph"])
+    assert set(g.edges) == {("primary_need", "intervention"), ("primary_need", "rereferral"),
+                            ("had_cp_plan", "intervention"), ("had_cp_plan", "rereferral"),
+                            ("intervention", "rereferral")}
+    # checked again (the notebook hands its checked parameters on): still derived, still said
+    assert C.check_parameters(p)["graph_from_covariates"]
+    # a graph written in the file is the file's, not a derived one
+    assert not C.check_evaluation_parameters({"covariates": GOOD["covariates"], "graph": GOOD["graph"]})["graph_from_covariates"]
+    with pytest.raises(EvaluationFileError, match="the graph is empty"):
+        C.check_parameters({**GOOD, "graph": ""})
+
+    frame, _ = C.simulate_frame(2500, seed=3, truth_draws=1000)
+    cov = C.SIM_COVARIATES
+    derived = C.evaluate_intervention(frame=frame, **{**GOOD, "graph": None}, trim="none", bootstrap_reps=0,
+                                      refutation_simulations=0)
+    explicit = C.evaluate_intervention(frame=frame, **{**GOOD, "graph": C.common_cause_graph(cov)}, trim="none",
+                                       bootstrap_reps=0, refutation_simulations=0)
+    assert sorted(derived.adjustment_set) == sorted(cov)  # every covariate adjusted for
+    for name in ("ipw", "aipw", "matching"):
+        assert derived.methods[name].estimate == explicit.methods[name].estimate
+    assert C.GRAPH_FROM_COVARIATES in derived.assumptions()
+    assert C.GRAPH_FROM_COVARIATES not in explicit.assumptions()
+    assert derived.to_dict()["graph_from_covariates"] is True
+    assert "common cause of both" in " ".join(derived.assumptions())
+
+
+@pytest.mark.slow
+def test_notebook_runs_with_covariates_and_no_graph(tmp_path):
+    """insight run's route: an evaluation file with covariates only; the notebook's default graph is None."""
+    import papermill as pm
+    from pathlib import Path
+
+    synth = pytest.importorskip("insightlib.synth")
+    from insightlib import evaluation, warehouse
+
+    root = Path(__file__).parents[1]
+    ev = evaluation.parse_evaluation({"name": "fgc-no-graph", "title": "FGC", "notebook": "intervention_effect",
+                                      "data": "data", "parameters": {"covariates": ["primary_need", "referral_nfa", "disabled"]}},
+                                     notebooks_dir=root / "notebooks")
+    synth.generate(1, 900, 3, tmp_path / "data")
+    warehouse.load_directory(tmp_path / "data", tmp_path / "w.duckdb", key="test-key-0123456789abcdef0123")
+    la = warehouse.council_codes(tmp_path / "w.duckdb")[0]
+    out = tmp_path / "out.ipynb"
+    pm.execute_notebook(str(root / "notebooks" / "intervention_effect.ipynb"), str(out), progress_bar=False,
+                        parameters={"data": str(tmp_path / "w.duckdb"), "la_code": la, "output_dir": str(tmp_path),
+                                    **ev.parameters, "bootstrap_reps": 20, "refutation_simulations": 1},
+                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["graph_from_covariates"] is True
+    assert sorted(res["adjustment_set"]) == ["disabled", "primary_need", "referral_nfa"]
+    assert "common cause of both" in out.read_text()
