@@ -111,9 +111,15 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def council_label(la_code: str) -> str:
+def council_label(la_code: str, covers: list[str] | None = None) -> str:
+    """A report's council in words. A report across councils says how many it covers ("6 councils"):
+    "England" only when it covers every one of the 153."""
     if la_code == NATIONAL_DIR:
-        return "England (all councils)"
+        if covers and set(reference.local_authorities()["la_code"]) <= set(covers):
+            return "England (all councils)"
+        if covers:
+            return f"{len(covers)} council{'' if len(covers) == 1 else 's'}"
+        return "All councils in the data"
     return reference.council_name(la_code)
 
 
@@ -153,6 +159,9 @@ def discover(reports_dir: str | Path) -> list[Evaluation]:
         for rep in reports:
             rep.evaluation_title = title
         covers = _covered_councils(reports, run)
+        for rep in reports:
+            if rep.la_code == NATIONAL_DIR:
+                rep.council = council_label(NATIONAL_DIR, covers)
         evaluations.append(Evaluation(slug, title, description, reports, covers))
     return evaluations
 

@@ -116,7 +116,7 @@ def test_site_layout_and_index_links_every_report(built):
     assert {"202/rereferral.html", "203/rereferral.html"} <= set(listing.hrefs)
     text = (out / "index.html").read_text()
     assert "Camden" in text and "Greenwich" in text and "Hackney" in text  # reference.council_name
-    assert "England (all councils)" in text
+    assert "All councils in the data" in text and "England (all councils)" not in text  # coverage unknown here
     # Every relative link on every page resolves to a file in the site.
     for page in out.rglob("*.html"):
         for href in parse(page).hrefs:
@@ -342,6 +342,9 @@ def test_national_scope_evaluation_page_lists_the_councils_it_covers(tmp_path, m
     home = (tmp_path / "_site" / "index.html").read_text()
     assert "Staggered adoption across councils. Second line." in home and "One report across 3 councils" in home
     assert "Did re-referral change after adoption?" in home and "1 council report" in home
+    # the report is labelled by how many councils it covers, never "England" for 3 of 153
+    assert programme.reports[0].council == "3 councils" and "England" not in site.council_label("national", programme.covers)
+    assert site.council_label("national", sorted(site.reference.local_authorities()["la_code"])) == "England (all councils)"
 
 
 def test_report_tables_lose_row_numbers_and_align_numbers():
