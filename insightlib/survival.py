@@ -176,13 +176,78 @@ def _at_risk_at(t_sorted: np.ndarray, at) -> np.ndarray:
     return len(t_sorted) - np.searchsorted(t_sorted, np.asarray(at, dtype=float), side="left")
 
 
-def km_table(durations, events, alpha: float = 0.05) -> pd.DataFrame:
-    """Kaplan-Meier at every distinct time: Greenwood variance, log-log band (lifelines' and R's log-log)."""
+def _cluster_ids(clusters, n: int) -> np.ndarray | None:
+    """Integer cluster codes (None: every episode its own cluster)."""
+    if clusters is None:
+        return None
+    cl = pd.factorize(np.asarray(clusters))[0]
+    if len(cl) != n:
+        raise InputError("clusters must have one value per episode.")
+    return cl
+
+
+def _clustered_sumsq(slot: np.ndarray, cl: np.ndarray, b: np.ndarray, L, R: np.ndarray, G, J: int) -> np.ndarray:
+    """Sum over clusters of the squared summed influence, at each of ``J`` distinct times, in linear time.
+
+    Episode i adds ``-R[j]`` to its cluster's influence at times j before its own slot and
+    ``b[i] - L[i] * G[j]`` from its slot on (the form every Kaplan-Meier, Aalen-Johansen and
+    RMST influence function here takes). With D_c = B_c - Lambda_c G - m_c R (m_c: members
+    not yet at their slot) the sum of D_c^2 needs six running sums over clusters, each
+    changed only when an episode reaches its slot: one sort by (child, time) and cumulative
+    sums, never a child-by-time matrix.
+    """
+    n = len(slot)
+    L = np.zeros(n) if L is None else L
+    G = np.zeros(J) if G is None else G
+    order = np.lexsort((slot, cl))
+    c, sl, bb, ll = cl[order], slot[order], b[order], L[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = c[1:] != c[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    excl_b = np.cumsum(bb) - bb
+    excl_l = np.cumsum(ll) - ll
+    B = excl_b - excl_b[start]  # the cluster's sums before this episode reaches its slot
+    Lam = excl_l - excl_l[start]
+    size = np.bincount(c)
+    m = size[c] - (np.arange(n) - start)
+    deltas = np.stack([2 * B * bb + bb * bb, 2 * Lam * ll + ll * ll, 1.0 - 2 * m,
+                       B * ll + bb * Lam + bb * ll, bb * m - B - bb, ll * m - Lam - ll])
+    sums = np.cumsum(np.stack([np.bincount(sl, weights=dd, minlength=J) for dd in deltas]), axis=1)
+    sums[2] += float(np.sum(size.astype(float) ** 2))
+    bsq, lsq, msq, bl, bm, lm = sums
+    out = bsq + G * G * lsq + R * R * msq - 2 * G * bl - 2 * R * bm + 2 * G * R * lm
+    return np.maximum(out, 0.0)
+
+
+def _km_log_influence_sumsq(t, e, cl, times, n, d) -> np.ndarray:
+    """Infinitesimal-jackknife variance of log S(t) summed by cluster (R's ``survfit(..., cluster=id)``).
+
+    Episode i's influence on log S(t) is -sum over t_j <= t of (dN_i(t_j) - Y_i(t_j) d_j/n_j) / (n_j - d_j);
+    with one episode per cluster the sum of squares is Greenwood's exactly.
+    """
+    slot = np.searchsorted(times, t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(n > d, 1.0 / (n - d), 0.0)
+    Q = np.cumsum(d / n * a)
+    f = (e == 1) * a[slot] - Q[slot]
+    return _clustered_sumsq(slot, cl, f, None, Q, None, len(times))
+
+
+def km_table(durations, events, alpha: float = 0.05, clusters=None) -> pd.DataFrame:
+    """Kaplan-Meier at every distinct time with a log-log band (lifelines' and R's log-log).
+
+    Variance: Greenwood; with ``clusters`` (one child's episodes are not independent) the
+    infinitesimal jackknife summed by child, as R's ``survfit(..., cluster=id)``.
+    """
     t, e = _as_arrays(durations, events)
     times, n, d, _, c = _event_table(t, e, 1)
+    cl = _cluster_ids(clusters, len(t))
     with np.errstate(divide="ignore", invalid="ignore"):
         surv = np.cumprod(1.0 - d / n)
-        green = np.cumsum(np.where(n > d, d / (n * (n - d)), np.where(d > 0, np.inf, 0.0)))
+        if cl is None:
+            green = np.cumsum(np.where(n > d, d / (n * (n - d)), np.where(d > 0, np.inf, 0.0)))
+        else:
+            green = _km_log_influence_sumsq(t, e, cl, times, n, d)
         z = stats.norm.ppf(1 - alpha / 2)
         logs = np.log(surv)
         se_loglog = np.sqrt(green) / np.abs(logs)
@@ -387,12 +452,16 @@ def _split(groups, n):
 
 
 def kaplan_meier(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alpha: float = 0.05,
-                 group_by: str | None = None) -> KMResult:
-    """Kaplan-Meier of time to re-referral (event 1) by group; other events are censoring."""
+                 group_by: str | None = None, clusters=None) -> KMResult:
+    """Kaplan-Meier of time to re-referral (event 1) by group; other events are censoring.
+
+    ``clusters`` (the child): bands from the infinitesimal jackknife summed by child.
+    """
     t, e = _as_arrays(durations, events)
+    cl = _cluster_ids(clusters, len(t))
     curves, sizes, durs = {}, {}, {}
     for name, rows in _split(groups, len(t)):
-        curves[name] = km_table(t[rows], e[rows], alpha)
+        curves[name] = km_table(t[rows], e[rows], alpha, None if cl is None else cl[rows])
         sizes[name] = len(rows)
         durs[name] = np.sort(t[rows])
     return KMResult(curves=curves, horizons=tuple(int(h) for h in horizons), group_by=group_by, sizes=sizes,
@@ -405,32 +474,84 @@ def kaplan_meier(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alph
 
 @dataclass
 class LogRankResult:
+    """The test that the groups share one re-referral hazard.
+
+    ``method`` names it: R's ``survdiff`` log-rank where each child has one episode, else the
+    child-clustered robust score test (R's robust score test of ``coxph(Surv ~ group +
+    cluster(id))``, ``summary(fit)$robscore``), since one child's episodes are not independent.
+    """
+
     statistic: float
     df: int
     p_value: float
     groups: pd.DataFrame  # group, episodes, observed, expected
+    method: str = "log-rank"
+    logrank_statistic: float | None = None  # the unclustered log-rank, for comparison
 
     def to_dict(self) -> dict:
-        return {"statistic": self.statistic, "df": self.df, "p_value": self.p_value}
+        return {"statistic": self.statistic, "df": self.df, "p_value": self.p_value, "method": self.method,
+                "logrank_statistic": self.logrank_statistic}
 
     def table(self) -> pd.DataFrame:
         return self.groups.copy()
+
+    @property
+    def test_words(self) -> str:
+        return ("log-rank" if self.method == "log-rank"
+                else "robust score test, clustered by child (as R's coxph with cluster(id))")
 
     def sentence(self) -> str:
         if not np.isfinite(self.p_value):
             return "There was only one group, so there is nothing to compare."
         verdict = ("The groups differ in how soon children are referred again" if self.p_value < 0.05
                    else "There is no clear evidence that the groups differ in how soon children are referred again")
-        return f"{verdict} (log-rank chi-square {self.statistic:.1f} on {self.df} degree{'' if self.df == 1 else 's'} of freedom, p {_p(self.p_value)})."
+        return (f"{verdict} ({self.test_words}: chi-square {self.statistic:.1f} on {self.df} "
+                f"degree{'' if self.df == 1 else 's'} of freedom, p {_p(self.p_value)}).")
 
 
 def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
-def logrank_test(durations, events, groups) -> LogRankResult:
-    """Log-rank test of equal re-referral hazards across two or more groups (R's survdiff, rho=0)."""
+def logrank_test(durations, events, groups, clusters=None, ties: str = "efron") -> LogRankResult:
+    """Test of equal re-referral hazards across two or more groups.
+
+    Without ``clusters``, or where no child has two episodes: the log-rank test (R's survdiff,
+    rho = 0). Otherwise the child-clustered robust score test of the Cox model with the group
+    as factor, at coefficients 0 (R's ``coxph(Surv ~ group + cluster(id))$rscore``, Efron ties
+    by default): U' (sum over children of U_c U_c')^-1 U, linear in the episodes.
+    """
     t, e = _as_arrays(durations, events)
+    out = _logrank(t, e, groups)
+    cl = _cluster_ids(clusters, len(t))
+    if cl is None or len(out.groups) < 2 or np.bincount(cl).max() < 2:
+        return out
+    codes, names = _factorize_labels(groups)
+    ref = np.flatnonzero(names == out.groups["group"].iloc[0])[0]  # any reference gives the same test
+    others = [j for j in np.unique(codes) if j != ref]
+    X = (codes[:, None] == np.array(others)[None, :]).astype(float)
+    ev = e == 1
+    stat, df = _robust_score_test(t, ev, X, cl, ties)
+    return LogRankResult(statistic=stat, df=df, p_value=float(stats.chi2.sf(stat, df)), groups=out.groups,
+                         method="robust score, clustered by child", logrank_statistic=out.statistic)
+
+
+def _robust_score_test(t, ev, X, cl, ties="efron") -> tuple[float, int]:
+    """Robust score test of beta = 0 with score residuals summed by cluster (R's coxph ``rscore``)."""
+    if not ev.any():
+        return np.nan, 0
+    d = _CoxData(t, ev, X - X.mean(0), ties)
+    s = _cox_eval(d, np.zeros(X.shape[1]), need_info=False)
+    U, _ = _score_residuals(d, s)
+    c = cl[d.order]
+    Uc = np.stack([np.bincount(c, weights=U[:, k], minlength=int(c.max()) + 1) for k in range(U.shape[1])], axis=1)
+    u = U.sum(0)
+    meat = Uc.T @ Uc
+    return float(u @ np.linalg.pinv(meat) @ u), int(np.linalg.matrix_rank(meat))
+
+
+def _logrank(t, e, groups) -> LogRankResult:
+    """R's survdiff (rho = 0)."""
     gi, names = _factorize_labels(groups)
     present = np.flatnonzero(np.bincount(gi, minlength=len(names)))
     names = names[present]
@@ -474,25 +595,54 @@ def logrank_test(durations, events, groups) -> LogRankResult:
 # Aalen-Johansen cumulative incidence
 
 
-def cif_table(durations, events, cause: int = 1, alpha: float = 0.05) -> pd.DataFrame:
+def _cif_influence_sumsq(t, e, cause, cl, times, n, dk, d, lag) -> np.ndarray:
+    """Infinitesimal-jackknife variance of the Aalen-Johansen F(t) summed by cluster (R's
+    ``survfit(Surv(time, state) ~ 1, cluster=id)``).
+
+    F(t) = sum over t_j <= t of S(t_j-) h1_j, S the all-cause Kaplan-Meier. Episode i's influence
+    is sum_j S(t_j-) (dN1_i - Y_i h1_j) / n_j + h1_j dS(t_j-), with dS(t_j-) = S(t_j-) L_i(t_j-) and
+    L_i the Kaplan-Meier log influence: before its own time a common function of t, after it
+    b_i - L_i G(t), so _clustered_sumsq applies.
+    """
+    slot = np.searchsorted(times, t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(n > d, 1.0 / (n - d), 0.0)
+    h1 = dk / n
+    Q = np.cumsum(d / n * a)
+    Q_lag = np.concatenate([[0.0], Q[:-1]])
+    g = lag * h1
+    G = np.cumsum(g)
+    C1 = np.cumsum(lag * h1 / n)
+    P = np.cumsum(g * Q_lag)
+    ell = Q[slot] - (e != 0) * a[slot]  # -L_i(T_i): the all-cause log influence once the episode ends
+    b = (e == cause) * lag[slot] / n[slot] - C1[slot] + P[slot] - ell * G[slot]
+    return _clustered_sumsq(slot, cl, b, -ell, C1 - P, G, len(times))
+
+
+def cif_table(durations, events, cause: int = 1, alpha: float = 0.05, clusters=None) -> pd.DataFrame:
     """Aalen-Johansen cumulative incidence of ``cause`` with the other causes competing.
 
     Variance: the delta-method (Greenwood-type) formula of Collett / Marubini and
-    Valsecchi that lifelines uses, computed with prefix sums; log(-log) band.
+    Valsecchi that lifelines uses, computed with prefix sums; with ``clusters`` the
+    infinitesimal jackknife summed by child, as R's ``survfit(..., cluster=id)``; log(-log) band.
     """
     t, e = _as_arrays(durations, events)
     times, n, dk, d, _ = _event_table(t, e, cause)
+    cl = _cluster_ids(clusters, len(t))
     with np.errstate(divide="ignore", invalid="ignore"):
         surv = np.cumprod(1.0 - d / n)
         lag = np.concatenate([[1.0], surv[:-1]])
         F = np.cumsum(lag * dk / n)
-        a = np.where(n > d, d / (n * (n - d)), 0.0)
-        b = lag**2 * dk * (n - dk) / n**3
-        cc = lag * dk / n**2
-        A, AF, AF2 = np.cumsum(a), np.cumsum(a * F), np.cumsum(a * F**2)
-        B = np.cumsum(b)
-        C, CF = np.cumsum(cc), np.cumsum(cc * F)
-        var = F**2 * A - 2 * F * AF + AF2 + B - 2 * (F * C - CF)
+        if cl is None:
+            a = np.where(n > d, d / (n * (n - d)), 0.0)
+            b = lag**2 * dk * (n - dk) / n**3
+            cc = lag * dk / n**2
+            A, AF, AF2 = np.cumsum(a), np.cumsum(a * F), np.cumsum(a * F**2)
+            B = np.cumsum(b)
+            C, CF = np.cumsum(cc), np.cumsum(cc * F)
+            var = F**2 * A - 2 * F * AF + AF2 + B - 2 * (F * C - CF)
+        else:
+            var = _cif_influence_sumsq(t, e, cause, cl, times, n, dk, d, lag)
         var = np.maximum(var, 0.0)
         z = stats.norm.ppf(1 - alpha / 2)
         se_t = np.sqrt(var) / (F * np.abs(np.log(F)))
@@ -536,12 +686,15 @@ class CumulativeIncidenceResult:
                               self.horizons, min_at_risk, max_days, "Referred again", note)
 
 
-def cumulative_incidence(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alpha=0.05) -> CumulativeIncidenceResult:
+def cumulative_incidence(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alpha=0.05,
+                         clusters=None) -> CumulativeIncidenceResult:
+    """Aalen-Johansen by group; ``clusters`` (the child): re-referral bands from the jackknife summed by child."""
     t, e = _as_arrays(durations, events)
+    cl = _cluster_ids(clusters, len(t))
     curves, comp, durs = {}, {}, {}
     for name, rows in _split(groups, len(t)):
-        curves[name] = cif_table(t[rows], e[rows], 1, alpha)
-        comp[name] = cif_table(t[rows], e[rows], 2, alpha)
+        curves[name] = cif_table(t[rows], e[rows], 1, alpha, None if cl is None else cl[rows])
+        comp[name] = cif_table(t[rows], e[rows], 2, alpha)  # its share only is shown, not its band
         durs[name] = np.sort(t[rows])
     return CumulativeIncidenceResult(curves=curves, competing=comp, horizons=tuple(int(h) for h in horizons),
                                      durations=durs)
@@ -552,7 +705,12 @@ def cumulative_incidence(durations, events, groups=None, horizons=DEFAULT_HORIZO
 
 
 def _rmst_parts(t: np.ndarray, e: np.ndarray, tau: float):
-    """RMST to ``tau``, R's variance, and each episode's influence (sums to zero)."""
+    """RMST to ``tau``, R's variance (``se(rmean)``), and each episode's influence (sums to zero).
+
+    The influence is the infinitesimal jackknife of the area under the Kaplan-Meier curve:
+    -sum over event times t_j <= tau of A_j (dN_i(t_j) - Y_i(t_j) d_j / n_j) / (n_j - d_j), where
+    A_j is the area from t_j to tau. Its sum of squares is R's variance exactly.
+    """
     times, n, d, _, _ = _event_table(t, e, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         surv = np.cumprod(1.0 - d / n)
@@ -570,14 +728,11 @@ def _rmst_parts(t: np.ndarray, e: np.ndarray, tau: float):
     A[below] = tail[1:][: below.sum()]
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(ev & (n > d), d / (n * (n - d)), 0.0)
+        a = np.where(ev & (n > d), A / (n - d), 0.0)  # where n_j = d_j the curve is 0 after t_j, so A_j = 0
     var = float(np.sum(A**2 * w))
-    # influence: -sum_j A_j (dN_i(t_j) - Y_i(t_j) d_j / n_j) / n_j
-    with np.errstate(divide="ignore", invalid="ignore"):
-        comp = np.where(ev, A * d / n**2, 0.0)
-    ccomp = np.cumsum(comp)
-    idx = np.searchsorted(times, np.minimum(t, tau), side="right") - 1
-    jump = np.where((e == 1) & (t <= tau), A[np.searchsorted(times, t)] / n[np.searchsorted(times, t)], 0.0)
-    infl = -(jump - ccomp[idx])
+    slot = np.searchsorted(times, t)
+    comp = np.cumsum(a * d / n)  # compensator: sum over t_j <= T_i of A_j (d_j / n_j) / (n_j - d_j)
+    infl = -(np.where(e == 1, a[slot], 0.0) - comp[slot])
     return rmst, var, infl
 
 
@@ -608,8 +763,9 @@ def rmst(durations, events, groups=None, horizon: int = 365, clusters=None, refe
          alpha: float = 0.05) -> RMSTResult:
     """RMST by group and each group's difference from ``reference`` (default: the largest group).
 
-    The difference's variance sums each child's influence across all their episodes, so
-    it is right when one child's episodes fall in the same or different groups.
+    Every variance is the infinitesimal jackknife summed by child (``clusters``): each
+    child's influence across all their episodes, so it is right when one child's episodes
+    fall in the same or different groups. Without clusters it is R's ``se(rmean)``.
     """
     t, e = _as_arrays(durations, events)
     cl = np.arange(len(t)) if clusters is None else pd.factorize(np.asarray(clusters))[0]
@@ -625,7 +781,8 @@ def rmst(durations, events, groups=None, horizon: int = 365, clusters=None, refe
         r, v, inf = _rmst_parts(t[rows], e[rows], horizon)
         per_child[name] = np.bincount(cl[rows], weights=inf, minlength=n_cl)  # each child's influence
         rmsts[name] = r
-        se = np.sqrt(v)
+        # infinitesimal jackknife summed by child (R's se(rmean) when each child has one episode)
+        se = float(np.sqrt(np.sum(per_child[name] ** 2)))
         rows_out.append({"group": name, "episodes": len(rows), "rmst": r, "se": se,
                          "ci_low": max(0.0, r - z * se), "ci_high": min(float(horizon), r + z * se)})  # within [0, horizon]
     groups_df = pd.DataFrame(rows_out)
@@ -656,6 +813,8 @@ class _CoxFit:
     score_residuals: np.ndarray
     schoenfeld: np.ndarray  # one row per event, sorted by time
     event_times: np.ndarray
+    data: "_CoxData | None" = field(default=None, repr=False)  # for the exact PH test
+    state: dict | None = field(default=None, repr=False)
 
 
 class _CoxData:
@@ -716,22 +875,32 @@ def _cox_eval(d: _CoxData, beta, need_info=True, chunk=400_000):
     out = dict(w=w, S0=S0, S1=S1, T0=T0, T1=T1, a=a, b=b, c0=c0, c1=c1, c2=c2, loglik=loglik)
     if need_info:
         grad = d.sum_xe - a @ S1 + b @ T1
-        Acum = np.cumsum(a)  # sum of a_j over event times <= T_i
-        wa = w[i0:] * Acum[d.slot[i0:]]
-        Xs = d.X[i0:]
-        p = d.X.shape[1]
-        info = np.zeros((p, p))
-        for k in range(0, len(wa), chunk):
-            Xi = Xs[k:k + chunk]
-            info += (Xi * wa[k:k + chunk, None]).T @ Xi
-        wb = we * b[jd]
-        info -= (d.Xe * wb[:, None]).T @ d.Xe
-        info -= (S1 * c0[:, None]).T @ S1
-        cross = (S1 * c1[:, None]).T @ T1
-        info += cross + cross.T
-        info -= (T1 * c2[:, None]).T @ T1
-        out.update(grad=grad, info=info)
+        out.update(grad=grad, info=_information(d, out, chunk=chunk))
     return out
+
+
+def _information(d: _CoxData, s: dict, gw=None, chunk=400_000) -> np.ndarray:
+    """The information, sum over event times j of gw_j V_j (V_j: the Efron or Breslow variance of the
+    covariates at t_j); gw = 1 is the usual one, gw = g(t) and g(t)^2 give cox.zph's blocks."""
+    w, S1, T1, a, b, c0, c1, c2 = (s[k] for k in ("w", "S1", "T1", "a", "b", "c0", "c1", "c2"))
+    if gw is not None:
+        a, b, c0, c1, c2 = a * gw, b * gw, c0 * gw, c1 * gw, c2 * gw
+    i0 = d.i0
+    Acum = np.cumsum(a)  # sum of a_j over event times <= T_i
+    wa = w[i0:] * Acum[d.slot[i0:]]
+    Xs = d.X[i0:]
+    p = d.X.shape[1]
+    info = np.zeros((p, p))
+    for k in range(0, len(wa), chunk):
+        Xi = Xs[k:k + chunk]
+        info += (Xi * wa[k:k + chunk, None]).T @ Xi
+    wb = w[d.erows] * b[d.jd]
+    info -= (d.Xe * wb[:, None]).T @ d.Xe
+    info -= (S1 * c0[:, None]).T @ S1
+    cross = (S1 * c1[:, None]).T @ T1
+    info += cross + cross.T
+    info -= (T1 * c2[:, None]).T @ T1
+    return info
 
 
 def _score_residuals(d: _CoxData, s):
@@ -789,7 +958,7 @@ def cox_fit(durations, events, X, ties: str = "efron", max_iter: int = 50, tol: 
     U[d.order] = U_sorted
     schoen = d.Xe - XB[d.jd]
     return _CoxFit(beta=beta, information=s["info"], loglik=ll, loglik0=loglik0, iterations=it,
-                   score_residuals=U, schoenfeld=schoen, event_times=d.t[d.erows])
+                   score_residuals=U, schoenfeld=schoen, event_times=d.t[d.erows], data=d, state=s)
 
 
 def robust_variance(fit: _CoxFit, clusters) -> np.ndarray:
@@ -803,46 +972,59 @@ def robust_variance(fit: _CoxFit, clusters) -> np.ndarray:
     return Iinv @ (Uc.T @ Uc) @ Iinv
 
 
-def ph_test(fit: _CoxFit, names, transform: str = "km") -> pd.DataFrame:
-    """Grambsch-Therneau test on scaled Schoenfeld residuals (per term and global).
+def term_of(column: str) -> str:
+    """The model term a design column belongs to ("primary_need[N2]" -> "primary_need"), as R groups a factor."""
+    return column.split("[", 1)[0] if column.endswith("]") and "[" in column else column
 
-    The same approximation as lifelines' ``proportional_hazard_test`` and R's cox.zph
-    before survival 3.0. ``transform`` is "km" (1 - Kaplan-Meier, R's default),
-    "rank", "identity" or "log" of time.
+
+def ph_test(fit: _CoxFit, names, transform: str = "km", terms=None) -> pd.DataFrame:
+    """The proportional-hazards test of R's ``cox.zph`` (survival >= 3.0): per term and global.
+
+    For each term, the score test (at the fitted coefficients) of adding that term's
+    covariates times g(t), g a transform of time: "km" (1 - Kaplan-Meier just before t, R's
+    default), "rank" (ranks of all times, ties averaged), "identity" or "log"; g centred on
+    its mean over events. The information is the full Cox information of (beta, gamma), so
+    this is R's exact test, not the pre-3.0 scaled Schoenfeld approximation. ``terms``: the
+    term of each column (default: factor levels "cov[level]" together, as R's terms).
     """
-    r = fit.schoenfeld
-    tt = fit.event_times
-    D = len(tt)
+    d, s = fit.data, fit.state
+    t_all, ev_all = d.t, d.ev
     if transform == "rank":
-        g = np.arange(1, D + 1, dtype=float)
+        g_all = stats.rankdata(t_all, method="average")
     elif transform == "identity":
-        g = tt.copy()
+        g_all = t_all.astype(float)
     elif transform == "log":
-        g = np.log(tt)
+        g_all = np.log(t_all)
     elif transform == "km":
-        g = None
+        km = km_table(t_all, ev_all.astype(int))
+        kt, ks = km["time"].to_numpy(), km["survival"].to_numpy()
+        before = np.searchsorted(kt, t_all, side="left") - 1  # last time strictly before t
+        g_all = 1.0 - np.concatenate([[1.0], ks])[before + 1]
     else:
         raise InputError("transform must be km, rank, identity or log.")
-    if g is None:
-        raise RuntimeError("km transform needs all durations; use cox_ph() which supplies them")
-    return _ph_from(fit, names, g)
-
-
-def _ph_from(fit: _CoxFit, names, g) -> pd.DataFrame:
-    r = fit.schoenfeld
-    D = len(g)
-    gc = g - g.mean()
-    Iinv = np.linalg.inv(fit.information)
-    u = gc @ r
-    ss = float(gc @ gc)
-    v = Iinv @ u
-    per = D * v**2 / (np.diag(Iinv) * ss)
-    glob = float(D * u @ Iinv @ u / ss)
+    g_rows = g_all[d.erows] - g_all[d.erows].mean()
+    gj = g_rows[d.eseg]  # one value per distinct event time (tied events share it)
     p = len(names)
-    # trend: the sign of the slope of the scaled Schoenfeld residuals on time (above 0: the log hazard
-    # ratio grows with time since closure)
-    rows = [{"term": n, "statistic": float(x), "df": 1, "p_value": float(stats.chi2.sf(x, 1)), "trend": float(t)}
-            for n, x, t in zip(names, per, v)]
+    u = g_rows @ fit.schoenfeld  # score for the time-varying terms; the betas' score is 0 at the fit
+    I_bb = fit.information
+    I_bg = _information(d, s, gj)
+    I_gg = _information(d, s, gj * gj)
+    full = np.block([[I_bb, I_bg], [I_bg.T, I_gg]])
+    terms = [term_of(n) for n in names] if terms is None else list(terms)
+    order = list(dict.fromkeys(terms))
+    rows = []
+    for term in order:
+        jj = [k for k, tm in enumerate(terms) if tm == term]
+        kk = list(range(p)) + [p + j for j in jj]
+        uk = np.concatenate([np.zeros(p), u[jj]])
+        sol = np.linalg.solve(full[np.ix_(kk, kk)], uk)
+        stat = float(sol @ uk)
+        # direction (one column): above 0, the log hazard ratio grows with time since closure
+        trend = float(sol[-1]) if len(jj) == 1 else np.nan
+        rows.append({"term": term, "statistic": stat, "df": len(jj), "p_value": float(stats.chi2.sf(stat, len(jj))),
+                     "trend": trend})
+    uk = np.concatenate([np.zeros(p), u])
+    glob = float(np.linalg.solve(full, uk) @ uk)
     rows.append({"term": "GLOBAL", "statistic": glob, "df": p, "p_value": float(stats.chi2.sf(glob, p)),
                  "trend": np.nan})
     return pd.DataFrame(rows)
@@ -903,12 +1085,12 @@ class CoxResult:
         return out
 
     def ph_sentences(self, alpha: float = 0.05) -> list[str]:
-        """The proportional-hazards check in plain words."""
+        """The proportional-hazards check in plain words (R's cox.zph: one test per factor, and overall)."""
         out = [
             "A hazard ratio is one figure for the whole time after closure: the model assumes that a factor which "
             "makes re-referral twice as likely in the first month also makes it twice as likely a year later. "
-            "A check on the model's residuals (the Grambsch-Therneau test) looks for factors whose effect changes "
-            "with time since closure."
+            "A check on the model (the Grambsch-Therneau test, as R's cox.zph computes it, one test per factor "
+            "and one overall) looks for factors whose effect changes with time since closure."
         ]
         bad = self.ph[(self.ph["term"] != "GLOBAL") & (self.ph["p_value"] < alpha)]
         glob = self.ph[self.ph["term"] == "GLOBAL"].iloc[0]
@@ -916,13 +1098,17 @@ class CoxResult:
             out.append(f"It found no clear sign that any effect changes over time (overall p {_p(glob.p_value)}), "
                        "so each hazard ratio can be read as one figure for the whole period.")
             return out
-        grows = [_term_words(r.term) for r in bad.itertuples() if getattr(r, "trend", 0) > 0]
-        fades = [_term_words(r.term) for r in bad.itertuples() if not getattr(r, "trend", 0) > 0]
+        trend = lambda r: getattr(r, "trend", np.nan)  # noqa: E731
+        grows = [_ph_words(r.term) for r in bad.itertuples() if trend(r) > 0]
+        fades = [_ph_words(r.term) for r in bad.itertuples() if trend(r) < 0]
+        changes = [_ph_words(r.term) for r in bad.itertuples() if not np.isfinite(trend(r))]
         parts = []
         if fades:
             parts.append(f"for {'; '.join(fades)}, the ratio is higher soon after closure than later")
         if grows:
             parts.append(f"for {'; '.join(grows)}, the ratio is higher later than soon after closure")
+        if changes:
+            parts.append(f"for {'; '.join(changes)}, the ratios between its groups change with time since closure")
         out.append("It suggests that the effect changes over time: " + "; and ".join(parts) + ". For these the "
                    "hazard ratio shown is an average over the period, and the curves are the better guide.")
         n_terms = int((self.ph["term"] != "GLOBAL").sum())
@@ -1068,12 +1254,7 @@ def cox_ph(durations, events, X: pd.DataFrame, clusters=None, ties: str = "efron
         "ci_low": np.exp(fit.beta - z * se), "ci_high": np.exp(fit.beta + z * se),
         "p_value": 2 * stats.norm.sf(np.abs(fit.beta / se)),
     })
-    if ph_transform == "km":
-        km = km_table(t, ev.astype(int))
-        g = 1.0 - _step_at(km["time"].to_numpy(), km["survival"].to_numpy(), fit.event_times)
-        ph = _ph_from(fit, names, g)
-    else:
-        ph = ph_test(fit, names, ph_transform)
+    ph = ph_test(fit, names, ph_transform)
     return CoxResult(terms=terms, ph=ph, n=len(t), events=int(ev.sum()), clusters=len(pd.unique(cl)),
                      loglik=fit.loglik, robust_vcov=V, term_events=_term_events(X, ev))
 
@@ -1177,6 +1358,11 @@ def _term_words(term: str) -> str:
             level = level[:1].lower() + level[1:]
         return f"{level} ({factor})"
     return label
+
+
+def _ph_words(term: str) -> str:
+    """A term of the PH check in a sentence: a factor by its name ("primary need"), a column as _term_words."""
+    return GROUPINGS[term] if term in GROUPINGS else _term_words(term)
 
 
 _WORDS_ONLY = {"sex": {"F": "Girls", "M": "Boys", "U": "Sex not recorded"}}
@@ -1576,8 +1762,12 @@ class ReReferralReport:
             "The Kaplan-Meier curves treat children who turn 18, die or move to another council as no longer "
             "followed; the cumulative incidence allows for them properly and is the better guide to the share "
             "referred again.",
-            "Children can have several episodes; intervals and tests allow for this by treating each child's "
-            "episodes together (robust errors clustered by child).",
+            "Children can have several episodes, and one child's episodes are not independent. So every interval "
+            "and test here treats each child's episodes together (clustered by child): the bands of the curves and "
+            "the intervals of the average days out of contact (infinitesimal jackknife summed by child), the test "
+            "of whether the groups differ (a robust score test clustered by child, in place of the log-rank test) "
+            "and the hazard ratios (robust errors clustered by child). Only the check of proportional hazards is "
+            "not clustered (as in R's cox.zph).",
             "Only referrals in the extract can be seen. A child's earlier referrals before the extract starts are "
             "missing, so 'earlier referrals' is undercounted for children closed early in the extract, and DfE's "
             "measure is shown only for years with a full 12 months of earlier data.",
@@ -1832,33 +2022,36 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
     groups = fold_small_groups(ep[group_by], min_group_size).to_numpy()
     t, e = ep["duration_days"].to_numpy(), ep["event"].to_numpy()
     labels_of = lambda res: {g: group_label(group_by, g) for g in res.curves}  # noqa: E731
-    km = _reordered(kaplan_meier(t, e, groups, horizons, group_by=group_by), group_by)
+    child = child_key(ep)  # bands, tests and intervals clustered by child (one child's episodes are not independent)
+    km = _reordered(kaplan_meier(t, e, groups, horizons, group_by=group_by, clusters=child), group_by)
     km.labels = labels_of(km)
-    lr = logrank_test(t, e, groups)
-    cif = _reordered(cumulative_incidence(t, e, groups, horizons), group_by) if competing_risks else None
+    lr = logrank_test(t, e, groups, clusters=child)
+    cif = (_reordered(cumulative_incidence(t, e, groups, horizons, clusters=child), group_by) if competing_risks
+           else None)
     if cif is not None:
         cif.labels = dict(km.labels)
     # charts: the largest groups, the rest folded into "Other" (said under the chart)
     chart_groups = fold_to_largest(groups, max_chart_groups).to_numpy()
     km_chart, cif_chart = km, cif
     if (chart_groups != groups).any():
-        km_chart = _reordered(kaplan_meier(t, e, chart_groups, horizons, group_by=group_by), group_by)
+        km_chart = _reordered(kaplan_meier(t, e, chart_groups, horizons, group_by=group_by, clusters=child),
+                              group_by)
         km_chart.labels = labels_of(km_chart)
         if competing_risks:
-            cif_chart = _reordered(cumulative_incidence(t, e, chart_groups, horizons), group_by)
+            cif_chart = _reordered(cumulative_incidence(t, e, chart_groups, horizons, clusters=child), group_by)
             cif_chart.labels = dict(km_chart.labels)
     # every group the charts' "Other" holds (small groups folded for size, and groups beyond the largest)
     raw = _factorize_labels(ep[group_by].to_numpy())
     in_other = np.unique(raw[0][chart_groups == OTHER])
     folded = sorted((str(raw[1][k]) for k in in_other), key=lambda g: _level_key(group_by, g))
-    rm = rmst(t, e, groups, horizon=rmst_horizon or max(horizons), clusters=child_key(ep))
+    rm = rmst(t, e, groups, horizon=rmst_horizon or max(horizons), clusters=child)
     rm.groups = rm.groups.iloc[sorted(range(len(rm.groups)),
                                       key=lambda i: _level_key(group_by, rm.groups["group"].iloc[i]))]
     covariates = list(covariates) if covariates else list(DEFAULT_COVARIATES)
     cox, note = None, ""
     try:
         X, refs = design_matrix(ep, covariates, min_group_size)
-        cox = cox_ph(t, e, X, clusters=child_key(ep))
+        cox = cox_ph(t, e, X, clusters=child)
         cox.references = refs
     except InputError as err:
         note = f"No Cox model: {err}"
@@ -1881,6 +2074,6 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
     return ReReferralReport(
         group_by=group_by, horizons=horizons, counts=counts.to_dict(), km=km, logrank=lr, cumulative_incidence=cif,
         rmst=rm, cox=cox, cox_note=note, dfe_measure=dfe, headline_year=year, headline_rate=rate,
-        episodes_at_risk=len(ep), children=int(len(np.unique(child_key(ep)))),
+        episodes_at_risk=len(ep), children=int(len(np.unique(child))),
         km_chart=km_chart, cif_chart=cif_chart, folded=folded, data_start=start, extract_date=extract,
     )

@@ -142,7 +142,10 @@ def test_rmst_difference_with_clustered_children_covers_the_truth():
         d, e = np.minimum(t, c), (t <= c).astype(int)
         res = sv.rmst(d, e, np.where(group == 0, "a", "b"), horizon=tau, clusters=child, reference="a")
         diff = res.differences.iloc[0]
-        naive = np.sqrt((res.groups["se"] ** 2).sum())
+        # each group's own interval is clustered too; without clusters (episodes as independent) it is narrower
+        alone = sv.rmst(d, e, np.where(group == 0, "a", "b"), horizon=tau, reference="a")
+        assert (res.groups["se"].to_numpy() > alone.groups["se"].to_numpy()).all()
+        naive = np.sqrt((alone.groups["se"] ** 2).sum())
         ratios.append(diff.se / naive)
         # the frailty makes the marginal curves non-exponential: compare with a large-sample estimate instead
         hits += diff.ci_low <= _rmst_truth_frailty(tau) <= diff.ci_high
@@ -197,13 +200,8 @@ def test_robust_se_equals_lifelines_cluster_col_without_ties():
     np.testing.assert_allclose(ours.terms["robust_se"], ref.standard_errors_[["x1", "x2"]], rtol=1e-5)
 
 
-def test_ph_test_matches_lifelines_on_rossi(rossi):
-    ref_fit = CoxPHFitter().fit(rossi[ROSSI_COLS + ["week", "arrest"]], "week", "arrest")
-    for transform in ("rank", "km"):
-        ref = proportional_hazard_test(ref_fit, rossi[ROSSI_COLS + ["week", "arrest"]], time_transform=transform)
-        ours = sv.cox_ph(rossi.week, rossi.arrest, rossi[ROSSI_COLS], ph_transform=transform).ph.set_index("term")
-        np.testing.assert_allclose(ours.loc[ROSSI_COLS, "statistic"], ref.summary.loc[ROSSI_COLS, "test_statistic"],
-                                   rtol=1e-5)
+def test_ph_check_flags_age_in_rossi(rossi):
+    # the exact cox.zph test equals R >= 3.0 to 1e-6 on these data (tests/test_survival_r.py)
     # age breaks proportional hazards in Rossi (a classic example)
     res = sv.cox_ph(rossi.week, rossi.arrest, rossi[ROSSI_COLS])
     words = " ".join(res.ph_sentences())
@@ -313,7 +311,9 @@ def test_report_results_follow_the_contract(report):
         assert set(by_h) == {"91", "182", "365"}
         for v in by_h.values():
             assert set(v) == {"survival", "ci_low", "ci_high", "at_risk"}
-    assert set(d["logrank"]) == {"statistic", "df", "p_value"} and d["logrank"]["df"] == 2
+    assert set(d["logrank"]) >= {"statistic", "df", "p_value"} and d["logrank"]["df"] == 2
+    # children have several episodes here, so the test is the child-clustered robust score test, and says so
+    assert d["logrank"]["method"] == "robust score, clustered by child"
     for term, v in d["cox"].items():
         assert set(v) == {"hr", "ci_low", "ci_high", "p_value"} and v["ci_low"] < v["hr"] < v["ci_high"]
     assert "dfe_measure" in d and "rmst" in d and "cumulative_incidence" in d

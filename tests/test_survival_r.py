@@ -31,14 +31,19 @@ def _episodes(seed=12, n_children=600):
     frail = rng.gamma(2.0, 0.5, n_children)[child]
     x1 = rng.integers(0, 2, n_children)[child].astype(float)  # child-level
     x2 = rng.normal(size=n)  # episode-level
-    rate = frail * np.exp(0.5 * x1 - 0.3 * x2) / 250
-    t_event = np.ceil(rng.exponential(1 / rate))
+    cgroup = np.array(["f", "g", "h"])[rng.integers(0, 3, n_children)][child]  # a factor fixed per child
+    x3 = rng.integers(0, 2, n).astype(float)  # its effect lasts only for the first 120 days
+    rate = frail * np.exp(0.5 * x1 - 0.3 * x2 + 0.3 * (cgroup == "g")) / 250
+    t_event = np.ceil(rng.exponential(1 / (rate * np.exp(1.0 * x3))))
+    t_event = np.where(t_event > 120, 120 + np.ceil(rng.exponential(1 / rate)), t_event)
     t_comp = np.ceil(rng.exponential(2000, n))
     t_cens = np.ceil(rng.uniform(30, 900, n))
     time = np.minimum.reduce([t_event, t_comp, t_cens])
     status = np.where(time == t_event, 1, np.where(time == t_comp, 2, 0))
     group = np.array(["a", "b", "c"])[rng.integers(0, 3, n)]
-    return pd.DataFrame({"time": time, "status": status, "group": group, "x1": x1, "x2": x2, "id": child})
+    group[:8] = "d"  # a group of 8 episodes (from a few children) for the RMST variance
+    return pd.DataFrame({"time": time, "status": status, "group": group, "cgroup": cgroup, "x1": x1, "x2": x2,
+                         "x3": x3, "id": child})
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +109,97 @@ def test_cox_coefficients_and_clustered_robust_se_match_r(r_reference, ties):
         assert res.loc[v, "se"] == pytest.approx(ref[f"cox:{ties}:{v}:naive_se"], rel=1e-6)
     # and clustering matters here (a shared frailty within child)
     assert res.loc["x1", "robust_se"] > 1.1 * res.loc["x1", "se"]
+
+
+# ---- clustered by child (issue 11) --------------------------------------------------------------------------
+
+
+def test_kaplan_meier_bands_clustered_by_child_match_r(r_reference):
+    d, ref = r_reference
+    km = sv.kaplan_meier(d.time, d.status, d.group, horizons=(30, 91, 182, 365), clusters=d.id)
+    plain = sv.kaplan_meier(d.time, d.status, d.group, horizons=(30, 91, 182, 365))
+    wider = []
+    for g in ("a", "b", "c", "d"):
+        c = km.curves[g]
+        for h in (30, 91, 182, 365):
+            i = np.searchsorted(c["time"].to_numpy(), h, side="right") - 1
+            if i < 0 or f"kmc:{g}:{h}:se" not in ref:
+                continue
+            assert c["se"].iloc[i] == pytest.approx(ref[f"kmc:{g}:{h}:se"], rel=1e-8), (g, h)
+            got = km.at(g, h)
+            if np.isfinite(ref[f"kmc:{g}:{h}:ci_low"]):
+                for k in ("survival", "ci_low", "ci_high"):
+                    assert got[k] == pytest.approx(ref[f"kmc:{g}:{h}:{k}"], rel=1e-8), (g, h, k)
+            wider.append(got["ci_high"] - got["ci_low"] > plain.at(g, h)["ci_high"] - plain.at(g, h)["ci_low"])
+    assert np.mean(wider) > 0.5  # a shared frailty within child widens most bands
+
+
+def test_cumulative_incidence_bands_clustered_by_child_match_r(r_reference):
+    d, ref = r_reference
+    cif = sv.cumulative_incidence(d.time, d.status, d.group, horizons=(30, 91, 182, 365), clusters=d.id)
+    for g in ("a", "b", "c", "d"):
+        c = cif.curves[g]
+        for h in (30, 91, 182, 365):
+            i = np.searchsorted(c["time"].to_numpy(), h, side="right") - 1
+            if i < 0 or f"cifc:{g}:{h}" not in ref:
+                continue
+            assert c["cumulative_incidence"].iloc[i] == pytest.approx(ref[f"cifc:{g}:{h}"], rel=1e-8), (g, h)
+            assert c["se"].iloc[i] == pytest.approx(ref[f"cifc:{g}:{h}:se"], rel=1e-8), (g, h)
+
+
+@pytest.mark.parametrize("factor", ["group", "cgroup"])
+def test_group_test_is_the_child_clustered_robust_score_test_of_r(r_reference, factor):
+    d, ref = r_reference
+    res = sv.logrank_test(d.time, d.status, d[factor], clusters=d.id)
+    assert res.method != "log-rank"
+    assert res.statistic == pytest.approx(ref[f"rscore:{factor}:statistic"], rel=1e-8)
+    assert res.df == ref[f"rscore:{factor}:df"]
+    assert res.logrank_statistic == pytest.approx(ref[f"logrank:{factor}:statistic"], rel=1e-8)
+    # without clusters it stays R's survdiff
+    assert sv.logrank_test(d.time, d.status, d[factor]).statistic == pytest.approx(
+        ref[f"logrank:{factor}:statistic"], rel=1e-8)
+
+
+def test_rmst_standard_errors_match_r_unclustered_and_the_jackknife_by_child(r_reference):
+    d, ref = r_reference
+    plain = sv.rmst(d.time, d.status, d.group, horizon=365).groups.set_index("group")
+    clus = sv.rmst(d.time, d.status, d.group, horizon=365, clusters=d.id).groups.set_index("group")
+    assert ref["rmstc:d:episodes"] == 8
+    for g in ("a", "b", "c", "d"):
+        assert plain.loc[g, "se"] == pytest.approx(ref[f"rmstc:{g}:se_unclustered"], rel=1e-8), g
+        assert clus.loc[g, "se"] == pytest.approx(ref[f"rmstc:{g}:se"], rel=1e-8), g
+
+
+@pytest.mark.parametrize("transform", ["km", "rank", "identity"])
+def test_ph_check_is_r_cox_zph_exactly(r_reference, transform):
+    d, ref = r_reference
+    X = pd.concat([d[["x1", "x2", "x3"]], pd.DataFrame({"cgroup[g]": (d.cgroup == "g").astype(float),
+                                                      "cgroup[h]": (d.cgroup == "h").astype(float)})], axis=1)
+    ph = sv.cox_ph(d.time, d.status, X, ph_transform=transform).ph.set_index("term")
+    for term in ("x1", "x2", "x3", "cgroup", "GLOBAL"):
+        assert ph.loc[term, "statistic"] == pytest.approx(ref[f"zph:{transform}:{term}:chisq"], rel=1e-6, abs=1e-9), term
+        assert ph.loc[term, "df"] == ref[f"zph:{transform}:{term}:df"]
+    assert ph.loc["x3", "p_value"] < 0.01  # the effect that fades is found
+
+
+def test_ph_check_matches_r_cox_zph_on_rossi(tmp_path):
+    """The recidivism data (Rossi et al. 1980, as lifelines ships it): age breaks proportional hazards."""
+    from lifelines.datasets import load_rossi
+
+    rossi = load_rossi()
+    cols = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
+    rossi.to_csv(tmp_path / "rossi.csv", index=False)
+    script = (
+        "suppressPackageStartupMessages(library(survival)); a <- commandArgs(TRUE); d <- read.csv(a[1]);"
+        "f <- coxph(Surv(week, arrest) ~ fin + age + race + wexp + mar + paro + prio, data = d);"
+        "z <- do.call(rbind, lapply(c('km', 'rank', 'identity'), function(tr) { t <- cox.zph(f, transform = tr)$table;"
+        "data.frame(transform = tr, term = rownames(t), chisq = t[, 'chisq']) }));"
+        "write.csv(z, a[2], row.names = FALSE)")
+    proc = subprocess.run(["Rscript", "-e", script, str(tmp_path / "rossi.csv"), str(tmp_path / "zph.csv")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ref = pd.read_csv(tmp_path / "zph.csv").set_index(["transform", "term"])["chisq"]
+    for transform in ("km", "rank", "identity"):
+        ph = sv.cox_ph(rossi.week, rossi.arrest, rossi[cols], ph_transform=transform).ph.set_index("term")
+        for term in cols + ["GLOBAL"]:
+            assert ph.loc[term, "statistic"] == pytest.approx(ref[(transform, term)], rel=1e-6), (transform, term)
