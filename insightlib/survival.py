@@ -164,13 +164,6 @@ def _event_table(t: np.ndarray, e: np.ndarray, event_of_interest=1):
     return times, at_risk, d, d_all, total - d_all
 
 
-def _step_at(times: np.ndarray, values: np.ndarray, at, before: float = 1.0) -> np.ndarray:
-    """Right-continuous step function value at each ``at`` (``before`` before the first time)."""
-    idx = np.searchsorted(times, np.asarray(at, dtype=float), side="right") - 1
-    vals = np.concatenate([[before], values])
-    return vals[idx + 1]
-
-
 def _at_risk_at(t_sorted: np.ndarray, at) -> np.ndarray:
     """Numbers with duration >= each horizon (R's n.risk at that time)."""
     return len(t_sorted) - np.searchsorted(t_sorted, np.asarray(at, dtype=float), side="left")
@@ -522,36 +515,59 @@ def logrank_test(durations, events, groups, clusters=None, ties: str = "efron") 
     by default): U' (sum over children of U_c U_c')^-1 U, linear in the episodes.
     """
     t, e = _as_arrays(durations, events)
-    out = _logrank(t, e, groups)
+    out, (gi, inv, nk, dk) = _logrank(t, e, groups)
     cl = _cluster_ids(clusters, len(t))
     if cl is None or len(out.groups) < 2 or np.bincount(cl).max() < 2:
         return out
-    codes, names = _factorize_labels(groups)
-    ref = np.flatnonzero(names == out.groups["group"].iloc[0])[0]  # any reference gives the same test
-    others = [j for j in np.unique(codes) if j != ref]
-    X = (codes[:, None] == np.array(others)[None, :]).astype(float)
-    ev = e == 1
-    stat, df = _robust_score_test(t, ev, X, cl, ties)
-    return LogRankResult(statistic=stat, df=df, p_value=float(stats.chi2.sf(stat, df)), groups=out.groups,
-                         method="robust score, clustered by child", logrank_statistic=out.statistic)
+    if ties not in ("efron", "breslow"):
+        raise InputError("ties must be 'efron' or 'breslow'.")
+    stat, df = _robust_group_score(gi, inv, e == 1, nk, dk, cl, ties)
+    return LogRankResult(statistic=stat, df=df, p_value=float(stats.chi2.sf(stat, df)) if df else np.nan,
+                         groups=out.groups, method="robust score, clustered by child", logrank_statistic=out.statistic)
 
 
-def _robust_score_test(t, ev, X, cl, ties="efron") -> tuple[float, int]:
-    """Robust score test of beta = 0 with score residuals summed by cluster (R's coxph ``rscore``)."""
-    if not ev.any():
+def _robust_group_score(gi, inv, ev, nk, dk, cl, ties="efron") -> tuple[float, int]:
+    """Robust score test of no group effect (Cox, coefficients 0) with score residuals summed by cluster.
+
+    At coefficients 0 every weight is 1, so each episode's score residual depends only on its
+    group, its time and whether it is an event: built from per-time sums over the groups' numbers
+    at risk (``nk``) and events (``dk``), then summed by child with one bincount per group.
+    The same residuals as R's ``residuals(coxph, "score")`` (Efron or Breslow).
+    """
+    k, J = nk.shape
+    n, d = nk.sum(0), dk.sum(0)
+    if d.sum() == 0:
         return np.nan, 0
-    d = _CoxData(t, ev, X - X.mean(0), ties)
-    s = _cox_eval(d, np.zeros(X.shape[1]), need_info=False)
-    U, _ = _score_residuals(d, s)
-    c = cl[d.order]
-    Uc = np.stack([np.bincount(c, weights=U[:, k], minlength=int(c.max()) + 1) for k in range(U.shape[1])], axis=1)
-    u = U.sum(0)
+    di = d.astype(np.int64)
+    rep = np.repeat(np.arange(J), di)  # one entry per event, at its time
+    l = np.arange(len(rep)) - (np.cumsum(di) - di)[rep]
+    f = l / d[rep] if ties == "efron" else np.zeros(len(rep))
+    den = n[rep] - f * d[rep]
+    add = lambda wt: np.bincount(rep, weights=wt, minlength=J)  # noqa: E731
+    a, b = add(1 / den), add(f / den)
+    c0, c1, c2 = add(1 / den**2), add(f / den**2), add(f * f / den**2)
+    S1, T1 = nk.T, dk.T  # J x k
+    G = S1 * c0[:, None] - T1 * c1[:, None]
+    Gp = S1 * (c0 - c1)[:, None] - T1 * (c1 - c2)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        XB = np.where(d[:, None] > 0, (S1 * a[:, None] - T1 * b[:, None]) / d[:, None], 0.0)
+    CH, CG = np.cumsum(a), np.cumsum(G, axis=0)
+    # residual of episode i, column m: A[time, event][m] + (m == its group) * B_i
+    A = np.concatenate([CG, CG - G - XB + Gp])
+    idx = inv + J * ev
+    B = -CH[inv] + ev * (a[inv] + 1 - (a - b)[inv])
+    n_cl = int(cl.max()) + 1
+    Uc = np.bincount(cl * k + gi, weights=B, minlength=n_cl * k).reshape(n_cl, k)
+    for m in range(k):
+        Uc[:, m] += np.bincount(cl, weights=A[idx, m], minlength=n_cl)
+    Uc = Uc[:, 1:]  # the first group is the reference (any choice gives the same test)
+    u = Uc.sum(0)
     meat = Uc.T @ Uc
     return float(u @ np.linalg.pinv(meat) @ u), int(np.linalg.matrix_rank(meat))
 
 
-def _logrank(t, e, groups) -> LogRankResult:
-    """R's survdiff (rho = 0)."""
+def _logrank(t, e, groups):
+    """R's survdiff (rho = 0), and the per-group, per-time counts the clustered test reuses."""
     gi, names = _factorize_labels(groups)
     present = np.flatnonzero(np.bincount(gi, minlength=len(names)))
     names = names[present]
@@ -568,6 +584,7 @@ def _logrank(t, e, groups) -> LogRankResult:
     leave = np.bincount(flat, minlength=k * J).reshape(k, J).astype(float)
     dk = np.bincount(flat, weights=ev, minlength=k * J).reshape(k, J)
     nk = np.cumsum(leave[:, ::-1], axis=1)[:, ::-1]
+    nk_all, dk_all = nk, dk
     n = nk.sum(0)
     d = dk.sum(0)
     keep = d > 0
@@ -588,7 +605,7 @@ def _logrank(t, e, groups) -> LogRankResult:
         pval = float(stats.chi2.sf(stat, df))
     tab = pd.DataFrame({"group": codes, "episodes": np.bincount(gi, minlength=k), "observed": observed,
                         "expected": expected})
-    return LogRankResult(statistic=stat, df=df, p_value=pval, groups=tab)
+    return LogRankResult(statistic=stat, df=df, p_value=pval, groups=tab), (gi, inv, nk_all, dk_all)
 
 
 # ----------------------------------------------------------------------------------------
