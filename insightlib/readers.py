@@ -15,7 +15,7 @@ import datetime as dt
 import io
 import re
 import xml.parsers.expat
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,8 @@ META = ("_file", "_sheet", "_row")
 CELL_ROW_PREFIX = "_row__"
 
 CANONICAL_SUFFIXES = (".csv", ".parquet", ".xlsx")
+#: Rows gathered before they are packed into Arrow arrays (keeps big sheets and XML returns small in memory).
+_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -264,56 +266,178 @@ def read_parquet_file(path: Path, table: str | None = None) -> tuple[pd.DataFram
     return _finish(result, name, np.arange(1, len(result) + 1)), []
 
 
-def _sheet_rows(ws) -> list[tuple[int, list[str]]]:
-    rows = []
-    for i, row in enumerate(ws.iter_rows(values_only=True), start=1):
-        cells = [_cell_text(v) for v in row]
-        if any(cells):
-            rows.append((i, cells))
-    return rows
+@dataclass(frozen=True)
+class Limits:
+    """How big a spreadsheet may be before it is refused rather than read (zip bombs, wrong files).
+
+    ``workbook_mb``: the workbook's parts decompressed, in MB; ``rows``: rows in one sheet (Excel's own
+    maximum by default). Set with ``INSIGHT_MAX_WORKBOOK_MB`` / ``INSIGHT_MAX_ROWS`` or the command line.
+    """
+
+    workbook_mb: int = 1024
+    rows: int = 1_048_576
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        import os
+
+        def number(var: str, default: int) -> int:
+            text = os.environ.get(var, "").strip()
+            return int(text) if text.isdigit() and int(text) > 0 else default
+
+        return cls(workbook_mb=number("INSIGHT_MAX_WORKBOOK_MB", cls.workbook_mb),
+                   rows=number("INSIGHT_MAX_ROWS", cls.rows))
 
 
-def _open_workbook(path: Path):
-    import openpyxl
-
-    return openpyxl.load_workbook(path, read_only=True, data_only=True)
+class _SheetTooBig(Exception):
+    pass
 
 
-def read_excel_table(path: Path, table: str) -> tuple[pd.DataFrame | None, list[Problem]]:
-    """A canonical table in a workbook: the sheet named like the table, else the first sheet."""
+class Workbook:
+    """An .xlsx opened safely: sizes checked before anything is decompressed, hidden sheets known.
+
+    Cells are read with calamine (Rust), which reads every cell and so does not trust the sheet's
+    ``<dimension>`` element (openpyxl's read-only mode does, and silently loses rows when it is wrong).
+    """
+
+    def __init__(self, path: Path, limits: Limits):
+        import zipfile
+
+        from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+
+        self.path, self.limits, self.name = path, limits, path.name
+        try:
+            with zipfile.ZipFile(path) as z:
+                size = sum(i.file_size for i in z.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as err:
+            raise ValueError(f"it is not an .xlsx workbook (a zip file): {err}") from None
+        if size > limits.workbook_mb * 1_000_000:
+            raise _SheetTooBig(
+                f"{self.name}: the workbook unpacks to {size / 1e6:,.0f} MB, more than the limit of "
+                f"{limits.workbook_mb:,} MB, so it was not read (a damaged file or a zip bomb?). If it is genuine, "
+                "raise the limit with --max-workbook-mb or INSIGHT_MAX_WORKBOOK_MB.")
+        try:
+            self.book = CalamineWorkbook.from_path(str(path))
+            meta = self.book.sheets_metadata
+        except Exception as err:  # noqa: BLE001 - calamine's errors are the file's
+            raise ValueError(str(err).split("\n")[0][:200]) from None
+        meta = [m for m in meta if m.typ == SheetTypeEnum.WorkSheet]
+        self.sheets = [m.name for m in meta if m.visible == SheetVisibleEnum.Visible]
+        self.hidden = [m.name for m in meta if m.visible != SheetVisibleEnum.Visible]
+
+    def rows(self, sheet: str) -> tuple[np.ndarray, list[pa.Array]]:
+        """(Excel row numbers, columns of text) of a sheet's non-empty rows; refuses past the row limit.
+
+        Columns are packed into Arrow every _CHUNK rows, so a million-row sheet stays small in memory.
+        """
+        ws = self.book.get_sheet_by_name(sheet)
+        height = max(ws.height, ws.total_height)
+        if height > self.limits.rows:
+            raise _SheetTooBig(
+                f"{self.name}, sheet '{sheet}': {height:,} rows, more than the limit of {self.limits.rows:,}, so it "
+                "was not read. If it is genuine, raise the limit with --max-rows or INSIGHT_MAX_ROWS.")
+        first = ws.start[0] if ws.start else 0
+        width = ws.width
+        numbers: list[int] = []
+        open_: list[list[str]] = [[] for _ in range(width)]
+        packed: list[list[pa.Array]] = [[] for _ in range(width)]
+
+        def pack():
+            for j in range(width):
+                packed[j].append(pa.array(open_[j], type=pa.large_string()))
+                open_[j] = []
+
+        for i, row in enumerate(ws.iter_rows()):
+            cells = [_cell_text(v) for v in row]
+            if not any(cells):
+                continue
+            for j in range(width):
+                open_[j].append(cells[j] if j < len(cells) else "")
+            numbers.append(first + i + 1)
+            if len(open_[0]) >= _CHUNK:
+                pack()
+        pack()
+        columns = [pa.chunked_array(p, type=pa.large_string()).combine_chunks() for p in packed]
+        return np.asarray(numbers, dtype="int64"), columns
+
+
+def _row_cells(columns: list[pa.Array], k: int) -> list[str]:
+    return [c[k].as_py() for c in columns]
+
+
+def _text_series(values: pa.Array) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(values), dtype=STR)
+
+
+def _open(path: Path, limits: Limits | None, table: str | None = None) -> tuple[Workbook | None, Problem | None]:
+    try:
+        return Workbook(path, limits or Limits.from_env()), None
+    except _SheetTooBig as err:
+        return None, Problem(path.name, None, None, "too big", str(err), table=table)
+    except ValueError as err:
+        return None, Problem(path.name, None, None, "unreadable file",
+                             f"{path.name} cannot be read as an Excel workbook: {err}", table=table)
+
+
+def read_excel_table(path: Path, table: str, limits: Limits | None = None) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """A canonical table in a workbook: the visible sheet named like the table, else the first visible sheet."""
     name = path.name
+    wb, problem = _open(path, limits, table)
+    if wb is None:
+        return None, [problem]
+    if not wb.sheets:
+        return None, [Problem(name, None, None, "empty file", f"{name} has no visible sheet.", table=table)]
+    sheet = next((s for s in wb.sheets if _normalise_header(s) == table), wb.sheets[0])
+    notes = []
+    if wb.hidden:
+        notes.append(f"{name}: hidden sheet{'s' if len(wb.hidden) > 1 else ''} "
+                     f"{', '.join(repr(s) for s in wb.hidden)} not read (only visible sheets are data).")
     try:
-        wb = _open_workbook(path)
-    except Exception as err:  # noqa: BLE001
-        return None, [Problem(name, None, None, "unreadable file", f"{name} cannot be read as an Excel workbook: {err}", table=table)]
-    try:
-        ws = next((wb[s] for s in wb.sheetnames if _normalise_header(s) == table), wb[wb.sheetnames[0]])
-        rows = _sheet_rows(ws)
-        sheet = ws.title
-    finally:
-        wb.close()
-    if not rows:
+        numbers, columns = wb.rows(sheet)
+    except _SheetTooBig as err:
+        return None, [Problem(name, None, None, "too big", str(err), table=table)]
+    if not len(numbers):
         return None, [Problem(name, None, None, "empty file", f"{name} is empty.", table=table)]
-    (_, header), body = rows[0], rows[1:]
-    names = [_normalise_header(h) for h in header]
-    width = len(names)
-    data = [(cells + [""] * width)[:width] for _, cells in body]
-    frame = pd.DataFrame(data, columns=names, dtype=object) if data else pd.DataFrame(columns=names, dtype=object)
-    frame = frame.loc[:, [n for n in frame.columns if n]]
-    return _finish(frame, name, np.array([i for i, _ in body], dtype="int64"), sheet=sheet), []
+    names = [_normalise_header(h) for h in _row_cells(columns, 0)]
+    dupes = sorted({n for n in names if names.count(n) > 1 and n})
+    if dupes:
+        return None, [Problem(name, int(numbers[0]), dupes[0], "unreadable file",
+                              f"{name}, sheet '{sheet}': the column {dupes[0]!r} appears more than once in the header.",
+                              table=table)]
+    cols = {}
+    for n, values in zip(names, columns):
+        if n:
+            cols[n] = _text_series(values.slice(1))
+    frame = pd.DataFrame(cols, index=pd.RangeIndex(len(numbers) - 1))
+    frame = _finish(frame, name, numbers[1:], sheet=sheet)
+    frame.attrs["notes"] = notes
+    return frame, []
 
 
 # --- CIN census XML ---------------------------------------------------------------------
 
 
+#: A CIN census return nests 7 elements deep; anything far deeper is refused, not recursed into.
+XML_MAX_DEPTH = 64
+
+
+class XMLRefused(Exception):
+    """An XML construct the reader refuses (a DTD, an entity, nesting far too deep): line and sentence."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
 class _Node:
-    __slots__ = ("tag", "line", "text", "children")
+    __slots__ = ("tag", "line", "text", "children", "nested")
 
     def __init__(self, tag: str, line: int):
         self.tag = tag
         self.line = line
         self.text: list[str] = []
         self.children: list[_Node] = []
+        self.nested = False  # had child elements (kept or not)
 
     def find(self, tag: str) -> _Node | None:
         for c in self.children:
@@ -328,33 +452,44 @@ class _Node:
         return "".join(self.text).strip()
 
 
-def _parse_xml(path: Path) -> tuple[_Node, xml.parsers.expat.ExpatError | None]:
-    """Parse with line numbers kept; on a syntax error return what was read so far and the error."""
-    root = _Node("#document", 0)
-    stack = [root]
-    parser = xml.parsers.expat.ParserCreate()
-    parser.buffer_text = True
+class _Columns:
+    """One table's rows as column lists, packed into Arrow every _CHUNK rows (strings) / numpy (lines)."""
 
-    def start(tag, attrs):
-        node = _Node(tag.rsplit(":", 1)[-1], parser.CurrentLineNumber)
-        stack[-1].children.append(node)
-        stack.append(node)
+    def __init__(self, text: tuple[str, ...], lines: tuple[str, ...]):
+        self.text, self.lines = text, lines
+        self.open: dict[str, list] = {c: [] for c in text + lines}
+        self.packed: dict[str, list] = {c: [] for c in text + lines}
+        self.n = 0
 
-    def end(tag):
-        stack.pop()
+    def add(self, *values) -> None:
+        for c, v in zip(self.text + self.lines, values):
+            self.open[c].append(v)
+        self.n += 1
+        if len(self.open[self.text[0]]) >= _CHUNK:
+            self._pack()
 
-    def chars(text):
-        stack[-1].text.append(text)
+    def _pack(self) -> None:
+        for c in self.text:
+            self.packed[c].append(pa.array(self.open[c], type=pa.large_string()))
+            self.open[c] = []
+        for c in self.lines:
+            self.packed[c].append(np.asarray(self.open[c], dtype="int64"))
+            self.open[c] = []
 
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
-    try:
-        with path.open("rb") as fh:
-            parser.ParseFile(fh)
-    except xml.parsers.expat.ExpatError as err:
-        return root, err
-    return root, None
+    def frame(self, la_code: str, name: str) -> pd.DataFrame:
+        self._pack()
+        cols: dict[str, object] = {"la_code": pd.Series(np.full(self.n, la_code, dtype=object), dtype=STR)}
+        for c in self.text:
+            arr = pa.chunked_array(self.packed[c], type=pa.large_string()).combine_chunks()
+            cols[c] = pd.Series(pd.arrays.ArrowStringArray(arr), dtype=STR)
+            self.packed[c] = []
+        for c in self.lines:
+            cols[c] = np.concatenate(self.packed[c]) if self.packed[c] else np.array([], dtype="int64")
+            self.packed[c] = []
+        frame = pd.DataFrame(cols)
+        frame["_file"] = name
+        frame["_sheet"] = ""
+        return frame
 
 
 def _xml_sex(raw: str) -> str | None:
@@ -364,66 +499,49 @@ def _xml_sex(raw: str) -> str | None:
 CIN_SEX_CODES = "1 (male), 2 (female), 0 (not known) or 9 (not specified)"
 
 
-def read_cin_xml(path: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
-    """The CIN census return mapped to the canonical tables (see docs/data-contract.md)."""
-    name = path.name
-    problems: list[Problem] = []
-    if path.stat().st_size == 0:
-        return {}, [Problem(name, None, None, "empty file", f"{name} is empty.")]
-    root, err = _parse_xml(path)
-    message = root.find("Message")
-    header = message.find("Header") if message else None
-    la_code = extract = None
-    if header is not None:
-        src = header.find("Source")
-        lea = src.find("LEA") if src else None
-        la_code = lea.value() if lea else None
-        cd = header.find("CollectionDetails")
-        ref = cd.find("ReferenceDate") if cd else None
-        extract = ref.value() if ref else None
-    if err is not None:
-        what = xml.parsers.expat.ErrorString(err.code)
-        problems.append(Problem(
-            name, err.lineno, None, "broken XML",
-            f"{name} line {err.lineno}, column {err.offset + 1}: the XML is broken ({what}); "
-            "nothing from this file was read. Fix the element at that line and try again.",
-            la_code=la_code or None,
-        ))
-        return {}, problems
-    if message is None:
-        return {}, [Problem(name, None, None, "broken XML",
-                            f"{name} is not a CIN census return: its top element should be <Message>.")]
-    if not la_code:
-        return {}, [Problem(name, header.line if header else None, "la_code", "missing value",
-                            f"{name}: the header has no <LEA> (the council's 3-digit code), so the return "
-                            "cannot be matched to a council.")]
-
-    def stray(node: _Node):
-        # Text mixed between child elements is not allowed by the census schema.
-        if node.children:
+def _stray_text(top: _Node, name: str, problems: list[Problem]) -> None:
+    """Text mixed between child elements is not allowed by the census schema (walked without recursion)."""
+    todo = [top]
+    while todo:
+        node = todo.pop()
+        if node.nested:
             text = node.value()
             if text:
                 problems.append(Problem(
                     name, node.line, None, "broken XML",
                     f"{name} line {node.line}: stray text {text[:40]!r} inside <{node.tag}> "
-                    "(only elements belong there).", la_code=la_code,
+                    "(only elements belong there).",
                 ))
-            for c in node.children:
-                stray(c)
+            todo.extend(reversed(node.children))
 
-    stray(message)
 
-    def val(node: _Node | None, tag: str, fallback_line: int) -> tuple[str, int]:
-        el = node.find(tag) if node is not None else None
-        return (el.value(), el.line) if el is not None else ("", fallback_line)
+class _CinTables:
+    """The canonical rows of one return, filled one <Child> at a time as the parser meets them."""
 
-    councils = [{
-        "la_code": la_code, "la_name": reference.council_name(la_code), "extract_date": extract or "",
-        "_row": header.line, "_row__extract_date": header.line,
-    }]
-    children, referrals, assessments, plans = [], [], [], []
-    kids = message.find("Children")
-    for child in kids.findall("Child") if kids is not None else []:
+    def __init__(self, name: str):
+        self.name = name
+        self.problems: list[Problem] = []
+        self.children = _Columns(("child_id", "upn", "date_of_birth", "sex", "ethnicity", "disability"),
+                                 ("_row", "_row__child_id", "_row__upn", "_row__date_of_birth", "_row__sex",
+                                  "_row__ethnicity", "_row__disability"))
+        self.referrals = _Columns(("referral_id", "child_id", "referral_date", "referral_source", "primary_need",
+                                   "referral_nfa", "closure_date", "closure_reason"),
+                                  ("_row", "_row__referral_id", "_row__child_id", "_row__referral_date",
+                                   "_row__referral_source", "_row__primary_need", "_row__referral_nfa",
+                                   "_row__closure_date", "_row__closure_reason"))
+        self.assessments = _Columns(("referral_id", "child_id", "start_date", "authorised_date", "factors"),
+                                    ("_row", "_row__start_date", "_row__authorised_date", "_row__factors"))
+        self.plans = _Columns(("referral_id", "child_id", "plan_type", "start_date", "end_date", "category_of_abuse"),
+                              ("_row", "_row__start_date", "_row__end_date", "_row__category_of_abuse"))
+
+    def child(self, child: _Node) -> None:
+        name = self.name
+
+        def val(node: _Node | None, tag: str, fallback_line: int) -> tuple[str, int]:
+            el = node.find(tag) if node is not None else None
+            return (el.value(), el.line) if el is not None else ("", fallback_line)
+
+        _stray_text(child, name, self.problems)
         ids = child.find("ChildIdentifiers")
         chars_ = child.find("ChildCharacteristics")
         cid, cid_line = val(ids, "LAchildID", child.line)
@@ -437,10 +555,10 @@ def read_cin_xml(path: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
         sex = _xml_sex(sex_raw)
         if sex is None:
             if sex_raw:
-                problems.append(Problem(
+                self.problems.append(Problem(
                     name, sex_line, "sex", "unknown code",
                     f"{name} line {sex_line}, sex: {sex_raw!r} is not a census sex code; use {CIN_SEX_CODES}.",
-                    la_code=la_code, table="children",
+                    table="children",
                 ))
                 sex = "U"
             else:
@@ -448,63 +566,148 @@ def read_cin_xml(path: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
         eth, eth_line = val(chars_, "Ethnicity", child.line)
         dis_node = chars_.find("Disabilities") if chars_ is not None else None
         disabilities = [d.value() for d in dis_node.findall("Disability")] if dis_node is not None else []
-        children.append({
-            "la_code": la_code, "child_id": cid, "upn": upn, "date_of_birth": dob, "sex": sex, "ethnicity": eth,
-            "disability": ";".join(d for d in disabilities if d),
-            "_row": child.line, "_row__child_id": cid_line, "_row__upn": upn_line, "_row__date_of_birth": dob_line,
-            "_row__sex": sex_line, "_row__ethnicity": eth_line,
-            "_row__disability": dis_node.line if dis_node is not None else child.line,
-        })
+        self.children.add(cid, upn, dob, sex, eth, ";".join(d for d in disabilities if d),
+                          child.line, cid_line, upn_line, dob_line, sex_line, eth_line,
+                          dis_node.line if dis_node is not None else child.line)
         for position, cin in enumerate(child.findall("CINdetails"), start=1):
             ref_date, ref_line = val(cin, "CINreferralDate", cin.line)
             rid = f"{cid}/{ref_date}/{position}"
-            row = {"la_code": la_code, "referral_id": rid, "child_id": cid, "_row": cin.line,
-                   "_row__referral_id": ref_line, "_row__child_id": cin.line}
-            for col, tag in (("referral_date", "CINreferralDate"), ("referral_source", "ReferralSource"),
-                             ("primary_need", "PrimaryNeedCode"), ("referral_nfa", "ReferralNFA"),
-                             ("closure_date", "CINclosureDate"), ("closure_reason", "ReasonForClosure")):
-                row[col], row[CELL_ROW_PREFIX + col] = val(cin, tag, cin.line)
-            referrals.append(row)
-            link = {"la_code": la_code, "referral_id": rid, "child_id": cid}
+            values, lines = [], []
+            for tag in ("ReferralSource", "PrimaryNeedCode", "ReferralNFA", "CINclosureDate", "ReasonForClosure"):
+                v, line = val(cin, tag, cin.line)
+                values.append(v)
+                lines.append(line)
+            source, need, nfa, closed, reason = values
+            self.referrals.add(rid, cid, ref_date, source, need, nfa, closed, reason,
+                               cin.line, ref_line, cin.line, ref_line, *lines)
             for a in cin.findall("Assessments"):
                 start, start_line = val(a, "AssessmentActualStartDate", a.line)
                 auth, auth_line = val(a, "AssessmentAuthorisationDate", a.line)
                 fac = a.find("FactorsIdentifiedAtAssessment")
                 factors = [f.value() for f in fac.findall("AssessmentFactors")] if fac is not None else []
-                assessments.append({**link, "start_date": start, "authorised_date": auth,
-                                    "factors": ";".join(f for f in factors if f), "_row": a.line,
-                                    "_row__start_date": start_line, "_row__authorised_date": auth_line,
-                                    "_row__factors": fac.line if fac is not None else a.line})
+                self.assessments.add(rid, cid, start, auth, ";".join(f for f in factors if f),
+                                     a.line, start_line, auth_line, fac.line if fac is not None else a.line)
             for p in cin.findall("CINPlanDates"):
                 start, start_line = val(p, "CINPlanStartDate", p.line)
                 end, end_line = val(p, "CINPlanEndDate", p.line)
-                plans.append({**link, "plan_type": "CIN", "start_date": start, "end_date": end,
-                              "category_of_abuse": "", "_row": p.line, "_row__start_date": start_line,
-                              "_row__end_date": end_line})
+                self.plans.add(rid, cid, "CIN", start, end, "", p.line, start_line, end_line, p.line)
             for p in cin.findall("ChildProtectionPlans"):
                 start, start_line = val(p, "CPPstartDate", p.line)
                 end, end_line = val(p, "CPPendDate", p.line)
                 cat, cat_line = val(p, "InitialCategoryOfAbuse", p.line)
-                plans.append({**link, "plan_type": "CP", "start_date": start, "end_date": end,
-                              "category_of_abuse": cat, "_row": p.line, "_row__start_date": start_line,
-                              "_row__end_date": end_line, "_row__category_of_abuse": cat_line})
-    out = {}
-    for table, rows in (("councils", councils), ("children", children), ("referrals", referrals),
-                        ("assessments", assessments), ("plans", plans)):
-        if not rows and table != "councils":
-            continue
-        frame = pd.DataFrame(rows)
-        cols = [c for c in contract.TABLES[table].columns if c in frame.columns]
-        locs = [c for c in frame.columns if c.startswith(CELL_ROW_PREFIX)]
-        frame = frame[cols + ["_row"] + locs]
-        for c in cols:
-            frame[c] = frame[c].astype(object)
-        for c in locs:
-            frame[c] = frame[c].fillna(frame["_row"]).astype("int64")
-        frame["_file"] = name
-        frame["_sheet"] = ""
+                self.plans.add(rid, cid, "CP", start, end, cat, p.line, start_line, end_line, cat_line)
+
+
+def _refuse_dtd(parser) -> None:
+    """No DTDs or entity declarations in a census return (defusedxml's rules, on our own line-keeping parser)."""
+    from defusedxml.common import DTDForbidden, EntitiesForbidden
+
+    def doctype(name, sysid, pubid, has_internal_subset):
+        raise DTDForbidden(name, sysid, pubid)
+
+    def entity(name, is_parameter, value, base, sysid, pubid, notation_name):
+        raise EntitiesForbidden(name, value, base, sysid, pubid, notation_name)
+
+    def unparsed(name, base, sysid, pubid, notation_name):
+        raise EntitiesForbidden(name, None, base, sysid, pubid, notation_name)
+
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = entity
+    parser.UnparsedEntityDeclHandler = unparsed
+    parser.ExternalEntityRefHandler = lambda *a: False
+
+
+def read_cin_xml(path: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """The CIN census return mapped to the canonical tables (see docs/data-contract.md).
+
+    Streamed: each <Child> is turned into rows as soon as it closes and then dropped, so memory
+    follows the rows, not the file's element tree. DTDs and entities are refused (defusedxml's rules).
+    """
+    from defusedxml.common import DefusedXmlException
+
+    name = path.name
+    if path.stat().st_size == 0:
+        return {}, [Problem(name, None, None, "empty file", f"{name} is empty.")]
+    root = _Node("#document", 0)
+    stack = [root]
+    rows = _CinTables(name)
+    parser = xml.parsers.expat.ParserCreate()
+    parser.buffer_text = True
+    _refuse_dtd(parser)
+
+    def start(tag, attrs):
+        if len(stack) > XML_MAX_DEPTH:
+            raise XMLRefused(parser.CurrentLineNumber,
+                             f"elements are nested more than {XML_MAX_DEPTH} deep (a CIN census return nests 7 deep)")
+        node = _Node(tag.rsplit(":", 1)[-1], parser.CurrentLineNumber)
+        parent = stack[-1]
+        parent.nested = True
+        # A <Child> of Message/Children is read and dropped when it closes; everything else is kept.
+        if not (node.tag == "Child" and len(stack) == 3 and parent.tag == "Children" and stack[1].tag == "Message"):
+            parent.children.append(node)
+        stack.append(node)
+
+    def end(tag):
+        node = stack.pop()
+        if node.tag == "Child" and len(stack) == 3 and stack[-1].tag == "Children" and stack[1].tag == "Message":
+            rows.child(node)
+
+    def chars(text):
+        if not text.isspace():
+            stack[-1].text.append(text)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
+    err: tuple[int, str] | None = None
+    try:
+        with path.open("rb") as fh:
+            parser.ParseFile(fh)
+    except xml.parsers.expat.ExpatError as exc:
+        err = (exc.lineno, f"column {exc.offset + 1}: the XML is broken ({xml.parsers.expat.ErrorString(exc.code)})")
+    except DefusedXmlException as exc:
+        what = "a DTD (<!DOCTYPE ...>)" if type(exc).__name__ == "DTDForbidden" else "an entity declaration"
+        err = (parser.CurrentLineNumber, f"it holds {what}, which a CIN census return never needs and insight refuses "
+               "for safety (entities can hide or invent data); remove it")
+    except XMLRefused as exc:
+        err = (exc.line, str(exc))
+    message = root.find("Message")
+    header = message.find("Header") if message else None
+    la_code = extract = None
+    if header is not None:
+        src = header.find("Source")
+        lea = src.find("LEA") if src else None
+        la_code = lea.value() if lea else None
+        cd = header.find("CollectionDetails")
+        ref = cd.find("ReferenceDate") if cd else None
+        extract = ref.value() if ref else None
+    if err is not None:
+        return {}, [Problem(
+            name, err[0], None, "broken XML",
+            f"{name} line {err[0]}, {err[1]}; nothing from this file was read. Fix the element at that line and try again.",
+            la_code=la_code or None,
+        )]
+    if message is None:
+        return {}, [Problem(name, None, None, "broken XML",
+                            f"{name} is not a CIN census return: its top element should be <Message>.")]
+    if not la_code:
+        return {}, [Problem(name, header.line if header else None, "la_code", "missing value",
+                            f"{name}: the header has no <LEA> (the council's 3-digit code), so the return "
+                            "cannot be matched to a council.")]
+    problems: list[Problem] = []
+    _stray_text(message, name, problems)
+    problems = [replace(p, la_code=la_code) for p in problems + rows.problems]
+    councils = pd.DataFrame({
+        "la_code": [la_code], "la_name": [reference.council_name(la_code)], "extract_date": [extract or ""],
+        "_row": [header.line], "_row__extract_date": [header.line], "_file": [name], "_sheet": [""],
+    })
+    out = {"councils": councils}
+    for table in ("children", "referrals", "assessments", "plans"):
+        cols: _Columns = getattr(rows, table)
+        if cols.n:
+            out[table] = cols.frame(la_code, name)
+    for frame in out.values():
         frame.attrs.update(file=name, la_code=la_code)
-        out[table] = frame
     return out, problems
 
 
@@ -636,15 +839,15 @@ def _match_headers(header: list[str], wanted: tuple[str, ...]) -> dict[str, int]
     return found
 
 
-def is_annex_a(path: Path) -> bool:
+_LIST_SHEET = re.compile(r"^\s*list\s*(\d{1,2})\b", re.I)
+
+
+def is_annex_a(path: Path, limits: Limits | None = None) -> bool:
     try:
-        wb = _open_workbook(path)
-    except Exception:  # noqa: BLE001
+        wb = Workbook(path, limits or Limits.from_env())
+    except Exception:  # noqa: BLE001 - read_annex_a / read_directory report it
         return False
-    try:
-        return any(re.match(r"^\s*list\s*\d{1,2}\b", s, re.I) for s in wb.sheetnames)
-    finally:
-        wb.close()
+    return any(_LIST_SHEET.match(s) for s in wb.sheets + wb.hidden)
 
 
 def _annex_la_code(path: Path, known_councils: list[str]) -> str | None:
@@ -657,8 +860,13 @@ def _annex_la_code(path: Path, known_councils: list[str]) -> str | None:
     return None
 
 
-def read_annex_a(path: Path, known_councils: list[str] | None = None) -> tuple[dict[str, pd.DataFrame], list[Problem], list[str]]:
-    """Ofsted Annex A lists 1, 2, 3, 4, 6 and 7 mapped to the canonical tables."""
+def read_annex_a(path: Path, known_councils: list[str] | None = None,
+                 limits: Limits | None = None) -> tuple[dict[str, pd.DataFrame], list[Problem], list[str]]:
+    """Ofsted Annex A lists 1, 2, 3, 4, 6 and 7 mapped to the canonical tables.
+
+    Only visible sheets are read (hidden ones are named in a note); two visible sheets claiming the
+    same list are an error naming both, since either choice could silently drop or invent rows.
+    """
     name = path.name
     notes: list[str] = []
     la_code = _annex_la_code(path, known_councils or [])
@@ -667,47 +875,59 @@ def read_annex_a(path: Path, known_councils: list[str] | None = None) -> tuple[d
                             f"{name}: cannot tell which council this Annex A workbook belongs to. Put the "
                             "council's 3-digit code in the file name (e.g. 201_annex_a.xlsx) or give a "
                             "councils.csv with that one council.")], notes
-    try:
-        wb = _open_workbook(path)
-    except Exception as err:  # noqa: BLE001
-        return {}, [Problem(name, None, None, "unreadable file", f"{name} cannot be read as an Excel workbook: {err}",
-                            la_code=la_code)], notes
+    wb, problem = _open(path, limits)
+    if wb is None:
+        return {}, [replace(problem, la_code=la_code)], notes
+    if wb.hidden:
+        notes.append(f"{name}: hidden sheet{'s' if len(wb.hidden) > 1 else ''} "
+                     f"{', '.join(repr(s) for s in wb.hidden)} not read (only visible sheets are data; unhide "
+                     "a sheet in Excel if it should be read).")
     problems: list[Problem] = []
     lists: dict[int, pd.DataFrame] = {}
-    try:
-        for sheet in wb.sheetnames:
-            m = re.match(r"^\s*list\s*(\d{1,2})\b", sheet, re.I)
-            if not m:
-                continue
-            number = int(m.group(1))
-            if number not in ANNEX_A_LISTS:
-                notes.append(f"{name}: sheet '{sheet}' (Annex A list {number}) carries no contract fields; not read.")
-                continue
-            rows = _sheet_rows(wb[sheet])
-            # The header is the first of the top rows with a child id column (some sheets have a title row).
-            header_at = next((k for k, (_, cells) in enumerate(rows[:10])
-                              if "child_id" in _match_headers(cells, ("child_id",))), None)
-            if header_at is None:
-                problems.append(Problem(name, None, "child_id", "missing column",
-                                        f"{name}, sheet '{sheet}': no child id column (such as 'Child Unique ID') "
-                                        "in the first rows.", la_code=la_code))
-                continue
-            header = rows[header_at][1]
-            found = _match_headers(header, ANNEX_A_LISTS[number])
-            missing = [f for f in ANNEX_A_REQUIRED[number] if f not in found]
-            if missing:
-                problems.append(Problem(name, rows[header_at][0], missing[0], "missing column",
-                                        f"{name}, sheet '{sheet}': no column for {', '.join(missing)} "
-                                        f"(headers found: {', '.join(h for h in header if h)}).", la_code=la_code))
-                continue
-            body = rows[header_at + 1:]
-            frame = pd.DataFrame({fld: [(cells[i] if i < len(cells) else "") for _, cells in body]
-                                  for fld, i in found.items()}, dtype=object)
-            frame = _finish(frame, name, np.array([r for r, _ in body], dtype="int64"), sheet=sheet)
-            frame = frame[frame["child_id"] != ""].reset_index(drop=True)
-            lists[number] = frame
-    finally:
-        wb.close()
+    claimed: dict[int, list[str]] = {}
+    for sheet in wb.sheets:
+        m = _LIST_SHEET.match(sheet)
+        if m:
+            claimed.setdefault(int(m.group(1)), []).append(sheet)
+    for number, sheets in claimed.items():
+        if len(sheets) > 1 and number in ANNEX_A_LISTS:
+            problems.append(Problem(name, None, None, "duplicate list",
+                                    f"{name}: the sheets {' and '.join(repr(s) for s in sheets)} both claim to be "
+                                    f"Annex A list {number}; keep one (or rename or hide the other) so it is clear "
+                                    "which holds the data.", la_code=la_code))
+    for number, sheets in claimed.items():
+        sheet = sheets[0]
+        if number not in ANNEX_A_LISTS:
+            notes.append(f"{name}: sheet '{sheet}' (Annex A list {number}) carries no contract fields; not read.")
+            continue
+        if len(sheets) > 1:
+            continue
+        try:
+            numbers, columns = wb.rows(sheet)
+        except _SheetTooBig as err:
+            problems.append(Problem(name, None, None, "too big", str(err), la_code=la_code))
+            continue
+        # The header is the first of the top rows with a child id column (some sheets have a title row).
+        top = [_row_cells(columns, k) for k in range(min(10, len(numbers)))]
+        header_at = next((k for k, cells in enumerate(top) if "child_id" in _match_headers(cells, ("child_id",))), None)
+        if header_at is None:
+            problems.append(Problem(name, None, "child_id", "missing column",
+                                    f"{name}, sheet '{sheet}': no child id column (such as 'Child Unique ID') "
+                                    "in the first rows.", la_code=la_code))
+            continue
+        header = top[header_at]
+        found = _match_headers(header, ANNEX_A_LISTS[number])
+        missing = [f for f in ANNEX_A_REQUIRED[number] if f not in found]
+        if missing:
+            problems.append(Problem(name, int(numbers[header_at]), missing[0], "missing column",
+                                    f"{name}, sheet '{sheet}': no column for {', '.join(missing)} "
+                                    f"(headers found: {', '.join(h for h in header if h)}).", la_code=la_code))
+            continue
+        frame = pd.DataFrame({fld: columns[i].slice(header_at + 1).to_pylist() for fld, i in found.items()},
+                             dtype=object)
+        frame = _finish(frame, name, numbers[header_at + 1:], sheet=sheet)
+        frame = frame[frame["child_id"] != ""].reset_index(drop=True)
+        lists[number] = frame
     if not lists:
         return {}, problems, notes
     out: dict[str, pd.DataFrame] = {}
@@ -815,8 +1035,9 @@ def read_annex_a(path: Path, known_councils: list[str] | None = None) -> tuple[d
 # --- a whole directory ------------------------------------------------------------------
 
 
-def read_directory(path: str | Path) -> RawData:
+def read_directory(path: str | Path, limits: Limits | None = None) -> RawData:
     """Every table the directory holds, as raw string parts, plus the problems met reading them."""
+    limits = limits or Limits.from_env()
     root = Path(path)
     raw = RawData()
     if not root.exists():
@@ -832,11 +1053,14 @@ def read_directory(path: str | Path) -> RawData:
         suffix = p.suffix.lower()
         table = p.stem.lower()
         if suffix in CANONICAL_SUFFIXES and table in contract.TABLES:
-            reader = {".csv": read_csv_file, ".parquet": read_parquet_file, ".xlsx": read_excel_table}[suffix]
-            frame, problems = reader(p, table)
+            if suffix == ".xlsx":
+                frame, problems = read_excel_table(p, table, limits)
+            else:
+                frame, problems = {".csv": read_csv_file, ".parquet": read_parquet_file}[suffix](p, table)
             raw.problems += problems
             raw.files.append(p.name)
             if frame is not None:
+                raw.notes += frame.attrs.pop("notes", [])
                 raw.add(table, frame)
             else:
                 raw.unread[p.name] = table
@@ -858,22 +1082,27 @@ def read_directory(path: str | Path) -> RawData:
         if "la_code" in frame.columns:
             known += [c for c in frame["la_code"].unique() if c]
     for p in annex:
-        if is_annex_a(p):
-            tables, problems, notes = read_annex_a(p, sorted(set(known)))
+        if is_annex_a(p, limits):
+            tables, problems, notes = read_annex_a(p, sorted(set(known)), limits)
             raw.problems += problems
             raw.notes += notes
             raw.files.append(p.name)
             for t, frame in tables.items():
                 raw.add(t, frame)
         else:
+            _, problem = _open(p, limits)
+            if problem is not None:  # an unreadable or oversized workbook is said, not passed over
+                raw.problems.append(problem)
+                raw.files.append(p.name)
+                continue
             raw.notes.append(f"{p.name} is neither a contract table nor an Annex A workbook (sheets named "
                              "'List 1', 'List 3' ...); not read.")
     return raw
 
 
-def read_tables(path: str | Path) -> dict[str, pd.DataFrame]:
+def read_tables(path: str | Path, limits: Limits | None = None) -> dict[str, pd.DataFrame]:
     """Raw string tables (one frame per table, location columns dropped); for inspection and tests."""
-    raw = read_directory(path)
+    raw = read_directory(path, limits)
     out = {}
     for table, parts in raw.parts.items():
         frame = pd.concat(parts, ignore_index=True)

@@ -44,6 +44,8 @@ RULES = {
     "referral before birth": "a referral dated before the child's date of birth",
     "not present": "a row refers to a council, child or referral that the data does not have",
     "not yes/no": "a yes/no field with another value",
+    "too big": "a workbook or sheet past the size or row limit (a damaged file or a zip bomb?)",
+    "duplicate list": "two sheets of an Annex A workbook claim the same list",
 }
 
 #: Rows listed one by one per (file, column, rule, council); the rest are counted in one line.

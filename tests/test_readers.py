@@ -340,3 +340,141 @@ def test_annex_a_council_from_the_file_name_and_missing_column(tmp_path):
     (d / "annex_a.xlsx").rename(d / "202_annex_a.xlsx")
     problems = [p for p in validate_directory(d).problems if p.file == "202_annex_a.xlsx"]
     assert [(p.rule, p.column, p.la_code) for p in problems] == [("missing column", "referral_date", "202")]
+
+
+# --- never silently lose or invent data (issue 10) -----------------------------------------
+
+
+def _rewrite_zip_member(path: Path, member_suffix: str, edit) -> None:
+    """Rewrite one part of an .xlsx (a zip) in place, e.g. to falsify a sheet's <dimension>."""
+    import zipfile
+
+    data = {}
+    with zipfile.ZipFile(path) as z:
+        items = z.infolist()
+        for item in items:
+            data[item.filename] = z.read(item.filename)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for item in items:
+            body = data[item.filename]
+            z.writestr(item, edit(body) if item.filename.endswith(member_suffix) else body)
+
+
+def test_a_wrong_sheet_dimension_loses_no_rows(tmp_path):
+    import re
+
+    d = write_valid_directory(tmp_path / "d")
+    frame = pd.read_csv(d / "referrals.csv", dtype=str, keep_default_na=False)
+    extra = [frame.iloc[0].tolist()[:1] + [f"RFX{i}"] + frame.iloc[0].tolist()[2:] for i in range(60)]
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "referrals"
+    ws.append(list(frame.columns))
+    for row in frame.values.tolist() + extra:
+        ws.append(row)
+    (d / "referrals.csv").unlink()
+    wb.save(d / "referrals.xlsx")
+    _rewrite_zip_member(d / "referrals.xlsx", "sheet1.xml",
+                        lambda b: re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:B1"/>', b))
+    assert b'ref="A1:B1"' in __import__("zipfile").ZipFile(d / "referrals.xlsx").read("xl/worksheets/sheet1.xml")
+    assert openpyxl.load_workbook(d / "referrals.xlsx", read_only=True)["referrals"].max_row == 1  # openpyxl trusts it
+    t = read_tables(d)
+    assert len(t["referrals"]) == len(frame) + 60  # every row, 68 in all
+    assert validate_directory(d).ok
+
+
+def test_hidden_sheets_are_not_read_and_are_named(tmp_path):
+    d = write_valid_directory(tmp_path / "d")
+    frame = pd.read_csv(d / "children.csv", dtype=str, keep_default_na=False)
+    wb = openpyxl.Workbook()
+    hidden = wb.active
+    hidden.title = "old children"
+    hidden.append(list(frame.columns))
+    hidden.append(["201", "OLD1", "2010-01-01", "M", "WBRI", "", ""])
+    hidden.sheet_state = "hidden"
+    ws = wb.create_sheet("Sheet2")
+    ws.append(list(frame.columns))
+    for row in frame.values.tolist():
+        ws.append(row)
+    (d / "children.csv").unlink()
+    wb.save(d / "children.xlsx")
+    report = validate_directory(d)
+    assert report.ok, report.format_text()
+    assert "OLD1" not in set(report.tables["children"]["child_id"]) and len(report.tables["children"]) == len(frame)
+    assert any("children.xlsx" in n and "'old children'" in n and "hidden" in n for n in report.notes)
+
+
+def test_annex_a_hidden_later_list_3_does_not_replace_the_visible_one(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    write_csv(d / "councils.csv", [tables()["councils"][0]])
+    path = annex_a_workbook(d / "annex_a_2023.xlsx")
+    wb = openpyxl.load_workbook(path)
+    ws = wb.create_sheet("List 3 (old)")
+    ws.append(["Child Unique ID", "Gender", "Ethnicity", "Date of Birth", "Date of referral", "Referral Source"])
+    ws.append(["H1", "a) Male", "a) WBRI", "01/01/2015", "01/01/2020", "6"])
+    ws.sheet_state = "hidden"
+    wb.save(path)
+    report = validate_directory(d)
+    assert len(report.tables["referrals"]) == 3 and "H1" not in set(report.tables["children"]["child_id"])
+    assert any("'List 3 (old)'" in n and "hidden" in n for n in report.notes)
+
+
+def test_two_sheets_claiming_the_same_annex_a_list_is_an_error_naming_both(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    write_csv(d / "councils.csv", [tables()["councils"][0]])
+    path = annex_a_workbook(d / "annex_a_2023.xlsx")
+    wb = openpyxl.load_workbook(path)
+    ws = wb.create_sheet("list 3 - referrals (copy)")
+    ws.append(["Child Unique ID", "Date of referral"])
+    ws.append(["H1", "01/01/2020"])
+    wb.save(path)
+    report = validate_directory(d)
+    [p] = [p for p in report.problems if p.rule == "duplicate list"]
+    assert "'List 3 - Referrals'" in p.message and "'list 3 - referrals (copy)'" in p.message
+    assert p.la_code == "201" and "201" in report.failed_councils
+
+
+@pytest.mark.parametrize("doctype", [
+    '<!DOCTYPE Message [<!ENTITY xxe "K">]>',
+    '<!DOCTYPE Message SYSTEM "file:///etc/passwd">',
+    '<!DOCTYPE Message [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>',
+])
+def test_xml_dtds_and_entities_are_refused_with_a_clear_message(tmp_path, doctype):
+    text = CIN_XML.replace('<?xml version="1.0" encoding="utf-8"?>\n', '<?xml version="1.0" encoding="utf-8"?>\n' + doctype + "\n")
+    text = text.replace("<LAchildID>", "<LAchildID>&xxe;", 1) if "xxe" in doctype else text
+    (tmp_path / "cin.xml").write_text(text)
+    [p] = validate_directory(tmp_path).problems
+    assert p.rule == "broken XML" and p.file == "cin.xml" and p.row == 2
+    assert "DTD" in p.message or "entity" in p.message
+    assert "nothing from this file was read" in p.message
+
+
+def test_an_undeclared_entity_is_broken_xml_not_dropped(tmp_path):
+    (tmp_path / "cin.xml").write_text(CIN_XML.replace("<LAchildID>", "<LAchildID>K&xxe;", 1))
+    [p] = validate_directory(tmp_path).problems
+    assert p.rule == "broken XML" and "undefined entity" in p.message
+
+
+def test_deeply_nested_xml_is_refused_not_a_recursion_error(tmp_path):
+    deep = "<Child>" + "<x>" * 1000 + "</x>" * 1000 + "</Child>"
+    (tmp_path / "cin.xml").write_text(CIN_XML.replace("<Children>", "<Children>" + deep, 1))
+    [p] = validate_directory(tmp_path).problems
+    assert p.rule == "broken XML" and "nested more than 64 deep" in p.message and p.la_code == "202"
+
+
+def test_xml_is_read_as_a_stream_one_child_at_a_time(tmp_path, monkeypatch):
+    """No element tree of the whole return is kept: each <Child> is turned into rows and dropped."""
+    from insightlib import readers
+
+    seen = []
+    original = readers._CinTables.child
+    monkeypatch.setattr(readers._CinTables, "child", lambda self, node: (seen.append(node), original(self, node)))
+    monkeypatch.setattr(readers, "_CHUNK", 2)  # pack into Arrow every 2 rows
+    children = "".join(CIN_XML.split("<Children>")[1].split("</Children>")[0] for _ in range(1))
+    many = "".join(children.replace("<LAchildID>", f"<LAchildID>K{i}-") for i in range(5))
+    (tmp_path / "cin.xml").write_text(CIN_XML.replace(children, many))
+    t = read_tables(tmp_path)
+    n = CIN_XML.count("<Child>")
+    assert len(seen) == 5 * n and len(t["children"]) == 5 * n and t["children"]["child_id"].is_unique
