@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from insightlib import reference
+from insightlib import reference, text
 from insightlib.errors import InputError, InsightError
 
 SITE_TITLE = "insight: do children come back?"
@@ -191,6 +191,36 @@ def _titleise(slug: str) -> str:
     return slug.replace("-", " ").replace("_", " ").strip().capitalize()
 
 
+# --- what a failed report says ---------------------------------------------------------------
+
+#: The one sentence a report that did not finish shows at its top (both routes), by what went wrong.
+#: The error itself (exception, traceback, papermill's banner) is never published: it may quote data.
+FAILURE_SENTENCES = {
+    "validation": "This report could not be made because the council's data failed validation: the analyst "
+                  "should correct the rows named by 'insight validate' and then run 'insight run' again.",
+    "timeout": "This report stopped because one step took longer than the time limit, so parts of it are "
+               "missing: the analyst should run 'insight run' again with a longer --cell-timeout.",
+    "kernel": "This report stopped because the program running it failed, so parts of it are missing: "
+              "the analyst should run 'insight run' again.",
+    "step": "This report stopped part-way because one step of the analysis failed, so parts of it are "
+            "missing: the analyst should open the executed notebook, fix the cause and run 'insight run' again.",
+}
+#: Where a step of a report did not finish (the error output's place on the page).
+STEP_FAILED = "This part of the report is missing because a step of the analysis did not finish."
+
+
+def failure_sentence(error: str | None) -> str:
+    """The plain sentence for a failed report, from its manifest's error (never the error's text)."""
+    error = (error or "").lower()
+    if error.startswith("data failed validation"):
+        return FAILURE_SENTENCES["validation"]
+    if "longer than the limit" in error:
+        return FAILURE_SENTENCES["timeout"]
+    if error.startswith(("kernel failed", "worker failed")):
+        return FAILURE_SENTENCES["kernel"]
+    return FAILURE_SENTENCES["step"]
+
+
 # --- the entry point --------------------------------------------------------------------------
 
 
@@ -255,21 +285,26 @@ def _report_exporter():
         anchor_link_text="",
     )
     exporter.template_file = "report_body.html.j2"
+    exporter.register_filter("safe_html", text.safe_html)
     return exporter
 
 
 def _clean_notebook(nb):
-    """What no reader should see: code, warnings on stderr, parameter cells, cells tagged remove-*."""
+    """What no reader should see: code, warnings on stderr, parameter cells, cells tagged remove-*,
+    papermill's "An Exception was encountered" banner and any traceback."""
     cells = []
     for cell in nb.cells:
         tags = set(cell.get("metadata", {}).get("tags", []))
-        if tags & {"remove-cell", "remove_cell", "injected-parameters", "parameters"}:
+        if tags & {"remove-cell", "remove_cell", "injected-parameters", "parameters", "papermill-error-cell-tag"}:
             continue
         if cell.cell_type == "code":
             if tags & {"remove-output", "remove_output"}:
                 cell.outputs = []
             cell.outputs = [o for o in cell.get("outputs", [])
                             if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            for o in cell.outputs:
+                if o.get("output_type") == "error":  # the template says it in a sentence; no traceback kept
+                    o["traceback"], o["evalue"] = [], ""
             cell.source = ""  # never ship code, even where a template would show it
         cells.append(cell)
     nb.cells = cells
@@ -388,8 +423,7 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
             # Conferences reduce re-referral?"); the notebook's heading is generic
             heading = f"<h1>{html.escape(rep.council)}: {html.escape(ev.title or nb_title)}</h1>"
             if rep.status == "failed":
-                heading += ('<p class="notice">This report did not run to the end, so parts of it are missing. '
-                            "The analyst can re-run it with 'insight run'.</p>")
+                heading += f'<p class="notice" role="alert">{html.escape(failure_sentence(rep.error))}</p>'
             write(rep.href, f"{rep.council}: {ev.title}", f'{heading}<div class="report">{body}</div>',
                   breadcrumbs=[("Home", "index.html"), (ev.title, f"{ev.slug}/index.html")], main_class="report-page")
         write(f"{ev.slug}/index.html", ev.title, _evaluation_html(ev), breadcrumbs=[("Home", "index.html")])
@@ -480,12 +514,30 @@ def _text(value) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
+def _plain_text(value: str) -> str:
+    """A plain-text output as escaped lines (a Pandoc line block), never a code block: Quarto
+    resolves shortcodes inside code blocks."""
+    lines = [line for line in value.rstrip().splitlines()]
+    if not any(line.strip() for line in lines):
+        return ""
+    return "::: {.output-text}\n" + "\n".join(f"| {text.quarto_md(line)}" if line.strip() else "|" for line in lines) + "\n:::\n"
+
+
+def _attribute(value: str) -> str:
+    """Text for a Pandoc attribute value (alt text): one line, no quote or backslash, and no brace
+    (Quarto reads shortcodes inside attributes, and an unbalanced one there swallows the rest of
+    the page), so braces become parentheses."""
+    value = " ".join(str(value).split()).replace("\\", "/").replace('"', "'")
+    return value.replace("{", "(").replace("}", ")")
+
+
 def _fence(kind: str, body: str) -> str:
     ticks = "````" if "```" in body else "```"
     return f"{ticks}{kind}\n{body.rstrip()}\n{ticks}\n"
 
 
-def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title: str | None = None) -> list[Path]:
+def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title: str | None = None,
+                    error: str | None = None) -> list[Path]:
     """Write ``<stem>.qmd`` (and ``<stem>-figures/``) beside an executed notebook for Quarto to render.
 
     The page is the notebook's markdown and outputs only, with no code cell left to run, so
@@ -494,6 +546,11 @@ def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title
     image output takes alt text from a figure caption only), it would print tracebacks of a
     failed step, and it needs a Jupyter installation to read notebooks. Images become files
     with ``fig-alt``, so they reach both the HTML page and the Typst PDF.
+
+    Text is text: the title is escaped for Quarto (``text.quarto_md``), every Markdown output is
+    neutralised (``text.neutralise_markdown``: no shortcode, raw block, raw attribute, HTML or
+    math can come from data), plain-text outputs become escaped paragraphs, and raw HTML
+    tables have no double braces.
     """
     import nbformat
 
@@ -509,10 +566,9 @@ def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title
     if fig_dir.exists():
         shutil.rmtree(fig_dir)
     written: list[Path] = []
-    parts = ["---\n" + _yaml_dump({"title": f"{council}: {evaluation_title or title}"}) + "---\n"]
+    parts = ["---\n" + _yaml_dump({"title": text.quarto_md(f"{council}: {evaluation_title or title}")}) + "---\n"]
     if failed:
-        parts.append("::: {.callout-warning}\nThis report did not run to the end, so parts of it are missing. "
-                     "The analyst can re-run it with `insight run`.\n:::\n")
+        parts.append("::: {.callout-warning}\n" + text.quarto_md(failure_sentence(error)) + "\n:::\n")
     n_fig = 0
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -524,10 +580,9 @@ def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title
         for out in cell.get("outputs", []):
             kind = out.get("output_type")
             if kind == "stream":
-                parts.append(_fence("text", _text(out.get("text", ""))))
+                parts.append(_plain_text(_text(out.get("text", ""))))
             elif kind == "error":
-                parts.append(f"::: {{.callout-warning}}\nThis part of the report did not finish ({out.get('ename', 'error')}). "
-                             "The analyst who ran it can see the details in the executed notebook.\n:::\n")
+                parts.append("::: {.callout-warning}\n" + text.quarto_md(STEP_FAILED) + "\n:::\n")
             elif kind in ("display_data", "execute_result"):
                 data = out.get("data", {})
                 meta = out.get("metadata", {})
@@ -543,14 +598,13 @@ def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title
                         path.write_bytes(base64.b64decode(_text(data[image])))
                     written.append(path)
                     alt = (meta.get(image, {}) or {}).get("alt") or _text(data.get("text/plain", ""))
-                    alt = " ".join(alt.split()).replace("\\", "/").replace('"', "'")
-                    parts.append(f'![]({fig_dir_name}/{path.name}){{fig-alt="{alt}"}}\n')
+                    parts.append(f'![]({fig_dir_name}/{path.name}){{fig-alt="{_attribute(alt)}"}}\n')
                 elif "text/markdown" in data:
-                    parts.append(_text(data["text/markdown"]).strip() + "\n")
+                    parts.append(text.neutralise_markdown(_text(data["text/markdown"]).strip()) + "\n")
                 elif "text/html" in data:
-                    parts.append(_fence("{=html}", _text(data["text/html"])))
+                    parts.append(_fence("{=html}", text.neutralise_raw_html(text.safe_html(_text(data["text/html"])))))
                 elif "text/plain" in data:
-                    parts.append(_fence("text", _text(data["text/plain"])))
+                    parts.append(_plain_text(_text(data["text/plain"])))
     qmd = notebook.with_suffix(".qmd")
     qmd.write_text("\n".join(parts), encoding="utf-8")
     written.append(qmd)
@@ -562,6 +616,12 @@ class QuartoFailed(RuntimeError):
 
 
 GENERATED = "# Written by 'insight render' from the project template _quarto.yml."
+#: The Lua filter that shows any raw block or inline that is not insight's own HTML as text.
+SAFE_FILTER = "_insight_safe.lua"
+#: The only environment variables Quarto is given: it cannot publish a key or a secret from the
+#: environment even if a shortcode slipped through.
+QUARTO_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TMP", "TEMP", "TZ",
+                      "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR")
 
 
 def quarto_template() -> dict:
@@ -605,13 +665,18 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
     config = quarto_template()
     navbar = config.setdefault("website", {}).setdefault("navbar", {}).setdefault("left", [])
     for ev in evaluations:
-        item = {"href": f"{ev.slug}/index.qmd", "text": ev.title}
+        item = {"href": f"{ev.slug}/index.qmd", "text": ev.title}  # shown as text by Quarto (checked by the battery)
         if not any(isinstance(old, dict) and old.get("href") == item["href"] for old in navbar):
             navbar.append(item)
+    filters = config.get("filters") or []
+    if SAFE_FILTER not in filters:
+        config["filters"] = [*filters, SAFE_FILTER]
+    put(SAFE_FILTER, (_templates_dir() / "insight_safe.lua").read_text(encoding="utf-8"))
     put("_quarto.yml", GENERATED + "\n" + _yaml_dump(config))
 
-    home_items = [{"title": ev.title, "path": f"{ev.slug}/index.html",
-                   "description": ev.description or f"{len(ev.reports)} council report(s)"} for ev in evaluations]
+    home_items = [{"title": text.quarto_md(ev.title), "path": f"{ev.slug}/index.html",
+                   "description": text.quarto_md(ev.description or f"{len(ev.reports)} council report(s)")}
+                  for ev in evaluations]
     home_items.append({"title": "National summary", "path": "national.html",
                        "description": "Every council's 12-month re-referral rate against England's."})
     put("evaluations.yml", _yaml_dump(home_items))
@@ -625,44 +690,44 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
         items = []
         for rep in ev.reports:
             status = "Did not finish: parts of this report are missing." if rep.status == "failed" else "Report"
-            items.append({"title": rep.council, "la_code": rep.la_code, "description": status,
+            items.append({"title": text.quarto_md(rep.council), "la_code": text.quarto_md(rep.la_code), "description": status,
                           "path": f"{rep.la_code}/{rep.notebook.stem}.html"})
             put(f"{ev.slug}/{rep.la_code}/_metadata.yml", _yaml_dump({
-                "subtitle": ev.title,
+                "subtitle": text.quarto_md(ev.title),
                 "format": {"html": {"toc": True}, "typst": {"papersize": "a4"}},
                 "execute": {"enabled": False, "echo": False},
             }))
-            written += notebook_to_qmd(rep.notebook, council=rep.council, failed=rep.status == "failed", title=rep.evaluation_title)
+            written += notebook_to_qmd(rep.notebook, council=rep.council, failed=rep.status == "failed",
+                                       title=rep.evaluation_title, error=rep.error)
         put(f"{ev.slug}/councils.yml", _yaml_dump(items))
         put(f"{ev.slug}/index.qmd", "---\n" + _yaml_dump({
-            "title": ev.title,
+            "title": text.quarto_md(ev.title),
             "listing": {"contents": "councils.yml", "type": "table", "fields": ["title", "la_code", "description"],
                         "field-display-names": {"title": "Council", "la_code": "Code", "description": ""},
                         "sort": "title", "sort-ui": True, "filter-ui": True},
-        }) + "---\n\n" + (ev.description or "Choose a council to read its report.") + "\n"
+        }) + "---\n\n" + text.quarto_md(ev.description or "Choose a council to read its report.") + "\n"
             + (f"\nThe report across councils covers {len(ev.covers)} councils: "
-               + ", ".join(f"{council_label(c)} ({c})" for c in ev.covers) + ".\n" if ev.covers else ""))
+               + ", ".join(text.quarto_md(f"{council_label(c)} ({c})") for c in ev.covers) + ".\n" if ev.covers else ""))
 
     try:
         summary = national.build_national_summary(reports_dir, year=national_year)
     except InputError as exc:
         put("national.qmd", "---\ntitle: National summary\n---\n\nThe national summary could not be built: "
-            f"{exc}\n")
+            f"{text.quarto_md(exc)}\n")
         return written
     fig_dir = reports_dir / "national-figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     parts = ["---\n" + _yaml_dump({"title": f"National summary: re-referrals within 12 months, {summary.year}"}) + "---\n"]
     for sec in summary.sections:
         if sec.heading:
-            parts.append(f"## {sec.heading}\n")
-        parts += [p + "\n" for p in sec.paragraphs]
+            parts.append(f"## {text.neutralise_markdown(sec.heading)}\n")
+        parts += [text.neutralise_markdown(p) + "\n" for p in sec.paragraphs]
         for fig in sec.figures:
             (fig_dir / f"{fig.name}.png").write_bytes(fig.png)
             written.append(fig_dir / f"{fig.name}.png")
-            alt = fig.alt.replace('"', "'")
-            parts.append(f'![{fig.title}](national-figures/{fig.name}.png){{fig-alt="{alt}"}}\n')
+            parts.append(f'![{text.quarto_md(fig.title)}](national-figures/{fig.name}.png){{fig-alt="{_attribute(fig.alt)}"}}\n')
         for _heading, table_html in sec.tables:
-            parts.append(f"```{{=html}}\n{table_html}\n```\n")
+            parts.append(_fence("{=html}", text.neutralise_raw_html(table_html)))
     put("national.qmd", "\n".join(parts))
     return written
 
@@ -673,7 +738,8 @@ def render_quarto(reports_dir: Path, evaluations: list[Evaluation], quarto: str 
     if not quarto:
         raise InsightError(INSTALL_QUARTO)
     written = write_quarto_project(reports_dir, evaluations, national_year=national_year)
-    env = {**os.environ, "QUARTO_PYTHON": sys.executable}
+    env = {k: v for k, v in os.environ.items() if k in QUARTO_ENVIRONMENT or k.startswith("QUARTO_")}
+    env["QUARTO_PYTHON"] = sys.executable
     proc = subprocess.run([quarto, "render", "--no-execute"], cwd=reports_dir, env=env, capture_output=True,
                           text=True)
     if proc.returncode != 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import importlib.util
 import json
 import re
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from insightlib import charts, site
+from insightlib import charts, site, text
 from insightlib.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +44,12 @@ def make_report(root: Path, evaluation: str, la_code: str, *, title: str, status
             new_output("execute_result", data={"text/html": table, "text/plain": "table"}, execution_count=3),
         ]),
     ]
-    if status == "failed":
+    if status == "failed":  # papermill's banner at the top and its anchor before the failing cell
+        banner = {"tags": ["papermill-error-cell-tag"]}
+        cells.insert(0, new_markdown_cell('<span style="color:red">An Exception was encountered at In [4]</span>',
+                                          metadata=banner))
+        cells.append(new_markdown_cell('<span id="papermill-error-cell">Execution using papermill encountered '
+                                       'an exception here and stopped:</span>', metadata=banner))
         cells.append(new_code_cell("boom()", outputs=[
             new_output("error", ename="ValueError", evalue="bad", traceback=["Traceback SECRET_TRACE"])]))
     nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
@@ -131,7 +137,10 @@ def test_code_warnings_and_tracebacks_are_hidden(built):
         for marker in [*CODE_MARKERS, "noisy library warning", "SECRET_TRACE", "secret_small_count", "la_code = "]:
             assert marker not in text, (page, marker)
     failed = (root / "_site" / "fgc" / "204" / "rereferral.html").read_text()
-    assert "did not finish (ValueError)" in failed and "did not run to the end" in failed
+    # one plain sentence says what went wrong and what to do; no banner, exception name or traceback
+    assert html.escape(site.FAILURE_SENTENCES["step"]) in failed and site.STEP_FAILED in failed
+    for marker in ("ValueError", "Exception was encountered", "papermill", "Traceback"):
+        assert marker not in failed
     assert not list((root / "_site").rglob("results.json"))  # key figures stay out of the public site
 
 
@@ -221,7 +230,7 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     assert set(meta["format"]) == {"html", "typst"} and meta["execute"]["enabled"] is False
     # Each executed notebook has a .qmd twin: outputs only, figures as files with their alt text.
     qmd = (tmp_path / "rereferral-demo" / "202" / "rereferral.qmd").read_text()
-    assert yaml.safe_load(qmd.split("---")[1])["title"] == "Camden: Do children come back?"  # the evaluation title
+    assert yaml.safe_load(qmd.split("---")[1])["title"] == text.quarto_md("Camden: Do children come back?")  # the evaluation title
     assert '![](rereferral-figures/figure-1.png){fig-alt="Line chart of survival for council 202"}' in qmd
     assert (tmp_path / "rereferral-demo" / "202" / "rereferral-figures" / "figure-1.png").read_bytes()[:4] == b"\x89PNG"
     assert "```{=html}" in qmd and 'class="dataframe"' in qmd
@@ -229,7 +238,9 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     for marker in [*CODE_MARKERS, "noisy library warning", "secret_small_count"]:
         assert marker not in qmd
     failed_qmd = (tmp_path / "fgc" / "204" / "rereferral.qmd").read_text()
-    assert "did not finish (ValueError)" in failed_qmd and "SECRET_TRACE" not in failed_qmd
+    assert text.quarto_md(site.FAILURE_SENTENCES["step"]) in failed_qmd and text.quarto_md(site.STEP_FAILED) in failed_qmd
+    for marker in ("SECRET_TRACE", "ValueError", "Exception was encountered", "papermill"):
+        assert marker not in failed_qmd
     national_qmd = (tmp_path / "national.qmd").read_text()
     figures = re.findall(r"\]\((national-figures/[^)]+\.png)\)\{fig-alt=\"[^\"]+\"\}", national_qmd)
     assert figures and all((tmp_path / f).exists() for f in figures)
