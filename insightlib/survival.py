@@ -4,18 +4,25 @@ Estimators, all vectorised over sorted times so that the national data (3.4 mill
 episodes) runs in seconds, and each checked against lifelines and R's survival package
 (tests/test_survival.py, tests/test_survival_r.py):
 
-- Kaplan-Meier by group, Greenwood variance, log-log confidence bands (as lifelines and
-  R's ``conf.type="log-log"``), numbers at risk at horizons;
-- log-rank test for two or more groups (as R's ``survdiff``);
+- Kaplan-Meier by group, Greenwood variance or, with the child as cluster, the
+  infinitesimal jackknife summed by child (R's ``survfit(..., cluster=id)``), log-log
+  confidence bands (as lifelines and R's ``conf.type="log-log"``), numbers at risk at horizons;
+- the test that groups differ: log-rank (as R's ``survdiff``) or, where children have
+  several episodes, the child-clustered robust score test (R's ``coxph(Surv ~ group +
+  cluster(id))`` robust score test);
 - Aalen-Johansen cumulative incidence of re-referral with the competing events
-  (18th birthday, death, transfer), delta-method variance as lifelines;
-- restricted mean survival time (RMST) with R's variance, and differences between
-  groups with an influence-function variance summed within child (episodes of one child
-  are not independent);
+  (18th birthday, death, transfer), delta-method variance as lifelines or the jackknife
+  summed by child;
+- restricted mean survival time (RMST), each group and the differences between groups
+  with the infinitesimal-jackknife variance summed within child (R's ``se(rmean)`` when
+  each child has one episode);
 - Cox proportional hazards by Newton-Raphson on the Efron (or Breslow) partial
   likelihood, with a robust sandwich variance clustered by child computed in linear time
-  from score residuals (as R's ``coxph(..., cluster=id)``), and the Grambsch-Therneau
-  scaled Schoenfeld residual test of proportional hazards.
+  from score residuals (as R's ``coxph(..., cluster=id)``), and the proportional-hazards
+  test of R's ``cox.zph`` (survival >= 3.0: the exact score test).
+
+Every clustered variance is linear in the episodes: cumulative sums over sorted times
+and one sort by child, never a child-by-time matrix.
 
 In the Kaplan-Meier, log-rank and Cox analyses the competing events are treated as
 censoring (cause-specific hazard); the cumulative incidence is the share actually

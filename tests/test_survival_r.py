@@ -168,6 +168,10 @@ def test_rmst_standard_errors_match_r_unclustered_and_the_jackknife_by_child(r_r
     for g in ("a", "b", "c", "d"):
         assert plain.loc[g, "se"] == pytest.approx(ref[f"rmstc:{g}:se_unclustered"], rel=1e-8), g
         assert clus.loc[g, "se"] == pytest.approx(ref[f"rmstc:{g}:se"], rel=1e-8), g
+    # differences from the largest group: the jackknife summed by child across both groups (8 episodes in "d")
+    diffs = sv.rmst(d.time, d.status, d.group, horizon=365, clusters=d.id).differences.set_index("group")
+    for g in diffs.index:
+        assert diffs.loc[g, "se"] == pytest.approx(ref[f"rmstdiff:{g}:se"], rel=1e-8), g
 
 
 @pytest.mark.parametrize("transform", ["km", "rank", "identity"])

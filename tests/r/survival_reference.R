@@ -79,6 +79,7 @@ for (v in c("group", "cgroup")) {
 }
 # RMST to 365 days by group: se(rmean) (unclustered) and the jackknife summed by child
 tau <- 365
+ij_by_group <- list()
 for (g in sort(unique(d$group))) {
   dg <- d[d$group == g, ]
   f <- survfit(Surv(time, event) ~ 1, data = dg, cluster = id, influence = TRUE)
@@ -86,9 +87,18 @@ for (g in sort(unique(d$group))) {
   widths <- diff(c(tt, tau))
   infl <- f$influence.surv[, seq_along(tt), drop = FALSE]   # children x times
   ij <- drop(infl %*% widths)
+  ij_by_group[[g]] <- ij  # named by child
   put(paste0("rmstc:", g, ":se"), sqrt(sum(ij^2)))
   put(paste0("rmstc:", g, ":episodes"), nrow(dg))
   put(paste0("rmstc:", g, ":se_unclustered"), summary(survfit(Surv(time, event) ~ 1, data = dg), rmean = tau)$table[["se(rmean)"]])
+}
+# the difference of each group from the largest, its jackknife summed by child across both groups
+ref_g <- names(which.max(table(d$group)))
+for (g in setdiff(names(ij_by_group), ref_g)) {
+  ids <- union(names(ij_by_group[[g]]), names(ij_by_group[[ref_g]]))
+  a <- ij_by_group[[g]][ids]; a[is.na(a)] <- 0
+  b <- ij_by_group[[ref_g]][ids]; b[is.na(b)] <- 0
+  put(paste0("rmstdiff:", g, ":se"), sqrt(sum((a - b)^2)))
 }
 # cox.zph (survival >= 3.0, the exact score test), Efron, per term and global, three transforms
 cz <- coxph(Surv(time, event) ~ x1 + x2 + x3 + cgroup, data = d)
