@@ -996,6 +996,14 @@ def robust_variance(fit: _CoxFit, clusters) -> np.ndarray:
     return Iinv @ (Uc.T @ Uc) @ Iinv
 
 
+def _solve(A, b):
+    """A^-1 b, or the generalised inverse's where A is singular (a level with too few events)."""
+    try:
+        return np.linalg.solve(A, b)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(A) @ b
+
+
 def term_of(column: str) -> str:
     """The model term a design column belongs to ("primary_need[N2]" -> "primary_need"), as R groups a factor."""
     return column.split("[", 1)[0] if column.endswith("]") and "[" in column else column
@@ -1041,14 +1049,14 @@ def ph_test(fit: _CoxFit, names, transform: str = "km", terms=None) -> pd.DataFr
         jj = [k for k, tm in enumerate(terms) if tm == term]
         kk = list(range(p)) + [p + j for j in jj]
         uk = np.concatenate([np.zeros(p), u[jj]])
-        sol = np.linalg.solve(full[np.ix_(kk, kk)], uk)
+        sol = _solve(full[np.ix_(kk, kk)], uk)
         stat = float(sol @ uk)
         # direction (one column): above 0, the log hazard ratio grows with time since closure
         trend = float(sol[-1]) if len(jj) == 1 else np.nan
         rows.append({"term": term, "statistic": stat, "df": len(jj), "p_value": float(stats.chi2.sf(stat, len(jj))),
                      "trend": trend})
     uk = np.concatenate([np.zeros(p), u])
-    glob = float(np.linalg.solve(full, uk) @ uk)
+    glob = float(_solve(full, uk) @ uk)
     rows.append({"term": "GLOBAL", "statistic": glob, "df": p, "p_value": float(stats.chi2.sf(glob, p)),
                  "trend": np.nan})
     return pd.DataFrame(rows)
@@ -1789,9 +1797,11 @@ class ReReferralReport:
             "Children can have several episodes, and one child's episodes are not independent. So every interval "
             "and test here treats each child's episodes together (clustered by child): the bands of the curves and "
             "the intervals of the average days out of contact (infinitesimal jackknife summed by child), the test "
-            "of whether the groups differ (a robust score test clustered by child, in place of the log-rank test) "
-            "and the hazard ratios (robust errors clustered by child). Only the check of proportional hazards is "
-            "not clustered (as in R's cox.zph).",
+            "of whether the groups differ ("
+            + ("a robust score test clustered by child, in place of the log-rank test"
+               if self.logrank.method != "log-rank" else "the log-rank test, since no child has two episodes here")
+            + ") and the hazard ratios (robust errors clustered by child). Only the check of proportional hazards "
+            "is not clustered (as in R's cox.zph).",
             "Only referrals in the extract can be seen. A child's earlier referrals before the extract starts are "
             "missing, so 'earlier referrals' is undercounted for children closed early in the extract, and DfE's "
             "measure is shown only for years with a full 12 months of earlier data.",

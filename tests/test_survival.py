@@ -314,6 +314,12 @@ def test_report_results_follow_the_contract(report):
     assert set(d["logrank"]) >= {"statistic", "df", "p_value"} and d["logrank"]["df"] == 2
     # children have several episodes here, so the test is the child-clustered robust score test, and says so
     assert d["logrank"]["method"] == "robust score, clustered by child"
+    assert "robust score test, clustered by child" in rep.logrank.sentence()
+    caveat = next(c for c in rep.caveats() if "several episodes" in c)
+    for what in ("bands of the curves", "average days out of contact", "robust score test clustered by child",
+                 "hazard ratios", "proportional hazards is not clustered"):
+        assert what in caveat, what
+
     for term, v in d["cox"].items():
         assert set(v) == {"hr", "ci_low", "ci_high", "p_value"} and v["ci_low"] < v["hr"] < v["ci_high"]
     assert "dfe_measure" in d and "rmst" in d and "cumulative_incidence" in d

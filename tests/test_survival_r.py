@@ -155,6 +155,8 @@ def test_group_test_is_the_child_clustered_robust_score_test_of_r(r_reference, f
     assert res.statistic == pytest.approx(ref[f"rscore:{factor}:statistic"], rel=1e-8)
     assert res.df == ref[f"rscore:{factor}:df"]
     assert res.logrank_statistic == pytest.approx(ref[f"logrank:{factor}:statistic"], rel=1e-8)
+    breslow = sv.logrank_test(d.time, d.status, d[factor], clusters=d.id, ties="breslow")
+    assert breslow.statistic == pytest.approx(ref[f"rscore:{factor}:breslow"], rel=1e-8)
     # without clusters it stays R's survdiff
     assert sv.logrank_test(d.time, d.status, d[factor]).statistic == pytest.approx(
         ref[f"logrank:{factor}:statistic"], rel=1e-8)

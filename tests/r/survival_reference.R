@@ -76,6 +76,8 @@ for (v in c("group", "cgroup")) {
   cx <- coxph(as.formula(paste("Surv(time, event) ~", v, "+ cluster(id)")), data = d)
   put(paste0("rscore:", v, ":statistic"), cx$rscore); put(paste0("rscore:", v, ":df"), length(coef(cx)))
   put(paste0("logrank:", v, ":statistic"), survdiff(as.formula(paste("Surv(time, event) ~", v)), data = d)$chisq)
+  cb <- coxph(as.formula(paste("Surv(time, event) ~", v, "+ cluster(id)")), data = d, ties = "breslow")
+  put(paste0("rscore:", v, ":breslow"), cb$rscore)
 }
 # RMST to 365 days by group: se(rmean) (unclustered) and the jackknife summed by child
 tau <- 365
