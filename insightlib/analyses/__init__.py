@@ -1,0 +1,1 @@
+"""Orchestrating an analysis: data in, result objects out."""

@@ -1,0 +1,1 @@
+"""Writing words, tables and charts from result objects."""

@@ -1,0 +1,1 @@
+"""Estimating: pure numpy/scipy/pandas functions, no words and no files."""
