@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .errors import EvaluationFileError
+from .errors import EvaluationFileError, InputError
 
 #: Keys an evaluation file may have, with what each is for (used in messages).
 KEYS = {
@@ -23,6 +23,7 @@ KEYS = {
     "notebook": "a notebook in notebooks/, without .ipynb",
     "data": "a data directory or a warehouse (.duckdb) file",
     "councils": "'all' or a list of 3-digit council codes",
+    "areas": "for notebooks that work by area from published data (skills_gap): council codes, LSIP or combined authority names",
     "scope": "'council' (one report per council, the default) or 'national' (one report across councils)",
     "disclosure_threshold": "counts below this are suppressed in reports (default 5)",
     "rounding": "round published counts to this base (5), or leave out",
@@ -33,7 +34,10 @@ REQUIRED = ("name", "title", "notebook", "data")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 COUNCIL_PATTERN = re.compile(r"^\d{3}$")
 #: Parameters the runner sets itself; an evaluation file may not override them.
-RESERVED_PARAMETERS = ("data", "la_code", "output_dir", "disclosure_threshold", "rounding")
+RESERVED_PARAMETERS = ("data", "la_code", "area", "output_dir", "disclosure_threshold", "rounding")
+#: Notebooks that run per area of published data rather than per council of a warehouse:
+#: notebook -> (module, function) turning the evaluation's area specs into (folder key, name) pairs.
+AREA_NOTEBOOKS = {"skills_gap": ("insightlib.analyses.skills", "area_keys")}
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Evaluation:
     notebook: str
     data: str
     councils: str | tuple[str, ...] = "all"
+    areas: tuple[str, ...] = ()
     scope: str = "council"
     disclosure_threshold: int = 5
     rounding: int | None = None
@@ -57,6 +62,7 @@ class Evaluation:
         return {
             "name": self.name, "title": self.title, "notebook": self.notebook, "data": self.data,
             "councils": self.councils if isinstance(self.councils, str) else list(self.councils),
+            "areas": list(self.areas),
             "scope": self.scope, "disclosure_threshold": self.disclosure_threshold,
             "rounding": self.rounding, "description": self.description, "parameters": self.parameters,
         }
@@ -163,6 +169,29 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
     else:
         problems.append(f"'councils' must be {KEYS['councils']}; got {councils!r}.")
 
+    areas: Any = raw.get("areas") or ()
+    if isinstance(areas, (str, int)):
+        areas = [areas]
+    if not isinstance(areas, (list, tuple)):
+        problems.append(f"'areas' must be a list of areas; got {areas!r}.")
+        areas = ()
+    areas = tuple(dict.fromkeys(str(a).strip() for a in areas))
+    by_area = isinstance(notebook, str) and notebook in AREA_NOTEBOOKS
+    if areas and not by_area:
+        problems.append(f"'areas' is only for notebooks that work by area ({', '.join(AREA_NOTEBOOKS)}); use 'councils' for '{notebook}'.")
+    if by_area and not areas:
+        problems.append(f"'areas' is required for the notebook '{notebook}' (for example: [371, South Yorkshire]).")
+    if by_area and "councils" in raw:
+        problems.append(f"'councils' does not apply to the notebook '{notebook}'; list its areas under 'areas'.")
+    if by_area and areas:
+        import importlib
+
+        module, function = AREA_NOTEBOOKS[notebook]
+        try:
+            getattr(importlib.import_module(module), function)(areas)
+        except InputError as exc:
+            problems.append(f"'areas': {exc}")
+
     scope = raw.get("scope", "council")
     if scope not in ("council", "national"):
         problems.append(f"'scope' must be 'council' or 'national'; got {scope!r}.")
@@ -191,7 +220,7 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
         listing = "\n".join(f"  - {p}" for p in problems)
         raise EvaluationFileError(f"{where} has {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}")
     return Evaluation(
-        name=name, title=raw["title"], notebook=notebook, data=raw["data"], councils=councils,
+        name=name, title=raw["title"], notebook=notebook, data=raw["data"], councils=councils, areas=areas,
         scope=scope, disclosure_threshold=threshold, rounding=rounding,
         description=raw.get("description") or "", parameters=dict(parameters),
     )

@@ -459,38 +459,103 @@ def plan_tasks(
             parameters["rounding"] = evaluation.rounding
         if la_code == NATIONAL and evaluation.councils != "all":
             parameters["councils"] = list(evaluation.councils)
-        key = _cache_key(notebook, {k: v for k, v in parameters.items() if k != "data"}, fingerprint, code)
-        manifest_path = council_dir / "manifest.json"
-        if not force and manifest_path.exists() and output_notebook.exists():
-            try:
-                previous = json.loads(manifest_path.read_text())
-            except ValueError:
-                previous = {}
-            if previous.get("cache_key") == key and previous.get("status") == "ok":
-                skipped.append(CouncilRun(
-                    la_code=la_code, status="skipped", notebook=str(output_notebook),
-                    results=str(council_dir / "results.json") if (council_dir / "results.json").exists() else None,
-                ))
-                continue
-        tasks.append({
-            "la_code": la_code,
-            "input_notebook": str(notebook),
-            "output_notebook": str(output_notebook),
-            "parameters": parameters,
-            "manifest": {
-                "evaluation": evaluation.name,
-                "title": evaluation.title,
-                "notebook": evaluation.notebook,
-                "cache_key": key,
-                "git_commit": commit,
-                "code_fingerprint": code,
-                "package_versions": versions,
-                "parameters": {k: v for k, v in parameters.items() if k not in ("data", "output_dir")},
-                "data_fingerprint": fingerprint,
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
-        })
+        planned = _plan_one(evaluation, la_code, parameters, fingerprint, notebook, out_dir, code, commit, versions, force)
+        (skipped if isinstance(planned, CouncilRun) else tasks).append(planned)
     return tasks, skipped
+
+
+def _plan_one(evaluation: Evaluation, key_dir: str, parameters: dict, fingerprint: str, notebook: Path, out_dir: Path,
+              code: str, commit: str | None, versions: dict, force: bool, extra: dict | None = None):
+    """One council's (or area's) task, or its skipped run when nothing about it changed."""
+    council_dir = out_dir / evaluation.name / key_dir
+    output_notebook = council_dir / f"{evaluation.notebook}.ipynb"
+    key = _cache_key(notebook, {k: v for k, v in parameters.items() if k != "data"}, fingerprint, code)
+    manifest_path = council_dir / "manifest.json"
+    if not force and manifest_path.exists() and output_notebook.exists():
+        try:
+            previous = json.loads(manifest_path.read_text())
+        except ValueError:
+            previous = {}
+        if previous.get("cache_key") == key and previous.get("status") == "ok":
+            return CouncilRun(
+                la_code=key_dir, status="skipped", notebook=str(output_notebook),
+                results=str(council_dir / "results.json") if (council_dir / "results.json").exists() else None,
+            )
+    return {
+        "la_code": key_dir,
+        "input_notebook": str(notebook),
+        "output_notebook": str(output_notebook),
+        "parameters": parameters,
+        "manifest": {
+            "evaluation": evaluation.name,
+            "title": evaluation.title,
+            "notebook": evaluation.notebook,
+            "cache_key": key,
+            "git_commit": commit,
+            "code_fingerprint": code,
+            "package_versions": versions,
+            "parameters": {k: v for k, v in parameters.items() if k not in ("data", "output_dir")},
+            "data_fingerprint": fingerprint,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **(extra or {}),
+        },
+    }
+
+
+def plan_area_tasks(evaluation: Evaluation, data: str, out_dir: Path, notebooks_dir: Path, force: bool = False):
+    """Tasks for a notebook that works by area from published data (evaluation.AREA_NOTEBOOKS).
+
+    ``data`` is 'reference' (the package's shipped copy) or a folder of the published files;
+    each area gets a folder named by its key (a council's code, else e.g. 'lsip-south-yorkshire').
+    """
+    import importlib
+
+    from .evaluation import AREA_NOTEBOOKS
+
+    module, function = AREA_NOTEBOOKS[evaluation.notebook]
+    source = data if data == "reference" else str(resolve_data(data, evaluation.path))
+    if source != "reference" and not Path(source).is_dir():
+        raise InputError(f"{source}: no such folder of published data (or give 'reference' for the shipped copy).")
+    areas = getattr(importlib.import_module(module), function)(evaluation.areas, source)
+    fingerprint = "reference" if source == "reference" else _directory_fingerprint(Path(source))
+    notebook = evaluation.notebook_path(notebooks_dir)
+    code, commit, versions = code_fingerprint(), git_commit(), results_mod.package_versions()
+    tasks, skipped = [], []
+    for (key, name), spec in zip(areas, evaluation.areas):
+        parameters = {
+            **evaluation.parameters, "data": source, "area": spec,
+            "output_dir": str(out_dir / evaluation.name / key), "disclosure_threshold": evaluation.disclosure_threshold,
+        }
+        if evaluation.rounding:
+            parameters["rounding"] = evaluation.rounding
+        planned = _plan_one(evaluation, key, parameters, fingerprint, notebook, out_dir, code, commit, versions, force,
+                            extra={"area": name})
+        (skipped if isinstance(planned, CouncilRun) else tasks).append(planned)
+    return tasks, skipped
+
+
+def _plan_councils(evaluation: Evaluation, data: str | None, out_dir: Path, notebooks_dir: Path, force: bool,
+                   summary: RunSummary, log: Callable[[str], None]):
+    """A warehouse for the run, the councils in it, and their tasks; councils that cannot run go in the summary."""
+    data_path = resolve_data(data or evaluation.data, evaluation.path)
+    warehouse_path, invalid = prepare_warehouse(data_path, out_dir, log)
+
+    from . import warehouse
+
+    available = warehouse.council_codes(warehouse_path)
+    wanted = list(available) + list(invalid) if evaluation.councils == "all" else list(evaluation.councils)
+    runnable = []
+    for la_code in dict.fromkeys(wanted):
+        if la_code in invalid:
+            summary.runs.append(CouncilRun(la_code, "failed", error=f"data failed validation: {invalid[la_code]}"))
+        elif la_code not in available:
+            summary.runs.append(CouncilRun(la_code, "failed", error=f"council {la_code} is not in the data"))
+        else:
+            runnable.append(la_code)
+    if evaluation.scope == "national":
+        runnable = [NATIONAL] if runnable else []
+
+    return plan_tasks(evaluation, warehouse_path, runnable, out_dir, notebooks_dir, force)
 
 
 def run_evaluation(
@@ -521,26 +586,11 @@ def run_evaluation(
         raise InputError(f"{evaluation.notebook_path(notebooks_dir)}: no such notebook.")
     if workers < 1:
         raise InputError("--workers must be at least 1.")
-    data_path = resolve_data(data or evaluation.data, evaluation.path)
-    warehouse_path, invalid = prepare_warehouse(data_path, out_dir, log)
-
-    from . import warehouse
-
-    available = warehouse.council_codes(warehouse_path)
     summary = RunSummary(evaluation=evaluation, out_dir=out_dir / evaluation.name)
-    wanted = list(available) + list(invalid) if evaluation.councils == "all" else list(evaluation.councils)
-    runnable = []
-    for la_code in dict.fromkeys(wanted):
-        if la_code in invalid:
-            summary.runs.append(CouncilRun(la_code, "failed", error=f"data failed validation: {invalid[la_code]}"))
-        elif la_code not in available:
-            summary.runs.append(CouncilRun(la_code, "failed", error=f"council {la_code} is not in the data"))
-        else:
-            runnable.append(la_code)
-    if evaluation.scope == "national":
-        runnable = [NATIONAL] if runnable else []
-
-    tasks, skipped = plan_tasks(evaluation, warehouse_path, runnable, out_dir, notebooks_dir, force)
+    if evaluation.areas:
+        tasks, skipped = plan_area_tasks(evaluation, data or evaluation.data, out_dir, notebooks_dir, force)
+    else:
+        tasks, skipped = _plan_councils(evaluation, data, out_dir, notebooks_dir, force, summary, log)
     if cell_timeout < 1:
         raise InputError("--cell-timeout must be at least 1 second.")
     for task in tasks:

@@ -143,7 +143,7 @@ def discover(reports_dir: str | Path) -> list[Evaluation]:
             evaluation=evaluation,
             evaluation_title=title,
             la_code=la_code,
-            council=council_label(la_code),
+            council=manifest.get("area") or council_label(la_code),  # an area run names its area
             notebook=nb,
             results=results if results.exists() else None,
             status=manifest.get("status", "unknown"),

@@ -487,3 +487,29 @@ def analyse(area_spec, *, data: str | Path = src.REFERENCE, projection: str | Pa
         parameters={"area": str(area_spec), "data": str(data), "projection": str(projection) if projection else None,
                     "demand_weights": demand_weights, "draws": draws, "seed": seed, "employment_year": EMPLOYMENT_YEAR},
     )
+
+
+def area_keys(specs, data: str | Path = src.REFERENCE) -> list[tuple[str, str]]:
+    """(folder key, name) for each area asked for; every unknown area reported at once."""
+    tables = src.load_tables(data)
+    out, problems = [], []
+    for spec in specs:
+        try:
+            area = resolve_area(spec, tables)
+            out.append((area.key, area.name))
+        except InputError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InputError(" ".join(problems))
+    return out
+
+
+def data_fingerprint(data: str | Path = src.REFERENCE) -> str:
+    """What data made the figures: a hash of the contract tables used (shipped or read)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, table in sorted(src.load_tables(data).items()):
+        digest.update(name.encode())
+        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
