@@ -135,11 +135,13 @@ def run(
         raise typer.Exit(code)
 
 
-def _run_one(evaluation_file: Path, **kw) -> int:
+def _run_one(evaluation_file: Path, demo_data: str | None = None, **kw) -> int:
     from .evaluation import load_evaluation
     from .runner import default_notebooks_dir, run_evaluation
 
     evaluation = load_evaluation(evaluation_file, notebooks_dir=default_notebooks_dir())
+    if demo_data is not None and not evaluation.areas:  # synthetic councils; area notebooks keep their published data
+        kw["data"] = demo_data
     summary = run_evaluation(evaluation, log=lambda m: console.print(m, soft_wrap=True), **kw)
     _print_summary(summary)
     return summary.exit_code
@@ -212,7 +214,7 @@ def demo(
         worst = EXIT_OK
         for index, path in enumerate(files, 1):
             out.print(f"3/4 running {path} ({index}/{len(files)})")
-            worst = max(worst, _run_one(path, data=str(data_dir), out_dir=out_dir, workers=workers, force=False,
+            worst = max(worst, _run_one(path, demo_data=str(data_dir), out_dir=out_dir, workers=workers, force=False,
                                         scheduler=None, progress=sys.stderr.isatty()))
         result = render_site(out_dir)
         for line in getattr(result, "messages", []) or []:

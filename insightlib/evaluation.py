@@ -181,7 +181,7 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
         problems.append(f"'areas' is only for notebooks that work by area ({', '.join(AREA_NOTEBOOKS)}); use 'councils' for '{notebook}'.")
     if by_area and not areas:
         problems.append(f"'areas' is required for the notebook '{notebook}' (for example: [371, South Yorkshire]).")
-    if by_area and "councils" in raw:
+    if by_area and raw.get("councils", "all") != "all":
         problems.append(f"'councils' does not apply to the notebook '{notebook}'; list its areas under 'areas'.")
     if by_area and areas:
         import importlib

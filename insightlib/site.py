@@ -111,6 +111,15 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def report_downloads(rep: Report) -> list[str]:
+    """Tables a notebook offers for download: CSV files beside it that its results.json lists under "downloads"."""
+    if rep.results is None:
+        return []
+    names = _read_json(rep.results).get("downloads") or []
+    return [n for n in names if isinstance(n, str) and n == Path(n).name and n.endswith(".csv")
+            and (rep.notebook.parent / n).is_file()]
+
+
 def council_label(la_code: str, covers: list[str] | None = None) -> str:
     """A report's council in words. A report across councils says how many it covers ("6 councils"):
     "England" only when it covers every one of the 153."""
@@ -426,6 +435,8 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
                 heading += f'<p class="notice" role="alert">{html.escape(failure_sentence(rep.error))}</p>'
             write(rep.href, f"{rep.council}: {ev.title}", f'{heading}<div class="report">{body}</div>',
                   breadcrumbs=[("Home", "index.html"), (ev.title, f"{ev.slug}/index.html")], main_class="report-page")
+            for name in report_downloads(rep):
+                shutil.copyfile(rep.notebook.parent / name, (out / rep.href).parent / name)
         write(f"{ev.slug}/index.html", ev.title, _evaluation_html(ev), breadcrumbs=[("Home", "index.html")])
 
     national_body = _national_html(reports_dir, national_year, out)

@@ -104,8 +104,9 @@ def resolve_area(spec, tables: dict | None = None) -> Area:
                         regions[0] if len(regions) == 1 else "", hit["lsip"].iloc[0])
     import difflib
 
-    close = difflib.get_close_matches(text, list(area_options(tables).values()), n=3)
-    hint = f" Did you mean: {'; '.join(close)}?" if close else ""
+    described = {d.rsplit(" (", 1)[0]: d for d in area_options(tables).values()}
+    close = difflib.get_close_matches(text, list(described), n=3)
+    hint = f" Did you mean: {'; '.join(described[c] for c in close)}?" if close else ""
     raise InputError(f"area {spec!r} is not a council code, LSIP area or combined authority in the skills data.{hint}")
 
 

@@ -162,6 +162,7 @@ def read_occupation_employment(path: Path, problems: Problems) -> pd.DataFrame |
             problems.add(file, "an occupation column must be followed by its confidence column (Conf...)", column=col)
             continue
         pairs.append((code, col, conf))
+    before = len(problems.items)
     found = {p[0] for p in pairs}
     for code in sorted(set(SOC_SUBMAJOR) - found - {"63"}):
         problems.add(file, f"no column for SOC sub-major group {code} ({SOC_SUBMAJOR[code]})")
@@ -169,8 +170,7 @@ def read_occupation_employment(path: Path, problems: Problems) -> pd.DataFrame |
     for area, n in rows_per_area.items():
         if n % 5:
             problems.add(file, f"area '{area}' has {n} rows; expected 5 per geography (2017-2021 in order)", column="area")
-    if problems.items:
-        return None
+    broken = len(problems.items) > before  # the cells are still checked, so that every problem is reported at once
     df = df.copy()
     df["year"] = df.groupby(["area", "geographic_level"], sort=False).cumcount() + 2017
     out = []
@@ -182,7 +182,7 @@ def read_occupation_employment(path: Path, problems: Problems) -> pd.DataFrame |
             "area": df["area"].str.strip(), "level": df["geographic_level"].str.strip(), "year": df["year"],
             "soc": code, "employed": est, "ci95": ci, "symbol": est_sym,
         }))
-    return pd.concat(out, ignore_index=True)
+    return None if broken or not out else pd.concat(out, ignore_index=True)
 
 
 def read_adverts(path: Path, problems: Problems) -> pd.DataFrame | None:
