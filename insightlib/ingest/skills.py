@@ -14,7 +14,6 @@ them, built by ``scripts/build_skills_reference.py`` from these readers, in
 from __future__ import annotations
 
 import re
-import warnings
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +91,25 @@ class Problems:
             shown = "\n".join(f"  - {p}" for p in self.items[:50])
             more = f"\n  (and {len(self.items) - 50} more)" if len(self.items) > 50 else ""
             raise InputError(f"The skills data has {len(self.items)} problem{'s' if len(self.items) > 1 else ''}:\n{shown}{more}")
+
+
+def _sheet_rows(path: Path, sheet: str, problems: Problems, what: str) -> list[list] | None:
+    """A workbook sheet's cells as rows (empty cells None), read with calamine (every cell, no trust in <dimension>)."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+    except FileNotFoundError:
+        problems.add(path.name, f"no such file in {path.parent}")
+        return None
+    except Exception as exc:  # noqa: BLE001 - calamine's errors are the file's
+        problems.add(path.name, f"not a readable Excel workbook ({str(exc).splitlines()[0][:120]})")
+        return None
+    if sheet not in book.sheet_names:
+        problems.add(path.name, f"no sheet '{sheet}' ({what})")
+        return None
+    cells = book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+    return [[None if v == "" else v for v in row] for row in cells]
 
 
 def _number(value, allowed_symbols) -> tuple[float, str]:
@@ -222,24 +240,10 @@ def read_ess(path: Path, problems: Problems) -> pd.DataFrame | None:
     (``sampled``: the survey's sample size, for intervals), establishments, staff, vacancies,
     hard-to-fill and skill-shortage vacancies (SSVs), skills gaps and the published shares.
     """
-    import openpyxl
-
     file = path.name
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except FileNotFoundError:
-        problems.add(file, f"no such file in {path.parent}")
+    rows = _sheet_rows(path, "ALL_LEAS", problems, "the sheet with one column per council")
+    if rows is None:
         return None
-    except Exception as exc:  # noqa: BLE001 - any unreadable workbook is the user's file problem
-        problems.add(file, f"not a readable Excel workbook ({type(exc).__name__})")
-        return None
-    if "ALL_LEAS" not in wb.sheetnames:
-        problems.add(file, "no sheet 'ALL_LEAS' (the sheet with one column per council)")
-        return None
-    rows = [list(r) for r in wb["ALL_LEAS"].iter_rows(values_only=True)]
-    wb.close()
     labels = {  # published row label -> our column
         "Unweighted row": "sampled", "Total (establishments)": "establishments", "Total number of staff": "staff",
         "Establishments with any vacancies": "share_establishments_with_vacancy",
@@ -413,7 +417,7 @@ def read_geography(lsip_path: Path, ca_path: Path, problems: Problems) -> pd.Dat
     code in 2025), so they are joined on the district's name.
     """
     try:
-        lsip = pd.read_excel(lsip_path, dtype=str)
+        lsip = pd.read_excel(lsip_path, dtype=str, engine="calamine")
     except FileNotFoundError:
         problems.add(lsip_path.name, f"no such file in {lsip_path.parent}")
         return None
@@ -440,23 +444,11 @@ def read_skills_imperative(path: Path, *, min_published: float = 10_000) -> pd.D
     publisher's advice (at least 10,000 people per published cell). The workbook is copyright
     Warwick IER / Cambridge Econometrics: insight reads a copy the user supplies, never ships one.
     """
-    import openpyxl
-
     problems = Problems()
     file = Path(path).name
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except FileNotFoundError:
-        raise InputError(f"{file}: no such file in {Path(path).parent}.") from None
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{file}: not a readable Excel workbook ({type(exc).__name__}).") from None
-    if "Occ T2" not in wb.sheetnames:
-        wb.close()
-        raise InputError(f"{file}: no sheet 'Occ T2' (employment change by occupation, 26 groups); is it a Skills Imperative 2035 workbook?")
-    rows = [list(r) for r in wb["Occ T2"].iter_rows(values_only=True, max_row=40)]
-    wb.close()
+    rows = _sheet_rows(Path(path), "Occ T2", problems, "employment change by occupation, 26 groups; is it a Skills Imperative 2035 workbook?")
+    problems.raise_if_any()
+    rows = rows[:40]
     title = str(rows[0][0] or "")
     area = title.split(",")[-1].strip() if "," in title else ""
     records = []
