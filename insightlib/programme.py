@@ -27,6 +27,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -765,6 +766,111 @@ def _did2s_fast(d: pd.DataFrame, regressors: list[str], alpha: float) -> dict[st
     return {name: _interval(float(beta[i]), float(np.sqrt(vcov[i, i])), g - 1, alpha) for i, name in enumerate(regressors)}
 
 
+#: Below this many adopting councils, clustered intervals (Student's t with G - 1 degrees of freedom) do not
+#: keep their coverage (docs/programme.md); the headline interval then comes from randomisation inference.
+MIN_ADOPTERS_CLUSTERED = 6
+
+
+def _ri_statistics(u: np.ndarray, t: np.ndarray, Y: np.ndarray, adopt: np.ndarray, n_units: int, n_times: int):
+    """The two-stage ATT (as ``_did2s_fast``: council and period effects from untreated rows, then the mean
+    adjusted outcome over treated rows) under one assignment ``adopt`` (period per council, -1 never), for
+    each column of ``Y`` at once (the outcome and the actual treatment indicator: the estimator is linear in
+    y, so y - delta * D needs no refit). Plain numpy: it runs once per arrangement."""
+    a = adopt[u]
+    treated = (a >= 0) & (t >= a)
+    keep = np.ones(len(u), bool)
+    while True:  # councils and periods with fewer than two untreated rows cannot anchor the imputation
+        un = keep & ~treated
+        ok_u = np.bincount(u[un], minlength=n_units) >= 2
+        ok_t = np.bincount(t[un], minlength=n_times) >= 2
+        bad = keep & ~(ok_u[u] & ok_t[t])
+        if not bad.any():
+            break
+        keep &= ~bad
+    tr, un = keep & treated, keep & ~treated
+    if not tr.any() or not un.any():
+        return None
+    us, ts = np.unique(u[keep]), np.unique(t[keep])
+    ui, ti = np.searchsorted(us, u), np.searchsorted(ts, t)
+    D = np.zeros((len(u), len(us) + len(ts) - 1))
+    rows = np.flatnonzero(keep)
+    D[rows, ui[rows]] = 1.0
+    later = rows[ti[rows] > 0]
+    D[later, len(us) + ti[later] - 1] = 1.0
+    coef = np.linalg.lstsq(D[un], Y[un], rcond=None)[0]
+    return (Y[tr] - D[tr] @ coef).mean(axis=0)
+
+
+def randomisation_interval(d: pd.DataFrame, alpha: float = 0.05, max_draws: int = 1999, seed: int = 0) -> dict:
+    """Randomisation inference for the headline ATT: honest with few adopting councils.
+
+    Under the hypothesis that the programme changed the outcome by delta in every adopting
+    council-period, y - delta * D is what would have been seen without it, and the councils' adoption
+    dates could as well have fallen on any other councils. The adoption dates are reassigned among the
+    councils (every arrangement when there are at most ``max_draws``, else a random ``max_draws``); the
+    p-value of delta is the share of arrangements whose estimate is at least as far from zero as the
+    actual one. The interval is every delta not rejected at ``alpha`` (test inversion). Its coverage is
+    nominal whatever the number of councils, if adoption is as good as random among them (a
+    simulation test checks it with 3 adopters of 8); with too few arrangements no 95% interval exists,
+    and it is reported as unbounded.
+    """
+    import itertools
+    import math as _m
+
+    units, u = np.unique(d["unit"].to_numpy(), return_inverse=True)
+    times, t = np.unique(d["time"].to_numpy(int), return_inverse=True)
+    adopt_by_unit = d.groupby("unit")["adopt"].first().reindex(units)
+    # adoption as an index into the sorted periods (adoption can fall before the first observed period)
+    actual_assign = np.array([-1 if pd.isna(v) else int(np.searchsorted(times, int(v))) for v in adopt_by_unit])
+    Y = np.column_stack([d["y"].to_numpy(float), d["treated"].to_numpy(float)])
+    n_units, n_adopt = len(units), int((actual_assign >= 0).sum())
+    n_arrangements = _m.perm(n_units, n_adopt) if n_adopt else 1
+    rng = np.random.default_rng(seed)
+    dates = actual_assign[actual_assign >= 0]
+    if n_arrangements <= max_draws:
+        arrangements = []
+        for chosen in itertools.permutations(range(n_units), n_adopt):
+            a = np.full(n_units, -1)
+            a[list(chosen)] = dates
+            arrangements.append(a)
+        exact = True
+    else:
+        arrangements = [actual_assign] + [rng.permutation(actual_assign) for _ in range(max_draws)]
+        exact = False
+    stats_ = [_ri_statistics(u, t, Y, a, n_units, len(times)) for a in arrangements]
+    observed = _ri_statistics(u, t, Y, actual_assign, n_units, len(times))
+    pairs = np.array([s_ for s_ in stats_ if s_ is not None], dtype=float)
+    if observed is None or len(pairs) < 2:
+        return {"estimate": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan"),
+                "arrangements": 0, "exact": exact, "method": "randomisation inference"}
+    a0, b0 = observed
+    A, Bk = pairs[:, 0], pairs[:, 1]
+
+    def p_of(delta: float) -> float:
+        return float(np.mean(np.abs(A - delta * Bk) >= np.abs(a0 - delta * b0) * (1 - 1e-12)))
+
+    spread = float(np.std(A)) or 1.0
+    grid = np.linspace(a0 - 12 * spread, a0 + 12 * spread, 1201)
+    accepted = np.array([p_of(g) > alpha for g in grid])
+    if not accepted.any():
+        lo = hi = float(a0)
+    else:
+        idx = np.flatnonzero(accepted)
+
+        def edge(inside: float, outside: float) -> float:
+            for _ in range(40):
+                mid = 0.5 * (inside + outside)
+                inside, outside = (mid, outside) if p_of(mid) > alpha else (inside, mid)
+            return inside
+
+        lo = -np.inf if idx[0] == 0 else edge(grid[idx[0]], grid[idx[0] - 1])
+        hi = np.inf if idx[-1] == len(grid) - 1 else edge(grid[idx[-1]], grid[idx[-1] + 1])
+    return {"estimate": float(a0), "ci_low": float(lo), "ci_high": float(hi), "p_value": p_of(0.0),
+            "arrangements": int(len(pairs)), "exact": exact,
+            "method": ("randomisation inference: adoption dates reassigned among the councils "
+                       f"({'every' if exact else 'a random'} {len(pairs):,} arrangements), interval by test inversion")}
+
+
 def _residualise(d: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """Columns with council and period effects projected out (Frisch-Waugh-Lovell)."""
     units = pd.get_dummies(d["unit"], dtype=float).to_numpy()
@@ -899,6 +1005,18 @@ class ProgrammeEffect:
     horizon: int | None = None
     time_unit: str = "quarter"
     method: str = "Gardner two-stage difference-in-differences (pyfixest did2s), clustered by council"
+    att_randomisation: dict | None = None  # randomisation inference, computed when few councils adopt
+
+    @property
+    def few_adopters(self) -> bool:
+        return self.n_adopters < MIN_ADOPTERS_CLUSTERED
+
+    @property
+    def headline_interval(self) -> dict:
+        """The interval the headline quotes: randomisation inference when few councils adopt."""
+        if self.few_adopters and self.att_randomisation is not None:
+            return self.att_randomisation
+        return self.att
 
     @property
     def pretrend_p_value(self) -> float:
@@ -918,6 +1036,9 @@ class ProgrammeEffect:
             "method": self.method,
             "confidence_level": 1 - self.alpha,
             "att": self.att,
+            "att_randomisation": self.att_randomisation,
+            "headline_interval": {**self.headline_interval, "interval_from": (
+                "randomisation inference" if self.headline_interval is self.att_randomisation else "clustered by council")},
             "pretrend_p_value": self.pretrend_p_value,
             "pretrend": self.pretrend,
             "twfe": self.twfe,
@@ -948,6 +1069,9 @@ class ProgrammeEffect:
     def contrast(self) -> pd.DataFrame:
         """Headline estimate beside plain two-way fixed effects."""
         rows = [("Two-stage difference-in-differences (headline)", self.att), ("Two-way fixed effects (for contrast)", self.twfe)]
+        if self.att_randomisation is not None:
+            rows.insert(1, ("Two-stage, interval by randomisation inference (few adopters: the headline interval)",
+                            self.att_randomisation))
         level = int(round(100 * (1 - self.alpha)))
         return pd.DataFrame([{
             "Method": m, f"Estimated change ({self.units})": _number(r["estimate"], sign=True),
@@ -957,13 +1081,23 @@ class ProgrammeEffect:
     def summary(self) -> str:
         """The headline in plain English."""
         a = self.att
+        ci = self.headline_interval
         what = _outcome_words(self.outcome)
         direction = "fell" if a["estimate"] < 0 else "rose"
         level = int(round(100 * (1 - self.alpha)))
-        covers = a["ci_low"] <= 0 <= a["ci_high"]
-        sentence = (
+        covers = not (ci["ci_low"] > 0 or ci["ci_high"] < 0)
+        bounded = np.isfinite(ci["ci_low"]) and np.isfinite(ci["ci_high"])
+        interval = (f"{level}% interval {ci['ci_low']:.1f} to {ci['ci_high']:.1f}" if bounded else
+                    f"too few councils for a {level}% interval")
+        sentence = ""
+        if self.few_adopters:
+            sentence = (f"Warning: only {_plural(self.n_adopters, 'council')} adopted the programme, fewer than the "
+                        f"{MIN_ADOPTERS_CLUSTERED} that intervals clustered by council need, so the interval below comes from "
+                        "randomisation inference (the adoption dates given to other councils in turn) and the "
+                        "finding rests on very few councils. ")
+        sentence += (
             f"After adopting the programme, {what} {direction} by {abs(a['estimate']):.1f} {self.units} on average "
-            f"compared with councils that had not (yet) adopted it ({level}% interval {a['ci_low']:.1f} to {a['ci_high']:.1f}; "
+            f"compared with councils that had not (yet) adopted it ({interval}; "
             f"{_plural(self.n_adopters, 'adopting council')}, {_plural(self.n_councils, 'council')} in all)."
         )
         if covers:
@@ -1079,6 +1213,7 @@ def staggered_did(
     es = pd.concat([leads, pd.DataFrame(rows)], ignore_index=True).sort_values("event_time").reset_index(drop=True)
     adopters = d.loc[d["treated"], "unit"].nunique()
     ever = d.loc[d["adopt"].notna(), "unit"].nunique()
+    ri = randomisation_interval(d, alpha) if adopters < MIN_ADOPTERS_CLUSTERED else None
     return ProgrammeEffect(
         outcome=outcome,
         att=att,
@@ -1094,6 +1229,7 @@ def staggered_did(
         alpha=alpha,
         horizon=None if horizon is None else int(horizon),
         time_unit=panel.attrs.get("time_unit", "period"),
+        att_randomisation=ri,
     )
 
 
@@ -1481,6 +1617,100 @@ def interrupted_time_series(
 
 
 @dataclass
+class NeighbourCalibration:
+    """How far a neighbour comparison's t statistic strays at made-up start dates, on DfE's published panel.
+
+    On real councils' published rates the gap to the neighbours wanders more than an AR(1) model of 13
+    annual points allows: at made-up start years the model's own 95% interval excludes zero about 16%
+    of the time. The calibrated interval uses instead the (1 - alpha) quantile of |t| over every
+    council and every start year with 3 years before and 2 after (the council's ten statistical
+    neighbours as the comparison), so that at made-up dates it finds a change about alpha of the time;
+    ``neighbour_false_positive_rate`` measures that, leaving each council out of its own threshold.
+    """
+
+    critical_value: float
+    abs_t: np.ndarray  # |t| at each placebo start date, for empirical p-values
+    draws: int
+    seed: int  # every council and start year is used: nothing random
+    alpha: float
+    uncalibrated_rate: float  # share of the draws whose model interval excluded zero
+    source: str = "DfE's published re-referral rates"
+
+    def p_value(self, t: float) -> float:
+        return float((1 + np.sum(self.abs_t >= abs(t))) / (1 + len(self.abs_t)))
+
+    def to_dict(self) -> dict:
+        return {"critical_value": self.critical_value, "draws": self.draws, "seed": self.seed, "nominal": self.alpha,
+                "uncalibrated_rejection_rate": self.uncalibrated_rate, "source": self.source}
+
+
+def _published_gap_table():
+    """The published panel as council-by-year rates (NaN where DfE published a symbol)."""
+    pub = published_panel()
+    return pub.pivot_table(index="la_code", columns="year", values="rereferral_rate", aggfunc="first")
+
+
+def _placebo_t(gap: pd.Series, start: int) -> tuple[float, float] | None:
+    """t statistic, and whether the model's own interval excludes zero, for a change in ``gap`` at ``start``."""
+    years = gap.index.to_numpy(int)
+    after = (years >= start).astype(float)
+    if after.sum() < 2 or (1 - after).sum() < 3:
+        return None
+    fit = ar1_regression(gap.to_numpy(float), np.column_stack([np.ones(len(gap)), after]), times=years)
+    term = fit.term(1, 0.05)
+    if not (np.isfinite(term["se"]) and term["se"] > 0):
+        return None
+    return abs(term["estimate"] / term["se"]), float(not (term["ci_low"] <= 0 <= term["ci_high"]))
+
+
+@lru_cache(maxsize=1)
+def _placebo_neighbour_table() -> pd.DataFrame:
+    """Every council of DfE's published panel at every made-up start year with 3 years before and 2 after:
+    the |t| of its neighbour comparison there (no programme started then, so the true change is zero)."""
+    rates = _published_gap_table()
+    years = sorted(int(y) for y in rates.columns)
+    rows = []
+    for code in sorted(rates.index):
+        nbs = [n for n in reference.neighbours_of(code) if n in rates.index and n != code]
+        if not nbs:
+            continue
+        gap = (rates.loc[code] - rates.loc[nbs].mean(axis=0)).dropna()
+        gap.index = gap.index.astype(int)
+        for start in years[3:-1]:
+            got = _placebo_t(gap, start)
+            if got is not None:
+                rows.append({"la_code": code, "start": start, "abs_t": got[0], "model_rejects": got[1]})
+    return pd.DataFrame(rows)
+
+
+def neighbour_calibration(alpha: float = 0.05) -> NeighbourCalibration:
+    """The calibration of neighbour comparisons on every placebo start date of DfE's published panel."""
+    table = _placebo_neighbour_table()
+    if len(table) < 200:
+        raise InputError("too few placebo start dates could be made on the published panel to calibrate neighbour comparisons.")
+    abs_t = table["abs_t"].to_numpy(float)
+    return NeighbourCalibration(critical_value=float(np.quantile(abs_t, 1 - alpha)), abs_t=abs_t, draws=len(abs_t),
+                                seed=0, alpha=alpha, uncalibrated_rate=float(table["model_rejects"].mean()))
+
+
+def neighbour_false_positive_rate(alpha: float = 0.05) -> dict:
+    """The false-positive rate of calibrated neighbour comparisons, measured honestly: each council's placebo
+    dates are judged against the critical value from the other councils' placebo dates only (leave one
+    council out), so no draw helps set its own threshold. The model's own interval's rate beside it."""
+    table = _placebo_neighbour_table()
+    hits = []
+    for code, g in table.groupby("la_code"):
+        crit = np.quantile(table.loc[table["la_code"] != code, "abs_t"], 1 - alpha)
+        hits.extend(g["abs_t"].to_numpy() > crit)
+    k, n = int(np.sum(hits)), len(hits)
+    lo = stats.beta.ppf(0.025, k, n - k + 1) if k > 0 else 0.0
+    hi = stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+    return {"calibrated_rate": k / n, "calibrated_rate_ci": [float(lo), float(hi)], "draws": n,
+            "councils": int(table["la_code"].nunique()), "uncalibrated_rate": float(table["model_rejects"].mean()),
+            "nominal": alpha}
+
+
+@dataclass
 class NeighbourComparison:
     """One council against the average of its statistical neighbours, before and after the start."""
 
@@ -1520,6 +1750,14 @@ class NeighbourComparison:
         else:
             text += "The change at the start is estimated at "
         text += f"{c['estimate']:+.1f} ({level}% interval {c['ci_low']:.1f} to {c['ci_high']:.1f})."
+        if "critical_value" in c:
+            text += (" The interval is as wide as made-up start dates on DfE's published rates show it must be: "
+                     "there, the gap to the neighbours moves more from year to year than the model alone allows, and "
+                     f"an interval this wide finds a change at a made-up date about {100 * self.alpha:.0f}% of the time.")
+        elif self.source == "the data":
+            text += (" This interval comes from the model alone; on DfE's published annual rates such intervals were "
+                     "too narrow (they found a change at made-up dates far more often than 1 in 20), so read it as a "
+                     "lower bound on the uncertainty.")
         return text + (f" Note: {self.note}." if self.note else "")
 
     def table(self) -> pd.DataFrame:
@@ -1570,6 +1808,7 @@ def neighbour_comparison(
     alpha: float = 0.05,
     disclosure_threshold: int = 5,
     source: str = "the data",
+    calibration: NeighbourCalibration | None = None,
 ) -> NeighbourComparison:
     """Council minus its statistical neighbours' average, before against after (DfE's 2025 model).
 
@@ -1604,10 +1843,18 @@ def neighbour_comparison(
         raise InputError(f"council {la_code}: need at least 2 periods before and 2 after the start with neighbour data.")
     X = np.column_stack([np.ones(len(s)), after])
     fit = ar1_regression(s["gap"].to_numpy(), X, times=s["period"].to_numpy())
+    change, method = fit.term(1, alpha), fit.method
+    if calibration is not None and np.isfinite(change["se"]):
+        c = calibration.critical_value
+        change = {**change, "ci_low": change["estimate"] - c * change["se"], "ci_high": change["estimate"] + c * change["se"],
+                  "p_value": calibration.p_value(change["estimate"] / change["se"]) if change["se"] > 0 else float("nan"),
+                  "critical_value": c}
+        method += (f"; interval calibrated on {calibration.draws} made-up start years on {calibration.source} "
+                   f"(|t| beyond {c:.2f} rather than the model's {stats.t.ppf(1 - alpha / 2, fit.df):.2f})")
     return NeighbourComparison(
         la_code=la_code, outcome=outcome, start=s0, neighbours=usable,
         gap_before=float(s.loc[after == 0, "gap"].mean()), gap_after=float(s.loc[after == 1, "gap"].mean()),
-        change=fit.term(1, alpha), series=s, method=fit.method, autocorrelation=fit.phi, note=fit.note, source=source,
+        change=change, series=s, method=method, autocorrelation=fit.phi, note=fit.note, source=source,
         alpha=alpha, time_unit=panel.attrs.get("time_unit", "quarter"),
     )
 
@@ -1633,6 +1880,18 @@ class ProgrammeEvaluation:
     n_adopting: int
     published_neighbours: dict[str, NeighbourComparison] = field(default_factory=dict)
     adoption_periods: dict[str, int] = field(default_factory=dict)
+    neighbour_calibration: NeighbourCalibration | None = None
+
+    def neighbour_calibration_sentence(self) -> str | None:
+        """How the neighbour comparisons on DfE's published rates were kept honest, in plain English."""
+        cal = self.neighbour_calibration
+        if cal is None:
+            return None
+        return (f"The comparisons with statistical neighbours on DfE's published rates were checked the same way: at "
+                f"{cal.draws} made-up start years (every council, every year with 3 years before and 2 after), the model's own {100 * (1 - cal.alpha):.0f}% "
+                f"interval found a change {100 * cal.uncalibrated_rate:.0f}% of the time, so those intervals are "
+                f"widened to what the made-up dates show (a change counts only beyond {cal.critical_value:.1f} standard "
+                f"errors rather than about 2), which finds one about {100 * cal.alpha:.0f}% of the time.")
 
     def focus(self, la_code: Any = None) -> str | None:
         """The council to show on its own: the one asked for, else the earliest adopter (most periods after)."""
@@ -1666,6 +1925,7 @@ class ProgrammeEvaluation:
             "neighbour_comparison_published": {k: v.to_dict() for k, v in self.published_neighbours.items()},
             "council_problems": self.problems,
             "placebo": self.placebo.to_dict() if self.placebo is not None else None,
+            "neighbour_calibration": self.neighbour_calibration.to_dict() if self.neighbour_calibration is not None else None,
         }
 
     def council_table(self) -> pd.DataFrame:
@@ -1703,6 +1963,7 @@ def evaluate_programme(
     alpha: float = 0.05,
     disclosure_threshold: int = 5,
     published_neighbours: bool = True,
+    calibrate_neighbours: bool = True,
 ) -> ProgrammeEvaluation:
     """Run every piece: the staggered DiD, each adopter's ITS and neighbour comparison, the placebo check.
 
@@ -1743,7 +2004,8 @@ def evaluate_programme(
                         pub_panel = published_panel({c: d for c, d in adoption_dates.items()})
                     published[code] = neighbour_comparison(
                         pub_panel, code, outcome, alpha=alpha, disclosure_threshold=disclosure_threshold,
-                        source="DfE's published re-referral rates")
+                        source="DfE's published re-referral rates",
+                        calibration=neighbour_calibration(alpha) if calibrate_neighbours else None)
                 except InputError as exc2:
                     notes.append(f"no neighbour comparison: {exc} On DfE's published rates: {exc2}")
             else:
@@ -1757,4 +2019,5 @@ def evaluate_programme(
         programme=programme, outcome=outcome, effect=effect, effect_problem=problem, its=its, neighbours=neighbours,
         problems=problems, placebo=placebo, n_councils=int(panel["la_code"].nunique()), n_adopting=len(adopters),
         published_neighbours=published, adoption_periods=adoption_periods,
+        neighbour_calibration=neighbour_calibration(alpha) if published and calibrate_neighbours else None,
     )
