@@ -15,7 +15,9 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .errors import InsightError
 
@@ -38,7 +40,7 @@ def friendly_errors():
     except typer.Exit:
         raise
     except InsightError as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         console.print("interrupted")
@@ -47,7 +49,7 @@ def friendly_errors():
         if os.environ.get("INSIGHT_DEBUG"):
             raise
         console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
             "This is a bug in insight, not in your data. Run again with INSIGHT_DEBUG=1 to see the details.",
             soft_wrap=True,
         )
@@ -72,24 +74,36 @@ def synth(
         started = time.perf_counter()
         path = synth_mod.generate(councils, children, seed, out_dir, fmt=fmt, planted_identifiers=planted_identifiers)
         out.print(f"Wrote synthetic data for {councils} council(s) to {path} in {time.perf_counter() - started:.1f}s "
-                  f"(ground truth in {Path(path) / 'truth.json'})")
+                  f"(ground truth in {Path(path) / 'truth.json'})", markup=False)
+
+
+def _limits(workbook_mb: int | None, rows: int | None):
+    """Spreadsheet limits: the command line's, else the environment's, else the defaults."""
+    from dataclasses import replace
+
+    from .readers import Limits
+
+    limits = Limits.from_env()
+    return replace(limits, workbook_mb=workbook_mb or limits.workbook_mb, rows=rows or limits.rows)
 
 
 @app.command()
 def validate(
     data_dir: Path = typer.Argument(..., help="A data directory (CSV, Parquet, Excel, CIN census XML or Annex A)."),
     max_problems: int = typer.Option(200, help="Show at most this many problems."),
+    max_workbook_mb: Optional[int] = typer.Option(None, "--max-workbook-mb", min=1, help="Refuse a workbook that unpacks to more than this many MB (default 1024, or $INSIGHT_MAX_WORKBOOK_MB)."),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows", min=1, help="Refuse a sheet with more rows than this (default 1,048,576, or $INSIGHT_MAX_ROWS)."),
 ):
     """Check a data directory against the data contract and report every problem at once."""
     with friendly_errors():
         from .validate import validate_directory
 
-        report = validate_directory(data_dir)
+        report = validate_directory(data_dir, limits=_limits(max_workbook_mb, max_rows))
         if report.ok:
             rows = ", ".join(f"{name} {len(df):,}" for name, df in report.tables.items() if len(df))
-            out.print(f"[green]{data_dir}: no problems found[/] ({rows} rows).")
+            out.print(f"[green]{escape(str(data_dir))}: no problems found[/] ({rows} rows).")
             return
-        out.print(report.format_text(max_problems), soft_wrap=True)
+        out.print(report.format_text(max_problems), soft_wrap=True, markup=False)
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -98,6 +112,8 @@ def load(
     data_dir: Path = typer.Argument(..., help="A data directory to validate, pseudonymise and load."),
     warehouse: Optional[Path] = typer.Option(None, "--warehouse", "-w", help="The DuckDB file to write (default: <DIR>.duckdb beside the directory)."),
     key_file: Optional[Path] = typer.Option(None, help="The pseudonymisation key file (default: $INSIGHT_KEY_FILE or $INSIGHT_KEY)."),
+    max_workbook_mb: Optional[int] = typer.Option(None, "--max-workbook-mb", min=1, help="Refuse a workbook that unpacks to more than this many MB (default 1024, or $INSIGHT_MAX_WORKBOOK_MB)."),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows", min=1, help="Refuse a sheet with more rows than this (default 1,048,576, or $INSIGHT_MAX_ROWS)."),
 ):
     """Validate, pseudonymise identifiers with a keyed hash, and load into one DuckDB warehouse."""
     with friendly_errors():
@@ -105,12 +121,13 @@ def load(
 
         target = warehouse or data_dir.resolve().with_suffix(".duckdb")
         key = pseudonymise.load_key(key_file=key_file) if key_file else None
-        summary = wh_mod.load_directory(data_dir, target, key=key)
+        summary = wh_mod.load_directory(data_dir, target, key=key, limits=_limits(max_workbook_mb, max_rows))
         for la_code, problems in summary.failed.items():
-            console.print(f"[red]council {la_code} not loaded[/]: {len(problems)} problem(s), e.g. {problems[0].message}", soft_wrap=True)
+            console.print(f"[red]council {escape(la_code)} not loaded[/]: {len(problems)} problem(s), e.g. "
+                          f"{escape(problems[0].message)}", soft_wrap=True)
         if summary.loaded:
             out.print(f"Loaded {len(summary.loaded)} council(s) into {target}: "
-                      + ", ".join(f"{t} {n:,}" for t, n in summary.rows.items()))
+                      + ", ".join(f"{t} {n:,}" for t, n in summary.rows.items()), markup=False)
         if summary.failed:
             raise typer.Exit(EXIT_BAD_INPUT if not summary.loaded else EXIT_SOME_FAILED)
 
@@ -142,7 +159,7 @@ def _run_one(evaluation_file: Path, demo_data: str | None = None, **kw) -> int:
     evaluation = load_evaluation(evaluation_file, notebooks_dir=default_notebooks_dir())
     if demo_data is not None and not evaluation.areas:  # synthetic councils; area notebooks keep their published data
         kw["data"] = demo_data
-    summary = run_evaluation(evaluation, log=lambda m: console.print(m, soft_wrap=True), **kw)
+    summary = run_evaluation(evaluation, log=lambda m: console.print(m, soft_wrap=True, markup=False), **kw)
     _print_summary(summary)
     return summary.exit_code
 
@@ -150,13 +167,13 @@ def _run_one(evaluation_file: Path, demo_data: str | None = None, **kw) -> int:
 def _print_summary(summary) -> None:
     ok = sum(r.status == "ok" for r in summary.runs)
     skipped = sum(r.status == "skipped" for r in summary.runs)
-    out.print(f"[bold]{summary.evaluation.title}[/]: {ok} ran, {skipped} unchanged, {len(summary.failed)} failed "
-              f"in {summary.seconds:.1f}s -> {summary.out_dir}")
+    out.print(f"[bold]{escape(summary.evaluation.title)}[/]: {ok} ran, {skipped} unchanged, {len(summary.failed)} failed "
+              f"in {summary.seconds:.1f}s -> {escape(str(summary.out_dir))}")
     if summary.failed:
         table = Table("council", "error", "where", title="Councils that failed", title_justify="left")
         for run in summary.failed:
             where = f"{run.notebook}#papermill-error-cell" if run.link else (run.notebook or "")
-            table.add_row(run.la_code, run.error or "", where)
+            table.add_row(Text(str(run.la_code)), Text(run.error or ""), Text(where))
         out.print(table)
 
 
@@ -172,8 +189,8 @@ def render(
             raise InsightError(f"{reports_dir}: no reports folder; run 'insight run evaluations/<name>.yml' first.")
         result = render_site(reports_dir)
         for line in getattr(result, "messages", []) or []:
-            console.print(line, soft_wrap=True)
-        out.print(f"Website: {result.index}")
+            console.print(line, soft_wrap=True, markup=False)
+        out.print(f"Website: {result.index}", markup=False)
 
 
 @app.command()
@@ -198,14 +215,14 @@ def demo(
             if not key_path.exists():
                 pseudonymise.make_key_file(key_path)
             os.environ["INSIGHT_KEY_FILE"] = str(key_path.resolve())
-            console.print(f"Demo pseudonymisation key: {key_path} (for real data keep the key outside the repository)")
+            console.print(f"Demo pseudonymisation key: {key_path} (for real data keep the key outside the repository)", markup=False)
         from . import synth as synth_mod
 
         synth_mod.generate(councils, children, seed, data_dir)
-        out.print(f"1/4 synthetic data for {councils} councils -> {data_dir}")
+        out.print(f"1/4 synthetic data for {councils} councils -> {data_dir}", markup=False)
         report = validate_directory(data_dir)
         if not report.ok:
-            out.print(report.format_text(50))
+            out.print(report.format_text(50), markup=False)
             raise InsightError("the synthetic data failed validation (a bug: please report it).")
         out.print("2/4 validated against the data contract")
         files = evaluations or sorted(Path("evaluations").glob("*.yml"))
@@ -213,13 +230,13 @@ def demo(
             raise InsightError("no evaluation files in evaluations/.")
         worst = EXIT_OK
         for index, path in enumerate(files, 1):
-            out.print(f"3/4 running {path} ({index}/{len(files)})")
+            out.print(f"3/4 running {path} ({index}/{len(files)})", markup=False)
             worst = max(worst, _run_one(path, demo_data=str(data_dir), out_dir=out_dir, workers=workers, force=False,
                                         scheduler=None, progress=sys.stderr.isatty()))
         result = render_site(out_dir)
         for line in getattr(result, "messages", []) or []:
-            console.print(line, soft_wrap=True)
-        out.print(f"4/4 website rendered in {time.perf_counter() - started:.0f}s: open {result.index}")
+            console.print(line, soft_wrap=True, markup=False)
+        out.print(f"4/4 website rendered in {time.perf_counter() - started:.0f}s: open {result.index}", markup=False)
         raise typer.Exit(worst)
 
 

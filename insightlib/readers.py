@@ -191,8 +191,13 @@ def read_csv_file(path: Path, table: str | None = None) -> tuple[pd.DataFrame | 
         data.decode("utf-8")
     except UnicodeDecodeError as err:
         return None, [_utf8_problem(name, data, err, table)]
-    first = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
-    header = next(csv.reader([first]), [])
+    # The header ends at the first line break of any kind (CR-only files come from old Mac Excel).
+    first = re.split(rb"\r\n|\r|\n", data, maxsplit=1)[0].decode("utf-8")
+    try:
+        header = next(csv.reader([first]), [])
+    except csv.Error as err:
+        return None, [Problem(name, None, None, "unreadable file", f"{name}: the header cannot be read as CSV ({err}).",
+                              table=table)]
     names = [_normalise_header(h) for h in header]
     dupes = sorted({n for n in names if names.count(n) > 1 and n})
     if dupes:

@@ -613,6 +613,7 @@ def _execute(tasks: list[dict], workers: int, scheduler: str | None, progress: b
     if not tasks:
         return []
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.markup import escape
 
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -620,7 +621,7 @@ def _execute(tasks: list[dict], workers: int, scheduler: str | None, progress: b
     )
     done: list[CouncilRun] = []
     with bar:
-        job = bar.add_task(f"{title[:40]}", total=len(tasks))
+        job = bar.add_task(escape(title[:40]), total=len(tasks))  # a title is text, never markup
         for outcome in _iter_outcomes(tasks, workers, scheduler):
             run = CouncilRun(**outcome)
             done.append(run)

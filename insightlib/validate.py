@@ -251,9 +251,12 @@ def _lookup(keys: pd.Series, table_keys: pd.Series, values: np.ndarray) -> np.nd
 # --- the checks ---------------------------------------------------------------------------
 
 
-def validate_directory(path: str | Path, today: pd.Timestamp | None = None) -> ValidationReport:
-    """Read and check a data directory; never raises on bad data, returns every problem."""
-    raw = read_directory(path)
+def validate_directory(path: str | Path, today: pd.Timestamp | None = None, limits=None) -> ValidationReport:
+    """Read and check a data directory; never raises on bad data, returns every problem.
+
+    ``limits`` (readers.Limits) bounds workbooks; by default from the environment.
+    """
+    raw = read_directory(path, limits)
     return validate_raw(raw, today=today)
 
 

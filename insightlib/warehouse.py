@@ -140,16 +140,33 @@ def write_warehouse(tables: dict[str, pd.DataFrame], warehouse_path: str | os.Pa
         finally:
             con.close()
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         _remove(tmp)
+        if _disk_full(exc):
+            raise InputError(
+                f"The disk is full: writing the warehouse {target} needed more space than {target.parent} has. "
+                f"Nothing was written{' and the existing ' + target.name + ' is unchanged' if target.exists() else ''}; "
+                "free some space (or give --warehouse on another disk) and load again.") from None
+        if isinstance(exc, (OSError, duckdb.IOException)):
+            raise InputError(f"Cannot write the warehouse {target}: {str(exc).splitlines()[0][:200]}. "
+                             "Nothing was written.") from None
         raise
     _remove(Path(str(tmp)))  # a stray .wal, if any
     return fingerprints
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC from Python, or DuckDB's own IO error saying the same."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, duckdb.Error) and "no space left" in str(exc).lower()
+
+
 def load_directory(data_dir: str | os.PathLike, warehouse_path: str | os.PathLike,
                    key: bytes | str | None = None, key_file: str | os.PathLike | None = None,
-                   today: pd.Timestamp | None = None) -> LoadSummary:
+                   today: pd.Timestamp | None = None, limits=None) -> LoadSummary:
     """Validate, pseudonymise and load every clean council; report the others.
 
     Raises InputError (with the report) when a problem belongs to no council (a missing
@@ -157,7 +174,7 @@ def load_directory(data_dir: str | os.PathLike, warehouse_path: str | os.PathLik
     untouched.
     """
     key_bytes = pseudonymise.load_key(key, key_file)
-    report = validate_directory(data_dir, today=today)
+    report = validate_directory(data_dir, today=today, limits=limits)
     if report.unattributed:
         raise InputError(f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text())
     loaded = report.clean_councils
@@ -188,33 +205,86 @@ def _assert_no_raw_identifiers(raw: dict[str, pd.DataFrame], clean: dict[str, pd
 # --- reading --------------------------------------------------------------------------
 
 
-def is_warehouse(path: str | os.PathLike) -> bool:
-    """True for a file written by load_directory/write_warehouse."""
+def warehouse_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` is not a readable warehouse, in one plain sentence; None when it is one.
+
+    Cheap: the header, the insight tables, and the file's size against the blocks DuckDB says it
+    has (a truncated copy opens and lists its tables, then fails on the first read of its data).
+    """
     path = Path(path)
     if not path.is_file():
-        return False
+        return f"{path} is not a file."
+    plain = f"{path} is not an insight warehouse (a .duckdb file written by insight load)"
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
         if head[8:12] != b"DUCK":
-            return False
+            return plain + "."
         con = duckdb.connect(str(path), read_only=True)
         try:
             names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            size = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
         finally:
             con.close()
-        return META_TABLE in names and COUNCIL_TABLE in names
     except (OSError, duckdb.Error):
-        return False
+        return plain + ": it cannot be opened (damaged, truncated or from another DuckDB version). Load the data again."
+    if META_TABLE not in names or COUNCIL_TABLE not in names:
+        return plain + ": it is a DuckDB file without insight's tables."
+    if size and path.stat().st_size < int(size[0]) * int(size[1]):
+        return (f"{path} is damaged: it is {path.stat().st_size:,} bytes but its contents need "
+                f"{int(size[0]) * int(size[1]):,} (a copy cut short?). Load the data again with insight load.")
+    return None
+
+
+def is_warehouse(path: str | os.PathLike) -> bool:
+    """True for a complete, readable file written by load_directory/write_warehouse."""
+    return warehouse_problem(path) is None
 
 
 def _connect(source: str | os.PathLike):
     path = Path(source)
     if path.is_dir():
         raise InputError(f"{path} is a data directory, not a warehouse: load it first (insight load {path}).")
-    if not is_warehouse(path):
-        raise InputError(f"{path} is not an insight warehouse (a .duckdb file written by insight load).")
-    return duckdb.connect(str(path), read_only=True)
+    problem = warehouse_problem(path)
+    if problem:
+        raise InputError(problem)
+    return _Reading(duckdb.connect(str(path), read_only=True), path)
+
+
+class _Reading:
+    """A read-only connection whose DuckDB errors (a file damaged after it was checked) become plain sentences."""
+
+    def __init__(self, con, path: Path):
+        self._con, self._path = con, path
+
+    def execute(self, *args, **kwargs):
+        try:
+            return _Result(self._con.execute(*args, **kwargs), self._path)
+        except duckdb.Error as err:
+            raise _damaged(self._path, err) from None
+
+    def close(self) -> None:
+        self._con.close()
+
+
+class _Result:
+    def __init__(self, result, path: Path):
+        self._result, self._path = result, path
+
+    def __getattr__(self, name):
+        method = getattr(self._result, name)
+
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except duckdb.Error as err:
+                raise _damaged(self._path, err) from None
+        return call
+
+
+def _damaged(path: Path, err: Exception) -> InputError:
+    return InputError(f"{path} cannot be read: the warehouse is damaged ({str(err).splitlines()[0][:160]}). "
+                      "Load the data again with insight load.")
 
 
 def council_codes(source: str | os.PathLike) -> list[str]:
