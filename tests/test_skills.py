@@ -79,6 +79,14 @@ def test_aps_occupation_year_defect_is_handled(sources):
     assert don["ci95"].iloc[0] == float(rows["Conf"].iloc[0])
 
 
+def test_industry_reader_gives_the_published_figures(sources):
+    ind = sources["industry"]
+    don = ind[(ind["area"] == "Doncaster") & (ind["year"] == 2022)].set_index("industry")
+    assert don.loc["Public Administration, Education and Health", "employed"] == 42_100
+    assert (don["all_employed"] == 129_700).all()
+    assert don["employed"].sum() == pytest.approx(129_700, abs=500)  # the groups add up to the total (rounding)
+
+
 def test_fe_and_apprenticeship_readers(sources):
     fe = sources["fe"]
     don = fe[fe["area"] == "Doncaster"].set_index("ssa")
@@ -298,6 +306,9 @@ def test_doncaster_analysis_from_the_shipped_data(doncaster):
                 "gap_ci_low", "gap_ci_high", "rank_low", "rank_high"):
         assert key in first
     assert len(payload["gap_index"]["subjects"]) == 14
+    industries = doncaster.industries.set_index("industry")
+    assert industries.loc["Public Administration, Education and Health", "employed_2022"] == 42_100
+    assert industries["share"].sum() == pytest.approx(1)
 
 
 def test_an_lsip_area_sums_its_councils():

@@ -121,6 +121,7 @@ class SkillsGap:
     occupations: pd.DataFrame  # per SOC sub-major group: inputs, shares, gap with interval and rank interval
     subjects: pd.DataFrame  # per sector subject area: the same
     employment_trend: pd.DataFrame  # area, soc, year, employed
+    industries: pd.DataFrame  # per industry: employment, share against England's, change since the first year
     fe: pd.DataFrame  # per subject: achievements in the area and in England (published, rounded)
     apprenticeships: pd.DataFrame  # year, starts, achievements (area) and England
     adverts: pd.DataFrame  # year, area index and England's region's
@@ -146,7 +147,8 @@ class SkillsGap:
                 "definition": "ln(demand share / supply share); shares with 0.5 added per cell; see docs/skills.md",
                 "level": LEVEL, "draws": self.parameters.get("draws"),
             },
-            "demand": {"employment_trend": rec(self.employment_trend), "adverts": rec(self.adverts),
+            "demand": {"employment_trend": rec(self.employment_trend), "industries": rec(self.industries),
+                       "adverts": rec(self.adverts),
                        "adverts_by_profession": rec(self.adverts_by_profession),
                        "projection": rec(self.projection), "projection_area": self.projection_area},
             "supply": {"fe_achievements": rec(self.fe), "apprenticeships": rec(self.apprenticeships),
@@ -291,6 +293,27 @@ def ess_comparison(ess: pd.DataFrame, area: Area) -> pd.DataFrame:
             med = each.drop(columns="comparator").median().to_dict()
             rows.append({"comparator": "Statistical neighbours (median)", **med})
     return pd.DataFrame(rows)
+
+
+def industry_comparison(industry: pd.DataFrame, districts, england_districts) -> pd.DataFrame:
+    """APS employment by industry group: the area's latest year, its share beside England's, and its change.
+
+    England is the sum of England's districts. Shares use the summed group counts, so they add to 1.
+    """
+    def summed(names):
+        d = industry[_in(industry["area"], names)]
+        return d.groupby(["year", "industry"])["employed"].sum().unstack("year")
+
+    own, eng = summed(districts), summed(england_districts)
+    first, last = int(own.columns.min()), int(own.columns.max())
+    out = pd.DataFrame({"industry": own.index, f"employed_{first}": own[first].to_numpy(), f"employed_{last}": own[last].to_numpy()})
+    out["share"] = out[f"employed_{last}"] / out[f"employed_{last}"].sum()
+    out["england_share"] = (eng[last] / eng[last].sum()).reindex(own.index).to_numpy()
+    out["relative_to_england"] = out["share"] / out["england_share"]
+    out["change"] = out[f"employed_{last}"] - out[f"employed_{first}"]
+    out["england_change_pct"] = ((eng[last] - eng[first]) / eng[first]).reindex(own.index).to_numpy()
+    out.attrs["years"] = (first, last)
+    return out.sort_values(f"employed_{last}", ascending=False).reset_index(drop=True)
 
 
 def _series_row(table: pd.DataFrame, area: Area) -> pd.DataFrame:
@@ -480,7 +503,8 @@ def analyse(area_spec, *, data: str | Path = src.REFERENCE, projection: str | Pa
     ess = ess_comparison(tables["ess"], area)
 
     return SkillsGap(
-        area=area, occupations=occupations, subjects=subjects_df, employment_trend=trend, fe=fe_table,
+        area=area, occupations=occupations, subjects=subjects_df, employment_trend=trend,
+        industries=industry_comparison(tables["industry"], area.districts, england_districts), fe=fe_table,
         apprenticeships=app_table, adverts=adv, adverts_forecast=adv_fc, adverts_backtest=adv_back,
         adverts_by_profession=adverts_by_profession(tables["adverts_profession"], area),
         neet=neet, neet_trend=nt, neet_forecast=nt_fc, neet_backtest=nt_back, ess=ess,

@@ -26,6 +26,7 @@ from insightlib.errors import InputError
 #: The source files, by the names SOURCES.md gives them.
 FILES = {
     "occupation": "employment_by_occupation_by_area_2017_2021.csv",
+    "industry": "employment_by_industry_by_area_2017_2022.csv",
     "fe": "fe_achievements_by_sector_subject_area_by_lad_2021_22.csv",
     "apprenticeships": "apprenticeships_by_learner_home_lad_2022_2026.parquet",
     "adverts": "online_job_adverts_by_area_2017_2022.csv",
@@ -201,6 +202,22 @@ def read_occupation_employment(path: Path, problems: Problems) -> pd.DataFrame |
             "soc": code, "employed": est, "ci95": ci, "symbol": est_sym,
         }))
     return None if broken or not out else pd.concat(out, ignore_index=True)
+
+
+def read_industry_employment(path: Path, problems: Problems) -> pd.DataFrame | None:
+    """APS employment by nine industry groups (SIC 2007 sections grouped), per district and LEP, 2017-2022."""
+    file = path.name
+    df = _read_csv(path, problems)
+    if df is None or not _require_columns(df, file, ["year", "geographic_level", "area", "variable", "value", "Total"], problems):
+        return None
+    values, flags = _numbers(df, "value", file, {"c", "u", "x", "low", "*", "!", "-"}, problems)
+    totals, _ = _numbers(df, "Total", file, {"c", "u", "x", "low", "*", "!", "-", ""}, problems)
+    years = pd.to_numeric(df["year"], errors="coerce")
+    for i in np.flatnonzero(years.isna()):
+        problems.add(file, f"{df['year'].iloc[i]!r} is not a year", row=i + 2, column="year")
+    return pd.DataFrame({"area": df["area"].str.strip(), "level": df["geographic_level"].str.strip(),
+                         "year": years.astype("Int64"), "industry": df["variable"].str.strip(),
+                         "employed": values, "all_employed": totals, "symbol": flags})
 
 
 def read_adverts(path: Path, problems: Problems) -> pd.DataFrame | None:
@@ -490,6 +507,7 @@ def read_sources(directory: str | Path) -> dict[str, pd.DataFrame]:
     path = lambda key: directory / FILES[key]  # noqa: E731
     tables = {
         "occupation": read_occupation_employment(path("occupation"), problems),
+        "industry": read_industry_employment(path("industry"), problems),
         "fe": read_fe_achievements(path("fe"), problems),
         "apprenticeships": read_apprenticeships(path("apprenticeships"), problems),
         "adverts": read_adverts(path("adverts"), problems),
@@ -509,7 +527,7 @@ def read_sources(directory: str | Path) -> dict[str, pd.DataFrame]:
 
 #: The contract tables, as shipped in insightlib/reference/skills/ (name -> file).
 CONTRACT = {name: f"{name}.csv" for name in (
-    "geography", "occupation", "fe", "apprenticeships", "adverts", "adverts_profession", "ess", "neet", "neet_trend")}
+    "geography", "occupation", "industry", "fe", "apprenticeships", "adverts", "adverts_profession", "ess", "neet", "neet_trend")}
 REFERENCE = "reference"
 
 
@@ -522,6 +540,8 @@ def to_contract(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     out = {
         "geography": geo,
         "occupation": occ[(occ["level"] == "LADU") & in_england(occ["area"])].reset_index(drop=True),
+        "industry": tables["industry"][(tables["industry"]["level"] == "LADU")
+                                       & in_england(tables["industry"]["area"])].reset_index(drop=True),
         "fe": tables["fe"][tables["fe"]["level"].isin(["localAuthorityDistrict", "country"])
                            & tables["fe"]["area"].ne("Outside of England and unknown")].reset_index(drop=True),
         "apprenticeships": tables["apprenticeships"][in_england(tables["apprenticeships"]["area"])].reset_index(drop=True),
@@ -552,14 +572,14 @@ def _shipped() -> dict[str, pd.DataFrame]:
     if not _SHIPPED:
         folder = resources.files("insightlib") / "reference" / "skills"
         text = {"area", "level", "soc", "ssa", "symbol", "la_code", "lad_code", "lad_name", "lsip", "combined_authority",
-                "area_code", "year", "profession", "period", "region"}
+                "area_code", "year", "profession", "period", "region", "industry"}
         for name, file in CONTRACT.items():
             with (folder / file).open("rb") as fh:
                 head = pd.read_csv(fh, nrows=0).columns
             with (folder / file).open("rb") as fh:
                 df = pd.read_csv(fh, dtype={c: str for c in head if c in text}, keep_default_na=False,
                                  na_values={c: [""] for c in head if c not in text})
-            if name in ("occupation", "adverts", "neet", "neet_trend") and "year" in df:
+            if name in ("occupation", "industry", "adverts", "neet", "neet_trend") and "year" in df:
                 df["year"] = df["year"].astype(int)
             _SHIPPED[name] = df
     return _SHIPPED

@@ -14,6 +14,7 @@ import pandas as pd
 
 from insightlib import charts, disclosure
 from insightlib.analyses.skills import LEVEL, PROJECTION_LEVEL, SkillsGap
+from insightlib.ingest.skills import SOC_SUBMAJOR as SOC_NAMES
 
 #: How many gaps the headline names, each way.
 TOP = 5
@@ -179,6 +180,32 @@ class SkillsReport:
             f"{LEVEL:.0%} interval": [_interval(a, b) for a, b in zip(s["gap_ci_low"], s["gap_ci_high"])],
             "Rank (1 = most short of learners)": [f"{r} ({a}-{b})" for r, a, b in zip(s["rank"], s["rank_low"], s["rank_high"])],
         })
+
+    def industry_table(self) -> pd.DataFrame:
+        i = self.result.industries
+        first, last = i.attrs.get("years", (None, None))
+        return pd.DataFrame({
+            "Industry (APS)": i["industry"], f"Employed {last}": i[f"employed_{last}"].map(_num),
+            "Share": i["share"].map(_pct), "England's share": i["england_share"].map(_pct),
+            "Relative to England": i["relative_to_england"].round(2),
+            f"Change since {first}": i["change"].map(lambda v: f"{v:+,.0f}"),
+            f"England's change since {first}": i["england_change_pct"].map(lambda v: f"{100 * v:+.1f}%"),
+        })
+
+    def industry_sentence(self) -> str:
+        i = self.result.industries
+        top = i.iloc[0]
+        over = i.sort_values("relative_to_england", ascending=False).iloc[0]
+        return (f"The largest sector is {top.industry.lower()} ({_pct(top.share, 0)} of employment; England "
+                f"{_pct(top.england_share, 0)}). Compared with England, the area has most {over.industry.lower()} "
+                f"({over.relative_to_england:.1f} times England's share). APS estimates: small groups have wide margins.")
+
+    def occupation_trend_table(self) -> pd.DataFrame:
+        """Employment by occupation group in each APS year (the survey's estimates, unrounded as published)."""
+        t = self.result.employment_trend.pivot_table(index="soc", columns="year", values="employed", aggfunc="sum")
+        t.index = [f"{s} {SOC_NAMES[s]}" for s in t.index]
+        t.index.name = "Occupation"
+        return t.map(_num)
 
     def neet_table(self) -> pd.DataFrame:
         n = self.result.neet
