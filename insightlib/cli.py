@@ -6,6 +6,7 @@ Exit codes mean something: 0 all well, 1 some council failed, 2 bad input or usa
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -46,6 +47,11 @@ def friendly_errors():
         console.print("interrupted")
         raise typer.Exit(130) from None
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" while writing {escape(str(exc.filename))}" if exc.filename else ""
+            console.print(f"[bold red]error:[/] the disk is full{where}; free some space and run the command again.",
+                          soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         if os.environ.get("INSIGHT_DEBUG"):
             raise
         console.print(
@@ -64,6 +70,7 @@ def synth(
     seed: int = typer.Option(2025, "--seed", help="Random seed: the same seed gives the same data."),
     fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
     planted_identifiers: bool = typer.Option(False, help="Plant recognisable identifiers (for privacy tests)."),
+    force: bool = typer.Option(False, "--force", help="Write even over an extract insight synth did not write."),
 ):
     """Write a synthetic data directory with known ground truth (truth.json)."""
     with friendly_errors():
@@ -72,7 +79,8 @@ def synth(
         if fmt not in ("csv", "parquet"):
             raise InsightError(f"--format must be csv or parquet; got {fmt!r}.")
         started = time.perf_counter()
-        path = synth_mod.generate(councils, children, seed, out_dir, fmt=fmt, planted_identifiers=planted_identifiers)
+        path = synth_mod.generate(councils, children, seed, out_dir, fmt=fmt, planted_identifiers=planted_identifiers,
+                                  force=force)
         out.print(f"Wrote synthetic data for {councils} council(s) to {path} in {time.perf_counter() - started:.1f}s "
                   f"(ground truth in {Path(path) / 'truth.json'})", markup=False)
 
@@ -110,7 +118,7 @@ def validate(
 @app.command()
 def load(
     data_dir: Path = typer.Argument(..., help="A data directory to validate, pseudonymise and load."),
-    warehouse: Optional[Path] = typer.Option(None, "--warehouse", "-w", help="The DuckDB file to write (default: <DIR>.duckdb beside the directory)."),
+    warehouse: Optional[Path] = typer.Option(None, "--warehouse", "-w", help="The DuckDB file to write (default: <DIR>.duckdb beside the directory). Only a warehouse is ever replaced."),
     key_file: Optional[Path] = typer.Option(None, help="The pseudonymisation key file (default: $INSIGHT_KEY_FILE or $INSIGHT_KEY)."),
     max_workbook_mb: Optional[int] = typer.Option(None, "--max-workbook-mb", min=1, help="Refuse a workbook that unpacks to more than this many MB (default 1024, or $INSIGHT_MAX_WORKBOOK_MB)."),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", min=1, help="Refuse a sheet with more rows than this (default 1,048,576, or $INSIGHT_MAX_ROWS)."),
@@ -119,7 +127,7 @@ def load(
     with friendly_errors():
         from . import pseudonymise, warehouse as wh_mod
 
-        target = warehouse or data_dir.resolve().with_suffix(".duckdb")
+        target = warehouse or wh_mod.default_warehouse_path(data_dir)
         key = pseudonymise.load_key(key_file=key_file) if key_file else None
         summary = wh_mod.load_directory(data_dir, target, key=key, limits=_limits(max_workbook_mb, max_rows))
         for la_code, problems in summary.failed.items():
@@ -161,6 +169,10 @@ def _run_one(evaluation_file: Path, demo_data: str | None = None, **kw) -> int:
         kw["data"] = demo_data
     summary = run_evaluation(evaluation, log=lambda m: console.print(m, soft_wrap=True, markup=False), **kw)
     _print_summary(summary)
+    if summary.disk_full:
+        console.print(f"[bold red]error:[/] the disk holding {escape(str(summary.out_dir))} is full, so some reports could not be "
+                      "written (nothing half-written was kept); free some space and run the same command again: "
+                      "councils already done are skipped.", soft_wrap=True)
     return summary.exit_code
 
 
@@ -180,6 +192,7 @@ def _print_summary(summary) -> None:
 @app.command()
 def render(
     reports_dir: Path = typer.Argument(Path("reports"), help="The reports folder written by 'insight run'."),
+    force: bool = typer.Option(False, "--force", help="Replace a _quarto.yml, index.qmd or _site/ that render did not write."),
 ):
     """Build the website from the executed notebooks (no re-execution): Quarto if installed, else HTML."""
     with friendly_errors():
@@ -187,10 +200,12 @@ def render(
 
         if not reports_dir.is_dir():
             raise InsightError(f"{reports_dir}: no reports folder; run 'insight run evaluations/<name>.yml' first.")
-        result = render_site(reports_dir)
+        result = render_site(reports_dir, force=force)
         for line in getattr(result, "messages", []) or []:
             console.print(line, soft_wrap=True, markup=False)
         out.print(f"Website: {result.index}", markup=False)
+        if result.skipped:  # the site is built, but not every report is in it
+            raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @app.command()
@@ -202,13 +217,16 @@ def demo(
     evaluations: Optional[List[Path]] = typer.Option(None, "--evaluation", help="Evaluation files (default: every file in evaluations/)."),
     data_dir: Path = typer.Option(Path("data/demo"), "--data"),
     out_dir: Path = typer.Option(Path("reports"), "--out"),
+    force: bool = typer.Option(False, "--force", help="Write the synthetic data even over an extract insight synth did not write."),
 ):
     """Synthetic data for several councils, validated and loaded, every evaluation run, the site rendered."""
     with friendly_errors():
         from . import pseudonymise
+        from . import synth as synth_mod
         from .site import render_site
         from .validate import validate_directory
 
+        synth_mod.check_out_dir(data_dir, force)  # before the key and the minutes of simulation
         started = time.perf_counter()
         if not (os.environ.get("INSIGHT_KEY") or os.environ.get("INSIGHT_KEY_FILE")):
             key_path = Path(".insight/demo.key")
@@ -216,9 +234,7 @@ def demo(
                 pseudonymise.make_key_file(key_path)
             os.environ["INSIGHT_KEY_FILE"] = str(key_path.resolve())
             console.print(f"Demo pseudonymisation key: {key_path} (for real data keep the key outside the repository)", markup=False)
-        from . import synth as synth_mod
-
-        synth_mod.generate(councils, children, seed, data_dir)
+        synth_mod.generate(councils, children, seed, data_dir, force=force)
         out.print(f"1/4 synthetic data for {councils} councils -> {data_dir}", markup=False)
         report = validate_directory(data_dir)
         if not report.ok:
@@ -237,7 +253,7 @@ def demo(
         for line in getattr(result, "messages", []) or []:
             console.print(line, soft_wrap=True, markup=False)
         out.print(f"4/4 website rendered in {time.perf_counter() - started:.0f}s: open {result.index}", markup=False)
-        raise typer.Exit(worst)
+        raise typer.Exit(max(worst, EXIT_SOME_FAILED if result.skipped else EXIT_OK))
 
 
 def main() -> None:

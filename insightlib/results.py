@@ -59,9 +59,16 @@ def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(to_jsonable(payload), fh, indent=2, sort_keys=False)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(to_jsonable(payload), fh, indent=2, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or a bad value: no half-written .tmp-*.json is left behind
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return path
 
 

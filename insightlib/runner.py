@@ -7,11 +7,14 @@ whose inputs, code and parameters are unchanged are skipped unless forced.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import tempfile
+import sys
 import threading
 import time
 import traceback
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import results as results_mod
-from .errors import InputError
+from .errors import InputError, InsightError
 from .evaluation import Evaluation
 
 #: How many times a kernel that fails to start (not a failing cell) is tried again.
@@ -62,13 +65,20 @@ class RunSummary:
     out_dir: Path
     runs: list[CouncilRun] = field(default_factory=list)
     seconds: float = 0.0
+    disk_full_log: bool = False  # run.log / run.json could not be written
 
     @property
     def failed(self) -> list[CouncilRun]:
         return [r for r in self.runs if r.status == "failed"]
 
     @property
+    def disk_full(self) -> bool:
+        return self.disk_full_log or any((r.error or "").startswith(DISK_FULL) for r in self.failed)
+
+    @property
     def exit_code(self) -> int:
+        if self.disk_full:
+            return 2
         return 1 if self.failed else 0
 
     def to_dict(self) -> dict:
@@ -81,6 +91,136 @@ class RunSummary:
 
 
 # --- helpers ------------------------------------------------------------------------
+
+#: The lock file ``insight run`` holds in its --out folder while it runs.
+LOCK_NAME = ".insight-run.lock"
+DISK_FULL = "the disk is full"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class RunLocked(InputError):
+    """Another ``insight run`` is writing into the same --out folder."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(out_dir: Path, what: str):
+    """Hold ``<out>/.insight-run.lock`` for the whole run, so that a second run on the same folder refuses.
+
+    The lock is an flock on the file, which the operating system drops when the process ends
+    however it ends (even SIGKILL): a lock left by a dead run is never in the way. The file
+    says who holds it (pid, evaluation, start time) for the message. Where flock is missing
+    (Windows) the pid in the file is checked instead: a pid no longer running is a stale lock.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_NAME
+    me = {"pid": os.getpid(), "evaluation": what,
+          "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None
+    fh = open(path, "a+", encoding="utf-8")
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise RunLocked(_locked_message(out_dir, path)) from None
+        else:  # pragma: no cover - Windows
+            holder = _read_lock(path)
+            if holder.get("pid") and holder["pid"] != os.getpid() and _pid_alive(int(holder["pid"])):
+                raise RunLocked(_locked_message(out_dir, path))
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps(me))
+        fh.flush()
+        yield path
+    finally:
+        try:
+            fh.seek(0)
+            fh.truncate()  # an empty lock file: nobody holds it
+        except OSError:
+            pass
+        fh.close()  # closing drops the flock
+
+
+def _read_lock(path: Path) -> dict:
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _locked_message(out_dir: Path, path: Path) -> str:
+    holder = _read_lock(path)
+    who = f"pid {holder['pid']}" if holder.get("pid") else "another process"
+    what = f" running {holder['evaluation']}" if holder.get("evaluation") else ""
+    since = f" since {holder['started']}" if holder.get("started") else ""
+    return (f"{out_dir}: another 'insight run' ({who}{what}{since}) is writing reports into this folder; "
+            "wait for it to finish, or give this run another --out.")
+
+
+def _tie_to_parent(parent_pid: int) -> None:
+    """Pool worker initializer: die with the parent, however it dies (SIGKILL included).
+
+    On Linux the kernel sends SIGKILL when the parent goes (PR_SET_PDEATHSIG); everywhere a
+    watchdog thread notices the parent has gone (the worker is re-parented) within a second.
+    A worker's Jupyter kernel polls its own parent, the worker, and so goes with it."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="insight-parent-watchdog", daemon=True).start()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def outputs_intact(council_dir: Path, manifest: dict) -> bool:
+    """True when every output the manifest lists is there with the hash it was written with."""
+    hashes = manifest.get("hashes")
+    if not isinstance(hashes, dict) or not hashes:
+        return False  # a manifest from before hashes, or one written without outputs
+    for name, expected in hashes.items():
+        path = council_dir / name
+        try:
+            if Path(name).name != name or file_sha256(path) != expected:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def default_notebooks_dir() -> Path:
@@ -347,6 +487,9 @@ def _execute_council(task: dict) -> dict:
     out_nb = Path(task["output_notebook"])
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     run = CouncilRun(la_code=task["la_code"], status="failed", notebook=str(out_nb))
+    # papermill writes the notebook several times as it runs: into a hidden file, swapped in
+    # once complete, so that a kill or a full disk never leaves half a notebook under the real name
+    tmp_nb = out_nb.with_name(f".tmp-{out_nb.stem}-{os.getpid()}.ipynb")
     reuse = task.get("reuse_kernel", False)
     kernel_name = task.get("kernel_name", "python3")
     for attempt in range(1, KERNEL_RETRIES + 2):
@@ -358,7 +501,7 @@ def _execute_council(task: dict) -> dict:
                 engine = {"engine_name": _warm_engine(), "warm_kernel": warm, "reset_code": _reset_code(str(out_nb.parent))}
                 warm.uses += 1
             pm.execute_notebook(
-                task["input_notebook"], str(out_nb), parameters=task["parameters"],
+                task["input_notebook"], str(tmp_nb), parameters=task["parameters"],
                 kernel_name=kernel_name, language="python", cwd=str(out_nb.parent),
                 progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                 execution_timeout=task.get("execution_timeout", 3600),
@@ -369,6 +512,8 @@ def _execute_council(task: dict) -> dict:
             break
         except PapermillExecutionError as exc:  # a cell failed; the kernel itself is fine
             run.error = f"{exc.ename}: {str(exc.evalue)[:500]}"
+            if _says_disk_full(str(exc.evalue)):
+                run.error = f"{DISK_FULL}: step {exc.exec_count} of the notebook could not write its output"
             run.failing_cell = exc.exec_count
             run.link = f"{out_nb.name}#papermill-error-cell"
             break
@@ -381,6 +526,9 @@ def _execute_council(task: dict) -> dict:
         except (DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:  # kernel did not start or died: try again
             if reuse:
                 discard_warm_kernel()
+            if is_disk_full(exc):  # trying again would only fill it again
+                run.error = f"{DISK_FULL}: the executed notebook could not be written"
+                break
             run.error = f"kernel failed ({type(exc).__name__}: {str(exc)[:300]})"
             time.sleep(min(2 * attempt, 5))
         except Exception as exc:  # anything else will fail the same way again
@@ -388,11 +536,14 @@ def _execute_council(task: dict) -> dict:
                 discard_warm_kernel()
             run.error = f"{type(exc).__name__}: {str(exc)[:500]}"
             break
+    if not _keep_notebook(tmp_nb, out_nb) and run.status == "ok":
+        run.status, run.error = "failed", f"{DISK_FULL}: the executed notebook could not be written completely"
     run.seconds_total = time.perf_counter() - started
     run.seconds_cells = _cell_seconds(out_nb)
     results_path = out_nb.parent / "results.json"
     if results_path.exists() and run.status == "ok":
         run.results = str(results_path)
+    outputs = [out_nb.name] + (["results.json"] if run.results else [])
     manifest = {
         **task["manifest"],
         "la_code": task["la_code"],
@@ -406,10 +557,41 @@ def _execute_council(task: dict) -> dict:
             "kernel": "reused" if reuse else "fresh",
         },
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "outputs": [out_nb.name] + (["results.json"] if run.results else []),
+        "outputs": outputs,
+        # what a later run checks before it skips this council: the outputs are whole and unchanged
+        "hashes": {name: file_sha256(out_nb.parent / name) for name in outputs if (out_nb.parent / name).exists()},
     }
-    results_mod.write_json_atomic(out_nb.parent / "manifest.json", manifest)
+    try:
+        results_mod.write_json_atomic(out_nb.parent / "manifest.json", manifest)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        # an older manifest left in place no longer matches the outputs' hashes, so nothing is skipped wrongly
+        run.status, run.error = "failed", f"{DISK_FULL}: the run manifest could not be written"
     return run.to_dict()
+
+
+def _says_disk_full(text: str) -> bool:
+    return "No space left on device" in text or "Disk quota exceeded" in text or "[Errno 28]" in text
+
+
+def _keep_notebook(tmp_nb: Path, out_nb: Path) -> bool:
+    """Swap a completely written notebook in under its real name; a partial one is removed."""
+    if not tmp_nb.exists():
+        return False
+    try:
+        with open(tmp_nb, encoding="utf-8") as fh:
+            whole = isinstance(json.load(fh).get("cells"), list)
+    except (OSError, ValueError, AttributeError):
+        whole = False
+    try:
+        if whole:
+            os.replace(tmp_nb, out_nb)
+            return True
+    except OSError:
+        pass
+    tmp_nb.unlink(missing_ok=True)
+    return False
 
 
 def _cell_seconds(notebook: Path) -> float:
@@ -438,7 +620,7 @@ def plan_tasks(
     code = code_fingerprint()
     commit = git_commit()
     versions = results_mod.package_versions()
-    tasks, skipped = [], []
+    tasks, skipped, rerun = [], [], []
     for la_code in councils:
         council_dir = out_dir / evaluation.name / la_code
         output_notebook = council_dir / f"{evaluation.notebook}.ipynb"
@@ -469,6 +651,7 @@ def _plan_one(evaluation: Evaluation, key_dir: str, parameters: dict, fingerprin
     """One council's (or area's) task, or its skipped run when nothing about it changed."""
     council_dir = out_dir / evaluation.name / key_dir
     output_notebook = council_dir / f"{evaluation.notebook}.ipynb"
+    rerun = False
     key = _cache_key(notebook, {k: v for k, v in parameters.items() if k != "data"}, fingerprint, code)
     manifest_path = council_dir / "manifest.json"
     if not force and manifest_path.exists() and output_notebook.exists():
@@ -477,10 +660,12 @@ def _plan_one(evaluation: Evaluation, key_dir: str, parameters: dict, fingerprin
         except ValueError:
             previous = {}
         if previous.get("cache_key") == key and previous.get("status") == "ok":
-            return CouncilRun(
-                la_code=key_dir, status="skipped", notebook=str(output_notebook),
-                results=str(council_dir / "results.json") if (council_dir / "results.json").exists() else None,
-            )
+            if outputs_intact(council_dir, previous):
+                return CouncilRun(
+                    la_code=key_dir, status="skipped", notebook=str(output_notebook),
+                    results=str(council_dir / "results.json") if (council_dir / "results.json").exists() else None,
+                )
+            rerun = True  # "ok" in the manifest, but a notebook or results.json cut short or changed since
     return {
         "la_code": key_dir,
         "input_notebook": str(notebook),
@@ -499,6 +684,7 @@ def _plan_one(evaluation: Evaluation, key_dir: str, parameters: dict, fingerprin
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **(extra or {}),
         },
+        **({"rerun": "outputs incomplete or changed since their run"} if rerun else {}),
     }
 
 
@@ -586,13 +772,24 @@ def run_evaluation(
         raise InputError(f"{evaluation.notebook_path(notebooks_dir)}: no such notebook.")
     if workers < 1:
         raise InputError("--workers must be at least 1.")
+    if cell_timeout < 1:
+        raise InputError("--cell-timeout must be at least 1 second.")
+    with run_lock(out_dir, evaluation.name):  # one run at a time writes into one --out folder
+        return _run_locked(evaluation, data, out_dir, workers, force, scheduler, notebooks_dir, progress, log,
+                           reuse_kernels, cell_timeout, started)
+
+
+def _run_locked(evaluation, data, out_dir, workers, force, scheduler, notebooks_dir, progress, log,
+                reuse_kernels, cell_timeout, started) -> RunSummary:
     summary = RunSummary(evaluation=evaluation, out_dir=out_dir / evaluation.name)
     if evaluation.areas:
         tasks, skipped = plan_area_tasks(evaluation, data or evaluation.data, out_dir, notebooks_dir, force)
     else:
         tasks, skipped = _plan_councils(evaluation, data, out_dir, notebooks_dir, force, summary, log)
-    if cell_timeout < 1:
-        raise InputError("--cell-timeout must be at least 1 second.")
+    rerun = [t["la_code"] for t in tasks if t.get("rerun")]
+    if rerun:
+        log(f"{len(rerun)} council(s) whose notebook or results.json is incomplete or changed since their last run: "
+            f"running again ({', '.join(rerun[:10])}{' ...' if len(rerun) > 10 else ''})")
     for task in tasks:
         task["reuse_kernel"] = reuse_kernels
         task["execution_timeout"] = int(cell_timeout)
@@ -605,7 +802,12 @@ def run_evaluation(
     summary.runs.extend(_execute(tasks, workers, scheduler, progress, evaluation.title))
     summary.runs.sort(key=lambda r: r.la_code)
     summary.seconds = time.perf_counter() - started
-    _write_run_log(summary)
+    try:
+        _write_run_log(summary)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        summary.disk_full_log = True
     return summary
 
 
@@ -641,15 +843,62 @@ def _iter_outcomes(tasks: list[dict], workers: int, scheduler: str | None):
         return
     if workers == 1 or len(tasks) == 1:
         try:
-            for task in tasks:
-                yield _outcome_or_failure(lambda t=task: execute_council(t), task)
+            with _terminate_as_interrupt():
+                for task in tasks:
+                    yield _outcome_or_failure(lambda t=task: execute_council(t), task)
         finally:
             discard_warm_kernel()
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(execute_council, t): t for t in tasks}
-        for future in as_completed(futures):
-            yield _outcome_or_failure(future.result, futures[future])
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=get_context("spawn"),
+                               initializer=_tie_to_parent, initargs=(os.getpid(),))
+    finished = False
+    try:
+        with _terminate_as_interrupt():
+            futures = {pool.submit(execute_council, t): t for t in tasks}
+            for future in as_completed(futures):
+                yield _outcome_or_failure(future.result, futures[future])
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # interrupted: queued councils are not started, running ones are stopped now
+            _stop_pool(pool)
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (and SIGHUP) stop the batch the way Ctrl-C does, so the workers are stopped, not orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:  # each worker's kernel sees its parent go and shuts itself down
+        try:
+            proc.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
+    for proc in processes:
+        try:
+            proc.join(timeout=5)
+        except (OSError, ValueError, AttributeError, AssertionError):
+            pass
 
 
 def _outcome_or_failure(get: Callable[[], dict], task: dict) -> dict:

@@ -94,11 +94,12 @@ class SiteResult:
     reports: list[Report]
     pages: list[Path] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # notebooks that could not be read, left out
 
     def to_dict(self) -> dict:
         return {"out_dir": str(self.out_dir), "index": str(self.index), "engine": self.engine,
                 "reports": [r.to_dict() for r in self.reports], "pages": [str(p) for p in self.pages],
-                "messages": self.messages}
+                "messages": self.messages, "skipped": [str(p) for p in self.skipped]}
 
 
 # --- finding what was run -------------------------------------------------------------------
@@ -234,8 +235,11 @@ def failure_sentence(error: str | None) -> str:
 
 
 def render_site(reports_dir: str | Path, out_dir: str | Path | None = None, *, engine: str | None = None,
-                national_year: int | None = None) -> SiteResult:
-    """Build the website from executed notebooks. ``engine`` forces "quarto" or "html" (default: Quarto if on PATH)."""
+                national_year: int | None = None, force: bool = False) -> SiteResult:
+    """Build the website from executed notebooks. ``engine`` forces "quarto" or "html" (default: Quarto if on PATH).
+
+    Nothing render did not write is replaced (a user's _quarto.yml, index.qmd or site folder)
+    unless ``force``."""
     reports_dir = Path(reports_dir)
     evaluations = discover(reports_dir)
     if not evaluations:
@@ -248,12 +252,13 @@ def render_site(reports_dir: str | Path, out_dir: str | Path | None = None, *, e
         if out_dir is not None and Path(out_dir).resolve() != (reports_dir / "_site").resolve():
             raise InputError("With Quarto the site is always written to <reports>/_site (set in _quarto.yml).")
         try:
-            return render_quarto(reports_dir, evaluations, quarto, national_year=national_year)
+            return render_quarto(reports_dir, evaluations, quarto, national_year=national_year, force=force)
         except QuartoFailed as exc:
-            result = render_html(reports_dir, evaluations, out_dir, national_year=national_year)
+            result = render_html(reports_dir, evaluations, out_dir, national_year=national_year, force=force)
             result.messages.insert(0, f"quarto render failed ({exc}); built the plain HTML site instead.")
+            _note_skipped(result, getattr(exc, "skipped", []))
             return result
-    result = render_html(reports_dir, evaluations, out_dir, national_year=national_year)
+    result = render_html(reports_dir, evaluations, out_dir, national_year=national_year, force=force)
     result.messages.append(INSTALL_QUARTO)
     return result
 
@@ -272,13 +277,32 @@ def _jinja():
                               autoescape=jinja2.select_autoescape(["html", "j2"]), keep_trailing_newline=True)
 
 
-def _prepare_out_dir(out: Path) -> None:
+def _owns_site(out: Path, reports_dir: Path | None = None) -> bool:
+    """True when ``out`` may be replaced: absent, empty, or built by insight render (its marker file,
+    or a Quarto site beside a _quarto.yml that render itself wrote, from before the marker)."""
+    if not out.exists():
+        return True
+    if not out.is_dir():
+        return False
+    if (out / MARKER).exists() or not any(out.iterdir()):
+        return True
+    return (out / "site_libs").exists() and reports_dir is not None and _generated(reports_dir / "_quarto.yml")
+
+
+def _prepare_out_dir(out: Path, reports_dir: Path | None = None, force: bool = False) -> None:
     if out.exists():
-        if (out / MARKER).exists() or not any(out.iterdir()) or (out / "site_libs").exists():
+        if not (force or _owns_site(out, reports_dir)):
+            raise InputError(f"{out} holds files that 'insight render' did not write, so it was left as it is; "
+                             "move them away, or run 'insight render --force' to replace that folder.")
+        if out.is_dir():
             shutil.rmtree(out)
         else:
-            raise InputError(f"{out} exists and was not made by 'insight render'; move it or choose another folder.")
+            out.unlink()
     out.mkdir(parents=True)
+    _mark_site(out)
+
+
+def _mark_site(out: Path) -> None:
     (out / MARKER).write_text("Built by insight render; the whole folder is replaced on each render.\n")
 
 
@@ -394,9 +418,9 @@ def tidy_tables(body: str) -> str:
 
 
 def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str | Path | None = None, *,
-                national_year: int | None = None) -> SiteResult:
+                national_year: int | None = None, force: bool = False) -> SiteResult:
     out = Path(out_dir) if out_dir is not None else reports_dir / "_site"
-    _prepare_out_dir(out)
+    _prepare_out_dir(out, reports_dir, force)
     env = _jinja()
     page = env.get_template("page.html.j2")
     built = datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC")
@@ -423,11 +447,17 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
         return path
 
     all_reports: list[Report] = []
+    skipped: list[tuple[Path, str]] = []
     exporter = _report_exporter()
     for ev in evaluations:
-        for rep in ev.reports:
+        for rep in list(ev.reports):
+            try:
+                nb_title, body = render_report_html(rep.notebook, exporter)
+            except InputError as exc:  # one broken notebook never stops the others' pages
+                ev.reports.remove(rep)
+                skipped.append((rep.notebook, str(exc)))
+                continue
             all_reports.append(rep)
-            nb_title, body = render_report_html(rep.notebook, exporter)
             # the evaluation's own title says what this report asks ("Did Family Group
             # Conferences reduce re-referral?"); the notebook's heading is generic
             heading = f"<h1>{html.escape(rep.council)}: {html.escape(ev.title or nb_title)}</h1>"
@@ -463,7 +493,15 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
             '<p class="lede">Reports for each evaluation and council, and a <a href="national.html">national summary</a> '
             "comparing every council's re-referral rate with England's.</p>" + "\n".join(sections))
     index = write("index.html", "Home", home)
-    return SiteResult(out_dir=out, index=index, engine="html", reports=all_reports, pages=pages)
+    result = SiteResult(out_dir=out, index=index, engine="html", reports=all_reports, pages=pages)
+    _note_skipped(result, skipped)
+    return result
+
+
+def _note_skipped(result: SiteResult, skipped: list[tuple[Path, str]]) -> None:
+    for notebook, reason in skipped:
+        result.skipped.append(notebook)
+        result.messages.append(f"Left out of the site (run its evaluation again to rebuild it): {reason}")
 
 
 def _evaluation_html(ev: Evaluation) -> str:
@@ -633,6 +671,48 @@ SAFE_FILTER = "_insight_safe.lua"
 #: environment even if a shortcode slipped through.
 QUARTO_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TMP", "TEMP", "TZ",
                       "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR")
+#: The first lines of every other file render writes at the top of the reports folder.
+WRITTEN = "# Written by 'insight render'; replaced on each render."
+#: Files and folders the Quarto project puts at the top of the reports folder.
+PROJECT_FILES = ("_quarto.yml", "index.qmd", "evaluations.yml", "national.qmd")
+
+
+def _generated(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(len(GENERATED)) == GENERATED
+    except OSError:
+        return False
+
+
+def check_project_ownership(reports_dir: Path, force: bool = False) -> None:
+    """Refuse to write the Quarto project over a user's own _quarto.yml, index.qmd ... or site folder.
+
+    A file render wrote starts with GENERATED or WRITTEN; a folder rendered before these lines
+    existed is known by its generated _quarto.yml."""
+    if force:
+        return
+    legacy = _generated(reports_dir / "_quarto.yml")
+    theirs = []
+    for name in PROJECT_FILES:
+        path = reports_dir / name
+        if not path.exists():
+            continue
+        try:
+            head = path.read_text(encoding="utf-8", errors="replace")[:300]
+        except OSError:
+            head = ""
+        if name == "_quarto.yml":
+            ours = head.startswith(GENERATED)
+        else:
+            ours = WRITTEN in head or legacy
+        if not ours:
+            theirs.append(name)
+    if not _owns_site(reports_dir / "_site", reports_dir):
+        theirs.append("_site/")
+    if theirs:
+        raise InputError(f"{reports_dir} holds {', '.join(theirs)} that 'insight render' did not write, so nothing "
+                         "was changed; render another reports folder, move them away, or add --force to replace them.")
 
 
 def quarto_template() -> dict:
@@ -657,8 +737,11 @@ def _yaml_dump(data) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
 
 
-def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], national_year: int | None = None) -> list[Path]:
+def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], national_year: int | None = None,
+                         skipped: list | None = None) -> list[Path]:
     """Write the Quarto website project into ``reports_dir``; returns the files written.
+
+    A notebook that cannot be read is left out (and added to ``skipped`` with the reason).
 
     Each executed notebook gets a ``.qmd`` twin beside it (``notebook_to_qmd``): that is what
     Quarto renders, to HTML and to a Typst PDF. The notebooks themselves are not touched.
@@ -690,8 +773,8 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
                   for ev in evaluations]
     home_items.append({"title": "National summary", "path": "national.html",
                        "description": "Every council's 12-month re-referral rate against England's."})
-    put("evaluations.yml", _yaml_dump(home_items))
-    put("index.qmd", "---\n" + _yaml_dump({
+    put("evaluations.yml", WRITTEN + "\n" + _yaml_dump(home_items))
+    put("index.qmd", "---\n" + WRITTEN + "\n" + _yaml_dump({
         "title": "Do children come back after their case is closed?",
         "listing": {"contents": "evaluations.yml", "type": "default", "fields": ["title", "description"],
                     "sort": False},
@@ -699,7 +782,16 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
 
     for ev in evaluations:
         items = []
-        for rep in ev.reports:
+        for rep in list(ev.reports):
+            try:
+                written += notebook_to_qmd(rep.notebook, council=rep.council, failed=rep.status == "failed",
+                                           title=rep.evaluation_title, error=rep.error)
+            except InputError as exc:  # left out, with its stale page source, so the others build
+                ev.reports.remove(rep)
+                rep.notebook.with_suffix(".qmd").unlink(missing_ok=True)
+                if skipped is not None:
+                    skipped.append((rep.notebook, str(exc)))
+                continue
             status = "Did not finish: parts of this report are missing." if rep.status == "failed" else "Report"
             items.append({"title": text.quarto_md(rep.council), "la_code": text.quarto_md(rep.la_code), "description": status,
                           "path": f"{rep.la_code}/{rep.notebook.stem}.html"})
@@ -708,8 +800,6 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
                 "format": {"html": {"toc": True}, "typst": {"papersize": "a4"}},
                 "execute": {"enabled": False, "echo": False},
             }))
-            written += notebook_to_qmd(rep.notebook, council=rep.council, failed=rep.status == "failed",
-                                       title=rep.evaluation_title, error=rep.error)
         put(f"{ev.slug}/councils.yml", _yaml_dump(items))
         put(f"{ev.slug}/index.qmd", "---\n" + _yaml_dump({
             "title": text.quarto_md(ev.title),
@@ -723,12 +813,12 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
     try:
         summary = national.build_national_summary(reports_dir, year=national_year)
     except InputError as exc:
-        put("national.qmd", "---\ntitle: National summary\n---\n\nThe national summary could not be built: "
+        put("national.qmd", "---\n" + WRITTEN + "\ntitle: National summary\n---\n\nThe national summary could not be built: "
             f"{text.quarto_md(exc)}\n")
         return written
     fig_dir = reports_dir / "national-figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    parts = ["---\n" + _yaml_dump({"title": f"National summary: re-referrals within 12 months, {summary.year}"}) + "---\n"]
+    parts = ["---\n" + WRITTEN + "\n" + _yaml_dump({"title": f"National summary: re-referrals within 12 months, {summary.year}"}) + "---\n"]
     for sec in summary.sections:
         if sec.heading:
             parts.append(f"## {text.neutralise_markdown(sec.heading)}\n")
@@ -744,19 +834,29 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
 
 
 def render_quarto(reports_dir: Path, evaluations: list[Evaluation], quarto: str | None = None, *,
-                  national_year: int | None = None) -> SiteResult:
+                  national_year: int | None = None, force: bool = False) -> SiteResult:
     quarto = quarto or shutil.which("quarto")
     if not quarto:
         raise InsightError(INSTALL_QUARTO)
-    written = write_quarto_project(reports_dir, evaluations, national_year=national_year)
+    check_project_ownership(reports_dir, force)
+    skipped: list[tuple[Path, str]] = []
+    written = write_quarto_project(reports_dir, evaluations, national_year=national_year, skipped=skipped)
+    site = reports_dir / "_site"
+    if site.is_dir():
+        _mark_site(site)  # a failed render leaves a folder the HTML fallback may still replace
     env = {k: v for k, v in os.environ.items() if k in QUARTO_ENVIRONMENT or k.startswith("QUARTO_")}
     env["QUARTO_PYTHON"] = sys.executable
     proc = subprocess.run([quarto, "render", "--no-execute"], cwd=reports_dir, env=env, capture_output=True,
                           text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-        raise QuartoFailed(tail or f"exit code {proc.returncode}")
+        failure = QuartoFailed(tail or f"exit code {proc.returncode}")
+        failure.skipped = skipped
+        raise failure
     out = reports_dir / "_site"
+    _mark_site(out)
     reports = [rep for ev in evaluations for rep in ev.reports]
-    return SiteResult(out_dir=out, index=out / "index.html", engine="quarto", reports=reports, pages=written,
-                      messages=[f"Rendered with Quarto ({quarto}); PDFs are beside each report."])
+    result = SiteResult(out_dir=out, index=out / "index.html", engine="quarto", reports=reports, pages=written,
+                        messages=[f"Rendered with Quarto ({quarto}); PDFs are beside each report."])
+    _note_skipped(result, skipped)
+    return result

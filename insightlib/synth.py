@@ -894,9 +894,45 @@ def _write(tables: dict, out: Path, fmt: str) -> None:
 # --- the entry point -----------------------------------------------------------------
 
 
+#: Files that make a folder look like a council's extract (what the readers would read).
+EXTRACT_SUFFIXES = (".csv", ".parquet", ".xlsx", ".xls", ".xml")
+
+
+def made_by_synth(folder: Path) -> bool:
+    """True when ``folder`` holds synthetic data this module wrote (its truth.json says so)."""
+    try:
+        truth = json.loads((Path(folder) / "truth.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(truth, dict) and isinstance(truth.get("generator"), dict) and "seed" in truth["generator"]
+
+
+def _previous_format(out: Path) -> str | None:
+    if not made_by_synth(out):
+        return None
+    fmt = json.loads((out / "truth.json").read_text(encoding="utf-8"))["generator"].get("format")
+    return fmt if fmt in ("csv", "parquet") else None
+
+
+def check_out_dir(out: Path, force: bool = False) -> None:
+    """Refuse to write synthetic data over an extract that synth did not write (a council's real data).
+
+    A folder synth wrote itself (truth.json names its generator) is replaced; ``force``
+    writes anyway (only the files synth writes are replaced)."""
+    out = Path(out)
+    if force or not out.is_dir() or made_by_synth(out):
+        return
+    found = sorted(p.name for p in out.iterdir()
+                   if p.is_file() and (p.suffix.lower() in EXTRACT_SUFFIXES or p.name == "truth.json"))
+    if found:
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise InputError(f"{out} already holds an extract that insight synth did not write ({shown}); "
+                         "choose another folder, or add --force to replace those files with synthetic data.")
+
+
 def generate(n_councils: int, children_per_council: int, seed: int, out_dir, extract_date="2025-03-31", *,
              la_codes=None, fmt: str = "csv", planted_identifiers: bool = False,
-             model: Model = MODEL) -> Path:
+             model: Model = MODEL, force: bool = False) -> Path:
     """Write a synthetic data directory (canonical tables + truth.json) and return its path.
 
     ``la_codes`` picks the councils (then ``n_councils`` is ignored); otherwise the seed
@@ -904,12 +940,15 @@ def generate(n_councils: int, children_per_council: int, seed: int, out_dir, ext
     ``planted_identifiers`` makes two children and one worker per council carry
     recognisable identifiers (listed in truth.json) for privacy tests. ``model`` changes
     any parameter of the generative model (``Model``). docs/synthetic-data.md explains all.
+    An extract synth did not write is never replaced unless ``force`` (``check_out_dir``).
     """
     if fmt not in ("csv", "parquet"):
         raise InputError(f"synthetic data: fmt must be 'csv' or 'parquet', not {fmt!r}.")
     if children_per_council < 1:
         raise InputError("synthetic data: children_per_council must be at least 1.")
     out = Path(out_dir)
+    check_out_dir(out, force)
+    previous_fmt = _previous_format(out)
     out.mkdir(parents=True, exist_ok=True)
     councils = choose_councils(n_councils, seed, la_codes)
     n_la = len(councils)
@@ -941,13 +980,18 @@ def generate(n_councils: int, children_per_council: int, seed: int, out_dir, ext
     achieved = res["n_rerefer"] / np.maximum(res["n_year"], 1)
 
     tables, planted_ids = _build_tables(ch, rec, councils, extract, seed, planted_identifiers)
+    generator = {"seed": seed, "n_councils": n_la, "children_per_council": children_per_council,
+                 "extract_date": extract_str, "window_start": str(np.datetime64(start, "D")), "format": fmt}
+    # truth.json first (completed below): a folder left half-written is still known as synth's own
+    (out / "truth.json").write_text(json.dumps({"generator": generator}, indent=2))
     _write(tables, out, fmt)
+    if previous_fmt and previous_fmt != fmt:  # synth's own tables in the other format would be read twice
+        for name in tables:
+            (out / f"{name}.{previous_fmt}").unlink(missing_ok=True)
 
     need_ref = model.primary_need_hr[model.primary_need_reference]
     truth = {
-        "generator": {"seed": seed, "n_councils": n_la, "children_per_council": children_per_council,
-                      "extract_date": extract_str, "window_start": str(np.datetime64(start, "D")),
-                      "format": fmt},
+        "generator": generator,
         "model": {
             "cumulative_hazard": "Lambda(t | x) = baseline_scale[la_code] * exp(x'beta) * "
                                  "intervention_hr^fgc * programme_hr(q) * t^shape, t in days since closure",

@@ -99,6 +99,22 @@ def _remove(path: Path) -> None:
             pass
 
 
+def default_warehouse_path(data_dir: str | os.PathLike) -> Path:
+    """``<DIR>.duckdb`` beside the directory, its whole name kept: extract.2024 and extract.2025 never share a file."""
+    folder = Path(data_dir).resolve()
+    return folder.with_name(folder.name + ".duckdb")
+
+
+def check_target(target: str | os.PathLike) -> None:
+    """Refuse a warehouse path that holds anything but a warehouse (a source CSV, a folder, someone's file)."""
+    target = Path(target)
+    if target.is_dir():
+        raise InputError(f"{target} is a folder; give the warehouse a file name, e.g. -w {target}.duckdb.")
+    if target.exists() and not is_warehouse(target):
+        raise InputError(f"{target} already exists and is not a warehouse made by 'insight load', so it was left "
+                         "as it is; give another warehouse path with -w.")
+
+
 def write_warehouse(tables: dict[str, pd.DataFrame], warehouse_path: str | os.PathLike,
                     metadata: dict | None = None, key: bytes | None = None) -> dict[str, str]:
     """Write already pseudonymised contract tables into a new warehouse file, atomically.
@@ -106,6 +122,7 @@ def write_warehouse(tables: dict[str, pd.DataFrame], warehouse_path: str | os.Pa
     Returns the per-council fingerprints.
     """
     target = Path(warehouse_path)
+    check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
     councils = sorted(tables["councils"]["la_code"].dropna().unique())
@@ -173,6 +190,7 @@ def load_directory(data_dir: str | os.PathLike, warehouse_path: str | os.PathLik
     column, an unreadable file) or when no council is clean; the existing warehouse is then
     untouched.
     """
+    check_target(warehouse_path)  # before the work, not after it
     key_bytes = pseudonymise.load_key(key, key_file)
     report = validate_directory(data_dir, today=today, limits=limits)
     if report.unattributed:

@@ -191,7 +191,7 @@ def test_tells_the_user_how_to_get_quarto(tmp_path, monkeypatch):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("precious")
-    with pytest.raises(InputError, match="not made by"):
+    with pytest.raises(InputError, match="did not write"):
         site.render_site(tmp_path, out_dir=foreign, engine="html")
     assert (foreign / "keep.txt").exists()
 
