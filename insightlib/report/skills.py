@@ -117,6 +117,8 @@ class SkillsReport:
             if not back["reliable"]:
                 text += " That is well short of its nominal level, so no projection of this series is given as a forecast."
             out.append(text)
+        out.append("Employment by occupation is not projected: five survey years (2017-2021) with margins of 30-50% "
+                   "for a district's smaller groups do not allow it; a supplied Skills Imperative projection serves instead.")
         return out
 
     def caveats(self) -> list[str]:

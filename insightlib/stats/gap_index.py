@@ -82,17 +82,22 @@ def crosswalk_matrix(crosswalk: pd.DataFrame, occupations, subjects) -> np.ndarr
 
 
 def draw_survey_estimates(estimate, ci95, draws: int, rng: np.random.Generator, unpublished=None) -> np.ndarray:
-    """Draws of survey estimates (APS) from their published 95% half-widths, truncated at zero.
+    """Draws of survey estimates (APS) with the published mean and 95% margin, never below zero.
 
-    sd = ci95 / 1.96 (the published interval is estimate +- 1.96 sd). ``unpublished`` is, per
-    unit, the most that cells too small to publish could add; a uniform share of it is drawn.
+    sd = ci95 / 1.96 (the published interval is estimate +- 1.96 sd). Draws are log-normal with
+    that mean and sd (sigma^2 = ln(1 + (sd / estimate)^2)): survey estimates of employment are
+    positive and, for small groups, skewed; a normal draw cut at zero would pile draws at 0.
+    ``unpublished`` is, per unit, the most that cells too small to publish could add; a uniform
+    share of it is drawn.
     """
     est = np.asarray(estimate, dtype=float)
     sd = np.nan_to_num(np.asarray(ci95, dtype=float), nan=0.0) / 1.96
-    out = est + rng.standard_normal((draws, est.size)) * sd
+    cv = np.divide(sd, est, out=np.zeros_like(est), where=est > 0)
+    sigma = np.sqrt(np.log1p(cv ** 2))
+    out = est * np.exp(sigma * rng.standard_normal((draws, est.size)) - sigma ** 2 / 2)
     if unpublished is not None:
         out = out + rng.uniform(0, 1, (draws, est.size)) * np.asarray(unpublished, dtype=float)
-    return np.clip(out, 0, None)
+    return out
 
 
 def draw_rounded_counts(counts, draws: int, rng: np.random.Generator, base: float = 10, small: float = 5) -> np.ndarray:
