@@ -674,7 +674,7 @@ QUARTO_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "T
 #: The first lines of every other file render writes at the top of the reports folder.
 WRITTEN = "# Written by 'insight render'; replaced on each render."
 #: Files and folders the Quarto project puts at the top of the reports folder.
-PROJECT_FILES = ("_quarto.yml", "index.qmd", "evaluations.yml", "national.qmd")
+PROJECT_FILES = ("_quarto.yml", "index.qmd", "evaluations.yml", "national.qmd", SAFE_FILTER)
 
 
 def _generated(path: Path) -> bool:
@@ -704,6 +704,8 @@ def check_project_ownership(reports_dir: Path, force: bool = False) -> None:
             head = ""
         if name == "_quarto.yml":
             ours = head.startswith(GENERATED)
+        elif name == SAFE_FILTER:  # a copy of the packaged filter, as render writes it
+            ours = path.read_bytes() == (_templates_dir() / "insight_safe.lua").read_bytes() or legacy
         else:
             ours = WRITTEN in head or legacy
         if not ours:

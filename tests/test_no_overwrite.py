@@ -129,7 +129,7 @@ def fake_quarto(tmp_path, monkeypatch):
     return script
 
 
-@pytest.mark.parametrize("name", ["_quarto.yml", "index.qmd"])
+@pytest.mark.parametrize("name", ["_quarto.yml", "index.qmd", "_insight_safe.lua"])
 def test_render_refuses_a_users_own_quarto_project(name, tmp_path, fake_quarto, monkeypatch):
     reports = build_small(tmp_path / "reports")
     monkeypatch.chdir(tmp_path)
@@ -157,7 +157,10 @@ def test_render_replaces_only_what_it_wrote_before(tmp_path, fake_quarto, monkey
     assert (reports / "_site" / site.MARKER).exists()
     for name in site.PROJECT_FILES:
         text = (reports / name).read_text()
-        assert text.startswith(site.GENERATED) or site.WRITTEN in text[:300], name
+        if name == site.SAFE_FILTER:
+            assert text == (site._templates_dir() / "insight_safe.lua").read_text()
+        else:
+            assert text.startswith(site.GENERATED) or site.WRITTEN in text[:300], name
     again = invoke("render", reports)  # its own files and site: replaced without a question
     assert again.exit_code == 0, again.output
     # a site folder that is someone else's Quarto site (site_libs, no marker) is not insight's
