@@ -122,6 +122,7 @@ def load(
     key_file: Optional[Path] = typer.Option(None, help="The pseudonymisation key file (default: $INSIGHT_KEY_FILE or $INSIGHT_KEY)."),
     max_workbook_mb: Optional[int] = typer.Option(None, "--max-workbook-mb", min=1, help="Refuse a workbook that unpacks to more than this many MB (default 1024, or $INSIGHT_MAX_WORKBOOK_MB)."),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", min=1, help="Refuse a sheet with more rows than this (default 1,048,576, or $INSIGHT_MAX_ROWS)."),
+    skip_invalid_rows: bool = typer.Option(False, "--skip-invalid-rows", help="Load a council whose problems are all in single rows, leaving out those rows and what depends on them; what was left out is recorded and every report says so."),
 ):
     """Validate, pseudonymise identifiers with a keyed hash, and load into one DuckDB warehouse."""
     with friendly_errors():
@@ -129,7 +130,11 @@ def load(
 
         target = warehouse or wh_mod.default_warehouse_path(data_dir)
         key = pseudonymise.load_key(key_file=key_file) if key_file else None
-        summary = wh_mod.load_directory(data_dir, target, key=key, limits=_limits(max_workbook_mb, max_rows))
+        summary = wh_mod.load_directory(data_dir, target, key=key, limits=_limits(max_workbook_mb, max_rows),
+                                        skip_invalid_rows=skip_invalid_rows)
+        for record in summary.left_out:
+            console.print(f"council {record['la_code']}: left out {record['rows']:,} {record['table']} row(s) "
+                          f"({record['rule']}; {record['files']})", soft_wrap=True, markup=False)
         for la_code, problems in summary.failed.items():
             console.print(f"[red]council {escape(la_code)} not loaded[/]: {len(problems)} problem(s), e.g. "
                           f"{escape(problems[0].message)}", soft_wrap=True)

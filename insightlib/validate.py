@@ -61,10 +61,20 @@ class ValidationReport:
     councils: list[str] = field(default_factory=list)  # every la_code seen in the data
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    #: table -> for each row of ``tables[table]``, the first rule it breaks (None: no fault of its own).
+    row_faults: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: ids of the problems that are about one row of a table other than councils (those rows can be left out).
+    row_level: set[int] = field(default_factory=set, repr=False)
+    #: table -> the file each row of ``tables[table]`` came from.
+    row_files: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def skippable(self, la_code: str) -> bool:
+        """True when every problem of this council is about single rows that can be left out."""
+        return all(id(p) in self.row_level for p in self.problems_by_council().get(la_code, []))
 
     def problems_by_council(self) -> dict[str | None, list[Problem]]:
         """la_code -> its problems; None holds problems that belong to no one council."""
@@ -152,6 +162,14 @@ class _Collector:
 
     def __init__(self):
         self.problems: list[Problem] = []
+        self.faults: dict[str, np.ndarray] = {}
+        self.row_level: set[int] = set()
+
+    def mark(self, table: str, frame: pd.DataFrame, mask, rule: str) -> None:
+        """Remember the first rule each row breaks (for loading what is clean)."""
+        mask = np.asarray(mask, dtype=bool)
+        faults = self.faults.setdefault(table, np.full(len(frame), None, dtype=object))
+        faults[mask & (faults == None)] = rule  # noqa: E711 - elementwise
 
     def add(self, p: Problem) -> None:
         self.problems.append(p)
@@ -161,6 +179,9 @@ class _Collector:
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return
+        row_level = table != "councils"
+        if row_level:
+            self.mark(table, frame, mask, rule)
         bad = frame.loc[mask]
         row_col = CELL_ROW_PREFIX + column if column and CELL_ROW_PREFIX + column in bad.columns else "_row"
         la = bad["la_code"] if "la_code" in bad.columns else pd.Series("", index=bad.index)
@@ -175,6 +196,8 @@ class _Collector:
                     file, row, column, rule, f"{location(file, row, sheet or None, column)}: {text}",
                     la_code=la_code or None, table=table,
                 ))
+                if row_level:
+                    self.row_level.add(id(self.problems[-1]))
             extra = len(sub) - len(head)
             if extra:
                 self.problems.append(Problem(
@@ -182,6 +205,8 @@ class _Collector:
                     f"{location(file, None, sheet or None, column)}: and {extra:,} more rows break the same rule "
                     f"({rule}: {RULES[rule]}).", la_code=la_code or None, table=table,
                 ))
+                if row_level:
+                    self.row_level.add(id(self.problems[-1]))
 
 
 def _fmt(d: pd.Series) -> pd.Series:
@@ -418,6 +443,8 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
                 return (idcol + " " + _q(b[idcol]) + " appears more than once (first at row "
                         + pd.Series(rows, index=b.index).astype("Int64").astype(str) + ").")
             out.rows(name, frame, dup, idcol, "duplicate id", describe)
+            # Left out, every copy goes: which of them is right cannot be told.
+            out.mark(name, frame, _mask(k.duplicated(keep=False)) & present, "duplicate id")
 
     # Children and referrals together: age, birth, references.
     if "children" in frames and "referrals" in frames:
@@ -457,8 +484,10 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
     councils = sorted(set().union(*[set(f["la_code"].unique()) - {""} for f in frames.values()]) if frames else set())
     problems = sorted(out.problems, key=lambda p: (p.la_code is not None, p.la_code or "", p.table or "",
                                                    p.file or "", p.row if p.row is not None else 1 << 62))
+    faults = {name: out.faults.get(name, np.full(len(tables[name]), None, dtype=object)) for name in tables}
     return ValidationReport(problems=problems, tables=tables, councils=councils, notes=list(raw.notes),
-                            files=list(raw.files))
+                            files=list(raw.files), row_faults=faults, row_level=out.row_level,
+                            row_files={name: frames[name]["_file"].to_numpy() for name in frames})
 
 
 def _completed_years(birth: pd.Series, when: pd.Series) -> pd.Series:

@@ -29,6 +29,10 @@ from insightlib.validate import ValidationReport, empty_table, validate_director
 FORMAT_VERSION = 1
 META_TABLE = "_insight_load"
 COUNCIL_TABLE = "_insight_councils"
+#: What a load left out (insight load --skip-invalid-rows): council, table, rule, rows, files.
+LEFT_OUT_TABLE = "_insight_left_out"
+#: Why a row was left out when it broke no rule of its own.
+WITH_CHILD, WITH_REFERRAL = "belongs to a left-out child", "belongs to a left-out referral"
 
 
 @dataclass
@@ -41,6 +45,8 @@ class LoadSummary:
     problems: list[Problem]
     warehouse: Path | None = None
     report: ValidationReport | None = field(default=None, repr=False)
+    #: Rows left out with --skip-invalid-rows: dicts of la_code, table, rule, rows, files.
+    left_out: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -116,7 +122,8 @@ def check_target(target: str | os.PathLike) -> None:
 
 
 def write_warehouse(tables: dict[str, pd.DataFrame], warehouse_path: str | os.PathLike,
-                    metadata: dict | None = None, key: bytes | None = None) -> dict[str, str]:
+                    metadata: dict | None = None, key: bytes | None = None,
+                    left_out: list[dict] | None = None) -> dict[str, str]:
     """Write already pseudonymised contract tables into a new warehouse file, atomically.
 
     Returns the per-council fingerprints.
@@ -150,6 +157,11 @@ def write_warehouse(tables: dict[str, pd.DataFrame], warehouse_path: str | os.Pa
                             [la, fingerprints[la], loaded_at, json.dumps(rows)])
             meta = {"format_version": FORMAT_VERSION, "insightlib_version": __version__, "loaded_at": loaded_at,
                     **({"key_check": pseudonymise.key_check(key)} if key else {}), **(metadata or {})}
+            con.execute(f'CREATE TABLE "{LEFT_OUT_TABLE}" (la_code VARCHAR, "table" VARCHAR, rule VARCHAR, '
+                        'rows BIGINT, files VARCHAR)')
+            if left_out:
+                con.executemany(f'INSERT INTO "{LEFT_OUT_TABLE}" VALUES (?, ?, ?, ?, ?)',
+                                [[r["la_code"], r["table"], r["rule"], int(r["rows"]), r["files"]] for r in left_out])
             con.execute(f'CREATE TABLE "{META_TABLE}" (name VARCHAR, value VARCHAR)')
             con.executemany(f'INSERT INTO "{META_TABLE}" VALUES (?, ?)',
                             [[k, json.dumps(v) if not isinstance(v, str) else v] for k, v in meta.items()])
@@ -183,8 +195,13 @@ def _disk_full(exc: BaseException) -> bool:
 
 def load_directory(data_dir: str | os.PathLike, warehouse_path: str | os.PathLike,
                    key: bytes | str | None = None, key_file: str | os.PathLike | None = None,
-                   today: pd.Timestamp | None = None, limits=None) -> LoadSummary:
+                   today: pd.Timestamp | None = None, limits=None, skip_invalid_rows: bool = False) -> LoadSummary:
     """Validate, pseudonymise and load every clean council; report the others.
+
+    With ``skip_invalid_rows`` a council whose problems are all about single rows is loaded
+    without those rows and without what depends on them (a left-out child's referrals, a
+    left-out referral's assessments and plans); what was left out, counted by rule, is stored
+    in the warehouse for reports to state (:func:`left_out_caveats`).
 
     Raises InputError (with the report) when a problem belongs to no council (a missing
     column, an unreadable file) or when no council is clean; the existing warehouse is then
@@ -197,17 +214,64 @@ def load_directory(data_dir: str | os.PathLike, warehouse_path: str | os.PathLik
         raise InputError(f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text())
     loaded = report.clean_councils
     failed = report.failed_councils
+    present = set(report.tables["councils"]["la_code"].dropna())
+    trimmed = sorted(la for la in failed if skip_invalid_rows and la in present and report.skippable(la))
+    failed = {la: ps for la, ps in failed.items() if la not in trimmed}
+    loaded = sorted(loaded + trimmed)
     if not loaded:
         raise InputError(f"Cannot load {data_dir}: no council's data is clean.\n\n" + report.format_text())
-    clean = {name: frame[frame["la_code"].isin(loaded)].reset_index(drop=True) for name, frame in report.tables.items()}
+    keep, left_out = _leave_out(report, trimmed)
+    clean = {name: frame[frame["la_code"].isin(loaded).to_numpy() & keep[name]].reset_index(drop=True)
+             for name, frame in report.tables.items()}
     clean = pseudonymise.pseudonymise_tables(clean, key_bytes)
     _assert_no_raw_identifiers(report.tables, clean)
     metadata = {"source": str(Path(data_dir).resolve()), "councils_loaded": loaded,
                 "councils_failed": sorted(failed), "files": report.files}
-    write_warehouse(clean, warehouse_path, metadata=metadata, key=key_bytes)
+    if skip_invalid_rows:
+        metadata["skip_invalid_rows"] = True
+    write_warehouse(clean, warehouse_path, metadata=metadata, key=key_bytes, left_out=left_out)
     rows = {name: len(frame) for name, frame in clean.items()}
     return LoadSummary(loaded=loaded, failed=failed, rows=rows, problems=report.problems,
-                       warehouse=Path(warehouse_path), report=report)
+                       warehouse=Path(warehouse_path), report=report, left_out=left_out)
+
+
+def _leave_out(report: ValidationReport, councils: list[str]) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Which rows to keep, and what was left out (by council, table and rule), for councils loaded trimmed."""
+    tables = report.tables
+    why: dict[str, np.ndarray] = {}
+    for name, frame in tables.items():
+        in_scope = frame["la_code"].isin(councils).to_numpy()
+        why[name] = np.where(in_scope, report.row_faults.get(name, np.full(len(frame), None, dtype=object)), None)
+
+    def key(frame: pd.DataFrame, col: str) -> pd.Series:
+        return frame["la_code"].astype(str) + "\x1f" + frame[col].astype(str)
+
+    def cascade(parent: str, col: str, reason: str, children: tuple[str, ...]) -> None:
+        gone = set(key(tables[parent], col)[why[parent] != None])  # noqa: E711
+        if not gone:
+            return
+        for name in children:
+            frame = tables[name]
+            if col not in frame.columns or not len(frame):
+                continue
+            hit = (why[name] == None) & frame[col].notna().to_numpy() & key(frame, col).isin(gone).to_numpy()  # noqa: E711
+            why[name][hit] = reason
+
+    cascade("children", "child_id", WITH_CHILD, ("referrals", "assessments", "plans", "interventions", "allocations"))
+    cascade("referrals", "referral_id", WITH_REFERRAL, ("assessments", "plans", "interventions"))
+    keep = {name: why[name] == None for name in tables}  # noqa: E711
+    left_out = []
+    for name, frame in tables.items():
+        out = why[name] != None  # noqa: E711
+        if not out.any():
+            continue
+        files = report.row_files.get(name, np.full(len(frame), "", dtype=object))
+        grouped = pd.DataFrame({"la_code": frame["la_code"].to_numpy()[out], "rule": why[name][out],
+                                "file": np.asarray(files, dtype=object)[out]})
+        for (la, rule), sub in grouped.groupby(["la_code", "rule"], sort=True):
+            left_out.append({"la_code": la, "table": name, "rule": rule, "rows": int(len(sub)),
+                             "files": ";".join(sorted(set(sub["file"].astype(str))))})
+    return keep, left_out
 
 
 def _assert_no_raw_identifiers(raw: dict[str, pd.DataFrame], clean: dict[str, pd.DataFrame]) -> None:
@@ -339,6 +403,75 @@ def load_metadata(source: str | os.PathLike) -> dict:
         except (TypeError, ValueError):
             out[k] = v
     out["councils"] = {la: {"fingerprint": fp, "loaded_at": at, "rows": json.loads(rows)} for la, fp, at, rows in councils}
+    return out
+
+
+def left_out(source: str | os.PathLike, la_code: str | None = None) -> list[dict]:
+    """What `insight load --skip-invalid-rows` left out: la_code, table, rule, rows, files (empty if nothing)."""
+    con = _connect(source)
+    try:
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if LEFT_OUT_TABLE not in names:  # a warehouse loaded before this was recorded, or without the flag
+            return []
+        where, args = ("WHERE la_code = ?", [str(la_code)]) if la_code is not None else ("", [])
+        rows = con.execute(f'SELECT la_code, "table", rule, rows, files FROM "{LEFT_OUT_TABLE}" {where} '
+                           'ORDER BY la_code, "table", rows DESC, rule', args).fetchall()
+    finally:
+        con.close()
+    return [dict(zip(("la_code", "table", "rule", "rows", "files"), r)) for r in rows]
+
+
+#: How left-out rows are named in a report (singular, plural); CIN census returns call referrals CINdetails.
+_ROW_WORDS = {"children": ("child", "children"), "referrals": ("referral", "referrals"),
+              "assessments": ("assessment", "assessments"), "plans": ("plan", "plans"),
+              "interventions": ("intervention", "interventions"), "allocations": ("worker allocation", "worker allocations")}
+_WHY = {
+    "date in the future": "for dates after the {extract}",
+    "closure before referral": "because the case closed before the referral",
+    "end before start": "because they end before they start",
+    "before referral": "because they start before their referral",
+    "unknown code": "for codes not in the CIN census code lists",
+    "missing value": "for a required value left empty",
+    "unparseable date": "for dates that are not real dates",
+    "duplicate id": "because their id appears more than once (every copy was left out)",
+    "over 25": "because the child was over 25 at referral",
+    "referral before birth": "because they are dated before the child's birth",
+    "not present": "because the child or referral they name is not in the data",
+    "not yes/no": "for a yes/no field holding another value",
+    "unknown council": "for a council code that is not a council's",
+    WITH_CHILD: "because they belong to a child left out",
+    WITH_REFERRAL: "because they belong to a referral left out",
+}
+
+
+def left_out_caveats(source: str | os.PathLike, la_code: str | None = None) -> list[str]:
+    """The caveats every report of a council loaded with --skip-invalid-rows states: what was left out, and why.
+
+    ``la_code=None`` gives every council's (for reports across councils), each named.
+    """
+    from insightlib import reference
+
+    records = left_out(source, la_code)
+    if not records:
+        return []
+    out = []
+    for la in sorted({r["la_code"] for r in records}):
+        parts = []
+        for r in (r for r in records if r["la_code"] == la):
+            xml = all(f.lower().endswith(".xml") for f in r["files"].split(";") if f)
+            one, many = _ROW_WORDS.get(r["table"], (r["table"], r["table"]))
+            if xml and r["table"] == "referrals":
+                one = many = "CINdetails"
+            n = int(r["rows"])
+            why = _WHY.get(r["rule"], f"for breaking the rule '{r['rule']}'")
+            why = why.format(extract="return's reference date" if xml else "extract date")
+            parts.append(f"{n:,} {one if n == 1 else many} {why}")
+        total = sum(int(r["rows"]) for r in records if r["la_code"] == la)
+        who = "" if la_code is not None else f"{reference.council_name(la)} ({la}): "
+        listed = "; ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+        out.append(f"{who}{total:,} record{'' if total == 1 else 's'} in the council's data broke the data rules and "
+                   f"{'was' if total == 1 else 'were'} left out when it was loaded (insight load --skip-invalid-rows): "
+                   f"{listed}. Every figure here is without them; if they differ from the rest, figures may be biased.")
     return out
 
 
