@@ -1278,6 +1278,19 @@ class InterventionEffect:
     def _level(self) -> str:
         return f"{self.parameters.get('confidence_level', 0.95):.0%}"
 
+    def naive_shown(self) -> bool:
+        """Whether the simple comparison may be published. It is r1/n1 - r0/n0, and with the group
+        sizes beside it a whole-number solution can be unique ("-14.9 points" of 6 and 17 children
+        leaves one re-referred child): so it is shown only when no count behind it (re-referred
+        and not, in each group) is from 1 to the threshold - 1, the rule that hides those counts
+        in the table."""
+        c, thr = self.counts, self._threshold()
+        parts = []
+        for arm in ("treated", "control"):
+            r, n = int(c.get(f"rereferred_{arm}", 0)), int(c.get(f"binary_{arm}", 0))
+            parts += [r, n - r]
+        return not any(1 <= v < thr for v in parts)
+
     def _n(self, n: int) -> str:
         """A count safe to print: small ones become 'fewer than <threshold>' (none stays 'none')."""
         n = int(n)
@@ -1341,7 +1354,8 @@ class InterventionEffect:
                "matching": "Abadie-Imbens variance", "regression": "delta method", "aipw": "influence function"}
         boot = f"bootstrap of children ({self.parameters.get('bootstrap_reps', '')} samples)"
         n = self.naive["risk_difference"]
-        rows[f"Simple comparison (no adjustment): re-referred within {h} days"] = (*pts(n), how["naive"])
+        rows[f"Simple comparison (no adjustment): re-referred within {h} days"] = (
+            (*pts(n), how["naive"]) if self.naive_shown() else ("c", "c", how["naive"]))
         for k, v in self.methods.items():
             rows[f"{labels.get(k, k)}: re-referred within {h} days"] = (*pts(v), how.get(k, ""))
         rd, rm, hr = self.effect["risk_difference"], self.effect["rmst_difference"], self.effect["hazard_ratio"]
@@ -1353,8 +1367,13 @@ class InterventionEffect:
         out = pd.DataFrame.from_dict(rows, orient="index", columns=["Estimate", f"{self._level()} interval", "How the interval was worked out"])
         out.index.name = None
         out.columns.name = "Comparison"
+        if not self.naive_shown():
+            out.attrs["note"] = (f"c: the simple comparison is hidden because a group has fewer than {self._threshold()} "
+                                 "children re-referred (or not re-referred); with the group sizes it would give that "
+                                 "number away.")
         if unstable:
-            out.attrs["note"] = ("An interval marked 'could not be worked out' came out wider than any difference in shares "
+            out.attrs["note"] = out.attrs.get("note", "") + (" " if out.attrs.get("note") else "") + \
+                 ("An interval marked 'could not be worked out' came out wider than any difference in shares "
                                  "can be (beyond 100 points either way): its variance calculation was numerically unstable on "
                                  "these data, so only the estimate is shown. The other rows are unaffected.")
         return out
@@ -1554,14 +1573,17 @@ class InterventionEffect:
         else:
             sure = "The interval includes zero: the data are consistent with no effect."
         aipw = self.methods.get("aipw")
-        lines = [
-            f"**Finding.** {self.headline()} {meaning} {sure}",
+        simple = (
             f"**Simple comparison.** Comparing the two groups as they are gives {100 * nv.estimate:+.1f} points "
             f"({_points_range(nv.ci_low, nv.ci_high)}) among closed cases followed for the whole {h} days"
             + (f", against {100 * aipw.estimate:+.1f} points once the groups are made alike (doubly robust estimate on the "
                f"same cases)" if aipw is not None else "")
-            + ". The gap is the part explained by which children were chosen for the intervention.",
-        ]
+            + ". The gap is the part explained by which children were chosen for the intervention."
+        ) if self.naive_shown() else (
+            f"**Simple comparison.** Not shown: a group has fewer than {self._threshold()} children re-referred (or not "
+            "re-referred) among closed cases followed for the whole period, and with the group sizes the comparison "
+            "would give that number away.")
+        lines = [f"**Finding.** {self.headline()} {meaning} {sure}", simple]
         if self.e_value.get("risk_ratio"):
             lines.append(f"**What would overturn it.** {self.evalue_words()}")
         return "\n\n".join(lines)

@@ -18,6 +18,16 @@ Policy (the Department for Education's, followed by ONS for small counts):
   the margin equations, that is when every vector in the null space of the equations
   restricted to the suppressed cells is zero in that cell. Any such cell gets a further
   complementary suppression, and the whole process repeats until none is left.
+* **Protection interval**: not being solvable exactly is not enough either (two hidden cells
+  of 1 and 2 beside a published total leave only 1 or 2 possible). So for every cell
+  hidden for being small, an integer program (``scipy.optimize.milp``) finds the smallest
+  and largest value a reader could give it, knowing every published cell, every identity
+  and that a ``c`` is at least 1 (zeros are shown); while fewer than ``threshold`` whole
+  numbers remain possible, one more cell is hidden (the one that widens it, smallest first).
+* **Other identities**: a table whose rows add up in other ways than a total row (the
+  re-referral report's "what happened" counts: episodes = died + transferred + turned 18 +
+  closed on the extract date + followed up) passes them as ``identities``, and they are
+  protected the same way.
 * **Rounding** (optional, ``rounding=5``): the displayed counts are rounded to the nearest
   multiple of the base after suppression was decided on the true values; totals are
   rounded independently, so rounded tables need not add up (ONS practice).
@@ -199,6 +209,57 @@ def recoverable_cells(equations: list[dict[Cell, float]], suppressed: Iterable[C
     return [cell for cell in cells if np.abs(ns[index[cell]]).max() < tol]
 
 
+def hidden_ranges(equations: list[dict[Cell, float]], hidden: Iterable[Cell], value, lowest: int = 1,
+                  cells: Iterable[Cell] | None = None) -> dict[Cell, tuple[float, float]]:
+    """The smallest and largest whole value a reader could give each hidden cell.
+
+    The reader knows every published cell, every equation, that a hidden cell is at least
+    ``lowest`` (1 when zeros are shown) and that counts are whole numbers; an integer
+    program per bound (tables are small). ``value(cell)`` gives the true values, used only
+    for the published constants. An unbounded side is ``inf``.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    hidden = sorted(set(hidden))
+    index = {c: k for k, c in enumerate(hidden)}
+    rows, rhs = [], []
+    for eq in equations:
+        if not any(c in index for c in eq):
+            continue
+        row = np.zeros(len(hidden))
+        for c, coef in eq.items():
+            if c in index:
+                row[index[c]] += coef
+        rows.append(row)
+        # the published cells are constants; what the hidden ones add up to is known (gaps included)
+        rhs.append(sum(coef * value(c) for c, coef in eq.items() if c in index))
+    cons = [LinearConstraint(np.array(rows), np.array(rhs), np.array(rhs))] if rows else []
+    bounds = Bounds(np.full(len(hidden), float(lowest)), np.full(len(hidden), np.inf))
+    out = {}
+    for cell in (hidden if cells is None else cells):
+        c = np.zeros(len(hidden))
+        c[index[cell]] = 1.0
+        lo_hi = []
+        for sign in (1.0, -1.0):
+            res = milp(sign * c, constraints=cons, integrality=np.ones(len(hidden)), bounds=bounds)
+            unbounded = res.status == 3 or res.x is None
+            lo_hi.append((-np.inf if sign > 0 else np.inf) if unbounded else float(round(res.x[index[cell]])))
+        out[cell] = (lo_hi[0], lo_hi[1])
+    return out
+
+
+def narrow_cells(equations, hidden, value, threshold: int, lowest: int = 1, cells=None) -> list[Cell]:
+    """Hidden cells (of ``cells``) a reader could narrow to fewer than ``threshold`` whole values."""
+    hidden = list(hidden)
+    if not hidden or not equations:
+        return []
+    cells = [c for c in (hidden if cells is None else cells) if any(c in eq for eq in equations)]
+    if not cells:
+        return []
+    ranges = hidden_ranges(equations, hidden, value, lowest, cells)
+    return [c for c in cells if ranges[c][1] - ranges[c][0] + 1 < threshold]
+
+
 def suppress_table(
     df: pd.DataFrame,
     count_columns: Iterable[str],
@@ -210,6 +271,8 @@ def suppress_table(
     total_column: str | None = None,
     suppress_zeros: bool = False,
     symbol: str = SUPPRESSED,
+    identities: Iterable[dict[Any, float]] = (),
+    known: dict[Any, float] | None = None,
 ) -> SuppressionResult:
     """Suppress small counts (and what would reveal them) in a table of counts.
 
@@ -218,6 +281,11 @@ def suppress_table(
     index label) / ``total_column``; ``margins=True`` adds both. Without totals only primary
     suppression applies. Returns the display table (suppressed cells shown as ``"c"``) and
     the record of suppressed cells.
+
+    ``identities`` are further equations a reader knows, each ``{row label: coefficient}``
+    (one count column) or ``{(row label, column): coefficient}``, summing to zero.
+    ``known`` names cells published elsewhere (``{row label or (row, column): value}``):
+    they are never hidden here, because the reader would read them on the other page.
     """
     count_columns = list(count_columns)
     if not count_columns:
@@ -252,6 +320,21 @@ def suppress_table(
     interior_cols = [c for c in count_columns if c != total_column]
     interior_rows = [r for r in range(len(table)) if r != total_row_pos]
     eqs = _equations(values, interior_rows, interior_cols, total_row_pos, total_column)
+
+    def _cell(key) -> Cell:
+        row, col = key if isinstance(key, tuple) else (key, None)
+        if col is None:
+            if len(count_columns) != 1:
+                raise InputError("Disclosure control: an identity over a table of several count columns must name "
+                                 "(row, column) cells.")
+            col = count_columns[0]
+        if row not in table.index or col not in count_columns:
+            raise InputError(f"Disclosure control: an identity names a cell ({row!r}, {col!r}) the table does not have.")
+        return int(table.index.get_loc(row)), col
+
+    for ident in identities:
+        eqs.append({_cell(k): float(v) for k, v in ident.items()})
+    pinned = {_cell(k) for k in (known or {})}
     arr = values.to_numpy(dtype=float)
     col_pos = {c: j for j, c in enumerate(values.columns)}
 
@@ -280,7 +363,10 @@ def suppress_table(
         return (is_margin(cell), v == 0, v, cell[0], count_columns.index(cell[1]))
 
     def candidates(eq: dict[Cell, float]) -> list[Cell]:
-        return sorted((cell for cell in eq if cell not in reason and cell in published), key=order)
+        return sorted((cell for cell in eq if cell not in reason and cell in published and cell not in pinned),
+                      key=order)
+
+    lowest = 0 if suppress_zeros else 1
 
     while True:
         # The row/column rule, to a fixed point.
@@ -293,19 +379,27 @@ def suppress_table(
                     if cand:
                         reason[cand[0]] = "secondary"
                         changed = True
-        # The exact check; add one complementary suppression and go round again.
+        # The exact check, then the protection interval; add one complementary suppression and go round again.
         exposed = recoverable_cells(eqs, reason)
+        narrow: list[Cell] = []
         if not exposed:
-            break
-        target = exposed[0]
+            narrow = narrow_cells(eqs, reason, value, threshold, lowest,
+                                  [c for c, why in reason.items() if why == "primary"])
+            if not narrow:
+                break
+        target = (exposed or narrow)[0]
         options = sorted({cell for eq in eqs if target in eq for cell in candidates(eq)}, key=order)
         if not options:
             # Every cell sharing an equation with it is already hidden: widen to any published cell.
-            options = sorted((cell for cell in all_cells if cell not in reason), key=order)
+            options = sorted((cell for cell in all_cells if cell not in reason and cell not in pinned), key=order)
         if not options:
             notes.append("Some suppressed cells could not be protected further: every cell is already hidden.")
             break
-        chosen = next((o for o in options if target not in recoverable_cells(eqs, [*reason, o])), options[0])
+        if exposed:
+            chosen = next((o for o in options if target not in recoverable_cells(eqs, [*reason, o])), options[0])
+        else:
+            chosen = next((o for o in options if target not in narrow_cells(eqs, [*reason, o], value, threshold,
+                                                                             lowest, [target])), options[-1])
         reason[chosen] = "secondary"
 
     display = table.copy()

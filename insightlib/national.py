@@ -422,8 +422,10 @@ def collect_dfe_measures(reports_dir: str | Path) -> pd.DataFrame:
             "rate": m.get("rate"),
             "year": m.get("year"),
             "created": res.get("created", ""),
+            # the council's own report controlled these figures with its threshold: never show more here
+            "threshold": (res.get("parameters") or {}).get("disclosure_threshold"),
         })
-    cols = ["evaluation", "la_code", "la_name", "referrals", "rereferrals", "rate", "year", "created"]
+    cols = ["evaluation", "la_code", "la_name", "referrals", "rereferrals", "rate", "year", "created", "threshold"]
     df = pd.DataFrame(rows, columns=cols)
     if df.empty:
         return df
@@ -675,9 +677,10 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
         for r in computed.itertuples():
             if pd.isna(r.referrals) or pd.isna(r.rereferrals):
                 continue
+            own = r.threshold if "threshold" in computed and pd.notna(r.threshold) else threshold
             reconciliations.append(reconcile(r.la_code, {"referrals": r.referrals, "rereferrals": r.rereferrals,
                                                          "year": None if pd.isna(r.year) else int(r.year)},
-                                             threshold=threshold))
+                                             threshold=max(int(threshold), int(own))))
         funnels = {year: pub_funnel}
 
         def band_in_year(la_code: str, row_year) -> str:
@@ -722,7 +725,9 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
                 note="Select a column heading to sort. c: suppressed (a small number); x: not available; "
                      "u: low reliability. Difference: computed minus published, in percentage points.")))
         safe = computed.dropna(subset=["referrals", "rereferrals"])
-        shown = [safe_rate(r, n, threshold) for r, n in zip(safe["rereferrals"], safe["referrals"])]
+        thresholds = [max(int(threshold), int(t)) if "threshold" in safe and pd.notna(t) else threshold
+                      for t in (safe["threshold"] if "threshold" in safe else [None] * len(safe))]
+        shown = [safe_rate(r, n, t) for r, n, t in zip(safe["rereferrals"], safe["referrals"], thresholds)]
         plot_rows = safe.loc[[not s.suppressed and s.rate is not None for s in shown]]
         # one funnel is drawn around one year's England rate: the councils whose figure is for that year
         # (the latest among them); any other year's figures are named, not set against the wrong year

@@ -130,11 +130,23 @@ def _intervention_received(episodes: pd.DataFrame, interventions: pd.DataFrame |
     return result
 
 
-def fold_small_groups(labels, min_group_size: int = 20, other: str = OTHER) -> pd.Series:
-    """Groups with fewer than ``min_group_size`` episodes are shown together as "Other"."""
+def fold_small_groups(labels, min_group_size: int = 20, other: str = OTHER, min_other: int = 0) -> pd.Series:
+    """Groups with fewer than ``min_group_size`` episodes are shown together as "Other".
+
+    With ``min_other`` (the disclosure threshold), an "Other" smaller than that takes in the
+    next smallest group too, until it is big enough or holds everything: a small "Other"
+    would be a small count that the total minus the groups shown gives back.
+    """
     codes, names = _factorize_labels(labels)
     sizes = np.bincount(codes, minlength=len(names))
-    names = np.where(sizes < min_group_size, other, names).astype(object)
+    folded = (sizes < min_group_size) | (names.astype(object) == other)
+    while True:
+        n_other = int(sizes[folded].sum())
+        rest = [j for j in np.argsort(sizes, kind="stable") if not folded[j] and sizes[j] > 0]
+        if not (0 < n_other < min_other) or not rest:
+            break
+        folded[rest[0]] = True
+    names = np.where(folded, other, names).astype(object)
     index = labels.index if isinstance(labels, pd.Series) else None
     return pd.Series(names[codes], index=index, dtype=object)
 
@@ -1529,6 +1541,9 @@ class ReReferralReport:
     folded: list = field(default_factory=list)  # groups shown as "Other" on the charts
     data_start: pd.Timestamp | None = None  # first referral in the extract
     extract_date: pd.Timestamp | None = None
+    threshold: int = 5  # disclosure threshold: every figure the report words or tabulates is controlled by it
+    rounding: int | None = None
+    _published: dict | None = field(default=None, repr=False)
 
     @property
     def what(self) -> str:
@@ -1567,10 +1582,95 @@ class ReReferralReport:
             "charts": {"groups_folded_into_other": list(self.folded)},
         }
 
+    # disclosure control: one place decides which figures may be published ---------------------
+    def _small(self, n: int) -> bool:
+        return 1 <= n < self.threshold
+
+    def _events_by(self, group: str, h: int, cause: str = "rereferral") -> int:
+        """Episodes in the group that ended in a re-referral (or a competing event) by day ``h``."""
+        if cause == "rereferral":
+            c = self.km.curves[group]
+        else:
+            c = self.cumulative_incidence.competing[group]
+        return int(c.loc[c["time"] <= h, "events"].sum())
+
+    def share_shown(self, group: str, h: int, cause: str = "rereferral") -> bool:
+        """Whether a share (survival, re-referral or competing) of the group by day ``h`` may be published.
+
+        Not where fewer than ``min_at_risk`` are still followed, nor where the count of children
+        behind it is small: "5% of 23" is one child (the share and the group size give it back).
+        """
+        if (self.km.at(group, h)["at_risk"] or 0) < self.min_at_risk:
+            return False
+        return not self._small(self._events_by(group, h, cause))
+
+    def _counts_frame(self) -> tuple[pd.DataFrame, list[dict]]:
+        """The "what happened" counts by key, and the identities a reader knows between them."""
+        rows = [{"key": k, "count": int(v)} for k, v in self.counts.items()]
+        rows.append({"key": "followed_up", "count": int(self.episodes_at_risk)})
+        identities = []
+        keys = {r["key"] for r in rows}
+        if {"referrals", "referrals_after_extract", "merged_overlapping", "open_cases", "episodes"} <= keys:
+            identities.append({"referrals": 1, "referrals_after_extract": -1, "merged_overlapping": -1,
+                               "open_cases": -1, "episodes": -1})
+        ends = ["not_at_risk_died", "not_at_risk_transferred", "not_at_risk_adult", "closed_on_extract_date"]
+        if {"episodes", *ends} <= keys:
+            identities.append({"episodes": 1, **{k: -1 for k in ends}, "followed_up": -1})
+        return pd.DataFrame(rows).set_index("key"), identities
+
+    def published_counts(self) -> dict:
+        """The "what happened" counts as published: a whole number, or "c" (primary and secondary
+        suppression over the table's identities), the same in the table and every sentence."""
+        from insightlib.disclosure import suppress_table
+
+        if self._published is None:
+            frame, identities = self._counts_frame()
+            # the survival table's groups (each at least the threshold, never hidden) add up to the
+            # episodes followed up, so that count is published there whatever this table does
+            known = {"followed_up": int(self.episodes_at_risk)}
+            shown = suppress_table(frame, ["count"], self.threshold, self.rounding, identities=identities,
+                                   known=known).display
+            self._published = dict(zip(shown.index, shown["count"]))
+        return dict(self._published)
+
+    def count_words(self, key: str) -> str:
+        """A count from the counts table for a sentence: as the table shows it, never more exactly."""
+        v = self.published_counts()[key]
+        if isinstance(v, (int, np.integer)):
+            return f"{v:,}"
+        if self._small(int(self._counts_frame()[0].loc[key, "count"])):
+            return f"fewer than {self.threshold}"
+        return "a number (hidden so that a small count cannot be worked out)"
+
+    def dfe_published(self, complete_only: bool = True) -> pd.DataFrame:
+        """DfE's measure as published: referrals and re-referrals hidden ("c") when small, and the
+        re-referrals (with the rate) also when the referrals that were not re-referrals are few,
+        as ``disclosure.safe_rate`` and the national page decide."""
+        from insightlib.disclosure import safe_rate
+
+        d = self.dfe_measure
+        if complete_only:
+            d = d[d["complete"]]
+        rows = []
+        for r in d.itertuples():
+            ref, rr = int(r.referrals), int(r.rereferrals)
+            rate = safe_rate(rr, ref, self.threshold)
+            hide_ref = self._small(ref)
+            hide_rr = rr > 0 and (self._small(rr) or self._small(ref - rr) or hide_ref)  # a true zero is shown
+            rnd = (lambda v: int(np.floor(v / self.rounding + 0.5) * self.rounding)) if self.rounding else int
+            rows.append({"year": int(r.year), "referrals": "c" if hide_ref else rnd(ref),
+                         "rereferrals": "c" if hide_rr else rnd(rr),
+                         "rate": None if (rate.suppressed or hide_rr or hide_ref) else rate.rate,
+                         "rate_display": "c" if (rate.suppressed or hide_rr or hide_ref) else rate.display,
+                         "published_rate": getattr(r, "published_rate", np.nan), "complete": bool(r.complete)})
+        return pd.DataFrame(rows, columns=["year", "referrals", "rereferrals", "rate", "rate_display",
+                                           "published_rate", "complete"])
+
     # sentences -------------------------------------------------------------------------
     def _share_back(self, group: str, h: int) -> float | None:
-        """Share re-referred by ``h`` days (cumulative incidence where computed, else 1 - KM); None if too few followed."""
-        if (self.km.at(group, h)["at_risk"] or 0) < self.min_at_risk:
+        """Share re-referred by ``h`` days (cumulative incidence where computed, else 1 - KM); None where it
+        may not be published (too few followed, or too few re-referred)."""
+        if not self.share_shown(group, h):
             return None
         if self.cumulative_incidence is not None:
             return self.cumulative_incidence.at(group, h)["rereferral"]
@@ -1639,7 +1739,8 @@ class ReReferralReport:
         return sentence
 
     def _latest_dfe(self):
-        dfe = self.dfe_measure[self.dfe_measure["complete"]]
+        """The latest complete year of DfE's measure, as published (``dfe_published``: rate None when hidden)."""
+        dfe = self.dfe_published()
         return dfe.iloc[-1] if len(dfe) else None
 
     def england_comparison(self, year: int | None = None) -> tuple[float | None, str]:
@@ -1669,8 +1770,13 @@ class ReReferralReport:
             return None
         year = int(last.year)
         england, words = self.england_comparison(year)
-        text = (f"In the year to 31 March {year}, {last.rate:.1%} of the council's referrals came "
-                f"within 12 months of a previous referral (DfE's published measure)")
+        if last.rate is None or pd.isna(last.rate):
+            text = (f"In the year to 31 March {year}, the council's share of referrals that came within 12 months of "
+                    f"a previous referral (DfE's published measure) rests on fewer than {self.threshold} children, so "
+                    f"it is not shown")
+        else:
+            text = (f"In the year to 31 March {year}, {last.rate_display} of the council's referrals came "
+                    f"within 12 months of a previous referral (DfE's published measure)")
         text += f", against England's rate of {england:.1%} that year." if england is not None else (
             f". {words}")
         pub = getattr(last, "published_rate", np.nan)
@@ -1812,22 +1918,27 @@ class ReReferralReport:
         ]
         if c.get("referrals_after_extract"):
             n = int(c["referrals_after_extract"])
-            out.append(f"{n:,} referral{'' if n == 1 else 's'} dated after the extract date "
-                       f"{'was' if n == 1 else 'were'} left out.")
+            words = self.count_words("referrals_after_extract")
+            one = n == 1 and words == "1"
+            out.append(f"{words} referral{'' if one else 's'} dated after the extract date "
+                       f"{'was' if one else 'were'} left out.")
         return out
 
     # tables ------------------------------------------------------------------------------
-    def survival_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
+    def survival_table(self, threshold: int | None = None, rounding: int | None = None) -> pd.DataFrame:
         """Share not yet referred again at each horizon (95% interval) by group; "c" where too few to show."""
+        threshold = self.threshold if threshold is None else threshold
         sizes = pd.DataFrame({"group": list(self.km.curves), "episodes": [self.km.sizes[g] for g in self.km.curves]})
-        shown = _suppress(sizes, ["episodes"], threshold, rounding)
+        # the groups add up to the episodes followed up, which the report states: no group may be worked out
+        sizes.loc[len(sizes)] = {"group": "All", "episodes": self.episodes_at_risk}
+        shown = _suppress(sizes, ["episodes"], threshold, rounding).iloc[:-1]
         rows = {}
         h_max = max(self.horizons)
         for g, n in zip(shown["group"], shown["episodes"]):
             row = {"Episodes": f"{n:,}" if isinstance(n, (int, np.integer)) else n}
             for h in self.horizons:
                 a = self.km.at(g, h)
-                ok = (a["at_risk"] or 0) >= self.min_at_risk and n != "c"
+                ok = self.share_shown(g, h) and n != "c"
                 row[f"After {_when(h)}"] = _share(a["survival"], a["ci_low"], a["ci_high"]) if ok else "c"
             a = self.km.at(g, h_max)
             row[f"Still followed at {_when(h_max)}"] = (f"{a['at_risk']:,}" if (a["at_risk"] or 0) >= self.min_at_risk
@@ -1842,13 +1953,14 @@ class ReReferralReport:
         rows = {}
         h_max = max(self.horizons)
         for g in self.cumulative_incidence.curves:
-            few = lambda h: (self.km.at(g, h)["at_risk"] or 0) < self.min_at_risk  # noqa: E731
             row = {}
             for h in self.horizons:
                 a = self.cumulative_incidence.at(g, h)
-                row[f"Within {_when(h)}"] = "c" if few(h) else _share(a["rereferral"], a["ci_low"], a["ci_high"])
+                row[f"Within {_when(h)}"] = (_share(a["rereferral"], a["ci_low"], a["ci_high"]) if self.share_shown(g, h)
+                                             else "c")
             a = self.cumulative_incidence.at(g, h_max)
-            row[f"Turned 18, died or moved away {_within(h_max)}"] = "c" if few(h_max) else f"{a['competing']:.1%}"
+            row[f"Turned 18, died or moved away {_within(h_max)}"] = (
+                f"{a['competing']:.1%}" if self.share_shown(g, h_max, "competing") else "c")
             rows[group_label(self.group_by, g)] = row
         return _for_display(pd.DataFrame.from_dict(rows, orient="index"), self.what.capitalize())
 
@@ -1918,25 +2030,22 @@ class ReReferralReport:
                 "p-value": "< 0.001" if r.p_value < 0.001 else f"{r.p_value:.3f}"}
         return _for_display(pd.DataFrame.from_dict(rows, orient="index"), "Factor")
 
-    def dfe_table(self, threshold: int = 5, rounding: int | None = None, complete_only: bool = True) -> pd.DataFrame:
-        """DfE's measure by reporting year beside the council's published figure (full years only by default)."""
-        d = self.dfe_measure
-        if complete_only:
-            d = d[d["complete"]]
+    def dfe_table(self, threshold: int | None = None, rounding: int | None = None,
+                  complete_only: bool = True) -> pd.DataFrame:
+        """DfE's measure by reporting year beside the council's published figure (full years only by default);
+        the figures are those of ``dfe_published`` (the headline and the national page use the same)."""
+        d = self.dfe_published(complete_only)
         tab = pd.DataFrame({
             "Year to 31 March": d["year"].astype(int).to_numpy(), "Referrals": d["referrals"].to_numpy(),
             "Re-referrals within 12 months": d["rereferrals"].to_numpy(),
-            "Rate": [f"{v:.1%}" for v in d["rate"]],
-            "Published rate": [("" if pd.isna(v) else f"{v:.1%}")
-                               for v in (d["published_rate"] if "published_rate" in d else [np.nan] * len(d))],
+            "Rate": d["rate_display"].to_numpy(),
+            "Published rate": [("" if pd.isna(v) else f"{v:.1%}") for v in d["published_rate"]],
         })
         if not complete_only:
             tab["Full year in the extract"] = np.where(d["complete"], "yes", "no")
         if tab.empty:
             return _for_display(tab.set_index("Year to 31 March"), "Year to 31 March")
-        out = _suppress(tab, ["Referrals", "Re-referrals within 12 months"], threshold, rounding)
-        hidden = out["Referrals"].astype(str).eq("c") | out["Re-referrals within 12 months"].astype(str).eq("c")
-        out.loc[hidden, "Rate"] = "c"
+        out = tab
         for col in ("Referrals", "Re-referrals within 12 months"):
             out[col] = [f"{v:,}" if isinstance(v, (int, np.integer)) else v for v in out[col]]
         return _for_display(out.set_index("Year to 31 March"), "Year to 31 March")
@@ -1961,7 +2070,7 @@ class ReReferralReport:
             "estimate.",
         ]
 
-    def counts_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
+    def counts_table(self, threshold: int | None = None, rounding: int | None = None) -> pd.DataFrame:
         """What happened to every referral on the way to episodes, small counts suppressed."""
         words = {
             "referrals": "Referrals in the extract", "referrals_after_extract": "Referrals dated after the extract (left out)",
@@ -1975,9 +2084,9 @@ class ReReferralReport:
             "closed_on_extract_date": "Closed on the extract date (no follow-up)",
             "unknown_child": "Referrals of a child not in the children table",
         }
-        rows = [{"what": words.get(k, k), "count": v} for k, v in self.counts.items()]
-        rows.append({"what": "Episodes followed up", "count": self.episodes_at_risk})
-        out = _suppress(pd.DataFrame(rows), ["count"], threshold, rounding)
+        words["followed_up"] = "Episodes followed up"
+        shown = self.published_counts()
+        out = pd.DataFrame([{"what": words.get(k, k), "count": v} for k, v in shown.items()])
         out["count"] = [f"{v:,}" if isinstance(v, (int, np.integer)) else v for v in out["count"]]
         return _for_display(out.set_index("what").rename(columns={"count": "Count"}), "What happened")
 
@@ -2041,8 +2150,13 @@ def _reordered(result, group_by):
 def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_need",
                       horizons=DEFAULT_HORIZONS, covariates=None, competing_risks: bool = True,
                       min_group_size: int = 20, rmst_horizon: int | None = None,
-                      closure_year: int | None = None, max_chart_groups: int = 6) -> ReReferralReport:
-    """Build episodes and every estimate the re-referral notebook reports."""
+                      closure_year: int | None = None, max_chart_groups: int = 6,
+                      disclosure_threshold: int = 5, rounding: int | None = None) -> ReReferralReport:
+    """Build episodes and every estimate the re-referral notebook reports.
+
+    Groups smaller than ``min_group_size`` or the disclosure threshold are shown together as
+    "Other" (which is kept at the threshold or above); every figure the report publishes is
+    controlled by ``disclosure_threshold`` and ``rounding``."""
     from insightlib.episodes import build_episodes, dfe_rereferral_measure
 
     if group_by not in GROUPINGS:
@@ -2053,7 +2167,8 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
     ep = ep.loc[ep["duration_days"] > 0].reset_index(drop=True)
     if ep.empty:
         raise InputError("No closed case has any follow-up before the extract date, so there is nothing to analyse.")
-    groups = fold_small_groups(ep[group_by], min_group_size).to_numpy()
+    groups = fold_small_groups(ep[group_by], max(min_group_size, disclosure_threshold),
+                               min_other=disclosure_threshold).to_numpy()
     t, e = ep["duration_days"].to_numpy(), ep["event"].to_numpy()
     labels_of = lambda res: {g: group_label(group_by, g) for g in res.curves}  # noqa: E731
     child = child_key(ep)  # bands, tests and intervals clustered by child (one child's episodes are not independent)
@@ -2110,4 +2225,5 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
         rmst=rm, cox=cox, cox_note=note, dfe_measure=dfe, headline_year=year, headline_rate=rate,
         episodes_at_risk=len(ep), children=int(len(np.unique(child))),
         km_chart=km_chart, cif_chart=cif_chart, folded=folded, data_start=start, extract_date=extract,
+        threshold=int(disclosure_threshold), rounding=rounding,
     )

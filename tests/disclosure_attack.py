@@ -450,10 +450,19 @@ def read_intervention(model: Model, html: str, truth: dict, chart_texts: list[st
     if m:
         model.cells += 1
         model.fix(P + "analysed_total", _int(m.group(1)))
+    # every closed case at risk: the same episodes the re-referral report follows up (cross-evaluation)
+    model.var(P + "episodes", truth=c.get("episodes"))
+    model.add({P + "episodes": 1, "rr:F": -1}, 0, 0, "intervention's closed cases at risk = re-referral's followed up")
+    model.add({P + "analysed_total": 1, P + "episodes": -1}, hi=0, why="analysed <= closed cases at risk")
     m = re.search(r"among all ([\d,]+) closed cases at risk", text)
     if m:
         model.cells += 1
         model.fix(P + "analysed_total", _int(m.group(1)))
+        model.fix(P + "episodes", _int(m.group(1)))
+    m = re.search(r"\(\d+% of ([\d,]+) were set aside", text)
+    if m:
+        model.cells += 1
+        model.fix(P + "episodes", _int(m.group(1)))
     # the simple comparison: r_t / b_t - r_c / b_c, rounded to 0.1 points
     m = re.search(r"Comparing the two groups as they are gives ([-+]\d+(?:\.\d+)?) points", text)
     for corner, heads, rows in tables:
