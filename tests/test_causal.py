@@ -698,3 +698,23 @@ def test_notebook_runs_with_covariates_and_no_graph(tmp_path):
     assert res["graph_from_covariates"] is True
     assert sorted(res["adjustment_set"]) == ["disabled", "primary_need", "referral_nfa"]
     assert "common cause of both" in out.read_text()
+
+
+def test_simple_comparison_hidden_when_it_would_give_a_small_count_away(simulated):
+    """Issue 9: "-14.9 points" beside group sizes of 6 and 17 has one whole-number solution."""
+    import dataclasses
+
+    _, _, res = simulated
+    assert res.naive_shown()
+    row = [i for i in res.report_table().index if i.startswith("Simple comparison")][0]
+    assert res.report_table().loc[row, "Estimate"].endswith("points")
+    counts = {**res.counts, "rereferred_treated": 2}
+    small = dataclasses.replace(res, counts=counts)
+    assert not small.naive_shown()
+    tab = small.report_table()
+    assert tab.loc[row, "Estimate"] == "c" and tab.loc[row].iloc[1] == "c" and "hidden" in tab.attrs["note"]
+    text = small.explain()
+    assert "Simple comparison.** Not shown" in text and f"{100 * res.naive['risk_difference'].estimate:+.1f}" not in text
+    # nearly everyone re-referred is as telling as nearly nobody
+    counts = {**res.counts, "rereferred_control": res.counts["binary_control"] - 1}
+    assert not dataclasses.replace(res, counts=counts).naive_shown()

@@ -235,3 +235,56 @@ def test_safe_rate_rejects_impossible_counts():
         safe_rate(5, 4)
     with pytest.raises(InputError):
         safe_rate(-1, 4)
+
+
+def _brute_ranges(values: dict, hidden: set, equations: list[dict], lowest: int = 1, cap: int = 80) -> dict:
+    """Every whole-number assignment of the hidden cells (up to ``cap``) that satisfies the equations:
+    an independent check of ``hidden_ranges`` by enumeration."""
+    import itertools
+
+    names = sorted(hidden)
+    ranges = {n: [] for n in names}
+    for combo in itertools.product(range(lowest, cap + 1), repeat=len(names)):
+        trial = {**values, **dict(zip(names, combo))}
+        if all(sum(c * trial[k] for k, c in eq.items()) == 0 for eq in equations):
+            for n, v in zip(names, combo):
+                ranges[n].append(v)
+    return {n: (min(v), max(v)) for n, v in ranges.items()}
+
+
+def test_two_small_hidden_cells_beside_a_total_are_widened_until_no_value_is_pinned():
+    # episodes = died + transferred + turned 18 + closed on extract date + followed up:
+    # hiding died (1) and its smallest complement transferred (2) would leave "1 or 2".
+    counts = {"episodes": 60, "died": 1, "transferred": 2, "adult": 0, "extract": 0, "followed": 57}
+    df = pd.DataFrame({"count": list(counts.values())}, index=list(counts))
+    ident = [{"episodes": 1, "died": -1, "transferred": -1, "adult": -1, "extract": -1, "followed": -1}]
+    res = suppress_table(df, ["count"], identities=ident)
+    hidden = set(res.display.index[res.display["count"].astype(str).eq("c")])
+    assert {"died", "transferred"} <= hidden
+    shown = {k: v for k, v in counts.items() if k not in hidden}
+    eq = [{k: float(v) for k, v in ident[0].items()}]
+    brute = _brute_ranges(shown, hidden, eq)
+    for cell in ("died", "transferred"):
+        lo, hi = brute[cell]
+        assert hi - lo + 1 >= 5, (cell, brute)
+    # the primary rule alone (no identities) hides only the two small counts
+    plain = suppress_table(df, ["count"])
+    assert set(plain.display.index[plain.display["count"].astype(str).eq("c")]) == {"died", "transferred"}
+
+
+def test_cells_known_from_elsewhere_are_never_chosen_as_complements():
+    counts = {"episodes": 60, "died": 1, "transferred": 0, "followed": 59}
+    df = pd.DataFrame({"count": list(counts.values())}, index=list(counts))
+    ident = [{"episodes": 1, "died": -1, "transferred": -1, "followed": -1}]
+    res = suppress_table(df, ["count"], identities=ident, known={"followed": 59})
+    d = res.display["count"]
+    assert d["followed"] == 59 and d["died"] == "c" and d["episodes"] == "c"
+
+
+def test_hidden_ranges_agree_with_enumeration():
+    cells = {(0, "x"): 3, (1, "x"): 4, (2, "x"): 7}
+    eqs = [{(0, "x"): 1.0, (1, "x"): 1.0, (2, "x"): -1.0}]
+    r = disclosure.hidden_ranges(eqs, [(0, "x"), (1, "x")], cells.get)
+    assert r[(0, "x")] == (1.0, 6.0) and r[(1, "x")] == (1.0, 6.0)
+    r = disclosure.hidden_ranges(eqs, [(0, "x")], cells.get)
+    assert r[(0, "x")] == (3.0, 3.0)

@@ -655,3 +655,56 @@ def test_rmst_intervals_clustered_by_child_agree_with_a_child_bootstrap():
     np.testing.assert_allclose(ours, sd, rtol=0.1)
     # and the episodes-as-independent errors are clearly too small here
     assert (plain.groups["se"].to_numpy() < 0.9 * sd[:2]).all()
+
+
+def test_a_small_other_group_takes_in_the_next_smallest():
+    labels = pd.Series(np.repeat(["A", "B", "C"], [30, 25, 2]))
+    assert set(sv.fold_small_groups(labels, 20)) == {"A", "B", "Other"}  # Other = 2: a small count
+    folded = sv.fold_small_groups(labels, 20, min_other=5)
+    assert set(folded) == {"A", "Other"} and (folded == "Other").sum() == 27
+    assert (sv.fold_small_groups(labels, 5, min_other=5) == "Other").sum() == 27
+
+
+def test_every_published_share_and_rate_rests_on_enough_children(report):
+    """With a threshold above every count, the report words and tabulates no share or rate that a
+    small count lies behind: the tables say "c", the headline says the rate is not shown."""
+    import dataclasses
+
+    _, rep = report
+    strict = dataclasses.replace(rep, threshold=10**6, _published=None)
+    for g in strict.km.curves:
+        for h in strict.horizons:
+            if strict._events_by(g, h) > 0:
+                assert not strict.share_shown(g, h)
+    tab = strict.survival_table()
+    for g, label in zip(strict.km.curves, tab.index):
+        for h in strict.horizons:
+            if strict._events_by(g, h) > 0:
+                assert tab.loc[label, f"After {sv._when(h)}"] == "c"
+    cif = strict.cumulative_incidence_table()
+    assert (cif.iloc[:, : len(strict.horizons)] == "c").all().all()
+    heads = strict.headlines()
+    assert not any("came back fastest" in h for h in heads)
+    dfe = [h for h in heads if "DfE's published measure" in h]
+    assert dfe and "not shown" in dfe[0] and "% of the council's referrals" not in dfe[0]
+    assert (strict.dfe_table()["Rate"] == "c").all()
+    # the default threshold shows them (the fixture is large)
+    assert rep.survival_table().iloc[0, 1] != "c" and any("% of the council's referrals" in h for h in rep.headlines())
+
+
+def test_counts_table_hides_what_its_identities_would_give_back(report):
+    import dataclasses
+
+    _, rep = report
+    c = dict(rep.counts)
+    c.update(not_at_risk_died=1, not_at_risk_transferred=2, not_at_risk_adult=0, closed_on_extract_date=0)
+    c["episodes"] = rep.episodes_at_risk + 3
+    c["referrals"] = c["referrals_after_extract"] + c["merged_overlapping"] + c["open_cases"] + c["episodes"]
+    r2 = dataclasses.replace(rep, counts=c, _published=None)
+    shown = r2.counts_table()["Count"]
+    assert shown["Closed because the child died (not at risk)"] == "c"
+    assert shown["Closed on transfer to another council (not at risk)"] == "c"
+    # 1 + 2 = episodes - followed up would leave "1 or 2": a third cell is hidden (the followed-up
+    # count is published by the survival table, so it is never the one chosen)
+    assert (shown == "c").sum() >= 3 and shown["Episodes followed up"] != "c"
+    assert r2.count_words("followed_up") == f"{rep.episodes_at_risk:,}"
