@@ -234,7 +234,9 @@ def hidden_ranges(equations: list[dict[Cell, float]], hidden: Iterable[Cell], va
         # the published cells are constants; what the hidden ones add up to is known (gaps included)
         rhs.append(sum(coef * value(c) for c, coef in eq.items() if c in index))
     cons = [LinearConstraint(np.array(rows), np.array(rhs), np.array(rhs))] if rows else []
-    bounds = Bounds(np.full(len(hidden), float(lowest)), np.full(len(hidden), np.inf))
+    # a zero hidden as a complement: a reader who assumed "c is at least 1" would find no solution and
+    # drop the assumption for it, so it is bounded by 0
+    bounds = Bounds(np.array([float(min(lowest, value(c))) for c in hidden]), np.full(len(hidden), np.inf))
     out = {}
     for cell in (hidden if cells is None else cells):
         c = np.zeros(len(hidden))
@@ -242,8 +244,12 @@ def hidden_ranges(equations: list[dict[Cell, float]], hidden: Iterable[Cell], va
         lo_hi = []
         for sign in (1.0, -1.0):
             res = milp(sign * c, constraints=cons, integrality=np.ones(len(hidden)), bounds=bounds)
-            unbounded = res.status == 3 or res.x is None
-            lo_hi.append((-np.inf if sign > 0 else np.inf) if unbounded else float(round(res.x[index[cell]])))
+            if res.status == 3:  # unbounded
+                lo_hi.append(-np.inf if sign > 0 else np.inf)
+            elif res.x is None:  # not solved: say the cell is pinned, so that more is hidden (never less)
+                lo_hi.append(value(cell))
+            else:
+                lo_hi.append(float(round(res.x[index[cell]])))
         out[cell] = (lo_hi[0], lo_hi[1])
     return out
 

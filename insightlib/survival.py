@@ -355,7 +355,8 @@ def _short(label: str, width: int = 30) -> str:
 
 
 def _curves_figure(title: str, curves: dict, value: str, start: float, labels: dict, durations: dict,
-                   horizons, min_at_risk: int, max_days: int | None, ylabel: str, note: str | None = None):
+                   horizons, min_at_risk: int, max_days: int | None, ylabel: str, note: str | None = None,
+                   threshold: int = 5):
     """Curves with 95% bands above a table of numbers still followed, rows coloured as the curves."""
     from matplotlib.ticker import PercentFormatter
 
@@ -394,8 +395,11 @@ def _curves_figure(title: str, curves: dict, value: str, start: float, labels: d
         d = durations.get(g, np.array([]))
         for x in ticks:
             n = int(len(d) - np.searchsorted(d, x, side="left"))
-            tab.text(x, i, f"{n:,}" if n >= min_at_risk else f"<{min_at_risk}", ha="center", va="center",
-                     fontsize=7.5, color="#3D3D3D")
+            # the group size less the number still followed bounds how many came back: never a small count
+            gone = len(d) - n
+            shown = f"{n:,}" if n >= min_at_risk and not 1 <= gone < threshold else (
+                f"<{min_at_risk}" if n < min_at_risk else "c")
+            tab.text(x, i, shown, ha="center", va="center", fontsize=7.5, color="#3D3D3D")
     tab.set_xticks(ticks)
     tab.set_xticklabels(tick_labels, fontsize=8)
     tab.set_xlabel("Time since the case closed")
@@ -445,11 +449,11 @@ class KMResult:
         return pd.DataFrame(rows)
 
     def plot(self, title: str | None = None, min_at_risk: int = MIN_AT_RISK, max_days: int | None = None,
-             note: str | None = None):
+             note: str | None = None, threshold: int = 5):
         """Curves with bands, cut where fewer than ``min_at_risk`` remain; numbers at risk below."""
         return _curves_figure(title or "Share of children not yet referred again, by time since their case closed",
                               self.curves, "survival", 1.0, self.labels, self.durations, self.horizons, min_at_risk,
-                              max_days, "Not yet referred again", note)
+                              max_days, "Not yet referred again", note, threshold=threshold)
 
 
 def _split(groups, n):
@@ -715,11 +719,11 @@ class CumulativeIncidenceResult:
         return pd.DataFrame([{"group": g, "days": int(h), **self.at(g, h)} for g in self.curves for h in self.horizons])
 
     def plot(self, title: str | None = None, min_at_risk: int = MIN_AT_RISK, max_days: int | None = None,
-             note: str | None = None):
+             note: str | None = None, threshold: int = 5):
         """Cumulative incidence with bands, cut where fewer than ``min_at_risk`` remain; numbers at risk below."""
         return _curves_figure(title or "Share of children referred again, allowing for those who turn 18, die or "
                               "move away", self.curves, "cumulative_incidence", 0.0, self.labels, self.durations,
-                              self.horizons, min_at_risk, max_days, "Referred again", note)
+                              self.horizons, min_at_risk, max_days, "Referred again", note, threshold=threshold)
 
 
 def cumulative_incidence(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alpha=0.05,
@@ -1941,8 +1945,10 @@ class ReReferralReport:
                 ok = self.share_shown(g, h) and n != "c"
                 row[f"After {_when(h)}"] = _share(a["survival"], a["ci_low"], a["ci_high"]) if ok else "c"
             a = self.km.at(g, h_max)
-            row[f"Still followed at {_when(h_max)}"] = (f"{a['at_risk']:,}" if (a["at_risk"] or 0) >= self.min_at_risk
-                                                       else f"fewer than {self.min_at_risk}")
+            gone = self.km.sizes[g] - (a["at_risk"] or 0)  # no longer followed: bounds how many came back
+            row[f"Still followed at {_when(h_max)}"] = (
+                f"fewer than {self.min_at_risk}" if (a["at_risk"] or 0) < self.min_at_risk
+                else "c" if self._small(gone) else f"{a['at_risk']:,}")
             rows[group_label(self.group_by, g)] = row
         return _for_display(pd.DataFrame.from_dict(rows, orient="index"), self.what.capitalize())
 
@@ -2098,7 +2104,7 @@ class ReReferralReport:
         cif = self.cif_chart or self.cumulative_incidence
         groups = "; ".join(km.labels.get(g, g) for g in km.curves)
         figs = {
-            "km": (km.plot(title=self.chart_title(), min_at_risk=self.min_at_risk, max_days=3 * h,
+            "km": (km.plot(title=self.chart_title(), min_at_risk=self.min_at_risk, max_days=3 * h, threshold=self.threshold,
                            note=self.chart_note()),
                    f"Kaplan-Meier curves by {self.what} ({groups}): the share of children not yet referred again "
                    f"against time since closure, with 95% bands and the numbers still followed below. "
@@ -2106,7 +2112,7 @@ class ReReferralReport:
         }
         if cif is not None:
             figs["cumulative_incidence"] = (
-                cif.plot(min_at_risk=self.min_at_risk, max_days=3 * h, note=self.chart_note()),
+                cif.plot(min_at_risk=self.min_at_risk, max_days=3 * h, note=self.chart_note(), threshold=self.threshold),
                 f"Cumulative incidence of re-referral by {self.what} ({groups}) up to three times {h} days, "
                 f"allowing for children who turn 18, die or move away. {self._closure_share_sentence() or ''}".strip())
         if self.cox is not None:

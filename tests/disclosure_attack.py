@@ -102,7 +102,10 @@ class Model:
                 val = sum(c * self.truth[v] for v, c in expr.items())
                 if not (lo - 1e-6 <= val <= hi + 1e-6):
                     bad.append(f"{why}: {val} not in [{lo}, {hi}]")
+        hidden = {n for t in self.targets for n in t.expr}
         for v, t in self.truth.items():
+            if v in hidden and t == 0:
+                continue  # a zero hidden as a complement: "c is at least 1" is dropped in attack()
             if not (self.lower[v] - 1e-6 <= t <= self.upper[v] + 1e-6):
                 bad.append(f"{v}: truth {t} outside [{self.lower[v]}, {self.upper[v]}]")
         return bad
@@ -150,7 +153,12 @@ class Model:
         return round(out[0]), round(out[1])
 
     def attack(self) -> list[dict]:
-        """The feasible range of every target."""
+        """The feasible range of every target. Where "a c is at least 1" leaves no solution (a zero was
+        hidden as a complement), the adversary drops that assumption, as a reader would."""
+        if self._bounds_of({}, {})[0] is None:
+            for t in self.targets:
+                for name in t.expr:
+                    self.lower[name] = 0
         cases = self._ratio_cases()
         ratio_rows = self.ratios
         found = []
@@ -296,6 +304,21 @@ def read_rereferral(model: Model, html: str, truth: dict, chart_texts: list[str]
         if len(hit) == 1:
             model.cells += 1
             model.fix(sizes[hit[0]], _int(mm.group(2)))
+    # later numbers at risk: everyone re-referred by day h <= x has left the risk set by x
+    for line in chart_texts:
+        mm = re.match(r"at risk \| (.+) \| ([\d.]+) \| (.+)", line)
+        if not mm or float(mm.group(2)) == 0 or not re.fullmatch(NUM, mm.group(3)):
+            continue
+        short = mm.group(1).rstrip("\u2026. ")
+        hit = [lab for lab in sizes if lab == mm.group(1) or lab.startswith(short)]
+        if len(hit) != 1:
+            continue
+        model.cells += 1
+        label, x, a = hit[0], float(mm.group(2)), _int(mm.group(3))
+        for words, h in _HORIZON_DAYS.items():
+            name = v(f"d[{label}|{words}]")
+            if h <= x and name in model.lower:
+                model.add({sizes[label]: 1, name: -1}, lo=a, why=f"chart: {a} still followed at day {x:g} in {label}")
     # cumulative incidence: the same re-referrals; the competing share gives the competing events
     for corner, heads, rows in tables:
         if any(h.startswith("Within ") for h in heads) and any(h.startswith("Turned 18") for h in heads):
@@ -342,6 +365,9 @@ def read_rereferral(model: Model, html: str, truth: dict, chart_texts: list[str]
             if name in model.lower and 1 <= t < model_threshold(truth):
                 model.targets.append(Target(name, {name: 1}, t, f"re-referred by {hw} in {label}"))
     read_dfe(model, tables, text, truth)
+
+
+_HORIZON_DAYS = {"3 months": 91, "6 months": 182, "1 year": 365}
 
 
 def model_threshold(truth: dict) -> int:
