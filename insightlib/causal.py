@@ -1263,7 +1263,10 @@ class InterventionEffect:
         from insightlib import disclosure
 
         df = self.counts_table()
-        res = disclosure.suppress_table(df, list(df.columns), threshold, rounding, total_row="Total")
+        # the sentences under "The finding" state how many closed cases were analysed: that total is
+        # published there, so it is never the cell hidden to protect another
+        known = {("Total", "Closed cases analysed"): int(df.loc["Total", "Closed cases analysed"])}
+        res = disclosure.suppress_table(df, list(df.columns), threshold, rounding, total_row="Total", known=known)
         out = res.table().map(lambda v: f"{int(v):,}" if isinstance(v, (int, np.integer, float, np.floating)) and np.isfinite(v) else v)
         out.index.name = None
         out.columns.name = "Group"
