@@ -296,6 +296,10 @@ def test_doncaster_analysis_from_the_shipped_data(doncaster):
     assert ess.loc["Doncaster", "ssv_share_of_vacancies"] == pytest.approx(1050 / 3796)
     assert ess.loc["England", "ssv_share_of_vacancies"] == pytest.approx(199088 / 811703)
     assert "Statistical neighbours (median)" in ess.index and "Yorkshire and The Humber" in ess.index
+    # neighbours' index: the median of each single-district neighbour's own index, by the same formula
+    used = doncaster.parameters["neighbours_in_index"]
+    assert "372" in used and len(used) >= 5  # Rotherham, a metropolitan district, among Doncaster's neighbours
+    assert doncaster.occupations["neighbours_median_gap"].notna().all()
     neet = doncaster.neet.set_index(["year", "comparator"])
     assert neet.loc[(2023, "Doncaster"), "neet_pct"] == pytest.approx(3.3)
     assert neet.loc[(2023, "Doncaster"), "participation_pct"] == pytest.approx(92.8)
@@ -309,6 +313,15 @@ def test_doncaster_analysis_from_the_shipped_data(doncaster):
     industries = doncaster.industries.set_index("industry")
     assert industries.loc["Public Administration, Education and Health", "employed_2022"] == 42_100
     assert industries["share"].sum() == pytest.approx(1)
+
+
+@pytest.mark.slow
+def test_neighbours_median_gap_is_the_median_of_their_own_indexes(doncaster):
+    used = doncaster.parameters["neighbours_in_index"]
+    own = pd.DataFrame({c: analysis.analyse(c, draws=20).occupations.set_index("soc")["gap"] for c in used})
+    expected = own.median(axis=1)
+    got = doncaster.occupations.set_index("soc")["neighbours_median_gap"]
+    np.testing.assert_allclose(got.loc[expected.index], expected)
 
 
 def test_an_lsip_area_sums_its_councils():

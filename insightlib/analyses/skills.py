@@ -184,8 +184,8 @@ def occupation_employment(occ: pd.DataFrame, districts, year: int = EMPLOYMENT_Y
     d["cap"] = np.where(d["employed"].isna(), smallest, 0.0)
     # an estimate published without its interval ('u': unreliable) gets a half-width as large as itself
     d["ci95"] = d["ci95"].where(d["ci95"].notna() | d["employed"].isna(), d["employed"])
-    g = d.groupby("soc").agg(employed=("employed", lambda s: s.sum(min_count=0)),
-                             var=("ci95", lambda s: float((s.fillna(0) ** 2).sum())), unpublished=("cap", "sum"))
+    d["var"] = d["ci95"].fillna(0) ** 2
+    g = d.groupby("soc")[["employed", "var", "cap"]].sum().rename(columns={"cap": "unpublished"})
     g["ci95"] = np.sqrt(g.pop("var"))
     socs = [c for c in src.SOC_SUBMAJOR if c not in SOC2020_FOLD]
     return g.reindex(socs).fillna({"employed": 0.0, "ci95": 0.0, "unpublished": 0.0})
@@ -247,11 +247,35 @@ def neet_comparison(neet: pd.DataFrame, area: Area) -> pd.DataFrame:
 
 
 def neighbours(la_code: str) -> list[str]:
-    sn = reference.statistical_neighbours() if hasattr(reference, "statistical_neighbours") else None
-    if sn is None:
-        return []
-    col = "neighbour_la_code" if "neighbour_la_code" in sn else sn.columns[1]
-    return sn[sn["la_code"] == la_code][col].astype(str).tolist()
+    """The council's ten statistical neighbours (DfE 2025), closest first."""
+    return reference.neighbours_of(la_code)
+
+
+def neighbour_gaps(tables: dict, area: Area, cw: pd.DataFrame, socs: list[str], subjects: list[str]) -> dict:
+    """The gap index (point values, employment and FE only) of each statistical neighbour that is a single district.
+
+    Returns the median over neighbours per occupation and per subject, and the neighbours used;
+    for an area that is not one council, nothing.
+    """
+    if area.kind != "council":
+        return {}
+    occ_gaps, sub_gaps, used = [], [], []
+    for code in neighbours(area.councils[0]):
+        try:
+            other = resolve_area(code, tables)
+        except InputError:  # a county: its districts are not in the lookups
+            continue
+        emp = occupation_employment(tables["occupation"], other.districts)["employed"].to_numpy()
+        fe = fe_by_subject(tables["fe"], other.districts).reindex(subjects)["achievements_mid"].to_numpy()
+        if emp.sum() == 0 or fe.sum() == 0:
+            continue
+        occ_gaps.append(gi.gap_index({"employment": emp}, {"fe": gi.apportion_to_occupations(fe, cw, socs, subjects)})["gap"])
+        sub_gaps.append(gi.gap_index({"employment": gi.allocate_to_subjects(emp, cw, socs, subjects)}, {"fe": fe})["gap"])
+        used.append(code)
+    if not used:
+        return {}
+    return {"councils": used, "occupations": dict(zip(socs, np.median(occ_gaps, axis=0))),
+            "subjects": dict(zip(subjects, np.median(sub_gaps, axis=0)))}
 
 
 def ess_comparison(ess: pd.DataFrame, area: Area) -> pd.DataFrame:
@@ -346,6 +370,9 @@ def neet_trend(lait: pd.DataFrame, area: Area) -> tuple[pd.DataFrame, pd.DataFra
     return trend, forecast, back
 
 
+_BACKTESTS: dict = {}
+
+
 def project(years, values, panel: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """A two-year projection by the model with the smaller back-test error on every area's series.
 
@@ -353,7 +380,11 @@ def project(years, values, panel: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     HOLDOUT years, and scored on them. The chosen model's interval is called reliable when the
     back-test's coverage is within 15 points of its nominal level.
     """
-    back = {m: fc.backtest_summary(fc.backtest(panel, holdout=HOLDOUT, model=m, level=PROJECTION_LEVEL)) for m in fc.MODELS}
+    key = (len(panel), float(panel["value"].sum()), float((panel["value"] * panel["year"]).sum()))
+    if key not in _BACKTESTS:  # the same for every area of a run: computed once per process
+        _BACKTESTS[key] = {m: fc.backtest_summary(fc.backtest(panel, holdout=HOLDOUT, model=m, level=PROJECTION_LEVEL))
+                           for m in fc.MODELS}
+    back = _BACKTESTS[key]
     scored = {m: b for m, b in back.items() if b["mae"] is not None}
     model = min(scored, key=lambda m: scored[m]["mae"]) if scored else "trend"
     reliable = bool(scored) and scored[model]["coverage"] >= PROJECTION_LEVEL - 0.15
@@ -481,6 +512,13 @@ def analyse(area_spec, *, data: str | Path = src.REFERENCE, projection: str | Pa
         "gap_vs_england": srel["value"], "gap_vs_england_ci_low": srel["ci_low"], "gap_vs_england_ci_high": srel["ci_high"],
     }).sort_values("gap").reset_index(drop=True)
 
+    near = neighbour_gaps(tables, area, cw, socs, subjects)
+    occupations["neighbours_median_gap"] = occupations["soc"].map(near.get("occupations", {}))
+    subjects_df["neighbours_median_gap"] = subjects_df["subject"].map(near.get("subjects", {}))
+    if near:
+        notes.append(f"Statistical neighbours' index: the median over {len(near['councils'])} of the ten neighbours "
+                     "(those that are single districts), from employment and FE alone.")
+
     trend = occ[_in(occ["area"], area.districts)].groupby(["year", "soc"], as_index=False)["employed"].sum()
 
     fe_table = pd.DataFrame({"subject": list(src.SSA_T1)})
@@ -510,7 +548,8 @@ def analyse(area_spec, *, data: str | Path = src.REFERENCE, projection: str | Pa
         neet=neet, neet_trend=nt, neet_forecast=nt_fc, neet_backtest=nt_back, ess=ess,
         projection=proj, projection_area=proj_area, notes=notes,
         parameters={"area": str(area_spec), "data": str(data), "projection": str(projection) if projection else None,
-                    "demand_weights": demand_weights, "draws": draws, "seed": seed, "employment_year": EMPLOYMENT_YEAR},
+                    "demand_weights": demand_weights, "draws": draws, "seed": seed, "employment_year": EMPLOYMENT_YEAR,
+                    "neighbours_in_index": near.get("councils", [])},
     )
 
 

@@ -161,6 +161,8 @@ class SkillsReport:
             "Rank (interval)": [f"{r} ({a}-{b})" for r, a, b in zip(o["rank"], o["rank_low"], o["rank_high"])],
             "Gap against England's": o["gap_vs_england"].map(lambda v: f"{v:+.2f}"),
         })
+        if o["neighbours_median_gap"].notna().any():
+            t["Neighbours' median gap"] = o["neighbours_median_gap"].map(lambda v: "" if pd.isna(v) else f"{v:+.2f}")
         if o["requirement_2020_2035"].notna().any():
             pub = self.result.projection.set_index("soc")["publishable"] if self.result.projection is not None else None
             t.insert(3, "Requirement 2020-35", [
@@ -181,6 +183,8 @@ class SkillsReport:
             "Gap index": s["gap"].map(lambda v: f"{v:+.2f}"),
             f"{LEVEL:.0%} interval": [_interval(a, b) for a, b in zip(s["gap_ci_low"], s["gap_ci_high"])],
             "Rank (1 = most short of learners)": [f"{r} ({a}-{b})" for r, a, b in zip(s["rank"], s["rank_low"], s["rank_high"])],
+            "Gap against England's": s["gap_vs_england"].map(lambda v: f"{v:+.2f}"),
+            "Neighbours' median gap": s["neighbours_median_gap"].map(lambda v: "" if pd.isna(v) else f"{v:+.2f}"),
         })
 
     def industry_table(self) -> pd.DataFrame:

@@ -11,6 +11,8 @@ whether the interval held the outcome.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 from scipy import stats as st
@@ -18,10 +20,15 @@ from scipy import stats as st
 MODELS = ("trend", "naive")
 
 
+@lru_cache(maxsize=None)
+def _t_quantile(df: int, level: float) -> float:
+    return float(st.t.ppf(0.5 + level / 2, df=df))
+
+
 def _forecast_arrays(x: np.ndarray, y: np.ndarray, horizon: int, model: str, level: float):
     n = len(y)
     ahead = x.max() + np.arange(1, horizon + 1)
-    q = st.t.ppf(0.5 + level / 2, df=n - 2)
+    q = _t_quantile(n - 2, level)
     if model == "trend":
         xm = x.mean()
         sxx = ((x - xm) ** 2).sum()
