@@ -348,6 +348,11 @@ def test_a_supplied_projection_enters_demand():
 
     table = SkillsReport(r).occupation_table().set_index("Occupation (SOC sub-major group)")
     assert table.loc["33 Protective service occupations", "Requirement 2020-35"] == "under 10,000"
+    proj = SkillsReport(r).projection_table().set_index("Occupation (SOC2020 sub-major group)")
+    assert proj.loc["61 Caring personal service occupations", "Total requirement"] == "46,237"
+    assert proj.loc["61 Caring personal service occupations", "Replacement demand"] == "33,946"
+    assert proj.loc["61 Caring personal service occupations", "Growth 2020-35"] == "12,291"
+    assert proj.loc["33 Protective service occupations", "Total requirement"] == "under 10,000"
 
 
 def test_unknown_and_county_areas_get_clear_messages():

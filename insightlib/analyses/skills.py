@@ -202,7 +202,7 @@ def fe_by_subject(fe: pd.DataFrame, districts=None) -> pd.DataFrame:
         midpoint=lambda d: d["achievements"].where(d["symbol"] != "~", SMALL_CELL_MIDPOINT))
     g = rows.groupby("ssa").agg(achievements=("achievements", "sum"), achievements_mid=("midpoint", "sum"),
                                 suppressed_cells=("symbol", lambda s: int((s == "~").sum())))
-    return g.reindex(list(src.SSA_T1)).fillna(0)
+    return g.reindex(list(src.SSA_T1)).astype(float).fillna(0.0)
 
 
 def _fe_draws(fe: pd.DataFrame, districts, subjects, draws: int, rng) -> np.ndarray:

@@ -170,6 +170,21 @@ class SkillsReport:
                 for s, v in zip(o["soc"], o["requirement_2020_2035"])])
         return t
 
+    def projection_table(self) -> pd.DataFrame | None:
+        """Skills Imperative 2035, where supplied: growth plus replacement demand per occupation (cells under 10,000 hidden)."""
+        p = self.result.projection
+        if p is None:
+            return None
+        hide = lambda v, ok: _num(v) if ok else "under 10,000"  # noqa: E731 - the publisher's rule, per cell
+        return pd.DataFrame({
+            "Occupation (SOC2020 sub-major group)": p["soc"] + " " + p["soc"].map(SOC_NAMES),
+            "Employed 2020": [hide(v, abs(v) >= 10_000) for v in p["employment_2020"]],
+            "Employed 2035": [hide(v, abs(v) >= 10_000) for v in p["employment_2035"]],
+            "Growth 2020-35": [hide(v, abs(v) >= 10_000) for v in p["net_change"]],
+            "Replacement demand": [hide(v, abs(v) >= 10_000) for v in p["replacement_demand"]],
+            "Total requirement": [hide(v, ok) for v, ok in zip(p["total_requirement"], p["publishable"])],
+        })
+
     def subject_table(self) -> pd.DataFrame:
         s = self.result.subjects
         counts = pd.DataFrame({"subject": s["subject"],
