@@ -5,6 +5,7 @@ on a user's; a declared but unused package is weight every council installs for 
 """
 
 import ast
+import functools
 import importlib.metadata as md
 import json
 import re
@@ -63,8 +64,13 @@ def _declared() -> set[str]:
     return names
 
 
+@functools.cache
+def _providers() -> dict[str, list[str]]:
+    return md.packages_distributions()
+
+
 def _distribution(module: str) -> str:
-    dists = md.packages_distributions().get(module)
+    dists = _providers().get(module)
     assert dists, f"{module} is imported but no installed distribution provides it"
     return _name(dists[0])
 
