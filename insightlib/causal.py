@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from insightlib import text
 from insightlib.errors import EvaluationFileError, InputError
 
 #: Graph node names that stand for the treatment and the outcome.
@@ -1332,7 +1333,7 @@ class InterventionEffect:
             verdict = f"re-referral within {when} of a case closing was {size:.1f} percentage points higher"
         else:
             verdict = f"there is no clear difference in re-referral within {when} of a case closing"
-        return (f"{p['intervention']}: allowing for which children received it, {verdict} "
+        return (f"{text.md(p['intervention'])}: allowing for which children received it, {verdict} "
                 f"({_points_range(rd.ci_low, rd.ci_high)}; {self._level()} interval).")
 
     # ---- tables (aggregates only; counts pass through insightlib.disclosure) -------------

@@ -36,6 +36,8 @@ def apply_style() -> None:
             "font.size": 10,
             "figure.dpi": 110,
             "savefig.bbox": "tight",
+            # text from data (a group or intervention name) is drawn as written, never as $math$
+            "text.parse_math": False,
         }
     )
 

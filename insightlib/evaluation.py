@@ -32,6 +32,8 @@ KEYS = {
 }
 REQUIRED = ("name", "title", "notebook", "data")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: A notebook is named, never given as a path: it can only be one of notebooks/*.ipynb.
+NOTEBOOK_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 COUNCIL_PATTERN = re.compile(r"^\d{3}$")
 #: Parameters the runner sets itself; an evaluation file may not override them.
 RESERVED_PARAMETERS = ("data", "la_code", "area", "output_dir", "disclosure_threshold", "rounding")
@@ -56,6 +58,10 @@ class Evaluation:
     path: Path | None = None
 
     def notebook_path(self, notebooks_dir: Path) -> Path:
+        """The source notebook: always inside ``notebooks_dir`` (a name with a path in it is refused)."""
+        if not isinstance(self.notebook, str) or not NOTEBOOK_PATTERN.match(self.notebook):
+            raise EvaluationFileError(f"'notebook' must be the name of a notebook in {notebooks_dir} (letters, digits, "
+                                      f"'_' and '-'; no folder, no '..'); got {self.notebook!r}.")
         return Path(notebooks_dir) / f"{self.notebook}.ipynb"
 
     def to_dict(self) -> dict:
@@ -144,9 +150,12 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
             problems.append(f"'{key}' must be text; got {value!r}.")
 
     notebook = raw.get("notebook")
-    if isinstance(notebook, str) and notebook and notebooks_dir is not None:
+    if isinstance(notebook, str) and notebook:
         stem = notebook[:-6] if notebook.endswith(".ipynb") else notebook
-        if not (Path(notebooks_dir) / f"{stem}.ipynb").exists():
+        if not NOTEBOOK_PATTERN.match(stem):
+            problems.append(f"'notebook' must be the name of a notebook in notebooks/, without .ipynb (letters, digits, "
+                            f"'_' and '-'; no folder, no '..', no absolute path); got {notebook!r}.")
+        elif notebooks_dir is not None and not (Path(notebooks_dir) / f"{stem}.ipynb").exists():
             available = sorted(p.stem for p in Path(notebooks_dir).glob("*.ipynb"))
             problems.append(
                 f"'notebook': there is no notebook '{stem}' in {notebooks_dir}.{_suggest(stem, available)}"

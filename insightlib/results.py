@@ -80,11 +80,14 @@ def write_results(
     parameters: dict,
     data_fingerprint: str,
     figures: dict,
+    synthetic: bool = False,
 ) -> Path:
-    """Write ``results.json`` in ``output_dir``: the key figures plus how they were made."""
+    """Write ``results.json`` in ``output_dir``: the key figures plus how they were made.
+    ``synthetic`` (from ``warehouse.is_synthetic``) marks figures of made-up data as such."""
     payload = {
         "notebook": notebook,
         "la_code": la_code,
+        "synthetic": bool(synthetic),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "parameters": parameters,
         "data_fingerprint": data_fingerprint,

@@ -768,6 +768,9 @@ def run_evaluation(
     started = time.perf_counter()
     out_dir = Path(out_dir).resolve()
     notebooks_dir = Path(notebooks_dir or default_notebooks_dir()).resolve()
+    if out_dir == notebooks_dir or notebooks_dir in out_dir.parents:
+        # a run writes only inside --out, and never beside (or over) the source notebooks
+        raise InputError(f"--out {out_dir} is inside the notebooks folder {notebooks_dir}; choose another folder.")
     if not evaluation.notebook_path(notebooks_dir).exists():
         raise InputError(f"{evaluation.notebook_path(notebooks_dir)}: no such notebook.")
     if workers < 1:

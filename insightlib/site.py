@@ -56,6 +56,7 @@ class Report:
     results: Path | None
     status: str  # "ok", "failed" or "unknown" (no manifest)
     error: str | None = None
+    synthetic: bool = False  # its results.json says the data were made by insight synth
 
     @property
     def href(self) -> str:
@@ -158,6 +159,7 @@ def discover(reports_dir: str | Path) -> list[Evaluation]:
             results=results if results.exists() else None,
             status=manifest.get("status", "unknown"),
             error=manifest.get("error"),
+            synthetic=results.exists() and _read_json(results).get("synthetic") is True,
         ))
     evaluations = []
     for slug in sorted(by_eval):
@@ -217,6 +219,12 @@ FAILURE_SENTENCES = {
 }
 #: Where a step of a report did not finish (the error output's place on the page).
 STEP_FAILED = "This part of the report is missing because a step of the analysis did not finish."
+
+
+def is_synthetic_site(evaluations: list[Evaluation]) -> bool:
+    """A site with any report of synthetic data says so on every page (a screenshot of any page
+    must not pass for a real council's figures)."""
+    return any(rep.synthetic for ev in evaluations for rep in ev.reports)
 
 
 def failure_sentence(error: str | None) -> str:
@@ -427,6 +435,7 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
     shutil.copyfile(_templates_dir() / "site.css", out / "site.css")
     pages: list[Path] = []
     nav = [{"slug": e.slug, "title": e.title} for e in evaluations]
+    banner = text.SYNTHETIC_NOTICE if is_synthetic_site(evaluations) else ""
 
     def write(rel: str, title: str, body: str, breadcrumbs=(), main_class: str = "") -> Path:
         from markupsafe import Markup
@@ -439,7 +448,7 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
             body = body.replace("</h1>", "</h1>" + hint, 1) if "</h1>" in body else hint + body
         text = page.render(title=title, site_title=SITE_TITLE, root=root, evaluations=nav, body=Markup(body),
                            breadcrumbs=[(label, root + href) for label, href in breadcrumbs], built=built,
-                           main_class=main_class)
+                           main_class=main_class, banner=banner)
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -586,7 +595,7 @@ def _fence(kind: str, body: str) -> str:
 
 
 def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title: str | None = None,
-                    error: str | None = None) -> list[Path]:
+                    error: str | None = None, synthetic: bool = False) -> list[Path]:
     """Write ``<stem>.qmd`` (and ``<stem>-figures/``) beside an executed notebook for Quarto to render.
 
     The page is the notebook's markdown and outputs only, with no code cell left to run, so
@@ -616,6 +625,8 @@ def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title
         shutil.rmtree(fig_dir)
     written: list[Path] = []
     parts = ["---\n" + _yaml_dump({"title": text.quarto_md(f"{council}: {evaluation_title or title}")}) + "---\n"]
+    if synthetic:  # also on the PDF, which has no site banner
+        parts.append("::: {.callout-important}\n" + text.quarto_md(text.SYNTHETIC_NOTICE) + "\n:::\n")
     if failed:
         parts.append("::: {.callout-warning}\n" + text.quarto_md(failure_sentence(error)) + "\n:::\n")
     n_fig = 0
@@ -764,6 +775,9 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
         item = {"href": f"{ev.slug}/index.qmd", "text": ev.title}  # shown as text by Quarto (checked by the battery)
         if not any(isinstance(old, dict) and old.get("href") == item["href"] for old in navbar):
             navbar.append(item)
+    if is_synthetic_site(evaluations):
+        config["website"]["announcement"] = {"content": f"**{text.quarto_md(text.SYNTHETIC_NOTICE)}**",
+                                             "type": "warning", "dismissable": False, "position": "below-navbar"}
     filters = config.get("filters") or []
     if SAFE_FILTER not in filters:
         config["filters"] = [*filters, SAFE_FILTER]
@@ -787,7 +801,7 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
         for rep in list(ev.reports):
             try:
                 written += notebook_to_qmd(rep.notebook, council=rep.council, failed=rep.status == "failed",
-                                           title=rep.evaluation_title, error=rep.error)
+                                           title=rep.evaluation_title, error=rep.error, synthetic=rep.synthetic)
             except InputError as exc:  # left out, with its stale page source, so the others build
                 ev.reports.remove(rep)
                 rep.notebook.with_suffix(".qmd").unlink(missing_ok=True)

@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from insightlib import contract
+from insightlib.text import md as _md, plain as _plain
 from insightlib.errors import InputError
 
 #: Curves are cut where fewer than this many remain at risk (DESIGN.md, publishing safety).
@@ -1472,9 +1473,12 @@ def _within(h: int) -> str:
     return "within a year" if int(h) == 365 else f"within {_when(h)}"
 
 
-def _who(group_by: str | None, value: str) -> str:
-    """The children in a group, in a phrase that fits a sentence ("children whose primary need was ...")."""
+def _who(group_by: str | None, value: str, markdown: bool = False) -> str:
+    """The children in a group, in a phrase that fits a sentence ("children whose primary need was ...").
+    ``markdown``: for a Markdown sentence, the label (text from data) escaped so that it shows as written."""
     label = group_label(group_by, value)
+    if markdown:
+        label = _md(label)
     if value == OTHER:
         return "children in the smaller groups together"
     special = {
@@ -1732,11 +1736,11 @@ class ReReferralReport:
         fast, slow = max(back, key=back.get), min(back, key=back.get)
         among = " Of the largest groups," if len(self.km.curves) > len(chart.curves) else ""
         if round(100 * back[fast]) == round(100 * back[slow]):
-            sentence = (f"{among} {_who(self.group_by, fast)} and {_who(self.group_by, slow)} came back at about "
+            sentence = (f"{among} {_who(self.group_by, fast, True)} and {_who(self.group_by, slow, True)} came back at about "
                         f"the same rate ({back[fast]:.0%} referred again {_within(h)}).").strip()
         else:
-            sentence = (f"{among} {_who(self.group_by, fast)} came back fastest ({back[fast]:.0%} referred again "
-                        f"{_within(h)}, against {back[slow]:.0%} of {_who(self.group_by, slow)}).").strip()
+            sentence = (f"{among} {_who(self.group_by, fast, True)} came back fastest ({back[fast]:.0%} referred again "
+                        f"{_within(h)}, against {back[slow]:.0%} of {_who(self.group_by, slow, True)}).").strip()
         sentence = sentence[0].upper() + sentence[1:]
         if self.logrank.p_value >= 0.05:
             sentence += " The difference between the groups could be chance."
@@ -1854,7 +1858,7 @@ class ReReferralReport:
         if r.term.endswith("]") and "[" in r.term:
             cov, level = r.term[:-1].split("[", 1)
             ref = self.cox.references.get(cov)
-            who, whom = _who(cov, level), _who(cov, ref) if ref is not None else "the comparison group"
+            who, whom = _who(cov, level, True), _who(cov, ref, True) if ref is not None else "the comparison group"
             if r.hr >= 1:
                 return (f"Allowing for the other factors in the model, {who} were referred again {r.hr:.1f} times as "
                         f"fast as {whom} (hazard ratio {r.hr:.2f}, {ci}{tail}).")
@@ -2010,9 +2014,9 @@ class ReReferralReport:
             top = d.iloc[int(np.argmax(np.abs(d["difference"].to_numpy() / d["se"].to_numpy())))]
             days = abs(top.difference)
             lo, hi = sorted((abs(top.ci_low), abs(top.ci_high)))
-            out.append(f"The clearest difference: {_who(self.group_by, top.group)} stayed out of contact "
+            out.append(f"The clearest difference: {_who(self.group_by, top.group, True)} stayed out of contact "
                        f"{days:.0f} day{'s' if round(days) != 1 else ''} {'longer' if top.difference > 0 else 'less'} "
-                       f"than {_who(self.group_by, top.reference)} (95% interval {lo:.0f} to {hi:.0f} days).")
+                       f"than {_who(self.group_by, top.reference, True)} (95% interval {lo:.0f} to {hi:.0f} days).")
         else:
             out.append("No group differed clearly from the largest group.")
         return out
@@ -2118,7 +2122,7 @@ class ReReferralReport:
         if self.cox is not None:
             figs["forest"] = (self.cox.plot(self.forest_title()), "Hazard ratios of re-referral with 95% intervals for each factor in "
                               "the Cox model, against each factor's comparison group; a ratio above 1 means referred "
-                              f"again sooner. {self.cox_headline() or ''}".strip())
+                              f"again sooner. {_plain(self.cox_headline() or '')}".strip())
         return figs
 
 

@@ -30,6 +30,14 @@ def md(value) -> str:
     return _PUNCT.sub(r"\\\1", text)
 
 
+_ESCAPED = re.compile("\\\\([" + re.escape(string.punctuation) + "])")
+
+
+def plain(markdown_text: str) -> str:
+    """A sentence written for Markdown with ``md`` escapes, back as plain text (alt text, a chart)."""
+    return _ESCAPED.sub(r"\1", markdown_text)
+
+
 def break_braces(text: str) -> str:
     """Put an empty Pandoc span between two braces in a row, so Quarto never sees ``{{<``."""
     return _BRACES.sub(lambda m: m.group(1) + m.group(2) + "[]{}", text)
@@ -61,6 +69,11 @@ def neutralise_markdown(text: str) -> str:
 def neutralise_raw_html(text: str) -> str:
     """Raw HTML handed to Quarto (a pandas table) with double braces as entities: no shortcode."""
     return text.replace("{{", "{&#123;").replace("}}", "}&#125;")
+
+
+#: The first sentence of every report of synthetic data, and the banner on every page of its site.
+SYNTHETIC_NOTICE = ("Synthetic data: every figure here is made up (by insight synth, for demonstration) "
+                    "and describes no real children or council.")
 
 
 def html_text(value) -> str:

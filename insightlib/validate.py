@@ -440,7 +440,8 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
 
             def describe(b, key=key, first_row=first_row, idcol=idcol):
                 rows = first_row.reindex(_key(b, *key).astype(object).to_numpy()).to_numpy()
-                return (idcol + " " + _q(b[idcol]) + " appears more than once (first at row "
+                # an identifier's value is never quoted (messages reach logs and run.json): the row says which
+                return ("the " + idcol + " on this row appears more than once (first at row "
                         + pd.Series(rows, index=b.index).astype("Int64").astype(str) + ").")
             out.rows(name, frame, dup, idcol, "duplicate id", describe)
             # Left out, every copy goes: which of them is right cannot be told.
@@ -466,12 +467,12 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
         if "children" in frames:
             missing = _mask(frame["child_id"] != "") & ~_isin(_key(frame, "la_code", "child_id"), keys["children"])
             out.rows(name, frame, missing, "child_id", "not present",
-                     lambda b: "child " + _q(b["child_id"]) + " is not in the children table.")
+                     "the child_id on this row is not in the children table.")
         if name != "referrals" and "referrals" in frames and "referral_id" in frame.columns:
             fkey = _key(frame, "la_code", "referral_id")
             missing = _mask(frame["referral_id"] != "") & ~_isin(fkey, keys["referrals"])
             out.rows(name, frame, missing, "referral_id", "not present",
-                     lambda b: "referral " + _q(b["referral_id"]) + " is not in the referrals table.")
+                     "the referral_id on this row is not in the referrals table.")
             if name in ("assessments", "plans"):
                 start = dates[name]["start_date"]
                 rdate = pd.Series(_lookup(fkey, keys["referrals"], dates["referrals"]["referral_date"].to_numpy()),

@@ -33,6 +33,9 @@ COUNCIL_TABLE = "_insight_councils"
 LEFT_OUT_TABLE = "_insight_left_out"
 #: Why a row was left out when it broke no rule of its own.
 WITH_CHILD, WITH_REFERRAL = "belongs to a left-out child", "belongs to a left-out referral"
+#: Written by ``insight synth`` into every data directory it makes (never by a council's extract):
+#: load carries it into the warehouse, and every report and page of synthetic data then says so.
+SYNTHETIC_FILE = "SYNTHETIC.json"
 
 
 @dataclass
@@ -226,7 +229,8 @@ def load_directory(data_dir: str | os.PathLike, warehouse_path: str | os.PathLik
     clean = pseudonymise.pseudonymise_tables(clean, key_bytes)
     _assert_no_raw_identifiers(report.tables, clean)
     metadata = {"source": str(Path(data_dir).resolve()), "councils_loaded": loaded,
-                "councils_failed": sorted(failed), "files": report.files}
+                "councils_failed": sorted(failed), "files": report.files,
+                "synthetic": (Path(data_dir) / SYNTHETIC_FILE).is_file()}
     if skip_invalid_rows:
         metadata["skip_invalid_rows"] = True
     write_warehouse(clean, warehouse_path, metadata=metadata, key=key_bytes, left_out=left_out)
@@ -387,6 +391,18 @@ def data_fingerprint(source: str | os.PathLike, la_code: str) -> str:
     if row is None:
         raise InputError(f"Council {la_code} is not in the warehouse {source}.")
     return row[0]
+
+
+def is_synthetic(source: str | os.PathLike) -> bool:
+    """Whether data are synthetic (made by ``insight synth``): a data directory holding its marker
+    file, or a warehouse loaded from one. A council's own extract has no marker, so never this."""
+    path = Path(source)
+    if path.is_dir():
+        return (path / SYNTHETIC_FILE).is_file()
+    try:
+        return load_metadata(path).get("synthetic") is True
+    except Exception:  # noqa: BLE001 - unreadable or not a warehouse: not known to be synthetic
+        return False
 
 
 def load_metadata(source: str | os.PathLike) -> dict:

@@ -86,3 +86,33 @@ def test_intervention_parameters_are_checked_before_anything_runs():
     with pytest.raises(EvaluationFileError) as info:
         parse_evaluation(raw, "fgc.yml", notebooks_dir=ROOT / "notebooks")
     assert "estimand" in str(info.value) and "ATX" in str(info.value)
+
+
+@pytest.mark.parametrize("notebook", ["../notebooks/rereferral", "/tmp/evil", "notebooks/rereferral",
+                                      "..", "sub\\rereferral", "~/x", "rereferral.ipynb/../x", ".hidden"])
+def test_notebook_is_a_bare_name_never_a_path(notebook, tmp_path):
+    """A path in 'notebook:' would run a notebook from anywhere and write beside it."""
+    (tmp_path / "rereferral.ipynb").write_text("{}")
+    for notebooks_dir in (None, tmp_path):
+        with pytest.raises(EvaluationFileError) as info:
+            parse_evaluation({**GOOD, "notebook": notebook}, source="e.yml", notebooks_dir=notebooks_dir)
+        assert "'notebook' must be the name of a notebook in notebooks/" in str(info.value)
+
+
+def test_a_run_never_reads_a_notebook_outside_notebooks_or_writes_into_it(tmp_path):
+    from dataclasses import replace
+
+    from insightlib.errors import InputError
+    from insightlib.runner import run_evaluation
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    (notebooks / "rereferral.ipynb").write_text("{}")
+    ev = parse_evaluation(dict(GOOD), notebooks_dir=notebooks)
+    with pytest.raises(EvaluationFileError):  # built by hand, bypassing the schema
+        run_evaluation(replace(ev, notebook="../evil"), out_dir=tmp_path / "out", notebooks_dir=notebooks,
+                       progress=False, log=lambda _m: None)
+    for out in (notebooks, notebooks / "reports"):
+        with pytest.raises(InputError, match="inside the notebooks folder"):
+            run_evaluation(ev, out_dir=out, notebooks_dir=notebooks, progress=False, log=lambda _m: None)
+    assert sorted(p.name for p in notebooks.rglob("*")) == ["rereferral.ipynb"]

@@ -51,6 +51,16 @@ def demo_data(tmp_path_factory):
     broken = councils[-1]
     rows = referrals.index[(referrals["la_code"] == broken) & (referrals["closure_date"] != "")][:3]
     referrals.loc[rows, "closure_date"] = "1999-01-01"  # closure before referral
+    # rules whose messages once quoted the identifier: a planted child twice, and a referral of a
+    # planted child of another council (not in this council's children table)
+    children = pd.read_csv(data / "children.csv", dtype=str, keep_default_na=False)
+    planted = set(truth["planted_identifiers"]["child_id"])
+    mine = children[(children["la_code"] == broken) & children["child_id"].isin(planted)]
+    other = children[(children["la_code"] != broken) & children["child_id"].isin(planted)]
+    assert len(mine) and len(other)
+    pd.concat([children, mine.head(1)]).to_csv(data / "children.csv", index=False)
+    victim = referrals.index[referrals["la_code"] == broken][5]
+    referrals.loc[victim, "child_id"] = other["child_id"].iloc[0]
     referrals.to_csv(data / "referrals.csv", index=False)
     return {"dir": data, "councils": councils, "broken": broken, "truth": truth}
 
@@ -109,18 +119,39 @@ def test_no_planted_identifier_or_its_pseudonym_reaches_any_output(demo_run, key
             for v in values:
                 pseudonyms.add(pseudonymise.pseudonymise_value(v, column, la, key))
     needles = [v.lower() for v in values] + [p.lower() for p in pseudonyms]
-    searched = 0
+    searched, names = 0, set()
     for path in demo_run["out"].rglob("*"):
-        if not path.is_file() or path.suffix == ".duckdb" or path.parent.name == ".warehouses":
-            continue
+        if not path.is_file() or path.suffix in (".duckdb", ".wal"):
+            continue  # the warehouse holds pseudonyms by design; its sidecar JSON is searched
         text = path.read_bytes().decode("utf-8", errors="replace").lower()
         searched += 1
+        names.add("sidecar" if path.parent.name == ".warehouses" else path.name)
         for needle in needles:
             assert needle not in text, f"{needle} found in {path}"
     for stream in (demo_run["run"].stdout, demo_run["run"].stderr, demo_run["render"].stdout, demo_run["render"].stderr):
         for needle in needles:
             assert needle not in stream.lower()
     assert searched > 5
+    # the logs, the run record and the warehouse's sidecar (which carry validation messages) were searched
+    assert {"run.log", "run.json", "manifest.json", "results.json", "sidecar"} <= names, names
+    sidecar = next((demo_run["out"] / ".warehouses").glob("*.json")).read_text()
+    assert "appears more than once" in sidecar or "is not in the children table" in sidecar
+
+
+def test_synthetic_data_say_so_in_results_first_sentence_and_every_page(demo_run):
+    from insightlib import text, warehouse
+
+    assert warehouse.is_synthetic(demo_run["dir"])
+    assert all(warehouse.is_synthetic(w) for w in (demo_run["out"] / ".warehouses").glob("*.duckdb"))
+    name = load_evaluation(ROOT / "evaluations" / "demo.yml").name
+    for la in demo_run["councils"][:-1]:
+        assert json.loads((demo_run["out"] / name / la / "results.json").read_text())["synthetic"] is True
+        nb = json.loads((demo_run["out"] / name / la / "rereferral.ipynb").read_text())
+        first = next("".join(o["data"]["text/markdown"]) for c in nb["cells"] if c["cell_type"] == "code"
+                     for o in c.get("outputs", []) if "text/markdown" in o.get("data", {}))
+        assert first.startswith(f"**{text.SYNTHETIC_NOTICE}**"), first[:200]
+    pages = list((demo_run["out"] / "_site").rglob("*.html"))
+    assert pages and all(text.SYNTHETIC_NOTICE in p.read_text() for p in pages)
 
 
 def test_unchanged_councils_are_skipped_on_the_next_run(demo_run, key_env):

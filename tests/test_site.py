@@ -380,3 +380,28 @@ def test_report_figures_are_files_that_open_full_size(built):
     national = (root / "_site" / "national.html").read_text()
     narrow = re.findall(r'<source media="\(max-width: 40rem\)" srcset="([^"]+)">', national)
     assert narrow and all((root / "_site" / n).exists() for n in narrow)
+
+
+def test_a_synthetic_site_says_so_on_every_page_and_a_real_one_never(tmp_path, monkeypatch):
+    real = build_small(tmp_path / "real")
+    site.render_site(real, engine="html")
+    for page in (real / "_site").rglob("*.html"):
+        assert "synthetic-banner" not in page.read_text() and "Synthetic data" not in page.read_text()
+    made = build_small(tmp_path / "made")
+    results = made / "fgc" / "205" / "results.json"
+    results.write_text(json.dumps({**json.loads(results.read_text()), "synthetic": True}))
+    site.render_site(made, engine="html")
+    pages = list((made / "_site").rglob("*.html"))
+    assert len(pages) == 5
+    for page in pages:  # the home page, the national page and every report alike
+        assert text.SYNTHETIC_NOTICE in html.unescape(page.read_text()), page
+    # on the Quarto route: an announcement on every page that cannot be dismissed, and a callout
+    # on the report itself (its PDF has no site banner)
+    monkeypatch.chdir(tmp_path)
+    site.write_quarto_project(made, site.discover(made))
+    config = yaml.safe_load((made / "_quarto.yml").read_text())
+    assert config["website"]["announcement"]["dismissable"] is False
+    assert text.quarto_md(text.SYNTHETIC_NOTICE) in config["website"]["announcement"]["content"]
+    assert text.quarto_md(text.SYNTHETIC_NOTICE) in (made / "fgc" / "205" / "rereferral.qmd").read_text()
+    site.write_quarto_project(real, site.discover(real))
+    assert "announcement" not in yaml.safe_load((real / "_quarto.yml").read_text())["website"]

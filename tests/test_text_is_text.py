@@ -334,3 +334,95 @@ def test_quarto_site_in_chromium_runs_no_planted_script(quarto_site):
         problems += check_dom(_dump(page), page.name)
     assert not problems, problems
     print(f"payload battery (Quarto): {len(fields)} fields, {planted_text(fields)} payloads, {len(pages)} pages")
+
+
+# --- end to end: payloads in the data and the evaluation file, through the real notebooks -------
+
+#: One name carrying a payload of each kind (one line: a name in a CSV cell).
+NAME = ('Family <script>document.title="PWNED-e2e"</script><img src=x id="pwn-e2e" onerror="document.title=\'PWNED\'">'
+        ' {{< env INSIGHT_PROBE_SECRET >}} `#read("../run.log")`{=typst} `<b id="pwn-raw-e2e">r</b>`{=html}'
+        " $x^2$ [c](javascript:document.title='PWNED') **b** _i_ Conference")
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory):
+    """One synthetic council whose intervention names, teams and council name carry payloads, run
+    through the re-referral (grouped by intervention: the group labels) and intervention notebooks
+    by evaluation files whose title, description and parameters carry them too."""
+    import sys
+
+    from insightlib import synth
+    from insightlib.pseudonymise import make_key_file
+
+    root = tmp_path_factory.mktemp("battery-e2e")
+    data = synth.generate(1, 500, 5, root / "data")
+    iv = pd.read_csv(data / "interventions.csv", dtype=str, keep_default_na=False)
+    iv["intervention"] = iv["intervention"].replace({"Family Group Conference": NAME, "Early Help": NAME + " 2"})
+    iv.to_csv(data / "interventions.csv", index=False)
+    al = pd.read_csv(data / "allocations.csv", dtype=str, keep_default_na=False)
+    al["team"] = NAME + " team"
+    al.to_csv(data / "allocations.csv", index=False)
+    co = pd.read_csv(data / "councils.csv", dtype=str, keep_default_na=False)
+    co["la_name"] = NAME + " council"
+    co.to_csv(data / "councils.csv", index=False)
+    key = root / "insight.key"
+    make_key_file(key)
+    env = {**os.environ, "INSIGHT_KEY_FILE": str(key), "INSIGHT_PROBE_SECRET": SECRET}
+    repo = Path(__file__).resolve().parents[1]
+    evaluations = {
+        "rereferral": {"parameters": {"group_by": "intervention", "min_group_size": 5, "title": "T " + NAME}},
+        "intervention_effect": {"parameters": {"intervention": NAME, "bootstrap_reps": 20,
+                                               "refutation_simulations": 1, "title": "T " + NAME}},
+    }
+    out = root / "reports"
+    runs = []
+    for notebook, extra in evaluations.items():
+        path = root / f"{notebook}.yml"
+        path.write_text(json.dumps({"name": f"battery-{notebook.replace('_', '-')}", "title": "Title " + NAME,
+                                    "description": "About " + NAME, "notebook": notebook, "data": str(data),
+                                    **extra}))
+        runs.append(subprocess.run([sys.executable, "-m", "insightlib.cli", "run", str(path), "--out", str(out),
+                                    "--workers", "1", "--no-progress"], cwd=repo, env=env, capture_output=True,
+                                   text=True, timeout=900))
+    (out / "battery-rereferral" / "run.log").open("a").write(CANARY + "\n")
+    return {"out": out, "runs": runs, "env": env, "repo": repo}
+
+
+def _e2e_pages(site_dir: Path) -> list[Path]:
+    """The council reports: <evaluation>/<la_code>/<notebook>.html."""
+    return [p for p in _report_pages(site_dir) if len(p.relative_to(site_dir).parts) == 3]
+
+
+def _check_e2e_site(site_dir: Path, browser: bool):
+    reports = _e2e_pages(site_dir)
+    assert len(reports) == 2, reports
+    problems = check_files(site_dir)
+    for page in _report_pages(site_dir):
+        problems += check_dom(page.read_text(encoding="utf-8"), page.name)
+        if browser:
+            problems += check_dom(_dump(page), page.name)
+    assert not problems, problems
+    for page in reports:  # the intervention's name and the title, exactly as written, on each report
+        shown = _literal(site_dir, page)
+        assert "Title " + NAME in shown or "T " + NAME in shown, page
+        assert NAME in shown.replace("Title " + NAME, "").replace("T " + NAME, ""), page
+
+
+@pytest.mark.slow
+def test_e2e_payloads_in_data_and_evaluation_files_are_text_in_the_fallback(e2e_run):
+    for proc in e2e_run["runs"]:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    site.render_site(e2e_run["out"], engine="html")
+    _check_e2e_site(e2e_run["out"] / "_site", browser=Path(CHROMIUM).exists())
+
+
+@pytest.mark.slow
+@pytest.mark.needs_quarto
+def test_e2e_payloads_are_text_on_the_quarto_route(e2e_run, monkeypatch):
+    if shutil.which("quarto") is None:
+        pytest.skip("quarto is not on PATH (see docs/publishing.md)")
+    monkeypatch.setenv("INSIGHT_PROBE_SECRET", SECRET)
+    result = site.render_site(e2e_run["out"], engine="quarto")
+    assert result.engine == "quarto", result.messages
+    _check_e2e_site(e2e_run["out"] / "_site", browser=Path(CHROMIUM).exists())  # PDFs' text included
+    assert list((e2e_run["out"] / "_site").rglob("*.pdf"))

@@ -247,3 +247,18 @@ def test_reading_something_that_is_not_a_warehouse(tmp_path):
     plain = tmp_path / "plain.duckdb"
     duckdb.connect(str(plain)).close()
     assert not warehouse.is_warehouse(plain)
+
+
+def test_only_data_made_by_synth_are_marked_synthetic(tmp_path):
+    """A council's own extract never gets the synthetic banner: only synth's marker file sets it."""
+    from insightlib import synth
+
+    real = write_valid_directory(tmp_path / "real")
+    assert not warehouse.is_synthetic(real)
+    warehouse.load_directory(real, tmp_path / "real.duckdb", key=KEY)
+    assert not warehouse.is_synthetic(tmp_path / "real.duckdb")
+    made = synth.generate(1, 40, 3, tmp_path / "synthetic")
+    assert warehouse.is_synthetic(made) and (made / warehouse.SYNTHETIC_FILE).is_file()
+    warehouse.load_directory(made, tmp_path / "synthetic.duckdb", key=KEY)
+    assert warehouse.is_synthetic(tmp_path / "synthetic.duckdb")
+    assert not warehouse.is_synthetic(tmp_path / "missing.duckdb")
