@@ -2223,7 +2223,11 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
     rate = None
     if year is not None:
         m = (closed_year == year).to_numpy()
-        if m.sum() >= min_group_size:
+        # the share is published only where neither the children re-referred within the horizon nor those
+        # not are a small count ("1 in 4" of 4 closures is one child)
+        back = int(((e[m] == 1) & (t[m] <= h)).sum())
+        small = lambda n: 1 <= n < disclosure_threshold  # noqa: E731
+        if m.sum() >= max(min_group_size, disclosure_threshold) and not small(back) and not small(int(m.sum()) - back):
             if competing_risks:
                 rate = cumulative_incidence(t[m], e[m], None, (h,)).at("All", h)["rereferral"]
             else:

@@ -708,3 +708,11 @@ def test_counts_table_hides_what_its_identities_would_give_back(report):
     # count is published by the survival table, so it is never the one chosen)
     assert (shown == "c").sum() >= 3 and shown["Episodes followed up"] != "c"
     assert r2.count_words("followed_up") == f"{rep.episodes_at_risk:,}"
+
+
+def test_closure_year_share_not_published_for_a_small_cohort():
+    tb = sv.simulate_tables(60, seed=3, start="2021-04-01", extract="2024-03-31")
+    rep = sv.rereferral_report(tb, group_by="sex", min_group_size=1)
+    strict = sv.rereferral_report(tb, group_by="sex", min_group_size=1, disclosure_threshold=10**6)
+    assert strict.headline_rate is None and not any(h.startswith("Of children whose cases closed") for h in strict.headlines())
+    assert rep.headline_year == strict.headline_year
