@@ -1849,7 +1849,7 @@ def neighbour_comparison(
         change = {**change, "ci_low": change["estimate"] - c * change["se"], "ci_high": change["estimate"] + c * change["se"],
                   "p_value": calibration.p_value(change["estimate"] / change["se"]) if change["se"] > 0 else float("nan"),
                   "critical_value": c}
-        method += (f"; interval calibrated on {calibration.draws} made-up start years on {calibration.source} "
+        method += (f"; interval calibrated on {calibration.draws:,} made-up start years on {calibration.source} "
                    f"(|t| beyond {c:.2f} rather than the model's {stats.t.ppf(1 - alpha / 2, fit.df):.2f})")
     return NeighbourComparison(
         la_code=la_code, outcome=outcome, start=s0, neighbours=usable,
@@ -1888,7 +1888,7 @@ class ProgrammeEvaluation:
         if cal is None:
             return None
         return (f"The comparisons with statistical neighbours on DfE's published rates were checked the same way: at "
-                f"{cal.draws} made-up start years (every council, every year with 3 years before and 2 after), the model's own {100 * (1 - cal.alpha):.0f}% "
+                f"{cal.draws:,} made-up start years (every council, every year with 3 years before and 2 after), the model's own {100 * (1 - cal.alpha):.0f}% "
                 f"interval found a change {100 * cal.uncalibrated_rate:.0f}% of the time, so those intervals are "
                 f"widened to what the made-up dates show (a change counts only beyond {cal.critical_value:.1f} standard "
                 f"errors rather than about 2), which finds one about {100 * cal.alpha:.0f}% of the time.")

@@ -702,7 +702,7 @@ def test_neighbour_comparison_calibrated_on_published_placebo_dates():
     width = lambda c: c["ci_high"] - c["ci_low"]  # noqa: E731
     assert width(calibrated.change) == pytest.approx(2 * cal.critical_value * plain.change["se"])
     assert width(calibrated.change) > width(plain.change)
-    assert f"calibrated on {cal.draws} made-up start years" in calibrated.method
+    assert f"calibrated on {cal.draws:,} made-up start years" in calibrated.method
     assert "made-up start dates" in calibrated.summary()
     assert 0 < calibrated.change["p_value"] <= 1
 
