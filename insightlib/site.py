@@ -484,7 +484,8 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
     sections = []
     for ev in evaluations:
         n = len(ev.councils)
-        count = (f"{n} council report{'s' if n != 1 else ''}" if n else "")
+        kind = "council " if all(r.la_code.isdigit() for r in ev.councils) else ""  # area runs: "3 reports"
+        count = (f"{n} {kind}report{'s' if n != 1 else ''}" if n else "")
         if ev.national:
             count = "One report across " + (f"{len(ev.covers)} councils" if ev.covers else "all councils") + \
                 (f", and {count}" if count else "")
