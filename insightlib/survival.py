@@ -1785,8 +1785,13 @@ class ReReferralReport:
         else:
             text = (f"In the year to 31 March {year}, {last.rate_display} of the council's referrals came "
                     f"within 12 months of a previous referral (DfE's published measure)")
-        text += f", against England's rate of {england:.1%} that year." if england is not None else (
-            f". {words}")
+        hidden = last.rate is None or pd.isna(last.rate)
+        if england is None:
+            text += f". {words}"
+        elif hidden:
+            text += f"; England's rate that year was {england:.1%}."
+        else:
+            text += f", against England's rate of {england:.1%} that year."
         pub = getattr(last, "published_rate", np.nan)
         if pd.notna(pub):
             text += f" DfE published {pub:.1%} for the council that year."
