@@ -411,20 +411,13 @@ def adverts_by_profession(table: pd.DataFrame, area: Area) -> pd.DataFrame:
 # --- the analysis ------------------------------------------------------------------------------
 
 
-def analyse(area_spec, *, data: str | Path = src.REFERENCE, projection: str | Path | None = None,
-            demand_weights: dict | None = None, draws: int = DRAWS, seed: int = 2035) -> SkillsGap:
-    """The skills gap for an area, from the shipped published data (or a folder of the same files)."""
-    tables = src.load_tables(data)
-    area = resolve_area(area_spec, tables)
-    cw = src.crosswalk()
-    bad = src.check_crosswalk(cw)
-    if bad:
-        raise InputError("The occupation-to-subject crosswalk is not valid: " + "; ".join(bad))
-    socs = [c for c in src.SOC_SUBMAJOR if c not in SOC2020_FOLD]
-    subjects = [s for s in src.SSA_T1 if s not in NON_OCCUPATIONAL_SUBJECTS]
-    rng = np.random.default_rng(seed)
-    notes: list[str] = []
+def gap_tables(tables: dict, area: Area, cw: pd.DataFrame, socs: list[str], subjects: list[str], projection,
+               demand_weights: dict | None, draws: int, rng: np.random.Generator, notes: list[str]):
+    """The gap index by occupation and by subject, with simulated intervals, ranks and England's index beside.
 
+    One block on purpose: the point values, the draws and the England comparison must use the same
+    inputs in the same order, so they are built together. Returns (occupations, subjects, projection, its area).
+    """
     occ = tables["occupation"]
     england_districts = tables["geography"]["lad_name"]
     emp = occupation_employment(occ, area.districts)
@@ -511,6 +504,27 @@ def analyse(area_spec, *, data: str | Path = src.REFERENCE, projection: str | Pa
         "prob_positive": ssum["prob_positive"],
         "gap_vs_england": srel["value"], "gap_vs_england_ci_low": srel["ci_low"], "gap_vs_england_ci_high": srel["ci_high"],
     }).sort_values("gap").reset_index(drop=True)
+    return occupations, subjects_df, proj, proj_area
+
+
+def analyse(area_spec, *, data: str | Path = src.REFERENCE, projection: str | Path | None = None,
+            demand_weights: dict | None = None, draws: int = DRAWS, seed: int = 2035) -> SkillsGap:
+    """The skills gap for an area, from the shipped published data (or a folder of the same files)."""
+    tables = src.load_tables(data)
+    area = resolve_area(area_spec, tables)
+    cw = src.crosswalk()
+    bad = src.check_crosswalk(cw)
+    if bad:
+        raise InputError("The occupation-to-subject crosswalk is not valid: " + "; ".join(bad))
+    socs = [c for c in src.SOC_SUBMAJOR if c not in SOC2020_FOLD]
+    subjects = [s for s in src.SSA_T1 if s not in NON_OCCUPATIONAL_SUBJECTS]
+    rng = np.random.default_rng(seed)
+    notes: list[str] = []
+
+    occ = tables["occupation"]
+    england_districts = tables["geography"]["lad_name"]
+    occupations, subjects_df, proj, proj_area = gap_tables(tables, area, cw, socs, subjects, projection, demand_weights,
+                                                           draws, rng, notes)
 
     near = neighbour_gaps(tables, area, cw, socs, subjects)
     occupations["neighbours_median_gap"] = occupations["soc"].map(near.get("occupations", {}))
