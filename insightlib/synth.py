@@ -920,6 +920,8 @@ def check_out_dir(out: Path, force: bool = False) -> None:
     A folder synth wrote itself (truth.json names its generator) is replaced; ``force``
     writes anyway (only the files synth writes are replaced)."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file, not a folder; give --out a folder for the synthetic data.")
     if force or not out.is_dir() or made_by_synth(out):
         return
     found = sorted(p.name for p in out.iterdir()

@@ -62,6 +62,8 @@ def test_synth_refuses_a_folder_that_only_has_a_foreign_truth_file(tmp_path):
     with pytest.raises(InputError, match="truth.json"):
         synth.generate(1, 20, 1, tmp_path)
     assert (tmp_path / "truth.json").read_text() == '{"mine": true}'
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        synth.generate(1, 20, 1, tmp_path / "truth.json", force=True)
 
 
 def test_demo_refuses_an_extract_before_doing_anything(tmp_path, monkeypatch):
