@@ -400,7 +400,8 @@ def test_disk_full_during_load_is_a_plain_sentence_and_writes_nothing(tmp_path, 
     monkeypatch.setenv("INSIGHT_KEY", KEY)
     d = _dir(tmp_path)
     target = tmp_path / "w.duckdb"
-    target.write_bytes(b"the user's previous warehouse")
+    wh.load_directory(d, target, key=KEY)  # the user's previous warehouse (load replaces nothing else)
+    previous = target.read_bytes()
     real = duckdb.connect
 
     class Full:
@@ -418,7 +419,7 @@ def test_disk_full_during_load_is_a_plain_sentence_and_writes_nothing(tmp_path, 
     monkeypatch.setattr(wh.duckdb, "connect", lambda path, *a, **k: Full(real(path, *a, **k)))
     result = CliRunner().invoke(app, ["load", str(d), "--warehouse", str(target)])
     _check(result, ["The disk is full", str(target), "is unchanged"])
-    assert target.read_bytes() == b"the user's previous warehouse"
+    assert target.read_bytes() == previous
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "w.duckdb"]
 
 
