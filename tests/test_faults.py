@@ -130,11 +130,13 @@ def test_killing_insight_run_leaves_no_worker_or_kernel_running(project, tmp_pat
             assert "wait for it to finish" in message and "Traceback" not in second.stderr
         descendants = kernels_and_workers(proc.pid)
         assert len(descendants) >= 2 * workers - (workers == 1)  # workers (if a pool) and their kernels
+        killed = time.monotonic()
         os.kill(proc.pid, sig)
         proc.wait(timeout=30)
         _gone, alive = psutil.wait_procs(descendants, timeout=15)
         alive = still_running(alive)
         assert not alive, [" ".join(p.cmdline()) for p in alive]
+        print(f"{len(descendants)} processes gone {time.monotonic() - killed:.1f} s after signal {int(sig)}")
     finally:
         for p in still_running(descendants + kernels_and_workers(proc.pid)):
             p.kill()
