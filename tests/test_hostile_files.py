@@ -307,8 +307,8 @@ def xml_wrong_sex(tmp):
         "cin.xml line 13, sex: 'F' is not a census sex code"]
 
 
-def xml_utf16_declared_utf8(tmp):
-    return _xml(tmp, CIN_XML.encode("utf-16")), ["cin.xml"]
+def xml_two_returns_in_one_file(tmp):
+    return _xml(tmp, CIN_XML + CIN_XML.split("\n", 1)[1]), ["cin.xml line", "the XML is broken"]
 
 
 def xml_latin1_declared_utf8(tmp):
@@ -322,7 +322,7 @@ CASES = {f.__name__: f for f in [
     truncated_workbook, zip_bomb, too_many_rows, annex_duplicate_list, annex_no_child_id, annex_markup_header,
     annex_which_council, xml_entity, xml_external_entity, xml_billion_laughs, xml_undefined_entity, xml_deep,
     xml_truncated, xml_binary, xml_empty, xml_wrong_root, xml_no_lea, xml_markup_value, xml_stray_text,
-    xml_wrong_sex, xml_utf16_declared_utf8, xml_latin1_declared_utf8,
+    xml_wrong_sex, xml_two_returns_in_one_file, xml_latin1_declared_utf8,
 ]}
 
 
