@@ -110,6 +110,8 @@ def validate(
         if report.ok:
             rows = ", ".join(f"{name} {len(df):,}" for name, df in report.tables.items() if len(df))
             out.print(f"[green]{escape(str(data_dir))}: no problems found[/] ({rows} rows).")
+            for note in report.notes:  # e.g. hidden sheets not read: said even when all is well
+                console.print(f"note: {note}", soft_wrap=True, markup=False)
             return
         out.print(report.format_text(max_problems), soft_wrap=True, markup=False)
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -132,6 +134,8 @@ def load(
         key = pseudonymise.load_key(key_file=key_file) if key_file else None
         summary = wh_mod.load_directory(data_dir, target, key=key, limits=_limits(max_workbook_mb, max_rows),
                                         skip_invalid_rows=skip_invalid_rows)
+        for note in summary.report.notes if summary.report is not None else []:
+            console.print(f"note: {note}", soft_wrap=True, markup=False)
         for record in summary.left_out:
             console.print(f"council {record['la_code']}: left out {record['rows']:,} {record['table']} row(s) "
                           f"({record['rule']}; {record['files']})", soft_wrap=True, markup=False)

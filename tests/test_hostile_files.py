@@ -448,3 +448,24 @@ def test_cr_only_csv_keeps_row_numbers(tmp_path):
     d, _ = cr_only(tmp_path)
     result = CliRunner().invoke(app, ["validate", str(d)])
     assert re.search(r"referrals\.csv row 3, primary_need: 'N99'", " ".join(result.output.split()))
+
+
+def test_hidden_sheets_are_named_by_validate_and_load_even_when_all_is_well(tmp_path, monkeypatch):
+    import pandas as pd
+
+    d = _dir(tmp_path)
+    frame = pd.read_csv(d / "plans.csv", dtype=str, keep_default_na=False)
+    wb = openpyxl.Workbook()
+    wb.active.append(list(frame.columns))
+    for row in frame.values.tolist():
+        wb.active.append(row)
+    secret = wb.create_sheet("old (bold) secret")
+    secret.append(["anything"])
+    secret.sheet_state = "hidden"
+    wb.save(d / "plans.xlsx")
+    (d / "plans.csv").unlink()
+    result = CliRunner().invoke(app, ["validate", str(d)])
+    assert result.exit_code == 0 and "hidden sheet 'old (bold) secret' not read" in " ".join(result.output.split())
+    monkeypatch.setenv("INSIGHT_KEY", KEY)
+    result = CliRunner().invoke(app, ["load", str(d), "-w", str(tmp_path / "w.duckdb")])
+    assert result.exit_code == 0 and "hidden sheet 'old (bold) secret' not read" in " ".join(result.output.split())
