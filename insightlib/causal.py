@@ -1731,6 +1731,13 @@ def _evaluate(
     else:
         lo, hi = trim
     keep = (e_all >= lo) & (e_all <= hi) if (lo > 0 or hi < 1) else np.ones(n_all, bool)
+    if 1 <= int((~keep).sum()) < int(disclosure_threshold):
+        # the report states how many cases it analysed and the re-referral report how many were followed up:
+        # setting aside fewer than the threshold would publish that small count by subtraction
+        notes.append(f"Fewer than {int(disclosure_threshold)} closed cases fell outside the overlap limits "
+                     f"({lo:.3f} to {hi:.3f}); they were kept, since setting so few aside would give their number away.")
+        keep = np.ones(n_all, bool)
+        lo, hi = 0.0, 1.0
     trimmed = {"treated": int(((~keep) & (t == 1)).sum()), "control": int(((~keep) & (t == 0)).sum())}
     if (~keep).any():
         notes.append(

@@ -414,8 +414,11 @@ def test_trimming_note_suppresses_small_counts():
     frame, _ = C.simulate_frame(3000, seed=4, truth_draws=1000)
     res = C.evaluate_intervention(frame=frame, **GOOD, trim=[0.15, 0.85], bootstrap_reps=0, refutation_simulations=0,
                                   disclosure_threshold=10_000)
-    note = [n for n in res.notes if "set aside" in n][0]
-    assert note.startswith("Fewer than 10000 closed cases were set aside")
+    # fewer than the threshold outside the limits: setting them aside would publish their number (the
+    # analysed total and the re-referral report's episodes followed up give it by subtraction), so they are kept
+    note = [n for n in res.notes if "overlap limits" in n][0]
+    assert note.startswith("Fewer than 10000 closed cases fell outside") and "kept" in note
+    assert res.overlap["trimmed_total"] == 0 and res.counts["analysed"] == res.counts["episodes"]
     # a small part is hidden with the other part, which would give it away through the total
     assert C._safe_split(3, 801, 5) == "804 closed cases (fewer than 5 of them received the intervention)"
     assert C._safe_split(38, 801, 5) == "839 closed cases (38 who received the intervention, 801 who did not)"
