@@ -94,6 +94,9 @@ SAFE_ATTRIBUTES = {"table": ["class", "border"], "th": _CELL, "td": _CELL, "a": 
 SAFE_PROTOCOLS = frozenset({"http", "https", "mailto"})
 
 
+_STYLE_ELEMENT = re.compile(r"<style\b[^>]*>.*?</style\s*>", re.IGNORECASE | re.DOTALL)
+
+
 def safe_html(fragment) -> str:
     """An HTML fragment from a notebook output, with only SAFE_TAGS kept as markup.
 
@@ -102,5 +105,8 @@ def safe_html(fragment) -> str:
     http(s), mailto or a relative path)."""
     import bleach
 
-    return bleach.clean(str(fragment), tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, protocols=SAFE_PROTOCOLS,
+    # pandas puts a <style scoped> block before every table it shows: the site's own stylesheet
+    # styles tables, so the block is dropped whole rather than shown as text beside the table.
+    fragment = _STYLE_ELEMENT.sub("", str(fragment))
+    return bleach.clean(fragment, tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, protocols=SAFE_PROTOCOLS,
                         strip=False, strip_comments=True)

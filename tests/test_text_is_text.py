@@ -233,6 +233,16 @@ def test_safe_html_keeps_tables_and_escapes_everything_else():
     assert "javascript" not in cleaned.split("&lt;")[0] and "onclick" not in cleaned
 
 
+def test_safe_html_drops_the_style_block_pandas_puts_before_a_table():
+    """A pandas table's <style scoped> block is neither applied nor shown as text on the page."""
+    import pandas as pd
+
+    cleaned = text.safe_html(pd.DataFrame({"Councils": [3]})._repr_html_())
+    assert "<table" in cleaned and "style" not in cleaned and "dataframe tbody" not in cleaned
+    # only a whole element goes: an unclosed one is still shown as the text it is
+    assert "&lt;style&gt;" in text.safe_html("<style>p {}")
+
+
 def test_quarto_md_breaks_every_run_of_braces():
     for p in payloads(1):
         # every two braces in a row have an empty span between them; nothing is left unescaped
