@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -331,6 +332,45 @@ def prepare_warehouse(data: Path, out_dir: Path, log: Callable[[str], None] = la
 
 _LOCAL = threading.local()
 _KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+# longest path a Unix socket may have (108 bytes on Linux, 104 on macOS), with room for "-ipc-N"
+_SOCKET_PATH_LIMIT = 96
+
+
+def _kernel_manager_class():
+    """Kernels talk over Unix sockets in the user's private runtime folder, not loopback ports.
+
+    A loopback port is chosen free and bound a moment later by the kernel; with several
+    kernels starting at once (parallel councils, or anything else on the machine) another
+    process can take it in between, and the kernel's heartbeat then prints a traceback into
+    the user's terminal. A socket file named after the kernel's own connection file cannot
+    be taken. Windows, or a runtime folder whose path is too long for a socket, keep TCP.
+    """
+    from jupyter_client.localinterfaces import localhost
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets import default
+
+    class LocalSocketKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _local_sockets(self) -> str:
+            return "ipc" if _sockets_fit(jupyter_runtime_dir()) else "tcp"
+
+        @default("ip")
+        def _socket_prefix(self) -> str:
+            if self.transport != "ipc":
+                return localhost()
+            folder = jupyter_runtime_dir()
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            return os.path.join(folder, f"kernel-{uuid.uuid4()}-ipc")
+
+    return LocalSocketKernelManager
+
+
+def _sockets_fit(folder: str) -> bool:
+    if os.name != "posix":
+        return False
+    # connection files are kernel-<36-character uuid>.json; sockets are kernel-<uuid>-ipc-<port>
+    return len(os.path.join(folder, "kernel-" + "x" * 36 + "-ipc-65535")) <= _SOCKET_PATH_LIMIT
 
 
 async def _await(fn, *args, **kwargs):
@@ -362,7 +402,8 @@ class _WarmKernel:
         import nbformat
         from nbclient import NotebookClient
 
-        starter = NotebookClient(nbformat.v4.new_notebook(), kernel_name=kernel_name, extra_arguments=list(_KERNEL_ARGS))
+        starter = NotebookClient(nbformat.v4.new_notebook(), kernel_name=kernel_name, extra_arguments=list(_KERNEL_ARGS),
+                                 kernel_manager_class=_kernel_manager_class())
         self.kernel_name = kernel_name
         self.km = starter.create_kernel_manager()
         starter.start_new_kernel(cwd=tempfile.gettempdir())
@@ -506,7 +547,7 @@ def _execute_council(task: dict) -> dict:
                 progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                 execution_timeout=task.get("execution_timeout", 3600),
                 # the kernel talks to us over loopback only; its start-up warning about that is noise
-                extra_arguments=list(_KERNEL_ARGS), **engine,
+                extra_arguments=list(_KERNEL_ARGS), kernel_manager_class=_kernel_manager_class(), **engine,
             )
             run.status, run.error = "ok", None
             break

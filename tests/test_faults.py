@@ -299,3 +299,17 @@ def test_render_leaves_out_a_broken_report_and_builds_the_rest(engine, tmp_path,
         assert not (reports / "fgc" / "204" / "rereferral.qmd").exists()  # Quarto cannot render a stale page
         listed = (reports / "fgc" / "councils.yml").read_text()
         assert "205" in listed and "204" not in listed
+
+
+@pytest.mark.skipif(os.name != "posix", reason="Unix sockets are POSIX only; Windows keeps loopback ports")
+def test_kernels_talk_over_private_sockets_so_no_port_can_be_taken_between_choosing_and_binding(tmp_path, monkeypatch):
+    """CI once saw a parallel test take a kernel's heartbeat port; the kernel then printed a traceback to the user."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    manager = runner._kernel_manager_class()(kernel_name="python3")
+    assert manager.transport == "ipc"
+    assert Path(manager.ip).parent == Path(jupyter_runtime_dir())  # the user's own 0700 folder, not the cwd
+    assert runner._kernel_manager_class()(kernel_name="python3").ip != manager.ip
+    # a runtime folder too deep for a socket path falls back to loopback ports
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / ("deep" * 30)))
+    assert runner._kernel_manager_class()(kernel_name="python3").transport == "tcp"
