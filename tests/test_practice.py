@@ -1,0 +1,172 @@
+"""Practice insight: the published tables and their readers, rates and intervals (coverage by simulation),
+the deprivation-adjusted funnel computed as documented, the council's profile by hand; the synthetic
+truth recovered (latent classes, worker-change hazard ratio, rate ratios); the notebook end to end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from insightlib import reference
+from insightlib.analyses import published_practice as pub
+from insightlib.errors import InputError
+from insightlib.ingest import practice as src
+from insightlib.stats import deprivation_funnel as dfun
+from insightlib.stats import rates
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = next((p for p in (ROOT.parent / "shared" / "reference", ROOT.parent.parent / "shared" / "reference")
+               if p.exists()), None)
+PRACTICE = SHARED / "practice" if SHARED else None
+
+
+def _need_sources():
+    if PRACTICE is None or not PRACTICE.exists():
+        pytest.skip("the published practice files are not in ../shared/reference/practice (outside test vectors)")
+
+
+# --- the published tables -------------------------------------------------------------------
+
+
+def test_shipped_tables_are_what_the_readers_make_of_the_published_files():
+    _need_sources()
+    tables = src.read_sources(PRACTICE)
+    for name, df in tables.items():
+        shipped = src.load(name)
+        assert len(shipped) == len(df), name
+        rebuilt = src.to_shipped(df)
+        on_disk = pd.read_csv(Path(src._shipped(name)), dtype=str, keep_default_na=False)
+        pd.testing.assert_frame_equal(rebuilt.astype(str).reset_index(drop=True), on_disk, check_dtype=False)
+
+
+def test_published_figures_read_right():
+    f = src.load("factors")
+    eng = f[(f["year"] == 2025) & (f["la_code"] == "England")].iloc[0]
+    assert eng["episodes"] == 513250 and eng["Domestic_Abuse_parent"] == 162890 and eng["Neglect"] == 90370
+    # a suppressed cell is a symbol, never a zero
+    c = f[f["Faith_linked_abuse_symbol"] == "c"]
+    assert len(c) and c["Faith_linked_abuse"].isna().all()
+    pop = src.load("population")
+    assert pop[(pop["year"] == 2024) & (pop["la_code"] == "England")]["population"].iloc[0] == 12183016
+    dep = src.load("deprivation")
+    assert set(dep["la_code"]) == set(reference.local_authorities()["la_code"])  # all 153
+    assert dep.set_index("la_code").loc["871", "imd_score"] == 22.965  # Slough, mistyped code in the source
+    assert dep.set_index("la_code").loc["940", "deprivation_from"] == "Northamptonshire"
+    eth = src.load("ethnicity")
+    assert eth.groupby("la_code").size().eq(18).all() and eth["la_code"].nunique() == 153
+
+
+def test_a_broken_published_file_is_reported_with_file_row_and_column(tmp_path):
+    _need_sources()
+    for name in src.FILES.values():
+        shutil.copy(PRACTICE / name, tmp_path / name)
+    path = tmp_path / src.FILES["population"]
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    i = int(np.flatnonzero(df["geographic_level"] == "Local authority")[3])
+    df.loc[i, "population_estimate"] = "lots"
+    df.to_csv(path, index=False)
+    wf = tmp_path / src.FILES["workforce"]
+    pd.read_csv(wf, dtype=str, keep_default_na=False).drop(columns=["caseload_fte"]).to_csv(wf, index=False)
+    with pytest.raises(InputError) as err:
+        src.read_sources(tmp_path)
+    msg = str(err.value)
+    assert f"population_0_17_by_la_2012_2024.csv, row {i + 2}, column 'population_estimate'" in msg and "'lots'" in msg
+    assert "social_work_workforce_by_la_2017_2025.csv, column 'caseload_fte': the column is missing" in msg
+
+
+# --- rates and intervals --------------------------------------------------------------------
+
+
+def test_poisson_rate_interval_known_values():
+    r = rates.rate([10], [100_000]).iloc[0]
+    # Garwood exact limits for 10 events: 4.795 and 18.39 (standard tables)
+    assert r["rate"] == pytest.approx(1.0) and r["ci_low"] == pytest.approx(0.4795, abs=1e-4)
+    assert r["ci_high"] == pytest.approx(1.8390, abs=1e-4)
+
+
+def test_katz_interval_by_hand():
+    r = rates.rate_ratio([30], [1000], [20], [2000]).iloc[0]
+    se = np.sqrt(1 / 30 - 1 / 1000 + 1 / 20 - 1 / 2000)
+    assert r["ratio"] == pytest.approx(3.0) and r["ci_low"] == pytest.approx(3 * np.exp(-1.959964 * se), rel=1e-6)
+
+
+@pytest.mark.parametrize("p_group,p_rest,n,m", [(0.3, 0.2, 400, 1600), (0.002, 0.001, 50_000, 200_000)])
+def test_relative_rate_index_interval_covers_over_repeats(p_group, p_rest, n, m):
+    rng = np.random.default_rng(1)
+    reps = 4000
+    a = rng.binomial(n, p_group, reps)
+    b = rng.binomial(m, p_rest, reps)
+    truth = p_group / ((n * p_group + m * p_rest) / (n + m))
+    r = rates.relative_rate_index(a, n, a + b, n + m)
+    cover = np.mean((r["ci_low"] <= truth) & (truth <= r["ci_high"]))
+    assert 0.935 <= cover <= 0.965, cover
+
+
+# --- the deprivation-adjusted funnel ---------------------------------------------------------
+
+
+def test_funnel_has_every_council_and_limits_as_documented():
+    f = pub.children_in_need_funnel(2025)
+    t = f.table
+    assert set(t["la_code"]) == set(reference.local_authorities()["la_code"])  # all 153 councils
+    # step 1: a Poisson model with a population offset, so fitted counts add up to the observed
+    assert t["expected"].sum() == pytest.approx(t["observed"].sum(), rel=1e-8)
+    b = np.polyfit(t["deprivation"], np.log(t["observed"] / t["population"]), 1)[0]
+    assert f.coef["slope"] == pytest.approx(b, rel=0.25)  # close to a least-squares line on the log rates
+    # step 3: tau^2 from 10%-winsorised z-scores, by hand
+    y = np.log(t["observed"] / t["expected"])
+    z = y * np.sqrt(t["expected"])
+    zw = z.clip(*np.quantile(z, [0.1, 0.9]))
+    n, w = len(t), t["expected"]
+    tau2 = (np.sum(zw ** 2) - (n - 2)) / (w.sum() - (w ** 2).sum() / w.sum())
+    assert f.tau2 == pytest.approx(tau2, rel=1e-9) and f.tau2 > 0
+    # step 4: the limits
+    for level, key in ((0.95, "95"), (0.998, "99_8")):
+        zq = stats.norm.ppf(1 - (1 - level) / 2)
+        np.testing.assert_allclose(t[f"upper_{key}"], np.exp(zq * np.sqrt(1 / t["expected"] + tau2)), rtol=1e-9)
+        np.testing.assert_allclose(t[f"lower_{key}"], np.exp(-zq * np.sqrt(1 / t["expected"] + tau2)), rtol=1e-9)
+    above = t["ratio"] > t["upper_95"]
+    assert (t.loc[above, "verdict"].str.startswith("above")).all()
+    assert (t.loc[~above & (t["ratio"] >= t["lower_95"]), "verdict"] == "as expected").all()
+
+
+def test_funnel_recovers_a_known_deprivation_gradient():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.05, 0.35, 150)
+    pop = rng.integers(20_000, 300_000, 150)
+    u = rng.normal(0, 0.1, 150)  # between-council spread: tau^2 = 0.01
+    obs = rng.poisson(pop * np.exp(-4 + 3 * x + u))
+    f = dfun.deprivation_funnel(pd.DataFrame({"la_code": range(150), "observed": obs, "population": pop,
+                                              "deprivation": x}))
+    assert f.coef["slope"] == pytest.approx(3, abs=3 * f.coef["slope_se"])
+    assert 0.005 < f.tau2 < 0.02
+
+
+# --- the council's profile -------------------------------------------------------------------
+
+
+def test_factor_profile_by_hand():
+    p = pub.factor_profile("392", 2025).set_index("factor")
+    f = src.load("factors")
+    f = f[f["year"] == 2025].set_index("la_code")
+    nb = reference.neighbours_of("392")
+    row = p.loc["3B"]
+    assert row["per_100"] == pytest.approx(f.loc["392", "Domestic_Abuse_parent"] / f.loc["392", "episodes"] * 100)
+    nb_count = f.loc[nb, "Domestic_Abuse_parent"].sum()
+    nb_eps = f.loc[nb, "episodes"].sum()
+    assert row["neighbours_per_100"] == pytest.approx(nb_count / nb_eps * 100)
+    assert row["vs_neighbours"] == pytest.approx((row["count"] / row["episodes"]) / (nb_count / nb_eps))
+    assert row["vs_england_low"] < row["vs_england"] < row["vs_england_high"]
+
+
+def test_workforce_and_turnover_across_councils():
+    w = pub.workforce_profile("392")
+    assert set(w["measure"]) == set(pub.WORKFORCE_MEASURES) and w["year"].max() == 2025
+    d, c = pub.turnover_and_rereferral(2025)
+    assert c["n"] == len(d) > 140 and c["ci_low"] < c["r"] < c["ci_high"]
+    assert c["r"] == pytest.approx(np.corrcoef(d["turnover_rate_fte"], d["rereferral_percent"])[0, 1])
