@@ -214,3 +214,7 @@ def age_band(age_years):
         band[(age >= lo) & (age < hi)] = label
     band[age >= ADULT_AGE_YEARS] = AGE_BAND_ADULT
     return band
+
+#: Counts from 1 to this minus 1 are suppressed in published figures unless an evaluation sets its own
+#: ``disclosure_threshold`` (DESIGN.md: default 5).
+DISCLOSURE_THRESHOLD = 5

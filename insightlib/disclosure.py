@@ -421,7 +421,7 @@ def suppress_table(
             elif np.isnan(v):
                 shown.append(table.iat[r, j])
             elif rounding:
-                shown.append(int(np.floor(v / rounding + 0.5) * rounding))
+                shown.append(round_count(v, rounding))
             else:
                 shown.append(int(v))
         display[col] = pd.Series(shown, index=table.index, dtype=object)
@@ -488,13 +488,22 @@ class SafeRate:
         return {"rate": self.rate, "display": self.display, "suppressed": self.suppressed, "reason": self.reason}
 
 
-def safe_rate(numerator: float, denominator: float, threshold: int = 5, *, decimals: int = 1) -> SafeRate:
+def round_count(value: float, rounding: int | None) -> int:
+    """A count as published with ``rounding`` (nearest multiple of the base, halves up), or exact."""
+    if not rounding:
+        return int(value)
+    return int(np.floor(value / rounding + 0.5) * rounding)
+
+
+def safe_rate(numerator: float, denominator: float, threshold: int = 5, *, decimals: int = 1,
+              rounding: int | None = None) -> SafeRate:
     """A rate (shown as a percentage) that is published only if no small count lies behind it.
 
     Hidden when the numerator, the denominator or their difference is from 1 to
     ``threshold - 1`` (98% of 100 tells the reader that 2 children were not re-referred);
     a rate with no denominator is "z" (not applicable). A numerator of 0 is shown, as with
-    zeros in tables.
+    zeros in tables. With ``rounding`` the rate is that of the rounded counts (the ones
+    published beside it): an exact rate times a rounded count would give the exact count back.
     """
     for name, v in (("numerator", numerator), ("denominator", denominator)):
         if v is None or (isinstance(v, float) and np.isnan(v)) or v < 0:
@@ -506,5 +515,9 @@ def safe_rate(numerator: float, denominator: float, threshold: int = 5, *, decim
     small = lambda v: 1 <= v < threshold  # noqa: E731
     if small(numerator) or small(denominator) or small(denominator - numerator):
         return SafeRate(None, SUPPRESSED, True, f"based on fewer than {threshold} children")
+    if rounding:
+        numerator, denominator = round_count(numerator, rounding), round_count(denominator, rounding)
+        if denominator == 0:
+            return SafeRate(None, SUPPRESSED, True, f"based on fewer than {threshold} children")
     rate = numerator / denominator
     return SafeRate(rate, f"{100 * rate:.{decimals}f}%", False, "")

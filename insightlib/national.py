@@ -37,7 +37,7 @@ from matplotlib import patheffects, ticker
 from scipy import stats
 
 from insightlib import charts, reference
-from insightlib.disclosure import safe_rate
+from insightlib.disclosure import round_count, safe_rate
 from insightlib.errors import InputError
 
 #: Control limit levels: two-sided coverage (95% ~ 2 standard errors, 99.8% ~ 3).
@@ -395,6 +395,13 @@ def _latest_measure(m) -> dict | None:
     return {**v, "year": year}
 
 
+def _rounding_of(value) -> int | None:
+    """A council's ``rounding`` parameter from results.json (None, NaN or 0: exact counts)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or not int(value):
+        return None
+    return int(value)
+
+
 def collect_dfe_measures(reports_dir: str | Path) -> pd.DataFrame:
     """Every council's computed DfE measure from results.json under ``reports_dir`` (never from HTML).
 
@@ -424,8 +431,10 @@ def collect_dfe_measures(reports_dir: str | Path) -> pd.DataFrame:
             "created": res.get("created", ""),
             # the council's own report controlled these figures with its threshold: never show more here
             "threshold": (res.get("parameters") or {}).get("disclosure_threshold"),
+            "rounding": (res.get("parameters") or {}).get("rounding"),
         })
-    cols = ["evaluation", "la_code", "la_name", "referrals", "rereferrals", "rate", "year", "created", "threshold"]
+    cols = ["evaluation", "la_code", "la_name", "referrals", "rereferrals", "rate", "year", "created", "threshold",
+            "rounding"]
     df = pd.DataFrame(rows, columns=cols)
     if df.empty:
         return df
@@ -471,13 +480,15 @@ class Reconciliation:
                 f"{agree} the published figure allowing for chance.")
 
 
-def reconcile(la_code: str, computed: dict, year: int | None = None, threshold: int = 5) -> Reconciliation:
+def reconcile(la_code: str, computed: dict, year: int | None = None, threshold: int = 5,
+              rounding: int | None = None) -> Reconciliation:
     """Compare a council's computed measure ({"referrals", "rereferrals", "rate"[, "year"]}) with DfE's.
 
     The year is the computed measure's own "year" if it has one, else DfE's latest. The
     p-value is a two-proportion z-test treating the two as independent samples; a large
     difference usually means the extract covers different years or children, not an error
-    in DfE's figure. Computed figures pass disclosure control before display.
+    in DfE's figure. Computed figures pass disclosure control before display (with the council's
+    own ``rounding``, the counts, the rate and the difference are those of the rounded counts).
     """
     year = year or computed.get("year") or latest_year()
     pub_all = published_rates()
@@ -485,7 +496,9 @@ def reconcile(la_code: str, computed: dict, year: int | None = None, threshold: 
     refs, rerefs = computed.get("referrals"), computed.get("rereferrals")
     if refs is None or rerefs is None:
         raise InputError(f"Council {la_code}: the computed DfE measure needs 'referrals' and 'rereferrals'.")
-    shown = safe_rate(rerefs, refs, threshold)
+    shown = safe_rate(rerefs, refs, threshold, rounding=rounding)
+    if rounding:
+        refs, rerefs = round_count(refs, rounding), round_count(rerefs, rounding)
     comp = {"referrals": refs, "rereferrals": rerefs, "rate": shown.rate,
             "display": {"referrals": f"{int(refs):,}" if refs >= threshold or refs == 0 else "c",
                         "rereferrals": f"{int(rerefs):,}" if rerefs >= threshold or rerefs == 0 else "c",
@@ -643,15 +656,23 @@ def _figure(name: str, make, alt: str) -> Figure:
 
 
 def build_national_summary(reports_dir: str | Path, year: int | None = None, threshold: int = 5,
-                           trend_councils: int = 12, label_councils: int = 12) -> NationalSummary:
+                           trend_councils: int = 12, label_councils: int = 12,
+                           settings: dict | None = None) -> NationalSummary:
     """The leaders' page from every council's results.json plus DfE's published rates.
 
     Reading order: England and the published funnel; the councils in these reports (their
     computed measure beside DfE's published figure, and their own funnel); trends 2013 to
-    2025 for up to ``trend_councils`` of them; every council's published figures.
+    2025 for up to ``trend_councils`` of them; every council's published figures. ``settings``
+    ({la_code: (threshold, rounding)}) is each council's strictest disclosure control on the site.
     """
     year = year or latest_year()
     computed = collect_dfe_measures(reports_dir)
+    if settings and not computed.empty:
+        # the site shows each council at its strictest setting across evaluations (site.one_disclosure_per_council)
+        strict = [settings.get(la) for la in computed["la_code"]]
+        computed["threshold"] = [max(int(t), s[0]) if s and pd.notna(t) else (s[0] if s else t)
+                                 for t, s in zip(computed["threshold"], strict)]
+        computed["rounding"] = [(s[1] or None) if s else r for r, s in zip(computed["rounding"], strict)]
     codes = computed["la_code"].tolist()
     pub_funnel = published_funnel(year, highlight=[c for c in codes if c in set(published_rates(year)["la_code"])][:label_councils])
     eng = england_rate(year)
@@ -680,7 +701,8 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
             own = r.threshold if "threshold" in computed and pd.notna(r.threshold) else threshold
             reconciliations.append(reconcile(r.la_code, {"referrals": r.referrals, "rereferrals": r.rereferrals,
                                                          "year": None if pd.isna(r.year) else int(r.year)},
-                                             threshold=max(int(threshold), int(own))))
+                                             threshold=max(int(threshold), int(own)),
+                                             rounding=_rounding_of(getattr(r, "rounding", None))))
         funnels = {year: pub_funnel}
 
         def band_in_year(la_code: str, row_year) -> str:
@@ -727,7 +749,12 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
         safe = computed.dropna(subset=["referrals", "rereferrals"])
         thresholds = [max(int(threshold), int(t)) if "threshold" in safe and pd.notna(t) else threshold
                       for t in (safe["threshold"] if "threshold" in safe else [None] * len(safe))]
-        shown = [safe_rate(r, n, t) for r, n, t in zip(safe["rereferrals"], safe["referrals"], thresholds)]
+        # a council that published rounded counts is placed by its rounded counts here too
+        roundings = [_rounding_of(v) for v in (safe["rounding"] if "rounding" in safe else [None] * len(safe))]
+        shown = [safe_rate(r, n, t, rounding=k)
+                 for r, n, t, k in zip(safe["rereferrals"], safe["referrals"], thresholds, roundings)]
+        safe = safe.assign(referrals=[round_count(n, k) for n, k in zip(safe["referrals"], roundings)],
+                           rereferrals=[round_count(r, k) for r, k in zip(safe["rereferrals"], roundings)])
         plot_rows = safe.loc[[not s.suppressed and s.rate is not None for s in shown]]
         # one funnel is drawn around one year's England rate: the councils whose figure is for that year
         # (the latest among them); any other year's figures are named, not set against the wrong year

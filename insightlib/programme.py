@@ -38,6 +38,7 @@ from scipy import stats
 from . import reference
 from .contract import ADULT_AGE_YEARS, TABLES
 from .errors import InputError
+from .text import md
 
 #: Outcomes the council-quarter panel carries, with the words reports use.
 OUTCOMES = {
@@ -1524,14 +1525,14 @@ class InterruptedTimeSeries:
 
     def summary(self) -> str:
         """The level change in plain English."""
-        name = reference.council_name(self.la_code) if self.la_code else "The council"
+        name = md(reference.council_name(self.la_code)) if self.la_code else "The council"
         lv = self.level_change
         level = int(round(100 * (1 - self.alpha)))
         units = " percentage points" if self.outcome in PERCENT_OUTCOMES else ""
         text = (f"{name} on its own: at the start of the programme {_outcome_words(self.outcome)} changed by "
                 f"{lv['estimate']:+.1f}{units} against its own earlier trend ({level}% interval {lv['ci_low']:.1f} to "
                 f"{lv['ci_high']:.1f}; {_plural(self.n_before, self.time_unit)} before, {self.n_after} after).")
-        return text + (f" Note: {self.note}." if self.note else "")
+        return text + (f" Note: {md(self.note)}." if self.note else "")
 
     def table(self) -> pd.DataFrame:
         rows = [("Jump at the start of the programme", self.level_change),
@@ -1737,7 +1738,7 @@ class NeighbourComparison:
 
     def summary(self) -> str:
         """The change in the gap to the neighbours in plain English."""
-        name = reference.council_name(self.la_code)
+        name = md(reference.council_name(self.la_code))
         c = self.change
         level = int(round(100 * (1 - self.alpha)))
         whom = ("its one statistical neighbour" if len(self.neighbours) == 1
@@ -1758,7 +1759,7 @@ class NeighbourComparison:
             text += (" This interval comes from the model alone; on DfE's published annual rates such intervals were "
                      "too narrow (they found a change at made-up dates far more often than 1 in 20), so read it as a "
                      "lower bound on the uncertainty.")
-        return text + (f" Note: {self.note}." if self.note else "")
+        return text + (f" Note: {md(self.note)}." if self.note else "")
 
     def table(self) -> pd.DataFrame:
         level = int(round(100 * (1 - self.alpha)))
@@ -1948,7 +1949,7 @@ class ProgrammeEvaluation:
 
     def council_notes(self) -> list[str]:
         """Why a design is missing for an adopting council, one sentence each (shown under council_table)."""
-        return [f"{reference.council_name(code)}: {_sentence(text)}" for code, text in sorted(self.problems.items())]
+        return [f"{md(reference.council_name(code))}: {md(_sentence(text))}" for code, text in sorted(self.problems.items())]
 
 
 def evaluate_programme(

@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from insightlib import reference, text
+from insightlib.contract import DISCLOSURE_THRESHOLD
 from insightlib.errors import InputError, InsightError
 
 SITE_TITLE = "insight: do children come back?"
@@ -199,6 +200,66 @@ def _covered_councils(reports: list[Report], run: dict) -> list[str]:
     return []
 
 
+def disclosure_setting(rep: Report) -> tuple[int, int]:
+    """(threshold, rounding base or 0) a report was controlled with, from its manifest (else results.json)."""
+    for path in (rep.notebook.parent / "manifest.json", rep.results):
+        params = (_read_json(path) if path is not None else {}).get("parameters") or {}
+        if "disclosure_threshold" in params:
+            threshold, rounding = params.get("disclosure_threshold"), params.get("rounding")
+            try:
+                return int(threshold), int(rounding or 0)
+            except (TypeError, ValueError):
+                break
+    return DISCLOSURE_THRESHOLD, 0
+
+
+def _settings_by_council(evaluations: list[Evaluation]) -> dict[str, list[tuple[Report, tuple[int, int]]]]:
+    by_council: dict[str, list[tuple[Report, tuple[int, int]]]] = {}
+    for ev in evaluations:
+        for rep in ev.reports:
+            setting = disclosure_setting(rep)
+            for la in (ev.covers if rep.la_code == NATIONAL_DIR else [rep.la_code]):
+                by_council.setdefault(la, []).append((rep, setting))
+    return by_council
+
+
+def council_settings(evaluations: list[Evaluation]) -> dict[str, tuple[int, int]]:
+    """Each council's strictest (threshold, rounding) on the site: the national page shows it at that."""
+    return {la: max(s for _r, s in items) for la, items in _settings_by_council(evaluations).items()}
+
+
+def one_disclosure_per_council(evaluations: list[Evaluation]) -> list[tuple[Path, str]]:
+    """Leave out every report of a council made with weaker disclosure control than another on the site.
+
+    Two evaluations of the same children with different thresholds (or one rounding, one not)
+    undo the stricter: a count hidden at threshold 10 is printed by the report at threshold 5,
+    and the other's secondary suppression is differenced away. So a site publishes each council
+    at one setting, its strictest (highest threshold, then coarsest rounding); a report across
+    councils counts for each council it covers. Returns (notebook, reason) for each left out."""
+    by_council = _settings_by_council(evaluations)
+    weaker: dict[Path, tuple[Report, str, tuple, tuple, Report]] = {}
+    for la, items in sorted(by_council.items()):
+        strictest, strict_rep = max(((s, r) for r, s in items), key=lambda sr: sr[0])
+        for rep, setting in items:
+            if setting < strictest and rep.notebook not in weaker:
+                weaker[rep.notebook] = (rep, la, setting, strictest, strict_rep)
+    left_out = []
+    for ev in evaluations:
+        for rep in list(ev.reports):
+            if rep.notebook not in weaker:
+                continue
+            _rep, la, (t, r), (st, sr), strict_rep = weaker[rep.notebook]
+            ev.reports.remove(rep)
+            want = f"disclosure_threshold: {st}" + (f" and rounding: {sr}" if sr else "")
+            had = f"threshold {t}" + (f", rounding {r}" if r else ", no rounding")
+            left_out.append((rep.notebook, (
+                f"{rep.evaluation}/{rep.la_code}: made with {had}, but {strict_rep.evaluation} publishes "
+                f"{council_label(la)} with {st}" + (f", rounding {sr}" if sr else "") + "; a count hidden in one "
+                f"could be worked out from the other, so a site shows each council at one setting. "
+                f"Set {want} in its evaluation file and run it again.")))
+    return left_out
+
+
 def _titleise(slug: str) -> str:
     return slug.replace("-", " ").replace("_", " ").strip().capitalize()
 
@@ -253,6 +314,8 @@ def render_site(reports_dir: str | Path, out_dir: str | Path | None = None, *, e
     if not evaluations:
         raise InputError(f"{reports_dir}: no executed notebooks found (expected <evaluation>/<council>/<notebook>.ipynb); "
                          "run 'insight run evaluations/<name>.yml' first.")
+    weaker = one_disclosure_per_council(evaluations)
+    evaluations = [ev for ev in evaluations if ev.reports]
     quarto = shutil.which("quarto")
     if engine == "quarto" and not quarto:
         raise InsightError("quarto is not on PATH. " + INSTALL_QUARTO)
@@ -260,14 +323,16 @@ def render_site(reports_dir: str | Path, out_dir: str | Path | None = None, *, e
         if out_dir is not None and Path(out_dir).resolve() != (reports_dir / "_site").resolve():
             raise InputError("With Quarto the site is always written to <reports>/_site (set in _quarto.yml).")
         try:
-            return render_quarto(reports_dir, evaluations, quarto, national_year=national_year, force=force)
+            result = render_quarto(reports_dir, evaluations, quarto, national_year=national_year, force=force)
         except QuartoFailed as exc:
             result = render_html(reports_dir, evaluations, out_dir, national_year=national_year, force=force)
             result.messages.insert(0, f"quarto render failed ({exc}); built the plain HTML site instead.")
             _note_skipped(result, getattr(exc, "skipped", []))
-            return result
+        _note_skipped(result, weaker)
+        return result
     result = render_html(reports_dir, evaluations, out_dir, national_year=national_year, force=force)
     result.messages.append(INSTALL_QUARTO)
+    _note_skipped(result, weaker)
     return result
 
 
@@ -478,7 +543,7 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
                 shutil.copyfile(rep.notebook.parent / name, (out / rep.href).parent / name)
         write(f"{ev.slug}/index.html", ev.title, _evaluation_html(ev), breadcrumbs=[("Home", "index.html")])
 
-    national_body = _national_html(reports_dir, national_year, out)
+    national_body = _national_html(reports_dir, national_year, out, council_settings(evaluations))
     write("national.html", "National summary", national_body, breadcrumbs=[("Home", "index.html")])
 
     sections = []
@@ -546,11 +611,11 @@ def _council_item(rep: Report, prefix: str) -> str:
     return f'<li{cls}><a href="{html.escape(prefix)}">{html.escape(rep.council)}</a>{code}{status}</li>'
 
 
-def _national_html(reports_dir: Path, year: int | None, out: Path) -> str:
+def _national_html(reports_dir: Path, year: int | None, out: Path, settings: dict | None = None) -> str:
     from insightlib import national
 
     try:
-        summary = national.build_national_summary(reports_dir, year=year)
+        summary = national.build_national_summary(reports_dir, year=year, settings=settings)
     except InputError as exc:
         return ("<h1>National summary</h1><p class=\"notice\">The national summary could not be built: "
                 f"{html.escape(str(exc))}</p>")
@@ -828,7 +893,8 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
                + ", ".join(text.quarto_md(f"{council_label(c)} ({c})") for c in ev.covers) + ".\n" if ev.covers else ""))
 
     try:
-        summary = national.build_national_summary(reports_dir, year=national_year)
+        summary = national.build_national_summary(reports_dir, year=national_year,
+                                                  settings=council_settings(evaluations))
     except InputError as exc:
         put("national.qmd", "---\n" + WRITTEN + "\ntitle: National summary\n---\n\nThe national summary could not be built: "
             f"{text.quarto_md(exc)}\n")
@@ -837,9 +903,11 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
     fig_dir.mkdir(parents=True, exist_ok=True)
     parts = ["---\n" + WRITTEN + "\n" + _yaml_dump({"title": f"National summary: re-referrals within 12 months, {summary.year}"}) + "---\n"]
     for sec in summary.sections:
+        # the national page's headings and paragraphs are plain text (the fallback escapes them for HTML):
+        # every mark is escaped here, so a council's name or a year is shown as written, never as Markdown
         if sec.heading:
-            parts.append(f"## {text.neutralise_markdown(sec.heading)}\n")
-        parts += [text.neutralise_markdown(p) + "\n" for p in sec.paragraphs]
+            parts.append(f"## {text.quarto_md(sec.heading)}\n")
+        parts += [text.quarto_md(p) + "\n" for p in sec.paragraphs]
         for fig in sec.figures:
             (fig_dir / f"{fig.name}.png").write_bytes(fig.png)
             written.append(fig_dir / f"{fig.name}.png")

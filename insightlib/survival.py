@@ -1654,7 +1654,7 @@ class ReReferralReport:
         """DfE's measure as published: referrals and re-referrals hidden ("c") when small, and the
         re-referrals (with the rate) also when the referrals that were not re-referrals are few,
         as ``disclosure.safe_rate`` and the national page decide."""
-        from insightlib.disclosure import safe_rate
+        from insightlib.disclosure import round_count, safe_rate
 
         d = self.dfe_measure
         if complete_only:
@@ -1662,12 +1662,11 @@ class ReReferralReport:
         rows = []
         for r in d.itertuples():
             ref, rr = int(r.referrals), int(r.rereferrals)
-            rate = safe_rate(rr, ref, self.threshold)
+            rate = safe_rate(rr, ref, self.threshold, rounding=self.rounding)
             hide_ref = self._small(ref)
             hide_rr = rr > 0 and (self._small(rr) or self._small(ref - rr) or hide_ref)  # a true zero is shown
-            rnd = (lambda v: int(np.floor(v / self.rounding + 0.5) * self.rounding)) if self.rounding else int
-            rows.append({"year": int(r.year), "referrals": "c" if hide_ref else rnd(ref),
-                         "rereferrals": "c" if hide_rr else rnd(rr),
+            rows.append({"year": int(r.year), "referrals": "c" if hide_ref else round_count(ref, self.rounding),
+                         "rereferrals": "c" if hide_rr else round_count(rr, self.rounding),
                          "rate": None if (rate.suppressed or hide_rr or hide_ref) else rate.rate,
                          "rate_display": "c" if (rate.suppressed or hide_rr or hide_ref) else rate.display,
                          "published_rate": getattr(r, "published_rate", np.nan), "complete": bool(r.complete)})

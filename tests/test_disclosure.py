@@ -288,3 +288,20 @@ def test_hidden_ranges_agree_with_enumeration():
     assert r[(0, "x")] == (1.0, 6.0) and r[(1, "x")] == (1.0, 6.0)
     r = disclosure.hidden_ranges(eqs, [(0, "x")], cells.get)
     assert r[(0, "x")] == (3.0, 3.0)
+
+
+def test_a_rate_beside_rounded_counts_is_the_rate_of_the_rounded_counts():
+    """Issue 9: an exact rate beside base-5 counts gives the exact count back (rate x referrals)."""
+    from insightlib.disclosure import round_count, safe_rate
+
+    exact = safe_rate(23, 107, 5)
+    assert exact.display == "21.5%"  # 23/107: times 105 published referrals recovers 22.6 -> 23
+    rounded = safe_rate(23, 107, 5, rounding=5)
+    assert rounded.rate == pytest.approx(25 / 105) and rounded.display == "23.8%"
+    assert safe_rate(3, 107, 5, rounding=5).suppressed  # suppression decided on the true counts
+    assert (round_count(12.5, 5), round_count(12.4, 5), round_count(7, None)) == (15, 10, 7)
+    # every rounded rate is a ratio of multiples of the base: no finer count can be read from it
+    for num in range(5, 60):
+        for den in range(num + 5, 120, 7):
+            r = safe_rate(num, den, 5, rounding=5)
+            assert r.rate == round_count(num, 5) / round_count(den, 5)

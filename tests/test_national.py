@@ -226,3 +226,27 @@ def test_sortable_table_sorts_in_a_browser(tmp_path):
     assert out, proc.stderr[-500:]
     assert out.group(1) == "CDAB|ADCB"  # ascending 5, 12.5, 20 then c; descending 20, 12.5, 5 then c
     assert 'aria-sort="descending"' in proc.stdout
+
+
+def test_a_council_that_rounds_is_shown_rounded_on_the_national_page(tmp_path):
+    """Issue 9: with ``rounding: 5`` the national page shows the rounded counts and their rate."""
+    folder = tmp_path / "rereferral" / "202"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({
+        "la_code": "202", "created": "2026-01-01T00:00:00",
+        "parameters": {"disclosure_threshold": 5, "rounding": 5},
+        "dfe_measure": {"rate": 383 / 2002, "referrals": 2002, "rereferrals": 383, "year": 2025}}))
+    got = national.collect_dfe_measures(tmp_path)
+    assert got.loc[0, "rounding"] == 5
+    rec = national.reconcile("202", {"referrals": 2002, "rereferrals": 383, "year": 2025}, rounding=5)
+    assert rec.computed["display"]["referrals"] == "2,000" and rec.computed["display"]["rereferrals"] == "385"
+    assert rec.computed["display"]["rate"] == "19.2%" and rec.computed["rate"] == pytest.approx(385 / 2000)
+    summary = national.build_national_summary(tmp_path)
+    rec_table = next(h for heading, h in summary.tables if heading == "Computed against published")
+    row = rec_table.split(">Camden<")[1].split("</tr>")[0]
+    said = " ".join(p for p in summary.paragraphs if "Camden" in p)
+    for shown in (row, said):
+        assert "2,002" not in shown and "19.1%" not in shown  # 383/2002 would be 19.1%
+    assert "2,000" in row and "19.2%" in row and "19.2%" in said
+    pts = national.build_national_summary(tmp_path).computed_funnel.points.set_index("la_code")
+    assert (pts.loc["202", "n"], pts.loc["202", "events"]) == (2000, 385)

@@ -405,3 +405,46 @@ def test_a_synthetic_site_says_so_on_every_page_and_a_real_one_never(tmp_path, m
     assert text.quarto_md(text.SYNTHETIC_NOTICE) in (made / "fgc" / "205" / "rereferral.qmd").read_text()
     site.write_quarto_project(real, site.discover(real))
     assert "announcement" not in yaml.safe_load((real / "_quarto.yml").read_text())["website"]
+
+
+def _set_disclosure(root: Path, evaluation: str, la_code: str, threshold: int, rounding: int | None = None):
+    path = root / evaluation / la_code / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["parameters"] = {"la_code": la_code, "disclosure_threshold": threshold,
+                              **({"rounding": rounding} if rounding else {})}
+    path.write_text(json.dumps(manifest))
+    res_path = root / evaluation / la_code / "results.json"
+    res = json.loads(res_path.read_text())
+    res["parameters"] = manifest["parameters"]
+    res_path.write_text(json.dumps(res))
+
+
+def test_a_council_is_published_at_one_disclosure_setting_across_evaluations(tmp_path):
+    """Issue 9: two evaluations of one council with thresholds 5 and 10 would let the first print a count
+    the second hides (and difference away its secondary suppression): the site keeps the stricter only."""
+    measure = {"2024": {"referrals": 2000, "rereferrals": 7, "rate": 7 / 2000, "complete": True}}
+    make_report(tmp_path, "loose", "202", title="Loose", measure=measure)
+    make_report(tmp_path, "strict", "202", title="Strict", measure=measure)
+    make_report(tmp_path, "loose", "203", title="Loose")  # another council: no conflict, kept
+    make_report(tmp_path, "rounded", "203", title="Rounded")
+    _set_disclosure(tmp_path, "loose", "202", 5)
+    _set_disclosure(tmp_path, "strict", "202", 10)
+    _set_disclosure(tmp_path, "loose", "203", 5)
+    _set_disclosure(tmp_path, "rounded", "203", 5, rounding=5)
+    evaluations = site.discover(tmp_path)
+    assert site.council_settings(evaluations) == {"202": (10, 0), "203": (5, 5)}
+    result = site.render_site(tmp_path, engine="html")
+    out = result.out_dir
+    assert (out / "strict" / "202" / "rereferral.html").exists()
+    assert not (out / "loose" / "202" / "rereferral.html").exists()
+    assert not (out / "loose" / "203" / "rereferral.html").exists()  # exact beside rounded: left out
+    assert (out / "rounded" / "203" / "rereferral.html").exists()
+    notes = [m for m in result.messages if "Left out of the site" in m]
+    assert len(notes) == 2 and any("loose/202: made with threshold 5" in m and "disclosure_threshold: 10" in m
+                                   for m in notes)
+    # the national page shows council 202 at threshold 10: its 7 re-referrals are hidden there too
+    national = (out / "national.html").read_text()
+    row = national.split(">Camden<")[1].split("</tr>")[0] if ">Camden<" in national else ""
+    assert row and "0.4%" not in row and ">c<" in row
+    # a report across councils counts for each council it covers
+    assert set(site.council_settings(site.discover(tmp_path))) == {"202", "203"}

@@ -716,3 +716,21 @@ def test_closure_year_share_not_published_for_a_small_cohort():
     strict = sv.rereferral_report(tb, group_by="sex", min_group_size=1, disclosure_threshold=10**6)
     assert strict.headline_rate is None and not any(h.startswith("Of children whose cases closed") for h in strict.headlines())
     assert rep.headline_year == strict.headline_year
+
+
+def test_dfe_rate_with_rounding_is_that_of_the_rounded_counts():
+    """Issue 9: with ``rounding`` the DfE table and headline rate come from the published (rounded) counts."""
+    tb = sv.simulate_tables(1500, seed=4, start="2016-04-01", extract="2024-03-31")
+    rep = sv.rereferral_report(tb, rounding=5)
+    exact = rep.dfe_measure.set_index("year")
+    pub = rep.dfe_published().set_index("year")
+    for year, row in pub.iterrows():
+        if row["rate"] is None or pd.isna(row["rate"]):
+            continue
+        assert row["referrals"] % 5 == 0 and row["rereferrals"] % 5 == 0
+        assert row["rate"] == pytest.approx(row["rereferrals"] / row["referrals"])
+        assert row["rate_display"] == f"{100 * row['rereferrals'] / row['referrals']:.1f}%"
+        assert int(exact.loc[year, "referrals"]) - 2 <= row["referrals"] <= int(exact.loc[year, "referrals"]) + 2
+    latest = rep._latest_dfe()
+    assert latest is not None and latest.rate_display != "c"
+    assert f"{latest.rate_display} of the council's referrals" in " ".join(rep.headlines())

@@ -436,3 +436,95 @@ def test_e2e_payloads_are_text_on_the_quarto_route(e2e_run, monkeypatch):
     assert result.engine == "quarto", result.messages
     _check_e2e_site(e2e_run["out"] / "_site", browser=Path(CHROMIUM).exists())  # PDFs' text included
     assert list((e2e_run["out"] / "_site").rglob("*.pdf"))
+
+
+# --- the sentence builders themselves: text from data is escaped where the sentence is made ----------
+# (the render-time safeguards, text.safe_html and text.neutralise_markdown, are a backstop only: with them
+# alone ``**x**`` in a name would still render bold)
+
+
+def _shows_literally(markdown: str, payload: str) -> None:
+    from nbconvert.filters.markdown import markdown2html
+
+    rendered = markdown2html(markdown)
+    parsed = _Dom()
+    parsed.feed(rendered)
+    shown = " ".join("".join(parsed.text).split())
+    assert " ".join(payload.split()) in shown, (payload, markdown)
+    assert not [i for i in parsed.ids if i.startswith("pwn-")] and "<script" not in rendered, markdown
+
+
+@pytest.mark.parametrize("payload", payloads(2))
+def test_programme_sentences_escape_council_names_and_notes(payload, monkeypatch):
+    import numpy as np
+
+    from insightlib import programme as pg
+
+    monkeypatch.setattr(pg.reference, "council_name", lambda code: f"{payload} council")
+    rng = np.random.default_rng(7)
+    t = np.arange(24)
+    its = pg.interrupted_time_series(pd.DataFrame({"la_code": "202", "period": t,
+                                                   "rereferral_rate": 25 - 4.0 * (t >= 12) + rng.normal(0, 1, 24)}),
+                                     "202", start=12)
+    its.note = f"note {payload}"
+    _shows_literally(its.summary(), f"{payload} council")
+    _shows_literally(its.summary(), f"note {payload}")
+    rows = [{"la_code": code, "period": 8000 + q, "rereferral_rate": 25 + rng.normal(0, 1),
+             "adoption_period": 8012 if code == "202" else None}
+            for code in ["202"] + pg.reference.neighbours_of("202") for q in range(24)]
+    nc = pg.neighbour_comparison(pd.DataFrame(rows), "202")
+    _shows_literally(nc.summary(), f"{payload} council")
+    ev = pg.ProgrammeEvaluation(programme="P", outcome="rereferral_rate", effect=None, effect_problem=None, its={},
+                                neighbours={}, problems={"202": f"no series, because {payload}"}, placebo=None,
+                                n_councils=3, n_adopting=1)
+    for note in ev.council_notes():
+        _shows_literally(note, f"{payload} council")
+        _shows_literally(note, payload)
+
+
+@pytest.mark.parametrize("payload", payloads(3))
+def test_skills_sentences_escape_area_occupation_subject_and_industry(payload):
+    from types import SimpleNamespace
+
+    from insightlib.report.skills import SkillsReport
+
+    gap = {"demand_share": 0.2, "supply_share": 0.1, "gap": 0.7, "gap_ci_low": 0.2, "gap_ci_high": 1.1,
+           "rank_low": 1, "rank_high": 2}
+    result = SimpleNamespace(
+        area=SimpleNamespace(name=f"Area {payload}"),
+        occupations=pd.DataFrame([{"occupation": f"Occupation {payload}", **gap}]),
+        subjects=pd.DataFrame([{"subject": f"Subject {payload}", **gap, "gap": -0.7, "gap_ci_low": -1.1,
+                                "gap_ci_high": -0.2}]),
+        industries=pd.DataFrame([{"industry": f"Industry {payload}", "share": 0.3, "england_share": 0.2,
+                                  "relative_to_england": 1.5}]),
+        ess=pd.DataFrame({"comparator": []}), neet=pd.DataFrame(), neet_forecast=pd.DataFrame(), neet_backtest={})
+    report = SkillsReport(result)
+    head = report.headlines()
+    _shows_literally(head[0], f"Area {payload}")
+    _shows_literally(head[0], f"occupation {payload}".lower())  # the sentence lower-cases the group's name
+    _shows_literally(head[1], f"Subject {payload}")
+    _shows_literally(report.short_of_learners()[0], f"Occupation {payload}")
+    _shows_literally(report.few_local_jobs()[0], f"Subject {payload}")
+    _shows_literally(report.industry_sentence(), f"industry {payload.lower()}")
+
+
+def test_national_page_paragraphs_are_plain_text_on_the_quarto_route(tmp_path, monkeypatch):
+    """The national page's sentences (council names in them) are written to national.qmd with every mark escaped."""
+    from insightlib import national
+
+    payload = "**bold-9** _it_ `code` <b id=\"pwn-n\">x</b> {{< env INSIGHT_PROBE_SECRET >}} [l](javascript:x)"
+    real = national.reference.council_name
+    monkeypatch.setattr(national.reference, "council_name", lambda code: payload if code == "202" else real(code))
+    folder = tmp_path / "rereferral" / "202"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"la_code": "202", "created": "2026-01-01T00:00:00",
+                                                     "dfe_measure": {"referrals": 2000, "rereferrals": 380,
+                                                                     "year": 2025}}))
+    summary = national.build_national_summary(tmp_path)
+    said = [p for sec in summary.sections for p in sec.paragraphs if payload in p]
+    assert said, "the planted name should appear in a sentence"
+    for p in said:  # quarto_md is md with braces broken by empty Pandoc spans (which CommonMark would show)
+        _shows_literally(text.md(p), payload)
+    site.write_quarto_project(tmp_path, [])
+    qmd = (tmp_path / "national.qmd").read_text()
+    assert text.quarto_md(said[0]) in qmd and payload not in qmd

@@ -15,6 +15,7 @@ import pandas as pd
 from insightlib import charts, disclosure
 from insightlib.analyses.skills import LEVEL, PROJECTION_LEVEL, SkillsGap
 from insightlib.ingest.skills import SOC_SUBMAJOR as SOC_NAMES
+from insightlib.text import md
 
 #: How many gaps the headline names, each way.
 TOP = 5
@@ -55,7 +56,7 @@ class SkillsReport:
         occ = self.result.occupations
         sure = occ[occ["gap_ci_low"] > 0].head(TOP)
         lines = [
-            f"**{r.occupation}**: {_pct(r.demand_share)} of the area's demand, {_pct(r.supply_share)} of its FE learners "
+            f"**{md(r.occupation)}**: {_pct(r.demand_share)} of the area's demand, {_pct(r.supply_share)} of its FE learners "
             f"(about {_times(r.gap)} the share; gap index {r.gap:+.2f}, {LEVEL:.0%} interval {_interval(r.gap_ci_low, r.gap_ci_high)}; "
             f"ranked {r.rank_low}-{r.rank_high} of {len(occ)})."
             for r in sure.itertuples()]
@@ -66,7 +67,7 @@ class SkillsReport:
         sub = self.result.subjects
         sure = sub[sub["gap_ci_high"] < 0].head(TOP)
         lines = [
-            f"**{r.subject}**: {_pct(r.supply_share)} of the area's FE learners in subjects that lead to jobs, against "
+            f"**{md(r.subject)}**: {_pct(r.supply_share)} of the area's FE learners in subjects that lead to jobs, against "
             f"{_pct(r.demand_share)} of the jobs those subjects feed (gap index {r.gap:+.2f}, interval "
             f"{_interval(r.gap_ci_low, r.gap_ci_high)})."
             for r in sure.itertuples()]
@@ -76,11 +77,11 @@ class SkillsReport:
         r = self.result
         lines = []
         top = r.occupations.iloc[0]
-        lines.append(f"The largest gap in {self.area} is in **{top.occupation.lower()}**: their share of local jobs is "
+        lines.append(f"The largest gap in {md(self.area)} is in **{md(top.occupation.lower())}**: their share of local jobs is "
                      f"{_times(top.gap)} their share of local FE learners (gap index {top.gap:+.2f}, "
                      f"{LEVEL:.0%} interval {_interval(top.gap_ci_low, top.gap_ci_high)}).")
         low = r.subjects.iloc[0]
-        lines.append(f"The subject with the fewest local jobs for its learners is **{low.subject}** "
+        lines.append(f"The subject with the fewest local jobs for its learners is **{md(low.subject)}** "
                      f"(gap index {low.gap:+.2f}, interval {_interval(low.gap_ci_low, low.gap_ci_high)}).")
         ess = r.ess.set_index("comparator")
         if self.area in ess.index:
@@ -217,8 +218,8 @@ class SkillsReport:
         i = self.result.industries
         top = i.iloc[0]
         over = i.sort_values("relative_to_england", ascending=False).iloc[0]
-        return (f"The largest sector is {top.industry.lower()} ({_pct(top.share, 0)} of employment; England "
-                f"{_pct(top.england_share, 0)}). Compared with England, the area has most {over.industry.lower()} "
+        return (f"The largest sector is {md(top.industry.lower())} ({_pct(top.share, 0)} of employment; England "
+                f"{_pct(top.england_share, 0)}). Compared with England, the area has most {md(over.industry.lower())} "
                 f"({over.relative_to_england:.1f} times England's share). APS estimates: small groups have wide margins.")
 
     def occupation_trend_table(self) -> pd.DataFrame:
