@@ -77,6 +77,7 @@ DEFAULTS = {
     "refutation_sample": 3000,
     "confidence_level": 0.95,
     "seed": 20251125,
+    "scenario_shares": [0.1, 0.25, "none"],  # insightlib.stats.scenarios: what if it reached more (or none)
 }
 KNOWN_PARAMETERS = ("intervention", "horizon_days", "estimand", "covariates", "graph", *DEFAULTS)
 
@@ -279,6 +280,11 @@ def check_parameters(params: dict) -> dict:
     else:
         out["confidence_level"] = float(level)
 
+    from insightlib.stats.scenarios import check_shares
+
+    out["scenario_shares"], share_problems = check_shares(params.get("scenario_shares", DEFAULTS["scenario_shares"]))
+    problems += share_problems
+
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise EvaluationFileError(
@@ -302,6 +308,7 @@ NOTEBOOK_DEFAULTS = {
     "refutation_sample": 3000,
     "confidence_level": 0.95,
     "seed": 20251125,
+    "scenario_shares": [0.1, 0.25, "none"],
 }
 
 
@@ -416,6 +423,7 @@ def analysis_frame(
         "competing": (ev == 2).astype(int),
         "followup": followup,
         "outcome_binary": binary,
+        "closure_date": pd.to_datetime(ep["closure_date"]).to_numpy(),  # for the scenarios' volumes per year
     })
     derived = _derived_covariates(tables, ep, covariates)
     for c in covariates:
@@ -1193,6 +1201,7 @@ class InterventionEffect:
     dowhy: dict
     notes: list[str] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
+    scenarios: Any = None  # insightlib.stats.scenarios.Scenarios (what if it reached more, or none)
     _ps: dict = field(default_factory=dict, repr=False)  # propensity scores by arm, for the overlap plot only
 
     # ---- results.json ------------------------------------------------------------
@@ -1220,6 +1229,7 @@ class InterventionEffect:
             "dowhy": self.dowhy,
             "notes": self.notes,
             "seconds": self.seconds,
+            "scenarios": self.scenarios.to_dict() if self.scenarios is not None else None,
         }
 
     # ---- tables --------------------------------------------------------------------
@@ -1896,6 +1906,11 @@ def _evaluate(
     refutations = refute(g, f, adjust, est_type, simulations=params["refutation_simulations"],
                          sample=params["refutation_sample"], seed=params["seed"], se=methods["ipw"].se)
     seconds["refuters"] = time.perf_counter() - t0
+    from insightlib.analyses import scenarios as scenario_analysis
+
+    scen = scenario_analysis.for_intervention(
+        f, rd_est, shares=params["scenario_shares"], estimand=est_type, horizon_days=h, level=level,
+        extract_date=scenario_analysis.extract_date_of(tables, f) if "closure_date" in f.columns else None)
     seconds["total"] = time.perf_counter() - t_start
     seconds = {k: round(v, 2) for k, v in seconds.items()}
 
@@ -1903,7 +1918,7 @@ def _evaluate(
         parameters=params, counts=counts, adjustment_set=adjust, not_adjusted=not_adjusted, methods=methods,
         effect=effect, naive=naive, risks=risks, balance=balance, ess=ess, overlap=overlap, survival=surv,
         e_value=e_value, refutations=refutations, dowhy=dw, notes=notes, seconds=seconds,
-        _ps={"treated": e_all[t_all == 1].copy(), "control": e_all[t_all == 0].copy()},
+        scenarios=scen, _ps={"treated": e_all[t_all == 1].copy(), "control": e_all[t_all == 0].copy()},
     )
 
 

@@ -596,7 +596,10 @@ def test_notebook_runs_and_reports_only_aggregates(tmp_path):
                 images += 1
                 assert len(o["metadata"]["image/png"]["alt"]) > 40
     shown = "\n".join(text)
-    assert images == 3 and "PLANTED" not in shown
+    assert images == 4 and "PLANTED" not in shown  # love plot, overlap, curves, scenarios
+    assert "What if we offered more?" in shown and "What this assumes" in shown
+    assert [s["requested"] for s in res["scenarios"]["scenarios"]] == [0.1, 0.25, "none"]
+    assert res["scenarios"]["volume"]["per_year"] > 0
     ids = warehouse.read_council(tmp_path / "w.duckdb", la)["children"]["child_id"].astype(str)
     assert not any(cid in shown for cid in ids)  # no (pseudonymised) identifier either
     assert "What would overturn it" in shown and "Simple comparison" in shown and "No unmeasured confounding" in shown
