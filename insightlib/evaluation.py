@@ -22,7 +22,7 @@ KEYS = {
     "title": "the report's title, as leaders will read it",
     "notebook": "a notebook in notebooks/, without .ipynb",
     "data": "a data directory or a warehouse (.duckdb) file",
-    "councils": "'all' or a list of 3-digit council codes",
+    "councils": "'all', one 3-digit council code, or a list of them",
     "areas": "for notebooks that work by area from published data (skills_gap): council codes, LSIP or combined authority names",
     "scope": "'council' (one report per council, the default) or 'national' (one report across councils)",
     "disclosure_threshold": "counts below this are suppressed in reports (default 5)",
@@ -85,6 +85,14 @@ def _council_code(value: Any) -> str | None:
         text = f"{value:03d}"
     return text if COUNCIL_PATTERN.match(text) else None
 
+
+#: The tables each notebook cannot do without: `insight run` checks the data has them for every
+#: council before anything runs (a CIN census return without the 2026 FGDM block has no interventions).
+NOTEBOOK_TABLES = {
+    "rereferral": ("children", "referrals"),
+    "intervention_effect": ("children", "referrals", "interventions"),
+    "programme_evaluation": ("referrals",),
+}
 
 #: Notebooks whose module checks the values of its parameters before anything runs.
 PARAMETER_CHECKS = {"intervention_effect": ("insightlib.causal", "check_evaluation_parameters")}
@@ -166,7 +174,9 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
     councils: Any = raw.get("councils", "all")
     if isinstance(councils, str) and councils.strip().lower() == "all":
         councils = "all"
-    elif isinstance(councils, (list, tuple)) and councils:
+    elif isinstance(councils, (str, int)) and not isinstance(councils, bool) and str(councils).strip():
+        councils = str(councils).replace(",", " ").split() if isinstance(councils, str) else [councils]
+    if isinstance(councils, (list, tuple)) and councils:
         codes = []
         for item in councils:
             code = _council_code(item)
@@ -175,7 +185,7 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
             else:
                 codes.append(code)
         councils = tuple(dict.fromkeys(codes))
-    else:
+    elif councils != "all":
         problems.append(f"'councils' must be {KEYS['councils']}; got {councils!r}.")
 
     areas: Any = raw.get("areas") or ()

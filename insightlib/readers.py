@@ -503,6 +503,13 @@ def _xml_sex(raw: str) -> str | None:
 
 CIN_SEX_CODES = "1 (male), 2 (female), 0 (not known) or 9 (not specified)"
 
+#: The interventions the CIN census (2026 structure, PreProceedingsandFGDM) records, as named in
+#: the interventions table: a family group decision making meeting held during pre-proceedings
+#: (FGDMMeetingFac, N00829) and one offered in the letter before proceedings (FGDMMeetingOffer, N00828).
+FGDM_MEETING = "Family Group Decision Making"
+FGDM_OFFER = "Family Group Decision Making offered"
+_CIN_YES, _CIN_NO = ("1", "true", "y", "yes"), ("0", "false", "n", "no")
+
 
 def _stray_text(top: _Node, name: str, problems: list[Problem]) -> None:
     """Text mixed between child elements is not allowed by the census schema (walked without recursion)."""
@@ -538,6 +545,8 @@ class _CinTables:
                                     ("_row", "_row__start_date", "_row__authorised_date", "_row__factors"))
         self.plans = _Columns(("referral_id", "child_id", "plan_type", "start_date", "end_date", "category_of_abuse"),
                               ("_row", "_row__start_date", "_row__end_date", "_row__category_of_abuse"))
+        self.interventions = _Columns(("referral_id", "child_id", "intervention", "start_date", "end_date"),
+                                      ("_row", "_row__intervention", "_row__start_date", "_row__end_date"))
 
     def child(self, child: _Node) -> None:
         name = self.name
@@ -601,6 +610,34 @@ class _CinTables:
                 end, end_line = val(p, "CPPendDate", p.line)
                 cat, cat_line = val(p, "InitialCategoryOfAbuse", p.line)
                 self.plans.add(rid, cid, "CP", start, end, cat, p.line, start_line, end_line, cat_line)
+            for pp in cin.findall("PreProceedingsandFGDM"):
+                self._fgdm(pp, rid, cid, val)
+
+    def _fgdm(self, pp: _Node, rid: str, cid: str, val) -> None:
+        """A pre-proceedings block's FGDM offer and meeting as interventions rows.
+
+        The census gives no date of the meeting itself: an offer is dated by the letter before
+        proceedings that made it (else the start of pre-proceedings); a meeting by the
+        pre-proceedings period it was held in (PPStartDate, else the letter; to StepDecisionDate).
+        """
+        pp_start, pp_line = val(pp, "PPStartDate", pp.line)
+        letter, letter_line = val(pp, "LBPSentDate", pp.line)
+        decision, decision_line = val(pp, "StepDecisionDate", pp.line)
+        for tag, intervention, start, start_line, end, end_line in (
+            ("FGDMMeetingOffer", FGDM_OFFER, letter or pp_start, letter_line if letter else pp_line, "", pp.line),
+            ("FGDMMeetingFac", FGDM_MEETING, pp_start or letter, pp_line if pp_start else letter_line,
+             decision, decision_line),
+        ):
+            raw, line = val(pp, tag, pp.line)
+            answer = raw.lower()
+            if answer in _CIN_YES:
+                self.interventions.add(rid, cid, intervention, start, end, line, line, start_line, end_line)
+            elif answer and answer not in _CIN_NO:
+                self.problems.append(Problem(
+                    self.name, line, "intervention", "unknown code",
+                    f"{self.name} line {line}, {tag}: {raw!r} is not a census yes/no code; use 1 (yes) or 0 (no).",
+                    table="interventions",
+                ))
 
 
 def _refuse_dtd(parser) -> None:
@@ -707,7 +744,7 @@ def read_cin_xml(path: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
         "_row": [header.line], "_row__extract_date": [header.line], "_file": [name], "_sheet": [""],
     })
     out = {"councils": councils}
-    for table in ("children", "referrals", "assessments", "plans"):
+    for table in ("children", "referrals", "assessments", "plans", "interventions"):
         cols: _Columns = getattr(rows, table)
         if cols.n:
             out[table] = cols.frame(la_code, name)

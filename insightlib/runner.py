@@ -531,6 +531,8 @@ def _execute_council(task: dict) -> dict:
     # papermill writes the notebook several times as it runs: into a hidden file, swapped in
     # once complete, so that a kill or a full disk never leaves half a notebook under the real name
     tmp_nb = out_nb.with_name(f".tmp-{out_nb.stem}-{os.getpid()}.ipynb")
+    # an earlier run's results.json goes first: if this run fails, none is left to be shown as its figures
+    (out_nb.parent / "results.json").unlink(missing_ok=True)
     reuse = task.get("reuse_kernel", False)
     kernel_name = task.get("kernel_name", "python3")
     for attempt in range(1, KERNEL_RETRIES + 2):
@@ -771,18 +773,67 @@ def _plan_councils(evaluation: Evaluation, data: str | None, out_dir: Path, note
 
     available = warehouse.council_codes(warehouse_path)
     wanted = list(available) + list(invalid) if evaluation.councils == "all" else list(evaluation.councils)
+    unknown = [la for la in dict.fromkeys(wanted) if la not in invalid and la not in available]
+    if unknown:  # a mistake in the evaluation file (or the wrong data): said before anything runs
+        from .reference import council_name
+
+        present = ", ".join(f"{la} {council_name(la)}" for la in sorted(set(available) | set(invalid))) or "none"
+        where = f"{evaluation.path}: " if evaluation.path else ""
+        raise InputError(f"{where}council{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                         f"{'are' if len(unknown) > 1 else 'is'} not in the data {data_path}. "
+                         f"The councils in it: {present}. Set 'councils:' in the evaluation file to some of these "
+                         "(or 'all').")
     runnable = []
     for la_code in dict.fromkeys(wanted):
         if la_code in invalid:
             summary.runs.append(CouncilRun(la_code, "failed", error=f"data failed validation: {invalid[la_code]}"))
-        elif la_code not in available:
-            summary.runs.append(CouncilRun(la_code, "failed", error=f"council {la_code} is not in the data"))
         else:
             runnable.append(la_code)
+    runnable = _councils_with_inputs(evaluation, warehouse_path, runnable, summary, log)
     if evaluation.scope == "national":
         runnable = [NATIONAL] if runnable else []
 
     return plan_tasks(evaluation, warehouse_path, runnable, out_dir, notebooks_dir, force)
+
+
+def _councils_with_inputs(evaluation: Evaluation, warehouse_path: Path, councils: list[str], summary: RunSummary,
+                          log: Callable[[str], None]) -> list[str]:
+    """The councils whose data hold every table the notebook needs (evaluation.NOTEBOOK_TABLES).
+
+    Checked before anything runs: when no council can run, the run stops with exit 2 naming the
+    evaluation, councils and tables; otherwise the councils that cannot are failed up front and the
+    others run. A national report needs each table in at least one council.
+    """
+    from . import warehouse
+    from .evaluation import NOTEBOOK_TABLES
+
+    needed = NOTEBOOK_TABLES.get(evaluation.notebook, ())
+    if not needed or not councils:
+        return councils
+    rows = {la: info.get("rows", {}) for la, info in warehouse.load_metadata(warehouse_path)["councils"].items()}
+    lacking = {la: [t for t in needed if not rows.get(la, {}).get(t)] for la in councils}
+    lacking = {la: tables for la, tables in lacking.items() if tables}
+    national = evaluation.scope == "national"
+    if national:
+        absent = [t for t in needed if all(t in lacking.get(la, []) for la in councils)]
+        lacking = {la: absent for la in councils} if absent else {}
+    if not lacking:
+        return councils
+    name = evaluation.path.name if evaluation.path else evaluation.name
+    lines = [f"council {la}: no {' and no '.join(tables)} table{'s' if len(tables) > 1 else ''} in the data"
+             for la, tables in lacking.items()]
+    why = (f"the evaluation {name} (notebook {evaluation.notebook}) needs the "
+           f"{', '.join(needed)} table{'s' if len(needed) > 1 else ''}")
+    hint = (" (a CIN census return holds interventions only from the 2026 structure's PreProceedingsandFGDM "
+            "block; otherwise supply an interventions file: docs/data-contract.md)") if any(
+        "interventions" in t for t in lacking.values()) else " (docs/data-contract.md)"
+    if national or len(lacking) == len(councils):
+        raise InputError(f"{why}{hint}; nothing was run:\n" + "\n".join(f"  - {line}" for line in lines))
+    log(f"{why}{hint}; these councils cannot run: " + "; ".join(lines))
+    for la, tables in lacking.items():
+        summary.runs.append(CouncilRun(la, "failed", error=f"no {' and no '.join(tables)} table in the data "
+                                                           f"(the {evaluation.notebook} notebook needs it)"))
+    return [la for la in councils if la not in lacking]
 
 
 def run_evaluation(

@@ -478,3 +478,86 @@ def test_xml_is_read_as_a_stream_one_child_at_a_time(tmp_path, monkeypatch):
     t = read_tables(tmp_path)
     n = CIN_XML.count("<Child>")
     assert len(seen) == 5 * n and len(t["children"]) == 5 * n and t["children"]["child_id"].is_unique
+
+
+# --- the 2026 structure's family group decision making (PreProceedingsandFGDM) -------------------
+
+FGDM_BLOCK = """        <PreProceedingsandFGDM>
+          <PPStartDate>2022-06-01</PPStartDate>
+          <LBPSentDate>2022-06-08</LBPSentDate>
+          <FGDMMeetingOffer>{offer}</FGDMMeetingOffer>
+          <FGDMMeetingFac>{held}</FGDMMeetingFac>
+          <StepDecisionDate>2022-08-30</StepDecisionDate>
+        </PreProceedingsandFGDM>
+      </CINdetails>"""
+
+
+def _with_fgdm(offer: str, held: str) -> str:
+    """CIN_XML with a pre-proceedings block in KID-1's first referral."""
+    first_end = CIN_XML.index("</CINdetails>")
+    return CIN_XML[:first_end] + FGDM_BLOCK.format(offer=offer, held=held).lstrip() + CIN_XML[first_end + len("</CINdetails>"):]
+
+
+def test_cin_2026_sample_fgdm_offer_and_meeting_become_interventions(tmp_path):
+    d = xml_dir(tmp_path, "CIN_Census_2026.xml")
+    iv = read_tables(d)["interventions"]
+    assert iv[["child_id", "referral_id", "intervention"]].values.tolist() == [
+        ["DfEX0000001", "DfEX0000001/2022-10-06/1", "Family Group Decision Making offered"],
+        ["DfEX0000001", "DfEX0000001/2022-10-06/1", "Family Group Decision Making"],
+    ]
+    # the offer is dated by the letter before proceedings; the meeting by the pre-proceedings period
+    assert iv["start_date"].tolist() == ["2026-09-20", "2026-09-09"]
+    assert iv["end_date"].tolist() == ["", "2026-12-01"]  # an offer has no end; a meeting's period ends at the decision
+    # the sample's dates lie after its ReferenceDate (2024-03-31): said at the lines of those elements
+    report = validate_directory(d)
+    future = {(p.row, p.column) for p in report.problems if p.rule == "date in the future"}
+    assert {(72, "start_date"), (73, "start_date"), (78, "end_date")} <= future
+
+
+def test_fgdm_rows_validate_load_and_link_to_their_referral(tmp_path):
+    (tmp_path / "return.xml").write_text(_with_fgdm("1", "1"))
+    report = validate_directory(tmp_path)
+    assert report.ok, report.format_text()
+    iv = report.tables["interventions"]
+    assert iv[["intervention", "referral_id"]].values.tolist() == [
+        ["Family Group Decision Making offered", "KID-1/2022-01-10/1"], ["Family Group Decision Making", "KID-1/2022-01-10/1"]]
+    assert iv["start_date"].tolist() == [pd.Timestamp("2022-06-08"), pd.Timestamp("2022-06-01")]
+    assert iv["end_date"].iloc[1] == pd.Timestamp("2022-08-30") and pd.isna(iv["end_date"].iloc[0])
+    from insightlib import warehouse
+
+    wh = tmp_path / "wh.duckdb"
+    warehouse.load_directory(tmp_path, wh, key="a-test-key-that-is-long-enough-0123456789")
+    tables = warehouse.read_council(wh, "202")
+    loaded = tables["interventions"]
+    assert sorted(loaded["intervention"]) == ["Family Group Decision Making", "Family Group Decision Making offered"]
+    first = tables["referrals"].sort_values("referral_date")["referral_id"].iloc[0]
+    assert set(loaded["referral_id"]) == {first} and "KID-1" not in set(loaded["child_id"])  # pseudonymised
+
+
+@pytest.mark.parametrize("offer,held,names", [
+    ("0", "0", []), ("1", "0", ["Family Group Decision Making offered"]), ("true", "false", ["Family Group Decision Making offered"]),
+    ("0", "1", ["Family Group Decision Making"]), ("", "", []),
+])
+def test_fgdm_yes_and_no(tmp_path, offer, held, names):
+    (tmp_path / "return.xml").write_text(_with_fgdm(offer, held))
+    t = read_tables(tmp_path)
+    assert list(t.get("interventions", pd.DataFrame({"intervention": []}))["intervention"]) == names
+
+
+def test_fgdm_unknown_answer_names_the_line(tmp_path):
+    text = _with_fgdm("2", "1")
+    (tmp_path / "return.xml").write_text(text)
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "<FGDMMeetingOffer>" in l)
+    problems = [p for p in validate_directory(tmp_path).problems if p.table == "interventions"]
+    assert [(p.row, p.rule) for p in problems] == [(line, "unknown code")]
+    assert "FGDMMeetingOffer: '2' is not a census yes/no code" in problems[0].message
+
+
+def test_a_return_without_fgdm_takes_its_interventions_from_a_file_beside_it(tmp_path):
+    (tmp_path / "return.xml").write_text(CIN_XML)
+    (tmp_path / "interventions.csv").write_text(
+        "la_code,child_id,intervention,start_date,end_date,referral_id\n"
+        "202,KID-1,Family Group Conference,2022-02-01,2022-02-01,KID-1/2022-01-10/1\n")
+    report = validate_directory(tmp_path)
+    assert report.ok, report.format_text()
+    assert report.tables["interventions"]["intervention"].tolist() == ["Family Group Conference"]
