@@ -175,7 +175,9 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
     if isinstance(councils, str) and councils.strip().lower() == "all":
         councils = "all"
     elif isinstance(councils, (str, int)) and not isinstance(councils, bool) and str(councils).strip():
-        councils = str(councils).replace(",", " ").split() if isinstance(councils, str) else [councils]
+        codes = str(councils).replace(",", " ").split()
+        if all(COUNCIL_PATTERN.match(c) for c in codes):  # councils: 873 (or "873, 352") as well as [873]
+            councils = codes
     if isinstance(councils, (list, tuple)) and councils:
         codes = []
         for item in councils:

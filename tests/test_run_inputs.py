@@ -49,7 +49,7 @@ def test_councils_may_be_one_code_a_list_or_a_comma_separated_line():
     assert parse_evaluation({**base, "councils": "873, 352"}).councils == ("873", "352")
     assert parse_evaluation({**base, "councils": [873, "352"]}).councils == ("873", "352")
     assert parse_evaluation({**base, "councils": "all"}).councils == "all"
-    with pytest.raises(Exception, match="'councils': 'Cambridge' is not a 3-digit council code"):
+    with pytest.raises(Exception, match="'councils' must be 'all', one 3-digit council code, or a list of them; got 'Cambridge'"):
         parse_evaluation({**base, "councils": "Cambridge"})
 
 
