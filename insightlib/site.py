@@ -33,6 +33,7 @@ import yaml
 
 from insightlib import reference, text
 from insightlib.contract import DISCLOSURE_THRESHOLD
+from insightlib.report import tables
 from insightlib.errors import InputError, InsightError
 
 SITE_TITLE = "insight: do children come back?"
@@ -282,6 +283,20 @@ FAILURE_SENTENCES = {
 STEP_FAILED = "This part of the report is missing because a step of the analysis did not finish."
 
 
+#: The order a leader reads the evaluations in: the basic question first, then what changed it.
+READING_ORDER = ("rereferral", "intervention_effect", "programme_evaluation")
+
+
+def reading_order(evaluations: list[Evaluation]) -> list[Evaluation]:
+    """Evaluations as the home page and the navigation list them: do children come back, then did an
+    intervention change it, then did a programme, then anything else (each by title)."""
+    def key(ev: Evaluation):
+        kinds = {rep.notebook.stem for rep in ev.reports}
+        rank = min((READING_ORDER.index(k) for k in kinds if k in READING_ORDER), default=len(READING_ORDER))
+        return rank, ev.title
+    return sorted(evaluations, key=key)
+
+
 def is_synthetic_site(evaluations: list[Evaluation]) -> bool:
     """A site with any report of synthetic data says so on every page (a screenshot of any page
     must not pass for a real council's figures)."""
@@ -298,6 +313,59 @@ def failure_sentence(error: str | None) -> str:
     if error.startswith(("kernel failed", "worker failed")):
         return FAILURE_SENTENCES["kernel"]
     return FAILURE_SENTENCES["step"]
+
+
+# --- each evaluation's answer across councils ---------------------------------------------------
+
+
+def evaluation_summary(ev: Evaluation):
+    """The evaluation's answer across its councils (insightlib.report.summary), or None; from the
+    results.json of every report that finished, never from HTML."""
+    from insightlib.report.summary import summarise
+
+    done = [rep for rep in ev.reports if rep.status != "failed" and rep.results is not None]
+    if not done:
+        return None
+    kinds = {rep.notebook.stem for rep in done}
+    if len(kinds) != 1:
+        return None
+    try:
+        return summarise(kinds.pop(), [(rep.la_code, rep.council, _read_json(rep.results)) for rep in done],
+                         title=ev.title)
+    except (InputError, KeyError, TypeError, ValueError):  # a results.json from another version: no summary
+        return None
+
+
+def summary_html(summary, image_src) -> str:
+    """The summary as HTML for both routes: the answer, the forest plot (narrow drawing for phones), the table.
+    ``image_src(narrow)`` writes the chart and gives its address."""
+    parts = [f'<p class="answer">{html.escape(summary.sentence)}</p>']
+    parts += [f"<p>{html.escape(p)}</p>" for p in summary.paragraphs]
+    if summary.chart is not None:
+        wide, narrow = html.escape(image_src(False)), html.escape(image_src(True))
+        parts.append(f'<figure class="summary-chart"><a class="figure-link" href="{wide}" title="Open the chart full size">'
+                     f'<picture><source media="(max-width: 40rem)" srcset="{narrow}">'
+                     f'<img src="{wide}" alt="{html.escape(summary.chart.alt)}"></picture></a></figure>')
+    parts.append(summary.table_html())
+    return "\n".join(parts)
+
+
+def summary_method_html(summary) -> str:
+    return "<h2>Method</h2>" + "".join(f"<p>{html.escape(m)}</p>" for m in summary.method) if summary.method else ""
+
+
+def _listing_finding(rep: Report, summary) -> str:
+    """A council's row in its evaluation's listing: its own estimate, or that the report did not finish."""
+    if rep.status == "failed":
+        return "Did not finish: parts of this report are missing."
+    return (summary.finding(rep.la_code) if summary is not None else "") or "Read the report"
+
+
+def _write_summary_chart(summary, folder: Path, narrow: bool) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{summary.chart.name}{'-narrow' if narrow else ''}.png"
+    (folder / name).write_bytes(summary.chart.png_narrow if narrow else summary.chart.png)
+    return f"{folder.name}/{name}"
 
 
 # --- the entry point --------------------------------------------------------------------------
@@ -499,7 +567,7 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
     built = datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC")
     shutil.copyfile(_templates_dir() / "site.css", out / "site.css")
     pages: list[Path] = []
-    nav = [{"slug": e.slug, "title": e.title} for e in evaluations]
+    nav = [{"slug": e.slug, "title": e.title} for e in reading_order(evaluations)]
     banner = text.SYNTHETIC_NOTICE if is_synthetic_site(evaluations) else ""
 
     def write(rel: str, title: str, body: str, breadcrumbs=(), main_class: str = "") -> Path:
@@ -522,6 +590,7 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
 
     all_reports: list[Report] = []
     skipped: list[tuple[Path, str]] = []
+    summaries: dict = {}
     exporter = _report_exporter()
     for ev in evaluations:
         for rep in list(ev.reports):
@@ -541,13 +610,15 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
                   breadcrumbs=[("Home", "index.html"), (ev.title, f"{ev.slug}/index.html")], main_class="report-page")
             for name in report_downloads(rep):
                 shutil.copyfile(rep.notebook.parent / name, (out / rep.href).parent / name)
-        write(f"{ev.slug}/index.html", ev.title, _evaluation_html(ev), breadcrumbs=[("Home", "index.html")])
+        summaries[ev.slug] = evaluation_summary(ev)
+        write(f"{ev.slug}/index.html", ev.title, _evaluation_html(ev, summaries[ev.slug], out / ev.slug),
+              breadcrumbs=[("Home", "index.html")])
 
     national_body = _national_html(reports_dir, national_year, out, council_settings(evaluations))
     write("national.html", "National summary", national_body, breadcrumbs=[("Home", "index.html")])
 
     sections = []
-    for ev in evaluations:
+    for ev in reading_order(evaluations):
         n = len(ev.councils)
         kind = "council " if all(r.la_code.isdigit() for r in ev.councils) else ""  # area runs: "3 reports"
         count = (f"{n} {kind}report{'s' if n != 1 else ''}" if n else "")
@@ -559,9 +630,11 @@ def render_html(reports_dir: Path, evaluations: list[Evaluation], out_dir: str |
             items += "\n".join(_council_item(rep, prefix=rep.href) for rep in ev.councils)
         more = "" if n <= HOME_COUNCILS else \
             f'<p><a href="{html.escape(ev.slug)}/index.html">Find a council among all {n}</a></p>'
+        answer = summaries.get(ev.slug)
         sections.append(f'<section class="evaluation"><h2><a href="{html.escape(ev.slug)}/index.html">'
                         f"{html.escape(ev.title)}</a></h2>"
-                        + (f"<p>{html.escape(ev.description)}</p>" if ev.description else "")
+                        + (f'<p class="answer">{html.escape(answer.sentence)}</p>' if answer else
+                           f"<p>{html.escape(ev.description)}</p>" if ev.description else "")
                         + f'<p class="status">{count}</p>'
                         + (f'<ul class="cards">{items}</ul>' if items else "") + more + "</section>")
     home = ('<h1>Do children come back after their case is closed?</h1>'
@@ -579,9 +652,13 @@ def _note_skipped(result: SiteResult, skipped: list[tuple[Path, str]]) -> None:
         result.messages.append(f"Left out of the site (run its evaluation again to rebuild it): {reason}")
 
 
-def _evaluation_html(ev: Evaluation) -> str:
-    """An evaluation's page: what it asks, its national report if any, and every council's report."""
+def _evaluation_html(ev: Evaluation, summary=None, folder: Path | None = None) -> str:
+    """An evaluation's page: its answer across councils first, then what it asks, its national report
+    if any, every council's report, and the method of the summary for an analyst."""
     parts = [f"<h1>{html.escape(ev.title)}</h1>"]
+    if summary is not None and folder is not None:
+        parts.append(summary_html(summary, lambda narrow: _write_summary_chart(summary, folder / "summary-figures", narrow)))
+        parts.append("<h2>About this evaluation</h2>")
     if ev.description:
         parts.append(f'<p class="lede">{html.escape(ev.description)}</p>')
     if ev.national:
@@ -598,6 +675,8 @@ def _evaluation_html(ev: Evaluation) -> str:
                      "Choose a council to read its report.</p>")
         parts.append('<ul class="cards">' + "\n".join(
             _council_item(rep, prefix=f"{rep.la_code}/{rep.notebook.stem}.html") for rep in ev.councils) + "</ul>")
+    if summary is not None:
+        parts.append(summary_method_html(summary))
     return "\n".join(parts)
 
 
@@ -728,7 +807,10 @@ def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title
                 elif "text/markdown" in data:
                     parts.append(text.neutralise_markdown(_text(data["text/markdown"]).strip()) + "\n")
                 elif "text/html" in data:
-                    parts.append(_fence("{=html}", text.neutralise_raw_html(text.safe_html(_text(data["text/html"])))))
+                    safe = text.safe_html(_text(data["text/html"]))
+                    # a pandas table becomes Pandoc's own (drawn natively in HTML and Typst, numbers right-aligned)
+                    pipe = tables.html_to_pipe_table(safe) if "<table" in safe else None
+                    parts.append(pipe if pipe else _fence("{=html}", text.neutralise_raw_html(safe)))
                 elif "text/plain" in data:
                     parts.append(_plain_text(_text(data["text/plain"])))
     qmd = notebook.with_suffix(".qmd")
@@ -750,8 +832,23 @@ QUARTO_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "T
                       "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR")
 #: The first lines of every other file render writes at the top of the reports folder.
 WRITTEN = "# Written by 'insight render'; replaced on each render."
+#: The site's own styles on top of the Quarto theme (numbers right-aligned, the answer set apart).
+SITE_CSS = "_insight.css"
+QUARTO_CSS = """td.num, th.num { text-align: right; white-space: nowrap; }
+td.num, table td { font-variant-numeric: tabular-nums; }
+.answer { font-size: 1.2rem; font-weight: 600; border-left: 5px solid #28A197; padding: 0.25rem 0 0.25rem 0.75rem;
+          margin-bottom: 1rem; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
+.table-note { font-size: 0.9rem; color: #3D3D3D; }
+.navbar-title { white-space: normal; }
+"""
+#: The report's download link says "PDF" (Quarto would say "Typst"). The "html" entry names no other
+#: format, and stops Quarto adding its own link to every format beside the one given here.
+FORMAT_LINKS = ["html", {"format": "typst", "text": "PDF", "icon": "file-pdf"}]
+#: Typst: text in table cells set ragged right, never justified into gappy words.
+TYPST_HEADER = "#set par(justify: false)\n#show table.cell: set par(justify: false)\n#show table: set text(size: 9pt)\n"
 #: Files and folders the Quarto project puts at the top of the reports folder.
-PROJECT_FILES = ("_quarto.yml", "index.qmd", "evaluations.yml", "national.qmd", SAFE_FILTER)
+PROJECT_FILES = ("_quarto.yml", "index.qmd", "evaluations.yml", "national.qmd", SAFE_FILTER, SITE_CSS)
 
 
 def _generated(path: Path) -> bool:
@@ -837,10 +934,18 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
 
     config = quarto_template()
     navbar = config.setdefault("website", {}).setdefault("navbar", {}).setdefault("left", [])
-    for ev in evaluations:
-        item = {"href": f"{ev.slug}/index.qmd", "text": ev.title}  # shown as text by Quarto (checked by the battery)
-        if not any(isinstance(old, dict) and old.get("href") == item["href"] for old in navbar):
-            navbar.append(item)
+    # the evaluations in one menu, so the bar keeps to one line at 1280 px and the site title is whole
+    menu = [{"href": f"{ev.slug}/index.qmd", "text": ev.title} for ev in reading_order(evaluations)]  # shown as text
+    known = {old.get("href") for old in navbar if isinstance(old, dict)}
+    menu = [item for item in menu if item["href"] not in known]
+    if menu:
+        navbar.insert(1 if navbar else 0, {"text": "Evaluations", "menu": menu})
+    html_format = config.setdefault("format", {}).setdefault("html", {})
+    css = html_format.get("css") or []
+    css = [css] if isinstance(css, str) else list(css)
+    if SITE_CSS not in css:
+        html_format["css"] = [*css, SITE_CSS]
+    put(SITE_CSS, f"/* {WRITTEN} */\n" + QUARTO_CSS)
     if is_synthetic_site(evaluations):
         config["website"]["announcement"] = {"content": f"**{text.quarto_md(text.SYNTHETIC_NOTICE)}**",
                                              "type": "warning", "dismissable": False, "position": "below-navbar"}
@@ -850,17 +955,24 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
     put(SAFE_FILTER, (_templates_dir() / "insight_safe.lua").read_text(encoding="utf-8"))
     put("_quarto.yml", GENERATED + "\n" + _yaml_dump(config))
 
-    home_items = [{"title": text.quarto_md(ev.title), "path": f"{ev.slug}/index.html",
-                   "description": text.quarto_md(ev.description or f"{len(ev.reports)} council report(s)")}
-                  for ev in evaluations]
-    home_items.append({"title": "National summary", "path": "national.html",
-                       "description": "Every council's 12-month re-referral rate against England's."})
-    put("evaluations.yml", WRITTEN + "\n" + _yaml_dump(home_items))
-    put("index.qmd", "---\n" + WRITTEN + "\n" + _yaml_dump({
-        "title": "Do children come back after their case is closed?",
-        "listing": {"contents": "evaluations.yml", "type": "default", "fields": ["title", "description"],
-                    "sort": False},
-    }) + "---\n\nReports for each council and evaluation, and a national summary for leaders.\n")
+    summaries = {ev.slug: evaluation_summary(ev) for ev in evaluations}
+    home = ["---\n" + WRITTEN + "\n" + _yaml_dump({"title": "Do children come back after their case is closed?"}) + "---\n",
+            "Each evaluation's answer across the councils, then every council's report, and a "
+            "[national summary](national.qmd) comparing every council's re-referral rate with England's.\n"]
+    for ev in reading_order(evaluations):
+        answer = summaries.get(ev.slug)
+        n = len(ev.councils)
+        reports = (f"{n} council report{'s' if n != 1 else ''}" if n else "") if all(
+            r.la_code.isdigit() for r in ev.councils) else f"{n} report{'s' if n != 1 else ''}"
+        if ev.national:
+            reports = "one report across " + (f"{len(ev.covers)} councils" if ev.covers else "all councils") + \
+                (f" and {reports}" if n else "")
+        home.append(f"## [{text.quarto_md(ev.title)}]({ev.slug}/index.qmd)\n")
+        home.append(("::: {.answer}\n" + text.quarto_md(answer.sentence) + "\n:::\n") if answer else
+                    (text.quarto_md(ev.description) + "\n" if ev.description else ""))
+        home.append(f"[{text.quarto_md(reports[:1].upper() + reports[1:])}]({ev.slug}/index.qmd)\n")
+    home.append("## [National summary](national.qmd)\n\nEvery council's 12-month re-referral rate against England's.\n")
+    put("index.qmd", "\n".join(home))
 
     for ev in evaluations:
         items = []
@@ -874,23 +986,36 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
                 if skipped is not None:
                     skipped.append((rep.notebook, str(exc)))
                 continue
-            status = "Did not finish: parts of this report are missing." if rep.status == "failed" else "Report"
-            items.append({"title": text.quarto_md(rep.council), "la_code": text.quarto_md(rep.la_code), "description": status,
+            items.append({"title": text.quarto_md(rep.council), "la_code": text.quarto_md(rep.la_code),
+                          "finding": text.quarto_md(_listing_finding(rep, summaries.get(ev.slug))),
                           "path": f"{rep.la_code}/{rep.notebook.stem}.html"})
             put(f"{ev.slug}/{rep.la_code}/_metadata.yml", _yaml_dump({
-                "subtitle": text.quarto_md(ev.title),
-                "format": {"html": {"toc": True}, "typst": {"papersize": "a4"}},
+                "format": {"html": {"toc": True, "format-links": FORMAT_LINKS},
+                           "typst": {"papersize": "a4", "include-in-header": {"text": TYPST_HEADER}}},
                 "execute": {"enabled": False, "echo": False},
             }))
         put(f"{ev.slug}/councils.yml", _yaml_dump(items))
-        put(f"{ev.slug}/index.qmd", "---\n" + _yaml_dump({
-            "title": text.quarto_md(ev.title),
-            "listing": {"contents": "councils.yml", "type": "table", "fields": ["title", "la_code", "description"],
-                        "field-display-names": {"title": "Council", "la_code": "Code", "description": ""},
-                        "sort": "title", "sort-ui": True, "filter-ui": True},
-        }) + "---\n\n" + text.quarto_md(ev.description or "Choose a council to read its report.") + "\n"
-            + (f"\nThe report across councils covers {len(ev.covers)} councils: "
-               + ", ".join(text.quarto_md(f"{council_label(c)} ({c})") for c in ev.covers) + ".\n" if ev.covers else ""))
+        summary = summaries.get(ev.slug)
+        body, front = [], {"title": text.quarto_md(ev.title)}
+        if summary is not None:
+            folder = reports_dir / ev.slug / "summary-figures"
+            body.append(_fence("{=html}", text.neutralise_raw_html(summary_html(
+                summary, lambda narrow: _write_summary_chart(summary, folder, narrow)))))
+            written += sorted(folder.glob("*.png"))
+            front["resources"] = ["summary-figures/*.png"]
+            body.append("## About this evaluation\n")
+        body.append(text.quarto_md(ev.description or "Choose a council to read its report.") + "\n")
+        if ev.covers:
+            body.append(f"The report across councils covers {len(ev.covers)} councils: "
+                        + ", ".join(text.quarto_md(f"{council_label(c)} ({c})") for c in ev.covers) + ".\n")
+        if summary is not None and summary.method:
+            body.append("## Method\n\n" + "\n\n".join(text.quarto_md(m) for m in summary.method) + "\n")
+        body.append("## Reports\n")  # Quarto puts the listing at the end of the page, under this heading
+        front["listing"] = {"contents": "councils.yml", "type": "table",
+                            "fields": ["title", "la_code", "finding"],
+                            "field-display-names": {"title": "Council", "la_code": "Code", "finding": "Finding"},
+                            "sort": "title", "sort-ui": True, "filter-ui": len(items) > HOME_COUNCILS}
+        put(f"{ev.slug}/index.qmd", "---\n" + _yaml_dump(front) + "---\n\n" + "\n".join(body))
 
     try:
         summary = national.build_national_summary(reports_dir, year=national_year,

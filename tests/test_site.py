@@ -217,8 +217,11 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     assert config["project"]["type"] == "website" and config["project"]["output-dir"] == "_site"
     assert config["execute"]["enabled"] is False and config["execute"]["echo"] is False
     assert "*/*/*.qmd" in config["project"]["render"]
-    nav = [item["href"] for item in config["website"]["navbar"]["left"]]
-    assert nav == ["index.qmd", "national.qmd", "fgc/index.qmd", "rereferral-demo/index.qmd"]
+    nav = [item.get("href") for item in config["website"]["navbar"]["left"]]
+    assert nav == ["index.qmd", None, "national.qmd"]  # the evaluations in one menu: the bar fits one line
+    menu = config["website"]["navbar"]["left"][1]
+    assert menu["text"] == "Evaluations"
+    assert [i["href"] for i in menu["menu"]] == ["rereferral-demo/index.qmd", "fgc/index.qmd"]  # the basic question first
     front = yaml.safe_load((tmp_path / "rereferral-demo" / "index.qmd").read_text().split("---")[1])
     assert front["listing"]["contents"] == "councils.yml" and front["listing"]["type"] == "table"
     items = yaml.safe_load((tmp_path / "rereferral-demo" / "councils.yml").read_text())
@@ -233,7 +236,10 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     assert yaml.safe_load(qmd.split("---")[1])["title"] == text.quarto_md("Camden: Do children come back?")  # the evaluation title
     assert '![](rereferral-figures/figure-1.png){fig-alt="Line chart of survival for council 202"}' in qmd
     assert (tmp_path / "rereferral-demo" / "202" / "rereferral-figures" / "figure-1.png").read_bytes()[:4] == b"\x89PNG"
-    assert "```{=html}" in qmd and 'class="dataframe"' in qmd
+    # a pandas table is Pandoc's own (native in HTML and Typst): no row numbers, numbers right-aligned
+    assert "| need | children |\n|:---|---:|\n| N1 | 120 |\n| N2 | c |\n" in qmd
+    assert "```{=html}" not in qmd and 'class="dataframe"' not in qmd
+    assert "subtitle" not in meta and meta["format"]["html"]["format-links"] == site.FORMAT_LINKS
     assert "```{python}" not in qmd and "```python" not in qmd
     for marker in [*CODE_MARKERS, "noisy library warning", "secret_small_count"]:
         assert marker not in qmd
@@ -325,8 +331,9 @@ def test_template_is_read_from_the_working_folder_but_never_from_a_generated_fil
     assert first["website"]["title"] == "Our council's reports"  # the user's own template
     site.write_quarto_project(tmp_path, site.discover(tmp_path))  # now cwd holds a generated file
     second = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
-    hrefs = [i["href"] for i in second["website"]["navbar"]["left"]]
-    assert hrefs == ["index.qmd", "national.qmd", "fgc/index.qmd"]  # packaged template, no duplicates
+    hrefs = [i.get("href") for i in second["website"]["navbar"]["left"]]
+    assert hrefs == ["index.qmd", None, "national.qmd"]  # packaged template, no duplicates
+    assert [i["href"] for i in second["website"]["navbar"]["left"][1]["menu"]] == ["fgc/index.qmd"]
 
 
 def test_national_scope_evaluation_page_lists_the_councils_it_covers(tmp_path, monkeypatch):
