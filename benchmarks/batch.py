@@ -27,9 +27,10 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-from insightlib import pseudonymise, synth
-from insightlib.evaluation import load_evaluation, parse_evaluation
-from insightlib.runner import (FRESH_KERNELS_ENV, KERNEL_REUSE_LIMIT, execute_council, prepare_warehouse,
+from insightlib.ingest import pseudonymise
+from insightlib.simulate import synth
+from insightlib.batch.evaluation import load_evaluation, parse_evaluation
+from insightlib.batch.runner import (FRESH_KERNELS_ENV, KERNEL_REUSE_LIMIT, execute_council, prepare_warehouse,
                                run_evaluation)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ Target (DESIGN.md): within 60 seconds, refuters included. Usage:
 
     .venv/bin/python benchmarks/intervention_effect.py [--children 12500] [--seed 7] [--notebook]
 
-Generates one synthetic council (insightlib.synth), loads it into a warehouse, then times
-insightlib.causal.evaluate_intervention with the fgc-demo parameters (200 bootstrap
+Generates one synthetic council (insightlib.simulate.synth), loads it into a warehouse, then times
+insightlib.analyses.causal.evaluate_intervention with the fgc-demo parameters (200 bootstrap
 replicates, 3 simulations per refuter). With --notebook it also executes
 notebooks/intervention_effect.ipynb with papermill and times that. With --coverage it instead
 repeats causal.simulate_frame (known truth) and prints how often each 95% interval covers it
@@ -37,7 +37,9 @@ def main() -> None:
         print(json.dumps(coverage(args.coverage), indent=2))
         return
 
-    from insightlib import causal, synth, warehouse
+    from insightlib.analyses import causal
+    from insightlib.simulate import synth
+    from insightlib.ingest import warehouse
 
     params = yaml.safe_load((ROOT / "evaluations" / "fgc.yml").read_text())["parameters"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,7 +79,7 @@ def main() -> None:
 
 def coverage(reps: int, n: int = 1500) -> dict:
     """Share of simulated data sets whose 95% interval covers the true ATE, by estimator."""
-    from insightlib import causal
+    from insightlib.analyses import causal
 
     _, truth = causal.simulate_frame(10, seed=0, truth_draws=2_000_000)
     params = {"intervention": "x", "horizon_days": 365, "covariates": causal.SIM_COVARIATES, "graph": causal.SIM_GRAPH,

@@ -8,7 +8,7 @@ lifelines' own ``cluster_col`` on 100,000 episodes against ours on the same rows
     .venv/bin/python benchmarks/national_survival.py [--children 1550000] [--lifelines-rows 100000]
 
 Target: building episodes, KM, log-rank and clustered Cox together under 2 minutes and
-8 GB on 2 cores. The referral tables are simulated with insightlib.survival.simulate_tables
+8 GB on 2 cores. The referral tables are simulated with insightlib.analyses.survival.simulate_tables
 (vectorised numpy; not part of the timed target).
 
 Each stage prints wall-clock seconds, the CPU seconds this process used (user + system,
@@ -30,8 +30,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from insightlib import reference, survival as sv
-from insightlib.episodes import build_episodes
+from insightlib import reference
+from insightlib.analyses import survival as sv
+from insightlib.ingest.episodes import build_episodes
 
 NEED_LOG_HR = {f"N{i}": v for i, v in enumerate([0.0, 0.3, -0.5, -0.1, 0.2, 0.25, 0.1, -0.6, 0.15, -0.8])}
 

@@ -15,10 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from insightlib import episodes, pseudonymise, synth, warehouse
-from insightlib.evaluation import load_evaluation
-from insightlib.runner import prepare_warehouse, run_evaluation
-from insightlib.site import render_site
+from insightlib.ingest import episodes, pseudonymise, warehouse
+from insightlib.simulate import synth
+from insightlib.batch.evaluation import load_evaluation
+from insightlib.batch.runner import prepare_warehouse, run_evaluation
+from insightlib.batch.site import render_site
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ loaded within 30 s and 1 GB peak; a 1,000,000-row referrals workbook within 60 s
     .venv/bin/python benchmarks/reading.py xlsx [--rows 1000000]
 
 The input is generated once into --cache (default /tmp/insight-bench-reading; not timed), then a
-fresh Python process runs ``insightlib.warehouse.load_directory`` on it and prints wall seconds,
+fresh Python process runs ``insightlib.ingest.warehouse.load_directory`` on it and prints wall seconds,
 CPU seconds and its peak resident memory (ru_maxrss), so the generator's memory is not counted.
 Run it under the shared lock on a busy machine: ``flock /tmp/insight-bench.lock ...``.
 """
@@ -120,7 +120,7 @@ def measure(data_dir: str) -> None:
     """Runs in a fresh process: validate, pseudonymise and load; print the figures."""
     import tempfile
 
-    from insightlib import warehouse
+    from insightlib.ingest import warehouse
 
     t0, c0 = time.perf_counter(), os.times()
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from insightlib import programme as pg  # noqa: E402
+from insightlib.analyses import programme as pg  # noqa: E402
 from test_programme import few_adopters_panel  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Intervention effect (insightlib.causal): checked against simulated data with a known
+"""Intervention effect (insightlib.analyses.causal): checked against simulated data with a known
 effect, published E-values, lifelines/R for the survival pieces, and the synthetic councils'
 truth.json."""
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib import causal as C
+from insightlib.analyses import causal as C
 from insightlib.errors import EvaluationFileError, InputError
 
 GOOD = {
@@ -309,7 +309,7 @@ def test_refuters_behave(simulated):
 
 
 def test_results_are_json_and_carry_no_identifiers(simulated):
-    from insightlib.results import to_jsonable
+    from insightlib.batch.results import to_jsonable
 
     frame, _, res = simulated
     d = to_jsonable(res.to_dict())
@@ -495,13 +495,13 @@ def test_coverage_over_repeated_simulations():
         assert v / sreps >= 0.8, (k, v)
 
 
-# --- synthetic councils (insightlib.synth truth.json) ----------------------------------------------
+# --- synthetic councils (insightlib.simulate.synth truth.json) ----------------------------------------------
 
 
 @pytest.mark.slow
 def test_synthetic_council_truth_is_covered(tmp_path):
-    synth = pytest.importorskip("insightlib.synth")
-    from insightlib import warehouse
+    synth = pytest.importorskip("insightlib.simulate.synth")
+    from insightlib.ingest import warehouse
 
     synth.generate(1, 4000, 7, tmp_path / "data")
     truth = json.loads((tmp_path / "data" / "truth.json").read_text())["intervention"]
@@ -565,8 +565,8 @@ def test_notebook_runs_and_reports_only_aggregates(tmp_path):
     import yaml
     from pathlib import Path
 
-    synth = pytest.importorskip("insightlib.synth")
-    from insightlib import warehouse
+    synth = pytest.importorskip("insightlib.simulate.synth")
+    from insightlib.ingest import warehouse
 
     root = Path(__file__).parents[1]
     synth.generate(1, 900, 3, tmp_path / "data", planted_identifiers=True)
@@ -685,8 +685,9 @@ def test_notebook_runs_with_covariates_and_no_graph(tmp_path):
     import papermill as pm
     from pathlib import Path
 
-    synth = pytest.importorskip("insightlib.synth")
-    from insightlib import evaluation, warehouse
+    synth = pytest.importorskip("insightlib.simulate.synth")
+    from insightlib.batch import evaluation
+    from insightlib.ingest import warehouse
 
     root = Path(__file__).parents[1]
     ev = evaluation.parse_evaluation({"name": "fgc-no-graph", "title": "FGC", "notebook": "intervention_effect",

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures.tiny import tables, write_csv, write_valid_directory
-from insightlib.cli import EXIT_BAD_INPUT, app
+from insightlib.batch.cli import EXIT_BAD_INPUT, app
 from test_readers import CIN_XML
 
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insightlib import disclosure
-from insightlib.disclosure import cut_curve, safe_rate, suppress_table
+from insightlib.report import disclosure
+from insightlib.report.disclosure import cut_curve, safe_rate, suppress_table
 from insightlib.errors import InputError
 
 
@@ -292,7 +292,7 @@ def test_hidden_ranges_agree_with_enumeration():
 
 def test_a_rate_beside_rounded_counts_is_the_rate_of_the_rounded_counts():
     """Issue 9: an exact rate beside base-5 counts gives the exact count back (rate x referrals)."""
-    from insightlib.disclosure import round_count, safe_rate
+    from insightlib.report.disclosure import round_count, safe_rate
 
     exact = safe_rate(23, 107, 5)
     assert exact.display == "21.5%"  # 23/107: times 105 published referrals recovers 22.6 -> 23

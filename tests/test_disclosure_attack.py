@@ -38,7 +38,7 @@ def _run_cells(path: Path, params: dict, workdir: Path, chart_texts: list) -> tu
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    from insightlib import charts
+    from insightlib.report import charts
 
     nb = nbformat.read(str(path), as_version=4)
     shell = InteractiveShell.instance()
@@ -94,7 +94,7 @@ def _key():
 
 
 def _rr_truth(report, threshold: int) -> dict:
-    from insightlib.survival import _when, group_label
+    from insightlib.analyses.survival import _when, group_label
 
     groups = {}
     for g, curve in report.km.curves.items():
@@ -112,7 +112,9 @@ def _rr_truth(report, threshold: int) -> dict:
 
 def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: int = 5, min_group_size: int = 20):
     """Synthetic councils, both notebooks run for each, pages rendered by the site's renderer."""
-    from insightlib import reference, runner, site, synth
+    from insightlib import reference
+    from insightlib.batch import runner, site
+    from insightlib.simulate import synth
 
     data = tmp / "data"
     synth.generate(councils, children, seed, data)
@@ -152,7 +154,7 @@ def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: 
 def _synth_cli(data: Path, councils: int, children: int, seed: int) -> None:
     from typer.testing import CliRunner
 
-    from insightlib.cli import app
+    from insightlib.batch.cli import app
 
     res = CliRunner().invoke(app, ["synth", "--out", str(data), "--councils", str(councils), "--children",
                                    str(children), "--seed", str(seed)])

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib.episodes import (
+from insightlib.ingest.episodes import (
     EPISODE_COLUMNS,
     at_risk,
     build_episodes,
     dfe_rereferral_measure,
 )
 from insightlib.errors import InputError
-from insightlib.survival import simulate_tables
+from insightlib.analyses.survival import simulate_tables
 
 T = pd.Timestamp
 EXTRACT = T("2024-03-31")

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from insightlib.errors import EvaluationFileError
-from insightlib.evaluation import load_evaluation, parse_evaluation
+from insightlib.batch.evaluation import load_evaluation, parse_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {"name": "demo", "title": "Re-referral", "notebook": "rereferral", "data": "data/demo"}
@@ -103,7 +103,7 @@ def test_a_run_never_reads_a_notebook_outside_notebooks_or_writes_into_it(tmp_pa
     from dataclasses import replace
 
     from insightlib.errors import InputError
-    from insightlib.runner import run_evaluation
+    from insightlib.batch.runner import run_evaluation
 
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()

@@ -21,12 +21,14 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from typer.testing import CliRunner
 
-from insightlib import runner, site, synth, warehouse
-from insightlib.cli import EXIT_BAD_INPUT, EXIT_SOME_FAILED, app
-from insightlib.evaluation import load_evaluation
+from insightlib.batch import runner, site
+from insightlib.simulate import synth
+from insightlib.ingest import warehouse
+from insightlib.batch.cli import EXIT_BAD_INPUT, EXIT_SOME_FAILED, app
+from insightlib.batch.evaluation import load_evaluation
 from test_site import build_small, skip_trend
 
-INSIGHT = [sys.executable, "-m", "insightlib.cli"]
+INSIGHT = [sys.executable, "-m", "insightlib.batch.cli"]
 KEY = "a-test-key-that-is-long-enough-0123456789"
 
 
@@ -35,7 +37,7 @@ def quick_notebook() -> nbformat.NotebookNode:
     params = new_code_cell('data = ""\nla_code = ""\noutput_dir = "."\ndisclosure_threshold = 5\n'
                            "pause = 0.0\nballast_kb = 0\nresults_kb = 0", metadata={"tags": ["parameters"]})
     body = new_code_cell(
-        "import pathlib, time\nfrom insightlib import results\n"
+        "import pathlib, time\nfrom insightlib.batch import results\n"
         "time.sleep(pause)\n"
         "if ballast_kb:\n    print('x' * (ballast_kb * 1024))\n"
         "results.write_json_atomic(pathlib.Path(output_dir) / 'results.json',\n"
@@ -275,7 +277,7 @@ def test_render_leaves_out_a_broken_report_and_builds_the_rest(engine, tmp_path,
     reports = build_small(tmp_path / "reports")
     broken = reports / "fgc" / "204" / "rereferral.ipynb"
     broken.write_bytes(broken.read_bytes()[:500])  # cut short
-    monkeypatch.setattr("insightlib.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
     if engine == "quarto":
         bindir = tmp_path / "bin"
         bindir.mkdir()

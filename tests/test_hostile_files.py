@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures.tiny import tables, write_csv, write_valid_directory
-from insightlib.cli import EXIT_BAD_INPUT, app
+from insightlib.batch.cli import EXIT_BAD_INPUT, app
 from test_readers import CIN_XML
 
 KEY = "a-test-key-that-is-long-enough-0123456789"
@@ -370,7 +370,7 @@ def warehouse(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("cut", ["header", "middle", "garbage"])
 def test_a_truncated_or_corrupt_warehouse_is_one_plain_sentence(cut, warehouse, tmp_path):
-    from insightlib import warehouse as wh
+    from insightlib.ingest import warehouse as wh
 
     bad = tmp_path / "bad.duckdb"
     data = warehouse.read_bytes()
@@ -395,7 +395,7 @@ def test_markup_in_an_evaluation_title_is_printed_as_text(tmp_path):
 
 def test_disk_full_during_load_is_a_plain_sentence_and_writes_nothing(tmp_path, monkeypatch):
     """ENOSPC from DuckDB while the warehouse is written: exit 2, the old warehouse untouched, no temp file."""
-    from insightlib import warehouse as wh
+    from insightlib.ingest import warehouse as wh
 
     monkeypatch.setenv("INSIGHT_KEY", KEY)
     d = _dir(tmp_path)

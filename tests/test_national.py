@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib import national
+from insightlib.analyses import national
 from insightlib.errors import InputError
 
 

@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures.tiny import write_valid_directory
-from insightlib import site, synth
-from insightlib.cli import EXIT_BAD_INPUT, app
+from insightlib.batch import site
+from insightlib.simulate import synth
+from insightlib.batch.cli import EXIT_BAD_INPUT, app
 from insightlib.errors import InputError
 from test_site import build_small, skip_trend
 
@@ -127,7 +128,7 @@ def fake_quarto(tmp_path, monkeypatch):
     script.write_text("#!/bin/sh\nmkdir -p _site/site_libs && echo '<html>ok</html>' > _site/index.html\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr("insightlib.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
     return script
 
 

@@ -17,18 +17,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from insightlib import synth
-from insightlib.evaluation import load_evaluation, parse_evaluation
-from insightlib.runner import run_evaluation
+from insightlib.simulate import synth
+from insightlib.batch.evaluation import load_evaluation, parse_evaluation
+from insightlib.batch.runner import run_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
-INSIGHT = [sys.executable, "-m", "insightlib.cli"]
+INSIGHT = [sys.executable, "-m", "insightlib.batch.cli"]
 
 
 @pytest.fixture(scope="module")
 def key_env(tmp_path_factory):
     key = tmp_path_factory.mktemp("key") / "insight.key"
-    from insightlib.pseudonymise import make_key_file
+    from insightlib.ingest.pseudonymise import make_key_file
 
     make_key_file(key)
     old = os.environ.get("INSIGHT_KEY_FILE")
@@ -110,7 +110,7 @@ def test_no_planted_identifier_or_its_pseudonym_reaches_any_output(demo_run, key
     values = [v for group in planted.values() for v in (group if isinstance(group, list) else [group])] \
         if isinstance(planted, dict) else list(planted)
     assert values, "the generator must plant identifiers"
-    from insightlib import pseudonymise
+    from insightlib.ingest import pseudonymise
 
     key = pseudonymise.load_key()
     pseudonyms = set()
@@ -139,7 +139,8 @@ def test_no_planted_identifier_or_its_pseudonym_reaches_any_output(demo_run, key
 
 
 def test_synthetic_data_say_so_in_results_first_sentence_and_every_page(demo_run):
-    from insightlib import text, warehouse
+    from insightlib.report import text
+    from insightlib.ingest import warehouse
 
     assert warehouse.is_synthetic(demo_run["dir"])
     assert all(warehouse.is_synthetic(w) for w in (demo_run["out"] / ".warehouses").glob("*.duckdb"))
@@ -299,7 +300,7 @@ def _probe_notebook(folder: Path, parameter: str, *cells: str) -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell(f'data = ""\nla_code = ""\noutput_dir = "."\ndisclosure_threshold = 5\n{parameter} = ""')
     params.metadata["tags"] = ["parameters"]
-    write = ("from insightlib.results import write_results\n"
+    write = ("from insightlib.batch.results import write_results\n"
              "write_results(output_dir, notebook='probe', la_code=la_code, parameters={}, data_fingerprint='x', figures={'ok': True})")
     nb.cells = [params, *(nbformat.v4.new_code_cell(c) for c in cells), nbformat.v4.new_code_cell(write)]
     nbformat.write(nb, notebooks / "probe.ipynb")

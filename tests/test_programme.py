@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib import programme as pg
+from insightlib.analyses import programme as pg
 from insightlib import reference
 from insightlib.errors import InputError
 
@@ -514,13 +514,13 @@ def test_did_interval_coverage_over_repeats():
 
 
 # --------------------------------------------------------------------------------------
-# Synthetic councils from insightlib.synth (known truth in truth.json)
+# Synthetic councils from insightlib.simulate.synth (known truth in truth.json)
 # --------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_synthetic_councils_interval_covers_true_att(tmp_path):
-    from insightlib import synth
+    from insightlib.simulate import synth
 
     out = synth.generate(n_councils=12, children_per_council=3000, seed=11, out_dir=tmp_path)
     truth = json.loads((out / "truth.json").read_text())
@@ -542,7 +542,7 @@ def test_synthetic_councils_interval_covers_true_att(tmp_path):
 @pytest.fixture(scope="module")
 def synthetic_councils(tmp_path_factory):
     """Six synthetic councils, three adopting the programme at staggered dates (truth.json knows the effect)."""
-    from insightlib import synth
+    from insightlib.simulate import synth
 
     out = synth.generate(n_councils=6, children_per_council=800, seed=3, out_dir=tmp_path_factory.mktemp("programme") / "data")
     return out
@@ -595,9 +595,9 @@ def test_notebook_runs_national_scope_and_writes_the_results_contract(synthetic_
 
     import yaml
 
-    from insightlib.evaluation import parse_evaluation
-    from insightlib.pseudonymise import make_key_file
-    from insightlib.runner import run_evaluation
+    from insightlib.batch.evaluation import parse_evaluation
+    from insightlib.ingest.pseudonymise import make_key_file
+    from insightlib.batch.runner import run_evaluation
 
     root = Path(__file__).resolve().parents[1]
     key = tmp_path / "insight.key"

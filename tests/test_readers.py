@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from fixtures.tiny import tables, write_csv, write_valid_directory
-from insightlib.readers import read_directory, read_tables
-from insightlib.validate import validate_directory
+from insightlib.ingest.readers import read_directory, read_tables
+from insightlib.ingest.validate import validate_directory
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "reference" / "cin_census_samples"
@@ -466,7 +466,7 @@ def test_deeply_nested_xml_is_refused_not_a_recursion_error(tmp_path):
 
 def test_xml_is_read_as_a_stream_one_child_at_a_time(tmp_path, monkeypatch):
     """No element tree of the whole return is kept: each <Child> is turned into rows and dropped."""
-    from insightlib import readers
+    from insightlib.ingest import readers
 
     seen = []
     original = readers._CinTables.child
@@ -523,7 +523,7 @@ def test_fgdm_rows_validate_load_and_link_to_their_referral(tmp_path):
         ["Family Group Decision Making offered", "KID-1/2022-01-10/1"], ["Family Group Decision Making", "KID-1/2022-01-10/1"]]
     assert iv["start_date"].tolist() == [pd.Timestamp("2022-06-08"), pd.Timestamp("2022-06-01")]
     assert iv["end_date"].iloc[1] == pd.Timestamp("2022-08-30") and pd.isna(iv["end_date"].iloc[0])
-    from insightlib import warehouse
+    from insightlib.ingest import warehouse
 
     wh = tmp_path / "wh.duckdb"
     warehouse.load_directory(tmp_path, wh, key="a-test-key-that-is-long-enough-0123456789")

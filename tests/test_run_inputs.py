@@ -14,9 +14,10 @@ from nbformat.v4 import new_code_cell, new_notebook
 from typer.testing import CliRunner
 
 from fixtures.tiny import write_valid_directory
-from insightlib import runner, warehouse
-from insightlib.cli import EXIT_BAD_INPUT, EXIT_SOME_FAILED, app
-from insightlib.evaluation import load_evaluation, parse_evaluation
+from insightlib.batch import runner
+from insightlib.ingest import warehouse
+from insightlib.batch.cli import EXIT_BAD_INPUT, EXIT_SOME_FAILED, app
+from insightlib.batch.evaluation import load_evaluation, parse_evaluation
 
 KEY = "a-test-key-that-is-long-enough-0123456789"
 
@@ -93,7 +94,7 @@ def test_a_council_lacking_a_table_is_failed_up_front_and_the_others_are_planned
 def _flaky_notebook() -> nbformat.NotebookNode:
     params = new_code_cell('data = ""\nla_code = ""\noutput_dir = "."\ndisclosure_threshold = 5\nfail = False',
                            metadata={"tags": ["parameters"]})
-    body = new_code_cell("import pathlib\nfrom insightlib import results\n"
+    body = new_code_cell("import pathlib\nfrom insightlib.batch import results\n"
                          "if fail:\n    raise ValueError('this council failed')\n"
                          "results.write_json_atomic(pathlib.Path(output_dir) / 'results.json', {'la_code': la_code})")
     return new_notebook(cells=[params, body],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from insightlib import runner
+from insightlib.batch import runner
 
 
 def test_parallel_kernels_share_the_cores_and_a_users_setting_is_kept(monkeypatch):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib import causal as C
+from insightlib.analyses import causal as C
 from insightlib.errors import EvaluationFileError
 from insightlib.report import scenarios as R
 from insightlib.stats import scenarios as S

@@ -18,7 +18,8 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from insightlib import charts, site, text
+from insightlib.report import charts, text
+from insightlib.batch import site
 from insightlib.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -210,7 +211,7 @@ def skip_trend(code):
 def test_quarto_project_files(tmp_path, monkeypatch):
     """The Quarto project is written (and checked) everywhere, even where quarto is absent."""
     build_reports(tmp_path)
-    monkeypatch.setattr("insightlib.national.trend_plot", skip_trend)  # trend charts are tested in test_national
+    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)  # trend charts are tested in test_national
     evaluations = site.discover(tmp_path)
     site.write_quarto_project(tmp_path, evaluations)
     config = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
@@ -321,7 +322,7 @@ def test_a_broken_results_file_does_not_stop_the_site(tmp_path):
 
 def test_template_is_read_from_the_working_folder_but_never_from_a_generated_file(tmp_path, monkeypatch):
     build_small(tmp_path)
-    monkeypatch.setattr("insightlib.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
     custom = yaml.safe_load((REPO / "_quarto.yml").read_text())
     custom["website"]["title"] = "Our council's reports"
     (tmp_path / "_quarto.yml").write_text(yaml.safe_dump(custom))
@@ -339,7 +340,7 @@ def test_template_is_read_from_the_working_folder_but_never_from_a_generated_fil
 def test_national_scope_evaluation_page_lists_the_councils_it_covers(tmp_path, monkeypatch):
     """A programme evaluation (scope national) has one report in <name>/national/; its page names the
     councils it covers (from results.json), and title and description come from run.json."""
-    monkeypatch.setattr("insightlib.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
     make_report(tmp_path, "programme-demo", "national", title="Programme")
     res_path = tmp_path / "programme-demo" / "national" / "results.json"
     res = json.loads(res_path.read_text())

@@ -13,7 +13,7 @@ import pytest
 
 from insightlib.analyses import skills as analysis
 from insightlib.errors import EvaluationFileError, InputError
-from insightlib.evaluation import parse_evaluation
+from insightlib.batch.evaluation import parse_evaluation
 from insightlib.ingest import skills as src
 from insightlib.stats import forecast as fc
 from insightlib.stats import gap_index as gi
@@ -395,9 +395,9 @@ def test_evaluation_file_areas_are_checked():
 
 @pytest.mark.slow
 def test_insight_run_and_render_publish_a_report_per_area(tmp_path):
-    from insightlib.evaluation import load_evaluation
-    from insightlib.runner import run_evaluation
-    from insightlib.site import render_site
+    from insightlib.batch.evaluation import load_evaluation
+    from insightlib.batch.runner import run_evaluation
+    from insightlib.batch.site import render_site
 
     path = tmp_path / "skills.yml"
     path.write_text("name: skills-gap\ntitle: Skills\nnotebook: skills_gap\ndata: reference\n"

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures.tiny import tables, write_valid_directory
-from insightlib import warehouse as wh
-from insightlib.cli import EXIT_BAD_INPUT, app
+from insightlib.ingest import warehouse as wh
+from insightlib.batch.cli import EXIT_BAD_INPUT, app
 from test_readers import sample
 
 KEY = "a-test-key-that-is-long-enough-0123456789"

@@ -12,10 +12,10 @@ from lifelines.datasets import load_rossi
 from lifelines.statistics import multivariate_logrank_test
 from lifelines.utils import restricted_mean_survival_time
 
-from insightlib import survival as sv
-from insightlib.episodes import at_risk, build_episodes
+from insightlib.analyses import survival as sv
+from insightlib.ingest.episodes import at_risk, build_episodes
 from insightlib.errors import InputError
-from insightlib.results import to_jsonable
+from insightlib.batch.results import to_jsonable
 
 ROSSI_COLS = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
 
@@ -379,7 +379,8 @@ def test_notebook_runs_on_a_warehouse_and_writes_results(tmp_path):
     import nbformat
     import papermill as pm
 
-    from insightlib import synth, warehouse
+    from insightlib.simulate import synth
+    from insightlib.ingest import warehouse
 
     nb_path = Path(__file__).parents[1] / "notebooks" / "rereferral.ipynb"
     nb = nbformat.read(nb_path, 4)
@@ -454,7 +455,8 @@ def test_ph_check_says_which_way_the_effect_changes():
 @pytest.mark.slow
 def test_cox_recovers_the_synthetic_generators_hazard_ratios(tmp_path):
     """insight synth's truth.json hazard ratios, recovered by our Cox model with child-clustered intervals."""
-    from insightlib import contract, synth
+    from insightlib import contract
+    from insightlib.simulate import synth
 
     out = synth.generate(3, 4000, 11, tmp_path)
     truth = json.loads((out / "truth.json").read_text())
@@ -567,7 +569,7 @@ def test_degenerate_estimates_are_not_published():
     tb = sv.simulate_tables(1500, seed=4)
     rep0 = sv.rereferral_report(tb, group_by="primary_need")
     ep = rep0.km  # noqa: F841 - the report built; now a level no child in it comes back from
-    from insightlib.episodes import at_risk, build_episodes
+    from insightlib.ingest.episodes import at_risk, build_episodes
 
     episodes = at_risk(build_episodes(tb)).reset_index(drop=True)
     t, e = episodes["duration_days"].to_numpy(), episodes["event"].to_numpy().copy()
@@ -591,7 +593,7 @@ def test_degenerate_estimates_are_not_published():
 
 
 def test_england_is_compared_in_the_councils_own_year(report):
-    from insightlib import national
+    from insightlib.analyses import national
 
     _, rep = report
     year = int(rep.dfe_measure[rep.dfe_measure["complete"]]["year"].max())
@@ -614,12 +616,13 @@ def test_results_headline_key_says_what_it_holds(report):
 
 
 def test_age_bands_are_defined_once():
-    from insightlib import causal, contract
+    from insightlib.analyses import causal
+    from insightlib import contract
 
     ages = np.array([0, 4.99, 5, 9.99, 10, 15.5, 16, 17.99, 18, np.nan])
     want = ["Under 5", "Under 5", "5 to 9", "5 to 9", "10 to 15", "10 to 15", "16 and 17", "16 and 17", "18 or over", "Not known"]
     assert list(contract.age_band(ages)) == want
-    from insightlib.episodes import build_episodes
+    from insightlib.ingest.episodes import build_episodes
 
     ep = build_episodes(sv.simulate_tables(300, seed=1))
     assert (sv.add_groupings(ep)["age_band"].to_numpy() == contract.age_band(ep["age_at_closure"])).all()

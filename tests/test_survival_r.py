@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib import survival as sv
+from insightlib.analyses import survival as sv
 
 pytestmark = [
     pytest.mark.needs_r,

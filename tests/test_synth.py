@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib import contract, synth
+from insightlib import contract
+from insightlib.simulate import synth
 from insightlib.errors import InputError
 
 EXTRACT = pd.Timestamp("2025-03-31")
@@ -79,7 +80,7 @@ def test_every_table_has_the_contract_columns_and_valid_codes(demo):
 
 
 def test_the_checkouts_own_validator_finds_no_problem(demo):
-    validate = pytest.importorskip("insightlib.validate")
+    validate = pytest.importorskip("insightlib.ingest.validate")
     report = validate.validate_directory(demo[0])
     assert report.ok, report.format_text(20)
 
@@ -212,8 +213,8 @@ def test_rereferral_rates_match_published_rates(national):
 
 
 def test_the_survival_modules_dfe_measure_agrees_with_truth(demo):
-    episodes = pytest.importorskip("insightlib.episodes")
-    validate = pytest.importorskip("insightlib.validate")
+    episodes = pytest.importorskip("insightlib.ingest.episodes")
+    validate = pytest.importorskip("insightlib.ingest.validate")
     out, _, truth = demo
     measure = episodes.dfe_rereferral_measure(validate.validate_directory(out).tables)
     year = measure[measure["year"] == EXTRACT.year].set_index("la_code")
@@ -240,7 +241,7 @@ def test_truth_has_every_documented_key(demo):
         assert np.isfinite(iv[key])
     assert iv["ate_risk_difference"] < 0 and iv["att_risk_difference"] < 0
     assert iv["ate_rmst_difference"] > 0 and iv["att_rmst_difference"] > 0
-    episode_columns = pytest.importorskip("insightlib.episodes").EPISODE_COLUMNS
+    episode_columns = pytest.importorskip("insightlib.ingest.episodes").EPISODE_COLUMNS
     assert set(iv["confounders"]) <= set(episode_columns)
     assert truth["counts"] == {name: len(df) for name, df in t.items()}
     adoption = truth["programme"]["adoption"]
@@ -428,7 +429,7 @@ def test_bad_arguments_give_a_plain_message(tmp_path, kwargs, words):
 
 def _episode_frame(tables):
     try:
-        from insightlib.episodes import build_episodes
+        from insightlib.ingest.episodes import build_episodes
     except ImportError:  # the survival helper's module is not there: the test's own frame
         ep = _episodes(tables)
         ep["duration_days"] = np.where(ep["next"].notna() & (ep["next"] < _b18(ep["date_of_birth"])),

@@ -26,7 +26,8 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from insightlib import charts, site, text
+from insightlib.report import charts, text
+from insightlib.batch import site
 
 CHROMIUM = "/usr/bin/chromium"
 SECRET = "ENV-SECRET-7f3a"  # the value of an environment variable no page may ever show
@@ -361,8 +362,8 @@ def e2e_run(tmp_path_factory):
     by evaluation files whose title, description and parameters carry them too."""
     import sys
 
-    from insightlib import synth
-    from insightlib.pseudonymise import make_key_file
+    from insightlib.simulate import synth
+    from insightlib.ingest.pseudonymise import make_key_file
 
     root = tmp_path_factory.mktemp("battery-e2e")
     data = synth.generate(1, 500, 5, root / "data")
@@ -391,7 +392,7 @@ def e2e_run(tmp_path_factory):
         path.write_text(json.dumps({"name": f"battery-{notebook.replace('_', '-')}", "title": "Title " + NAME,
                                     "description": "About " + NAME, "notebook": notebook, "data": str(data),
                                     **extra}))
-        runs.append(subprocess.run([sys.executable, "-m", "insightlib.cli", "run", str(path), "--out", str(out),
+        runs.append(subprocess.run([sys.executable, "-m", "insightlib.batch.cli", "run", str(path), "--out", str(out),
                                     "--workers", "1", "--no-progress"], cwd=repo, env=env, capture_output=True,
                                    text=True, timeout=900))
     (out / "battery-rereferral" / "run.log").open("a").write(CANARY + "\n")
@@ -458,7 +459,7 @@ def _shows_literally(markdown: str, payload: str) -> None:
 def test_programme_sentences_escape_council_names_and_notes(payload, monkeypatch):
     import numpy as np
 
-    from insightlib import programme as pg
+    from insightlib.analyses import programme as pg
 
     monkeypatch.setattr(pg.reference, "council_name", lambda code: f"{payload} council")
     rng = np.random.default_rng(7)
@@ -510,7 +511,7 @@ def test_skills_sentences_escape_area_occupation_subject_and_industry(payload):
 
 def test_national_page_paragraphs_are_plain_text_on_the_quarto_route(tmp_path, monkeypatch):
     """The national page's sentences (council names in them) are written to national.qmd with every mark escaped."""
-    from insightlib import national
+    from insightlib.analyses import national
 
     payload = "**bold-9** _it_ `code` <b id=\"pwn-n\">x</b> {{< env INSIGHT_PROBE_SECRET >}} [l](javascript:x)"
     real = national.reference.council_name

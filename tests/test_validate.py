@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from fixtures.tiny import tables, write_csv, write_valid_directory
-from insightlib.validate import RULES, validate_directory
+from insightlib.ingest.validate import RULES, validate_directory
 
 
 def only(report, rule):

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from fixtures.tiny import identifiers, tables, write_valid_directory
-from insightlib import contract, pseudonymise, warehouse
+from insightlib import contract
+from insightlib.ingest import pseudonymise, warehouse
 from insightlib.errors import InputError
-from insightlib.validate import validate_directory
+from insightlib.ingest.validate import validate_directory
 
 KEY = b"test-key-0123456789abcdef-not-secret"
 
@@ -251,7 +252,7 @@ def test_reading_something_that_is_not_a_warehouse(tmp_path):
 
 def test_only_data_made_by_synth_are_marked_synthetic(tmp_path):
     """A council's own extract never gets the synthetic banner: only synth's marker file sets it."""
-    from insightlib import synth
+    from insightlib.simulate import synth
 
     real = write_valid_directory(tmp_path / "real")
     assert not warehouse.is_synthetic(real)

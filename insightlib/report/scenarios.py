@@ -122,7 +122,7 @@ def alt_text(s: Scenarios) -> str:
 
 def chart(s: Scenarios):
     """Expected change per scenario with its interval, zero marked."""
-    from insightlib.charts import DARK_BLUE, REFERENCE_GREY, new_figure
+    from insightlib.report.charts import DARK_BLUE, REFERENCE_GREY, new_figure
 
     first = next((sc for sc in s.scenarios if sc.share_change > 0), s.scenarios[0])
     word = "fewer" if first.change < 0 else "more"

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from insightlib import charts, disclosure
+from insightlib.report import charts, disclosure
 from insightlib.analyses.skills import LEVEL, PROJECTION_LEVEL, SkillsGap
 from insightlib.ingest.skills import SOC_SUBMAJOR as SOC_NAMES
-from insightlib.text import md
+from insightlib.report.text import md
 
 #: How many gaps the headline names, each way.
 TOP = 5

@@ -14,7 +14,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_survival_r import SCRIPT, _episodes  # noqa: E402
-from insightlib import survival as sv  # noqa: E402
+from insightlib.analyses import survival as sv  # noqa: E402
 tmp = Path(tempfile.mkdtemp())
 d = _episodes(); d.to_csv(str(tmp / "ep.csv"), index=False)
 subprocess.run(["Rscript", str(SCRIPT), str(tmp / "ep.csv"), str(tmp / "out.csv")], check=True, capture_output=True)

@@ -21,10 +21,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from insightlib import __version__, contract, pseudonymise
+from insightlib import __version__, contract
+from insightlib.ingest import pseudonymise
 from insightlib.errors import InputError
-from insightlib.readers import Problem
-from insightlib.validate import ValidationReport, empty_table, validate_directory
+from insightlib.ingest.readers import Problem
+from insightlib.ingest.validate import ValidationReport, empty_table, validate_directory
 
 FORMAT_VERSION = 1
 META_TABLE = "_insight_load"

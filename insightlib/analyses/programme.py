@@ -35,10 +35,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import reference
-from .contract import ADULT_AGE_YEARS, TABLES
-from .errors import InputError
-from .text import md
+from .. import reference
+from ..contract import ADULT_AGE_YEARS, TABLES
+from ..errors import InputError
+from ..report.text import md
 
 #: Outcomes the council-quarter panel carries, with the words reports use.
 OUTCOMES = {
@@ -132,7 +132,7 @@ def read_truth(data: str | Path) -> tuple[dict, Path]:
 def _warehouse_source(path: Path) -> str | None:
     """The data directory a warehouse was loaded from (recorded by insight load), if any."""
     try:
-        from . import warehouse
+        from ..ingest import warehouse
 
         if warehouse.is_warehouse(path):
             return warehouse.load_metadata(path).get("source")
@@ -147,13 +147,13 @@ def read_tables(data: str | Path, councils: Any = "all") -> dict[str, pd.DataFra
     A warehouse (``insight load``) holds pseudonymised, validated data. A data directory is
     validated here and only its clean councils are used; nothing is written.
     """
-    from . import warehouse
+    from ..ingest import warehouse
 
     path = Path(data)
     wanted = None if councils in (None, "all") or (isinstance(councils, str) and councils.lower() == "all") else (
         [_council(councils, "la_code")] if isinstance(councils, (str, int)) else [_council(c, "councils") for c in councils])
     if path.is_dir():
-        from .validate import validate_directory
+        from ..ingest.validate import validate_directory
 
         report = validate_directory(path)
         if report.unattributed:
@@ -184,7 +184,7 @@ def data_fingerprint(data: str | Path, councils: Any = "all") -> str:
     """One fingerprint for the councils' data together (each council's fingerprint, hashed)."""
     import hashlib
 
-    from . import warehouse
+    from ..ingest import warehouse
 
     path = Path(data)
     if path.is_dir():
@@ -1133,7 +1133,7 @@ class ProgrammeEffect:
         )
 
     def plot(self, title: str | None = None):
-        from .charts import DARK_BLUE, DARK_PINK, REFERENCE_GREY, TURQUOISE, new_figure
+        from ..report.charts import DARK_BLUE, DARK_PINK, REFERENCE_GREY, TURQUOISE, new_figure
 
         es = self.event_study
         if title is None:
@@ -1361,8 +1361,8 @@ _COUNTS_BEHIND = {
 
 
 def suppressed_rows(rows: pd.DataFrame, outcome: str, threshold: int = 5) -> pd.Series:
-    """Council-periods whose value may not be shown: a small count lies behind it (insightlib.disclosure)."""
-    from .disclosure import safe_rate
+    """Council-periods whose value may not be shown: a small count lies behind it (insightlib.report.disclosure)."""
+    from ..report.disclosure import safe_rate
 
     num, den = _COUNTS_BEHIND.get(outcome, (None, None))
     if num is None or num not in rows.columns:
@@ -1545,7 +1545,7 @@ class InterruptedTimeSeries:
                              for n, r in rows])
 
     def plot(self, title: str | None = None):
-        from .charts import DARK_BLUE, ORANGE, REFERENCE_GREY, new_figure
+        from ..report.charts import DARK_BLUE, ORANGE, REFERENCE_GREY, new_figure
 
         f = self.fitted
         if title is None:
@@ -1774,7 +1774,7 @@ class NeighbourComparison:
         ])
 
     def plot(self, title: str | None = None):
-        from .charts import DARK_BLUE, REFERENCE_GREY, TURQUOISE, new_figure
+        from ..report.charts import DARK_BLUE, REFERENCE_GREY, TURQUOISE, new_figure
 
         s = self.series
         name = reference.council_name(self.la_code)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from insightlib import text
+from insightlib.report import text
 from insightlib.errors import EvaluationFileError, InputError
 
 #: Graph node names that stand for the treatment and the outcome.
@@ -368,7 +368,7 @@ def analysis_frame(
     followed for the full horizon (others NaN: excluded from the yes/no analysis).
     """
     if episodes is None:
-        from insightlib.episodes import at_risk, build_episodes
+        from insightlib.ingest.episodes import at_risk, build_episodes
 
         episodes = at_risk(build_episodes(tables))
     else:
@@ -1257,7 +1257,7 @@ class InterventionEffect:
         return b
 
     def counts_table(self) -> pd.DataFrame:
-        """Closed cases by group, with a total row (counts: pass through insightlib.disclosure before showing)."""
+        """Closed cases by group, with a total row (counts: pass through insightlib.report.disclosure before showing)."""
         c = self.counts
         h = self.parameters.get("horizon_days")
         df = pd.DataFrame({
@@ -1269,9 +1269,9 @@ class InterventionEffect:
         return df
 
     def safe_counts_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
-        """counts_table with small numbers suppressed (insightlib.disclosure; the total row makes it
+        """counts_table with small numbers suppressed (insightlib.report.disclosure; the total row makes it
         apply secondary suppression, so a hidden count cannot be worked out from the total)."""
-        from insightlib import disclosure
+        from insightlib.report import disclosure
 
         df = self.counts_table()
         # the sentences under "The finding" state how many closed cases were analysed: that total is
@@ -1346,7 +1346,7 @@ class InterventionEffect:
         return (f"{text.md(p['intervention'])}: allowing for which children received it, {verdict} "
                 f"({_points_range(rd.ci_low, rd.ci_high)}; {self._level()} interval).")
 
-    # ---- tables (aggregates only; counts pass through insightlib.disclosure) -------------
+    # ---- tables (aggregates only; counts pass through insightlib.report.disclosure) -------------
     def report_table(self) -> pd.DataFrame:
         """The naive comparison beside every adjusted estimate, formatted for the report."""
         labels = {"ipw": "Inverse probability weighting", "matching": "Propensity-score matching (1:1)",
@@ -1504,7 +1504,7 @@ class InterventionEffect:
 
     # ---- charts --------------------------------------------------------------------
     def love_plot(self):
-        from insightlib.charts import DARK_BLUE, ORANGE, REFERENCE_GREY, new_figure
+        from insightlib.report.charts import DARK_BLUE, ORANGE, REFERENCE_GREY, new_figure
 
         b = self.balance.sort_values("smd_before", key=np.abs)
         after_max = b["smd_after"].abs().max() if len(b) else 0
@@ -1523,7 +1523,7 @@ class InterventionEffect:
     def overlap_plot(self):
         """Propensity scores of every episode at risk (before trimming), by group; the set-aside
         ranges shaded. Bins with fewer episodes than the disclosure threshold are blanked."""
-        from insightlib.charts import DARK_BLUE, ORANGE, new_figure
+        from insightlib.report.charts import DARK_BLUE, ORANGE, new_figure
 
         trimmed, total = self.overlap.get("trimmed_total", 0), self.counts["episodes"]
         title = (f"{trimmed / total:.0%} of closed cases were set aside for poor overlap between the groups"
@@ -1549,7 +1549,7 @@ class InterventionEffect:
         return fig
 
     def survival_plot(self):
-        from insightlib.charts import DARK_BLUE, ORANGE, new_figure
+        from insightlib.report.charts import DARK_BLUE, ORANGE, new_figure
 
         s = self.survival
         rd = self.effect["risk_difference"]
@@ -1867,16 +1867,16 @@ def _evaluate(
     # simulation's and synth's truth), not with the marginal one from the weighted Cox
     hr_cond = None
     if design is not None:
-        from insightlib.survival import cox_fit, robust_variance
+        from insightlib.analyses.survival import cox_fit, robust_variance
 
         xc = np.column_stack([t, X[:, 1:]])
         xc = xc[:, np.r_[True, xc[:, 1:].std(axis=0) > 0]]
         try:
-            # insightlib.survival's Cox (Efron ties, linear-time child-clustered sandwich; checked against R)
+            # insightlib.analyses.survival's Cox (Efron ties, linear-time child-clustered sandwich; checked against R)
             cf = cox_fit(tm, ev, xc)
             b0, se0 = float(cf.beta[0]), float(math.sqrt(robust_variance(cf, clusters)[0, 0]))
             hr_cond = Estimate(math.exp(b0), math.exp(b0 - z * se0), math.exp(b0 + z * se0), se0,
-                               "Cox adjusted for the covariates (insightlib.survival), robust errors clustered by child")
+                               "Cox adjusted for the covariates (insightlib.analyses.survival), robust errors clustered by child")
         except Exception as exc:
             notes.append(f"The covariate-adjusted Cox model could not be fitted: {type(exc).__name__}.")
     seconds["cox"] = time.perf_counter() - t0

@@ -36,8 +36,9 @@ import pandas as pd
 from matplotlib import patheffects, ticker
 from scipy import stats
 
-from insightlib import charts, reference
-from insightlib.disclosure import round_count, safe_rate
+from insightlib.report import charts
+from insightlib import reference
+from insightlib.report.disclosure import round_count, safe_rate
 from insightlib.errors import InputError
 
 #: Control limit levels: two-sided coverage (95% ~ 2 standard errors, 99.8% ~ 3).

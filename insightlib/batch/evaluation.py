@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .errors import EvaluationFileError, InputError
+from ..errors import EvaluationFileError, InputError
 
 #: Keys an evaluation file may have, with what each is for (used in messages).
 KEYS = {
@@ -95,7 +95,7 @@ NOTEBOOK_TABLES = {
 }
 
 #: Notebooks whose module checks the values of its parameters before anything runs.
-PARAMETER_CHECKS = {"intervention_effect": ("insightlib.causal", "check_evaluation_parameters")}
+PARAMETER_CHECKS = {"intervention_effect": ("insightlib.analyses.causal", "check_evaluation_parameters")}
 
 
 def notebook_parameter_names(path: Path) -> list[str]:

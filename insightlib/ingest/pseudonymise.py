@@ -30,7 +30,7 @@ KEY_FILE_ENV = "INSIGHT_KEY_FILE"
 
 NO_KEY_MESSAGE = (
     "No pseudonymisation key. Set INSIGHT_KEY_FILE to a file kept outside the repository "
-    "(create one with insightlib.pseudonymise.make_key_file(path)), "
+    "(create one with insightlib.ingest.pseudonymise.make_key_file(path)), "
     "or set INSIGHT_KEY to the key itself."
 )
 

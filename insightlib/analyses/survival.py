@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from insightlib import contract
-from insightlib.text import md as _md, plain as _plain
+from insightlib.report.text import md as _md, plain as _plain
 from insightlib.errors import InputError
 
 #: Curves are cut where fewer than this many remain at risk (DESIGN.md, publishing safety).
@@ -279,9 +279,9 @@ def cut_curve(curve: pd.DataFrame, min_at_risk: int = MIN_AT_RISK) -> pd.DataFra
     """The curve up to, not including, the first time fewer than ``min_at_risk`` remain at risk.
 
     Beyond that a step can be one identifiable child, so it is not published
-    (insightlib.disclosure.cut_curve, applied to a curve sorted by time).
+    (insightlib.report.disclosure.cut_curve, applied to a curve sorted by time).
     """
-    from insightlib.disclosure import cut_curve as _cut
+    from insightlib.report.disclosure import cut_curve as _cut
 
     return _cut(curve, "at_risk", min_at_risk, time_column="time")
 
@@ -327,7 +327,7 @@ def _time_ticks(xlim: float) -> tuple[np.ndarray, list[str]]:
 
 def _step_curves(ax, curves: dict, value: str, start: float, labels: dict, min_at_risk: int):
     """Step curves with bands, each cut where fewer than ``min_at_risk`` remain; returns the colours used."""
-    from insightlib.charts import PALETTE
+    from insightlib.report.charts import PALETTE
 
     colours, xmax = {}, 0.0
     for i, (g, c) in enumerate(curves.items()):
@@ -361,7 +361,7 @@ def _curves_figure(title: str, curves: dict, value: str, start: float, labels: d
     """Curves with 95% bands above a table of numbers still followed, rows coloured as the curves."""
     from matplotlib.ticker import PercentFormatter
 
-    from insightlib.charts import new_figure
+    from insightlib.report.charts import new_figure
 
     names = list(curves)
     k = len(names)
@@ -1186,7 +1186,7 @@ class CoxResult:
         """Forest plot of hazard ratios with robust 95% intervals (log scale), grouped by factor."""
         from matplotlib.ticker import FixedLocator, NullLocator
 
-        from insightlib.charts import DARK_BLUE, REFERENCE_GREY, new_figure
+        from insightlib.report.charts import DARK_BLUE, REFERENCE_GREY, new_figure
 
         import textwrap
 
@@ -1450,8 +1450,8 @@ def _one_in(p: float) -> str:
 
 
 def _suppress(table: pd.DataFrame, columns, threshold: int, rounding: int | None) -> pd.DataFrame:
-    """Counts of children below the threshold hidden ("c") by insightlib.disclosure before display."""
-    from insightlib.disclosure import suppress_table
+    """Counts of children below the threshold hidden ("c") by insightlib.report.disclosure before display."""
+    from insightlib.report.disclosure import suppress_table
 
     tab = table.copy()
     for col in columns:
@@ -1629,7 +1629,7 @@ class ReReferralReport:
     def published_counts(self) -> dict:
         """The "what happened" counts as published: a whole number, or "c" (primary and secondary
         suppression over the table's identities), the same in the table and every sentence."""
-        from insightlib.disclosure import suppress_table
+        from insightlib.report.disclosure import suppress_table
 
         if self._published is None:
             frame, identities = self._counts_frame()
@@ -1654,7 +1654,7 @@ class ReReferralReport:
         """DfE's measure as published: referrals and re-referrals hidden ("c") when small, and the
         re-referrals (with the rate) also when the referrals that were not re-referrals are few,
         as ``disclosure.safe_rate`` and the national page decide."""
-        from insightlib.disclosure import round_count, safe_rate
+        from insightlib.report.disclosure import round_count, safe_rate
 
         d = self.dfe_measure
         if complete_only:
@@ -1756,7 +1756,7 @@ class ReReferralReport:
         The comparison is always like with like: the year to 31 March of the council's figure. Where DfE
         has published no England figure for that year, no other year's rate is put beside it as if it were.
         """
-        from insightlib.national import england_rate, published_rates
+        from insightlib.analyses.national import england_rate, published_rates
 
         if year is None:
             last = self._latest_dfe()
@@ -2171,7 +2171,7 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
     Groups smaller than ``min_group_size`` or the disclosure threshold are shown together as
     "Other" (which is kept at the threshold or above); every figure the report publishes is
     controlled by ``disclosure_threshold`` and ``rounding``."""
-    from insightlib.episodes import build_episodes, dfe_rereferral_measure
+    from insightlib.ingest.episodes import build_episodes, dfe_rereferral_measure
 
     if group_by not in GROUPINGS:
         raise InputError(f"group_by must be one of {', '.join(GROUPINGS)}; got {group_by!r}.")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import results as results_mod
-from .errors import InputError, InsightError
+from ..errors import InputError, InsightError
 from .evaluation import Evaluation
 
 #: How many times a kernel that fails to start (not a failing cell) is tried again.
@@ -38,7 +38,7 @@ KERNEL_REUSE_LIMIT = 25
 #: Set INSIGHT_FRESH_KERNELS=1 to start a fresh kernel for every notebook (slower, nothing shared).
 FRESH_KERNELS_ENV = "INSIGHT_FRESH_KERNELS"
 NATIONAL = "national"
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # insightlib/, not batch/
 
 
 @dataclass
@@ -289,7 +289,7 @@ def prepare_warehouse(data: Path, out_dir: Path, log: Callable[[str], None] = la
 
     Returns the warehouse path and the councils that failed validation (la_code -> message).
     """
-    from . import warehouse
+    from ..ingest import warehouse
 
     if not data.exists():
         raise InputError(f"{data}: no such data directory or warehouse file.")
@@ -657,7 +657,7 @@ def plan_tasks(
     force: bool = False,
 ):
     """The tasks to run and the councils skipped because nothing about them changed."""
-    from . import warehouse
+    from ..ingest import warehouse
 
     notebook = evaluation.notebook_path(notebooks_dir)
     code = code_fingerprint()
@@ -769,13 +769,13 @@ def _plan_councils(evaluation: Evaluation, data: str | None, out_dir: Path, note
     data_path = resolve_data(data or evaluation.data, evaluation.path)
     warehouse_path, invalid = prepare_warehouse(data_path, out_dir, log)
 
-    from . import warehouse
+    from ..ingest import warehouse
 
     available = warehouse.council_codes(warehouse_path)
     wanted = list(available) + list(invalid) if evaluation.councils == "all" else list(evaluation.councils)
     unknown = [la for la in dict.fromkeys(wanted) if la not in invalid and la not in available]
     if unknown:  # a mistake in the evaluation file (or the wrong data): said before anything runs
-        from .reference import council_name
+        from ..reference import council_name
 
         present = ", ".join(f"{la} {council_name(la)}" for la in sorted(set(available) | set(invalid))) or "none"
         where = f"{evaluation.path}: " if evaluation.path else ""
@@ -804,7 +804,7 @@ def _councils_with_inputs(evaluation: Evaluation, warehouse_path: Path, councils
     evaluation, councils and tables; otherwise the councils that cannot are failed up front and the
     others run. A national report needs each table in at least one council.
     """
-    from . import warehouse
+    from ..ingest import warehouse
     from .evaluation import NOTEBOOK_TABLES
 
     needed = NOTEBOOK_TABLES.get(evaluation.notebook, ())

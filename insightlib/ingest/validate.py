@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from insightlib import contract, reference
-from insightlib.readers import CELL_ROW_PREFIX, META, STR, Problem, location, parse_dates, read_directory
+from insightlib.ingest.readers import CELL_ROW_PREFIX, META, STR, Problem, location, parse_dates, read_directory
 
 __all__ = ["Problem", "ValidationReport", "validate_directory", "validate_raw", "RULES"]
 

@@ -1037,7 +1037,7 @@ def generate(n_councils: int, children_per_council: int, seed: int, out_dir, ext
         "planted_identifiers": planted_ids if planted_identifiers else {},
     }
     (out / "truth.json").write_text(json.dumps(truth, indent=2))
-    from insightlib.warehouse import SYNTHETIC_FILE
+    from insightlib.ingest.warehouse import SYNTHETIC_FILE
 
     (out / SYNTHETIC_FILE).write_text(json.dumps({
         "synthetic": True, "made_by": "insight synth", "seed": seed,

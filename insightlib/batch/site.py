@@ -31,7 +31,8 @@ from pathlib import Path
 
 import yaml
 
-from insightlib import reference, text
+from insightlib import reference
+from insightlib.report import text
 from insightlib.contract import DISCLOSURE_THRESHOLD
 from insightlib.report import tables
 from insightlib.errors import InputError, InsightError
@@ -691,7 +692,7 @@ def _council_item(rep: Report, prefix: str) -> str:
 
 
 def _national_html(reports_dir: Path, year: int | None, out: Path, settings: dict | None = None) -> str:
-    from insightlib import national
+    from insightlib.analyses import national
 
     try:
         summary = national.build_national_summary(reports_dir, year=year, settings=settings)
@@ -745,7 +746,7 @@ def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title
 
     The page is the notebook's markdown and outputs only, with no code cell left to run, so
     Quarto cannot re-execute anything. Why not hand Quarto the .ipynb itself: Quarto drops
-    the alt text that ``insightlib.charts.show`` stores in the output metadata (its Jupyter
+    the alt text that ``insightlib.report.charts.show`` stores in the output metadata (its Jupyter
     image output takes alt text from a figure caption only), it would print tracebacks of a
     failed step, and it needs a Jupyter installation to read notebooks. Images become files
     with ``fig-alt``, so they reach both the HTML page and the Typst PDF.
@@ -922,7 +923,7 @@ def write_quarto_project(reports_dir: Path, evaluations: list[Evaluation], natio
     Each executed notebook gets a ``.qmd`` twin beside it (``notebook_to_qmd``): that is what
     Quarto renders, to HTML and to a Typst PDF. The notebooks themselves are not touched.
     """
-    from insightlib import national
+    from insightlib.analyses import national
 
     written: list[Path] = []
 

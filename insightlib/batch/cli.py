@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .errors import InsightError
+from ..errors import InsightError
 
 app = typer.Typer(
     add_completion=False,
@@ -74,7 +74,7 @@ def synth(
 ):
     """Write a synthetic data directory with known ground truth (truth.json)."""
     with friendly_errors():
-        from . import synth as synth_mod
+        from ..simulate import synth as synth_mod
 
         if fmt not in ("csv", "parquet"):
             raise InsightError(f"--format must be csv or parquet; got {fmt!r}.")
@@ -89,7 +89,7 @@ def _limits(workbook_mb: int | None, rows: int | None):
     """Spreadsheet limits: the command line's, else the environment's, else the defaults."""
     from dataclasses import replace
 
-    from .readers import Limits
+    from ..ingest.readers import Limits
 
     limits = Limits.from_env()
     return replace(limits, workbook_mb=workbook_mb or limits.workbook_mb, rows=rows or limits.rows)
@@ -104,7 +104,7 @@ def validate(
 ):
     """Check a data directory against the data contract and report every problem at once."""
     with friendly_errors():
-        from .validate import validate_directory
+        from ..ingest.validate import validate_directory
 
         report = validate_directory(data_dir, limits=_limits(max_workbook_mb, max_rows))
         if report.ok:
@@ -128,7 +128,7 @@ def load(
 ):
     """Validate, pseudonymise identifiers with a keyed hash, and load into one DuckDB warehouse."""
     with friendly_errors():
-        from . import pseudonymise, warehouse as wh_mod
+        from ..ingest import pseudonymise, warehouse as wh_mod
 
         target = warehouse or wh_mod.default_warehouse_path(data_dir)
         key = pseudonymise.load_key(key_file=key_file) if key_file else None
@@ -230,10 +230,10 @@ def demo(
 ):
     """Synthetic data for several councils, validated and loaded, every evaluation run, the site rendered."""
     with friendly_errors():
-        from . import pseudonymise
-        from . import synth as synth_mod
+        from ..ingest import pseudonymise
+        from ..simulate import synth as synth_mod
         from .site import render_site
-        from .validate import validate_directory
+        from ..ingest.validate import validate_directory
 
         synth_mod.check_out_dir(data_dir, force)  # before the key and the minutes of simulation
         started = time.perf_counter()
