@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from insightlib import text
+from insightlib.report import text
 from insightlib.report.tables import html_to_pipe_table, is_numeric
 
 

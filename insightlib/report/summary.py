@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from insightlib import disclosure, reference
+from insightlib import reference
+from insightlib.report import disclosure
 from insightlib.contract import DISCLOSURE_THRESHOLD
 from insightlib.stats.meta import RandomEffects, random_effects
 
@@ -295,7 +296,7 @@ def _rereferral(reports) -> Summary | None:
     if not shown:
         return None
     year = max(years)
-    from insightlib import national  # England's published rate (DfE)
+    from insightlib.analyses import national  # England's published rate (DfE)
 
     england = 100 * national.england_rate(year) if year in set(national.published_rates()["year"]) else None
     lo = min(shown, key=lambda r: r.estimate)
@@ -330,7 +331,7 @@ def _programme(reports) -> Summary | None:
     att = res.get("att") or {}
     if not isinstance(att.get("estimate"), (int, float)):
         return None
-    from insightlib import programme as pe
+    from insightlib.analyses import programme as pe
 
     outcome = res.get("outcome") or (res.get("parameters") or {}).get("outcome") or "rereferral_rate"
     units = "percentage points" if outcome in pe.PERCENT_OUTCOMES else ""
@@ -437,7 +438,7 @@ def _table(rows: list[Row], *, measure_col: str, first_col: str = "Council", thr
 def forest_chart(summary: Summary, title: str = "") -> Chart:
     """A forest plot of every shown estimate with its interval, the pooled diamond and its prediction
     interval; drawn wide for screens and print and narrow for phones."""
-    from insightlib import charts
+    from insightlib.report import charts
     import matplotlib.pyplot as plt
 
     def draw(width: float):

@@ -14,7 +14,7 @@ import html
 import re
 from html.parser import HTMLParser
 
-from insightlib import text
+from insightlib.report import text
 
 _NUM = r"[-+\u2212]?(?:\d[\d,]*)?\.?\d+\s*(?:%|days?|points?|pp)?"
 #: A cell that reads as a number: 12, -3.4, 1,234, 22.6%, "-9.4 to 10.5", "0.68 (0.58 to 0.81)", or a
