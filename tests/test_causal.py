@@ -371,7 +371,7 @@ def test_words_when_the_interval_includes_zero():
     assert rd.ci_low < 0 < rd.ci_high
     assert "no clear difference" in res.headline() and "consistent with no effect" in res.explain()
     assert "the children who received" in res.explain()
-    assert res.refutation_words().startswith("DoWhy's refuters were not run")
+    assert res.refutation_words().startswith("The robustness checks were not run")
 
 
 def test_plots_are_figures(simulated):

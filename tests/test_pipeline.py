@@ -105,6 +105,22 @@ def test_site_links_every_council_that_ran(demo_run):
         assert re.search(rf'href="[^"]*{la}[^"]*"', everything), f"no link to council {la}"
 
 
+def test_reports_open_with_their_finding_and_name_no_code_before_method(demo_run):
+    """A leader reads the finding first; module paths, docs paths and library names are only in the
+    Method section at the end (scanned on the rendered pages, not the notebook)."""
+    from leader_text import code_paths, headings
+
+    site = demo_run["out"] / "_site"
+    pages = sorted(site.rglob("*.html"))
+    reports = [p for p in pages if p.parent.parent.parent == site]  # <evaluation>/<council>/<notebook>.html
+    assert reports
+    for page in pages:
+        assert code_paths(page.read_text()) == [], page
+    for page in reports:
+        found = headings(page.read_text())
+        assert found[0] == "Headlines" and found[-1] == "Method", (page, found)
+
+
 def test_no_planted_identifier_or_its_pseudonym_reaches_any_output(demo_run, key_env):
     planted = demo_run["truth"]["planted_identifiers"]
     values = [v for group in planted.values() for v in (group if isinstance(group, list) else [group])] \

@@ -161,7 +161,7 @@ def common_cause_graph(covariates) -> str:
 
 #: Said in the report when the evaluation file gave covariates but no graph.
 GRAPH_FROM_COVARIATES = (
-    "**Graph.** The evaluation file names the characteristics to allow for but no causal graph, so, as DoWhy does "
+    "**Graph.** The evaluation file names the characteristics to allow for but no causal graph, so, as is usual "
     "when given common causes without a graph, each of them is taken to influence both who received the "
     "intervention and whether the child came back (a common cause of both), nothing else is, and all of them are "
     "adjusted for. If one of them is itself changed by the intervention, or only influences one of the two, "
@@ -1444,11 +1444,11 @@ class InterventionEffect:
     def refutation_words(self) -> str:
         ok = [r for r in self.refutations.values() if "error" not in r]
         if not self.refutations:
-            return "DoWhy's refuters were not run (refutation_simulations is 0)."
+            return "The robustness checks were not run (refutation_simulations in the evaluation file is 0)."
         rows = ok[0]["rows"] if ok else 0
         sims = ok[0]["simulations"] if ok else 0
         passed = sum(1 for r in self.refutations.values() if r.get("passed"))
-        return (f"Each check re-ran DoWhy's own weighting estimate of re-referral within "
+        return (f"Each check re-ran the weighting estimate of re-referral within "
                 f"{self.parameters['horizon_days']} days on a random sample of {rows:,} closed cases, "
                 f"{'once' if sims == 1 else f'{sims} times'}, so its starting estimate differs a little from the headline. "
                 f"{passed} of {len(self.refutations)} checks passed."
@@ -1825,7 +1825,7 @@ def _evaluate(
         dw.update(dowhy_crosscheck(model, ident, eb, est_type))
         dw["agrees_ipw"] = bool(abs(dw["ipw"] - methods["ipw"].estimate) < 1e-6)
     except Exception as exc:
-        notes.append(f"DoWhy's cross-check could not run: {type(exc).__name__}: {exc}")
+        notes.append(f"The cross-check of the estimates could not run: {type(exc).__name__}: {exc}")
     seconds["dowhy_crosscheck"] = time.perf_counter() - t0
 
     # -- time to re-referral ------------------------------------------------------------
