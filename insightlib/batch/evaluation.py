@@ -95,7 +95,8 @@ NOTEBOOK_TABLES = {
 }
 
 #: Notebooks whose module checks the values of its parameters before anything runs.
-PARAMETER_CHECKS = {"intervention_effect": ("insightlib.analyses.causal", "check_evaluation_parameters")}
+PARAMETER_CHECKS = {"intervention_effect": ("insightlib.analyses.causal", "check_evaluation_parameters"),
+                    "risk_model_audit": ("insightlib.analyses.risk_audit", "check_evaluation_parameters")}
 
 
 def notebook_parameter_names(path: Path) -> list[str]:
