@@ -8,7 +8,7 @@ lifelines' own ``cluster_col`` on 100,000 episodes against ours on the same rows
     .venv/bin/python benchmarks/national_survival.py [--children 1550000] [--lifelines-rows 100000]
 
 Target: building episodes, KM, log-rank and clustered Cox together under 2 minutes and
-8 GB on 2 cores. The referral tables are simulated with insightlib.analyses.survival.simulate_tables
+8 GB on 2 cores. The referral tables are simulated with insightlib.simulate.survival.simulate_tables
 (vectorised numpy; not part of the timed target).
 
 Each stage prints wall-clock seconds, the CPU seconds this process used (user + system,
@@ -31,7 +31,11 @@ import numpy as np
 import pandas as pd
 
 from insightlib import reference
-from insightlib.analyses import survival as sv
+from insightlib.analyses import rereferral
+from insightlib.simulate import survival as simulate_survival
+from insightlib.stats import competing_risks
+from insightlib.stats import cox as cox_model
+from insightlib.stats import survival as surv
 from insightlib.ingest.episodes import build_episodes
 
 NEED_LOG_HR = {f"N{i}": v for i, v in enumerate([0.0, 0.3, -0.5, -0.1, 0.2, 0.25, 0.1, -0.6, 0.15, -0.8])}
@@ -69,7 +73,7 @@ def main(argv=None) -> int:
     print(f"python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}; "
           f"{len(la_codes)} councils, {args.children:,} children", flush=True)
     res: list[dict] = []
-    tables = timed("simulate referral tables (not in target)", res, sv.simulate_tables, args.children, seed=args.seed,
+    tables = timed("simulate referral tables (not in target)", res, simulate_survival.simulate_tables, args.children, seed=args.seed,
                    la_codes=la_codes, need_log_hr=NEED_LOG_HR, start="2013-04-01", extract="2019-03-31",
                    base_rate=1 / 500)
     print(f"  {len(tables['referrals']):,} referrals", flush=True)
@@ -77,26 +81,26 @@ def main(argv=None) -> int:
     episodes = timed("build episodes from tables", res, build_episodes, tables)
     del tables
     ep = timed("groupings (age band ...) and at-risk episodes", res,
-               lambda e: sv.add_groupings(e.loc[e["duration_days"] > 0].reset_index(drop=True)), episodes)
+               lambda e: rereferral.add_groupings(e.loc[e["duration_days"] > 0].reset_index(drop=True)), episodes)
     print(f"  {len(episodes):,} closed episodes, {len(ep):,} with follow-up, "
           f"{ep['child_id'].nunique():,} children", flush=True)
     del episodes
     t = ep["duration_days"].to_numpy()
     e = ep["event"].to_numpy()
     need = ep["primary_need"].to_numpy()
-    clusters = timed("child key for clustering", res, sv.child_key, ep)
-    timed("Kaplan-Meier by primary need, bands clustered by child", res, sv.kaplan_meier, t, e, need,
+    clusters = timed("child key for clustering", res, rereferral.child_key, ep)
+    timed("Kaplan-Meier by primary need, bands clustered by child", res, surv.kaplan_meier, t, e, need,
           clusters=clusters)
-    lr = timed("group test (robust score, clustered), 10 groups", res, sv.logrank_test, t, e, need,
+    lr = timed("group test (robust score, clustered), 10 groups", res, surv.logrank_test, t, e, need,
                clusters=clusters)
-    X, refs = timed("Cox design matrix (14 terms)", res, sv.design_matrix, ep,
+    X, refs = timed("Cox design matrix (14 terms)", res, rereferral.design_matrix, ep,
                  ["primary_need", "age_band", "referral_nfa", "previous_referrals"])
-    cox = timed("Cox (Efron) + clustered robust variance + PH test", res, sv.cox_ph, t, e, X, clusters=clusters)
+    cox = timed("Cox (Efron) + clustered robust variance + PH test", res, cox_model.cox_ph, t, e, X, clusters=clusters)
     target = sum(r["seconds"] for r in res[target_start:])
     target_cpu = sum(r["cpu_seconds"] for r in res[target_start:])
-    timed("Aalen-Johansen by need, clustered bands (extra)", res, sv.cumulative_incidence, t, e, need,
+    timed("Aalen-Johansen by need, clustered bands (extra)", res, competing_risks.cumulative_incidence, t, e, need,
           clusters=clusters)
-    timed("RMST by need, clustered differences (extra)", res, sv.rmst, t, e, need, 365, clusters)
+    timed("RMST by need, clustered differences (extra)", res, surv.rmst, t, e, need, 365, clusters)
     print(f"\nTarget stages (episodes, groupings, KM, log-rank, design, Cox): {target:.1f} s wall, "
           f"{target_cpu:.1f} s CPU; peak memory {peak_gb():.2f} GB (simulated input tables included)", flush=True)
     print(f"{lr.method} chi-square {lr.statistic:.0f} on {lr.df} df (log-rank {lr.logrank_statistic:.0f})")
@@ -120,7 +124,7 @@ def main(argv=None) -> int:
     df = Xs.copy()
     df.columns = [f"x{i}" for i in range(Xs.shape[1])]
     df["T"], df["E"], df["id"] = t[sample], (e[sample] == 1).astype(int), clusters[sample]
-    ours = timed(f"ours: Cox clustered on {len(sample):,} rows", res, sv.cox_ph, t[sample], e[sample], Xs,
+    ours = timed(f"ours: Cox clustered on {len(sample):,} rows", res, cox_model.cox_ph, t[sample], e[sample], Xs,
                  clusters=clusters[sample])
     ll = timed(f"lifelines cluster_col on {len(sample):,} rows", res,
                lambda: CoxPHFitter().fit(df, "T", "E", cluster_col="id"))

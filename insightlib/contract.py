@@ -218,3 +218,11 @@ def age_band(age_years):
 #: Counts from 1 to this minus 1 are suppressed in published figures unless an evaluation sets its own
 #: ``disclosure_threshold`` (DESIGN.md: default 5).
 DISCLOSURE_THRESHOLD = 5
+#: The publishing rule for estimates: a figure is shown only where its 95% interval is finite and wider than a
+#: point at the precision shown, and a hazard ratio only where at least this many re-referrals fall both among
+#: the children in the level and among the rest. Otherwise the report says words.TOO_FEW instead of a number
+#: ("hazard ratio 0.00 (0.00 to 0.00)" or "100% (100 to 100)" would claim a certainty the data do not have).
+MIN_EVENTS_FOR_ESTIMATE = 10
+#: Survival curves are cut where fewer than this many remain at risk, and a share is shown only where at
+#: least this many are still followed (DESIGN.md, publishing safety).
+MIN_AT_RISK = 10

@@ -94,7 +94,8 @@ def _key():
 
 
 def _rr_truth(report, threshold: int) -> dict:
-    from insightlib.analyses.survival import _when, group_label
+    from insightlib.report.labels import group_label
+    from insightlib.report.words import when as _when
 
     groups = {}
     for g, curve in report.km.curves.items():

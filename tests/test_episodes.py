@@ -13,7 +13,7 @@ from insightlib.ingest.episodes import (
     dfe_rereferral_measure,
 )
 from insightlib.errors import InputError
-from insightlib.analyses.survival import simulate_tables
+from insightlib.simulate.survival import simulate_tables
 
 T = pd.Timestamp
 EXTRACT = T("2024-03-31")

@@ -1867,16 +1867,16 @@ def _evaluate(
     # simulation's and synth's truth), not with the marginal one from the weighted Cox
     hr_cond = None
     if design is not None:
-        from insightlib.analyses.survival import cox_fit, robust_variance
+        from insightlib.stats.cox import cox_fit, robust_variance
 
         xc = np.column_stack([t, X[:, 1:]])
         xc = xc[:, np.r_[True, xc[:, 1:].std(axis=0) > 0]]
         try:
-            # insightlib.analyses.survival's Cox (Efron ties, linear-time child-clustered sandwich; checked against R)
+            # insightlib.stats.cox (Efron ties, linear-time child-clustered sandwich; checked against R)
             cf = cox_fit(tm, ev, xc)
             b0, se0 = float(cf.beta[0]), float(math.sqrt(robust_variance(cf, clusters)[0, 0]))
             hr_cond = Estimate(math.exp(b0), math.exp(b0 - z * se0), math.exp(b0 + z * se0), se0,
-                               "Cox adjusted for the covariates (insightlib.analyses.survival), robust errors clustered by child")
+                               "Cox adjusted for the covariates (insightlib.stats.cox), robust errors clustered by child")
         except Exception as exc:
             notes.append(f"The covariate-adjusted Cox model could not be fitted: {type(exc).__name__}.")
     seconds["cox"] = time.perf_counter() - t0
