@@ -745,3 +745,16 @@ def test_dfe_rate_with_rounding_is_that_of_the_rounded_counts():
     latest = rep._latest_dfe()
     assert latest is not None and latest.rate_display != "c"
     assert f"{latest.rate_display} of the council's referrals" in " ".join(rep.headlines())
+
+
+def test_weighted_km_with_unit_weights_is_the_kaplan_meier_and_its_area_the_rmst(rossi):
+    # one implementation: the weighted curve (inverse probability weights in the intervention effect) with every
+    # weight 1 is km_table's curve, and step_area under it is rmst's estimate
+    t, e = rossi.week.to_numpy(float), rossi.arrest.to_numpy()
+    table = surv.km_table(t, e)
+    grid = np.concatenate([[0.0], table["time"].to_numpy()])
+    curve = surv.weighted_km(t, e, np.ones(len(t)), grid)
+    np.testing.assert_allclose(curve[1:], table["survival"].to_numpy(), rtol=0, atol=1e-14)
+    assert surv.step_area(grid, curve, 40) == pytest.approx(surv.rmst(t, e, horizon=40).groups["rmst"].iloc[0], rel=1e-12)
+    doubled = surv.weighted_km(t, e, np.where(rossi.fin.to_numpy() == 1, 2.0, 1.0), grid)
+    assert not np.allclose(doubled, curve)  # the weights are used

@@ -38,6 +38,7 @@ from scipy import stats
 
 from insightlib.report import text
 from insightlib.errors import EvaluationFileError, InputError
+from insightlib.stats.survival import km_steps, step_area, weighted_km
 
 #: Graph node names that stand for the treatment and the outcome.
 TREATMENT_NODE = "intervention"
@@ -873,30 +874,8 @@ def balance_table(design: Design, t: np.ndarray, w: np.ndarray) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------
-# Weighted Kaplan-Meier and RMST
+# Weighted Kaplan-Meier and RMST by arm (the estimators are stats/survival's weighted_km, km_steps, step_area)
 # --------------------------------------------------------------------------------------
-
-
-def weighted_km(time: np.ndarray, event: np.ndarray, w: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Kaplan-Meier survival with case weights, evaluated on ``grid`` (right-continuous)."""
-    order = np.argsort(time, kind="stable")
-    tt, ee, ww = time[order], event[order], w[order]
-    uniq, start = np.unique(tt, return_index=True)
-    d = np.add.reduceat(ww * ee, start)
-    leave = np.add.reduceat(ww, start)
-    at_risk = ww.sum() - np.concatenate([[0.0], np.cumsum(leave)[:-1]])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        haz = np.where(at_risk > 0, d / at_risk, 0.0)
-    s = np.cumprod(1 - haz)
-    pos = np.searchsorted(uniq, grid, side="right") - 1
-    return np.where(pos >= 0, s[np.clip(pos, 0, None)], 1.0)
-
-
-def rmst(grid: np.ndarray, surv: np.ndarray, horizon: float) -> float:
-    """Area under a step survival curve from 0 to the horizon (grid must include 0 and all jump times)."""
-    g = np.append(grid[grid < horizon], horizon)
-    s = surv[: len(g) - 1]
-    return float(np.sum(s * np.diff(g)))
 
 
 class _SurvivalFit:
@@ -918,14 +897,7 @@ class _SurvivalFit:
 
     def _curve(self, v, w):
         order, ee, start, pos = self._arms[v]
-        ww = w[order]
-        d = np.add.reduceat(ww * ee, start)
-        leave = np.add.reduceat(ww, start)
-        at_risk = ww.sum() - np.concatenate([[0.0], np.cumsum(leave)[:-1]])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            haz = np.where(at_risk > 0, d / at_risk, 0.0)
-        s = np.cumprod(1 - haz)
-        return np.where(pos >= 0, s[np.clip(pos, 0, None)], 1.0)
+        return km_steps(w[order], ee, start, pos)
 
     def curves(self, time, event, t, w):
         if self._arms:
@@ -937,7 +909,7 @@ class _SurvivalFit:
     def summary(self, s1, s0):
         h = self.horizon
         r1, r0 = 1 - s1[-1], 1 - s0[-1]
-        return r1 - r0, rmst(self.grid, s1, h) - rmst(self.grid, s0, h), r1, r0
+        return r1 - r0, step_area(self.grid, s1, h) - step_area(self.grid, s0, h), r1, r0
 
 
 def ipw_survival(tm, ev, t, Xp, beta_ps, clusters, horizon, estimand="ATE", reps=200, level=0.95, rng=None) -> dict:

@@ -356,10 +356,7 @@ def _rmst_parts(t: np.ndarray, e: np.ndarray, tau: float):
         surv = np.cumprod(1.0 - d / n)
     ev = (d > 0) & (times <= tau)
     # area under the step function from each distinct time to tau
-    grid = np.concatenate([[0.0], times[times < tau], [tau]])
-    s_left = np.concatenate([[1.0], surv[times < tau]])
-    widths = np.diff(grid)
-    pieces = s_left * widths
+    pieces = step_pieces(np.concatenate([[0.0], times]), np.concatenate([[1.0], surv]), tau)
     rmst = float(pieces.sum())
     tail = np.cumsum(pieces[::-1])[::-1]  # tail[k] = area from grid[k] to tau
     # A_j: area from time j to tau (times strictly below tau)
@@ -437,3 +434,39 @@ def rmst(durations, events, groups=None, horizon: int = 365, clusters=None, refe
                       "ci_low": diff - z * se, "ci_high": diff + z * se, "p_value": p})
     diff_df = pd.DataFrame(diffs, columns=["group", "reference", "difference", "se", "ci_low", "ci_high", "p_value"])
     return RMSTResult(horizon=int(horizon), groups=groups_df, differences=diff_df)
+
+
+def step_pieces(grid: np.ndarray, surv: np.ndarray, tau: float) -> np.ndarray:
+    """The pieces of area under a step curve up to ``tau``: ``surv[k]`` holds from ``grid[k]`` to the next
+    grid point (grid sorted, starting at 0). Their sum is the restricted mean survival time."""
+    g = np.append(grid[grid < tau], tau)
+    return surv[: len(g) - 1] * np.diff(g)
+
+
+def step_area(grid: np.ndarray, surv: np.ndarray, tau: float) -> float:
+    """Area under a step survival curve from 0 to ``tau`` (RMST), the grid holding 0 and every jump time."""
+    return float(np.sum(step_pieces(grid, surv, tau)))
+
+
+def km_steps(weights: np.ndarray, events: np.ndarray, start: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Weighted Kaplan-Meier on a grid from episodes already sorted by time.
+
+    ``weights`` and ``events`` in time order, ``start`` the first row of each distinct time, ``pos`` the
+    last distinct time at or before each grid point (-1 before the first). Sorting once and calling
+    this per replicate keeps a bootstrap of weighted curves linear in the episodes.
+    """
+    d = np.add.reduceat(weights * events, start)
+    leave = np.add.reduceat(weights, start)
+    at_risk = weights.sum() - np.concatenate([[0.0], np.cumsum(leave)[:-1]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        haz = np.where(at_risk > 0, d / at_risk, 0.0)
+    s = np.cumprod(1 - haz)
+    return np.where(pos >= 0, s[np.clip(pos, 0, None)], 1.0)
+
+
+def weighted_km(time: np.ndarray, event: np.ndarray, w: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Kaplan-Meier survival with case weights (e.g. inverse probability weights), on ``grid`` (right-continuous)."""
+    order = np.argsort(time, kind="stable")
+    uniq, start = np.unique(time[order], return_index=True)
+    pos = np.searchsorted(uniq, grid, side="right") - 1
+    return km_steps(w[order], event[order], start, pos)
