@@ -250,3 +250,41 @@ def test_a_council_that_rounds_is_shown_rounded_on_the_national_page(tmp_path):
     assert "2,000" in row and "19.2%" in row and "19.2%" in said
     pts = national.build_national_summary(tmp_path).computed_funnel.points.set_index("la_code")
     assert (pts.loc["202", "n"], pts.loc["202", "events"]) == (2000, 385)
+
+
+def test_funnel_labels_never_overprint_at_either_width():
+    """Two councils at almost the same place (Haringey and Manchester in the demo) get names that do not overlap."""
+    data = pd.DataFrame({"la_code": ["309", "352", "302", "851"], "referrals": [348, 343, 250, 397],
+                         "rereferrals": [65, 63, 37, 95]})
+    f = national.funnel(data, target=0.226, highlight=["309", "352", "302", "851"])
+    for width in (7.5, 4.8):
+        fig = f.plot(width=width)
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in ax.texts]
+        assert len(boxes) == 4
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                assert not boxes[i].overlaps(boxes[j]), (width, ax.texts[i].get_text(), ax.texts[j].get_text())
+            assert ax.bbox.contains(boxes[i].x0, boxes[i].y0) and ax.bbox.contains(boxes[i].x1, boxes[i].y1)
+
+
+def test_computed_funnel_uses_the_published_limits_and_agrees_with_the_table(tmp_path):
+    """The funnel of councils' own figures is widened as the published one is (named in its legend), and the
+    table's column gives each council the band the chart draws it in."""
+    # 21% of 3600 is outside plain binomial limits around England's 22.6% but inside the widened ones
+    write_result(tmp_path, "rereferral", "202", 3600, 756, year=2025)
+    write_result(tmp_path, "rereferral", "203", 2000, 380, year=2025)
+    s = national.build_national_summary(tmp_path)
+    published = national.published_funnel(2025)
+    assert s.computed_funnel.phi == pytest.approx(published.phi) and published.phi > 1
+    plain = national.funnel(s.computed_funnel.points.rename(columns={"n": "referrals", "events": "rereferrals"}),
+                            target=national.england_rate(2025))
+    assert plain.band_of("202") != "within limits" and s.computed_funnel.band_of("202") == "within limits"
+    rec = next(html for heading, html in s.tables if heading == "Computed against published")
+    for code, name in (("202", "Camden"), ("203", "Greenwich")):
+        row = rec.split(name)[1].split("</tr>")[0]
+        assert row.rstrip().endswith(f"<td>{s.computed_funnel.band_of(code)}</td>"), row
+    legend = [t.get_text() for t in s.computed_funnel.plot().axes[0].get_legend().get_texts()]
+    assert f"99.8% limits (widened for over-dispersion \u00d7{published.phi:.1f})" in legend
+    assert any("same limits" in p for p in s.paragraphs)

@@ -162,9 +162,10 @@ class FunnelResult:
         """The funnel; ``width`` 4.8 gives a version whose text stays readable on a phone."""
         fig, ax = charts.new_figure(self.title if width >= 6 else _wrap(self.title, 45), width=width, height=height)
         grid = self.limits
+        kind = f"widened for over-dispersion \u00d7{self.phi:.1f}" if self.phi > 1 else "binomial"
         for level, style in zip(LEVELS, ("--", ":")):
             key = _level_key(level)
-            label = f"{level * 100:g}% limits"
+            label = f"{level * 100:g}% limits ({kind})"
             ax.plot(grid["n"], 100 * grid[f"upper_{key}"], style, color=charts.DARK_GREY, lw=1, label=label)
             ax.plot(grid["n"], 100 * grid[f"lower_{key}"], style, color=charts.DARK_GREY, lw=1)
         ax.axhline(100 * self.target, color=charts.DARK_GREY, lw=1.2, label=f"England {100 * self.target:.1f}%")
@@ -174,16 +175,13 @@ class FunnelResult:
                    alpha=0.8, label="council within limits", zorder=3)
         ax.scatter(pts.loc[flagged, "n"], 100 * pts.loc[flagged, "rate"], s=22, color=charts.ORANGE,
                    marker="D", label="council outside 95% limits", zorder=3)
+        labelled = []
         for code in self.highlight:
             row = pts.loc[pts["la_code"] == code]
             if len(row):
                 r = row.iloc[0]
                 ax.scatter([r.n], [100 * r.rate], s=90, facecolors="none", edgecolors=charts.DARK_PINK, lw=2, zorder=4)
-                right_half = np.log(r.n) > np.log(grid["n"]).mean()  # label towards the middle, never off the chart
-                label = ax.annotate(r.la_name, (r.n, 100 * r.rate), xytext=(-6 if right_half else 6, 6),
-                                    textcoords="offset points", ha="right" if right_half else "left",
-                                    color=charts.DARK_PINK, fontweight="bold")
-                label.set_path_effects([patheffects.withStroke(linewidth=3, foreground="white")])
+                labelled.append(r)
         top = max(100 * pts["rate"].max() * 1.15, 200 * self.target)
         ax.set_ylim(0, min(100.0, top))
         plain = ticker.FuncFormatter(lambda v, _pos: f"{v:,.0f}")
@@ -196,9 +194,35 @@ class FunnelResult:
             ax.set_xlabel("Referrals in the year")
         ax.xaxis.set_major_formatter(plain)
         ax.set_ylabel("Re-referred within 12 months (%)")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3 if width >= 6 else 2, fontsize=8,
-                  frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
+        _place_labels(fig, ax, labelled, np.log(grid["n"]).mean())
         return fig
+
+
+def _overlaps(box, boxes) -> bool:
+    return any(box.overlaps(other) for other in boxes)
+
+
+def _place_labels(fig, ax, rows, middle_log_n: float) -> None:
+    """Name each highlighted council beside its point, never over another name: each label tries
+    places above and below its point, nearest first, then the other side, and takes the first free one."""
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for r in sorted(rows, key=lambda r: -r.rate):
+        right_half = np.log(r.n) > middle_log_n  # towards the middle of the chart, never off it
+        label = None
+        tries = [(dx, dy) for dy in (6, -14, 16, -24, 26, -34, 36, -44) for dx in
+                 ((-6, 6) if right_half else (6, -6))]
+        for dx, dy in tries:
+            if label is not None:
+                label.remove()
+            label = ax.annotate(r.la_name, (r.n, 100 * r.rate), xytext=(dx, dy), textcoords="offset points",
+                                ha="right" if dx < 0 else "left", color=charts.DARK_PINK, fontweight="bold")
+            label.set_path_effects([patheffects.withStroke(linewidth=3, foreground="white")])
+            box = label.get_window_extent(renderer).expanded(1.02, 1.1)
+            if not _overlaps(box, placed) and ax.bbox.contains(box.x0, box.y0) and ax.bbox.contains(box.x1, box.y1):
+                break
+        placed.append(label.get_window_extent(renderer).expanded(1.02, 1.1))
 
 
 def _wrap(text: str, width: int) -> str:
@@ -209,11 +233,13 @@ def _wrap(text: str, width: int) -> str:
 
 def funnel(data: pd.DataFrame, *, events: str = "rereferrals", n: str = "referrals", target: float | None = None,
            method: str = "exact", overdispersion: bool = False, title: str | None = None,
-           highlight: Iterable[str] = (), year: int | None = None) -> FunnelResult:
+           highlight: Iterable[str] = (), year: int | None = None, phi: float | None = None) -> FunnelResult:
     """Place each council (rows with la_code, ``events``, ``n``) in a funnel around ``target``.
 
     The target defaults to the pooled rate of the councils given. Rows without both counts
     (DfE symbols, suppressed figures) are left out of the plot and listed in ``excluded``.
+    ``phi`` gives the over-dispersion factor to widen the limits by (a funnel of a few councils takes
+    the one estimated from every council's published figures, so both funnels are read alike).
     """
     for col in ("la_code", events, n):
         if col not in data.columns:
@@ -234,7 +260,8 @@ def funnel(data: pd.DataFrame, *, events: str = "rereferrals", n: str = "referra
         target = float(df["events"].sum() / df["n"].sum())
     df["rate"] = df["events"] / df["n"]
     df["z"] = (df["rate"] - target) / np.sqrt(target * (1 - target) / df["n"])
-    phi = overdispersion_factor(df["events"].to_numpy(float), df["n"].to_numpy(float), target) if overdispersion else 1.0
+    if phi is None:
+        phi = overdispersion_factor(df["events"].to_numpy(float), df["n"].to_numpy(float), target) if overdispersion else 1.0
     at_points = control_limits(df["n"], target, method=method, phi=phi)
 
     def band(i: int) -> str:
@@ -705,6 +732,7 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
                                              threshold=max(int(threshold), int(own)),
                                              rounding=_rounding_of(getattr(r, "rounding", None))))
         funnels = {year: pub_funnel}
+        reconciliation_table = None
 
         def band_in_year(la_code: str, row_year) -> str:
             """The council's place in the published funnel of the row's own year, never another year's."""
@@ -743,10 +771,7 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
                                                    else None for r in reconciliations], dtype=float),
                 "Referrals (published)": pd.Series([r.published["referrals"] for r in reconciliations], dtype=float),
             }
-            mine.tables.append(("Computed against published", sortable_table_html(
-                rec, caption="Computed against published", sort_keys=keys, table_id="reconciliation",
-                note="Select a column heading to sort. c: suppressed (a small number); x: not available; "
-                     "u: low reliability. Difference: computed minus published, in percentage points.")))
+            reconciliation_table = (rec, keys)
         safe = computed.dropna(subset=["referrals", "rereferrals"])
         thresholds = [max(int(threshold), int(t)) if "threshold" in safe and pd.notna(t) else threshold
                       for t in (safe["threshold"] if "threshold" in safe else [None] * len(safe))]
@@ -775,14 +800,35 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
                 f"{'it is' if len(names) == 1 else 'they are'} compared with England in the table above (same year), "
                 "not in the funnel.")
         if len(plot_rows):
+            if funnel_year not in funnels:
+                funnels[funnel_year] = published_funnel(funnel_year)
+            # the same widened limits as every council's published funnel of that year: a handful of councils
+            # cannot estimate over-dispersion, and binomial limits here would call "outside" what the
+            # published funnel (and the table) calls within
+            phi = funnels[funnel_year].phi
             computed_funnel = funnel(
                 plot_rows, target=england_rate(funnel_year), highlight=plot_rows["la_code"].tolist()[:label_councils],
-                year=funnel_year,
+                year=funnel_year, phi=phi,
                 title=f"Councils' own 12-month re-referral rates from their extracts, against England, {funnel_year - 1} to {funnel_year}",
             )
             computed_funnel.measure = "computed 12-month re-referral rate"
+            mine.paragraphs.append(
+                f"The funnel of the councils' own figures uses the same limits as every council's published funnel for "
+                f"{funnel_year} (binomial limits widened by its over-dispersion factor, {phi:.1f}), so a council's place "
+                "in it reads the same way; the table's last column gives each council's place.")
             mine.figures.append(_figure("computed_funnel", lambda w: computed_funnel.plot(width=w),
                                         computed_funnel.alt_text()))
+        if reconciliation_table is not None:
+            rec, keys = reconciliation_table
+            rec["Own figure in the funnel below"] = [
+                computed_funnel.band_of(r.la_code) if computed_funnel is not None
+                and r.la_code in set(computed_funnel.points["la_code"]) else "not in the funnel"
+                for r in reconciliations]
+            mine.tables.append(("Computed against published", sortable_table_html(
+                rec, caption="Computed against published", sort_keys=keys, table_id="reconciliation",
+                note="Select a column heading to sort. c: suppressed (a small number); x: not available; "
+                     "u: low reliability. Difference: computed minus published, in percentage points. "
+                     "Both places against England use the same widened limits.")))
         sections.append(mine)
     if codes:
         trends = Section(f"Trends, {int(published_rates()['year'].min())} to {latest_year()}", paragraphs=[

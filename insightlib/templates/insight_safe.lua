@@ -6,8 +6,19 @@ function RawInline(el)
   return pandoc.Str(el.text)
 end
 
+-- insight's own Typst settings (site.TYPST_HEADER, in each report's include-in-header): kept, and only
+-- that exact text.
+local INSIGHT_TYPST = "#set par(justify: false)\n#show table.cell: set par(justify: false)\n#show table: set text(size: 9pt)"
+
+local function trim(s)
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
 function RawBlock(el)
   if el.format == "html" then
+    return nil
+  end
+  if el.format == "typst" and trim(el.text) == INSIGHT_TYPST then
     return nil
   end
   return pandoc.Para({ pandoc.Str(el.text) })
