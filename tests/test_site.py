@@ -456,3 +456,9 @@ def test_a_council_is_published_at_one_disclosure_setting_across_evaluations(tmp
     assert row and "0.4%" not in row and ">c<" in row
     # a report across councils counts for each council it covers
     assert set(site.council_settings(site.discover(tmp_path))) == {"202", "203"}
+
+
+def test_the_safe_filter_keeps_exactly_insights_own_typst_settings():
+    lua = (REPO / "insightlib" / "templates" / "insight_safe.lua").read_text()
+    const = re.search(r'local INSIGHT_TYPST = "(.*)"', lua).group(1).encode().decode("unicode_escape")
+    assert const == site.TYPST_HEADER.strip()
