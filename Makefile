@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSIGHT := $(VENV)/bin/insight
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo clean benchmarks
+.PHONY: install test test-fast demo lab clean benchmarks
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,12 @@ test-fast: install
 demo: install
 	$(INSIGHT) demo
 
+## make lab: JupyterLab on the notebooks; their default data is the demo warehouse data/demo.duckdb
+## (made first, without running the evaluations, when it is not there). LAB_ARGS: e.g. --no-browser
+LAB_ARGS ?=
+lab: install
+	@test -f data/demo.duckdb || $(INSIGHT) demo --load-only
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
+
 clean:
-	rm -rf reports/demo data/demo .insight
+	rm -rf reports/demo data/demo data/demo.duckdb .insight

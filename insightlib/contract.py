@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+def council_code(value) -> str:
+    """A council's 3-digit code as text, whether given as text ("352", " 352") or as a number (352).
+
+    An analyst setting ``la_code = 352`` in a notebook means Manchester, not the 352nd row of a list.
+    """
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return f"{int(value):03d}"
+    return str(value).strip()
+
+
 # --- CIN code lists -----------------------------------------------------------------
 
 PRIMARY_NEED = tuple(f"N{i}" for i in range(10))

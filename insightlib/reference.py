@@ -44,7 +44,10 @@ def council_codes(include_former: bool = True) -> set[str]:
     return codes
 
 
-def council_name(la_code: str) -> str:
+def council_name(la_code: str | int) -> str:
+    from .contract import council_code
+
+    la_code = council_code(la_code)
     la = local_authorities().set_index("la_code")["la_name"]
     if la_code in la.index:
         return la[la_code]

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Declared packages that are used without being imported by name, with the reason.
 USED_WITHOUT_IMPORT = {
     "ipykernel": "the Jupyter kernel papermill starts to run each notebook",
+    "jupyterlab": "make lab opens the notebooks in JupyterLab for analysts (docs/analyst-guide.md)",
     "dask": "the core of distributed (the cluster scheduler), declared with its [distributed] extra",
 }
 

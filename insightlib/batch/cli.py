@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import InsightError
+from ..errors import InputError, InsightError
 
 app = typer.Typer(
     add_completion=False,
@@ -199,6 +199,98 @@ def _print_summary(summary) -> None:
 
 
 @app.command()
+def key(
+    path: Path = typer.Argument(..., help="Where to write the new key, outside the repository (e.g. ~/secure/insight.key)."),
+):
+    """Make a new pseudonymisation key file (64 random hex characters, readable only by you); never overwrites one."""
+    with friendly_errors():
+        from ..ingest import pseudonymise
+
+        written = pseudonymise.make_key_file(path)
+        inside = _inside_git_work_tree(written.resolve().parent)
+        out.print(f"Wrote a new key to {written} (permissions 0600). Use it with:\n"
+                  f"  export INSIGHT_KEY_FILE={written}", markup=False)
+        if inside:
+            console.print(f"warning: {written} is inside the git work tree {inside}; move it outside the repository "
+                          "so it is never committed or shared.", soft_wrap=True, markup=False)
+
+
+def _inside_git_work_tree(folder: Path) -> Path | None:
+    for parent in (folder, *folder.parents):
+        if (parent / ".git").exists():
+            return parent
+    return None
+
+
+def _block_dumper():
+    import yaml
+
+    class BlockDumper(yaml.SafeDumper):
+        """Safe YAML, with text of several lines (a causal graph) written as a readable block."""
+
+    def text(dumper, value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    BlockDumper.add_representer(str, text)
+    return BlockDumper
+
+
+#: init-evaluation: the notebooks it can start an evaluation for, with the shipped demo file each copies parameters from.
+INIT_TEMPLATES = {"rereferral": "demo.yml", "intervention_effect": "fgc.yml"}
+
+
+@app.command("init-evaluation")
+def init_evaluation(
+    name: str = typer.Argument(..., help="The evaluation's name: its file evaluations/<name>.yml and its folder under reports/ (lower case letters, digits, '-', '_')."),
+    data: str = typer.Option(..., "--data", help="Your data folder or the .duckdb warehouse 'insight load' made of it."),
+    councils: str = typer.Option(..., "--councils", help="Your council code (e.g. 873), several separated by commas, or 'all'."),
+    notebook: str = typer.Option("rereferral", "--notebook", help=f"What to run: {', '.join(INIT_TEMPLATES)}."),
+    title: Optional[str] = typer.Option(None, "--title", help="The title leaders read (default: the notebook's question)."),
+    description: Optional[str] = typer.Option(None, "--description", help="A sentence or two shown on the evaluation's page."),
+    intervention: Optional[str] = typer.Option(None, "--intervention", help="intervention_effect: the intervention as recorded in your interventions table (e.g. 'Family Group Decision Making' from a CIN census return)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="The file to write (default: evaluations/<name>.yml)."),
+):
+    """Write a new evaluation file of your own (its own name, title and description), checked before it is written."""
+    with friendly_errors():
+        import yaml
+
+        from .evaluation import load_evaluation, parse_evaluation
+        from .runner import default_notebooks_dir
+
+        if notebook not in INIT_TEMPLATES:
+            raise InputError(f"--notebook must be one of {', '.join(INIT_TEMPLATES)}; got {notebook!r}. "
+                             "For a programme evaluation copy evaluations/programme.yml and give its adoption dates "
+                             "(docs/programme.md).")
+        if intervention is not None and notebook != "intervention_effect":
+            raise InputError("--intervention is for --notebook intervention_effect.")
+        target = out_file or Path("evaluations") / f"{name}.yml"
+        if target.exists():
+            raise InputError(f"{target} already exists; choose another name (or --out), nothing was written.")
+        template = load_evaluation(default_notebooks_dir().parent / "evaluations" / INIT_TEMPLATES[notebook])
+        words = [c.strip() for c in councils.replace(",", " ").split()]
+        raw = {
+            "name": name,
+            "title": title or template.title,
+            "description": description or f"{template.title} For council{'s' if len(words) != 1 else ''} "
+                                          f"{', '.join(words)}, from {data}.",
+            "notebook": notebook,
+            "data": data,
+            "councils": "all" if words == ["all"] else words,
+            "disclosure_threshold": template.disclosure_threshold,
+            "parameters": {**template.parameters, **({"intervention": intervention} if intervention else {})},
+        }
+        evaluation = parse_evaluation(raw, source=str(target), notebooks_dir=default_notebooks_dir())
+        raw["councils"] = evaluation.councils if isinstance(evaluation.councils, str) else list(evaluation.councils)
+        text = ("# Written by 'insight init-evaluation'; edit it as you need (the keys: README.md; "
+                "the parameters: the notebook's first cell).\n"
+                + yaml.dump(raw, Dumper=_block_dumper(), sort_keys=False, allow_unicode=True, width=100))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "x", encoding="utf-8") as fh:  # never over a file that appeared meanwhile
+            fh.write(text)
+        out.print(f"Wrote {target}. Run it with:\n  insight run {target}\n  insight render", markup=False)
+
+
+@app.command()
 def render(
     reports_dir: Path = typer.Argument(Path("reports"), help="The reports folder written by 'insight run'."),
     force: bool = typer.Option(False, "--force", help="Replace a _quarto.yml, index.qmd or _site/ that render did not write."),
@@ -223,14 +315,16 @@ def demo(
     children: int = typer.Option(1500, "--children", min=10, help="Children per council."),
     seed: int = typer.Option(2025, "--seed"),
     workers: int = typer.Option(2, "--workers", min=1),
-    evaluations: Optional[List[Path]] = typer.Option(None, "--evaluation", help="Evaluation files (default: every file in evaluations/)."),
+    evaluations: Optional[List[Path]] = typer.Option(None, "--evaluation", help="Evaluation files (default: the demo's files in evaluations/, those whose data: is data/demo, data/demo.duckdb or reference)."),
     data_dir: Path = typer.Option(Path("data/demo"), "--data"),
     out_dir: Path = typer.Option(Path("reports"), "--out"),
     force: bool = typer.Option(False, "--force", help="Write the synthetic data even over an extract insight synth did not write."),
+    load_only: bool = typer.Option(False, "--load-only", help="Stop once the synthetic data are loaded into the demo warehouse (what make lab needs): no evaluation is run."),
 ):
-    """Synthetic data for several councils, validated and loaded, every evaluation run, the site rendered."""
+    """Synthetic data for several councils, validated and loaded into data/demo.duckdb, the demo's evaluations run, the site rendered."""
     with friendly_errors():
         from ..ingest import pseudonymise
+        from ..ingest import warehouse as wh_mod
         from ..simulate import synth as synth_mod
         from .site import render_site
         from ..ingest.validate import validate_directory
@@ -249,20 +343,45 @@ def demo(
         if not report.ok:
             out.print(report.format_text(50), markup=False)
             raise InsightError("the synthetic data failed validation (a bug: please report it).")
-        out.print("2/4 validated against the data contract")
-        files = evaluations or sorted(Path("evaluations").glob("*.yml"))
+        demo_warehouse = wh_mod.default_warehouse_path(data_dir)  # data/demo -> data/demo.duckdb, beside it
+        wh_mod.load_directory(data_dir, demo_warehouse)
+        out.print(f"2/4 validated against the data contract and loaded into {demo_warehouse} "
+                  "(the notebooks' default data)", markup=False)
+        if load_only:
+            return
+        files = evaluations or demo_evaluation_files(Path("evaluations"))
         if not files:
-            raise InsightError("no evaluation files in evaluations/.")
+            raise InsightError("no demo evaluation files in evaluations/.")
         worst = EXIT_OK
         for index, path in enumerate(files, 1):
             out.print(f"3/4 running {path} ({index}/{len(files)})", markup=False)
-            worst = max(worst, _run_one(path, demo_data=str(data_dir), out_dir=out_dir, workers=workers, force=False,
-                                        scheduler=None, progress=sys.stderr.isatty()))
+            worst = max(worst, _run_one(path, demo_data=str(demo_warehouse), out_dir=out_dir, workers=workers,
+                                        force=False, scheduler=None, progress=sys.stderr.isatty()))
         result = render_site(out_dir)
         for line in getattr(result, "messages", []) or []:
             console.print(line, soft_wrap=True, markup=False)
         out.print(f"4/4 website rendered in {time.perf_counter() - started:.0f}s: open {result.index}", markup=False)
         raise typer.Exit(max(worst, EXIT_SOME_FAILED if result.skipped else EXIT_OK))
+
+
+#: The data an evaluation file names when it is one of the demo's: the synthetic councils, or the
+#: published data shipped with insight. An evaluation of your own data is never run by the demo.
+DEMO_DATA = ("data/demo", "data/demo.duckdb", "reference")
+
+
+def demo_evaluation_files(folder: Path) -> list[Path]:
+    """The evaluation files of the demo in ``folder``: those whose data are the demo's (DEMO_DATA)."""
+    import yaml
+
+    files = []
+    for path in sorted(folder.glob("*.yml")):
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # not the demo's: insight run of that file says what is wrong with it
+        if isinstance(raw, dict) and str(raw.get("data", "")).strip().rstrip("/") in DEMO_DATA:
+            files.append(path)
+    return files
 
 
 def main() -> None:

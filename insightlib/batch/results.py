@@ -84,9 +84,11 @@ def write_results(
 ) -> Path:
     """Write ``results.json`` in ``output_dir``: the key figures plus how they were made.
     ``synthetic`` (from ``warehouse.is_synthetic``) marks figures of made-up data as such."""
+    from ..contract import council_code
+
     payload = {
         "notebook": notebook,
-        "la_code": la_code,
+        "la_code": council_code(la_code),
         "synthetic": bool(synthetic),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "parameters": parameters,

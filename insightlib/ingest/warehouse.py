@@ -299,6 +299,9 @@ def warehouse_problem(path: str | os.PathLike) -> str | None:
     has (a truncated copy opens and lists its tables, then fails on the first read of its data).
     """
     path = Path(path)
+    if not path.exists():
+        return (f"{path}: not found (no such warehouse file). Make one with 'insight load DIR', "
+                "or run 'make demo' for the demo warehouse data/demo.duckdb.")
     if not path.is_file():
         return f"{path} is not a file."
     plain = f"{path} is not an insight warehouse (a .duckdb file written by insight load)"
@@ -384,6 +387,7 @@ def council_codes(source: str | os.PathLike) -> list[str]:
 
 def data_fingerprint(source: str | os.PathLike, la_code: str) -> str:
     """The council's data fingerprint stored at load (sha256 of its pseudonymised rows)."""
+    la_code = contract.council_code(la_code)
     con = _connect(source)
     try:
         row = con.execute(f'SELECT fingerprint FROM "{COUNCIL_TABLE}" WHERE la_code = ?', [str(la_code)]).fetchone()
@@ -430,7 +434,7 @@ def left_out(source: str | os.PathLike, la_code: str | None = None) -> list[dict
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if LEFT_OUT_TABLE not in names:  # a warehouse loaded before this was recorded, or without the flag
             return []
-        where, args = ("WHERE la_code = ?", [str(la_code)]) if la_code is not None else ("", [])
+        where, args = ("WHERE la_code = ?", [contract.council_code(la_code)]) if la_code is not None else ("", [])
         rows = con.execute(f'SELECT la_code, "table", rule, rows, files FROM "{LEFT_OUT_TABLE}" {where} '
                            'ORDER BY la_code, "table", rows DESC, rule', args).fetchall()
     finally:
@@ -494,7 +498,7 @@ def left_out_caveats(source: str | os.PathLike, la_code: str | None = None) -> l
 
 def read_council(source: str | os.PathLike, la_code: str) -> dict[str, pd.DataFrame]:
     """Every contract table for one council (empty tables with the right columns where it has none)."""
-    la_code = str(la_code)
+    la_code = contract.council_code(la_code)
     con = _connect(source)
     try:
         known = {r[0] for r in con.execute(f'SELECT la_code FROM "{COUNCIL_TABLE}"').fetchall()}

@@ -271,6 +271,7 @@ class SkillsReport:
         cols = ["unit", "name", "demand_share", "supply_share", "gap", "gap_ci_low", "gap_ci_high", "rank", "rank_low",
                 "rank_high", "gap_vs_england", "gap_vs_england_ci_low", "gap_vs_england_ci_high"]
         path = Path(folder) / "skills_gap_index.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)  # a hand run writes under reports/lab/
         pd.concat([o[cols + ["employment", "employment_ci95", "fe_learners_apportioned"]], s[cols + ["fe_achievements"]]],
                   ignore_index=True).to_csv(path, index=False)
         return path
