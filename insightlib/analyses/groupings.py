@@ -3,7 +3,7 @@
 The re-referral notebook offers the groupings leaders ask for most (``group_by``); an analyst who
 wants another one gives it here as a function of the episodes, and gets back a table that is
 already through disclosure control, ready to share (docs/analyst-guide.md). The estimates are the
-suite's own (episodes from ``build_episodes``, Kaplan-Meier from ``analyses.survival``): nothing
+suite's own (episodes from ``build_episodes``, Kaplan-Meier from ``stats.survival``): nothing
 is computed a second way.
 """
 
@@ -15,11 +15,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..contract import DISCLOSURE_THRESHOLD
+from ..contract import DISCLOSURE_THRESHOLD, MIN_AT_RISK
 from ..errors import InputError
 from ..ingest.episodes import build_episodes
 from ..report.disclosure import SUPPRESSED, suppress_table
-from . import survival
+from ..report.labels import GROUPINGS, OTHER
+from ..stats.survival import KMResult, kaplan_meier
+from .rereferral import add_groupings, child_key, fold_small_groups
 
 #: What a grouping without a value is called (an episode with no allocation, say).
 NOT_RECORDED = "Not recorded"
@@ -55,7 +57,7 @@ class GroupedRereferral:
     grouping: str
     horizon_days: int
     counts: pd.DataFrame  # true counts per group: never shared as they are
-    km: survival.KMResult
+    km: KMResult
     disclosure_threshold: int
     rounding: int | None
     folded: list[str]
@@ -68,7 +70,7 @@ class GroupedRereferral:
     def safe_table(self) -> pd.DataFrame:
         """The table to share: counts under disclosure control (small counts and what would give them
         back shown as "c"), with the share re-referred (Kaplan-Meier, 95% interval) only where its
-        row's counts are all shown and at least ``survival.MIN_AT_RISK`` cases were still followed."""
+        row's counts are all shown and at least ``MIN_AT_RISK`` cases were still followed."""
         closed, back, not_back = self.columns
         rows = self.counts.set_index("group")[["closed", "rereferred", "not_rereferred"]]
         rows.columns = [closed, back, not_back]
@@ -82,13 +84,13 @@ class GroupedRereferral:
             hidden = bool(safe.mask.loc[group].any())
             at = self.km.at(group if group != "Total" else "All", self.horizon_days) if (
                 group in self.km.curves or group == "Total") else None
-            if hidden or at is None or at["at_risk"] < survival.MIN_AT_RISK:
+            if hidden or at is None or at["at_risk"] < MIN_AT_RISK:
                 share.append(SUPPRESSED)
             else:
                 share.append(f"{1 - at['survival']:.0%} ({1 - at['ci_high']:.0%} to {1 - at['ci_low']:.0%})")
         table[f"share re-referred within {self.horizon_days} days (95% interval)"] = share
         table.attrs["note"] = safe.footnote() + (
-            f" {survival.OTHER}: {', '.join(self.folded)} (groups too small to show alone)." if self.folded else "")
+            f" {OTHER}: {', '.join(self.folded)} (groups too small to show alone)." if self.folded else "")
         return table
 
     def to_dict(self) -> dict:
@@ -103,16 +105,16 @@ def rereferral_by(tables: dict[str, pd.DataFrame], grouping: Grouping | str, nam
     """Re-referral within ``horizon_days`` of a case closing, by ``grouping``.
 
     ``grouping`` is a function ``(episodes, tables) -> one label per episode`` (e.g.
-    ``team_at_closure``), or the name of a grouping the report already offers (``survival.GROUPINGS``).
+    ``team_at_closure``), or the name of a grouping the report already offers (``GROUPINGS``).
     Groups smaller than ``min_group_size`` (or the disclosure threshold) are shown together as "Other".
     """
-    episodes = survival.add_groupings(build_episodes(tables), tables.get("interventions"))
+    episodes = add_groupings(build_episodes(tables), tables.get("interventions"))
     episodes = episodes.loc[episodes["duration_days"] > 0].reset_index(drop=True)
     if episodes.empty:
         raise InputError("No closed case has any follow-up before the extract date, so there is nothing to analyse.")
     if isinstance(grouping, str):
-        if grouping not in survival.GROUPINGS:
-            raise InputError(f"grouping must be a function or one of {', '.join(survival.GROUPINGS)}; got {grouping!r}.")
+        if grouping not in GROUPINGS:
+            raise InputError(f"grouping must be a function or one of {', '.join(GROUPINGS)}; got {grouping!r}.")
         name, labels = name or grouping, episodes[grouping].to_numpy(dtype=object)
     else:
         labels = np.asarray(grouping(episodes, tables), dtype=object)
@@ -120,17 +122,17 @@ def rereferral_by(tables: dict[str, pd.DataFrame], grouping: Grouping | str, nam
     if len(labels) != len(episodes):
         raise InputError(f"the grouping gave {len(labels)} labels for {len(episodes)} episodes; give one per episode.")
     labels = np.where(pd.isna(labels), NOT_RECORDED, labels).astype(str)
-    groups = survival.fold_small_groups(labels, max(min_group_size, disclosure_threshold),
+    groups = fold_small_groups(labels, max(min_group_size, disclosure_threshold),
                                         min_other=disclosure_threshold).to_numpy()
-    folded = sorted(set(labels[groups == survival.OTHER]) - {survival.OTHER})
+    folded = sorted(set(labels[groups == OTHER]) - {OTHER})
     t, e = episodes["duration_days"].to_numpy(), episodes["event"].to_numpy()
     back = (e == 1) & (t <= horizon_days)
     counts = (pd.DataFrame({"group": groups, "back": back})
               .groupby("group", sort=True)["back"].agg(closed="size", rereferred="sum").reset_index())
     counts["not_rereferred"] = counts["closed"] - counts["rereferred"]
-    child = survival.child_key(episodes)
-    km = survival.kaplan_meier(t, e, groups, (horizon_days,), clusters=child)
-    overall = survival.kaplan_meier(t, e, None, (horizon_days,), clusters=child)
+    child = child_key(episodes)
+    km = kaplan_meier(t, e, groups, (horizon_days,), clusters=child)
+    overall = kaplan_meier(t, e, None, (horizon_days,), clusters=child)
     km.curves["All"], km.durations["All"] = overall.curves["All"], overall.durations["All"]
     return GroupedRereferral(grouping=name, horizon_days=int(horizon_days), counts=counts, km=km,
                              disclosure_threshold=disclosure_threshold, rounding=rounding, folded=folded)
