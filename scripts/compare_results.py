@@ -2,7 +2,7 @@
 
     python scripts/compare_results.py BEFORE_DIR AFTER_DIR [--tolerance 1e-12]
 
-Fields that name the run rather than its numbers are ignored: when it was made, the package
+Fields that name the run rather than its numbers are ignored: when it was made, how long it took, the package
 versions and the code's version/commit. Every other value must be equal (numbers within the
 tolerance, 0 by default: a refactor that only moves code changes nothing). Prints one line per
 difference and a summary; exit 1 when anything differs or a file is missing on one side.
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 #: Keys that describe the run, not its results.
-IGNORED = {"created", "versions", "code_version", "code_fingerprint", "git_commit", "insightlib_version"}
+IGNORED = {"created", "versions", "code_version", "code_fingerprint", "git_commit", "insightlib_version", "seconds"}
 
 
 def differences(a, b, where: str, tolerance: float, out: list[str], worst: list[float]) -> None:
