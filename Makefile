@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSIGHT := $(VENV)/bin/insight
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo lab clean benchmarks
+.PHONY: install test test-fast lint demo lab clean benchmarks
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: install
 ## make test-fast: skip the slow statistical checks (for editing loops)
 test-fast: install
 	$(PY) -m pytest -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS)
+
+## make lint: ruff (rules in pyproject.toml) over the package
+lint: install
+	$(VENV)/bin/ruff check insightlib
 
 ## make demo: synthetic data for several councils, validate, load, run every evaluation, render the site
 demo: install

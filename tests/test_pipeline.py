@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import insightlib
 from insightlib.simulate import synth
 from insightlib.batch.evaluation import load_evaluation, parse_evaluation
 from insightlib.batch.runner import run_evaluation
@@ -91,8 +92,9 @@ def test_broken_council_fails_alone_and_others_run(demo_run):
         results = json.loads((demo_run["out"] / name / la / "results.json").read_text())
         assert results["la_code"] == la and results["km"], "results.json must carry the km part of the contract"
         manifest = json.loads((demo_run["out"] / name / la / "manifest.json").read_text())
-        for key in ("git_commit", "package_versions", "parameters", "data_fingerprint", "timings"):
+        for key in ("git_commit", "insightlib_version", "package_versions", "parameters", "data_fingerprint", "timings"):
             assert key in manifest
+        assert manifest["insightlib_version"] == results["insightlib_version"] == insightlib.__version__
     assert demo_run["broken"] in proc.stdout
 
 

@@ -539,8 +539,7 @@ def design_matrix(frame: pd.DataFrame, covariates: list[str], *, min_level: int 
             rare = counts.index[counts < max(min_level, 0.002 * len(frame))]
             v = v.where(~v.isin(rare), "other")
             counts = v.value_counts()
-            ref = counts.index[0]
-            for level in sorted(counts.index[1:], key=str):
+            for level in sorted(counts.index[1:], key=str):  # the commonest level is the reference
                 cols.append((v == level).to_numpy(float))
                 names.append(f"{c}={level}")
                 of.append(c)

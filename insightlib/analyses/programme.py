@@ -26,7 +26,6 @@ import json
 import math
 import warnings
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -715,7 +714,7 @@ def _did2s_fast(d: pd.DataFrame, regressors: list[str], alpha: float) -> dict[st
     """
     units, u_idx = np.unique(d["unit"].to_numpy(), return_inverse=True)
     times, t_idx = np.unique(d["time"].to_numpy(), return_inverse=True)
-    n, g = len(d), len(units)
+    g = len(units)
     c = g + len(times) - 1
     has_t = t_idx > 0
     t_col = np.where(has_t, g + t_idx - 1, 0)

@@ -6,7 +6,6 @@ Only aggregates come out (RiskAudit): the per-child scores live inside ``audit``
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

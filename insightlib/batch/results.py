@@ -23,13 +23,23 @@ PACKAGES = ("insightlib", "pandas", "numpy", "scipy", "lifelines", "dowhy", "sta
 
 
 def package_versions() -> dict[str, str]:
+    """Python's and the main packages' versions; insightlib's is the one derived from git (``code_version``)."""
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
+    out["insightlib"] = code_version()
     return out
+
+
+def code_version() -> str:
+    """insightlib's version as setuptools-scm derived it from the git tags (e.g. 0.2.1.dev3+g1a2b3c4): which code
+    made a results.json or a run."""
+    from insightlib import __version__
+
+    return __version__
 
 
 def to_jsonable(value: Any) -> Any:
@@ -93,6 +103,7 @@ def write_results(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "parameters": parameters,
         "data_fingerprint": data_fingerprint,
+        "insightlib_version": code_version(),
         "versions": package_versions(),
         **figures,
     }

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import results as results_mod
-from ..errors import InputError, InsightError
+from ..errors import InputError
 from .evaluation import Evaluation
 
 #: How many times a kernel that fails to start (not a failing cell) is tried again.
@@ -663,10 +663,9 @@ def plan_tasks(
     code = code_fingerprint()
     commit = git_commit()
     versions = results_mod.package_versions()
-    tasks, skipped, rerun = [], [], []
+    tasks, skipped = [], []
     for la_code in councils:
         council_dir = out_dir / evaluation.name / la_code
-        output_notebook = council_dir / f"{evaluation.notebook}.ipynb"
         if la_code == NATIONAL:
             fingerprint = hashlib.sha256(
                 "".join(warehouse.data_fingerprint(warehouse_path, la) for la in warehouse.council_codes(warehouse_path)).encode()
@@ -720,6 +719,7 @@ def _plan_one(evaluation: Evaluation, key_dir: str, parameters: dict, fingerprin
             "notebook": evaluation.notebook,
             "cache_key": key,
             "git_commit": commit,
+            "insightlib_version": versions.get("insightlib"),
             "code_fingerprint": code,
             "package_versions": versions,
             "parameters": {k: v for k, v in parameters.items() if k not in ("data", "output_dir")},

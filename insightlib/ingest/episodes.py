@@ -211,7 +211,7 @@ def _number_within(sorted_key: np.ndarray) -> np.ndarray:
 def _frame(columns: dict) -> pd.DataFrame:
     """A DataFrame from arrays, object columns passed as such (pandas would otherwise scan
     every string to guess whether it is a date)."""
-    return pd.DataFrame({k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == object else v
+    return pd.DataFrame({k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == object else v  # noqa: E721 (numpy dtype("O") equals object, is not it)
                          for k, v in columns.items()})
 
 

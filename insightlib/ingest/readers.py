@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import re
 import xml.parsers.expat
 from dataclasses import asdict, dataclass, field, replace

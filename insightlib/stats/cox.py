@@ -57,8 +57,8 @@ class _CoxData:
         self.jd = self.slot[self.erows]  # event time index of each event (sorted)
         self.eseg = np.searchsorted(self.jd, np.arange(J), side="left")
         self.dj = np.diff(np.append(self.eseg, len(self.jd))).astype(float)
-        l = np.arange(len(self.jd)) - self.eseg[self.jd]
-        self.f = l / self.dj[self.jd] if ties == "efron" else np.zeros(len(self.jd))
+        rank = np.arange(len(self.jd)) - self.eseg[self.jd]  # each event's place among its tied events
+        self.f = rank / self.dj[self.jd] if ties == "efron" else np.zeros(len(self.jd))
         self.Xe = self.X[self.erows]
         self.sum_xe = self.Xe.sum(0)
 

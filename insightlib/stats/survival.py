@@ -276,8 +276,8 @@ def _robust_group_score(gi, inv, ev, nk, dk, cl, ties="efron") -> tuple[float, i
         return np.nan, 0
     di = d.astype(np.int64)
     rep = np.repeat(np.arange(J), di)  # one entry per event, at its time
-    l = np.arange(len(rep)) - (np.cumsum(di) - di)[rep]
-    f = l / d[rep] if ties == "efron" else np.zeros(len(rep))
+    rank = np.arange(len(rep)) - (np.cumsum(di) - di)[rep]  # each event's place among its tied events
+    f = rank / d[rep] if ties == "efron" else np.zeros(len(rep))
     den = n[rep] - f * d[rep]
     add = lambda wt: np.bincount(rep, weights=wt, minlength=J)  # noqa: E731
     a, b = add(1 / den), add(f / den)
