@@ -43,7 +43,11 @@ def national(tmp_path_factory):
 
 
 def _b18(dob: pd.Series) -> pd.Series:
-    return dob + pd.DateOffset(years=18)
+    """The 18th birthday as docs/survival.md defines it: 29 February births turn 18 on 1 March in a
+    common year (pandas' DateOffset would give 28 February, one day early)."""
+    b = dob + pd.DateOffset(years=18)
+    leap_day = (dob.dt.month == 2) & (dob.dt.day == 29) & (b.dt.day == 28)
+    return b.where(~leap_day, b + pd.Timedelta(days=1))
 
 
 def _dfe_measure(ref: pd.DataFrame) -> pd.DataFrame:

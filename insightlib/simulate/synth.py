@@ -45,8 +45,10 @@ from insightlib.errors import InputError
 
 # --- the model ------------------------------------------------------------------------
 
-AGE_BANDS = ("0-4", "5-9", "10-14", "15-17")
-AGE_BAND_EDGES = (5.0, 10.0, 15.0)  # age at closure in years = days / 365.25
+#: The truth model's age bands are the reports' (contract.AGE_BANDS), so its hazard ratios are the ones
+#: the re-referral and intervention reports estimate. Age at closure in years = days / 365.25.
+AGE_BANDS = tuple(label for _lo, _hi, label in contract.AGE_BANDS)
+AGE_BAND_EDGES = tuple(float(lo) for lo, _hi, _label in contract.AGE_BANDS[1:])
 PREVIOUS_REFERRAL_BANDS = ("0", "1", "2", "3+")
 
 INTERVENTION = "Family Group Conference"
@@ -70,7 +72,7 @@ class Model:
         "N7": 0.9, "N8": 1.3, "N9": 0.6,
     })
     primary_need_reference: str = "N4"
-    age_band_hr: dict = field(default_factory=lambda: {"0-4": 1.0, "5-9": 0.9, "10-14": 1.1, "15-17": 0.75})
+    age_band_hr: dict = field(default_factory=lambda: dict(zip(AGE_BANDS, (1.0, 0.9, 1.1, 0.75))))
     referral_nfa_hr: float = 1.5
     previous_referrals_hr: dict = field(default_factory=lambda: {"0": 1.0, "1": 1.25, "2": 1.5, "3+": 1.8})
     disability_hr: float = 0.8
