@@ -194,6 +194,34 @@ def zip_bomb(tmp, monkeypatch):
     return d, ["plans.xlsx: the workbook unpacks to 30 MB, more than the limit of 20 MB", "--max-workbook-mb"]
 
 
+def zip_bomb_within_the_default_limits(tmp, monkeypatch):
+    """A real zip bomb: a few MB that unpack inside the default size limit (1,024 MB) to more rows than the
+    default row limit. It is refused while the sheet is streamed, before any reader loads it (calamine alone
+    took 30 s and 2 GB on such a 3 MB file before it could count the rows)."""
+    d = _dir(tmp)
+    monkeypatch.delenv("INSIGHT_MAX_WORKBOOK_MB", raising=False)
+    monkeypatch.delenv("INSIGHT_MAX_ROWS", raising=False)
+    wb = openpyxl.Workbook()
+    wb.active.append(["la_code", "child_id"])
+    wb.save(d / "plans.xlsx")
+    (d / "plans.csv").unlink()
+    with zipfile.ZipFile(d / "plans.xlsx") as z:
+        parts = {i.filename: z.read(i.filename) for i in z.infolist()}
+    head, tail = parts["xl/worksheets/sheet1.xml"].decode().split("</sheetData>")
+    block = ('<row><c t="inlineStr"><is><t>201</t></is></c><c t="inlineStr"><is><t>C</t></is></c></row>' * 10_000).encode()
+    with zipfile.ZipFile(d / "plans.xlsx", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for name, data in parts.items():
+            if name != "xl/worksheets/sheet1.xml":
+                z.writestr(name, data)
+        with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as fh:
+            fh.write(head.encode())
+            for _ in range(110):  # 1.1 million rows, about 100 MB unpacked
+                fh.write(block)
+            fh.write(("</sheetData>" + tail).encode())
+    assert (d / "plans.xlsx").stat().st_size < 5_000_000
+    return d, ["plans.xlsx, sheet 'Sheet': more than 1,048,576 rows (the limit), so it was not read", "--max-rows"]
+
+
 def too_many_rows(tmp, monkeypatch):
     d = _dir(tmp)
     wb = openpyxl.Workbook()
@@ -204,7 +232,7 @@ def too_many_rows(tmp, monkeypatch):
     wb.save(d / "allocations.xlsx")
     (d / "allocations.csv").unlink()
     monkeypatch.setenv("INSIGHT_MAX_ROWS", "20")
-    return d, ["allocations.xlsx, sheet 'Sheet': 31 rows, more than the limit of 20", "--max-rows"]
+    return d, ["allocations.xlsx, sheet 'Sheet': more than 20 rows (the limit)", "--max-rows"]
 
 
 def _annex(d: Path, sheets: dict[str, list[list]], name: str = "201_annex_a.xlsx") -> None:
@@ -319,7 +347,7 @@ CASES = {f.__name__: f for f in [
     cr_only, markup_in_a_value, markup_link_in_a_value, markup_in_a_file_name, latin1, utf16, binary_junk,
     empty_csv, header_only, ragged_row, unclosed_quote, repeated_header, nul_byte, huge_value, formula,
     impossible_date, far_future, missing_table, parquet_truncated, csv_named_parquet, not_a_workbook,
-    truncated_workbook, zip_bomb, too_many_rows, annex_duplicate_list, annex_no_child_id, annex_markup_header,
+    truncated_workbook, zip_bomb, zip_bomb_within_the_default_limits, too_many_rows, annex_duplicate_list, annex_no_child_id, annex_markup_header,
     annex_which_council, xml_entity, xml_external_entity, xml_billion_laughs, xml_undefined_entity, xml_deep,
     xml_truncated, xml_binary, xml_empty, xml_wrong_root, xml_no_lea, xml_markup_value, xml_stray_text,
     xml_wrong_sex, xml_two_returns_in_one_file, xml_latin1_declared_utf8,
