@@ -678,6 +678,55 @@ def test_few_adopters_get_randomisation_inference_and_a_warning(effect):
     assert "too few councils for a 95% interval" in tiny.summary()
 
 
+def test_few_adopters_get_randomisation_intervals_for_every_period_of_the_event_study(effect):
+    """Issue 11: with fewer than 6 adopters the event study's per-period intervals (after adoption and the
+    pre-trend leads) come from randomisation inference too, not clustered t."""
+    few = pg.staggered_did(few_adopters_panel(np.random.default_rng(4)), "rereferral_rate", pre_periods=2)
+    es = few.event_study
+    assert (es["interval_from"] == "randomisation inference").all() and set(es["source"]) == {"effect", "pre-trend test"}
+    three = es["councils"] == 3
+    assert three.sum() >= 6 and np.isfinite(es.loc[three, ["ci_low", "ci_high"]].to_numpy(float)).all()
+    assert ((es.loc[three, "ci_low"] < es.loc[three, "estimate"]) & (es.loc[three, "estimate"] < es.loc[three, "ci_high"])).all()
+    # one adopting council at a period: no arrangement can give a 95% interval, and the report says so
+    one = es["councils"] == 1
+    assert one.any() and not np.isfinite(es.loc[one, ["ci_low", "ci_high"]].to_numpy(float)).all(axis=1).any()
+    table = few.table()
+    assert (table.loc[one.to_numpy(), "95% interval"] == "too few councils for an interval").all()
+    assert (table["Interval from"] == "randomisation inference").all()
+    assert all(v["interval_from"] == "randomisation inference" for v in few.to_dict()["event_study"].values())
+    few.plot()  # unbounded intervals are drawn as a hollow point, not an error bar to infinity
+    # they replace the clustered t intervals (estimate +- t(G - 1) se), which are narrower here
+    from scipy import stats
+
+    q = stats.t.ppf(0.975, few.n_councils - 1)
+    width_t = 2 * q * es.loc[three, "se"]
+    assert ((es.loc[three, "ci_high"] - es.loc[three, "ci_low"]) - width_t).abs().min() > 1e-3
+    # many adopters: clustered by council, as before
+    assert (effect.event_study["interval_from"] == "clustered by council").all() and "Interval from" not in effect.table()
+
+
+@pytest.mark.slow
+def test_randomisation_event_study_coverage_with_three_adopters():
+    """Per-period coverage over repeats with 3 adopters of 8 (true effect -2 after adoption, 0 before):
+    randomisation inference near 95%; clustered t (G - 1 degrees of freedom) is printed beside it."""
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    post, lead, post_t = [], [], []
+    for _ in range(100):
+        few = pg.staggered_did(few_adopters_panel(rng), "rereferral_rate", pre_periods=2, horizon=4)
+        es = few.event_study
+        q = stats.t.ppf(0.975, few.n_councils - 1)
+        e, b = es[es["source"] == "effect"], es[es["source"] == "pre-trend test"]
+        post += list((e["ci_low"] <= -2.0) & (-2.0 <= e["ci_high"]))
+        lead += list((b["ci_low"] <= 0.0) & (0.0 <= b["ci_high"]))
+        post_t += list((e["estimate"] - q * e["se"] <= -2.0) & (-2.0 <= e["estimate"] + q * e["se"]))
+    print(f"event-study coverage, 3 adopters of 8: after adoption {np.mean(post):.3f} (clustered t {np.mean(post_t):.3f}), "
+          f"leads {np.mean(lead):.3f}; {len(post)} and {len(lead)} intervals")
+    assert 0.91 <= np.mean(post) <= 0.99, np.mean(post)
+    assert 0.91 <= np.mean(lead) <= 0.99, np.mean(lead)
+
+
 @pytest.mark.slow
 def test_randomisation_interval_coverage_with_three_adopters():
     """Over repeats with 3 adopters of 8 councils, the randomisation interval covers the true effect ~95%."""

@@ -871,6 +871,185 @@ def randomisation_interval(d: pd.DataFrame, alpha: float = 0.05, max_draws: int 
                        f"({'every' if exact else 'a random'} {len(pairs):,} arrangements), interval by test inversion")}
 
 
+def _ri_event_means(u, t_real, t, Y, adopt_idx, adopt_real, n_units, n_times, event_times):
+    """Per period since adoption, the two-stage estimate under one assignment, for each column of ``Y``:
+    council and period effects from the untreated rows, then the mean adjusted value over the treated
+    rows at that event time (as ``_ri_statistics`` does for all treated rows together). NaN where an
+    event time has no row under this assignment."""
+    a = adopt_idx[u]
+    treated = (a >= 0) & (t >= a)
+    keep = np.ones(len(u), bool)
+    while True:
+        un = keep & ~treated
+        ok_u = np.bincount(u[un], minlength=n_units) >= 2
+        ok_t = np.bincount(t[un], minlength=n_times) >= 2
+        bad = keep & ~(ok_u[u] & ok_t[t])
+        if not bad.any():
+            break
+        keep &= ~bad
+    tr, un = keep & treated, keep & ~treated
+    out = np.full((len(event_times), Y.shape[1]), np.nan)
+    if not tr.any() or not un.any():
+        return out
+    us, ts = np.unique(u[keep]), np.unique(t[keep])
+    ui, ti = np.searchsorted(us, u), np.searchsorted(ts, t)
+    D = np.zeros((len(u), len(us) + len(ts) - 1))
+    rows = np.flatnonzero(keep)
+    D[rows, ui[rows]] = 1.0
+    later = rows[ti[rows] > 0]
+    D[later, len(us) + ti[later] - 1] = 1.0
+    coef = np.linalg.lstsq(D[un], Y[un], rcond=None)[0]
+    resid = Y[tr] - D[tr] @ coef
+    event = (t_real - adopt_real[u])[tr]
+    for i, e in enumerate(event_times):
+        at = event == e
+        if at.any():
+            out[i] = resid[at].mean(axis=0)
+    return out
+
+
+def _ri_invert(A: np.ndarray, B: np.ndarray, a0: float, b0: float, alpha: float) -> tuple[float, float, float]:
+    """Test inversion of the sharp null "the effect is delta": (low, high, p-value of no effect)."""
+    def p_of(delta: float) -> float:
+        return float(np.mean(np.abs(A - delta * B) >= np.abs(a0 - delta * b0) * (1 - 1e-12)))
+
+    spread = float(np.std(A)) or 1.0
+    grid = np.linspace(a0 - 12 * spread, a0 + 12 * spread, 1201)
+    accepted = np.array([p_of(g) > alpha for g in grid])
+    if not accepted.any():
+        return float(a0), float(a0), p_of(0.0)
+    idx = np.flatnonzero(accepted)
+
+    def edge(inside: float, outside: float) -> float:
+        for _ in range(40):
+            mid = 0.5 * (inside + outside)
+            inside, outside = (mid, outside) if p_of(mid) > alpha else (inside, mid)
+        return inside
+
+    lo = -np.inf if idx[0] == 0 else edge(grid[idx[0]], grid[idx[0] - 1])
+    hi = np.inf if idx[-1] == len(grid) - 1 else edge(grid[idx[-1]], grid[idx[-1] + 1])
+    return float(lo), float(hi), p_of(0.0)
+
+
+class _RiSetup:
+    """The councils, periods and adoption dates of a sample, and the arrangements of the dates among the
+    councils that randomisation inference goes through (every one when at most ``max_draws``)."""
+
+    def __init__(self, d: pd.DataFrame, max_draws: int, seed: int):
+        import itertools
+        import math as _m
+
+        units, self.u = np.unique(d["unit"].to_numpy(), return_inverse=True)
+        self.t_real = d["time"].to_numpy(int)
+        times, self.t = np.unique(self.t_real, return_inverse=True)
+        self.n_units, self.n_times = len(units), len(times)
+        adopt_by_unit = d.groupby("unit")["adopt"].first().reindex(units)
+        self.idx0 = np.array([-1 if pd.isna(v) else int(np.searchsorted(times, int(v))) for v in adopt_by_unit])
+        self.real0 = np.array([0 if pd.isna(v) else int(v) for v in adopt_by_unit])
+        self.event0 = np.where(d["treated"].to_numpy(bool), self.t_real - self.real0[self.u], np.iinfo(np.int64).min)
+        self.adopters = np.flatnonzero(self.idx0 >= 0)
+        k = len(self.adopters)
+        rng = np.random.default_rng(seed)
+        if (_m.perm(self.n_units, k) if k else 1) <= max_draws:
+            self.orders = [np.array(c) for c in itertools.permutations(range(self.n_units), k)]
+        else:
+            self.orders = [self.adopters] + [rng.permutation(self.n_units)[:k] for _ in range(max_draws)]
+
+    def assignments(self):
+        """(adoption as a period index, adoption period) per council, for each arrangement."""
+        for chosen in self.orders:
+            ai, ar = np.full(self.n_units, -1), np.zeros(self.n_units, dtype=np.int64)
+            ai[chosen], ar[chosen] = self.idx0[self.adopters], self.real0[self.adopters]
+            yield ai, ar
+
+
+def _ri_lead_coefficients(u, t_real, t, Y, adopt_idx, adopt_real, n_units, n_times, leads):
+    """The pre-trend regression under one assignment (``_pretrend``: untreated rows, council and period
+    effects, one indicator per lead), for each column of ``Y``: leads x columns, NaN for a lead with no row."""
+    a = adopt_idx[u]
+    untreated = ~((a >= 0) & (t >= a))
+    event = np.where(a >= 0, t_real - adopt_real[u], np.iinfo(np.int64).min)
+    rows = np.flatnonzero(untreated)
+    us, ts = np.unique(u[rows]), np.unique(t[rows])
+    ui, ti = np.searchsorted(us, u[rows]), np.searchsorted(ts, t[rows])
+    L = np.column_stack([(event[rows] == -k).astype(float) for k in leads])
+    D = np.zeros((len(rows), len(us) + len(ts) - 1))
+    D[np.arange(len(rows)), ui] = 1.0
+    later = np.flatnonzero(ti > 0)
+    D[later, len(us) + ti[later] - 1] = 1.0
+    out = np.full((len(leads), Y.shape[1]), np.nan)
+    present = L.sum(axis=0) > 0
+    if not present.any():
+        return out
+    X = np.column_stack([L[:, present], D])
+    coef = np.linalg.lstsq(X, Y[rows], rcond=None)[0]
+    out[np.flatnonzero(present)] = coef[: int(present.sum())]
+    return out
+
+
+def randomisation_lead_intervals(d: pd.DataFrame, leads: Mapping[int, float], effects: Mapping[int, float],
+                                 alpha: float = 0.05, max_draws: int = 1999, seed: int = 0) -> pd.DataFrame:
+    """Randomisation inference for each pre-trend lead (periods before adoption), as for the effects.
+
+    The sharp null for lead k is "the lead's coefficient is delta, the other leads' and the effects after
+    adoption are their estimates": y less all of those is the outcome without the programme or any
+    anticipation, and the adoption dates are reassigned among the councils. Columns as
+    ``randomisation_event_intervals`` (event_time negative)."""
+    ks = sorted(-int(e) for e in leads)
+    post = sorted(int(e) for e in effects)
+    r = _RiSetup(d, max_draws, seed)
+    before = np.where(d["adopt"].notna().to_numpy() & ~d["treated"].to_numpy(bool),
+                      r.t_real - r.real0[r.u], np.iinfo(np.int64).min)
+    Y = np.column_stack([d["y"].to_numpy(float)] + [(before == -k).astype(float) for k in ks]
+                        + [(r.event0 == e).astype(float) for e in post])
+    C = np.array([_ri_lead_coefficients(r.u, r.t_real, r.t, Y, ai, ar, r.n_units, r.n_times, ks)
+                  for ai, ar in r.assignments()])  # arrangements x leads x columns
+    b = np.array([float(leads[-k]) for k in ks])
+    tau = np.array([float(effects[e]) for e in post])
+    rows = []
+    for i, k in enumerate(ks):
+        others = np.delete(np.arange(len(ks)), i)
+        A = C[:, i, 0] - C[:, i, 1 + others] @ b[others] - C[:, i, 1 + len(ks):] @ tau
+        B = C[:, i, 1 + i]
+        ok = np.isfinite(A) & np.isfinite(B)
+        if ok.sum() < 2:
+            rows.append({"event_time": -k, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "arrangements": 0})
+            continue
+        lo, hi, p0 = _ri_invert(A[ok], B[ok], float(b[i]), 1.0, alpha)
+        rows.append({"event_time": -k, "ci_low": lo, "ci_high": hi, "p_value": p0, "arrangements": int(ok.sum())})
+    return pd.DataFrame(rows)
+
+
+def randomisation_event_intervals(d: pd.DataFrame, estimates: Mapping[int, float], alpha: float = 0.05,
+                                  max_draws: int = 1999, seed: int = 0) -> pd.DataFrame:
+    """Randomisation inference for each period since adoption (the event study), as for the headline.
+
+    For event time e the sharp null is "the effect at e is delta, and at every other event time it is
+    the estimate there": y less those effects is what would have been seen without the programme, and
+    the adoption dates could as well have fallen on any other councils. The dates are reassigned among
+    the councils (every arrangement when there are at most ``max_draws``); the estimator is linear in y,
+    so each arrangement is one fit of the outcome and of each event-time indicator. The interval is
+    every delta not rejected at ``alpha``. Columns: event_time, ci_low, ci_high, p_value, arrangements."""
+    event_times = sorted(int(e) for e in estimates)
+    r = _RiSetup(d, max_draws, seed)
+    Y = np.column_stack([d["y"].to_numpy(float)] + [(r.event0 == e).astype(float) for e in event_times])
+    M = np.array([_ri_event_means(r.u, r.t_real, r.t, Y, ai, ar, r.n_units, r.n_times, event_times)
+                  for ai, ar in r.assignments()])  # arrangements x event times x (1 + event times)
+    tau = np.array([float(estimates[e]) for e in event_times])
+    rows = []
+    for i, e in enumerate(event_times):
+        others = np.delete(np.arange(len(event_times)), i)
+        A = M[:, i, 0] - M[:, i, 1 + others] @ tau[others]
+        B = M[:, i, 1 + i]
+        ok = np.isfinite(A) & np.isfinite(B)
+        if ok.sum() < 2:
+            rows.append({"event_time": e, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "arrangements": 0})
+            continue
+        lo, hi, p0 = _ri_invert(A[ok], B[ok], float(tau[i]), 1.0, alpha)
+        rows.append({"event_time": e, "ci_low": lo, "ci_high": hi, "p_value": p0, "arrangements": int(ok.sum())})
+    return pd.DataFrame(rows)
+
+
 def _residualise(d: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """Columns with council and period effects projected out (Frisch-Waugh-Lovell)."""
     units = pd.get_dummies(d["unit"], dtype=float).to_numpy()
@@ -1028,7 +1207,8 @@ class ProgrammeEffect:
 
     def to_dict(self) -> dict:
         es = {
-            str(int(r.event_time)): {k: r[k] for k in ("estimate", "se", "ci_low", "ci_high", "p_value", "councils", "source")}
+            str(int(r.event_time)): {k: r[k] for k in ("estimate", "se", "ci_low", "ci_high", "p_value", "councils", "source",
+                                                       "interval_from") if k in r}
             for _, r in self.event_study.iterrows()
         }
         return {
@@ -1057,14 +1237,18 @@ class ProgrammeEffect:
         """Event-study estimates by period since adoption, for a report."""
         t = self.event_study.copy()
         level = int(round(100 * (1 - self.alpha)))
-        return pd.DataFrame({
+        out = pd.DataFrame({
             f"{self.time_unit.capitalize()}s since adoption": t["event_time"].astype(int).to_numpy(),
             f"Estimated change ({self.units})": [_number(v, sign=True) for v in t["estimate"]],
-            f"{level}% interval": [_range_words(lo, hi) for lo, hi in zip(t["ci_low"], t["ci_high"])],
+            f"{level}% interval": [_range_words(lo, hi) or "too few councils for an interval"
+                                   for lo, hi in zip(t["ci_low"], t["ci_high"])],
             "Adopting councils observed": t["councils"].astype(int).to_numpy(),
             "Used for": ["pre-trend check (should be near zero)" if v == "pre-trend test" else "effect after adoption"
                          for v in t["source"]],
         })
+        if "interval_from" in t and (t["interval_from"] != "clustered by council").any():
+            out["Interval from"] = t["interval_from"].to_numpy()
+        return out
 
     def contrast(self) -> pd.DataFrame:
         """Headline estimate beside plain two-way fixed effects."""
@@ -1148,9 +1332,14 @@ class ProgrammeEffect:
         for part, colour, label in ((pre, TURQUOISE, "Before adoption (pre-trend check)"), (post, DARK_BLUE, "After adoption (effect)")):
             if part.empty:
                 continue
-            ax.errorbar(part["event_time"], part["estimate"],
-                        yerr=[part["estimate"] - part["ci_low"], part["ci_high"] - part["estimate"]],
+            bounded = np.isfinite(part["ci_low"].astype(float)) & np.isfinite(part["ci_high"].astype(float))
+            ax.errorbar(part.loc[bounded, "event_time"], part.loc[bounded, "estimate"],
+                        yerr=[part.loc[bounded, "estimate"] - part.loc[bounded, "ci_low"],
+                              part.loc[bounded, "ci_high"] - part.loc[bounded, "estimate"]],
                         fmt="o", color=colour, capsize=3, label=label)
+            if (~bounded).any():  # too few councils at that period for an interval: the estimate alone, hollow
+                ax.plot(part.loc[~bounded, "event_time"], part.loc[~bounded, "estimate"], "o", mfc="white",
+                        color=colour, label=f"{label.split(' (')[0]}: too few councils for an interval")
         ax.axhline(0, color=REFERENCE_GREY, lw=1)
         ax.axvline(-0.5, color=REFERENCE_GREY, ls=":", lw=1)
         if not post.empty and np.isfinite(self.twfe.get("estimate", np.nan)):
@@ -1214,6 +1403,23 @@ def staggered_did(
     adopters = d.loc[d["treated"], "unit"].nunique()
     ever = d.loc[d["adopt"].notna(), "unit"].nunique()
     ri = randomisation_interval(d, alpha) if adopters < MIN_ADOPTERS_CLUSTERED else None
+    es["interval_from"] = "clustered by council"
+    if ri is not None:
+        # few adopters: each period's interval by randomisation inference too (clustered t undercovers)
+        effect_rows = es["source"] == "effect"
+        by_e = randomisation_event_intervals(
+            d, {int(e): float(v) for e, v in zip(es.loc[effect_rows, "event_time"], es.loc[effect_rows, "estimate"])},
+            alpha).set_index("event_time")
+        lead_rows = es["source"] == "pre-trend test"
+        if lead_rows.any():
+            by_e = pd.concat([by_e, randomisation_lead_intervals(
+                d, {int(e): float(v) for e, v in zip(es.loc[lead_rows, "event_time"], es.loc[lead_rows, "estimate"])},
+                {int(e): float(v) for e, v in zip(es.loc[effect_rows, "event_time"], es.loc[effect_rows, "estimate"])},
+                alpha).set_index("event_time")])
+        for i in es.index:
+            r = by_e.loc[int(es.at[i, "event_time"])]
+            es.loc[i, ["ci_low", "ci_high", "p_value"]] = [r["ci_low"], r["ci_high"], r["p_value"]]
+            es.at[i, "interval_from"] = "randomisation inference"
     return ProgrammeEffect(
         outcome=outcome,
         att=att,
