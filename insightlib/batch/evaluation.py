@@ -92,6 +92,7 @@ NOTEBOOK_TABLES = {
     "rereferral": ("children", "referrals"),
     "intervention_effect": ("children", "referrals", "interventions"),
     "programme_evaluation": ("referrals",),
+    "risk_model_audit": ("children", "referrals"),
 }
 
 #: Notebooks whose module checks the values of its parameters before anything runs.
