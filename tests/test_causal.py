@@ -597,7 +597,9 @@ def test_notebook_runs_and_reports_only_aggregates(tmp_path):
                 images += 1
                 assert len(o["metadata"]["image/png"]["alt"]) > 40
     shown = "\n".join(text)
-    assert images == 4 and "PLANTED" not in shown  # love plot, overlap, curves, scenarios
+    assert images == 5 and "PLANTED" not in shown  # love plot, overlap, curves, subgroups, scenarios
+    assert "Who responds best?" in shown and "not a reason to withhold the intervention" in shown
+    assert {t["variable"] for t in res["subgroups"]["differ_tests"]} <= {"age_group", "previous_referrals_group", "primary_need", "disabled"}
     assert "What if we offered more?" in shown and "What this assumes" in shown
     assert [s["requested"] for s in res["scenarios"]["scenarios"]] == [0.1, 0.25, "none"]
     assert res["scenarios"]["volume"]["per_year"] > 0

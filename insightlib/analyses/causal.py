@@ -79,6 +79,7 @@ DEFAULTS = {
     "confidence_level": 0.95,
     "seed": 20251125,
     "scenario_shares": [0.1, 0.25, "none"],  # insightlib.stats.scenarios: what if it reached more (or none)
+    "subgroups": None,  # insightlib.analyses.subgroups: who responds best (None: the default characteristics)
 }
 KNOWN_PARAMETERS = ("intervention", "horizon_days", "estimand", "covariates", "graph", *DEFAULTS)
 
@@ -285,6 +286,11 @@ def check_parameters(params: dict) -> dict:
 
     out["scenario_shares"], share_problems = check_shares(params.get("scenario_shares", DEFAULTS["scenario_shares"]))
     problems += share_problems
+    from insightlib.analyses.subgroups import check_subgroups
+
+    out["subgroups"], subgroup_problems = check_subgroups(params.get("subgroups"), good_covariates,
+                                                          {c: COVARIATES[c][0] for c in COVARIATES})
+    problems += subgroup_problems
 
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
@@ -310,6 +316,7 @@ NOTEBOOK_DEFAULTS = {
     "confidence_level": 0.95,
     "seed": 20251125,
     "scenario_shares": [0.1, 0.25, "none"],
+    "subgroups": None,
 }
 
 
@@ -1173,6 +1180,7 @@ class InterventionEffect:
     notes: list[str] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     scenarios: Any = None  # insightlib.stats.scenarios.Scenarios (what if it reached more, or none)
+    subgroups: Any = None  # insightlib.stats.subgroups.SubgroupEffects (who responds best)
     _ps: dict = field(default_factory=dict, repr=False)  # propensity scores by arm, for the overlap plot only
 
     # ---- results.json ------------------------------------------------------------
@@ -1201,6 +1209,7 @@ class InterventionEffect:
             "notes": self.notes,
             "seconds": self.seconds,
             "scenarios": self.scenarios.to_dict() if self.scenarios is not None else None,
+            "subgroups": self.subgroups.to_dict() if self.subgroups is not None else None,
         }
 
     # ---- tables --------------------------------------------------------------------
@@ -1878,6 +1887,10 @@ def _evaluate(
                          sample=params["refutation_sample"], seed=params["seed"], se=methods["ipw"].se)
     seconds["refuters"] = time.perf_counter() - t0
     from insightlib.analyses import scenarios as scenario_analysis
+    from insightlib.analyses import subgroups as subgroup_analysis
+
+    subs = subgroup_analysis.for_intervention(f.loc[b].reset_index(drop=True), yb, tb, eb, m1, m0, cb,
+                                              params["subgroups"], level=level, disclosure_threshold=disclosure_threshold)
 
     scen = scenario_analysis.for_intervention(
         f, rd_est, shares=params["scenario_shares"], estimand=est_type, horizon_days=h, level=level,
@@ -1889,7 +1902,7 @@ def _evaluate(
         parameters=params, counts=counts, adjustment_set=adjust, not_adjusted=not_adjusted, methods=methods,
         effect=effect, naive=naive, risks=risks, balance=balance, ess=ess, overlap=overlap, survival=surv,
         e_value=e_value, refutations=refutations, dowhy=dw, notes=notes, seconds=seconds,
-        scenarios=scen, _ps={"treated": e_all[t_all == 1].copy(), "control": e_all[t_all == 0].copy()},
+        scenarios=scen, subgroups=subs, _ps={"treated": e_all[t_all == 1].copy(), "control": e_all[t_all == 0].copy()},
     )
 
 

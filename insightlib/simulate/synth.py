@@ -77,6 +77,9 @@ class Model:
     previous_referrals_hr: dict = field(default_factory=lambda: {"0": 1.0, "1": 1.25, "2": 1.5, "3+": 1.8})
     disability_hr: float = 0.8
     intervention_hr: float = 0.7
+    # effect modification: the conference's hazard ratio by primary need (needs not named: intervention_hr);
+    # truth.json then gives every subgroup's true effect (intervention.subgroups)
+    intervention_hr_by_need: dict = field(default_factory=dict)
     horizon_days: int = 365
     # propensity of the Family Group Conference: logit p = a + gamma * x'beta_(no nfa) + nfa_logit * nfa
     propensity_intercept: float = -2.4
@@ -337,7 +340,7 @@ def _simulate(ch: _Children, log_lambda: np.ndarray, adopt_q: np.ndarray, extrac
     rc = {r: i for i, r in enumerate(_REASONS)}
     year_start = extract - 364  # the DfE year ending on the extract date
     k = model.weibull_shape
-    log_fgc = math.log(model.intervention_hr)
+    log_fgc = _log_fgc_by_need(model)
 
     n_year = np.zeros(n_la)
     n_rerefer = np.zeros(n_la)
@@ -398,7 +401,7 @@ def _simulate(ch: _Children, log_lambda: np.ndarray, adopt_q: np.ndarray, extrac
         aq = adopt_q[la]
         q_since = _quarter(close) - aq
         prog = np.where((aq >= 0) & (q_since >= 0), model.programme_hr(np.maximum(q_since, 0)), 1.0)
-        log_a = log_lambda[la] + lp + log_fgc * treated + np.log(prog)
+        log_a = log_lambda[la] + lp + log_fgc[need] * treated + np.log(prog)
         gap = np.ceil(np.exp((np.log(-np.log(_uniform(base, j, S_GAP))) - log_a) / k))
         gap = np.maximum(gap, 1).astype(np.int64)
         nxt = close + gap
@@ -477,18 +480,45 @@ def weibull_rmst(log_a, horizon_days, shape: float = MODEL.weibull_shape) -> np.
     return special.gamma(s) * special.gammainc(s, x) / (shape * a**s)
 
 
+def _log_fgc_by_need(model) -> np.ndarray:
+    """Log hazard ratio of the conference for each primary need (index into contract.PRIMARY_NEED)."""
+    return np.array([math.log(model.intervention_hr_by_need.get(k, model.intervention_hr)) for k in contract.PRIMARY_NEED])
+
+
+def _subgroup_truth(rd, need, age, prev, disabled) -> dict:
+    """True average risk difference in each subgroup, labelled as the intervention analysis labels them
+    (primary_need codes; age_group bands; previous_referrals_group 0, 1, 2, 3+; disabled 1 or 0)."""
+    out = {}
+    labels = {
+        "primary_need": np.array(contract.PRIMARY_NEED)[need],
+        "age_group": np.asarray(contract.age_band(age)).astype(str),
+        "previous_referrals_group": np.where(prev >= 3, "3+", prev.astype(str)),
+        "disabled": disabled.astype(int).astype(str),
+    }
+    for var, lab in labels.items():
+        out[var] = {str(v): {"ate_risk_difference": float(rd[lab == v].mean()), "episodes": int((lab == v).sum())}
+                    for v in np.unique(lab)}
+    return out
+
+
 def _intervention_truth(rec, ch, model):
     closed = rec["close"] >= 0
     at_risk = closed & ~np.isin(rec["reason"], [_REASONS.index("RC2"), _REASONS.index("RC5")]) \
         & (rec["close"] < ch.b18[rec["child"]])
     t = rec["treated"][at_risk]
-    log_a0 = rec["log_a"][at_risk] - math.log(model.intervention_hr) * t
-    log_a1 = log_a0 + math.log(model.intervention_hr)
+    log_fgc = _log_fgc_by_need(model)[rec["need"][at_risk]]
+    log_a0 = rec["log_a"][at_risk] - log_fgc * t
+    log_a1 = log_a0 + log_fgc
     h, k = model.horizon_days, model.weibull_shape
     f0, f1 = weibull_risk(log_a0, h, k), weibull_risk(log_a1, h, k)
     m0, m1 = weibull_rmst(log_a0, h, k), weibull_rmst(log_a1, h, k)
     rd, rmst = f1 - f0, m1 - m0
+    child = rec["child"][at_risk]
+    age = (rec["close"][at_risk] - ch.dob[child]) / 365.25
+    subgroups = _subgroup_truth(rd, rec["need"][at_risk], age, rec["j"][at_risk], ch.disabled[child])
     return {
+        "hazard_ratio_by_need": {k: float(math.exp(v)) for k, v in zip(contract.PRIMARY_NEED, _log_fgc_by_need(model))},
+        "subgroups": subgroups,
         "name": INTERVENTION,
         "true_hazard_ratio": model.intervention_hr,
         "horizon_days": h,
