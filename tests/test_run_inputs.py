@@ -121,3 +121,23 @@ def test_a_council_that_fails_keeps_no_results_of_an_earlier_run(tiny_warehouse,
     assert not (council / "results.json").exists()  # the earlier figures are not left to be shown as this run's
     manifest = json.loads((council / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["outputs"] == ["flaky.ipynb"]
+
+
+def test_an_intervention_the_data_do_not_record_stops_the_run_with_what_they_do(tmp_path):
+    """A CIN census return records FGDM meetings, not "Family Group Conference": said before anything runs."""
+    from test_readers import _with_fgdm
+
+    extract = tmp_path / "extract"
+    extract.mkdir()
+    (extract / "return.xml").write_text(_with_fgdm("1", "1"))
+    wh = tmp_path / "extract.duckdb"
+    warehouse.load_directory(extract, wh, key=KEY)
+    path = _evaluation(tmp_path / "fgc.yml", wh, "intervention_effect", "202",
+                       "parameters:\n  intervention: Family Group Conference\n")
+    result = invoke("run", path, "--out", tmp_path / "reports", "--no-progress")
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    text = " ".join(result.output.split())
+    assert "the evaluation fgc.yml names intervention 'Family Group Conference'" in text
+    assert ("council 202: no interventions recorded as 'Family Group Conference' (recorded: "
+            "'Family Group Decision Making', 'Family Group Decision Making offered')") in text
+    assert not (tmp_path / "reports" / "checks").exists()

@@ -95,6 +95,11 @@ NOTEBOOK_TABLES = {
     "risk_model_audit": ("children", "referrals"),
 }
 
+#: Parameters that name a value the data must hold: notebook -> (parameter, table, column). An
+#: intervention_effect run for "Family Group Conference" on a CIN census return, which records
+#: "Family Group Decision Making", is stopped before it runs, with what is recorded.
+NOTEBOOK_VALUES = {"intervention_effect": ("intervention", "interventions", "intervention")}
+
 #: Notebooks whose module checks the values of its parameters before anything runs.
 PARAMETER_CHECKS = {"intervention_effect": ("insightlib.analyses.causal", "check_evaluation_parameters"),
                     "risk_model_audit": ("insightlib.analyses.risk_audit", "check_evaluation_parameters")}

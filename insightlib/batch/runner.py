@@ -790,6 +790,7 @@ def _plan_councils(evaluation: Evaluation, data: str | None, out_dir: Path, note
         else:
             runnable.append(la_code)
     runnable = _councils_with_inputs(evaluation, warehouse_path, runnable, summary, log)
+    runnable = _councils_with_values(evaluation, warehouse_path, runnable, summary, log)
     if evaluation.scope == "national":
         runnable = [NATIONAL] if runnable else []
 
@@ -833,6 +834,35 @@ def _councils_with_inputs(evaluation: Evaluation, warehouse_path: Path, councils
     for la, tables in lacking.items():
         summary.runs.append(CouncilRun(la, "failed", error=f"no {' and no '.join(tables)} table in the data "
                                                            f"(the {evaluation.notebook} notebook needs it)"))
+    return [la for la in councils if la not in lacking]
+
+
+def _councils_with_values(evaluation: Evaluation, warehouse_path: Path, councils: list[str], summary: RunSummary,
+                          log: Callable[[str], None]) -> list[str]:
+    """The councils whose data record the value a parameter names (evaluation.NOTEBOOK_VALUES), e.g. the
+    intervention; the others are stopped as in ``_councils_with_inputs``, with what they do record."""
+    from ..ingest import warehouse
+    from .evaluation import NOTEBOOK_VALUES
+
+    if evaluation.notebook not in NOTEBOOK_VALUES or not councils or evaluation.scope == "national":
+        return councils
+    parameter, table, column = NOTEBOOK_VALUES[evaluation.notebook]
+    wanted = evaluation.parameters.get(parameter)
+    if not isinstance(wanted, str):
+        return councils  # the notebook's own default, or a check of its parameters, says what is wrong
+    recorded = warehouse.recorded_values(warehouse_path, table, column)
+    lacking = {la: recorded.get(la, []) for la in councils if wanted not in recorded.get(la, [])}
+    if not lacking:
+        return councils
+    name = evaluation.path.name if evaluation.path else evaluation.name
+    lines = [f"council {la}: no {table} recorded as {wanted!r} (recorded: "
+             f"{', '.join(repr(v) for v in values[:10]) or 'none'})" for la, values in lacking.items()]
+    why = f"the evaluation {name} names {parameter} {wanted!r}; set 'parameters.{parameter}' to one the data record"
+    if len(lacking) == len(councils):
+        raise InputError(f"{why}; nothing was run:\n" + "\n".join(f"  - {line}" for line in lines))
+    log(f"{why}; these councils cannot run: " + "; ".join(lines))
+    for la in lacking:
+        summary.runs.append(CouncilRun(la, "failed", error=f"no {table} recorded as {wanted!r} in the data"))
     return [la for la in councils if la not in lacking]
 
 

@@ -385,6 +385,22 @@ def council_codes(source: str | os.PathLike) -> list[str]:
         con.close()
 
 
+def recorded_values(source: str | os.PathLike, table: str, column: str) -> dict[str, list[str]]:
+    """The distinct values of one contract column, by council (e.g. the interventions each recorded)."""
+    if table not in contract.TABLES or column not in contract.TABLES[table].columns:
+        raise ValueError(f"{table}.{column} is not a column of the data contract")
+    con = _connect(source)
+    try:
+        rows = con.execute(f'SELECT DISTINCT la_code, "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL '
+                           'ORDER BY 1, 2').fetchall()
+    finally:
+        con.close()
+    out: dict[str, list[str]] = {}
+    for la, value in rows:
+        out.setdefault(la, []).append(str(value))
+    return out
+
+
 def data_fingerprint(source: str | os.PathLike, la_code: str) -> str:
     """The council's data fingerprint stored at load (sha256 of its pseudonymised rows)."""
     la_code = contract.council_code(la_code)
