@@ -103,3 +103,17 @@ def test_make_demo_runs_only_the_demos_evaluations(tmp_path):
     (folder / "copied.yml").write_text(copy.replace("councils: all", "councils: 873"))
     (folder / "broken.yml").write_text("name: [unclosed\n")
     assert [p.name for p in demo_evaluation_files(folder)] == shipped
+
+
+def test_insight_key_never_overwrites_a_key_and_warns_inside_a_repository(tmp_path):
+    key = tmp_path / "secure" / "insight.key"
+    first = subprocess.run([str(INSIGHT), "key", str(key)], capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and f"export INSIGHT_KEY_FILE={key}" in first.stdout
+    assert len(key.read_text().strip()) == 64 and (key.stat().st_mode & 0o777) == 0o600
+    before = key.read_bytes()
+    again = subprocess.run([str(INSIGHT), "key", str(key)], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "already exists" in again.stderr and key.read_bytes() == before
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    inside = subprocess.run([str(INSIGHT), "key", str(tmp_path / "repo" / "k")], capture_output=True, text=True,
+                            timeout=60)
+    assert inside.returncode == 0 and "inside the git work tree" in inside.stderr

@@ -206,8 +206,11 @@ def key(
     with friendly_errors():
         from ..ingest import pseudonymise
 
-        written = pseudonymise.make_key_file(path)
-        inside = _inside_git_work_tree(written.resolve().parent)
+        if path.expanduser().exists():
+            raise InputError(f"{path} already exists; a key is never overwritten (the pseudonyms made with it "
+                             "would no longer match a new load). Give another path.")
+        written = pseudonymise.make_key_file(path).resolve()
+        inside = _inside_git_work_tree(written.parent)
         out.print(f"Wrote a new key to {written} (permissions 0600). Use it with:\n"
                   f"  export INSIGHT_KEY_FILE={written}", markup=False)
         if inside:
