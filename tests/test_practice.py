@@ -170,3 +170,58 @@ def test_workforce_and_turnover_across_councils():
     d, c = pub.turnover_and_rereferral(2025)
     assert c["n"] == len(d) > 140 and c["ci_low"] < c["r"] < c["ci_high"]
     assert c["r"] == pytest.approx(np.corrcoef(d["turnover_rate_fte"], d["rereferral_percent"])[0, 1])
+
+
+# --- groupings of need: the latent class model ------------------------------------------------
+
+from sklearn.metrics import adjusted_rand_score  # noqa: E402
+
+from insightlib.analyses import practice as analysis  # noqa: E402
+from insightlib.simulate import practice as truth_model  # noqa: E402
+from insightlib.stats import latent_class as lc  # noqa: E402
+
+#: Assessments in one demo council (insight demo: 1,500 children per council make about 2,200).
+DEMO_ASSESSMENTS = 2200
+
+
+def _factors(n, seed):
+    factors, cls = truth_model.draw_factors(np.random.default_rng(seed), n)
+    X, cols, has = analysis.factor_matrix(pd.DataFrame({"factors": factors}))
+    keep = X.mean(axis=0) >= analysis.MIN_FACTOR_SHARE
+    return X[:, keep].astype(float), cls[has], [c for c, k in zip(cols, keep) if k]
+
+
+def test_our_em_reaches_stepmix_likelihood():
+    stepmix = pytest.importorskip("stepmix.stepmix")
+    X, _, _ = _factors(1500, 5)
+    ours = lc.fit_lca(X, 4, seed=1)  # misspecified (7 true classes): several local optima
+    m = stepmix.StepMix(n_components=4, measurement="binary", verbose=0, random_state=1, n_init=3,
+                        max_iter=500, progress_bar=0)
+    m.fit(X)
+    theirs = m.score(X) * len(X)  # mean log-likelihood per row
+    assert ours.loglik >= theirs - 1e-3 * abs(theirs)
+    assert ours.bic == pytest.approx(-2 * ours.loglik + ((4 - 1) + 4 * X.shape[1]) * np.log(len(X)))
+
+
+def test_classes_recovered_at_demo_size():
+    X, cls, cols = _factors(DEMO_ASSESSMENTS, 0)
+    choice = lc.choose_classes(X, range(1, 10), seed=0, columns=cols)
+    assert choice.chosen == len(truth_model.LATENT_CLASSES)
+    ari = adjusted_rand_score(cls, choice.fit.predict(X))
+    print(f"adjusted Rand index against truth at {DEMO_ASSESSMENTS} assessments: {ari:.3f}")
+    assert ari > 0.8
+    # names come from the distinctive factors; the largest true class is domestic abuse
+    top = lc.distinctive(choice.fit, X)
+    assert analysis.hood_category(top[0], dict(zip(cols, choice.fit.theta[0]))) == "Domestic abuse and violence"
+
+
+@pytest.mark.slow
+def test_number_of_classes_chosen_over_20_seeds():
+    right, aris = 0, []
+    for seed in range(20):
+        X, cls, cols = _factors(DEMO_ASSESSMENTS, 100 + seed)
+        choice = lc.choose_classes(X, range(4, 11), seed=seed, columns=cols)
+        right += choice.chosen == len(truth_model.LATENT_CLASSES)
+        aris.append(adjusted_rand_score(cls, choice.fit.predict(X)))
+    print(f"classes chosen = truth in {right} of 20 seeds; ARI median {np.median(aris):.3f}, min {min(aris):.3f}")
+    assert right >= 15

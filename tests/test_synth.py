@@ -313,7 +313,24 @@ def _programme_log_hr(ep, truth) -> np.ndarray:
     return np.log(np.where(q.notna() & (q >= 0), quarters.map(ramp), 1.0).astype(float))
 
 
-def _log_a(ep, truth, fgc):
+def _worker_change_log_hr(ep, t, truth) -> np.ndarray:
+    """The changes-of-worker term (simulate/practice.py): allocations starting during the referral, less one,
+    centred by what followed the assessment (a CP plan, else a CIN plan, else the assessment only)."""
+    wc = truth["practice"]["worker_changes"]
+    al = t["allocations"][["la_code", "child_id", "start_date"]].merge(
+        ep[["la_code", "child_id", "referral_id", "referral_date", "closure_date"]], on=["la_code", "child_id"])
+    al = al[(al["start_date"] >= al["referral_date"]) & (al["start_date"] <= al["closure_date"])]
+    n = ep["referral_id"].map(al.groupby("referral_id").size()).fillna(0).to_numpy()
+    plans = t["plans"]
+    cp = ep["referral_id"].isin(plans.loc[plans["plan_type"] == "CP", "referral_id"]).to_numpy()
+    cin = ep["referral_id"].isin(plans.loc[plans["plan_type"] == "CIN", "referral_id"]).to_numpy()
+    centre = wc["centre_by_path"]
+    c = np.where(cp, centre["child protection plan"], np.where(cin, centre["child in need plan"],
+                                                                centre["assessment only"]))
+    return np.where(n > 0, np.log(wc["hazard_ratio_per_change"]) * (n - 1 - c), 0.0)
+
+
+def _log_a(ep, truth, fgc, t=None):
     """log of the cumulative-hazard coefficient, from truth.json and the data alone."""
     hr = truth["hazard_ratios"]
     need = {k: v for k, v in hr["primary_need"].items() if k != "reference"} | {hr["primary_need"]["reference"]: 1.0}
@@ -326,7 +343,8 @@ def _log_a(ep, truth, fgc):
              + np.log(ep["primary_need"].map(need).to_numpy(float)) + np.log(age_hr) + np.log(prev_hr)
              + np.log(hr["referral_nfa"]) * (ep["referral_nfa"] == "true").to_numpy()
              + np.log(hr["disability"]) * (ep["disability"] != "NONE").to_numpy()
-             + _programme_log_hr(ep, truth))
+             + _programme_log_hr(ep, truth)
+             + (_worker_change_log_hr(ep, t, truth) if t is not None else 0.0))
     return log_a + np.log(hr["intervention"][synth.INTERVENTION]) * fgc
 
 
@@ -335,8 +353,8 @@ def test_intervention_truth_is_recomputed_from_the_data_and_the_documented_model
     ep = _episodes(t)
     iv, k, h = truth["intervention"], truth["model"]["shape"], truth["intervention"]["horizon_days"]
     assert len(ep) == iv["episodes"] and ep["fgc"].sum() == iv["treated_episodes"]
-    f0 = 1 - np.exp(-np.exp(_log_a(ep, truth, 0)) * h**k)
-    f1 = 1 - np.exp(-np.exp(_log_a(ep, truth, 1)) * h**k)
+    f0 = 1 - np.exp(-np.exp(_log_a(ep, truth, 0, t)) * h**k)
+    f1 = 1 - np.exp(-np.exp(_log_a(ep, truth, 1, t)) * h**k)
     treated = ep["fgc"].to_numpy()
     assert np.mean(f1 - f0) == pytest.approx(iv["ate_risk_difference"], rel=1e-6)
     assert np.mean((f1 - f0)[treated]) == pytest.approx(iv["att_risk_difference"], rel=1e-6)
@@ -364,7 +382,7 @@ def test_programme_truth_is_recomputed_from_the_data_and_the_documented_model(de
     fgc = ep["referral_id"].isin(iv.loc[iv["intervention"] == synth.INTERVENTION, "referral_id"]).to_numpy()
     window = np.minimum(365, (_b18(ep["date_of_birth"]) - ep["closure_date"]).dt.days).clip(lower=0)
     can = ~ep["closure_reason"].isin(["RC2", "RC5"]).to_numpy() & (window > 0).to_numpy()
-    log_a = _log_a(ep, truth, fgc)
+    log_a = _log_a(ep, truth, fgc, t)
     r1 = np.where(can, 1 - np.exp(-np.exp(log_a) * window**k), 0.0)
     r0 = np.where(can, 1 - np.exp(-np.exp(log_a - _programme_log_hr(ep, truth)) * window**k), 0.0)
     ep["d"] = (r1 - r0) * 100

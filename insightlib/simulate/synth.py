@@ -42,6 +42,7 @@ from scipy import special
 
 from insightlib import contract, reference
 from insightlib.errors import InputError
+from insightlib.simulate import practice as practice_truth
 
 # --- the model ------------------------------------------------------------------------
 
@@ -138,24 +139,6 @@ _REASON_P = {
     "plan": {"RC7": 52, "RC9": 22, "RC8": 8, "RC1": 2, "RC3": 4, "RC4": 4, "RC5": 6.3, "RC6": 1.4, "RC2": 0.3},
 }
 _ABUSE_P = {"NEG": 50, "EMO": 36, "PHY": 6, "SAB": 4, "MUL": 4}
-# assessment factors: base probability per assessment
-_FACTOR_P = {
-    "1A": .02, "1B": .14, "1C": .03, "2A": .04, "2B": .16, "2C": .03, "3A": .18, "3B": .31, "3C": .07,
-    "4A": .12, "4B": .32, "4C": .05, "5A": .05, "5B": .04, "5C": .01, "6A": .05, "6B": .05, "6C": .01,
-    "7A": .02, "8B": .002, "8C": .003, "8D": .002, "8E": .002, "8F": .001, "9A": .01, "10A": .03,
-    "11A": .04, "12A": .005, "13A": .02, "14A": .05, "15A": .05, "16A": .18, "17A": .02, "18A": .01,
-    "18B": .2, "18C": .03, "19A": .03, "19B": .02, "19C": .005, "20": .1, "21": .08, "22A": .002,
-    "23A": .002, "24A": .03,
-}
-_FACTOR_BOOST = {  # multiplier by primary need
-    "N1": {"16A": 2.0, "18B": 1.8, "19A": 2.0, "3A": 1.4, "3B": 1.4},
-    "N2": {"5A": 6.0, "6A": 6.0},
-    "N3": {"4B": 2.0, "6B": 4.0, "5B": 3.0},
-    "N5": {"3B": 1.6, "1B": 1.5, "2B": 1.5},
-    "N6": {"14A": 5.0, "10A": 3.0, "13A": 4.0, "24A": 4.0, "11A": 2.0},
-    "N8": {"9A": 8.0},
-    "N9": {"21": 3.0},
-}
 
 
 def _p(d: dict, keys) -> np.ndarray:
@@ -200,7 +183,7 @@ def _categorical(u: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 # streams (one per random quantity of a referral, and of a child; S_NEED and C_COUNCIL_CHILD are unused,
 # kept so that the other streams, and so every generated file, stay as they are)
-(S_NEED_KEEP, S_NEED, S_SOURCE, S_NFA, S_PATH, S_DUR, S_REASON, S_TREAT, S_GAP, S_NEED_DRAW) = range(10)
+(S_NEED_KEEP, S_NEED, S_SOURCE, S_NFA, S_PATH, S_DUR, S_REASON, S_TREAT, S_GAP, S_NEED_DRAW, S_WORKER) = range(11)
 (C_COUNCIL_CHILD, C_FIRST, C_AGE, C_AGE_FRAC, C_SEX, C_ETH, C_DIS, C_DIS2, C_DIS_CODE, C_DIS_CODE2,
  C_USUAL_NEED, C_USUAL_N2) = range(20, 32)
 
@@ -401,7 +384,9 @@ def _simulate(ch: _Children, log_lambda: np.ndarray, adopt_q: np.ndarray, extrac
         aq = adopt_q[la]
         q_since = _quarter(close) - aq
         prog = np.where((aq >= 0) & (q_since >= 0), model.programme_hr(np.maximum(q_since, 0)), 1.0)
-        log_a = log_lambda[la] + lp + log_fgc[need] * treated + np.log(prog)
+        # changes of allocated worker during the referral: their known effect (simulate/practice.py)
+        changes = practice_truth.worker_changes(_uniform(base, j, S_WORKER), path)
+        log_a = log_lambda[la] + lp + log_fgc[need] * treated + np.log(prog) + practice_truth.log_hr_offset(changes, path)
         gap = np.ceil(np.exp((np.log(-np.log(_uniform(base, j, S_GAP))) - log_a) / k))
         gap = np.maximum(gap, 1).astype(np.int64)
         nxt = close + gap
@@ -411,7 +396,7 @@ def _simulate(ch: _Children, log_lambda: np.ndarray, adopt_q: np.ndarray, extrac
             recs.append(dict(child=idx, j=np.full(len(idx), j), referral=r, need=need, source=source,
                              nfa=nfa, path=path, close=np.where(open_, -1, close), planned_close=r + dur,
                              reason=np.where(open_, -1, reason), treated=treated, lp=lp, prog=prog,
-                             log_a=log_a, next=np.where(event, nxt, -1)))
+                             log_a=log_a, next=np.where(event, nxt, -1), changes=changes))
         idx, prev_r, r, prev_need = idx[event], r[event], nxt[event], need[event]
         j += 1
     out = {"n_year": n_year, "n_rerefer": n_rerefer}
@@ -689,31 +674,6 @@ def _plant(arr: pa.Array, rows, values) -> pa.Array:
     return pc.replace_with_mask(arr, pa.array(mask), pa.array([values[i] for i in order], type=pa.string()))
 
 
-def _factor_candidates(rng, need: np.ndarray, weights: np.ndarray, only_none: np.ndarray,
-                       none_index: int, most: int = 7) -> np.ndarray:
-    """Each assessment's factors as sorted factor indices, padded with len(factors).
-
-    1 + Poisson(1.8) draws (at most ``most``) from the need's factor weights, repeats
-    dropped; rows in ``only_none`` get the single code 21 (no factors identified)."""
-    n, k = len(need), weights.shape[1]
-    count = 1 + np.minimum(rng.poisson(1.8, n), most - 1)
-    u = rng.random((n, most))
-    cand = np.empty((n, most), dtype=np.int64)
-    for g in np.unique(need):
-        rows = need == g
-        cum = np.cumsum(weights[g])
-        cand[rows] = np.minimum(np.searchsorted(cum / cum[-1], u[rows], side="right"), k - 1)
-    cand[np.arange(most)[None, :] >= count[:, None]] = k  # unused slots
-    cand.sort(axis=1)
-    dup = np.zeros_like(cand, dtype=bool)
-    dup[:, 1:] = cand[:, 1:] == cand[:, :-1]
-    cand[dup] = k
-    cand[only_none] = k
-    cand[only_none, 0] = none_index
-    cand.sort(axis=1)
-    return cand
-
-
 def _build_tables(ch, rec, councils, extract, seed, planted):
     rng = np.random.default_rng([seed, 7])
     codes = councils["la_code"].to_numpy().astype(str)
@@ -795,18 +755,9 @@ def _build_tables(ch, rec, councils, extract, seed, planted):
     a_auth = np.where(closed[a], np.minimum(a_auth, end[a]), a_auth)
     keep = a[a_start <= extract]
     a_start, a_auth = a_start[a_start <= extract], a_auth[a_start <= extract]
-    fact_names = list(_FACTOR_P)
-    pm = np.tile(np.array([_FACTOR_P[f] for f in fact_names]), (len(contract.PRIMARY_NEED), 1))
-    for need, boosts in _FACTOR_BOOST.items():
-        for f, m in boosts.items():
-            pm[contract.PRIMARY_NEED.index(need), fact_names.index(f)] *= m
-    none = fact_names.index("21")
-    pm[:, none] = 0.0
-    p_none = np.where(rec["need"][keep] == contract.PRIMARY_NEED.index("N9"), 0.25, 0.05)
-    cand = _factor_candidates(rng, rec["need"][keep], pm, rng.random(len(keep)) < p_none, none)
-    offsets = np.concatenate([[0], np.cumsum((cand < len(fact_names)).sum(axis=1))]).astype(np.int32)
-    flat = cand[cand < len(fact_names)]
-    factors = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), _take(fact_names, flat)), ";")
+    # factors from a known latent class structure (simulate/practice.py); their own random numbers
+    factors, _ = practice_truth.draw_factors(np.random.default_rng([seed, 23]), len(keep))
+    factors = pa.array(factors, type=pa.string())
     tables["assessments"] = pa.table({
         "la_code": la_col(keep), "referral_id": ref_col(keep), "child_id": child_col(keep),
         "start_date": _date_array(a_start), "authorised_date": _date_array(a_auth, valid=a_auth <= extract),
@@ -881,7 +832,7 @@ def _build_tables(ch, rec, councils, extract, seed, planted):
         worker_id = _plant(worker_id, rows, planted_ids["worker_id"])
     al = np.flatnonzero(path > 0)
     al_start = r0[al] + np.minimum(rng.integers(0, 4, len(al)), span[al])
-    n_seg = 1 + np.minimum(rng.poisson(span[al] / 150.0), 5)
+    n_seg = 1 + rec["changes"][al]  # each change of worker has a known effect on re-referral
     row, s, e = _segments(rng, al_start, end[al], n_seg)
     ref_row = al[row]
     first_seg = np.r_[True, row[1:] != row[:-1]]
@@ -890,7 +841,13 @@ def _build_tables(ch, rec, councils, extract, seed, planted):
     kind = np.where(first_seg & (path[ref_row] != 3), 0, np.where(path[ref_row] == 3, 2, 1))
     kind = np.where(disabled_team & ~first_seg, 3, kind)
     team = team_lo[kind] + np.floor(rng.random(len(row)) * team_n[kind]).astype(np.int64)
-    worker = la[ref_row] * n_workers + team * per_team + rng.integers(0, per_team, len(row))
+    slot = rng.integers(0, per_team, len(row))
+    for _ in range(per_team):  # a change of worker is a different worker, also within one team
+        same = ~first_seg & (team == np.roll(team, 1)) & (slot == np.roll(slot, 1))
+        if not same.any():
+            break
+        slot[same] = (slot[same] + 1) % per_team
+    worker = la[ref_row] * n_workers + team * per_team + slot
     if planted:  # make sure every planted worker appears
         firsts = np.flatnonzero(first_seg & (kind == 0))
         _, at = np.unique(la[ref_row[firsts]], return_index=True)
@@ -1053,6 +1010,7 @@ def generate(n_councils: int, children_per_council: int, seed: int, out_dir, ext
             "referral_source": 1.0,
         },
         "intervention": _intervention_truth(rec, ch, model),
+        "practice": practice_truth.truth(),
         "programme": _programme_truth(rec, ch, councils, adopt_q, model, extract, start),
         "national_rereferral_rate": float(res["n_rerefer"].sum() / max(res["n_year"].sum(), 1)),
         "england_published_rereferral_rate": fallback,
