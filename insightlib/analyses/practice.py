@@ -173,7 +173,6 @@ def _days(s) -> np.ndarray:
 def episode_practice(tables: dict, episodes: pd.DataFrame) -> pd.DataFrame:
     """Per episode: its assessment, changes of worker, weeks to assessment, plan and plan length, team at closure."""
     ep = episodes.copy()
-    ref = tables["referrals"][["referral_id", "referral_date"]]
     asm = tables.get("assessments")
     out = pd.DataFrame(index=ep.index)
     if asm is not None and len(asm):
