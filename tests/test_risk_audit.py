@@ -271,3 +271,18 @@ def test_notebook_runs_and_reports_only_aggregates(tmp_path):
     ids = warehouse.read_council(tmp_path / "w.duckdb", la)["children"]["child_id"].astype(str)
     assert not any(cid in shown for cid in ids)
     assert "of 10 children flagged" in shown and "What this audit cannot tell" in shown
+
+
+@pytest.mark.slow
+def test_auc_interval_covers_the_known_auc_over_repeats():
+    """Over 20 simulated councils the logistic model's AUC interval covers the true risk function's AUC
+    (the fitted model loses a little to estimation, so coverage can sit slightly under 95%)."""
+    hits = 0
+    reps = 20
+    for s in range(reps):
+        f, truth = _frame(n=6000, seed=500 + s)
+        res = AR.audit(f, features=FEATURES, groups=["sex"], bootstrap_reps=100, seed=s)
+        auc = res.models["logistic"].metrics["auc"]
+        hits += auc.ci_low <= truth["auc"] <= auc.ci_high
+    print(f"AUC interval coverage {hits}/{reps}")
+    assert hits >= 16, hits
