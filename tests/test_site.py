@@ -462,3 +462,40 @@ def test_the_safe_filter_keeps_exactly_insights_own_typst_settings():
     lua = (REPO / "insightlib" / "templates" / "insight_safe.lua").read_text()
     const = re.search(r'local INSIGHT_TYPST = "(.*)"', lua).group(1).encode().decode("unicode_escape")
     assert const == site.TYPST_HEADER.strip()
+
+
+def test_report_charts_are_drawn_for_a_phone_too(tmp_path, monkeypatch):
+    """charts.show stores a phone drawing beside the chart; both routes show it on small screens only."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    import io
+
+    fig, ax = charts.new_figure("A headline long enough that it must wrap on a phone, with numbers at risk below")
+    ax.plot([0, 100, 200, 365], [1.0, 0.9, 0.8, 0.7])
+    before = tuple(fig.get_size_inches())
+    wide, narrow = charts.to_png(fig), charts.to_png_narrow(fig)
+    assert tuple(fig.get_size_inches()) == before  # the figure itself is left as it was
+    (ww, wh), (nw, nh) = (Image.open(io.BytesIO(b)).size for b in (wide, narrow))
+    assert nw < 0.8 * ww and nh / nw > wh / ww  # narrower and taller, not the wide one shrunk
+    plt.close(fig)
+    folder = tmp_path / "ev" / "202"
+    folder.mkdir(parents=True)
+    png, small = (base64.b64encode(b).decode() for b in (wide, narrow))
+    nb = new_notebook(cells=[new_markdown_cell("# T\n\n## Headlines"), new_code_cell("x", outputs=[
+        new_output("display_data", data={"image/png": png, "text/plain": "alt"},
+                   metadata={"image/png": {"alt": "Chart alt", "narrow": small}})])])
+    nbformat.write(nb, str(folder / "rereferral.ipynb"))
+    (folder / "manifest.json").write_text(json.dumps({"title": "T", "status": "ok"}))
+    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
+    site.render_site(tmp_path, engine="html")
+    page = (tmp_path / "_site" / "ev" / "202" / "rereferral.html").read_text()
+    imgs = parse(tmp_path / "_site" / "ev" / "202" / "rereferral.html").imgs
+    classes = {i.get("class"): i for i in imgs if i.get("class")}
+    assert set(classes) == {"chart-wide", "chart-narrow"} and all(i["alt"] == "Chart alt" for i in classes.values())
+    assert (tmp_path / "_site" / "ev" / "202" / classes["chart-narrow"]["src"]).read_bytes() == narrow
+    css = (tmp_path / "_site" / "site.css").read_text()
+    assert ".chart-narrow { display: block; }" in css and "base64" not in page
+    site.write_quarto_project(tmp_path, site.discover(tmp_path))
+    qmd = (folder / "rereferral.qmd").read_text()
+    assert '::: {.content-visible when-format="html"}\n::: {.chart-narrow}\n![](rereferral-figures/figure-1-narrow.png)' in qmd
+    assert (folder / "rereferral-figures" / "figure-1-narrow.png").read_bytes() == narrow

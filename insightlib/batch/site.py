@@ -804,7 +804,17 @@ def notebook_to_qmd(notebook: Path, *, council: str, failed: bool = False, title
                         path.write_bytes(base64.b64decode(_text(data[image])))
                     written.append(path)
                     alt = (meta.get(image, {}) or {}).get("alt") or _text(data.get("text/plain", ""))
-                    parts.append(f'![]({fig_dir_name}/{path.name}){{fig-alt="{_attribute(alt)}"}}\n')
+                    narrow = (meta.get(image, {}) or {}).get("narrow") if image == "image/png" else None
+                    wide = f'![]({fig_dir_name}/{path.name}){{fig-alt="{_attribute(alt)}"}}\n'
+                    if narrow:  # a phone gets the chart drawn for its width; the PDF the wide one
+                        small = fig_dir / f"figure-{n_fig}-narrow.png"
+                        small.write_bytes(base64.b64decode(_text(narrow)))
+                        written.append(small)
+                        parts.append("::: {.chart-wide}\n" + wide + ":::\n")
+                        parts.append('::: {.content-visible when-format="html"}\n::: {.chart-narrow}\n'
+                                     f'![]({fig_dir_name}/{small.name}){{fig-alt="{_attribute(alt)}"}}\n:::\n:::\n')
+                    else:
+                        parts.append(wide)
                 elif "text/markdown" in data:
                     parts.append(text.neutralise_markdown(_text(data["text/markdown"]).strip()) + "\n")
                 elif "text/html" in data:
@@ -842,6 +852,8 @@ td.num, table td { font-variant-numeric: tabular-nums; }
 .table-wrap { overflow-x: auto; max-width: 100%; }
 .table-note { font-size: 0.9rem; color: #3D3D3D; }
 .navbar-title { white-space: normal; }
+.chart-narrow { display: none; }
+@media (max-width: 40rem) { .chart-wide { display: none; } .chart-narrow { display: block; } }
 """
 #: The report's download link says "PDF" (Quarto would say "Typst"). The "html" entry names no other
 #: format, and stops Quarto adding its own link to every format beside the one given here.
