@@ -319,6 +319,8 @@ def read_rereferral(model: Model, html: str, truth: dict, chart_texts: list[str]
             name = v(f"d[{label}|{words}]")
             if h <= x and name in model.lower:
                 model.add({sizes[label]: 1, name: -1}, lo=a, why=f"chart: {a} still followed at day {x:g} in {label}")
+    # the curves as drawn: the height at each horizon where the curve is drawn there is the share re-referred
+    read_curves(model, v, sizes, groups, chart_texts)
     # cumulative incidence: the same re-referrals; the competing share gives the competing events
     for corner, heads, rows in tables:
         if any(h.startswith("Within ") for h in heads) and any(h.startswith("Turned 18") for h in heads):
@@ -368,6 +370,47 @@ def read_rereferral(model: Model, html: str, truth: dict, chart_texts: list[str]
 
 
 _HORIZON_DAYS = {"3 months": 91, "6 months": 182, "1 year": 365}
+
+
+def curve_texts(fig) -> list[str]:
+    """Every curve a figure draws, as exactly as a reader could digitise it (every point), one line each."""
+    out = []
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            label = line.get_label()
+            if label.startswith("_") or len(line.get_xdata()) < 2:
+                continue
+            points = ";".join(f"{x:g}:{y:.9g}" for x, y in zip(line.get_xdata(), line.get_ydata()))
+            out.append(f"curve | {ax.get_ylabel()} | {label} | {points}")
+    return out
+
+
+def read_curves(model: Model, v, sizes: dict, groups: dict, chart_texts: list[str]) -> None:
+    """Each curve a chart draws, read exactly (the strongest digitiser): where it is drawn at a horizon, its
+    height there is 1 - KM (or the cumulative incidence) of re-referral, which bounds the count re-referred
+    by then as a share in a table does (docs/publishing.md, identity 4)."""
+    for line in chart_texts:
+        mm = re.match(r"curve \| (.*?) \| (.+) \| (.+)", line)
+        if not mm:
+            continue
+        ylabel, label, data = mm.groups()
+        short = label.rstrip("\u2026. ")
+        hit = [lab for lab in sizes if lab == label or lab.startswith(short)]
+        if len(hit) != 1:
+            continue
+        pts = [tuple(float(z) for z in p.split(":")) for p in data.split(";")]
+        xs = np.array([p[0] for p in pts])
+        ys = np.array([p[1] for p in pts])
+        for words, h in _HORIZON_DAYS.items():
+            name = v(f"d[{hit[0]}|{words}]")
+            if name not in model.lower or h > xs.max():
+                continue
+            y = ys[np.searchsorted(xs, h, side="right") - 1]
+            if not np.isfinite(y):
+                continue  # not drawn there: nothing to read
+            model.cells += 1
+            share = 1 - y if ylabel.startswith("Not yet") else y
+            _share_bounds(model, name, sizes[hit[0]], max(share, 0.0), 1e-6, f"curve {hit[0]} at {words}")
 
 
 def model_threshold(truth: dict) -> int:

@@ -53,6 +53,7 @@ def _run_cells(path: Path, params: dict, workdir: Path, chart_texts: list) -> tu
                 x, y = t.get_position()
                 row = labels[int(round(y))] if ax.get_title() and 0 <= round(y) < len(labels) else ""
                 chart_texts.append(f"at risk | {row} | {x:g} | {t.get_text()}" if row else f"text | {t.get_text()}")
+        chart_texts.extend(attack.curve_texts(fig))
         for t in fig.texts:
             chart_texts.append(f"text | {t.get_text()}")
         return original_show(fig, alt)
@@ -225,6 +226,34 @@ def test_the_adversary_recovers_what_primary_suppression_alone_leaves(tmp_path):
     attack.read_rereferral(model, html.replace("<td>51</td>", "<td>c</td>").replace("<td>54</td>", "<td>54</td>"), {}, [])
     ranges = {r["target"]: (r["low"], r["high"]) for r in model.attack()}
     assert ranges["rr:D"] == (1, 53)
+
+
+def test_the_adversary_reads_the_curves_and_a_small_count_is_not_drawn():
+    """Curve shapes: 2 of 20 re-referred by 3 months, hidden in the table, is a drop to 90% on the chart.
+    Drawn in full the adversary reads it back exactly; as the chart draws it (hidden while 1 to 4 have
+    come back) it cannot."""
+    import numpy as np
+
+    from insightlib.report.rereferral_charts import km_figure
+    from insightlib.stats.survival import kaplan_meier
+
+    t = np.array([30, 60] + [400] * 18, float)
+    e = np.array([1, 1] + [0] * 18)
+    km = kaplan_meier(t, e, np.array(["Group A"] * 20))
+    ranges = {}
+    for drawn_from in (1, 5):  # threshold 1: the whole curve drawn (before); 5: as published
+        model = attack.Model()
+        n = model.var("rr:n[Group A]", truth=20)
+        model.fix(n, 20)
+        d = model.var("rr:d[Group A|3 months]", truth=2)
+        model.targets.append(attack.Target(d, {d: 1}, 2, "re-referred by 3 months in Group A"))
+        attack.read_curves(model, lambda k: "rr:" + k, {"Group A": n}, {},
+                           attack.curve_texts(km_figure(km, threshold=drawn_from, max_days=365)))
+        (hit,) = model.attack()
+        ranges[drawn_from] = (hit["low"], hit["high"])
+    low, high = ranges[1]  # the full curve gives the hidden count back: 1 or 2 (d <= 10% of 20, d >= 1)
+    assert low <= 2 <= high and high - low + 1 < 5, ranges[1]
+    assert ranges[5][1] - ranges[5][0] + 1 >= 5, ranges[5]
 
 
 def test_the_simple_comparison_with_group_sizes_is_solved_by_the_adversary():

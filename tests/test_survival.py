@@ -758,3 +758,28 @@ def test_weighted_km_with_unit_weights_is_the_kaplan_meier_and_its_area_the_rmst
     assert surv.step_area(grid, curve, 40) == pytest.approx(surv.rmst(t, e, horizon=40).groups["rmst"].iloc[0], rel=1e-12)
     doubled = surv.weighted_km(t, e, np.where(rossi.fin.to_numpy() == 1, 2.0, 1.0), grid)
     assert not np.allclose(doubled, curve)  # the weights are used
+
+
+def test_a_curve_is_not_drawn_where_it_would_give_back_a_small_count():
+    """Issue 9 (curve shapes): 2 of 30 re-referred in the first weeks is a drop to 93% a reader can read off
+    the chart; the curve is drawn flat until the first re-referral, hidden while 1 to 4 have come back, and
+    drawn again from the 5th."""
+    from insightlib.report.rereferral_charts import cif_figure, km_figure
+    from insightlib.stats.competing_risks import cumulative_incidence
+    from insightlib.stats.survival import kaplan_meier
+
+    t = np.array([20, 40, 100, 120, 150, 160, 170] + [400] * 23, float)
+    e = np.array([1, 1, 1, 1, 1, 1, 1] + [0] * 23)
+    km = kaplan_meier(t, e, np.array(["A"] * 30))
+    fig = km_figure(km, threshold=5)
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == km.labels.get("A", "A")]
+    x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+    assert y[0] == 1.0 and x[0] == 0.0  # flat from the start: nobody back yet
+    for day in (20, 40, 100, 120):  # 1 to 4 re-referred by then: not drawn
+        assert np.isnan(y[np.searchsorted(x, day, side="right") - 1]), day
+    assert np.isfinite(y[np.searchsorted(x, 150, side="right") - 1])  # 5 back: drawn
+    assert y[np.searchsorted(x, 150, side="right") - 1] == pytest.approx(25 / 30)
+    cif = cumulative_incidence(t, e, np.array(["A"] * 30))
+    (line,) = [ln for ln in cif_figure(cif, threshold=5).axes[0].get_lines() if not ln.get_label().startswith("_")]
+    y2 = np.asarray(line.get_ydata(), float)
+    assert y2[0] == 0.0 and np.isnan(y2[1:5]).all() and np.isfinite(y2[5])

@@ -39,8 +39,14 @@ def _time_ticks(xlim: float) -> tuple[np.ndarray, list[str]]:
     return np.array(ticks, dtype=float), labels
 
 
-def _step_curves(ax, curves: dict, value: str, start: float, labels: dict, min_at_risk: int):
-    """Step curves with bands, each cut where fewer than ``min_at_risk`` remain; returns the colours used."""
+def _step_curves(ax, curves: dict, value: str, start: float, labels: dict, min_at_risk: int,
+                 threshold: int = DISCLOSURE_THRESHOLD):
+    """Step curves with bands, each cut where fewer than ``min_at_risk`` remain; returns the colours used.
+
+    A curve is not drawn while the children it has counted so far (re-referred by then) are from 1 to
+    ``threshold - 1``: its height there, read off the chart, would give back the small count the tables
+    hide (2 of 20 re-referred by 3 months is a drop to 90%). It is drawn flat from the start until the
+    first re-referral (none yet: a zero) and again once at least ``threshold`` have come back."""
     from insightlib.report.charts import PALETTE
 
     colours, xmax = {}, 0.0
@@ -51,11 +57,15 @@ def _step_curves(ax, curves: dict, value: str, start: float, labels: dict, min_a
         if c.empty:
             continue
         x = np.concatenate([[0.0], c["time"].to_numpy()])
-        ax.step(x, np.concatenate([[start], c[value].to_numpy()]), where="post", color=colour, lw=1.6,
-                label=labels.get(g, str(g)))
-        ax.fill_between(x, np.concatenate([[start], c["ci_low"].to_numpy()]),
-                        np.concatenate([[start], c["ci_high"].to_numpy()]), step="post", color=colour, alpha=0.12,
-                        lw=0)
+        counted = np.concatenate([[0.0], np.cumsum(c["events"].to_numpy(float))]) if "events" in c else None
+        hide = (counted >= 1) & (counted < threshold) if counted is not None else np.zeros(len(x), bool)
+
+        def shown(values):
+            return np.where(hide, np.nan, np.concatenate([[start], values]))
+
+        ax.step(x, shown(c[value].to_numpy(float)), where="post", color=colour, lw=1.6, label=labels.get(g, str(g)))
+        ax.fill_between(x, shown(c["ci_low"].to_numpy(float)), shown(c["ci_high"].to_numpy(float)), step="post",
+                        color=colour, alpha=0.12, lw=0)
         xmax = max(xmax, float(x[-1]))
     return colours, xmax
 
@@ -83,7 +93,7 @@ def _curves_figure(title: str, curves: dict, value: str, start: float, labels: d
     height = 4.2 + 0.24 * k + 0.18 * legend_rows
     fig, (ax, tab) = new_figure(title, height=height, nrows=2, sharex=True,
                                 gridspec_kw={"height_ratios": [3.6, 0.45 + 0.24 * k], "hspace": 0.12})
-    colours, xmax = _step_curves(ax, curves, value, start, labels, min_at_risk)
+    colours, xmax = _step_curves(ax, curves, value, start, labels, min_at_risk, threshold)
     xlim = float(max_days or min(max(xmax, max(horizons)), 3 * max(horizons)))
     ticks, tick_labels = _time_ticks(xlim)
     pad = 0.03 * xlim
