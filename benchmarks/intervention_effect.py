@@ -5,10 +5,10 @@ Target (DESIGN.md): within 60 seconds, refuters included. Usage:
     .venv/bin/python benchmarks/intervention_effect.py [--children 12500] [--seed 7] [--notebook]
 
 Generates one synthetic council (insightlib.simulate.synth), loads it into a warehouse, then times
-insightlib.analyses.causal.evaluate_intervention with the fgc-demo parameters (200 bootstrap
+insightlib.analyses.intervention.evaluate_intervention with the fgc-demo parameters (200 bootstrap
 replicates, 3 simulations per refuter). With --notebook it also executes
 notebooks/intervention_effect.ipynb with papermill and times that. With --coverage it instead
-repeats causal.simulate_frame (known truth) and prints how often each 95% interval covers it
+repeats simulate_intervention.simulate_frame (known truth) and prints how often each 95% interval covers it
 (the figures quoted in docs/causal.md; tests/test_causal.py checks the same at fewer repeats).
 """
 
@@ -37,7 +37,8 @@ def main() -> None:
         print(json.dumps(coverage(args.coverage), indent=2))
         return
 
-    from insightlib.analyses import causal
+    from insightlib.analyses import intervention
+    from insightlib.simulate import intervention as simulate_intervention
     from insightlib.simulate import synth
     from insightlib.ingest import warehouse
 
@@ -52,7 +53,7 @@ def main() -> None:
 
         t0 = time.perf_counter()
         tables = warehouse.read_council(tmp / "w.duckdb", la)
-        result = causal.evaluate_intervention(tables, **params)
+        result = intervention.evaluate_intervention(tables, **params)
         analysis = time.perf_counter() - t0
         truth = json.loads((tmp / "data" / "truth.json").read_text())["intervention"]
         out = {
@@ -79,10 +80,11 @@ def main() -> None:
 
 def coverage(reps: int, n: int = 1500) -> dict:
     """Share of simulated data sets whose 95% interval covers the true ATE, by estimator."""
-    from insightlib.analyses import causal
+    from insightlib.analyses import intervention
+    from insightlib.simulate import intervention as simulate_intervention
 
-    _, truth = causal.simulate_frame(10, seed=0, truth_draws=2_000_000)
-    params = {"intervention": "x", "horizon_days": 365, "covariates": causal.SIM_COVARIATES, "graph": causal.SIM_GRAPH,
+    _, truth = simulate_intervention.simulate_frame(10, seed=0, truth_draws=2_000_000)
+    params = {"intervention": "x", "horizon_days": 365, "covariates": simulate_intervention.SIM_COVARIATES, "graph": simulate_intervention.SIM_GRAPH,
               "trim": "none", "bootstrap_reps": 200, "refutation_simulations": 0}
     keys = ("naive", "ipw", "matching", "regression", "aipw", "km_risk_difference", "rmst_difference",
             "hazard_ratio_conditional")
@@ -90,8 +92,8 @@ def coverage(reps: int, n: int = 1500) -> dict:
     bias = {"naive": 0.0, "aipw": 0.0, "km_risk_difference": 0.0}
     t0 = time.perf_counter()
     for s in range(reps):
-        frame, _ = causal.simulate_frame(n, seed=9000 + s, truth_draws=10)
-        res = causal.evaluate_intervention(frame=frame, **params)
+        frame, _ = simulate_intervention.simulate_frame(n, seed=9000 + s, truth_draws=10)
+        res = intervention.evaluate_intervention(frame=frame, **params)
         ests = {**res.methods, "naive": res.naive["risk_difference"], "km_risk_difference": res.effect["risk_difference"],
                 "rmst_difference": res.effect["rmst_difference"],
                 "hazard_ratio_conditional": res.effect["hazard_ratio_conditional"]}

@@ -238,3 +238,27 @@ MIN_EVENTS_FOR_ESTIMATE = 10
 #: Survival curves are cut where fewer than this many remain at risk, and a share is shown only where at
 #: least this many are still followed (DESIGN.md, publishing safety).
 MIN_AT_RISK = 10
+#: Covariates an evaluation file may name: episode columns (COMMON.md) and a few derived
+#: from the council's tables, all measured at or before the referral the intervention
+#: belongs to. kind: "numeric", "binary" or "category".
+INTERVENTION_COVARIATES = {
+    "age_at_closure": ("numeric", "age in years when the case closed"),
+    "age_group": ("category", "age band when the case closed (under 5, 5 to 9, 10 to 15, 16 and 17: the re-referral report's bands)"),
+    "previous_referrals_group": ("category", "previous referrals banded 0, 1, 2, 3+"),
+    "previous_referrals": ("numeric", "number of the child's referrals before this one"),
+    "episode_number": ("numeric", "which closed episode of the child this is"),
+    "sex": ("category", "sex (M/F/U)"),
+    "ethnicity": ("category", "ethnicity (20 CIN codes)"),
+    "ethnic_group": ("category", "broad ethnic group (White, Mixed, Asian, Black, Other, Not known)"),
+    "disability": ("category", "disability code (NONE if none)"),
+    "disabled": ("binary", "has any recorded disability"),
+    "primary_need": ("category", "primary need code N0-N9"),
+    "referral_source": ("category", "who made the referral"),
+    "referral_nfa": ("binary", "referral closed with no further action"),
+    "closure_reason": ("category", "why the case closed (may be affected by the intervention: see docs)"),
+    "had_assessment": ("binary", "the referral had an assessment"),
+    "assessment_factors": ("numeric", "number of factors recorded at assessment"),
+    "had_cin_plan": ("binary", "the referral led to a child in need plan"),
+    "had_cp_plan": ("binary", "the referral led to a child protection plan"),
+    "closure_year": ("numeric", "calendar year of the closure"),
+}

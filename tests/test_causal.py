@@ -1,4 +1,4 @@
-"""Intervention effect (insightlib.analyses.causal): checked against simulated data with a known
+"""Intervention effect (insightlib.analyses.intervention and the stats/ it calls): checked against simulated data with a known
 effect, published E-values, lifelines/R for the survival pieces, and the synthetic councils'
 truth.json."""
 
@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib.analyses import causal as C
+from insightlib.analyses import intervention
+from insightlib.analyses import intervention_parameters
+from insightlib.report import intervention as intervention_report
+from insightlib.simulate import intervention as simulate_intervention
+from insightlib.stats import effects
+from insightlib.stats import propensity
+from insightlib.stats import refuters
 from insightlib.errors import EvaluationFileError, InputError
 from insightlib.stats import survival as surv
 
@@ -21,8 +27,8 @@ GOOD = {
     "intervention": "Family Group Conference",
     "horizon_days": 365,
     "estimand": "ATE",
-    "covariates": C.SIM_COVARIATES,
-    "graph": C.SIM_GRAPH,
+    "covariates": simulate_intervention.SIM_COVARIATES,
+    "graph": simulate_intervention.SIM_GRAPH,
 }
 
 
@@ -30,24 +36,24 @@ GOOD = {
 
 
 def test_check_parameters_normalises_good_input():
-    p = C.check_parameters({**GOOD, "estimand": "att", "horizon_days": 365.0})
+    p = intervention_parameters.check_parameters({**GOOD, "estimand": "att", "horizon_days": 365.0})
     assert p["estimand"] == "ATT" and p["horizon_days"] == 365
-    assert p["covariates"] == C.SIM_COVARIATES
-    assert p["trim"] == "crump" and p["bootstrap_reps"] == C.DEFAULTS["bootstrap_reps"]
+    assert p["covariates"] == simulate_intervention.SIM_COVARIATES
+    assert p["trim"] == "crump" and p["bootstrap_reps"] == intervention_parameters.DEFAULTS["bootstrap_reps"]
 
 
 def test_check_parameters_accepts_gml():
     gml = """graph [ directed 1
       node [ id 0 label "had_cp_plan" ] node [ id 1 label "intervention" ] node [ id 2 label "rereferral" ]
       edge [ source 0 target 1 ] edge [ source 0 target 2 ] edge [ source 1 target 2 ] ]"""
-    p = C.check_parameters({**GOOD, "covariates": ["had_cp_plan"], "graph": gml})
-    assert set(C.parse_graph(p["graph"]).nodes) == {"had_cp_plan", "intervention", "rereferral"}
+    p = intervention_parameters.check_parameters({**GOOD, "covariates": ["had_cp_plan"], "graph": gml})
+    assert set(intervention_parameters.parse_graph(p["graph"]).nodes) == {"had_cp_plan", "intervention", "rereferral"}
 
 
 @pytest.mark.parametrize(
     "change, words",
     [
-        ({"covariates": C.SIM_COVARIATES + ["shoe_size"]}, "unknown covariate 'shoe_size'"),
+        ({"covariates": simulate_intervention.SIM_COVARIATES + ["shoe_size"]}, "unknown covariate 'shoe_size'"),
         ({"covariates": ["age_at_closre"]}, "Did you mean 'age_at_closure'"),
         ({"graph": "digraph { had_cp_plan -> rereferral; }", "covariates": ["had_cp_plan"]}, "no node 'intervention'"),
         ({"graph": "digraph { had_cp_plan -> intervention; }", "covariates": ["had_cp_plan"]}, "no node 'rereferral'"),
@@ -66,8 +72,8 @@ def test_check_parameters_accepts_gml():
         ({"horizon_days": -30}, "'horizon_days' must be positive"),
         ({"horizon_days": "a year"}, "'horizon_days' must be a whole number"),
         ({"horizon_days": True}, "'horizon_days' must be a whole number"),
-        ({"graph": C.SIM_GRAPH.replace("}", " sex -> rereferral; }")}, "node 'sex' is not one of the listed covariates"),
-        ({"covariates": C.SIM_COVARIATES + ["sex"]}, "covariate 'sex' is not in the graph"),
+        ({"graph": simulate_intervention.SIM_GRAPH.replace("}", " sex -> rereferral; }")}, "node 'sex' is not one of the listed covariates"),
+        ({"covariates": simulate_intervention.SIM_COVARIATES + ["sex"]}, "covariate 'sex' is not in the graph"),
         ({"graph": "digraph { had_cp_plan -> intervention; had_cp_plan -> rereferral }", "covariates": ["had_cp_plan"]},
          "no path from 'intervention'"),
         ({"trim": [0.6, 0.9]}, "'trim' must be"),
@@ -77,13 +83,13 @@ def test_check_parameters_accepts_gml():
 )
 def test_check_parameters_names_each_mistake(change, words):
     with pytest.raises(EvaluationFileError) as err:
-        C.check_parameters({**GOOD, **change})
+        intervention_parameters.check_parameters({**GOOD, **change})
     assert words in str(err.value)
 
 
 def test_check_parameters_reports_every_problem_at_once():
     with pytest.raises(EvaluationFileError) as err:
-        C.check_parameters({**GOOD, "estimand": "X", "horizon_days": 0, "covariates": ["nope"]})
+        intervention_parameters.check_parameters({**GOOD, "estimand": "X", "horizon_days": 0, "covariates": ["nope"]})
     msg = str(err.value)
     for words in ("'estimand' must be", "'horizon_days' must be positive", "unknown covariate 'nope'"):
         assert words in msg
@@ -92,7 +98,7 @@ def test_check_parameters_reports_every_problem_at_once():
 def test_unreadable_dot_is_reported_not_printed(capsys):
     # pydot prints its parse errors: they must end up in the message, never in a report's output
     with pytest.raises(ValueError, match="col:13"):
-        C.parse_graph("digraph { a -> -> }")
+        intervention_parameters.parse_graph("digraph { a -> -> }")
     assert capsys.readouterr().out == ""
 
 
@@ -102,9 +108,9 @@ def test_notebook_parameters_catch_a_misspelt_parameter():
     namespace = {**GOOD, "data": "w.duckdb", "la_code": "201", "output_dir": ".", "disclosure_threshold": 5,
                  "rounding": None, "title": "t", "np": np, "display": print, "In": [], "_": 1,
                  "Markdown": type("Markdown", (), {}), "causal": types.ModuleType("causal")}
-    assert C.notebook_parameters(namespace)["intervention"] == GOOD["intervention"]
+    assert intervention_parameters.notebook_parameters(namespace)["intervention"] == GOOD["intervention"]
     with pytest.raises(EvaluationFileError, match="unknown parameter 'horizon_day'.*Did you mean 'horizon_days'"):
-        C.notebook_parameters({**namespace, "horizon_day": 180})
+        intervention_parameters.notebook_parameters({**namespace, "horizon_day": 180})
 
 
 def test_notebook_defaults_match_the_parameters_cell():
@@ -118,16 +124,16 @@ def test_notebook_defaults_match_the_parameters_cell():
     values = {}
     for node in ast.parse(cell.source).body:
         values[node.targets[0].id] = ast.literal_eval(node.value)
-    for key, value in C.NOTEBOOK_DEFAULTS.items():
+    for key, value in intervention_parameters.NOTEBOOK_DEFAULTS.items():
         assert values[key] == value, key
-    assert set(values) == set(C.NOTEBOOK_DEFAULTS) | set(C.REPORT_PARAMETERS)
+    assert set(values) == set(intervention_parameters.NOTEBOOK_DEFAULTS) | set(intervention_parameters.REPORT_PARAMETERS)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # committed without outputs
 
 
 def test_evaluation_parameters_checked_before_running():
-    assert C.check_evaluation_parameters({"horizon_days": 180, "title": "x"})["horizon_days"] == 180
+    assert intervention_parameters.check_evaluation_parameters({"horizon_days": 180, "title": "x"})["horizon_days"] == 180
     with pytest.raises(EvaluationFileError) as err:
-        C.check_evaluation_parameters({"horizon_day": 180, "covariates": C.NOTEBOOK_DEFAULTS["covariates"][:-1] + ["disabld"]})
+        intervention_parameters.check_evaluation_parameters({"horizon_day": 180, "covariates": intervention_parameters.NOTEBOOK_DEFAULTS["covariates"][:-1] + ["disabld"]})
     msg = str(err.value)
     assert "unknown parameter 'horizon_day'. Did you mean 'horizon_days'?" in msg
     assert "unknown covariate 'disabld'. Did you mean 'disabled'?" in msg
@@ -135,7 +141,7 @@ def test_evaluation_parameters_checked_before_running():
 
 
 def test_dot_with_quoted_names_and_attributes():
-    g = C.parse_graph('digraph G { node [shape=box]; "had_cp_plan" -> "intervention" [style=dashed]; intervention -> rereferral }')
+    g = intervention_parameters.parse_graph('digraph G { node [shape=box]; "had_cp_plan" -> "intervention" [style=dashed]; intervention -> rereferral }')
     assert set(g.nodes) == {"had_cp_plan", "intervention", "rereferral"}
 
 
@@ -145,7 +151,7 @@ def test_fgc_evaluation_file_parameters_are_valid():
 
     raw = yaml.safe_load((Path(__file__).parents[1] / "evaluations" / "fgc.yml").read_text())
     assert raw["name"] == "fgc-demo" and raw["notebook"] == "intervention_effect"
-    p = C.check_parameters(raw["parameters"])
+    p = intervention_parameters.check_parameters(raw["parameters"])
     assert p["intervention"] == "Family Group Conference" and p["horizon_days"] == 365
 
 
@@ -177,7 +183,7 @@ def _tables():
 
 def test_analysis_frame_treatment_and_outcomes():
     tables, episodes = _tables()
-    f = C.analysis_frame(tables, "Family Group Conference", 365, ["primary_need", "previous_referrals_group"], episodes=episodes)
+    f = intervention.analysis_frame(tables, "Family Group Conference", 365, ["primary_need", "previous_referrals_group"], episodes=episodes)
     # a: by referral_id; b: started after closure (not during the referral); c: another intervention;
     # d: started before the referral
     assert f["treatment"].tolist() == [1, 0, 0, 0, 0]
@@ -194,7 +200,7 @@ def test_analysis_frame_treatment_and_outcomes():
 def test_analysis_frame_unknown_intervention_is_a_plain_error():
     tables, episodes = _tables()
     with pytest.raises(InputError, match="no rows for intervention 'Family Group Conferences'.*Did you mean"):
-        C.analysis_frame(tables, "Family Group Conferences", 365, ["primary_need"], episodes=episodes)
+        intervention.analysis_frame(tables, "Family Group Conferences", 365, ["primary_need"], episodes=episodes)
 
 
 # --- E-values (VanderWeele & Ding 2017) -------------------------------------------------
@@ -202,29 +208,29 @@ def test_analysis_frame_unknown_intervention_is_a_plain_error():
 
 def test_evalues_match_published_examples():
     # VanderWeele & Ding (2017), Annals of Internal Medicine: RR 3.9 (95% CI 1.8 to 8.7)
-    ev = C.evalue(3.9, 1.8, 8.7, "RR")
+    ev = effects.evalue(3.9, 1.8, 8.7, "RR")
     assert ev["estimate"] == pytest.approx(7.26, abs=0.01)
     assert ev["ci"] == pytest.approx(3.0, abs=0.01)
     # protective estimates use 1/RR; the CI limit nearer the null is the upper one
-    ev = C.evalue(0.80, 0.71, 0.91, "RR")
+    ev = effects.evalue(0.80, 0.71, 0.91, "RR")
     assert ev["estimate"] == pytest.approx(1.809, abs=0.001)
     assert ev["ci"] == pytest.approx(1.429, abs=0.001)
-    assert C.evalue(1.2, 0.9, 1.6)["ci"] == 1.0
+    assert effects.evalue(1.2, 0.9, 1.6)["ci"] == 1.0
     # their smoking and lung cancer example (Hammond & Horn): RR 10.73 (8.02 to 14.36): E-values 20.95 and 15.52
-    ev = C.evalue(10.73, 8.02, 14.36)
+    ev = effects.evalue(10.73, 8.02, 14.36)
     assert ev["estimate"] == pytest.approx(20.95, abs=0.01) and ev["ci"] == pytest.approx(15.52, abs=0.01)
 
 
 def test_hazard_ratio_conversion_for_common_outcomes():
     # VanderWeele (2020): RR ~ (1 - 0.5^sqrt(HR)) / (1 - 0.5^sqrt(1/HR)); by hand for HR 0.56:
     rr = (1 - 0.5 ** math.sqrt(0.56)) / (1 - 0.5 ** math.sqrt(1 / 0.56))
-    assert C.hr_to_rr(0.56) == pytest.approx(rr)
+    assert effects.hr_to_rr(0.56) == pytest.approx(rr)
     assert rr == pytest.approx(0.670, abs=0.001)
-    assert C.hr_to_rr(1.0) == pytest.approx(1.0)
-    assert C.hr_to_rr(0.56, common=False) == 0.56
-    ev = C.evalue(0.56, 0.46, 0.69, "HR", common=True)
-    assert ev["estimate"] == pytest.approx(C.evalue_rr(rr))
-    assert ev["estimate"] < C.evalue(0.56, 0.46, 0.69, "HR", common=False)["estimate"]
+    assert effects.hr_to_rr(1.0) == pytest.approx(1.0)
+    assert effects.hr_to_rr(0.56, common=False) == 0.56
+    ev = effects.evalue(0.56, 0.46, 0.69, "HR", common=True)
+    assert ev["estimate"] == pytest.approx(effects.evalue_rr(rr))
+    assert ev["estimate"] < effects.evalue(0.56, 0.46, 0.69, "HR", common=False)["estimate"]
 
 
 # --- building blocks against references ---------------------------------------------------
@@ -242,24 +248,24 @@ def test_weighted_km_and_rmst_match_lifelines():
     km = KaplanMeierFitter().fit(t, e, weights=w)
     grid = np.array([0, 30, 100, 365.0])
     assert np.allclose(surv.weighted_km(t, e, w, grid), km.survival_function_at_times(grid).to_numpy())
-    sf = C._SurvivalFit(t, e, 365)
+    sf = effects._SurvivalFit(t, e, 365)
     s = surv.weighted_km(t, e, w, sf.grid)
     assert surv.step_area(sf.grid, s, 365) == pytest.approx(restricted_mean_survival_time(km, t=365), rel=1e-6)
 
 
 def test_crump_rule_trims_only_with_poor_overlap():
-    assert C.crump_alpha(np.linspace(0.2, 0.8, 1000)) == 0.0
+    assert propensity.crump_alpha(np.linspace(0.2, 0.8, 1000)) == 0.0
     rng = np.random.default_rng(0)
     e = np.concatenate([rng.uniform(0.3, 0.7, 1000), rng.uniform(0.001, 0.01, 50)])
-    a = C.crump_alpha(e)
+    a = propensity.crump_alpha(e)
     assert 0.001 < a < 0.3
     trimmed = (e < a) | (e > 1 - a)
     assert trimmed[1000:].sum() >= 45 and not trimmed[:1000].any()
 
 
 def test_kish_effective_sample_size():
-    assert C.kish_ess(np.ones(10)) == pytest.approx(10)
-    assert C.kish_ess(np.array([1.0, 1.0, 2.0])) == pytest.approx(16 / 6)
+    assert propensity.kish_ess(np.ones(10)) == pytest.approx(10)
+    assert propensity.kish_ess(np.array([1.0, 1.0, 2.0])) == pytest.approx(16 / 6)
 
 
 # --- the whole analysis on data with a known effect -------------------------------------------
@@ -267,8 +273,8 @@ def test_kish_effective_sample_size():
 
 @pytest.fixture(scope="module")
 def simulated():
-    frame, truth = C.simulate_frame(5000, seed=11, truth_draws=400_000)
-    res = C.evaluate_intervention(frame=frame, **GOOD, trim="none", bootstrap_reps=150, refutation_simulations=3,
+    frame, truth = simulate_intervention.simulate_frame(5000, seed=11, truth_draws=400_000)
+    res = intervention.evaluate_intervention(frame=frame, **GOOD, trim="none", bootstrap_reps=150, refutation_simulations=3,
                                   refutation_sample=2000)
     return frame, truth, res
 
@@ -365,8 +371,8 @@ def test_impossible_interval_is_not_printed(simulated):
 
 
 def test_words_when_the_interval_includes_zero():
-    frame, _ = C.simulate_frame(1200, seed=3, hazard_ratio=1.0, truth_draws=1000)
-    res = C.evaluate_intervention(frame=frame, **{**GOOD, "estimand": "ATT"}, trim="none", bootstrap_reps=40,
+    frame, _ = simulate_intervention.simulate_frame(1200, seed=3, hazard_ratio=1.0, truth_draws=1000)
+    res = intervention.evaluate_intervention(frame=frame, **{**GOOD, "estimand": "ATT"}, trim="none", bootstrap_reps=40,
                                   refutation_simulations=0)
     rd = res.effect["risk_difference"]
     assert rd.ci_low < 0 < rd.ci_high
@@ -382,8 +388,8 @@ def test_plots_are_figures(simulated):
 
 
 def test_att_estimates_cover_the_att():
-    frame, truth = C.simulate_frame(5000, seed=5, truth_draws=400_000)
-    res = C.evaluate_intervention(frame=frame, **{**GOOD, "estimand": "ATT"}, trim="none", bootstrap_reps=100,
+    frame, truth = simulate_intervention.simulate_frame(5000, seed=5, truth_draws=400_000)
+    res = intervention.evaluate_intervention(frame=frame, **{**GOOD, "estimand": "ATT"}, trim="none", bootstrap_reps=100,
                                   refutation_simulations=0)
     for name in ("ipw", "matching", "aipw", "regression"):
         assert covers(res.methods[name], truth["att_risk_difference"]), name
@@ -392,17 +398,17 @@ def test_att_estimates_cover_the_att():
 
 
 def test_matching_agrees_with_dowhy_on_continuous_scores():
-    frame, _ = C.simulate_frame(3000, seed=2, truth_draws=1000)
-    graph = C.SIM_GRAPH.replace("age_at_closure -> intervention;", "age_at_closure -> intervention; age_at_closure -> rereferral;")
-    res = C.evaluate_intervention(frame=frame, **{**GOOD, "graph": graph}, trim="none", bootstrap_reps=0,
+    frame, _ = simulate_intervention.simulate_frame(3000, seed=2, truth_draws=1000)
+    graph = simulate_intervention.SIM_GRAPH.replace("age_at_closure -> intervention;", "age_at_closure -> intervention; age_at_closure -> rereferral;")
+    res = intervention.evaluate_intervention(frame=frame, **{**GOOD, "graph": graph}, trim="none", bootstrap_reps=0,
                                   refutation_simulations=0)
     assert "age_at_closure" in res.adjustment_set
     assert res.dowhy["matching"] == pytest.approx(res.methods["matching"].estimate, abs=1e-9)
 
 
 def test_trimming_is_reported():
-    frame, _ = C.simulate_frame(3000, seed=4, truth_draws=1000)
-    res = C.evaluate_intervention(frame=frame, **GOOD, trim=[0.15, 0.85], bootstrap_reps=0, refutation_simulations=0)
+    frame, _ = simulate_intervention.simulate_frame(3000, seed=4, truth_draws=1000)
+    res = intervention.evaluate_intervention(frame=frame, **GOOD, trim=[0.15, 0.85], bootstrap_reps=0, refutation_simulations=0)
     o = res.overlap
     assert o["trimmed_total"] == o["trimmed"]["treated"] + o["trimmed"]["control"] > 0
     assert res.counts["analysed"] == res.counts["episodes"] - o["trimmed_total"]
@@ -412,8 +418,8 @@ def test_trimming_is_reported():
 
 
 def test_trimming_note_suppresses_small_counts():
-    frame, _ = C.simulate_frame(3000, seed=4, truth_draws=1000)
-    res = C.evaluate_intervention(frame=frame, **GOOD, trim=[0.15, 0.85], bootstrap_reps=0, refutation_simulations=0,
+    frame, _ = simulate_intervention.simulate_frame(3000, seed=4, truth_draws=1000)
+    res = intervention.evaluate_intervention(frame=frame, **GOOD, trim=[0.15, 0.85], bootstrap_reps=0, refutation_simulations=0,
                                   disclosure_threshold=10_000)
     # fewer than the threshold outside the limits: setting them aside would publish their number (the
     # analysed total and the re-referral report's episodes followed up give it by subtraction), so they are kept
@@ -421,9 +427,9 @@ def test_trimming_note_suppresses_small_counts():
     assert note.startswith("Fewer than 10000 closed cases fell outside") and "kept" in note
     assert res.overlap["trimmed_total"] == 0 and res.counts["analysed"] == res.counts["episodes"]
     # a small part is hidden with the other part, which would give it away through the total
-    assert C._safe_split(3, 801, 5) == "804 closed cases (fewer than 5 of them received the intervention)"
-    assert C._safe_split(38, 801, 5) == "839 closed cases (38 who received the intervention, 801 who did not)"
-    assert C._safe_split(2, 1, 5) == "Fewer than 5 closed cases"
+    assert intervention_report._safe_split(3, 801, 5) == "804 closed cases (fewer than 5 of them received the intervention)"
+    assert intervention_report._safe_split(38, 801, 5) == "839 closed cases (38 who received the intervention, 801 who did not)"
+    assert intervention_report._safe_split(2, 1, 5) == "Fewer than 5 closed cases"
 
 
 def test_counts_table_has_secondary_suppression(simulated):
@@ -439,10 +445,10 @@ def test_counts_table_has_secondary_suppression(simulated):
 
 
 def test_nobody_treated_is_a_plain_error():
-    frame, _ = C.simulate_frame(500, seed=1, truth_draws=1000)
+    frame, _ = simulate_intervention.simulate_frame(500, seed=1, truth_draws=1000)
     frame["treatment"] = 0
     with pytest.raises(InputError, match="nobody to compare"):
-        C.evaluate_intervention(frame=frame, **GOOD, bootstrap_reps=0, refutation_simulations=0)
+        intervention.evaluate_intervention(frame=frame, **GOOD, bootstrap_reps=0, refutation_simulations=0)
 
 
 # --- repeated simulation: coverage near nominal -------------------------------------------------
@@ -453,28 +459,28 @@ def test_coverage_over_repeated_simulations():
     """100 data sets: the 95% intervals of the yes/no estimators cover the truth >= 85% of the
     time; 40 data sets for the bootstrap survival intervals (>= 80%, allowing for fewer reps).
     benchmarks/intervention_effect.py --coverage measures the same over more repeats."""
-    _, truth = C.simulate_frame(10, seed=0, truth_draws=1_000_000)
+    _, truth = simulate_intervention.simulate_frame(10, seed=0, truth_draws=1_000_000)
     rd, rm = truth["ate_risk_difference"], truth["ate_rmst_difference"]
     hits = {k: 0 for k in ("ipw", "matching", "regression", "aipw")}
     naive_hits = 0
     reps = 100
     for s in range(reps):
-        f, _ = C.simulate_frame(1500, seed=1000 + s, truth_draws=10)
+        f, _ = simulate_intervention.simulate_frame(1500, seed=1000 + s, truth_draws=10)
         b = f["outcome_binary"].notna().to_numpy()
         fb = f.loc[b].reset_index(drop=True)
-        d = C.design_matrix(fb, ["previous_referrals", "had_cp_plan", "primary_need"])
+        d = propensity.design_matrix(fb, ["previous_referrals", "had_cp_plan", "primary_need"])
         t = fb["treatment"].to_numpy(float)
         y = fb["outcome_binary"].to_numpy(float)
         cl = pd.factorize(fb["child_id"])[0]
-        Xp = C.propensity_design(d.X, t)
-        _, e, info = C.fit_logistic(Xp, t)
-        ests = {"ipw": C.ipw_estimate(y, t, Xp, e, cl, "ATE", 0.95, info)[0],
-                "matching": C.matching_estimate(y, t, e, "ATE")}
-        ests["regression"], (m1, m0) = C.regression_estimate(y, t, d.X, cl)
-        ests["aipw"] = C.aipw_estimate(y, t, e, m1, m0, cl)[0]
+        Xp = propensity.propensity_design(d.X, t)
+        _, e, info = propensity.fit_logistic(Xp, t)
+        ests = {"ipw": effects.ipw_estimate(y, t, Xp, e, cl, "ATE", 0.95, info)[0],
+                "matching": effects.matching_estimate(y, t, e, "ATE")}
+        ests["regression"], (m1, m0) = effects.regression_estimate(y, t, d.X, cl)
+        ests["aipw"] = effects.aipw_estimate(y, t, e, m1, m0, cl)[0]
         for k, v in ests.items():
             hits[k] += covers(v, rd)
-        naive_hits += covers(C.naive_difference(y, t, cl), rd)
+        naive_hits += covers(effects.naive_difference(y, t, cl), rd)
     for k, v in hits.items():
         assert v / reps >= 0.85, (k, v)
     assert naive_hits / reps < 0.5
@@ -483,12 +489,12 @@ def test_coverage_over_repeated_simulations():
     for s in range(sreps):
         # the weighted KM and its bootstrap exactly as evaluate_intervention runs them (without the
         # Cox models and DoWhy, which would make this test three times slower)
-        f, _ = C.simulate_frame(1500, seed=5000 + s, truth_draws=10)
-        d = C.design_matrix(f, ["previous_referrals", "had_cp_plan", "primary_need"])
+        f, _ = simulate_intervention.simulate_frame(1500, seed=5000 + s, truth_draws=10)
+        d = propensity.design_matrix(f, ["previous_referrals", "had_cp_plan", "primary_need"])
         t = f["treatment"].to_numpy(float)
-        Xp = C.propensity_design(d.X, t)
-        beta, _, _ = C.fit_logistic(Xp, t)
-        km = C.ipw_survival(f["time"].to_numpy(float), f["event"].to_numpy(int), t, Xp, beta,
+        Xp = propensity.propensity_design(d.X, t)
+        beta, _, _ = propensity.fit_logistic(Xp, t)
+        km = effects.ipw_survival(f["time"].to_numpy(float), f["event"].to_numpy(int), t, Xp, beta,
                             pd.factorize(f["child_id"])[0], 365, "ATE", 100, 0.95, np.random.default_rng(s))
         surv_hits["risk"] += covers(km["risk_difference"], rd)
         surv_hits["rmst"] += covers(km["rmst_difference"], rm)
@@ -511,7 +517,7 @@ def test_synthetic_council_truth_is_covered(tmp_path):
     tables = warehouse.read_council(tmp_path / "w.duckdb", la)
     cov = ["age_group", "previous_referrals_group", "primary_need", "referral_nfa", "disabled"]
     graph = "digraph {" + " ".join(f"{c} -> intervention; {c} -> rereferral;" for c in cov) + " intervention -> rereferral }"
-    res = C.evaluate_intervention(tables, intervention=synth.INTERVENTION, horizon_days=365, covariates=cov,
+    res = intervention.evaluate_intervention(tables, intervention=synth.INTERVENTION, horizon_days=365, covariates=cov,
                                   graph=graph, trim="none", bootstrap_reps=100, refutation_simulations=0)
     # synth's truth is the risk at 365 days had nothing stopped follow-up: the weighted KM estimand
     assert covers(res.effect["risk_difference"], truth["ate_risk_difference"])
@@ -528,13 +534,13 @@ def test_synthetic_council_truth_is_covered(tmp_path):
 def test_weighted_cox_and_km_match_r_survival(tmp_path):
     if shutil.which("Rscript") is None:
         pytest.skip("Rscript is not on PATH: R's survival package cross-check not run")
-    frame, _ = C.simulate_frame(1500, seed=8, truth_draws=1000)
-    res = C.evaluate_intervention(frame=frame, **GOOD, trim="none", bootstrap_reps=0, refutation_simulations=0)
+    frame, _ = simulate_intervention.simulate_frame(1500, seed=8, truth_draws=1000)
+    res = intervention.evaluate_intervention(frame=frame, **GOOD, trim="none", bootstrap_reps=0, refutation_simulations=0)
     # rebuild the weights exactly as the analysis did, then ask R
-    d = C.design_matrix(frame, res.adjustment_set)
+    d = propensity.design_matrix(frame, res.adjustment_set)
     t = frame["treatment"].to_numpy(float)
-    _, e, _ = C.fit_logistic(C.propensity_design(d.X, t), t)
-    w = C.weights_for(t, np.clip(e, 1e-6, 1 - 1e-6))
+    _, e, _ = propensity.fit_logistic(propensity.propensity_design(d.X, t), t)
+    w = propensity.weights_for(t, np.clip(e, 1e-6, 1 - 1e-6))
     out = frame[["time", "event", "treatment", "child_id"]].assign(w=w)
     out.to_csv(tmp_path / "d.csv", index=False)
     script = f"""
@@ -619,24 +625,24 @@ def test_regression_interval_stays_finite_when_a_covariate_level_is_missing_from
     y = (rng.random(n) < 1 / (1 + np.exp(-(-1 + 0.4 * x1 + 0.6 * rare - 0.5 * t)))).astype(float)
     X = np.column_stack([np.ones(n), x1, rare])
     clusters = np.arange(n)
-    reg, (m1, m0) = C.regression_estimate(y, t, X, clusters)
-    e = C.fit_logistic(X, t.astype(float))[1]
-    dr = C.aipw_estimate(y, t, np.clip(e, 0.01, 0.99), m1, m0, clusters)[0]
+    reg, (m1, m0) = effects.regression_estimate(y, t, X, clusters)
+    e = propensity.fit_logistic(X, t.astype(float))[1]
+    dr = effects.aipw_estimate(y, t, np.clip(e, 0.01, 0.99), m1, m0, clusters)[0]
     assert np.isfinite(reg.se) and 0.5 * dr.se < reg.se < 2 * dr.se, (reg, dr)
     assert reg.ci_low < reg.estimate < reg.ci_high and reg.ci_high - reg.ci_low < 0.2
 
 
 def test_refuter_limits_allow_for_chance_by_the_estimates_own_uncertainty():
     # placebo: 3 runs averaged, each varying like the estimate (se 2.7 points) -> 1.96 * 2.7 / sqrt(3)
-    assert C.refuter_limit("placebo_treatment", 0.027, 3, -0.10) == pytest.approx(1.96 * 0.027 / math.sqrt(3))
+    assert refuters.refuter_limit("placebo_treatment", 0.027, 3, -0.10) == pytest.approx(1.96 * 0.027 / math.sqrt(3))
     # an 80% subset moves half as much; without a standard error the old rule of thumb applies
-    assert C.refuter_limit("data_subset", 0.027, 3, -0.10) == pytest.approx(0.5 * 1.96 * 0.027 / math.sqrt(3))
-    assert C.refuter_limit("data_subset", None, 3, -0.10) == pytest.approx(0.025)
+    assert refuters.refuter_limit("data_subset", 0.027, 3, -0.10) == pytest.approx(0.5 * 1.96 * 0.027 / math.sqrt(3))
+    assert refuters.refuter_limit("data_subset", None, 3, -0.10) == pytest.approx(0.025)
     # simulated placebo averages under the null fail about 1 time in 20
     rng = np.random.default_rng(0)
     se, sims = 0.027, 3
     draws = rng.normal(0, se, size=(20000, sims)).mean(axis=1)
-    fail = np.mean(np.abs(draws) > C.refuter_limit("placebo_treatment", se, sims, -0.1))
+    fail = np.mean(np.abs(draws) > refuters.refuter_limit("placebo_treatment", se, sims, -0.1))
     assert 0.04 < fail < 0.06
 
 
@@ -654,30 +660,30 @@ def test_refutations_record_their_limit_and_pass_on_a_correct_analysis(simulated
 
 def test_covariates_without_a_graph_are_common_causes():
     """An evaluation file that lists covariates but no graph works, and the report says what was assumed."""
-    p = C.check_evaluation_parameters({"covariates": ["primary_need", "had_cp_plan"]})
+    p = intervention_parameters.check_evaluation_parameters({"covariates": ["primary_need", "had_cp_plan"]})
     assert p["graph_from_covariates"] and p["covariates"] == ["primary_need", "had_cp_plan"]
-    g = C.parse_graph(p["graph"])
+    g = intervention_parameters.parse_graph(p["graph"])
     assert set(g.edges) == {("primary_need", "intervention"), ("primary_need", "rereferral"),
                             ("had_cp_plan", "intervention"), ("had_cp_plan", "rereferral"),
                             ("intervention", "rereferral")}
     # checked again (the notebook hands its checked parameters on): still derived, still said
-    assert C.check_parameters(p)["graph_from_covariates"]
+    assert intervention_parameters.check_parameters(p)["graph_from_covariates"]
     # a graph written in the file is the file's, not a derived one
-    assert not C.check_evaluation_parameters({"covariates": GOOD["covariates"], "graph": GOOD["graph"]})["graph_from_covariates"]
+    assert not intervention_parameters.check_evaluation_parameters({"covariates": GOOD["covariates"], "graph": GOOD["graph"]})["graph_from_covariates"]
     with pytest.raises(EvaluationFileError, match="the graph is empty"):
-        C.check_parameters({**GOOD, "graph": ""})
+        intervention_parameters.check_parameters({**GOOD, "graph": ""})
 
-    frame, _ = C.simulate_frame(2500, seed=3, truth_draws=1000)
-    cov = C.SIM_COVARIATES
-    derived = C.evaluate_intervention(frame=frame, **{**GOOD, "graph": None}, trim="none", bootstrap_reps=0,
+    frame, _ = simulate_intervention.simulate_frame(2500, seed=3, truth_draws=1000)
+    cov = simulate_intervention.SIM_COVARIATES
+    derived = intervention.evaluate_intervention(frame=frame, **{**GOOD, "graph": None}, trim="none", bootstrap_reps=0,
                                       refutation_simulations=0)
-    explicit = C.evaluate_intervention(frame=frame, **{**GOOD, "graph": C.common_cause_graph(cov)}, trim="none",
+    explicit = intervention.evaluate_intervention(frame=frame, **{**GOOD, "graph": intervention_parameters.common_cause_graph(cov)}, trim="none",
                                        bootstrap_reps=0, refutation_simulations=0)
     assert sorted(derived.adjustment_set) == sorted(cov)  # every covariate adjusted for
     for name in ("ipw", "aipw", "matching"):
         assert derived.methods[name].estimate == explicit.methods[name].estimate
-    assert C.GRAPH_FROM_COVARIATES in derived.assumptions()
-    assert C.GRAPH_FROM_COVARIATES not in explicit.assumptions()
+    assert intervention_parameters.GRAPH_FROM_COVARIATES in derived.assumptions()
+    assert intervention_parameters.GRAPH_FROM_COVARIATES not in explicit.assumptions()
     assert derived.to_dict()["graph_from_covariates"] is True
     assert "common cause of both" in " ".join(derived.assumptions())
 

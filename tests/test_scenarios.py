@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib.analyses import causal as C
+from insightlib.analyses import intervention
+from insightlib.analyses import intervention_parameters
+from insightlib.simulate import intervention as simulate_intervention
 from insightlib.errors import EvaluationFileError
 from insightlib.report import scenarios as R
 from insightlib.stats import scenarios as S
@@ -69,8 +71,8 @@ def test_shares_are_checked():
     _, problems = S.check_shares([0, 1.5, "more", True])
     assert len(problems) == 4
     with pytest.raises(EvaluationFileError, match="scenario_shares"):
-        C.check_evaluation_parameters({"scenario_shares": [0.1, "lots"]})
-    assert C.check_evaluation_parameters({"scenario_shares": []})["scenario_shares"] == []
+        intervention_parameters.check_evaluation_parameters({"scenario_shares": [0.1, "lots"]})
+    assert intervention_parameters.check_evaluation_parameters({"scenario_shares": []})["scenario_shares"] == []
 
 
 def test_words_and_table_are_safe():
@@ -105,10 +107,10 @@ def test_synthetic_known_answer_is_covered():
     # year is known; with n closures over 3 years the eligible cases per year are n / 3, so the true
     # expected change if 10% more received it is 0.1 * n / 3 * ATE, and if no one did, -share * n / 3 * ATE.
     n = 4500
-    frame, truth = C.simulate_frame(n, seed=21, truth_draws=400_000)
+    frame, truth = simulate_intervention.simulate_frame(n, seed=21, truth_draws=400_000)
     frame = _with_closures(frame, 21)
-    res = C.evaluate_intervention(frame=frame, **{"intervention": "Family Group Conference", "horizon_days": 365,
-                                                  "estimand": "ATE", "covariates": C.SIM_COVARIATES, "graph": C.SIM_GRAPH},
+    res = intervention.evaluate_intervention(frame=frame, **{"intervention": "Family Group Conference", "horizon_days": 365,
+                                                  "estimand": "ATE", "covariates": simulate_intervention.SIM_COVARIATES, "graph": simulate_intervention.SIM_GRAPH},
                                   trim="none", bootstrap_reps=100, refutation_simulations=0, scenario_shares=[0.1, "none"])
     sc = res.scenarios
     assert sc is not None and sc.estimand == "ATE"
@@ -122,22 +124,22 @@ def test_synthetic_known_answer_is_covered():
     assert none.ci_low <= true_none <= none.ci_high
     assert res.to_dict()["scenarios"]["scenarios"][0]["requested"] == 0.1
     # and a simulated frame without closure dates has no scenarios (nothing made up)
-    res2 = C.evaluate_intervention(frame=frame.drop(columns="closure_date"), **{
+    res2 = intervention.evaluate_intervention(frame=frame.drop(columns="closure_date"), **{
         "intervention": "Family Group Conference", "horizon_days": 365, "estimand": "ATE",
-        "covariates": C.SIM_COVARIATES, "graph": C.SIM_GRAPH}, trim="none", bootstrap_reps=0, refutation_simulations=0)
+        "covariates": simulate_intervention.SIM_COVARIATES, "graph": simulate_intervention.SIM_GRAPH}, trim="none", bootstrap_reps=0, refutation_simulations=0)
     assert res2.scenarios is None and res2.to_dict()["scenarios"] is None
 
 
 @pytest.mark.slow
 def test_scenario_intervals_cover_over_repeats():
     """Coverage of the 10%-more scenario's interval for the true answer over repeated simulations."""
-    _, truth = C.simulate_frame(10, seed=0, truth_draws=1_000_000)
+    _, truth = simulate_intervention.simulate_frame(10, seed=0, truth_draws=1_000_000)
     n, reps, hits = 1500, 40, 0
     for s in range(reps):
-        f, _ = C.simulate_frame(n, seed=7000 + s, truth_draws=10)
+        f, _ = simulate_intervention.simulate_frame(n, seed=7000 + s, truth_draws=10)
         f = _with_closures(f, 7000 + s)
-        res = C.evaluate_intervention(frame=f, intervention="Family Group Conference", horizon_days=365, estimand="ATE",
-                                      covariates=C.SIM_COVARIATES, graph=C.SIM_GRAPH, trim="none", bootstrap_reps=60,
+        res = intervention.evaluate_intervention(frame=f, intervention="Family Group Conference", horizon_days=365, estimand="ATE",
+                                      covariates=simulate_intervention.SIM_COVARIATES, graph=simulate_intervention.SIM_GRAPH, trim="none", bootstrap_reps=60,
                                       refutation_simulations=0, scenario_shares=[0.1])
         sc = res.scenarios.scenarios[0]
         # the truth for this draw's own volume process: closures uniform over 3 years, n / 3 a year expected

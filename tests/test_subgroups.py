@@ -110,14 +110,16 @@ def test_coverage_and_null_rejection_over_repeats():
 
 
 def test_intervention_analysis_reports_subgroups():
-    from insightlib.analyses import causal as C
+    from insightlib.analyses import intervention
+    from insightlib.analyses import intervention_parameters
+    from insightlib.simulate import intervention as simulate_intervention
     from insightlib.errors import EvaluationFileError
     from insightlib.report import subgroups as R
 
-    frame, _ = C.simulate_frame(3000, seed=6, truth_draws=1000)
+    frame, _ = simulate_intervention.simulate_frame(3000, seed=6, truth_draws=1000)
     good = {"intervention": "Family Group Conference", "horizon_days": 365, "estimand": "ATE",
-            "covariates": C.SIM_COVARIATES, "graph": C.SIM_GRAPH}
-    res = C.evaluate_intervention(frame=frame, **good, trim="none", bootstrap_reps=0, refutation_simulations=0,
+            "covariates": simulate_intervention.SIM_COVARIATES, "graph": simulate_intervention.SIM_GRAPH}
+    res = intervention.evaluate_intervention(frame=frame, **good, trim="none", bootstrap_reps=0, refutation_simulations=0,
                                   subgroups=["primary_need", "had_cp_plan"])
     d = res.to_dict()["subgroups"]
     assert {t["variable"] for t in d["differ_tests"]} == {"primary_need", "had_cp_plan"}
@@ -126,11 +128,11 @@ def test_intervention_analysis_reports_subgroups():
     assert "not a reason to withhold the intervention" in words and "subgroups of 2 characteristics" in words
     assert len(R.table(res.subgroups, 365)) == len(res.subgroups.effects)
     # the default: those of primary_need, age_group, previous_referrals_group, disabled that are covariates
-    assert C.check_parameters(good)["subgroups"] == ["primary_need"]
+    assert intervention_parameters.check_parameters(good)["subgroups"] == ["primary_need"]
     with pytest.raises(EvaluationFileError, match="subgroup 'sex' is not one of the listed covariates"):
-        C.check_parameters({**good, "subgroups": ["sex"]})
+        intervention_parameters.check_parameters({**good, "subgroups": ["sex"]})
     with pytest.raises(EvaluationFileError, match="use a banded one"):
-        C.check_parameters({**good, "subgroups": ["age_at_closure"]})
+        intervention_parameters.check_parameters({**good, "subgroups": ["age_at_closure"]})
 
 
 @pytest.mark.slow
@@ -139,7 +141,7 @@ def test_synthetic_council_subgroup_truth_is_covered(tmp_path):
     for N4): truth.json's subgroup effects are covered and the effects are found to differ."""
     import json
 
-    from insightlib.analyses import causal as C
+    from insightlib.analyses import intervention
     from insightlib.ingest import warehouse
     from insightlib.simulate import synth
 
@@ -150,7 +152,7 @@ def test_synthetic_council_subgroup_truth_is_covered(tmp_path):
     warehouse.load_directory(tmp_path / "data", tmp_path / "w.duckdb", key="test-key-0123456789abcdef0123")
     tables = warehouse.read_council(tmp_path / "w.duckdb", warehouse.council_codes(tmp_path / "w.duckdb")[0])
     cov = ["age_group", "previous_referrals_group", "primary_need", "referral_nfa", "disabled"]
-    res = C.evaluate_intervention(tables, intervention=synth.INTERVENTION, horizon_days=365, covariates=cov,
+    res = intervention.evaluate_intervention(tables, intervention=synth.INTERVENTION, horizon_days=365, covariates=cov,
                                   trim="none", bootstrap_reps=0, refutation_simulations=0, subgroups=["primary_need"])
     by = {e.level: e for e in res.subgroups.effects}
     for need in ("N1", "N4"):  # the two the model modifies, large enough to pin down

@@ -185,7 +185,8 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
 
     Groups smaller than ``min_group_size`` or the disclosure threshold are shown together as
     "Other" (which is kept at the threshold or above); every figure the report publishes is
-    controlled by ``disclosure_threshold`` and ``rounding``."""
+    controlled by ``disclosure_threshold`` and ``rounding``.
+    Long (~80 lines): the report's estimates one after another (curves, test, incidence, RMST, Cox, headline), each a call into stats/."""
     from insightlib.ingest.episodes import build_episodes, dfe_rereferral_measure
 
     if group_by not in GROUPINGS:

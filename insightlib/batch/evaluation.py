@@ -101,7 +101,7 @@ NOTEBOOK_TABLES = {
 NOTEBOOK_VALUES = {"intervention_effect": ("intervention", "interventions", "intervention")}
 
 #: Notebooks whose module checks the values of its parameters before anything runs.
-PARAMETER_CHECKS = {"intervention_effect": ("insightlib.analyses.causal", "check_evaluation_parameters"),
+PARAMETER_CHECKS = {"intervention_effect": ("insightlib.analyses.intervention_parameters", "check_evaluation_parameters"),
                     "risk_model_audit": ("insightlib.analyses.risk_audit", "check_evaluation_parameters")}
 
 

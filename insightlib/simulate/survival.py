@@ -15,6 +15,7 @@ def simulate_tables(n_children: int, seed: int = 0, la_codes=("201",), start="20
     Vectorised: a few seconds for a million children. Includes NFA referrals (some with no
     closure date), deaths (RC2) and transfers (RC5) that end a child's referrals, cases still
     open at the extract, and children who turn 18 during follow-up.
+    Long (~60 lines): one vectorised pass that builds the three tables column by column.
     """
     rng = np.random.default_rng(seed)
     need_log_hr = need_log_hr or {"N1": 0.0, "N2": -0.5, "N4": 0.4}
