@@ -105,8 +105,43 @@ def log_hr_offset(changes: np.ndarray, path: np.ndarray) -> np.ndarray:
     return np.log(WORKER_CHANGE_HR) * (np.asarray(changes) - centre)
 
 
-def truth() -> dict:
+def ethnicity_rate_ratios(ethnicity_p: dict, la_code: str) -> dict:
+    """The true relative rate index of each broad ethnic group (referred children against the population).
+
+    Synth draws each child's ethnicity from ``ethnicity_p`` whatever else happens, so among children
+    referred in any period a group's share is its probability (those not known left out); against the
+    council's Census 2021 shares the index is ``P(group | known) / census share``."""
+    from insightlib.ingest import practice as published
+
+    total = sum(ethnicity_p.values())
+    p = {}
+    for code, w in ethnicity_p.items():
+        g = contract.ETHNICITY_GROUP.get(code, "Not known")
+        p[g] = p.get(g, 0.0) + w / total
+    known = 1 - p.pop("Not known", 0.0)
+    eth = published.load("ethnicity")
+    eth = eth[eth["la_code"] == la_code]
+    if eth.empty:
+        return {}
+    shares = eth.assign(g=eth["ethnicity"].map(contract.ETHNICITY_GROUP)).groupby("g")["people"].sum()
+    shares = shares / shares.sum()
+    name = {"Other": "Any other ethnic group"}
+    return {name.get(g, g): (p.get(g, 0.0) / known) / shares[g] for g in shares.index}
+
+
+def truth(councils=None, ethnicity_p=None) -> dict:
+    """What truth.json records under "practice"; with the councils (la_code, region) and synth's ethnicity
+    probabilities ({"London": ..., "elsewhere": ...}) also each council's true rate ratios by ethnic group."""
+    rr = {}
+    if councils is not None and ethnicity_p is not None:
+        for la, region in zip(councils["la_code"], councils["region"]):
+            rr[la] = ethnicity_rate_ratios(ethnicity_p["London" if region == "London" else "elsewhere"], la)
     return {
+        "ethnicity_relative_rate_index": {
+            "meaning": "children referred per 10,000 in each broad ethnic group (ONS 0-17 times the Census 2021 "
+                       "share, all ages) against the council's overall rate; children whose ethnicity is not known left out",
+            "councils": rr,
+        },
         "latent_classes": {
             "model": "each assessment belongs to one class; given its class, each factor is recorded "
                      "independently with the class's probability (background probability for factors not listed)",

@@ -1010,7 +1010,7 @@ def generate(n_councils: int, children_per_council: int, seed: int, out_dir, ext
             "referral_source": 1.0,
         },
         "intervention": _intervention_truth(rec, ch, model),
-        "practice": practice_truth.truth(),
+        "practice": practice_truth.truth(councils, {"London": _ETH_P_LONDON, "elsewhere": _ETH_P}),
         "programme": _programme_truth(rec, ch, councils, adopt_q, model, extract, start),
         "national_rereferral_rate": float(res["n_rerefer"].sum() / max(res["n_year"].sum(), 1)),
         "england_published_rereferral_rate": fallback,
