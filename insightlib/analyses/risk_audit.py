@@ -242,6 +242,7 @@ class RiskAudit:
     groups_missing: list[str]
     thresholds_from: str
     notes: list[str] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
 
     def hidden(self, model: str, attribute: str, threshold: int) -> set[str]:
         """Groups whose rates would give a small count away (cases, re-referred or not, flagged or
@@ -287,6 +288,7 @@ class RiskAudit:
             "models": models,
             "verdict": verdicts,
             "notes": self.notes,
+            "seconds": self.seconds,
         }
 
 
@@ -325,10 +327,15 @@ def audit(frame: pd.DataFrame, *, features, groups, flag_share: float = 0.1, tes
         notes.append(f"Not in this council's data, so not compared: {', '.join(GROUPS[g] for g in missing)}.")
     test = frame.iloc[split.test]
     group_cols = {g: (test[g].map({1: "Yes", 0: "No"}) if g == "disabled" else test[g].astype(str)) for g in used}
-    models, verdicts = {}, {}
+    import time
+
+    models, verdicts, seconds = {}, {}, {}
     with threadpool_limits(1):  # small problems: threads only wait for each other on a shared machine
         for i, kind in enumerate(ra.MODELS):
+            t0 = time.perf_counter()
             m = ra.make_model(kind, X.iloc[split.train], features, seed=seed).fit(X.iloc[split.train], ytr)
+            seconds[f"fit_{kind}"] = round(time.perf_counter() - t0, 2)
+            t0 = time.perf_counter()
             threshold = float(np.quantile(m.predict_proba(X.iloc[split.train])[:, 1], 1 - flag_share))
             p = m.predict_proba(X.iloc[split.test])[:, 1]
             models[kind] = ra.audit_scores(yte, p, threshold, test["child_id"].to_numpy(), group_cols, model=kind,
@@ -336,5 +343,6 @@ def audit(frame: pd.DataFrame, *, features, groups, flag_share: float = 0.1, tes
                                            seed=seed + i)
             del p  # no per-child score is kept
             verdicts[kind] = ra.verdict(models[kind], bars)
+            seconds[f"judge_{kind}"] = round(time.perf_counter() - t0, 2)
     return RiskAudit(params, split, models, verdicts, used, missing,
-                     f"the score above which {flag_share:.0%} of the training period's cases fell", notes)
+                     f"the score above which {flag_share:.0%} of the training period's cases fell", notes, seconds)
