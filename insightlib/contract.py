@@ -262,3 +262,6 @@ INTERVENTION_COVARIATES = {
     "had_cp_plan": ("binary", "the referral led to a child protection plan"),
     "closure_year": ("numeric", "calendar year of the closure"),
 }
+#: Weighting has balanced a covariate when its standardised mean difference after weighting is below this
+#: (the usual limit, Austin 2009).
+BALANCE_CUTOFF = 0.1

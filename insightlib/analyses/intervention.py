@@ -36,6 +36,7 @@ from insightlib.report.intervention import InterventionEffect, _safe_split, _ter
 from insightlib.stats.effects import Estimate, _cluster_se, _z, aipw_estimate, evalue, ipw_estimate, ipw_survival, matching_estimate, naive_difference, regression_estimate
 from insightlib.stats.propensity import balance_table, crump_alpha, design_matrix, fit_logistic, kish_ess, propensity_design, weights_for
 from insightlib.stats.refuters import _dowhy_frame, dowhy_crosscheck, identify, refute
+from insightlib.contract import BALANCE_CUTOFF, DISCLOSURE_THRESHOLD, MIN_AT_RISK
 
 
 def analysis_frame(
@@ -213,7 +214,7 @@ def evaluate_intervention(
     estimand: str = "ATE",
     frame: pd.DataFrame | None = None,
     episodes: pd.DataFrame | None = None,
-    disclosure_threshold: int = 5,
+    disclosure_threshold: int = DISCLOSURE_THRESHOLD,
     **options,
 ) -> InterventionEffect:
     """The whole analysis for one council: checks, frame, DoWhy identification, estimates,
@@ -321,11 +322,11 @@ def _evaluate(
     clusters = pd.factorize(f["child_id"])[0]
     w = weights_for(t, e, est_type)
     balance = balance_table(design, t, w) if design else pd.DataFrame(columns=["covariate", "smd_before", "smd_after"])
-    if len(balance) and balance["smd_after"].abs().max() >= 0.1:
+    if len(balance) and balance["smd_after"].abs().max() >= BALANCE_CUTOFF:
         worst = balance.loc[balance["smd_after"].abs().idxmax()]
         notes.append(
             f"After weighting, {_term_label(worst['covariate'])} still differs between the groups (standardised difference "
-            f"{worst['smd_after']:+.2f}; 0.1 is the usual limit). A few heavily weighted cases are probably responsible: "
+            f"{worst['smd_after']:+.2f}; {BALANCE_CUTOFF} is the usual limit). A few heavily weighted cases are probably responsible: "
             f"consider trimming (trim: crump) or check the overlap plot."
         )
     ess = {"treated": kish_ess(w[t == 1]), "control": kish_ess(w[t == 0]),
@@ -397,7 +398,7 @@ def _evaluate(
         surv[f"{arm}_ci_low"] = c_[0][pos]
         surv[f"{arm}_ci_high"] = c_[1][pos]
         surv[f"{arm}_at_risk"] = at
-        surv[f"{arm}_shown"] = at >= 10
+        surv[f"{arm}_shown"] = at >= MIN_AT_RISK
 
     # weighted Cox with child-clustered robust errors (lifelines)
     t0 = time.perf_counter()

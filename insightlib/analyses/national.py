@@ -40,6 +40,7 @@ from insightlib.report import charts
 from insightlib import reference
 from insightlib.report.disclosure import round_count, safe_rate
 from insightlib.errors import InputError
+from insightlib.contract import DISCLOSURE_THRESHOLD
 
 #: Control limit levels: two-sided coverage (95% ~ 2 standard errors, 99.8% ~ 3).
 LEVELS = (0.95, 0.998)
@@ -508,7 +509,7 @@ class Reconciliation:
                 f"{agree} the published figure allowing for chance.")
 
 
-def reconcile(la_code: str, computed: dict, year: int | None = None, threshold: int = 5,
+def reconcile(la_code: str, computed: dict, year: int | None = None, threshold: int = DISCLOSURE_THRESHOLD,
               rounding: int | None = None) -> Reconciliation:
     """Compare a council's computed measure ({"referrals", "rereferrals", "rate"[, "year"]}) with DfE's.
 
@@ -683,7 +684,7 @@ def _figure(name: str, make, alt: str) -> Figure:
     return Figure(name=name, title=title, alt=alt, png=png, png_narrow=png_narrow)
 
 
-def build_national_summary(reports_dir: str | Path, year: int | None = None, threshold: int = 5,
+def build_national_summary(reports_dir: str | Path, year: int | None = None, threshold: int = DISCLOSURE_THRESHOLD,
                            trend_councils: int = 12, label_councils: int = 12,
                            settings: dict | None = None) -> NationalSummary:
     """The leaders' page from every council's results.json plus DfE's published rates.

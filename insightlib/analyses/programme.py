@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from .. import reference
-from ..contract import ADULT_AGE_YEARS, TABLES
+from ..contract import ADULT_AGE_YEARS, DISCLOSURE_THRESHOLD, TABLES
 from ..errors import InputError
 from ..report.text import md
 
@@ -1565,7 +1565,7 @@ _COUNTS_BEHIND = {
 }
 
 
-def suppressed_rows(rows: pd.DataFrame, outcome: str, threshold: int = 5) -> pd.Series:
+def suppressed_rows(rows: pd.DataFrame, outcome: str, threshold: int = DISCLOSURE_THRESHOLD) -> pd.Series:
     """Council-periods whose value may not be shown: a small count lies behind it (insightlib.report.disclosure)."""
     from ..report.disclosure import safe_rate
 
@@ -1781,7 +1781,7 @@ def interrupted_time_series(
     start: Any = None,
     time: str = "period",
     alpha: float = 0.05,
-    disclosure_threshold: int = 5,
+    disclosure_threshold: int = DISCLOSURE_THRESHOLD,
 ) -> InterruptedTimeSeries:
     """Segmented regression with level and slope change, and AR(1) errors fitted by REML.
 
@@ -2012,7 +2012,7 @@ def neighbour_comparison(
     min_neighbours: int = 1,
     exclude_adopters: bool = True,
     alpha: float = 0.05,
-    disclosure_threshold: int = 5,
+    disclosure_threshold: int = DISCLOSURE_THRESHOLD,
     source: str = "the data",
     calibration: NeighbourCalibration | None = None,
 ) -> NeighbourComparison:
@@ -2167,7 +2167,7 @@ def evaluate_programme(
     placebo_draws: int = 200,
     seed: int = 0,
     alpha: float = 0.05,
-    disclosure_threshold: int = 5,
+    disclosure_threshold: int = DISCLOSURE_THRESHOLD,
     published_neighbours: bool = True,
     calibrate_neighbours: bool = True,
 ) -> ProgrammeEvaluation:

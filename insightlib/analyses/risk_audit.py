@@ -13,6 +13,7 @@ import pandas as pd
 
 from insightlib.errors import EvaluationFileError, InputError
 from insightlib.stats import risk_audit as ra
+from insightlib.contract import DISCLOSURE_THRESHOLD
 
 #: What a model may use: known at the case's closure (docs/risk-audit.md).
 FEATURES = {
@@ -294,7 +295,7 @@ class RiskAudit:
 
 def audit(frame: pd.DataFrame, *, features, groups, flag_share: float = 0.1, test_from=None, test_years: float = 1.0,
           primary_model: str = "logistic", bars: dict | None = None, bootstrap_reps: int = 200,
-          confidence_level: float = 0.95, seed: int = 0, disclosure_threshold: int = 5) -> RiskAudit:
+          confidence_level: float = 0.95, seed: int = 0, disclosure_threshold: int = DISCLOSURE_THRESHOLD) -> RiskAudit:
     """Fit both models on the earlier closures and judge them on the later ones.
 
     The flag threshold is the score above which ``flag_share`` of the *training* cases fall: what a

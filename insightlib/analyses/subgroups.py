@@ -9,6 +9,7 @@ import difflib
 import pandas as pd
 
 from insightlib.stats import subgroups as sg
+from insightlib.contract import DISCLOSURE_THRESHOLD
 
 #: Used when the evaluation file names none: those of these that are listed covariates.
 DEFAULT_SUBGROUPS = ("primary_need", "age_group", "previous_referrals_group", "disabled")
@@ -39,7 +40,7 @@ def check_subgroups(value, covariates, kinds: dict) -> tuple[list[str], list[str
 
 
 def for_intervention(frame: pd.DataFrame, y, t, e, m1, m0, clusters, subgroups, *, level: float = 0.95,
-                     disclosure_threshold: int = 5) -> sg.SubgroupEffects | None:
+                     disclosure_threshold: int = DISCLOSURE_THRESHOLD) -> sg.SubgroupEffects | None:
     """Subgroup effects on re-referral within the horizon among the cases followed for the whole of it
     (``frame`` holds those cases' subgroup columns, in the order of y, t, ...)."""
     if not subgroups:

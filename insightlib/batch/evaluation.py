@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..errors import EvaluationFileError, InputError
+from insightlib.contract import DISCLOSURE_THRESHOLD
 
 #: Keys an evaluation file may have, with what each is for (used in messages).
 KEYS = {
@@ -51,7 +52,7 @@ class Evaluation:
     councils: str | tuple[str, ...] = "all"
     areas: tuple[str, ...] = ()
     scope: str = "council"
-    disclosure_threshold: int = 5
+    disclosure_threshold: int = DISCLOSURE_THRESHOLD
     rounding: int | None = None
     description: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)

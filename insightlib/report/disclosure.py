@@ -48,6 +48,7 @@ import pandas as pd
 from scipy.linalg import null_space
 
 from insightlib.errors import InputError
+from insightlib.contract import DISCLOSURE_THRESHOLD, MIN_AT_RISK
 
 #: DfE's symbol for a value suppressed to protect confidentiality.
 SUPPRESSED = "c"
@@ -269,7 +270,7 @@ def narrow_cells(equations, hidden, value, threshold: int, lowest: int = 1, cell
 def suppress_table(
     df: pd.DataFrame,
     count_columns: Iterable[str],
-    threshold: int = 5,
+    threshold: int = DISCLOSURE_THRESHOLD,
     rounding: int | None = None,
     *,
     margins: bool = False,
@@ -448,7 +449,7 @@ def suppress_table(
 def cut_curve(
     curve_df: pd.DataFrame,
     at_risk_column: str = "at_risk",
-    min_at_risk: int = 10,
+    min_at_risk: int = MIN_AT_RISK,
     *,
     group_column: str | None = None,
     time_column: str | None = None,
@@ -495,7 +496,7 @@ def round_count(value: float, rounding: int | None) -> int:
     return int(np.floor(value / rounding + 0.5) * rounding)
 
 
-def safe_rate(numerator: float, denominator: float, threshold: int = 5, *, decimals: int = 1,
+def safe_rate(numerator: float, denominator: float, threshold: int = DISCLOSURE_THRESHOLD, *, decimals: int = 1,
               rounding: int | None = None) -> SafeRate:
     """A rate (shown as a percentage) that is published only if no small count lies behind it.
 

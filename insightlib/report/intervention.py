@@ -12,6 +12,7 @@ import pandas as pd
 from insightlib.analyses.intervention_parameters import COVARIATES, GRAPH_FROM_COVARIATES
 from insightlib.report import text
 from insightlib.stats.effects import Estimate
+from insightlib.contract import BALANCE_CUTOFF, DISCLOSURE_THRESHOLD
 
 
 @dataclass
@@ -89,7 +90,7 @@ class InterventionEffect:
 
     def balance_summary(self) -> pd.DataFrame:
         b = self.balance.copy()
-        b["balanced_after"] = b["smd_after"].abs() < 0.1
+        b["balanced_after"] = b["smd_after"].abs() < BALANCE_CUTOFF
         return b
 
     def counts_table(self) -> pd.DataFrame:
@@ -104,7 +105,7 @@ class InterventionEffect:
         df.loc["Total"] = df.sum()
         return df
 
-    def safe_counts_table(self, threshold: int = 5, rounding: int | None = None) -> pd.DataFrame:
+    def safe_counts_table(self, threshold: int = DISCLOSURE_THRESHOLD, rounding: int | None = None) -> pd.DataFrame:
         """counts_table with small numbers suppressed (insightlib.report.disclosure; the total row makes it
         apply secondary suppression, so a hidden count cannot be worked out from the total)."""
         from insightlib.report import disclosure
@@ -234,7 +235,7 @@ class InterventionEffect:
         out = pd.DataFrame({
             "Before weighting": b["smd_before"].map(lambda v: f"{v:+.3f}").to_numpy(),
             "After weighting": b["smd_after"].map(lambda v: f"{v:+.3f}").to_numpy(),
-            "Balanced (under 0.1)": np.where(b["smd_after"].abs() < 0.1, "yes", "no"),
+            f"Balanced (under {BALANCE_CUTOFF})": np.where(b["smd_after"].abs() < BALANCE_CUTOFF, "yes", "no"),
         }, index=[_term_label(c) for c in b["covariate"]])
         out.columns.name = "Characteristic"
         return out
@@ -344,7 +345,7 @@ class InterventionEffect:
 
         b = self.balance.sort_values("smd_before", key=np.abs)
         after_max = b["smd_after"].abs().max() if len(b) else 0
-        title = (f"After weighting, all characteristics are balanced (largest {after_max:.2f})" if after_max < 0.1
+        title = (f"After weighting, all characteristics are balanced (largest {after_max:.2f})" if after_max < BALANCE_CUTOFF
                  else f"After weighting, the largest difference is still {after_max:.2f}")
         fig, ax = new_figure(title, width=8.5, height=max(3.0, 0.22 * len(b) + 1.5))
         yy = np.arange(len(b))

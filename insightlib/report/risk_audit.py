@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from insightlib.stats import risk_audit as ra
+from insightlib.contract import DISCLOSURE_THRESHOLD
 
 GROUP_WORDS = {"ethnic_group": "Ethnic group", "sex": "Sex", "disabled": "Disability", "deprivation": "Deprivation"}
 RESULT_WORDS = {ra.MEETS: "meets the bar", ra.FAILS: "fails the bar", ra.UNCLEAR: "cannot tell",
@@ -78,7 +79,7 @@ def _fmt(v, pct=False):
     return f"{v:.0%}" if pct else f"{v:.2f}"
 
 
-def fairness_table(res, attribute: str, threshold: int = 5, rounding: int | None = None, model: str | None = None) -> pd.DataFrame:
+def fairness_table(res, attribute: str, threshold: int = DISCLOSURE_THRESHOLD, rounding: int | None = None, model: str | None = None) -> pd.DataFrame:
     """One row per group: cases (disclosure-controlled), then observed/expected, flag rate, relative rate
     index and error rates with intervals; rows that would give a small count away show 'c'."""
     from insightlib.report import disclosure

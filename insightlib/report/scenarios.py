@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from insightlib.stats.scenarios import Scenarios
+from insightlib.contract import DISCLOSURE_THRESHOLD
 
 
 def _people(v: float) -> str:
@@ -57,7 +58,7 @@ def assumption_words(s: Scenarios) -> str:
             "These are expected numbers, not a forecast of any child.")
 
 
-def table(s: Scenarios, counts: dict, threshold: int = 5) -> pd.DataFrame:
+def table(s: Scenarios, counts: dict, threshold: int = DISCLOSURE_THRESHOLD) -> pd.DataFrame:
     """One row per scenario: the share reached, cases per year, the expected change in re-referrals."""
     ok = shown(s, counts, threshold)
     level = f"{s.level:.0%} interval"
@@ -87,7 +88,7 @@ def table(s: Scenarios, counts: dict, threshold: int = 5) -> pd.DataFrame:
     return out
 
 
-def headline(s: Scenarios, counts: dict, threshold: int = 5) -> str:
+def headline(s: Scenarios, counts: dict, threshold: int = DISCLOSURE_THRESHOLD) -> str:
     ok = shown(s, counts, threshold)
     h = s.horizon_days
     when = "a year" if h == 365 else f"{h} days"

@@ -16,6 +16,7 @@ from insightlib.report import charts, disclosure
 from insightlib.analyses.skills import LEVEL, PROJECTION_LEVEL, SkillsGap
 from insightlib.ingest.skills import SOC_SUBMAJOR as SOC_NAMES
 from insightlib.report.text import md
+from insightlib.contract import DISCLOSURE_THRESHOLD
 
 #: How many gaps the headline names, each way.
 TOP = 5
@@ -42,7 +43,7 @@ def _interval(lo, hi, dp: int = 2) -> str:
 @dataclass
 class SkillsReport:
     result: SkillsGap
-    threshold: int = 5
+    threshold: int = DISCLOSURE_THRESHOLD
     rounding: int | None = None
 
     @property
