@@ -23,8 +23,11 @@ GROUPINGS = {
 }
 _LABELS = {
     "primary_need": contract.PRIMARY_NEED_LABELS,
-    "closure_reason": {**contract.CLOSURE_REASON_LABELS, "NFA": "No further action at referral",
-                       "UNKNOWN": "Reason not recorded"},
+    "closure_reason": {
+        **contract.CLOSURE_REASON_LABELS,
+        "NFA": "No further action at referral",
+        "UNKNOWN": "Reason not recorded",
+    },
     "referral_source": contract.REFERRAL_SOURCE_LABELS,
 }
 _WORDS_ONLY = {"sex": {"F": "Girls", "M": "Boys", "U": "Sex not recorded"}}
@@ -46,7 +49,8 @@ def term_label(term: str) -> str:
         cov, level = term[:-1].split("[", 1)
         return f"{GROUPINGS.get(cov, cov.replace('_', ' '))}: {group_label(cov, level)}"
     return {"previous_referrals": "each earlier referral", "age_at_closure": "each year of age at closure"}.get(
-        term, term.replace("_", " "))
+        term, term.replace("_", " ")
+    )
 
 
 def _term_words(term: str) -> str:
@@ -75,14 +79,20 @@ def _who(group_by: str | None, value: str, markdown: bool = False) -> str:
     if value == OTHER:
         return "children in the smaller groups together"
     special = {
-        "referral_nfa": {"No further action": "children whose referral ended in no further action",
-                         "Assessed": "children whose referral was assessed"},
+        "referral_nfa": {
+            "No further action": "children whose referral ended in no further action",
+            "Assessed": "children whose referral was assessed",
+        },
         "disability": {"Disability": "disabled children", "No disability": "children with no disability recorded"},
         "sex": {"M": "boys", "F": "girls", "U": "children whose sex was not recorded"},
-        "ethnicity": {"Any other ethnic group": "children of any other ethnic group",
-                      "Not known": "children whose ethnicity was not recorded"},
-        "intervention": {"None": "children who received none of the recorded interventions",
-                         "Several": "children who received several interventions"},
+        "ethnicity": {
+            "Any other ethnic group": "children of any other ethnic group",
+            "Not known": "children whose ethnicity was not recorded",
+        },
+        "intervention": {
+            "None": "children who received none of the recorded interventions",
+            "Several": "children who received several interventions",
+        },
     }
     if value in special.get(group_by, {}):
         return special[group_by][value]

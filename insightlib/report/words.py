@@ -23,7 +23,7 @@ def p_equals(p: float) -> str:
 
 
 def plural(n: float, word: str, many: str | None = None) -> str:
-    """"1 child", "2 children": the word, or its plural (many, default word + "s"), for the count."""
+    """ "1 child", "2 children": the word, or its plural (many, default word + "s"), for the count."""
     return word if n == 1 else (many or word + "s")
 
 
@@ -39,17 +39,24 @@ def one_in(p: float) -> str:
 
 def when(h: int) -> str:
     """A horizon in words: 91 -> "3 months", 365 -> "1 year"."""
-    return {91: "3 months", 182: "6 months", 183: "6 months", 274: "9 months", 365: "1 year", 730: "2 years",
-            1095: "3 years"}.get(int(h), f"{int(h)} days")
+    return {
+        91: "3 months",
+        182: "6 months",
+        183: "6 months",
+        274: "9 months",
+        365: "1 year",
+        730: "2 years",
+        1095: "3 years",
+    }.get(int(h), f"{int(h)} days")
 
 
 def first(h: int) -> str:
-    """"first year", "first 6 months"."""
+    """ "first year", "first 6 months"."""
     return "first year" if int(h) == 365 else f"first {when(h)}"
 
 
 def within(h: int) -> str:
-    """"within a year", "within 3 months"."""
+    """ "within a year", "within 3 months"."""
     return "within a year" if int(h) == 365 else f"within {when(h)}"
 
 

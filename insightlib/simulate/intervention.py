@@ -35,8 +35,16 @@ def _sim_rates(age, prev, cp, need, base_rate):
     return lam, 1 / (1 + np.exp(-logit))
 
 
-def simulate_frame(n: int = 4000, seed: int = 0, *, hazard_ratio: float = 0.7, horizon_days: int = 365,
-                   base_rate: float = 1 / 900, followup_days: float = 1500.0, truth_draws: int = 1_000_000):
+def simulate_frame(
+    n: int = 4000,
+    seed: int = 0,
+    *,
+    hazard_ratio: float = 0.7,
+    horizon_days: int = 365,
+    base_rate: float = 1 / 900,
+    followup_days: float = 1500.0,
+    truth_draws: int = 1_000_000,
+):
     """An analysis frame with confounded assignment and a known effect, plus the truths.
 
     Children who were re-referred before and those on a child protection plan are both
@@ -61,11 +69,22 @@ def simulate_frame(n: int = 4000, seed: int = 0, *, hazard_ratio: float = 0.7, h
     binary = np.where(followup >= h, ((event == 1) & (time_ <= h)).astype(float), np.nan)
     n_children = max(1, int(n / 1.3))
     child = rng.integers(0, n_children, n)
-    frame = pd.DataFrame({
-        "la_code": "999", "child_id": [f"c{c}" for c in child], "treatment": t, "time": time_, "event": event,
-        "competing": competing, "followup": followup, "outcome_binary": binary, "age_at_closure": age,
-        "previous_referrals": prev.astype(float), "had_cp_plan": cp.astype(int), "primary_need": _NEEDS[need],
-    })
+    frame = pd.DataFrame(
+        {
+            "la_code": "999",
+            "child_id": [f"c{c}" for c in child],
+            "treatment": t,
+            "time": time_,
+            "event": event,
+            "competing": competing,
+            "followup": followup,
+            "outcome_binary": binary,
+            "age_at_closure": age,
+            "previous_referrals": prev.astype(float),
+            "had_cp_plan": cp.astype(int),
+            "primary_need": _NEEDS[need],
+        }
+    )
     # truths
     trng = np.random.default_rng(seed + 10_000)
     a2, p2, c2, n2 = _sim_x(trng, truth_draws)

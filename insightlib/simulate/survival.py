@@ -6,9 +6,16 @@ import numpy as np
 import pandas as pd
 
 
-def simulate_tables(n_children: int, seed: int = 0, la_codes=("201",), start="2016-04-01",
-                    extract="2024-03-31", need_log_hr=None, base_rate: float = 1 / 700,
-                    max_referrals: int = 8) -> dict[str, pd.DataFrame]:
+def simulate_tables(
+    n_children: int,
+    seed: int = 0,
+    la_codes=("201",),
+    start="2016-04-01",
+    extract="2024-03-31",
+    need_log_hr=None,
+    base_rate: float = 1 / 700,
+    max_referrals: int = 8,
+) -> dict[str, pd.DataFrame]:
     """Councils, children and referrals in which the time from closure to the next referral
     is exponential with log hazard ratio ``need_log_hr[need]`` (default N1 0, N2 -0.5, N4 0.4).
 
@@ -53,19 +60,34 @@ def simulate_tables(n_children: int, seed: int = 0, la_codes=("201",), start="20
     no_date = nfa & (rng.random(len(rows)) < 0.5)
     closure = np.where(still_open | no_date, np.datetime64("NaT"), c_day.astype("datetime64[D]"))
     child_ids = ("C" + pd.Index(np.arange(n)).astype(str)).to_numpy()
-    referrals = pd.DataFrame({
-        "la_code": la[rows], "referral_id": ("R" + pd.Index(np.arange(len(rows))).astype(str)).to_numpy(),
-        "child_id": child_ids[rows], "referral_date": r_day.astype("datetime64[D]").astype("datetime64[ns]"),
-        "referral_source": np.array(["6", "2A", "3A", "1A"])[rng.integers(0, 4, len(rows))],
-        "primary_need": need[rows], "referral_nfa": nfa,
-        "closure_date": pd.to_datetime(closure), "closure_reason": np.where(still_open, None, reason[rows, cols]),
-    })
-    children = pd.DataFrame({
-        "la_code": la, "child_id": child_ids, "date_of_birth": dob.astype("datetime64[D]").astype("datetime64[ns]"),
-        "sex": np.array(["M", "F"])[rng.integers(0, 2, n)],
-        "ethnicity": np.array(["WBRI", "MWBC", "APKN", "BAFR", "OOTH"])[rng.integers(0, 5, n)],
-        "disability": np.where(rng.random(n) < 0.1, "LD", "NONE"),
-    })
-    councils = pd.DataFrame({"la_code": list(la_codes), "la_name": [f"Council {c}" for c in la_codes],
-                             "extract_date": pd.Timestamp(extract)})
+    referrals = pd.DataFrame(
+        {
+            "la_code": la[rows],
+            "referral_id": ("R" + pd.Index(np.arange(len(rows))).astype(str)).to_numpy(),
+            "child_id": child_ids[rows],
+            "referral_date": r_day.astype("datetime64[D]").astype("datetime64[ns]"),
+            "referral_source": np.array(["6", "2A", "3A", "1A"])[rng.integers(0, 4, len(rows))],
+            "primary_need": need[rows],
+            "referral_nfa": nfa,
+            "closure_date": pd.to_datetime(closure),
+            "closure_reason": np.where(still_open, None, reason[rows, cols]),
+        }
+    )
+    children = pd.DataFrame(
+        {
+            "la_code": la,
+            "child_id": child_ids,
+            "date_of_birth": dob.astype("datetime64[D]").astype("datetime64[ns]"),
+            "sex": np.array(["M", "F"])[rng.integers(0, 2, n)],
+            "ethnicity": np.array(["WBRI", "MWBC", "APKN", "BAFR", "OOTH"])[rng.integers(0, 5, n)],
+            "disability": np.where(rng.random(n) < 0.1, "LD", "NONE"),
+        }
+    )
+    councils = pd.DataFrame(
+        {
+            "la_code": list(la_codes),
+            "la_name": [f"Council {c}" for c in la_codes],
+            "extract_date": pd.Timestamp(extract),
+        }
+    )
     return {"councils": councils, "children": children, "referrals": referrals}

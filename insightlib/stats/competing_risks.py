@@ -71,8 +71,17 @@ def cif_table(durations, events, cause: int = 1, alpha: float = 0.05, clusters=N
         hi = np.exp(-np.exp(np.log(-np.log(F)) - z * se_t))
     lo = np.where(F <= 0, 0.0, lo)
     hi = np.where(F <= 0, 0.0, hi)
-    return pd.DataFrame({"time": times, "at_risk": n, "events": dk, "cumulative_incidence": F,
-                         "se": np.sqrt(var), "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(
+        {
+            "time": times,
+            "at_risk": n,
+            "events": dk,
+            "cumulative_incidence": F,
+            "se": np.sqrt(var),
+            "ci_low": lo,
+            "ci_high": hi,
+        }
+    )
 
 
 @dataclass
@@ -89,9 +98,13 @@ class CumulativeIncidenceResult:
         c, k = self.curves[group], self.competing[group]
         t = c["time"].to_numpy()
         idx = np.searchsorted(t, horizon, side="right") - 1
-        get = (lambda df, col: 0.0 if idx < 0 else float(df[col].iloc[idx]))
-        return {"rereferral": get(c, "cumulative_incidence"), "ci_low": get(c, "ci_low"),
-                "ci_high": get(c, "ci_high"), "competing": get(k, "cumulative_incidence")}
+        get = lambda df, col: 0.0 if idx < 0 else float(df[col].iloc[idx])
+        return {
+            "rereferral": get(c, "cumulative_incidence"),
+            "ci_low": get(c, "ci_low"),
+            "ci_high": get(c, "ci_high"),
+            "competing": get(k, "cumulative_incidence"),
+        }
 
     def to_dict(self) -> dict:
         return {g: {str(int(h)): self.at(g, h) for h in self.horizons} for g in self.curves}
@@ -100,8 +113,9 @@ class CumulativeIncidenceResult:
         return pd.DataFrame([{"group": g, "days": int(h), **self.at(g, h)} for g in self.curves for h in self.horizons])
 
 
-def cumulative_incidence(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alpha=0.05,
-                         clusters=None) -> CumulativeIncidenceResult:
+def cumulative_incidence(
+    durations, events, groups=None, horizons=DEFAULT_HORIZONS, alpha=0.05, clusters=None
+) -> CumulativeIncidenceResult:
     """Aalen-Johansen by group; ``clusters`` (the child): re-referral bands from the jackknife summed by child."""
     t, e = _as_arrays(durations, events)
     cl = _cluster_ids(clusters, len(t))
@@ -110,5 +124,6 @@ def cumulative_incidence(durations, events, groups=None, horizons=DEFAULT_HORIZO
         curves[name] = cif_table(t[rows], e[rows], 1, alpha, None if cl is None else cl[rows])
         comp[name] = cif_table(t[rows], e[rows], 2, alpha)  # its share only is shown, not its band
         durs[name] = np.sort(t[rows])
-    return CumulativeIncidenceResult(curves=curves, competing=comp, horizons=tuple(int(h) for h in horizons),
-                                     durations=durs)
+    return CumulativeIncidenceResult(
+        curves=curves, competing=comp, horizons=tuple(int(h) for h in horizons), durations=durs
+    )

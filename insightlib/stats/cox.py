@@ -109,8 +109,8 @@ def _information(d: _CoxData, s: dict, gw=None, chunk=400_000) -> np.ndarray:
     p = d.X.shape[1]
     info = np.zeros((p, p))
     for k in range(0, len(wa), chunk):
-        Xi = Xs[k:k + chunk]
-        info += (Xi * wa[k:k + chunk, None]).T @ Xi
+        Xi = Xs[k : k + chunk]
+        info += (Xi * wa[k : k + chunk, None]).T @ Xi
     wb = w[d.erows] * b[d.jd]
     info -= (d.Xe * wb[:, None]).T @ d.Xe
     info -= (S1 * c0[:, None]).T @ S1
@@ -174,8 +174,18 @@ def cox_fit(durations, events, X, ties: str = "efron", max_iter: int = 50, tol: 
     U = np.empty_like(U_sorted)
     U[d.order] = U_sorted
     schoen = d.Xe - XB[d.jd]
-    return _CoxFit(beta=beta, information=s["info"], loglik=ll, loglik0=loglik0, iterations=it,
-                   score_residuals=U, schoenfeld=schoen, event_times=d.t[d.erows], data=d, state=s)
+    return _CoxFit(
+        beta=beta,
+        information=s["info"],
+        loglik=ll,
+        loglik0=loglik0,
+        iterations=it,
+        score_residuals=U,
+        schoenfeld=schoen,
+        event_times=d.t[d.erows],
+        data=d,
+        state=s,
+    )
 
 
 def robust_variance(fit: _CoxFit, clusters) -> np.ndarray:
@@ -246,12 +256,20 @@ def ph_test(fit: _CoxFit, names, transform: str = "km", terms=None) -> pd.DataFr
         stat = float(sol @ uk)
         # direction (one column): above 0, the log hazard ratio grows with time since closure
         trend = float(sol[-1]) if len(jj) == 1 else np.nan
-        rows.append({"term": term, "statistic": stat, "df": len(jj), "p_value": float(stats.chi2.sf(stat, len(jj))),
-                     "trend": trend})
+        rows.append(
+            {
+                "term": term,
+                "statistic": stat,
+                "df": len(jj),
+                "p_value": float(stats.chi2.sf(stat, len(jj))),
+                "trend": trend,
+            }
+        )
     uk = np.concatenate([np.zeros(p), u])
     glob = float(_solve(full, uk) @ uk)
-    rows.append({"term": "GLOBAL", "statistic": glob, "df": p, "p_value": float(stats.chi2.sf(glob, p)),
-                 "trend": np.nan})
+    rows.append(
+        {"term": "GLOBAL", "statistic": glob, "df": p, "p_value": float(stats.chi2.sf(glob, p)), "trend": np.nan}
+    )
     return pd.DataFrame(rows)
 
 
@@ -270,8 +288,10 @@ class CoxResult:
     term_events: dict[str, int] = field(default_factory=dict)  # fewer re-referrals of in-level and the rest
 
     def to_dict(self) -> dict:
-        return {r.term: {"hr": r.hr, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value}
-                for r in self.terms.itertuples()}
+        return {
+            r.term: {"hr": r.hr, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value}
+            for r in self.terms.itertuples()
+        }
 
     def estimable(self, term: str) -> bool:
         """The publishing rule (MIN_EVENTS_FOR_ESTIMATE): enough re-referrals and a proper interval."""
@@ -315,8 +335,15 @@ def _term_events(X: pd.DataFrame, ev: np.ndarray) -> dict[str, int]:
     return out
 
 
-def cox_ph(durations, events, X: pd.DataFrame, clusters=None, ties: str = "efron", alpha: float = 0.05,
-           ph_transform: str = "km") -> CoxResult:
+def cox_ph(
+    durations,
+    events,
+    X: pd.DataFrame,
+    clusters=None,
+    ties: str = "efron",
+    alpha: float = 0.05,
+    ph_transform: str = "km",
+) -> CoxResult:
     """Cox model for re-referral with robust errors clustered by child (each episode its own cluster if none)."""
     t = np.asarray(durations, dtype=float)
     ev = np.asarray(events) == 1
@@ -327,11 +354,26 @@ def cox_ph(durations, events, X: pd.DataFrame, clusters=None, ties: str = "efron
     naive = np.sqrt(np.diag(np.linalg.inv(fit.information)))
     se = np.sqrt(np.diag(V))
     z = stats.norm.ppf(1 - alpha / 2)
-    terms = pd.DataFrame({
-        "term": names, "coef": fit.beta, "se": naive, "robust_se": se, "hr": np.exp(fit.beta),
-        "ci_low": np.exp(fit.beta - z * se), "ci_high": np.exp(fit.beta + z * se),
-        "p_value": 2 * stats.norm.sf(np.abs(fit.beta / se)),
-    })
+    terms = pd.DataFrame(
+        {
+            "term": names,
+            "coef": fit.beta,
+            "se": naive,
+            "robust_se": se,
+            "hr": np.exp(fit.beta),
+            "ci_low": np.exp(fit.beta - z * se),
+            "ci_high": np.exp(fit.beta + z * se),
+            "p_value": 2 * stats.norm.sf(np.abs(fit.beta / se)),
+        }
+    )
     ph = ph_test(fit, names, ph_transform)
-    return CoxResult(terms=terms, ph=ph, n=len(t), events=int(ev.sum()), clusters=len(pd.unique(cl)),
-                     loglik=fit.loglik, robust_vcov=V, term_events=_term_events(X, ev))
+    return CoxResult(
+        terms=terms,
+        ph=ph,
+        n=len(t),
+        events=int(ev.sum()),
+        clusters=len(pd.unique(cl)),
+        loglik=fit.loglik,
+        robust_vcov=V,
+        term_events=_term_events(X, ev),
+    )

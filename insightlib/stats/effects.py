@@ -26,7 +26,13 @@ class Estimate:
     method: str = ""
 
     def to_dict(self) -> dict:
-        return {"estimate": self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high, "se": self.se, "interval": self.method}
+        return {
+            "estimate": self.estimate,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "se": self.se,
+            "interval": self.method,
+        }
 
 
 def _z(level: float) -> float:
@@ -84,7 +90,9 @@ def ipw_estimate(y, t, X, e, clusters, estimand="ATE", level=0.95, info=None):
         if1 = t * (y - mu1) / p
         A0 = (X * (w0 * (y - mu0))[:, None]).mean(axis=0)
         if0 = (w0 * (y - mu0) + Iinv_S @ A0) / (np.sum(w0) / n)
-    return _from_if(mu1 - mu0, if1 - if0, clusters, level, "influence function with propensity-model correction, clustered by child"), (mu1, mu0, if1, if0)
+    return _from_if(
+        mu1 - mu0, if1 - if0, clusters, level, "influence function with propensity-model correction, clustered by child"
+    ), (mu1, mu0, if1, if0)
 
 
 def regression_estimate(y, t, X, clusters, estimand="ATE", level=0.95):
@@ -132,7 +140,12 @@ def aipw_estimate(y, t, e, m1, m0, clusters, estimand="ATE", level=0.95):
         if1 = t * (y - mu1) / p
         if0 = (phi0 - t * mu0) / p
     assert n == len(t)
-    return _from_if(mu1 - mu0, if1 - if0, clusters, level, "influence function (doubly robust), clustered by child"), (mu1, mu0, if1, if0)
+    return _from_if(mu1 - mu0, if1 - if0, clusters, level, "influence function (doubly robust), clustered by child"), (
+        mu1,
+        mu0,
+        if1,
+        if0,
+    )
 
 
 def _match(src_e: np.ndarray, pool_e: np.ndarray, pool_y: np.ndarray, tol: float = 1e-12):
@@ -274,7 +287,9 @@ def ipw_survival(tm, ev, t, Xp, beta_ps, clusters, horizon, estimand="ATE", reps
         how = f"child-cluster bootstrap, {B} replicates, propensity refitted each time (percentile)"
         rd_est = Estimate(rd_km, float(q[0, 0]), float(q[1, 0]), float(sd[0]), how)
         rm_est = Estimate(rmst_d, float(q[0, 1]), float(q[1, 1]), float(sd[1]), how)
-        rr_km = Estimate(r1 / r0, float(math.exp(q[0, 2])), float(math.exp(q[1, 2])), float(sd[2]), how + " (se on the log scale)")
+        rr_km = Estimate(
+            r1 / r0, float(math.exp(q[0, 2])), float(math.exp(q[1, 2])), float(sd[2]), how + " (se on the log scale)"
+        )
         c1 = np.nanquantile(curves1, [alpha / 2, 1 - alpha / 2], axis=0)
         c0 = np.nanquantile(curves0, [alpha / 2, 1 - alpha / 2], axis=0)
     else:
@@ -282,9 +297,20 @@ def ipw_survival(tm, ev, t, Xp, beta_ps, clusters, horizon, estimand="ATE", reps
         rm_est = Estimate(rmst_d, float("nan"), float("nan"), float("nan"), "none")
         rr_km = None
         c1 = c0 = np.full((2, len(sf.grid)), np.nan)
-    return {"fit": sf, "s1": s1, "s0": s0, "c1": c1, "c0": c0, "risk_difference": rd_est, "rmst_difference": rm_est,
-            "risk_ratio": rr_km, "r1": r1, "r0": r0, "naive_risk_difference": naive_rd_km,
-            "naive_rmst_difference": naive_rmst}
+    return {
+        "fit": sf,
+        "s1": s1,
+        "s0": s0,
+        "c1": c1,
+        "c0": c0,
+        "risk_difference": rd_est,
+        "rmst_difference": rm_est,
+        "risk_ratio": rr_km,
+        "r1": r1,
+        "r0": r0,
+        "naive_risk_difference": naive_rd_km,
+        "naive_rmst_difference": naive_rmst,
+    }
 
 
 def evalue_rr(rr: float) -> float:

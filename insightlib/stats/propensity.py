@@ -62,8 +62,16 @@ def design_matrix(frame: pd.DataFrame, covariates: list[str], *, min_level: int 
     return d
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, beta0=None, *, ridge: float = 1e-6,
-                 max_iter: int = 60, tol: float = 1e-9):
+def fit_logistic(
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray | None = None,
+    beta0=None,
+    *,
+    ridge: float = 1e-6,
+    max_iter: int = 60,
+    tol: float = 1e-9,
+):
     """Newton-Raphson logistic regression (frequency weights allowed).
 
     A tiny ridge keeps it finite under separation (a covariate level where everyone or
@@ -99,7 +107,12 @@ def _rcs(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
     p3 = lambda v: np.maximum(v, 0.0) ** 3  # noqa: E731
     scale = (k[-1] - k[0]) ** 2 or 1.0
     cols = [
-        (p3(x - k[j]) - p3(x - k[-2]) * (k[-1] - k[j]) / (k[-1] - k[-2]) + p3(x - k[-1]) * (k[-2] - k[j]) / (k[-1] - k[-2])) / scale
+        (
+            p3(x - k[j])
+            - p3(x - k[-2]) * (k[-1] - k[j]) / (k[-1] - k[-2])
+            + p3(x - k[-1]) * (k[-2] - k[j]) / (k[-1] - k[-2])
+        )
+        / scale
         for j in range(len(k) - 2)
     ]
     return np.column_stack(cols)

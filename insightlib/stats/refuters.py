@@ -41,7 +41,9 @@ def identify(graph: nx.DiGraph, frame: pd.DataFrame, covariates):
     """DoWhy's causal model and the back-door adjustment set implied by the graph."""
     CausalModel = _causal_model_class()
 
-    data = _dowhy_frame(frame.dropna(subset=["outcome_binary"]) if frame["outcome_binary"].notna().any() else frame, covariates)
+    data = _dowhy_frame(
+        frame.dropna(subset=["outcome_binary"]) if frame["outcome_binary"].notna().any() else frame, covariates
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = CausalModel(data=data, treatment=TREATMENT_NODE, outcome=OUTCOME_NODE, graph=nx.DiGraph(graph))
@@ -64,15 +66,24 @@ def dowhy_crosscheck(model, estimand, e: np.ndarray, target: str) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, method, extra in (
-            ("ipw", "backdoor.propensity_score_weighting", {"weighting_scheme": "ips_normalized_weight", "min_ps_score": 0.0, "max_ps_score": 1.0}),
+            (
+                "ipw",
+                "backdoor.propensity_score_weighting",
+                {"weighting_scheme": "ips_normalized_weight", "min_ps_score": 0.0, "max_ps_score": 1.0},
+            ),
             ("matching", "backdoor.propensity_score_matching", {}),
         ):
             old = model._data
             model._data = data
             try:
                 extra["need_conditional_estimates"] = False
-                est = model.estimate_effect(estimand, method_name=method, target_units=target.lower(),
-                                            effect_modifiers=[], method_params={"init_params": extra})
+                est = model.estimate_effect(
+                    estimand,
+                    method_name=method,
+                    target_units=target.lower(),
+                    effect_modifiers=[],
+                    method_params={"init_params": extra},
+                )
                 out[name] = float(est.value)
             finally:
                 model._data = old
@@ -99,8 +110,17 @@ def refuter_limit(name: str, se: float | None, simulations: int, estimated_effec
     return max(REFUTER_Z * spread / math.sqrt(max(simulations, 1)), 0.005)
 
 
-def refute(graph, frame: pd.DataFrame, covariates, estimand_type: str, *, simulations: int, sample: int, seed: int,
-           se: float | None = None) -> dict:
+def refute(
+    graph,
+    frame: pd.DataFrame,
+    covariates,
+    estimand_type: str,
+    *,
+    simulations: int,
+    sample: int,
+    seed: int,
+    se: float | None = None,
+) -> dict:
     """DoWhy's placebo-treatment, random-common-cause and data-subset refuters on the
     weighting estimator, kept quick: few simulations, on a random subsample if large.
     ``se`` is the weighting estimate's standard error on the whole frame, which sets how far
@@ -121,10 +141,19 @@ def refute(graph, frame: pd.DataFrame, covariates, estimand_type: str, *, simula
         model = CausalModel(data=data, treatment=TREATMENT_NODE, outcome=OUTCOME_NODE, graph=nx.DiGraph(graph))
         ident = model.identify_effect(proceed_when_unidentifiable=False)
         est = model.estimate_effect(
-            ident, method_name="backdoor.propensity_score_weighting", target_units=estimand_type.lower(),
+            ident,
+            method_name="backdoor.propensity_score_weighting",
+            target_units=estimand_type.lower(),
             effect_modifiers=[],
-            method_params={"init_params": {"weighting_scheme": "ips_normalized_weight", "propensity_score_model": _sk_logit(),
-                                           "min_ps_score": 0.01, "max_ps_score": 0.99, "need_conditional_estimates": False}},
+            method_params={
+                "init_params": {
+                    "weighting_scheme": "ips_normalized_weight",
+                    "propensity_score_model": _sk_logit(),
+                    "min_ps_score": 0.01,
+                    "max_ps_score": 0.99,
+                    "need_conditional_estimates": False,
+                }
+            },
         )
         # DoWhy's weighting estimator stores the fitted propensity in the model's data; refuters
         # must refit it on their altered data, so drop it (else the placebo reuses it)
@@ -137,13 +166,17 @@ def refute(graph, frame: pd.DataFrame, covariates, estimand_type: str, *, simula
         ):
             t0 = time.perf_counter()
             try:
-                r = model.refute_estimate(ident, est, method_name=method, num_simulations=simulations,
-                                          random_state=seed, **kw)
+                r = model.refute_estimate(
+                    ident, est, method_name=method, num_simulations=simulations, random_state=seed, **kw
+                )
                 res = r.refutation_result or {}
                 out[name] = {
-                    "estimated_effect": float(r.estimated_effect), "new_effect": float(r.new_effect),
+                    "estimated_effect": float(r.estimated_effect),
+                    "new_effect": float(r.new_effect),
                     "p_value": float(res.get("p_value")) if res.get("p_value") is not None else None,
-                    "simulations": simulations, "rows": len(data), "seconds": round(time.perf_counter() - t0, 2),
+                    "simulations": simulations,
+                    "rows": len(data),
+                    "seconds": round(time.perf_counter() - t0, 2),
                 }
             except Exception as exc:  # a refuter failing must not lose the analysis
                 out[name] = {"error": f"{type(exc).__name__}: {exc}"}

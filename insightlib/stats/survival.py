@@ -101,8 +101,16 @@ def _clustered_sumsq(slot: np.ndarray, cl: np.ndarray, b: np.ndarray, L, R: np.n
     Lam = excl_l - excl_l[start]
     size = np.bincount(c)
     m = size[c] - (np.arange(n) - start)
-    deltas = np.stack([2 * B * bb + bb * bb, 2 * Lam * ll + ll * ll, 1.0 - 2 * m,
-                       B * ll + bb * Lam + bb * ll, bb * m - B - bb, ll * m - Lam - ll])
+    deltas = np.stack(
+        [
+            2 * B * bb + bb * bb,
+            2 * Lam * ll + ll * ll,
+            1.0 - 2 * m,
+            B * ll + bb * Lam + bb * ll,
+            bb * m - B - bb,
+            ll * m - Lam - ll,
+        ]
+    )
     sums = np.cumsum(np.stack([np.bincount(sl, weights=dd, minlength=J) for dd in deltas]), axis=1)
     sums[2] += float(np.sum(size.astype(float) ** 2))
     bsq, lsq, msq, bl, bm, lm = sums
@@ -148,8 +156,16 @@ def km_table(durations, events, alpha: float = 0.05, clusters=None) -> pd.DataFr
     lo = np.where(surv >= 1.0, 1.0, np.where(surv <= 0, 0.0, lo))
     hi = np.where(surv >= 1.0, 1.0, np.where(surv <= 0, 0.0, hi))
     return pd.DataFrame(
-        {"time": times, "at_risk": n, "events": d, "censored": c, "survival": surv,
-         "se": se, "ci_low": lo, "ci_high": hi}
+        {
+            "time": times,
+            "at_risk": n,
+            "events": d,
+            "censored": c,
+            "survival": surv,
+            "se": se,
+            "ci_low": lo,
+            "ci_high": hi,
+        }
     )
 
 
@@ -185,8 +201,9 @@ class KMResult:
         for g in self.curves:
             for h in self.horizons:
                 a = self.at(g, h)
-                rows.append({"group": g, "days": int(h), "episodes": self.sizes.get(g), **a,
-                             "rereferred": 1 - a["survival"]})
+                rows.append(
+                    {"group": g, "days": int(h), "episodes": self.sizes.get(g), **a, "rereferred": 1 - a["survival"]}
+                )
         return pd.DataFrame(rows)
 
 
@@ -197,12 +214,19 @@ def _split(groups, n):
     codes, names = _factorize_labels(groups)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-    out = [(str(names[k]), order[bounds[k]:bounds[k + 1]]) for k in range(len(names)) if bounds[k + 1] > bounds[k]]
+    out = [(str(names[k]), order[bounds[k] : bounds[k + 1]]) for k in range(len(names)) if bounds[k + 1] > bounds[k]]
     return sorted(out, key=lambda kv: kv[0])
 
 
-def kaplan_meier(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alpha: float = 0.05,
-                 group_by: str | None = None, clusters=None) -> KMResult:
+def kaplan_meier(
+    durations,
+    events,
+    groups=None,
+    horizons=DEFAULT_HORIZONS,
+    alpha: float = 0.05,
+    group_by: str | None = None,
+    clusters=None,
+) -> KMResult:
     """Kaplan-Meier of time to re-referral (event 1) by group; other events are censoring.
 
     ``clusters`` (the child): bands from the infinitesimal jackknife summed by child.
@@ -214,8 +238,14 @@ def kaplan_meier(durations, events, groups=None, horizons=DEFAULT_HORIZONS, alph
         curves[name] = km_table(t[rows], e[rows], alpha, None if cl is None else cl[rows])
         sizes[name] = len(rows)
         durs[name] = np.sort(t[rows])
-    return KMResult(curves=curves, horizons=tuple(int(h) for h in horizons), group_by=group_by, sizes=sizes,
-                    alpha=alpha, durations=durs)
+    return KMResult(
+        curves=curves,
+        horizons=tuple(int(h) for h in horizons),
+        group_by=group_by,
+        sizes=sizes,
+        alpha=alpha,
+        durations=durs,
+    )
 
 
 @dataclass
@@ -235,8 +265,13 @@ class LogRankResult:
     logrank_statistic: float | None = None  # the unclustered log-rank, for comparison
 
     def to_dict(self) -> dict:
-        return {"statistic": self.statistic, "df": self.df, "p_value": self.p_value, "method": self.method,
-                "logrank_statistic": self.logrank_statistic}
+        return {
+            "statistic": self.statistic,
+            "df": self.df,
+            "p_value": self.p_value,
+            "method": self.method,
+            "logrank_statistic": self.logrank_statistic,
+        }
 
     def table(self) -> pd.DataFrame:
         return self.groups.copy()
@@ -258,8 +293,14 @@ def logrank_test(durations, events, groups, clusters=None, ties: str = "efron") 
     if ties not in ("efron", "breslow"):
         raise InputError("ties must be 'efron' or 'breslow'.")
     stat, df = _robust_group_score(gi, inv, e == 1, nk, dk, cl, ties)
-    return LogRankResult(statistic=stat, df=df, p_value=float(stats.chi2.sf(stat, df)) if df else np.nan,
-                         groups=out.groups, method="robust score, clustered by child", logrank_statistic=out.statistic)
+    return LogRankResult(
+        statistic=stat,
+        df=df,
+        p_value=float(stats.chi2.sf(stat, df)) if df else np.nan,
+        groups=out.groups,
+        method="robust score, clustered by child",
+        logrank_statistic=out.statistic,
+    )
 
 
 def _robust_group_score(gi, inv, ev, nk, dk, cl, ties="efron") -> tuple[float, int]:
@@ -339,8 +380,9 @@ def _logrank(t, e, groups):
         stat = float(diff[:-1] @ np.linalg.pinv(Vr) @ diff[:-1])
         df = int(np.linalg.matrix_rank(Vr))
         pval = float(stats.chi2.sf(stat, df))
-    tab = pd.DataFrame({"group": codes, "episodes": np.bincount(gi, minlength=k), "observed": observed,
-                        "expected": expected})
+    tab = pd.DataFrame(
+        {"group": codes, "episodes": np.bincount(gi, minlength=k), "observed": observed, "expected": expected}
+    )
     return LogRankResult(statistic=stat, df=df, p_value=pval, groups=tab), (gi, inv, nk_all, dk_all)
 
 
@@ -384,20 +426,35 @@ class RMSTResult:
     def to_dict(self) -> dict:
         return {
             "horizon": self.horizon,
-            "groups": {r.group: {"rmst": r.rmst, "se": r.se, "ci_low": r.ci_low, "ci_high": r.ci_high}
-                       for r in self.groups.itertuples()},
-            "differences": {r.group: {"reference": r.reference, "difference": r.difference, "se": r.se,
-                                      "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value}
-                            for r in self.differences.itertuples()},
+            "groups": {
+                r.group: {"rmst": r.rmst, "se": r.se, "ci_low": r.ci_low, "ci_high": r.ci_high}
+                for r in self.groups.itertuples()
+            },
+            "differences": {
+                r.group: {
+                    "reference": r.reference,
+                    "difference": r.difference,
+                    "se": r.se,
+                    "ci_low": r.ci_low,
+                    "ci_high": r.ci_high,
+                    "p_value": r.p_value,
+                }
+                for r in self.differences.itertuples()
+            },
         }
 
     def table(self) -> pd.DataFrame:
-        return self.groups.merge(self.differences[["group", "difference", "ci_low", "ci_high", "p_value"]],
-                                 on="group", how="left", suffixes=("", "_difference"))
+        return self.groups.merge(
+            self.differences[["group", "difference", "ci_low", "ci_high", "p_value"]],
+            on="group",
+            how="left",
+            suffixes=("", "_difference"),
+        )
 
 
-def rmst(durations, events, groups=None, horizon: int = 365, clusters=None, reference: str | None = None,
-         alpha: float = 0.05) -> RMSTResult:
+def rmst(
+    durations, events, groups=None, horizon: int = 365, clusters=None, reference: str | None = None, alpha: float = 0.05
+) -> RMSTResult:
     """RMST by group and each group's difference from ``reference`` (default: the largest group).
 
     Every variance is the infinitesimal jackknife summed by child (``clusters``): each
@@ -420,8 +477,16 @@ def rmst(durations, events, groups=None, horizon: int = 365, clusters=None, refe
         rmsts[name] = r
         # infinitesimal jackknife summed by child (R's se(rmean) when each child has one episode)
         se = float(np.sqrt(np.sum(per_child[name] ** 2)))
-        rows_out.append({"group": name, "episodes": len(rows), "rmst": r, "se": se,
-                         "ci_low": max(0.0, r - z * se), "ci_high": min(float(horizon), r + z * se)})  # within [0, horizon]
+        rows_out.append(
+            {
+                "group": name,
+                "episodes": len(rows),
+                "rmst": r,
+                "se": se,
+                "ci_low": max(0.0, r - z * se),
+                "ci_high": min(float(horizon), r + z * se),
+            }
+        )  # within [0, horizon]
     groups_df = pd.DataFrame(rows_out)
     diffs = []
     for name, _ in parts:
@@ -430,8 +495,17 @@ def rmst(durations, events, groups=None, horizon: int = 365, clusters=None, refe
         se = float(np.sqrt(np.sum((per_child[name] - per_child[reference]) ** 2)))
         diff = rmsts[name] - rmsts[reference]
         p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else np.nan
-        diffs.append({"group": name, "reference": reference, "difference": diff, "se": se,
-                      "ci_low": diff - z * se, "ci_high": diff + z * se, "p_value": p})
+        diffs.append(
+            {
+                "group": name,
+                "reference": reference,
+                "difference": diff,
+                "se": se,
+                "ci_low": diff - z * se,
+                "ci_high": diff + z * se,
+                "p_value": p,
+            }
+        )
     diff_df = pd.DataFrame(diffs, columns=["group", "reference", "difference", "se", "ci_low", "ci_high", "p_value"])
     return RMSTResult(horizon=int(horizon), groups=groups_df, differences=diff_df)
 
