@@ -315,3 +315,14 @@ def test_the_notebook_runs_renders_and_writes_only_aggregates(tmp_path, monkeypa
     site = render_site(tmp_path / "reports", engine="html")
     page = (Path(site.index).parent / "practice" / "392")
     assert any(page.glob("*.html")), "the site shows the practice report"
+
+
+def test_the_national_summary_has_the_deprivation_funnel_of_every_council(tmp_path):
+    from insightlib.analyses import national
+
+    summary = national.build_national_summary(tmp_path)
+    [section] = [s for s in summary.sections if s.heading.startswith("Children in need for each council's deprivation")]
+    assert "All 153 councils" in section.paragraphs[0] and section.figures and section.figures[0].png
+    html = section.tables[0][1]
+    for name in reference.local_authorities()["la_name"].head(20):
+        assert name.replace("&", "&amp;") in html or name in html

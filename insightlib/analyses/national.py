@@ -847,6 +847,7 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
             trends.figures.append(_figure(f"trend_{code}", lambda w, c=code: trend_plot(c, width=w)[0], fig_alt[1]))
         if trends.figures:
             sections.append(trends)
+    sections.append(deprivation_section())
     pub = published_rates(year).merge(pub_funnel.points[["la_code", "band"]], on="la_code", how="left")
     pub["band"] = pub["band"].fillna("not published")
     table = pd.DataFrame({
@@ -866,6 +867,30 @@ def build_national_summary(reports_dir: str | Path, year: int | None = None, thr
                                  "(DfE's symbols, never zero). Against England: the council's place in the funnel above."))]))
     return NationalSummary(year=year, sections=sections, computed=computed, published=pub_funnel,
                            computed_funnel=computed_funnel, reconciliations=reconciliations)
+
+
+def deprivation_section() -> Section:
+    """Children in need per 10,000 against what each council's deprivation predicts (docs/practice.md)."""
+    from insightlib.analyses.published_practice import children_in_need_funnel
+    from insightlib.report.practice import FUNNEL_TITLE, deprivation_funnel_figure
+
+    f = children_in_need_funnel()
+    t = f.table
+    n_out = t["verdict"].str.startswith(("above", "below")).sum()
+    year = t.attrs.get("year")
+    table = pd.DataFrame({"Council": t["la_name"], "Per 10,000 children": t["rate"].round(0).astype(int),
+                          "Expected for its deprivation": t["expected_rate"].round(0).astype(int),
+                          "Observed / expected": t["ratio"].round(2), "Against its deprivation": t["verdict"]})
+    return Section(f"Children in need for each council's deprivation, {year}", paragraphs=[
+        f"Children in need at 31 March {year} per 10,000 children, against the rate each council's deprivation "
+        f"(IDACI 2019) predicts, so that a council sees whether it is high for its deprivation, not merely high. "
+        f"All {len(t)} councils are in it; {n_out} lie outside the 95% limits, which allow for councils differing "
+        f"by more than chance (over-dispersion, Spiegelhalter 2005). Method: docs/practice.md."],
+        figures=[_figure("deprivation_funnel", lambda w: deprivation_funnel_figure(f, width=w)[0],
+                         deprivation_funnel_figure(f)[1])],
+        tables=[(FUNNEL_TITLE, sortable_table_html(
+            table, caption=f"Children in need per 10,000 against deprivation, {year} (published DfE, ONS, MHCLG data)",
+            table_id="deprivation", note="Select a column heading to sort."))])
 
 
 def _councils(n: int) -> str:

@@ -218,27 +218,7 @@ class PracticeReport:
         return out
 
     def funnel_chart(self):
-        f = self.r.funnel
-        t = f.table
-        fig, ax = charts.new_figure("Children in need against what each council's deprivation predicts")
-        e = np.geomspace(t["expected"].min() * 0.8, t["expected"].max() * 1.2, 200)
-        for level, style in ((0.95, "--"), (0.998, ":")):
-            lo, hi = f.limits_at(e, level)
-            ax.plot(e, lo, style, color=charts.DARK_GREY, lw=1)
-            ax.plot(e, hi, style, color=charts.DARK_GREY, lw=1, label=f"{level * 100:g}% limits")
-        ax.scatter(t["expected"], t["ratio"], s=12, color=charts.TURQUOISE, alpha=0.7, label="councils")
-        own = t[t["la_code"] == self.r.la_code]
-        if len(own):
-            ax.scatter(own["expected"], own["ratio"], s=60, color=charts.DARK_PINK, zorder=3, label=self.r.la_name)
-        ax.axhline(1, color=charts.REFERENCE_GREY)
-        ax.set_xscale("log")
-        ax.set_xlabel("Children in need expected from population and deprivation (IDACI 2019)")
-        ax.set_ylabel("Observed / expected")
-        ax.legend(frameon=False, fontsize=8)
-        alt = (f"Funnel plot of {len(t)} councils: each council's children in need at 31 March "
-               f"{t.attrs.get('year')} divided by the number its child population and IDACI score predict, "
-               "against the number expected, with 95% and 99.8% limits allowing for over-dispersion.")
-        return fig, alt
+        return deprivation_funnel_figure(self.r.funnel, self.r.la_code, self.r.la_name)
 
     # --- words ----------------------------------------------------------------------------------
 
@@ -326,3 +306,30 @@ class PracticeReport:
                                      for r in pop.itertuples()}
         d["disclosure_threshold"] = self.threshold
         return d
+
+
+FUNNEL_TITLE = "Children in need against what each council's deprivation predicts"
+
+
+def deprivation_funnel_figure(f, la_code: str | None = None, la_name: str | None = None, width: float = 7.5):
+    """The deprivation-adjusted funnel of every council (stats.deprivation_funnel), one council marked."""
+    t = f.table
+    fig, ax = charts.new_figure(FUNNEL_TITLE, width=width)
+    e = np.geomspace(t["expected"].min() * 0.8, t["expected"].max() * 1.2, 200)
+    for level, style in ((0.95, "--"), (0.998, ":")):
+        lo, hi = f.limits_at(e, level)
+        ax.plot(e, lo, style, color=charts.DARK_GREY, lw=1)
+        ax.plot(e, hi, style, color=charts.DARK_GREY, lw=1, label=f"{level * 100:g}% limits")
+    ax.scatter(t["expected"], t["ratio"], s=12, color=charts.TURQUOISE, alpha=0.7, label="councils")
+    own = t[t["la_code"] == la_code] if la_code else t.iloc[:0]
+    if len(own):
+        ax.scatter(own["expected"], own["ratio"], s=60, color=charts.DARK_PINK, zorder=3, label=la_name or la_code)
+    ax.axhline(1, color=charts.REFERENCE_GREY)
+    ax.set_xscale("log")
+    ax.set_xlabel("Children in need expected from population and deprivation (IDACI 2019)")
+    ax.set_ylabel("Observed / expected")
+    ax.legend(frameon=False, fontsize=8)
+    alt = (f"Funnel plot of {len(t)} councils: each council's children in need at 31 March "
+           f"{t.attrs.get('year')} divided by the number its child population and IDACI score predict, "
+           "against the number expected, with 95% and 99.8% limits allowing for over-dispersion.")
+    return fig, alt
