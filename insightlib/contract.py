@@ -1,6 +1,6 @@
 """The data contract: the canonical tables every reader produces and every analysis reads.
 
-Field names follow the DfE Children in Need census in snake_case (DESIGN.md). This module
+Field names follow the DfE Children in Need census in snake_case (docs/data-contract.md). This module
 is the single source of truth for table names, required and optional columns, which
 columns are dates or identifiers, and the CIN code lists.
 """
@@ -49,7 +49,7 @@ CLOSURE_REASON_LABELS = {
     "RC8": "Case closed after assessment, no further action",
     "RC9": "Case closed after assessment, referred to early help",
 }
-#: Closure reasons that end observation for a competing reason (DESIGN.md).
+#: Closure reasons that end observation for a competing reason (docs/survival.md).
 CLOSURE_DIED = "RC2"
 CLOSURE_TRANSFERRED = "RC5"
 
@@ -228,7 +228,7 @@ def age_band(age_years):
     return band
 
 #: Counts from 1 to this minus 1 are suppressed in published figures unless an evaluation sets its own
-#: ``disclosure_threshold`` (DESIGN.md: default 5).
+#: ``disclosure_threshold`` (docs/publishing.md: default 5).
 DISCLOSURE_THRESHOLD = 5
 #: The publishing rule for estimates: a figure is shown only where its 95% interval is finite and wider than a
 #: point at the precision shown, and a hazard ratio only where at least this many re-referrals fall both among
@@ -236,9 +236,9 @@ DISCLOSURE_THRESHOLD = 5
 #: ("hazard ratio 0.00 (0.00 to 0.00)" or "100% (100 to 100)" would claim a certainty the data do not have).
 MIN_EVENTS_FOR_ESTIMATE = 10
 #: Survival curves are cut where fewer than this many remain at risk, and a share is shown only where at
-#: least this many are still followed (DESIGN.md, publishing safety).
+#: least this many are still followed (docs/publishing.md).
 MIN_AT_RISK = 10
-#: Covariates an evaluation file may name: episode columns (COMMON.md) and a few derived
+#: Covariates an evaluation file may name: episode columns (ingest/episodes.EPISODE_COLUMNS) and a few derived
 #: from the council's tables, all measured at or before the referral the intervention
 #: belongs to. kind: "numeric", "binary" or "category".
 INTERVENTION_COVARIATES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class InsightError(Exception):
-    """Something the user can fix; ``exit_code`` follows DESIGN.md (2 bad input or usage)."""
+    """Something the user can fix; ``exit_code`` follows docs/architecture.md (2 bad input or usage)."""
 
     exit_code = 2
 

@@ -1,7 +1,7 @@
 """The results contract: every notebook, for every council, writes results.json beside itself.
 
 It carries the parameters, the data fingerprint, package versions and the key figures
-with machine-readable names (DESIGN.md). National roll-ups and tests read these files.
+with machine-readable names (docs/architecture.md, results contract). National roll-ups and tests read these files.
 """
 
 from __future__ import annotations

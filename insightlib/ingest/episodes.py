@@ -19,7 +19,7 @@ import pandas as pd
 from insightlib import contract
 from insightlib.errors import InputError
 
-#: Columns of the episode frame, in order (COMMON.md; other modules rely on exactly these).
+#: Columns of the episode frame, in order (docs/survival.md; other modules rely on exactly these).
 EPISODE_COLUMNS = (
     "la_code", "child_id", "referral_id", "episode_number", "closure_date", "closure_reason",
     "referral_date", "referral_nfa", "primary_need", "referral_source", "date_of_birth",
@@ -216,7 +216,7 @@ def _frame(columns: dict) -> pd.DataFrame:
 
 
 def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False):
-    """One row per closed spell of contact (COMMON.md columns); counts of every exclusion.
+    """One row per closed spell of contact (EPISODE_COLUMNS); counts of every exclusion.
 
     Overlapping referrals of a child (one opening on or before the day another closes)
     are one spell: the later one is not a re-referral after closure. The spell takes its
