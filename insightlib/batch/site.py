@@ -854,6 +854,9 @@ td.num, table td { font-variant-numeric: tabular-nums; }
 .navbar-title { white-space: normal; }
 .chart-narrow { display: none; }
 @media (max-width: 40rem) { .chart-wide { display: none; } .chart-narrow { display: block; } }
+.summary-chart img, main img { max-width: 100%; height: auto; }
+.summary-chart { margin: 1rem 0; }
+.quarto-listing table, main table { display: block; overflow-x: auto; max-width: 100%; }
 """
 #: The report's download link says "PDF" (Quarto would say "Typst"). The "html" entry names no other
 #: format, and stops Quarto adding its own link to every format beside the one given here.
