@@ -195,9 +195,9 @@ def episode_practice(tables: dict, episodes: pd.DataFrame) -> pd.DataFrame:
         months = p.groupby("referral_id")["months"].sum()
         cp = set(p.loc[p["plan_type"] == "CP", "referral_id"])
         cin = set(p.loc[p["plan_type"] == "CIN", "referral_id"])
-        rid = ep["referral_id"].to_numpy()
-        plan = np.where(np.isin(rid, list(cp)), "Child protection plan",
-                        np.where(np.isin(rid, list(cin)), "Child in need plan", "No plan"))
+        rid = ep["referral_id"]
+        plan = np.where(rid.isin(cp).to_numpy(), "Child protection plan",
+                        np.where(rid.isin(cin).to_numpy(), "Child in need plan", "No plan"))
         plan_months = ep["referral_id"].map(months).fillna(0).to_numpy(float)
     out["plan"] = plan
     out["plan_months"] = plan_months
@@ -399,7 +399,7 @@ def analyse(tables: dict, la_code: str, *, seed: int = 0, period_days: int = 365
             stability_checks: bool = True, min_group_size: int = 20, published: bool = True) -> PracticeResult:
     """The practice analysis of one council's tables (warehouse.read_council), with the published context."""
     notes = []
-    episodes = rereferral.add_groupings(at_risk(build_episodes(tables)), tables.get("interventions"))
+    episodes = rereferral.add_groupings(at_risk(build_episodes(tables)), None)  # interventions are not used here
     episodes["previous_referrals_band"] = _previous_band(episodes["previous_referrals"])
     episodes = episodes.join(episode_practice(tables, episodes))
     asm = tables.get("assessments")

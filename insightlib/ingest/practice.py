@@ -150,10 +150,11 @@ def _require(df: pd.DataFrame, file: str, columns, problems: Problems) -> bool:
 
 def _numeric(df: pd.DataFrame, columns, file: str, problems: Problems, *, rows=None) -> pd.DataFrame:
     """Each column as numbers (NaN where DfE put a symbol, kept in <column>_symbol); anything else a problem."""
-    out = pd.DataFrame(index=df.index)
+    out = {}
     for col in columns:
         text = df[col].astype(str).str.strip().str.replace(",", "", regex=False)
-        is_symbol = text.str.lower().isin(SYMBOLS) | (text == "")
+        lower = text.str.lower()
+        is_symbol = lower.isin(SYMBOLS) | (text == "")
         num = pd.to_numeric(text.where(~is_symbol), errors="coerce")
         bad = ~is_symbol & (num.isna() | (num < 0))
         for i in np.flatnonzero(bad.to_numpy())[:20]:
@@ -161,9 +162,8 @@ def _numeric(df: pd.DataFrame, columns, file: str, problems: Problems, *, rows=N
             problems.add(file, f"{df[col].iloc[i]!r} is not a number of 0 or more nor a DfE symbol "
                                f"({', '.join(sorted(SYMBOLS))})", row=int(row), column=col)
         out[col] = num.where(~bad)
-        out[col + "_symbol"] = text.where(is_symbol, "").str.lower().replace("", "")
-        out.loc[is_symbol & (text == ""), col + "_symbol"] = "x"
-    return out
+        out[col + "_symbol"] = lower.where(is_symbol, "").mask(is_symbol & (text == ""), "x")
+    return pd.DataFrame(out, index=df.index)
 
 
 def _dfe_table(path: Path, problems: Problems, value_columns) -> pd.DataFrame | None:

@@ -83,17 +83,21 @@ def _em(U: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, max_iter
         nk = rw.sum(axis=0) + 1e-12
         pi = nk / nk.sum()
         theta = ((rw.T @ U) / nk[:, None]).clip(EPS, 1 - EPS)
-        lj = U @ np.log(theta).T + (1 - U) @ np.log1p(-theta).T + np.log(pi)
-        norm = logsumexp(lj, axis=1)
-        ll = float((w * norm).sum())
-        resp = np.exp(lj - norm[:, None])
+        lt = np.log(theta)
+        l1 = np.log1p(-theta)
+        lj = U @ (lt - l1).T + (l1.sum(axis=1) + np.log(pi))
+        top = lj.max(axis=1, keepdims=True)
+        resp = np.exp(lj - top)
+        tot = resp.sum(axis=1, keepdims=True)
+        resp /= tot
+        ll = float((w * (top[:, 0] + np.log(tot[:, 0]))).sum())
         if abs(ll - prev) <= tol * abs(ll):
             return pi, theta, ll, it, True
         prev = ll
     return pi, theta, ll, max_iter, False
 
 
-def fit_lca(X, k: int, seed: int = 0, n_init: int = 10, max_iter: int = 500, tol: float = 1e-7,
+def fit_lca(X, k: int, seed: int = 0, n_init: int = 10, max_iter: int = 500, tol: float = 1e-6,
             columns=None, counts=None) -> LCAFit:
     """The best of ``n_init`` EM runs with K = ``k`` classes (classes ordered largest first).
 
