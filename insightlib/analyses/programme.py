@@ -1899,6 +1899,43 @@ def neighbour_calibration(alpha: float = 0.05) -> NeighbourCalibration:
                                 seed=0, alpha=alpha, uncalibrated_rate=float(table["model_rejects"].mean()))
 
 
+def extract_neighbour_calibration(panel: pd.DataFrame, outcome: str = "rereferral_rate", alpha: float = 0.05, *,
+                                  time: str = "period", min_before: int = 4, min_after: int = 2,
+                                  min_draws: int = 200) -> NeighbourCalibration | None:
+    """The calibration of neighbour comparisons made inside the councils' own extracts (quarterly), on
+    made-up start dates in those extracts: every council with a statistical neighbour in the data (its
+    neighbours that adopted left out, as the comparison leaves them out), at every start with
+    ``min_before`` periods before and ``min_after`` after, before its own adoption only (no real change
+    then). None when fewer than ``min_draws`` such dates exist: the comparison is then the model's alone,
+    and the report says it is a lower bound on the uncertainty."""
+    if outcome not in panel.columns:
+        return None
+    codes = panel["la_code"].astype(str)
+    adoption = (panel.loc[panel["adoption_period"].notna()].groupby(codes)["adoption_period"].first()
+                if "adoption_period" in panel.columns else pd.Series(dtype=float))
+    wide = panel.assign(la_code=codes).pivot_table(index="la_code", columns=time, values=outcome, aggfunc="first")
+    rows = []
+    for code in sorted(wide.index):
+        nbs = [n for n in reference.neighbours_of(code) if n in wide.index and n != code and n not in adoption.index]
+        if not nbs:
+            continue
+        gap = (wide.loc[code] - wide.loc[nbs].mean(axis=0)).dropna()
+        gap.index = gap.index.astype(int)
+        if code in adoption.index:
+            gap = gap[gap.index < int(adoption[code])]
+        periods = gap.index.to_numpy(int)
+        for start in periods[min_before: len(periods) - min_after + 1]:
+            got = _placebo_t(gap, int(start))
+            if got is not None:
+                rows.append((got[0], got[1]))
+    if len(rows) < min_draws:
+        return None
+    abs_t = np.array([r[0] for r in rows], float)
+    return NeighbourCalibration(critical_value=float(np.quantile(abs_t, 1 - alpha)), abs_t=abs_t, draws=len(abs_t),
+                                seed=0, alpha=alpha, uncalibrated_rate=float(np.mean([r[1] for r in rows])),
+                                source="the councils' own extracts")
+
+
 def neighbour_false_positive_rate(alpha: float = 0.05) -> dict:
     """The false-positive rate of calibrated neighbour comparisons, measured honestly: each council's placebo
     dates are judged against the critical value from the other councils' placebo dates only (leave one
@@ -1957,9 +1994,11 @@ class NeighbourComparison:
             text += "The change at the start is estimated at "
         text += f"{c['estimate']:+.1f} ({level}% interval {c['ci_low']:.1f} to {c['ci_high']:.1f})."
         if "critical_value" in c:
-            text += (" The interval is as wide as made-up start dates on DfE's published rates show it must be: "
-                     "there, the gap to the neighbours moves more from year to year than the model alone allows, and "
-                     f"an interval this wide finds a change at a made-up date about {100 * self.alpha:.0f}% of the time.")
+            where = c.get("calibrated_on", "DfE's published re-referral rates")
+            text += (f" The interval is as wide as made-up start dates on {where} show it must be: "
+                     f"there, the gap to the neighbours moves more from one {self.time_unit} to the next than the model "
+                     f"alone allows, and an interval this wide finds a change at a made-up date about "
+                     f"{100 * self.alpha:.0f}% of the time.")
         elif self.source == "the data":
             text += (" This interval comes from the model alone; on DfE's published annual rates such intervals were "
                      "too narrow (they found a change at made-up dates far more often than 1 in 20), so read it as a "
@@ -2054,8 +2093,8 @@ def neighbour_comparison(
         c = calibration.critical_value
         change = {**change, "ci_low": change["estimate"] - c * change["se"], "ci_high": change["estimate"] + c * change["se"],
                   "p_value": calibration.p_value(change["estimate"] / change["se"]) if change["se"] > 0 else float("nan"),
-                  "critical_value": c}
-        method += (f"; interval calibrated on {calibration.draws:,} made-up start years on {calibration.source} "
+                  "critical_value": c, "calibrated_on": calibration.source}
+        method += (f"; interval calibrated on {calibration.draws:,} made-up start dates on {calibration.source} "
                    f"(|t| beyond {c:.2f} rather than the model's {stats.t.ppf(1 - alpha / 2, fit.df):.2f})")
     return NeighbourComparison(
         la_code=la_code, outcome=outcome, start=s0, neighbours=usable,
@@ -2087,13 +2126,19 @@ class ProgrammeEvaluation:
     published_neighbours: dict[str, NeighbourComparison] = field(default_factory=dict)
     adoption_periods: dict[str, int] = field(default_factory=dict)
     neighbour_calibration: NeighbourCalibration | None = None
+    extract_neighbour_calibration: NeighbourCalibration | None = None  # in-extract comparisons' (quarterly)
 
     def neighbour_calibration_sentence(self) -> str | None:
-        """How the neighbour comparisons on DfE's published rates were kept honest, in plain English."""
-        cal = self.neighbour_calibration
+        """How the neighbour comparisons (on DfE's published rates, and in the extracts) were kept honest."""
+        cal, own = self.neighbour_calibration, self.extract_neighbour_calibration
+        own_words = "" if own is None else (
+            f"The comparisons with neighbours inside the councils' own extracts were checked on {own.draws:,} made-up "
+            f"start dates in those extracts (before any council's own start): the model's own {100 * (1 - own.alpha):.0f}% "
+            f"interval found a change {100 * own.uncalibrated_rate:.0f}% of the time there, so their intervals use "
+            f"{own.critical_value:.1f} standard errors instead.")
         if cal is None:
-            return None
-        return (f"The comparisons with statistical neighbours on DfE's published rates were checked the same way: at "
+            return own_words or None
+        return ((own_words + " ") if own_words else "") + (f"The comparisons with statistical neighbours on DfE's published rates were checked the same way: at "
                 f"{cal.draws:,} made-up start years (every council, every year with 3 years before and 2 after), the model's own {100 * (1 - cal.alpha):.0f}% "
                 f"interval found a change {100 * cal.uncalibrated_rate:.0f}% of the time, so those intervals are "
                 f"widened to what the made-up dates show (a change counts only beyond {cal.critical_value:.1f} standard "
@@ -2132,6 +2177,8 @@ class ProgrammeEvaluation:
             "council_problems": self.problems,
             "placebo": self.placebo.to_dict() if self.placebo is not None else None,
             "neighbour_calibration": self.neighbour_calibration.to_dict() if self.neighbour_calibration is not None else None,
+            "extract_neighbour_calibration": (self.extract_neighbour_calibration.to_dict()
+                                              if self.extract_neighbour_calibration is not None else None),
         }
 
     def council_table(self) -> pd.DataFrame:
@@ -2194,7 +2241,7 @@ def evaluate_programme(
                       if "adoption_date" in panel.columns else pd.Series(dtype="datetime64[ns]"))
     adoption_periods = {str(c): int(v) for c, v in
                         panel.loc[panel["adoption_period"].notna()].groupby(panel["la_code"].astype(str))["adoption_period"].first().items()}
-    pub_panel = None
+    pub_panel, extract_cal = None, False  # False: not yet computed (it needs an in-extract comparison)
     for code in adopters:
         notes = []
         try:
@@ -2203,6 +2250,13 @@ def evaluate_programme(
             notes.append(f"no interrupted time series, because {exc}")
         try:
             neighbours[code] = neighbour_comparison(panel, code, outcome, alpha=alpha, disclosure_threshold=disclosure_threshold)
+            if calibrate_neighbours:  # made-up start dates in the extracts themselves set the interval's width
+                if extract_cal is False:
+                    extract_cal = extract_neighbour_calibration(panel, outcome, alpha)
+                if extract_cal is not None:
+                    neighbours[code] = neighbour_comparison(panel, code, outcome, alpha=alpha,
+                                                            disclosure_threshold=disclosure_threshold,
+                                                            calibration=extract_cal)
         except InputError as exc:
             if published_neighbours and outcome == "rereferral_rate" and code in adoption_dates.index:
                 try:
@@ -2226,4 +2280,5 @@ def evaluate_programme(
         problems=problems, placebo=placebo, n_councils=int(panel["la_code"].nunique()), n_adopting=len(adopters),
         published_neighbours=published, adoption_periods=adoption_periods,
         neighbour_calibration=neighbour_calibration(alpha) if published and calibrate_neighbours else None,
+        extract_neighbour_calibration=extract_cal or None,
     )
