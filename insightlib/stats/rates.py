@@ -58,8 +58,9 @@ def rate_ratio(a, n1, c, n2, alpha: float = 0.05) -> pd.DataFrame:
         rr = (a / n1) / (c / n2)
         se = np.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
         ok = (a > 0) & (c > 0)
-    return pd.DataFrame({"ratio": np.where(ok, rr, np.nan), "ci_low": np.where(ok, rr * np.exp(-z * se), np.nan),
-                         "ci_high": np.where(ok, rr * np.exp(z * se), np.nan), "se_log": np.where(ok, se, np.nan)})
+        lo, hi = rr * np.exp(-z * se), rr * np.exp(z * se)
+    return pd.DataFrame({"ratio": np.where(ok, rr, np.nan), "ci_low": np.where(ok, lo, np.nan),
+                         "ci_high": np.where(ok, hi, np.nan), "se_log": np.where(ok, se, np.nan)})
 
 
 def relative_rate_index(a, n, total_events, total_n, alpha: float = 0.05) -> pd.DataFrame:
