@@ -147,7 +147,7 @@ def test_render_refuses_a_users_own_quarto_project(name, tmp_path, fake_quarto, 
     message = one_line(result.output)
     assert f"holds {name}, _site/ that 'insight render' did not write" in message and "--force" in message
     assert own.read_text() == before and (mine / "page.html").read_text() == "our own site"
-    assert not (reports / "evaluations.yml").exists()  # nothing of the project was written either
+    assert not (reports / "national.qmd").exists()  # nothing of the project was written either
     forced = invoke("render", reports, "--force")
     assert forced.exit_code == 0, forced.output
     assert own.read_text() != before and (reports / "_site" / site.MARKER).exists()

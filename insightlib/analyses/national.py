@@ -885,7 +885,7 @@ def deprivation_section() -> Section:
         f"Children in need at 31 March {year} per 10,000 children, against the rate each council's deprivation "
         f"(IDACI 2019) predicts, so that a council sees whether it is high for its deprivation, not merely high. "
         f"All {len(t)} councils are in it; {n_out} lie outside the 95% limits, which allow for councils differing "
-        f"by more than chance (over-dispersion, Spiegelhalter 2005). Method: docs/practice.md."],
+        f"by more than chance (over-dispersion, Spiegelhalter 2005)."],
         figures=[_figure("deprivation_funnel", lambda w: deprivation_funnel_figure(f, width=w)[0],
                          deprivation_funnel_figure(f)[1])],
         tables=[(FUNNEL_TITLE, sortable_table_html(

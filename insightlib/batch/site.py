@@ -864,7 +864,7 @@ FORMAT_LINKS = ["html", {"format": "typst", "text": "PDF", "icon": "file-pdf"}]
 #: Typst: text in table cells set ragged right, never justified into gappy words.
 TYPST_HEADER = "#set par(justify: false)\n#show table.cell: set par(justify: false)\n#show table: set text(size: 9pt)\n"
 #: Files and folders the Quarto project puts at the top of the reports folder.
-PROJECT_FILES = ("_quarto.yml", "index.qmd", "evaluations.yml", "national.qmd", SAFE_FILTER, SITE_CSS)
+PROJECT_FILES = ("_quarto.yml", "index.qmd", "national.qmd", SAFE_FILTER, SITE_CSS)
 
 
 def _generated(path: Path) -> bool:

@@ -284,7 +284,7 @@ class PracticeReport:
             "for all ages; children are more diverse than adults, so groups younger on average look more over-represented "
             "than they are. Children whose ethnicity is not recorded are left out of these rates.",
             "The deprivation funnel uses IMD 2019 (IDACI) on 2019 boundaries; councils formed since take the county "
-            "they came from. Limits allow for the spread between councils (over-dispersion), as docs/practice.md explains.",
+            "they came from. Limits allow for the spread between councils (over-dispersion).",
         ]
         out += [md(n) for n in self.r.notes]
         return out
