@@ -305,3 +305,29 @@ def test_a_rate_beside_rounded_counts_is_the_rate_of_the_rounded_counts():
         for den in range(num + 5, 120, 7):
             r = safe_rate(num, den, 5, rounding=5)
             assert r.rate == round_count(num, 5) / round_count(den, 5)
+
+
+def test_a_count_bounded_by_its_neighbour_in_the_row_is_protected_too():
+    """CI's adversary found this: followed up <= analysed in each row, so with 34 followed in all,
+    30 analysed in one group and 6 in the other, the hidden 4 could only be 4, 5 or 6."""
+    df = pd.DataFrame({"analysed": [6, 30, 36], "followed": [4, 30, 34], "rereferred": [0, 5, 5]},
+                      index=["treated", "control", "Total"])
+    pairs = [((r, "followed"), (r, "analysed")) for r in df.index] + [((r, "rereferred"), (r, "followed")) for r in df.index]
+    without = suppress_table(df, list(df.columns), 5, total_row="Total")
+    with_bounds = suppress_table(df, list(df.columns), 5, total_row="Total", at_most=pairs)
+    cells = lambda res: [(r, c) for r in df.index for c in df.columns if res.table().loc[r, c] == "c"]  # noqa: E731
+    hidden = cells(with_bounds)
+    assert ("treated", "followed") in hidden
+    from insightlib.report.disclosure import hidden_ranges
+
+    index = {r: k for k, r in enumerate(df.index)}
+    value = lambda cell: float(df.iloc[cell[0]][cell[1]])  # noqa: E731
+    as_cells = [(index[r], c) for r, c in hidden]
+    eqs = [{(0, c): 1.0, (1, c): 1.0, (2, c): -1.0} for c in df.columns]
+    bounds = [((index[a[0]], a[1]), (index[b[0]], b[1])) for a, b in pairs]
+    lo, hi = hidden_ranges(eqs, as_cells, value, 1, [(0, "followed")], bounds)[(0, "followed")]
+    assert hi - lo + 1 >= 5, (lo, hi, hidden)
+    # the bound is what made the difference: without it the same cells looked safe
+    if cells(without) == [("treated", "followed"), ("control", "followed")]:
+        lo0, hi0 = hidden_ranges(eqs, [(0, "followed"), (1, "followed")], value, 1, [(0, "followed")], bounds)[(0, "followed")]
+        assert hi0 - lo0 + 1 < 5

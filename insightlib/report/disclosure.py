@@ -211,13 +211,16 @@ def recoverable_cells(equations: list[dict[Cell, float]], suppressed: Iterable[C
 
 
 def hidden_ranges(equations: list[dict[Cell, float]], hidden: Iterable[Cell], value, lowest: int = 1,
-                  cells: Iterable[Cell] | None = None) -> dict[Cell, tuple[float, float]]:
+                  cells: Iterable[Cell] | None = None,
+                  at_most: Iterable[tuple[Cell, Cell]] = ()) -> dict[Cell, tuple[float, float]]:
     """The smallest and largest whole value a reader could give each hidden cell.
 
     The reader knows every published cell, every equation, that a hidden cell is at least
     ``lowest`` (1 when zeros are shown) and that counts are whole numbers; an integer
     program per bound (tables are small). ``value(cell)`` gives the true values, used only
-    for the published constants. An unbounded side is ``inf``.
+    for the published constants. An unbounded side is ``inf``. ``at_most`` pairs ``(a, b)``
+    are what a reader knows without a total: ``a`` is no more than ``b`` (followed up is at
+    most analysed).
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -235,6 +238,23 @@ def hidden_ranges(equations: list[dict[Cell, float]], hidden: Iterable[Cell], va
         # the published cells are constants; what the hidden ones add up to is known (gaps included)
         rhs.append(sum(coef * value(c) for c, coef in eq.items() if c in index))
     cons = [LinearConstraint(np.array(rows), np.array(rhs), np.array(rhs))] if rows else []
+    less, limit = [], []
+    for a, b in at_most:
+        if a not in index and b not in index:
+            continue
+        row, const = np.zeros(len(hidden)), 0.0
+        if a in index:
+            row[index[a]] += 1.0
+        else:
+            const -= value(a)
+        if b in index:
+            row[index[b]] -= 1.0
+        else:
+            const += value(b)
+        less.append(row)
+        limit.append(const)
+    if less:
+        cons.append(LinearConstraint(np.array(less), -np.inf, np.array(limit)))
     # a zero hidden as a complement: a reader who assumed "c is at least 1" would find no solution and
     # drop the assumption for it, so it is bounded by 0
     bounds = Bounds(np.array([float(min(lowest, value(c))) for c in hidden]), np.full(len(hidden), np.inf))
@@ -255,7 +275,7 @@ def hidden_ranges(equations: list[dict[Cell, float]], hidden: Iterable[Cell], va
     return out
 
 
-def narrow_cells(equations, hidden, value, threshold: int, lowest: int = 1, cells=None) -> list[Cell]:
+def narrow_cells(equations, hidden, value, threshold: int, lowest: int = 1, cells=None, at_most=()) -> list[Cell]:
     """Hidden cells (of ``cells``) a reader could narrow to fewer than ``threshold`` whole values."""
     hidden = list(hidden)
     if not hidden or not equations:
@@ -263,7 +283,7 @@ def narrow_cells(equations, hidden, value, threshold: int, lowest: int = 1, cell
     cells = [c for c in (hidden if cells is None else cells) if any(c in eq for eq in equations)]
     if not cells:
         return []
-    ranges = hidden_ranges(equations, hidden, value, lowest, cells)
+    ranges = hidden_ranges(equations, hidden, value, lowest, cells, at_most)
     return [c for c in cells if ranges[c][1] - ranges[c][0] + 1 < threshold]
 
 
@@ -280,6 +300,7 @@ def suppress_table(
     symbol: str = SUPPRESSED,
     identities: Iterable[dict[Any, float]] = (),
     known: dict[Any, float] | None = None,
+    at_most: Iterable[tuple[Any, Any]] = (),
 ) -> SuppressionResult:
     """Suppress small counts (and what would reveal them) in a table of counts.
 
@@ -293,6 +314,8 @@ def suppress_table(
     (one count column) or ``{(row label, column): coefficient}``, summing to zero.
     ``known`` names cells published elsewhere (``{row label or (row, column): value}``):
     they are never hidden here, because the reader would read them on the other page.
+    ``at_most`` pairs of ``(row, column)`` cells ``(a, b)`` say ``a`` can be no more than ``b``
+    (followed up at most analysed): a reader bounds a hidden cell by them too.
     """
     count_columns = list(count_columns)
     if not count_columns:
@@ -342,6 +365,7 @@ def suppress_table(
     for ident in identities:
         eqs.append({_cell(k): float(v) for k, v in ident.items()})
     pinned = {_cell(k) for k in (known or {})}
+    bounds = [(_cell(a), _cell(b)) for a, b in at_most]
     arr = values.to_numpy(dtype=float)
     col_pos = {c: j for j, c in enumerate(values.columns)}
 
@@ -391,7 +415,7 @@ def suppress_table(
         narrow: list[Cell] = []
         if not exposed:
             narrow = narrow_cells(eqs, reason, value, threshold, lowest,
-                                  [c for c, why in reason.items() if why == "primary"])
+                                  [c for c, why in reason.items() if why == "primary"], bounds)
             if not narrow:
                 break
         target = (exposed or narrow)[0]
@@ -406,7 +430,7 @@ def suppress_table(
             chosen = next((o for o in options if target not in recoverable_cells(eqs, [*reason, o])), options[0])
         else:
             chosen = next((o for o in options if target not in narrow_cells(eqs, [*reason, o], value, threshold,
-                                                                             lowest, [target])), options[-1])
+                                                                             lowest, [target], bounds)), options[-1])
         reason[chosen] = "secondary"
 
     display = table.copy()

@@ -114,7 +114,11 @@ class InterventionEffect:
         # the sentences under "The finding" state how many closed cases were analysed: that total is
         # published there, so it is never the cell hidden to protect another
         known = {("Total", "Closed cases analysed"): int(df.loc["Total", "Closed cases analysed"])}
-        res = disclosure.suppress_table(df, list(df.columns), threshold, rounding, total_row="Total", known=known)
+        # and a reader knows, row by row, re-referred <= followed up <= analysed
+        cols = list(df.columns)
+        at_most = [((row, cols[k + 1]), (row, cols[k])) for row in df.index for k in range(len(cols) - 1)]
+        res = disclosure.suppress_table(df, cols, threshold, rounding, total_row="Total", known=known,
+                                        at_most=at_most)
         out = res.table().map(lambda v: f"{int(v):,}" if isinstance(v, (int, np.integer, float, np.floating)) and np.isfinite(v) else v)
         out.index.name = None
         out.columns.name = "Group"
