@@ -25,7 +25,7 @@ import pandas as pd
 
 from insightlib import reference
 from insightlib.errors import InputError
-from insightlib.ingest.skills import Problems as _Problems, name_key
+from insightlib.ingest.skills import Problems as _Problems, _read_csv, name_key
 
 #: The published files, by the names SOURCES.md gives them.
 FILES = {
@@ -129,16 +129,6 @@ def _ons_to_la() -> dict[str, str]:
     out = dict(zip(former["ons_code"], former["la_code"]))
     out.update(zip(la["ons_code"], la["la_code"]))
     return out
-
-
-def _read_csv(path: Path, problems: Problems) -> pd.DataFrame | None:
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError:
-        problems.add(path.name, f"no such file in {path.parent}")
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        problems.add(path.name, f"not a readable CSV file ({str(exc).splitlines()[0]})")
-    return None
 
 
 def _require(df: pd.DataFrame, file: str, columns, problems: Problems) -> bool:
