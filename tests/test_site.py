@@ -464,6 +464,33 @@ def test_the_safe_filter_keeps_exactly_insights_own_typst_settings():
     assert const == site.TYPST_HEADER.strip()
 
 
+def test_the_cox_forest_plot_is_laid_out_again_for_a_phone():
+    """The forest plot's labels (left) and figures (right) kept its phone drawing as wide as the desktop one;
+    on a phone each level's label and figures sit on a line above its interval, in one narrow column."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from insightlib.analyses import rereferral
+    from insightlib.report import rereferral_charts
+    from insightlib.simulate import survival as simulate_survival
+
+    rep = rereferral.rereferral_report(simulate_survival.simulate_tables(1500, seed=4), group_by="primary_need")
+    fig = rereferral_charts.forest_figure(rep.cox, rep.forest_title())
+    wide, narrow = charts.to_png(fig), charts.to_png_narrow(fig)
+    (ww, wh), (nw, nh) = (Image.open(io.BytesIO(b)).size for b in (wide, narrow))
+    dpi = plt.rcParams["figure.dpi"]
+    assert nw <= 1.05 * charts.NARROW_WIDTH * dpi < 0.6 * ww and nh / nw > wh / ww
+    small = fig.narrow_drawing()
+    words = [t.get_text() for t in small.axes[0].texts]
+    for i, term in enumerate(rep.cox.terms["term"]):  # every level's figures are on the phone drawing too
+        assert rereferral_charts._forest_words(rep.cox, i) in words, term
+    assert all(t.get_fontsize() >= 9 for t in small.axes[0].texts)  # not shrunk: readable at a phone's width
+    plt.close(small)
+    plt.close(fig)
+
+
 def test_report_charts_are_drawn_for_a_phone_too(tmp_path, monkeypatch):
     """charts.show stores a phone drawing beside the chart; both routes show it on small screens only."""
     import matplotlib.pyplot as plt

@@ -166,27 +166,26 @@ def forest_rows(cox) -> list[tuple[str, int | None]]:
     return rows
 
 
-def forest_figure(cox, title: str | None = None):
-    """Forest plot of hazard ratios with robust 95% intervals (log scale), grouped by factor."""
+FOREST_TITLE = "How each factor goes with being referred again sooner or later"
+FOREST_XLABEL = "Hazard ratio (below 1: referred again later than\nthe comparison group; above 1: sooner)"
+
+
+def _forest_words(cox, i: int) -> str:
+    r = cox.terms.iloc[i]
+    return f"{r.hr:.2f} ({r.ci_low:.2f} to {r.ci_high:.2f})" if cox.estimable(r.term) else TOO_FEW
+
+
+def _forest_scale(ax, cox, rows, y) -> None:
+    """The intervals on a log axis with plain ticks (finer only when the range is narrow, so labels never collide)."""
     from matplotlib.ticker import FixedLocator, NullLocator
 
-    from insightlib.report.charts import DARK_BLUE, REFERENCE_GREY, new_figure
+    from insightlib.report.charts import DARK_BLUE, REFERENCE_GREY
 
-    import textwrap
-
-    rows = forest_rows(cox)
-    title = textwrap.fill(title or "How each factor goes with being referred again sooner or later", 60)
-    height = max(2.8, 0.26 * len(rows) + 1.4)
-    fig, ax = new_figure(title, width=5.2, height=height)
-    fig.subplots_adjust(top=1 - (0.35 + 0.22 * title.count("\n") + 0.25) / height)
-    y = np.arange(len(rows))[::-1]
     lo_all, hi_all = [], []
-    for (label, i), yy in zip(rows, y):
-        if i is None:
+    for (_, i), yy in zip(rows, y):
+        if i is None or not cox.estimable(cox.terms.iloc[i].term):
             continue
         r = cox.terms.iloc[i]
-        if not cox.estimable(r.term):
-            continue
         ax.plot([r.ci_low, r.ci_high], [yy, yy], color=DARK_BLUE, lw=1.6)
         ax.plot([r.hr], [yy], "o", color=DARK_BLUE, ms=5)
         lo_all.append(r.ci_low)
@@ -194,28 +193,80 @@ def forest_figure(cox, title: str | None = None):
     lo, hi = min(min(lo_all, default=1.0), 0.8), max(max(hi_all, default=1.0), 1.25)
     ax.set_xscale("log")
     ax.set_xlim(lo / 1.15, hi * 1.15)
-    # plain ticks on the log scale, finer only when the range is narrow (so labels never collide)
     nice = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20] + ([0.25, 0.75, 1.5, 3] if hi / lo < 6 else [])
     ticks = sorted(v for v in nice if lo / 1.15 <= v <= hi * 1.15)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([f"{v:g}" for v in ticks])
     ax.axvline(1.0, color=REFERENCE_GREY, lw=1.2, zorder=0)
+    ax.grid(axis="y", visible=False)
+
+
+def forest_figure(cox, title: str | None = None):
+    """Forest plot of hazard ratios with robust 95% intervals (log scale), grouped by factor.
+
+    Labels at the left and the figures at the right make it wide; its phone drawing
+    (``fig.narrow_drawing``, used by charts.to_png_narrow) puts each label above its interval instead."""
+    import textwrap
+
+    from insightlib.report.charts import new_figure
+
+    rows = forest_rows(cox)
+    wrapped = textwrap.fill(title or FOREST_TITLE, 60)
+    height = max(2.8, 0.26 * len(rows) + 1.4)
+    fig, ax = new_figure(wrapped, width=5.2, height=height)
+    fig.subplots_adjust(top=1 - (0.35 + 0.22 * wrapped.count("\n") + 0.25) / height)
+    y = np.arange(len(rows))[::-1]
+    _forest_scale(ax, cox, rows, y)
     ax.set_yticks(y)
     ax.set_yticklabels([label if i is None else "   " + _short(label.strip(), 34) for label, i in rows], fontsize=8)
     for lab, (_, i) in zip(ax.get_yticklabels(), rows):
         if i is None:
             lab.set_fontweight("bold")
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.grid(axis="y", visible=False)
     # the figures themselves at the right, for readers who want the numbers
     trans = ax.get_yaxis_transform()
     ax.text(1.02, len(rows) - 0.3, "Hazard ratio (95% interval)", transform=trans, fontsize=8, va="bottom",
             fontweight="bold")
     for (label, i), yy in zip(rows, y):
         if i is not None:
-            r = cox.terms.iloc[i]
-            words = f"{r.hr:.2f} ({r.ci_low:.2f} to {r.ci_high:.2f})" if cox.estimable(r.term) else TOO_FEW
-            ax.text(1.02, yy, words, transform=trans, fontsize=8, va="center")
-    ax.set_xlabel("Hazard ratio (below 1: referred again later than\nthe comparison group; above 1: sooner)", fontsize=9)
+            ax.text(1.02, yy, _forest_words(cox, i), transform=trans, fontsize=8, va="center")
+    ax.set_xlabel(FOREST_XLABEL, fontsize=9)
+    fig.narrow_drawing = lambda: forest_figure_narrow(cox, title)
+    return fig
+
+
+def forest_figure_narrow(cox, title: str | None = None):
+    """The forest plot for a phone: one column, each level's label and figures on a line above its interval."""
+    import textwrap
+
+    from insightlib.report.charts import NARROW_WIDTH, new_figure
+
+    rows = forest_rows(cox)
+    wrapped = textwrap.fill(title or FOREST_TITLE, 40)
+    # top to bottom: a factor heading takes one slot, a level 1.7 (its words, then its interval below them)
+    cursor, text_y, line_y = 0.0, [], []
+    for _, i in rows:
+        text_y.append(cursor - 0.5)
+        line_y.append(cursor - 1.05)
+        cursor -= 1.0 if i is None else 1.7
+    slots = -cursor
+    text_y, line_y = np.array(text_y) + slots, np.array(line_y) + slots
+    height = max(3.2, 0.2 * slots + 1.6 + 0.22 * wrapped.count("\n"))
+    fig, ax = new_figure(wrapped, width=NARROW_WIDTH, height=height)
+    fig.subplots_adjust(left=0.04, right=0.96, top=1 - (0.35 + 0.22 * wrapped.count("\n") + 0.2) / height)
+    _forest_scale(ax, cox, rows, line_y)
+    trans = ax.get_yaxis_transform()
+    for (label, i), yy in zip(rows, text_y):
+        if i is None:
+            ax.text(0.0, yy, _short(label.strip(), 52), transform=trans, fontsize=9, va="center", fontweight="bold",
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})
+        else:
+            plate = {"facecolor": "white", "edgecolor": "none", "pad": 1.0}  # words stay readable over the line at 1
+            ax.text(0.03, yy, _short(label.strip(), 30), transform=trans, fontsize=9, va="center", bbox=plate)
+            ax.text(1.0, yy, _forest_words(cox, i), transform=trans, fontsize=9, va="center", ha="right", bbox=plate)
+    ax.set_yticks([])
+    ax.spines["left"].set_visible(False)
+    ax.set_ylim(-0.2, slots + 0.1)
+    ax.set_xlabel(FOREST_XLABEL.replace("\n", " ").replace("than the", "than\nthe"), fontsize=9)
     return fig
