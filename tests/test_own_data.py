@@ -91,6 +91,26 @@ def test_init_evaluation_refuses_to_overwrite_and_checks_what_it_writes(tmp_path
     assert not (tmp_path / "evaluations" / "Bad Name.yml").exists()
 
 
+def test_init_evaluation_starts_every_notebook_that_runs_on_a_councils_extract(tmp_path):
+    """practice_insight and risk_model_audit too; programme and skills say what to copy instead."""
+    def init(*args):
+        return subprocess.run([str(INSIGHT), "init-evaluation", *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+
+    for name, notebook, shipped in [("practice-873", "practice_insight", "practice.yml"),
+                                    ("audit-873", "risk_model_audit", "risk_audit.yml")]:
+        made = init(name, "--data", "x.duckdb", "--councils", "873", "--notebook", notebook)
+        assert made.returncode == 0, made.stderr
+        written = yaml.safe_load((tmp_path / "evaluations" / f"{name}.yml").read_text())
+        template = yaml.safe_load((ROOT / "evaluations" / shipped).read_text())
+        assert written["notebook"] == notebook and written["councils"] == ["873"] and written["data"] == "x.duckdb"
+        assert written["parameters"] == template["parameters"] and written["title"] == template["title"]
+    for notebook, words in [("programme_evaluation", "adoption dates"), ("skills_gap", "by area")]:
+        refused = init("x", "--data", "x.duckdb", "--councils", "873", "--notebook", notebook)
+        assert refused.returncode == 2 and words in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / "evaluations" / "x.yml").exists()
+
+
 def test_make_demo_runs_only_the_demos_evaluations(tmp_path):
     folder = tmp_path / "evaluations"
     shutil.copytree(ROOT / "evaluations", folder)

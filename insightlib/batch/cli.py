@@ -239,7 +239,15 @@ def _block_dumper():
 
 
 #: init-evaluation: the notebooks it can start an evaluation for, with the shipped demo file each copies parameters from.
-INIT_TEMPLATES = {"rereferral": "demo.yml", "intervention_effect": "fgc.yml"}
+INIT_TEMPLATES = {"rereferral": "demo.yml", "intervention_effect": "fgc.yml", "practice_insight": "practice.yml",
+                  "risk_model_audit": "risk_audit.yml"}
+#: Notebooks that need more than a data folder and councils: what to do instead of init-evaluation.
+INIT_BY_HAND = {
+    "programme_evaluation": "For a programme evaluation copy evaluations/programme.yml and give its adoption dates "
+                            "(docs/programme.md).",
+    "skills_gap": "The skills gap explorer reads published data by area, not a council's extract: copy "
+                  "evaluations/skills.yml and list your areas (docs/skills.md).",
+}
 
 
 @app.command("init-evaluation")
@@ -260,10 +268,11 @@ def init_evaluation(
         from .evaluation import load_evaluation, parse_evaluation
         from .runner import default_notebooks_dir
 
+        if notebook in INIT_BY_HAND:
+            raise InputError(INIT_BY_HAND[notebook])
         if notebook not in INIT_TEMPLATES:
             raise InputError(f"--notebook must be one of {', '.join(INIT_TEMPLATES)}; got {notebook!r}. "
-                             "For a programme evaluation copy evaluations/programme.yml and give its adoption dates "
-                             "(docs/programme.md).")
+                             + INIT_BY_HAND["programme_evaluation"])
         if intervention is not None and notebook != "intervention_effect":
             raise InputError("--intervention is for --notebook intervention_effect.")
         target = out_file or Path("evaluations") / f"{name}.yml"
