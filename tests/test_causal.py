@@ -734,3 +734,34 @@ def test_simple_comparison_hidden_when_it_would_give_a_small_count_away(simulate
     # nearly everyone re-referred is as telling as nearly nobody
     counts = {**res.counts, "rereferred_control": res.counts["binary_control"] - 1}
     assert not dataclasses.replace(res, counts=counts).naive_shown()
+
+
+def test_too_few_re_referrals_say_too_few_to_estimate_not_nan(simulated):
+    """A tiny council: a nan interval and a risk ratio of 0 (E-value 4.35e12) became "from nan points fewer
+    to nan points more" and "E-value is 4353...": issue 11's rule (MIN_EVENTS_FOR_ESTIMATE) says instead
+    "too few to estimate", in the headline, the E-value words, the table and the chart's words."""
+    import dataclasses
+
+    from insightlib.contract import MIN_EVENTS_FOR_ESTIMATE
+    from insightlib.report.words import TOO_FEW
+
+    _, _, res = simulated
+    assert res.estimable() and TOO_FEW not in res.headline() and TOO_FEW not in res.evalue_words()
+    nan = float("nan")
+    rd = dataclasses.replace(res.effect["risk_difference"], ci_low=nan, ci_high=nan)
+    rr = dataclasses.replace(res.effect["risk_ratio"], estimate=0.0)
+    broken = dataclasses.replace(res, effect={**res.effect, "risk_difference": rd, "risk_ratio": rr},
+                                 e_value={**res.e_value, "risk_ratio": {**res.e_value["risk_ratio"], "estimate": 4.35e12,
+                                                                        "risk_ratio": 0.0}})
+    few = dataclasses.replace(res, counts={**res.counts, "rereferred_treated": MIN_EVENTS_FOR_ESTIMATE - 1})
+    for r in (broken, few):
+        assert not r.estimable()
+        words = " ".join([r.headline(), r.explain(), r.evalue_words(), r.alt_text("survival"),
+                          r.report_table().to_string(), r.survival_plot().get_suptitle()])
+        assert TOO_FEW in r.headline() and TOO_FEW in r.evalue_words()
+        assert "nan" not in words.lower() and "e+" not in words and "4350000" not in words and "4.35" not in words
+        row = next(i for i in r.report_table().index if "(headline)" in i)
+        assert r.report_table().loc[row, "Estimate"] == TOO_FEW
+    # one more re-referral in the smaller group and the rule lets the estimate through
+    enough = dataclasses.replace(res, counts={**res.counts, "rereferred_treated": MIN_EVENTS_FOR_ESTIMATE})
+    assert enough.estimable()

@@ -12,7 +12,8 @@ import pandas as pd
 from insightlib.analyses.intervention_parameters import COVARIATES, GRAPH_FROM_COVARIATES
 from insightlib.report import text
 from insightlib.stats.effects import Estimate
-from insightlib.contract import BALANCE_CUTOFF, DISCLOSURE_THRESHOLD
+from insightlib.contract import BALANCE_CUTOFF, DISCLOSURE_THRESHOLD, MIN_EVENTS_FOR_ESTIMATE
+from insightlib.report.words import TOO_FEW
 
 
 @dataclass
@@ -146,6 +147,23 @@ class InterventionEffect:
             parts += [r, n - r]
         return not any(1 <= v < thr for v in parts)
 
+    def estimable(self) -> bool:
+        """Issue 11's rule for the headline effect and its E-value: published only where each group has at
+        least MIN_EVENTS_FOR_ESTIMATE children re-referred within the horizon and the estimate has a proper
+        interval (finite, not a single point) and a risk ratio above 0. A tiny council otherwise prints
+        "from nan points fewer to nan points more" and an E-value of 4.35e12 (a risk ratio of 0)."""
+        c = self.counts
+        if min(int(c.get("rereferred_treated", 0)), int(c.get("rereferred_control", 0))) < MIN_EVENTS_FOR_ESTIMATE:
+            return False
+        rd = self.effect["risk_difference"]
+        if not all(np.isfinite(v) for v in (rd.estimate, rd.ci_low, rd.ci_high)) or rd.ci_low == rd.ci_high:
+            return False
+        rr = self.effect.get("risk_ratio")
+        if rr is not None and not (np.isfinite(rr.estimate) and rr.estimate > 0):
+            return False
+        ev = self.e_value.get("risk_ratio", {})
+        return not ev or bool(np.isfinite(ev.get("estimate", np.nan)))
+
     def _n(self, n: int) -> str:
         """A count safe to print: small ones become 'fewer than <threshold>' (none stays 'none')."""
         n = int(n)
@@ -178,6 +196,10 @@ class InterventionEffect:
         h = p["horizon_days"]
         when = "a year" if h == 365 else f"{h} days"
         size = abs(rd.estimate) * 100
+        if not self.estimable():
+            return (f"{text.md(p['intervention'])}: the effect on re-referral within {when} of a case closing is "
+                    f"{TOO_FEW} (fewer than {MIN_EVENTS_FOR_ESTIMATE} children re-referred in a group, or no proper "
+                    "interval).")
         if rd.ci_high < 0:
             verdict = f"re-referral within {when} of a case closing was {size:.1f} percentage points lower"
         elif rd.ci_low > 0:
@@ -197,6 +219,8 @@ class InterventionEffect:
         unstable = []
 
         def pts(e: Estimate) -> tuple[str, str]:
+            if not np.isfinite(e.estimate):
+                return TOO_FEW, TOO_FEW
             # a difference in shares lies between -100 and +100 points; an interval outside that (or missing)
             # means the variance broke down, and printing it would mislead
             if not (np.isfinite(e.ci_low) and np.isfinite(e.ci_high)) or e.ci_low < -1 or e.ci_high > 1:
@@ -214,11 +238,14 @@ class InterventionEffect:
         for k, v in self.methods.items():
             rows[f"{labels.get(k, k)}: re-referred within {h} days"] = (*pts(v), how.get(k, ""))
         rd, rm, hr = self.effect["risk_difference"], self.effect["rmst_difference"], self.effect["hazard_ratio"]
-        rows[f"Weighted Kaplan-Meier: re-referred by day {h} (headline)"] = (*pts(rd), boot)
+        rows[f"Weighted Kaplan-Meier: re-referred by day {h} (headline)"] = (*pts(rd), boot) if self.estimable() else (
+            TOO_FEW, TOO_FEW, boot)
+        ok = self.estimable()
         rows[f"Weighted Kaplan-Meier: days free of re-referral in the first {h} (RMST)"] = (
-            f"{rm.estimate:+.1f} days", f"{rm.ci_low:+.1f} to {rm.ci_high:+.1f}", boot)
+            f"{rm.estimate:+.1f} days", f"{rm.ci_low:+.1f} to {rm.ci_high:+.1f}", boot) if ok else (TOO_FEW, TOO_FEW, boot)
         rows["Weighted Cox: hazard ratio (below 1: re-referral slower)"] = (
-            f"{hr.estimate:.2f}", f"{hr.ci_low:.2f} to {hr.ci_high:.2f}", "robust (sandwich)")
+            f"{hr.estimate:.2f}", f"{hr.ci_low:.2f} to {hr.ci_high:.2f}", "robust (sandwich)") if ok and \
+            np.isfinite(hr.estimate) and hr.estimate > 0 else (TOO_FEW, TOO_FEW, "robust (sandwich)")
         out = pd.DataFrame.from_dict(rows, orient="index", columns=["Estimate", f"{self._level()} interval", "How the interval was worked out"])
         out.index.name = None
         out.columns.name = "Comparison"
@@ -306,6 +333,9 @@ class InterventionEffect:
         hr = self.e_value.get("hazard_ratio", {})
         if not ev:
             return ""
+        if not self.estimable():
+            return (f"The E-value (how strong an unmeasured factor would have to be to explain the effect away): {TOO_FEW}, "
+                    "as the effect itself is.")
         rr = ev["risk_ratio"]
         conversion = ("converted to a risk ratio with VanderWeele's square-root rule, as re-referral is common"
                       if self.e_value.get("outcome_common") else "taken as a risk ratio, as re-referral is rare here")
@@ -321,7 +351,8 @@ class InterventionEffect:
              f"To shift the interval so that it includes no effect would take such a factor of strength "
              f"**{ev['ci']:.2f}** with both."),
         ]
-        if hr:
+        if hr and all(np.isfinite(hr.get(k, np.nan)) for k in ("estimate", "ci")) and \
+                np.isfinite(self.effect["hazard_ratio"].estimate) and self.effect["hazard_ratio"].estimate > 0:
             lines.append(f"For the hazard ratio ({self.effect['hazard_ratio'].estimate:.2f}, {conversion}) the E-value is "
                          f"{hr['estimate']:.2f}, and {hr['ci']:.2f} for its interval.")
         return " ".join(lines)
@@ -339,6 +370,9 @@ class InterventionEffect:
                     if lo > 0 or hi < 1 else " None were set aside.")
             return (f"Histograms of the estimated chance of receiving the intervention: median {q['treated'][50]:.2f} "
                     f"among those who received it and {q['control'][50]:.2f} among those who did not.{kept}")
+        if not self.estimable():
+            return (f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}, with and without "
+                    f"the intervention; the difference between them is {TOO_FEW}.")
         return (f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}: "
                 f"{100 * self.risks['treated']:.1f}% with the intervention and {100 * self.risks['control']:.1f}% without "
                 f"(difference {100 * rd.estimate:.1f} points, {self._level()} interval {100 * rd.ci_low:.1f} to {100 * rd.ci_high:.1f}).")
@@ -394,7 +428,9 @@ class InterventionEffect:
 
         s = self.survival
         rd = self.effect["risk_difference"]
-        if rd.ci_high < 0 or rd.ci_low > 0:
+        if not self.estimable():
+            title = f"Adjusted re-referral curves up to day {self.parameters['horizon_days']}: a difference is {TOO_FEW}"
+        elif rd.ci_high < 0 or rd.ci_low > 0:
             word = "lower" if rd.estimate < 0 else "higher"
             title = f"Adjusted for who received it, re-referral was {abs(rd.estimate) * 100:.0f} points {word} by day {self.parameters['horizon_days']}"
         else:
@@ -423,7 +459,9 @@ class InterventionEffect:
         else:
             meaning = (f"This compares the children who received it with what would have happened to the same "
                        f"children without it, among {self.population_words()}.")
-        if rd.ci_high < 0 or rd.ci_low > 0:
+        if not self.estimable():
+            sure = ""
+        elif rd.ci_high < 0 or rd.ci_low > 0:
             sure = "The interval does not include zero, so chance alone is an unlikely explanation."
         else:
             sure = "The interval includes zero: the data are consistent with no effect."
@@ -438,7 +476,7 @@ class InterventionEffect:
             f"**Simple comparison.** Not shown: a group has fewer than {self._threshold()} children re-referred (or not "
             "re-referred) among closed cases followed for the whole period, and with the group sizes the comparison "
             "would give that number away.")
-        lines = [f"**Finding.** {self.headline()} {meaning} {sure}", simple]
+        lines = [f"**Finding.** {self.headline()} {meaning} {sure}".rstrip(), simple]
         if self.e_value.get("risk_ratio"):
             lines.append(f"**What would overturn it.** {self.evalue_words()}")
         return "\n\n".join(lines)
@@ -461,6 +499,8 @@ def _safe_split(treated: int, control: int, threshold: int) -> str:
 def _points_range(lo: float, hi: float) -> str:
     """An interval of differences in words: 'between 3.9 and 12.6 points fewer'."""
     a, b = 100 * lo, 100 * hi
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return TOO_FEW
     if b < 0:
         return f"between {abs(b):.1f} and {abs(a):.1f} points fewer"
     if a > 0:
