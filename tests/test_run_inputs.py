@@ -141,3 +141,36 @@ def test_an_intervention_the_data_do_not_record_stops_the_run_with_what_they_do(
     assert ("council 202: no interventions recorded as 'Family Group Conference' (recorded: "
             "'Family Group Decision Making', 'Family Group Decision Making offered')") in text
     assert not (tmp_path / "reports" / "checks").exists()
+
+
+def test_every_council_notebook_names_the_tables_it_needs():
+    """`insight run` checks NOTEBOOK_TABLES before a run: a notebook missing from it is never checked
+    (practice_insight was), so every notebook on the canonical contract has an entry (skills_gap reads
+    its own skills-gap data, not these tables)."""
+    from insightlib.batch.evaluation import NOTEBOOK_TABLES
+
+    names = {p.stem for p in runner.default_notebooks_dir().glob("*.ipynb")} - {"skills_gap"}
+    assert names <= set(NOTEBOOK_TABLES), sorted(names - set(NOTEBOOK_TABLES))
+    assert NOTEBOOK_TABLES["practice_insight"] == ("children", "referrals")
+
+
+def test_a_council_without_referrals_is_failed_up_front_for_the_practice_report(tmp_path):
+    data = write_valid_directory(tmp_path / "extract")
+    for name in ("referrals", "assessments", "plans", "interventions", "allocations"):
+        rows = (data / f"{name}.csv").read_text().splitlines()
+        (data / f"{name}.csv").write_text("\n".join(r for r in rows if not r.startswith("202,")) + "\n")
+    wh = tmp_path / "extract.duckdb"
+    warehouse.load_directory(data, wh, key=KEY)
+    path = _evaluation(tmp_path / "practice.yml", wh, "practice_insight", "all")
+    evaluation = load_evaluation(path, notebooks_dir=runner.default_notebooks_dir())
+    summary = runner.RunSummary(evaluation=evaluation, out_dir=tmp_path / "reports" / "checks")
+    messages = []
+    tasks, _ = runner._plan_councils(evaluation, None, tmp_path / "reports", runner.default_notebooks_dir(),
+                                     False, summary, messages.append)
+    assert [t["la_code"] for t in tasks] == ["201"]
+    assert [(r.la_code, r.status) for r in summary.runs] == [("202", "failed")]
+    assert "no referrals table" in summary.runs[0].error and "practice_insight" in summary.runs[0].error
+    only = _evaluation(tmp_path / "p202.yml", wh, "practice_insight", "202")
+    result = invoke("run", only, "--out", tmp_path / "reports", "--no-progress")
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert "(notebook practice_insight) needs the children, referrals tables" in " ".join(result.output.split())

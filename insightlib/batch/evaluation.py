@@ -94,6 +94,9 @@ NOTEBOOK_TABLES = {
     "intervention_effect": ("children", "referrals", "interventions"),
     "programme_evaluation": ("referrals",),
     "risk_model_audit": ("children", "referrals"),
+    # assessments (groupings of need), plans and allocations (practice patterns) are optional: without them
+    # the report says what it could not do; rates by group and what happens after referral need these two
+    "practice_insight": ("children", "referrals"),
 }
 
 #: Parameters that name a value the data must hold: notebook -> (parameter, table, column). An
