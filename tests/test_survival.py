@@ -783,3 +783,35 @@ def test_a_curve_is_not_drawn_where_it_would_give_back_a_small_count():
     (line,) = [ln for ln in cif_figure(cif, threshold=5).axes[0].get_lines() if not ln.get_label().startswith("_")]
     y2 = np.asarray(line.get_ydata(), float)
     assert y2[0] == 0.0 and np.isnan(y2[1:5]).all() and np.isfinite(y2[5])
+
+
+def test_an_event_free_other_is_counted_with_the_reference_so_the_cox_fit_converges():
+    """Small groups whose children never came back fold into "Other", which then has no re-referral
+    either: its hazard ratio runs off to zero (the fit diverges). It is counted with the largest group
+    instead, said in X.attrs, and the Cox model gives finite hazard ratios."""
+    rng = np.random.default_rng(4)
+    need = np.array(["A"] * 60 + ["B"] * 40 + ["C"] * 6 + ["D"] * 4)
+    event = np.r_[rng.integers(0, 2, 100), np.zeros(10, int)]
+    t = rng.uniform(10, 400, len(need))
+    ep = pd.DataFrame({"need": need, "event": event})
+    X, refs = rereferral.design_matrix(ep, ["need"], min_group_size=20)
+    assert refs == {"need": "A"} and list(X.columns) == ["need[B]"]
+    assert X.attrs["with_reference"] == {"need": ["C", "D"]}
+    assert X["need[B]"].sum() == 40  # C and D are with A, not with B
+    fit = cox_model.cox_ph(t, event, X)
+    assert np.isfinite(fit.terms["coef"]).all() and np.isfinite(fit.terms["ci_low"]).all()
+    # an "Other" with a re-referral stays a group of its own
+    ep.loc[105, "event"] = 1
+    X2, _ = rereferral.design_matrix(ep, ["need"], min_group_size=20)
+    assert list(X2.columns) == ["need[B]", "need[Other]"] and X2.attrs["with_reference"] == {}
+
+
+def test_the_report_says_which_groups_are_counted_with_the_reference(report):
+    import dataclasses
+
+    _, rep = report
+    assert not any("counted with" in c for c in rep.caveats())
+    cox = dataclasses.replace(rep.cox, with_reference={"primary_need": ["N8", "N9"]})
+    words = " ".join(dataclasses.replace(rep, cox=cox).caveats())
+    ref = rep.cox.references["primary_need"]
+    assert "the small groups N8" in words and f"are counted with {ref}" in words and "no hazard ratio" in words

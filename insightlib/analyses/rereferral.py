@@ -132,9 +132,12 @@ def design_matrix(episodes: pd.DataFrame, covariates, min_group_size: int = 20, 
     """Numeric columns as they are; categories as indicators against the largest category.
 
     Categories with fewer than ``min_group_size`` episodes or no re-referral are folded
-    into "Other" (a category with no event has no finite hazard ratio).
+    into "Other" (a category with no event has no finite hazard ratio). An "Other" that is
+    itself event-free (small groups none of whose children came back) would make the fit
+    diverge the same way, so it is counted with the reference (the largest group) instead;
+    ``X.attrs["with_reference"]`` names, per covariate, the categories counted there.
     """
-    cols, refs = [], {}
+    cols, refs, with_ref = [], {}, {}
     for cov in covariates:
         if cov not in episodes.columns:
             raise InputError(f"Covariate {cov!r} is not an episode column (choose from {', '.join(episodes.columns)}).")
@@ -153,6 +156,15 @@ def design_matrix(episodes: pd.DataFrame, covariates, min_group_size: int = 20, 
             codes, names = _factorize_labels(names[codes])
         sizes = np.bincount(codes, minlength=len(names))
         present = np.flatnonzero(sizes)
+        other = [j for j in present if names[j] == OTHER]
+        real = [j for j in present if names[j] != OTHER]
+        if other and real and np.bincount(codes, weights=ev, minlength=len(names))[other[0]] == 0:
+            # an event-free "Other" has no finite hazard ratio either: count it with the largest group
+            largest = real[int(np.argmax(sizes[real]))]
+            with_ref[cov] = sorted({str(x) for x in v[codes == other[0]]}, key=lambda g: _level_key(cov, g))
+            codes = np.where(codes == other[0], largest, codes)
+            sizes = np.bincount(codes, minlength=len(names))
+            present = np.flatnonzero(sizes)
         if len(present) < 2:
             continue
         ref_code = present[np.argmax(sizes[present])]
@@ -162,7 +174,9 @@ def design_matrix(episodes: pd.DataFrame, covariates, min_group_size: int = 20, 
                 cols.append(pd.Series((codes == j).astype(float), name=f"{cov}[{names[j]}]", index=episodes.index))
     if not cols:
         raise InputError("No covariate varies in these episodes, so there is nothing for the Cox model to compare.")
-    return pd.concat(cols, axis=1), refs
+    X = pd.concat(cols, axis=1)
+    X.attrs["with_reference"] = {c: g for c, g in with_ref.items() if c in refs}
+    return X, refs
 
 
 def _reordered(result, group_by):
@@ -232,6 +246,7 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
         X, refs = design_matrix(ep, covariates, min_group_size)
         cox = cox_ph(t, e, X, clusters=child)
         cox.references = refs
+        cox.with_reference = dict(X.attrs.get("with_reference", {}))
     except InputError as err:
         note = f"No Cox model: {err}"
     # headline: episodes closed in the latest calendar year with a full year of follow-up

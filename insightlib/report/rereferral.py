@@ -427,6 +427,11 @@ class ReReferralReport:
             f"Curves stop where fewer than {self.min_at_risk} children are still followed, and counts below the "
             "disclosure threshold are hidden (\"c\"), so that no child can be recognised.",
         ]
+        for cov, groups in (self.cox.with_reference.items() if self.cox is not None else ()):
+            ref = group_label(cov, self.cox.references.get(cov, ""))
+            out.append(f"In the hazard ratios by {GROUPINGS.get(cov, cov)}, the small groups "
+                       f"{', '.join(group_label(cov, g) for g in groups)} are counted with {ref} (the comparison group): "
+                       "together none of their children was referred again, so on their own they have no hazard ratio.")
         if c.get("referrals_after_extract"):
             n = int(c["referrals_after_extract"])
             words = self.count_words("referrals_after_extract")

@@ -286,6 +286,8 @@ class CoxResult:
     references: dict[str, str] = field(default_factory=dict)
     robust_vcov: np.ndarray | None = None  # child-clustered covariance of the coefficients
     term_events: dict[str, int] = field(default_factory=dict)  # fewer re-referrals of in-level and the rest
+    #: per covariate, categories counted with the reference (an event-free "Other": rereferral.design_matrix)
+    with_reference: dict[str, list] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
