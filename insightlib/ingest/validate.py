@@ -286,13 +286,35 @@ def validate_directory(path: str | Path, today: pd.Timestamp | None = None, limi
 
 
 def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
+    """Every rule of the data contract over what the readers found, each problem with its file, row and rule.
+
+    One stage per kind of rule, in the order a reader of the problems list expects them."""
     today = pd.Timestamp.today().normalize() if today is None else pd.Timestamp(today)
     out = _Collector()
     for p in raw.problems:
         out.add(p)
-    frames: dict[str, pd.DataFrame] = {}
+    frames = _check_tables(raw, out)
+    _check_council_codes(frames, out)
+    dates = _check_values(frames, out)
+    _check_future_dates(frames, dates, today, out)
+    _check_date_order(frames, dates, out)
+    keys = _check_keys(frames, out)
+    _check_references(frames, dates, keys, out)
+    tables = {name: _typed(name, frames.get(name), dates.get(name, {})) for name in contract.TABLES}
+    councils = sorted(set().union(*[set(f["la_code"].unique()) - {""} for f in frames.values()]) if frames else set())
+    problems = sorted(out.problems, key=lambda p: (p.la_code is not None, p.la_code or "", p.table or "",
+                                                   p.file or "", p.row if p.row is not None else 1 << 62))
+    faults = {name: out.faults.get(name, np.full(len(tables[name]), None, dtype=object)) for name in tables}
+    return ValidationReport(problems=problems, tables=tables, councils=councils, notes=list(raw.notes),
+                            files=list(raw.files), row_faults=faults, row_level=out.row_level,
+                            row_files={name: frames[name]["_file"].to_numpy() for name in frames})
 
-    # Tables and columns.
+
+
+
+def _check_tables(raw, out: _Collector) -> dict[str, pd.DataFrame]:
+    """Tables and columns: each table's parts with their required columns, joined into one frame."""
+    frames: dict[str, pd.DataFrame] = {}
     for name, spec in contract.TABLES.items():
         parts = raw.parts.get(name, [])
         if not parts:
@@ -323,8 +345,11 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
             out.add(Problem(fname, None, None, "empty file",
                             f"{fname} has a header but no rows (the {name} table must have rows).", table=name))
         frames[name] = frame
+    return frames
 
-    # la_code everywhere: known councils, and present in the councils table.
+
+def _check_council_codes(frames: dict[str, pd.DataFrame], out: _Collector) -> None:
+    """la_code everywhere: known councils, and present in the councils table."""
     known = sorted(reference.council_codes())
     council_codes_in_table: list[str] = []
     if "councils" in frames:
@@ -345,7 +370,9 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
                 out.rows(name, frame, ~empty & in_known & ~in_table, "la_code", "not present",
                          lambda b: "council " + b["la_code"] + " has rows here but no row in the councils table.")
 
-    # Required values, codes, booleans, dates.
+
+def _check_values(frames: dict[str, pd.DataFrame], out: _Collector) -> dict[str, dict[str, pd.Series]]:
+    """Required values, codes, booleans and dates (codes are upper-cased in place); returns the parsed dates."""
     dates: dict[str, dict[str, pd.Series]] = defaultdict(dict)
     for name, frame in frames.items():
         spec = contract.TABLES[name]
@@ -383,8 +410,11 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
             dates[name][col] = parsed
             out.rows(name, frame, bad.to_numpy(), col, "unparseable date",
                      lambda b, col=col: _q(b[col]) + " is not a date (write dates as YYYY-MM-DD).")
+    return dates
 
-    # Future dates: after the council's extract date, or after today.
+
+def _check_future_dates(frames, dates, today: pd.Timestamp, out: _Collector) -> None:
+    """Future dates: after the council's extract date, or after today."""
     extract = pd.Series(dtype="datetime64[ns]")
     if "councils" in frames:
         c = frames["councils"]
@@ -406,7 +436,9 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
                      lambda b, col=col, d=d, limit=limit: col + " " + _fmt(d[b.index]) + " is after the council's "
                      "extract date (" + _fmt(limit[b.index]) + ").")
 
-    # Order of dates within a row.
+
+def _check_date_order(frames, dates, out: _Collector) -> None:
+    """Order of dates within a row (a closure before its referral, an end before its start)."""
     pairs = {"referrals": ("referral_date", "closure_date", "closure before referral"),
              "assessments": ("start_date", "authorised_date", "end before start"),
              "plans": ("start_date", "end_date", "end before start"),
@@ -424,7 +456,9 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
                 end_col + " " + _fmt(e[b.index]) + " is before " + start_col + " " + _fmt(s[b.index]) + ".")
         out.rows(name, frames[name], _mask(e < s), end_col, rule, text)
 
-    # Keys.
+
+def _check_keys(frames, out: _Collector) -> dict[str, pd.Series]:
+    """Keys: a duplicated identifier is a problem, and every copy is left out (which is right cannot be told)."""
     keys: dict[str, pd.Series] = {}
     for name, frame in frames.items():
         key = list(contract.TABLES[name].key)
@@ -446,8 +480,11 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
             out.rows(name, frame, dup, idcol, "duplicate id", describe)
             # Left out, every copy goes: which of them is right cannot be told.
             out.mark(name, frame, _mask(k.duplicated(keep=False)) & present, "duplicate id")
+    return keys
 
-    # Children and referrals together: age, birth, references.
+
+def _check_references(frames, dates, keys, out: _Collector) -> None:
+    """Children and referrals together: age, birth, and every reference to a child or referral present."""
     if "children" in frames and "referrals" in frames:
         rf = frames["referrals"]
         birth = pd.Series(_lookup(_key(rf, "la_code", "child_id"), keys["children"],
@@ -480,15 +517,6 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
                 out.rows(name, frame, _mask(start < rdate), "start_date", "before referral",
                          lambda b, start=start, rdate=rdate: "starts (" + _fmt(start[b.index])
                          + ") before its referral (" + _fmt(rdate[b.index]) + ").")
-
-    tables = {name: _typed(name, frames.get(name), dates.get(name, {})) for name in contract.TABLES}
-    councils = sorted(set().union(*[set(f["la_code"].unique()) - {""} for f in frames.values()]) if frames else set())
-    problems = sorted(out.problems, key=lambda p: (p.la_code is not None, p.la_code or "", p.table or "",
-                                                   p.file or "", p.row if p.row is not None else 1 << 62))
-    faults = {name: out.faults.get(name, np.full(len(tables[name]), None, dtype=object)) for name in tables}
-    return ValidationReport(problems=problems, tables=tables, councils=councils, notes=list(raw.notes),
-                            files=list(raw.files), row_faults=faults, row_level=out.row_level,
-                            row_files={name: frames[name]["_file"].to_numpy() for name in frames})
 
 
 def _completed_years(birth: pd.Series, when: pd.Series) -> pd.Series:
