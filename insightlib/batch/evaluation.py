@@ -153,6 +153,29 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
     if not isinstance(raw, dict):
         raise EvaluationFileError(f"{where}: an evaluation file must be a YAML mapping of keys to values (name, title, notebook, data, ...).")
     problems: list[str] = []
+    name = _check_keys(raw, problems)
+    notebook = _check_notebook(raw, notebooks_dir, problems)
+    councils = _check_councils(raw, problems)
+    areas = _check_areas(raw, notebook, problems)
+    scope, threshold, rounding = _check_settings(raw, problems)
+    parameters = _check_parameters(raw, problems)
+    if notebook and notebooks_dir is not None and not problems:
+        problems.extend(_notebook_parameter_problems(Path(notebooks_dir) / f"{notebook}.ipynb", notebook, parameters))
+
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise EvaluationFileError(f"{where} has {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}")
+    return Evaluation(
+        name=name, title=raw["title"], notebook=notebook, data=raw["data"], councils=councils, areas=areas,
+        scope=scope, disclosure_threshold=threshold, rounding=rounding,
+        description=raw.get("description") or "", parameters=dict(parameters),
+    )
+
+
+
+
+def _check_keys(raw: dict, problems: list[str]) -> Any:
+    """Known keys, the required ones present, and text where text is due; returns the name."""
     for key in raw:
         if key not in KEYS:
             problems.append(f"unknown key '{key}'.{_suggest(str(key), KEYS)} Allowed keys: {', '.join(KEYS)}.")
@@ -167,7 +190,11 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
         value = raw.get(key)
         if value not in (None, "") and not isinstance(value, str):
             problems.append(f"'{key}' must be text; got {value!r}.")
+    return name
 
+
+def _check_notebook(raw: dict, notebooks_dir: Path | None, problems: list[str]) -> Any:
+    """A notebook's name in notebooks/ (no folder, no path), returned without .ipynb."""
     notebook = raw.get("notebook")
     if isinstance(notebook, str) and notebook:
         stem = notebook[:-6] if notebook.endswith(".ipynb") else notebook
@@ -181,7 +208,11 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
                 f" Available: {', '.join(available) or 'none'}."
             )
         notebook = stem
+    return notebook
 
+
+def _check_councils(raw: dict, problems: list[str]) -> Any:
+    """'all', or council codes given as a list, a number or comma-separated text; returned as a tuple."""
     councils: Any = raw.get("councils", "all")
     if isinstance(councils, str) and councils.strip().lower() == "all":
         councils = "all"
@@ -200,7 +231,11 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
         councils = tuple(dict.fromkeys(codes))
     elif councils != "all":
         problems.append(f"'councils' must be {KEYS['councils']}; got {councils!r}.")
+    return councils
 
+
+def _check_areas(raw: dict, notebook: Any, problems: list[str]) -> tuple:
+    """Areas, only for the notebooks that work by area, each one known to them."""
     areas: Any = raw.get("areas") or ()
     if isinstance(areas, (str, int)):
         areas = [areas]
@@ -223,18 +258,26 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
             getattr(importlib.import_module(module), function)(areas)
         except InputError as exc:
             problems.append(f"'areas': {exc}")
+    return areas
 
+
+def _check_settings(raw: dict, problems: list[str]) -> tuple[Any, Any, Any]:
+    """Scope, disclosure threshold and rounding."""
     scope = raw.get("scope", "council")
     if scope not in ("council", "national"):
         problems.append(f"'scope' must be 'council' or 'national'; got {scope!r}.")
 
-    threshold = raw.get("disclosure_threshold", 5)
+    threshold = raw.get("disclosure_threshold", DISCLOSURE_THRESHOLD)
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
         problems.append(f"'disclosure_threshold' must be a whole number of at least 1; got {threshold!r}.")
     rounding = raw.get("rounding")
     if rounding not in (None, 5):
         problems.append(f"'rounding' must be 5 or left out; got {rounding!r}.")
+    return scope, threshold, rounding
 
+
+def _check_parameters(raw: dict, problems: list[str]) -> dict:
+    """The notebook's parameters: a mapping of valid names, none of those insight sets itself."""
     parameters = raw.get("parameters") or {}
     if not isinstance(parameters, dict):
         problems.append(f"'parameters' must be a mapping of parameter names to values; got {parameters!r}.")
@@ -244,18 +287,7 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
             problems.append(f"'parameters.{key}' is set by insight itself and cannot be given here.")
         elif not isinstance(key, str) or not key.isidentifier():
             problems.append(f"'parameters': {key!r} is not a valid parameter name (letters, digits and _).")
-
-    if notebook and notebooks_dir is not None and not problems:
-        problems.extend(_notebook_parameter_problems(Path(notebooks_dir) / f"{notebook}.ipynb", notebook, parameters))
-
-    if problems:
-        listing = "\n".join(f"  - {p}" for p in problems)
-        raise EvaluationFileError(f"{where} has {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}")
-    return Evaluation(
-        name=name, title=raw["title"], notebook=notebook, data=raw["data"], councils=councils, areas=areas,
-        scope=scope, disclosure_threshold=threshold, rounding=rounding,
-        description=raw.get("description") or "", parameters=dict(parameters),
-    )
+    return parameters
 
 
 def load_evaluation(path: str | Path, notebooks_dir: Path | None = None) -> Evaluation:
