@@ -84,6 +84,33 @@ def check_parameters(params: dict) -> dict:
             elif name not in good:
                 good.append(name)
         out[key] = good
+    _check_split(p, out, problems)
+    pm = p["primary_model"]
+    if pm not in ra.MODELS:
+        problems.append(f"'primary_model' must be one of {', '.join(ra.MODELS)} (the model the verdict is about, named before the results are seen); got {pm!r}.")
+    else:
+        out["primary_model"] = pm
+    out["bars"] = _check_bars(p["bars"], problems)
+    for key, lo, hi in (("bootstrap_reps", 0, 5000), ("seed", 0, 2**32 - 1)):
+        v = p[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            problems.append(f"'{key}' must be a whole number from {lo} to {hi}; got {v!r}.")
+        else:
+            out[key] = v
+    lv = p["confidence_level"]
+    if isinstance(lv, bool) or not isinstance(lv, (int, float)) or not 0.5 <= lv < 1:
+        problems.append(f"'confidence_level' must be between 0.5 and 1 (e.g. 0.95); got {lv!r}.")
+    else:
+        out["confidence_level"] = float(lv)
+    if problems:
+        listing = "\n".join(f"  - {x}" for x in problems)
+        raise EvaluationFileError(f"The evaluation file's parameters for the risk_model_audit notebook have "
+                                  f"{len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}")
+    return out
+
+
+def _check_split(p: dict, out: dict, problems: list[str]) -> None:
+    """The flag share and the time-based split: which later closures the model is judged on."""
     fs = p["flag_share"]
     if isinstance(fs, bool) or not isinstance(fs, (int, float)) or not 0 < fs < 1:
         problems.append(f"'flag_share' must be the share of children the model would flag, between 0 and 1 (0.1: the top 10%); got {fs!r}.")
@@ -102,12 +129,11 @@ def check_parameters(params: dict) -> dict:
         problems.append(f"'test_years' must be from 0.25 to 5 (years of later closures to test on); got {ty!r}.")
     else:
         out["test_years"] = float(ty)
-    pm = p["primary_model"]
-    if pm not in ra.MODELS:
-        problems.append(f"'primary_model' must be one of {', '.join(ra.MODELS)} (the model the verdict is about, named before the results are seen); got {pm!r}.")
-    else:
-        out["primary_model"] = pm
-    bars = p["bars"] if p["bars"] is not None else {}
+
+
+def _check_bars(bars, problems: list[str]) -> dict:
+    """The bars stated before the results are seen, each checked against its default's shape."""
+    bars = bars if bars is not None else {}
     if not isinstance(bars, dict):
         problems.append("'bars' must be a mapping of bar names to values, e.g. {auc_min: 0.75}.")
         bars = {}
@@ -129,23 +155,7 @@ def check_parameters(params: dict) -> dict:
                 problems.append(f"bar '{k}' must be a number of 0 or more (default {default}); got {v!r}.")
                 continue
             merged[k] = float(v) if k != "min_group_cases" else int(v)
-    out["bars"] = merged
-    for key, lo, hi in (("bootstrap_reps", 0, 5000), ("seed", 0, 2**32 - 1)):
-        v = p[key]
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            problems.append(f"'{key}' must be a whole number from {lo} to {hi}; got {v!r}.")
-        else:
-            out[key] = v
-    lv = p["confidence_level"]
-    if isinstance(lv, bool) or not isinstance(lv, (int, float)) or not 0.5 <= lv < 1:
-        problems.append(f"'confidence_level' must be between 0.5 and 1 (e.g. 0.95); got {lv!r}.")
-    else:
-        out["confidence_level"] = float(lv)
-    if problems:
-        listing = "\n".join(f"  - {x}" for x in problems)
-        raise EvaluationFileError(f"The evaluation file's parameters for the risk_model_audit notebook have "
-                                  f"{len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}")
-    return out
+    return merged
 
 
 def check_evaluation_parameters(parameters: dict) -> dict:
