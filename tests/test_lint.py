@@ -39,7 +39,9 @@ def test_notebooks_are_committed_without_outputs():
 FORMATTED = ["insightlib/stats/survival.py", "insightlib/stats/cox.py", "insightlib/stats/competing_risks.py",
              "insightlib/stats/multiple_testing.py", "insightlib/stats/propensity.py", "insightlib/stats/effects.py",
              "insightlib/stats/refuters.py", "insightlib/simulate/survival.py", "insightlib/simulate/intervention.py",
-             "insightlib/report/words.py", "insightlib/report/labels.py", "insightlib/report/survival_words.py"]
+             "insightlib/report/words.py", "insightlib/report/labels.py", "insightlib/report/survival_words.py",
+             "insightlib/ingest/files.py", "insightlib/ingest/xlsx.py", "insightlib/ingest/cin_census.py",
+             "insightlib/ingest/annex_a.py", "insightlib/ingest/directory.py"]
 
 
 def test_formatted_modules_stay_formatted():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from fixtures.tiny import tables, write_csv, write_valid_directory
-from insightlib.ingest.readers import read_directory, read_tables
+from insightlib.ingest.directory import read_directory, read_tables
 from insightlib.ingest.validate import validate_directory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -466,12 +466,12 @@ def test_deeply_nested_xml_is_refused_not_a_recursion_error(tmp_path):
 
 def test_xml_is_read_as_a_stream_one_child_at_a_time(tmp_path, monkeypatch):
     """No element tree of the whole return is kept: each <Child> is turned into rows and dropped."""
-    from insightlib.ingest import readers
+    from insightlib.ingest import cin_census
 
     seen = []
-    original = readers._CinTables.child
-    monkeypatch.setattr(readers._CinTables, "child", lambda self, node: (seen.append(node), original(self, node)))
-    monkeypatch.setattr(readers, "_CHUNK", 2)  # pack into Arrow every 2 rows
+    original = cin_census._CinTables.child
+    monkeypatch.setattr(cin_census._CinTables, "child", lambda self, node: (seen.append(node), original(self, node)))
+    monkeypatch.setattr(cin_census, "CHUNK", 2)  # pack into Arrow every 2 rows
     children = "".join(CIN_XML.split("<Children>")[1].split("</Children>")[0] for _ in range(1))
     many = "".join(children.replace("<LAchildID>", f"<LAchildID>K{i}-") for i in range(5))
     (tmp_path / "cin.xml").write_text(CIN_XML.replace(children, many))

@@ -89,7 +89,7 @@ def _limits(workbook_mb: int | None, rows: int | None):
     """Spreadsheet limits: the command line's, else the environment's, else the defaults."""
     from dataclasses import replace
 
-    from ..ingest.readers import Limits
+    from ..ingest.files import Limits
 
     limits = Limits.from_env()
     return replace(limits, workbook_mb=workbook_mb or limits.workbook_mb, rows=rows or limits.rows)

@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from insightlib import contract, reference
-from insightlib.ingest.readers import CELL_ROW_PREFIX, META, STR, Problem, location, parse_dates, read_directory
+from insightlib.ingest.directory import read_directory
+from insightlib.ingest.files import CELL_ROW_PREFIX, META, STR, Problem, location, parse_dates
 
 __all__ = ["Problem", "ValidationReport", "validate_directory", "validate_raw", "RULES"]
 
@@ -279,7 +280,7 @@ def _lookup(keys: pd.Series, table_keys: pd.Series, values: np.ndarray) -> np.nd
 def validate_directory(path: str | Path, today: pd.Timestamp | None = None, limits=None) -> ValidationReport:
     """Read and check a data directory; never raises on bad data, returns every problem.
 
-    ``limits`` (readers.Limits) bounds workbooks; by default from the environment.
+    ``limits`` (files.Limits) bounds workbooks; by default from the environment.
     """
     raw = read_directory(path, limits)
     return validate_raw(raw, today=today)

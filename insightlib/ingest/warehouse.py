@@ -24,7 +24,7 @@ import pandas as pd
 from insightlib import __version__, contract
 from insightlib.ingest import pseudonymise
 from insightlib.errors import InputError
-from insightlib.ingest.readers import Problem
+from insightlib.ingest.files import Problem
 from insightlib.ingest.validate import ValidationReport, empty_table, validate_directory
 
 FORMAT_VERSION = 1

@@ -1,0 +1,481 @@
+"""The CIN census XML return (the DfE's Children in Need census) mapped to the canonical tables.
+
+Streamed: each <Child> becomes rows as soon as it closes and is then dropped. DTDs, entity
+declarations and nesting far deeper than the census's own are refused with a sentence naming
+the line (see docs/data-contract.md for the mapping).
+"""
+
+from __future__ import annotations
+
+import xml.parsers.expat
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from insightlib import reference
+from insightlib.ingest.files import CHUNK, STR, Problem
+
+
+#: A CIN census return nests 7 elements deep; anything far deeper is refused, not recursed into.
+XML_MAX_DEPTH = 64
+
+
+class XMLRefused(Exception):
+    """An XML construct the reader refuses (a DTD, an entity, nesting far too deep): line and sentence."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
+class _Node:
+    __slots__ = ("tag", "line", "text", "children", "nested")
+
+    def __init__(self, tag: str, line: int):
+        self.tag = tag
+        self.line = line
+        self.text: list[str] = []
+        self.children: list[_Node] = []
+        self.nested = False  # had child elements (kept or not)
+
+    def find(self, tag: str) -> _Node | None:
+        for c in self.children:
+            if c.tag == tag:
+                return c
+        return None
+
+    def findall(self, tag: str) -> list[_Node]:
+        return [c for c in self.children if c.tag == tag]
+
+    def value(self) -> str:
+        return "".join(self.text).strip()
+
+
+class _Columns:
+    """One table's rows as column lists, packed into Arrow every CHUNK rows (strings) / numpy (lines)."""
+
+    def __init__(self, text: tuple[str, ...], lines: tuple[str, ...]):
+        self.text, self.lines = text, lines
+        self.open: dict[str, list] = {c: [] for c in text + lines}
+        self.packed: dict[str, list] = {c: [] for c in text + lines}
+        self.n = 0
+
+    def add(self, *values) -> None:
+        for c, v in zip(self.text + self.lines, values):
+            self.open[c].append(v)
+        self.n += 1
+        if len(self.open[self.text[0]]) >= CHUNK:
+            self._pack()
+
+    def _pack(self) -> None:
+        for c in self.text:
+            self.packed[c].append(pa.array(self.open[c], type=pa.large_string()))
+            self.open[c] = []
+        for c in self.lines:
+            self.packed[c].append(np.asarray(self.open[c], dtype="int64"))
+            self.open[c] = []
+
+    def frame(self, la_code: str, name: str) -> pd.DataFrame:
+        self._pack()
+        cols: dict[str, object] = {"la_code": pd.Series(np.full(self.n, la_code, dtype=object), dtype=STR)}
+        for c in self.text:
+            arr = pa.chunked_array(self.packed[c], type=pa.large_string()).combine_chunks()
+            cols[c] = pd.Series(pd.arrays.ArrowStringArray(arr), dtype=STR)
+            self.packed[c] = []
+        for c in self.lines:
+            cols[c] = np.concatenate(self.packed[c]) if self.packed[c] else np.array([], dtype="int64")
+            self.packed[c] = []
+        frame = pd.DataFrame(cols)
+        frame["_file"] = name
+        frame["_sheet"] = ""
+        return frame
+
+
+def _xml_sex(raw: str) -> str | None:
+    return {"1": "M", "2": "F", "0": "U", "9": "U"}.get(raw)
+
+
+CIN_SEX_CODES = "1 (male), 2 (female), 0 (not known) or 9 (not specified)"
+
+#: The interventions the CIN census (2026 structure, PreProceedingsandFGDM) records, as named in
+#: the interventions table: a family group decision making meeting held during pre-proceedings
+#: (FGDMMeetingFac, N00829) and one offered in the letter before proceedings (FGDMMeetingOffer, N00828).
+FGDM_MEETING = "Family Group Decision Making"
+FGDM_OFFER = "Family Group Decision Making offered"
+_CIN_YES, _CIN_NO = ("1", "true", "y", "yes"), ("0", "false", "n", "no")
+
+
+def _val(node: _Node | None, tag: str, fallback_line: int) -> tuple[str, int]:
+    """The text and line of ``node``'s child ``tag``; ("", fallback_line) where there is none."""
+    el = node.find(tag) if node is not None else None
+    return (el.value(), el.line) if el is not None else ("", fallback_line)
+
+
+def _stray_text(top: _Node, name: str, problems: list[Problem]) -> None:
+    """Text mixed between child elements is not allowed by the census schema (walked without recursion)."""
+    todo = [top]
+    while todo:
+        node = todo.pop()
+        if node.nested:
+            text = node.value()
+            if text:
+                problems.append(
+                    Problem(
+                        name,
+                        node.line,
+                        None,
+                        "broken XML",
+                        f"{name} line {node.line}: stray text {text[:40]!r} inside <{node.tag}> "
+                        "(only elements belong there).",
+                    )
+                )
+            todo.extend(reversed(node.children))
+
+
+class _CinTables:
+    """The canonical rows of one return, filled one <Child> at a time as the parser meets them."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.problems: list[Problem] = []
+        self.children = _Columns(
+            ("child_id", "upn", "date_of_birth", "sex", "ethnicity", "disability"),
+            (
+                "_row",
+                "_row__child_id",
+                "_row__upn",
+                "_row__date_of_birth",
+                "_row__sex",
+                "_row__ethnicity",
+                "_row__disability",
+            ),
+        )
+        self.referrals = _Columns(
+            (
+                "referral_id",
+                "child_id",
+                "referral_date",
+                "referral_source",
+                "primary_need",
+                "referral_nfa",
+                "closure_date",
+                "closure_reason",
+            ),
+            (
+                "_row",
+                "_row__referral_id",
+                "_row__child_id",
+                "_row__referral_date",
+                "_row__referral_source",
+                "_row__primary_need",
+                "_row__referral_nfa",
+                "_row__closure_date",
+                "_row__closure_reason",
+            ),
+        )
+        self.assessments = _Columns(
+            ("referral_id", "child_id", "start_date", "authorised_date", "factors"),
+            ("_row", "_row__start_date", "_row__authorised_date", "_row__factors"),
+        )
+        self.plans = _Columns(
+            ("referral_id", "child_id", "plan_type", "start_date", "end_date", "category_of_abuse"),
+            ("_row", "_row__start_date", "_row__end_date", "_row__category_of_abuse"),
+        )
+        self.interventions = _Columns(
+            ("referral_id", "child_id", "intervention", "start_date", "end_date"),
+            ("_row", "_row__intervention", "_row__start_date", "_row__end_date"),
+        )
+
+    def child(self, child: _Node) -> None:
+        """One <Child>: its children row, then a referrals row (and what hangs off it) per <CINdetails>."""
+        _stray_text(child, self.name, self.problems)
+        cid = self._child_row(child)
+        for position, cin in enumerate(child.findall("CINdetails"), start=1):
+            self._cin_details(cin, cid, position)
+
+    def _child_row(self, child: _Node) -> str:
+        """The children row of a <Child> (identifiers and characteristics); returns its child id."""
+        ids = child.find("ChildIdentifiers")
+        chars_ = child.find("ChildCharacteristics")
+        cid, cid_line = _val(ids, "LAchildID", child.line)
+        upn, upn_line = _val(ids, "UPN", child.line)
+        dob, dob_line = _val(ids, "PersonBirthDate", child.line)
+        if not dob:
+            dob, dob_line = _val(ids, "ExpectedPersonBirthDate", dob_line)
+        sex_raw, sex_line = _val(ids, "Sex", child.line)
+        if not sex_raw:
+            sex_raw, sex_line = _val(ids, "GenderCurrent", child.line)
+        sex = _xml_sex(sex_raw)
+        if sex is None:
+            if sex_raw:
+                self.problems.append(
+                    Problem(
+                        self.name,
+                        sex_line,
+                        "sex",
+                        "unknown code",
+                        f"{self.name} line {sex_line}, sex: {sex_raw!r} is not a census sex code; use {CIN_SEX_CODES}.",
+                        table="children",
+                    )
+                )
+                sex = "U"
+            else:
+                sex = ""
+        eth, eth_line = _val(chars_, "Ethnicity", child.line)
+        dis_node = chars_.find("Disabilities") if chars_ is not None else None
+        disabilities = [d.value() for d in dis_node.findall("Disability")] if dis_node is not None else []
+        self.children.add(
+            cid,
+            upn,
+            dob,
+            sex,
+            eth,
+            ";".join(d for d in disabilities if d),
+            child.line,
+            cid_line,
+            upn_line,
+            dob_line,
+            sex_line,
+            eth_line,
+            dis_node.line if dis_node is not None else child.line,
+        )
+        return cid
+
+    def _cin_details(self, cin: _Node, cid: str, position: int) -> None:
+        """One <CINdetails>: the referrals row and its assessments, plans and FGDM interventions."""
+        ref_date, ref_line = _val(cin, "CINreferralDate", cin.line)
+        rid = f"{cid}/{ref_date}/{position}"
+        values, lines = [], []
+        for tag in ("ReferralSource", "PrimaryNeedCode", "ReferralNFA", "CINclosureDate", "ReasonForClosure"):
+            v, line = _val(cin, tag, cin.line)
+            values.append(v)
+            lines.append(line)
+        source, need, nfa, closed, reason = values
+        self.referrals.add(
+            rid, cid, ref_date, source, need, nfa, closed, reason, cin.line, ref_line, cin.line, ref_line, *lines
+        )
+        for a in cin.findall("Assessments"):
+            start, start_line = _val(a, "AssessmentActualStartDate", a.line)
+            auth, auth_line = _val(a, "AssessmentAuthorisationDate", a.line)
+            fac = a.find("FactorsIdentifiedAtAssessment")
+            factors = [f.value() for f in fac.findall("AssessmentFactors")] if fac is not None else []
+            self.assessments.add(
+                rid,
+                cid,
+                start,
+                auth,
+                ";".join(f for f in factors if f),
+                a.line,
+                start_line,
+                auth_line,
+                fac.line if fac is not None else a.line,
+            )
+        for p in cin.findall("CINPlanDates"):
+            start, start_line = _val(p, "CINPlanStartDate", p.line)
+            end, end_line = _val(p, "CINPlanEndDate", p.line)
+            self.plans.add(rid, cid, "CIN", start, end, "", p.line, start_line, end_line, p.line)
+        for p in cin.findall("ChildProtectionPlans"):
+            start, start_line = _val(p, "CPPstartDate", p.line)
+            end, end_line = _val(p, "CPPendDate", p.line)
+            cat, cat_line = _val(p, "InitialCategoryOfAbuse", p.line)
+            self.plans.add(rid, cid, "CP", start, end, cat, p.line, start_line, end_line, cat_line)
+        for pp in cin.findall("PreProceedingsandFGDM"):
+            self._fgdm(pp, rid, cid)
+
+    def _fgdm(self, pp: _Node, rid: str, cid: str) -> None:
+        """A pre-proceedings block's FGDM offer and meeting as interventions rows.
+
+        The census gives no date of the meeting itself: an offer is dated by the letter before
+        proceedings that made it (else the start of pre-proceedings); a meeting by the
+        pre-proceedings period it was held in (PPStartDate, else the letter; to StepDecisionDate).
+        """
+        pp_start, pp_line = _val(pp, "PPStartDate", pp.line)
+        letter, letter_line = _val(pp, "LBPSentDate", pp.line)
+        decision, decision_line = _val(pp, "StepDecisionDate", pp.line)
+        for tag, intervention, start, start_line, end, end_line in (
+            ("FGDMMeetingOffer", FGDM_OFFER, letter or pp_start, letter_line if letter else pp_line, "", pp.line),
+            (
+                "FGDMMeetingFac",
+                FGDM_MEETING,
+                pp_start or letter,
+                pp_line if pp_start else letter_line,
+                decision,
+                decision_line,
+            ),
+        ):
+            raw, line = _val(pp, tag, pp.line)
+            answer = raw.lower()
+            if answer in _CIN_YES:
+                self.interventions.add(rid, cid, intervention, start, end, line, line, start_line, end_line)
+            elif answer and answer not in _CIN_NO:
+                self.problems.append(
+                    Problem(
+                        self.name,
+                        line,
+                        "intervention",
+                        "unknown code",
+                        f"{self.name} line {line}, {tag}: {raw!r} is not a census yes/no code; use 1 (yes) or 0 (no).",
+                        table="interventions",
+                    )
+                )
+
+
+def _refuse_dtd(parser) -> None:
+    """No DTDs or entity declarations in a census return (defusedxml's rules, on our own line-keeping parser)."""
+    from defusedxml.common import DTDForbidden, EntitiesForbidden
+
+    def doctype(name, sysid, pubid, has_internal_subset):
+        raise DTDForbidden(name, sysid, pubid)
+
+    def entity(name, is_parameter, value, base, sysid, pubid, notation_name):
+        raise EntitiesForbidden(name, value, base, sysid, pubid, notation_name)
+
+    def unparsed(name, base, sysid, pubid, notation_name):
+        raise EntitiesForbidden(name, None, base, sysid, pubid, notation_name)
+
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = entity
+    parser.UnparsedEntityDeclHandler = unparsed
+    parser.ExternalEntityRefHandler = lambda *a: False
+
+
+def read_cin_xml(path: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """The CIN census return mapped to the canonical tables (see docs/data-contract.md).
+
+    Streamed: each <Child> is turned into rows as soon as it closes and then dropped, so memory
+    follows the rows, not the file's element tree. DTDs and entities are refused (defusedxml's rules).
+    """
+    name = path.name
+    if path.stat().st_size == 0:
+        return {}, [Problem(name, None, None, "empty file", f"{name} is empty.")]
+    root, rows, err = _parse(path)
+    message = root.find("Message")
+    header = message.find("Header") if message else None
+    la_code = extract = None
+    if header is not None:
+        src = header.find("Source")
+        lea = src.find("LEA") if src else None
+        la_code = lea.value() if lea else None
+        cd = header.find("CollectionDetails")
+        ref = cd.find("ReferenceDate") if cd else None
+        extract = ref.value() if ref else None
+    if err is not None:
+        return {}, [
+            Problem(
+                name,
+                err[0],
+                None,
+                "broken XML",
+                f"{name} line {err[0]}, {err[1]}; nothing from this file was read. Fix the element at that line and try again.",
+                la_code=la_code or None,
+            )
+        ]
+    if message is None:
+        return {}, [
+            Problem(
+                name,
+                None,
+                None,
+                "broken XML",
+                f"{name} is not a CIN census return: its top element should be <Message>.",
+            )
+        ]
+    if not la_code:
+        return {}, [
+            Problem(
+                name,
+                header.line if header else None,
+                "la_code",
+                "missing value",
+                f"{name}: the header has no <LEA> (the council's 3-digit code), so the return "
+                "cannot be matched to a council.",
+            )
+        ]
+    problems: list[Problem] = []
+    _stray_text(message, name, problems)
+    problems = [replace(p, la_code=la_code) for p in problems + rows.problems]
+    return _tables(rows, name, la_code, extract, header.line), problems
+
+
+def _parse(path: Path) -> tuple[_Node, _CinTables, tuple[int, str] | None]:
+    """Stream the file through expat: the element tree without its <Child>ren (each made into rows as it
+    closes), the rows, and (line, sentence) of the first thing that stopped the parse, if any."""
+    from defusedxml.common import DefusedXmlException
+
+    root = _Node("#document", 0)
+    stack = [root]
+    rows = _CinTables(path.name)
+    parser = xml.parsers.expat.ParserCreate()
+    parser.buffer_text = True
+    _refuse_dtd(parser)
+
+    def start(tag, attrs):
+        if len(stack) > XML_MAX_DEPTH:
+            raise XMLRefused(
+                parser.CurrentLineNumber,
+                f"elements are nested more than {XML_MAX_DEPTH} deep (a CIN census return nests 7 deep)",
+            )
+        node = _Node(tag.rsplit(":", 1)[-1], parser.CurrentLineNumber)
+        parent = stack[-1]
+        parent.nested = True
+        # A <Child> of Message/Children is read and dropped when it closes; everything else is kept.
+        if not (node.tag == "Child" and len(stack) == 3 and parent.tag == "Children" and stack[1].tag == "Message"):
+            parent.children.append(node)
+        stack.append(node)
+
+    def end(tag):
+        node = stack.pop()
+        if node.tag == "Child" and len(stack) == 3 and stack[-1].tag == "Children" and stack[1].tag == "Message":
+            rows.child(node)
+
+    def chars(text):
+        if not text.isspace():
+            stack[-1].text.append(text)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
+    err: tuple[int, str] | None = None
+    try:
+        with path.open("rb") as fh:
+            parser.ParseFile(fh)
+    except xml.parsers.expat.ExpatError as exc:
+        err = (exc.lineno, f"column {exc.offset + 1}: the XML is broken ({xml.parsers.expat.ErrorString(exc.code)})")
+    except DefusedXmlException as exc:
+        what = "a DTD (<!DOCTYPE ...>)" if type(exc).__name__ == "DTDForbidden" else "an entity declaration"
+        err = (
+            parser.CurrentLineNumber,
+            f"it holds {what}, which a CIN census return never needs and insight refuses "
+            "for safety (entities can hide or invent data); remove it",
+        )
+    except XMLRefused as exc:
+        err = (exc.line, str(exc))
+    return root, rows, err
+
+
+def _tables(
+    rows: _CinTables, name: str, la_code: str, extract: str | None, header_line: int
+) -> dict[str, pd.DataFrame]:
+    """The councils row from the header and the frames of the rows read."""
+    councils = pd.DataFrame(
+        {
+            "la_code": [la_code],
+            "la_name": [reference.council_name(la_code)],
+            "extract_date": [extract or ""],
+            "_row": [header_line],
+            "_row__extract_date": [header_line],
+            "_file": [name],
+            "_sheet": [""],
+        }
+    )
+    out = {"councils": councils}
+    for table in ("children", "referrals", "assessments", "plans", "interventions"):
+        cols: _Columns = getattr(rows, table)
+        if cols.n:
+            out[table] = cols.frame(la_code, name)
+    for frame in out.values():
+        frame.attrs.update(file=name, la_code=la_code)
+    return out

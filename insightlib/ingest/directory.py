@@ -1,0 +1,112 @@
+"""Read one data directory into raw string tables, whatever shape the council's extract has.
+
+A directory may hold canonical tables (``<table>.csv``, ``.parquet`` or ``.xlsx``), CIN census
+XML returns (any ``*.xml``) and Ofsted Annex A workbooks (any other ``*.xlsx`` with sheets
+named like "List 3 - Referrals"), mixed freely. Each format has its module (:mod:`.files`,
+:mod:`.xlsx`, :mod:`.cin_census`, :mod:`.annex_a`); this one decides which reads each file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from insightlib import contract
+from insightlib.ingest.annex_a import is_annex_a, read_annex_a
+from insightlib.ingest.cin_census import read_cin_xml
+from insightlib.ingest.files import CANONICAL_SUFFIXES, Limits, Problem, RawData, read_csv_file, read_parquet_file
+from insightlib.ingest.xlsx import open_workbook, read_excel_table
+
+
+def read_directory(path: str | Path, limits: Limits | None = None) -> RawData:
+    """Every table the directory holds, as raw string parts, plus the problems met reading them."""
+    limits = limits or Limits.from_env()
+    root = Path(path)
+    raw = RawData()
+    if not root.exists():
+        raw.problems.append(Problem(str(root), None, None, "missing table", f"{root} does not exist."))
+        return raw
+    if not root.is_dir():
+        raw.problems.append(
+            Problem(
+                str(root),
+                None,
+                None,
+                "missing table",
+                f"{root} is not a directory: give the folder holding councils.csv, children.csv ...",
+            )
+        )
+        return raw
+    files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith((".", "~$")))
+    annex: list[Path] = []
+    for p in files:
+        suffix = p.suffix.lower()
+        table = p.stem.lower()
+        if suffix in CANONICAL_SUFFIXES and table in contract.TABLES:
+            _read_canonical(p, table, limits, raw)
+        elif suffix == ".xml":
+            tables, problems = read_cin_xml(p)
+            raw.problems += problems
+            raw.files.append(p.name)
+            if not tables:
+                raw.unread[p.name] = None
+            for t, frame in tables.items():
+                raw.add(t, frame)
+        elif suffix == ".xlsx":
+            annex.append(p)
+        elif suffix in (".csv", ".parquet"):
+            raw.notes.append(f"{p.name} is not one of the contract's tables ({', '.join(contract.TABLES)}); not read.")
+    # Annex A workbooks last: they may take their council from councils.csv.
+    known = []
+    for frame in raw.parts.get("councils", []):
+        if "la_code" in frame.columns:
+            known += [c for c in frame["la_code"].unique() if c]
+    for p in annex:
+        _read_workbook(p, sorted(set(known)), limits, raw)
+    return raw
+
+
+def _read_canonical(p: Path, table: str, limits: Limits, raw: RawData) -> None:
+    """A file named like a contract table (``referrals.csv``, ``.parquet`` or ``.xlsx``)."""
+    if p.suffix.lower() == ".xlsx":
+        frame, problems = read_excel_table(p, table, limits)
+    else:
+        frame, problems = {".csv": read_csv_file, ".parquet": read_parquet_file}[p.suffix.lower()](p, table)
+    raw.problems += problems
+    raw.files.append(p.name)
+    if frame is not None:
+        raw.notes += frame.attrs.pop("notes", [])
+        raw.add(table, frame)
+    else:
+        raw.unread[p.name] = table
+
+
+def _read_workbook(p: Path, known: list[str], limits: Limits, raw: RawData) -> None:
+    """Any other workbook: an Annex A return, else said to be unreadable or passed over with a note."""
+    if is_annex_a(p, limits):
+        tables, problems, notes = read_annex_a(p, known, limits)
+        raw.problems += problems
+        raw.notes += notes
+        raw.files.append(p.name)
+        for t, frame in tables.items():
+            raw.add(t, frame)
+        return
+    _, problem = open_workbook(p, limits)
+    if problem is not None:  # an unreadable or oversized workbook is said, not passed over
+        raw.problems.append(problem)
+        raw.files.append(p.name)
+        return
+    raw.notes.append(
+        f"{p.name} is neither a contract table nor an Annex A workbook (sheets named 'List 1', 'List 3' ...); not read."
+    )
+
+
+def read_tables(path: str | Path, limits: Limits | None = None) -> dict[str, pd.DataFrame]:
+    """Raw string tables (one frame per table, location columns dropped); for inspection and tests."""
+    raw = read_directory(path, limits)
+    out = {}
+    for table, parts in raw.parts.items():
+        frame = pd.concat(parts, ignore_index=True)
+        out[table] = frame[[c for c in frame.columns if not c.startswith("_")]].fillna("")
+    return out
