@@ -164,7 +164,9 @@ def summarise(notebook: str, reports: list[tuple[str, str, dict]], *, title: str
     return summary
 
 
-def _intervention(reports) -> Summary | None:
+def _intervention_rows(reports) -> tuple[list, set, list]:
+    """Each council's risk difference as a row (not shown where a group is smaller than its threshold),
+    the (intervention, horizon, estimand) each evaluated, and each council's threshold."""
     rows, keys = [], set()
     thresholds = []
     for code, label, res in reports:
@@ -183,6 +185,11 @@ def _intervention(reports) -> Summary | None:
         p = res.get("parameters") or {}
         keys.add((res.get("intervention") or p.get("intervention"), res.get("horizon_days") or p.get("horizon_days"),
                   res.get("estimand") or p.get("estimand")))
+    return rows, keys, thresholds
+
+
+def _intervention(reports) -> Summary | None:
+    rows, keys, thresholds = _intervention_rows(reports)
     intervention, horizon, estimand = next(iter(keys)) if len(keys) == 1 else (None, None, None)
     when = "a year" if horizon == 365 else f"{horizon} days" if horizon else "the horizon"
     measure = f"Difference in the share re-referred within {when} of a case closing, with against without (percentage points)"
