@@ -56,6 +56,18 @@ def test_a_council_resting_on_few_children_is_hidden_and_not_pooled():
     assert "-50" not in s.chart.alt and "\u221250" not in s.chart.alt
 
 
+def test_a_council_whose_page_says_too_few_to_estimate_is_not_pooled_either():
+    """Groups large enough to show, but too few re-referred for an estimate (issue 11's rule on the council page)."""
+    reports = [(c, f"Council {c}", fgc_results(rd, se, t, n)) for c, rd, se, t, n in FGC]
+    tiny = fgc_results(-0.04, 0.05, 60, 300)
+    tiny["estimable"] = False
+    reports.append(("999", "Few re-referred", tiny))
+    s = summarise("intervention_effect", reports)
+    assert s.pooled.k == 3
+    row = s.table.loc[s.table["Council"] == "Few re-referred"].iloc[0]
+    assert row["Points"] == "c" and "Few re-referred" in " ".join(s.paragraphs)
+
+
 def test_different_interventions_are_shown_but_not_pooled():
     reports = [(c, c, fgc_results(rd, se, t, n, intervention=name))
                for (c, rd, se, t, n), name in zip(FGC, ["A", "A", "B"])]

@@ -51,6 +51,7 @@ class InterventionEffect:
             "adjustment_set": self.adjustment_set,
             "graph_from_covariates": bool(self.parameters.get("graph_from_covariates")),
             "effect": {k: v.to_dict() for k, v in self.effect.items()},
+            "estimable": self.estimable(),  # the evaluation page pools only what the council's page shows
             "methods": {k: v.to_dict() for k, v in self.methods.items()},
             "naive": {k: v.to_dict() for k, v in self.naive.items()},
             "risks": self.risks,

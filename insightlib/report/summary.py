@@ -177,7 +177,8 @@ def _intervention_rows(reports) -> tuple[list, set, list]:
         with_, without = int(c.get("analysed_treated", 0)), int(c.get("analysed_control", 0))
         small = any(0 < n < thr for n in (with_, without))
         est = rd.get("estimate")
-        ok = isinstance(est, (int, float)) and math.isfinite(est) and not small
+        # the council's own page says "too few to estimate" where issue 11's rule fails (res["estimable"])
+        ok = isinstance(est, (int, float)) and math.isfinite(est) and not small and res.get("estimable", True) is not False
         rows.append(Row(label, code, 100 * est if ok else None, 100 * rd["ci_low"] if ok else None,
                         100 * rd["ci_high"] if ok else None, 100 * rd["se"] if ok and rd.get("se") else None,
                         shown=ok, note="" if ok else "not shown: it rests on too few children",
