@@ -22,14 +22,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from insightlib.analyses import programme as pg  # noqa: E402
+from insightlib.analyses import programme_councils  # noqa: E402
+from insightlib.stats import did, did_randomisation  # noqa: E402
 from test_programme import few_adopters_panel  # noqa: E402
 
 
 def main(repeats: int) -> None:
     t0 = time.perf_counter()
-    cal = pg.neighbour_calibration()
-    fpr = pg.neighbour_false_positive_rate()
+    cal = programme_councils.neighbour_calibration()
+    fpr = programme_councils.neighbour_false_positive_rate()
     lo, hi = fpr["calibrated_rate_ci"]
     print(f"neighbour comparison, {fpr['draws']:,} placebo start years of {fpr['councils']} councils: model's own interval "
           f"rejects {fpr['uncalibrated_rate']:.1%}; calibrated (|t| > {cal.critical_value:.2f}, leave one council out) "
@@ -37,9 +38,9 @@ def main(repeats: int) -> None:
     rng = np.random.default_rng(0)
     ri_hits, t_hits = [], []
     for _ in range(repeats):
-        d = pg._estimation_sample(few_adopters_panel(rng), "rereferral_rate", "la_code", "period", "adoption_period", None).data
-        ri = pg.randomisation_interval(d)
-        cl = pg._did2s_fast(d, ["post"], 0.05)["post"]
+        d = did.estimation_sample(few_adopters_panel(rng), "rereferral_rate", "la_code", "period", "adoption_period", None).data
+        ri = did_randomisation.randomisation_interval(d)
+        cl = did.did2s_fast(d, ["post"], 0.05)["post"]
         ri_hits.append(ri["ci_low"] <= -2.0 <= ri["ci_high"])
         t_hits.append(cl["ci_low"] <= -2.0 <= cl["ci_high"])
     print(f"3 adopters of 8 councils, {repeats} repeats: randomisation inference covers {np.mean(ri_hits):.3f}, "

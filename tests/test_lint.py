@@ -41,7 +41,12 @@ FORMATTED = ["insightlib/stats/survival.py", "insightlib/stats/cox.py", "insight
              "insightlib/stats/refuters.py", "insightlib/simulate/survival.py", "insightlib/simulate/intervention.py",
              "insightlib/report/words.py", "insightlib/report/labels.py", "insightlib/report/survival_words.py",
              "insightlib/ingest/files.py", "insightlib/ingest/xlsx.py", "insightlib/ingest/cin_census.py",
-             "insightlib/ingest/annex_a.py", "insightlib/ingest/directory.py"]
+             "insightlib/ingest/annex_a.py", "insightlib/ingest/directory.py",
+             "insightlib/stats/did.py", "insightlib/stats/did_randomisation.py", "insightlib/stats/timeseries.py",
+             "insightlib/analyses/programme.py", "insightlib/analyses/programme_panel.py",
+             "insightlib/analyses/programme_parameters.py", "insightlib/analyses/programme_councils.py",
+             "insightlib/report/programme.py", "insightlib/report/programme_councils.py",
+             "insightlib/report/programme_charts.py"]
 
 
 def test_formatted_modules_stay_formatted():

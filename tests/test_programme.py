@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib.analyses import programme as pg
 from insightlib import reference
+from insightlib.analyses import programme as pg
+from insightlib.analyses import programme_councils, programme_panel, programme_parameters
+from insightlib.report.programme import ProgrammeEffect
+from insightlib.stats import did, did_randomisation, timeseries
 from insightlib.errors import InputError
 
 
@@ -117,7 +120,7 @@ def test_no_effect_interval_covers_zero():
 def test_results_contract_and_report_pieces(effect):
     from matplotlib.figure import Figure
 
-    out = json.loads(json.dumps(pg.__dict__["ProgrammeEffect"].to_dict(effect), default=float))
+    out = json.loads(json.dumps(ProgrammeEffect.to_dict(effect), default=float))
     for key in ("estimate", "ci_low", "ci_high"):
         assert math.isfinite(out["att"][key])
     assert 0 <= out["pretrend_p_value"] <= 1
@@ -134,9 +137,9 @@ def test_bad_inputs_are_plain_errors(panel):
     with pytest.raises(InputError, match="no adopting council"):
         pg.staggered_did(never, "rereferral_rate")
     with pytest.raises(InputError, match="not a date"):
-        pg.normalise_adoption({"201": "next spring"})
+        programme_parameters.normalise_adoption({"201": "next spring"})
     with pytest.raises(InputError, match="3-digit council code"):
-        pg.normalise_adoption({"Camden": "2020-01-01"})
+        programme_parameters.normalise_adoption({"Camden": "2020-01-01"})
 
 
 # --------------------------------------------------------------------------------------
@@ -156,7 +159,7 @@ def test_its_recovers_known_level_change():
     t = np.arange(40)
     y = 25 + 0.05 * t - 5.0 * (t >= 20) + _ar1(rng, 40)
     p = pd.DataFrame({"la_code": "202", "period": t, "rereferral_rate": y})
-    its = pg.interrupted_time_series(p, "202", start=20)
+    its = programme_councils.interrupted_time_series(p, "202", start=20)
     lv = its.level_change
     assert lv["ci_low"] <= -5.0 <= lv["ci_high"]
     assert lv["ci_high"] < 0
@@ -174,7 +177,7 @@ def test_its_interval_coverage():
     for _ in range(400):
         y = 25 + 0.05 * t - 3.0 * (t >= 20) - 0.1 * (t - 20) * (t >= 20) + _ar1(rng, 40, phi=0.3)
         p = pd.DataFrame({"la_code": "202", "period": t, "rereferral_rate": y})
-        its = pg.interrupted_time_series(p, "202", start=20)
+        its = programme_councils.interrupted_time_series(p, "202", start=20)
         hits.append(its.level_change["ci_low"] <= -3.0 <= its.level_change["ci_high"])
     print(f"ITS level-change coverage over 400 AR(1) series: {np.mean(hits):.3f}")
     assert 0.90 <= np.mean(hits) <= 0.98
@@ -195,13 +198,13 @@ def test_ar1_maximum_likelihood_agrees_with_statsmodels_sarimax():
     import statsmodels.api as sm
 
     y, X = _segmented()
-    ours = pg.ar1_regression(y, X, reml=False)
+    ours = timeseries.ar1_regression(y, X, reml=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = sm.tsa.SARIMAX(y, exog=X, order=(1, 0, 0), trend="n").fit(disp=False)
     assert ours.params == pytest.approx(ref.params[:4], abs=2e-3)
     assert ours.phi == pytest.approx(ref.params[4], abs=2e-3)
-    reml = pg.ar1_regression(y, X)
+    reml = timeseries.ar1_regression(y, X)
     assert reml.method.endswith("restricted maximum likelihood")
     assert reml.phi > ours.phi  # REML corrects ML's downward bias in the autocorrelation
 
@@ -224,7 +227,7 @@ def test_ar1_reml_agrees_with_r_nlme_gls(tmp_path):
     if out.returncode != 0 and "nlme" in out.stderr:
         pytest.skip("R's nlme package is not installed")
     vals = [float(v) for v in out.stdout.strip().split(",")]
-    ours = pg.ar1_regression(y, X)
+    ours = timeseries.ar1_regression(y, X)
     assert ours.params == pytest.approx(vals[:4], abs=1e-3)
     assert ours.phi == pytest.approx(vals[8], abs=1e-3)
     # nlme's standard errors use n - k in the variance, as ours do
@@ -262,20 +265,20 @@ def test_ar1_with_interior_gaps_agrees_with_r_gls_on_the_time_index(tmp_path):
     y, X = y[keep], X[keep]
     frame = pd.DataFrame({"y": y, "t": X[:, 1], "after": X[:, 2], "slope": X[:, 3], "period": period})
     vals = _r_gls_ar1_on_period(tmp_path, frame, "y ~ t + after + slope")
-    ours = pg.ar1_regression(y, X, times=period)
+    ours = timeseries.ar1_regression(y, X, times=period)
     # agreement to the optimisers' tolerance (nlme stops a little short: our REML objective is no worse at ours)
     assert ours.params == pytest.approx(vals[:4], rel=1e-5, abs=1e-6)
     assert ours.bse == pytest.approx(vals[4:8], rel=1e-5)
     assert ours.phi == pytest.approx(vals[8], abs=1e-5)
-    gaps = pg._gaps(period, len(y))
-    assert pg._ar1_profile(ours.phi, y, X, True, gaps) <= pg._ar1_profile(vals[8], y, X, True, gaps) + 1e-12
+    gaps = timeseries.period_gaps(period, len(y))
+    assert timeseries.ar1_profile(ours.phi, y, X, True, gaps) <= timeseries.ar1_profile(vals[8], y, X, True, gaps) + 1e-12
     # treating the points either side of a gap as adjacent (the old way) is a different, wrong answer here
-    adjacent = pg.ar1_regression(y, X)
+    adjacent = timeseries.ar1_regression(y, X)
     assert abs(adjacent.bse[2] - ours.bse[2]) / ours.bse[2] > 0.05
 
     # the interrupted time series and the neighbour comparison pass the periods on
     p = pd.DataFrame({"la_code": "202", "period": period + 8000, "rereferral_rate": y})
-    its = pg.interrupted_time_series(p, "202", start=8015)
+    its = programme_councils.interrupted_time_series(p, "202", start=8015)
     assert its.level_change["estimate"] == pytest.approx(vals[2], rel=1e-5)
     assert its.level_change["se"] == pytest.approx(vals[6], rel=1e-5)
     assert its.autocorrelation == pytest.approx(vals[8], abs=1e-5)
@@ -292,7 +295,7 @@ def test_neighbour_comparison_with_gaps_agrees_with_r_gls(tmp_path):
                 continue  # the council's own figure is missing in three quarters
             rows.append({"la_code": code, "period": 8000 + q, "rereferral_rate": 25 + rng.normal(0, 1.5) - 2.0 * (code == council and q >= 13),
                          "adoption_period": 8013 if code == council else None})
-    nc = pg.neighbour_comparison(pd.DataFrame(rows), council)
+    nc = programme_councils.neighbour_comparison(pd.DataFrame(rows), council)
     s = nc.series
     assert len(s) == 23 and s["period"].is_monotonic_increasing
     frame = pd.DataFrame({"gap": s["gap"], "after": (s["period"] >= 8013).astype(float), "period": s["period"]})
@@ -306,7 +309,7 @@ def test_short_series_falls_back_to_least_squares_and_says_why():
     rng = np.random.default_rng(4)
     t = np.arange(10)
     p = pd.DataFrame({"la_code": "202", "period": t, "rereferral_rate": 20 - 4.0 * (t >= 5) + rng.normal(0, 0.5, 10)})
-    its = pg.interrupted_time_series(p, "202", start=5)
+    its = programme_councils.interrupted_time_series(p, "202", start=5)
     assert its.method == "ordinary least squares"
     assert "too few" in its.note and "10 points" in its.note
     assert its.level_change["ci_low"] < -4.0 + 3 and its.level_change["ci_high"] < 0
@@ -327,11 +330,11 @@ def test_neighbour_comparison_finds_known_gap_change():
             rows.append({"la_code": code, "period": 8000 + q, "rereferral_rate": base + common[q] + change + rng.normal(0, 0.8),
                          "adoption_period": 8012 if code == council else None})
     p = pd.DataFrame(rows)
-    nc = pg.neighbour_comparison(p, council)
+    nc = programme_councils.neighbour_comparison(p, council)
     assert nc.start == 8012 and len(nc.neighbours) == 10
     assert nc.change["ci_low"] <= -4.0 <= nc.change["ci_high"] and nc.change["ci_high"] < 0
     with pytest.raises(InputError, match="statistical neighbours"):
-        pg.neighbour_comparison(p.loc[p["la_code"] == council], council)
+        programme_councils.neighbour_comparison(p.loc[p["la_code"] == council], council)
 
 
 # --------------------------------------------------------------------------------------
@@ -378,7 +381,7 @@ def _tables():
 
 
 def test_council_quarter_panel_by_hand():
-    panel = pg.council_quarter_panel(_tables(), {"201": "2019-04-15", "202": None}, population={"201": 1000, "202": 20000})
+    panel = programme_panel.council_quarter_panel(_tables(), {"201": "2019-04-15", "202": None}, population={"201": 1000, "202": 20000})
     q = panel.set_index(["la_code", "quarter"])
     # City of London 2019Q1 closures: r1 (back in 198 days), r3 (back after 375 days), r5 (back in 13 days, before 18), r6.
     row = q.loc[("201", "2019Q1")]
@@ -407,7 +410,7 @@ def test_eighteenth_birthday_truncates_rereferral():
     ref = tables["referrals"]
     ref.loc[ref["referral_id"] == "r5", ["referral_date", "closure_date"]] = [pd.Timestamp("2019-09-01"), pd.Timestamp("2019-09-10")]
     ref.loc[ref["referral_id"] == "r6", ["referral_date", "closure_date"]] = [pd.Timestamp("2020-06-15"), pd.Timestamp("2020-07-01")]
-    panel = pg.council_quarter_panel(tables, {}).set_index(["la_code", "quarter"])
+    panel = programme_panel.council_quarter_panel(tables, {}).set_index(["la_code", "quarter"])
     assert panel.loc[("201", "2019Q3"), "cohort_closures"] == 1
     assert panel.loc[("201", "2019Q3"), "rereferrals_12m"] == 0
 
@@ -416,32 +419,32 @@ def test_panel_accepts_tables_by_council():
     tables = _tables()
     by_council = {code: {name: df.loc[df["la_code"] == code].drop(columns="la_code") for name, df in tables.items()}
                   for code in ("201", "202")}
-    a = pg.council_quarter_panel(tables, {"201": "2019-04-15"})
-    b = pg.council_quarter_panel(by_council, {"201": "2019-04-15"})
+    a = programme_panel.council_quarter_panel(tables, {"201": "2019-04-15"})
+    b = programme_panel.council_quarter_panel(by_council, {"201": "2019-04-15"})
     cols = ["la_code", "quarter", "referrals", "rereferrals_12m", "cohort_closures", "cp_plans", "treated"]
     pd.testing.assert_frame_equal(a[cols], b[cols])
 
 
 def test_panel_rejects_unknown_adopter():
     with pytest.raises(InputError, match="999"):
-        pg.council_quarter_panel(_tables(), {"999": "2019-01-01"})
+        programme_panel.council_quarter_panel(_tables(), {"999": "2019-01-01"})
 
 
 def test_adoption_from_truth_and_files(tmp_path):
     (tmp_path / "truth.json").write_text(json.dumps({"programme": {"adoption": {"201": "2019-04-01", "202": None}}}))
-    got = pg.resolve_adoption("from_truth", data=tmp_path)
+    got = programme_parameters.resolve_adoption("from_truth", data=tmp_path)
     assert got == {"201": pd.Timestamp("2019-04-01"), "202": None}
     warehouse = tmp_path / ".warehouse.duckdb"
-    assert pg.resolve_adoption("from_truth", data=warehouse) == got  # truth.json beside a warehouse file
+    assert programme_parameters.resolve_adoption("from_truth", data=warehouse) == got  # truth.json beside a warehouse file
     csv = tmp_path / "adoption.csv"
     csv.write_text("la_code,adoption_date\n201,2018-07-01\n202,\n")
-    assert pg.resolve_adoption(None, adoption_file=csv) == {"201": pd.Timestamp("2018-07-01"), "202": None}
+    assert programme_parameters.resolve_adoption(None, adoption_file=csv) == {"201": pd.Timestamp("2018-07-01"), "202": None}
     with pytest.raises(InputError, match="truth.json"):
-        pg.resolve_adoption("from_truth", data=tmp_path / "elsewhere" / "x")
+        programme_parameters.resolve_adoption("from_truth", data=tmp_path / "elsewhere" / "x")
     bad = tmp_path / "bad.csv"
     bad.write_text("la_code,adoption_date\n201,soon\n")
     with pytest.raises(InputError, match="row 2"):
-        pg.read_adoption_file(bad)
+        programme_parameters.read_adoption_file(bad)
 
 
 # --------------------------------------------------------------------------------------
@@ -450,21 +453,21 @@ def test_adoption_from_truth_and_files(tmp_path):
 
 
 def test_published_panel_symbols_are_missing_not_zero():
-    p = pg.published_panel()
+    p = programme_panel.published_panel()
     assert p["year"].min() == 2013 and p["year"].max() == 2025
     assert p["la_code"].nunique() >= 150
     symbols = p["rereferral_rate_symbol"] != ""
     assert symbols.any()
     assert p.loc[symbols, "rereferral_rate"].isna().all()
     assert not p["treated"].any()
-    adopted = pg.published_panel({"202": "2017-06-01"})
+    adopted = programme_panel.published_panel({"202": "2017-06-01"})
     camden = adopted.loc[adopted["la_code"] == "202"].set_index("year")
     assert camden.loc[2018, "event_time"] == 0 and camden.loc[2017, "event_time"] == -1
 
 
 @pytest.mark.slow
 def test_placebo_adoptions_on_real_councils_reject_at_nominal_rate():
-    check = pg.placebo_check(pg.published_panel(), n_draws=200, seed=2026)
+    check = pg.placebo_check(programme_panel.published_panel(), n_draws=200, seed=2026)
     print(f"Placebo rejection rate on DfE published re-referral rates: {check.rate:.3f} "
           f"({check.rejections}/{check.n_draws}, nominal 0.05)")
     assert 0.01 <= check.rate <= 0.12
@@ -473,29 +476,29 @@ def test_placebo_adoptions_on_real_councils_reject_at_nominal_rate():
 
 def test_placebo_fast_two_stage_equals_pyfixest_did2s(panel):
     # The placebo loop's numpy did2s must be the same estimator as the headline's pyfixest call.
-    d = pg._estimation_sample(panel, "rereferral_rate", "la_code", "period", "adoption_period", None).data
+    d = did.estimation_sample(panel, "rereferral_rate", "la_code", "period", "adoption_period", None).data
     names = []
     for e in sorted(d.loc[d["treated"], "event_time"].unique())[:6]:
         d[f"e{int(e)}"] = (d["treated"] & (d["event_time"] == e)).astype(float)
         names.append(f"e{int(e)}")
     for regressors in (["post"], names):
-        slow, fast = pg._did2s(d, regressors, 0.05), pg._did2s_fast(d, regressors, 0.05)
+        slow, fast = did.did2s(d, regressors, 0.05), did.did2s_fast(d, regressors, 0.05)
         for name in regressors:
             assert fast[name]["estimate"] == pytest.approx(slow[name]["estimate"], abs=1e-8)
             assert fast[name]["se"] == pytest.approx(slow[name]["se"], rel=1e-6)
     # on the real, unbalanced published panel pyfixest's iterative demeaning stops at its tolerance
-    pub = pg.published_panel()
+    pub = programme_panel.published_panel()
     rng = np.random.default_rng(8)
     adopters = rng.choice(pub["la_code"].unique(), 60, replace=False)
     pub["placebo"] = pub["la_code"].map(dict(zip(adopters, rng.choice(np.arange(2015, 2025), 60))))
-    d = pg._estimation_sample(pub, "rereferral_rate", "la_code", "period", "placebo", None).data
-    slow, fast = pg._did2s(d, ["post"], 0.05)["post"], pg._did2s_fast(d, ["post"], 0.05)["post"]
+    d = did.estimation_sample(pub, "rereferral_rate", "la_code", "period", "placebo", None).data
+    slow, fast = did.did2s(d, ["post"], 0.05)["post"], did.did2s_fast(d, ["post"], 0.05)["post"]
     assert fast["estimate"] == pytest.approx(slow["estimate"], abs=1e-3)
     assert fast["se"] == pytest.approx(slow["se"], rel=1e-4)
 
 
 def test_placebo_rejection_rate_small_run():
-    rate = pg.placebo_rejection_rate(pg.published_panel(), n_draws=3, seed=1)
+    rate = pg.placebo_rejection_rate(programme_panel.published_panel(), n_draws=3, seed=1)
     assert 0.0 <= rate <= 1.0
 
 
@@ -524,9 +527,9 @@ def test_synthetic_councils_interval_covers_true_att(tmp_path):
 
     out = synth.generate(n_councils=12, children_per_council=3000, seed=11, out_dir=tmp_path)
     truth = json.loads((out / "truth.json").read_text())
-    tables = pg.read_tables(out)
-    adoption = pg.resolve_adoption("from_truth", data=out)
-    panel = pg.council_quarter_panel(tables, adoption)
+    tables = pg.council_tables(out)
+    adoption = programme_parameters.resolve_adoption("from_truth", data=out)
+    panel = programme_panel.council_quarter_panel(tables, adoption)
     eff = pg.staggered_did(panel, "rereferral_rate", horizon=8)
     by_event = truth["programme"].get("att_by_event_time")
     target = pg.true_att_for_sample(eff, by_event) if by_event else truth["programme"]["att"]
@@ -552,8 +555,8 @@ def test_noise_free_synthetic_panel_gives_truth_att_and_twfe_estimand(synthetic_
     """On the synthetic councils' panel with the true effects and no noise, the headline method gives
     truth.json's ATT exactly and two-way fixed effects gives its twfe_estimand: the bias is the method's."""
     truth = json.loads((synthetic_councils / "truth.json").read_text())["programme"]
-    panel = pg.council_quarter_panel(pg.read_tables(synthetic_councils),
-                                     pg.resolve_adoption("from_truth", data=synthetic_councils))
+    panel = programme_panel.council_quarter_panel(pg.council_tables(synthetic_councils),
+                                     programme_parameters.resolve_adoption("from_truth", data=synthetic_councils))
     p = panel.loc[panel["full_follow_up"]].copy()
     cells = truth["att_by_council_quarter"]
     tau = np.array([cells.get(c, {}).get(q, 0.0) for c, q in zip(p["la_code"], p["quarter"])])
@@ -705,6 +708,25 @@ def test_few_adopters_get_randomisation_intervals_for_every_period_of_the_event_
     assert (effect.event_study["interval_from"] == "clustered by council").all() and "Interval from" not in effect.table()
 
 
+def test_randomisation_first_stage_is_the_two_stage_estimate_overall_and_by_event_time():
+    """Under the actual adoption dates, randomisation inference's one first stage (council and period effects on
+    the untreated rows) gives the two-stage estimates themselves: the overall ATT and each period since adoption."""
+    from insightlib.stats.did_randomisation import _RiSetup, _ri_event_means
+
+    p = few_adopters_panel(np.random.default_rng(11))
+    d = did.estimation_sample(p, "rereferral_rate", "la_code", "period", "adoption_period", None).data
+    ri = did_randomisation.randomisation_interval(d, max_draws=50)
+    assert ri["estimate"] == pytest.approx(did.did2s_fast(d, ["post"], 0.05)["post"]["estimate"], abs=1e-9)
+    event_times = sorted(int(e) for e in d.loc[d["treated"], "event_time"].unique())
+    for e in event_times:
+        d[f"e{e}"] = (d["treated"] & (d["event_time"] == e)).astype(float)
+    two_stage = did.did2s_fast(d, [f"e{e}" for e in event_times], 0.05)
+    r = _RiSetup(d, 50, 0)
+    means = _ri_event_means(r.u, r.t_real, r.t, d[["y"]].to_numpy(float), r.idx0, r.real0, r.n_units, r.n_times,
+                            event_times)[:, 0]
+    assert means == pytest.approx([two_stage[f"e{e}"]["estimate"] for e in event_times], abs=1e-9)
+
+
 @pytest.mark.slow
 def test_randomisation_event_study_coverage_with_three_adopters():
     """Per-period coverage over repeats with 3 adopters of 8 (true effect -2 after adoption, 0 before):
@@ -734,19 +756,19 @@ def test_randomisation_interval_coverage_with_three_adopters():
     hits = []
     for _ in range(200):
         p = few_adopters_panel(rng)
-        d = pg._estimation_sample(p, "rereferral_rate", "la_code", "period", "adoption_period", None).data
-        ri = pg.randomisation_interval(d)
+        d = did.estimation_sample(p, "rereferral_rate", "la_code", "period", "adoption_period", None).data
+        ri = did_randomisation.randomisation_interval(d)
         hits.append(ri["ci_low"] <= -2.0 <= ri["ci_high"])
     assert 0.91 <= np.mean(hits) <= 0.985, np.mean(hits)
 
 
 def test_neighbour_comparison_calibrated_on_published_placebo_dates():
-    cal = pg.neighbour_calibration()
+    cal = programme_councils.neighbour_calibration()
     assert cal.draws >= 1000 and cal.critical_value > 3  # the gap wanders more than the model allows
     assert cal.uncalibrated_rate > 0.1
-    pub = pg.published_panel({"202": 2019})
-    plain = pg.neighbour_comparison(pub, "202", source="DfE's published re-referral rates")
-    calibrated = pg.neighbour_comparison(pub, "202", source="DfE's published re-referral rates", calibration=cal)
+    pub = programme_panel.published_panel({"202": 2019})
+    plain = programme_councils.neighbour_comparison(pub, "202", source="DfE's published re-referral rates")
+    calibrated = programme_councils.neighbour_comparison(pub, "202", source="DfE's published re-referral rates", calibration=cal)
     assert calibrated.change["estimate"] == plain.change["estimate"]
     width = lambda c: c["ci_high"] - c["ci_low"]  # noqa: E731
     assert width(calibrated.change) == pytest.approx(2 * cal.critical_value * plain.change["se"])
@@ -761,7 +783,7 @@ def test_calibrated_neighbour_comparison_false_positive_rate_is_nominal():
     """Over every made-up start year of every council (over 1,000 placebo dates), each judged against the
     threshold from the other councils only, the calibrated comparison finds a change about 5% of the time;
     the model's own interval about three times as often."""
-    fpr = pg.neighbour_false_positive_rate()
+    fpr = programme_councils.neighbour_false_positive_rate()
     assert fpr["draws"] >= 1000 and fpr["councils"] > 140
     lo, hi = fpr["calibrated_rate_ci"]
     assert lo <= 0.05 <= hi and 0.035 <= fpr["calibrated_rate"] <= 0.065, fpr
@@ -789,8 +811,8 @@ def test_in_extract_neighbour_comparisons_are_calibrated_on_made_up_dates_in_the
     """Issue 11: quarterly neighbour comparisons inside the extracts, calibrated on their own placebo dates.
     Judged on an independent panel, the model's own interval finds a change at ~25% of made-up dates; the
     calibrated one at the nominal 5%."""
-    cal = pg.extract_neighbour_calibration(_drifting_panel(1))
-    fresh = pg.extract_neighbour_calibration(_drifting_panel(2))
+    cal = programme_councils.extract_neighbour_calibration(_drifting_panel(1))
+    fresh = programme_councils.extract_neighbour_calibration(_drifting_panel(2))
     assert cal.draws >= 200 and cal.source == "the councils' own extracts"
     rate = float(np.mean(fresh.abs_t > cal.critical_value))
     print(f"in-extract neighbour comparisons: {fresh.draws} placebo dates, model's own interval {fresh.uncalibrated_rate:.3f}, "
@@ -808,5 +830,5 @@ def test_in_extract_neighbour_comparisons_are_calibrated_on_made_up_dates_in_the
     assert ev.to_dict()["extract_neighbour_calibration"]["draws"] >= 200
     # too few councils with neighbours in the data: no calibration, and the report says the interval is a lower bound
     monkeypatch.undo()
-    few = pg.extract_neighbour_calibration(_drifting_panel(4).query("la_code in ['202', '206', '207']"))
+    few = programme_councils.extract_neighbour_calibration(_drifting_panel(4).query("la_code in ['202', '206', '207']"))
     assert few is None

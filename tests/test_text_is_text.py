@@ -462,12 +462,14 @@ def _shows_literally(markdown: str, payload: str) -> None:
 def test_programme_sentences_escape_council_names_and_notes(payload, monkeypatch):
     import numpy as np
 
-    from insightlib.analyses import programme as pg
+    from insightlib import reference
+    from insightlib.analyses import programme_councils
+    from insightlib.report import programme as report_programme
 
-    monkeypatch.setattr(pg.reference, "council_name", lambda code: f"{payload} council")
+    monkeypatch.setattr(reference, "council_name", lambda code: f"{payload} council")
     rng = np.random.default_rng(7)
     t = np.arange(24)
-    its = pg.interrupted_time_series(pd.DataFrame({"la_code": "202", "period": t,
+    its = programme_councils.interrupted_time_series(pd.DataFrame({"la_code": "202", "period": t,
                                                    "rereferral_rate": 25 - 4.0 * (t >= 12) + rng.normal(0, 1, 24)}),
                                      "202", start=12)
     its.note = f"note {payload}"
@@ -475,10 +477,10 @@ def test_programme_sentences_escape_council_names_and_notes(payload, monkeypatch
     _shows_literally(its.summary(), f"note {payload}")
     rows = [{"la_code": code, "period": 8000 + q, "rereferral_rate": 25 + rng.normal(0, 1),
              "adoption_period": 8012 if code == "202" else None}
-            for code in ["202"] + pg.reference.neighbours_of("202") for q in range(24)]
-    nc = pg.neighbour_comparison(pd.DataFrame(rows), "202")
+            for code in ["202"] + reference.neighbours_of("202") for q in range(24)]
+    nc = programme_councils.neighbour_comparison(pd.DataFrame(rows), "202")
     _shows_literally(nc.summary(), f"{payload} council")
-    ev = pg.ProgrammeEvaluation(programme="P", outcome="rereferral_rate", effect=None, effect_problem=None, its={},
+    ev = report_programme.ProgrammeEvaluation(programme="P", outcome="rereferral_rate", effect=None, effect_problem=None, its={},
                                 neighbours={}, problems={"202": f"no series, because {payload}"}, placebo=None,
                                 n_councils=3, n_adopting=1)
     for note in ev.council_notes():

@@ -339,11 +339,11 @@ def _programme(reports) -> Summary | None:
     att = res.get("att") or {}
     if not isinstance(att.get("estimate"), (int, float)):
         return None
-    from insightlib.analyses import programme as pe
+    from insightlib.analyses.programme_panel import OUTCOMES, PERCENT_OUTCOMES
 
     outcome = res.get("outcome") or (res.get("parameters") or {}).get("outcome") or "rereferral_rate"
-    units = "percentage points" if outcome in pe.PERCENT_OUTCOMES else ""
-    what = pe.OUTCOMES.get(outcome, outcome).split(" (")[0]
+    units = "percentage points" if outcome in PERCENT_OUTCOMES else ""
+    what = OUTCOMES.get(outcome, outcome).split(" (")[0]
     name = res.get("programme") or (res.get("parameters") or {}).get("programme") or "the programme"
     n = res.get("n_adopters") or len(res.get("councils_adopting") or [])
     rows = []
