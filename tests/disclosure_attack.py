@@ -550,3 +550,112 @@ def read_intervention(model: Model, html: str, truth: dict, chart_texts: list[st
 def targets_small_enough(results: Iterable[dict], threshold: int) -> list[dict]:
     """Targets the adversary narrowed to fewer than ``threshold`` possible values."""
     return [r for r in results if r["values"] is not None and r["values"] < threshold]
+
+
+# ---- the practice report -------------------------------------------------------------------------
+
+_BY_ORDER = ("ethnicity", "sex", "disability", "age_band")
+_OUTCOME_COLUMNS = {"Assessed": "assessed", "On a child in need or protection plan": "plan",
+                    "On a child protection plan": "cp_plan", "Re-referred within 12 months": "rereferral"}
+
+
+def _linear_share(model: Model, num: str, den: str, share: float, half: float, why: str) -> None:
+    """A plain share num / den shown rounded: (s - half) den <= num <= (s + half) den (linear in both)."""
+    model.add({num: 1, den: -(share + half)}, hi=0, why=why)
+    model.add({num: 1, den: -(share - half)}, lo=0, why=why)
+
+
+def read_practice(model: Model, html: str, truth: dict) -> None:
+    """The practice report: groupings of need (assessments by grouping and their shares), children referred by
+    ethnic group (with the total row), and what happens after referral by ethnicity, sex, disability and age
+    (referrals, and per outcome a share with its relative rate index against the council's share).
+
+    Identities (docs/publishing.md, identity 7): the groupings add up to the assessments, each share pins its
+    count against that total; children referred add up to the total row, and a group's children referred in
+    the period are at most its referrals; in each grouping of referrals the groups add up to the same
+    referrals (one total across the four tables) and, per outcome, to the same number with it; with <= referrals;
+    a share s (0.5 points) bounds with / referrals; a shown share over its relative rate index r (0.005) bounds
+    the council's share with / referrals; the referrals are the re-referral report's "Referrals in the extract"."""
+    soup = BeautifulSoup(html, "html.parser")
+    tables = _tables(soup)
+    thr = model_threshold(truth)
+    small = lambda t: t is not None and 1 <= t < thr  # noqa: E731
+    P = "pr:"  # noqa: N806
+    classes = truth.get("classes", {})
+    after = truth.get("after", {})
+    pop = truth.get("population", {})
+    by_seen = 0
+    for corner, heads, rows in tables:
+        if heads[:2] == ["Assessments", "Share of assessments"]:
+            total = model.var(P + "A", truth=truth.get("assessments"))
+            parts = []
+            for label, cells in rows.items():
+                a = P + f"a[{label}]"
+                model.published(a, cells[0], classes.get(label), f"assessments in grouping {label}")
+                parts.append(a)
+                s = _share(cells[1])
+                if s is not None:
+                    model.cells += 1
+                    _linear_share(model, a, total, s, 0.5 * 10 ** -(2 + _decimals(cells[1])), f"share of {label}")
+            model.add({**{a: 1 for a in parts}, total: -1}, 0, 0, "groupings add up to the assessments")
+        elif heads and heads[0] == "Children referred":
+            parts = []
+            for label, cells in rows.items():
+                name = P + ("C" if label == "Total" else f"c[{label}]")
+                t = pop.get("total") if label == "Total" else pop.get(label)
+                model.published(name, cells[0], t, f"children referred: {label}")
+                if label != "Total":
+                    parts.append(name)
+                    n = model.var(P + f"n[ethnicity|{label}]", truth=after.get(("ethnicity", label), {}).get("n"))
+                    model.add({name: 1, n: -1}, hi=0, why=f"children referred <= referrals ({label})")
+            model.add({**{c: 1 for c in parts}, P + "C": -1}, 0, 0, "children referred add up to the total")
+        elif heads and heads[0] == "Referrals" and "Assessed" in heads:
+            by = _BY_ORDER[min(by_seen, len(_BY_ORDER) - 1)]
+            by_seen += 1
+            ns = []
+            events = {o: [] for o in _OUTCOME_COLUMNS.values()}
+            for label, cells in rows.items():
+                g = after.get((by, label), {})
+                n = P + f"n[{by}|{label}]"
+                model.published(n, cells[0], g.get("n"), f"referrals, {by} {label}")
+                ns.append(n)
+                for h, cell in zip(heads[1:], cells[1:]):
+                    o = _OUTCOME_COLUMNS.get(h)
+                    if o is None:
+                        continue
+                    te = g.get("e", {}).get(o)
+                    e = model.var(P + f"e[{o}|{by}|{label}]", truth=te)
+                    events[o].append(e)
+                    model.add({e: 1, n: -1}, hi=0, why=f"{o} <= referrals ({by} {label})")
+                    tn = None if te is None or g.get("n") is None else g["n"] - te
+                    m = re.match(r"\s*(\d+)%(?:\s*\(([\d.]+) \()?", cell)
+                    model.cells += 1
+                    if m:
+                        s = int(m.group(1)) / 100
+                        _linear_share(model, e, n, s, 0.005, f"share {o} {by} {label}")
+                        if small(tn):  # the rest of a shown share: the suppression should have hidden it
+                            model.targets.append(Target(f"{e}:rest", {n: 1, e: -1}, tn, f"referrals not {o}, {by} {label}"))
+                        nn = cells[0].replace(",", "")
+                        if m.group(2) and nn.isdigit() and int(nn) > 0:
+                            nv, r = int(nn), float(m.group(2))
+                            q = [k for k in range(nv + 1) if abs(k / nv - s) <= 0.005 + 1e-12]
+                            if len(q) == 1 and q[0] > 0 and r > 0.005:
+                                q0 = q[0] / nv
+                                model.add({P + f"E[{o}]": 1, P + "N": -q0 / (r - 0.005)}, hi=0, why=f"rri {o} {by} {label}")
+                                model.add({P + f"E[{o}]": 1, P + "N": -q0 / (r + 0.005)}, lo=0, why=f"rri {o} {by} {label}")
+                    elif cell.strip() == C_SYMBOL:
+                        if small(te):
+                            model.targets.append(Target(e, {e: 1}, te, f"referrals {o}, {by} {label}"))
+                        if small(tn):
+                            model.targets.append(Target(f"{e}:rest", {n: 1, e: -1}, tn, f"referrals not {o}, {by} {label}"))
+            model.var(P + "N", truth=truth.get("referrals"))
+            model.add({**{n: 1 for n in ns}, P + "N": -1}, 0, 0, f"{by}: groups add up to the referrals")
+            for o, es in events.items():
+                if es:
+                    model.var(P + f"E[{o}]", truth=truth.get("totals", {}).get(o))
+                    model.add({**{e: 1 for e in es}, P + f"E[{o}]": -1}, 0, 0, f"{by}: groups add up to {o}")
+    if P + "N" in model.lower and "rr:R" in model.lower:
+        model.add({P + "N": 1, "rr:R": -1}, 0, 0, "practice referrals = re-referral report's referrals in the extract")
+
+
+C_SYMBOL = "c"

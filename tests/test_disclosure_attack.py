@@ -112,6 +112,29 @@ def _rr_truth(report, threshold: int) -> dict:
             "rmst_horizon": int(report.rmst.horizon), "threshold": threshold}
 
 
+def _practice_truth(result, threshold: int) -> dict:
+    """The exact counts behind the practice report (used only to check the adversary's identities and to
+    say which hidden counts are small)."""
+    out: dict = {"threshold": threshold}
+    g = result.groupings
+    if g is not None:
+        out["classes"] = {r.name: int(r.assessments) for r in g.classes.itertuples()}
+        out["assessments"] = int(sum(out["classes"].values()))
+    a = result.after_referral
+    after: dict = {}
+    for r in a.itertuples():
+        d = after.setdefault((r.by, r.group), {"n": int(r.referrals), "e": {}})
+        d["e"][r.outcome] = int(r.events)
+    out["after"] = after
+    first = a[a["by"] == "sex"]
+    out["totals"] = {o: int(first.loc[first["outcome"] == o, "events"].sum()) for o in first["outcome"].unique()}
+    out["referrals"] = int(first.loc[first["outcome"] == first["outcome"].iloc[0], "referrals"].sum())
+    if result.population is not None:
+        pop = {r.group: int(r.children_referred) for r in result.population.itertuples()}
+        out["population"] = {**pop, "total": int(sum(pop.values()))}
+    return out
+
+
 def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: int = 5, min_group_size: int = 20):
     """Synthetic councils, both notebooks run for each, pages rendered by the site's renderer."""
     from insightlib import reference
@@ -128,13 +151,17 @@ def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: 
     codes = sorted(pd.read_csv(data / "councils.csv", dtype=str)["la_code"])
     codes = [c for c in codes if c not in failed]
     pages = {}
+    only = os.environ.get("INSIGHT_ATTACK_NOTEBOOKS")  # e.g. "rr,pr": run only these (for measuring one report)
     for la in codes:
         out = {}
         for nb_name, ev, params in (
             ("rereferral", "rr", {"min_group_size": min_group_size}),
             ("intervention_effect", "fgc", {"bootstrap_reps": 10, "refutation_simulations": 1,
                                             "refutation_sample": 300}),
+            ("practice_insight", "pr", {"stability_checks": False}),
         ):
+            if only and ev not in only.split(","):
+                continue
             folder = reports / ev / la
             folder.mkdir(parents=True, exist_ok=True)
             texts: list[str] = []
@@ -175,6 +202,8 @@ def attack_site(built: dict) -> tuple[int, list[dict], list[str]]:
         if "fgc" in pages:
             result = pages["fgc"]["ns"]["result"]
             attack.read_intervention(model, pages["fgc"]["html"], {"counts": dict(result.counts)}, pages["fgc"]["charts"])
+        if "pr" in pages:
+            attack.read_practice(model, pages["pr"]["html"], _practice_truth(pages["pr"]["ns"]["result"], thr))
         attack.read_national(model, built["national"], built["names"][la])
         broken += [f"{la}: {b}" for b in model.check_truth()]
         cells += model.cells
@@ -294,3 +323,47 @@ if __name__ == "__main__":
 
     sys.path.insert(0, str(Path(__file__).parent))
     measure(seeds=range(int(sys.argv[1]) if len(sys.argv) > 1 else 4))
+
+
+def _after_frame(groups: dict) -> "pd.DataFrame":
+    """after_referral rows for one grouping (ethnicity): {group: (referrals, {outcome: events})}."""
+    import pandas as pd
+
+    from insightlib.stats import rates
+
+    rows = []
+    n_all = sum(n for n, _ in groups.values())
+    for outcome in ("assessed", "plan", "cp_plan", "rereferral"):
+        e_all = sum(e[outcome] for _, e in groups.values())
+        for g, (n, e) in groups.items():
+            rri = rates.relative_rate_index(np.array([e[outcome]], float), np.array([n], float), e_all, n_all)
+            rows.append({"by": "ethnicity", "group": g, "outcome": outcome, "events": float(e[outcome]),
+                         "referrals": float(n), "share": e[outcome] / n, "rri": float(rri["rri"].iloc[0]),
+                         "rri_low": float(rri["ci_low"].iloc[0]), "rri_high": float(rri["ci_high"].iloc[0])})
+    return pd.DataFrame(rows)
+
+
+def test_practice_after_referral_hides_the_rest_of_a_share_and_the_adversary_cannot_narrow():
+    """97% of 30 assessed is one child not assessed: the share is hidden with its complement, and over the
+    whole table (referrals = with + without, totals known from the relative rate indices) no hidden count
+    can be narrowed to fewer than 5 values by the adversary's practice reader."""
+    from types import SimpleNamespace
+
+    from insightlib.report.practice import PracticeReport
+
+    groups = {"White": (30, {"assessed": 29, "plan": 12, "cp_plan": 6, "rereferral": 9}),
+              "Asian": (22, {"assessed": 15, "plan": 7, "cp_plan": 0, "rereferral": 8}),
+              "Black": (3, {"assessed": 2, "plan": 1, "cp_plan": 0, "rereferral": 1}),
+              "Mixed": (14, {"assessed": 10, "plan": 6, "cp_plan": 5, "rereferral": 5})}
+    result = SimpleNamespace(after_referral=_after_frame(groups), rereferral_counts={})
+    table = PracticeReport(result, threshold=5).after_referral_table("ethnicity")
+    assert table.loc["White", "Assessed"] == "c"  # one child not assessed
+    assert table.loc["Black", "Referrals"] == "c"
+    model = attack.Model()
+    truth = {"threshold": 5, "after": {("ethnicity", g): {"n": n, "e": e} for g, (n, e) in groups.items()},
+             "referrals": 69, "totals": {o: sum(e[o] for _, e in groups.values()) for o in
+                                          ("assessed", "plan", "cp_plan", "rereferral")}}
+    attack.read_practice(model, table.to_html(), truth)
+    assert not model.check_truth()
+    found = model.attack()
+    assert found and not attack.targets_small_enough(found, 5), attack.targets_small_enough(found, 5)

@@ -376,6 +376,7 @@ class PracticeResult:
     notes: list = field(default_factory=list)
     extract_date: object = None
     episodes: int = 0
+    rereferral_counts: dict = field(default_factory=dict)  # ingest.episodes' counts and the episodes followed up
 
     def to_dict(self) -> dict:
         out = {"la_name": self.la_name, "episodes": self.episodes, "notes": self.notes}
@@ -399,7 +400,11 @@ def analyse(tables: dict, la_code: str, *, seed: int = 0, period_days: int = 365
             stability_checks: bool = True, min_group_size: int = 20, published: bool = True) -> PracticeResult:
     """The practice analysis of one council's tables (warehouse.read_council), with the published context."""
     notes = []
-    episodes = rereferral.add_groupings(at_risk(build_episodes(tables)), None)  # interventions are not used here
+    built, counts = build_episodes(tables, with_counts=True)
+    # the re-referral report's "what happened" counts (its episodes followed up: those with any follow-up), so
+    # that this report publishes the referrals in the extract only where that report does (report.rereferral)
+    rereferral_counts = {"counts": counts.to_dict(), "followed_up": int((built["duration_days"] > 0).sum())}
+    episodes = rereferral.add_groupings(at_risk(built), None)  # interventions are not used here
     episodes["previous_referrals_band"] = _previous_band(episodes["previous_referrals"])
     episodes = episodes.join(episode_practice(tables, episodes))
     asm = tables.get("assessments")
@@ -448,4 +453,4 @@ def analyse(tables: dict, la_code: str, *, seed: int = 0, period_days: int = 365
                           {"seed": seed, "period_days": period_days, "classes_tried": [min(ks), max(ks)],
                            "min_group_size": min_group_size, "min_factor_share": MIN_FACTOR_SHARE},
                           g, pat, pop, after_referral(tables), profile, trend, workforce, funnel,
-                          pub.turnover_and_rereferral(), notes, extract, int(len(episodes)))
+                          pub.turnover_and_rereferral(), notes, extract, int(len(episodes)), rereferral_counts)

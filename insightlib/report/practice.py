@@ -44,6 +44,7 @@ def _verdict(lo, hi) -> str:
 class PracticeReport:
     def __init__(self, result: PracticeResult, threshold: int = contract.DISCLOSURE_THRESHOLD, rounding: int | None = None):
         self.r = result
+        self._groupings_hidden: set = set()
         self.threshold = threshold
         self.rounding = rounding
 
@@ -59,7 +60,10 @@ class PracticeReport:
         c = g.classes.set_index("name")
         counts = pd.DataFrame({"Assessments": c["assessments"].astype(float)}, index=c.index)
         counts.loc["Total"] = counts["Assessments"].sum()
-        sup = disclosure.suppress_table(counts, ["Assessments"], self.threshold, self.rounding, total_row="Total")
+        # the total is known to a reader from any grouping's count over its share, so it is never the complement
+        sup = disclosure.suppress_table(counts, ["Assessments"], self.threshold, self.rounding, total_row="Total",
+                                        known={"Total": float(counts.loc["Total", "Assessments"])})
+        self._groupings_hidden = set(sup.mask.index[sup.mask["Assessments"]]) - {"Total"}
         out = sup.display.drop(index="Total").copy()
         shown = ~sup.mask.drop(index="Total")["Assessments"]
         out["Share of assessments"] = [_pct(s, 1) if ok else C for s, ok in zip(c["share"], shown)]
@@ -163,22 +167,56 @@ class PracticeReport:
         out.index.name = "Ethnic group"
         return out
 
+    def referrals_published(self) -> bool:
+        """Whether the referrals in the extract may be worked out here (each grouping's referrals add up to
+        them): only where the re-referral report publishes them too (report.rereferral.published_counts),
+        else its hidden counts would be bounded by the referrals less the episodes followed up."""
+        rc = self.r.rereferral_counts
+        if not rc:
+            return True
+        from insightlib.report.rereferral import published_counts
+
+        return published_counts(rc["counts"], rc["followed_up"], self.threshold, self.rounding)[1]
+
     def after_referral_table(self, by: str) -> pd.DataFrame:
+        """Per group: its referrals and, per outcome, the share (with the relative rate index).
+
+        One suppression over the whole table (report.disclosure): the referrals, and per outcome the
+        referrals with it and without it (referrals = with + without, row by row; a share of 97% of 30
+        is one child without). A share is shown only where all three are. The totals are known to a
+        reader whatever is hidden (the other groupings add up to the same referrals, and a shown
+        group's share over its relative rate index gives the council's share), so they are pinned:
+        never the cell hidden to protect another."""
         a = self.r.after_referral
         a = a[a["by"] == by]
+        groups = list(dict.fromkeys(a["group"]))
+        counts = pd.DataFrame(index=groups)
+        first = a[a["outcome"] == next(iter(AFTER_REFERRAL))].set_index("group")
+        counts["referrals"] = first["referrals"].reindex(groups).to_numpy(float)
+        identities = []
+        for outcome in AFTER_REFERRAL:
+            d = a[a["outcome"] == outcome].set_index("group").reindex(groups)
+            counts[f"{outcome}:with"] = d["events"].to_numpy(float)
+            counts[f"{outcome}:without"] = (d["referrals"] - d["events"]).to_numpy(float)
+            identities += [{(g, "referrals"): 1.0, (g, f"{outcome}:with"): -1.0, (g, f"{outcome}:without"): -1.0}
+                           for g in [*groups, "All referrals"]]
+        counts.loc["All referrals"] = counts.sum()
+        cols = list(counts.columns)
+        known = {("All referrals", c): float(counts.loc["All referrals", c]) for c in cols}
+        at_most = [((g, f"{o}:with"), (g, "referrals")) for g in groups for o in AFTER_REFERRAL]
+        sup = disclosure.suppress_table(counts, cols, self.threshold, self.rounding, total_row="All referrals",
+                                        identities=identities, known=known, at_most=at_most)
+        mask = sup.mask.drop(index="All referrals")
         frames = []
         for outcome, words in AFTER_REFERRAL.items():
-            d = a[a["outcome"] == outcome].set_index("group")
-            counts = d[["referrals", "events"]].copy()
-            counts.loc["All referrals"] = [counts["referrals"].sum(), counts["events"].sum()]
-            sup = disclosure.suppress_table(counts, ["referrals", "events"], self.threshold, self.rounding,
-                                            total_row="All referrals")
-            ok = ~sup.mask.drop(index="All referrals").any(axis=1)
-            col = [(f"{_pct(s)} ({_ratio(r, lo, hi)})" if k else C)
+            d = a[a["outcome"] == outcome].set_index("group").reindex(groups)
+            ok = ~mask[["referrals", f"{outcome}:with", f"{outcome}:without"]].any(axis=1)
+            col = [(f"{_pct(s)} ({_ratio(r, lo, hi)})" if _ratio(r, lo, hi) else _pct(s)) if k else C
                    for s, r, lo, hi, k in zip(d["share"], d["rri"], d["rri_low"], d["rri_high"], ok)]
-            frames.append(pd.Series(col, index=d.index, name=words.capitalize()))
-            if outcome == "assessed":
-                referrals = sup.display.drop(index="All referrals")["referrals"].rename("Referrals")
+            frames.append(pd.Series(col, index=groups, name=words.capitalize()))
+        referrals = sup.display.drop(index="All referrals")["referrals"].rename("Referrals")
+        if not self.referrals_published():
+            referrals = pd.Series(C, index=referrals.index, name="Referrals")
         out = pd.concat([referrals] + frames, axis=1)
         out.index.name = GROUPS[by].capitalize()
         return out
@@ -240,7 +278,8 @@ class PracticeReport:
         g = self.r.groupings
         if g is not None:
             big = g.classes.sort_values("share", ascending=False).iloc[0]
-            n_ok = not self._small(big["assessments"])
+            self.groupings_table()
+            n_ok = not self._small(big["assessments"]) and big["name"] not in self._groupings_hidden
             out.append(f"The factors recorded at assessment fall into {g.choice.chosen} groupings of need; the largest, "
                        f"*{md(big['name'].lower())}*, covers " + (_pct(big["share"]) if n_ok else "a share (suppressed)")
                        + " of assessments" + (f" (Hood et al. found {HOOD_2023[big['hood_2023']]}% in their "
@@ -294,8 +333,9 @@ class PracticeReport:
         d = self.r.to_dict()
         g = d.get("groupings")
         if g:
-            for v in g["classes"].values():
-                if self._small(v["assessments"]):
+            self.groupings_table()
+            for name, v in g["classes"].items():
+                if self._small(v["assessments"]) or name in self._groupings_hidden:
                     v["assessments"], v["share"] = None, None
             g.pop("km", None)
         pop = self.r.population

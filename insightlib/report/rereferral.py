@@ -110,31 +110,13 @@ class ReReferralReport:
 
     def _counts_frame(self) -> tuple[pd.DataFrame, list[dict]]:
         """The "what happened" counts by key, and the identities a reader knows between them."""
-        rows = [{"key": k, "count": int(v)} for k, v in self.counts.items()]
-        rows.append({"key": "followed_up", "count": int(self.episodes_at_risk)})
-        identities = []
-        keys = {r["key"] for r in rows}
-        if {"referrals", "referrals_after_extract", "merged_overlapping", "open_cases", "episodes"} <= keys:
-            identities.append({"referrals": 1, "referrals_after_extract": -1, "merged_overlapping": -1,
-                               "open_cases": -1, "episodes": -1})
-        ends = ["not_at_risk_died", "not_at_risk_transferred", "not_at_risk_adult", "closed_on_extract_date"]
-        if {"episodes", *ends} <= keys:
-            identities.append({"episodes": 1, **{k: -1 for k in ends}, "followed_up": -1})
-        return pd.DataFrame(rows).set_index("key"), identities
+        return counts_frame(self.counts, self.episodes_at_risk)
 
     def published_counts(self) -> dict:
         """The "what happened" counts as published: a whole number, or "c" (primary and secondary
         suppression over the table's identities), the same in the table and every sentence."""
-        from insightlib.report.disclosure import suppress_table
-
         if self._published is None:
-            frame, identities = self._counts_frame()
-            # the survival table's groups (each at least the threshold, never hidden) add up to the
-            # episodes followed up, so that count is published there whatever this table does
-            known = {"followed_up": int(self.episodes_at_risk)}
-            shown = suppress_table(frame, ["count"], self.threshold, self.rounding, identities=identities,
-                                   known=known).display
-            self._published = dict(zip(shown.index, shown["count"]))
+            self._published = published_counts(self.counts, self.episodes_at_risk, self.threshold, self.rounding)[0]
         return dict(self._published)
 
     def count_words(self, key: str) -> str:
@@ -526,3 +508,42 @@ class ReReferralReport:
                               "the Cox model, against each factor's comparison group; a ratio above 1 means referred "
                               f"again sooner. {_plain(self.cox_headline() or '')}".strip())
         return figs
+
+
+def counts_frame(counts: dict, followed_up: int) -> tuple[pd.DataFrame, list[dict]]:
+    """The "what happened" counts by key (ingest.episodes' counts and the episodes followed up), and the
+    identities a reader knows between them."""
+    rows = [{"key": k, "count": int(v)} for k, v in counts.items()]
+    rows.append({"key": "followed_up", "count": int(followed_up)})
+    identities = []
+    keys = {r["key"] for r in rows}
+    if {"referrals", "referrals_after_extract", "merged_overlapping", "open_cases", "episodes"} <= keys:
+        identities.append({"referrals": 1, "referrals_after_extract": -1, "merged_overlapping": -1,
+                           "open_cases": -1, "episodes": -1})
+    ends = ["not_at_risk_died", "not_at_risk_transferred", "not_at_risk_adult", "closed_on_extract_date"]
+    if {"episodes", *ends} <= keys:
+        identities.append({"episodes": 1, **{k: -1 for k in ends}, "followed_up": -1})
+    return pd.DataFrame(rows).set_index("key"), identities
+
+
+def published_counts(counts: dict, followed_up: int, threshold: int = DISCLOSURE_THRESHOLD,
+                     rounding: int | None = None) -> tuple[dict, bool]:
+    """The "what happened" counts as published, and whether the referrals in the extract are published.
+
+    The survival table's groups (each at least the threshold, never hidden) add up to the episodes followed
+    up, so that count is published there whatever this table does. The practice report's groups of referrals
+    (by sex, age, ...) add up to the referrals in the extract, so they are published too, unless that leaves
+    a hidden count here unprotected (referrals and episodes followed up differ by a few): then the referrals
+    are hidden here and the practice report hides its referral counts (report.practice), both decided here
+    from the same counts."""
+    from insightlib.report.disclosure import suppress_table
+
+    frame, identities = counts_frame(counts, followed_up)
+    known = {"followed_up": int(followed_up)}
+    if "referrals" in frame.index:
+        pinned = suppress_table(frame, ["count"], threshold, rounding, identities=identities,
+                                known={**known, "referrals": int(frame.loc["referrals", "count"])})
+        if not any("could not be protected" in n for n in pinned.notes):
+            return dict(zip(pinned.display.index, pinned.display["count"])), True
+    shown = suppress_table(frame, ["count"], threshold, rounding, identities=identities, known=known).display
+    return dict(zip(shown.index, shown["count"])), False
