@@ -4,10 +4,15 @@ risk below them, and the forest plot of hazard ratios. Every curve is cut where 
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FixedLocator, NullLocator, PercentFormatter
 
 from insightlib.contract import DISCLOSURE_THRESHOLD, MIN_AT_RISK
+from insightlib.report.charts import DARK_BLUE, NARROW_WIDTH, PALETTE, REFERENCE_GREY, new_figure
+from insightlib.report.disclosure import cut_curve as _cut
 from insightlib.report.labels import GROUPINGS, group_label, term_label
 from insightlib.report.words import TOO_FEW
 
@@ -18,8 +23,6 @@ def cut_curve(curve: pd.DataFrame, min_at_risk: int = MIN_AT_RISK) -> pd.DataFra
     Beyond that a step can be one identifiable child, so it is not published
     (insightlib.report.disclosure.cut_curve, applied to a curve sorted by time).
     """
-    from insightlib.report.disclosure import cut_curve as _cut
-
     return _cut(curve, "at_risk", min_at_risk, time_column="time")
 
 
@@ -47,8 +50,6 @@ def _step_curves(ax, curves: dict, value: str, start: float, labels: dict, min_a
     ``threshold - 1``: its height there, read off the chart, would give back the small count the tables
     hide (2 of 20 re-referred by 3 months is a drop to 90%). It is drawn flat from the start until the
     first re-referral (none yet: a zero) and again once at least ``threshold`` have come back."""
-    from insightlib.report.charts import PALETTE
-
     colours, xmax = {}, 0.0
     for i, (g, c) in enumerate(curves.items()):
         colour = PALETTE[i % len(PALETTE)]
@@ -83,10 +84,6 @@ def _curves_figure(title: str, curves: dict, value: str, start: float, labels: d
                    horizons, min_at_risk: int, max_days: int | None, ylabel: str, note: str | None = None,
                    threshold: int = DISCLOSURE_THRESHOLD):
     """Curves with 95% bands above a table of numbers still followed, rows coloured as the curves."""
-    from matplotlib.ticker import PercentFormatter
-
-    from insightlib.report.charts import new_figure
-
     names = list(curves)
     k = len(names)
     legend_rows = (k + 1) // 2 if k > 3 else 1
@@ -177,10 +174,6 @@ def _forest_words(cox, i: int) -> str:
 
 def _forest_scale(ax, cox, rows, y) -> None:
     """The intervals on a log axis with plain ticks (finer only when the range is narrow, so labels never collide)."""
-    from matplotlib.ticker import FixedLocator, NullLocator
-
-    from insightlib.report.charts import DARK_BLUE, REFERENCE_GREY
-
     lo_all, hi_all = [], []
     for (_, i), yy in zip(rows, y):
         if i is None or not cox.estimable(cox.terms.iloc[i].term):
@@ -207,10 +200,6 @@ def forest_figure(cox, title: str | None = None):
 
     Labels at the left and the figures at the right make it wide; its phone drawing
     (``fig.narrow_drawing``, used by charts.to_png_narrow) puts each label above its interval instead."""
-    import textwrap
-
-    from insightlib.report.charts import new_figure
-
     rows = forest_rows(cox)
     wrapped = textwrap.fill(title or FOREST_TITLE, 60)
     height = max(2.8, 0.26 * len(rows) + 1.4)
@@ -238,10 +227,6 @@ def forest_figure(cox, title: str | None = None):
 
 def forest_figure_narrow(cox, title: str | None = None):
     """The forest plot for a phone: one column, each level's label and figures on a line above its interval."""
-    import textwrap
-
-    from insightlib.report.charts import NARROW_WIDTH, new_figure
-
     rows = forest_rows(cox)
     wrapped = textwrap.fill(title or FOREST_TITLE, 40)
     # top to bottom: a factor heading takes one slot, a level 1.7 (its words, then its interval below them)
