@@ -659,3 +659,51 @@ def read_practice(model: Model, html: str, truth: dict) -> None:
 
 
 C_SYMBOL = "c"
+
+
+# ---- the programme report ------------------------------------------------------------------------
+
+def _reporting_year_of_quarter(q: int) -> int:
+    return q // 4 + (1 if q % 4 >= 1 else 0)
+
+
+def read_programme(model: Model, chart_texts: list[str], truth: dict) -> None:
+    """The programme report with ``outcome: referrals``, for the council shown on its own: every quarter's
+    referrals drawn on its interrupted-time-series chart (the observed points) and on the chart against its
+    neighbours (its own line), read exactly; for a council that is its only neighbour, the neighbours' line. Identity (docs/publishing.md, identity 8): the four quarters of a
+    year to 31 March add up to that year's referrals in DfE's measure on the re-referral report and the
+    national page (``dfe:ref[year]``). Targets: every quarter not drawn whose truth is small."""
+    quarters = truth.get("quarters", {})
+    if not quarters:
+        return
+    thr = model_threshold(truth)
+    name = truth.get("name", "")
+    drawn: dict[int, float] = {}
+    for line in chart_texts:
+        mm = re.match(r"curve \| (.*?) \| (.+) \| (.+)", line)
+        if not mm or not mm.group(1).startswith("Referrals"):
+            continue
+        label = mm.group(2)
+        if truth.get("role") == "neighbour":
+            if not label.startswith("The one neighbour"):
+                continue  # the council is the focus council's only neighbour: that line is its own quarters
+        elif not (label.startswith("Observed") or (name and label.startswith(name))):
+            continue
+        for p in mm.group(3).split(";"):
+            x, y = (float(z) for z in p.split(":"))
+            if np.isfinite(y):
+                drawn[int(round(x))] = y
+    for q, t in quarters.items():
+        v = model.var(f"pg:q[{q}]", truth=t)
+        if q in drawn:
+            model.cells += 1
+            model.fix(v, round(drawn[q]))
+        elif 1 <= t < thr:
+            model.targets.append(Target(v, {v: 1}, t, f"referrals in quarter {q // 4}Q{q % 4 + 1}"))
+    by_year: dict[int, list[int]] = {}
+    for q in quarters:
+        by_year.setdefault(_reporting_year_of_quarter(q), []).append(q)
+    for y, qs in by_year.items():
+        ref = f"dfe:ref[{y}]"
+        if len(qs) == 4 and ref in model.lower:
+            model.add({**{f"pg:q[{q}]": 1 for q in qs}, ref: -1}, 0, 0, f"quarters of {y} add up to DfE's referrals")

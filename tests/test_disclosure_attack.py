@@ -175,8 +175,25 @@ def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: 
             _title, body = site.render_report_html(path)
             out[ev] = {"html": body, "charts": texts, "ns": {k: ns.get(k) for k in ("report", "result")}}
         pages[la] = out
+    programme = None
+    if not only or "pg" in only.split(","):
+        folder = reports / "pg" / "all"
+        folder.mkdir(parents=True, exist_ok=True)
+        texts: list[str] = []
+        p = {"data": str(wh), "la_code": "all", "output_dir": str(folder), "disclosure_threshold": threshold,
+             "outcome": "referrals", "placebo_draws": 0, "adoption": "from_truth"}
+        try:
+            nb, ns = _run_cells(ROOT / "notebooks" / "programme_evaluation.ipynb", p, folder, texts)
+            path = folder / "programme_evaluation.ipynb"
+            nbformat.write(nb, str(path))
+            _title, body = site.render_report_html(path)
+            nc = ns.get("nc")
+            programme = {"html": body, "charts": texts, "focus": ns.get("focus"), "panel": ns.get("panel"),
+                         "neighbours": list(nc.neighbours) if nc is not None else []}
+        except RuntimeError:
+            programme = None  # too few councils or quarters: a failure notice, no figures
     national_html = site._national_html(reports, None, tmp / "national-out")
-    return {"pages": pages, "national": national_html, "names": {la: reference.council_name(la) for la in codes},
+    return {"pages": pages, "national": national_html, "programme": programme, "names": {la: reference.council_name(la) for la in codes},
             "threshold": threshold}
 
 
@@ -205,6 +222,14 @@ def attack_site(built: dict) -> tuple[int, list[dict], list[str]]:
         if "pr" in pages:
             attack.read_practice(model, pages["pr"]["html"], _practice_truth(pages["pr"]["ns"]["result"], thr))
         attack.read_national(model, built["national"], built["names"][la])
+        pg = built.get("programme")
+        one_neighbour = pg and pg["neighbours"] == [la]
+        if pg and (pg["focus"] == la or one_neighbour) and pg["panel"] is not None:
+            rows = pg["panel"][pg["panel"]["la_code"].astype(str) == la]
+            quarters = {int(q): int(v) for q, v in zip(rows["period"], rows["referrals"]) if v == v}
+            attack.read_programme(model, pg["charts"], {"quarters": quarters, "threshold": thr,
+                                                        "name": built["names"][la],
+                                                        "role": "focus" if pg["focus"] == la else "neighbour"})
         broken += [f"{la}: {b}" for b in model.check_truth()]
         cells += model.cells
         found += [{**r, "la_code": la} for r in model.attack()]

@@ -832,3 +832,42 @@ def test_in_extract_neighbour_comparisons_are_calibrated_on_made_up_dates_in_the
     monkeypatch.undo()
     few = programme_councils.extract_neighbour_calibration(_drifting_panel(4).query("la_code in ['202', '206', '207']"))
     assert few is None
+
+
+def _quarters(la: str, values: list[int], first: int) -> pd.DataFrame:
+    df = pd.DataFrame({"la_code": la, "period": range(first, first + len(values)), "referrals": values})
+    df.attrs["time_unit"] = "quarter"
+    return df
+
+
+def test_a_small_quarter_does_not_come_back_from_its_years_referrals():
+    """Issue 9: with outcome referrals, a year's four quarters add up to the referrals DfE's measure publishes for
+    that year (re-referral report, national page). A lone hidden quarter (3) would come back by subtraction: a
+    second is hidden, through report.disclosure, so at least threshold values stay possible."""
+    from itertools import product
+
+    first = 2021 * 4 + 1  # 2021Q2: the year to 31 March 2022 begins
+    rows = _quarters("X", [10, 3, 12, 9, 20, 30, 25, 40, 2], first)  # two whole years, then one quarter
+    hide = programme_councils.suppressed_rows(rows, "referrals", 5)
+    assert hide.iloc[1] and hide.iloc[8]  # the small ones
+    assert hide.iloc[:4].sum() >= 2 and not hide.iloc[4:8].any()  # a second quarter of that year, none of the next
+    # what a reader can still say about the hidden quarters of the first year, knowing its total (34)
+    shown = sum(v for v, h in zip(rows["referrals"][:4], hide[:4]) if not h)
+    k = int(hide.iloc[:4].sum())
+    possible = {c[0] for c in product(range(0, 35), repeat=k) if sum(c) == 34 - shown and min(c) >= 1}
+    assert len(possible) >= 5, possible
+    # without the year identity (a partial year) only the small quarter itself is hidden
+    assert programme_councils.suppressed_rows(_quarters("X", [10, 3, 12], first), "referrals", 5).tolist() == [
+        False, True, False]
+
+
+def test_the_one_neighbours_line_hides_its_small_counts():
+    """A council compared with one neighbour drew that neighbour's own quarterly referrals (0, 1, 2 ...) unhidden."""
+    first = 2021 * 4 + 1
+    own = _quarters("A", [20, 25, 30, 22, 21, 27, 33, 24], first)
+    nb = _quarters("B", [2, 9, 11, 14, 12, 13, 15, 16], first)
+    panel = pd.concat([own, nb], ignore_index=True)
+    panel.attrs["time_unit"] = "quarter"
+    s = programme_councils._gap_series(panel, "A", ["B"], "referrals", "period", 5)
+    assert s["neighbours_suppressed"].iloc[0] and s["neighbours_suppressed"].iloc[:4].sum() >= 2
+    assert not s["suppressed"].any() and not s["neighbours_suppressed"].iloc[4:].any()

@@ -15,7 +15,7 @@ from scipy import stats
 from .. import reference
 from ..contract import DISCLOSURE_THRESHOLD
 from ..errors import InputError
-from ..report.disclosure import safe_rate
+from ..report.disclosure import safe_rate, suppress_table
 from ..report.programme_councils import InterruptedTimeSeries, NeighbourComparison
 from ..stats.timeseries import (
     NeighbourCalibration,
@@ -48,7 +48,10 @@ def suppressed_rows(rows: pd.DataFrame, outcome: str, threshold: int = DISCLOSUR
         return pd.Series(False, index=rows.index)
     if den is None:
         v = rows[num].fillna(0)
-        return (v >= 1) & (v < threshold)
+        small = (v >= 1) & (v < threshold)
+        if "period" in rows.columns and rows.attrs.get("time_unit", "quarter") == "quarter":
+            return small | _hidden_across_years(rows, num, threshold)
+        return small
     if den not in rows.columns:
         return pd.Series(False, index=rows.index)
     return pd.Series(
@@ -58,6 +61,50 @@ def suppressed_rows(rows: pd.DataFrame, outcome: str, threshold: int = DISCLOSUR
         ],
         index=rows.index,
     )
+
+
+def _reporting_year_of_quarter(q: int) -> int:
+    """A quarter index (year * 4 + quarter - 1) to DfE's year to 31 March: 2021Q2..2021Q4 and 2022Q1 -> 2022."""
+    return q // 4 + (1 if q % 4 >= 1 else 0)
+
+
+def _hidden_across_years(rows: pd.DataFrame, num: str, threshold: int) -> pd.Series:
+    """Quarters hidden so that none can be worked out from a year's total.
+
+    One council's four quarters of a year to 31 March add up to its referrals in that year, which the
+    re-referral report publishes (DfE's measure); a lone hidden quarter would come back by subtraction. So
+    the quarters go through report.disclosure.suppress_table as a year-by-quarter table whose year totals
+    are known (pinned: published elsewhere), with its secondary suppression and protection interval."""
+    hide = pd.Series(False, index=rows.index)
+    if "la_code" in rows.columns and rows["la_code"].nunique() > 1:
+        for _, g in rows.groupby("la_code"):
+            hide.loc[g.index] = _hidden_across_years(g, num, threshold).to_numpy()
+        return hide
+    d = rows[["period", num]].dropna()
+    q = d["period"].astype(int)
+    year = q.map(_reporting_year_of_quarter)
+    slot = (q % 4 - 1) % 4  # Apr-Jun first
+    full = [y for y, n in year.value_counts().items() if n == 4]  # a year's total is published only when whole
+    if not full:
+        return hide
+    cols = ["Q1", "Q2", "Q3", "Q4"]
+    table = pd.DataFrame(0.0, index=range(len(full)), columns=cols)
+    at = {y: i for i, y in enumerate(sorted(full))}
+    for y, k, v in zip(year, slot, d[num]):
+        if y in at:
+            table.loc[at[y], cols[k]] = float(v)
+    table["Year"] = table[cols].sum(axis=1)
+    sup = suppress_table(
+        table,
+        [*cols, "Year"],
+        threshold,
+        total_column="Year",
+        known={(i, "Year"): float(table.loc[i, "Year"]) for i in table.index},
+    )
+    for i, y, k in zip(d.index, year, slot):
+        if y in at:
+            hide.loc[i] = bool(sup.mask.loc[at[y], cols[k]])
+    return hide
 
 
 def _start_period(panel: pd.DataFrame, la_code: str | None, start: Any, time: str) -> int:
@@ -283,7 +330,18 @@ def _gap_series(
     own_rows = panel.loc[panel["la_code"].astype(str) == la_code]
     hidden = set(own_rows.loc[suppressed_rows(own_rows, outcome, threshold), time])
     own = own_rows[[time, outcome]].dropna().set_index(time)[outcome]
-    nb = panel.loc[panel["la_code"].astype(str).isin(usable), [time, outcome]].dropna().groupby(time)[outcome].mean()
+    nb_rows = panel.loc[panel["la_code"].astype(str).isin(usable)]
+    nb = nb_rows[[time, outcome]].dropna().groupby(time)[outcome].mean()
+    # the neighbours' line is their counts too (with one neighbour, that council's own quarters): hidden where
+    # the neighbours' counts behind it, pooled, are small or could be worked out from their years' totals
+    behind = [c for c in _COUNTS_BEHIND.get(outcome, (None, None)) if c is not None and c in nb_rows.columns]
+    nb_hidden: set = set()
+    if behind:
+        pooled = nb_rows.loc[nb_rows[outcome].notna()].groupby(time)[behind].sum(min_count=1).reset_index()
+        if time != "period":
+            pooled["period"] = pooled[time]
+        pooled.attrs["time_unit"] = panel.attrs.get("time_unit", "quarter")
+        nb_hidden = set(pooled.loc[suppressed_rows(pooled, outcome, threshold).to_numpy(), time])
     s = (
         pd.DataFrame({"council": own, "neighbours": nb})
         .dropna()
@@ -293,6 +351,7 @@ def _gap_series(
     )
     s["gap"] = s["council"] - s["neighbours"]
     s["suppressed"] = s["period"].isin(hidden)
+    s["neighbours_suppressed"] = s["period"].isin(nb_hidden)
     return s
 
 

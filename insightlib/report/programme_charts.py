@@ -122,13 +122,15 @@ def neighbour_figure(nc: NeighbourComparison, title: str | None = None):
         color=DARK_BLUE,
         label=name + (" (small counts hidden)" if s["suppressed"].any() else ""),
     )
+    hidden_nb = s["neighbours_suppressed"] if "neighbours_suppressed" in s else s["suppressed"] & False
     ax.plot(
         s["period"],
-        s["neighbours"],
+        s["neighbours"].where(~hidden_nb),
         "-o",
         ms=3,
         color=TURQUOISE,
-        label=("The one neighbour" if len(nc.neighbours) == 1 else f"Average of {len(nc.neighbours)} neighbours"),
+        label=("The one neighbour" if len(nc.neighbours) == 1 else f"Average of {len(nc.neighbours)} neighbours")
+        + (" (small counts hidden)" if hidden_nb.any() else ""),
     )
     ax.axvline(nc.start - 0.5, color=REFERENCE_GREY, ls=":")
     if nc.time_unit == "quarter":
