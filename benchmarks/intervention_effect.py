@@ -1,21 +1,29 @@
 """Time the whole intervention-effect analysis on one council of about 20,000 episodes.
 
-Target (DESIGN.md): within 60 seconds, refuters included. Usage:
+Target (issue 17): within 2 seconds of analysis a council. Usage:
 
     .venv/bin/python benchmarks/intervention_effect.py [--children 12500] [--seed 7] [--notebook]
+    .venv/bin/python benchmarks/intervention_effect.py --baseline /tmp/base [--rounds 2]
 
 Generates one synthetic council (insightlib.simulate.synth), loads it into a warehouse, then times
 insightlib.analyses.intervention.evaluate_intervention with the fgc-demo parameters (200 bootstrap
-replicates, 3 simulations per refuter). With --notebook it also executes
-notebooks/intervention_effect.ipynb with papermill and times that. With --coverage it instead
-repeats simulate_intervention.simulate_frame (known truth) and prints how often each 95% interval covers it
-(the figures quoted in docs/causal.md; tests/test_causal.py checks the same at fewer repeats).
+replicates, 3 simulations per refuter). With --baseline DIR (a checkout of an older commit, e.g.
+``git archive <commit> | tar -x -C DIR``) it times that code and this one on the same warehouse, in
+fresh processes taking turns, and prints both: wall and CPU seconds of reading the council and of the
+analysis, for the first council a process analyses (DoWhy and pydot warming up) and for the next ones
+(a batch's warm kernel), with the load average, and the headline intervals of each. With --notebook it
+also executes notebooks/intervention_effect.ipynb with papermill and times that. With --coverage it
+instead repeats simulate_intervention.simulate_frame (known truth) and prints how often each 95%
+interval covers it (the figures quoted in docs/causal.md; tests/test_causal.py checks the same).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +40,17 @@ def main() -> None:
     ap.add_argument("--notebook", action="store_true", help="also execute the notebook with papermill")
     ap.add_argument("--coverage", type=int, default=0, metavar="REPS",
                     help="instead: coverage of the intervals over REPS simulated data sets of 1,500 episodes")
+    ap.add_argument("--baseline", type=Path, help="also time the code in this checkout (before/after in one run)")
+    ap.add_argument("--rounds", type=int, default=2, help="with --baseline: processes per version, taking turns")
+    ap.add_argument("--councils", type=int, default=3, help="with --baseline: analyses per process (first cold, rest warm)")
+    ap.add_argument("--worker", nargs=2, metavar=("WAREHOUSE", "LA"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(_time_in_process(Path(args.worker[0]), args.worker[1], args.councils)))
+        return
+    if args.baseline:
+        compare(args)
+        return
     if args.coverage:
         print(json.dumps(coverage(args.coverage), indent=2))
         return
@@ -76,6 +94,68 @@ def main() -> None:
             )
             out["seconds_notebook"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out, indent=2))
+
+
+def _time_in_process(wh: Path, la: str, councils: int) -> dict:
+    """Import, then read and analyse the council ``councils`` times in this process (wall and CPU seconds)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    from insightlib.analyses import intervention
+    from insightlib.ingest import warehouse
+
+    out = {"import_seconds": round(time.perf_counter() - t0, 2), "import_cpu": round(time.process_time() - c0, 2),
+           "runs": []}
+    params = yaml.safe_load((ROOT / "evaluations" / "fgc.yml").read_text())["parameters"]
+    for _ in range(councils):
+        t0, c0 = time.perf_counter(), time.process_time()
+        tables = warehouse.read_council(wh, la)
+        t1, c1 = time.perf_counter(), time.process_time()
+        res = intervention.evaluate_intervention(tables, **params)
+        t2, c2 = time.perf_counter(), time.process_time()
+        out["runs"].append({"read": round(t1 - t0, 2), "read_cpu": round(c1 - c0, 2), "analysis": round(t2 - t1, 2),
+                            "analysis_cpu": round(c2 - c1, 2), "load_1min": round(os.getloadavg()[0], 1)})
+    out["episodes"] = res.counts["episodes"]
+    out["intervals"] = {k: [round(v, 5) for v in (e.estimate, e.ci_low, e.ci_high)]
+                        for k, e in res.effect.items() if hasattr(e, "ci_low")}
+    return out
+
+
+def compare(args) -> None:
+    """The baseline checkout and this one on the same council, in fresh processes taking turns."""
+    from insightlib.ingest import warehouse
+    from insightlib.simulate import synth
+
+    versions = {"before": Path(args.baseline).resolve(), "after": ROOT}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        synth.generate(1, args.children, args.seed, tmp / "data")
+        warehouse.load_directory(tmp / "data", tmp / "w.duckdb", key="benchmark-key-not-secret-0123456789")
+        la = warehouse.council_codes(tmp / "w.duckdb")[0]
+        got: dict[str, list] = {k: [] for k in versions}
+        for _ in range(args.rounds):
+            for name, root in versions.items():
+                env = {**os.environ, "PYTHONPATH": str(root)}
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(tmp / "w.duckdb"), la,
+                       "--councils", str(args.councils)]
+                r = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, check=True)
+                got[name].append(json.loads(r.stdout.strip().splitlines()[-1]))
+    print(f"council {la}: {got['after'][0]['episodes']:,} episodes; {args.rounds} processes per version, "
+          f"{args.councils} analyses each (the first in a process is cold, the rest as in a warm batch kernel)")
+    print(f"{'version':<8} {'process':>7} {'council':>7} {'read s':>7} {'read cpu':>8} {'analysis s':>10} "
+          f"{'analysis cpu':>12} {'load':>5}")
+    for name, procs in got.items():
+        for i, p in enumerate(procs):
+            for j, r in enumerate(p["runs"]):
+                print(f"{name:<8} {i + 1:>7} {j + 1:>7} {r['read']:>7.2f} {r['read_cpu']:>8.2f} {r['analysis']:>10.2f} "
+                      f"{r['analysis_cpu']:>12.2f} {r['load_1min']:>5.1f}")
+    for name, procs in got.items():
+        warm = [r for p in procs for r in p["runs"][1:]]
+        cold = [p["runs"][0] for p in procs]
+        med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+        print(f"{name}: median analysis {med([r['analysis'] for r in warm]):.2f} s wall, "
+              f"{med([r['analysis_cpu'] for r in warm]):.2f} s CPU a council (warm); first council in a process "
+              f"{med([r['analysis_cpu'] for r in cold]):.2f} s CPU; read {med([r['read_cpu'] for r in warm]):.2f} s CPU")
+    for name, procs in got.items():
+        print(f"{name} intervals (estimate, low, high): {json.dumps(procs[0]['intervals'])}")
 
 
 def coverage(reps: int, n: int = 1500) -> dict:

@@ -263,3 +263,23 @@ def test_only_data_made_by_synth_are_marked_synthetic(tmp_path):
     warehouse.load_directory(made, tmp_path / "synthetic.duckdb", key=KEY)
     assert warehouse.is_synthetic(tmp_path / "synthetic.duckdb")
     assert not warehouse.is_synthetic(tmp_path / "missing.duckdb")
+
+
+def test_dates_already_dates_are_not_parsed_again_and_keep_their_values(loaded):
+    """Issue 17: read_council converts a date column only when it is not datetime64 already (pandas'
+    to_datetime walked every value of one that was); the values are those to_datetime gives."""
+    raw = pd.Series(pd.to_datetime(["2019-03-31", None, "2000-02-29"]).astype("datetime64[us]"))
+    assert contract.as_datetime(raw) is raw
+    for values in (raw, raw.astype("datetime64[ns]"), ["2019-03-31", None, "2000-02-29"]):
+        pd.testing.assert_series_equal(contract.as_datetime(values).astype("datetime64[ns]"),
+                                       pd.to_datetime(pd.Series(values)).astype("datetime64[ns]"))
+    _, wh, _ = loaded
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        direct = con.execute("SELECT referral_date, closure_date FROM referrals WHERE la_code = '201'").df()
+    finally:
+        con.close()
+    got = warehouse.read_council(wh, "201")["referrals"]
+    for c in ("referral_date", "closure_date"):
+        assert got[c].dtype == "datetime64[ns]"
+        pd.testing.assert_series_equal(got[c], pd.to_datetime(direct[c]).astype("datetime64[ns]"), check_names=False)

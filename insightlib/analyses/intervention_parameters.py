@@ -5,6 +5,7 @@ council runs. The analysis is in analyses/intervention.py; methods in docs/causa
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import warnings
 from typing import Any
@@ -47,8 +48,17 @@ def _suggest_or_list(word: str, options, what: str) -> str:
 def parse_graph(text: str) -> nx.DiGraph:
     """A DOT (``digraph {...}``) or GML (``graph [...]``) string as a networkx DiGraph.
 
-    Raises ValueError with a plain-English reason when the text is neither.
+    Raises ValueError with a plain-English reason when the text is neither. Each text is read once
+    per process (pydot's parser takes a second or more; a batch reads the same graph for every
+    council); the caller gets its own copy.
     """
+    if not isinstance(text, str):
+        return _parse_graph.__wrapped__(text)  # says what is wrong
+    return _parse_graph(text).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_graph(text: str) -> nx.DiGraph:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the graph is empty; write it in DOT (digraph { a -> b }) or GML (graph [ ... ])")
     s = text.strip()

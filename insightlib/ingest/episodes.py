@@ -72,7 +72,7 @@ def _require(tables: dict, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
 
 def _days(values) -> np.ndarray:
     """Dates as int64 day numbers; NaT becomes the minimum int64."""
-    return pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[D]").astype(np.int64)
+    return contract.as_datetime(values).to_numpy(dtype="datetime64[D]").astype(np.int64)
 
 
 _NAT = np.iinfo(np.int64).min

@@ -526,7 +526,7 @@ def read_council(source: str | os.PathLike, la_code: str) -> dict[str, pd.DataFr
             frame = con.execute(f'SELECT {cols} FROM "{name}" WHERE la_code = ?', [la_code]).df()
             for c in spec.columns:
                 if c in spec.dates:
-                    frame[c] = pd.to_datetime(frame[c]).astype("datetime64[ns]")
+                    frame[c] = contract.as_datetime(frame[c]).astype("datetime64[ns]")
                 elif c in spec.booleans:
                     frame[c] = frame[c].astype(bool)
                 else:

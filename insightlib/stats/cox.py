@@ -32,6 +32,7 @@ class _CoxFit:
     event_times: np.ndarray
     data: "_CoxData | None" = field(default=None, repr=False)  # for the exact PH test
     state: dict | None = field(default=None, repr=False)
+    case_weights: np.ndarray | None = field(default=None, repr=False)
 
 
 class _CoxData:
@@ -40,27 +41,44 @@ class _CoxData:
     Rows whose time falls in [t_j, t_j+1) between distinct event times are contiguous, so
     risk-set sums are segment sums (np.add.reduceat) followed by a reverse cumulative sum:
     linear in the number of rows, whatever the ties.
+
+    ``weights`` are case weights (R's ``weights=``: inverse probability weights, say); ``counts``
+    say how many identical episodes (same time, event and covariates) a row stands for. The fit
+    on counted rows is the fit on the episodes written out one by one, Efron's ties included:
+    tied events are counted in episodes, so each tie group's fractions k/D run over its D episodes.
     """
 
-    def __init__(self, t, ev, X, ties):
+    def __init__(self, t, ev, X, ties, weights=None, counts=None):
         order = np.argsort(t, kind="stable")
         self.order = order
         self.t = t[order]
         self.ev = ev[order]
         self.X = X[order]
+        n = len(t)
+        self.cw = np.ones(n) if weights is None else np.asarray(weights, float)[order]
+        self.cnt = np.ones(n) if counts is None else np.asarray(counts, float)[order]
+        self.rw = self.cw * self.cnt  # what each row adds to a risk-set sum
         self.etimes = np.unique(self.t[self.ev])
         J = len(self.etimes)
         self.slot = np.searchsorted(self.etimes, self.t, side="right") - 1  # last event time <= T
         self.i0 = int(np.searchsorted(self.slot, 0, side="left"))  # rows before the first event time never at risk
         self.seg = np.searchsorted(self.slot, np.arange(J), side="left")  # first row of each slot
         self.erows = np.flatnonzero(self.ev)
-        self.jd = self.slot[self.erows]  # event time index of each event (sorted)
+        self.jd = self.slot[self.erows]  # event time index of each event row (sorted)
         self.eseg = np.searchsorted(self.jd, np.arange(J), side="left")
-        self.dj = np.diff(np.append(self.eseg, len(self.jd))).astype(float)
-        rank = np.arange(len(self.jd)) - self.eseg[self.jd]  # each event's place among its tied events
-        self.f = rank / self.dj[self.jd] if ties == "efron" else np.zeros(len(self.jd))
+        ecnt = self.cnt[self.erows]
+        self.dj = np.add.reduceat(ecnt, self.eseg)  # tied events (episodes) at each event time
+        # Efron's D_j terms per event time, one per tied episode, k/D_j the share of the tied risk removed
+        D = np.rint(self.dj).astype(np.int64)
+        self.vj = np.repeat(np.arange(J), D)
+        self.vseg = np.concatenate([[0], np.cumsum(D)[:-1]])
+        rank = np.arange(len(self.vj)) - self.vseg[self.vj]
+        self.f = rank / self.dj[self.vj] if ties == "efron" else np.zeros(len(self.vj))
+        # R's weighted Efron: each of the D_j terms carries the tied events' mean case weight
+        self.meanwt = np.add.reduceat(ecnt * self.cw[self.erows], self.eseg) / self.dj
         self.Xe = self.X[self.erows]
-        self.sum_xe = self.Xe.sum(0)
+        self.ew = self.rw[self.erows]  # case weight x count of each event row
+        self.sum_xe = self.ew @ self.Xe
 
 
 def _revcumsum(a):
@@ -72,24 +90,26 @@ def _cox_eval(d: _CoxData, beta, need_info=True, chunk=400_000):
     eta = d.X @ beta
     eta_max = float(eta.max()) if len(eta) else 0.0
     w = np.exp(eta - eta_max)
+    r = w * d.rw
     i0 = d.i0
-    wX = d.X[i0:] * w[i0:, None]
-    S0 = _revcumsum(np.add.reduceat(w[i0:], d.seg - i0))
+    wX = d.X[i0:] * r[i0:, None]
+    S0 = _revcumsum(np.add.reduceat(r[i0:], d.seg - i0))
     S1 = _revcumsum(np.add.reduceat(wX, d.seg - i0, axis=0))
-    we = w[d.erows]
-    T0 = np.add.reduceat(we, d.eseg)
-    T1 = np.add.reduceat(d.Xe * we[:, None], d.eseg, axis=0)
-    f, jd = d.f, d.jd
-    den = S0[jd] - f * T0[jd]
+    re = r[d.erows]
+    T0 = np.add.reduceat(re, d.eseg)
+    T1 = np.add.reduceat(d.Xe * re[:, None], d.eseg, axis=0)
+    f, vj, vseg, mw = d.f, d.vj, d.vseg, d.meanwt
+    den = S0[vj] - f * T0[vj]
     inv = 1.0 / den
-    a = np.add.reduceat(inv, d.eseg)
-    b = np.add.reduceat(f * inv, d.eseg)
+    a_u = np.add.reduceat(inv, vseg)
+    b_u = np.add.reduceat(f * inv, vseg)
     inv2 = inv * inv
-    c0 = np.add.reduceat(inv2, d.eseg)
-    c1 = np.add.reduceat(f * inv2, d.eseg)
-    c2 = np.add.reduceat(f * f * inv2, d.eseg)
-    loglik = float(eta[d.erows].sum() - np.sum(np.log(den)) - len(den) * eta_max)
-    out = dict(w=w, S0=S0, S1=S1, T0=T0, T1=T1, a=a, b=b, c0=c0, c1=c1, c2=c2, loglik=loglik)
+    c0 = np.add.reduceat(inv2, vseg) * mw
+    c1 = np.add.reduceat(f * inv2, vseg) * mw
+    c2 = np.add.reduceat(f * f * inv2, vseg) * mw
+    a, b = a_u * mw, b_u * mw
+    loglik = float(d.ew @ eta[d.erows] - mw @ np.add.reduceat(np.log(den) + eta_max, vseg))
+    out = dict(w=w, r=r, S0=S0, S1=S1, T0=T0, T1=T1, a=a, b=b, a_u=a_u, b_u=b_u, c0=c0, c1=c1, c2=c2, loglik=loglik)
     if need_info:
         grad = d.sum_xe - a @ S1 + b @ T1
         out.update(grad=grad, info=_information(d, out, chunk=chunk))
@@ -99,7 +119,7 @@ def _cox_eval(d: _CoxData, beta, need_info=True, chunk=400_000):
 def _information(d: _CoxData, s: dict, gw=None, chunk=400_000) -> np.ndarray:
     """The information, sum over event times j of gw_j V_j (V_j: the Efron or Breslow variance of the
     covariates at t_j); gw = 1 is the usual one, gw = g(t) and g(t)^2 give cox.zph's blocks."""
-    w, S1, T1, a, b, c0, c1, c2 = (s[k] for k in ("w", "S1", "T1", "a", "b", "c0", "c1", "c2"))
+    w, S1, T1, a, b, c0, c1, c2 = (s[k] for k in ("r", "S1", "T1", "a", "b", "c0", "c1", "c2"))
     if gw is not None:
         a, b, c0, c1, c2 = a * gw, b * gw, c0 * gw, c1 * gw, c2 * gw
     i0 = d.i0
@@ -121,14 +141,14 @@ def _information(d: _CoxData, s: dict, gw=None, chunk=400_000) -> np.ndarray:
 
 
 def _score_residuals(d: _CoxData, s):
-    """Each observation's score residual, Efron-consistent (R's residuals(fit, "score")), in sorted order."""
+    """Each row's score residual, Efron-consistent (R's residuals(fit, "score"), unweighted), in sorted order."""
     w, S1, T1, a, b, c0, c1, c2 = (s[k] for k in ("w", "S1", "T1", "a", "b", "c0", "c1", "c2"))
     dj = d.dj
     X = d.X
     G = S1 * c0[:, None] - T1 * c1[:, None]  # sum_l h_l xbar_l
     Hp = a - b  # sum_l (1 - f_l) h_l
     Gp = S1 * (c0 - c1)[:, None] - T1 * (c1 - c2)[:, None]
-    XB = (S1 * a[:, None] - T1 * b[:, None]) / dj[:, None]  # mean over l of xbar_l
+    XB = (S1 * s["a_u"][:, None] - T1 * s["b_u"][:, None]) / dj[:, None]  # mean over l of xbar_l
     CH = np.concatenate([[0.0], np.cumsum(a)])
     CG = np.vstack([np.zeros((1, X.shape[1])), np.cumsum(G, axis=0)])
     # at risk without the event at times t_j <= T_i (censored) or t_j < T_i (events)
@@ -139,8 +159,14 @@ def _score_residuals(d: _CoxData, s):
     return U, XB
 
 
-def cox_fit(durations, events, X, ties: str = "efron", max_iter: int = 50, tol: float = 1e-10) -> _CoxFit:
-    """Newton-Raphson on the Cox partial likelihood (events == 1 are failures), with step halving."""
+def cox_fit(
+    durations, events, X, ties: str = "efron", max_iter: int = 50, tol: float = 1e-10, *, weights=None, counts=None
+) -> _CoxFit:
+    """Newton-Raphson on the Cox partial likelihood (events == 1 are failures), with step halving.
+
+    ``weights``: case weights (as R's ``coxph(weights=)``, Efron ties as R weights them). ``counts``:
+    how many identical episodes each row stands for (see collapse_rows); the fit is that of the
+    episodes written out one by one, while the Newton steps cost only the distinct rows."""
     if ties not in ("efron", "breslow"):
         raise InputError("ties must be 'efron' or 'breslow'.")
     t = np.asarray(durations, dtype=float)
@@ -150,7 +176,15 @@ def cox_fit(durations, events, X, ties: str = "efron", max_iter: int = 50, tol: 
         X = X[:, None]
     if not ev.any():
         raise InputError("No re-referrals in the data: a Cox model needs at least one event.")
-    d = _CoxData(t, ev, X - X.mean(0), ties)
+    mw = (
+        None
+        if weights is None and counts is None
+        else (
+            (np.ones(len(t)) if weights is None else np.asarray(weights, float))
+            * (np.ones(len(t)) if counts is None else np.asarray(counts, float))
+        )
+    )
+    d = _CoxData(t, ev, X - np.average(X, axis=0, weights=mw), ties, weights, counts)
     beta = np.zeros(X.shape[1])
     s = _cox_eval(d, beta)
     loglik0 = ll = s["loglik"]
@@ -174,6 +208,7 @@ def cox_fit(durations, events, X, ties: str = "efron", max_iter: int = 50, tol: 
     U = np.empty_like(U_sorted)
     U[d.order] = U_sorted
     schoen = d.Xe - XB[d.jd]
+    cw = None if weights is None else np.asarray(weights, float)
     return _CoxFit(
         beta=beta,
         information=s["info"],
@@ -185,13 +220,44 @@ def cox_fit(durations, events, X, ties: str = "efron", max_iter: int = 50, tol: 
         event_times=d.t[d.erows],
         data=d,
         state=s,
+        case_weights=cw,
     )
 
 
-def robust_variance(fit: _CoxFit, clusters) -> np.ndarray:
-    """Sandwich variance I^-1 (sum over clusters of U_c U_c^T) I^-1, linear in the data."""
+def collapse_rows(durations, events, X) -> tuple[np.ndarray, np.ndarray]:
+    """Episodes identical in time, event and covariates, found once: (first row of each distinct
+    row, which distinct row each episode is). National data repeat themselves (3.27M episodes,
+    662k distinct): the likelihood, score and information need only the distinct rows with counts."""
+    cols = [np.asarray(durations, float), (np.asarray(events) == 1).astype(float)]
+    X = np.asarray(X, float)
+    cols += [X[:, j] for j in range(X.shape[1])] if X.ndim == 2 else [X]
+    key = np.zeros(len(cols[0]), dtype=np.int64)
+    size = 1
+    for c in cols:
+        codes, uniq = pd.factorize(c)
+        k = max(len(uniq), 1)
+        if size * k >= 2**62:  # renumber the key so far before it overflows
+            key, u = pd.factorize(key)
+            size = max(len(u), 1)
+        key = key * k + codes
+        size *= k
+    inv, first = pd.factorize(key)
+    rep = np.full(len(first), -1, dtype=np.int64)
+    rep[inv[::-1]] = np.arange(len(inv))[::-1]  # first episode of each distinct row
+    return rep, inv
+
+
+def robust_variance(fit: _CoxFit, clusters, rows=None) -> np.ndarray:
+    """Sandwich variance I^-1 (sum over clusters of U_c U_c^T) I^-1, linear in the data.
+
+    U_c sums the (case-weighted, as R's dfbeta) score residuals of the cluster's episodes. ``rows``:
+    for a fit on collapsed rows, which row each episode is (its residual is its row's)."""
     cl = pd.factorize(np.asarray(clusters))[0]
     U = fit.score_residuals
+    if fit.case_weights is not None:
+        U = U * fit.case_weights[:, None]
+    if rows is not None:
+        U = U[rows]
     Uc = np.empty((cl.max() + 1, U.shape[1]))
     for k in range(U.shape[1]):
         Uc[:, k] = np.bincount(cl, weights=U[:, k])
@@ -223,24 +289,40 @@ def ph_test(fit: _CoxFit, names, transform: str = "km", terms=None) -> pd.DataFr
     term of each column (default: factor levels "cov[level]" together, as R's terms).
     """
     d, s = fit.data, fit.state
-    t_all, ev_all = d.t, d.ev
+    t_all, ev_all, cnt = d.t, d.ev, d.cnt  # sorted by time; counts of identical episodes per row
+    counted = not np.all(cnt == 1)
     if transform == "rank":
-        g_all = stats.rankdata(t_all, method="average")
+        if counted:  # average rank among the episodes written out one by one
+            uniq, first, inv = np.unique(t_all, return_index=True, return_inverse=True)
+            ntime = np.bincount(inv.ravel(), weights=cnt)
+            before = np.concatenate([[0.0], np.cumsum(ntime)[:-1]])
+            g_all = (before + (ntime + 1) / 2)[inv.ravel()]
+        else:
+            g_all = stats.rankdata(t_all, method="average")
     elif transform == "identity":
         g_all = t_all.astype(float)
     elif transform == "log":
         g_all = np.log(t_all)
     elif transform == "km":
-        km = km_table(t_all, ev_all.astype(int))
-        kt, ks = km["time"].to_numpy(), km["survival"].to_numpy()
+        if counted:
+            uniq, inv = np.unique(t_all, return_inverse=True)
+            inv = inv.ravel()
+            ntime = np.bincount(inv, weights=cnt)
+            dtime = np.bincount(inv, weights=cnt * ev_all)
+            at = ntime[::-1].cumsum()[::-1]
+            kt, ks = uniq[dtime > 0], np.cumprod(1.0 - dtime / at)[dtime > 0]
+        else:
+            km = km_table(t_all, ev_all.astype(int))
+            kt, ks = km["time"].to_numpy(), km["survival"].to_numpy()
         before = np.searchsorted(kt, t_all, side="left") - 1  # last time strictly before t
         g_all = 1.0 - np.concatenate([[1.0], ks])[before + 1]
     else:
         raise InputError("transform must be km, rank, identity or log.")
-    g_rows = g_all[d.erows] - g_all[d.erows].mean()
+    ce = cnt[d.erows]
+    g_rows = g_all[d.erows] - np.average(g_all[d.erows], weights=ce)
     gj = g_rows[d.eseg]  # one value per distinct event time (tied events share it)
     p = len(names)
-    u = g_rows @ fit.schoenfeld  # score for the time-varying terms; the betas' score is 0 at the fit
+    u = (ce * g_rows) @ fit.schoenfeld  # score for the time-varying terms; the betas' score is 0 at the fit
     I_bb = fit.information
     I_bg = _information(d, s, gj)
     I_gg = _information(d, s, gj * gj)
@@ -345,14 +427,27 @@ def cox_ph(
     ties: str = "efron",
     alpha: float = 0.05,
     ph_transform: str = "km",
+    collapse: bool = True,
 ) -> CoxResult:
-    """Cox model for re-referral with robust errors clustered by child (each episode its own cluster if none)."""
+    """Cox model for re-referral with robust errors clustered by child (each episode its own cluster if none).
+
+    Episodes identical in time, event and covariates are fitted once with a count (``collapse``): the
+    same model, fewer rows; each episode keeps its own cluster in the robust variance."""
     t = np.asarray(durations, dtype=float)
     ev = np.asarray(events) == 1
     names = list(X.columns)
-    fit = cox_fit(t, ev.astype(int), X.to_numpy(dtype=float), ties=ties)
+    Xa = X.to_numpy(dtype=float)
+    rows = None
+    if collapse:
+        rep, rows = collapse_rows(t, ev, Xa)
+        if len(rep) > 0.8 * len(t):  # hardly any repeats: not worth it
+            rows = None
+    if rows is None:
+        fit = cox_fit(t, ev.astype(int), Xa, ties=ties)
+    else:
+        fit = cox_fit(t[rep], ev[rep].astype(int), Xa[rep], ties=ties, counts=np.bincount(rows))
     cl = np.arange(len(t)) if clusters is None else np.asarray(clusters)
-    V = robust_variance(fit, cl)
+    V = robust_variance(fit, cl, rows)
     naive = np.sqrt(np.diag(np.linalg.inv(fit.information)))
     se = np.sqrt(np.diag(V))
     z = stats.norm.ppf(1 - alpha / 2)

@@ -4,6 +4,7 @@ refuters with the limits a refuted estimate must stay within."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -37,17 +38,26 @@ def _causal_model_class():
     return CausalModel
 
 
+#: Identified estimands by (graph, covariates), kept for the process: a batch asks DoWhy to identify
+#: the same graph for every council, and the answer depends on the graph alone.
+_IDENTIFIED: dict = {}
+
+
 def identify(graph: nx.DiGraph, frame: pd.DataFrame, covariates):
-    """DoWhy's causal model and the back-door adjustment set implied by the graph."""
+    """DoWhy's causal model and the back-door adjustment set implied by the graph (identified once per
+    graph and covariate list in a process; each call gets its own copy of the estimand)."""
     CausalModel = _causal_model_class()
 
     data = _dowhy_frame(
         frame.dropna(subset=["outcome_binary"]) if frame["outcome_binary"].notna().any() else frame, covariates
     )
+    key = (tuple(sorted(map(str, graph.nodes))), tuple(sorted(map(str, graph.edges))), tuple(covariates))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = CausalModel(data=data, treatment=TREATMENT_NODE, outcome=OUTCOME_NODE, graph=nx.DiGraph(graph))
-        estimand = model.identify_effect(proceed_when_unidentifiable=False)
+        if key not in _IDENTIFIED:
+            _IDENTIFIED[key] = model.identify_effect(proceed_when_unidentifiable=False)
+        estimand = copy.deepcopy(_IDENTIFIED[key])
     backdoor = estimand.get_backdoor_variables() or []
     return model, estimand, [c for c in covariates if c in backdoor]
 
@@ -139,7 +149,10 @@ def refute(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = CausalModel(data=data, treatment=TREATMENT_NODE, outcome=OUTCOME_NODE, graph=nx.DiGraph(graph))
-        ident = model.identify_effect(proceed_when_unidentifiable=False)
+        key = (tuple(sorted(map(str, graph.nodes))), tuple(sorted(map(str, graph.edges))), tuple(covariates))
+        if key not in _IDENTIFIED:
+            _IDENTIFIED[key] = model.identify_effect(proceed_when_unidentifiable=False)
+        ident = copy.deepcopy(_IDENTIFIED[key])
         est = model.estimate_effect(
             ident,
             method_name="backdoor.propensity_score_weighting",
