@@ -11,6 +11,8 @@ from importlib import resources
 
 import pandas as pd
 
+from insightlib.errors import InputError
+
 #: DfE's symbols for values that are not numbers: kept as such, never read as zero.
 DFE_SYMBOLS = {"c": "suppressed", "x": "not available", "u": "low reliability", "z": "not applicable"}
 
@@ -83,3 +85,65 @@ def statistical_neighbours() -> pd.DataFrame:
 def neighbours_of(la_code: str) -> list[str]:
     sn = statistical_neighbours()
     return sn.loc[sn["la_code"] == la_code].sort_values("rank")["neighbour_la_code"].tolist()
+
+
+# --- DfE's published re-referral figures (the one reading of rereferral_rates_by_la.csv's numbers) ---------
+
+
+@lru_cache(maxsize=1)
+def _published_rereferrals() -> pd.DataFrame:
+    raw = rereferral_rates()
+    return pd.DataFrame(
+        {
+            "la_code": raw["la_code"],
+            "la_name": raw["la_name"],
+            "region": raw["region_name"],
+            "year": raw["year"],
+            "referrals": raw["referral_count"],
+            "rereferrals": raw["rereferral_count"],
+            "rate": raw["rereferral_percent"] / 100.0,
+            "referrals_symbol": raw["referral_count_symbol"],
+            "rereferrals_symbol": raw["rereferral_count_symbol"],
+            "rate_symbol": raw["rereferral_percent_symbol"],
+        }
+    )
+
+
+def published_rereferral_rates(year: int | None = None) -> pd.DataFrame:
+    """DfE's published 12-month re-referral figures, one row per council and year (``year``: that year only):
+    la_code, la_name, region, year, referrals, rereferrals, rate (0-1) and the DfE symbol where a figure was
+    not published (``<column>_symbol``; the number is then NaN, never 0)."""
+    out = _published_rereferrals().copy()
+    if year is not None:
+        out = out.loc[out["year"] == year]
+        if out.empty:
+            raise InputError(
+                f"DfE published no re-referral rates for {year}; years available: "
+                f"{sorted(_published_rereferrals()['year'].unique())}."
+            )
+    return out.reset_index(drop=True)
+
+
+def latest_published_rereferral_rate() -> pd.DataFrame:
+    """Each council's latest published re-referral rate: index la_code, columns year and rate (0-1).
+
+    Only years with a published rate count (a council whose latest figure is a symbol takes its year before).
+    """
+    pub = _published_rereferrals()
+    pub = pub[pub["rate"].notna()].sort_values("year")
+    latest = pub.groupby("la_code").tail(1).set_index("la_code")
+    return latest[["year", "rate"]]
+
+
+@lru_cache(maxsize=None)
+def england_rereferral_rate(year: int) -> float:
+    """England's rate: DfE's own figure where the package has it, else pooled over the published councils."""
+    if year in ENGLAND_REREFERRAL_RATE:
+        return ENGLAND_REREFERRAL_RATE[year]
+    pub = published_rereferral_rates(year).dropna(subset=["referrals", "rereferrals"])
+    return float(pub["rereferrals"].sum() / pub["referrals"].sum())
+
+
+def latest_published_year() -> int:
+    """The latest year of DfE's published re-referral figures."""
+    return int(_published_rereferrals()["year"].max())

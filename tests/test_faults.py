@@ -277,7 +277,7 @@ def test_render_leaves_out_a_broken_report_and_builds_the_rest(engine, tmp_path,
     reports = build_small(tmp_path / "reports")
     broken = reports / "fgc" / "204" / "rereferral.ipynb"
     broken.write_bytes(broken.read_bytes()[:500])  # cut short
-    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)
     if engine == "quarto":
         bindir = tmp_path / "bin"
         bindir.mkdir()

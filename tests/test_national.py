@@ -13,7 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from insightlib import reference
 from insightlib.analyses import national
+from insightlib.report import national as national_page, national_charts
+from insightlib.stats import funnel as funnels
 from insightlib.errors import InputError
 
 
@@ -32,11 +35,11 @@ def hand_exact_limit(n: int, p0: Fraction, q: Fraction) -> float:
 def test_exact_limits_match_hand_computation():
     # n = 10, p = 1/2: F(1) = 11/1024, F(2) = 56/1024, so the lower 95% limit is
     # (2 - (56/1024 - 0.025) / (45/1024)) / 10 = 0.132444...
-    lim = national.control_limits([10], 0.5).iloc[0]
+    lim = funnels.control_limits([10], 0.5).iloc[0]
     assert lim["lower_95"] == pytest.approx(0.1324444, abs=1e-6)
     assert lim["upper_95"] == pytest.approx(0.7675556, abs=1e-6)
     for n, p0 in [(10, Fraction(1, 2)), (37, Fraction(22, 100)), (200, Fraction(3, 10))]:
-        lim = national.control_limits([n], float(p0)).iloc[0]
+        lim = funnels.control_limits([n], float(p0)).iloc[0]
         assert lim["lower_95"] == pytest.approx(hand_exact_limit(n, p0, Fraction(25, 1000)), abs=1e-9)
         assert lim["upper_95"] == pytest.approx(hand_exact_limit(n, p0, Fraction(975, 1000)), abs=1e-9)
         assert lim["lower_99_8"] == pytest.approx(hand_exact_limit(n, p0, Fraction(1, 1000)), abs=1e-9)
@@ -45,7 +48,7 @@ def test_exact_limits_match_hand_computation():
 
 def test_normal_limits_match_hand_computation():
     # 0.22 +/- 1.959964 * sqrt(0.22 * 0.78 / 100) = 0.22 +/- 0.0811912
-    lim = national.control_limits([100], 0.22, method="normal").iloc[0]
+    lim = funnels.control_limits([100], 0.22, method="normal").iloc[0]
     assert lim["lower_95"] == pytest.approx(0.1388088, abs=1e-6)
     assert lim["upper_95"] == pytest.approx(0.3011912, abs=1e-6)
     # 3.090232 * 0.0414246 = 0.1280116
@@ -53,17 +56,17 @@ def test_normal_limits_match_hand_computation():
 
 
 def test_exact_limits_approach_normal_for_large_n():
-    ex = national.control_limits([200_000], 0.22).iloc[0]
-    no = national.control_limits([200_000], 0.22, method="normal").iloc[0]
+    ex = funnels.control_limits([200_000], 0.22).iloc[0]
+    no = funnels.control_limits([200_000], 0.22, method="normal").iloc[0]
     for col in ("lower_95", "upper_95", "lower_99_8", "upper_99_8"):
         assert ex[col] == pytest.approx(no[col], abs=2e-5)
 
 
 def test_bad_target_or_method_is_input_error():
     with pytest.raises(InputError):
-        national.control_limits([10], 1.2)
+        funnels.control_limits([10], 1.2)
     with pytest.raises(InputError):
-        national.control_limits([10], 0.2, method="poisson")
+        funnels.control_limits([10], 0.2, method="poisson")
 
 
 def planted(seed=3, outlier_rate=0.32):
@@ -77,55 +80,55 @@ def planted(seed=3, outlier_rate=0.32):
 
 
 def test_funnel_flags_a_planted_outlier():
-    res = national.funnel(planted(), target=0.22)
+    res = funnels.funnel(planted(), target=0.22)
     assert res.band_of("907") == "above 99.8% limit"
     assert res.outliers(0.998) == ["907"]
     assert (res.points["band"] == "within limits").mean() > 0.8
     assert "907" in res.table()["la_code"].head(1).tolist()
     low = planted(outlier_rate=0.12)
-    assert national.funnel(low, target=0.22).band_of("907") == "below 99.8% limit"
+    assert funnels.funnel(low, target=0.22).band_of("907") == "below 99.8% limit"
 
 
 def test_overdispersion_factor_is_one_for_binomial_and_large_for_overdispersed():
     rng = np.random.default_rng(11)
     n = rng.integers(1000, 5000, size=150).astype(float)
     binomial = rng.binomial(n.astype(int), 0.22).astype(float)
-    assert national.overdispersion_factor(binomial, n, 0.22) == 1.0
+    assert funnels.overdispersion_factor(binomial, n, 0.22) == 1.0
     p = rng.beta(22, 78, size=150)  # council rates that genuinely differ
     over = rng.binomial(n.astype(int), p).astype(float)
-    phi = national.overdispersion_factor(over, n, 0.22)
+    phi = funnels.overdispersion_factor(over, n, 0.22)
     assert phi > 5
-    wide = national.funnel(pd.DataFrame({"la_code": [str(i) for i in range(150)], "referrals": n, "rereferrals": over}),
+    wide = funnels.funnel(pd.DataFrame({"la_code": [str(i) for i in range(150)], "referrals": n, "rereferrals": over}),
                            target=0.22, overdispersion=True)
-    narrow = national.funnel(pd.DataFrame({"la_code": [str(i) for i in range(150)], "referrals": n, "rereferrals": over}),
+    narrow = funnels.funnel(pd.DataFrame({"la_code": [str(i) for i in range(150)], "referrals": n, "rereferrals": over}),
                              target=0.22)
     assert wide.phi == pytest.approx(phi)
     assert len(wide.outliers()) < len(narrow.outliers())
 
 
 def test_published_pooled_rate_matches_england_2025():
-    pub = national.published_rates(2025)
+    pub = reference.published_rereferral_rates(2025)
     assert len(pub) == 153
     pooled = pub["rereferrals"].sum() / pub["referrals"].sum()
     assert pooled == pytest.approx(0.226, abs=0.0005)  # DfE: 22.6% of 632,830 referrals
-    assert national.england_rate(2025) == 0.226
+    assert reference.england_rereferral_rate(2025) == 0.226
 
 
 def test_dfe_symbols_are_never_zero(tmp_path):
-    pub = national.published_rates(2024)
+    pub = reference.published_rereferral_rates(2024)
     city = pub.loc[pub["la_code"] == "201"].iloc[0]  # City of London 2024: re-referrals "c"
     assert city["rereferrals_symbol"] == "c" and np.isnan(city["rereferrals"]) and np.isnan(city["rate"])
-    assert national.display_value(city["rate"], city["rate_symbol"], "rate") == "c"
+    assert national_charts.display_value(city["rate"], city["rate_symbol"], "rate") == "c"
     # A true published zero stays a zero (City of London 2013: 0 of 19).
-    z = national.published_rates(2013).set_index("la_code").loc["201"]
-    assert national.display_value(z["rate"], z["rate_symbol"], "rate") == "0.0%"
+    z = reference.published_rereferral_rates(2013).set_index("la_code").loc["201"]
+    assert national_charts.display_value(z["rate"], z["rate_symbol"], "rate") == "0.0%"
     res = national.published_funnel(2024)
     assert "201" not in set(res.points["la_code"]) and "201" in set(res.excluded["la_code"])
     # In the page table, City of London's row shows c, not 0.
     summary_table = national.build_national_summary(tmp_path, year=2024).tables[-1][1]
     row = summary_table.split("City of London")[1].split("</tr>")[0]
     assert ">c<" in row and ">0<" not in row and "0.0%" not in row
-    assert national.display_value(float("nan"), "", "count") == "x"
+    assert national_charts.display_value(float("nan"), "", "count") == "x"
 
 
 def write_result(root, evaluation, la_code, referrals, rereferrals, year=None, created="2026-01-01T00:00:00"):
@@ -150,14 +153,14 @@ def test_collect_and_reconcile(tmp_path):
     assert rec.difference_points == pytest.approx(100 * (0.19 - 0.183), abs=1e-9)
     assert 0 < rec.p_value < 1
     small = national.reconcile("201", {"referrals": 50, "rereferrals": 3}, year=2024)
-    t = small.table().set_index("source")
+    t = national_page.reconciliation_table(small).set_index("source")
     assert t.iloc[0]["rereferrals"] == "c" and t.iloc[0]["rate"] == "c"  # our own small count suppressed
     assert t.iloc[1]["rate"] == "c" and small.difference_points is None  # DfE's c kept as c
-    assert "published rate for the year to 31 March 2024 is suppressed" in small.sentence()
+    assert "published rate for the year to 31 March 2024 is suppressed" in national_page.reconciliation_sentence(small)
     # our own figure hidden, DfE's published: said so, never "not available to compare (22.3%)"
     hidden = national.reconcile("202", {"referrals": 50, "rereferrals": 3, "year": 2022})
     assert hidden.difference_points is None and hidden.published["rate"] is not None
-    assert "hidden because it rests on small numbers" in hidden.sentence() and "not available" not in hidden.sentence()
+    assert "hidden because it rests on small numbers" in national_page.reconciliation_sentence(hidden) and "not available" not in national_page.reconciliation_sentence(hidden)
 
 
 def test_verdicts_and_funnel_belong_to_the_rows_own_year(tmp_path):
@@ -170,13 +173,13 @@ def test_verdicts_and_funnel_belong_to_the_rows_own_year(tmp_path):
     row = rec.split("Islington")[1].split("</tr>")[0]
     assert ">2022<" in row and f">{national.published_funnel(2022).band_of('206')}<" in row
     assert "Against England, same year (published)" in rec
-    assert s.computed_funnel.year == 2025 and s.computed_funnel.target == national.england_rate(2025)
+    assert s.computed_funnel.year == 2025 and s.computed_funnel.target == reference.england_rereferral_rate(2025)
     assert "206" not in set(s.computed_funnel.points["la_code"])
     assert any("Islington has a figure for another year" in p for p in s.paragraphs)
     only_2022 = tmp_path / "only"
     write_result(only_2022, "rereferral", "206", 2500, 600, year=2022)
     s2 = national.build_national_summary(only_2022)
-    assert s2.computed_funnel.year == 2022 and s2.computed_funnel.target == pytest.approx(national.england_rate(2022))
+    assert s2.computed_funnel.year == 2022 and s2.computed_funnel.target == pytest.approx(reference.england_rereferral_rate(2022))
 
 
 def test_build_national_summary(tmp_path):
@@ -196,7 +199,7 @@ def test_build_national_summary(tmp_path):
 
 def test_sortable_table_escapes_and_sorts_by_number():
     df = pd.DataFrame({"Council": ["<b>A</b>", "B"], "Rate": ["12.0%", "c"]})
-    out = national.sortable_table_html(df, caption="cap", sort_keys={"Rate": pd.Series([0.12, np.nan])})
+    out = national_page.sortable_table_html(df, caption="cap", sort_keys={"Rate": pd.Series([0.12, np.nan])})
     assert "&lt;b&gt;A&lt;/b&gt;" in out and "<b>A</b>" not in out
     assert 'data-sort="0.12"' in out and 'data-sort=""' in out
 
@@ -206,7 +209,7 @@ def test_sortable_table_escapes_and_sorts_by_number():
 def test_sortable_table_sorts_in_a_browser(tmp_path):
     """Click the "Rate" heading twice in headless Chromium: numbers sort, DfE symbols stay last."""
     df = pd.DataFrame({"Council": ["A", "B", "C", "D"], "Rate": ["20.0%", "c", "5.0%", "12.5%"]})
-    table = national.sortable_table_html(df, caption="cap", sort_keys={"Rate": pd.Series([0.2, np.nan, 0.05, 0.125])})
+    table = national_page.sortable_table_html(df, caption="cap", sort_keys={"Rate": pd.Series([0.2, np.nan, 0.05, 0.125])})
     clicks = """<script>
       var b = document.querySelectorAll("button.sort")[1];
       var order = function () { return Array.prototype.map.call(document.querySelectorAll("tbody tr"),
@@ -256,9 +259,9 @@ def test_funnel_labels_never_overprint_at_either_width():
     """Two councils at almost the same place (Haringey and Manchester in the demo) get names that do not overlap."""
     data = pd.DataFrame({"la_code": ["309", "352", "302", "851"], "referrals": [348, 343, 250, 397],
                          "rereferrals": [65, 63, 37, 95]})
-    f = national.funnel(data, target=0.226, highlight=["309", "352", "302", "851"])
+    f = funnels.funnel(data, target=0.226)
     for width in (7.5, 4.8):
-        fig = f.plot(width=width)
+        fig = national_charts.funnel_figure(f, highlight=["309", "352", "302", "851"], width=width)
         ax = fig.axes[0]
         renderer = fig.canvas.get_renderer()
         boxes = [t.get_window_extent(renderer) for t in ax.texts]
@@ -278,13 +281,43 @@ def test_computed_funnel_uses_the_published_limits_and_agrees_with_the_table(tmp
     s = national.build_national_summary(tmp_path)
     published = national.published_funnel(2025)
     assert s.computed_funnel.phi == pytest.approx(published.phi) and published.phi > 1
-    plain = national.funnel(s.computed_funnel.points.rename(columns={"n": "referrals", "events": "rereferrals"}),
-                            target=national.england_rate(2025))
+    plain = funnels.funnel(s.computed_funnel.points.rename(columns={"n": "referrals", "events": "rereferrals"}),
+                            target=reference.england_rereferral_rate(2025))
     assert plain.band_of("202") != "within limits" and s.computed_funnel.band_of("202") == "within limits"
     rec = next(html for heading, html in s.tables if heading == "Computed against published")
     for code, name in (("202", "Camden"), ("203", "Greenwich")):
         row = rec.split(name)[1].split("</tr>")[0]
         assert row.rstrip().endswith(f"<td>{s.computed_funnel.band_of(code)}</td>"), row
-    legend = [t.get_text() for t in s.computed_funnel.plot().axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in national_charts.funnel_figure(s.computed_funnel).axes[0].get_legend().get_texts()]
     assert f"99.8% limits (widened for over-dispersion \u00d7{published.phi:.1f})" in legend
     assert any("same limits" in p for p in s.paragraphs)
+
+
+def test_one_winsorised_phi_for_both_funnels_gives_the_numbers_of_before_the_split():
+    """The re-referral funnel's multiplicative factor and the deprivation funnel's additive tau^2 share
+    stats/funnel.winsorised_phi; the figures are those the two separate copies gave (commit 2b47eef)."""
+    from insightlib.analyses.published_practice import children_in_need_funnel
+    from insightlib.stats.deprivation_funnel import additive_tau2
+
+    rng = np.random.default_rng(3)
+    n = rng.integers(200, 5000, 60).astype(float)
+    events = rng.binomial(n.astype(int), rng.uniform(0.15, 0.3, 60)).astype(float)
+    assert funnels.overdispersion_factor(events, n, 0.22) == 23.39096715011935
+    y, s = rng.normal(0, 0.2, 60), 1 / np.sqrt(n)
+    assert additive_tau2(y, s, 2) == (0.020876627198665704, 51.23380577616312)
+    assert additive_tau2(y, s, 2)[1] == funnels.winsorised_phi(y / s)
+    assert national.published_funnel(2025).phi == 27.13940148390492
+    cin = children_in_need_funnel()
+    assert (cin.tau2, cin.phi) == (0.017939473032217747, 47.69606831550258)
+
+
+def test_reconciliation_p_value_is_the_pooled_two_proportion_z_test():
+    from statsmodels.stats.proportion import proportions_ztest
+
+    from insightlib.stats.rates import two_proportion_p_value
+
+    rec = national.reconcile("202", {"referrals": 2000, "rereferrals": 380, "year": 2025})
+    pub = reference.published_rereferral_rates(2025).set_index("la_code").loc["202"]
+    _, p = proportions_ztest([380, pub["rate"] * pub["referrals"]], [2000, pub["referrals"]])
+    assert rec.p_value == pytest.approx(p, rel=1e-9)
+    assert two_proportion_p_value(0, 10, 0.0, 0.0, 10) is None

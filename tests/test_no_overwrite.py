@@ -128,7 +128,7 @@ def fake_quarto(tmp_path, monkeypatch):
     script.write_text("#!/bin/sh\nmkdir -p _site/site_libs && echo '<html>ok</html>' > _site/index.html\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)
     return script
 
 

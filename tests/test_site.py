@@ -211,7 +211,7 @@ def skip_trend(code):
 def test_quarto_project_files(tmp_path, monkeypatch):
     """The Quarto project is written (and checked) everywhere, even where quarto is absent."""
     build_reports(tmp_path)
-    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)  # trend charts are tested in test_national
+    monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)  # trend charts are tested in test_national
     evaluations = site.discover(tmp_path)
     site.write_quarto_project(tmp_path, evaluations)
     config = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
@@ -322,7 +322,7 @@ def test_a_broken_results_file_does_not_stop_the_site(tmp_path):
 
 def test_template_is_read_from_the_working_folder_but_never_from_a_generated_file(tmp_path, monkeypatch):
     build_small(tmp_path)
-    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)
     custom = yaml.safe_load((REPO / "_quarto.yml").read_text())
     custom["website"]["title"] = "Our council's reports"
     (tmp_path / "_quarto.yml").write_text(yaml.safe_dump(custom))
@@ -340,7 +340,7 @@ def test_template_is_read_from_the_working_folder_but_never_from_a_generated_fil
 def test_national_scope_evaluation_page_lists_the_councils_it_covers(tmp_path, monkeypatch):
     """A programme evaluation (scope national) has one report in <name>/national/; its page names the
     councils it covers (from results.json), and title and description come from run.json."""
-    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)
     make_report(tmp_path, "programme-demo", "national", title="Programme")
     res_path = tmp_path / "programme-demo" / "national" / "results.json"
     res = json.loads(res_path.read_text())
@@ -513,7 +513,7 @@ def test_report_charts_are_drawn_for_a_phone_too(tmp_path, monkeypatch):
                    metadata={"image/png": {"alt": "Chart alt", "narrow": small}})])])
     nbformat.write(nb, str(folder / "rereferral.ipynb"))
     (folder / "manifest.json").write_text(json.dumps({"title": "T", "status": "ok"}))
-    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)
     site.render_site(tmp_path, engine="html")
     page = (tmp_path / "_site" / "ev" / "202" / "rereferral.html").read_text()
     imgs = parse(tmp_path / "_site" / "ev" / "202" / "rereferral.html").imgs

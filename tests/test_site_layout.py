@@ -86,7 +86,7 @@ def build(tmp_path: Path) -> Path:
 
 
 def test_fallback_site_fits_at_1280_and_390(tmp_path, monkeypatch):
-    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)
     build(tmp_path)
     site.render_site(tmp_path, engine="html")
     check_pages(tmp_path / "_site", site.SITE_TITLE)
@@ -95,7 +95,7 @@ def test_fallback_site_fits_at_1280_and_390(tmp_path, monkeypatch):
 @pytest.mark.needs_quarto
 @pytest.mark.skipif(shutil.which("quarto") is None, reason="quarto is not on PATH (see docs/publishing.md)")
 def test_quarto_site_fits_at_1280_and_390_and_reads_as_it_should(tmp_path, monkeypatch):
-    monkeypatch.setattr("insightlib.analyses.national.trend_plot", skip_trend)
+    monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)
     build(tmp_path)
     result = site.render_site(tmp_path, engine="quarto")
     assert result.engine == "quarto", result.messages

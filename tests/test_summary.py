@@ -111,7 +111,7 @@ def make_fgc_site(root: Path) -> Path:
 
 
 def test_evaluation_page_and_home_lead_with_the_answer(tmp_path, monkeypatch):
-    monkeypatch.setattr("insightlib.analyses.national.trend_plot", lambda code: (_ for _ in ()).throw(InputError("x")))
+    monkeypatch.setattr("insightlib.report.national_charts.trend_plot", lambda code: (_ for _ in ()).throw(InputError("x")))
     make_fgc_site(tmp_path)
     site.render_site(tmp_path, engine="html")
     page = (tmp_path / "_site" / "fgc-demo" / "index.html").read_text()
@@ -129,7 +129,7 @@ def test_evaluation_page_and_home_lead_with_the_answer(tmp_path, monkeypatch):
 
 
 def test_quarto_project_leads_with_the_answer(tmp_path, monkeypatch):
-    monkeypatch.setattr("insightlib.analyses.national.trend_plot", lambda code: (_ for _ in ()).throw(InputError("x")))
+    monkeypatch.setattr("insightlib.report.national_charts.trend_plot", lambda code: (_ for _ in ()).throw(InputError("x")))
     make_fgc_site(tmp_path)
     site.write_quarto_project(tmp_path, site.discover(tmp_path))
     qmd = (tmp_path / "fgc-demo" / "index.qmd").read_text()

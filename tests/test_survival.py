@@ -601,14 +601,14 @@ def test_degenerate_estimates_are_not_published():
 
 
 def test_england_is_compared_in_the_councils_own_year(report):
-    from insightlib.analyses import national
+    from insightlib import reference
 
     _, rep = report
     year = int(rep.dfe_measure[rep.dfe_measure["complete"]]["year"].max())
     rate, words = rep.england_comparison()
-    assert rate == national.england_rate(year) and f"year to 31 March {year}" in words
+    assert rate == reference.england_rereferral_rate(year) and f"year to 31 March {year}" in words
     rate19, words19 = rep.england_comparison(2019)
-    assert rate19 == pytest.approx(national.england_rate(2019)) and "2019" in words19 and "2025" not in words19
+    assert rate19 == pytest.approx(reference.england_rereferral_rate(2019)) and "2019" in words19 and "2025" not in words19
     none, plain = rep.england_comparison(2031)
     assert none is None and "not compared with England" in plain
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from insightlib import reference
 from insightlib.contract import DISCLOSURE_THRESHOLD, MIN_AT_RISK
 from insightlib.report import rereferral_charts as charts, rereferral_tables as tables
 from insightlib.report.labels import GROUPINGS, OTHER, _who, group_label, term_label
@@ -234,19 +235,17 @@ class ReReferralReport:
         The comparison is always like with like: the year to 31 March of the council's figure. Where DfE
         has published no England figure for that year, no other year's rate is put beside it as if it were.
         """
-        from insightlib.analyses.national import england_rate, published_rates
-
         if year is None:
             last = self._latest_dfe()
             year = None if last is None else int(last.year)
-        years = sorted(int(y) for y in published_rates()["year"].unique())
+        years = sorted(int(y) for y in reference.published_rereferral_rates()["year"].unique())
         if year is None:
             return None, ("The extract has no complete year of DfE's measure, so the council's rate is not compared "
                           "with England's.")
         if year not in years:
             return None, (f"DfE has published no England rate for the year to 31 March {year} (its figures run "
                           f"from {years[0]} to {years[-1]}), so the council's {year} rate is not compared with England's.")
-        rate = england_rate(year)
+        rate = reference.england_rereferral_rate(year)
         return rate, f"England: {rate:.1%} in the year to 31 March {year}, the same year as the council's figure."
 
     def _dfe_sentence(self) -> str | None:

@@ -304,9 +304,8 @@ def _rereferral(reports) -> Summary | None:
     if not shown:
         return None
     year = max(years)
-    from insightlib.analyses import national  # England's published rate (DfE)
-
-    england = 100 * national.england_rate(year) if year in set(national.published_rates()["year"]) else None
+    published_years = set(reference.published_rereferral_rates()["year"])
+    england = 100 * reference.england_rereferral_rate(year) if year in published_years else None  # DfE's
     lo = min(shown, key=lambda r: r.estimate)
     hi = max(shown, key=lambda r: r.estimate)
     sentence = (f"In the year to 31 March {year}, between {lo.estimate:.0f}% ({lo.label}) and {hi.estimate:.0f}% "

@@ -217,14 +217,6 @@ def _quarter_label(q: int) -> str:
 # --- councils ------------------------------------------------------------------------
 
 
-def published_rates() -> pd.DataFrame:
-    """Each council's latest published re-referral rate (DfE), as a fraction, with its year."""
-    rr = reference.rereferral_rates()
-    rr = rr[rr["rereferral_percent"].notna()].sort_values("year")
-    latest = rr.groupby("la_code").tail(1).set_index("la_code")
-    return pd.DataFrame({"year": latest["year"], "rate": latest["rereferral_percent"] / 100.0})
-
-
 def choose_councils(n_councils: int, seed: int, la_codes=None) -> pd.DataFrame:
     """Real councils, chosen by the seed (or given), in la_code order."""
     la = reference.local_authorities()
@@ -958,7 +950,7 @@ def generate(n_councils: int, children_per_council: int, seed: int, out_dir, ext
     spread = rng.choice(20, size=n_adopt, replace=False) if n_adopt <= 20 else rng.permutation(np.arange(n_adopt) % 20)
     adopt_q[adopters] = first_q + spread
 
-    pub = published_rates()
+    pub = reference.latest_published_rereferral_rate()
     fallback = reference.ENGLAND_REREFERRAL_RATE.get(pd.Timestamp(extract_str).year, 0.22)
     published = councils["la_code"].map(pub["rate"]).to_numpy(dtype=float)
     pub_year = councils["la_code"].map(pub["year"]).to_numpy(dtype=float)

@@ -12,7 +12,8 @@ So that a council sees whether it is high *for its deprivation*, not merely high
 3. **Over-dispersion.** Councils differ by far more than Poisson chance (recording, thresholds,
    services), so the limits allow for it, following Spiegelhalter (2005, Statistics in Medicine
    24:1185-1202) "additive random effects": the z-scores ``z_i = y_i / s_i`` are winsorised at
-   their 10th and 90th centiles, ``phi = sum(z_w^2) / n``, and if ``n * phi > n - p`` the
+   their 10th and 90th centiles, ``phi = sum(z_w^2) / n`` (stats/funnel.winsorised_phi, as in the
+   re-referral funnel's multiplicative factor), and if ``n * phi > n - p`` the
    between-council variance is ``tau^2 = (n phi - (n - p)) / (sum w - sum w^2 / sum w)``
    with ``w_i = 1 / s_i^2 = E_i`` (else 0).
 4. **Limits.** At level ``L`` (0.95 and 0.998), ``exp(+/- z_L * sqrt(1 / E + tau^2))`` on the
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from insightlib.stats.funnel import winsorised_phi
 
 LEVELS = (0.95, 0.998)
 
@@ -75,10 +78,8 @@ def poisson_fit(observed, exposure, X: np.ndarray, max_iter: int = 100, tol: flo
 def additive_tau2(y: np.ndarray, s: np.ndarray, n_params: int, winsor: float = 0.1) -> tuple[float, float]:
     """Spiegelhalter's additive random-effects variance tau^2 from winsorised z-scores, and phi."""
     z = y / s
-    lo, hi = np.quantile(z, [winsor, 1 - winsor])
-    zw = np.clip(z, lo, hi)
     n = len(z)
-    phi = float(np.sum(zw ** 2) / n)
+    phi = winsorised_phi(z, winsor)
     w = 1 / s ** 2
     if n * phi <= n - n_params:
         return 0.0, phi

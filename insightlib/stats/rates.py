@@ -10,11 +10,14 @@
   ``T = a + b``, the delta method on ``log(a/n) - log(T/(n+m))`` with binomial counts gives
   ``var = (1/a - 1/T)^2 a(1 - a/n) + b(1 - b/m) / T^2`` (Katz's log method with the covariance
   of a part and its whole). When the rates are small it is ``1/a - 1/T``.
+* ``two_proportion_p_value`` : two independent samples' shares compared by the pooled z-test.
 
-Every function takes arrays (one value per group) and returns a DataFrame.
+The interval functions take arrays (one value per group) and return a DataFrame.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -80,6 +83,14 @@ def relative_rate_index(a, n, total_events, total_n, alpha: float = 0.05) -> pd.
         ok = (a > 0) & (m > 0) & (b >= 0)
     return pd.DataFrame({"rri": np.where(ok, rri, np.nan), "ci_low": np.where(ok, rri * np.exp(-z * se), np.nan),
                          "ci_high": np.where(ok, rri * np.exp(z * se), np.nan), "se_log": np.where(ok, se, np.nan)})
+
+
+def two_proportion_p_value(events1: float, n1: float, rate1: float, rate2: float, n2: float) -> float | None:
+    """Two-sided p-value of the pooled two-proportion z-test of ``rate1`` (``events1`` of ``n1``) against
+    ``rate2`` (of ``n2``); None when the pooled share is 0 or 1 (no variation to test against)."""
+    pooled = (events1 + rate2 * n2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2)) if 0 < pooled < 1 else 0.0
+    return float(2 * stats.norm.sf(abs(rate1 - rate2) / se)) if se > 0 else None
 
 
 def correlation(x, y, alpha: float = 0.05, method: str = "pearson") -> dict:
