@@ -46,7 +46,9 @@ FORMATTED = ["insightlib/stats/survival.py", "insightlib/stats/cox.py", "insight
              "insightlib/analyses/programme.py", "insightlib/analyses/programme_panel.py",
              "insightlib/analyses/programme_parameters.py", "insightlib/analyses/programme_councils.py",
              "insightlib/report/programme.py", "insightlib/report/programme_councils.py",
-             "insightlib/report/programme_charts.py"]
+             "insightlib/report/programme_charts.py",
+             "insightlib/stats/funnel.py", "insightlib/analyses/national.py", "insightlib/report/national.py",
+             "insightlib/report/national_charts.py"]
 
 
 def test_formatted_modules_stay_formatted():
