@@ -48,7 +48,8 @@ FORMATTED = ["insightlib/stats/survival.py", "insightlib/stats/cox.py", "insight
              "insightlib/report/programme.py", "insightlib/report/programme_councils.py",
              "insightlib/report/programme_charts.py",
              "insightlib/stats/funnel.py", "insightlib/analyses/national.py", "insightlib/report/national.py",
-             "insightlib/report/national_charts.py"]
+             "insightlib/report/national_charts.py", "insightlib/simulate/synth.py", "insightlib/simulate/synth_model.py",
+             "insightlib/simulate/renewal.py", "insightlib/simulate/synth_truth.py", "insightlib/simulate/synth_tables.py"]
 
 
 def test_formatted_modules_stay_formatted():

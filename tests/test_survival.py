@@ -464,7 +464,7 @@ def test_ph_check_says_which_way_the_effect_changes():
 def test_cox_recovers_the_synthetic_generators_hazard_ratios(tmp_path):
     """insight synth's truth.json hazard ratios, recovered by our Cox model with child-clustered intervals."""
     from insightlib import contract
-    from insightlib.simulate import synth
+    from insightlib.simulate import synth, synth_model
 
     out = synth.generate(3, 4000, 11, tmp_path)
     truth = json.loads((out / "truth.json").read_text())
@@ -481,11 +481,11 @@ def test_cox_recovers_the_synthetic_generators_hazard_ratios(tmp_path):
     for need, v in hr["primary_need"].items():
         if need != "reference":
             X[f"need_{need}"], true[f"need_{need}"] = (ep["primary_need"] == need).astype(float), v
-    band = synth.age_band(ep["age_at_closure"])
-    for i, b in enumerate(synth.AGE_BANDS[1:], 1):
+    band = synth_model.age_band(ep["age_at_closure"])
+    for i, b in enumerate(synth_model.AGE_BANDS[1:], 1):
         X[f"age_{b}"], true[f"age_{b}"] = (band == i).astype(float), hr["age_band_at_closure"][b]
-    prev = synth.previous_referrals_band(ep["previous_referrals"].to_numpy())
-    for i, b in enumerate(synth.PREVIOUS_REFERRAL_BANDS[1:], 1):
+    prev = synth_model.previous_referrals_band(ep["previous_referrals"].to_numpy())
+    for i, b in enumerate(synth_model.PREVIOUS_REFERRAL_BANDS[1:], 1):
         X[f"prev_{b}"], true[f"prev_{b}"] = (prev == i).astype(float), hr["previous_referrals"][b]
     X["nfa"], true["nfa"] = ep["referral_nfa"].astype(float), hr["referral_nfa"]
     X["disability"], true["disability"] = (ep["disability"] != "NONE").astype(float), hr["disability"]

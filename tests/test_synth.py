@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightlib import contract
-from insightlib.simulate import synth
+from insightlib import contract, reference
+from insightlib.simulate import synth, synth_model, synth_truth
 from insightlib.errors import InputError
 
 EXTRACT = pd.Timestamp("2025-03-31")
@@ -103,7 +103,7 @@ def test_identifiers_look_real_and_are_unique(demo):
     check = np.array(list("ABCDEFGHJKLMNPQRTUVWXYZ"))[(digits * np.arange(2, 14)).sum(axis=1) % 23]
     assert (check == upn.str[0].to_numpy()).all()
     assert (upn.str[1:4] == ch.loc[upn.index, "la_code"]).all()
-    real = set(synth.reference.local_authorities()["la_code"])
+    real = set(reference.local_authorities()["la_code"])
     assert set(t["councils"]["la_code"]) <= real
     neighbours = t["councils"]["statistical_neighbours"].str.split(";")
     assert all(len(n) == 10 and set(n) <= real for n in neighbours)
@@ -123,7 +123,7 @@ def test_code_frequencies_are_realistic(demo):
     assert cp["category_of_abuse"].isin(contract.ABUSE_CATEGORIES).all()
     assert cp["category_of_abuse"].value_counts().index[0] == "NEG"
     assert (t["plans"].loc[t["plans"]["plan_type"] == "CIN", "category_of_abuse"] == "").all()
-    assert set(t["interventions"]["intervention"]) == {synth.INTERVENTION, *synth.OTHER_INTERVENTIONS}
+    assert set(t["interventions"]["intervention"]) == {synth_model.INTERVENTION, *synth_model.OTHER_INTERVENTIONS}
     # workers change on long cases
     per_child = t["allocations"].groupby(["la_code", "child_id"])["worker_id"].nunique()
     assert (per_child > 1).mean() > 0.2
@@ -334,10 +334,10 @@ def _log_a(ep, truth, fgc, t=None):
     """log of the cumulative-hazard coefficient, from truth.json and the data alone."""
     hr = truth["hazard_ratios"]
     need = {k: v for k, v in hr["primary_need"].items() if k != "reference"} | {hr["primary_need"]["reference"]: 1.0}
-    bands = synth.AGE_BANDS
+    bands = synth_model.AGE_BANDS
     age = np.searchsorted(truth["model"]["age_band_edges_years"], ep["age_at_closure"], side="right")
     age_hr = np.array([1.0] + [hr["age_band_at_closure"][b] for b in bands[1:]])[age]
-    prev_hr = np.array([1.0] + [hr["previous_referrals"][b] for b in synth.PREVIOUS_REFERRAL_BANDS[1:]])[
+    prev_hr = np.array([1.0] + [hr["previous_referrals"][b] for b in synth_model.PREVIOUS_REFERRAL_BANDS[1:]])[
         np.minimum(ep["previous_referrals"].to_numpy(), 3)]
     log_a = (np.log(ep["la_code"].map(truth["model"]["baseline_scale"]).to_numpy(float))
              + np.log(ep["primary_need"].map(need).to_numpy(float)) + np.log(age_hr) + np.log(prev_hr)
@@ -364,7 +364,7 @@ def test_intervention_truth_is_recomputed_from_the_data_and_the_documented_model
     s0 = np.exp(-a0[:, None] * grid**k)
     s1 = np.exp(-a1[:, None] * grid**k)
     assert np.trapezoid(s1 - s0, grid, axis=1) == pytest.approx(
-        synth.weibull_rmst(np.log(a1), h, k) - synth.weibull_rmst(np.log(a0), h, k), rel=1e-3, abs=1e-3)
+        synth_truth.weibull_rmst(np.log(a1), h, k) - synth_truth.weibull_rmst(np.log(a0), h, k), rel=1e-3, abs=1e-3)
 
 
 def test_programme_truth_is_recomputed_from_the_data_and_the_documented_model(demo):
@@ -486,12 +486,12 @@ def test_cox_recovers_the_true_hazard_ratios(tmp_path):
         if need != "reference":
             x[f"need_{need}"] = (ep["primary_need"] == need).to_numpy(float)
             true[f"need_{need}"] = v
-    band = synth.age_band(ep["age_at_closure"])
-    for i, b in enumerate(synth.AGE_BANDS[1:], 1):
+    band = synth_model.age_band(ep["age_at_closure"])
+    for i, b in enumerate(synth_model.AGE_BANDS[1:], 1):
         x[f"age_{b}"] = (band == i).astype(float)
         true[f"age_{b}"] = hr["age_band_at_closure"][b]
-    prev = synth.previous_referrals_band(ep["previous_referrals"].to_numpy())
-    for i, b in enumerate(synth.PREVIOUS_REFERRAL_BANDS[1:], 1):
+    prev = synth_model.previous_referrals_band(ep["previous_referrals"].to_numpy())
+    for i, b in enumerate(synth_model.PREVIOUS_REFERRAL_BANDS[1:], 1):
         x[f"prev_{b}"] = (prev == i).astype(float)
         true[f"prev_{b}"] = hr["previous_referrals"][b]
     x["nfa"], true["nfa"] = ep["referral_nfa"].to_numpy(float), hr["referral_nfa"]

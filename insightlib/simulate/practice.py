@@ -1,7 +1,8 @@
 """The practice-insight part of the synthetic truth: groupings of need and changes of worker.
 
-``insightlib.simulate.synth`` calls two hooks from here, so that the demo data carry a known answer for
-the practice analysis (docs/synthetic-data.md):
+The synthetic councils (``insightlib.simulate.renewal`` and ``synth_tables``, run by ``synth``) call two
+hooks from here, so that the demo data carry a known answer for the practice analysis
+(docs/synthetic-data.md):
 
 * ``draw_factors`` : each assessment's factors (CIN codes, ``;``-separated) from a latent class
   model: the assessment belongs to one of ``LATENT_CLASSES`` (shares ``share``) and, given its
