@@ -707,3 +707,31 @@ def read_programme(model: Model, chart_texts: list[str], truth: dict) -> None:
         ref = f"dfe:ref[{y}]"
         if len(qs) == 4 and ref in model.lower:
             model.add({**{f"pg:q[{q}]": 1 for q in qs}, ref: -1}, 0, 0, f"quarters of {y} add up to DfE's referrals")
+
+
+def read_intervention_curves(model: Model, chart_texts: list[str], truth: dict) -> None:
+    """The intervention report's adjusted curves, read point by point (docs/publishing.md, identity 9).
+
+    Whatever the weights, each week a curve drops is a week at least one child of that arm came back, so the
+    number re-referred by the horizon is at least the number of drops drawn. The count re-referred by the
+    horizon among the cases analysed is the counts table's "re-referred within" (any child re-referred by then
+    is followed for the whole period by definition). (With ATT the treated arm's weights are 1, yet "its curve
+    is a plain Kaplan-Meier, d <= s n" is broken by the truth at seeds 0 and 2, so the adversary does not
+    assume it: see docs/publishing.md.)"""
+    P = "iv:"  # noqa: N806
+    if P + "analysed_treated" not in model.lower:
+        return
+    for line in chart_texts:
+        mm = re.match(r"curve \| Share re-referred \(weighted\) \| (With the intervention|Without) \| (.+)", line)
+        if not mm:
+            continue
+        arm = "treated" if mm.group(1) == "With the intervention" else "control"
+        pts = [tuple(float(z) for z in p.split(":")) for p in mm.group(2).split(";")]
+        ys = [y for _x, y in pts if np.isfinite(y)]
+        if not ys:
+            continue
+        d = P + f"rereferred_{arm}"
+        drops = sum(1 for a, b in zip(ys, ys[1:]) if b > a + 1e-12) + (1 if ys[0] > 1e-12 else 0)
+        model.cells += len(ys)
+        if drops:
+            model.add({d: 1}, lo=drops, why=f"{drops} weeks with a drop on the {arm} curve")

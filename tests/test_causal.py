@@ -798,3 +798,29 @@ def test_eighteenth_birthday_without_dateoffset_is_dateoffsets():
         warnings.simplefilter("ignore")
         ref = d + pd.DateOffset(years=18)
     assert intervention._add_years(d, 18).equals(ref)
+
+
+def test_adjusted_curves_are_not_drawn_while_a_few_children_have_come_back():
+    """Read point by point, a curve drops in each week a child of that arm came back (and with ATT the treated
+    curve is unweighted): so, as in the re-referral report, an arm's curve is not drawn while 1 to threshold - 1
+    of it have come back, nor where fewer than MIN_AT_RISK remain (issue 9)."""
+    from insightlib.contract import MIN_AT_RISK
+
+    frame, _ = simulate_intervention.simulate_frame(400, seed=5, truth_draws=1000)
+    res = intervention.evaluate_intervention(frame=frame, **{**GOOD, "estimand": "ATT"}, trim="none", bootstrap_reps=10,
+                                             refutation_simulations=0, disclosure_threshold=5)
+    s = res.survival
+    f = frame.reset_index(drop=True)
+    hidden_some = False
+    for arm, v in (("treated", 1), ("control", 0)):
+        back = np.array([((f["treatment"] == v) & (f["time"] <= d) & (f["event"] == 1)).sum() for d in s["day"]])
+        want = (s[f"{arm}_at_risk"] >= MIN_AT_RISK).to_numpy() & ~((back >= 1) & (back < 5))
+        assert (s[f"{arm}_shown"].to_numpy() == want).all()
+        hidden_some |= bool(((back >= 1) & (back < 5)).any())
+    assert hidden_some  # the first few re-referrals of an arm are hidden
+    ax = res.survival_plot().axes[0]
+    for line in ax.get_lines():
+        if line.get_label() in ("With the intervention", "Without"):
+            arm = "treated" if line.get_label() == "With the intervention" else "control"
+            y = np.asarray(line.get_ydata(), float)
+            assert np.isnan(y[~s[f"{arm}_shown"].to_numpy()]).all()

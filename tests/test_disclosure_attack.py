@@ -157,7 +157,8 @@ def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: 
         for nb_name, ev, params in (
             ("rereferral", "rr", {"min_group_size": min_group_size}),
             ("intervention_effect", "fgc", {"bootstrap_reps": 10, "refutation_simulations": 1,
-                                            "refutation_sample": 300}),
+                                            "refutation_sample": 300,
+                                            "estimand": os.environ.get("INSIGHT_ATTACK_ESTIMAND", "ATE")}),
             ("practice_insight", "pr", {"stability_checks": False}),
         ):
             if only and ev not in only.split(","):
@@ -219,6 +220,8 @@ def attack_site(built: dict) -> tuple[int, list[dict], list[str]]:
         if "fgc" in pages:
             result = pages["fgc"]["ns"]["result"]
             attack.read_intervention(model, pages["fgc"]["html"], {"counts": dict(result.counts)}, pages["fgc"]["charts"])
+            attack.read_intervention_curves(model, pages["fgc"]["charts"],
+                                            {"estimand": result.parameters.get("estimand")})
         if "pr" in pages:
             attack.read_practice(model, pages["pr"]["html"], _practice_truth(pages["pr"]["ns"]["result"], thr))
         attack.read_national(model, built["national"], built["names"][la])

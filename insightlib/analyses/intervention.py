@@ -400,7 +400,10 @@ def _evaluate(
         notes.append("Too few bootstrap replicates for survival intervals; they are missing.")
     seconds["survival_bootstrap"] = time.perf_counter() - t0
 
-    # survival curves on a weekly grid, cut where fewer than 10 (unweighted) remain at risk
+    # survival curves on a weekly grid, cut where fewer than 10 (unweighted) remain at risk, and not drawn while
+    # 1 to threshold - 1 of the arm have come back (as the re-referral report's curves): with ATT the treated
+    # arm's weights are 1, so its curve is a plain Kaplan-Meier whose height with the group size gives the count
+    # back, and with any weights a curve read point by point shows each week a child came back as a drop
     days = np.unique(np.concatenate([np.arange(0, h + 1, 7), [h]])).astype(float)
     pos = np.searchsorted(sf.grid, days, side="right") - 1
     surv = pd.DataFrame({"day": days.astype(int)})
@@ -410,7 +413,8 @@ def _evaluate(
         surv[f"{arm}_ci_low"] = c_[0][pos]
         surv[f"{arm}_ci_high"] = c_[1][pos]
         surv[f"{arm}_at_risk"] = at
-        surv[f"{arm}_shown"] = at >= MIN_AT_RISK
+        back = np.array([np.sum((t == v) & (tm <= d) & (ev == 1)) for d in days])
+        surv[f"{arm}_shown"] = (at >= MIN_AT_RISK) & ~((back >= 1) & (back < int(disclosure_threshold)))
 
     # weighted Cox with child-clustered robust errors (insightlib.stats.cox: R's coxph with weights and
     # cluster, Efron ties; lifelines' weighted fit took ten times as long and its robust errors differ from R's)

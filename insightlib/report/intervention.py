@@ -374,8 +374,14 @@ class InterventionEffect:
         if not self.estimable():
             return (f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}, with and without "
                     f"the intervention; the difference between them is {TOO_FEW}.")
+        end = self.survival.iloc[-1] if len(self.survival) else None
+
+        def risk(arm: str) -> str:  # as the chart and the curve table show it at the horizon
+            ok = end is not None and bool(end.get(f"{arm}_shown", True))
+            return f"{100 * self.risks[arm]:.1f}%" if ok else "too few to show"
+
         return (f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}: "
-                f"{100 * self.risks['treated']:.1f}% with the intervention and {100 * self.risks['control']:.1f}% without "
+                f"{risk('treated')} with the intervention and {risk('control')} without "
                 f"(difference {100 * rd.estimate:.1f} points, {self._level()} interval {100 * rd.ci_low:.1f} to {100 * rd.ci_high:.1f}).")
 
     # ---- charts --------------------------------------------------------------------
@@ -438,9 +444,10 @@ class InterventionEffect:
             title = f"Adjusted for who received it, no clear difference in re-referral by day {self.parameters['horizon_days']}"
         fig, ax = new_figure(title)
         for arm, colour, label in (("treated", ORANGE, "With the intervention"), ("control", DARK_BLUE, "Without")):
-            ok = s[f"{arm}_shown"]
-            ax.step(s["day"][ok], 1 - s[f"{arm}_survival"][ok], where="post", color=colour, label=label)
-            ax.fill_between(s["day"][ok], 1 - s[f"{arm}_ci_high"][ok], 1 - s[f"{arm}_ci_low"][ok], step="post", color=colour, alpha=0.15)
+            ok = s[f"{arm}_shown"]  # not drawn (a gap, not a flat line) where hidden
+            ax.step(s["day"], (1 - s[f"{arm}_survival"]).where(ok), where="post", color=colour, label=label)
+            ax.fill_between(s["day"], (1 - s[f"{arm}_ci_high"]).where(ok), (1 - s[f"{arm}_ci_low"]).where(ok),
+                            step="post", color=colour, alpha=0.15)
         ax.set_xlabel("Days since the case closed")
         ax.set_ylabel("Share re-referred (weighted)")
         ax.set_ylim(0, None)
