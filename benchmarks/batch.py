@@ -27,11 +27,10 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-from insightlib.ingest import pseudonymise
-from insightlib.simulate import synth
+from common import synthetic_warehouse
+
 from insightlib.batch.evaluation import load_evaluation, parse_evaluation
-from insightlib.batch.runner import (FRESH_KERNELS_ENV, KERNEL_REUSE_LIMIT, execute_council, prepare_warehouse,
-                               run_evaluation)
+from insightlib.batch.runner import FRESH_KERNELS_ENV, KERNEL_REUSE_LIMIT, execute_council, run_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELSPEC = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
@@ -85,15 +84,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        os.environ.setdefault("INSIGHT_KEY_FILE", str(tmp / "bench.key"))
-        if not Path(os.environ["INSIGHT_KEY_FILE"]).exists():
-            pseudonymise.make_key_file(Path(os.environ["INSIGHT_KEY_FILE"]))
-        t0 = time.perf_counter()
-        synth.generate(args.councils, args.children, 7, tmp / "data")
-        t_synth = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        warehouse, failed = prepare_warehouse(tmp / "data", tmp / "load")
-        t_load = time.perf_counter() - t0
+        warehouse, failed, t_synth, t_load = synthetic_warehouse(tmp, args.councils, args.children, 7,
+                                                                 stop_on_failure=False)
         print(f"councils: {args.councils}, children per council: {args.children}")
         print(f"synthetic data: {t_synth:.1f}s; validate + pseudonymise + load: {t_load:.1f}s; failed validation: {len(failed)}")
         figures.update(synth_seconds=t_synth, load_seconds=t_load)

@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, synthetic_council
 
 
 def main() -> None:
@@ -57,20 +56,17 @@ def main() -> None:
 
     from insightlib.analyses import intervention
     from insightlib.simulate import intervention as simulate_intervention
-    from insightlib.simulate import synth
     from insightlib.ingest import warehouse
 
     params = yaml.safe_load((ROOT / "evaluations" / "fgc.yml").read_text())["parameters"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        synth.generate(1, args.children, args.seed, tmp / "data")
-        warehouse.load_directory(tmp / "data", tmp / "w.duckdb", key="benchmark-key-not-secret-0123456789")
-        la = warehouse.council_codes(tmp / "w.duckdb")[0]
+        wh, la = synthetic_council(tmp, args.children, args.seed, key="benchmark-key-not-secret-0123456789")
         prep = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        tables = warehouse.read_council(tmp / "w.duckdb", la)
+        tables = warehouse.read_council(wh, la)
         result = intervention.evaluate_intervention(tables, **params)
         analysis = time.perf_counter() - t0
         truth = json.loads((tmp / "data" / "truth.json").read_text())["intervention"]
@@ -89,7 +85,7 @@ def main() -> None:
             t0 = time.perf_counter()
             pm.execute_notebook(
                 str(ROOT / "notebooks" / "intervention_effect.ipynb"), str(tmp / "out.ipynb"),
-                parameters={"data": str(tmp / "w.duckdb"), "la_code": la, "output_dir": str(tmp), **params},
+                parameters={"data": str(wh), "la_code": la, "output_dir": str(tmp), **params},
                 progress_bar=False, cwd=str(ROOT), extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
             out["seconds_notebook"] = round(time.perf_counter() - t0, 1)

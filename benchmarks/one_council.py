@@ -10,18 +10,14 @@ notebook's wall time (kernel start included) and time inside cells, then the ren
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from insightlib.ingest import episodes, pseudonymise, warehouse
-from insightlib.simulate import synth
-from insightlib.batch.evaluation import load_evaluation
-from insightlib.batch.runner import prepare_warehouse, run_evaluation
-from insightlib.batch.site import render_site
+from common import run_fresh, synthetic_warehouse
 
-ROOT = Path(__file__).resolve().parents[1]
+from insightlib.batch.site import render_site
+from insightlib.ingest import episodes, warehouse
 
 
 def main() -> None:
@@ -34,15 +30,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        os.environ.setdefault("INSIGHT_KEY_FILE", str(tmp / "bench.key"))
-        if not Path(os.environ["INSIGHT_KEY_FILE"]).exists():
-            pseudonymise.make_key_file(Path(os.environ["INSIGHT_KEY_FILE"]))
-        synth.generate(1, args.children, args.seed, tmp / "data")
-        t0 = time.perf_counter()
-        wh, failed = prepare_warehouse(tmp / "data", tmp / "load")
-        t_load = time.perf_counter() - t0
-        if failed:
-            raise SystemExit(f"the synthetic council failed validation: {failed}")
+        wh, _failed, _t_synth, t_load = synthetic_warehouse(tmp, 1, args.children, args.seed)
         [la_code] = warehouse.council_codes(wh)
         n_episodes = len(episodes.build_episodes(warehouse.read_council(wh, la_code)))
         print(f"council {la_code}: {args.children:,} children, {n_episodes:,} closed episodes; "
@@ -50,13 +38,8 @@ def main() -> None:
 
         total = 0.0
         for name in args.evaluations:
-            ev = load_evaluation(ROOT / "evaluations" / name, notebooks_dir=ROOT / "notebooks")
-            # a fresh kernel per notebook, as a council running one report would have
-            summary = run_evaluation(ev, data=str(wh), out_dir=tmp / "reports", workers=1, force=True,
-                                     progress=False, log=lambda m: None, reuse_kernels=False)
-            for run in summary.runs:
-                if run.status != "ok":
-                    raise SystemExit(f"{name}: {run.la_code} failed: {run.error}")
+            ev, runs = run_fresh(name, wh, tmp / "reports")
+            for run in runs:
                 print(f"{ev.notebook}: {run.seconds_total:.1f}s wall (cells {run.seconds_cells:.1f}s, "
                       f"fresh kernel start and papermill {run.seconds_total - run.seconds_cells:.1f}s)")
                 total += run.seconds_total

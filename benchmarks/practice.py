@@ -11,19 +11,15 @@ the notebook's wall time through papermill (kernel start included) and its time 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from insightlib.analyses import practice
-from insightlib.batch.evaluation import load_evaluation
-from insightlib.batch.runner import prepare_warehouse, run_evaluation
-from insightlib.ingest import pseudonymise, warehouse
-from insightlib.report.practice import PracticeReport
-from insightlib.simulate import synth
+from common import run_fresh, synthetic_warehouse
 
-ROOT = Path(__file__).resolve().parents[1]
+from insightlib.analyses import practice
+from insightlib.ingest import warehouse
+from insightlib.report.practice import PracticeReport
 
 
 def main() -> None:
@@ -33,13 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        os.environ.setdefault("INSIGHT_KEY_FILE", str(tmp / "bench.key"))
-        if not Path(os.environ["INSIGHT_KEY_FILE"]).exists():
-            pseudonymise.make_key_file(Path(os.environ["INSIGHT_KEY_FILE"]))
-        synth.generate(1, args.children, args.seed, tmp / "data", la_codes=["392"])
-        wh, failed = prepare_warehouse(tmp / "data", tmp / "load")
-        if failed:
-            raise SystemExit(f"the synthetic council failed validation: {failed}")
+        wh, _failed, _t_synth, _t_load = synthetic_warehouse(tmp, 1, args.children, args.seed, la_codes=["392"])
         tables = warehouse.read_council(wh, "392")
         t0 = time.perf_counter()
         result = practice.analyse(tables, "392")
@@ -51,12 +41,7 @@ def main() -> None:
               f"{result.episodes:,} episodes at risk, {len(tables['assessments']):,} assessments")
         print(f"in process: analyse {t1 - t0:.1f}s ({result.groupings.choice.chosen} groupings chosen), "
               f"report tables {t2 - t1:.1f}s")
-        ev = load_evaluation(ROOT / "evaluations" / "practice.yml", notebooks_dir=ROOT / "notebooks")
-        summary = run_evaluation(ev, data=str(wh), out_dir=tmp / "reports", workers=1, force=True,
-                                 progress=False, log=lambda m: None, reuse_kernels=False)
-        for run in summary.runs:
-            if run.status != "ok":
-                raise SystemExit(f"practice_insight failed: {run.error}")
+        for run in run_fresh("practice.yml", wh, tmp / "reports")[1]:
             print(f"practice_insight notebook: {run.seconds_total:.1f}s wall (cells {run.seconds_cells:.1f}s); target 60 s")
 
 

@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, synthetic_council
 
 
 def main() -> None:
@@ -31,17 +30,14 @@ def main() -> None:
 
     from insightlib.analyses import risk_audit
     from insightlib.ingest import warehouse
-    from insightlib.simulate import synth
 
     params = risk_audit.check_evaluation_parameters(
         yaml.safe_load((ROOT / "evaluations" / "risk_audit.yml").read_text())["parameters"])
     params["bootstrap_reps"] = args.reps
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        synth.generate(1, args.children, args.seed, tmp / "data")
-        warehouse.load_directory(tmp / "data", tmp / "w.duckdb", key="benchmark-key-0123456789abcdef")
-        la = warehouse.council_codes(tmp / "w.duckdb")[0]
-        tables = warehouse.read_council(tmp / "w.duckdb", la)
+        wh, la = synthetic_council(tmp, args.children, args.seed, key="benchmark-key-0123456789abcdef")
+        tables = warehouse.read_council(wh, la)
         t0 = time.perf_counter()
         frame = risk_audit.cases_frame(tables)
         t1 = time.perf_counter()
