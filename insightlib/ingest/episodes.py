@@ -176,7 +176,7 @@ def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
     ch_idx, ch_uni = _codes(_strings(refs["child_id"]))
     key = la_idx * (len(ch_uni) + 1) + ch_idx
     key, ref, clo = key[keep], ref[keep], closure[keep]
-    order = np.lexsort((clo, ref, key))
+    order = _order_by(key, ref, clo)
     # ties on child, referral date and closure: broken by referral_id, so input order never matters
     k, rf, c = key[order], ref[order], clo[order]
     tie = (k[1:] == k[:-1]) & (rf[1:] == rf[:-1]) & (c[1:] == c[:-1])
@@ -199,6 +199,24 @@ def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
     }
 
 
+def _order_by(key: np.ndarray, ref: np.ndarray, clo: np.ndarray) -> np.ndarray:
+    """np.lexsort((clo, ref, key)) as one stable sort of a packed int64 (child, referral day, closure
+    day): a three-key lexsort of the national referrals was four times slower. Falls back to lexsort
+    where the three do not fit in 63 bits."""
+    if len(key) == 0:
+        return np.arange(0)
+    k = key - key.min()
+    r = ref - ref.min()
+    open_ = clo == _OPEN
+    c_min = int(clo[~open_].min()) if (~open_).any() else 0
+    c_top = int(clo[~open_].max()) - c_min + 1 if (~open_).any() else 0
+    c = np.where(open_, c_top, clo - c_min)  # still open: after every closure, as _OPEN sorts
+    bk, br, bc = (max(int(x.max()).bit_length(), 1) for x in (k, r, c))
+    if bk + br + bc > 63:
+        return np.lexsort((clo, ref, key))
+    return np.argsort((k << (br + bc)) | (r << bc) | c, kind="stable")
+
+
 def _number_within(sorted_key: np.ndarray) -> np.ndarray:
     """1, 2, 3 ... within runs of equal (sorted) keys."""
     n = len(sorted_key)
@@ -210,9 +228,10 @@ def _number_within(sorted_key: np.ndarray) -> np.ndarray:
 
 def _frame(columns: dict) -> pd.DataFrame:
     """A DataFrame from arrays, object columns passed as such (pandas would otherwise scan
-    every string to guess whether it is a date)."""
+    every string to guess whether it is a date), put side by side without copying them into one
+    block (copy=False: pandas would stack the object columns into one block, a fifth of building national episodes)."""
     return pd.DataFrame({k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == object else v  # noqa: E721 (numpy dtype("O") equals object, is not it)
-                         for k, v in columns.items()})
+                         for k, v in columns.items()}, copy=False)
 
 
 def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False):
