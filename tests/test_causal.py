@@ -457,8 +457,11 @@ def test_nobody_treated_is_a_plain_error():
 @pytest.mark.slow
 def test_coverage_over_repeated_simulations():
     """100 data sets: the 95% intervals of the yes/no estimators cover the truth >= 85% of the
-    time; 40 data sets for the bootstrap survival intervals (>= 80%, allowing for fewer reps).
+    time; the bootstrap survival intervals (100 replicates, propensity refitted on distinct rows, issue 17)
+    within the binomial band of 95% over 100 data sets (99.9%: 87 to 100 hits).
     benchmarks/intervention_effect.py --coverage measures the same over more repeats."""
+    from scipy import stats as sps
+
     _, truth = simulate_intervention.simulate_frame(10, seed=0, truth_draws=1_000_000)
     rd, rm = truth["ate_risk_difference"], truth["ate_rmst_difference"]
     hits = {k: 0 for k in ("ipw", "matching", "regression", "aipw")}
@@ -485,7 +488,7 @@ def test_coverage_over_repeated_simulations():
         assert v / reps >= 0.85, (k, v)
     assert naive_hits / reps < 0.5
     surv_hits = {"risk": 0, "rmst": 0}
-    sreps = 40
+    sreps = 100
     for s in range(sreps):
         # the weighted KM and its bootstrap exactly as evaluate_intervention runs them (without the
         # Cox models and DoWhy, which would make this test three times slower)
@@ -498,8 +501,9 @@ def test_coverage_over_repeated_simulations():
                             pd.factorize(f["child_id"])[0], 365, "ATE", 100, 0.95, np.random.default_rng(s))
         surv_hits["risk"] += covers(km["risk_difference"], rd)
         surv_hits["rmst"] += covers(km["rmst_difference"], rm)
+    lo, hi = sps.binom.ppf(0.0005, sreps, 0.95), sps.binom.isf(0.0005, sreps, 0.95)
     for k, v in surv_hits.items():
-        assert v / sreps >= 0.8, (k, v)
+        assert lo <= v <= hi, (k, v, lo, hi)
 
 
 # --- synthetic councils (insightlib.simulate.synth truth.json) ----------------------------------------------

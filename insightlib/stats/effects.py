@@ -267,6 +267,57 @@ class _GroupedRefit:
         _, p_g, _ = fit_logistic(self.Xu, y_g, n_g, beta0=beta0, max_iter=15, tol=1e-7)
         return p_g[self.inv]
 
+    def many(self, C, beta0, ridge=1e-6, max_iter=15, tol=1e-7):
+        """Fitted probabilities (replicates x episodes) for a block of replicates' counts C: fit_logistic's
+        Newton steps for all of them at once, each replicate stopping where fit_logistic would stop."""
+        X, k = self.Xu, self.Xu.shape[1]
+        N = np.stack([np.bincount(self.inv, weights=c, minlength=self.k) for c in C])
+        S = np.stack([np.bincount(self.inv, weights=c * self.t, minlength=self.k) for c in C])
+        sw = N.sum(axis=1)
+        pen = ridge * np.eye(k)
+        pen[0, 0] = 0.0
+        beta = np.tile(beta0, (len(C), 1)).astype(float)
+        active = np.arange(len(C))
+        for _ in range(max_iter):
+            b, n, y, w_ = beta[active], N[active], S[active], sw[active]
+            p = 1.0 / (1.0 + np.exp(-np.clip(b @ X.T, -30, 30)))
+            grad = (y - n * p) @ X / w_[:, None] - b @ pen.T
+            info = np.einsum("bg,gi,gj->bij", n * p * (1 - p), X, X) / w_[:, None, None] + pen
+            step = np.linalg.solve(info, grad[:, :, None])[:, :, 0]
+            beta[active] = b + step
+            active = active[np.max(np.abs(step), axis=1) >= tol]
+            if not len(active):
+                break
+        P = 1.0 / (1.0 + np.exp(-np.clip(beta @ X.T, -30, 30)))
+        return P[:, self.inv]
+
+
+def _km_many(W, ee, start, pos):
+    """km_steps for each row of W (replicates x episodes in time order) at once."""
+    d = np.add.reduceat(W * ee, start, axis=1)
+    leave = np.add.reduceat(W, start, axis=1)
+    at_risk = W.sum(axis=1)[:, None] - np.concatenate([np.zeros((len(W), 1)), np.cumsum(leave, axis=1)[:, :-1]], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        haz = np.where(at_risk > 0, d / at_risk, 0.0)
+    s = np.cumprod(1 - haz, axis=1)
+    return np.where(pos >= 0, s[:, np.clip(pos, 0, None)], 1.0)
+
+
+def _bootstrap_block(sf, refit, C, t, beta_ps, estimand):
+    """A block of bootstrap replicates (rows of counts C, each with both arms present): the propensity
+    refitted, the weighted curves, risk and RMST differences and log risk ratio of each."""
+    E = np.clip(refit.many(C, beta_ps), 1e-6, 1 - 1e-6)
+    W = weights_for(t, E, estimand) * C
+    (o1, e1, st1, p1), (o0, e0, st0, p0) = sf._arms[1], sf._arms[0]
+    a1, a0 = _km_many(W[:, o1], e1, st1, p1), _km_many(W[:, o0], e0, st0, p0)
+    r1, r0 = 1 - a1[:, -1], 1 - a0[:, -1]
+    g = np.append(sf.grid[sf.grid < sf.horizon], sf.horizon)
+    dg = np.diff(g)
+    rm = (a1[:, : len(dg)] * dg).sum(axis=1) - (a0[:, : len(dg)] * dg).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lrr = np.where((r1 > 0) & (r0 > 0), np.log(r1 / r0), np.nan)
+    return np.column_stack([r1 - r0, rm, lrr]), a1, a0
+
 
 def ipw_survival(
     tm, ev, t, Xp, beta_ps, clusters, horizon, estimand="ATE", reps=200, level=0.95, rng=None, *, grouped: bool = True
@@ -275,8 +326,8 @@ def ipw_survival(
     horizon, with child-cluster bootstrap percentile intervals: children are resampled and the
     propensity model (design Xp, fitted coefficients beta_ps) refitted in each replicate, so the
     intervals carry the uncertainty of the weights. Fewer than 20 replicates: no intervals.
-    ``grouped``: refit on the design's distinct rows (_GroupedRefit; False refits row by row, the
-    slower path the tests compare it with)."""
+    ``grouped``: refit on the design's distinct rows (_GroupedRefit), a block of replicates at once
+    (False refits row by row, one replicate at a time: the slower path the tests compare it with)."""
     rng = np.random.default_rng(0) if rng is None else rng
     h = horizon
     e = np.clip(1 / (1 + np.exp(-np.clip(Xp @ beta_ps, -30, 30))), 1e-6, 1 - 1e-6)
@@ -291,15 +342,25 @@ def ipw_survival(
     curves1 = np.full((B, len(sf.grid)), np.nan)
     curves0 = np.full((B, len(sf.grid)), np.nan)
     n_cl = clusters.max() + 1
-    refit = _GroupedRefit(Xp, t) if grouped and B > 0 else None
-    for i in range(B):
+    if grouped and B > 0:
+        # replicates in blocks (memory: a block is block x episodes), all of a block's refits and curves at once
+        refit = _GroupedRefit(Xp, t)
+        block = max(1, min(B, 2_000_000 // max(len(t), 1)))
+        for b0 in range(0, B, block):
+            ids = np.arange(b0, min(B, b0 + block))
+            C = np.stack([np.bincount(rng.integers(0, n_cl, n_cl), minlength=n_cl)[clusters] for _ in ids]).astype(
+                float
+            )
+            ok = (C[:, t == 1].sum(axis=1) > 0) & (C[:, t == 0].sum(axis=1) > 0)
+            if ok.any():
+                boot[ids[ok]], curves1[ids[ok]], curves0[ids[ok]] = _bootstrap_block(
+                    sf, refit, C[ok], t, beta_ps, estimand
+                )
+    for i in range(B if not grouped else 0):  # the slower path, replicate by replicate (tests compare)
         cnt = np.bincount(rng.integers(0, n_cl, n_cl), minlength=n_cl)[clusters].astype(float)
         if cnt[t == 1].sum() == 0 or cnt[t == 0].sum() == 0:
             continue
-        if refit is not None:
-            eb_i = refit(cnt, beta_ps)
-        else:
-            _, eb_i, _ = fit_logistic(Xp, t, cnt, beta0=beta_ps, max_iter=15, tol=1e-7)
+        _, eb_i, _ = fit_logistic(Xp, t, cnt, beta0=beta_ps, max_iter=15, tol=1e-7)
         eb_i = np.clip(eb_i, 1e-6, 1 - 1e-6)
         wi = weights_for(t, eb_i, estimand) * cnt
         a1, a0 = sf.curves(tm, ev, t, wi)
