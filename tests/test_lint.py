@@ -49,7 +49,8 @@ FORMATTED = ["insightlib/stats/survival.py", "insightlib/stats/cox.py", "insight
              "insightlib/report/programme_charts.py",
              "insightlib/stats/funnel.py", "insightlib/analyses/national.py", "insightlib/report/national.py",
              "insightlib/report/national_charts.py", "insightlib/simulate/synth.py", "insightlib/simulate/synth_model.py",
-             "insightlib/simulate/renewal.py", "insightlib/simulate/synth_truth.py", "insightlib/simulate/synth_tables.py"]
+             "insightlib/simulate/renewal.py", "insightlib/simulate/synth_truth.py", "insightlib/simulate/synth_tables.py",
+             "insightlib/ingest/published.py"]
 
 
 def test_formatted_modules_stay_formatted():

@@ -25,7 +25,8 @@ import pandas as pd
 
 from insightlib import reference
 from insightlib.errors import InputError
-from insightlib.ingest.skills import Problems as _Problems, _read_csv, name_key
+from insightlib.ingest import published
+from insightlib.ingest.published import name_key, read_csv, require_columns, sheet_rows
 
 #: The published files, by the names SOURCES.md gives them.
 FILES = {
@@ -111,15 +112,10 @@ DEPRIVATION_FROM = {"940": "928", "941": "928", "942": "909", "943": "909"}
 DFE_ID = ["time_period", "geographic_level", "old_la_code", "la_name"]
 
 
-class Problems(_Problems):
+class Problems(published.Problems):
     """Every problem found in the published practice files, reported together."""
 
-    def raise_if_any(self) -> None:
-        if self.items:
-            shown = "\n".join(f"  - {p}" for p in self.items[:50])
-            more = f"\n  (and {len(self.items) - 50} more)" if len(self.items) > 50 else ""
-            n = len(self.items)
-            raise InputError(f"The published practice data has {n} problem{'s' if n > 1 else ''}:\n{shown}{more}")
+    what = "The published practice data"
 
 
 def _ons_to_la() -> dict[str, str]:
@@ -129,13 +125,6 @@ def _ons_to_la() -> dict[str, str]:
     out = dict(zip(former["ons_code"], former["la_code"]))
     out.update(zip(la["ons_code"], la["la_code"]))
     return out
-
-
-def _require(df: pd.DataFrame, file: str, columns, problems: Problems) -> bool:
-    missing = [c for c in columns if c not in df.columns]
-    for c in missing:
-        problems.add(file, "the column is missing", column=c)
-    return not missing
 
 
 def _numeric(df: pd.DataFrame, columns, file: str, problems: Problems, *, rows=None) -> pd.DataFrame:
@@ -159,8 +148,8 @@ def _numeric(df: pd.DataFrame, columns, file: str, problems: Problems, *, rows=N
 def _dfe_table(path: Path, problems: Problems, value_columns) -> pd.DataFrame | None:
     """A DfE (EES) file: England and council rows, la_code, year and the value columns asked for."""
     file = path.name
-    df = _read_csv(path, problems)
-    if df is None or not _require(df, file, DFE_ID + list(value_columns), problems):
+    df = read_csv(path, problems)
+    if df is None or not require_columns(df, file, DFE_ID + list(value_columns), problems, name_all=False):
         return None
     df = df.reset_index(drop=True)
     file_rows = df.index.to_numpy() + 2
@@ -219,9 +208,9 @@ def read_workforce(path: Path, problems: Problems) -> pd.DataFrame | None:
 def read_ethnicity(path: Path, problems: Problems) -> pd.DataFrame | None:
     """Census 2021 usual residents (ALL AGES) by ethnic group per council, as CIN codes (OOTH = Arab + any other)."""
     file = path.name
-    df = _read_csv(path, problems)
+    df = read_csv(path, problems)
     code_col, name_col = "2023 Upper tier local authorities Code", "Ethnic group (20 categories)"
-    if df is None or not _require(df, file, [code_col, name_col, "Observation"], problems):
+    if df is None or not require_columns(df, file, [code_col, name_col, "Observation"], problems, name_all=False):
         return None
     df = df[df[name_col] != "Does not apply"].reset_index(drop=True)
     ons = _ons_to_la()
@@ -245,12 +234,10 @@ def read_deprivation(path: Path, problems: Problems) -> pd.DataFrame | None:
 
     The councils made after 2019 (North and West Northamptonshire, Cumberland, Westmorland and
     Furness) take the county they came from (``deprivation_from`` names it)."""
-    from insightlib.ingest.skills import _sheet_rows
-
     file = path.name
     tables, names = {}, {}
     for sheet, prefix in (("IMD", "IMD - Average score"), ("IDACI", "IDACI - Average score")):
-        rows = _sheet_rows(path, sheet, problems, f"the {sheet} summaries")
+        rows = sheet_rows(path, sheet, problems, f"the {sheet} summaries")
         if rows is None:
             return None
         header = [str(h or "").strip() for h in rows[0]]

@@ -14,14 +14,14 @@ them, built by ``scripts/build_skills_reference.py`` from these readers, in
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from insightlib.errors import InputError
+from insightlib.ingest import published
+from insightlib.ingest.published import name_key, number, numbers, read_csv, read_parquet, require_columns, sheet_rows
 
 #: The source files, by the names SOURCES.md gives them.
 FILES = {
@@ -69,91 +69,10 @@ SSA_T1 = (
 SSA_NOT_KNOWN = "Not Applicable/ Not Known"
 
 
-@lru_cache(maxsize=None)
-def name_key(name) -> str:
-    """Area names differ between files ("Stoke-on-Trent", "Stoke on Trent ", "Bedford Borough")."""
-    text = str(name).lower().replace("&", " and ").replace("-", " ").replace(",", " ").replace(".", " ")
-    text = re.sub(r"\b(city of|borough|county|council|the)\b", " ", text)
-    return re.sub(r"\s+", " ", text).strip()
+class Problems(published.Problems):
+    """Every problem found in the skills source files, reported together."""
 
-
-@dataclass
-class Problems:
-    """Every problem found in the source files, reported together."""
-
-    items: list[str] = field(default_factory=list)
-
-    def add(self, file: str, message: str, row: int | None = None, column: str | None = None) -> None:
-        where = file + (f", row {row}" if row is not None else "") + (f", column '{column}'" if column else "")
-        self.items.append(f"{where}: {message}")
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            shown = "\n".join(f"  - {p}" for p in self.items[:50])
-            more = f"\n  (and {len(self.items) - 50} more)" if len(self.items) > 50 else ""
-            raise InputError(f"The skills data has {len(self.items)} problem{'s' if len(self.items) > 1 else ''}:\n{shown}{more}")
-
-
-def _sheet_rows(path: Path, sheet: str, problems: Problems, what: str) -> list[list] | None:
-    """A workbook sheet's cells as rows (empty cells None), read with calamine (every cell, no trust in <dimension>)."""
-    from python_calamine import CalamineWorkbook
-
-    try:
-        book = CalamineWorkbook.from_path(str(path))
-    except FileNotFoundError:
-        problems.add(path.name, f"no such file in {path.parent}")
-        return None
-    except Exception as exc:  # noqa: BLE001 - calamine's errors are the file's
-        problems.add(path.name, f"not a readable Excel workbook ({str(exc).splitlines()[0][:120]})")
-        return None
-    if sheet not in book.sheet_names:
-        problems.add(path.name, f"no sheet '{sheet}' ({what})")
-        return None
-    cells = book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
-    return [[None if v == "" else v for v in row] for row in cells]
-
-
-def _number(value, allowed_symbols) -> tuple[float, str]:
-    """A published cell: (number, "") or (NaN, symbol). Anything else is a problem (ValueError)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return np.nan, "x"
-    text = str(value).strip().replace(",", "")
-    if text in allowed_symbols:
-        return np.nan, text
-    return float(text), ""
-
-
-def _require_columns(df: pd.DataFrame, file: str, required, problems: Problems) -> bool:
-    missing = [c for c in required if c not in df.columns]
-    for c in missing:
-        problems.add(file, f"the column is missing (expected columns: {', '.join(required)})", column=c)
-    return not missing
-
-
-def _read_csv(path: Path, problems: Problems) -> pd.DataFrame | None:
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError:
-        problems.add(path.name, f"no such file in {path.parent}")
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        problems.add(path.name, f"not a readable CSV file ({str(exc).splitlines()[0]})")
-    return None
-
-
-def _numbers(df: pd.DataFrame, column: str, file: str, symbols, problems: Problems, header_rows: int = 1):
-    values, flags = [], []
-    for i, raw in enumerate(df[column].tolist()):
-        try:
-            v, s = _number(raw, symbols)
-            if not s and v < 0:
-                raise ValueError
-        except ValueError:
-            problems.add(file, f"{raw!r} is not a count of 0 or more nor a published symbol ({', '.join(sorted(symbols))})",
-                         row=i + 1 + header_rows, column=column)
-            v, s = np.nan, "?"
-        values.append(v)
-        flags.append(s)
-    return values, flags
+    what = "The skills data"
 
 
 # --- demand ----------------------------------------------------------------------------------
@@ -166,8 +85,8 @@ def read_occupation_employment(path: Path, problems: Problems) -> pd.DataFrame |
     area has five rows, which are 2017-2021 in order, so the year is taken from the row's position.
     """
     file = path.name
-    df = _read_csv(path, problems)
-    if df is None or not _require_columns(df, file, ["area", "geographic_level", "year"], problems):
+    df = read_csv(path, problems)
+    if df is None or not require_columns(df, file, ["area", "geographic_level", "year"], problems):
         return None
     names = {name_key(v): k for k, v in SOC_SUBMAJOR.items()}
     columns = list(df.columns)
@@ -195,8 +114,8 @@ def read_occupation_employment(path: Path, problems: Problems) -> pd.DataFrame |
     out = []
     symbols = {"c", "u", "x", "low", "*", "!", "-"}
     for code, col, conf in pairs:
-        est, est_sym = _numbers(df, col, file, symbols, problems)
-        ci, ci_sym = _numbers(df, conf, file, symbols, problems)
+        est, est_sym = numbers(df, col, file, symbols, problems)
+        ci, ci_sym = numbers(df, conf, file, symbols, problems)
         out.append(pd.DataFrame({
             "area": df["area"].str.strip(), "level": df["geographic_level"].str.strip(), "year": df["year"],
             "soc": code, "employed": est, "ci95": ci, "symbol": est_sym,
@@ -207,11 +126,11 @@ def read_occupation_employment(path: Path, problems: Problems) -> pd.DataFrame |
 def read_industry_employment(path: Path, problems: Problems) -> pd.DataFrame | None:
     """APS employment by nine industry groups (SIC 2007 sections grouped), per district and LEP, 2017-2022."""
     file = path.name
-    df = _read_csv(path, problems)
-    if df is None or not _require_columns(df, file, ["year", "geographic_level", "area", "variable", "value", "Total"], problems):
+    df = read_csv(path, problems)
+    if df is None or not require_columns(df, file, ["year", "geographic_level", "area", "variable", "value", "Total"], problems):
         return None
-    values, flags = _numbers(df, "value", file, {"c", "u", "x", "low", "*", "!", "-"}, problems)
-    totals, _ = _numbers(df, "Total", file, {"c", "u", "x", "low", "*", "!", "-", ""}, problems)
+    values, flags = numbers(df, "value", file, {"c", "u", "x", "low", "*", "!", "-"}, problems)
+    totals, _ = numbers(df, "Total", file, {"c", "u", "x", "low", "*", "!", "-", ""}, problems)
     years = pd.to_numeric(df["year"], errors="coerce")
     for i in np.flatnonzero(years.isna()):
         problems.add(file, f"{df['year'].iloc[i]!r} is not a year", row=i + 2, column="year")
@@ -223,10 +142,10 @@ def read_industry_employment(path: Path, problems: Problems) -> pd.DataFrame | N
 def read_adverts(path: Path, problems: Problems) -> pd.DataFrame | None:
     """ONS online job adverts (Textkernel), annual average per area 2017-2022, in the file's own unit."""
     file = path.name
-    df = _read_csv(path, problems)
-    if df is None or not _require_columns(df, file, ["year", "area", "geographic_level", "vacancy_unit"], problems):
+    df = read_csv(path, problems)
+    if df is None or not require_columns(df, file, ["year", "area", "geographic_level", "vacancy_unit"], problems):
         return None
-    values, flags = _numbers(df, "vacancy_unit", file, {"c", "x"}, problems)
+    values, flags = numbers(df, "vacancy_unit", file, {"c", "x"}, problems)
     years = pd.to_numeric(df["year"], errors="coerce")
     for i in np.flatnonzero(years.isna() | (years < 2000) | (years > 2100)):
         problems.add(file, f"{df['year'].iloc[i]!r} is not a year", row=i + 2, column="year")
@@ -238,10 +157,10 @@ def read_adverts_by_profession(path: Path, problems: Problems) -> pd.DataFrame |
     """Job adverts by the 25 summary profession categories (October 2022 snapshot) per LEP, LSIP, MCA."""
     file = path.name
     need = ["geographic_level", "area", "Summary Profession Category", "Detailed Profession Category", "time_period", "vacancies"]
-    df = _read_csv(path, problems)
-    if df is None or not _require_columns(df, file, need, problems):
+    df = read_csv(path, problems)
+    if df is None or not require_columns(df, file, need, problems):
         return None
-    values, flags = _numbers(df, "vacancies", file, {"c", "x", "[c]"}, problems)
+    values, flags = numbers(df, "vacancies", file, {"c", "x", "[c]"}, problems)
     df = df.assign(adverts=values)
     level = df["geographic_level"].replace({"Local Skills Improvement Plan": "LSIP", "Mayoral Combined Authorities": "MCA"})
     out = (df.assign(level=level).groupby(["level", "area", "Summary Profession Category"], as_index=False)["adverts"].sum(min_count=1)
@@ -258,7 +177,7 @@ def read_ess(path: Path, problems: Problems) -> pd.DataFrame | None:
     hard-to-fill and skill-shortage vacancies (SSVs), skills gaps and the published shares.
     """
     file = path.name
-    rows = _sheet_rows(path, "ALL_LEAS", problems, "the sheet with one column per council")
+    rows = sheet_rows(path, "ALL_LEAS", problems, "the sheet with one column per council")
     if rows is None:
         return None
     labels = {  # published row label -> our column
@@ -292,7 +211,7 @@ def read_ess(path: Path, problems: Problems) -> pd.DataFrame | None:
         nums = []
         for j, v in enumerate(values):
             try:
-                nums.append(_number(v, {"**", "*", "-"})[0])
+                nums.append(number(v, {"**", "*", "-"})[0])
             except ValueError:
                 problems.add(file, f"{v!r} is not a number nor '**'", row=row_no, column=f"sheet ALL_LEAS, {councils[j]}")
                 nums.append(np.nan)
@@ -312,14 +231,14 @@ def read_fe_achievements(path: Path, problems: Problems) -> pd.DataFrame | None:
     file = path.name
     need = ["location", "location_code", "geographic_level", "time_period", "notional_nvq_level", "ethnicity_group",
             "gender", "ssa_t1_desc", "e_and_t_aims_ach"]
-    df = _read_csv(path, problems)
-    if df is None or not _require_columns(df, file, need, problems):
+    df = read_csv(path, problems)
+    if df is None or not require_columns(df, file, need, problems):
         return None
     unknown = sorted(set(df["ssa_t1_desc"]) - set(SSA_T1) - {"Total", SSA_NOT_KNOWN})
     for name in unknown:
         i = int(np.flatnonzero(df["ssa_t1_desc"] == name)[0])
         problems.add(file, f"{name!r} is not a tier 1 sector subject area", row=i + 2, column="ssa_t1_desc")
-    values, flags = _numbers(df, "e_and_t_aims_ach", file, {"~", "c", "x", "low"}, problems)
+    values, flags = numbers(df, "e_and_t_aims_ach", file, {"~", "c", "x", "low"}, problems)
     keep = (df["notional_nvq_level"] == "Total") & (df["ethnicity_group"] == "Total") & (df["gender"] == "Total")
     out = pd.DataFrame({
         "area": df["location"].str.strip(), "area_code": df["location_code"].str.strip(),
@@ -337,15 +256,8 @@ def read_apprenticeships(path: Path, problems: Problems) -> pd.DataFrame | None:
     people live. It has no subject, so apprenticeships enter the report as totals and trends.
     """
     file = path.name
-    try:
-        df = pd.read_parquet(path)
-    except FileNotFoundError:
-        problems.add(file, f"no such file in {path.parent}")
-        return None
-    except Exception as exc:  # noqa: BLE001
-        problems.add(file, f"not a readable Parquet file ({type(exc).__name__})")
-        return None
-    if not _require_columns(df, file, ["year", "learner_home_lad", "starts", "achievements"], problems):
+    df = read_parquet(path, problems)
+    if df is None or not require_columns(df, file, ["year", "learner_home_lad", "starts", "achievements"], problems):
         return None
     for col in ("starts", "achievements"):
         bad = np.flatnonzero(pd.to_numeric(df[col], errors="coerce").isna() | (pd.to_numeric(df[col], errors="coerce") < 0))
@@ -365,8 +277,8 @@ def read_neet(path: Path, problems: Problems) -> pd.DataFrame | None:
     need = ["time_period", "geographic_level", "region_name", "old_la_code", "la_name", "Cohort_DJFavg", "NEET_percent",
             "Notknown_percent", "NEET_not_known_percent", "TOTAL_participating_in_education_and_training_percent",
             "Apprenticeship_percent"]
-    df = _read_csv(path, problems)
-    if df is None or not _require_columns(df, file, need, problems):
+    df = read_csv(path, problems)
+    if df is None or not require_columns(df, file, need, problems):
         return None
     out = pd.DataFrame({
         "year": pd.to_numeric(df["time_period"], errors="coerce").astype("Int64"),
@@ -405,12 +317,8 @@ def _signed(df: pd.DataFrame, column: str, file: str, problems: Problems):
 def read_lait_neet(path: Path, problems: Problems) -> pd.DataFrame | None:
     """The LAIT series of 16-17 year olds NEET and NEET-or-not-known (%), per council, region, England."""
     file = path.name
-    try:
-        df = pd.read_parquet(path)
-    except FileNotFoundError:
-        problems.add(file, f"no such file in {path.parent}")
-        return None
-    if not _require_columns(df, file, ["Short Desc", "Years", "LA and Regions", "Values", "LA Number"], problems):
+    df = read_parquet(path, problems)
+    if df is None or not require_columns(df, file, ["Short Desc", "Years", "LA and Regions", "Values", "LA Number"], problems):
         return None
     keep = df[df["Short Desc"].isin(["16-17 NEET", "16-17_not known_NEET"])].copy()
     if keep.empty:
@@ -438,10 +346,10 @@ def read_geography(lsip_path: Path, ca_path: Path, problems: Problems) -> pd.Dat
     except FileNotFoundError:
         problems.add(lsip_path.name, f"no such file in {lsip_path.parent}")
         return None
-    if not _require_columns(lsip, lsip_path.name, ["LAD23CD", "LAD23NM", "LSIP23NM"], problems):
+    if not require_columns(lsip, lsip_path.name, ["LAD23CD", "LAD23NM", "LSIP23NM"], problems):
         return None
-    ca = _read_csv(ca_path, problems)
-    if ca is None or not _require_columns(ca, ca_path.name, ["LAD25CD", "LAD25NM", "CAUTH25NM"], problems):
+    ca = read_csv(ca_path, problems)
+    if ca is None or not require_columns(ca, ca_path.name, ["LAD25CD", "LAD25NM", "CAUTH25NM"], problems):
         return None
     out = pd.DataFrame({"lad_code": lsip["LAD23CD"].str.strip(), "lad_name": lsip["LAD23NM"].str.strip(),
                         "lsip": lsip["LSIP23NM"].str.strip()})
@@ -463,7 +371,7 @@ def read_skills_imperative(path: Path, *, min_published: float = 10_000) -> pd.D
     """
     problems = Problems()
     file = Path(path).name
-    rows = _sheet_rows(Path(path), "Occ T2", problems, "employment change by occupation, 26 groups; is it a Skills Imperative 2035 workbook?")
+    rows = sheet_rows(Path(path), "Occ T2", problems, "employment change by occupation, 26 groups; is it a Skills Imperative 2035 workbook?")
     problems.raise_if_any()
     rows = rows[:40]
     title = str(rows[0][0] or "")
