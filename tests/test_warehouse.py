@@ -283,3 +283,21 @@ def test_dates_already_dates_are_not_parsed_again_and_keep_their_values(loaded):
     for c in ("referral_date", "closure_date"):
         assert got[c].dtype == "datetime64[ns]"
         pd.testing.assert_series_equal(got[c], pd.to_datetime(direct[c]).astype("datetime64[ns]"), check_names=False)
+
+
+def test_pseudonyms_shared_across_tables_are_what_each_column_alone_gives():
+    """pseudonymise_tables hashes an id met in several tables once; the pseudonyms are those of one call per column."""
+    key = b"k" * 32
+    tables = {
+        "children": pd.DataFrame({"la_code": ["201", "201", "202"], "child_id": ["A", "B", "A"], "upn": ["U1", "", "U1"]}),
+        "referrals": pd.DataFrame({"la_code": ["201", "202", "202"], "child_id": ["A", "A", "C"],
+                                   "referral_id": ["A/1", "A/1", "C/1"]}),
+    }
+    out = pseudonymise.pseudonymise_tables(tables, key)
+    for name, frame in tables.items():
+        for col in contract.TABLES[name].identifiers:
+            if col in frame:
+                alone = pseudonymise.pseudonymise_series(frame[col], frame["la_code"], col, key)
+                assert out[name][col].tolist() == alone.tolist()
+    assert out["children"]["child_id"][0] == out["referrals"]["child_id"][0]  # same child, same council
+    assert out["children"]["child_id"][2] != out["children"]["child_id"][0]  # another council

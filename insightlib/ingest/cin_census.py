@@ -62,12 +62,15 @@ class _Columns:
         self.open: dict[str, list] = {c: [] for c in text + lines}
         self.packed: dict[str, list] = {c: [] for c in text + lines}
         self.n = 0
+        self._appends = [self.open[c].append for c in text + lines]  # the hot path: one call per value
+        self._unpacked = 0
 
     def add(self, *values) -> None:
-        for c, v in zip(self.text + self.lines, values):
-            self.open[c].append(v)
+        for append, v in zip(self._appends, values):
+            append(v)
         self.n += 1
-        if len(self.open[self.text[0]]) >= CHUNK:
+        self._unpacked += 1
+        if self._unpacked >= CHUNK:
             self._pack()
 
     def _pack(self) -> None:
@@ -77,6 +80,8 @@ class _Columns:
         for c in self.lines:
             self.packed[c].append(np.asarray(self.open[c], dtype="int64"))
             self.open[c] = []
+        self._appends = [self.open[c].append for c in self.text + self.lines]
+        self._unpacked = 0
 
     def frame(self, la_code: str, name: str) -> pd.DataFrame:
         self._pack()
@@ -120,7 +125,8 @@ def _stray_text(top: _Node, name: str, problems: list[Problem]) -> None:
     while todo:
         node = todo.pop()
         if node.nested:
-            text = node.value()
+            # node.text holds only chunks that are not all whitespace, so it is empty exactly when value() is
+            text = node.value() if node.text else ""
             if text:
                 problems.append(
                     Problem(
@@ -190,8 +196,12 @@ class _CinTables:
         )
 
     def child(self, child: _Node) -> None:
-        """One <Child>: its children row, then a referrals row (and what hangs off it) per <CINdetails>."""
+        """One <Child>: text between its elements is a problem; then its rows."""
         _stray_text(child, self.name, self.problems)
+        self.child_rows(child)
+
+    def child_rows(self, child: _Node) -> None:
+        """A <Child>'s children row, then a referrals row (and what hangs off it) per <CINdetails>."""
         cid = self._child_row(child)
         for position, cin in enumerate(child.findall("CINdetails"), start=1):
             self._cin_details(cin, cid, position)
@@ -412,22 +422,28 @@ def _parse(path: Path) -> tuple[_Node, _CinTables, tuple[int, str] | None]:
     parser.buffer_text = True
     _refuse_dtd(parser)
 
+    # The handlers run once per element (millions in a big return): kept to the fewest operations.
+    push, pop = stack.append, stack.pop
+
     def start(tag, attrs):
-        if len(stack) > XML_MAX_DEPTH:
+        depth = len(stack)
+        if depth > XML_MAX_DEPTH:
             raise XMLRefused(
                 parser.CurrentLineNumber,
                 f"elements are nested more than {XML_MAX_DEPTH} deep (a CIN census return nests 7 deep)",
             )
-        node = _Node(tag.rsplit(":", 1)[-1], parser.CurrentLineNumber)
+        if ":" in tag:
+            tag = tag.rsplit(":", 1)[-1]
+        node = _Node(tag, parser.CurrentLineNumber)
         parent = stack[-1]
         parent.nested = True
         # A <Child> of Message/Children is read and dropped when it closes; everything else is kept.
-        if not (node.tag == "Child" and len(stack) == 3 and parent.tag == "Children" and stack[1].tag == "Message"):
+        if tag != "Child" or depth != 3 or parent.tag != "Children" or stack[1].tag != "Message":
             parent.children.append(node)
-        stack.append(node)
+        push(node)
 
     def end(tag):
-        node = stack.pop()
+        node = pop()
         if node.tag == "Child" and len(stack) == 3 and stack[-1].tag == "Children" and stack[1].tag == "Message":
             rows.child(node)
 

@@ -241,6 +241,9 @@ def read_csv_file(path: Path, table: str | None = None) -> tuple[pd.DataFrame | 
 
 
 def cell_text(value: object) -> str:
+    """A spreadsheet or Parquet cell as the text validation reads (dates ISO, whole numbers without '.0')."""
+    if type(value) is str:  # most cells: the same as the last line, without the checks before it
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool):

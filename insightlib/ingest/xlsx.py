@@ -120,25 +120,31 @@ class Workbook:
         first = ws.start[0] if ws.start else 0
         width = ws.width
         numbers: list[int] = []
-        open_: list[list[str]] = [[] for _ in range(width)]
+        kept: list[list[str]] = []  # up to CHUNK rows of text, each padded to the sheet's width
         packed: list[list[pa.Array]] = [[] for _ in range(width)]
 
         def pack():
+            columns = list(zip(*kept))[:width] if kept else [()] * width
             for j in range(width):
-                packed[j].append(pa.array(open_[j], type=pa.large_string()))
-                open_[j] = []
+                packed[j].append(pa.array(columns[j], type=pa.large_string()))
+            kept.clear()
 
         for i, row in enumerate(ws.iter_rows()):
             cells = [cell_text(v) for v in row]
             if not any(cells):
                 continue
-            for j in range(width):
-                open_[j].append(cells[j] if j < len(cells) else "")
+            if len(cells) < width:
+                cells += [""] * (width - len(cells))
+            kept.append(cells)
             numbers.append(first + i + 1)
-            if len(open_[0]) >= CHUNK:
+            if len(kept) >= CHUNK:
                 pack()
         pack()
-        columns = [pa.chunked_array(p, type=pa.large_string()).combine_chunks() for p in packed]
+        ws = None  # calamine's copy of the sheet goes before the columns are joined
+        columns = []
+        for j in range(width):  # one column's chunks at a time, so the text is never held twice
+            columns.append(pa.chunked_array(packed[j], type=pa.large_string()).combine_chunks())
+            packed[j] = []
         return np.asarray(numbers, dtype="int64"), columns
 
 
