@@ -713,9 +713,9 @@ def read_intervention_curves(model: Model, chart_texts: list[str], truth: dict) 
     """The intervention report's adjusted curves, read point by point (docs/publishing.md, identity 9).
 
     Whatever the weights, each week a curve drops is a week at least one child of that arm came back, so the
-    number re-referred by the horizon is at least the number of drops drawn. The count re-referred by the
-    horizon among the cases analysed is the counts table's "re-referred within" (any child re-referred by then
-    is followed for the whole period by definition). (With ATT the treated arm's weights are 1, yet "its curve
+    number re-referred by the horizon (among the cases analysed) is at least the number of rises drawn, at
+    least the counts table's "re-referred within" (those also followed for the whole period) and at most the
+    cases analysed. (With ATT the treated arm's weights are 1, yet "its curve
     is a plain Kaplan-Meier, d <= s n" is broken by the truth at seeds 0 and 2, so the adversary does not
     assume it: see docs/publishing.md.)"""
     P = "iv:"  # noqa: N806
@@ -730,7 +730,11 @@ def read_intervention_curves(model: Model, chart_texts: list[str], truth: dict) 
         ys = [y for _x, y in pts if np.isfinite(y)]
         if not ys:
             continue
-        d = P + f"rereferred_{arm}"
+        # the arm's re-referrals by the horizon among the cases analysed: at least the rises drawn, at least the
+        # counts table's re-referred (those followed for the whole period), at most the cases analysed
+        d = model.var(P + f"events_{arm}", truth=truth.get(f"events_{arm}"))
+        model.add({d: 1, P + f"rereferred_{arm}": -1}, lo=0, why=f"{arm}: re-referred by the horizon >= table's")
+        model.add({d: 1, P + f"analysed_{arm}": -1}, hi=0, why=f"{arm}: re-referred by the horizon <= analysed")
         drops = sum(1 for a, b in zip(ys, ys[1:]) if b > a + 1e-12) + (1 if ys[0] > 1e-12 else 0)
         model.cells += len(ys)
         if drops:
