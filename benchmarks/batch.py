@@ -30,7 +30,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 from common import synthetic_warehouse
 
 from insightlib.batch.evaluation import load_evaluation, parse_evaluation
-from insightlib.batch.runner import FRESH_KERNELS_ENV, KERNEL_REUSE_LIMIT, execute_council, run_evaluation
+from insightlib.batch.execute import execute_council
+from insightlib.batch.kernels import KERNEL_REUSE_LIMIT
+from insightlib.batch.runner import FRESH_KERNELS_ENV, run_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELSPEC = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from insightlib.batch.evaluation import load_evaluation
-from insightlib.batch.runner import prepare_warehouse, run_evaluation
+from insightlib.batch.plan import prepare_warehouse
+from insightlib.batch.runner import run_evaluation
 from insightlib.ingest import pseudonymise, warehouse
 from insightlib.simulate import synth
 

@@ -138,14 +138,14 @@ def _practice_truth(result, threshold: int) -> dict:
 def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: int = 5, min_group_size: int = 20):
     """Synthetic councils, both notebooks run for each, pages rendered by the site's renderer."""
     from insightlib import reference
-    from insightlib.batch import runner, site
+    from insightlib.batch import plan, site_html
     from insightlib.simulate import synth
 
     data = tmp / "data"
     synth.generate(councils, children, seed, data)
     reports = tmp / "reports"
     with _key():
-        wh, failed = runner.prepare_warehouse(data, reports)
+        wh, failed = plan.prepare_warehouse(data, reports)
     import pandas as pd
 
     codes = sorted(pd.read_csv(data / "councils.csv", dtype=str)["la_code"])
@@ -173,7 +173,7 @@ def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: 
                 continue  # a council too small for this analysis publishes a failure notice, not figures
             path = folder / f"{nb_name}.ipynb"
             nbformat.write(nb, str(path))
-            _title, body = site.render_report_html(path)
+            _title, body = site_html.render_report_html(path)
             out[ev] = {"html": body, "charts": texts, "ns": {k: ns.get(k) for k in ("report", "result")}}
         pages[la] = out
     programme = None
@@ -187,13 +187,13 @@ def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: 
             nb, ns = _run_cells(ROOT / "notebooks" / "programme_evaluation.ipynb", p, folder, texts)
             path = folder / "programme_evaluation.ipynb"
             nbformat.write(nb, str(path))
-            _title, body = site.render_report_html(path)
+            _title, body = site_html.render_report_html(path)
             nc = ns.get("nc")
             programme = {"html": body, "charts": texts, "focus": ns.get("focus"), "panel": ns.get("panel"),
                          "neighbours": list(nc.neighbours) if nc is not None else []}
         except RuntimeError:
             programme = None  # too few councils or quarters: a failure notice, no figures
-    national_html = site._national_html(reports, None, tmp / "national-out")
+    national_html = site_html._national_html(reports, None, tmp / "national-out")
     return {"pages": pages, "national": national_html, "programme": programme, "names": {la: reference.council_name(la) for la in codes},
             "threshold": threshold}
 

@@ -21,7 +21,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from typer.testing import CliRunner
 
-from insightlib.batch import runner, site
+from insightlib.batch import kernels, runner, site
+from insightlib.batch.manifest import LOCK_NAME, file_sha256, run_lock
 from insightlib.simulate import synth
 from insightlib.ingest import warehouse
 from insightlib.batch.cli import EXIT_BAD_INPUT, EXIT_SOME_FAILED, app
@@ -158,7 +159,7 @@ def test_a_truncated_or_changed_output_is_run_again_not_skipped(project, tmp_pat
     folder = out / "hashes"
     manifest = json.loads((folder / councils[0] / "manifest.json").read_text())
     assert set(manifest["hashes"]) == {"quick.ipynb", "results.json"}
-    assert manifest["hashes"]["quick.ipynb"] == runner.file_sha256(folder / councils[0] / "quick.ipynb")
+    assert manifest["hashes"]["quick.ipynb"] == file_sha256(folder / councils[0] / "quick.ipynb")
     # one notebook cut short under an "ok" manifest, one results.json edited, one left alone
     notebook = folder / councils[0] / "quick.ipynb"
     notebook.write_bytes(notebook.read_bytes()[:200])
@@ -186,7 +187,7 @@ def test_a_second_run_on_the_same_out_refuses_and_a_stale_lock_is_ignored(projec
     monkeypatch.chdir(project)
     out = tmp_path / "out"
     evaluation = evaluation_file(project, "locked")
-    with runner.run_lock(out, "someone-else"):
+    with run_lock(out, "someone-else"):
         result = CliRunner().invoke(app, ["run", str(evaluation), "--out", str(out), "--no-progress"])
         assert result.exit_code == EXIT_BAD_INPUT, result.output
         message = " ".join(result.output.split())
@@ -195,10 +196,10 @@ def test_a_second_run_on_the_same_out_refuses_and_a_stale_lock_is_ignored(projec
         assert not (out / "locked").exists()  # nothing was started
     # a lock file left by a run that was killed names a pid that is gone: it does not stand in the way
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (out / runner.LOCK_NAME).write_text(json.dumps({"pid": int(dead.stdout), "evaluation": "killed"}))
+    (out / LOCK_NAME).write_text(json.dumps({"pid": int(dead.stdout), "evaluation": "killed"}))
     result = CliRunner().invoke(app, ["run", str(evaluation), "--out", str(out), "--no-progress", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert (out / runner.LOCK_NAME).read_text() == ""  # released
+    assert (out / LOCK_NAME).read_text() == ""  # released
 
 
 # --- a full disk ------------------------------------------------------------------------------------
@@ -308,10 +309,10 @@ def test_kernels_talk_over_private_sockets_so_no_port_can_be_taken_between_choos
     """CI once saw a parallel test take a kernel's heartbeat port; the kernel then printed a traceback to the user."""
     from jupyter_core.paths import jupyter_runtime_dir
 
-    manager = runner._kernel_manager_class()(kernel_name="python3")
+    manager = kernels._kernel_manager_class()(kernel_name="python3")
     assert manager.transport == "ipc"
     assert Path(manager.ip).parent == Path(jupyter_runtime_dir())  # the user's own 0700 folder, not the cwd
-    assert runner._kernel_manager_class()(kernel_name="python3").ip != manager.ip
+    assert kernels._kernel_manager_class()(kernel_name="python3").ip != manager.ip
     # a runtime folder too deep for a socket path falls back to loopback ports
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / ("deep" * 30)))
-    assert runner._kernel_manager_class()(kernel_name="python3").transport == "tcp"
+    assert kernels._kernel_manager_class()(kernel_name="python3").transport == "tcp"

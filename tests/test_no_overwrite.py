@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures.tiny import write_valid_directory
-from insightlib.batch import site
+from insightlib.batch import quarto, site, site_pages
 from insightlib.simulate import synth
 from insightlib.batch.cli import EXIT_BAD_INPUT, app
 from insightlib.errors import InputError
@@ -150,24 +150,24 @@ def test_render_refuses_a_users_own_quarto_project(name, tmp_path, fake_quarto, 
     assert not (reports / "national.qmd").exists()  # nothing of the project was written either
     forced = invoke("render", reports, "--force")
     assert forced.exit_code == 0, forced.output
-    assert own.read_text() != before and (reports / "_site" / site.MARKER).exists()
+    assert own.read_text() != before and (reports / "_site" / site_pages.MARKER).exists()
 
 
 def test_render_replaces_only_what_it_wrote_before(tmp_path, fake_quarto, monkeypatch):
     reports = build_small(tmp_path / "reports")
     monkeypatch.chdir(tmp_path)
     assert invoke("render", reports).exit_code == 0
-    assert (reports / "_site" / site.MARKER).exists()
-    for name in site.PROJECT_FILES:
+    assert (reports / "_site" / site_pages.MARKER).exists()
+    for name in quarto.PROJECT_FILES:
         text = (reports / name).read_text()
-        if name == site.SAFE_FILTER:
-            assert text == (site._templates_dir() / "insight_safe.lua").read_text()
+        if name == quarto.SAFE_FILTER:
+            assert text == (site_pages._templates_dir() / "insight_safe.lua").read_text()
         else:
-            assert text.startswith(site.GENERATED) or site.WRITTEN in text[:300], name
+            assert text.startswith(site_pages.GENERATED) or site_pages.WRITTEN in text[:300], name
     again = invoke("render", reports)  # its own files and site: replaced without a question
     assert again.exit_code == 0, again.output
     # a site folder that is someone else's Quarto site (site_libs, no marker) is not insight's
-    (reports / "_site" / site.MARKER).unlink()
+    (reports / "_site" / site_pages.MARKER).unlink()
     (reports / "_quarto.yml").write_text("project:\n  type: website\n")
     result = invoke("render", reports)
     assert result.exit_code == EXIT_BAD_INPUT and "_quarto.yml, _site/" in one_line(result.output)
@@ -184,4 +184,4 @@ def test_html_render_never_empties_a_site_folder_it_did_not_write(tmp_path, monk
     assert "did not write" in one_line(result.output) and "--force" in result.output
     assert (theirs / "index.html").read_text() == "a Quarto site someone else built"
     assert invoke("render", reports, "--force").exit_code == 0
-    assert (theirs / site.MARKER).exists() and "a Quarto site" not in (theirs / "index.html").read_text()
+    assert (theirs / site_pages.MARKER).exists() and "a Quarto site" not in (theirs / "index.html").read_text()

@@ -14,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from typer.testing import CliRunner
 
 from fixtures.tiny import write_valid_directory
-from insightlib.batch import runner
+from insightlib.batch import plan, runner
 from insightlib.ingest import warehouse
 from insightlib.batch.cli import EXIT_BAD_INPUT, EXIT_SOME_FAILED, app
 from insightlib.batch.evaluation import load_evaluation, parse_evaluation
@@ -80,10 +80,10 @@ def test_a_table_the_data_lack_stops_the_run_before_anything_runs(tiny_warehouse
 def test_a_council_lacking_a_table_is_failed_up_front_and_the_others_are_planned(tiny_warehouse, tmp_path):
     path = _evaluation(tmp_path / "fgc.yml", tiny_warehouse, "intervention_effect", "all",
                        "parameters:\n  intervention: Family Group Conference\n")
-    evaluation = load_evaluation(path, notebooks_dir=runner.default_notebooks_dir())
+    evaluation = load_evaluation(path, notebooks_dir=plan.default_notebooks_dir())
     summary = runner.RunSummary(evaluation=evaluation, out_dir=tmp_path / "reports" / "checks")
     messages = []
-    tasks, skipped = runner._plan_councils(evaluation, None, tmp_path / "reports", runner.default_notebooks_dir(),
+    tasks, skipped = plan._plan_councils(evaluation, None, tmp_path / "reports", plan.default_notebooks_dir(),
                                            False, summary, messages.append)
     assert [t["la_code"] for t in tasks] == ["201"] and not skipped
     assert [(r.la_code, r.status) for r in summary.runs] == [("202", "failed")]
@@ -149,7 +149,7 @@ def test_every_council_notebook_names_the_tables_it_needs():
     its own skills-gap data, not these tables)."""
     from insightlib.batch.evaluation import NOTEBOOK_TABLES
 
-    names = {p.stem for p in runner.default_notebooks_dir().glob("*.ipynb")} - {"skills_gap"}
+    names = {p.stem for p in plan.default_notebooks_dir().glob("*.ipynb")} - {"skills_gap"}
     assert names <= set(NOTEBOOK_TABLES), sorted(names - set(NOTEBOOK_TABLES))
     assert NOTEBOOK_TABLES["practice_insight"] == ("children", "referrals")
 
@@ -162,10 +162,10 @@ def test_a_council_without_referrals_is_failed_up_front_for_the_practice_report(
     wh = tmp_path / "extract.duckdb"
     warehouse.load_directory(data, wh, key=KEY)
     path = _evaluation(tmp_path / "practice.yml", wh, "practice_insight", "all")
-    evaluation = load_evaluation(path, notebooks_dir=runner.default_notebooks_dir())
+    evaluation = load_evaluation(path, notebooks_dir=plan.default_notebooks_dir())
     summary = runner.RunSummary(evaluation=evaluation, out_dir=tmp_path / "reports" / "checks")
     messages = []
-    tasks, _ = runner._plan_councils(evaluation, None, tmp_path / "reports", runner.default_notebooks_dir(),
+    tasks, _ = plan._plan_councils(evaluation, None, tmp_path / "reports", plan.default_notebooks_dir(),
                                      False, summary, messages.append)
     assert [t["la_code"] for t in tasks] == ["201"]
     assert [(r.la_code, r.status) for r in summary.runs] == [("202", "failed")]

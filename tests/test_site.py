@@ -19,7 +19,8 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from insightlib.report import charts, text
-from insightlib.batch import site
+from insightlib import reference
+from insightlib.batch import quarto, site, site_html, site_reports
 from insightlib.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +140,7 @@ def test_code_warnings_and_tracebacks_are_hidden(built):
             assert marker not in text, (page, marker)
     failed = (root / "_site" / "fgc" / "204" / "rereferral.html").read_text()
     # one plain sentence says what went wrong and what to do; no banner, exception name or traceback
-    assert html.escape(site.FAILURE_SENTENCES["step"]) in failed and site.STEP_FAILED in failed
+    assert html.escape(site_reports.FAILURE_SENTENCES["step"]) in failed and site_reports.STEP_FAILED in failed
     for marker in ("ValueError", "Exception was encountered", "papermill", "Traceback"):
         assert marker not in failed
     assert not list((root / "_site").rglob("results.json"))  # key figures stay out of the public site
@@ -212,8 +213,8 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     """The Quarto project is written (and checked) everywhere, even where quarto is absent."""
     build_reports(tmp_path)
     monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)  # trend charts are tested in test_national
-    evaluations = site.discover(tmp_path)
-    site.write_quarto_project(tmp_path, evaluations)
+    evaluations = site_reports.discover(tmp_path)
+    quarto.write_quarto_project(tmp_path, evaluations)
     config = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
     assert config["project"]["type"] == "website" and config["project"]["output-dir"] == "_site"
     assert config["execute"]["enabled"] is False and config["execute"]["echo"] is False
@@ -240,12 +241,12 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     # a pandas table is Pandoc's own (native in HTML and Typst): no row numbers, numbers right-aligned
     assert "| need | children |\n|:---|---:|\n| N1 | 120 |\n| N2 | c |\n" in qmd
     assert "```{=html}" not in qmd and 'class="dataframe"' not in qmd
-    assert "subtitle" not in meta and meta["format"]["html"]["format-links"] == site.FORMAT_LINKS
+    assert "subtitle" not in meta and meta["format"]["html"]["format-links"] == quarto.FORMAT_LINKS
     assert "```{python}" not in qmd and "```python" not in qmd
     for marker in [*CODE_MARKERS, "noisy library warning", "secret_small_count"]:
         assert marker not in qmd
     failed_qmd = (tmp_path / "fgc" / "204" / "rereferral.qmd").read_text()
-    assert text.quarto_md(site.FAILURE_SENTENCES["step"]) in failed_qmd and text.quarto_md(site.STEP_FAILED) in failed_qmd
+    assert text.quarto_md(site_reports.FAILURE_SENTENCES["step"]) in failed_qmd and text.quarto_md(site_reports.STEP_FAILED) in failed_qmd
     for marker in ("SECRET_TRACE", "ValueError", "Exception was encountered", "papermill"):
         assert marker not in failed_qmd
     national_qmd = (tmp_path / "national.qmd").read_text()
@@ -327,10 +328,10 @@ def test_template_is_read_from_the_working_folder_but_never_from_a_generated_fil
     custom["website"]["title"] = "Our council's reports"
     (tmp_path / "_quarto.yml").write_text(yaml.safe_dump(custom))
     monkeypatch.chdir(tmp_path)
-    site.write_quarto_project(tmp_path, site.discover(tmp_path))
+    quarto.write_quarto_project(tmp_path, site_reports.discover(tmp_path))
     first = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
     assert first["website"]["title"] == "Our council's reports"  # the user's own template
-    site.write_quarto_project(tmp_path, site.discover(tmp_path))  # now cwd holds a generated file
+    quarto.write_quarto_project(tmp_path, site_reports.discover(tmp_path))  # now cwd holds a generated file
     second = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
     hrefs = [i.get("href") for i in second["website"]["navbar"]["left"]]
     assert hrefs == ["index.qmd", None, "national.qmd"]  # packaged template, no duplicates
@@ -350,11 +351,11 @@ def test_national_scope_evaluation_page_lists_the_councils_it_covers(tmp_path, m
         "name": "programme-demo", "title": "Did re-referral change after adoption?", "scope": "national",
         "description": "Staggered adoption across councils.\n  Second line.", "councils": "all"}}))
     make_report(tmp_path, "fgc", "205", title="Family Group Conferences")
-    evaluations = {ev.slug: ev for ev in site.discover(tmp_path)}
+    evaluations = {ev.slug: ev for ev in site_reports.discover(tmp_path)}
     programme = evaluations["programme-demo"]
     assert programme.title == "Did re-referral change after adoption?"
     assert programme.covers == ["202", "203", "204"] and programme.national and not programme.councils
-    site.render_html(tmp_path, list(evaluations.values()))
+    site_html.render_html(tmp_path, list(evaluations.values()))
     page = (tmp_path / "_site" / "programme-demo" / "index.html").read_text()
     assert "It covers 3 councils: Camden (202), Greenwich (203), Hackney (204)." in page
     assert 'href="national/rereferral.html"' in page
@@ -362,18 +363,18 @@ def test_national_scope_evaluation_page_lists_the_councils_it_covers(tmp_path, m
     assert "Staggered adoption across councils. Second line." in home and "One report across 3 councils" in home
     assert "Did re-referral change after adoption?" in home and "1 council report" in home
     # the report is labelled by how many councils it covers, never "England" for 3 of 153
-    assert programme.reports[0].council == "3 councils" and "England" not in site.council_label("national", programme.covers)
-    assert site.council_label("national", sorted(site.reference.local_authorities()["la_code"])) == "England (all councils)"
+    assert programme.reports[0].council == "3 councils" and "England" not in site_reports.council_label("national", programme.covers)
+    assert site_reports.council_label("national", sorted(reference.local_authorities()["la_code"])) == "England (all councils)"
 
 
 def test_report_tables_lose_row_numbers_and_align_numbers():
     frame = pd.DataFrame({"group": ["N1 Abuse", "N2 Disability"], "children": [120, "c"], "rate": ["12.5%", "x"]})
-    tidy = site.tidy_tables(frame.to_html())
+    tidy = site_html.tidy_tables(frame.to_html())
     assert "<th>0</th>" not in tidy and "<th>1</th>" not in tidy
     assert "<td>N1 Abuse</td>" in tidy and '<td class="num">120</td>' in tidy and '<td class="num">c</td>' in tidy
     assert '<td class="num">12.5%</td>' in tidy
     assert len(re.findall(r"<th[ >]", tidy)) == 3  # header cells only: group, children, rate
-    named = site.tidy_tables(frame.set_index("group").to_html())
+    named = site_html.tidy_tables(frame.set_index("group").to_html())
     assert "<th>N1 Abuse</th>" in named  # a meaningful index is kept
 
 
@@ -406,12 +407,12 @@ def test_a_synthetic_site_says_so_on_every_page_and_a_real_one_never(tmp_path, m
     # on the Quarto route: an announcement on every page that cannot be dismissed, and a callout
     # on the report itself (its PDF has no site banner)
     monkeypatch.chdir(tmp_path)
-    site.write_quarto_project(made, site.discover(made))
+    quarto.write_quarto_project(made, site_reports.discover(made))
     config = yaml.safe_load((made / "_quarto.yml").read_text())
     assert config["website"]["announcement"]["dismissable"] is False
     assert text.quarto_md(text.SYNTHETIC_NOTICE) in config["website"]["announcement"]["content"]
     assert text.quarto_md(text.SYNTHETIC_NOTICE) in (made / "fgc" / "205" / "rereferral.qmd").read_text()
-    site.write_quarto_project(real, site.discover(real))
+    quarto.write_quarto_project(real, site_reports.discover(real))
     assert "announcement" not in yaml.safe_load((real / "_quarto.yml").read_text())["website"]
 
 
@@ -439,8 +440,8 @@ def test_a_council_is_published_at_one_disclosure_setting_across_evaluations(tmp
     _set_disclosure(tmp_path, "strict", "202", 10)
     _set_disclosure(tmp_path, "loose", "203", 5)
     _set_disclosure(tmp_path, "rounded", "203", 5, rounding=5)
-    evaluations = site.discover(tmp_path)
-    assert site.council_settings(evaluations) == {"202": (10, 0), "203": (5, 5)}
+    evaluations = site_reports.discover(tmp_path)
+    assert site_reports.council_settings(evaluations) == {"202": (10, 0), "203": (5, 5)}
     result = site.render_site(tmp_path, engine="html")
     out = result.out_dir
     assert (out / "strict" / "202" / "rereferral.html").exists()
@@ -455,13 +456,13 @@ def test_a_council_is_published_at_one_disclosure_setting_across_evaluations(tmp
     row = national.split(">Camden<")[1].split("</tr>")[0] if ">Camden<" in national else ""
     assert row and "0.4%" not in row and ">c<" in row
     # a report across councils counts for each council it covers
-    assert set(site.council_settings(site.discover(tmp_path))) == {"202", "203"}
+    assert set(site_reports.council_settings(site_reports.discover(tmp_path))) == {"202", "203"}
 
 
 def test_the_safe_filter_keeps_exactly_insights_own_typst_settings():
     lua = (REPO / "insightlib" / "templates" / "insight_safe.lua").read_text()
     const = re.search(r'local INSIGHT_TYPST = "(.*)"', lua).group(1).encode().decode("unicode_escape")
-    assert const == site.TYPST_HEADER.strip()
+    assert const == quarto.TYPST_HEADER.strip()
 
 
 def test_the_cox_forest_plot_is_laid_out_again_for_a_phone():
@@ -522,7 +523,7 @@ def test_report_charts_are_drawn_for_a_phone_too(tmp_path, monkeypatch):
     assert (tmp_path / "_site" / "ev" / "202" / classes["chart-narrow"]["src"]).read_bytes() == narrow
     css = (tmp_path / "_site" / "site.css").read_text()
     assert ".chart-narrow { display: block; }" in css and "base64" not in page
-    site.write_quarto_project(tmp_path, site.discover(tmp_path))
+    quarto.write_quarto_project(tmp_path, site_reports.discover(tmp_path))
     qmd = (folder / "rereferral.qmd").read_text()
     assert '::: {.content-visible when-format="html"}\n::: {.chart-narrow}\n![](rereferral-figures/figure-1-narrow.png)' in qmd
     assert (folder / "rereferral-figures" / "figure-1-narrow.png").read_bytes() == narrow

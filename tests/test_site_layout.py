@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from insightlib.batch import site
+from insightlib.batch import site, site_pages
 from leader_text import code_paths
 from test_site import build_reports, skip_trend
 from test_summary import make_fgc_site
@@ -89,7 +89,7 @@ def test_fallback_site_fits_at_1280_and_390(tmp_path, monkeypatch):
     monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)
     build(tmp_path)
     site.render_site(tmp_path, engine="html")
-    check_pages(tmp_path / "_site", site.SITE_TITLE)
+    check_pages(tmp_path / "_site", site_pages.SITE_TITLE)
 
 
 @pytest.mark.needs_quarto
@@ -100,7 +100,7 @@ def test_quarto_site_fits_at_1280_and_390_and_reads_as_it_should(tmp_path, monke
     result = site.render_site(tmp_path, engine="quarto")
     assert result.engine == "quarto", result.messages
     out = tmp_path / "_site"
-    check_pages(out, site.SITE_TITLE)
+    check_pages(out, site_pages.SITE_TITLE)
     report = (out / "rereferral-demo" / "202" / "rereferral.html").read_text()
     assert "Typst" not in report and re.search(r'href="rereferral\.pdf"[^>]*>.*?PDF', report, re.S)
     assert report.count('class="subtitle') == 0  # one title, no repeated question

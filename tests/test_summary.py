@@ -13,7 +13,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_markdown_cell, new_notebook
 
-from insightlib.batch import site
+from insightlib.batch import quarto, site, site_reports
 from insightlib.errors import InputError
 from insightlib.report.summary import summarise
 from insightlib.stats.meta import random_effects
@@ -131,7 +131,7 @@ def test_evaluation_page_and_home_lead_with_the_answer(tmp_path, monkeypatch):
 def test_quarto_project_leads_with_the_answer(tmp_path, monkeypatch):
     monkeypatch.setattr("insightlib.report.national_charts.trend_plot", lambda code: (_ for _ in ()).throw(InputError("x")))
     make_fgc_site(tmp_path)
-    site.write_quarto_project(tmp_path, site.discover(tmp_path))
+    quarto.write_quarto_project(tmp_path, site_reports.discover(tmp_path))
     qmd = (tmp_path / "fgc-demo" / "index.qmd").read_text()
     front = yaml.safe_load(qmd.split("---")[1])
     assert front["resources"] == ["summary-figures/*.png"]

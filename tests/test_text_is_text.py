@@ -27,7 +27,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from insightlib.report import charts, text
-from insightlib.batch import site
+from insightlib.batch import quarto, site
 
 CHROMIUM = "/usr/bin/chromium"
 SECRET = "ENV-SECRET-7f3a"  # the value of an environment variable no page may ever show
@@ -531,6 +531,6 @@ def test_national_page_paragraphs_are_plain_text_on_the_quarto_route(tmp_path, m
     assert said, "the planted name should appear in a sentence"
     for p in said:  # quarto_md is md with braces broken by empty Pandoc spans (which CommonMark would show)
         _shows_literally(text.md(p), payload)
-    site.write_quarto_project(tmp_path, [])
+    quarto.write_quarto_project(tmp_path, [])
     qmd = (tmp_path / "national.qmd").read_text()
     assert text.quarto_md(said[0]) in qmd and payload not in qmd

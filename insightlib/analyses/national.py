@@ -261,7 +261,7 @@ def build_national_summary(
 
 def _strictest(computed: pd.DataFrame, settings: dict | None) -> pd.DataFrame:
     """Each council's figures at its strictest disclosure setting across the site's evaluations
-    (site.one_disclosure_per_council): the larger threshold, that setting's rounding."""
+    (site_reports.one_disclosure_per_council): the larger threshold, that setting's rounding."""
     if settings and not computed.empty:
         strict = [settings.get(la) for la in computed["la_code"]]
         computed["threshold"] = [

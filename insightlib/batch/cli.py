@@ -171,7 +171,8 @@ def run(
 
 def _run_one(evaluation_file: Path, demo_data: str | None = None, **kw) -> int:
     from .evaluation import load_evaluation
-    from .runner import default_notebooks_dir, run_evaluation
+    from .plan import default_notebooks_dir
+    from .runner import run_evaluation
 
     evaluation = load_evaluation(evaluation_file, notebooks_dir=default_notebooks_dir())
     if demo_data is not None and not evaluation.areas:  # synthetic councils; area notebooks keep their published data
@@ -266,7 +267,7 @@ def init_evaluation(
         import yaml
 
         from .evaluation import load_evaluation, parse_evaluation
-        from .runner import default_notebooks_dir
+        from .plan import default_notebooks_dir
 
         if notebook in INIT_BY_HAND:
             raise InputError(INIT_BY_HAND[notebook])

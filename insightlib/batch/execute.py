@@ -1,0 +1,206 @@
+"""Executing one council's notebook with papermill: retries when a kernel fails to start, the
+notebook swapped in only when whole, and the manifest written beside it.
+
+Split from runner.py; ``execute_council`` is what a process pool or a Dask worker runs.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import results as results_mod
+from .kernels import (
+    _KERNEL_ARGS,
+    _kernel_manager_class,
+    _kernel_threads,
+    _reset_code,
+    _warm_engine,
+    _warm_kernel,
+    discard_warm_kernel,
+)
+from .manifest import file_sha256
+
+#: How many times a kernel that fails to start (not a failing cell) is tried again.
+KERNEL_RETRIES = 2
+
+
+@dataclass
+class CouncilRun:
+    """What happened to one council's notebook."""
+
+    la_code: str
+    status: str  # "ok", "failed", "skipped"
+    notebook: str | None = None
+    results: str | None = None
+    error: str | None = None
+    failing_cell: int | None = None
+    link: str | None = None
+    seconds_total: float = 0.0
+    seconds_cells: float = 0.0
+    attempts: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DISK_FULL = "the disk is full"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def execute_council(task: dict) -> dict:
+    """Run one notebook for one council. Top level so that process pools and Dask can ship it."""
+    with _kernel_threads(task.get("blas_threads")):
+        return _execute_council(task)
+
+
+def _execute_council(task: dict) -> dict:
+    # long: every way out of the attempts below must reach the notebook swap and the manifest at its end
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    started = time.perf_counter()
+    out_nb = Path(task["output_notebook"])
+    out_nb.parent.mkdir(parents=True, exist_ok=True)
+    run = CouncilRun(la_code=task["la_code"], status="failed", notebook=str(out_nb))
+    # papermill writes the notebook several times as it runs: into a hidden file, swapped in
+    # once complete, so that a kill or a full disk never leaves half a notebook under the real name
+    tmp_nb = out_nb.with_name(f".tmp-{out_nb.stem}-{os.getpid()}.ipynb")
+    # an earlier run's results.json goes first: if this run fails, none is left to be shown as its figures
+    (out_nb.parent / "results.json").unlink(missing_ok=True)
+    reuse = task.get("reuse_kernel", False)
+    kernel_name = task.get("kernel_name", "python3")
+    for attempt in range(1, KERNEL_RETRIES + 2):
+        run.attempts = attempt
+        try:
+            engine = {}
+            if reuse:
+                warm = _warm_kernel(kernel_name)
+                engine = {
+                    "engine_name": _warm_engine(),
+                    "warm_kernel": warm,
+                    "reset_code": _reset_code(str(out_nb.parent)),
+                }
+                warm.uses += 1
+            pm.execute_notebook(
+                task["input_notebook"],
+                str(tmp_nb),
+                parameters=task["parameters"],
+                kernel_name=kernel_name,
+                language="python",
+                cwd=str(out_nb.parent),
+                progress_bar=False,
+                log_output=False,
+                request_save_on_cell_execute=False,
+                execution_timeout=task.get("execution_timeout", 3600),
+                # the kernel talks to us over loopback only; its start-up warning about that is noise
+                extra_arguments=list(_KERNEL_ARGS),
+                kernel_manager_class=_kernel_manager_class(),
+                **engine,
+            )
+            run.status, run.error = "ok", None
+            break
+        except PapermillExecutionError as exc:  # a cell failed; the kernel itself is fine
+            run.error = f"{exc.ename}: {str(exc.evalue)[:500]}"
+            if _says_disk_full(str(exc.evalue)):
+                run.error = f"{DISK_FULL}: step {exc.exec_count} of the notebook could not write its output"
+            run.failing_cell = exc.exec_count
+            run.link = f"{out_nb.name}#papermill-error-cell"
+            break
+        except CellTimeoutError:  # the notebook itself is too slow: running it again would only be as slow
+            if reuse:
+                discard_warm_kernel()
+            limit = task.get("execution_timeout", 3600)
+            run.error = f"a cell ran longer than the limit of {limit} s (insight run --cell-timeout)"
+            break
+        except (DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:  # kernel did not start or died: try again
+            if reuse:
+                discard_warm_kernel()
+            if is_disk_full(exc):  # trying again would only fill it again
+                run.error = f"{DISK_FULL}: the executed notebook could not be written"
+                break
+            run.error = f"kernel failed ({type(exc).__name__}: {str(exc)[:300]})"
+            time.sleep(min(2 * attempt, 5))
+        except Exception as exc:  # anything else will fail the same way again
+            if reuse:
+                discard_warm_kernel()
+            run.error = f"{type(exc).__name__}: {str(exc)[:500]}"
+            break
+    if not _keep_notebook(tmp_nb, out_nb) and run.status == "ok":
+        run.status, run.error = "failed", f"{DISK_FULL}: the executed notebook could not be written completely"
+    run.seconds_total = time.perf_counter() - started
+    run.seconds_cells = _cell_seconds(out_nb)
+    _write_manifest(task, run, out_nb, reuse)
+    return run.to_dict()
+
+
+def _write_manifest(task: dict, run: CouncilRun, out_nb: Path, reuse: bool) -> None:
+    """The council's manifest.json: how it ran, and the hashes a later run checks before it skips it."""
+    results_path = out_nb.parent / "results.json"
+    if results_path.exists() and run.status == "ok":
+        run.results = str(results_path)
+    outputs = [out_nb.name] + (["results.json"] if run.results else [])
+    manifest = {
+        **task["manifest"],
+        "la_code": task["la_code"],
+        "status": run.status,
+        "error": run.error,
+        "failing_cell": run.failing_cell,
+        "timings": {
+            "seconds_total": round(run.seconds_total, 3),
+            "seconds_in_cells": round(run.seconds_cells, 3),
+            "attempts": run.attempts,
+            "kernel": "reused" if reuse else "fresh",
+        },
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "outputs": outputs,
+        # what a later run checks before it skips this council: the outputs are whole and unchanged
+        "hashes": {name: file_sha256(out_nb.parent / name) for name in outputs if (out_nb.parent / name).exists()},
+    }
+    try:
+        results_mod.write_json_atomic(out_nb.parent / "manifest.json", manifest)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        # an older manifest left in place no longer matches the outputs' hashes, so nothing is skipped wrongly
+        run.status, run.error = "failed", f"{DISK_FULL}: the run manifest could not be written"
+
+
+def _says_disk_full(text: str) -> bool:
+    return "No space left on device" in text or "Disk quota exceeded" in text or "[Errno 28]" in text
+
+
+def _keep_notebook(tmp_nb: Path, out_nb: Path) -> bool:
+    """Swap a completely written notebook in under its real name; a partial one is removed."""
+    if not tmp_nb.exists():
+        return False
+    try:
+        with open(tmp_nb, encoding="utf-8") as fh:
+            whole = isinstance(json.load(fh).get("cells"), list)
+    except (OSError, ValueError, AttributeError):
+        whole = False
+    try:
+        if whole:
+            os.replace(tmp_nb, out_nb)
+            return True
+    except OSError:
+        pass
+    tmp_nb.unlink(missing_ok=True)
+    return False
+
+
+def _cell_seconds(notebook: Path) -> float:
+    try:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0.0
+    return float(sum((c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb.get("cells", [])))

@@ -1,0 +1,259 @@
+"""The warm Jupyter kernel each worker keeps, its Unix-socket transport, and the worker's tie to its parent.
+
+Split from runner.py: how a kernel is started, reused, reset and shut down, so that the
+runner itself only schedules councils.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+
+#: A worker's warm kernel runs at most this many notebooks before a fresh one replaces it.
+KERNEL_REUSE_LIMIT = 25
+
+
+def _tie_to_parent(parent_pid: int) -> None:
+    """Pool worker initializer: die with the parent, however it dies (SIGKILL included).
+
+    On Linux the kernel sends SIGKILL when the parent goes (PR_SET_PDEATHSIG); everywhere a
+    watchdog thread notices the parent has gone (the worker is re-parented) within a second.
+    A worker's Jupyter kernel polls its own parent, the worker, and so goes with it."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="insight-parent-watchdog", daemon=True).start()
+
+
+# --- a warm kernel per worker ---------------------------------------------------------
+#
+# Starting a kernel and importing pandas, scipy and matplotlib takes several seconds, more
+# than the analysis of a small council. So each worker (process, or Dask worker thread)
+# keeps one kernel and runs its councils in it one after another: before each notebook the
+# kernel's namespace is wiped (%reset -f), open figures closed, the execution count set back
+# to 1 and the working folder changed, so a notebook sees nothing of the one before; only
+# imported modules stay loaded. A kernel that dies, times out or fails to reset is thrown
+# away and the next notebook gets a fresh one; after KERNEL_REUSE_LIMIT notebooks it is
+# replaced anyway so that memory cannot creep up.
+
+_LOCAL = threading.local()
+_KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+# longest path a Unix socket may have (108 bytes on Linux, 104 on macOS), with room for "-ipc-N"
+_SOCKET_PATH_LIMIT = 96
+
+
+def _kernel_manager_class():
+    """Kernels talk over Unix sockets in the user's private runtime folder, not loopback ports.
+
+    A loopback port is chosen free and bound a moment later by the kernel; with several
+    kernels starting at once (parallel councils, or anything else on the machine) another
+    process can take it in between, and the kernel's heartbeat then prints a traceback into
+    the user's terminal. A socket file named after the kernel's own connection file cannot
+    be taken. Windows, or a runtime folder whose path is too long for a socket, keep TCP.
+    """
+    from jupyter_client.localinterfaces import localhost
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets import default
+
+    class LocalSocketKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _local_sockets(self) -> str:
+            return "ipc" if _sockets_fit(jupyter_runtime_dir()) else "tcp"
+
+        @default("ip")
+        def _socket_prefix(self) -> str:
+            if self.transport != "ipc":
+                return localhost()
+            folder = jupyter_runtime_dir()
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            return os.path.join(folder, f"kernel-{uuid.uuid4()}-ipc")
+
+    return LocalSocketKernelManager
+
+
+def _sockets_fit(folder: str) -> bool:
+    if os.name != "posix":
+        return False
+    # connection files are kernel-<36-character uuid>.json; sockets are kernel-<uuid>-ipc-<port>
+    return len(os.path.join(folder, "kernel-" + "x" * 36 + "-ipc-65535")) <= _SOCKET_PATH_LIMIT
+
+
+async def _await(fn, *args, **kwargs):
+    from nbclient.util import ensure_async
+
+    return await ensure_async(fn(*args, **kwargs))
+
+
+def _sync(fn, *args, **kwargs):
+    from nbclient.util import run_sync
+
+    return run_sync(_await)(fn, *args, **kwargs)
+
+
+def _reset_code(cwd: str) -> str:
+    return (
+        "get_ipython().run_line_magic('reset', '-f')\n"
+        "import sys as _insight_sys, os as _insight_os\n"
+        "if 'matplotlib.pyplot' in _insight_sys.modules:\n"
+        "    _insight_sys.modules['matplotlib.pyplot'].close('all')\n"
+        f"_insight_os.chdir({cwd!r})\n"
+        "del _insight_sys, _insight_os\n"
+        "get_ipython().execution_count = 1\n"
+    )
+
+
+class _WarmKernel:
+    def __init__(self, kernel_name: str):
+        import nbformat
+        from nbclient import NotebookClient
+
+        starter = NotebookClient(
+            nbformat.v4.new_notebook(),
+            kernel_name=kernel_name,
+            extra_arguments=list(_KERNEL_ARGS),
+            kernel_manager_class=_kernel_manager_class(),
+        )
+        self.kernel_name = kernel_name
+        self.km = starter.create_kernel_manager()
+        starter.start_new_kernel(cwd=tempfile.gettempdir())
+        self.uses = 0
+
+    def shutdown(self) -> None:
+        try:
+            _sync(self.km.shutdown_kernel, now=True)
+        except Exception:  # noqa: BLE001 - already dead is fine
+            pass
+
+
+def _warm_kernel(kernel_name: str) -> _WarmKernel:
+    warm = getattr(_LOCAL, "kernel", None)
+    if warm is not None and (
+        warm.kernel_name != kernel_name or warm.uses >= KERNEL_REUSE_LIMIT or not _sync(warm.km.is_alive)
+    ):
+        discard_warm_kernel()
+        warm = None
+    if warm is None:
+        warm = _LOCAL.kernel = _WarmKernel(kernel_name)
+        _register_shutdown()
+    return warm
+
+
+def discard_warm_kernel() -> None:
+    """Shut down this worker's warm kernel, if it has one."""
+    warm = getattr(_LOCAL, "kernel", None)
+    _LOCAL.kernel = None
+    if warm is not None:
+        warm.shutdown()
+
+
+_SHUTDOWN_REGISTERED = False
+
+
+def _register_shutdown() -> None:
+    """Shut the kernel down when the worker ends (pool workers skip atexit, so Finalize too)."""
+    global _SHUTDOWN_REGISTERED
+    if _SHUTDOWN_REGISTERED:
+        return
+    import atexit
+    from multiprocessing import util
+
+    atexit.register(discard_warm_kernel)
+    util.Finalize(None, discard_warm_kernel, exitpriority=50)
+    _SHUTDOWN_REGISTERED = True
+
+
+def _warm_engine():
+    """A papermill engine that runs a notebook in the worker's warm kernel (registered once)."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from traitlets import Unicode
+
+    if "insight-warm" in papermill_engines._engines:
+        return "insight-warm"
+
+    class ResettingClient(PapermillNotebookClient):
+        reset_code = Unicode("").tag(config=True)
+
+        def papermill_execute_cells(self):
+            reply = self.wait_for_reply(self.kc.execute(self.reset_code, silent=True, store_history=False))
+            if not reply or reply["content"].get("status") != "ok":
+                raise RuntimeError("the kernel could not be reset for the next council")
+            super().papermill_execute_cells()
+
+    class WarmEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(
+            cls,
+            nb_man,
+            kernel_name,
+            log_output=False,
+            stdout_file=None,
+            stderr_file=None,
+            start_timeout=60,
+            execution_timeout=None,
+            **kwargs,
+        ):
+            warm = kwargs.pop("warm_kernel")
+            for unused in ("input_path", "timeout", "startup_timeout", "extra_arguments"):
+                kwargs.pop(unused, None)
+            client = ResettingClient(
+                nb_man,
+                km=warm.km,
+                timeout=execution_timeout,
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logger,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+                **kwargs,
+            )
+            try:
+                return client.execute()
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
+
+    papermill_engines.register("insight-warm", WarmEngine)
+    return "insight-warm"
+
+
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def _kernel_threads(threads: int | None):
+    """Share the cores between parallel kernels: each BLAS gets cores / workers threads.
+
+    Two kernels each starting one BLAS thread per core oversubscribe the machine and the
+    linear algebra spends its time waiting. A value the user has set is left alone.
+    """
+    chosen = {v: str(threads) for v in BLAS_THREAD_VARIABLES if threads and v not in os.environ}
+    os.environ.update(chosen)
+    try:
+        yield
+    finally:
+        for variable in chosen:
+            os.environ.pop(variable, None)
