@@ -316,3 +316,65 @@ def test_kernels_talk_over_private_sockets_so_no_port_can_be_taken_between_choos
     # a runtime folder too deep for a socket path falls back to loopback ports
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / ("deep" * 30)))
     assert kernels._kernel_manager_class()(kernel_name="python3").transport == "tcp"
+
+
+# --- on a Dask cluster: the cluster's workers stay, the run's kernels and queued councils do not -----
+
+
+def descendant_kernels() -> list[psutil.Process]:
+    """Kernels started under this test process (by the LocalCluster's worker processes)."""
+    return [p for p in still_running(kernels_and_workers(os.getpid())) if is_kernel(p)]
+
+
+def test_killing_insight_run_on_a_dask_cluster_stops_its_kernels_and_queued_councils(project, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    evaluation = evaluation_file(project, "daskkill", pause=120)
+    out = tmp_path / "out"
+    env = {**os.environ, "INSIGHT_KEY": KEY}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        proc = subprocess.Popen(INSIGHT + ["run", str(evaluation), "--out", str(out), "--scheduler",
+                                           cluster.scheduler_address, "--no-progress"], cwd=project, env=env,
+                                start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        kernels: list[psutil.Process] = []
+        try:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and len(kernels) < 2:  # two councils running, the third queued
+                time.sleep(0.5)
+                assert proc.poll() is None, proc.stdout.read().decode()
+                kernels = descendant_kernels()
+            assert len(kernels) == 2, "the kernels never started"
+            time.sleep(2)  # the kernels are running the notebook's first cells
+            killed = time.monotonic()
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            _gone, alive = psutil.wait_procs(kernels, timeout=20)
+            assert not still_running(alive), [" ".join(p.cmdline()) for p in still_running(alive)]
+            print(f"the run's kernels gone {time.monotonic() - killed:.1f} s after SIGKILL")
+            time.sleep(3)  # the queued council is never started
+            assert not descendant_kernels()
+            assert not list(out.rglob("results.json"))
+            manifests = [json.loads(p.read_text()) for p in out.rglob("manifest.json")]
+            assert len(manifests) <= 2 and all(m["status"] == "failed" for m in manifests)
+            with distributed.Client(cluster) as client:  # the cluster's own workers are left for the next run
+                assert len(client.scheduler_info()["workers"]) == 2
+        finally:
+            for p in descendant_kernels():
+                p.kill()
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+
+
+def test_a_dask_workers_idle_kernels_are_shut_down_after_the_run(project, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(kernels, "DASK_IDLE_SECONDS", 4.0)
+    evaluation = load_evaluation(evaluation_file(project, "daskidle"), notebooks_dir=project / "notebooks")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        summary = runner.run_evaluation(evaluation, out_dir=tmp_path / "out", notebooks_dir=project / "notebooks",
+                                        scheduler=cluster.scheduler_address, progress=False, log=lambda m: None)
+        assert [r.status for r in summary.runs] == ["ok"] * 3
+        assert descendant_kernels(), "the warm kernels are kept while councils follow each other"
+        deadline = time.monotonic() + 30
+        while descendant_kernels() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not descendant_kernels(), "a kernel left idle on a Dask worker was not shut down"

@@ -9,13 +9,16 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import results as results_mod
 from .kernels import (
+    DASK_IDLE_SECONDS,
     _KERNEL_ARGS,
     _kernel_manager_class,
     _kernel_threads,
@@ -23,6 +26,9 @@ from .kernels import (
     _warm_engine,
     _warm_kernel,
     discard_warm_kernel,
+    kill_thread_kernels,
+    reap_idle_kernels,
+    release_warm_kernel,
 )
 from .manifest import file_sha256
 
@@ -56,13 +62,51 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+#: A council stopped because the 'insight run' that sent it to a Dask cluster has gone.
+ABANDONED = "stopped: the 'insight run' that sent this council has gone"
+
+
 def execute_council(task: dict) -> dict:
     """Run one notebook for one council. Top level so that process pools and Dask can ship it."""
-    with _kernel_threads(task.get("blas_threads")):
-        return _execute_council(task)
+    with _kernel_threads(task.get("blas_threads")), _while_its_run_waits(task) as gone:
+        return _execute_council(task, gone)
 
 
-def _execute_council(task: dict) -> dict:
+@contextmanager
+def _while_its_run_waits(task: dict):
+    """On a Dask worker, the council's kernel lives only as long as the 'insight run' waiting for it.
+
+    A pool worker dies with its parent (kernels.tie_to_parent); a Dask worker is the cluster's
+    and outlives it. When the client goes (killed, even by SIGKILL, or interrupted) the scheduler
+    cancels its tasks: queued councils never start, and a watchdog here sees this council's task
+    cancelled within half a second and kills its kernel, so the notebook stops. Warm kernels left
+    idle are killed by kernels.reap_idle_kernels. Yields an event set once the run has gone."""
+    gone = threading.Event()
+    if not task.get("dask"):
+        yield gone
+        return
+    from distributed import get_worker
+
+    worker = get_worker()
+    key, thread, stop = worker.get_current_task(), threading.get_ident(), threading.Event()
+    reap_idle_kernels(task.get("kernel_idle_seconds") or DASK_IDLE_SECONDS)
+
+    def watch() -> None:
+        while not stop.wait(0.5):
+            state = getattr(worker.state.tasks.get(key), "state", None)
+            if state in (None, "cancelled", "released", "forgotten"):
+                gone.set()
+                kill_thread_kernels(thread)
+                return
+
+    threading.Thread(target=watch, name="insight-dask-watchdog", daemon=True).start()
+    try:
+        yield gone
+    finally:
+        stop.set()
+
+
+def _execute_council(task: dict, gone: threading.Event | None = None) -> dict:
     # long: every way out of the attempts below must reach the notebook swap and the manifest at its end
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -129,12 +173,17 @@ def _execute_council(task: dict) -> dict:
                 run.error = f"{DISK_FULL}: the executed notebook could not be written"
                 break
             run.error = f"kernel failed ({type(exc).__name__}: {str(exc)[:300]})"
+            if gone is not None and gone.is_set():  # its run has gone: nobody waits for another attempt
+                run.error = ABANDONED
+                break
             time.sleep(min(2 * attempt, 5))
         except Exception as exc:  # anything else will fail the same way again
             if reuse:
                 discard_warm_kernel()
             run.error = f"{type(exc).__name__}: {str(exc)[:500]}"
             break
+    if reuse:
+        release_warm_kernel()
     if not _keep_notebook(tmp_nb, out_nb) and run.status == "ok":
         run.status, run.error = "failed", f"{DISK_FULL}: the executed notebook could not be written completely"
     run.seconds_total = time.perf_counter() - started

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from contextlib import contextmanager
 
 #: A worker's warm kernel runs at most this many notebooks before a fresh one replaces it.
@@ -58,6 +59,13 @@ def _tie_to_parent(parent_pid: int) -> None:
 
 _LOCAL = threading.local()
 _KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+#: On a Dask worker a warm kernel left idle this long is shut down: one run's councils follow each
+#: other at once, so a run that has ended, or whose 'insight run' was killed, leaves no kernel behind.
+DASK_IDLE_SECONDS = 10.0
+# every kernel manager started, by the thread that started it (a Dask task's watchdog stops them)
+_MANAGERS: dict[int, weakref.WeakSet] = {}
+_WARM = weakref.WeakSet()  # every warm kernel of this process (the idle reaper's list)
+_WARM_LOCK = threading.Lock()
 # longest path a Unix socket may have (108 bytes on Linux, 104 on macOS), with room for "-ipc-N"
 _SOCKET_PATH_LIMIT = 96
 
@@ -77,6 +85,10 @@ def _kernel_manager_class():
     from traitlets import default
 
     class LocalSocketKernelManager(AsyncKernelManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _MANAGERS.setdefault(threading.get_ident(), weakref.WeakSet()).add(self)
+
         @default("transport")
         def _local_sockets(self) -> str:
             return "ipc" if _sockets_fit(jupyter_runtime_dir()) else "tcp"
@@ -138,6 +150,9 @@ class _WarmKernel:
         self.km = starter.create_kernel_manager()
         starter.start_new_kernel(cwd=tempfile.gettempdir())
         self.uses = 0
+        self.idle_since: float | None = None  # None while a notebook runs in it
+        self.reaped = False
+        _WARM.add(self)
 
     def shutdown(self) -> None:
         try:
@@ -148,8 +163,11 @@ class _WarmKernel:
 
 def _warm_kernel(kernel_name: str) -> _WarmKernel:
     warm = getattr(_LOCAL, "kernel", None)
+    if warm is not None:
+        with _WARM_LOCK:  # claimed for this notebook: the idle reaper passes it over from now on
+            reaped, warm.idle_since = warm.reaped, None
     if warm is not None and (
-        warm.kernel_name != kernel_name or warm.uses >= KERNEL_REUSE_LIMIT or not _sync(warm.km.is_alive)
+        reaped or warm.kernel_name != kernel_name or warm.uses >= KERNEL_REUSE_LIMIT or not _sync(warm.km.is_alive)
     ):
         discard_warm_kernel()
         warm = None
@@ -157,6 +175,69 @@ def _warm_kernel(kernel_name: str) -> _WarmKernel:
         warm = _LOCAL.kernel = _WarmKernel(kernel_name)
         _register_shutdown()
     return warm
+
+
+def release_warm_kernel() -> None:
+    """The notebook in this thread's warm kernel has finished: from now it counts as idle."""
+    warm = getattr(_LOCAL, "kernel", None)
+    if warm is not None:
+        with _WARM_LOCK:
+            warm.idle_since = time.monotonic()
+
+
+def kill_kernel(km) -> None:
+    """Kill a kernel's whole process group at once (it is started in a session of its own)."""
+    provisioner = getattr(km, "provisioner", None)
+    pid = getattr(provisioner, "pgid", None) or getattr(provisioner, "pid", None)
+    if not pid:
+        return
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(pid, signal.SIGKILL)
+        else:  # pragma: no cover - Windows
+            os.kill(pid, signal.SIGTERM)
+    except OSError:
+        pass
+    process = getattr(provisioner, "process", None)
+    try:
+        if process is not None:
+            process.wait(timeout=5)  # reaped, not left a zombie
+    except Exception:  # noqa: BLE001 - gone is all that matters
+        pass
+
+
+def kill_thread_kernels(thread_id: int) -> None:
+    """Kill every kernel the given thread started (a council's task abandoned by its client)."""
+    for km in list(_MANAGERS.get(thread_id, ())):
+        kill_kernel(km)
+
+
+def reap_idle_kernels(after: float = DASK_IDLE_SECONDS) -> None:
+    """Start, once per process, a thread that kills warm kernels idle for ``after`` seconds (Dask workers).
+
+    A Dask worker belongs to the cluster and outlives the 'insight run' that sent it councils; its
+    warm kernels must not: between one council and the next a kernel is idle for milliseconds."""
+    global _REAPER
+    with _WARM_LOCK:
+        if _REAPER is not None:
+            return
+        _REAPER = threading.Thread(target=_reap, args=(after,), name="insight-idle-kernels", daemon=True)
+    _REAPER.start()
+
+
+_REAPER: threading.Thread | None = None
+
+
+def _reap(after: float) -> None:
+    while True:
+        time.sleep(min(1.0, after / 2))
+        now = time.monotonic()
+        with _WARM_LOCK:
+            idle = [w for w in list(_WARM) if not w.reaped and w.idle_since is not None and now - w.idle_since > after]
+            for warm in idle:
+                warm.reaped = True
+        for warm in idle:
+            kill_kernel(warm.km)
 
 
 def discard_warm_kernel() -> None:

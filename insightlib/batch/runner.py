@@ -24,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
-from . import results as results_mod
+from . import kernels, results as results_mod
 from ..errors import InputError
 from .evaluation import Evaluation
 from .execute import DISK_FULL, CouncilRun, execute_council, is_disk_full
@@ -191,6 +191,8 @@ def _iter_outcomes(tasks: list[dict], workers: int, scheduler: str | None):
     if scheduler:
         from distributed import Client, as_completed as dask_completed
 
+        for task in tasks:  # its kernel lives only while this run waits for it (execute._while_its_run_waits)
+            task["dask"], task["kernel_idle_seconds"] = True, kernels.DASK_IDLE_SECONDS
         with Client(scheduler) as client:
             futures = {client.submit(execute_council, t, pure=False): t for t in tasks}
             for future in dask_completed(futures):
