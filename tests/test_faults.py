@@ -21,7 +21,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from typer.testing import CliRunner
 
-from insightlib.batch import kernels, runner, site
+from insightlib.batch import kernels, runner, site, site_pages
 from insightlib.batch.manifest import LOCK_NAME, file_sha256, run_lock
 from insightlib.simulate import synth
 from insightlib.ingest import warehouse
@@ -282,10 +282,13 @@ def test_render_leaves_out_a_broken_report_and_builds_the_rest(engine, tmp_path,
     if engine == "quarto":
         bindir = tmp_path / "bin"
         bindir.mkdir()
-        (bindir / "quarto").write_text("#!/bin/sh\nmkdir -p _site && echo ok > _site/index.html\n")
+        (bindir / "quarto").write_text("#!/bin/sh\nmkdir -p ../_site && echo ok > ../_site/index.html\n")
         (bindir / "quarto").chmod(0o755)
         monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-        (reports / "fgc" / "204" / "rereferral.qmd").write_text("stale page source from an earlier render")
+        stale = reports / "_site_src" / "fgc" / "204" / "rereferral.qmd"  # from an earlier render, in its folder
+        stale.parent.mkdir(parents=True)
+        stale.write_text("stale page source from an earlier render")
+        (reports / "_site_src" / site_pages.MARKER).write_text("")
     else:
         monkeypatch.setattr(site.shutil, "which", lambda name: None)
     result = CliRunner().invoke(app, ["render", str(reports)])
@@ -298,9 +301,9 @@ def test_render_leaves_out_a_broken_report_and_builds_the_rest(engine, tmp_path,
         assert not (reports / "_site" / "fgc" / "204" / "rereferral.html").exists()
         assert 'href="204/' not in (reports / "_site" / "fgc" / "index.html").read_text()
     else:
-        assert (reports / "fgc" / "205" / "rereferral.qmd").exists()
-        assert not (reports / "fgc" / "204" / "rereferral.qmd").exists()  # Quarto cannot render a stale page
-        listed = (reports / "fgc" / "councils.yml").read_text()
+        assert (reports / "_site_src" / "fgc" / "205" / "rereferral.qmd").exists()
+        assert not stale.exists()  # Quarto cannot render a stale page
+        listed = (reports / "_site_src" / "fgc" / "councils.yml").read_text()
         assert "205" in listed and "204" not in listed
 
 

@@ -125,7 +125,7 @@ def fake_quarto(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     script = bindir / "quarto"
-    script.write_text("#!/bin/sh\nmkdir -p _site/site_libs && echo '<html>ok</html>' > _site/index.html\n")
+    script.write_text("#!/bin/sh\nmkdir -p ../_site/site_libs && echo '<html>ok</html>' > ../_site/index.html\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)
@@ -133,7 +133,8 @@ def fake_quarto(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["_quarto.yml", "index.qmd", "_insight_safe.lua"])
-def test_render_refuses_a_users_own_quarto_project(name, tmp_path, fake_quarto, monkeypatch):
+def test_render_leaves_a_users_own_quarto_files_alone_and_refuses_a_site_it_did_not_write(
+        name, tmp_path, fake_quarto, monkeypatch):
     reports = build_small(tmp_path / "reports")
     monkeypatch.chdir(tmp_path)
     own = reports / name
@@ -145,21 +146,40 @@ def test_render_refuses_a_users_own_quarto_project(name, tmp_path, fake_quarto, 
     result = invoke("render", reports)
     assert result.exit_code == EXIT_BAD_INPUT, result.output
     message = one_line(result.output)
-    assert f"holds {name}, _site/ that 'insight render' did not write" in message and "--force" in message
+    assert "holds _site/ that 'insight render' did not write" in message and "--force" in message
     assert own.read_text() == before and (mine / "page.html").read_text() == "our own site"
-    assert not (reports / "national.qmd").exists()  # nothing of the project was written either
+    assert not (reports / "_site_src").exists()  # nothing of the project was written either
+    (mine / "page.html").unlink()  # their site moved away: render builds, and still leaves their file alone
+    built = invoke("render", reports)
+    assert built.exit_code == 0, built.output
+    assert own.read_text() == before and (reports / "_site_src" / "_quarto.yml").exists()
+    assert (reports / "_site" / site_pages.MARKER).exists() and (reports / "_site_src" / site_pages.MARKER).exists()
+
+
+def test_render_refuses_a_project_folder_it_did_not_write(tmp_path, fake_quarto, monkeypatch):
+    reports = build_small(tmp_path / "reports")
+    monkeypatch.chdir(tmp_path)
+    theirs = reports / "_site_src"
+    theirs.mkdir()
+    (theirs / "notes.qmd").write_text("our own page")
+    result = invoke("render", reports)
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert "holds _site_src/ that 'insight render' did not write" in one_line(result.output)
+    assert (theirs / "notes.qmd").read_text() == "our own page" and not (reports / "_site").exists()
     forced = invoke("render", reports, "--force")
     assert forced.exit_code == 0, forced.output
-    assert own.read_text() != before and (reports / "_site" / site_pages.MARKER).exists()
+    assert not (theirs / "notes.qmd").exists() and (theirs / site_pages.MARKER).exists()
 
 
 def test_render_replaces_only_what_it_wrote_before(tmp_path, fake_quarto, monkeypatch):
     reports = build_small(tmp_path / "reports")
     monkeypatch.chdir(tmp_path)
+    top = sorted(p.name for p in reports.iterdir())
     assert invoke("render", reports).exit_code == 0
+    assert sorted(p.name for p in reports.iterdir()) == sorted(top + ["_site", "_site_src"])  # nothing else written
     assert (reports / "_site" / site_pages.MARKER).exists()
     for name in quarto.PROJECT_FILES:
-        text = (reports / name).read_text()
+        text = (reports / "_site_src" / name).read_text()
         if name == quarto.SAFE_FILTER:
             assert text == (site_pages._templates_dir() / "insight_safe.lua").read_text()
         else:
@@ -168,9 +188,21 @@ def test_render_replaces_only_what_it_wrote_before(tmp_path, fake_quarto, monkey
     assert again.exit_code == 0, again.output
     # a site folder that is someone else's Quarto site (site_libs, no marker) is not insight's
     (reports / "_site" / site_pages.MARKER).unlink()
-    (reports / "_quarto.yml").write_text("project:\n  type: website\n")
     result = invoke("render", reports)
-    assert result.exit_code == EXIT_BAD_INPUT and "_quarto.yml, _site/" in one_line(result.output)
+    assert result.exit_code == EXIT_BAD_INPUT and "holds _site/ that" in one_line(result.output)
+
+
+def test_render_removes_the_project_files_an_earlier_version_wrote_at_the_top(tmp_path, fake_quarto, monkeypatch):
+    """Earlier versions wrote _quarto.yml, index.qmd ... at the top of the reports folder: removed where
+    provably theirs (a user's file beside them is kept)."""
+    reports = build_small(tmp_path / "reports")
+    monkeypatch.chdir(tmp_path)
+    (reports / "_quarto.yml").write_text(site_pages.GENERATED + "\nproject:\n  type: website\n")
+    (reports / "index.qmd").write_text("---\n" + site_pages.WRITTEN + "\ntitle: Home\n---\n")
+    (reports / "national.qmd").write_text("---\ntitle: a page of the user's own\n---\n")
+    assert invoke("render", reports).exit_code == 0
+    assert not (reports / "_quarto.yml").exists() and not (reports / "index.qmd").exists()
+    assert (reports / "national.qmd").read_text() == "---\ntitle: a page of the user's own\n---\n"
 
 
 def test_html_render_never_empties_a_site_folder_it_did_not_write(tmp_path, monkeypatch):

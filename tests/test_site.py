@@ -214,9 +214,14 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     build_reports(tmp_path)
     monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)  # trend charts are tested in test_national
     evaluations = site_reports.discover(tmp_path)
+    (tmp_path / "_quarto.yml").write_text("project:\n  type: book\n")  # a user's own file: never touched
     quarto.write_quarto_project(tmp_path, evaluations)
-    config = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
-    assert config["project"]["type"] == "website" and config["project"]["output-dir"] == "_site"
+    assert (tmp_path / "_quarto.yml").read_text() == "project:\n  type: book\n"
+    proj = tmp_path / "_site_src"  # the project is written into render's own folder, and only there
+    assert (proj / ".insight-site").exists() and not (tmp_path / "index.qmd").exists()
+    assert not list((tmp_path / "rereferral-demo").rglob("*.qmd")) and not (tmp_path / "national-figures").exists()
+    config = yaml.safe_load((proj / "_quarto.yml").read_text())
+    assert config["project"]["type"] == "website" and config["project"]["output-dir"] == "../_site"
     assert config["execute"]["enabled"] is False and config["execute"]["echo"] is False
     assert "*/*/*.qmd" in config["project"]["render"]
     nav = [item.get("href") for item in config["website"]["navbar"]["left"]]
@@ -224,20 +229,20 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     menu = config["website"]["navbar"]["left"][1]
     assert menu["text"] == "Evaluations"
     assert [i["href"] for i in menu["menu"]] == ["rereferral-demo/index.qmd", "fgc/index.qmd"]  # the basic question first
-    front = yaml.safe_load((tmp_path / "rereferral-demo" / "index.qmd").read_text().split("---")[1])
+    front = yaml.safe_load((proj / "rereferral-demo" / "index.qmd").read_text().split("---")[1])
     assert front["listing"]["contents"] == "councils.yml" and front["listing"]["type"] == "table"
-    items = yaml.safe_load((tmp_path / "rereferral-demo" / "councils.yml").read_text())
+    items = yaml.safe_load((proj / "rereferral-demo" / "councils.yml").read_text())
     assert [(i["title"], i["path"]) for i in items] == [("Camden", "202/rereferral.html"),
                                                        ("Greenwich", "203/rereferral.html")]
     for item in items:
         assert (tmp_path / "rereferral-demo" / item["path"]).with_suffix(".ipynb").exists()
-    meta = yaml.safe_load((tmp_path / "rereferral-demo" / "202" / "_metadata.yml").read_text())
+    meta = yaml.safe_load((proj / "rereferral-demo" / "202" / "_metadata.yml").read_text())
     assert set(meta["format"]) == {"html", "typst"} and meta["execute"]["enabled"] is False
     # Each executed notebook has a .qmd twin: outputs only, figures as files with their alt text.
-    qmd = (tmp_path / "rereferral-demo" / "202" / "rereferral.qmd").read_text()
+    qmd = (proj / "rereferral-demo" / "202" / "rereferral.qmd").read_text()
     assert yaml.safe_load(qmd.split("---")[1])["title"] == text.quarto_md("Camden: Do children come back?")  # the evaluation title
     assert '![](rereferral-figures/figure-1.png){fig-alt="Line chart of survival for council 202"}' in qmd
-    assert (tmp_path / "rereferral-demo" / "202" / "rereferral-figures" / "figure-1.png").read_bytes()[:4] == b"\x89PNG"
+    assert (proj / "rereferral-demo" / "202" / "rereferral-figures" / "figure-1.png").read_bytes()[:4] == b"\x89PNG"
     # a pandas table is Pandoc's own (native in HTML and Typst): no row numbers, numbers right-aligned
     assert "| need | children |\n|:---|---:|\n| N1 | 120 |\n| N2 | c |\n" in qmd
     assert "```{=html}" not in qmd and 'class="dataframe"' not in qmd
@@ -245,13 +250,13 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     assert "```{python}" not in qmd and "```python" not in qmd
     for marker in [*CODE_MARKERS, "noisy library warning", "secret_small_count"]:
         assert marker not in qmd
-    failed_qmd = (tmp_path / "fgc" / "204" / "rereferral.qmd").read_text()
+    failed_qmd = (proj / "fgc" / "204" / "rereferral.qmd").read_text()
     assert text.quarto_md(site_reports.FAILURE_SENTENCES["step"]) in failed_qmd and text.quarto_md(site_reports.STEP_FAILED) in failed_qmd
     for marker in ("SECRET_TRACE", "ValueError", "Exception was encountered", "papermill"):
         assert marker not in failed_qmd
-    national_qmd = (tmp_path / "national.qmd").read_text()
+    national_qmd = (proj / "national.qmd").read_text()
     figures = re.findall(r"\]\((national-figures/[^)]+\.png)\)\{fig-alt=\"[^\"]+\"\}", national_qmd)
-    assert figures and all((tmp_path / f).exists() for f in figures)
+    assert figures and all((proj / f).exists() for f in figures)
     assert "```{=html}" in national_qmd
 
 
@@ -329,10 +334,15 @@ def test_template_is_read_from_the_working_folder_but_never_from_a_generated_fil
     (tmp_path / "_quarto.yml").write_text(yaml.safe_dump(custom))
     monkeypatch.chdir(tmp_path)
     quarto.write_quarto_project(tmp_path, site_reports.discover(tmp_path))
-    first = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
+    first = yaml.safe_load((tmp_path / "_site_src" / "_quarto.yml").read_text())
     assert first["website"]["title"] == "Our council's reports"  # the user's own template
-    quarto.write_quarto_project(tmp_path, site_reports.discover(tmp_path))  # now cwd holds a generated file
-    second = yaml.safe_load((tmp_path / "_quarto.yml").read_text())
+    assert yaml.safe_load((tmp_path / "_quarto.yml").read_text()) == custom  # and left as it was
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(tmp_path / "_site_src" / "_quarto.yml", elsewhere / "_quarto.yml")
+    monkeypatch.chdir(elsewhere)  # now cwd holds a generated file
+    quarto.write_quarto_project(tmp_path, site_reports.discover(tmp_path))
+    second = yaml.safe_load((tmp_path / "_site_src" / "_quarto.yml").read_text())
     hrefs = [i.get("href") for i in second["website"]["navbar"]["left"]]
     assert hrefs == ["index.qmd", None, "national.qmd"]  # packaged template, no duplicates
     assert [i["href"] for i in second["website"]["navbar"]["left"][1]["menu"]] == ["fgc/index.qmd"]
@@ -408,12 +418,12 @@ def test_a_synthetic_site_says_so_on_every_page_and_a_real_one_never(tmp_path, m
     # on the report itself (its PDF has no site banner)
     monkeypatch.chdir(tmp_path)
     quarto.write_quarto_project(made, site_reports.discover(made))
-    config = yaml.safe_load((made / "_quarto.yml").read_text())
+    config = yaml.safe_load((made / "_site_src" / "_quarto.yml").read_text())
     assert config["website"]["announcement"]["dismissable"] is False
     assert text.quarto_md(text.SYNTHETIC_NOTICE) in config["website"]["announcement"]["content"]
-    assert text.quarto_md(text.SYNTHETIC_NOTICE) in (made / "fgc" / "205" / "rereferral.qmd").read_text()
+    assert text.quarto_md(text.SYNTHETIC_NOTICE) in (made / "_site_src" / "fgc" / "205" / "rereferral.qmd").read_text()
     quarto.write_quarto_project(real, site_reports.discover(real))
-    assert "announcement" not in yaml.safe_load((real / "_quarto.yml").read_text())["website"]
+    assert "announcement" not in yaml.safe_load((real / "_site_src" / "_quarto.yml").read_text())["website"]
 
 
 def _set_disclosure(root: Path, evaluation: str, la_code: str, threshold: int, rounding: int | None = None):
@@ -524,6 +534,7 @@ def test_report_charts_are_drawn_for_a_phone_too(tmp_path, monkeypatch):
     css = (tmp_path / "_site" / "site.css").read_text()
     assert ".chart-narrow { display: block; }" in css and "base64" not in page
     quarto.write_quarto_project(tmp_path, site_reports.discover(tmp_path))
-    qmd = (folder / "rereferral.qmd").read_text()
+    page_dir = tmp_path / "_site_src" / "ev" / "202"
+    qmd = (page_dir / "rereferral.qmd").read_text()
     assert '::: {.content-visible when-format="html"}\n::: {.chart-narrow}\n![](rereferral-figures/figure-1-narrow.png)' in qmd
-    assert (folder / "rereferral-figures" / "figure-1-narrow.png").read_bytes() == narrow
+    assert (page_dir / "rereferral-figures" / "figure-1-narrow.png").read_bytes() == narrow

@@ -132,17 +132,17 @@ def test_quarto_project_leads_with_the_answer(tmp_path, monkeypatch):
     monkeypatch.setattr("insightlib.report.national_charts.trend_plot", lambda code: (_ for _ in ()).throw(InputError("x")))
     make_fgc_site(tmp_path)
     quarto.write_quarto_project(tmp_path, site_reports.discover(tmp_path))
-    qmd = (tmp_path / "fgc-demo" / "index.qmd").read_text()
+    qmd = (tmp_path / "_site_src" / "fgc-demo" / "index.qmd").read_text()
     front = yaml.safe_load(qmd.split("---")[1])
     assert front["resources"] == ["summary-figures/*.png"]
     assert front["listing"]["fields"] == ["title", "la_code", "finding"]
     body = qmd.split("---", 2)[2]
     assert body.index('class="answer"') < body.index("## About this evaluation") < body.index("## Method") \
         < body.index("## Reports")
-    assert (tmp_path / "fgc-demo" / "summary-figures" / "summary-intervention_effect-narrow.png").exists()
-    items = yaml.safe_load((tmp_path / "fgc-demo" / "councils.yml").read_text())
+    assert (tmp_path / "_site_src" / "fgc-demo" / "summary-figures" / "summary-intervention_effect-narrow.png").exists()
+    items = yaml.safe_load((tmp_path / "_site_src" / "fgc-demo" / "councils.yml").read_text())
     assert items[0]["finding"].replace("\\", "") == "\u22123.5 (\u22129.4 to +2.4)"  # -3.5 +/- 1.96 x 3.0
-    home = (tmp_path / "index.qmd").read_text()
+    home = (tmp_path / "_site_src" / "index.qmd").read_text()
     assert "Across 3 councils" in home and "listing" not in home
 
 

@@ -532,5 +532,5 @@ def test_national_page_paragraphs_are_plain_text_on_the_quarto_route(tmp_path, m
     for p in said:  # quarto_md is md with braces broken by empty Pandoc spans (which CommonMark would show)
         _shows_literally(text.md(p), payload)
     quarto.write_quarto_project(tmp_path, [])
-    qmd = (tmp_path / "national.qmd").read_text()
+    qmd = (tmp_path / "_site_src" / "national.qmd").read_text()
     assert text.quarto_md(said[0]) in qmd and payload not in qmd

@@ -18,6 +18,8 @@ from insightlib.errors import InputError, InsightError
 from insightlib.report import text
 
 from .site_pages import (
+    PROJECT_DIR,
+    _prepare_out_dir,
     GENERATED,
     HOME_COUNCILS,
     INSTALL_QUARTO,
@@ -86,35 +88,21 @@ td.num, table td { font-variant-numeric: tabular-nums; }
 FORMAT_LINKS = ["html", {"format": "typst", "text": "PDF", "icon": "file-pdf"}]
 #: Typst: text in table cells set ragged right, never justified into gappy words.
 TYPST_HEADER = "#set par(justify: false)\n#show table.cell: set par(justify: false)\n#show table: set text(size: 9pt)\n"
-#: Files and folders the Quarto project puts at the top of the reports folder.
+#: Files at the top of the project folder (earlier versions wrote them at the top of the reports folder).
 PROJECT_FILES = ("_quarto.yml", "index.qmd", "national.qmd", SAFE_FILTER, SITE_CSS)
 
 
 def check_project_ownership(reports_dir: Path, force: bool = False) -> None:
-    """Refuse to write the Quarto project over a user's own _quarto.yml, index.qmd ... or site folder.
+    """Refuse to replace a project folder or site folder that render did not write.
 
-    A file render wrote starts with GENERATED or WRITTEN; a folder rendered before these lines
-    existed is known by its generated _quarto.yml."""
+    Render writes only into ``<reports>/_site_src`` (the Quarto project) and ``<reports>/_site``
+    (the site), each marked as its own; a user's _quarto.yml, index.qmd ... anywhere else in the
+    reports folder are never touched."""
     if force:
         return
-    legacy = _generated(reports_dir / "_quarto.yml")
     theirs = []
-    for name in PROJECT_FILES:
-        path = reports_dir / name
-        if not path.exists():
-            continue
-        try:
-            head = path.read_text(encoding="utf-8", errors="replace")[:300]
-        except OSError:
-            head = ""
-        if name == "_quarto.yml":
-            ours = head.startswith(GENERATED)
-        elif name == SAFE_FILTER:  # a copy of the packaged filter, as render writes it
-            ours = path.read_bytes() == (_templates_dir() / "insight_safe.lua").read_bytes() or legacy
-        else:
-            ours = WRITTEN in head or legacy
-        if not ours:
-            theirs.append(name)
+    if not _owns_site(reports_dir / PROJECT_DIR):
+        theirs.append(f"{PROJECT_DIR}/")
     if not _owns_site(reports_dir / "_site", reports_dir):
         theirs.append("_site/")
     if theirs:
@@ -146,35 +134,63 @@ def quarto_template() -> dict:
 
 
 def write_quarto_project(
-    reports_dir: Path, evaluations: list[Evaluation], national_year: int | None = None, skipped: list | None = None
+    reports_dir: Path,
+    evaluations: list[Evaluation],
+    national_year: int | None = None,
+    skipped: list | None = None,
+    force: bool = False,
 ) -> list[Path]:
-    """Write the Quarto website project into ``reports_dir``; returns the files written.
+    """Write the Quarto website project into ``<reports_dir>/_site_src``; returns the files written.
 
-    A notebook that cannot be read is left out (and added to ``skipped`` with the reason).
+    The folder is render's own: replaced whole each time (so no page of an earlier render is left
+    to be built), refused if it holds anything render did not write (unless ``force``). Its
+    _quarto.yml sends the site to ``<reports_dir>/_site``. A notebook that cannot be read is left
+    out (and added to ``skipped`` with the reason).
 
-    Each executed notebook gets a ``.qmd`` twin beside it (``notebook_to_qmd``): that is what
-    Quarto renders, to HTML and to a Typst PDF. The notebooks themselves are not touched.
+    Each executed notebook <evaluation>/<council>/<notebook>.ipynb gets a ``.qmd`` twin at the same
+    place in the project (``notebook_to_qmd``): that is what Quarto renders, to HTML and to a Typst
+    PDF. The notebooks and everything else in the reports folder are not touched.
     """
+    config = quarto_template()  # first: the working folder may be inside the project folder replaced below
+    project = reports_dir / PROJECT_DIR
+    _prepare_out_dir(project, None, force)
+    _remove_earlier_layout(reports_dir)
     written: list[Path] = []
 
     def put(rel: str, text: str) -> None:
-        path = reports_dir / rel
+        path = project / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
 
-    _write_config(put, evaluations)
+    _write_config(put, config, evaluations)
     summaries = {ev.slug: evaluation_summary(ev) for ev in evaluations}
     put("index.qmd", _home_qmd(evaluations, summaries))
     for ev in evaluations:
-        written += _write_evaluation_pages(put, reports_dir, ev, summaries.get(ev.slug), skipped)
+        written += _write_evaluation_pages(put, project, ev, summaries.get(ev.slug), skipped)
     written += _write_national_page(put, reports_dir, evaluations, national_year)
     return written
 
 
-def _write_config(put, evaluations: list[Evaluation]) -> None:
+def _remove_earlier_layout(reports_dir: Path) -> None:
+    """Earlier versions wrote the project at the top of the reports folder: remove those files, each
+    only where it is provably render's (its first line, or the packaged filter byte for byte)."""
+    if not _generated(reports_dir / "_quarto.yml"):
+        return  # nothing of the earlier layout, or a _quarto.yml of the user's: touch nothing
+    for name in PROJECT_FILES:
+        path = reports_dir / name
+        try:
+            head = path.read_text(encoding="utf-8", errors="replace")[:300]
+        except OSError:
+            continue
+        filter_copy = name == SAFE_FILTER and head == (_templates_dir() / "insight_safe.lua").read_text()[:300]
+        if head.startswith(GENERATED) or WRITTEN in head or filter_copy:
+            path.unlink(missing_ok=True)
+
+
+def _write_config(put, config: dict, evaluations: list[Evaluation]) -> None:
     """The project's _quarto.yml (the template with the evaluations' menu, the site's CSS and safe filter)."""
-    config = quarto_template()
+    config.setdefault("project", {})["output-dir"] = "../_site"  # the site beside the project, in the reports folder
     navbar = config.setdefault("website", {}).setdefault("navbar", {}).setdefault("left", [])
     # the evaluations in one menu, so the bar keeps to one line at 1280 px and the site title is whole
     menu = [{"href": f"{ev.slug}/index.qmd", "text": ev.title} for ev in reading_order(evaluations)]  # shown as text
@@ -234,14 +250,16 @@ def _home_qmd(evaluations: list[Evaluation], summaries: dict) -> str:
     return "\n".join(home)
 
 
-def _write_evaluation_pages(put, reports_dir: Path, ev: Evaluation, summary, skipped: list | None) -> list[Path]:
+def _write_evaluation_pages(put, project: Path, ev: Evaluation, summary, skipped: list | None) -> list[Path]:
     """Each report's page source, and the evaluation's page (answer, method, a listing of its reports)."""
     written: list[Path] = []
     items = []
     for rep in list(ev.reports):
+        page = project / ev.slug / rep.la_code / f"{rep.notebook.stem}.qmd"
         try:
             written += notebook_to_qmd(
                 rep.notebook,
+                dest=page,
                 council=rep.council,
                 failed=rep.status == "failed",
                 title=rep.evaluation_title,
@@ -250,7 +268,7 @@ def _write_evaluation_pages(put, reports_dir: Path, ev: Evaluation, summary, ski
             )
         except InputError as exc:  # left out, with its stale page source, so the others build
             ev.reports.remove(rep)
-            rep.notebook.with_suffix(".qmd").unlink(missing_ok=True)
+            page.unlink(missing_ok=True)
             if skipped is not None:
                 skipped.append((rep.notebook, str(exc)))
             continue
@@ -277,7 +295,7 @@ def _write_evaluation_pages(put, reports_dir: Path, ev: Evaluation, summary, ski
     put(f"{ev.slug}/councils.yml", _yaml_dump(items))
     body, front = [], {"title": text.quarto_md(ev.title)}
     if summary is not None:
-        folder = reports_dir / ev.slug / "summary-figures"
+        folder = project / ev.slug / "summary-figures"
         body.append(
             _fence(
                 "{=html}",
@@ -330,7 +348,7 @@ def _write_national_page(
         )
         return []
     written: list[Path] = []
-    fig_dir = reports_dir / "national-figures"
+    fig_dir = reports_dir / PROJECT_DIR / "national-figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     parts = [
         "---\n"
@@ -370,13 +388,15 @@ def render_quarto(
         raise InsightError(INSTALL_QUARTO)
     check_project_ownership(reports_dir, force)
     skipped: list[tuple[Path, str]] = []
-    written = write_quarto_project(reports_dir, evaluations, national_year=national_year, skipped=skipped)
+    written = write_quarto_project(reports_dir, evaluations, national_year=national_year, skipped=skipped, force=force)
     site = reports_dir / "_site"
     if site.is_dir():
         _mark_site(site)  # a failed render leaves a folder the HTML fallback may still replace
     env = {k: v for k, v in os.environ.items() if k in QUARTO_ENVIRONMENT or k.startswith("QUARTO_")}
     env["QUARTO_PYTHON"] = sys.executable
-    proc = subprocess.run([quarto, "render", "--no-execute"], cwd=reports_dir, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [quarto, "render", "--no-execute"], cwd=reports_dir / PROJECT_DIR, env=env, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
         failure = QuartoFailed(tail or f"exit code {proc.returncode}")

@@ -56,13 +56,15 @@ def _fence(kind: str, body: str) -> str:
 def notebook_to_qmd(
     notebook: Path,
     *,
+    dest: Path | None = None,
     council: str,
     failed: bool = False,
     title: str | None = None,
     error: str | None = None,
     synthetic: bool = False,
 ) -> list[Path]:
-    """Write ``<stem>.qmd`` (and ``<stem>-figures/``) beside an executed notebook for Quarto to render.
+    """Write ``dest`` (by default ``<stem>.qmd`` beside the notebook) and ``<stem>-figures/`` beside it:
+    an executed notebook's page for Quarto to render.
 
     The page is the notebook's markdown and outputs only, with no code cell left to run, so
     Quarto cannot re-execute anything. Why not hand Quarto the .ipynb itself: Quarto drops
@@ -85,8 +87,8 @@ def notebook_to_qmd(
     nb = _clean_notebook(nb)
     evaluation_title = title
     title = _take_title(nb, notebook.stem.replace("_", " ").capitalize())
-    fig_dir_name = f"{notebook.stem}-figures"
-    fig_dir = notebook.parent / fig_dir_name
+    qmd = dest or notebook.with_suffix(".qmd")
+    fig_dir = qmd.parent / f"{qmd.stem}-figures"
     if fig_dir.exists():
         shutil.rmtree(fig_dir)
     written: list[Path] = []
@@ -105,7 +107,7 @@ def notebook_to_qmd(
             continue
         for out in cell.get("outputs", []):
             parts += _output_md(out, figures)
-    qmd = notebook.with_suffix(".qmd")
+    qmd.parent.mkdir(parents=True, exist_ok=True)
     qmd.write_text("\n".join(parts), encoding="utf-8")
     written.append(qmd)
     return written

@@ -24,8 +24,11 @@ INSTALL_QUARTO = (
 )
 #: On the home page an evaluation lists its councils only when there are this few; else a link.
 HOME_COUNCILS = 12
+#: The folder of the reports folder that holds the Quarto project render writes (its _quarto.yml,
+#: pages and figures); render owns it and the site folder _site, and writes nothing else.
+PROJECT_DIR = "_site_src"
 GENERATED = "# Written by 'insight render' from the project template _quarto.yml."
-#: The first lines of every other file render writes at the top of the reports folder.
+#: The first lines of every other file render writes into the project.
 WRITTEN = "# Written by 'insight render'; replaced on each render."
 
 
