@@ -22,7 +22,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from typer.testing import CliRunner
 
 from insightlib.batch import kernels, runner, site, site_pages
-from insightlib.batch.manifest import LOCK_NAME, file_sha256, run_lock
+from insightlib.batch.manifest import LOCK_NAME, run_lock
+from insightlib.ingest.fingerprint import file_sha256
 from insightlib.simulate import synth
 from insightlib.ingest import warehouse
 from insightlib.batch.cli import EXIT_BAD_INPUT, EXIT_SOME_FAILED, app

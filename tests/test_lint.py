@@ -50,7 +50,7 @@ FORMATTED = ["insightlib/stats/survival.py", "insightlib/stats/cox.py", "insight
              "insightlib/stats/funnel.py", "insightlib/analyses/national.py", "insightlib/report/national.py",
              "insightlib/report/national_charts.py", "insightlib/simulate/synth.py", "insightlib/simulate/synth_model.py",
              "insightlib/simulate/renewal.py", "insightlib/simulate/synth_truth.py", "insightlib/simulate/synth_tables.py",
-             "insightlib/ingest/published.py",
+             "insightlib/ingest/published.py", "insightlib/ingest/fingerprint.py",
              *(f"insightlib/batch/{m}.py" for m in ("runner", "plan", "execute", "kernels", "manifest", "site",
                                                    "site_reports", "site_pages", "site_html", "quarto", "quarto_pages"))]
 

@@ -103,21 +103,15 @@ def council_tables(data: str | Path, councils: Any = "all") -> dict[str, pd.Data
 
 def data_fingerprint(data: str | Path, councils: Any = "all") -> str:
     """One fingerprint for the councils' data together (each council's fingerprint, hashed)."""
-    import hashlib
-
-    from ..ingest import warehouse
+    from ..ingest import fingerprint, warehouse
 
     path = Path(data)
     if path.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(p for p in path.iterdir() if p.is_file()):
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-        return h.hexdigest()[:16]
+        return fingerprint.folder_sha256(path)
     codes = warehouse.council_codes(path)
     if councils not in (None, "all"):
         codes = [c for c in codes if c in ({councils} if isinstance(councils, str) else set(map(str, councils)))]
-    return hashlib.sha256("".join(warehouse.data_fingerprint(path, c) for c in codes).encode()).hexdigest()[:16]
+    return fingerprint.combined(warehouse.data_fingerprint(path, c) for c in codes)
 
 
 def staggered_did(

@@ -584,10 +584,6 @@ def area_keys(specs, data: str | Path = src.REFERENCE) -> list[tuple[str, str]]:
 
 def data_fingerprint(data: str | Path = src.REFERENCE) -> str:
     """What data made the figures: a hash of the contract tables used (shipped or read)."""
-    import hashlib
+    from insightlib.ingest import fingerprint
 
-    digest = hashlib.sha256()
-    for name, table in sorted(src.load_tables(data).items()):
-        digest.update(name.encode())
-        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return fingerprint.frames_fingerprint(src.load_tables(data))

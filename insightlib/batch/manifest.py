@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import results as results_mod
+from ..ingest.fingerprint import file_sha256
 from ..errors import InputError
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # insightlib/, not batch/
@@ -97,14 +98,6 @@ def _locked_message(out_dir: Path, path: Path) -> str:
     )
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def outputs_intact(council_dir: Path, manifest: dict) -> bool:
     """True when every output the manifest lists is there with the hash it was written with."""
     hashes = manifest.get("hashes")
@@ -154,11 +147,3 @@ def _cache_key(notebook: Path, parameters: dict, data_fingerprint: str, code: st
     digest.update(data_fingerprint.encode())
     digest.update(code.encode())
     return digest.hexdigest()
-
-
-def _directory_fingerprint(data_dir: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in data_dir.iterdir() if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]

@@ -16,7 +16,8 @@ from . import results as results_mod
 from ..errors import InputError
 from .evaluation import Evaluation
 from .execute import CouncilRun
-from .manifest import PACKAGE_DIR, _cache_key, _directory_fingerprint, code_fingerprint, git_commit, outputs_intact
+from ..ingest import fingerprint as fingerprints
+from .manifest import PACKAGE_DIR, _cache_key, code_fingerprint, git_commit, outputs_intact
 
 if TYPE_CHECKING:
     from .runner import RunSummary
@@ -61,7 +62,7 @@ def prepare_warehouse(data: Path, out_dir: Path, log: Callable[[str], None] = la
     slug = hashlib.sha256(str(data).encode()).hexdigest()[:12]
     wh = cache / f"{slug}.duckdb"
     stamp_path = cache / f"{slug}.json"
-    stamp = {"source": str(data), "fingerprint": _directory_fingerprint(data)}
+    stamp = {"source": str(data), "fingerprint": fingerprints.folder_stamp(data)}
     if wh.exists() and stamp_path.exists():
         previous = json.loads(stamp_path.read_text())
         if previous.get("fingerprint") == stamp["fingerprint"]:
@@ -98,11 +99,9 @@ def plan_tasks(
     for la_code in councils:
         council_dir = out_dir / evaluation.name / la_code
         if la_code == NATIONAL:
-            fingerprint = hashlib.sha256(
-                "".join(
-                    warehouse.data_fingerprint(warehouse_path, la) for la in warehouse.council_codes(warehouse_path)
-                ).encode()
-            ).hexdigest()[:16]
+            fingerprint = fingerprints.combined(
+                warehouse.data_fingerprint(warehouse_path, la) for la in warehouse.council_codes(warehouse_path)
+            )
         else:
             fingerprint = warehouse.data_fingerprint(warehouse_path, la_code)
         parameters = {
@@ -194,7 +193,7 @@ def plan_area_tasks(evaluation: Evaluation, data: str, out_dir: Path, notebooks_
     if source != "reference" and not Path(source).is_dir():
         raise InputError(f"{source}: no such folder of published data (or give 'reference' for the shipped copy).")
     areas = getattr(importlib.import_module(module), function)(evaluation.areas, source)
-    fingerprint = "reference" if source == "reference" else _directory_fingerprint(Path(source))
+    fingerprint = "reference" if source == "reference" else fingerprints.folder_stamp(Path(source))
     notebook = evaluation.notebook_path(notebooks_dir)
     code, commit, versions = code_fingerprint(), git_commit(), results_mod.package_versions()
     tasks, skipped = [], []

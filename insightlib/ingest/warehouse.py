@@ -9,7 +9,6 @@ Reads open the file read-only, so many notebook processes can read it at once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from insightlib import __version__, contract
-from insightlib.ingest import pseudonymise
+from insightlib.ingest import fingerprint, pseudonymise
 from insightlib.errors import InputError
 from insightlib.ingest.files import Problem
 from insightlib.ingest.validate import ValidationReport, empty_table, validate_directory
@@ -81,24 +80,12 @@ def _sql_type(table: contract.Table, column: str) -> str:
 
 def _fingerprint(tables: dict[str, pd.DataFrame]) -> str:
     """sha256 over a council's pseudonymised rows, independent of row order (so stable across runs)."""
-    h = hashlib.sha256(f"insight-fingerprint-v{FORMAT_VERSION}".encode())
-    for name in contract.TABLES:
-        frame = tables.get(name)
-        spec = contract.TABLES[name]
-        h.update(f"\x1e{name}\x1f{','.join(spec.columns)}\x1f".encode())
-        if frame is None or frame.empty:
-            continue
-        text = {}
-        for c in spec.columns:
-            s = frame[c]
-            if c in spec.dates:
-                text[c] = s.dt.strftime("%Y-%m-%d").fillna("")
-            else:
-                text[c] = s.astype(object).where(s.notna(), "").astype(str)
-        rows = pd.util.hash_pandas_object(pd.DataFrame(text), index=False).to_numpy()
-        h.update(np.sort(rows).tobytes())
-        h.update(str(len(rows)).encode())
-    return h.hexdigest()
+    return fingerprint.rows_fingerprint(
+        tables,
+        {name: spec.columns for name, spec in contract.TABLES.items()},
+        {name: spec.dates for name, spec in contract.TABLES.items()},
+        f"insight-fingerprint-v{FORMAT_VERSION}",
+    )
 
 
 def _remove(path: Path) -> None:
