@@ -791,17 +791,26 @@ def test_bootstrap_refits_on_distinct_rows_equal_the_row_by_row_refits():
     np.testing.assert_allclose(fast["c0"], slow["c0"], rtol=1e-9)
 
 
-def test_eighteenth_birthday_without_dateoffset_is_dateoffsets():
+def test_the_intervention_analysis_ends_follow_up_at_the_episodes_eighteenth_birthday():
+    """One rule for the 18th birthday (docs/survival.md: 29 February births, 1 March in a common year):
+    the intervention's potential follow-up used DateOffset's 28 February, a day off the episodes'."""
     import warnings
+
+    from insightlib.ingest import episodes
 
     rng = np.random.default_rng(0)
     d = pd.Series(pd.Timestamp("1990-01-01") + pd.to_timedelta(rng.integers(0, 12000, 3000), "D"))
-    d = pd.concat([d, pd.Series(pd.to_datetime(["2004-02-29", "2000-02-29", None, "2001-03-01 13:45"], format="mixed"))],
-                  ignore_index=True)
+    d = pd.concat([d, pd.Series(pd.to_datetime(["2004-02-29", "2000-02-29", None], format="mixed"))], ignore_index=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = d + pd.DateOffset(years=18)
-    assert intervention._add_years(d, 18).equals(ref)
+    ref[(d.dt.month == 2) & (d.dt.day == 29) & ~ref.dt.is_leap_year] += pd.Timedelta(days=1)
+    got = episodes.eighteenth_birthday(d)
+    assert got.equals(ref)
+    assert got.iloc[-3] == pd.Timestamp("2022-03-01") and got.iloc[-2] == pd.Timestamp("2018-02-28") + pd.Timedelta(days=1)
+    assert pd.isna(got.iloc[-1])
+    days = episodes._eighteenth_birthday_days(episodes._days(d.dropna()))
+    assert (got.dropna().to_numpy(dtype="datetime64[D]").astype(np.int64) == days).all()
 
 
 def test_adjusted_curves_are_not_drawn_while_a_few_children_have_come_back():

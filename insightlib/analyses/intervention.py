@@ -35,7 +35,8 @@ from insightlib.report.intervention import InterventionEffect, _safe_split, _ter
 from insightlib.stats.effects import Estimate, _cluster_se, _z, aipw_estimate, evalue, ipw_estimate, ipw_survival, matching_estimate, naive_difference, regression_estimate
 from insightlib.stats.propensity import balance_table, crump_alpha, design_matrix, fit_logistic, kish_ess, propensity_design, weights_for
 from insightlib.stats.refuters import _dowhy_frame, dowhy_crosscheck, identify, refute
-from insightlib.contract import ADULT_AGE_YEARS, BALANCE_CUTOFF, DISCLOSURE_THRESHOLD, MIN_AT_RISK, as_datetime
+from insightlib.contract import BALANCE_CUTOFF, DISCLOSURE_THRESHOLD, MIN_AT_RISK, as_datetime
+from insightlib.ingest.episodes import eighteenth_birthday
 
 
 def analysis_frame(
@@ -151,25 +152,9 @@ def _potential_followup(tables, ep: pd.DataFrame) -> np.ndarray:
         end = as_datetime(ep["end_date"]).groupby(ep["la_code"].astype(str)).transform("max")
     end = as_datetime(end)
     if "date_of_birth" in ep.columns:
-        b18 = _add_years(as_datetime(ep["date_of_birth"]), ADULT_AGE_YEARS)
+        b18 = eighteenth_birthday(ep["date_of_birth"])
         end = end.where(b18.isna() | (end <= b18), b18)
     return ((end - closure).dt.days).to_numpy(dtype=float)
-
-
-def _add_years(dates: pd.Series, years: int) -> pd.Series:
-    """``dates + pd.DateOffset(years=years)`` without its loop over every value: 29 February becomes
-    28 February in a common year, as DateOffset does; missing dates stay missing."""
-    ok = dates.notna()
-    out = pd.Series(pd.NaT, index=dates.index, dtype="datetime64[ns]")
-    if ok.any():
-        d = dates[ok]
-        year = d.dt.year.to_numpy() + years
-        month, day = d.dt.month.to_numpy(), d.dt.day.to_numpy()
-        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-        day = np.where((month == 2) & (day == 29) & ~leap, 28, day)
-        stamp = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day}))
-        out[ok] = (stamp + (d - d.dt.normalize()).to_numpy()).to_numpy()
-    return out
 
 
 def _derived_covariates(tables, ep: pd.DataFrame, covariates) -> dict[str, Any]:

@@ -109,6 +109,15 @@ def _eighteenth_birthday_days(dob_day: np.ndarray) -> np.ndarray:
     return out
 
 
+def eighteenth_birthday(dates_of_birth) -> pd.Series:
+    """The 18th birthday of each date of birth, by the one rule every analysis uses (29 February
+    births: 1 March in a common year); a missing date of birth gives NaT."""
+    dob = pd.Series(dates_of_birth)
+    days = _eighteenth_birthday_days(_days(dob))
+    out = np.where(days == _OPEN, np.iinfo(np.int64).min, days).astype("datetime64[D]")
+    return pd.Series(out.astype("datetime64[ns]"), index=dob.index)
+
+
 def _strings(col: pd.Series) -> np.ndarray:
     """A column as an array of str (object columns are taken to hold strings already)."""
     values = col.to_numpy()
