@@ -252,6 +252,7 @@ def _home_qmd(evaluations: list[Evaluation], summaries: dict) -> str:
 
 def _write_evaluation_pages(put, project: Path, ev: Evaluation, summary, skipped: list | None) -> list[Path]:
     """Each report's page source, and the evaluation's page (answer, method, a listing of its reports)."""
+    # long: one pass writes each report's page and its listing row, which the evaluation's page then lists
     written: list[Path] = []
     items = []
     for rep in list(ev.reports):
