@@ -266,6 +266,28 @@ def test_worker_change_hazard_ratio_interval_covers_the_truth(demo_council):
     assert set(r.funnel.table["la_code"]) == set(reference.local_authorities()["la_code"])
 
 
+def test_one_grouping_is_worded_as_no_distinct_groupings(demo_council):
+    """Where one class fits best the report said "fall into 1 groupings of need; the largest ... covers 100%"."""
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    from insightlib.report.practice import PracticeReport
+
+    tables, _ = demo_council
+    r = analysis.analyse(tables, "392", stability_checks=False, published=False)
+    g = r.groupings
+    one = dataclasses.replace(r, groupings=dataclasses.replace(g, choice=dataclasses.replace(g.choice, chosen=1)))
+    words = " ".join(PracticeReport(one).headlines())
+    assert "1 groupings" not in words and "do not fall into distinct groupings of need" in words
+    fig, _ = PracticeReport(one).bic_chart()
+    assert fig._suptitle.get_text().startswith("1 grouping fits the factors best")
+    plt.close(fig)
+    fig, _ = PracticeReport(r).bic_chart()
+    assert fig._suptitle.get_text().startswith(f"{g.choice.chosen} groupings fit the factors best")
+    plt.close(fig)
+
+
 @pytest.mark.slow
 def test_ethnicity_rate_ratio_intervals_cover_the_truth_over_repeats(tmp_path):
     covered, total = 0, 0

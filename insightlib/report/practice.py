@@ -17,6 +17,7 @@ from insightlib.analyses.published_practice import WORKFORCE_MEASURES
 from insightlib.report import charts, disclosure
 from insightlib.report.rereferral_charts import km_figure
 from insightlib.report.text import md
+from insightlib.report.words import plural
 
 C = disclosure.SUPPRESSED
 
@@ -77,7 +78,8 @@ class PracticeReport:
     def bic_chart(self):
         g = self.r.groupings
         b = g.choice.bic
-        fig, ax = charts.new_figure(f"{g.choice.chosen} groupings fit the factors best (lowest BIC)")
+        fig, ax = charts.new_figure(f"{g.choice.chosen} {plural(g.choice.chosen, 'grouping')} fit"
+                                    f"{'s' if g.choice.chosen == 1 else ''} the factors best (lowest BIC)")
         ax.plot(b["k"], b["bic"], marker="o", color=charts.DARK_BLUE)
         ax.axvline(g.choice.chosen, color=charts.REFERENCE_GREY, linestyle="--")
         ax.set_xlabel("Number of groupings")
@@ -280,11 +282,15 @@ class PracticeReport:
             big = g.classes.sort_values("share", ascending=False).iloc[0]
             self.groupings_table()
             n_ok = not self._small(big["assessments"]) and big["name"] not in self._groupings_hidden
-            out.append(f"The factors recorded at assessment fall into {g.choice.chosen} groupings of need; the largest, "
-                       f"*{md(big['name'].lower())}*, covers " + (_pct(big["share"]) if n_ok else "a share (suppressed)")
-                       + " of assessments" + (f" (Hood et al. found {HOOD_2023[big['hood_2023']]}% in their "
-                                                "'" + big["hood_2023"].lower() + "' category)"
-                                                if big["hood_2023"] and HOOD_2023.get(big["hood_2023"]) else "") + ".")
+            if g.choice.chosen == 1:  # one grouping fits best: no groupings of need stand apart
+                out.append("The factors recorded at assessment do not fall into distinct groupings of need: one grouping "
+                           "fits them best (lowest BIC).")
+            else:
+                out.append(f"The factors recorded at assessment fall into {g.choice.chosen} groupings of need; the largest, "
+                           f"*{md(big['name'].lower())}*, covers " + (_pct(big["share"]) if n_ok else "a share (suppressed)")
+                           + " of assessments" + (f" (Hood et al. found {HOOD_2023[big['hood_2023']]}% in their "
+                                                    "'" + big["hood_2023"].lower() + "' category)"
+                                                    if big["hood_2023"] and HOOD_2023.get(big["hood_2023"]) else "") + ".")
         p = self.r.patterns
         if p is not None:
             t = p.cox.terms.set_index("term")
