@@ -88,10 +88,10 @@ class Model:
             lo[index[n]] = hi[index[n]] = v
         a = np.zeros((len(self.rows), len(names)))
         rl, rh = np.zeros(len(self.rows)), np.zeros(len(self.rows))
-        for i, (expr, l, h, _w) in enumerate(self.rows):
+        for i, (expr, low, high, _w) in enumerate(self.rows):
             for v, c in expr.items():
                 a[i, index[v]] += c
-            rl[i], rh[i] = l, h
+            rl[i], rh[i] = low, high
         return names, index, lo, hi, a, rl, rh
 
     def check_truth(self) -> list[str]:
@@ -131,14 +131,14 @@ class Model:
     def _bounds_of(self, expr: dict, fixed: dict, ratio_rows: list | None = None):
         names, index, lo, hi, a, rl, rh = self._arrays(fixed)
         rows_a, rows_l, rows_h = [a], [rl], [rh]
-        for num, den, l, h in ratio_rows or []:
-            # sum(num_i / den_i * x_i) in [l, h] with every den fixed: a linear row
+        for num, den, low, high in ratio_rows or []:
+            # sum(num_i / den_i * x_i) in [low, high] with every den fixed: a linear row
             row = np.zeros(len(names))
             for (v, coef), d in zip(num, den):
                 row[index[v]] += coef / fixed[d]
             rows_a.append(row[None, :])
-            rows_l.append(np.array([l]))
-            rows_h.append(np.array([h]))
+            rows_l.append(np.array([low]))
+            rows_h.append(np.array([high]))
         A, L, H = np.vstack(rows_a), np.concatenate(rows_l), np.concatenate(rows_h)
         c = np.zeros(len(names))
         for v, k in expr.items():
