@@ -136,6 +136,8 @@ def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
     Strings become integer codes first (hash-based, linear): at national scale, sorting
     and copying Python strings costs far more than the arithmetic.
     """
+    # Long (~70 lines) on purpose: the referrals' columns checked and turned into integer arrays one after
+    # another, then one sort; each check names its file and row.
     councils = _require(tables, "councils", ("la_code", "extract_date"))
     refs = _require(
         tables, "referrals",
@@ -251,6 +253,9 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
     referral details from its first referral and its closure from the referral that
     closed last. Returns the frame, or (frame, EpisodeCounts) with ``with_counts=True``.
     """
+    # Long (~130 lines) on purpose: the episode rules in one vectorised pass over the sorted referrals (spells
+    # of overlapping referrals, closure reasons, the end of observation, the next referral); each rule is a
+    # few array lines that read the previous ones.
     counts = EpisodeCounts()
     r = _sorted_referrals(tables, counts)
     refs = r["refs"]

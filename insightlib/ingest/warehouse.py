@@ -119,6 +119,8 @@ def write_warehouse(tables: dict[str, pd.DataFrame], warehouse_path: str | os.Pa
 
     Returns the per-council fingerprints.
     """
+    # Long (~60 lines) on purpose: one transaction: the tables, the councils' fingerprints and the metadata
+    # are written together into a temporary file that replaces the target only when complete.
     target = Path(warehouse_path)
     check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)

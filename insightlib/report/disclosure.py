@@ -222,6 +222,8 @@ def hidden_ranges(equations: list[dict[Cell, float]], hidden: Iterable[Cell], va
     are what a reader knows without a total: ``a`` is no more than ``b`` (followed up is at
     most analysed).
     """
+    # Long (~60 lines) on purpose: one linear program per hidden cell and side, built from the equations, the
+    # published constants and the at-most pairs together.
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     hidden = sorted(set(hidden))
@@ -317,6 +319,9 @@ def suppress_table(
     ``at_most`` pairs of ``(row, column)`` cells ``(a, b)`` say ``a`` can be no more than ``b``
     (followed up at most analysed): a reader bounds a hidden cell by them too.
     """
+    # Long (~180 lines) on purpose: one fixed-point loop: primary cells, the row and column rule, the exact
+    # check and the protection interval each add complementary cells the others must see in the same pass; its
+    # parts (_equations, recoverable_cells, hidden_ranges, narrow_cells) are functions already.
     count_columns = list(count_columns)
     if not count_columns:
         raise InputError("Disclosure control needs at least one count column.")

@@ -53,6 +53,8 @@ def simulate_frame(
     Closures are spread over ``followup_days`` before the extract date; the 18th birthday
     is a competing event. Truths are exact given the covariates, averaged over a large draw.
     """
+    # Long (~60 lines) on purpose: the generative model written out in order (covariates, propensity,
+    # treatment, event times, censoring, truths), so that a reader checks it in one place.
     rng = np.random.default_rng(seed)
     age, prev, cp, need = _sim_x(rng, n)
     lam, ps = _sim_rates(age, prev, cp, need, base_rate)

@@ -167,6 +167,8 @@ def cox_fit(
     ``weights``: case weights (as R's ``coxph(weights=)``, Efron ties as R weights them). ``counts``:
     how many identical episodes each row stands for (see collapse_rows); the fit is that of the
     episodes written out one by one, while the Newton steps cost only the distinct rows."""
+    # Long (~60 lines) on purpose: one Newton-Raphson loop with step halving; the likelihood, score and
+    # information are _cox_eval's and _information's, what stays is the loop's bookkeeping.
     if ties not in ("efron", "breslow"):
         raise InputError("ties must be 'efron' or 'breslow'.")
     t = np.asarray(durations, dtype=float)
@@ -288,6 +290,8 @@ def ph_test(fit: _CoxFit, names, transform: str = "km", terms=None) -> pd.DataFr
     this is R's exact test, not the pre-3.0 scaled Schoenfeld approximation. ``terms``: the
     term of each column (default: factor levels "cov[level]" together, as R's terms).
     """
+    # Long (~70 lines) on purpose: R's exact score test in one piece: the time transform, the augmented
+    # information of (beta, gamma) and the per-term and global statistics share the same event sums.
     d, s = fit.data, fit.state
     t_all, ev_all, cnt = d.t, d.ev, d.cnt  # sorted by time; counts of identical episodes per row
     counted = not np.all(cnt == 1)

@@ -328,6 +328,9 @@ def ipw_survival(
     intervals carry the uncertainty of the weights. Fewer than 20 replicates: no intervals.
     ``grouped``: refit on the design's distinct rows (_GroupedRefit), a block of replicates at once
     (False refits row by row, one replicate at a time: the slower path the tests compare it with)."""
+    # Long (~80 lines) on purpose: the weighted curves, their differences at the horizon and the RMST, then
+    # the bootstrap over the same objects (its blocks are _bootstrap_block and _km_many); cut apart they would
+    # pass a dozen arrays.
     rng = np.random.default_rng(0) if rng is None else rng
     h = horizon
     e = np.clip(1 / (1 + np.exp(-np.clip(Xp @ beta_ps, -30, 30))), 1e-6, 1 - 1e-6)

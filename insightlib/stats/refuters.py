@@ -135,6 +135,8 @@ def refute(
     weighting estimator, kept quick: few simulations, on a random subsample if large.
     ``se`` is the weighting estimate's standard error on the whole frame, which sets how far
     chance alone may move each check (refuter_limit)."""
+    # Long (~80 lines) on purpose: the DoWhy refuters one after another, each with its own set-up, limit and
+    # record for results.json.
     if simulations <= 0:
         return {}
     CausalModel = _causal_model_class()
