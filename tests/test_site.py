@@ -237,7 +237,7 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     for item in items:
         assert (tmp_path / "rereferral-demo" / item["path"]).with_suffix(".ipynb").exists()
     meta = yaml.safe_load((proj / "rereferral-demo" / "202" / "_metadata.yml").read_text())
-    assert set(meta["format"]) == {"html", "typst"} and meta["execute"]["enabled"] is False
+    assert set(meta["format"]) == {"html"} and meta["execute"]["enabled"] is False  # the PDF: quarto.make_pdf
     # Each executed notebook has a .qmd twin: outputs only, figures as files with their alt text.
     qmd = (proj / "rereferral-demo" / "202" / "rereferral.qmd").read_text()
     assert yaml.safe_load(qmd.split("---")[1])["title"] == text.quarto_md("Camden: Do children come back?")  # the evaluation title
@@ -246,7 +246,9 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     # a pandas table is Pandoc's own (native in HTML and Typst): no row numbers, numbers right-aligned
     assert "| need | children |\n|:---|---:|\n| N1 | 120 |\n| N2 | c |\n" in qmd
     assert "```{=html}" not in qmd and 'class="dataframe"' not in qmd
-    assert "subtitle" not in meta and meta["format"]["html"]["format-links"] == quarto.FORMAT_LINKS
+    assert "subtitle" not in meta and meta["format"]["html"]["format-links"] is False
+    assert yaml.safe_load(qmd.split("---")[1])["other-links"] == [{"text": "PDF", "href": "rereferral.pdf",
+                                                                   "icon": "file-pdf"}]
     assert "```{python}" not in qmd and "```python" not in qmd
     for marker in [*CODE_MARKERS, "noisy library warning", "secret_small_count"]:
         assert marker not in qmd

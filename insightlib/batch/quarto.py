@@ -7,9 +7,12 @@ Split from site.py.
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -83,11 +86,11 @@ td.num, table td { font-variant-numeric: tabular-nums; }
 .summary-chart { margin: 1rem 0; }
 .quarto-listing table, main table { display: block; overflow-x: auto; max-width: 100%; }
 """
-#: The report's download link says "PDF" (Quarto would say "Typst"). The "html" entry names no other
-#: format, and stops Quarto adding its own link to every format beside the one given here.
-FORMAT_LINKS = ["html", {"format": "typst", "text": "PDF", "icon": "file-pdf"}]
 #: Typst: text in table cells set ragged right, never justified into gappy words.
 TYPST_HEADER = "#set par(justify: false)\n#show table.cell: set par(justify: false)\n#show table: set text(size: 9pt)\n"
+#: The Lua filter that makes a report's PDF from its page source (after SAFE_FILTER): screen-only charts
+#: left out, callouts boxed.
+PDF_FILTER = "insight_pdf.lua"
 #: Files at the top of the project folder (earlier versions wrote them at the top of the reports folder).
 PROJECT_FILES = ("_quarto.yml", "index.qmd", "national.qmd", SAFE_FILTER, SITE_CSS)
 
@@ -285,10 +288,7 @@ def _write_evaluation_pages(put, project: Path, ev: Evaluation, summary, skipped
             f"{ev.slug}/{rep.la_code}/_metadata.yml",
             _yaml_dump(
                 {
-                    "format": {
-                        "html": {"toc": True, "format-links": FORMAT_LINKS},
-                        "typst": {"papersize": "a4", "include-in-header": {"text": TYPST_HEADER}},
-                    },
+                    "format": {"html": {"toc": True, "format-links": False}},  # the PDF: make_pdf
                     "execute": {"enabled": False, "echo": False},
                 }
             ),
@@ -376,6 +376,77 @@ def _write_national_page(
     return written
 
 
+def quarto_tool(quarto: str, name: str) -> list[str]:
+    """The command for Quarto's own ``pandoc`` or ``typst`` (the versions its site is made with), run
+    directly where Quarto ships them: ``quarto pandoc`` would start Quarto's Deno for every PDF."""
+    exe = name + (".exe" if os.name == "nt" else "")
+    tools = Path(quarto).resolve().parent / "tools"
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
+    for candidate in (tools / machine / exe, tools / exe):
+        if candidate.is_file():
+            return [str(candidate)]
+    return [quarto, name]
+
+
+def make_pdf(qmd: Path, quarto: str, env: dict, header: Path) -> Path:
+    """One report's PDF, from the page source Quarto renders (``notebook_to_qmd``): Pandoc to Typst
+    through the same safe filter (so text is text here too), then Typst, both Quarto's own, and
+    neither with a file outside the report's folder (Typst's ``--root``) or an environment variable
+    beyond ``env``. Written as ``_<stem>.pdf`` beside it (Quarto passes over ``_`` files); returns it.
+
+    Why not Quarto's own Typst format: it renders each report a second time through its whole
+    filter chain and Deno, which made PDFs 40% of the Quarto render (benchmarks/site_render.py)."""
+    folder, typ, pdf = qmd.parent, qmd.with_name(f"_{qmd.stem}.typ"), qmd.with_name(f"_{qmd.stem}.pdf")
+    templates = _templates_dir()
+    steps = [
+        [
+            *quarto_tool(quarto, "pandoc"),
+            qmd.name,
+            "--from",
+            "markdown",
+            "--to",
+            "typst",
+            "--standalone",
+            "--lua-filter",
+            str(templates / "insight_safe.lua"),
+            "--lua-filter",
+            str(templates / PDF_FILTER),
+            "--include-in-header",
+            str(header),
+            "--metadata",
+            "papersize=a4",
+            "--output",
+            typ.name,
+        ],
+        [*quarto_tool(quarto, "typst"), "compile", "--root", ".", typ.name, pdf.name],
+    ]
+    try:
+        for command in steps:
+            proc = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+                raise QuartoFailed(f"{qmd}: the PDF could not be made ({tail or f'exit code {proc.returncode}'})")
+    finally:
+        typ.unlink(missing_ok=True)
+    return pdf
+
+
+def _run_quarto_and_pdfs(project: Path, qmds: list[Path], quarto: str, env: dict):
+    """``quarto render`` of the pages, with every report's PDF made on a second core meanwhile."""
+    with tempfile.TemporaryDirectory(prefix="insight-typst-") as tmp, ThreadPoolExecutor(max_workers=1) as pool:
+        header = Path(tmp) / "header.typ"
+        header.write_text(TYPST_HEADER, encoding="utf-8")
+        jobs = [pool.submit(make_pdf, qmd, quarto, env, header) for qmd in qmds]
+        proc = subprocess.run([quarto, "render", "--no-execute"], cwd=project, env=env, capture_output=True, text=True)
+        made, problems = [], []
+        for job in jobs:
+            try:
+                made.append(job.result())
+            except QuartoFailed as exc:
+                problems.append(str(exc))
+    return proc, made, problems
+
+
 def render_quarto(
     reports_dir: Path,
     evaluations: list[Evaluation],
@@ -395,15 +466,21 @@ def render_quarto(
         _mark_site(site)  # a failed render leaves a folder the HTML fallback may still replace
     env = {k: v for k, v in os.environ.items() if k in QUARTO_ENVIRONMENT or k.startswith("QUARTO_")}
     env["QUARTO_PYTHON"] = sys.executable
-    proc = subprocess.run(
-        [quarto, "render", "--no-execute"], cwd=reports_dir / PROJECT_DIR, env=env, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-        failure = QuartoFailed(tail or f"exit code {proc.returncode}")
+    project = reports_dir / PROJECT_DIR
+    qmds = [project / ev.slug / rep.la_code / f"{rep.notebook.stem}.qmd" for ev in evaluations for rep in ev.reports]
+    proc, made, problems = _run_quarto_and_pdfs(project, qmds, quarto, env)
+    out = reports_dir / "_site"
+    if proc.returncode != 0 or problems:
+        for pdf in made:
+            pdf.unlink(missing_ok=True)
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:]) if proc.returncode else ""
+        failure = QuartoFailed(tail or (problems[0] if problems else f"exit code {proc.returncode}"))
         failure.skipped = skipped
         raise failure
-    out = reports_dir / "_site"
+    for pdf in made:  # beside its page, named as the page links it
+        dest = out / pdf.parent.relative_to(project) / pdf.name[1:]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(pdf), dest)
     _mark_site(out)
     reports = [rep for ev in evaluations for rep in ev.reports]
     result = SiteResult(

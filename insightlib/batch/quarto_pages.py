@@ -92,7 +92,12 @@ def notebook_to_qmd(
     if fig_dir.exists():
         shutil.rmtree(fig_dir)
     written: list[Path] = []
-    parts = ["---\n" + _yaml_dump({"title": text.quarto_md(f"{council}: {evaluation_title or title}")}) + "---\n"]
+    # the PDF is made beside the page (quarto.make_pdf), so the page links it itself, labelled "PDF"
+    front = {
+        "title": text.quarto_md(f"{council}: {evaluation_title or title}"),
+        "other-links": [{"text": "PDF", "href": f"{qmd.stem}.pdf", "icon": "file-pdf"}],
+    }
+    parts = ["---\n" + _yaml_dump(front) + "---\n"]
     if synthetic:  # also on the PDF, which has no site banner
         parts.append("::: {.callout-important}\n" + text.quarto_md(text.SYNTHETIC_NOTICE) + "\n:::\n")
     if failed:

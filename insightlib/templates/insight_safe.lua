@@ -6,7 +6,7 @@ function RawInline(el)
   return pandoc.Str(el.text)
 end
 
--- insight's own Typst settings (quarto.TYPST_HEADER, in each report's include-in-header): kept, and only
+-- insight's own Typst settings (quarto.TYPST_HEADER, the PDF's header): kept, and only
 -- that exact text.
 local INSIGHT_TYPST = "#set par(justify: false)\n#show table.cell: set par(justify: false)\n#show table: set text(size: 9pt)"
 
