@@ -55,7 +55,6 @@ def main() -> None:
         return
 
     from insightlib.analyses import intervention
-    from insightlib.simulate import intervention as simulate_intervention
     from insightlib.ingest import warehouse
 
     params = yaml.safe_load((ROOT / "evaluations" / "fgc.yml").read_text())["parameters"]
