@@ -125,7 +125,7 @@ def fake_quarto(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     script = bindir / "quarto"
-    script.write_text("#!/bin/sh\nmkdir -p ../_site/site_libs && echo '<html>ok</html>' > ../_site/index.html\n")
+    script.write_text("#!/bin/sh\n# render builds the site; pandoc and typst write their last argument, the output file\nif [ \"$1\" = render ]; then mkdir -p ../_site/site_libs && echo '<html>ok</html>' > ../_site/index.html; else for out; do :; done; echo made > \"$out\"; fi\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)

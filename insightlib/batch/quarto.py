@@ -428,6 +428,8 @@ def make_pdf(qmd: Path, quarto: str, env: dict, header: Path) -> Path:
                 raise QuartoFailed(f"{qmd}: the PDF could not be made ({tail or f'exit code {proc.returncode}'})")
     finally:
         typ.unlink(missing_ok=True)
+    if not pdf.is_file():  # a tool that exits 0 without writing it is a failure too, never a missing link
+        raise QuartoFailed(f"{qmd}: the PDF could not be made (no {pdf.name} was written)")
     return pdf
 
 
