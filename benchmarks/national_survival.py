@@ -37,7 +37,7 @@ from insightlib.simulate import survival as simulate_survival
 from insightlib.stats import competing_risks
 from insightlib.stats import cox as cox_model
 from insightlib.stats import survival as surv
-from insightlib.ingest.episodes import build_episodes
+from insightlib.ingest.episodes import at_risk, build_episodes
 
 NEED_LOG_HR = {f"N{i}": v for i, v in enumerate([0.0, 0.3, -0.5, -0.1, 0.2, 0.25, 0.1, -0.6, 0.15, -0.8])}
 
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     episodes = timed("build episodes from tables", res, build_episodes, tables)
     del tables
     ep = timed("groupings (age band ...) and at-risk episodes", res,
-               lambda e: rereferral.add_groupings(e.loc[e["duration_days"] > 0].reset_index(drop=True)), episodes)
+               lambda e: rereferral.add_groupings(at_risk(e, renumber=True)), episodes)
     print(f"  {len(episodes):,} closed episodes, {len(ep):,} with follow-up, "
           f"{ep['child_id'].nunique():,} children", flush=True)
     del episodes

@@ -307,3 +307,22 @@ def test_one_packed_sort_orders_referrals_as_the_three_key_lexsort():
     assert np.array_equal(ep_mod._order_by(key, ref, clo), np.lexsort((clo, ref, key)))
     wide = key * (1 << 40)
     assert np.array_equal(ep_mod._order_by(wide, ref, clo), np.lexsort((clo, ref, wide)))
+
+
+def test_at_risk_is_the_plain_filter_and_groupings_leave_their_input_alone():
+    """at_risk filters column by column (no consolidation of the object columns at national size) and
+    add_groupings copies shallowly: the same frames as ``.loc[duration > 0]`` and a deep copy gave."""
+    from insightlib.analyses import rereferral
+    from insightlib.simulate import survival as simulate_survival
+
+    ep = build_episodes(simulate_survival.simulate_tables(800, seed=3))
+    ep["flag"] = pd.array(np.arange(len(ep)) % 3 == 0, dtype="boolean")  # an extension dtype survives too
+    ep["label"] = pd.Categorical(np.where(np.arange(len(ep)) % 2 == 0, "a", "b"))
+    ep.index = ep.index + 7  # the index is kept, as .loc keeps it
+    fast = at_risk(ep)
+    pd.testing.assert_frame_equal(fast, ep.loc[ep["duration_days"] > 0])
+    pd.testing.assert_frame_equal(at_risk(ep, renumber=True), ep.loc[ep["duration_days"] > 0].reset_index(drop=True))
+    before = ep.copy()
+    grouped = rereferral.add_groupings(ep)
+    pd.testing.assert_frame_equal(ep, before)  # the input is untouched
+    assert grouped["age_band"].notna().all() and set(grouped["referral_nfa"]) <= {"No further action", "Assessed"}

@@ -34,7 +34,7 @@ def add_groupings(episodes: pd.DataFrame, interventions: pd.DataFrame | None = N
     referral_id where recorded, else starting between referral and closure); "None" if
     none, "Several" if more than one kind.
     """
-    out = episodes.copy()
+    out = episodes.copy(deep=False)  # the columns below are replaced whole, never written into: the input is untouched
     out["age_band"] = contract.age_band(out["age_at_closure"].to_numpy(dtype=float))
     # recoded once per distinct value, not per row (3.4 million rows nationally)
     # the broad group "Other" is DfE's "Any other ethnic group", not the report's "Other" (small groups together)
@@ -201,14 +201,14 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
     "Other" (which is kept at the threshold or above); every figure the report publishes is
     controlled by ``disclosure_threshold`` and ``rounding``.
     Long (~80 lines): the report's estimates one after another (curves, test, incidence, RMST, Cox, headline), each a call into stats/."""
-    from insightlib.ingest.episodes import build_episodes, dfe_rereferral_measure
+    from insightlib.ingest.episodes import at_risk, build_episodes, dfe_rereferral_measure
 
     if group_by not in GROUPINGS:
         raise InputError(f"group_by must be one of {', '.join(GROUPINGS)}; got {group_by!r}.")
     horizons = tuple(int(h) for h in horizons)
     episodes, counts = build_episodes(tables, with_counts=True)
     ep = add_groupings(episodes, tables.get("interventions"))
-    ep = ep.loc[ep["duration_days"] > 0].reset_index(drop=True)
+    ep = at_risk(ep, renumber=True)
     if ep.empty:
         raise InputError("No closed case has any follow-up before the extract date, so there is nothing to analyse.")
     groups = fold_small_groups(ep[group_by], max(min_group_size, disclosure_threshold),

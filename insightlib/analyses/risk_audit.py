@@ -188,7 +188,7 @@ def cases_frame(tables: dict, horizon_days: int = ra.HORIZON_DAYS) -> pd.DataFra
     from insightlib.contract import ETHNICITY_GROUP
     from insightlib.ingest.episodes import at_risk, build_episodes
 
-    ep = at_risk(build_episodes(tables)).reset_index(drop=True)
+    ep = at_risk(build_episodes(tables), renumber=True)
     if not len(ep):
         raise InputError("There are no closed cases at risk of re-referral in this council's data, so there is nothing to audit.")
     councils = tables.get("councils")

@@ -388,13 +388,19 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
     return (ep, counts) if with_counts else ep
 
 
-def at_risk(episodes: pd.DataFrame) -> pd.DataFrame:
-    """Episodes that contribute follow-up time (duration > 0).
+def at_risk(episodes: pd.DataFrame, *, renumber: bool = False) -> pd.DataFrame:
+    """Episodes that contribute follow-up time (duration > 0); ``renumber``: index 0..n-1, as
+    ``.reset_index(drop=True)`` gives, without its copy of every column.
 
     Closures for death (RC2), transfer (RC5) or at 18 are counted as episodes but are
     never at risk of re-referral, nor are cases closed on the extract date itself.
+    Filtered column by column: ``episodes.loc[mask]`` first consolidates the frame's many object
+    columns into one block, seconds at national size for the same result.
     """
-    return episodes.loc[episodes["duration_days"] > 0]
+    keep = (episodes["duration_days"] > 0).to_numpy()
+    columns = {c: (s.to_numpy()[keep] if isinstance(s.dtype, np.dtype) else s.array[keep]) for c, s in episodes.items()}
+    index = pd.RangeIndex(int(keep.sum())) if renumber else episodes.index[keep]
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def _reporting_year(days: np.ndarray) -> np.ndarray:
