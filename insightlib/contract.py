@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+
 def council_code(value) -> str:
     """A council's 3-digit code as text, whether given as text ("352", " 352") or as a number (352).
 
@@ -54,24 +55,75 @@ CLOSURE_DIED = "RC2"
 CLOSURE_TRANSFERRED = "RC5"
 
 REFERRAL_SOURCES = (
-    "1A", "1B", "1C", "1D", "2A", "2B", "3A", "3B", "3C", "3D", "3E", "3F",
-    "4", "5A", "5B", "5C", "5D", "6", "7", "8", "9", "10",
+    "1A",
+    "1B",
+    "1C",
+    "1D",
+    "2A",
+    "2B",
+    "3A",
+    "3B",
+    "3C",
+    "3D",
+    "3E",
+    "3F",
+    "4",
+    "5A",
+    "5B",
+    "5C",
+    "5D",
+    "6",
+    "7",
+    "8",
+    "9",
+    "10",
 )
 REFERRAL_SOURCE_LABELS = {
-    "1A": "Individual: family member", "1B": "Individual: acquaintance",
-    "1C": "Individual: self", "1D": "Individual: other",
-    "2A": "Schools", "2B": "Education services",
-    "3A": "Health: GP", "3B": "Health: visitor", "3C": "Health: school nurse",
-    "3D": "Health: other primary", "3E": "Health: A&E", "3F": "Health: other",
-    "4": "Housing", "5A": "LA services: social care", "5B": "LA services: other internal",
-    "5C": "LA services: external", "5D": "LA services: early help",
-    "6": "Police", "7": "Other legal agency", "8": "Other",
-    "9": "Anonymous", "10": "Unknown",
+    "1A": "Individual: family member",
+    "1B": "Individual: acquaintance",
+    "1C": "Individual: self",
+    "1D": "Individual: other",
+    "2A": "Schools",
+    "2B": "Education services",
+    "3A": "Health: GP",
+    "3B": "Health: visitor",
+    "3C": "Health: school nurse",
+    "3D": "Health: other primary",
+    "3E": "Health: A&E",
+    "3F": "Health: other",
+    "4": "Housing",
+    "5A": "LA services: social care",
+    "5B": "LA services: other internal",
+    "5C": "LA services: external",
+    "5D": "LA services: early help",
+    "6": "Police",
+    "7": "Other legal agency",
+    "8": "Other",
+    "9": "Anonymous",
+    "10": "Unknown",
 }
 
 ETHNICITY = (
-    "WBRI", "WIRI", "WIRT", "WOTH", "WROM", "MWBC", "MWBA", "MWAS", "MOTH", "AIND",
-    "APKN", "ABAN", "AOTH", "BCRB", "BAFR", "BOTH", "CHNE", "OOTH", "REFU", "NOBT",
+    "WBRI",
+    "WIRI",
+    "WIRT",
+    "WOTH",
+    "WROM",
+    "MWBC",
+    "MWBA",
+    "MWAS",
+    "MOTH",
+    "AIND",
+    "APKN",
+    "ABAN",
+    "AOTH",
+    "BCRB",
+    "BAFR",
+    "BOTH",
+    "CHNE",
+    "OOTH",
+    "REFU",
+    "NOBT",
 )
 #: Broad groups used in reports (small groups are otherwise suppressed everywhere).
 ETHNICITY_GROUP = {
@@ -79,21 +131,75 @@ ETHNICITY_GROUP = {
     **{c: "Mixed" for c in ("MWBC", "MWBA", "MWAS", "MOTH")},
     **{c: "Asian" for c in ("AIND", "APKN", "ABAN", "AOTH")},
     **{c: "Black" for c in ("BCRB", "BAFR", "BOTH")},
-    "CHNE": "Other", "OOTH": "Other",
-    "REFU": "Not known", "NOBT": "Not known",
+    "CHNE": "Other",
+    "OOTH": "Other",
+    "REFU": "Not known",
+    "NOBT": "Not known",
 }
 
 DISABILITY = (
-    "NONE", "MOB", "HAND", "PC", "INC", "COMM", "LD", "HEAR", "VIS", "BEH", "CON", "AUT", "DDA",
+    "NONE",
+    "MOB",
+    "HAND",
+    "PC",
+    "INC",
+    "COMM",
+    "LD",
+    "HEAR",
+    "VIS",
+    "BEH",
+    "CON",
+    "AUT",
+    "DDA",
 )
 
 SEX = ("M", "F", "U")
 
 ASSESSMENT_FACTORS = (
-    "1A", "1B", "1C", "2A", "2B", "2C", "3A", "3B", "3C", "4A", "4B", "4C",
-    "5A", "5B", "5C", "6A", "6B", "6C", "7A", "8B", "8C", "8D", "8E", "8F",
-    "9A", "10A", "11A", "12A", "13A", "14A", "15A", "16A", "17A", "18A", "18B", "18C",
-    "19A", "19B", "19C", "20", "21", "22A", "23A", "24A",
+    "1A",
+    "1B",
+    "1C",
+    "2A",
+    "2B",
+    "2C",
+    "3A",
+    "3B",
+    "3C",
+    "4A",
+    "4B",
+    "4C",
+    "5A",
+    "5B",
+    "5C",
+    "6A",
+    "6B",
+    "6C",
+    "7A",
+    "8B",
+    "8C",
+    "8D",
+    "8E",
+    "8F",
+    "9A",
+    "10A",
+    "11A",
+    "12A",
+    "13A",
+    "14A",
+    "15A",
+    "16A",
+    "17A",
+    "18A",
+    "18B",
+    "18C",
+    "19A",
+    "19B",
+    "19C",
+    "20",
+    "21",
+    "22A",
+    "23A",
+    "24A",
 )
 
 PLAN_TYPES = ("CIN", "CP")
@@ -101,8 +207,16 @@ ABUSE_CATEGORIES = ("NEG", "PHY", "SAB", "EMO", "MUL")
 
 #: Values accepted for a yes/no field, mapped to bool.
 BOOLEAN_VALUES = {
-    "1": True, "0": False, "true": True, "false": False, "y": True, "n": False,
-    "yes": True, "no": False, "t": True, "f": False,
+    "1": True,
+    "0": False,
+    "true": True,
+    "false": False,
+    "y": True,
+    "n": False,
+    "yes": True,
+    "no": False,
+    "t": True,
+    "f": False,
 }
 
 # --- Tables -------------------------------------------------------------------------
@@ -150,8 +264,13 @@ TABLES: dict[str, Table] = {
         Table(
             "referrals",
             required=(
-                "la_code", "referral_id", "child_id", "referral_date", "referral_source",
-                "primary_need", "referral_nfa",
+                "la_code",
+                "referral_id",
+                "child_id",
+                "referral_date",
+                "referral_source",
+                "primary_need",
+                "referral_nfa",
             ),
             optional=("closure_date", "closure_reason"),
             dates=("referral_date", "closure_date"),
@@ -240,6 +359,7 @@ def as_datetime(values):
         return s
     return pd.to_datetime(s)
 
+
 #: Counts from 1 to this minus 1 are suppressed in published figures unless an evaluation sets its own
 #: ``disclosure_threshold`` (docs/publishing.md: default 5).
 DISCLOSURE_THRESHOLD = 5
@@ -256,7 +376,10 @@ MIN_AT_RISK = 10
 #: belongs to. kind: "numeric", "binary" or "category".
 INTERVENTION_COVARIATES = {
     "age_at_closure": ("numeric", "age in years when the case closed"),
-    "age_group": ("category", "age band when the case closed (under 5, 5 to 9, 10 to 15, 16 and 17: the re-referral report's bands)"),
+    "age_group": (
+        "category",
+        "age band when the case closed (under 5, 5 to 9, 10 to 15, 16 and 17: the re-referral report's bands)",
+    ),
     "previous_referrals_group": ("category", "previous referrals banded 0, 1, 2, 3+"),
     "previous_referrals": ("numeric", "number of the child's referrals before this one"),
     "episode_number": ("numeric", "which closed episode of the child this is"),

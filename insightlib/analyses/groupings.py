@@ -44,7 +44,8 @@ def team_at_closure(episodes: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> 
     pairs = ep.merge(a, on=["la_code", "child_id"], how="inner")
     closing = pd.to_datetime(pairs["closure_date"])
     covers = (pd.to_datetime(pairs["start_date"]) <= closing) & (
-        pairs["end_date"].isna() | (pd.to_datetime(pairs["end_date"]) >= closing))
+        pairs["end_date"].isna() | (pd.to_datetime(pairs["end_date"]) >= closing)
+    )
     latest = pairs.loc[covers].sort_values(["_row", "start_date"]).groupby("_row")["team"].last()
     out[latest.index.to_numpy()] = latest.astype(str).to_numpy()
     return out
@@ -76,32 +77,52 @@ class GroupedRereferral:
         rows.columns = [closed, back, not_back]
         rows.loc["Total"] = rows.sum()
         rows.index.name = self.grouping
-        safe = suppress_table(rows, [closed, back, not_back], self.disclosure_threshold, self.rounding,
-                              total_row="Total", total_column=closed)
+        safe = suppress_table(
+            rows,
+            [closed, back, not_back],
+            self.disclosure_threshold,
+            self.rounding,
+            total_row="Total",
+            total_column=closed,
+        )
         table = safe.display.copy()
         share = []
         for group in table.index:
             hidden = bool(safe.mask.loc[group].any())
-            at = self.km.at(group if group != "Total" else "All", self.horizon_days) if (
-                group in self.km.curves or group == "Total") else None
+            at = (
+                self.km.at(group if group != "Total" else "All", self.horizon_days)
+                if (group in self.km.curves or group == "Total")
+                else None
+            )
             if hidden or at is None or at["at_risk"] < MIN_AT_RISK:
                 share.append(SUPPRESSED)
             else:
                 share.append(f"{1 - at['survival']:.0%} ({1 - at['ci_high']:.0%} to {1 - at['ci_low']:.0%})")
         table[f"share re-referred within {self.horizon_days} days (95% interval)"] = share
         table.attrs["note"] = safe.footnote() + (
-            f" {OTHER}: {', '.join(self.folded)} (groups too small to show alone)." if self.folded else "")
+            f" {OTHER}: {', '.join(self.folded)} (groups too small to show alone)." if self.folded else ""
+        )
         return table
 
     def to_dict(self) -> dict:
         """The shareable figures (from the safe table), for results.json."""
-        return {"grouping": self.grouping, "horizon_days": self.horizon_days,
-                "table": self.safe_table().reset_index().astype(str).to_dict(orient="records")}
+        return {
+            "grouping": self.grouping,
+            "horizon_days": self.horizon_days,
+            "table": self.safe_table().reset_index().astype(str).to_dict(orient="records"),
+        }
 
 
-def rereferral_by(tables: dict[str, pd.DataFrame], grouping: Grouping | str, name: str | None = None, *,
-                  horizon_days: int = 365, disclosure_threshold: int = DISCLOSURE_THRESHOLD,
-                  rounding: int | None = None, min_group_size: int = 20) -> GroupedRereferral:
+def rereferral_by(
+    tables: dict[str, pd.DataFrame],
+    grouping: Grouping | str,
+    name: str | None = None,
+    *,
+    horizon_days: int = 365,
+    disclosure_threshold: int = DISCLOSURE_THRESHOLD,
+    rounding: int | None = None,
+    min_group_size: int = 20,
+) -> GroupedRereferral:
     """Re-referral within ``horizon_days`` of a case closing, by ``grouping``.
 
     ``grouping`` is a function ``(episodes, tables) -> one label per episode`` (e.g.
@@ -122,17 +143,29 @@ def rereferral_by(tables: dict[str, pd.DataFrame], grouping: Grouping | str, nam
     if len(labels) != len(episodes):
         raise InputError(f"the grouping gave {len(labels)} labels for {len(episodes)} episodes; give one per episode.")
     labels = np.where(pd.isna(labels), NOT_RECORDED, labels).astype(str)
-    groups = fold_small_groups(labels, max(min_group_size, disclosure_threshold),
-                                        min_other=disclosure_threshold).to_numpy()
+    groups = fold_small_groups(
+        labels, max(min_group_size, disclosure_threshold), min_other=disclosure_threshold
+    ).to_numpy()
     folded = sorted(set(labels[groups == OTHER]) - {OTHER})
     t, e = episodes["duration_days"].to_numpy(), episodes["event"].to_numpy()
     back = (e == 1) & (t <= horizon_days)
-    counts = (pd.DataFrame({"group": groups, "back": back})
-              .groupby("group", sort=True)["back"].agg(closed="size", rereferred="sum").reset_index())
+    counts = (
+        pd.DataFrame({"group": groups, "back": back})
+        .groupby("group", sort=True)["back"]
+        .agg(closed="size", rereferred="sum")
+        .reset_index()
+    )
     counts["not_rereferred"] = counts["closed"] - counts["rereferred"]
     child = child_key(episodes)
     km = kaplan_meier(t, e, groups, (horizon_days,), clusters=child)
     overall = kaplan_meier(t, e, None, (horizon_days,), clusters=child)
     km.curves["All"], km.durations["All"] = overall.curves["All"], overall.durations["All"]
-    return GroupedRereferral(grouping=name, horizon_days=int(horizon_days), counts=counts, km=km,
-                             disclosure_threshold=disclosure_threshold, rounding=rounding, folded=folded)
+    return GroupedRereferral(
+        grouping=name,
+        horizon_days=int(horizon_days),
+        counts=counts,
+        km=km,
+        disclosure_threshold=disclosure_threshold,
+        rounding=rounding,
+        folded=folded,
+    )

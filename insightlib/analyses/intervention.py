@@ -32,8 +32,27 @@ import pandas as pd
 from insightlib.analyses.intervention_parameters import COVARIATES, _suggest, check_parameters, parse_graph
 from insightlib.errors import InputError
 from insightlib.report.intervention import InterventionEffect, _safe_split, _term_label
-from insightlib.stats.effects import Estimate, _cluster_se, _z, aipw_estimate, evalue, ipw_estimate, ipw_survival, matching_estimate, naive_difference, regression_estimate
-from insightlib.stats.propensity import balance_table, crump_alpha, design_matrix, fit_logistic, kish_ess, propensity_design, weights_for
+from insightlib.stats.effects import (
+    Estimate,
+    _cluster_se,
+    _z,
+    aipw_estimate,
+    evalue,
+    ipw_estimate,
+    ipw_survival,
+    matching_estimate,
+    naive_difference,
+    regression_estimate,
+)
+from insightlib.stats.propensity import (
+    balance_table,
+    crump_alpha,
+    design_matrix,
+    fit_logistic,
+    kish_ess,
+    propensity_design,
+    weights_for,
+)
 from insightlib.stats.refuters import _dowhy_frame, dowhy_crosscheck, identify, refute
 from insightlib.contract import BALANCE_CUTOFF, DISCLOSURE_THRESHOLD, MIN_AT_RISK, as_datetime
 from insightlib.ingest.episodes import eighteenth_birthday
@@ -65,12 +84,16 @@ def analysis_frame(
     else:
         episodes = episodes.loc[episodes["duration_days"] > 0]
     if len(episodes) == 0:
-        raise InputError("There are no closed episodes at risk of re-referral in this council's data, so the intervention effect cannot be estimated.")
+        raise InputError(
+            "There are no closed episodes at risk of re-referral in this council's data, so the intervention effect cannot be estimated."
+        )
     ep = episodes.reset_index(drop=True)
 
     iv = tables.get("interventions")
     if iv is None or len(iv) == 0:
-        raise InputError("interventions: the table is missing or empty, so nobody can be counted as having received the intervention.")
+        raise InputError(
+            "interventions: the table is missing or empty, so nobody can be counted as having received the intervention."
+        )
     names = iv["intervention"].astype(str).str.strip()
     mask = names.str.casefold() == str(intervention).strip().casefold()
     if not mask.any():
@@ -85,15 +108,22 @@ def analysis_frame(
         ids = set(iv["referral_id"].dropna().astype(str))
         treated |= ep["referral_id"].astype(str).isin(ids).to_numpy()
     # by date: an intervention starting while the referral was open
-    left = pd.DataFrame({
-        "row": np.arange(len(ep)), "la_code": ep["la_code"].astype(str).to_numpy(),
-        "child_id": ep["child_id"].astype(str).to_numpy(),
-        "ref": as_datetime(ep["referral_date"]).to_numpy(), "clo": as_datetime(ep["closure_date"]).to_numpy(),
-    })
-    right = pd.DataFrame({
-        "la_code": iv["la_code"].astype(str).to_numpy(), "child_id": iv["child_id"].astype(str).to_numpy(),
-        "start": as_datetime(iv["start_date"]).to_numpy(),
-    })
+    left = pd.DataFrame(
+        {
+            "row": np.arange(len(ep)),
+            "la_code": ep["la_code"].astype(str).to_numpy(),
+            "child_id": ep["child_id"].astype(str).to_numpy(),
+            "ref": as_datetime(ep["referral_date"]).to_numpy(),
+            "clo": as_datetime(ep["closure_date"]).to_numpy(),
+        }
+    )
+    right = pd.DataFrame(
+        {
+            "la_code": iv["la_code"].astype(str).to_numpy(),
+            "child_id": iv["child_id"].astype(str).to_numpy(),
+            "start": as_datetime(iv["start_date"]).to_numpy(),
+        }
+    )
     m = left.merge(right, on=["la_code", "child_id"], how="inner")
     hit = m.loc[(m["start"] >= m["ref"]) & (m["start"] <= m["clo"]), "row"].to_numpy()
     treated[hit] = True
@@ -105,17 +135,19 @@ def analysis_frame(
     followup = _potential_followup(tables, ep)
     binary = np.where(followup >= h, (rr & (dur <= h)).astype(float), np.nan)
 
-    out = pd.DataFrame({
-        "la_code": ep["la_code"].astype(str).to_numpy(),
-        "child_id": ep["child_id"].astype(str).to_numpy(),
-        "treatment": treated.astype(int),
-        "time": dur,
-        "event": rr.astype(int),
-        "competing": (ev == 2).astype(int),
-        "followup": followup,
-        "outcome_binary": binary,
-        "closure_date": as_datetime(ep["closure_date"]).to_numpy(),  # for the scenarios' volumes per year
-    })
+    out = pd.DataFrame(
+        {
+            "la_code": ep["la_code"].astype(str).to_numpy(),
+            "child_id": ep["child_id"].astype(str).to_numpy(),
+            "treatment": treated.astype(int),
+            "time": dur,
+            "event": rr.astype(int),
+            "competing": (ev == 2).astype(int),
+            "followup": followup,
+            "outcome_binary": binary,
+            "closure_date": as_datetime(ep["closure_date"]).to_numpy(),  # for the scenarios' volumes per year
+        }
+    )
     derived = _derived_covariates(tables, ep, covariates)
     for c in covariates:
         if c not in COVARIATES:
@@ -129,7 +161,9 @@ def analysis_frame(
         else:
             v = pd.to_numeric(pd.Series(col), errors="coerce").astype(float)
             if v.isna().all():
-                raise InputError(f"covariate '{c}' has no values in this council's data; remove it from the evaluation file.")
+                raise InputError(
+                    f"covariate '{c}' has no values in this council's data; remove it from the evaluation file."
+                )
             out[c] = v.fillna(v.median()).to_numpy()
     out.attrs["horizon_days"] = h
     out.attrs["intervention"] = str(intervention)
@@ -146,7 +180,11 @@ def _potential_followup(tables, ep: pd.DataFrame) -> np.ndarray:
     closure = as_datetime(ep["closure_date"])
     councils = tables.get("councils") if tables else None
     if councils is not None and len(councils) and "extract_date" in councils.columns:
-        extract = as_datetime(councils.drop_duplicates("la_code").set_index(councils.drop_duplicates("la_code")["la_code"].astype(str))["extract_date"])
+        extract = as_datetime(
+            councils.drop_duplicates("la_code").set_index(councils.drop_duplicates("la_code")["la_code"].astype(str))[
+                "extract_date"
+            ]
+        )
         end = ep["la_code"].astype(str).map(extract)
     else:  # no councils table: the latest end of observation in the data stands in for the extract date
         end = as_datetime(ep["end_date"]).groupby(ep["la_code"].astype(str)).transform("max")
@@ -223,9 +261,18 @@ def evaluate_intervention(
     columns) and a threaded BLAS on a busy shared machine spends its time waiting for
     cores (the bootstrap ran 20 times slower with OpenBLAS's default threads)."""
     with _single_threaded_blas():
-        return _evaluate(tables, intervention=intervention, horizon_days=horizon_days, covariates=covariates,
-                         graph=graph, estimand=estimand, frame=frame, episodes=episodes,
-                         disclosure_threshold=disclosure_threshold, **options)
+        return _evaluate(
+            tables,
+            intervention=intervention,
+            horizon_days=horizon_days,
+            covariates=covariates,
+            graph=graph,
+            estimand=estimand,
+            frame=frame,
+            episodes=episodes,
+            disclosure_threshold=disclosure_threshold,
+            **options,
+        )
 
 
 def _single_threaded_blas():
@@ -246,8 +293,16 @@ def _evaluate(
     itself: each step's estimator is a function of stats/, and each step feeds the next."""
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
-    params = check_parameters({"intervention": intervention, "horizon_days": horizon_days, "covariates": covariates,
-                               "graph": graph, "estimand": estimand, **options})
+    params = check_parameters(
+        {
+            "intervention": intervention,
+            "horizon_days": horizon_days,
+            "covariates": covariates,
+            "graph": graph,
+            "estimand": estimand,
+            **options,
+        }
+    )
     params["disclosure_threshold"] = disclosure_threshold
     level, est_type, h = params["confidence_level"], params["estimand"], params["horizon_days"]
     rng = np.random.default_rng(params["seed"])
@@ -269,7 +324,9 @@ def _evaluate(
     model, ident, adjust = identify(g, frame, params["covariates"])
     not_adjusted = [c for c in params["covariates"] if c not in adjust]
     if not_adjusted:
-        notes.append(f"By the graph, these are not needed to block back-door paths and are not adjusted for: {', '.join(not_adjusted)}.")
+        notes.append(
+            f"By the graph, these are not needed to block back-door paths and are not adjusted for: {', '.join(not_adjusted)}."
+        )
     seconds["identify"] = time.perf_counter() - t0
 
     # -- propensity, overlap and trimming (on all episodes at risk) ---------------------
@@ -290,8 +347,10 @@ def _evaluate(
     if 1 <= int((~keep).sum()) < int(disclosure_threshold):
         # the report states how many cases it analysed and the re-referral report how many were followed up:
         # setting aside fewer than the threshold would publish that small count by subtraction
-        notes.append(f"Fewer than {int(disclosure_threshold)} closed cases fell outside the overlap limits "
-                     f"({lo:.3f} to {hi:.3f}); they were kept, since setting so few aside would give their number away.")
+        notes.append(
+            f"Fewer than {int(disclosure_threshold)} closed cases fell outside the overlap limits "
+            f"({lo:.3f} to {hi:.3f}); they were kept, since setting so few aside would give their number away."
+        )
         keep = np.ones(n_all, bool)
         lo, hi = 0.0, 1.0
     trimmed = {"treated": int(((~keep) & (t == 1)).sum()), "control": int(((~keep) & (t == 0)).sum())}
@@ -302,8 +361,11 @@ def _evaluate(
             f"{'Crump et al. 2009' if trim == 'crump' else 'fixed limits'}). The estimates describe the children with overlap."
         )
     overlap = {
-        "rule": trim if isinstance(trim, str) else "fixed", "trim_low": float(lo), "trim_high": float(hi),
-        "trimmed": trimmed, "trimmed_total": int((~keep).sum()),
+        "rule": trim if isinstance(trim, str) else "fixed",
+        "trim_low": float(lo),
+        "trim_high": float(hi),
+        "trimmed": trimmed,
+        "trimmed_total": int((~keep).sum()),
         "propensity_quantiles": {
             arm: {q: float(np.quantile(e_all[t == v], q / 100)) for q in (5, 25, 50, 75, 95)}
             for arm, v in (("treated", 1), ("control", 0))
@@ -326,8 +388,12 @@ def _evaluate(
             f"{worst['smd_after']:+.2f}; {BALANCE_CUTOFF} is the usual limit). A few heavily weighted cases are probably responsible: "
             f"consider trimming (trim: crump) or check the overlap plot."
         )
-    ess = {"treated": kish_ess(w[t == 1]), "control": kish_ess(w[t == 0]),
-           "treated_n": int((t == 1).sum()), "control_n": int((t == 0).sum())}
+    ess = {
+        "treated": kish_ess(w[t == 1]),
+        "control": kish_ess(w[t == 0]),
+        "treated_n": int((t == 1).sum()),
+        "control_n": int((t == 0).sum()),
+    }
     seconds["propensity"] = time.perf_counter() - t0
 
     # -- yes/no outcome within the horizon -----------------------------------------------
@@ -336,17 +402,26 @@ def _evaluate(
     yb, tb, Xb = f.loc[b, "outcome_binary"].to_numpy(float), t[b], X[b]
     cb = pd.factorize(f.loc[b, "child_id"])[0]
     counts = {
-        "episodes": n_all, "treated": n_treated_all, "control": n_all - n_treated_all,
-        "analysed": int(len(f)), "analysed_treated": int((t == 1).sum()), "analysed_control": int((t == 0).sum()),
+        "episodes": n_all,
+        "treated": n_treated_all,
+        "control": n_all - n_treated_all,
+        "analysed": int(len(f)),
+        "analysed_treated": int((t == 1).sum()),
+        "analysed_control": int((t == 0).sum()),
         "children": int(clusters.max() + 1),
-        "binary_analysed": int(b.sum()), "binary_treated": int(tb.sum()), "binary_control": int((1 - tb).sum()),
+        "binary_analysed": int(b.sum()),
+        "binary_treated": int(tb.sum()),
+        "binary_control": int((1 - tb).sum()),
         "binary_excluded_incomplete_followup": int((~b).sum()),
         "rereferred_within_horizon": int(yb.sum()),
-        "rereferred_treated": int(yb[tb == 1].sum()), "rereferred_control": int(yb[tb == 0].sum()),
+        "rereferred_treated": int(yb[tb == 1].sum()),
+        "rereferred_control": int(yb[tb == 0].sum()),
     }
     methods: dict[str, Estimate] = {}
     if tb.sum() < 2 or (1 - tb).sum() < 2:
-        raise InputError(f"Too few episodes with {h} days of follow-up in one of the groups to estimate the effect on re-referral within {h} days.")
+        raise InputError(
+            f"Too few episodes with {h} days of follow-up in one of the groups to estimate the effect on re-referral within {h} days."
+        )
     Xpb = propensity_design(Xb, tb)
     _, eb, info_b = fit_logistic(Xpb, tb)
     eb = np.clip(eb, 1e-6, 1 - 1e-6)
@@ -359,8 +434,13 @@ def _evaluate(
     infl_log = if1 / mu1 - if0 / mu0
     se_log = _cluster_se(infl_log, cb)
     z = _z(level)
-    rr = Estimate(float(mu1 / mu0), float(math.exp(math.log(mu1 / mu0) - z * se_log)),
-                  float(math.exp(math.log(mu1 / mu0) + z * se_log)), se_log, "delta method on the log scale")
+    rr = Estimate(
+        float(mu1 / mu0),
+        float(math.exp(math.log(mu1 / mu0) - z * se_log)),
+        float(math.exp(math.log(mu1 / mu0) + z * se_log)),
+        se_log,
+        "delta method on the log scale",
+    )
     seconds["binary"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -408,8 +488,13 @@ def _evaluate(
 
     cw = cox_fit(tm, ev, t[:, None], weights=w)
     b_w, se_w = float(cw.beta[0]), float(math.sqrt(robust_variance(cw, clusters)[0, 0]))
-    hr = Estimate(math.exp(b_w), math.exp(b_w - z * se_w), math.exp(b_w + z * se_w), se_w,
-                  "Cox, weighted, robust (sandwich) errors clustered by child")
+    hr = Estimate(
+        math.exp(b_w),
+        math.exp(b_w - z * se_w),
+        math.exp(b_w + z * se_w),
+        se_w,
+        "Cox, weighted, robust (sandwich) errors clustered by child",
+    )
     # covariate-adjusted (conditional) Cox: comparable with a conditional hazard ratio (the
     # simulation's and synth's truth), not with the marginal one from the weighted Cox
     hr_cond = None
@@ -420,22 +505,36 @@ def _evaluate(
             # insightlib.stats.cox (Efron ties, linear-time child-clustered sandwich; checked against R)
             cf = cox_fit(tm, ev, xc)
             b0, se0 = float(cf.beta[0]), float(math.sqrt(robust_variance(cf, clusters)[0, 0]))
-            hr_cond = Estimate(math.exp(b0), math.exp(b0 - z * se0), math.exp(b0 + z * se0), se0,
-                               "Cox adjusted for the covariates (Efron ties), robust errors clustered by child")
+            hr_cond = Estimate(
+                math.exp(b0),
+                math.exp(b0 - z * se0),
+                math.exp(b0 + z * se0),
+                se0,
+                "Cox adjusted for the covariates (Efron ties), robust errors clustered by child",
+            )
         except Exception as exc:
             notes.append(f"The covariate-adjusted Cox model could not be fitted: {type(exc).__name__}.")
     seconds["cox"] = time.perf_counter() - t0
 
     # the E-value goes with the headline (weighted KM risks at the horizon); without a bootstrap,
     # with the doubly robust risk ratio of the follow-up-complete cases
-    effect = {"risk_difference": rd_est, "rmst_difference": rm_est, "hazard_ratio": hr,
-              "risk_ratio": rr_km if rr_km is not None else rr, "risk_ratio_binary": rr,
-              "risk_difference_binary": methods["aipw"]}
+    effect = {
+        "risk_difference": rd_est,
+        "rmst_difference": rm_est,
+        "hazard_ratio": hr,
+        "risk_ratio": rr_km if rr_km is not None else rr,
+        "risk_ratio_binary": rr,
+        "risk_difference_binary": methods["aipw"],
+    }
     rr = effect["risk_ratio"]
     if hr_cond is not None:
         effect["hazard_ratio_conditional"] = hr_cond
-    naive["km_risk_difference"] = Estimate(naive_rd_km, float("nan"), float("nan"), float("nan"), "unweighted Kaplan-Meier, point only")
-    naive["rmst_difference"] = Estimate(naive_rmst, float("nan"), float("nan"), float("nan"), "unweighted Kaplan-Meier, point only")
+    naive["km_risk_difference"] = Estimate(
+        naive_rd_km, float("nan"), float("nan"), float("nan"), "unweighted Kaplan-Meier, point only"
+    )
+    naive["rmst_difference"] = Estimate(
+        naive_rmst, float("nan"), float("nan"), float("nan"), "unweighted Kaplan-Meier, point only"
+    )
     common = float(np.nanmean(yb)) >= 0.15
     e_value = {
         "risk_ratio": evalue(rr.estimate, rr.ci_low, rr.ci_high, "RR"),
@@ -448,24 +547,64 @@ def _evaluate(
 
     # -- refuters (bounded) -----------------------------------------------------------------
     t0 = time.perf_counter()
-    refutations = refute(g, f, adjust, est_type, simulations=params["refutation_simulations"],
-                         sample=params["refutation_sample"], seed=params["seed"], se=methods["ipw"].se)
+    refutations = refute(
+        g,
+        f,
+        adjust,
+        est_type,
+        simulations=params["refutation_simulations"],
+        sample=params["refutation_sample"],
+        seed=params["seed"],
+        se=methods["ipw"].se,
+    )
     seconds["refuters"] = time.perf_counter() - t0
     from insightlib.analyses import scenarios as scenario_analysis
     from insightlib.analyses import subgroups as subgroup_analysis
 
-    subs = subgroup_analysis.for_intervention(f.loc[b].reset_index(drop=True), yb, tb, eb, m1, m0, cb,
-                                              params["subgroups"], level=level, disclosure_threshold=disclosure_threshold)
+    subs = subgroup_analysis.for_intervention(
+        f.loc[b].reset_index(drop=True),
+        yb,
+        tb,
+        eb,
+        m1,
+        m0,
+        cb,
+        params["subgroups"],
+        level=level,
+        disclosure_threshold=disclosure_threshold,
+    )
 
     scen = scenario_analysis.for_intervention(
-        f, rd_est, shares=params["scenario_shares"], estimand=est_type, horizon_days=h, level=level,
-        extract_date=scenario_analysis.extract_date_of(tables, f) if "closure_date" in f.columns else None)
+        f,
+        rd_est,
+        shares=params["scenario_shares"],
+        estimand=est_type,
+        horizon_days=h,
+        level=level,
+        extract_date=scenario_analysis.extract_date_of(tables, f) if "closure_date" in f.columns else None,
+    )
     seconds["total"] = time.perf_counter() - t_start
     seconds = {k: round(v, 2) for k, v in seconds.items()}
 
     return InterventionEffect(
-        parameters=params, counts=counts, adjustment_set=adjust, not_adjusted=not_adjusted, methods=methods,
-        effect=effect, naive=naive, risks=risks, balance=balance, ess=ess, overlap=overlap, survival=surv,
-        e_value=e_value, refutations=refutations, dowhy=dw, notes=notes, seconds=seconds,
-        scenarios=scen, subgroups=subs, _ps={"treated": e_all[t_all == 1].copy(), "control": e_all[t_all == 0].copy()},
+        parameters=params,
+        counts=counts,
+        adjustment_set=adjust,
+        not_adjusted=not_adjusted,
+        methods=methods,
+        effect=effect,
+        naive=naive,
+        risks=risks,
+        balance=balance,
+        ess=ess,
+        overlap=overlap,
+        survival=surv,
+        e_value=e_value,
+        refutations=refutations,
+        dowhy=dw,
+        notes=notes,
+        seconds=seconds,
+        scenarios=scen,
+        subgroups=subs,
+        _ps={"treated": e_all[t_all == 1].copy(), "control": e_all[t_all == 0].copy()},
     )

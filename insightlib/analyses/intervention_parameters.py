@@ -68,17 +68,24 @@ def _parse_graph(text: str) -> nx.DiGraph:
 
         said = io.StringIO()  # pydot prints its parse errors; keep them out of the report, put them in the message
         try:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(said):  # and its parser warns about pyparsing names
+            with (
+                warnings.catch_warnings(),
+                contextlib.redirect_stdout(said),
+            ):  # and its parser warns about pyparsing names
                 warnings.simplefilter("ignore")
                 import pydot
 
                 parsed = pydot.graph_from_dot_data(s)
         except Exception as exc:  # pydot raises its own parse errors
-            raise ValueError(f"the DOT text could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+            raise ValueError(
+                f"the DOT text could not be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+            ) from None
         if not parsed:
             where = [ln.strip() for ln in said.getvalue().splitlines() if "line:" in ln]
             detail = f": {where[-1]}" if where else ""
-            raise ValueError(f"the DOT text could not be read{detail} (check braces, quotes, semicolons and '->' arrows)")
+            raise ValueError(
+                f"the DOT text could not be read{detail} (check braces, quotes, semicolons and '->' arrows)"
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             g = nx.DiGraph(nx.nx_pydot.from_pydot(parsed[0]))
@@ -97,9 +104,7 @@ def _parse_graph(text: str) -> nx.DiGraph:
             raise ValueError("the GML graph is undirected; add 'directed 1' inside graph [ ... ]")
         g = nx.DiGraph(g)
     else:
-        raise ValueError(
-            "the graph is neither DOT (starting 'digraph {') nor GML (starting 'graph [')"
-        )
+        raise ValueError("the graph is neither DOT (starting 'digraph {') nor GML (starting 'graph [')")
     if g.number_of_nodes() == 0:
         raise ValueError("the graph has no nodes")
     return g
@@ -130,7 +135,9 @@ def check_parameters(params: dict) -> dict:
     Long (~120 lines) because it is one check per parameter, in the order an evaluator reads them.
     """
     if not isinstance(params, dict):
-        raise EvaluationFileError("'parameters' must be a mapping (intervention, horizon_days, estimand, covariates, graph).")
+        raise EvaluationFileError(
+            "'parameters' must be a mapping (intervention, horizon_days, estimand, covariates, graph)."
+        )
     problems: list[str] = []
     out: dict[str, Any] = {}
     # set by an earlier check (the notebook hands its checked parameters on): the graph was derived
@@ -142,15 +149,23 @@ def check_parameters(params: dict) -> dict:
 
     name = params.get("intervention")
     if not isinstance(name, str) or not name.strip():
-        problems.append("'intervention' is required: the intervention's name as recorded in the interventions table, e.g. Family Group Conference.")
+        problems.append(
+            "'intervention' is required: the intervention's name as recorded in the interventions table, e.g. Family Group Conference."
+        )
     else:
         out["intervention"] = name.strip()
 
     horizon = params.get("horizon_days")
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or (isinstance(horizon, float) and not horizon.is_integer()):
+    if (
+        isinstance(horizon, bool)
+        or not isinstance(horizon, (int, float))
+        or (isinstance(horizon, float) and not horizon.is_integer())
+    ):
         problems.append(f"'horizon_days' must be a whole number of days greater than 0 (e.g. 365); got {horizon!r}.")
     elif horizon <= 0:
-        problems.append(f"'horizon_days' must be positive (the follow-up window after closure, e.g. 365); got {horizon!r}.")
+        problems.append(
+            f"'horizon_days' must be positive (the follow-up window after closure, e.g. 365); got {horizon!r}."
+        )
     else:
         out["horizon_days"] = int(horizon)
 
@@ -167,7 +182,9 @@ def check_parameters(params: dict) -> dict:
     if isinstance(covariates, str):
         covariates = [covariates]
     if not isinstance(covariates, (list, tuple)) or not covariates:
-        problems.append(f"'covariates' must be a list of the characteristics to adjust for; known: {', '.join(COVARIATES)}.")
+        problems.append(
+            f"'covariates' must be a list of the characteristics to adjust for; known: {', '.join(COVARIATES)}."
+        )
         covariates = []
     good_covariates = []
     for c in covariates:
@@ -179,12 +196,15 @@ def check_parameters(params: dict) -> dict:
 
     graph_text = params.get("graph")
     out["graph_from_covariates"] = graph_text is None or (
-        derived_before and isinstance(graph_text, str) and graph_text.strip() == common_cause_graph(good_covariates))
+        derived_before and isinstance(graph_text, str) and graph_text.strip() == common_cause_graph(good_covariates)
+    )
     if out["graph_from_covariates"]:
         # covariates without a graph: each is a common cause of intervention and outcome (as in DoWhy)
         out["graph"] = common_cause_graph(good_covariates)
     elif not isinstance(graph_text, str):
-        problems.append(f"'graph' must be the causal graph as text in DOT or GML, or left out; got {type(graph_text).__name__}.")
+        problems.append(
+            f"'graph' must be the causal graph as text in DOT or GML, or left out; got {type(graph_text).__name__}."
+        )
     else:
         try:
             g = parse_graph(graph_text)
@@ -193,36 +213,56 @@ def check_parameters(params: dict) -> dict:
         else:
             for node, role in ((TREATMENT_NODE, "treatment"), (OUTCOME_NODE, "outcome")):
                 if node not in g:
-                    problems.append(f"'graph' has no node '{node}' (the {role}).{_suggest(node, g.nodes)} Name the {role} node exactly '{node}'.")
+                    problems.append(
+                        f"'graph' has no node '{node}' (the {role}).{_suggest(node, g.nodes)} Name the {role} node exactly '{node}'."
+                    )
             if not nx.is_directed_acyclic_graph(g):
                 cycle = nx.find_cycle(g)
                 path = " -> ".join([str(e[0]) for e in cycle] + [str(cycle[-1][1])])
-                problems.append(f"'graph' is not a DAG: it has the cycle {path}; a cause cannot also be its own consequence.")
+                problems.append(
+                    f"'graph' is not a DAG: it has the cycle {path}; a cause cannot also be its own consequence."
+                )
             elif TREATMENT_NODE in g and OUTCOME_NODE in g and not nx.has_path(g, TREATMENT_NODE, OUTCOME_NODE):
-                problems.append(f"'graph' has no path from '{TREATMENT_NODE}' to '{OUTCOME_NODE}', so it assumes the intervention cannot change re-referral; add '{TREATMENT_NODE} -> {OUTCOME_NODE}'.")
+                problems.append(
+                    f"'graph' has no path from '{TREATMENT_NODE}' to '{OUTCOME_NODE}', so it assumes the intervention cannot change re-referral; add '{TREATMENT_NODE} -> {OUTCOME_NODE}'."
+                )
             for node in g.nodes:
                 if node in (TREATMENT_NODE, OUTCOME_NODE) or node in good_covariates:
                     continue
-                hint = " List it under covariates." if node in COVARIATES else _suggest(node, good_covariates or COVARIATES)
+                hint = (
+                    " List it under covariates."
+                    if node in COVARIATES
+                    else _suggest(node, good_covariates or COVARIATES)
+                )
                 problems.append(f"'graph' node '{node}' is not one of the listed covariates.{hint}")
             for c in good_covariates:
                 if c not in g:
-                    problems.append(f"covariate '{c}' is not in the graph; draw its arrows (e.g. {c} -> {TREATMENT_NODE}; {c} -> {OUTCOME_NODE}) or remove it.")
+                    problems.append(
+                        f"covariate '{c}' is not in the graph; draw its arrows (e.g. {c} -> {TREATMENT_NODE}; {c} -> {OUTCOME_NODE}) or remove it."
+                    )
             out["graph"] = graph_text.strip()
 
     trim = params.get("trim", DEFAULTS["trim"])
     if isinstance(trim, str) and trim.strip().lower() in ("crump", "none"):
         out["trim"] = trim.strip().lower()
     elif (
-        isinstance(trim, (list, tuple)) and len(trim) == 2
+        isinstance(trim, (list, tuple))
+        and len(trim) == 2
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in trim)
         and 0 <= trim[0] < 0.5 < trim[1] <= 1
     ):
         out["trim"] = [float(trim[0]), float(trim[1])]
     else:
-        problems.append(f"'trim' must be 'crump', 'none' or [low, high] propensity limits such as [0.05, 0.95]; got {trim!r}.")
+        problems.append(
+            f"'trim' must be 'crump', 'none' or [low, high] propensity limits such as [0.05, 0.95]; got {trim!r}."
+        )
 
-    for key, lo, hi in (("bootstrap_reps", 0, 5000), ("refutation_simulations", 0, 100), ("refutation_sample", 200, 10**7), ("seed", 0, 2**32 - 1)):
+    for key, lo, hi in (
+        ("bootstrap_reps", 0, 5000),
+        ("refutation_simulations", 0, 100),
+        ("refutation_sample", 200, 10**7),
+        ("seed", 0, 2**32 - 1),
+    ):
         v = params.get(key, DEFAULTS[key])
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             problems.append(f"'{key}' must be a whole number from {lo} to {hi}; got {v!r}.")
@@ -240,8 +280,9 @@ def check_parameters(params: dict) -> dict:
     problems += share_problems
     from insightlib.analyses.subgroups import check_subgroups
 
-    out["subgroups"], subgroup_problems = check_subgroups(params.get("subgroups"), good_covariates,
-                                                          {c: COVARIATES[c][0] for c in COVARIATES})
+    out["subgroups"], subgroup_problems = check_subgroups(
+        params.get("subgroups"), good_covariates, {c: COVARIATES[c][0] for c in COVARIATES}
+    )
     problems += subgroup_problems
 
     if problems:
@@ -277,7 +318,9 @@ def check_evaluation_parameters(parameters: dict) -> dict:
     (for insight run / insight validate-style checks): merged over the notebook's defaults,
     then check_parameters. Report-only keys (title, ...) are left to the runner."""
     if not isinstance(parameters, dict):
-        raise EvaluationFileError("'parameters' must be a mapping (intervention, horizon_days, estimand, covariates, graph).")
+        raise EvaluationFileError(
+            "'parameters' must be a mapping (intervention, horizon_days, estimand, covariates, graph)."
+        )
     given = {k: v for k, v in parameters.items() if k not in REPORT_PARAMETERS}
     return check_parameters({**NOTEBOOK_DEFAULTS, **given})
 
@@ -297,8 +340,12 @@ def notebook_parameters(namespace: dict) -> dict:
     import types
 
     params = {
-        k: v for k, v in namespace.items()
-        if not k.startswith("_") and k not in REPORT_PARAMETERS and k not in _IPYTHON_NAMES
-        and not isinstance(v, types.ModuleType) and not callable(v)
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_")
+        and k not in REPORT_PARAMETERS
+        and k not in _IPYTHON_NAMES
+        and not isinstance(v, types.ModuleType)
+        and not callable(v)
     }
     return check_parameters(params)

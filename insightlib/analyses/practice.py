@@ -53,8 +53,12 @@ HOOD_2023 = {
 _DA, _OTHER_PERSON = {"3A", "3B", "3C"}, {"1C", "2C", "3C", "4C", "5C", "6C"}
 _OUTSIDE = {"10A", "11A", "12A", "13A", "14A", "22A"}
 _PARENT = {"1B", "2B", "4B"}
-AFTER_REFERRAL = {"assessed": "assessed", "plan": "on a child in need or protection plan",
-                  "cp_plan": "on a child protection plan", "rereferral": "re-referred within 12 months"}
+AFTER_REFERRAL = {
+    "assessed": "assessed",
+    "plan": "on a child in need or protection plan",
+    "cp_plan": "on a child protection plan",
+    "rereferral": "re-referred within 12 months",
+}
 GROUPS = {"ethnicity": "ethnic group", "sex": "sex", "disability": "disability", "age_band": "age at referral"}
 SEX_LABELS = {"M": "Boys", "F": "Girls", "U": "Not known"}
 
@@ -66,8 +70,11 @@ def hood_category(top: list[tuple[str, float, float]], theta: dict[str, float]) 
         return ""
     first = codes[0]
     if first in _DA or (_DA & set(codes[:2])):
-        return "Complex domestic abuse" if sum(theta.get(c, 0) >= NAMING_PROBABILITY for c in _PARENT) >= 2 \
+        return (
+            "Complex domestic abuse"
+            if sum(theta.get(c, 0) >= NAMING_PROBABILITY for c in _PARENT) >= 2
             else "Domestic abuse and violence"
+        )
     if first == "4B":
         return "Complexities around parental mental health"
     if first in {"5A", "6A"}:
@@ -116,14 +123,24 @@ class Groupings:
     episodes: int = 0
 
     def to_dict(self) -> dict:
-        out = {"n_classes": self.choice.chosen,
-               "bic": {int(r.k): float(r.bic) for r in self.choice.bic.itertuples()},
-               "stability": self.stability,
-               "assessments": self.n_assessments, "assessments_without_factors": self.n_without_factors,
-               "factors_used": self.used_factors,
-               "classes": {r["name"]: {"share": r["share"], "assessments": r["assessments"],
-                                       "hood_2023": r["hood_2023"], "hood_2023_share": r["hood_share"],
-                                       "factors": r["factors"]} for r in self.classes.to_dict("records")}}
+        out = {
+            "n_classes": self.choice.chosen,
+            "bic": {int(r.k): float(r.bic) for r in self.choice.bic.itertuples()},
+            "stability": self.stability,
+            "assessments": self.n_assessments,
+            "assessments_without_factors": self.n_without_factors,
+            "factors_used": self.used_factors,
+            "classes": {
+                r["name"]: {
+                    "share": r["share"],
+                    "assessments": r["assessments"],
+                    "hood_2023": r["hood_2023"],
+                    "hood_2023_share": r["hood_share"],
+                    "factors": r["factors"],
+                }
+                for r in self.classes.to_dict("records")
+            },
+        }
         if self.cox is not None:
             out["cox"] = self.cox.to_dict()
         if self.km is not None:
@@ -147,15 +164,26 @@ def groupings(assessments: pd.DataFrame, seed: int = 0, ks=CLASS_RANGE, stabilit
     for k in range(fit.k):
         theta = dict(zip(used, fit.theta[k]))
         hood = hood_category(top[k], theta)
-        rows.append({"class": k, "name": class_name(top[k]), "hood_2023": hood,
-                     "hood_share": HOOD_2023.get(hood) if hood else None,
-                     "share": float(np.mean(labels == k)), "assessments": int(np.sum(labels == k)),
-                     "factors": [{"factor": c, "label": src.FACTOR_LABELS.get(c, c), "probability": p, "lift": lift}
-                                 for c, p, lift in top[k]]})
+        rows.append(
+            {
+                "class": k,
+                "name": class_name(top[k]),
+                "hood_2023": hood,
+                "hood_share": HOOD_2023.get(hood) if hood else None,
+                "share": float(np.mean(labels == k)),
+                "assessments": int(np.sum(labels == k)),
+                "factors": [
+                    {"factor": c, "label": src.FACTOR_LABELS.get(c, c), "probability": p, "lift": lift}
+                    for c, p, lift in top[k]
+                ],
+            }
+        )
     classes = pd.DataFrame(rows)
     # two classes with one name: number them
     dup = classes["name"].duplicated(keep=False)
-    classes.loc[dup, "name"] = classes.loc[dup, "name"] + " (" + (classes.loc[dup].groupby("name").cumcount() + 1).astype(str) + ")"
+    classes.loc[dup, "name"] = (
+        classes.loc[dup, "name"] + " (" + (classes.loc[dup].groupby("name").cumcount() + 1).astype(str) + ")"
+    )
     stab = lc.stability(Xu, fit) if stability_checks and fit.k > 1 else {}
     stab["entropy"] = fit.entropy_r2(Xu)
     g = Groupings(choice, classes, stab, cols, used, left, int(len(assessments)), int((~has).sum()))
@@ -179,7 +207,9 @@ def episode_practice(tables: dict, episodes: pd.DataFrame) -> pd.DataFrame:
         a = asm.sort_values("start_date").drop_duplicates("referral_id")
         a = a.set_index("referral_id")
         out["assessed"] = ep["referral_id"].isin(a.index).to_numpy()
-        auth = ep["referral_id"].map(a["authorised_date"]) if "authorised_date" in a else pd.Series(pd.NaT, index=ep.index)
+        auth = (
+            ep["referral_id"].map(a["authorised_date"]) if "authorised_date" in a else pd.Series(pd.NaT, index=ep.index)
+        )
         wk = (pd.to_datetime(auth) - pd.to_datetime(ep["referral_date"])).dt.days / 7
         out["weeks_to_assessment"] = wk.where(wk >= 0)
     else:
@@ -190,14 +220,19 @@ def episode_practice(tables: dict, episodes: pd.DataFrame) -> pd.DataFrame:
     plan_months = np.zeros(len(ep))
     if plans is not None and len(plans):
         p = plans[plans["referral_id"].isin(set(ep["referral_id"]))].copy()
-        end = pd.to_datetime(p["end_date"]).fillna(pd.to_datetime(p["referral_id"].map(ep.set_index("referral_id")["closure_date"])))
+        end = pd.to_datetime(p["end_date"]).fillna(
+            pd.to_datetime(p["referral_id"].map(ep.set_index("referral_id")["closure_date"]))
+        )
         p["months"] = (end - pd.to_datetime(p["start_date"])).dt.days.clip(lower=0) / 30.44
         months = p.groupby("referral_id")["months"].sum()
         cp = set(p.loc[p["plan_type"] == "CP", "referral_id"])
         cin = set(p.loc[p["plan_type"] == "CIN", "referral_id"])
         rid = ep["referral_id"]
-        plan = np.where(rid.isin(cp).to_numpy(), "Child protection plan",
-                        np.where(rid.isin(cin).to_numpy(), "Child in need plan", "No plan"))
+        plan = np.where(
+            rid.isin(cp).to_numpy(),
+            "Child protection plan",
+            np.where(rid.isin(cin).to_numpy(), "Child in need plan", "No plan"),
+        )
         plan_months = ep["referral_id"].map(months).fillna(0).to_numpy(float)
     out["plan"] = plan
     out["plan_months"] = plan_months
@@ -233,9 +268,14 @@ class Patterns:
     adjusted_for: list
 
     def to_dict(self) -> dict:
-        return {"cox": self.cox.to_dict(), "team_cox": self.team_cox.to_dict() if self.team_cox is not None else None,
-                "episodes": self.episodes, "adjusted_for": self.adjusted_for,
-                "events": self.cox.events, "children": self.cox.clusters}
+        return {
+            "cox": self.cox.to_dict(),
+            "team_cox": self.team_cox.to_dict() if self.team_cox is not None else None,
+            "episodes": self.episodes,
+            "adjusted_for": self.adjusted_for,
+            "events": self.cox.events,
+            "children": self.cox.clusters,
+        }
 
 
 #: In one model; the team is in a model of its own (teams follow plans: a child protection plan is
@@ -259,13 +299,25 @@ def practice_patterns(ep: pd.DataFrame, min_group_size: int = 20) -> Patterns:
         if any(c.startswith("team[") for c in Xt.columns):
             team_cox = cox_model.cox_ph(d["duration_days"], d["event"], Xt, clusters=cl)
             team_cox.references = trefs
-    summary = pd.DataFrame([
-        {"measure": "changes of allocated worker (median)", "value": float(d["worker_changes"].median())},
-        {"measure": "changes of allocated worker (share with one or more)", "value": float((d["worker_changes"] > 0).mean())},
-        {"measure": "weeks from referral to assessment authorised (median)", "value": float(d["weeks_to_assessment"].median())},
-        {"measure": "months on a plan (median, among those on one)",
-         "value": float(d.loc[d["plan"] != "No plan", "plan_months"].median()) if (d["plan"] != "No plan").any() else np.nan},
-    ])
+    summary = pd.DataFrame(
+        [
+            {"measure": "changes of allocated worker (median)", "value": float(d["worker_changes"].median())},
+            {
+                "measure": "changes of allocated worker (share with one or more)",
+                "value": float((d["worker_changes"] > 0).mean()),
+            },
+            {
+                "measure": "weeks from referral to assessment authorised (median)",
+                "value": float(d["weeks_to_assessment"].median()),
+            },
+            {
+                "measure": "months on a plan (median, among those on one)",
+                "value": float(d.loc[d["plan"] != "No plan", "plan_months"].median())
+                if (d["plan"] != "No plan").any()
+                else np.nan,
+            },
+        ]
+    )
     return Patterns(cox, team_cox, summary, int(len(d)), list(ADJUST_FOR))
 
 
@@ -276,8 +328,15 @@ def _child_groups(tables: dict) -> pd.DataFrame:
     ch = tables["children"].copy()
     ch["ethnicity_group"] = ch["ethnicity"].map(contract.ETHNICITY_GROUP).fillna("Not known")
     ch["ethnicity_group"] = ch["ethnicity_group"].replace({"Other": "Any other ethnic group"})
-    ch["disability_group"] = np.where(ch.get("disability", pd.Series("NONE", index=ch.index)).fillna("NONE").astype(str)
-                                      .str.upper().isin(["NONE", "", "NAN"]), "No disability", "Disability")
+    ch["disability_group"] = np.where(
+        ch.get("disability", pd.Series("NONE", index=ch.index))
+        .fillna("NONE")
+        .astype(str)
+        .str.upper()
+        .isin(["NONE", "", "NAN"]),
+        "No disability",
+        "Disability",
+    )
     ch["sex_group"] = ch["sex"].map(SEX_LABELS).fillna("Not known")
     return ch
 
@@ -308,13 +367,31 @@ def population_rates(tables: dict, la_code: str, period_days: int = 365, alpha: 
     n = np.array([shares[g] * children for g in names])
     r = rates.rate(a, n)
     rri = rates.relative_rate_index(a, n, a.sum(), children)
-    out = pd.DataFrame({"group": names, "children_referred": a, "population": n, "census_share": [shares[g] for g in names],
-                        "referred_share": a / a.sum() if a.sum() else np.nan,
-                        "rate_per_10000": r["rate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-                        "rri": rri["rri"], "rri_low": rri["ci_low"], "rri_high": rri["ci_high"]})
-    out.attrs.update({"children_0_17": children, "population_year": int(pop["year"].iloc[-1]),
-                      "not_known": int((groups == "Not known").sum()), "period_days": period_days,
-                      "overall_rate": a.sum() / children * 10_000, "extract": str(extract.date())})
+    out = pd.DataFrame(
+        {
+            "group": names,
+            "children_referred": a,
+            "population": n,
+            "census_share": [shares[g] for g in names],
+            "referred_share": a / a.sum() if a.sum() else np.nan,
+            "rate_per_10000": r["rate"],
+            "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"],
+            "rri": rri["rri"],
+            "rri_low": rri["ci_low"],
+            "rri_high": rri["ci_high"],
+        }
+    )
+    out.attrs.update(
+        {
+            "children_0_17": children,
+            "population_year": int(pop["year"].iloc[-1]),
+            "not_known": int((groups == "Not known").sum()),
+            "period_days": period_days,
+            "overall_rate": a.sum() / children * 10_000,
+            "extract": str(extract.date()),
+        }
+    )
     return out
 
 
@@ -326,10 +403,15 @@ def after_referral(tables: dict, alpha: float = 0.05) -> pd.DataFrame:
     ref["ethnicity"] = ref["child_id"].map(ch["ethnicity_group"]).to_numpy()
     ref["sex"] = ref["child_id"].map(ch["sex_group"]).to_numpy()
     ref["disability"] = ref["child_id"].map(ch["disability_group"]).to_numpy()
-    age = (pd.to_datetime(ref["referral_date"]) - pd.to_datetime(ref["child_id"].map(ch["date_of_birth"]))).dt.days / 365.25
+    age = (
+        pd.to_datetime(ref["referral_date"]) - pd.to_datetime(ref["child_id"].map(ch["date_of_birth"]))
+    ).dt.days / 365.25
     ref["age_band"] = contract.age_band(age.to_numpy(dtype=float))
-    nfa = ref["referral_nfa"].astype(str).str.lower().isin(["true", "1", "y", "yes"]) if ref["referral_nfa"].dtype != bool \
+    nfa = (
+        ref["referral_nfa"].astype(str).str.lower().isin(["true", "1", "y", "yes"])
+        if ref["referral_nfa"].dtype != bool
         else ref["referral_nfa"]
+    )
     asm = tables.get("assessments")
     ref["assessed"] = ref["referral_id"].isin(set(asm["referral_id"])) if asm is not None else ~nfa
     plans = tables.get("plans")
@@ -339,7 +421,7 @@ def after_referral(tables: dict, alpha: float = 0.05) -> pd.DataFrame:
     ref["cp_plan"] = ref["referral_id"].isin(cp)
     r = ref.sort_values(["child_id", "referral_date"])
     prev = r.groupby("child_id")["referral_date"].shift(1)
-    r["rereferral"] = ((pd.to_datetime(r["referral_date"]) - pd.to_datetime(prev)).dt.days <= DFE_WINDOW_DAYS)
+    r["rereferral"] = (pd.to_datetime(r["referral_date"]) - pd.to_datetime(prev)).dt.days <= DFE_WINDOW_DAYS
     rows = []
     for by, what in GROUPS.items():
         for outcome in AFTER_REFERRAL:
@@ -348,11 +430,22 @@ def after_referral(tables: dict, alpha: float = 0.05) -> pd.DataFrame:
             rri = rates.relative_rate_index(g["sum"], g["size"], total_e, total_n, alpha)
             share = rates.proportion(g["sum"], g["size"], alpha)
             for i, (name, row) in enumerate(g.iterrows()):
-                rows.append({"by": by, "group": str(name), "outcome": outcome, "events": float(row["sum"]),
-                             "referrals": float(row["size"]), "share": share["share"].iloc[i],
-                             "share_low": share["ci_low"].iloc[i], "share_high": share["ci_high"].iloc[i],
-                             "overall_share": total_e / total_n if total_n else np.nan,
-                             "rri": rri["rri"].iloc[i], "rri_low": rri["ci_low"].iloc[i], "rri_high": rri["ci_high"].iloc[i]})
+                rows.append(
+                    {
+                        "by": by,
+                        "group": str(name),
+                        "outcome": outcome,
+                        "events": float(row["sum"]),
+                        "referrals": float(row["size"]),
+                        "share": share["share"].iloc[i],
+                        "share_low": share["ci_low"].iloc[i],
+                        "share_high": share["ci_high"].iloc[i],
+                        "overall_share": total_e / total_n if total_n else np.nan,
+                        "rri": rri["rri"].iloc[i],
+                        "rri_low": rri["ci_low"].iloc[i],
+                        "rri_high": rri["ci_high"].iloc[i],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -386,18 +479,33 @@ class PracticeResult:
             out["practice_patterns"] = self.patterns.to_dict()
         if self.funnel is not None and self.la_code in set(self.funnel.table["la_code"]):
             row = self.funnel.table.set_index("la_code").loc[self.la_code]
-            out["deprivation_funnel"] = {"year": self.funnel.table.attrs.get("year"), "rate_per_10000": row["rate"],
-                                         "expected_rate_per_10000": row["expected_rate"], "ratio": row["ratio"],
-                                         "lower_95": row["lower_95"], "upper_95": row["upper_95"],
-                                         "verdict": row["verdict"], "tau2": self.funnel.tau2,
-                                         "slope_per_idaci_point": self.funnel.coef["slope"]}
+            out["deprivation_funnel"] = {
+                "year": self.funnel.table.attrs.get("year"),
+                "rate_per_10000": row["rate"],
+                "expected_rate_per_10000": row["expected_rate"],
+                "ratio": row["ratio"],
+                "lower_95": row["lower_95"],
+                "upper_95": row["upper_95"],
+                "verdict": row["verdict"],
+                "tau2": self.funnel.tau2,
+                "slope_per_idaci_point": self.funnel.coef["slope"],
+            }
         d, c = self.turnover
         out["turnover_and_rereferral"] = c
         return out
 
 
-def analyse(tables: dict, la_code: str, *, seed: int = 0, period_days: int = 365, ks=CLASS_RANGE,
-            stability_checks: bool = True, min_group_size: int = 20, published: bool = True) -> PracticeResult:
+def analyse(
+    tables: dict,
+    la_code: str,
+    *,
+    seed: int = 0,
+    period_days: int = 365,
+    ks=CLASS_RANGE,
+    stability_checks: bool = True,
+    min_group_size: int = 20,
+    published: bool = True,
+) -> PracticeResult:
     """The practice analysis of one council's tables (warehouse.read_council), with the published context."""
     notes = []
     built, counts = build_episodes(tables, with_counts=True)
@@ -421,7 +529,9 @@ def analyse(tables: dict, la_code: str, *, seed: int = 0, period_days: int = 365
             e = episodes[episodes["grouping"].notna()]
             if len(e) and (e["event"] == 1).sum() >= 5:
                 cl = rereferral.child_key(e)
-                g.km = km_model.kaplan_meier(e["duration_days"], e["event"], e["grouping"], group_by="grouping", clusters=cl)
+                g.km = km_model.kaplan_meier(
+                    e["duration_days"], e["event"], e["grouping"], group_by="grouping", clusters=cl
+                )
                 try:
                     X, refs = rereferral.design_matrix(e, ["grouping"], min_group_size=min_group_size)
                     g.cox = cox_model.cox_ph(e["duration_days"], e["event"], X, clusters=cl)
@@ -449,8 +559,27 @@ def analyse(tables: dict, la_code: str, *, seed: int = 0, period_days: int = 365
         except InputError as exc:
             notes.append(str(exc))
     funnel = pub.children_in_need_funnel()
-    return PracticeResult(la_code, reference.council_name(la_code),
-                          {"seed": seed, "period_days": period_days, "classes_tried": [min(ks), max(ks)],
-                           "min_group_size": min_group_size, "min_factor_share": MIN_FACTOR_SHARE},
-                          g, pat, pop, after_referral(tables), profile, trend, workforce, funnel,
-                          pub.turnover_and_rereferral(), notes, extract, int(len(episodes)), rereferral_counts)
+    return PracticeResult(
+        la_code,
+        reference.council_name(la_code),
+        {
+            "seed": seed,
+            "period_days": period_days,
+            "classes_tried": [min(ks), max(ks)],
+            "min_group_size": min_group_size,
+            "min_factor_share": MIN_FACTOR_SHARE,
+        },
+        g,
+        pat,
+        pop,
+        after_referral(tables),
+        profile,
+        trend,
+        workforce,
+        funnel,
+        pub.turnover_and_rereferral(),
+        notes,
+        extract,
+        int(len(episodes)),
+        rereferral_counts,
+    )

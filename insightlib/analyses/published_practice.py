@@ -39,9 +39,19 @@ def _long_factors() -> pd.DataFrame:
     df = src.load("factors")
     parts = []
     for col, code in src.FACTOR_COLUMNS.items():
-        parts.append(pd.DataFrame({"year": df["year"], "la_code": df["la_code"], "factor": code,
-                                   "factor_column": col, "count": df[col], "symbol": df[col + "_symbol"],
-                                   "episodes": df["episodes"]}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "year": df["year"],
+                    "la_code": df["la_code"],
+                    "factor": code,
+                    "factor_column": col,
+                    "count": df[col],
+                    "symbol": df[col + "_symbol"],
+                    "episodes": df["episodes"],
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -58,12 +68,19 @@ def factor_profile(la_code: str, year: int | None = None, alpha: float = 0.05) -
     eng = f[f["la_code"] == ENGLAND].set_index("factor")
     nb = f[f["la_code"].isin(neighbours)]
     nb_ok = nb[nb["count"].notna() & nb["episodes"].notna()]
-    nb_sum = nb_ok.groupby("factor").agg(nb_count=("count", "sum"), nb_episodes=("episodes", "sum"),
-                                         nb_councils=("la_code", "nunique"))
-    out = pd.DataFrame({"factor": own.index, "factor_column": own["factor_column"].to_numpy(),
-                        "label": [src.FACTOR_LABELS.get(c, c) for c in own.index],
-                        "count": own["count"].to_numpy(), "symbol": own["symbol"].to_numpy(),
-                        "episodes": own["episodes"].to_numpy()})
+    nb_sum = nb_ok.groupby("factor").agg(
+        nb_count=("count", "sum"), nb_episodes=("episodes", "sum"), nb_councils=("la_code", "nunique")
+    )
+    out = pd.DataFrame(
+        {
+            "factor": own.index,
+            "factor_column": own["factor_column"].to_numpy(),
+            "label": [src.FACTOR_LABELS.get(c, c) for c in own.index],
+            "count": own["count"].to_numpy(),
+            "symbol": own["symbol"].to_numpy(),
+            "episodes": own["episodes"].to_numpy(),
+        }
+    )
     out["england_count"] = out["factor"].map(eng["count"])
     out["england_episodes"] = out["factor"].map(eng["episodes"])
     out = out.join(nb_sum, on="factor")
@@ -90,17 +107,38 @@ def factor_trend(la_code: str, factors=None, alpha: float = 0.05) -> pd.DataFram
     neighbours = reference.neighbours_of(la_code)
     own = f[f["la_code"] == la_code].copy()
     share = rates.proportion(own["count"], own["episodes"], alpha)
-    own["per_100"], own["ci_low"], own["ci_high"] = (share["share"] * 100).to_numpy(), \
-        (share["ci_low"] * 100).to_numpy(), (share["ci_high"] * 100).to_numpy()
+    own["per_100"], own["ci_low"], own["ci_high"] = (
+        (share["share"] * 100).to_numpy(),
+        (share["ci_low"] * 100).to_numpy(),
+        (share["ci_high"] * 100).to_numpy(),
+    )
     eng = f[f["la_code"] == ENGLAND].set_index(["year", "factor"])
-    own["england_per_100"] = [eng["count"].get(k, np.nan) / eng["episodes"].get(k, np.nan) * 100
-                              for k in zip(own["year"], own["factor"])]
+    own["england_per_100"] = [
+        eng["count"].get(k, np.nan) / eng["episodes"].get(k, np.nan) * 100 for k in zip(own["year"], own["factor"])
+    ]
     nb = f[f["la_code"].isin(neighbours) & f["count"].notna() & f["episodes"].notna()]
     nbs = nb.groupby(["year", "factor"])[["count", "episodes"]].sum()
-    own["neighbours_per_100"] = [(nbs["count"] / nbs["episodes"] * 100).get(k, np.nan)
-                                 for k in zip(own["year"], own["factor"])]
-    return own[["year", "factor", "count", "symbol", "episodes", "per_100", "ci_low", "ci_high",
-                "neighbours_per_100", "england_per_100"]].sort_values(["factor", "year"]).reset_index(drop=True)
+    own["neighbours_per_100"] = [
+        (nbs["count"] / nbs["episodes"] * 100).get(k, np.nan) for k in zip(own["year"], own["factor"])
+    ]
+    return (
+        own[
+            [
+                "year",
+                "factor",
+                "count",
+                "symbol",
+                "episodes",
+                "per_100",
+                "ci_low",
+                "ci_high",
+                "neighbours_per_100",
+                "england_per_100",
+            ]
+        ]
+        .sort_values(["factor", "year"])
+        .reset_index(drop=True)
+    )
 
 
 WORKFORCE_MEASURES = {
@@ -122,11 +160,19 @@ def workforce_profile(la_code: str) -> pd.DataFrame:
         nb = g[g["la_code"].isin(neighbours)]
         for m in WORKFORCE_MEASURES:
             v = nb[m].dropna()
-            rows.append({"year": int(year), "measure": m, "council": own[m].iloc[0] if len(own) else np.nan,
-                         "council_symbol": own[m + "_symbol"].iloc[0] if len(own) else "x",
-                         "neighbours_median": v.median() if len(v) else np.nan,
-                         "neighbours_low": v.min() if len(v) else np.nan, "neighbours_high": v.max() if len(v) else np.nan,
-                         "neighbours_n": int(len(v)), "england": eng[m].iloc[0] if len(eng) else np.nan})
+            rows.append(
+                {
+                    "year": int(year),
+                    "measure": m,
+                    "council": own[m].iloc[0] if len(own) else np.nan,
+                    "council_symbol": own[m + "_symbol"].iloc[0] if len(own) else "x",
+                    "neighbours_median": v.median() if len(v) else np.nan,
+                    "neighbours_low": v.min() if len(v) else np.nan,
+                    "neighbours_high": v.max() if len(v) else np.nan,
+                    "neighbours_n": int(len(v)),
+                    "england": eng[m].iloc[0] if len(eng) else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -139,7 +185,10 @@ def turnover_and_rereferral(year: int | None = None) -> tuple[pd.DataFrame, dict
     a = w[(w["year"] == year) & (w["la_code"] != ENGLAND)][["la_code", "turnover_rate_fte", "agency_rate_fte"]]
     b = rr[rr["year"] == year][["la_code", "rereferral_percent"]]
     d = a.merge(b, on="la_code", how="inner").dropna()
-    return d.reset_index(drop=True), {"year": year, **rates.correlation(d["turnover_rate_fte"], d["rereferral_percent"])}
+    return d.reset_index(drop=True), {
+        "year": year,
+        **rates.correlation(d["turnover_rate_fte"], d["rereferral_percent"]),
+    }
 
 
 def children_in_need_funnel(year: int | None = None, covariate: str = "idaci_score") -> dfun.DeprivationFunnel:
@@ -153,16 +202,23 @@ def children_in_need_funnel(year: int | None = None, covariate: str = "idaci_sco
     year = int(year or cin["year"].max())
     c = cin[(cin["year"] == year) & (cin["la_code"] != ENGLAND)][["la_code", "at31_episodes", "at31_episodes_symbol"]]
     p = pop[(pop["year"] == year - 1) & (pop["la_code"] != ENGLAND)][["la_code", "population"]]
-    d = c.merge(p, on="la_code", how="outer").merge(dep[["la_code", covariate, "deprivation_from"]], on="la_code", how="outer")
+    d = c.merge(p, on="la_code", how="outer").merge(
+        dep[["la_code", covariate, "deprivation_from"]], on="la_code", how="outer"
+    )
     d = d[d["la_code"].isin(set(reference.local_authorities()["la_code"]))]
     ok = d["at31_episodes"].notna() & d["population"].notna() & d[covariate].notna()
     left = d[~ok]
     d = d[ok].rename(columns={"at31_episodes": "observed", covariate: "deprivation"})
     funnel = dfun.deprivation_funnel(d, observed="observed", population="population", deprivation="deprivation")
     funnel.table["la_name"] = funnel.table["la_code"].map(reference.council_name)
-    funnel.table.attrs["left_out"] = {r["la_code"]: ("children in need not published (" + r["at31_episodes_symbol"] + ")"
-                                                     if pd.isna(r["at31_episodes"]) else "no population or deprivation")
-                                      for r in left.to_dict("records")}
+    funnel.table.attrs["left_out"] = {
+        r["la_code"]: (
+            "children in need not published (" + r["at31_episodes_symbol"] + ")"
+            if pd.isna(r["at31_episodes"])
+            else "no population or deprivation"
+        )
+        for r in left.to_dict("records")
+    }
     funnel.table.attrs["year"] = year
     funnel.table.attrs["population_year"] = year - 1
     return funnel

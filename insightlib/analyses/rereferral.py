@@ -38,11 +38,18 @@ def add_groupings(episodes: pd.DataFrame, interventions: pd.DataFrame | None = N
     out["age_band"] = contract.age_band(out["age_at_closure"].to_numpy(dtype=float))
     # recoded once per distinct value, not per row (3.4 million rows nationally)
     # the broad group "Other" is DfE's "Any other ethnic group", not the report's "Other" (small groups together)
-    out["ethnicity"] = _recode(out["ethnicity"], lambda v: {"Other": "Any other ethnic group"}.get(
-        contract.ETHNICITY_GROUP.get(v, "Not known"), contract.ETHNICITY_GROUP.get(v, "Not known")), "Not known")
+    out["ethnicity"] = _recode(
+        out["ethnicity"],
+        lambda v: {"Other": "Any other ethnic group"}.get(
+            contract.ETHNICITY_GROUP.get(v, "Not known"), contract.ETHNICITY_GROUP.get(v, "Not known")
+        ),
+        "Not known",
+    )
     out["disability"] = _recode(
-        out["disability"], lambda v: "No disability" if str(v).strip().upper() in ("NONE", "", "NAN") else "Disability",
-        "No disability")
+        out["disability"],
+        lambda v: "No disability" if str(v).strip().upper() in ("NONE", "", "NAN") else "Disability",
+        "No disability",
+    )
     out["referral_nfa"] = np.where(out["referral_nfa"].astype(bool), "No further action", "Assessed")
     out["primary_need"] = _recode(out["primary_need"], str, "nan")
     out["intervention"] = _intervention_received(episodes, interventions)
@@ -72,8 +79,11 @@ def _intervention_received(episodes: pd.DataFrame, interventions: pd.DataFrame |
     iv = interventions.copy()
     iv["la_code"] = iv["la_code"].astype(str)
     iv["child_id"] = iv["child_id"].astype(str)
-    m = ep.merge(iv[["la_code", "child_id", "intervention", "start_date"] + (["referral_id"] if "referral_id" in iv else [])],
-                 on=["la_code", "child_id"], suffixes=("", "_iv"))
+    m = ep.merge(
+        iv[["la_code", "child_id", "intervention", "start_date"] + (["referral_id"] if "referral_id" in iv else [])],
+        on=["la_code", "child_id"],
+        suffixes=("", "_iv"),
+    )
     start = pd.to_datetime(m["start_date"])
     during = (start >= m["referral_date"]) & (start <= m["closure_date"])
     if "referral_id_iv" in m:
@@ -190,11 +200,19 @@ def _reordered(result, group_by):
     return result
 
 
-def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_need",
-                      horizons=DEFAULT_HORIZONS, covariates=None, competing_risks: bool = True,
-                      min_group_size: int = 20, rmst_horizon: int | None = None,
-                      closure_year: int | None = None, max_chart_groups: int = 6,
-                      disclosure_threshold: int = DISCLOSURE_THRESHOLD, rounding: int | None = None) -> ReReferralReport:
+def rereferral_report(
+    tables: dict[str, pd.DataFrame],
+    group_by: str = "primary_need",
+    horizons=DEFAULT_HORIZONS,
+    covariates=None,
+    competing_risks: bool = True,
+    min_group_size: int = 20,
+    rmst_horizon: int | None = None,
+    closure_year: int | None = None,
+    max_chart_groups: int = 6,
+    disclosure_threshold: int = DISCLOSURE_THRESHOLD,
+    rounding: int | None = None,
+) -> ReReferralReport:
     """Build episodes and every estimate the re-referral notebook reports.
 
     Groups smaller than ``min_group_size`` or the disclosure threshold are shown together as
@@ -211,24 +229,25 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
     ep = at_risk(ep, renumber=True)
     if ep.empty:
         raise InputError("No closed case has any follow-up before the extract date, so there is nothing to analyse.")
-    groups = fold_small_groups(ep[group_by], max(min_group_size, disclosure_threshold),
-                               min_other=disclosure_threshold).to_numpy()
+    groups = fold_small_groups(
+        ep[group_by], max(min_group_size, disclosure_threshold), min_other=disclosure_threshold
+    ).to_numpy()
     t, e = ep["duration_days"].to_numpy(), ep["event"].to_numpy()
     labels_of = lambda res: {g: group_label(group_by, g) for g in res.curves}  # noqa: E731
     child = child_key(ep)  # bands, tests and intervals clustered by child (one child's episodes are not independent)
     km = _reordered(kaplan_meier(t, e, groups, horizons, group_by=group_by, clusters=child), group_by)
     km.labels = labels_of(km)
     lr = logrank_test(t, e, groups, clusters=child)
-    cif = (_reordered(cumulative_incidence(t, e, groups, horizons, clusters=child), group_by) if competing_risks
-           else None)
+    cif = (
+        _reordered(cumulative_incidence(t, e, groups, horizons, clusters=child), group_by) if competing_risks else None
+    )
     if cif is not None:
         cif.labels = dict(km.labels)
     # charts: the largest groups, the rest folded into "Other" (said under the chart)
     chart_groups = fold_to_largest(groups, max_chart_groups).to_numpy()
     km_chart, cif_chart = km, cif
     if (chart_groups != groups).any():
-        km_chart = _reordered(kaplan_meier(t, e, chart_groups, horizons, group_by=group_by, clusters=child),
-                              group_by)
+        km_chart = _reordered(kaplan_meier(t, e, chart_groups, horizons, group_by=group_by, clusters=child), group_by)
         km_chart.labels = labels_of(km_chart)
         if competing_risks:
             cif_chart = _reordered(cumulative_incidence(t, e, chart_groups, horizons, clusters=child), group_by)
@@ -238,8 +257,9 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
     in_other = np.unique(raw[0][chart_groups == OTHER])
     folded = sorted((str(raw[1][k]) for k in in_other), key=lambda g: _level_key(group_by, g))
     rm = rmst(t, e, groups, horizon=rmst_horizon or max(horizons), clusters=child)
-    rm.groups = rm.groups.iloc[sorted(range(len(rm.groups)),
-                                      key=lambda i: _level_key(group_by, rm.groups["group"].iloc[i]))]
+    rm.groups = rm.groups.iloc[
+        sorted(range(len(rm.groups)), key=lambda i: _level_key(group_by, rm.groups["group"].iloc[i]))
+    ]
     covariates = list(covariates) if covariates else list(DEFAULT_COVARIATES)
     cox, note = None, ""
     try:
@@ -270,9 +290,25 @@ def rereferral_report(tables: dict[str, pd.DataFrame], group_by: str = "primary_
     dfe = dfe_rereferral_measure(tables)
     start = pd.to_datetime(tables["referrals"]["referral_date"]).min()
     return ReReferralReport(
-        group_by=group_by, horizons=horizons, counts=counts.to_dict(), km=km, logrank=lr, cumulative_incidence=cif,
-        rmst=rm, cox=cox, cox_note=note, dfe_measure=dfe, headline_year=year, headline_rate=rate,
-        episodes_at_risk=len(ep), children=int(len(np.unique(child))),
-        km_chart=km_chart, cif_chart=cif_chart, folded=folded, data_start=start, extract_date=extract,
-        threshold=int(disclosure_threshold), rounding=rounding,
+        group_by=group_by,
+        horizons=horizons,
+        counts=counts.to_dict(),
+        km=km,
+        logrank=lr,
+        cumulative_incidence=cif,
+        rmst=rm,
+        cox=cox,
+        cox_note=note,
+        dfe_measure=dfe,
+        headline_year=year,
+        headline_rate=rate,
+        episodes_at_risk=len(ep),
+        children=int(len(np.unique(child))),
+        km_chart=km_chart,
+        cif_chart=cif_chart,
+        folded=folded,
+        data_start=start,
+        extract_date=extract,
+        threshold=int(disclosure_threshold),
+        rounding=rounding,
     )

@@ -40,8 +40,17 @@ GROUPS = {
 DEPRIVATION_COLUMNS = ("deprivation", "deprivation_quintile", "imd_quintile", "imd_decile", "idaci_decile")
 
 NOTEBOOK_DEFAULTS = {
-    "features": ["age_at_closure", "previous_referrals", "primary_need", "referral_source", "referral_nfa",
-                 "had_assessment", "had_cp_plan", "had_cin_plan", "disabled"],
+    "features": [
+        "age_at_closure",
+        "previous_referrals",
+        "primary_need",
+        "referral_source",
+        "referral_nfa",
+        "had_assessment",
+        "had_cp_plan",
+        "had_cin_plan",
+        "disabled",
+    ],
     "groups": ["ethnic_group", "sex", "disabled", "deprivation"],
     "flag_share": 0.1,
     "test_from": None,
@@ -87,7 +96,9 @@ def check_parameters(params: dict) -> dict:
     _check_split(p, out, problems)
     pm = p["primary_model"]
     if pm not in ra.MODELS:
-        problems.append(f"'primary_model' must be one of {', '.join(ra.MODELS)} (the model the verdict is about, named before the results are seen); got {pm!r}.")
+        problems.append(
+            f"'primary_model' must be one of {', '.join(ra.MODELS)} (the model the verdict is about, named before the results are seen); got {pm!r}."
+        )
     else:
         out["primary_model"] = pm
     out["bars"] = _check_bars(p["bars"], problems)
@@ -104,8 +115,10 @@ def check_parameters(params: dict) -> dict:
         out["confidence_level"] = float(lv)
     if problems:
         listing = "\n".join(f"  - {x}" for x in problems)
-        raise EvaluationFileError(f"The evaluation file's parameters for the risk_model_audit notebook have "
-                                  f"{len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}")
+        raise EvaluationFileError(
+            f"The evaluation file's parameters for the risk_model_audit notebook have "
+            f"{len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}"
+        )
     return out
 
 
@@ -113,7 +126,9 @@ def _check_split(p: dict, out: dict, problems: list[str]) -> None:
     """The flag share and the time-based split: which later closures the model is judged on."""
     fs = p["flag_share"]
     if isinstance(fs, bool) or not isinstance(fs, (int, float)) or not 0 < fs < 1:
-        problems.append(f"'flag_share' must be the share of children the model would flag, between 0 and 1 (0.1: the top 10%); got {fs!r}.")
+        problems.append(
+            f"'flag_share' must be the share of children the model would flag, between 0 and 1 (0.1: the top 10%); got {fs!r}."
+        )
     else:
         out["flag_share"] = float(fs)
     tf = p["test_from"]
@@ -144,8 +159,12 @@ def _check_bars(bars, problems: list[str]) -> dict:
             continue
         default = ra.DEFAULT_BARS[k]
         if isinstance(default, list):
-            ok = (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-                  and v[0] < v[1])
+            ok = (
+                isinstance(v, (list, tuple))
+                and len(v) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                and v[0] < v[1]
+            )
             if not ok:
                 problems.append(f"bar '{k}' must be [low, high] with low below high (default {default}); got {v!r}.")
                 continue
@@ -169,9 +188,15 @@ def notebook_parameters(namespace: dict) -> dict:
     """The analysis parameters among a notebook's variables (call with globals() after the parameters cell)."""
     import types
 
-    params = {k: v for k, v in namespace.items()
-              if not k.startswith("_") and k not in REPORT_PARAMETERS and k not in _IPYTHON_NAMES
-              and not isinstance(v, types.ModuleType) and not callable(v)}
+    params = {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_")
+        and k not in REPORT_PARAMETERS
+        and k not in _IPYTHON_NAMES
+        and not isinstance(v, types.ModuleType)
+        and not callable(v)
+    }
     return check_parameters(params)
 
 
@@ -190,25 +215,38 @@ def cases_frame(tables: dict, horizon_days: int = ra.HORIZON_DAYS) -> pd.DataFra
 
     ep = at_risk(build_episodes(tables), renumber=True)
     if not len(ep):
-        raise InputError("There are no closed cases at risk of re-referral in this council's data, so there is nothing to audit.")
+        raise InputError(
+            "There are no closed cases at risk of re-referral in this council's data, so there is nothing to audit."
+        )
     councils = tables.get("councils")
-    extract = pd.to_datetime(councils["extract_date"]).max() if councils is not None and len(councils) else pd.to_datetime(ep["end_date"]).max()
+    extract = (
+        pd.to_datetime(councils["extract_date"]).max()
+        if councils is not None and len(councils)
+        else pd.to_datetime(ep["end_date"]).max()
+    )
     closure = pd.to_datetime(ep["closure_date"])
     known = (extract - closure).dt.days >= horizon_days
     y = ((ep["event"] == 1) & (ep["duration_days"] <= horizon_days)).astype(float)
-    out = pd.DataFrame({
-        "la_code": ep["la_code"].astype(str), "child_id": ep["child_id"].astype(str), "closure_date": closure,
-        "rereferred": y.where(known, np.nan),
-        "age_at_closure": pd.to_numeric(ep["age_at_closure"], errors="coerce"),
-        "previous_referrals": pd.to_numeric(ep["previous_referrals"], errors="coerce").astype(float),
-        "primary_need": ep["primary_need"].astype(object).where(ep["primary_need"].notna(), "missing").astype(str),
-        "referral_source": ep["referral_source"].astype(object).where(ep["referral_source"].notna(), "missing").astype(str),
-        "referral_nfa": ep["referral_nfa"].fillna(False).astype(bool).astype(int),
-        "case_length_days": (closure - pd.to_datetime(ep["referral_date"])).dt.days.astype(float),
-        "disabled": (ep["disability"].astype(str).str.upper() != "NONE").astype(int),
-        "sex": ep["sex"].astype(object).where(ep["sex"].notna(), "U").astype(str),
-        "ethnic_group": ep["ethnicity"].map(ETHNICITY_GROUP).fillna("Not known").astype(str),
-    })
+    out = pd.DataFrame(
+        {
+            "la_code": ep["la_code"].astype(str),
+            "child_id": ep["child_id"].astype(str),
+            "closure_date": closure,
+            "rereferred": y.where(known, np.nan),
+            "age_at_closure": pd.to_numeric(ep["age_at_closure"], errors="coerce"),
+            "previous_referrals": pd.to_numeric(ep["previous_referrals"], errors="coerce").astype(float),
+            "primary_need": ep["primary_need"].astype(object).where(ep["primary_need"].notna(), "missing").astype(str),
+            "referral_source": ep["referral_source"]
+            .astype(object)
+            .where(ep["referral_source"].notna(), "missing")
+            .astype(str),
+            "referral_nfa": ep["referral_nfa"].fillna(False).astype(bool).astype(int),
+            "case_length_days": (closure - pd.to_datetime(ep["referral_date"])).dt.days.astype(float),
+            "disabled": (ep["disability"].astype(str).str.upper() != "NONE").astype(int),
+            "sex": ep["sex"].astype(object).where(ep["sex"].notna(), "U").astype(str),
+            "ethnic_group": ep["ethnicity"].map(ETHNICITY_GROUP).fillna("Not known").astype(str),
+        }
+    )
     rid = ep["referral_id"].astype(str)
     a = tables.get("assessments")
     if a is not None and len(a):
@@ -269,7 +307,9 @@ class RiskAudit:
 
     def hidden_bins(self, model: str, threshold: int) -> list[bool]:
         c = self.models[model].curve
-        return [any(1 <= v < threshold for v in (r.cases, r.rereferred, r.cases - r.rereferred)) for r in c.itertuples()]
+        return [
+            any(1 <= v < threshold for v in (r.cases, r.rereferred, r.cases - r.rereferred)) for r in c.itertuples()
+        ]
 
     def to_dict(self) -> dict:
         """results.json: aggregates only, with the rates of groups (and calibration bins) that would
@@ -281,20 +321,28 @@ class RiskAudit:
             for attr in d["groups"]:
                 for g in self.hidden(k, attr, thr):
                     d["groups"][attr][g] = {"suppressed": True}
-            d["calibration_curve"] = [{"suppressed": True} if h else b
-                                      for b, h in zip(d["calibration_curve"], self.hidden_bins(k, thr))]
+            d["calibration_curve"] = [
+                {"suppressed": True} if h else b for b, h in zip(d["calibration_curve"], self.hidden_bins(k, thr))
+            ]
             models[k] = d
         verdicts = {}
         for k, v in self.verdicts.items():
             vd = v.to_dict()
             hid = {f"{a}: {g}" for a in self.groups_used for g in self.hidden(k, a, thr)}
-            vd["checks"] = [c if c["group"] not in hid else {"what": c["what"], "group": c["group"], "result": c["result"],
-                                                               "suppressed": True} for c in vd["checks"]]
+            vd["checks"] = [
+                c
+                if c["group"] not in hid
+                else {"what": c["what"], "group": c["group"], "result": c["result"], "suppressed": True}
+                for c in vd["checks"]
+            ]
             verdicts[k] = vd
         return {
-            "split": self.split.to_dict(), "primary_model": self.parameters["primary_model"],
-            "flag_share": self.parameters["flag_share"], "bars": self.parameters["bars"],
-            "groups": self.groups_used, "groups_not_in_data": self.groups_missing,
+            "split": self.split.to_dict(),
+            "primary_model": self.parameters["primary_model"],
+            "flag_share": self.parameters["flag_share"],
+            "bars": self.parameters["bars"],
+            "groups": self.groups_used,
+            "groups_not_in_data": self.groups_missing,
             "threshold_rule": self.thresholds_from,
             "models": models,
             "verdict": verdicts,
@@ -303,9 +351,21 @@ class RiskAudit:
         }
 
 
-def audit(frame: pd.DataFrame, *, features, groups, flag_share: float = 0.1, test_from=None, test_years: float = 1.0,
-          primary_model: str = "logistic", bars: dict | None = None, bootstrap_reps: int = 200,
-          confidence_level: float = 0.95, seed: int = 0, disclosure_threshold: int = DISCLOSURE_THRESHOLD) -> RiskAudit:
+def audit(
+    frame: pd.DataFrame,
+    *,
+    features,
+    groups,
+    flag_share: float = 0.1,
+    test_from=None,
+    test_years: float = 1.0,
+    primary_model: str = "logistic",
+    bars: dict | None = None,
+    bootstrap_reps: int = 200,
+    confidence_level: float = 0.95,
+    seed: int = 0,
+    disclosure_threshold: int = DISCLOSURE_THRESHOLD,
+) -> RiskAudit:
     """Fit both models on the earlier closures and judge them on the later ones.
 
     The flag threshold is the score above which ``flag_share`` of the *training* cases fall: what a
@@ -313,10 +373,19 @@ def audit(frame: pd.DataFrame, *, features, groups, flag_share: float = 0.1, tes
     from threadpoolctl import threadpool_limits
 
     bars = {**ra.DEFAULT_BARS, **(bars or {})}
-    params = {"features": list(features), "groups": list(groups), "flag_share": flag_share, "test_from": test_from,
-              "test_years": test_years, "primary_model": primary_model, "bars": bars,
-              "bootstrap_reps": bootstrap_reps, "confidence_level": confidence_level, "seed": seed,
-              "disclosure_threshold": int(disclosure_threshold)}
+    params = {
+        "features": list(features),
+        "groups": list(groups),
+        "flag_share": flag_share,
+        "test_from": test_from,
+        "test_years": test_years,
+        "primary_model": primary_model,
+        "bars": bars,
+        "bootstrap_reps": bootstrap_reps,
+        "confidence_level": confidence_level,
+        "seed": seed,
+        "disclosure_threshold": int(disclosure_threshold),
+    }
     missing_features = [f for f in features if f not in frame.columns]
     if missing_features:
         raise InputError(f"The closed cases have no column for feature(s) {', '.join(missing_features)}.")
@@ -330,7 +399,8 @@ def audit(frame: pd.DataFrame, *, features, groups, flag_share: float = 0.1, tes
                 f"Too few closed cases in the {what} period ({len(yy):,}, with closures "
                 f"{'up to ' + str(split.train_to.date()) if what == 'training' else 'from ' + str(split.test_from.date())}) "
                 f"to fit and judge a risk model: at least 50 with 10 re-referred and 10 not are needed. "
-                f"Set test_from or test_years in the evaluation file.")
+                f"Set test_from or test_years in the evaluation file."
+            )
     X = ra.prepare(frame, features)
     used = [g for g in groups if g in frame.columns]
     missing = [g for g in groups if g not in frame.columns]
@@ -349,11 +419,29 @@ def audit(frame: pd.DataFrame, *, features, groups, flag_share: float = 0.1, tes
             t0 = time.perf_counter()
             threshold = float(np.quantile(m.predict_proba(X.iloc[split.train])[:, 1], 1 - flag_share))
             p = m.predict_proba(X.iloc[split.test])[:, 1]
-            models[kind] = ra.audit_scores(yte, p, threshold, test["child_id"].to_numpy(), group_cols, model=kind,
-                                           flag_share=flag_share, reps=bootstrap_reps, level=confidence_level,
-                                           seed=seed + i)
+            models[kind] = ra.audit_scores(
+                yte,
+                p,
+                threshold,
+                test["child_id"].to_numpy(),
+                group_cols,
+                model=kind,
+                flag_share=flag_share,
+                reps=bootstrap_reps,
+                level=confidence_level,
+                seed=seed + i,
+            )
             del p  # no per-child score is kept
             verdicts[kind] = ra.verdict(models[kind], bars)
             seconds[f"judge_{kind}"] = round(time.perf_counter() - t0, 2)
-    return RiskAudit(params, split, models, verdicts, used, missing,
-                     f"the score above which {flag_share:.0%} of the training period's cases fell", notes, seconds)
+    return RiskAudit(
+        params,
+        split,
+        models,
+        verdicts,
+        used,
+        missing,
+        f"the score above which {flag_share:.0%} of the training period's cases fell",
+        notes,
+        seconds,
+    )

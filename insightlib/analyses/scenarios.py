@@ -18,8 +18,17 @@ def extract_date_of(tables, frame: pd.DataFrame):
     return pd.to_datetime(frame["closure_date"]).max()
 
 
-def for_intervention(frame: pd.DataFrame, effect, *, shares, estimand: str, horizon_days: int, level: float,
-                     extract_date=None, years: int = 3) -> sc.Scenarios | None:
+def for_intervention(
+    frame: pd.DataFrame,
+    effect,
+    *,
+    shares,
+    estimand: str,
+    horizon_days: int,
+    level: float,
+    extract_date=None,
+    years: int = 3,
+) -> sc.Scenarios | None:
     """Scenarios for the analysed cases (after trimming): eligible = closed cases like those analysed.
 
     ``effect`` has ``estimate`` and ``se`` (the headline risk difference at the horizon). None when
@@ -30,5 +39,6 @@ def for_intervention(frame: pd.DataFrame, effect, *, shares, estimand: str, hori
     end = pd.Timestamp(extract_date) if extract_date is not None else closures.max()
     volume = sc.annual_volume(closures, end, years=years)
     current = float(frame["treatment"].mean())
-    return sc.scenarios(effect.estimate, effect.se, volume, current, shares, estimand=estimand,
-                        horizon_days=horizon_days, level=level)
+    return sc.scenarios(
+        effect.estimate, effect.se, volume, current, shares, estimand=estimand, horizon_days=horizon_days, level=level
+    )

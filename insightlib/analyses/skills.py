@@ -91,7 +91,8 @@ def resolve_area(spec, tables: dict | None = None) -> Area:
         if hit.empty:
             raise InputError(
                 f"area {code} ({name}): its area is several districts, and the shipped lookups do not say which;"
-                " choose its LSIP area by name instead (see docs/skills.md for the list).")
+                " choose its LSIP area by name instead (see docs/skills.md for the list)."
+            )
         return Area(code, name, "council", tuple(hit["lad_name"]), (code,), row["region"].iloc[0], hit["lsip"].iloc[0])
     for kind, column, prefix in (("lsip", "lsip", "lsip"), ("combined_authority", "combined_authority", "ca")):
         hit = geo[geo[column].map(src.name_key) == src.name_key(text)]
@@ -100,8 +101,15 @@ def resolve_area(spec, tables: dict | None = None) -> Area:
             councils = _councils_of(hit["lad_name"], la)
             whole = len(councils) == len(hit)  # every district is a council of its own
             regions = la[la["la_code"].isin(councils)]["region"].unique()
-            return Area(f"{prefix}-{_slug(name)}", name, kind, tuple(hit["lad_name"]), councils if whole else (),
-                        regions[0] if len(regions) == 1 else "", hit["lsip"].iloc[0])
+            return Area(
+                f"{prefix}-{_slug(name)}",
+                name,
+                kind,
+                tuple(hit["lad_name"]),
+                councils if whole else (),
+                regions[0] if len(regions) == 1 else "",
+                hit["lsip"].iloc[0],
+            )
     import difflib
 
     described = {d.rsplit(" (", 1)[0]: d for d in area_options(tables).values()}
@@ -143,16 +151,26 @@ class SkillsGap:
         return {
             "area": self.area.to_dict(),
             "gap_index": {
-                "occupations": rec(self.occupations), "subjects": rec(self.subjects),
+                "occupations": rec(self.occupations),
+                "subjects": rec(self.subjects),
                 "definition": "ln(demand share / supply share); shares with 0.5 added per cell; see docs/skills.md",
-                "level": LEVEL, "draws": self.parameters.get("draws"),
+                "level": LEVEL,
+                "draws": self.parameters.get("draws"),
             },
-            "demand": {"employment_trend": rec(self.employment_trend), "industries": rec(self.industries),
-                       "adverts": rec(self.adverts),
-                       "adverts_by_profession": rec(self.adverts_by_profession),
-                       "projection": rec(self.projection), "projection_area": self.projection_area},
-            "supply": {"fe_achievements": rec(self.fe), "apprenticeships": rec(self.apprenticeships),
-                       "neet": rec(self.neet), "neet_trend": rec(self.neet_trend)},
+            "demand": {
+                "employment_trend": rec(self.employment_trend),
+                "industries": rec(self.industries),
+                "adverts": rec(self.adverts),
+                "adverts_by_profession": rec(self.adverts_by_profession),
+                "projection": rec(self.projection),
+                "projection_area": self.projection_area,
+            },
+            "supply": {
+                "fe_achievements": rec(self.fe),
+                "apprenticeships": rec(self.apprenticeships),
+                "neet": rec(self.neet),
+                "neet_trend": rec(self.neet_trend),
+            },
             "employers": {"ess_2019": rec(self.ess)},
             "projections": {
                 "adverts": {"forecast": rec(self.adverts_forecast), "backtest": self.adverts_backtest},
@@ -197,11 +215,19 @@ def fe_by_subject(fe: pd.DataFrame, districts=None) -> pd.DataFrame:
     ``achievements`` sums the published figures ('~' as 0, for display); ``achievements_mid``
     counts each '~' (fewer than 5) as 2.5, the middle of what it can be, for the index.
     """
-    rows = fe[fe["level"] == "country"] if districts is None else fe[(fe["level"] == "localAuthorityDistrict") & _in(fe["area"], districts)]
+    rows = (
+        fe[fe["level"] == "country"]
+        if districts is None
+        else fe[(fe["level"] == "localAuthorityDistrict") & _in(fe["area"], districts)]
+    )
     rows = rows[rows["ssa"].isin(src.SSA_T1)].assign(
-        midpoint=lambda d: d["achievements"].where(d["symbol"] != "~", SMALL_CELL_MIDPOINT))
-    g = rows.groupby("ssa").agg(achievements=("achievements", "sum"), achievements_mid=("midpoint", "sum"),
-                                suppressed_cells=("symbol", lambda s: int((s == "~").sum())))
+        midpoint=lambda d: d["achievements"].where(d["symbol"] != "~", SMALL_CELL_MIDPOINT)
+    )
+    g = rows.groupby("ssa").agg(
+        achievements=("achievements", "sum"),
+        achievements_mid=("midpoint", "sum"),
+        suppressed_cells=("symbol", lambda s: int((s == "~").sum())),
+    )
     return g.reindex(list(src.SSA_T1)).astype(float).fillna(0.0)
 
 
@@ -227,22 +253,46 @@ def neet_comparison(neet: pd.DataFrame, area: Area) -> pd.DataFrame:
         councils = _council_rows(y, area.councils)
         if len(councils) and councils["cohort"].notna().all():
             w = councils["cohort"]
-            rows.append({"year": int(year), "comparator": area.name, "cohort": float(w.sum()),
-                         **{m: float((councils[m] * w).sum() / w.sum()) for m in measures}})
+            rows.append(
+                {
+                    "year": int(year),
+                    "comparator": area.name,
+                    "cohort": float(w.sum()),
+                    **{m: float((councils[m] * w).sum() / w.sum()) for m in measures},
+                }
+            )
         if area.region:
             r = y[(y["level"] == "Regional") & (y["region"] == area.region)]
             if len(r):
-                rows.append({"year": int(year), "comparator": area.region, "cohort": float(r["cohort"].iloc[0]),
-                             **{m: float(r[m].iloc[0]) for m in measures}})
+                rows.append(
+                    {
+                        "year": int(year),
+                        "comparator": area.region,
+                        "cohort": float(r["cohort"].iloc[0]),
+                        **{m: float(r[m].iloc[0]) for m in measures},
+                    }
+                )
         e = y[y["level"] == "National"]
-        rows.append({"year": int(year), "comparator": "England", "cohort": float(e["cohort"].iloc[0]),
-                     **{m: float(e[m].iloc[0]) for m in measures}})
+        rows.append(
+            {
+                "year": int(year),
+                "comparator": "England",
+                "cohort": float(e["cohort"].iloc[0]),
+                **{m: float(e[m].iloc[0]) for m in measures},
+            }
+        )
         if area.kind == "council":
             sn = neighbours(area.councils[0])
             n = _council_rows(y, sn)
             if len(n):
-                rows.append({"year": int(year), "comparator": "Statistical neighbours (median)", "cohort": None,
-                             **{m: float(n[m].median()) for m in measures}})
+                rows.append(
+                    {
+                        "year": int(year),
+                        "comparator": "Statistical neighbours (median)",
+                        "cohort": None,
+                        **{m: float(n[m].median()) for m in measures},
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -269,13 +319,20 @@ def neighbour_gaps(tables: dict, area: Area, cw: pd.DataFrame, socs: list[str], 
         fe = fe_by_subject(tables["fe"], other.districts).reindex(subjects)["achievements_mid"].to_numpy()
         if emp.sum() == 0 or fe.sum() == 0:
             continue
-        occ_gaps.append(gi.gap_index({"employment": emp}, {"fe": gi.apportion_to_occupations(fe, cw, socs, subjects)})["gap"])
-        sub_gaps.append(gi.gap_index({"employment": gi.allocate_to_subjects(emp, cw, socs, subjects)}, {"fe": fe})["gap"])
+        occ_gaps.append(
+            gi.gap_index({"employment": emp}, {"fe": gi.apportion_to_occupations(fe, cw, socs, subjects)})["gap"]
+        )
+        sub_gaps.append(
+            gi.gap_index({"employment": gi.allocate_to_subjects(emp, cw, socs, subjects)}, {"fe": fe})["gap"]
+        )
         used.append(code)
     if not used:
         return {}
-    return {"councils": used, "occupations": dict(zip(socs, np.median(occ_gaps, axis=0))),
-            "subjects": dict(zip(subjects, np.median(sub_gaps, axis=0)))}
+    return {
+        "councils": used,
+        "occupations": dict(zip(socs, np.median(occ_gaps, axis=0))),
+        "subjects": dict(zip(subjects, np.median(sub_gaps, axis=0))),
+    }
 
 
 def ess_comparison(ess: pd.DataFrame, area: Area) -> pd.DataFrame:
@@ -294,13 +351,20 @@ def ess_comparison(ess: pd.DataFrame, area: Area) -> pd.DataFrame:
         n = part["sampled"].sum()
         p = float((part["share_establishments_with_ssv"] * part["establishments"]).sum() / part["establishments"].sum())
         half = 1.96 * np.sqrt(p * (1 - p) / n) if n else np.nan
-        return {"comparator": label, "establishments_interviewed": float(n), "establishments": float(part["establishments"].sum()),
-                "staff": float(part["staff"].sum()), "vacancies": float(part["vacancies"].sum()), "ssv": float(part["ssv"].sum()),
-                "ssv_share_of_vacancies": float(part["ssv"].sum() / part["vacancies"].sum()),
-                "ssv_per_1000_staff": float(1000 * part["ssv"].sum() / part["staff"].sum()),
-                "vacancies_per_1000_staff": float(1000 * part["vacancies"].sum() / part["staff"].sum()),
-                "share_establishments_with_ssv": p, "ssv_establishments_ci_low": max(0.0, p - half),
-                "ssv_establishments_ci_high": min(1.0, p + half)}
+        return {
+            "comparator": label,
+            "establishments_interviewed": float(n),
+            "establishments": float(part["establishments"].sum()),
+            "staff": float(part["staff"].sum()),
+            "vacancies": float(part["vacancies"].sum()),
+            "ssv": float(part["ssv"].sum()),
+            "ssv_share_of_vacancies": float(part["ssv"].sum() / part["vacancies"].sum()),
+            "ssv_per_1000_staff": float(1000 * part["ssv"].sum() / part["staff"].sum()),
+            "vacancies_per_1000_staff": float(1000 * part["vacancies"].sum() / part["staff"].sum()),
+            "share_establishments_with_ssv": p,
+            "ssv_establishments_ci_low": max(0.0, p - half),
+            "ssv_establishments_ci_high": min(1.0, p + half),
+        }
 
     rows = []
     mine = keyed[keyed["la_code"].isin(area.councils)]
@@ -324,13 +388,16 @@ def industry_comparison(industry: pd.DataFrame, districts, england_districts) ->
 
     England is the sum of England's districts. Shares use the summed group counts, so they add to 1.
     """
+
     def summed(names):
         d = industry[_in(industry["area"], names)]
         return d.groupby(["year", "industry"])["employed"].sum().unstack("year")
 
     own, eng = summed(districts), summed(england_districts)
     first, last = int(own.columns.min()), int(own.columns.max())
-    out = pd.DataFrame({"industry": own.index, f"employed_{first}": own[first].to_numpy(), f"employed_{last}": own[last].to_numpy()})
+    out = pd.DataFrame(
+        {"industry": own.index, f"employed_{first}": own[first].to_numpy(), f"employed_{last}": own[last].to_numpy()}
+    )
     out["share"] = out[f"employed_{last}"] / out[f"employed_{last}"].sum()
     out["england_share"] = (eng[last] / eng[last].sum()).reindex(own.index).to_numpy()
     out["relative_to_england"] = out["share"] / out["england_share"]
@@ -352,8 +419,13 @@ def adverts_trend(adverts: pd.DataFrame, area: Area) -> tuple[pd.DataFrame, pd.D
     england = adverts[adverts["level"] == "GOR"].groupby("year", as_index=False)["adverts"].sum()
     england = england[england["year"].isin(own["year"])]
     base = lambda df: df.set_index("year")["adverts"] / df.set_index("year")["adverts"].get(2019, np.nan) * 100  # noqa: E731
-    trend = pd.DataFrame({"adverts": own.set_index("year")["adverts"], "index_2019": base(own),
-                          "england_index_2019": base(england) if len(england) else np.nan}).reset_index()
+    trend = pd.DataFrame(
+        {
+            "adverts": own.set_index("year")["adverts"],
+            "index_2019": base(own),
+            "england_index_2019": base(england) if len(england) else np.nan,
+        }
+    ).reset_index()
     panel = adverts[adverts["level"] == "LADU"].rename(columns={"adverts": "value"})
     forecast, back = project(own["year"], own["adverts"], panel)
     return trend, forecast, back
@@ -382,8 +454,10 @@ def project(years, values, panel: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """
     key = (len(panel), float(panel["value"].sum()), float((panel["value"] * panel["year"]).sum()))
     if key not in _BACKTESTS:  # the same for every area of a run: computed once per process
-        _BACKTESTS[key] = {m: fc.backtest_summary(fc.backtest(panel, holdout=HOLDOUT, model=m, level=PROJECTION_LEVEL))
-                           for m in fc.MODELS}
+        _BACKTESTS[key] = {
+            m: fc.backtest_summary(fc.backtest(panel, holdout=HOLDOUT, model=m, level=PROJECTION_LEVEL))
+            for m in fc.MODELS
+        }
     back = _BACKTESTS[key]
     scored = {m: b for m, b in back.items() if b["mae"] is not None}
     model = min(scored, key=lambda m: scored[m]["mae"]) if scored else "trend"
@@ -400,7 +474,9 @@ def adverts_by_profession(table: pd.DataFrame, area: Area) -> pd.DataFrame:
     level = "MCA" if area.kind == "combined_authority" else "LSIP"
     own = table[(table["level"] == level) & (table["area"].map(src.name_key) == src.name_key(name))]
     eng = table[table["area"] == "England"]
-    out = own[["profession", "adverts"]].merge(eng[["profession", "adverts"]].rename(columns={"adverts": "england"}), on="profession")
+    out = own[["profession", "adverts"]].merge(
+        eng[["profession", "adverts"]].rename(columns={"adverts": "england"}), on="profession"
+    )
     out["share"] = out["adverts"] / out["adverts"].sum()
     out["england_share"] = out["england"] / out["england"].sum()
     out["relative_to_england"] = out["share"] / out["england_share"]
@@ -411,8 +487,18 @@ def adverts_by_profession(table: pd.DataFrame, area: Area) -> pd.DataFrame:
 # --- the analysis ------------------------------------------------------------------------------
 
 
-def gap_tables(tables: dict, area: Area, cw: pd.DataFrame, socs: list[str], subjects: list[str], projection,
-               demand_weights: dict | None, draws: int, rng: np.random.Generator, notes: list[str]):
+def gap_tables(
+    tables: dict,
+    area: Area,
+    cw: pd.DataFrame,
+    socs: list[str],
+    subjects: list[str],
+    projection,
+    demand_weights: dict | None,
+    draws: int,
+    rng: np.random.Generator,
+    notes: list[str],
+):
     """The gap index by occupation and by subject, with simulated intervals, ranks and England's index beside.
 
     One block on purpose: the point values, the draws and the England comparison must use the same
@@ -439,7 +525,9 @@ def gap_tables(tables: dict, area: Area, cw: pd.DataFrame, socs: list[str], subj
         proj["publishable"] = proj["total_requirement"].abs() >= SKILLS_IMPERATIVE_MIN_CELL
         proj_area = str(proj["area"].dropna().iloc[0]) if proj["area"].notna().any() else ""
         if proj_area and src.name_key(proj_area) not in {src.name_key(area.name), src.name_key(area.lsip)}:
-            notes.append(f"The projection supplied is for {proj_area}, not {area.name}; it is used as the wider area's outlook.")
+            notes.append(
+                f"The projection supplied is for {proj_area}, not {area.name}; it is used as the wider area's outlook."
+            )
         demand["requirement"] = proj["total_requirement"].fillna(0).clip(lower=0).to_numpy()
         proj = proj.reset_index()
     # England has no Skills Imperative projection here: England's index uses employment alone,
@@ -453,7 +541,9 @@ def gap_tables(tables: dict, area: Area, cw: pd.DataFrame, socs: list[str], subj
     point = gi.gap_index(demand, {"fe": supply_occ(fe_area["achievements_mid"].to_numpy())}, demand_weights)
     point_e = gi.gap_index(demand_e, {"fe": supply_occ(fe_eng["achievements_mid"].to_numpy())})
     d_draws = {"employment": gi.draw_survey_estimates(emp["employed"], emp["ci95"], draws, rng, emp["unpublished"])}
-    de_draws = {"employment": gi.draw_survey_estimates(emp_e["employed"], emp_e["ci95"], draws, rng, emp_e["unpublished"])}
+    de_draws = {
+        "employment": gi.draw_survey_estimates(emp_e["employed"], emp_e["ci95"], draws, rng, emp_e["unpublished"])
+    }
     if "requirement" in demand:
         d_draws["requirement"] = np.broadcast_to(demand["requirement"], (draws, len(socs)))
     fe_draws = _fe_draws(tables["fe"], area.districts, subjects, draws, rng)
@@ -461,19 +551,26 @@ def gap_tables(tables: dict, area: Area, cw: pd.DataFrame, socs: list[str], subj
     sim = gi.gap_index(d_draws, {"fe": supply_occ(fe_draws)}, demand_weights)
     sim_e = gi.gap_index(de_draws, {"fe": supply_occ(fe_e_draws)})
 
-    occupations = pd.DataFrame({
-        "soc": socs, "occupation": [src.SOC_SUBMAJOR[s] for s in socs],
-        "employment": emp["employed"].to_numpy(), "employment_ci95": emp["ci95"].to_numpy(),
-        "employment_unpublished_up_to": emp["unpublished"].to_numpy(),
-        "requirement_2020_2035": demand.get("requirement", np.full(len(socs), np.nan)),
-        "fe_learners_apportioned": supply_occ(fe_area["achievements_mid"].to_numpy()),
-        "demand_share": point["demand_share"], "supply_share": point["supply_share"],
-        "england_demand_share": point_e["demand_share"], "england_supply_share": point_e["supply_share"],
-    })
+    occupations = pd.DataFrame(
+        {
+            "soc": socs,
+            "occupation": [src.SOC_SUBMAJOR[s] for s in socs],
+            "employment": emp["employed"].to_numpy(),
+            "employment_ci95": emp["ci95"].to_numpy(),
+            "employment_unpublished_up_to": emp["unpublished"].to_numpy(),
+            "requirement_2020_2035": demand.get("requirement", np.full(len(socs), np.nan)),
+            "fe_learners_apportioned": supply_occ(fe_area["achievements_mid"].to_numpy()),
+            "demand_share": point["demand_share"],
+            "supply_share": point["supply_share"],
+            "england_demand_share": point_e["demand_share"],
+            "england_supply_share": point_e["supply_share"],
+        }
+    )
     summary = gi.summarise_draws(point["gap"], sim["gap"], LEVEL)
     occupations["gap"] = summary["value"].to_numpy()
-    occupations[["gap_ci_low", "gap_ci_high", "rank", "rank_low", "rank_high", "prob_positive"]] = \
-        summary[["ci_low", "ci_high", "rank", "rank_low", "rank_high", "prob_positive"]].to_numpy()
+    occupations[["gap_ci_low", "gap_ci_high", "rank", "rank_low", "rank_high", "prob_positive"]] = summary[
+        ["ci_low", "ci_high", "rank", "rank_low", "rank_high", "prob_positive"]
+    ].to_numpy()
     rel = gi.summarise_draws(point["gap"] - point_e["gap"], sim["gap"] - sim_e["gap"], LEVEL)
     occupations["gap_vs_england"] = rel["value"].to_numpy()
     occupations["gap_vs_england_ci_low"] = rel["ci_low"].to_numpy()
@@ -484,8 +581,11 @@ def gap_tables(tables: dict, area: Area, cw: pd.DataFrame, socs: list[str], subj
 
     # by subject: demand allocated to subjects, supply the subject's own learners
     def subj(d_occ, fe_counts):
-        return gi.gap_index({k: gi.allocate_to_subjects(v, cw, socs, subjects) for k, v in d_occ.items()},
-                            {"fe": fe_counts}, demand_weights)
+        return gi.gap_index(
+            {k: gi.allocate_to_subjects(v, cw, socs, subjects) for k, v in d_occ.items()},
+            {"fe": fe_counts},
+            demand_weights,
+        )
 
     sp = subj(demand, fe_area["achievements_mid"].to_numpy())
     spe = subj(demand_e, fe_eng["achievements_mid"].to_numpy())
@@ -493,22 +593,43 @@ def gap_tables(tables: dict, area: Area, cw: pd.DataFrame, socs: list[str], subj
     sse = subj(de_draws, fe_e_draws)
     ssum = gi.summarise_draws(sp["gap"], ss["gap"], LEVEL)
     srel = gi.summarise_draws(sp["gap"] - spe["gap"], ss["gap"] - sse["gap"], LEVEL)
-    subjects_df = pd.DataFrame({
-        "subject": subjects, "fe_achievements": fe_area["achievements"].to_numpy(),
-        "fe_achievements_used": fe_area["achievements_mid"].to_numpy(),
-        "fe_cells_fewer_than_5": fe_area["suppressed_cells"].astype(int).to_numpy(),
-        "jobs_allocated": gi.allocate_to_subjects(emp["employed"].to_numpy(), cw, socs, subjects),
-        "demand_share": sp["demand_share"], "supply_share": sp["supply_share"],
-        "gap": ssum["value"], "gap_ci_low": ssum["ci_low"], "gap_ci_high": ssum["ci_high"],
-        "rank": ssum["rank"], "rank_low": ssum["rank_low"], "rank_high": ssum["rank_high"],
-        "prob_positive": ssum["prob_positive"],
-        "gap_vs_england": srel["value"], "gap_vs_england_ci_low": srel["ci_low"], "gap_vs_england_ci_high": srel["ci_high"],
-    }).sort_values("gap").reset_index(drop=True)
+    subjects_df = (
+        pd.DataFrame(
+            {
+                "subject": subjects,
+                "fe_achievements": fe_area["achievements"].to_numpy(),
+                "fe_achievements_used": fe_area["achievements_mid"].to_numpy(),
+                "fe_cells_fewer_than_5": fe_area["suppressed_cells"].astype(int).to_numpy(),
+                "jobs_allocated": gi.allocate_to_subjects(emp["employed"].to_numpy(), cw, socs, subjects),
+                "demand_share": sp["demand_share"],
+                "supply_share": sp["supply_share"],
+                "gap": ssum["value"],
+                "gap_ci_low": ssum["ci_low"],
+                "gap_ci_high": ssum["ci_high"],
+                "rank": ssum["rank"],
+                "rank_low": ssum["rank_low"],
+                "rank_high": ssum["rank_high"],
+                "prob_positive": ssum["prob_positive"],
+                "gap_vs_england": srel["value"],
+                "gap_vs_england_ci_low": srel["ci_low"],
+                "gap_vs_england_ci_high": srel["ci_high"],
+            }
+        )
+        .sort_values("gap")
+        .reset_index(drop=True)
+    )
     return occupations, subjects_df, proj, proj_area
 
 
-def analyse(area_spec, *, data: str | Path = src.REFERENCE, projection: str | Path | None = None,
-            demand_weights: dict | None = None, draws: int = DRAWS, seed: int = 2035) -> SkillsGap:
+def analyse(
+    area_spec,
+    *,
+    data: str | Path = src.REFERENCE,
+    projection: str | Path | None = None,
+    demand_weights: dict | None = None,
+    draws: int = DRAWS,
+    seed: int = 2035,
+) -> SkillsGap:
     """The skills gap for an area, from the shipped published data (or a folder of the same files)."""
     tables = src.load_tables(data)
     area = resolve_area(area_spec, tables)
@@ -523,47 +644,83 @@ def analyse(area_spec, *, data: str | Path = src.REFERENCE, projection: str | Pa
 
     occ = tables["occupation"]
     england_districts = tables["geography"]["lad_name"]
-    occupations, subjects_df, proj, proj_area = gap_tables(tables, area, cw, socs, subjects, projection, demand_weights,
-                                                           draws, rng, notes)
+    occupations, subjects_df, proj, proj_area = gap_tables(
+        tables, area, cw, socs, subjects, projection, demand_weights, draws, rng, notes
+    )
 
     near = neighbour_gaps(tables, area, cw, socs, subjects)
     occupations["neighbours_median_gap"] = occupations["soc"].map(near.get("occupations", {}))
     subjects_df["neighbours_median_gap"] = subjects_df["subject"].map(near.get("subjects", {}))
     if near:
-        notes.append(f"Statistical neighbours' index: the median over {len(near['councils'])} of the ten neighbours "
-                     "(those that are single districts), from employment and FE alone.")
+        notes.append(
+            f"Statistical neighbours' index: the median over {len(near['councils'])} of the ten neighbours "
+            "(those that are single districts), from employment and FE alone."
+        )
 
     trend = occ[_in(occ["area"], area.districts)].groupby(["year", "soc"], as_index=False)["employed"].sum()
 
     fe_table = pd.DataFrame({"subject": list(src.SSA_T1)})
-    fe_table = fe_table.merge(fe_by_subject(tables["fe"], area.districts).reset_index().rename(columns={"ssa": "subject"}), on="subject")
-    fe_table = fe_table.merge(fe_by_subject(tables["fe"]).reset_index()[["ssa", "achievements"]]
-                              .rename(columns={"ssa": "subject", "achievements": "england_achievements"}), on="subject")
+    fe_table = fe_table.merge(
+        fe_by_subject(tables["fe"], area.districts).reset_index().rename(columns={"ssa": "subject"}), on="subject"
+    )
+    fe_table = fe_table.merge(
+        fe_by_subject(tables["fe"])
+        .reset_index()[["ssa", "achievements"]]
+        .rename(columns={"ssa": "subject", "achievements": "england_achievements"}),
+        on="subject",
+    )
 
     app = tables["apprenticeships"]
     app_area = app[_in(app["area"], area.districts)].groupby("year", as_index=False)[["starts", "achievements"]].sum()
-    app_eng = app.groupby("year", as_index=False)[["starts", "achievements"]].sum().rename(
-        columns={"starts": "england_starts", "achievements": "england_achievements"})
+    app_eng = (
+        app.groupby("year", as_index=False)[["starts", "achievements"]]
+        .sum()
+        .rename(columns={"starts": "england_starts", "achievements": "england_achievements"})
+    )
     app_table = app_area.merge(app_eng, on="year")
 
     adv, adv_fc, adv_back = adverts_trend(tables["adverts"], area)
-    nt, nt_fc, nt_back = neet_trend(tables["neet_trend"], area) if area.councils else (pd.DataFrame(), pd.DataFrame(), {})
+    nt, nt_fc, nt_back = (
+        neet_trend(tables["neet_trend"], area) if area.councils else (pd.DataFrame(), pd.DataFrame(), {})
+    )
     if not area.councils:
-        notes.append(f"{area.name} includes districts of county councils, so council-level figures (NEET, the Employer "
-                     "Skills Survey) are not summed for it.")
+        notes.append(
+            f"{area.name} includes districts of county councils, so council-level figures (NEET, the Employer "
+            "Skills Survey) are not summed for it."
+        )
     neet = neet_comparison(tables["neet"], area) if area.councils else pd.DataFrame()
     ess = ess_comparison(tables["ess"], area)
 
     return SkillsGap(
-        area=area, occupations=occupations, subjects=subjects_df, employment_trend=trend,
-        industries=industry_comparison(tables["industry"], area.districts, england_districts), fe=fe_table,
-        apprenticeships=app_table, adverts=adv, adverts_forecast=adv_fc, adverts_backtest=adv_back,
+        area=area,
+        occupations=occupations,
+        subjects=subjects_df,
+        employment_trend=trend,
+        industries=industry_comparison(tables["industry"], area.districts, england_districts),
+        fe=fe_table,
+        apprenticeships=app_table,
+        adverts=adv,
+        adverts_forecast=adv_fc,
+        adverts_backtest=adv_back,
         adverts_by_profession=adverts_by_profession(tables["adverts_profession"], area),
-        neet=neet, neet_trend=nt, neet_forecast=nt_fc, neet_backtest=nt_back, ess=ess,
-        projection=proj, projection_area=proj_area, notes=notes,
-        parameters={"area": str(area_spec), "data": str(data), "projection": str(projection) if projection else None,
-                    "demand_weights": demand_weights, "draws": draws, "seed": seed, "employment_year": EMPLOYMENT_YEAR,
-                    "neighbours_in_index": near.get("councils", [])},
+        neet=neet,
+        neet_trend=nt,
+        neet_forecast=nt_fc,
+        neet_backtest=nt_back,
+        ess=ess,
+        projection=proj,
+        projection_area=proj_area,
+        notes=notes,
+        parameters={
+            "area": str(area_spec),
+            "data": str(data),
+            "projection": str(projection) if projection else None,
+            "demand_weights": demand_weights,
+            "draws": draws,
+            "seed": seed,
+            "employment_year": EMPLOYMENT_YEAR,
+            "neighbours_in_index": near.get("councils", []),
+        },
     )
 
 

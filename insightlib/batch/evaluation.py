@@ -61,17 +61,25 @@ class Evaluation:
     def notebook_path(self, notebooks_dir: Path) -> Path:
         """The source notebook: always inside ``notebooks_dir`` (a name with a path in it is refused)."""
         if not isinstance(self.notebook, str) or not NOTEBOOK_PATTERN.match(self.notebook):
-            raise EvaluationFileError(f"'notebook' must be the name of a notebook in {notebooks_dir} (letters, digits, "
-                                      f"'_' and '-'; no folder, no '..'); got {self.notebook!r}.")
+            raise EvaluationFileError(
+                f"'notebook' must be the name of a notebook in {notebooks_dir} (letters, digits, "
+                f"'_' and '-'; no folder, no '..'); got {self.notebook!r}."
+            )
         return Path(notebooks_dir) / f"{self.notebook}.ipynb"
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name, "title": self.title, "notebook": self.notebook, "data": self.data,
+            "name": self.name,
+            "title": self.title,
+            "notebook": self.notebook,
+            "data": self.data,
             "councils": self.councils if isinstance(self.councils, str) else list(self.councils),
             "areas": list(self.areas),
-            "scope": self.scope, "disclosure_threshold": self.disclosure_threshold,
-            "rounding": self.rounding, "description": self.description, "parameters": self.parameters,
+            "scope": self.scope,
+            "disclosure_threshold": self.disclosure_threshold,
+            "rounding": self.rounding,
+            "description": self.description,
+            "parameters": self.parameters,
         }
 
 
@@ -105,8 +113,10 @@ NOTEBOOK_TABLES = {
 NOTEBOOK_VALUES = {"intervention_effect": ("intervention", "interventions", "intervention")}
 
 #: Notebooks whose module checks the values of its parameters before anything runs.
-PARAMETER_CHECKS = {"intervention_effect": ("insightlib.analyses.intervention_parameters", "check_evaluation_parameters"),
-                    "risk_model_audit": ("insightlib.analyses.risk_audit", "check_evaluation_parameters")}
+PARAMETER_CHECKS = {
+    "intervention_effect": ("insightlib.analyses.intervention_parameters", "check_evaluation_parameters"),
+    "risk_model_audit": ("insightlib.analyses.risk_audit", "check_evaluation_parameters"),
+}
 
 
 def notebook_parameter_names(path: Path) -> list[str]:
@@ -120,7 +130,13 @@ def notebook_parameter_names(path: Path) -> list[str]:
         if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
             source = "".join(cell.get("source", []))
             for node in ast.walk(ast.parse(source)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+                targets = (
+                    node.targets
+                    if isinstance(node, ast.Assign)
+                    else [node.target]
+                    if isinstance(node, ast.AnnAssign)
+                    else []
+                )
                 names.extend(t.id for t in targets if isinstance(t, ast.Name))
     return list(dict.fromkeys(names))
 
@@ -133,7 +149,8 @@ def _notebook_parameter_problems(path: Path, notebook: str, parameters: dict) ->
     problems = [
         f"'parameters.{key}': the notebook '{notebook}' has no such parameter.{_suggest(key, known)}"
         f" Its parameters: {', '.join(k for k in known if k not in RESERVED_PARAMETERS)}."
-        for key in parameters if key not in known
+        for key in parameters
+        if key not in known
     ]
     if problems or notebook not in PARAMETER_CHECKS:
         return problems
@@ -151,7 +168,9 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
     """Check an evaluation mapping and return it normalised; every problem is reported at once."""
     where = source
     if not isinstance(raw, dict):
-        raise EvaluationFileError(f"{where}: an evaluation file must be a YAML mapping of keys to values (name, title, notebook, data, ...).")
+        raise EvaluationFileError(
+            f"{where}: an evaluation file must be a YAML mapping of keys to values (name, title, notebook, data, ...)."
+        )
     problems: list[str] = []
     name = _check_keys(raw, problems)
     notebook = _check_notebook(raw, notebooks_dir, problems)
@@ -166,12 +185,18 @@ def parse_evaluation(raw: Any, source: str = "<evaluation>", notebooks_dir: Path
         listing = "\n".join(f"  - {p}" for p in problems)
         raise EvaluationFileError(f"{where} has {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}")
     return Evaluation(
-        name=name, title=raw["title"], notebook=notebook, data=raw["data"], councils=councils, areas=areas,
-        scope=scope, disclosure_threshold=threshold, rounding=rounding,
-        description=raw.get("description") or "", parameters=dict(parameters),
+        name=name,
+        title=raw["title"],
+        notebook=notebook,
+        data=raw["data"],
+        councils=councils,
+        areas=areas,
+        scope=scope,
+        disclosure_threshold=threshold,
+        rounding=rounding,
+        description=raw.get("description") or "",
+        parameters=dict(parameters),
     )
-
-
 
 
 def _check_keys(raw: dict, problems: list[str]) -> Any:
@@ -199,8 +224,10 @@ def _check_notebook(raw: dict, notebooks_dir: Path | None, problems: list[str]) 
     if isinstance(notebook, str) and notebook:
         stem = notebook[:-6] if notebook.endswith(".ipynb") else notebook
         if not NOTEBOOK_PATTERN.match(stem):
-            problems.append(f"'notebook' must be the name of a notebook in notebooks/, without .ipynb (letters, digits, "
-                            f"'_' and '-'; no folder, no '..', no absolute path); got {notebook!r}.")
+            problems.append(
+                f"'notebook' must be the name of a notebook in notebooks/, without .ipynb (letters, digits, "
+                f"'_' and '-'; no folder, no '..', no absolute path); got {notebook!r}."
+            )
         elif notebooks_dir is not None and not (Path(notebooks_dir) / f"{stem}.ipynb").exists():
             available = sorted(p.stem for p in Path(notebooks_dir).glob("*.ipynb"))
             problems.append(
@@ -225,7 +252,9 @@ def _check_councils(raw: dict, problems: list[str]) -> Any:
         for item in councils:
             code = _council_code(item)
             if code is None:
-                problems.append(f"'councils': {item!r} is not a 3-digit council code (for example 201 for City of London).")
+                problems.append(
+                    f"'councils': {item!r} is not a 3-digit council code (for example 201 for City of London)."
+                )
             else:
                 codes.append(code)
         councils = tuple(dict.fromkeys(codes))
@@ -245,7 +274,9 @@ def _check_areas(raw: dict, notebook: Any, problems: list[str]) -> tuple:
     areas = tuple(dict.fromkeys(str(a).strip() for a in areas))
     by_area = isinstance(notebook, str) and notebook in AREA_NOTEBOOKS
     if areas and not by_area:
-        problems.append(f"'areas' is only for notebooks that work by area ({', '.join(AREA_NOTEBOOKS)}); use 'councils' for '{notebook}'.")
+        problems.append(
+            f"'areas' is only for notebooks that work by area ({', '.join(AREA_NOTEBOOKS)}); use 'councils' for '{notebook}'."
+        )
     if by_area and not areas:
         problems.append(f"'areas' is required for the notebook '{notebook}' (for example: [371, South Yorkshire]).")
     if by_area and raw.get("councils", "all") != "all":

@@ -21,10 +21,27 @@ from insightlib.errors import InputError
 
 #: Columns of the episode frame, in order (docs/survival.md; other modules rely on exactly these).
 EPISODE_COLUMNS = (
-    "la_code", "child_id", "referral_id", "episode_number", "closure_date", "closure_reason",
-    "referral_date", "referral_nfa", "primary_need", "referral_source", "date_of_birth",
-    "age_at_closure", "sex", "ethnicity", "disability", "end_date", "duration_days", "event",
-    "event_type", "next_referral_id", "previous_referrals",
+    "la_code",
+    "child_id",
+    "referral_id",
+    "episode_number",
+    "closure_date",
+    "closure_reason",
+    "referral_date",
+    "referral_nfa",
+    "primary_need",
+    "referral_source",
+    "date_of_birth",
+    "age_at_closure",
+    "sex",
+    "ethnicity",
+    "disability",
+    "end_date",
+    "duration_days",
+    "event",
+    "event_type",
+    "next_referral_id",
+    "previous_referrals",
 )
 
 #: event codes
@@ -81,7 +98,9 @@ _NAT = np.iinfo(np.int64).min
 def _as_bool(values: pd.Series) -> np.ndarray:
     if values.dtype == bool:
         return values.to_numpy()
-    mapped = values.map(lambda v: v if isinstance(v, (bool, np.bool_)) else contract.BOOLEAN_VALUES.get(str(v).strip().lower()))
+    mapped = values.map(
+        lambda v: v if isinstance(v, (bool, np.bool_)) else contract.BOOLEAN_VALUES.get(str(v).strip().lower())
+    )
     if mapped.isna().any():
         row = int(np.flatnonzero(mapped.isna().to_numpy())[0])
         raise InputError(f"referrals: row {row + 1}: referral_nfa is {values.iloc[row]!r}, not a yes/no value.")
@@ -140,14 +159,18 @@ def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
     # another, then one sort; each check names its file and row.
     councils = _require(tables, "councils", ("la_code", "extract_date"))
     refs = _require(
-        tables, "referrals",
+        tables,
+        "referrals",
         ("la_code", "referral_id", "child_id", "referral_date", "referral_source", "primary_need", "referral_nfa"),
     )
     n = len(refs)
     counts.referrals = n
     la_idx, la_uni = _codes(_strings(refs["la_code"]))
-    extract_of = pd.to_datetime(councils.drop_duplicates("la_code").set_index(councils.drop_duplicates("la_code")
-                                                                                ["la_code"].astype(str))["extract_date"])
+    extract_of = pd.to_datetime(
+        councils.drop_duplicates("la_code").set_index(councils.drop_duplicates("la_code")["la_code"].astype(str))[
+            "extract_date"
+        ]
+    )
     la_extract = _days(extract_of.reindex(la_uni).to_numpy())
     if (la_extract == _NAT).any():
         bad_la = la_uni[np.flatnonzero(la_extract == _NAT)[0]]
@@ -201,12 +224,25 @@ def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
         rank[rows] = np.argsort(np.argsort(ids, kind="stable"), kind="stable")
         order = np.lexsort((rank, clo, ref, key))
     src = keep[order]  # row in the referrals table
-    reason_codes, reason_uni = (_codes(refs["closure_reason"].to_numpy()) if "closure_reason" in refs
-                                else (np.full(n, -1, dtype=np.int64), np.array([], dtype=object)))
+    reason_codes, reason_uni = (
+        _codes(refs["closure_reason"].to_numpy())
+        if "closure_reason" in refs
+        else (np.full(n, -1, dtype=np.int64), np.array([], dtype=object))
+    )
     return {
-        "src": src, "key": key[order], "ref": ref[order], "closure": clo[order], "extract": extract[src],
-        "nfa": nfa[src], "reason": reason_codes[src], "reason_uni": reason_uni,
-        "la_idx": la_idx[src], "la_uni": la_uni, "ch_idx": ch_idx[src], "ch_uni": ch_uni, "refs": refs,
+        "src": src,
+        "key": key[order],
+        "ref": ref[order],
+        "closure": clo[order],
+        "extract": extract[src],
+        "nfa": nfa[src],
+        "reason": reason_codes[src],
+        "reason_uni": reason_uni,
+        "la_idx": la_idx[src],
+        "la_uni": la_uni,
+        "ch_idx": ch_idx[src],
+        "ch_uni": ch_uni,
+        "refs": refs,
     }
 
 
@@ -241,8 +277,13 @@ def _frame(columns: dict) -> pd.DataFrame:
     """A DataFrame from arrays, object columns passed as such (pandas would otherwise scan
     every string to guess whether it is a date), put side by side without copying them into one
     block (copy=False: pandas would stack the object columns into one block, a fifth of building national episodes)."""
-    return pd.DataFrame({k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == object else v  # noqa: E721 (numpy dtype("O") equals object, is not it)
-                         for k, v in columns.items()}, copy=False)
+    return pd.DataFrame(
+        {
+            k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == object else v  # noqa: E721 (numpy dtype("O") equals object, is not it)
+            for k, v in columns.items()
+        },
+        copy=False,
+    )
 
 
 def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False):
@@ -305,9 +346,14 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
     m = len(r["reason_uni"])
     rcode = np.where(rcode >= 0, rcode, np.where(r["nfa"][c_rows], m, m + 1))
     reason = labels[rcode]
-    died = rcode == (np.flatnonzero(labels == contract.CLOSURE_DIED)[0] if (labels == contract.CLOSURE_DIED).any() else -2)
-    moved = rcode == (np.flatnonzero(labels == contract.CLOSURE_TRANSFERRED)[0]
-                      if (labels == contract.CLOSURE_TRANSFERRED).any() else -2)
+    died = rcode == (
+        np.flatnonzero(labels == contract.CLOSURE_DIED)[0] if (labels == contract.CLOSURE_DIED).any() else -2
+    )
+    moved = rcode == (
+        np.flatnonzero(labels == contract.CLOSURE_TRANSFERRED)[0]
+        if (labels == contract.CLOSURE_TRANSFERRED).any()
+        else -2
+    )
     nxt = next_start[closed]
     has_nxt = has_next[closed]
     ids = _strings(refs["referral_id"])
@@ -332,13 +378,16 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
         out = np.concatenate([uniq, np.array([fill], dtype=object)])[np.where(found & (c >= 0), c, len(uniq))]
         return out
 
-    dob_day = (_days(children["date_of_birth"].to_numpy())[pos] if len(children)
-               else np.full(len(ep_key), _NAT))
+    dob_day = _days(children["date_of_birth"].to_numpy())[pos] if len(children) else np.full(len(ep_key), _NAT)
     dob_day = np.where(found, dob_day, _NAT)
-    dis_codes, dis_uni = (_codes(children["disability"].to_numpy()) if "disability" in children and len(children)
-                          else (np.full(len(children), -1, dtype=np.int64), np.array([], dtype=object)))
-    dis_uni = np.array([("NONE" if str(v).strip() in ("", "nan", "None") else str(v)) for v in dis_uni] + ["NONE"],
-                       dtype=object)
+    dis_codes, dis_uni = (
+        _codes(children["disability"].to_numpy())
+        if "disability" in children and len(children)
+        else (np.full(len(children), -1, dtype=np.int64), np.array([], dtype=object))
+    )
+    dis_uni = np.array(
+        [("NONE" if str(v).strip() in ("", "nan", "None") else str(v)) for v in dis_uni] + ["NONE"], dtype=object
+    )
     dc = dis_codes[pos] if len(children) else np.full(len(ep_key), -1)
     disability = dis_uni[np.where(found & (dc >= 0), dc, len(dis_uni) - 1)]
 
@@ -355,30 +404,33 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
     kinds = np.array(["censored", "rereferral", "turned_18", "died", "transferred"], dtype=object)
     kind = np.select([died, moved, adult | turned18, rerefer], [3, 4, 2, 1], 0)
     as_ns = lambda d: d.astype("datetime64[D]").astype("datetime64[ns]")  # noqa: E731
-    ep = _frame({
-        "la_code": r["la_uni"][r["la_idx"][s]],
-        "child_id": r["ch_uni"][r["ch_idx"][s]],
-        "referral_id": ids[src],
-        "episode_number": _number_within(ep_key),
-        "closure_date": as_ns(close_day),
-        "closure_reason": reason,
-        "referral_date": as_ns(ref[s]),
-        "referral_nfa": spell_nfa[closed],
-        "primary_need": refs["primary_need"].to_numpy()[src],
-        "referral_source": refs["referral_source"].to_numpy()[src],
-        "date_of_birth": np.where(dob_day == _NAT, np.datetime64("NaT"), dob_day.astype("datetime64[D]")).astype(
-            "datetime64[ns]"),
-        "age_at_closure": np.where(dob_day == _NAT, np.nan, (close_day - dob_day) / 365.25),
-        "sex": take("sex", None),
-        "ethnicity": take("ethnicity", None),
-        "disability": disability,
-        "end_date": as_ns(end),
-        "duration_days": (end - close_day).astype(np.int64),
-        "event": event.astype(np.int64),
-        "event_type": kinds[kind],
-        "next_referral_id": np.where(has_nxt, ids[r["src"][nxt]], None),
-        "previous_referrals": previous_referrals[closed].astype(np.int64),
-    })
+    ep = _frame(
+        {
+            "la_code": r["la_uni"][r["la_idx"][s]],
+            "child_id": r["ch_uni"][r["ch_idx"][s]],
+            "referral_id": ids[src],
+            "episode_number": _number_within(ep_key),
+            "closure_date": as_ns(close_day),
+            "closure_reason": reason,
+            "referral_date": as_ns(ref[s]),
+            "referral_nfa": spell_nfa[closed],
+            "primary_need": refs["primary_need"].to_numpy()[src],
+            "referral_source": refs["referral_source"].to_numpy()[src],
+            "date_of_birth": np.where(dob_day == _NAT, np.datetime64("NaT"), dob_day.astype("datetime64[D]")).astype(
+                "datetime64[ns]"
+            ),
+            "age_at_closure": np.where(dob_day == _NAT, np.nan, (close_day - dob_day) / 365.25),
+            "sex": take("sex", None),
+            "ethnicity": take("ethnicity", None),
+            "disability": disability,
+            "end_date": as_ns(end),
+            "duration_days": (end - close_day).astype(np.int64),
+            "event": event.astype(np.int64),
+            "event_type": kinds[kind],
+            "next_referral_id": np.where(has_nxt, ids[r["src"][nxt]], None),
+            "previous_referrals": previous_referrals[closed].astype(np.int64),
+        }
+    )
     counts.episodes = len(ep)
     counts.not_at_risk_died = int(died.sum())
     counts.not_at_risk_transferred = int(moved.sum())
@@ -433,8 +485,15 @@ def dfe_rereferral_measure(tables: dict[str, pd.DataFrame], year: int | None = N
     same_child = ok & (key[posc] == key)
     gap = ref - ref[posc]
     rerefer = same_child & (gap <= DFE_WINDOW_DAYS)
-    r = pd.DataFrame({"la_code": r["la_uni"][r["la_idx"]], "year": _reporting_year(ref), "rereferral": rerefer,
-                      "ref": ref, "extract": r["extract"]})
+    r = pd.DataFrame(
+        {
+            "la_code": r["la_uni"][r["la_idx"]],
+            "year": _reporting_year(ref),
+            "rereferral": rerefer,
+            "ref": ref,
+            "extract": r["extract"],
+        }
+    )
     out = (
         r.groupby(["la_code", "year"])
         .agg(referrals=("rereferral", "size"), rereferrals=("rereferral", "sum"))
@@ -444,7 +503,9 @@ def dfe_rereferral_measure(tables: dict[str, pd.DataFrame], year: int | None = N
     first = r.groupby("la_code")["ref"].min()
     extract = r.groupby("la_code")["extract"].first()
     year_end = pd.to_datetime(out["year"].astype(str) + "-03-31").to_numpy(dtype="datetime64[D]").astype(np.int64)
-    year_start = pd.to_datetime((out["year"] - 1).astype(str) + "-04-01").to_numpy(dtype="datetime64[D]").astype(np.int64)
+    year_start = (
+        pd.to_datetime((out["year"] - 1).astype(str) + "-04-01").to_numpy(dtype="datetime64[D]").astype(np.int64)
+    )
     out["complete"] = (year_end <= out["la_code"].map(extract).to_numpy()) & (
         year_start - DFE_WINDOW_DAYS >= out["la_code"].map(first).to_numpy()
     )

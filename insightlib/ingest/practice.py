@@ -46,39 +46,93 @@ ENGLAND = "England"
 
 #: DfE's factor columns, in the CIN census code each one counts (the contract's codes 1A..24A).
 FACTOR_COLUMNS = {
-    "Alcohol_Misuse_child": "1A", "Alcohol_Misuse_parent": "1B", "Alcohol_Misuse_person": "1C",
-    "Drug_Misuse_child": "2A", "Drug_Misuse_parent": "2B", "Drug_Misuse_person": "2C",
-    "Domestic_Abuse_child": "3A", "Domestic_Abuse_parent": "3B", "Domestic_Abuse_person": "3C",
-    "Mental_Health_child": "4A", "Mental_Health_parent": "4B", "Mental_Health_person": "4C",
-    "Learning_Disability_child": "5A", "Learning_Disability_parent": "5B", "Learning_Disability_person": "5C",
-    "Physical_Disability_child": "6A", "Physical_Disability_parent": "6B", "Physical_Disability_person": "6C",
-    "Young_Carer": "7A", "Privately_fostered": "8B", "Unaccompanied_asylum_seeker": "9A",
-    "Going_missing": "10A", "Child_sexual_exploitation": "11A", "Trafficking": "12A", "Gangs": "13A",
-    "Socially_unacceptable_behaviour": "14A", "Self_harm": "15A", "Neglect": "16A", "Emotional_Abuse": "17A",
-    "Physical_Abuse_unknown": "18A", "Physical_Abuse_child_on_child": "18C", "Physical_Abuse_adult_on_child": "18B",
-    "Sexual_Abuse_unknown": "19A", "Sexual_Abuse_child_on_child": "19C", "Sexual_Abuse_adult_on_child": "19B",
-    "Female_Genital_Mutilation": "20", "Faith_linked_abuse": "21", "Child_criminal_exploitation": "22A",
+    "Alcohol_Misuse_child": "1A",
+    "Alcohol_Misuse_parent": "1B",
+    "Alcohol_Misuse_person": "1C",
+    "Drug_Misuse_child": "2A",
+    "Drug_Misuse_parent": "2B",
+    "Drug_Misuse_person": "2C",
+    "Domestic_Abuse_child": "3A",
+    "Domestic_Abuse_parent": "3B",
+    "Domestic_Abuse_person": "3C",
+    "Mental_Health_child": "4A",
+    "Mental_Health_parent": "4B",
+    "Mental_Health_person": "4C",
+    "Learning_Disability_child": "5A",
+    "Learning_Disability_parent": "5B",
+    "Learning_Disability_person": "5C",
+    "Physical_Disability_child": "6A",
+    "Physical_Disability_parent": "6B",
+    "Physical_Disability_person": "6C",
+    "Young_Carer": "7A",
+    "Privately_fostered": "8B",
+    "Unaccompanied_asylum_seeker": "9A",
+    "Going_missing": "10A",
+    "Child_sexual_exploitation": "11A",
+    "Trafficking": "12A",
+    "Gangs": "13A",
+    "Socially_unacceptable_behaviour": "14A",
+    "Self_harm": "15A",
+    "Neglect": "16A",
+    "Emotional_Abuse": "17A",
+    "Physical_Abuse_unknown": "18A",
+    "Physical_Abuse_child_on_child": "18C",
+    "Physical_Abuse_adult_on_child": "18B",
+    "Sexual_Abuse_unknown": "19A",
+    "Sexual_Abuse_child_on_child": "19C",
+    "Sexual_Abuse_adult_on_child": "19B",
+    "Female_Genital_Mutilation": "20",
+    "Faith_linked_abuse": "21",
+    "Child_criminal_exploitation": "22A",
     "Other": "24A",
 }
 
 #: Plain-English names of the CIN assessment factor codes (DfE's CIN census guide).
 FACTOR_LABELS = {
-    "1A": "alcohol misuse (child)", "1B": "alcohol misuse (parent)", "1C": "alcohol misuse (other person)",
-    "2A": "drug misuse (child)", "2B": "drug misuse (parent)", "2C": "drug misuse (other person)",
-    "3A": "domestic abuse (child)", "3B": "domestic abuse (parent)", "3C": "domestic abuse (other person)",
-    "4A": "mental health (child)", "4B": "mental health (parent)", "4C": "mental health (other person)",
-    "5A": "learning disability (child)", "5B": "learning disability (parent)",
+    "1A": "alcohol misuse (child)",
+    "1B": "alcohol misuse (parent)",
+    "1C": "alcohol misuse (other person)",
+    "2A": "drug misuse (child)",
+    "2B": "drug misuse (parent)",
+    "2C": "drug misuse (other person)",
+    "3A": "domestic abuse (child)",
+    "3B": "domestic abuse (parent)",
+    "3C": "domestic abuse (other person)",
+    "4A": "mental health (child)",
+    "4B": "mental health (parent)",
+    "4C": "mental health (other person)",
+    "5A": "learning disability (child)",
+    "5B": "learning disability (parent)",
     "5C": "learning disability (other person)",
-    "6A": "physical disability or illness (child)", "6B": "physical disability or illness (parent)",
+    "6A": "physical disability or illness (child)",
+    "6B": "physical disability or illness (parent)",
     "6C": "physical disability or illness (other person)",
-    "7A": "young carer", "8B": "privately fostered", "8C": "privately fostered", "8D": "privately fostered",
-    "8E": "privately fostered", "8F": "privately fostered", "9A": "unaccompanied asylum-seeking child",
-    "10A": "going missing", "11A": "child sexual exploitation", "12A": "trafficking", "13A": "gangs",
-    "14A": "socially unacceptable behaviour", "15A": "self-harm", "16A": "neglect", "17A": "emotional abuse",
-    "18A": "physical abuse", "18B": "physical abuse (adult on child)", "18C": "physical abuse (child on child)",
-    "19A": "sexual abuse", "19B": "sexual abuse (adult on child)", "19C": "sexual abuse (child on child)",
-    "20": "female genital mutilation", "21": "abuse linked to faith or belief",
-    "22A": "child criminal exploitation", "23A": "other factor", "24A": "other factor",
+    "7A": "young carer",
+    "8B": "privately fostered",
+    "8C": "privately fostered",
+    "8D": "privately fostered",
+    "8E": "privately fostered",
+    "8F": "privately fostered",
+    "9A": "unaccompanied asylum-seeking child",
+    "10A": "going missing",
+    "11A": "child sexual exploitation",
+    "12A": "trafficking",
+    "13A": "gangs",
+    "14A": "socially unacceptable behaviour",
+    "15A": "self-harm",
+    "16A": "neglect",
+    "17A": "emotional abuse",
+    "18A": "physical abuse",
+    "18B": "physical abuse (adult on child)",
+    "18C": "physical abuse (child on child)",
+    "19A": "sexual abuse",
+    "19B": "sexual abuse (adult on child)",
+    "19C": "sexual abuse (child on child)",
+    "20": "female genital mutilation",
+    "21": "abuse linked to faith or belief",
+    "22A": "child criminal exploitation",
+    "23A": "other factor",
+    "24A": "other factor",
 }
 
 WORKFORCE_COLUMNS = ("turnover_rate_fte", "agency_rate_fte", "vacancy_rate_fte", "caseload_fte", "inpost_fte")
@@ -137,9 +191,13 @@ def _numeric(df: pd.DataFrame, columns, file: str, problems: Problems, *, rows=N
         num = pd.to_numeric(text.where(~is_symbol), errors="coerce")
         bad = ~is_symbol & (num.isna() | (num < 0))
         for i in np.flatnonzero(bad.to_numpy())[:20]:
-            row = (rows[i] if rows is not None else i + 2)
-            problems.add(file, f"{df[col].iloc[i]!r} is not a number of 0 or more nor a DfE symbol "
-                               f"({', '.join(sorted(SYMBOLS))})", row=int(row), column=col)
+            row = rows[i] if rows is not None else i + 2
+            problems.add(
+                file,
+                f"{df[col].iloc[i]!r} is not a number of 0 or more nor a DfE symbol ({', '.join(sorted(SYMBOLS))})",
+                row=int(row),
+                column=col,
+            )
         out[col] = num.where(~bad)
         out[col + "_symbol"] = lower.where(is_symbol, "").mask(is_symbol & (text == ""), "x")
     return pd.DataFrame(out, index=df.index)
@@ -166,11 +224,19 @@ def _dfe_table(path: Path, problems: Problems, value_columns) -> pd.DataFrame | 
     codes = reference.council_codes()
     bad = is_la & ~df["old_la_code"].isin(codes)
     for i in np.flatnonzero(bad.to_numpy())[:20]:
-        problems.add(file, f"{df['old_la_code'].iloc[i]!r} is not a council's 3-digit code",
-                     row=int(file_rows[i]), column="old_la_code")
-    out = pd.DataFrame({"year": years.astype("Int64"),
-                        "la_code": np.where(is_la, df["old_la_code"], ENGLAND),
-                        "la_name": np.where(is_la, df["la_name"], ENGLAND)})
+        problems.add(
+            file,
+            f"{df['old_la_code'].iloc[i]!r} is not a council's 3-digit code",
+            row=int(file_rows[i]),
+            column="old_la_code",
+        )
+    out = pd.DataFrame(
+        {
+            "year": years.astype("Int64"),
+            "la_code": np.where(is_la, df["old_la_code"], ENGLAND),
+            "la_name": np.where(is_la, df["la_name"], ENGLAND),
+        }
+    )
     out = pd.concat([out, _numeric(df, value_columns, file, problems, rows=file_rows)], axis=1)
     dup = out.duplicated(["year", "la_code"], keep="first")
     for i in np.flatnonzero(dup.to_numpy())[:20]:
@@ -183,8 +249,12 @@ def read_factors(path: Path, problems: Problems) -> pd.DataFrame | None:
     df = _dfe_table(path, problems, ["Episodes_with_assessment_factor", *FACTOR_COLUMNS])
     if df is None:
         return None
-    return df.rename(columns={"Episodes_with_assessment_factor": "episodes",
-                              "Episodes_with_assessment_factor_symbol": "episodes_symbol"})
+    return df.rename(
+        columns={
+            "Episodes_with_assessment_factor": "episodes",
+            "Episodes_with_assessment_factor_symbol": "episodes_symbol",
+        }
+    )
 
 
 def read_children_in_need(path: Path, problems: Problems) -> pd.DataFrame | None:
@@ -220,8 +290,9 @@ def read_ethnicity(path: Path, problems: Problems) -> pd.DataFrame | None:
     for i in np.flatnonzero(unknown.to_numpy())[:20]:
         problems.add(file, f"{df[name_col].iloc[i]!r} is not one of Census 2021's 20 ethnic groups", column=name_col)
     obs = _numeric(df, ["Observation"], file, problems)["Observation"]
-    out = pd.DataFrame({"la_code": df[code_col].map(ons), "ethnicity": df[name_col].map(CENSUS_ETHNICITY),
-                        "people": obs})
+    out = pd.DataFrame(
+        {"la_code": df[code_col].map(ons), "ethnicity": df[name_col].map(CENSUS_ETHNICITY), "people": obs}
+    )
     missing = out["la_code"].isna()
     for c in sorted(set(df.loc[missing, code_col]))[:20]:
         problems.add(file, f"{c!r} is not the ONS code of any council", column=code_col)
@@ -249,23 +320,37 @@ def read_deprivation(path: Path, problems: Problems) -> pd.DataFrame | None:
             return None
         ci, si = header.index(need[0]), header.index(prefix)
         ni = 1
-        body = pd.DataFrame([[r[ci], r[ni], r[si]] for r in rows[1:] if r and r[ci]], columns=["ons_code", "name", "score"])
+        body = pd.DataFrame(
+            [[r[ci], r[ni], r[si]] for r in rows[1:] if r and r[ci]], columns=["ons_code", "name", "score"]
+        )
         tables[sheet] = body.set_index("ons_code")["score"]
         names[sheet] = body.set_index("ons_code")["name"]
     ons = _ons_to_la()
     # the published IMD sheet has one mistyped code (Slough: 'E0600003'): such rows are matched by name
-    by_name = {name_key(n): c for c, n in zip(reference.local_authorities()["la_code"], reference.local_authorities()["la_name"])}
-    la_by_ons = {v: k for k, v in zip(reference.local_authorities()["ons_code"], reference.local_authorities()["la_code"])}
+    by_name = {
+        name_key(n): c
+        for c, n in zip(reference.local_authorities()["la_code"], reference.local_authorities()["la_name"])
+    }
+    la_by_ons = {
+        v: k for k, v in zip(reference.local_authorities()["ons_code"], reference.local_authorities()["la_code"])
+    }
     for sheet in tables:
-        fixed = {c: la_by_ons.get(by_name.get(name_key(n), ""), c) for c, n in names[sheet].items()
-                 if c not in ons and name_key(n) in by_name}
-        fixed = {c: reference.local_authorities().set_index("la_code").loc[by_name[name_key(names[sheet][c])], "ons_code"]
-                 for c in fixed}
+        fixed = {
+            c: la_by_ons.get(by_name.get(name_key(n), ""), c)
+            for c, n in names[sheet].items()
+            if c not in ons and name_key(n) in by_name
+        }
+        fixed = {
+            c: reference.local_authorities().set_index("la_code").loc[by_name[name_key(names[sheet][c])], "ons_code"]
+            for c in fixed
+        }
         tables[sheet] = tables[sheet].rename(index=fixed)
     df = pd.DataFrame({"imd_score": tables["IMD"], "idaci_score": tables["IDACI"]})
     df["la_code"] = df.index.map(ons)
     for c in df.index[df["la_code"].isna()]:
-        problems.add(file, f"{c!r} is not the ONS code of any council", column="Upper Tier Local Authority District code (2019)")
+        problems.add(
+            file, f"{c!r} is not the ONS code of any council", column="Upper Tier Local Authority District code (2019)"
+        )
     df = df.dropna(subset=["la_code"]).reset_index(names="ons_code_2019")
     for col in ("imd_score", "idaci_score"):
         values = pd.to_numeric(df[col], errors="coerce")
@@ -281,11 +366,18 @@ def read_deprivation(path: Path, problems: Problems) -> pd.DataFrame | None:
             extra.append(row)
     df = pd.concat([df, pd.DataFrame(extra)], ignore_index=True)
     return df[df["la_code"].isin(set(reference.local_authorities()["la_code"]))][
-        ["la_code", "ons_code_2019", "imd_score", "idaci_score", "deprivation_from"]].reset_index(drop=True)
+        ["la_code", "ons_code_2019", "imd_score", "idaci_score", "deprivation_from"]
+    ].reset_index(drop=True)
 
 
-READERS = {"factors": read_factors, "children_in_need": read_children_in_need, "population": read_population,
-           "workforce": read_workforce, "ethnicity": read_ethnicity, "deprivation": read_deprivation}
+READERS = {
+    "factors": read_factors,
+    "children_in_need": read_children_in_need,
+    "population": read_population,
+    "workforce": read_workforce,
+    "ethnicity": read_ethnicity,
+    "deprivation": read_deprivation,
+}
 
 
 def read_sources(folder) -> dict[str, pd.DataFrame]:

@@ -102,8 +102,9 @@ def pseudonymise_value(value: str, column: str, la_code: str, key: bytes) -> str
     return PREFIX[kind] + hmac.new(key, msg, hashlib.sha256).hexdigest()[:HEX_CHARS]
 
 
-def pseudonymise_series(values: pd.Series, la_codes: pd.Series, column: str, key: bytes,
-                        known: dict[str, str] | None = None) -> pd.Series:
+def pseudonymise_series(
+    values: pd.Series, la_codes: pd.Series, column: str, key: bytes, known: dict[str, str] | None = None
+) -> pd.Series:
     """Vectorised over distinct (council, value) pairs; empty stays empty (None).
 
     ``known`` (message -> pseudonym, for this column's kind and key) is used and filled, so that a child
@@ -120,8 +121,10 @@ def pseudonymise_series(values: pd.Series, la_codes: pd.Series, column: str, key
     if known is None:
         hashed = [prefix + digest(key, m.encode(), "sha256").hex()[:HEX_CHARS] for m in uniques]
     else:
-        hashed = [known.get(m) or known.setdefault(m, prefix + digest(key, m.encode(), "sha256").hex()[:HEX_CHARS])
-                  for m in uniques]
+        hashed = [
+            known.get(m) or known.setdefault(m, prefix + digest(key, m.encode(), "sha256").hex()[:HEX_CHARS])
+            for m in uniques
+        ]
     if len(set(hashed)) != len(hashed):  # 64 bits: practically never, but never silently
         raise InputError(f"Two different {column} values got the same pseudonym; use a new key (make_key_file).")
     values_out = np.full(len(values), None, dtype=object)
@@ -139,6 +142,8 @@ def pseudonymise_tables(tables: dict[str, pd.DataFrame], key: bytes) -> dict[str
         cols = spec.identifiers if spec else tuple(c for c in frame.columns if c in contract.IDENTIFIER_COLUMNS)
         for col in cols:
             if col in frame.columns:
-                frame[col] = pseudonymise_series(frame[col], frame["la_code"], col, key, known.setdefault(_kind(col), {}))
+                frame[col] = pseudonymise_series(
+                    frame[col], frame["la_code"], col, key, known.setdefault(_kind(col), {})
+                )
         out[name] = frame
     return out

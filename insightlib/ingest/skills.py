@@ -41,30 +41,51 @@ FILES = {
 
 #: SOC sub-major groups (2-digit codes; SOC2010 and SOC2020 share them, 63 is new in SOC2020).
 SOC_SUBMAJOR = {
-    "11": "Corporate managers and directors", "12": "Other managers and proprietors",
-    "21": "Science, research, engineering and technology professionals", "22": "Health professionals",
-    "23": "Teaching and educational professionals", "24": "Business, media and public service professionals",
+    "11": "Corporate managers and directors",
+    "12": "Other managers and proprietors",
+    "21": "Science, research, engineering and technology professionals",
+    "22": "Health professionals",
+    "23": "Teaching and educational professionals",
+    "24": "Business, media and public service professionals",
     "31": "Science, engineering and technology associate professionals",
-    "32": "Health and social care associate professionals", "33": "Protective service occupations",
-    "34": "Culture, media and sports occupations", "35": "Business and public service associate professionals",
-    "41": "Administrative occupations", "42": "Secretarial and related occupations",
-    "51": "Skilled agricultural and related trades", "52": "Skilled metal, electrical and electronic trades",
-    "53": "Skilled construction and building trades", "54": "Textiles, printing and other skilled trades",
-    "61": "Caring personal service occupations", "62": "Leisure, travel and related personal service occupations",
+    "32": "Health and social care associate professionals",
+    "33": "Protective service occupations",
+    "34": "Culture, media and sports occupations",
+    "35": "Business and public service associate professionals",
+    "41": "Administrative occupations",
+    "42": "Secretarial and related occupations",
+    "51": "Skilled agricultural and related trades",
+    "52": "Skilled metal, electrical and electronic trades",
+    "53": "Skilled construction and building trades",
+    "54": "Textiles, printing and other skilled trades",
+    "61": "Caring personal service occupations",
+    "62": "Leisure, travel and related personal service occupations",
     "63": "Community and civil enforcement occupations",
-    "71": "Sales occupations", "72": "Customer service occupations",
-    "81": "Process, plant and machine operatives", "82": "Transport and mobile machine drivers and operatives",
-    "91": "Elementary trades and related occupations", "92": "Elementary administration and service occupations",
+    "71": "Sales occupations",
+    "72": "Customer service occupations",
+    "81": "Process, plant and machine operatives",
+    "82": "Transport and mobile machine drivers and operatives",
+    "91": "Elementary trades and related occupations",
+    "92": "Elementary administration and service occupations",
 }
 
 #: FE sector subject areas (tier 1) as the FE file names them.
 SSA_T1 = (
-    "Agriculture, Horticulture and Animal Care", "Arts, Media and Publishing", "Business, Administration and Law",
-    "Construction, Planning and the Built Environment", "Education and Training",
-    "Engineering and Manufacturing Technologies", "Health, Public Services and Care",
-    "History, Philosophy and Theology", "Information and Communication Technology",
-    "Languages, Literature and Culture", "Leisure, Travel and Tourism", "Preparation for Life and Work",
-    "Retail and Commercial Enterprise", "Science and Mathematics", "Social Sciences",
+    "Agriculture, Horticulture and Animal Care",
+    "Arts, Media and Publishing",
+    "Business, Administration and Law",
+    "Construction, Planning and the Built Environment",
+    "Education and Training",
+    "Engineering and Manufacturing Technologies",
+    "Health, Public Services and Care",
+    "History, Philosophy and Theology",
+    "Information and Communication Technology",
+    "Languages, Literature and Culture",
+    "Leisure, Travel and Tourism",
+    "Preparation for Life and Work",
+    "Retail and Commercial Enterprise",
+    "Science and Mathematics",
+    "Social Sciences",
 )
 SSA_NOT_KNOWN = "Not Applicable/ Not Known"
 
@@ -107,7 +128,9 @@ def read_occupation_employment(path: Path, problems: Problems) -> pd.DataFrame |
     rows_per_area = df.groupby("area", sort=False).size()
     for area, n in rows_per_area.items():
         if n % 5:
-            problems.add(file, f"area '{area}' has {n} rows; expected 5 per geography (2017-2021 in order)", column="area")
+            problems.add(
+                file, f"area '{area}' has {n} rows; expected 5 per geography (2017-2021 in order)", column="area"
+            )
     broken = len(problems.items) > before  # the cells are still checked, so that every problem is reported at once
     df = df.copy()
     df["year"] = df.groupby(["area", "geographic_level"], sort=False).cumcount() + 2017
@@ -116,10 +139,19 @@ def read_occupation_employment(path: Path, problems: Problems) -> pd.DataFrame |
     for code, col, conf in pairs:
         est, est_sym = numbers(df, col, file, symbols, problems)
         ci, ci_sym = numbers(df, conf, file, symbols, problems)
-        out.append(pd.DataFrame({
-            "area": df["area"].str.strip(), "level": df["geographic_level"].str.strip(), "year": df["year"],
-            "soc": code, "employed": est, "ci95": ci, "symbol": est_sym,
-        }))
+        out.append(
+            pd.DataFrame(
+                {
+                    "area": df["area"].str.strip(),
+                    "level": df["geographic_level"].str.strip(),
+                    "year": df["year"],
+                    "soc": code,
+                    "employed": est,
+                    "ci95": ci,
+                    "symbol": est_sym,
+                }
+            )
+        )
     return None if broken or not out else pd.concat(out, ignore_index=True)
 
 
@@ -127,16 +159,26 @@ def read_industry_employment(path: Path, problems: Problems) -> pd.DataFrame | N
     """APS employment by nine industry groups (SIC 2007 sections grouped), per district and LEP, 2017-2022."""
     file = path.name
     df = read_csv(path, problems)
-    if df is None or not require_columns(df, file, ["year", "geographic_level", "area", "variable", "value", "Total"], problems):
+    if df is None or not require_columns(
+        df, file, ["year", "geographic_level", "area", "variable", "value", "Total"], problems
+    ):
         return None
     values, flags = numbers(df, "value", file, {"c", "u", "x", "low", "*", "!", "-"}, problems)
     totals, _ = numbers(df, "Total", file, {"c", "u", "x", "low", "*", "!", "-", ""}, problems)
     years = pd.to_numeric(df["year"], errors="coerce")
     for i in np.flatnonzero(years.isna()):
         problems.add(file, f"{df['year'].iloc[i]!r} is not a year", row=i + 2, column="year")
-    return pd.DataFrame({"area": df["area"].str.strip(), "level": df["geographic_level"].str.strip(),
-                         "year": years.astype("Int64"), "industry": df["variable"].str.strip(),
-                         "employed": values, "all_employed": totals, "symbol": flags})
+    return pd.DataFrame(
+        {
+            "area": df["area"].str.strip(),
+            "level": df["geographic_level"].str.strip(),
+            "year": years.astype("Int64"),
+            "industry": df["variable"].str.strip(),
+            "employed": values,
+            "all_employed": totals,
+            "symbol": flags,
+        }
+    )
 
 
 def read_adverts(path: Path, problems: Problems) -> pd.DataFrame | None:
@@ -149,22 +191,42 @@ def read_adverts(path: Path, problems: Problems) -> pd.DataFrame | None:
     years = pd.to_numeric(df["year"], errors="coerce")
     for i in np.flatnonzero(years.isna() | (years < 2000) | (years > 2100)):
         problems.add(file, f"{df['year'].iloc[i]!r} is not a year", row=i + 2, column="year")
-    return pd.DataFrame({"area": df["area"].str.strip(), "level": df["geographic_level"].str.strip(),
-                         "year": years.astype("Int64"), "adverts": values, "symbol": flags})
+    return pd.DataFrame(
+        {
+            "area": df["area"].str.strip(),
+            "level": df["geographic_level"].str.strip(),
+            "year": years.astype("Int64"),
+            "adverts": values,
+            "symbol": flags,
+        }
+    )
 
 
 def read_adverts_by_profession(path: Path, problems: Problems) -> pd.DataFrame | None:
     """Job adverts by the 25 summary profession categories (October 2022 snapshot) per LEP, LSIP, MCA."""
     file = path.name
-    need = ["geographic_level", "area", "Summary Profession Category", "Detailed Profession Category", "time_period", "vacancies"]
+    need = [
+        "geographic_level",
+        "area",
+        "Summary Profession Category",
+        "Detailed Profession Category",
+        "time_period",
+        "vacancies",
+    ]
     df = read_csv(path, problems)
     if df is None or not require_columns(df, file, need, problems):
         return None
     values, flags = numbers(df, "vacancies", file, {"c", "x", "[c]"}, problems)
     df = df.assign(adverts=values)
-    level = df["geographic_level"].replace({"Local Skills Improvement Plan": "LSIP", "Mayoral Combined Authorities": "MCA"})
-    out = (df.assign(level=level).groupby(["level", "area", "Summary Profession Category"], as_index=False)["adverts"].sum(min_count=1)
-           .rename(columns={"Summary Profession Category": "profession"}))
+    level = df["geographic_level"].replace(
+        {"Local Skills Improvement Plan": "LSIP", "Mayoral Combined Authorities": "MCA"}
+    )
+    out = (
+        df.assign(level=level)
+        .groupby(["level", "area", "Summary Profession Category"], as_index=False)["adverts"]
+        .sum(min_count=1)
+        .rename(columns={"Summary Profession Category": "profession"})
+    )
     out["period"] = "October 2022"
     return out
 
@@ -181,26 +243,31 @@ def read_ess(path: Path, problems: Problems) -> pd.DataFrame | None:
     if rows is None:
         return None
     labels = {  # published row label -> our column
-        "Unweighted row": "sampled", "Total (establishments)": "establishments", "Total number of staff": "staff",
+        "Unweighted row": "sampled",
+        "Total (establishments)": "establishments",
+        "Total number of staff": "staff",
         "Establishments with any vacancies": "share_establishments_with_vacancy",
         "Have at least one vacancy that is hard to fill": "share_establishments_with_htf",
         "Have a skills shortage vacancy (prompted or unprompted)": "share_establishments_with_ssv",
-        "Number of vacancies": "vacancies", "Number of skill-shortage vacancies": "ssv",
+        "Number of vacancies": "vacancies",
+        "Number of skill-shortage vacancies": "ssv",
         "% of all vacancies which are SSVs": "ssv_share_of_vacancies",
         "Number of skills gaps": "skills_gaps",
         "% of establishments training staff over the last 12 months": "share_establishments_training",
     }
-    header_at = next((i for i, r in enumerate(rows) if "England Total" in [str(v).strip() for v in r if v is not None]), None)
+    header_at = next(
+        (i for i, r in enumerate(rows) if "England Total" in [str(v).strip() for v in r if v is not None]), None
+    )
     if header_at is None:
         problems.add(file, "sheet ALL_LEAS has no header row with 'England Total'")
         return None
     first = [str(v).strip() if v is not None else "" for v in rows[header_at]].index("England Total")
     councils = [str(v).strip() for v in rows[header_at][first:] if v is not None]
     found = {}
-    for i, r in enumerate(rows[header_at + 1:], start=header_at + 2):
+    for i, r in enumerate(rows[header_at + 1 :], start=header_at + 2):
         label = str(r[first - 1] or "").strip() if r and first >= 1 else ""
         if label in labels:
-            found[labels[label]] = (i, r[first:first + len(councils)])
+            found[labels[label]] = (i, r[first : first + len(councils)])
     for label, col in labels.items():
         if col not in found:
             problems.add(file, f"sheet ALL_LEAS has no row '{label}'")
@@ -213,7 +280,9 @@ def read_ess(path: Path, problems: Problems) -> pd.DataFrame | None:
             try:
                 nums.append(number(v, {"**", "*", "-"})[0])
             except ValueError:
-                problems.add(file, f"{v!r} is not a number nor '**'", row=row_no, column=f"sheet ALL_LEAS, {councils[j]}")
+                problems.add(
+                    file, f"{v!r} is not a number nor '**'", row=row_no, column=f"sheet ALL_LEAS, {councils[j]}"
+                )
                 nums.append(np.nan)
         out[col] = nums
     out["area"] = out["area"].replace({"England Total": "England"})
@@ -229,8 +298,17 @@ def read_fe_achievements(path: Path, problems: Problems) -> pd.DataFrame | None:
     Counts are published rounded to the nearest 10; '~' means fewer than 5 (kept as a symbol).
     """
     file = path.name
-    need = ["location", "location_code", "geographic_level", "time_period", "notional_nvq_level", "ethnicity_group",
-            "gender", "ssa_t1_desc", "e_and_t_aims_ach"]
+    need = [
+        "location",
+        "location_code",
+        "geographic_level",
+        "time_period",
+        "notional_nvq_level",
+        "ethnicity_group",
+        "gender",
+        "ssa_t1_desc",
+        "e_and_t_aims_ach",
+    ]
     df = read_csv(path, problems)
     if df is None or not require_columns(df, file, need, problems):
         return None
@@ -240,11 +318,17 @@ def read_fe_achievements(path: Path, problems: Problems) -> pd.DataFrame | None:
         problems.add(file, f"{name!r} is not a tier 1 sector subject area", row=i + 2, column="ssa_t1_desc")
     values, flags = numbers(df, "e_and_t_aims_ach", file, {"~", "c", "x", "low"}, problems)
     keep = (df["notional_nvq_level"] == "Total") & (df["ethnicity_group"] == "Total") & (df["gender"] == "Total")
-    out = pd.DataFrame({
-        "area": df["location"].str.strip(), "area_code": df["location_code"].str.strip(),
-        "level": df["geographic_level"].str.strip(), "year": df["time_period"].str.strip(),
-        "ssa": df["ssa_t1_desc"].str.strip(), "achievements": values, "symbol": flags,
-    })[keep.to_numpy()]
+    out = pd.DataFrame(
+        {
+            "area": df["location"].str.strip(),
+            "area_code": df["location_code"].str.strip(),
+            "level": df["geographic_level"].str.strip(),
+            "year": df["time_period"].str.strip(),
+            "ssa": df["ssa_t1_desc"].str.strip(),
+            "achievements": values,
+            "symbol": flags,
+        }
+    )[keep.to_numpy()]
     return out.reset_index(drop=True)
 
 
@@ -260,7 +344,9 @@ def read_apprenticeships(path: Path, problems: Problems) -> pd.DataFrame | None:
     if df is None or not require_columns(df, file, ["year", "learner_home_lad", "starts", "achievements"], problems):
         return None
     for col in ("starts", "achievements"):
-        bad = np.flatnonzero(pd.to_numeric(df[col], errors="coerce").isna() | (pd.to_numeric(df[col], errors="coerce") < 0))
+        bad = np.flatnonzero(
+            pd.to_numeric(df[col], errors="coerce").isna() | (pd.to_numeric(df[col], errors="coerce") < 0)
+        )
         for i in bad[:10]:
             problems.add(file, f"{df[col].iloc[i]!r} is not a count of 0 or more", row=int(i) + 1, column=col)
     if problems.items:
@@ -274,22 +360,43 @@ def read_apprenticeships(path: Path, problems: Problems) -> pd.DataFrame | None:
 def read_neet(path: Path, problems: Problems) -> pd.DataFrame | None:
     """16-17 year olds NEET, not known and participating, per council, region and England (one year's file)."""
     file = path.name
-    need = ["time_period", "geographic_level", "region_name", "old_la_code", "la_name", "Cohort_DJFavg", "NEET_percent",
-            "Notknown_percent", "NEET_not_known_percent", "TOTAL_participating_in_education_and_training_percent",
-            "Apprenticeship_percent"]
+    need = [
+        "time_period",
+        "geographic_level",
+        "region_name",
+        "old_la_code",
+        "la_name",
+        "Cohort_DJFavg",
+        "NEET_percent",
+        "Notknown_percent",
+        "NEET_not_known_percent",
+        "TOTAL_participating_in_education_and_training_percent",
+        "Apprenticeship_percent",
+    ]
     df = read_csv(path, problems)
     if df is None or not require_columns(df, file, need, problems):
         return None
-    out = pd.DataFrame({
-        "year": pd.to_numeric(df["time_period"], errors="coerce").astype("Int64"),
-        "level": df["geographic_level"], "region": df["region_name"], "la_code": df["old_la_code"],
-        "area": np.where(df["geographic_level"] == "National", "England",
-                         np.where(df["geographic_level"] == "Regional", df["region_name"], df["la_name"])),
-    })
-    for src, col in (("Cohort_DJFavg", "cohort"), ("NEET_percent", "neet_pct"), ("Notknown_percent", "not_known_pct"),
-                     ("NEET_not_known_percent", "neet_or_not_known_pct"),
-                     ("TOTAL_participating_in_education_and_training_percent", "participation_pct"),
-                     ("Apprenticeship_percent", "apprenticeship_pct")):
+    out = pd.DataFrame(
+        {
+            "year": pd.to_numeric(df["time_period"], errors="coerce").astype("Int64"),
+            "level": df["geographic_level"],
+            "region": df["region_name"],
+            "la_code": df["old_la_code"],
+            "area": np.where(
+                df["geographic_level"] == "National",
+                "England",
+                np.where(df["geographic_level"] == "Regional", df["region_name"], df["la_name"]),
+            ),
+        }
+    )
+    for src, col in (
+        ("Cohort_DJFavg", "cohort"),
+        ("NEET_percent", "neet_pct"),
+        ("Notknown_percent", "not_known_pct"),
+        ("NEET_not_known_percent", "neet_or_not_known_pct"),
+        ("TOTAL_participating_in_education_and_training_percent", "participation_pct"),
+        ("Apprenticeship_percent", "apprenticeship_pct"),
+    ):
         values, _ = _signed(df, src, file, problems)
         out[col] = values
     return out
@@ -309,7 +416,9 @@ def _signed(df: pd.DataFrame, column: str, file: str, problems: Problems):
                 raise ValueError
             values.append(v)
         except ValueError:
-            problems.add(file, f"{raw!r} is not a percentage from 0 to 100 nor a published symbol", row=i + 2, column=column)
+            problems.add(
+                file, f"{raw!r} is not a percentage from 0 to 100 nor a published symbol", row=i + 2, column=column
+            )
             values.append(np.nan)
     return values, None
 
@@ -318,7 +427,9 @@ def read_lait_neet(path: Path, problems: Problems) -> pd.DataFrame | None:
     """The LAIT series of 16-17 year olds NEET and NEET-or-not-known (%), per council, region, England."""
     file = path.name
     df = read_parquet(path, problems)
-    if df is None or not require_columns(df, file, ["Short Desc", "Years", "LA and Regions", "Values", "LA Number"], problems):
+    if df is None or not require_columns(
+        df, file, ["Short Desc", "Years", "LA and Regions", "Values", "LA Number"], problems
+    ):
         return None
     keep = df[df["Short Desc"].isin(["16-17 NEET", "16-17_not known_NEET"])].copy()
     if keep.empty:
@@ -326,9 +437,13 @@ def read_lait_neet(path: Path, problems: Problems) -> pd.DataFrame | None:
         return None
     keep["value"] = pd.to_numeric(keep["Values"], errors="coerce")
     keep["year"] = pd.to_numeric(keep["Years"], errors="coerce").astype("Int64")
-    keep["measure"] = keep["Short Desc"].map({"16-17 NEET": "neet_pct", "16-17_not known_NEET": "neet_or_not_known_pct"})
+    keep["measure"] = keep["Short Desc"].map(
+        {"16-17 NEET": "neet_pct", "16-17_not known_NEET": "neet_or_not_known_pct"}
+    )
     keep["la_code"] = keep["LA Number"].map(lambda v: "" if pd.isna(v) else f"{int(v):03d}")
-    out = keep.pivot_table(index=["la_code", "LA and Regions", "year"], columns="measure", values="value", aggfunc="first")
+    out = keep.pivot_table(
+        index=["la_code", "LA and Regions", "year"], columns="measure", values="value", aggfunc="first"
+    )
     return out.reset_index().rename(columns={"LA and Regions": "area"}).rename_axis(columns=None)
 
 
@@ -351,8 +466,13 @@ def read_geography(lsip_path: Path, ca_path: Path, problems: Problems) -> pd.Dat
     ca = read_csv(ca_path, problems)
     if ca is None or not require_columns(ca, ca_path.name, ["LAD25CD", "LAD25NM", "CAUTH25NM"], problems):
         return None
-    out = pd.DataFrame({"lad_code": lsip["LAD23CD"].str.strip(), "lad_name": lsip["LAD23NM"].str.strip(),
-                        "lsip": lsip["LSIP23NM"].str.strip()})
+    out = pd.DataFrame(
+        {
+            "lad_code": lsip["LAD23CD"].str.strip(),
+            "lad_name": lsip["LAD23NM"].str.strip(),
+            "lsip": lsip["LSIP23NM"].str.strip(),
+        }
+    )
     by_name = dict(zip(ca["LAD25NM"].map(name_key), ca["CAUTH25NM"].str.strip()))
     out["combined_authority"] = out["lad_name"].map(name_key).map(by_name).fillna("")
     return out
@@ -371,7 +491,12 @@ def read_skills_imperative(path: Path, *, min_published: float = 10_000) -> pd.D
     """
     problems = Problems()
     file = Path(path).name
-    rows = sheet_rows(Path(path), "Occ T2", problems, "employment change by occupation, 26 groups; is it a Skills Imperative 2035 workbook?")
+    rows = sheet_rows(
+        Path(path),
+        "Occ T2",
+        problems,
+        "employment change by occupation, 26 groups; is it a Skills Imperative 2035 workbook?",
+    )
     problems.raise_if_any()
     rows = rows[:40]
     title = str(rows[0][0] or "")
@@ -386,11 +511,23 @@ def read_skills_imperative(path: Path, *, min_published: float = 10_000) -> pd.D
             e2020, e2035 = float(r[3]), float(r[5])
             net, repl, total = float(r[7]), float(r[8]), float(r[9])
         except (TypeError, ValueError):
-            problems.add(file, "expected numbers in the 2020, 2035, net change, replacement and total columns", row=i,
-                         column="sheet Occ T2")
+            problems.add(
+                file,
+                "expected numbers in the 2020, 2035, net change, replacement and total columns",
+                row=i,
+                column="sheet Occ T2",
+            )
             continue
-        records.append({"soc": m.group(1), "employment_2020": e2020 * 1000, "employment_2035": e2035 * 1000,
-                        "net_change": net * 1000, "replacement_demand": repl * 1000, "total_requirement": total * 1000})
+        records.append(
+            {
+                "soc": m.group(1),
+                "employment_2020": e2020 * 1000,
+                "employment_2035": e2035 * 1000,
+                "net_change": net * 1000,
+                "replacement_demand": repl * 1000,
+                "total_requirement": total * 1000,
+            }
+        )
     if not records:
         problems.add(file, "no occupation rows ('11 Corporate managers ...') in sheet Occ T2")
     problems.raise_if_any()
@@ -434,8 +571,21 @@ def read_sources(directory: str | Path) -> dict[str, pd.DataFrame]:
 # --- the contract tables and the shipped copy -------------------------------------------------
 
 #: The contract tables, as shipped in insightlib/reference/skills/ (name -> file).
-CONTRACT = {name: f"{name}.csv" for name in (
-    "geography", "occupation", "industry", "fe", "apprenticeships", "adverts", "adverts_profession", "ess", "neet", "neet_trend")}
+CONTRACT = {
+    name: f"{name}.csv"
+    for name in (
+        "geography",
+        "occupation",
+        "industry",
+        "fe",
+        "apprenticeships",
+        "adverts",
+        "adverts_profession",
+        "ess",
+        "neet",
+        "neet_trend",
+    )
+}
 REFERENCE = "reference"
 
 
@@ -448,15 +598,23 @@ def to_contract(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     out = {
         "geography": geo,
         "occupation": occ[(occ["level"] == "LADU") & in_england(occ["area"])].reset_index(drop=True),
-        "industry": tables["industry"][(tables["industry"]["level"] == "LADU")
-                                       & in_england(tables["industry"]["area"])].reset_index(drop=True),
-        "fe": tables["fe"][tables["fe"]["level"].isin(["localAuthorityDistrict", "country"])
-                           & tables["fe"]["area"].ne("Outside of England and unknown")].reset_index(drop=True),
-        "apprenticeships": tables["apprenticeships"][in_england(tables["apprenticeships"]["area"])].reset_index(drop=True),
-        "adverts": tables["adverts"][tables["adverts"]["level"].isin(["LADU", "LSIP", "MCA", "GOR"])].reset_index(drop=True),
+        "industry": tables["industry"][
+            (tables["industry"]["level"] == "LADU") & in_england(tables["industry"]["area"])
+        ].reset_index(drop=True),
+        "fe": tables["fe"][
+            tables["fe"]["level"].isin(["localAuthorityDistrict", "country"])
+            & tables["fe"]["area"].ne("Outside of England and unknown")
+        ].reset_index(drop=True),
+        "apprenticeships": tables["apprenticeships"][in_england(tables["apprenticeships"]["area"])].reset_index(
+            drop=True
+        ),
+        "adverts": tables["adverts"][tables["adverts"]["level"].isin(["LADU", "LSIP", "MCA", "GOR"])].reset_index(
+            drop=True
+        ),
         "adverts_profession": tables["adverts_profession"][
             tables["adverts_profession"]["level"].isin(["LSIP", "MCA"])
-            | tables["adverts_profession"]["area"].eq("England")].reset_index(drop=True),
+            | tables["adverts_profession"]["area"].eq("England")
+        ].reset_index(drop=True),
         "ess": tables["ess"],
         "neet": tables["neet"],
         "neet_trend": tables["neet_trend"],
@@ -479,14 +637,34 @@ def _shipped() -> dict[str, pd.DataFrame]:
 
     if not _SHIPPED:
         folder = resources.files("insightlib") / "reference" / "skills"
-        text = {"area", "level", "soc", "ssa", "symbol", "la_code", "lad_code", "lad_name", "lsip", "combined_authority",
-                "area_code", "year", "profession", "period", "region", "industry"}
+        text = {
+            "area",
+            "level",
+            "soc",
+            "ssa",
+            "symbol",
+            "la_code",
+            "lad_code",
+            "lad_name",
+            "lsip",
+            "combined_authority",
+            "area_code",
+            "year",
+            "profession",
+            "period",
+            "region",
+            "industry",
+        }
         for name, file in CONTRACT.items():
             with (folder / file).open("rb") as fh:
                 head = pd.read_csv(fh, nrows=0).columns
             with (folder / file).open("rb") as fh:
-                df = pd.read_csv(fh, dtype={c: str for c in head if c in text}, keep_default_na=False,
-                                 na_values={c: [""] for c in head if c not in text})
+                df = pd.read_csv(
+                    fh,
+                    dtype={c: str for c in head if c in text},
+                    keep_default_na=False,
+                    na_values={c: [""] for c in head if c not in text},
+                )
             if name in ("occupation", "industry", "adverts", "neet", "neet_trend") and "year" in df:
                 df["year"] = df["year"].astype(int)
             _SHIPPED[name] = df

@@ -145,9 +145,14 @@ class ValidationReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "councils": self.councils, "clean_councils": self.clean_councils,
-                "failed_councils": sorted(self.failed_councils),
-                "problems": [p.to_dict() for p in self.problems], "notes": self.notes}
+        return {
+            "ok": self.ok,
+            "councils": self.councils,
+            "clean_councils": self.clean_councils,
+            "failed_councils": sorted(self.failed_councils),
+            "problems": [p.to_dict() for p in self.problems],
+            "notes": self.notes,
+        }
 
 
 def _council_label(la: str) -> str:
@@ -175,8 +180,15 @@ class _Collector:
     def add(self, p: Problem) -> None:
         self.problems.append(p)
 
-    def rows(self, table: str, frame: pd.DataFrame, mask: pd.Series | np.ndarray, column: str | None, rule: str,
-             describe: Callable[[pd.DataFrame], pd.Series] | str) -> None:
+    def rows(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        mask: pd.Series | np.ndarray,
+        column: str | None,
+        rule: str,
+        describe: Callable[[pd.DataFrame], pd.Series] | str,
+    ) -> None:
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return
@@ -193,19 +205,33 @@ class _Collector:
             texts = describe(head) if callable(describe) else pd.Series(describe, index=head.index)
             for row, text in zip(head[row_col].to_numpy(), texts.to_numpy()):
                 row = int(row)
-                self.problems.append(Problem(
-                    file, row, column, rule, f"{location(file, row, sheet or None, column)}: {text}",
-                    la_code=la_code or None, table=table,
-                ))
+                self.problems.append(
+                    Problem(
+                        file,
+                        row,
+                        column,
+                        rule,
+                        f"{location(file, row, sheet or None, column)}: {text}",
+                        la_code=la_code or None,
+                        table=table,
+                    )
+                )
                 if row_level:
                     self.row_level.add(id(self.problems[-1]))
             extra = len(sub) - len(head)
             if extra:
-                self.problems.append(Problem(
-                    file, None, column, rule,
-                    f"{location(file, None, sheet or None, column)}: and {extra:,} more rows break the same rule "
-                    f"({rule}: {RULES[rule]}).", la_code=la_code or None, table=table,
-                ))
+                self.problems.append(
+                    Problem(
+                        file,
+                        None,
+                        column,
+                        rule,
+                        f"{location(file, None, sheet or None, column)}: and {extra:,} more rows break the same rule "
+                        f"({rule}: {RULES[rule]}).",
+                        la_code=la_code or None,
+                        table=table,
+                    )
+                )
                 if row_level:
                     self.row_level.add(id(self.problems[-1]))
 
@@ -221,8 +247,11 @@ def _q(s: pd.Series, limit: int = 40) -> pd.Series:
 def _concat(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
     frames = []
     for part in parts:
-        f = part if all(c in part.columns for c in columns) else part.assign(
-            **{c: "" for c in columns if c not in part.columns})
+        f = (
+            part
+            if all(c in part.columns for c in columns)
+            else part.assign(**{c: "" for c in columns if c not in part.columns})
+        )
         keep = list(columns) + [c for c in f.columns if c in META or c.startswith(CELL_ROW_PREFIX)]
         frames.append(f[keep])
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True).copy()
@@ -250,7 +279,9 @@ def _arrow(values) -> pa.Array:
 
 def _isin(series: pd.Series, values) -> np.ndarray:
     """Membership in Arrow (pandas' isin on Arrow strings loops in Python over the value set)."""
-    return _mask(pc.is_in(_arrow(series), value_set=_arrow(list(values) if isinstance(values, (set, tuple)) else values)))
+    return _mask(
+        pc.is_in(_arrow(series), value_set=_arrow(list(values) if isinstance(values, (set, tuple)) else values))
+    )
 
 
 def _key(frame: pd.DataFrame, *cols: str) -> pd.Series:
@@ -269,7 +300,11 @@ def _lookup(keys: pd.Series, table_keys: pd.Series, values: np.ndarray) -> np.nd
     pos = pos.to_numpy(zero_copy_only=False)
     found = ~np.isnan(pos.astype(float))
     vals = values[uniq]
-    out = np.full(len(keys), np.datetime64("NaT"), dtype=vals.dtype) if vals.dtype.kind == "M" else np.full(len(keys), None, dtype=object)
+    out = (
+        np.full(len(keys), np.datetime64("NaT"), dtype=vals.dtype)
+        if vals.dtype.kind == "M"
+        else np.full(len(keys), None, dtype=object)
+    )
     out[found] = vals[pos[found].astype(np.int64)]
     return out
 
@@ -303,14 +338,27 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
     _check_references(frames, dates, keys, out)
     tables = {name: _typed(name, frames.get(name), dates.get(name, {})) for name in contract.TABLES}
     councils = sorted(set().union(*[set(f["la_code"].unique()) - {""} for f in frames.values()]) if frames else set())
-    problems = sorted(out.problems, key=lambda p: (p.la_code is not None, p.la_code or "", p.table or "",
-                                                   p.file or "", p.row if p.row is not None else 1 << 62))
+    problems = sorted(
+        out.problems,
+        key=lambda p: (
+            p.la_code is not None,
+            p.la_code or "",
+            p.table or "",
+            p.file or "",
+            p.row if p.row is not None else 1 << 62,
+        ),
+    )
     faults = {name: out.faults.get(name, np.full(len(tables[name]), None, dtype=object)) for name in tables}
-    return ValidationReport(problems=problems, tables=tables, councils=councils, notes=list(raw.notes),
-                            files=list(raw.files), row_faults=faults, row_level=out.row_level,
-                            row_files={name: frames[name]["_file"].to_numpy() for name in frames})
-
-
+    return ValidationReport(
+        problems=problems,
+        tables=tables,
+        councils=councils,
+        notes=list(raw.notes),
+        files=list(raw.files),
+        row_faults=faults,
+        row_level=out.row_level,
+        row_files={name: frames[name]["_file"].to_numpy() for name in frames},
+    )
 
 
 def _check_tables(raw, out: _Collector) -> dict[str, pd.DataFrame]:
@@ -322,9 +370,17 @@ def _check_tables(raw, out: _Collector) -> dict[str, pd.DataFrame]:
             # A file that could not be read is already reported; do not also call its table missing.
             already = any(t is None or t == name for t in raw.unread.values())
             if name in contract.REQUIRED_TABLES and not already:
-                out.add(Problem(None, None, None, "missing table",
-                                f"No {name} table: the directory needs {name}.csv, {name}.parquet or {name}.xlsx"
-                                " (or a CIN census XML return).", table=name))
+                out.add(
+                    Problem(
+                        None,
+                        None,
+                        None,
+                        "missing table",
+                        f"No {name} table: the directory needs {name}.csv, {name}.parquet or {name}.xlsx"
+                        " (or a CIN census XML return).",
+                        table=name,
+                    )
+                )
             continue
         good_parts = []
         for part in parts:
@@ -333,9 +389,18 @@ def _check_tables(raw, out: _Collector) -> dict[str, pd.DataFrame]:
             if missing:
                 la = part.attrs.get("la_code")
                 for c in missing:
-                    out.add(Problem(fname, None, c, "missing column",
-                                    f"{fname}: the required column {c!r} is missing (the {name} table needs "
-                                    f"{', '.join(spec.required)}).", la_code=la, table=name))
+                    out.add(
+                        Problem(
+                            fname,
+                            None,
+                            c,
+                            "missing column",
+                            f"{fname}: the required column {c!r} is missing (the {name} table needs "
+                            f"{', '.join(spec.required)}).",
+                            la_code=la,
+                            table=name,
+                        )
+                    )
                 continue
             good_parts.append(part)
         if not good_parts:
@@ -343,8 +408,16 @@ def _check_tables(raw, out: _Collector) -> dict[str, pd.DataFrame]:
         frame = _concat(good_parts, spec.columns)
         if len(frame) == 0 and name in contract.REQUIRED_TABLES:
             fname = good_parts[0].attrs.get("file", f"{name} file")
-            out.add(Problem(fname, None, None, "empty file",
-                            f"{fname} has a header but no rows (the {name} table must have rows).", table=name))
+            out.add(
+                Problem(
+                    fname,
+                    None,
+                    None,
+                    "empty file",
+                    f"{fname} has a header but no rows (the {name} table must have rows).",
+                    table=name,
+                )
+            )
         frames[name] = frame
     return frames
 
@@ -361,15 +434,23 @@ def _check_council_codes(frames: dict[str, pd.DataFrame], out: _Collector) -> No
         out.rows(name, frame, empty, "la_code", "missing value", "the council code (la_code) is empty.")
         in_known = _isin(la, known)
         unknown = ~empty & ~in_known
-        unknown_text = lambda b: _q(b["la_code"]) + " is not a council code (see insightlib/reference/local_authorities.csv)."
+        unknown_text = lambda b: (
+            _q(b["la_code"]) + " is not a council code (see insightlib/reference/local_authorities.csv)."
+        )
         if name == "councils":
             out.rows(name, frame, unknown, "la_code", "unknown council", unknown_text)
         else:
             in_table = _isin(la, council_codes_in_table)
             out.rows(name, frame, unknown & ~in_table, "la_code", "unknown council", unknown_text)
             if "councils" in frames:
-                out.rows(name, frame, ~empty & in_known & ~in_table, "la_code", "not present",
-                         lambda b: "council " + b["la_code"] + " has rows here but no row in the councils table.")
+                out.rows(
+                    name,
+                    frame,
+                    ~empty & in_known & ~in_table,
+                    "la_code",
+                    "not present",
+                    lambda b: "council " + b["la_code"] + " has rows here but no row in the councils table.",
+                )
 
 
 def _check_values(frames: dict[str, pd.DataFrame], out: _Collector) -> dict[str, dict[str, pd.Series]]:
@@ -384,33 +465,60 @@ def _check_values(frames: dict[str, pd.DataFrame], out: _Collector) -> dict[str,
         for col, codes in spec.codes.items():
             frame[col] = frame[col].str.upper()
             bad = _mask(frame[col] != "") & ~_isin(frame[col], codes)
-            out.rows(name, frame, bad, col, "unknown code",
-                     lambda b, col=col, codes=codes: _q(b[col]) + f" is not {_a(CODE_NAMES.get(col, col))} code ("
-                     + _codes_text(codes) + ").")
+            out.rows(
+                name,
+                frame,
+                bad,
+                col,
+                "unknown code",
+                lambda b, col=col, codes=codes: (
+                    _q(b[col]) + f" is not {_a(CODE_NAMES.get(col, col))} code (" + _codes_text(codes) + ")."
+                ),
+            )
         for col, codes in spec.multi_codes.items():
             frame[col] = frame[col].str.upper().str.replace(r"\s*[;,]\s*", ";", regex=True)
             lists = pc.split_pattern(pa.array(frame[col], type=pa.large_string()), ";")
             flat = pc.list_flatten(lists)
             parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
-            bad_part = (_mask(pc.not_equal(flat, "")) & ~_mask(pc.is_in(flat, value_set=pa.array(list(codes)))))
+            bad_part = _mask(pc.not_equal(flat, "")) & ~_mask(pc.is_in(flat, value_set=pa.array(list(codes))))
             if bad_part.any():
                 bad_rows = np.zeros(len(frame), dtype=bool)
                 bad_rows[parent[bad_part]] = True
                 first_bad = pd.Series(flat.to_numpy(zero_copy_only=False)[bad_part], index=parent[bad_part])
                 first_bad = first_bad[~first_bad.index.duplicated()]
-                out.rows(name, frame, bad_rows, col, "unknown code",
-                         lambda b, col=col, codes=codes, fb=first_bad: _q(fb.reindex(b.index)) + " is not "
-                         f"{_a(CODE_NAMES.get(col, col))} code (" + _codes_text(codes) + ").")
+                out.rows(
+                    name,
+                    frame,
+                    bad_rows,
+                    col,
+                    "unknown code",
+                    lambda b, col=col, codes=codes, fb=first_bad: (
+                        _q(fb.reindex(b.index)) + " is not "
+                        f"{_a(CODE_NAMES.get(col, col))} code (" + _codes_text(codes) + ")."
+                    ),
+                )
         for col in spec.booleans:
             low = frame[col].str.lower()
             bad = _mask(low != "") & ~_isin(low, list(contract.BOOLEAN_VALUES))
-            out.rows(name, frame, bad, col, "not yes/no",
-                     lambda b, col=col: _q(b[col]) + " is not yes/no (use true/false, yes/no, y/n or 1/0).")
+            out.rows(
+                name,
+                frame,
+                bad,
+                col,
+                "not yes/no",
+                lambda b, col=col: _q(b[col]) + " is not yes/no (use true/false, yes/no, y/n or 1/0).",
+            )
         for col in spec.dates:
             parsed, bad = parse_dates(frame[col])
             dates[name][col] = parsed
-            out.rows(name, frame, bad.to_numpy(), col, "unparseable date",
-                     lambda b, col=col: _q(b[col]) + " is not a date (write dates as YYYY-MM-DD).")
+            out.rows(
+                name,
+                frame,
+                bad.to_numpy(),
+                col,
+                "unparseable date",
+                lambda b, col=col: _q(b[col]) + " is not a date (write dates as YYYY-MM-DD).",
+            )
     return dates
 
 
@@ -424,37 +532,56 @@ def _check_future_dates(frames, dates, today: pd.Timestamp, out: _Collector) -> 
     for name, frame in frames.items():
         if name == "councils":
             d = dates[name]["extract_date"]
-            out.rows(name, frame, _mask(d > today), "extract_date", "date in the future",
-                     lambda b, d=d: "the extract date " + _fmt(d[b.index]) + " is after today.")
+            out.rows(
+                name,
+                frame,
+                _mask(d > today),
+                "extract_date",
+                "date in the future",
+                lambda b, d=d: "the extract date " + _fmt(d[b.index]) + " is after today.",
+            )
             continue
         codes, uniques = pd.factorize(frame["la_code"])
         per_council = extract.reindex(np.asarray(uniques, dtype=object)).to_numpy(dtype="datetime64[ns]")
-        per_council = np.where(np.isnat(per_council) | (per_council > today.to_datetime64()), today.to_datetime64(),
-                               per_council)
+        per_council = np.where(
+            np.isnat(per_council) | (per_council > today.to_datetime64()), today.to_datetime64(), per_council
+        )
         limit = pd.Series(per_council[codes] if len(codes) else np.array([], dtype="datetime64[ns]"), index=frame.index)
         for col, d in dates[name].items():
-            out.rows(name, frame, _mask(d > limit), col, "date in the future",
-                     lambda b, col=col, d=d, limit=limit: col + " " + _fmt(d[b.index]) + " is after the council's "
-                     "extract date (" + _fmt(limit[b.index]) + ").")
+            out.rows(
+                name,
+                frame,
+                _mask(d > limit),
+                col,
+                "date in the future",
+                lambda b, col=col, d=d, limit=limit: (
+                    col + " " + _fmt(d[b.index]) + " is after the council's "
+                    "extract date (" + _fmt(limit[b.index]) + ")."
+                ),
+            )
 
 
 def _check_date_order(frames, dates, out: _Collector) -> None:
     """Order of dates within a row (a closure before its referral, an end before its start)."""
-    pairs = {"referrals": ("referral_date", "closure_date", "closure before referral"),
-             "assessments": ("start_date", "authorised_date", "end before start"),
-             "plans": ("start_date", "end_date", "end before start"),
-             "interventions": ("start_date", "end_date", "end before start"),
-             "allocations": ("start_date", "end_date", "end before start")}
+    pairs = {
+        "referrals": ("referral_date", "closure_date", "closure before referral"),
+        "assessments": ("start_date", "authorised_date", "end before start"),
+        "plans": ("start_date", "end_date", "end before start"),
+        "interventions": ("start_date", "end_date", "end before start"),
+        "allocations": ("start_date", "end_date", "end before start"),
+    }
     for name, (start_col, end_col, rule) in pairs.items():
         if name not in frames:
             continue
         s, e = dates[name][start_col], dates[name][end_col]
         if name == "referrals":
-            text = lambda b, s=s, e=e: ("the case closes (" + _fmt(e[b.index]) + ") before the referral ("
-                                        + _fmt(s[b.index]) + ").")
+            text = lambda b, s=s, e=e: (
+                "the case closes (" + _fmt(e[b.index]) + ") before the referral (" + _fmt(s[b.index]) + ")."
+            )
         else:
             text = lambda b, s=s, e=e, end_col=end_col, start_col=start_col: (
-                end_col + " " + _fmt(e[b.index]) + " is before " + start_col + " " + _fmt(s[b.index]) + ".")
+                end_col + " " + _fmt(e[b.index]) + " is before " + start_col + " " + _fmt(s[b.index]) + "."
+            )
         out.rows(name, frames[name], _mask(e < s), end_col, rule, text)
 
 
@@ -476,8 +603,14 @@ def _check_keys(frames, out: _Collector) -> dict[str, pd.Series]:
             def describe(b, key=key, first_row=first_row, idcol=idcol):
                 rows = first_row.reindex(_key(b, *key).astype(object).to_numpy()).to_numpy()
                 # an identifier's value is never quoted (messages reach logs and run.json): the row says which
-                return ("the " + idcol + " on this row appears more than once (first at row "
-                        + pd.Series(rows, index=b.index).astype("Int64").astype(str) + ").")
+                return (
+                    "the "
+                    + idcol
+                    + " on this row appears more than once (first at row "
+                    + pd.Series(rows, index=b.index).astype("Int64").astype(str)
+                    + ")."
+                )
+
             out.rows(name, frame, dup, idcol, "duplicate id", describe)
             # Left out, every copy goes: which of them is right cannot be told.
             out.mark(name, frame, _mask(k.duplicated(keep=False)) & present, "duplicate id")
@@ -488,49 +621,104 @@ def _check_references(frames, dates, keys, out: _Collector) -> None:
     """Children and referrals together: age, birth, and every reference to a child or referral present."""
     if "children" in frames and "referrals" in frames:
         rf = frames["referrals"]
-        birth = pd.Series(_lookup(_key(rf, "la_code", "child_id"), keys["children"],
-                                  dates["children"]["date_of_birth"].to_numpy()), index=rf.index)
+        birth = pd.Series(
+            _lookup(_key(rf, "la_code", "child_id"), keys["children"], dates["children"]["date_of_birth"].to_numpy()),
+            index=rf.index,
+        )
         when = dates["referrals"]["referral_date"]
         age = _completed_years(birth, when)
-        out.rows("referrals", rf, _mask(age > contract.MAX_AGE_YEARS), "referral_date", "over 25",
-                 lambda b: "the child was " + age[b.index].astype(int).astype(str)
-                 + " at referral (born " + _fmt(birth[b.index]) + "); the census counts no one over "
-                 + str(contract.MAX_AGE_YEARS) + ".")
-        out.rows("referrals", rf, _mask(when < birth), "referral_date", "referral before birth",
-                 lambda b: "the referral (" + _fmt(when[b.index])
-                 + ") is before the child's date of birth (" + _fmt(birth[b.index]) + ").")
+        out.rows(
+            "referrals",
+            rf,
+            _mask(age > contract.MAX_AGE_YEARS),
+            "referral_date",
+            "over 25",
+            lambda b: (
+                "the child was "
+                + age[b.index].astype(int).astype(str)
+                + " at referral (born "
+                + _fmt(birth[b.index])
+                + "); the census counts no one over "
+                + str(contract.MAX_AGE_YEARS)
+                + "."
+            ),
+        )
+        out.rows(
+            "referrals",
+            rf,
+            _mask(when < birth),
+            "referral_date",
+            "referral before birth",
+            lambda b: (
+                "the referral ("
+                + _fmt(when[b.index])
+                + ") is before the child's date of birth ("
+                + _fmt(birth[b.index])
+                + ")."
+            ),
+        )
     for name, frame in frames.items():
         if name in ("councils", "children"):
             continue
         if "children" in frames:
             missing = _mask(frame["child_id"] != "") & ~_isin(_key(frame, "la_code", "child_id"), keys["children"])
-            out.rows(name, frame, missing, "child_id", "not present",
-                     "the child_id on this row is not in the children table.")
+            out.rows(
+                name,
+                frame,
+                missing,
+                "child_id",
+                "not present",
+                "the child_id on this row is not in the children table.",
+            )
         if name != "referrals" and "referrals" in frames and "referral_id" in frame.columns:
             fkey = _key(frame, "la_code", "referral_id")
             missing = _mask(frame["referral_id"] != "") & ~_isin(fkey, keys["referrals"])
-            out.rows(name, frame, missing, "referral_id", "not present",
-                     "the referral_id on this row is not in the referrals table.")
+            out.rows(
+                name,
+                frame,
+                missing,
+                "referral_id",
+                "not present",
+                "the referral_id on this row is not in the referrals table.",
+            )
             if name in ("assessments", "plans"):
                 start = dates[name]["start_date"]
-                rdate = pd.Series(_lookup(fkey, keys["referrals"], dates["referrals"]["referral_date"].to_numpy()),
-                                  index=frame.index)
-                out.rows(name, frame, _mask(start < rdate), "start_date", "before referral",
-                         lambda b, start=start, rdate=rdate: "starts (" + _fmt(start[b.index])
-                         + ") before its referral (" + _fmt(rdate[b.index]) + ").")
+                rdate = pd.Series(
+                    _lookup(fkey, keys["referrals"], dates["referrals"]["referral_date"].to_numpy()), index=frame.index
+                )
+                out.rows(
+                    name,
+                    frame,
+                    _mask(start < rdate),
+                    "start_date",
+                    "before referral",
+                    lambda b, start=start, rdate=rdate: (
+                        "starts (" + _fmt(start[b.index]) + ") before its referral (" + _fmt(rdate[b.index]) + ")."
+                    ),
+                )
 
 
 def _completed_years(birth: pd.Series, when: pd.Series) -> pd.Series:
     """Age in whole years on a date (a birthday counts on the day), NaN where either is missing."""
     years = when.dt.year - birth.dt.year
-    before_birthday = (when.dt.month < birth.dt.month) | ((when.dt.month == birth.dt.month) & (when.dt.day < birth.dt.day))
+    before_birthday = (when.dt.month < birth.dt.month) | (
+        (when.dt.month == birth.dt.month) & (when.dt.day < birth.dt.day)
+    )
     return years - before_birthday.astype(int).where(years.notna())
 
 
 #: How a code column is named in messages.
-CODE_NAMES = {"factors": "assessment factor", "referral_source": "referral source", "primary_need": "primary need",
-              "closure_reason": "closure reason", "category_of_abuse": "category of abuse", "plan_type": "plan type",
-              "disability": "disability", "sex": "sex", "ethnicity": "ethnicity"}
+CODE_NAMES = {
+    "factors": "assessment factor",
+    "referral_source": "referral source",
+    "primary_need": "primary need",
+    "closure_reason": "closure reason",
+    "category_of_abuse": "category of abuse",
+    "plan_type": "plan type",
+    "disability": "disability",
+    "sex": "sex",
+    "ethnicity": "ethnicity",
+}
 
 
 def _a(noun: str) -> str:

@@ -56,12 +56,18 @@ class LoadSummary:
         return not self.failed
 
     def to_dict(self) -> dict:
-        return {"loaded": self.loaded, "failed": {la: [p.to_dict() for p in ps] for la, ps in self.failed.items()},
-                "rows": self.rows, "warehouse": str(self.warehouse) if self.warehouse else None}
+        return {
+            "loaded": self.loaded,
+            "failed": {la: [p.to_dict() for p in ps] for la, ps in self.failed.items()},
+            "rows": self.rows,
+            "warehouse": str(self.warehouse) if self.warehouse else None,
+        }
 
     def format_text(self, max_lines: int | None = 200) -> str:
-        lines = [f"Loaded {len(self.loaded)} council(s) into {self.warehouse}: {', '.join(self.loaded) or 'none'}.",
-                 "Rows: " + ", ".join(f"{t} {n:,}" for t, n in self.rows.items()) + "."]
+        lines = [
+            f"Loaded {len(self.loaded)} council(s) into {self.warehouse}: {', '.join(self.loaded) or 'none'}.",
+            "Rows: " + ", ".join(f"{t} {n:,}" for t, n in self.rows.items()) + ".",
+        ]
         if self.failed:
             lines.append(f"Left out {len(self.failed)} council(s) with problems: {', '.join(sorted(self.failed))}.")
             if self.report is not None:
@@ -108,13 +114,19 @@ def check_target(target: str | os.PathLike) -> None:
     if target.is_dir():
         raise InputError(f"{target} is a folder; give the warehouse a file name, e.g. -w {target}.duckdb.")
     if target.exists() and not is_warehouse(target):
-        raise InputError(f"{target} already exists and is not a warehouse made by 'insight load', so it was left "
-                         "as it is; give another warehouse path with -w.")
+        raise InputError(
+            f"{target} already exists and is not a warehouse made by 'insight load', so it was left "
+            "as it is; give another warehouse path with -w."
+        )
 
 
-def write_warehouse(tables: dict[str, pd.DataFrame], warehouse_path: str | os.PathLike,
-                    metadata: dict | None = None, key: bytes | None = None,
-                    left_out: list[dict] | None = None) -> dict[str, str]:
+def write_warehouse(
+    tables: dict[str, pd.DataFrame],
+    warehouse_path: str | os.PathLike,
+    metadata: dict | None = None,
+    key: bytes | None = None,
+    left_out: list[dict] | None = None,
+) -> dict[str, str]:
     """Write already pseudonymised contract tables into a new warehouse file, atomically.
 
     Returns the per-council fingerprints.
@@ -143,21 +155,36 @@ def write_warehouse(tables: dict[str, pd.DataFrame], warehouse_path: str | os.Pa
                     con.execute(f'INSERT INTO "{name}" SELECT {select} FROM _frame')
                     con.unregister("_frame")
             loaded_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-            con.execute(f'CREATE TABLE "{COUNCIL_TABLE}" (la_code VARCHAR, fingerprint VARCHAR, loaded_at VARCHAR, rows VARCHAR)')
+            con.execute(
+                f'CREATE TABLE "{COUNCIL_TABLE}" (la_code VARCHAR, fingerprint VARCHAR, loaded_at VARCHAR, rows VARCHAR)'
+            )
             for la in councils:
                 rows = {n: int((f["la_code"] == la).sum()) for n, f in tables.items()}
-                con.execute(f'INSERT INTO "{COUNCIL_TABLE}" VALUES (?, ?, ?, ?)',
-                            [la, fingerprints[la], loaded_at, json.dumps(rows)])
-            meta = {"format_version": FORMAT_VERSION, "insightlib_version": __version__, "loaded_at": loaded_at,
-                    **({"key_check": pseudonymise.key_check(key)} if key else {}), **(metadata or {})}
-            con.execute(f'CREATE TABLE "{LEFT_OUT_TABLE}" (la_code VARCHAR, "table" VARCHAR, rule VARCHAR, '
-                        'rows BIGINT, files VARCHAR)')
+                con.execute(
+                    f'INSERT INTO "{COUNCIL_TABLE}" VALUES (?, ?, ?, ?)',
+                    [la, fingerprints[la], loaded_at, json.dumps(rows)],
+                )
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "insightlib_version": __version__,
+                "loaded_at": loaded_at,
+                **({"key_check": pseudonymise.key_check(key)} if key else {}),
+                **(metadata or {}),
+            }
+            con.execute(
+                f'CREATE TABLE "{LEFT_OUT_TABLE}" (la_code VARCHAR, "table" VARCHAR, rule VARCHAR, '
+                "rows BIGINT, files VARCHAR)"
+            )
             if left_out:
-                con.executemany(f'INSERT INTO "{LEFT_OUT_TABLE}" VALUES (?, ?, ?, ?, ?)',
-                                [[r["la_code"], r["table"], r["rule"], int(r["rows"]), r["files"]] for r in left_out])
+                con.executemany(
+                    f'INSERT INTO "{LEFT_OUT_TABLE}" VALUES (?, ?, ?, ?, ?)',
+                    [[r["la_code"], r["table"], r["rule"], int(r["rows"]), r["files"]] for r in left_out],
+                )
             con.execute(f'CREATE TABLE "{META_TABLE}" (name VARCHAR, value VARCHAR)')
-            con.executemany(f'INSERT INTO "{META_TABLE}" VALUES (?, ?)',
-                            [[k, json.dumps(v) if not isinstance(v, str) else v] for k, v in meta.items()])
+            con.executemany(
+                f'INSERT INTO "{META_TABLE}" VALUES (?, ?)',
+                [[k, json.dumps(v) if not isinstance(v, str) else v] for k, v in meta.items()],
+            )
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -168,10 +195,12 @@ def write_warehouse(tables: dict[str, pd.DataFrame], warehouse_path: str | os.Pa
             raise InputError(
                 f"The disk is full: writing the warehouse {target} needed more space than {target.parent} has. "
                 f"Nothing was written{' and the existing ' + target.name + ' is unchanged' if target.exists() else ''}; "
-                "free some space (or give --warehouse on another disk) and load again.") from None
+                "free some space (or give --warehouse on another disk) and load again."
+            ) from None
         if isinstance(exc, (OSError, duckdb.IOException)):
-            raise InputError(f"Cannot write the warehouse {target}: {str(exc).splitlines()[0][:200]}. "
-                             "Nothing was written.") from None
+            raise InputError(
+                f"Cannot write the warehouse {target}: {str(exc).splitlines()[0][:200]}. Nothing was written."
+            ) from None
         raise
     _remove(Path(str(tmp)))  # a stray .wal, if any
     return fingerprints
@@ -186,9 +215,15 @@ def _disk_full(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.Error) and "no space left" in str(exc).lower()
 
 
-def load_directory(data_dir: str | os.PathLike, warehouse_path: str | os.PathLike,
-                   key: bytes | str | None = None, key_file: str | os.PathLike | None = None,
-                   today: pd.Timestamp | None = None, limits=None, skip_invalid_rows: bool = False) -> LoadSummary:
+def load_directory(
+    data_dir: str | os.PathLike,
+    warehouse_path: str | os.PathLike,
+    key: bytes | str | None = None,
+    key_file: str | os.PathLike | None = None,
+    today: pd.Timestamp | None = None,
+    limits=None,
+    skip_invalid_rows: bool = False,
+) -> LoadSummary:
     """Validate, pseudonymise and load every clean council; report the others.
 
     With ``skip_invalid_rows`` a council whose problems are all about single rows is loaded
@@ -214,19 +249,32 @@ def load_directory(data_dir: str | os.PathLike, warehouse_path: str | os.PathLik
     if not loaded:
         raise InputError(f"Cannot load {data_dir}: no council's data is clean.\n\n" + report.format_text())
     keep, left_out = _leave_out(report, trimmed)
-    clean = {name: frame[frame["la_code"].isin(loaded).to_numpy() & keep[name]].reset_index(drop=True)
-             for name, frame in report.tables.items()}
+    clean = {
+        name: frame[frame["la_code"].isin(loaded).to_numpy() & keep[name]].reset_index(drop=True)
+        for name, frame in report.tables.items()
+    }
     clean = pseudonymise.pseudonymise_tables(clean, key_bytes)
     _assert_no_raw_identifiers(report.tables, clean)
-    metadata = {"source": str(Path(data_dir).resolve()), "councils_loaded": loaded,
-                "councils_failed": sorted(failed), "files": report.files,
-                "synthetic": (Path(data_dir) / SYNTHETIC_FILE).is_file()}
+    metadata = {
+        "source": str(Path(data_dir).resolve()),
+        "councils_loaded": loaded,
+        "councils_failed": sorted(failed),
+        "files": report.files,
+        "synthetic": (Path(data_dir) / SYNTHETIC_FILE).is_file(),
+    }
     if skip_invalid_rows:
         metadata["skip_invalid_rows"] = True
     write_warehouse(clean, warehouse_path, metadata=metadata, key=key_bytes, left_out=left_out)
     rows = {name: len(frame) for name, frame in clean.items()}
-    return LoadSummary(loaded=loaded, failed=failed, rows=rows, problems=report.problems,
-                       warehouse=Path(warehouse_path), report=report, left_out=left_out)
+    return LoadSummary(
+        loaded=loaded,
+        failed=failed,
+        rows=rows,
+        problems=report.problems,
+        warehouse=Path(warehouse_path),
+        report=report,
+        left_out=left_out,
+    )
 
 
 def _leave_out(report: ValidationReport, councils: list[str]) -> tuple[dict[str, np.ndarray], list[dict]]:
@@ -260,11 +308,23 @@ def _leave_out(report: ValidationReport, councils: list[str]) -> tuple[dict[str,
         if not out.any():
             continue
         files = report.row_files.get(name, np.full(len(frame), "", dtype=object))
-        grouped = pd.DataFrame({"la_code": frame["la_code"].to_numpy()[out], "rule": why[name][out],
-                                "file": np.asarray(files, dtype=object)[out]})
+        grouped = pd.DataFrame(
+            {
+                "la_code": frame["la_code"].to_numpy()[out],
+                "rule": why[name][out],
+                "file": np.asarray(files, dtype=object)[out],
+            }
+        )
         for (la, rule), sub in grouped.groupby(["la_code", "rule"], sort=True):
-            left_out.append({"la_code": la, "table": name, "rule": rule, "rows": int(len(sub)),
-                             "files": ";".join(sorted(set(sub["file"].astype(str))))})
+            left_out.append(
+                {
+                    "la_code": la,
+                    "table": name,
+                    "rule": rule,
+                    "rows": int(len(sub)),
+                    "files": ";".join(sorted(set(sub["file"].astype(str)))),
+                }
+            )
     return keep, left_out
 
 
@@ -289,8 +349,10 @@ def warehouse_problem(path: str | os.PathLike) -> str | None:
     """
     path = Path(path)
     if not path.exists():
-        return (f"{path}: not found (no such warehouse file). Make one with 'insight load DIR', "
-                "or run 'make demo' for the demo warehouse data/demo.duckdb.")
+        return (
+            f"{path}: not found (no such warehouse file). Make one with 'insight load DIR', "
+            "or run 'make demo' for the demo warehouse data/demo.duckdb."
+        )
     if not path.is_file():
         return f"{path} is not a file."
     plain = f"{path} is not an insight warehouse (a .duckdb file written by insight load)"
@@ -310,8 +372,10 @@ def warehouse_problem(path: str | os.PathLike) -> str | None:
     if META_TABLE not in names or COUNCIL_TABLE not in names:
         return plain + ": it is a DuckDB file without insight's tables."
     if size and path.stat().st_size < int(size[0]) * int(size[1]):
-        return (f"{path} is damaged: it is {path.stat().st_size:,} bytes but its contents need "
-                f"{int(size[0]) * int(size[1]):,} (a copy cut short?). Load the data again with insight load.")
+        return (
+            f"{path} is damaged: it is {path.stat().st_size:,} bytes but its contents need "
+            f"{int(size[0]) * int(size[1]):,} (a copy cut short?). Load the data again with insight load."
+        )
     return None
 
 
@@ -358,12 +422,15 @@ class _Result:
                 return method(*args, **kwargs)
             except duckdb.Error as err:
                 raise _damaged(self._path, err) from None
+
         return call
 
 
 def _damaged(path: Path, err: Exception) -> InputError:
-    return InputError(f"{path} cannot be read: the warehouse is damaged ({str(err).splitlines()[0][:160]}). "
-                      "Load the data again with insight load.")
+    return InputError(
+        f"{path} cannot be read: the warehouse is damaged ({str(err).splitlines()[0][:160]}). "
+        "Load the data again with insight load."
+    )
 
 
 def council_codes(source: str | os.PathLike) -> list[str]:
@@ -380,8 +447,9 @@ def recorded_values(source: str | os.PathLike, table: str, column: str) -> dict[
         raise ValueError(f"{table}.{column} is not a column of the data contract")
     con = _connect(source)
     try:
-        rows = con.execute(f'SELECT DISTINCT la_code, "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL '
-                           'ORDER BY 1, 2').fetchall()
+        rows = con.execute(
+            f'SELECT DISTINCT la_code, "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL ORDER BY 1, 2'
+        ).fetchall()
     finally:
         con.close()
     out: dict[str, list[str]] = {}
@@ -428,7 +496,9 @@ def load_metadata(source: str | os.PathLike) -> dict:
             out[k] = json.loads(v)
         except (TypeError, ValueError):
             out[k] = v
-    out["councils"] = {la: {"fingerprint": fp, "loaded_at": at, "rows": json.loads(rows)} for la, fp, at, rows in councils}
+    out["councils"] = {
+        la: {"fingerprint": fp, "loaded_at": at, "rows": json.loads(rows)} for la, fp, at, rows in councils
+    }
     return out
 
 
@@ -440,17 +510,25 @@ def left_out(source: str | os.PathLike, la_code: str | None = None) -> list[dict
         if LEFT_OUT_TABLE not in names:  # a warehouse loaded before this was recorded, or without the flag
             return []
         where, args = ("WHERE la_code = ?", [contract.council_code(la_code)]) if la_code is not None else ("", [])
-        rows = con.execute(f'SELECT la_code, "table", rule, rows, files FROM "{LEFT_OUT_TABLE}" {where} '
-                           'ORDER BY la_code, "table", rows DESC, rule', args).fetchall()
+        rows = con.execute(
+            f'SELECT la_code, "table", rule, rows, files FROM "{LEFT_OUT_TABLE}" {where} '
+            'ORDER BY la_code, "table", rows DESC, rule',
+            args,
+        ).fetchall()
     finally:
         con.close()
     return [dict(zip(("la_code", "table", "rule", "rows", "files"), r)) for r in rows]
 
 
 #: How left-out rows are named in a report (singular, plural); CIN census returns call referrals CINdetails.
-_ROW_WORDS = {"children": ("child", "children"), "referrals": ("referral", "referrals"),
-              "assessments": ("assessment", "assessments"), "plans": ("plan", "plans"),
-              "interventions": ("intervention", "interventions"), "allocations": ("worker allocation", "worker allocations")}
+_ROW_WORDS = {
+    "children": ("child", "children"),
+    "referrals": ("referral", "referrals"),
+    "assessments": ("assessment", "assessments"),
+    "plans": ("plan", "plans"),
+    "interventions": ("intervention", "interventions"),
+    "allocations": ("worker allocation", "worker allocations"),
+}
 _WHY = {
     "date in the future": "for dates after the {extract}",
     "closure before referral": "because the case closed before the referral",
@@ -495,9 +573,11 @@ def left_out_caveats(source: str | os.PathLike, la_code: str | None = None) -> l
         total = sum(int(r["rows"]) for r in records if r["la_code"] == la)
         who = "" if la_code is not None else f"{reference.council_name(la)} ({la}): "
         listed = "; ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
-        out.append(f"{who}{total:,} record{'' if total == 1 else 's'} in the council's data broke the data rules and "
-                   f"{'was' if total == 1 else 'were'} left out when it was loaded (insight load --skip-invalid-rows): "
-                   f"{listed}. Every figure here is without them; if they differ from the rest, figures may be biased.")
+        out.append(
+            f"{who}{total:,} record{'' if total == 1 else 's'} in the council's data broke the data rules and "
+            f"{'was' if total == 1 else 'were'} left out when it was loaded (insight load --skip-invalid-rows): "
+            f"{listed}. Every figure here is without them; if they differ from the rest, figures may be biased."
+        )
     return out
 
 
@@ -508,7 +588,9 @@ def read_council(source: str | os.PathLike, la_code: str) -> dict[str, pd.DataFr
     try:
         known = {r[0] for r in con.execute(f'SELECT la_code FROM "{COUNCIL_TABLE}"').fetchall()}
         if la_code not in known:
-            raise InputError(f"Council {la_code} is not in the warehouse {source} (it has: {', '.join(sorted(known))}).")
+            raise InputError(
+                f"Council {la_code} is not in the warehouse {source} (it has: {', '.join(sorted(known))})."
+            )
         out = {}
         for name, spec in contract.TABLES.items():
             cols = ", ".join(f'"{c}"' for c in spec.columns)

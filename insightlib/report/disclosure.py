@@ -97,9 +97,13 @@ class SuppressionResult:
 
     def footnote(self) -> str:
         """Plain-English note to print under the table."""
-        parts = [f'"{SUPPRESSED}": fewer than {self.threshold} children, or hidden so that such a number cannot be worked out from the totals.']
+        parts = [
+            f'"{SUPPRESSED}": fewer than {self.threshold} children, or hidden so that such a number cannot be worked out from the totals.'
+        ]
         if self.rounding:
-            parts.append(f"Counts are rounded to the nearest {self.rounding}; totals are rounded separately, so they may not add up.")
+            parts.append(
+                f"Counts are rounded to the nearest {self.rounding}; totals are rounded separately, so they may not add up."
+            )
         return " ".join(parts)
 
 
@@ -119,14 +123,18 @@ def _check_counts(df: pd.DataFrame, count_columns: list[str]) -> pd.DataFrame:
         bad_type = np.isnan(v) & raw.notna().to_numpy()
         if bad_type.any():
             row = df.index[bad_type.argmax()]
-            raise InputError(f"Disclosure control: column '{col}', row {row!r} is not a number ({raw[row]!r}); "
-                             "counts must be whole numbers.")
+            raise InputError(
+                f"Disclosure control: column '{col}', row {row!r} is not a number ({raw[row]!r}); "
+                "counts must be whole numbers."
+            )
         with np.errstate(invalid="ignore"):
             bad = ~np.isnan(v) & ((v < 0) | (v != np.round(v)))
         if bad.any():
             row = df.index[bad.argmax()]
-            raise InputError(f"Disclosure control: column '{col}', row {row!r} holds {v[bad.argmax()]!r}; "
-                             "counts must be whole numbers of 0 or more.")
+            raise InputError(
+                f"Disclosure control: column '{col}', row {row!r} holds {v[bad.argmax()]!r}; "
+                "counts must be whole numbers of 0 or more."
+            )
         out[col] = v
     return pd.DataFrame(out, index=df.index)
 
@@ -140,7 +148,9 @@ def _find_total_row(df: pd.DataFrame, count_columns: list[str]) -> int | None:
     return None
 
 
-def _add_margins(df: pd.DataFrame, count_columns: list[str], values: pd.DataFrame) -> tuple[pd.DataFrame, list[str], str | None]:
+def _add_margins(
+    df: pd.DataFrame, count_columns: list[str], values: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str], str | None]:
     out = df.copy()
     total_column = None
     if len(count_columns) > 1:
@@ -160,8 +170,13 @@ def _add_margins(df: pd.DataFrame, count_columns: list[str], values: pd.DataFram
     return out, count_columns, total_column
 
 
-def _equations(values: pd.DataFrame, interior_rows: list[int], interior_cols: list[str], total_row: int | None,
-               total_column: str | None) -> list[dict[Cell, float]]:
+def _equations(
+    values: pd.DataFrame,
+    interior_rows: list[int],
+    interior_cols: list[str],
+    total_row: int | None,
+    total_column: str | None,
+) -> list[dict[Cell, float]]:
     """Linear equations a reader knows hold between the cells: each row and column adds up to its total.
 
     Missing (NaN) cells and any gap between a total and the sum of its parts are treated as
@@ -210,9 +225,14 @@ def recoverable_cells(equations: list[dict[Cell, float]], suppressed: Iterable[C
     return [cell for cell in cells if np.abs(ns[index[cell]]).max() < tol]
 
 
-def hidden_ranges(equations: list[dict[Cell, float]], hidden: Iterable[Cell], value, lowest: int = 1,
-                  cells: Iterable[Cell] | None = None,
-                  at_most: Iterable[tuple[Cell, Cell]] = ()) -> dict[Cell, tuple[float, float]]:
+def hidden_ranges(
+    equations: list[dict[Cell, float]],
+    hidden: Iterable[Cell],
+    value,
+    lowest: int = 1,
+    cells: Iterable[Cell] | None = None,
+    at_most: Iterable[tuple[Cell, Cell]] = (),
+) -> dict[Cell, tuple[float, float]]:
     """The smallest and largest whole value a reader could give each hidden cell.
 
     The reader knows every published cell, every equation, that a hidden cell is at least
@@ -261,7 +281,7 @@ def hidden_ranges(equations: list[dict[Cell, float]], hidden: Iterable[Cell], va
     # drop the assumption for it, so it is bounded by 0
     bounds = Bounds(np.array([float(min(lowest, value(c))) for c in hidden]), np.full(len(hidden), np.inf))
     out = {}
-    for cell in (hidden if cells is None else cells):
+    for cell in hidden if cells is None else cells:
         c = np.zeros(len(hidden))
         c[index[cell]] = 1.0
         lo_hi = []
@@ -335,7 +355,9 @@ def suppress_table(
 
     if margins:
         if total_row is not None or total_column is not None or _find_total_row(df, count_columns) is not None:
-            raise InputError("Disclosure control: margins=True was asked for, but the table already has a total row or column.")
+            raise InputError(
+                "Disclosure control: margins=True was asked for, but the table already has a total row or column."
+            )
         table, count_columns, total_column = _add_margins(table, count_columns, values)
         values = _check_counts(table, count_columns)
         total_row_pos: int | None = len(table) - 1
@@ -360,11 +382,15 @@ def suppress_table(
         row, col = key if isinstance(key, tuple) else (key, None)
         if col is None:
             if len(count_columns) != 1:
-                raise InputError("Disclosure control: an identity over a table of several count columns must name "
-                                 "(row, column) cells.")
+                raise InputError(
+                    "Disclosure control: an identity over a table of several count columns must name "
+                    "(row, column) cells."
+                )
             col = count_columns[0]
         if row not in table.index or col not in count_columns:
-            raise InputError(f"Disclosure control: an identity names a cell ({row!r}, {col!r}) the table does not have.")
+            raise InputError(
+                f"Disclosure control: an identity names a cell ({row!r}, {col!r}) the table does not have."
+            )
         return int(table.index.get_loc(row)), col
 
     for ident in identities:
@@ -399,8 +425,9 @@ def suppress_table(
         return (is_margin(cell), v == 0, v, cell[0], count_columns.index(cell[1]))
 
     def candidates(eq: dict[Cell, float]) -> list[Cell]:
-        return sorted((cell for cell in eq if cell not in reason and cell in published and cell not in pinned),
-                      key=order)
+        return sorted(
+            (cell for cell in eq if cell not in reason and cell in published and cell not in pinned), key=order
+        )
 
     lowest = 0 if suppress_zeros else 1
 
@@ -419,8 +446,9 @@ def suppress_table(
         exposed = recoverable_cells(eqs, reason)
         narrow: list[Cell] = []
         if not exposed:
-            narrow = narrow_cells(eqs, reason, value, threshold, lowest,
-                                  [c for c, why in reason.items() if why == "primary"], bounds)
+            narrow = narrow_cells(
+                eqs, reason, value, threshold, lowest, [c for c, why in reason.items() if why == "primary"], bounds
+            )
             if not narrow:
                 break
         target = (exposed or narrow)[0]
@@ -434,8 +462,14 @@ def suppress_table(
         if exposed:
             chosen = next((o for o in options if target not in recoverable_cells(eqs, [*reason, o])), options[0])
         else:
-            chosen = next((o for o in options if target not in narrow_cells(eqs, [*reason, o], value, threshold,
-                                                                             lowest, [target], bounds)), options[-1])
+            chosen = next(
+                (
+                    o
+                    for o in options
+                    if target not in narrow_cells(eqs, [*reason, o], value, threshold, lowest, [target], bounds)
+                ),
+                options[-1],
+            )
         reason[chosen] = "secondary"
 
     display = table.copy()
@@ -490,10 +524,14 @@ def cut_curve(
     minimum (per group when ``group_column`` is given; in time order when ``time_column`` is).
     """
     if at_risk_column not in curve_df.columns:
-        raise InputError(f"Disclosure control: the curve has no '{at_risk_column}' column; it has {list(curve_df.columns)}.")
+        raise InputError(
+            f"Disclosure control: the curve has no '{at_risk_column}' column; it has {list(curve_df.columns)}."
+        )
     at_risk = pd.to_numeric(curve_df[at_risk_column], errors="coerce")
     if at_risk.isna().any():
-        raise InputError(f"Disclosure control: the curve's '{at_risk_column}' column has missing or non-numeric values.")
+        raise InputError(
+            f"Disclosure control: the curve's '{at_risk_column}' column has missing or non-numeric values."
+        )
     df = curve_df
     if time_column is not None:
         df = df.sort_values([*([group_column] if group_column else []), time_column], kind="stable")
@@ -525,8 +563,14 @@ def round_count(value: float, rounding: int | None) -> int:
     return int(np.floor(value / rounding + 0.5) * rounding)
 
 
-def safe_rate(numerator: float, denominator: float, threshold: int = DISCLOSURE_THRESHOLD, *, decimals: int = 1,
-              rounding: int | None = None) -> SafeRate:
+def safe_rate(
+    numerator: float,
+    denominator: float,
+    threshold: int = DISCLOSURE_THRESHOLD,
+    *,
+    decimals: int = 1,
+    rounding: int | None = None,
+) -> SafeRate:
     """A rate (shown as a percentage) that is published only if no small count lies behind it.
 
     Hidden when the numerator, the denominator or their difference is from 1 to

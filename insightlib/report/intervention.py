@@ -77,16 +77,38 @@ class InterventionEffect:
         rows = []
 
         def add(label, est: Estimate, scale=1.0, unit=""):
-            rows.append({"comparison": label, "estimate": est.estimate * scale, "ci_low": est.ci_low * scale,
-                         "ci_high": est.ci_high * scale, "unit": unit, "interval": est.method})
+            rows.append(
+                {
+                    "comparison": label,
+                    "estimate": est.estimate * scale,
+                    "ci_low": est.ci_low * scale,
+                    "ci_high": est.ci_high * scale,
+                    "unit": unit,
+                    "interval": est.method,
+                }
+            )
 
         add("Naive difference in re-referral within horizon", self.naive["risk_difference"], 100, "percentage points")
-        labels = {"ipw": "Inverse probability weighting", "matching": "Propensity-score matching",
-                  "regression": "Regression adjustment", "aipw": "Doubly robust (AIPW)"}
+        labels = {
+            "ipw": "Inverse probability weighting",
+            "matching": "Propensity-score matching",
+            "regression": "Regression adjustment",
+            "aipw": "Doubly robust (AIPW)",
+        }
         for k, v in self.methods.items():
             add(f"{labels.get(k, k)}: difference in re-referral", v, 100, "percentage points")
-        add("Weighted Kaplan-Meier: difference in risk of re-referral", self.effect["risk_difference"], 100, "percentage points")
-        add("Weighted Kaplan-Meier: difference in days before re-referral (RMST)", self.effect["rmst_difference"], 1, "days")
+        add(
+            "Weighted Kaplan-Meier: difference in risk of re-referral",
+            self.effect["risk_difference"],
+            100,
+            "percentage points",
+        )
+        add(
+            "Weighted Kaplan-Meier: difference in days before re-referral (RMST)",
+            self.effect["rmst_difference"],
+            1,
+            "days",
+        )
         add("Weighted Cox: hazard ratio", self.effect["hazard_ratio"], 1, "ratio")
         return pd.DataFrame(rows)
 
@@ -99,11 +121,14 @@ class InterventionEffect:
         """Closed cases by group, with a total row (counts: pass through insightlib.report.disclosure before showing)."""
         c = self.counts
         h = self.parameters.get("horizon_days")
-        df = pd.DataFrame({
-            "Closed cases analysed": [c["analysed_treated"], c["analysed_control"]],
-            f"Followed for the whole {h} days": [c["binary_treated"], c["binary_control"]],
-            f"Re-referred within {h} days": [c["rereferred_treated"], c["rereferred_control"]],
-        }, index=["Received the intervention", "Did not"])
+        df = pd.DataFrame(
+            {
+                "Closed cases analysed": [c["analysed_treated"], c["analysed_control"]],
+                f"Followed for the whole {h} days": [c["binary_treated"], c["binary_control"]],
+                f"Re-referred within {h} days": [c["rereferred_treated"], c["rereferred_control"]],
+            },
+            index=["Received the intervention", "Did not"],
+        )
         df.loc["Total"] = df.sum()
         return df
 
@@ -119,9 +144,10 @@ class InterventionEffect:
         # and a reader knows, row by row, re-referred <= followed up <= analysed
         cols = list(df.columns)
         at_most = [((row, cols[k + 1]), (row, cols[k])) for row in df.index for k in range(len(cols) - 1)]
-        res = disclosure.suppress_table(df, cols, threshold, rounding, total_row="Total", known=known,
-                                        at_most=at_most)
-        out = res.table().map(lambda v: f"{int(v):,}" if isinstance(v, (int, np.integer, float, np.floating)) and np.isfinite(v) else v)
+        res = disclosure.suppress_table(df, cols, threshold, rounding, total_row="Total", known=known, at_most=at_most)
+        out = res.table().map(
+            lambda v: f"{int(v):,}" if isinstance(v, (int, np.integer, float, np.floating)) and np.isfinite(v) else v
+        )
         out.index.name = None
         out.columns.name = "Group"
         if res.n_primary or res.n_secondary or rounding:
@@ -178,8 +204,10 @@ class InterventionEffect:
         if not trimmed:
             return f"all {total:,} closed cases at risk of re-referral"
         share = trimmed / total
-        return (f"the {self.counts['analysed']:,} closed cases where children who did and did not receive it were "
-                f"comparable ({share:.0%} of {total:,} were set aside for poor overlap)")
+        return (
+            f"the {self.counts['analysed']:,} closed cases where children who did and did not receive it were "
+            f"comparable ({share:.0%} of {total:,} were set aside for poor overlap)"
+        )
 
     def assumptions(self) -> list[str]:
         """The assumptions in plain English, with how the graph was arrived at where none was given."""
@@ -198,23 +226,31 @@ class InterventionEffect:
         when = "a year" if h == 365 else f"{h} days"
         size = abs(rd.estimate) * 100
         if not self.estimable():
-            return (f"{text.md(p['intervention'])}: the effect on re-referral within {when} of a case closing is "
-                    f"{TOO_FEW} (fewer than {MIN_EVENTS_FOR_ESTIMATE} children re-referred in a group, or no proper "
-                    "interval).")
+            return (
+                f"{text.md(p['intervention'])}: the effect on re-referral within {when} of a case closing is "
+                f"{TOO_FEW} (fewer than {MIN_EVENTS_FOR_ESTIMATE} children re-referred in a group, or no proper "
+                "interval)."
+            )
         if rd.ci_high < 0:
             verdict = f"re-referral within {when} of a case closing was {size:.1f} percentage points lower"
         elif rd.ci_low > 0:
             verdict = f"re-referral within {when} of a case closing was {size:.1f} percentage points higher"
         else:
             verdict = f"there is no clear difference in re-referral within {when} of a case closing"
-        return (f"{text.md(p['intervention'])}: allowing for which children received it, {verdict} "
-                f"({_points_range(rd.ci_low, rd.ci_high)}; {self._level()} interval).")
+        return (
+            f"{text.md(p['intervention'])}: allowing for which children received it, {verdict} "
+            f"({_points_range(rd.ci_low, rd.ci_high)}; {self._level()} interval)."
+        )
 
     # ---- tables (aggregates only; counts pass through insightlib.report.disclosure) -------------
     def report_table(self) -> pd.DataFrame:
         """The naive comparison beside every adjusted estimate, formatted for the report."""
-        labels = {"ipw": "Inverse probability weighting", "matching": "Propensity-score matching (1:1)",
-                  "regression": "Regression adjustment", "aipw": "Doubly robust (AIPW)"}
+        labels = {
+            "ipw": "Inverse probability weighting",
+            "matching": "Propensity-score matching (1:1)",
+            "regression": "Regression adjustment",
+            "aipw": "Doubly robust (AIPW)",
+        }
         h = self.parameters["horizon_days"]
         rows = {}
         unstable = []
@@ -230,45 +266,69 @@ class InterventionEffect:
             return f"{100 * e.estimate:+.1f} points", f"{100 * e.ci_low:+.1f} to {100 * e.ci_high:+.1f}"
 
         # short names of how each interval was made (the full description is in results.json)
-        how = {"naive": "influence function", "ipw": "influence function, propensity model allowed for",
-               "matching": "Abadie-Imbens variance", "regression": "delta method", "aipw": "influence function"}
+        how = {
+            "naive": "influence function",
+            "ipw": "influence function, propensity model allowed for",
+            "matching": "Abadie-Imbens variance",
+            "regression": "delta method",
+            "aipw": "influence function",
+        }
         boot = f"bootstrap of children ({self.parameters.get('bootstrap_reps', '')} samples)"
         n = self.naive["risk_difference"]
         rows[f"Simple comparison (no adjustment): re-referred within {h} days"] = (
-            (*pts(n), how["naive"]) if self.naive_shown() else ("c", "c", how["naive"]))
+            (*pts(n), how["naive"]) if self.naive_shown() else ("c", "c", how["naive"])
+        )
         for k, v in self.methods.items():
             rows[f"{labels.get(k, k)}: re-referred within {h} days"] = (*pts(v), how.get(k, ""))
         rd, rm, hr = self.effect["risk_difference"], self.effect["rmst_difference"], self.effect["hazard_ratio"]
-        rows[f"Weighted Kaplan-Meier: re-referred by day {h} (headline)"] = (*pts(rd), boot) if self.estimable() else (
-            TOO_FEW, TOO_FEW, boot)
+        rows[f"Weighted Kaplan-Meier: re-referred by day {h} (headline)"] = (
+            (*pts(rd), boot) if self.estimable() else (TOO_FEW, TOO_FEW, boot)
+        )
         ok = self.estimable()
         rows[f"Weighted Kaplan-Meier: days free of re-referral in the first {h} (RMST)"] = (
-            f"{rm.estimate:+.1f} days", f"{rm.ci_low:+.1f} to {rm.ci_high:+.1f}", boot) if ok else (TOO_FEW, TOO_FEW, boot)
+            (f"{rm.estimate:+.1f} days", f"{rm.ci_low:+.1f} to {rm.ci_high:+.1f}", boot)
+            if ok
+            else (TOO_FEW, TOO_FEW, boot)
+        )
         rows["Weighted Cox: hazard ratio (below 1: re-referral slower)"] = (
-            f"{hr.estimate:.2f}", f"{hr.ci_low:.2f} to {hr.ci_high:.2f}", "robust (sandwich)") if ok and \
-            np.isfinite(hr.estimate) and hr.estimate > 0 else (TOO_FEW, TOO_FEW, "robust (sandwich)")
-        out = pd.DataFrame.from_dict(rows, orient="index", columns=["Estimate", f"{self._level()} interval", "How the interval was worked out"])
+            (f"{hr.estimate:.2f}", f"{hr.ci_low:.2f} to {hr.ci_high:.2f}", "robust (sandwich)")
+            if ok and np.isfinite(hr.estimate) and hr.estimate > 0
+            else (TOO_FEW, TOO_FEW, "robust (sandwich)")
+        )
+        out = pd.DataFrame.from_dict(
+            rows, orient="index", columns=["Estimate", f"{self._level()} interval", "How the interval was worked out"]
+        )
         out.index.name = None
         out.columns.name = "Comparison"
         if not self.naive_shown():
-            out.attrs["note"] = (f"c: the simple comparison is hidden because a group has fewer than {self._threshold()} "
-                                 "children re-referred (or not re-referred); with the group sizes it would give that "
-                                 "number away.")
+            out.attrs["note"] = (
+                f"c: the simple comparison is hidden because a group has fewer than {self._threshold()} "
+                "children re-referred (or not re-referred); with the group sizes it would give that "
+                "number away."
+            )
         if unstable:
-            out.attrs["note"] = out.attrs.get("note", "") + (" " if out.attrs.get("note") else "") + \
-                 ("An interval marked 'could not be worked out' came out wider than any difference in shares "
-                                 "can be (beyond 100 points either way): its variance calculation was numerically unstable on "
-                                 "these data, so only the estimate is shown. The other rows are unaffected.")
+            out.attrs["note"] = (
+                out.attrs.get("note", "")
+                + (" " if out.attrs.get("note") else "")
+                + (
+                    "An interval marked 'could not be worked out' came out wider than any difference in shares "
+                    "can be (beyond 100 points either way): its variance calculation was numerically unstable on "
+                    "these data, so only the estimate is shown. The other rows are unaffected."
+                )
+            )
         return out
 
     def balance_view(self) -> pd.DataFrame:
         """The love plot as a table: standardised differences before and after weighting."""
         b = self.balance.sort_values("smd_before", key=np.abs, ascending=False)
-        out = pd.DataFrame({
-            "Before weighting": b["smd_before"].map(lambda v: f"{v:+.3f}").to_numpy(),
-            "After weighting": b["smd_after"].map(lambda v: f"{v:+.3f}").to_numpy(),
-            f"Balanced (under {BALANCE_CUTOFF})": np.where(b["smd_after"].abs() < BALANCE_CUTOFF, "yes", "no"),
-        }, index=[_term_label(c) for c in b["covariate"]])
+        out = pd.DataFrame(
+            {
+                "Before weighting": b["smd_before"].map(lambda v: f"{v:+.3f}").to_numpy(),
+                "After weighting": b["smd_after"].map(lambda v: f"{v:+.3f}").to_numpy(),
+                f"Balanced (under {BALANCE_CUTOFF})": np.where(b["smd_after"].abs() < BALANCE_CUTOFF, "yes", "no"),
+            },
+            index=[_term_label(c) for c in b["covariate"]],
+        )
         out.columns.name = "Characteristic"
         return out
 
@@ -284,7 +344,8 @@ class InterventionEffect:
                 row[label] = (
                     f"{100 * (1 - s[f'{arm}_survival'].iloc[i]):.1f}% "
                     f"({100 * (1 - s[f'{arm}_ci_high'].iloc[i]):.1f} to {100 * (1 - s[f'{arm}_ci_low'].iloc[i]):.1f})"
-                    if ok else "too few to show"
+                    if ok
+                    else "too few to show"
                 )
             rows[f"By day {d}"] = row
         out = pd.DataFrame.from_dict(rows, orient="index")
@@ -302,11 +363,20 @@ class InterventionEffect:
             if "error" in r:
                 rows[labels.get(k, k)] = ("", "", "", "could not run")
                 continue
-            allowed = f"within {100 * r['limit']:.1f} points of {'zero' if k == 'placebo_treatment' else 'the estimate'}" if "limit" in r else ""
-            rows[labels.get(k, k)] = (f"{100 * r['estimated_effect']:+.1f} points", f"{100 * r['new_effect']:+.1f} points",
-                                      allowed, {True: "yes", False: "no", None: "could not run"}[r.get("passed")])
-        out = pd.DataFrame.from_dict(rows, orient="index",
-                                     columns=["Estimate before the change", "After the change", "Passes if", "Passed"])
+            allowed = (
+                f"within {100 * r['limit']:.1f} points of {'zero' if k == 'placebo_treatment' else 'the estimate'}"
+                if "limit" in r
+                else ""
+            )
+            rows[labels.get(k, k)] = (
+                f"{100 * r['estimated_effect']:+.1f} points",
+                f"{100 * r['new_effect']:+.1f} points",
+                allowed,
+                {True: "yes", False: "no", None: "could not run"}[r.get("passed")],
+            )
+        out = pd.DataFrame.from_dict(
+            rows, orient="index", columns=["Estimate before the change", "After the change", "Passes if", "Passed"]
+        )
         out.columns.name = "Check"
         return out
 
@@ -317,16 +387,21 @@ class InterventionEffect:
         rows = ok[0]["rows"] if ok else 0
         sims = ok[0]["simulations"] if ok else 0
         passed = sum(1 for r in self.refutations.values() if r.get("passed"))
-        return (f"Each check re-ran the weighting estimate of re-referral within "
-                f"{self.parameters['horizon_days']} days on a random sample of {rows:,} closed cases, "
-                f"{'once' if sims == 1 else f'{sims} times'}, so its starting estimate differs a little from the headline. "
-                f"{passed} of {len(self.refutations)} checks passed."
-                + ("" if passed == len(self.refutations) else
-                   " A check passes when the estimate after the change lands as near to where it should be "
-                   "(zero for the random intervention, the starting estimate for the others) as chance alone "
-                   "would usually put it, judged from the estimate's own uncertainty; a check fails by chance "
-                   "about 1 time in 20, so a check that did not pass is a reason for caution rather than proof "
-                   "that the estimate is wrong."))
+        return (
+            f"Each check re-ran the weighting estimate of re-referral within "
+            f"{self.parameters['horizon_days']} days on a random sample of {rows:,} closed cases, "
+            f"{'once' if sims == 1 else f'{sims} times'}, so its starting estimate differs a little from the headline. "
+            f"{passed} of {len(self.refutations)} checks passed."
+            + (
+                ""
+                if passed == len(self.refutations)
+                else " A check passes when the estimate after the change lands as near to where it should be "
+                "(zero for the random intervention, the starting estimate for the others) as chance alone "
+                "would usually put it, judged from the estimate's own uncertainty; a check fails by chance "
+                "about 1 time in 20, so a check that did not pass is a reason for caution rather than proof "
+                "that the estimate is wrong."
+            )
+        )
 
     def evalue_words(self) -> str:
         """What strength of unmeasured confounding would overturn the finding, in words."""
@@ -335,11 +410,16 @@ class InterventionEffect:
         if not ev:
             return ""
         if not self.estimable():
-            return (f"The E-value (how strong an unmeasured factor would have to be to explain the effect away): {TOO_FEW}, "
-                    "as the effect itself is.")
+            return (
+                f"The E-value (how strong an unmeasured factor would have to be to explain the effect away): {TOO_FEW}, "
+                "as the effect itself is."
+            )
         rr = ev["risk_ratio"]
-        conversion = ("converted to a risk ratio with VanderWeele's square-root rule, as re-referral is common"
-                      if self.e_value.get("outcome_common") else "taken as a risk ratio, as re-referral is rare here")
+        conversion = (
+            "converted to a risk ratio with VanderWeele's square-root rule, as re-referral is common"
+            if self.e_value.get("outcome_common")
+            else "taken as a risk ratio, as re-referral is rare here"
+        )
         crosses = ev.get("ci") == 1.0
         lines = [
             f"The adjusted risk ratio is {rr:.2f} (re-referral by day {self.parameters['horizon_days']} with the intervention as a "
@@ -347,42 +427,62 @@ class InterventionEffect:
             f"children about {ev['estimate']:.2f} times as likely to receive the intervention, and (separately) about "
             f"{ev['estimate']:.2f} times as likely to be re-referred, over and above the characteristics allowed for, to "
             f"explain the whole effect away. Weaker confounding could not.",
-            ("The interval already includes no effect, so no unmeasured confounding is needed to make the result "
-             "inconclusive." if crosses else
-             f"To shift the interval so that it includes no effect would take such a factor of strength "
-             f"**{ev['ci']:.2f}** with both."),
+            (
+                "The interval already includes no effect, so no unmeasured confounding is needed to make the result "
+                "inconclusive."
+                if crosses
+                else f"To shift the interval so that it includes no effect would take such a factor of strength "
+                f"**{ev['ci']:.2f}** with both."
+            ),
         ]
-        if hr and all(np.isfinite(hr.get(k, np.nan)) for k in ("estimate", "ci")) and \
-                np.isfinite(self.effect["hazard_ratio"].estimate) and self.effect["hazard_ratio"].estimate > 0:
-            lines.append(f"For the hazard ratio ({self.effect['hazard_ratio'].estimate:.2f}, {conversion}) the E-value is "
-                         f"{hr['estimate']:.2f}, and {hr['ci']:.2f} for its interval.")
+        if (
+            hr
+            and all(np.isfinite(hr.get(k, np.nan)) for k in ("estimate", "ci"))
+            and np.isfinite(self.effect["hazard_ratio"].estimate)
+            and self.effect["hazard_ratio"].estimate > 0
+        ):
+            lines.append(
+                f"For the hazard ratio ({self.effect['hazard_ratio'].estimate:.2f}, {conversion}) the E-value is "
+                f"{hr['estimate']:.2f}, and {hr['ci']:.2f} for its interval."
+            )
         return " ".join(lines)
 
     def alt_text(self, figure: str) -> str:
         rd = self.effect["risk_difference"]
         if figure == "love":
             b = self.to_dict()["balance"]
-            return (f"Dot plot of standardised differences for {len(self.balance)} characteristics: the largest was "
-                    f"{b['max_abs_smd_before']:.2f} before weighting and {b['max_abs_smd_after']:.2f} after.")
+            return (
+                f"Dot plot of standardised differences for {len(self.balance)} characteristics: the largest was "
+                f"{b['max_abs_smd_before']:.2f} before weighting and {b['max_abs_smd_after']:.2f} after."
+            )
         if figure == "overlap":
             q = self.overlap["propensity_quantiles"]
             lo, hi = self.overlap.get("trim_low", 0.0), self.overlap.get("trim_high", 1.0)
-            kept = (f" Episodes outside {lo:.2f} to {hi:.2f} ({self._n(self.overlap.get('trimmed_total', 0))}) were set aside."
-                    if lo > 0 or hi < 1 else " None were set aside.")
-            return (f"Histograms of the estimated chance of receiving the intervention: median {q['treated'][50]:.2f} "
-                    f"among those who received it and {q['control'][50]:.2f} among those who did not.{kept}")
+            kept = (
+                f" Episodes outside {lo:.2f} to {hi:.2f} ({self._n(self.overlap.get('trimmed_total', 0))}) were set aside."
+                if lo > 0 or hi < 1
+                else " None were set aside."
+            )
+            return (
+                f"Histograms of the estimated chance of receiving the intervention: median {q['treated'][50]:.2f} "
+                f"among those who received it and {q['control'][50]:.2f} among those who did not.{kept}"
+            )
         if not self.estimable():
-            return (f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}, with and without "
-                    f"the intervention; the difference between them is {TOO_FEW}.")
+            return (
+                f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}, with and without "
+                f"the intervention; the difference between them is {TOO_FEW}."
+            )
         end = self.survival.iloc[-1] if len(self.survival) else None
 
         def risk(arm: str) -> str:  # as the chart and the curve table show it at the horizon
             ok = end is not None and bool(end.get(f"{arm}_shown", True))
             return f"{100 * self.risks[arm]:.1f}%" if ok else "too few to show"
 
-        return (f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}: "
-                f"{risk('treated')} with the intervention and {risk('control')} without "
-                f"(difference {100 * rd.estimate:.1f} points, {self._level()} interval {100 * rd.ci_low:.1f} to {100 * rd.ci_high:.1f}).")
+        return (
+            f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}: "
+            f"{risk('treated')} with the intervention and {risk('control')} without "
+            f"(difference {100 * rd.estimate:.1f} points, {self._level()} interval {100 * rd.ci_low:.1f} to {100 * rd.ci_high:.1f})."
+        )
 
     # ---- charts --------------------------------------------------------------------
     def love_plot(self):
@@ -390,8 +490,11 @@ class InterventionEffect:
 
         b = self.balance.sort_values("smd_before", key=np.abs)
         after_max = b["smd_after"].abs().max() if len(b) else 0
-        title = (f"After weighting, all characteristics are balanced (largest {after_max:.2f})" if after_max < BALANCE_CUTOFF
-                 else f"After weighting, the largest difference is still {after_max:.2f}")
+        title = (
+            f"After weighting, all characteristics are balanced (largest {after_max:.2f})"
+            if after_max < BALANCE_CUTOFF
+            else f"After weighting, the largest difference is still {after_max:.2f}"
+        )
         fig, ax = new_figure(title, width=8.5, height=max(3.0, 0.22 * len(b) + 1.5))
         yy = np.arange(len(b))
         ax.scatter(b["smd_before"].abs(), yy, color=ORANGE, label="Before weighting", zorder=3)
@@ -408,8 +511,11 @@ class InterventionEffect:
         from insightlib.report.charts import DARK_BLUE, ORANGE, new_figure
 
         trimmed, total = self.overlap.get("trimmed_total", 0), self.counts["episodes"]
-        title = (f"{trimmed / total:.0%} of closed cases were set aside for poor overlap between the groups"
-                 if trimmed else "Children who did and did not receive it overlapped across the range")
+        title = (
+            f"{trimmed / total:.0%} of closed cases were set aside for poor overlap between the groups"
+            if trimmed
+            else "Children who did and did not receive it overlapped across the range"
+        )
         fig, ax = new_figure(title)
         bins = np.linspace(0, 1, 21)
         thr = self._threshold()
@@ -436,7 +542,9 @@ class InterventionEffect:
         s = self.survival
         rd = self.effect["risk_difference"]
         if not self.estimable():
-            title = f"Adjusted re-referral curves up to day {self.parameters['horizon_days']}: a difference is {TOO_FEW}"
+            title = (
+                f"Adjusted re-referral curves up to day {self.parameters['horizon_days']}: a difference is {TOO_FEW}"
+            )
         elif rd.ci_high < 0 or rd.ci_low > 0:
             word = "lower" if rd.estimate < 0 else "higher"
             title = f"Adjusted for who received it, re-referral was {abs(rd.estimate) * 100:.0f} points {word} by day {self.parameters['horizon_days']}"
@@ -446,8 +554,14 @@ class InterventionEffect:
         for arm, colour, label in (("treated", ORANGE, "With the intervention"), ("control", DARK_BLUE, "Without")):
             ok = s[f"{arm}_shown"]  # not drawn (a gap, not a flat line) where hidden
             ax.step(s["day"], (1 - s[f"{arm}_survival"]).where(ok), where="post", color=colour, label=label)
-            ax.fill_between(s["day"], (1 - s[f"{arm}_ci_high"]).where(ok), (1 - s[f"{arm}_ci_low"]).where(ok),
-                            step="post", color=colour, alpha=0.15)
+            ax.fill_between(
+                s["day"],
+                (1 - s[f"{arm}_ci_high"]).where(ok),
+                (1 - s[f"{arm}_ci_low"]).where(ok),
+                step="post",
+                color=colour,
+                alpha=0.15,
+            )
         ax.set_xlabel("Days since the case closed")
         ax.set_ylabel("Share re-referred (weighted)")
         ax.set_ylim(0, None)
@@ -462,11 +576,15 @@ class InterventionEffect:
         rd, nv = self.effect["risk_difference"], self.naive["risk_difference"]
         h = p["horizon_days"]
         if p["estimand"] == "ATE":
-            meaning = (f"This compares re-referral if every child in the analysis had received it with re-referral if none "
-                       f"had, among {self.population_words()}.")
+            meaning = (
+                f"This compares re-referral if every child in the analysis had received it with re-referral if none "
+                f"had, among {self.population_words()}."
+            )
         else:
-            meaning = (f"This compares the children who received it with what would have happened to the same "
-                       f"children without it, among {self.population_words()}.")
+            meaning = (
+                f"This compares the children who received it with what would have happened to the same "
+                f"children without it, among {self.population_words()}."
+            )
         if not self.estimable():
             sure = ""
         elif rd.ci_high < 0 or rd.ci_low > 0:
@@ -475,15 +593,24 @@ class InterventionEffect:
             sure = "The interval includes zero: the data are consistent with no effect."
         aipw = self.methods.get("aipw")
         simple = (
-            f"**Simple comparison.** Comparing the two groups as they are gives {100 * nv.estimate:+.1f} points "
-            f"({_points_range(nv.ci_low, nv.ci_high)}) among closed cases followed for the whole {h} days"
-            + (f", against {100 * aipw.estimate:+.1f} points once the groups are made alike (doubly robust estimate on the "
-               f"same cases)" if aipw is not None else "")
-            + ". The gap is the part explained by which children were chosen for the intervention."
-        ) if self.naive_shown() else (
-            f"**Simple comparison.** Not shown: a group has fewer than {self._threshold()} children re-referred (or not "
-            "re-referred) among closed cases followed for the whole period, and with the group sizes the comparison "
-            "would give that number away.")
+            (
+                f"**Simple comparison.** Comparing the two groups as they are gives {100 * nv.estimate:+.1f} points "
+                f"({_points_range(nv.ci_low, nv.ci_high)}) among closed cases followed for the whole {h} days"
+                + (
+                    f", against {100 * aipw.estimate:+.1f} points once the groups are made alike (doubly robust estimate on the "
+                    f"same cases)"
+                    if aipw is not None
+                    else ""
+                )
+                + ". The gap is the part explained by which children were chosen for the intervention."
+            )
+            if self.naive_shown()
+            else (
+                f"**Simple comparison.** Not shown: a group has fewer than {self._threshold()} children re-referred (or not "
+                "re-referred) among closed cases followed for the whole period, and with the group sizes the comparison "
+                "would give that number away."
+            )
+        )
         lines = [f"**Finding.** {self.headline()} {meaning} {sure}".rstrip(), simple]
         if self.e_value.get("risk_ratio"):
             lines.append(f"**What would overturn it.** {self.evalue_words()}")

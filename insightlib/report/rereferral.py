@@ -46,7 +46,9 @@ class ReReferralReport:
     folded: list = field(default_factory=list)  # groups shown as "Other" on the charts
     data_start: pd.Timestamp | None = None  # first referral in the extract
     extract_date: pd.Timestamp | None = None
-    threshold: int = DISCLOSURE_THRESHOLD  # disclosure threshold: every figure the report words or tabulates is controlled by it
+    threshold: int = (
+        DISCLOSURE_THRESHOLD  # disclosure threshold: every figure the report words or tabulates is controlled by it
+    )
     rounding: int | None = None
     _published: dict | None = field(default=None, repr=False)
 
@@ -58,9 +60,14 @@ class ReReferralReport:
         """KM at the horizons; values where fewer than ``min_at_risk`` remain are withheld (None)."""
         out = {}
         for g, by_h in self.km.to_dict().items():
-            out[g] = {h: (v if (v["at_risk"] or 0) >= self.min_at_risk else
-                          {"survival": None, "ci_low": None, "ci_high": None, "at_risk": None})
-                      for h, v in by_h.items()}
+            out[g] = {
+                h: (
+                    v
+                    if (v["at_risk"] or 0) >= self.min_at_risk
+                    else {"survival": None, "ci_low": None, "ci_high": None, "at_risk": None}
+                )
+                for h, v in by_h.items()
+            }
         return out
 
     def to_dict(self) -> dict:
@@ -70,18 +77,31 @@ class ReReferralReport:
             "logrank": self.logrank.to_dict(),
             "cox": self.cox.to_dict() if self.cox is not None else {},
             "cox_global_test": self.cox.global_test() if self.cox is not None else {},
-            "cox_too_few_to_estimate": ([t for t in self.cox.terms["term"] if not self.cox.estimable(t)]
-                                        if self.cox is not None else []),
-            "ph_test": ({r.term: {"statistic": r.statistic, "df": r.df, "p_value": r.p_value}
-                         for r in self.cox.ph.itertuples()} if self.cox is not None else {}),
+            "cox_too_few_to_estimate": (
+                [t for t in self.cox.terms["term"] if not self.cox.estimable(t)] if self.cox is not None else []
+            ),
+            "ph_test": (
+                {r.term: {"statistic": r.statistic, "df": r.df, "p_value": r.p_value} for r in self.cox.ph.itertuples()}
+                if self.cox is not None
+                else {}
+            ),
             "cumulative_incidence": self.cumulative_incidence.to_dict() if self.cumulative_incidence else {},
             "rmst": self.rmst.to_dict(),
-            "dfe_measure": {str(r.year): {"referrals": r.referrals, "rereferrals": r.rereferrals, "rate": r.rate,
-                                          "complete": bool(r.complete),
-                                          "published_rate": getattr(r, "published_rate", None)}
-                            for r in dfe.itertuples()},
-            "headline": {"closure_year": self.headline_year, "horizon_days": max(self.horizons),
-                         f"share_rereferred_within_{max(self.horizons)}_days": self.headline_rate},
+            "dfe_measure": {
+                str(r.year): {
+                    "referrals": r.referrals,
+                    "rereferrals": r.rereferrals,
+                    "rate": r.rate,
+                    "complete": bool(r.complete),
+                    "published_rate": getattr(r, "published_rate", None),
+                }
+                for r in dfe.itertuples()
+            },
+            "headline": {
+                "closure_year": self.headline_year,
+                "horizon_days": max(self.horizons),
+                f"share_rereferred_within_{max(self.horizons)}_days": self.headline_rate,
+            },
             "episodes": {**self.counts, "at_risk": self.episodes_at_risk, "children": self.children},
             "group_by": self.group_by,
             "charts": {"groups_folded_into_other": list(self.folded)},
@@ -144,13 +164,20 @@ class ReReferralReport:
             rate = safe_rate(rr, ref, self.threshold, rounding=self.rounding)
             hide_ref = self._small(ref)
             hide_rr = rr > 0 and (self._small(rr) or self._small(ref - rr) or hide_ref)  # a true zero is shown
-            rows.append({"year": int(r.year), "referrals": "c" if hide_ref else round_count(ref, self.rounding),
-                         "rereferrals": "c" if hide_rr else round_count(rr, self.rounding),
-                         "rate": None if (rate.suppressed or hide_rr or hide_ref) else rate.rate,
-                         "rate_display": "c" if (rate.suppressed or hide_rr or hide_ref) else rate.display,
-                         "published_rate": getattr(r, "published_rate", np.nan), "complete": bool(r.complete)})
-        return pd.DataFrame(rows, columns=["year", "referrals", "rereferrals", "rate", "rate_display",
-                                           "published_rate", "complete"])
+            rows.append(
+                {
+                    "year": int(r.year),
+                    "referrals": "c" if hide_ref else round_count(ref, self.rounding),
+                    "rereferrals": "c" if hide_rr else round_count(rr, self.rounding),
+                    "rate": None if (rate.suppressed or hide_rr or hide_ref) else rate.rate,
+                    "rate_display": "c" if (rate.suppressed or hide_rr or hide_ref) else rate.display,
+                    "published_rate": getattr(r, "published_rate", np.nan),
+                    "complete": bool(r.complete),
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["year", "referrals", "rereferrals", "rate", "rate_display", "published_rate", "complete"]
+        )
 
     # sentences -------------------------------------------------------------------------
     def _share_back(self, group: str, h: int) -> float | None:
@@ -202,8 +229,10 @@ class ReReferralReport:
     def _closure_share_sentence(self) -> str | None:
         if self.headline_year is None or self.headline_rate is None:
             return None
-        return (f"Of children whose cases closed in {self.headline_year}, {_one_in(self.headline_rate)} "
-                f"were referred again {_within(max(self.horizons))}.")
+        return (
+            f"Of children whose cases closed in {self.headline_year}, {_one_in(self.headline_rate)} "
+            f"were referred again {_within(max(self.horizons))}."
+        )
 
     def _group_sentence(self) -> str | None:
         h = max(self.horizons)
@@ -214,11 +243,15 @@ class ReReferralReport:
         fast, slow = max(back, key=back.get), min(back, key=back.get)
         among = " Of the largest groups," if len(self.km.curves) > len(chart.curves) else ""
         if round(100 * back[fast]) == round(100 * back[slow]):
-            sentence = (f"{among} {_who(self.group_by, fast, True)} and {_who(self.group_by, slow, True)} came back at about "
-                        f"the same rate ({back[fast]:.0%} referred again {_within(h)}).").strip()
+            sentence = (
+                f"{among} {_who(self.group_by, fast, True)} and {_who(self.group_by, slow, True)} came back at about "
+                f"the same rate ({back[fast]:.0%} referred again {_within(h)})."
+            ).strip()
         else:
-            sentence = (f"{among} {_who(self.group_by, fast, True)} came back fastest ({back[fast]:.0%} referred again "
-                        f"{_within(h)}, against {back[slow]:.0%} of {_who(self.group_by, slow, True)}).").strip()
+            sentence = (
+                f"{among} {_who(self.group_by, fast, True)} came back fastest ({back[fast]:.0%} referred again "
+                f"{_within(h)}, against {back[slow]:.0%} of {_who(self.group_by, slow, True)})."
+            ).strip()
         sentence = sentence[0].upper() + sentence[1:]
         if self.logrank.p_value >= 0.05:
             sentence += " The difference between the groups could be chance."
@@ -240,11 +273,15 @@ class ReReferralReport:
             year = None if last is None else int(last.year)
         years = sorted(int(y) for y in reference.published_rereferral_rates()["year"].unique())
         if year is None:
-            return None, ("The extract has no complete year of DfE's measure, so the council's rate is not compared "
-                          "with England's.")
+            return None, (
+                "The extract has no complete year of DfE's measure, so the council's rate is not compared "
+                "with England's."
+            )
         if year not in years:
-            return None, (f"DfE has published no England rate for the year to 31 March {year} (its figures run "
-                          f"from {years[0]} to {years[-1]}), so the council's {year} rate is not compared with England's.")
+            return None, (
+                f"DfE has published no England rate for the year to 31 March {year} (its figures run "
+                f"from {years[0]} to {years[-1]}), so the council's {year} rate is not compared with England's."
+            )
         rate = reference.england_rereferral_rate(year)
         return rate, f"England: {rate:.1%} in the year to 31 March {year}, the same year as the council's figure."
 
@@ -255,12 +292,16 @@ class ReReferralReport:
         year = int(last.year)
         england, words = self.england_comparison(year)
         if last.rate is None or pd.isna(last.rate):
-            text = (f"In the year to 31 March {year}, the council's share of referrals that came within 12 months of "
-                    f"a previous referral (DfE's published measure) rests on fewer than {self.threshold} children, so "
-                    f"it is not shown")
+            text = (
+                f"In the year to 31 March {year}, the council's share of referrals that came within 12 months of "
+                f"a previous referral (DfE's published measure) rests on fewer than {self.threshold} children, so "
+                f"it is not shown"
+            )
         else:
-            text = (f"In the year to 31 March {year}, {last.rate_display} of the council's referrals came "
-                    f"within 12 months of a previous referral (DfE's published measure)")
+            text = (
+                f"In the year to 31 March {year}, {last.rate_display} of the council's referrals came "
+                f"within 12 months of a previous referral (DfE's published measure)"
+            )
         hidden = last.rate is None or pd.isna(last.rate)
         if england is None:
             text += f". {words}"
@@ -275,9 +316,11 @@ class ReReferralReport:
 
     def two_rates_sentence(self) -> str:
         """Why the share of closed cases referred again is not DfE's measure, in one sentence."""
-        return ("The two rates differ: DfE's published measure is the share of a year's referrals that came within "
-                "12 months of the child's previous referral (first referrals count in its denominator), while this "
-                "share follows each closed case for a year after it closed, so it is usually the higher.")
+        return (
+            "The two rates differ: DfE's published measure is the share of a year's referrals that came within "
+            "12 months of the child's previous referral (first referrals count in its denominator), while this "
+            "share follows each closed case for a year after it closed, so it is usually the higher."
+        )
 
     def _compared_terms(self) -> pd.DataFrame:
         """The Cox terms a headline may choose from (not "Other"), with Holm-adjusted p-values."""
@@ -312,8 +355,10 @@ class ReReferralReport:
             return "How each factor goes with being referred again sooner or later"
         cov, level = r.term[:-1].split("[", 1)
         who = _who(cov, level)
-        return (f"{who[0].upper() + who[1:]} were referred again {'sooner' if r.hr > 1 else 'later'}, other "
-                "factors held equal")
+        return (
+            f"{who[0].upper() + who[1:]} were referred again {'sooner' if r.hr > 1 else 'later'}, other "
+            "factors held equal"
+        )
 
     def cox_headline(self) -> str | None:
         """The factor that goes with the biggest clear difference in the rate of re-referral, others held equal."""
@@ -328,12 +373,16 @@ class ReReferralReport:
         r = self._clearest_term()
         if r is None:
             if np.isfinite(glob["p_value"]) and glob["p_value"] >= 0.05:
-                return ("Taken together, the factors in the model do not clearly go with how soon children were "
-                        f"referred again (overall test p {_p(glob['p_value'])}, {compared}), so no single factor "
-                        "is picked out.")
-            return ("Allowing for the other factors in the model, no factor showed a clear difference in how soon "
-                    f"children were referred again once the number compared is allowed for ({compared}, "
-                    "Holm's correction).")
+                return (
+                    "Taken together, the factors in the model do not clearly go with how soon children were "
+                    f"referred again (overall test p {_p(glob['p_value'])}, {compared}), so no single factor "
+                    "is picked out."
+                )
+            return (
+                "Allowing for the other factors in the model, no factor showed a clear difference in how soon "
+                f"children were referred again once the number compared is allowed for ({compared}, "
+                "Holm's correction)."
+            )
         ci = f"95% interval {r.ci_low:.2f} to {r.ci_high:.2f}"
         tail = f"; the clearest of {compared}, allowing for the number compared by Holm's method"
         if r.term.endswith("]") and "[" in r.term:
@@ -341,13 +390,19 @@ class ReReferralReport:
             ref = self.cox.references.get(cov)
             who, whom = _who(cov, level, True), _who(cov, ref, True) if ref is not None else "the comparison group"
             if r.hr >= 1:
-                return (f"Allowing for the other factors in the model, {who} were referred again {r.hr:.1f} times as "
-                        f"fast as {whom} (hazard ratio {r.hr:.2f}, {ci}{tail}).")
-            return (f"Allowing for the other factors in the model, {who} were referred again at {r.hr:.0%} of the "
-                    f"rate of {whom} (hazard ratio {r.hr:.2f}, {ci}{tail}).")
+                return (
+                    f"Allowing for the other factors in the model, {who} were referred again {r.hr:.1f} times as "
+                    f"fast as {whom} (hazard ratio {r.hr:.2f}, {ci}{tail})."
+                )
+            return (
+                f"Allowing for the other factors in the model, {who} were referred again at {r.hr:.0%} of the "
+                f"rate of {whom} (hazard ratio {r.hr:.2f}, {ci}{tail})."
+            )
         change = "raised" if r.hr >= 1 else "lowered"
-        return (f"Allowing for the other factors in the model, {term_label(r.term)} {change} the rate of "
-                f"re-referral by {abs(r.hr - 1):.0%} (hazard ratio {r.hr:.2f}, {ci}{tail}).")
+        return (
+            f"Allowing for the other factors in the model, {term_label(r.term)} {change} the rate of "
+            f"re-referral by {abs(r.hr - 1):.0%} (hazard ratio {r.hr:.2f}, {ci}{tail})."
+        )
 
     def logrank_sentence(self) -> str:
         return logrank_sentence(self.logrank)
@@ -362,24 +417,30 @@ class ReReferralReport:
         names = [group_label(self.group_by, g) for g in self.folded]
         listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
         if len(self.km.curves) == len(self.km_chart.curves):  # only groups too small to show alone
-            return f"\"{group_label(None, OTHER)}\": {listed}, too small to show on their own."
+            return f'"{group_label(None, OTHER)}": {listed}, too small to show on their own.'
         shown = len(self.km_chart.curves) - 1
-        return (f"The chart shows the {shown} largest groups; \"{group_label(None, OTHER)}\" is {listed} together. "
-                "The tables give every group of at least the minimum size.")
+        return (
+            f'The chart shows the {shown} largest groups; "{group_label(None, OTHER)}" is {listed} together. '
+            "The tables give every group of at least the minimum size."
+        )
 
     def dfe_note(self) -> str:
         """Why some years of DfE's measure are not shown (left truncation at the start, part-years at the end)."""
         d = self.dfe_measure
         left_out = d.loc[~d["complete"], "year"].astype(int).tolist()
         start = f" on {self.data_start.day} {self.data_start:%B %Y}" if self.data_start is not None else ""
-        text = (f"The extract's referrals start{start}. A referral counts as a re-referral only if the previous "
-                "referral is in the data, so in the first year of an extract the measure is too low: earlier "
-                "referrals happened but cannot be seen. Only years with a full 12 months of earlier data, and that "
-                "ended by the extract date, are shown.")
+        text = (
+            f"The extract's referrals start{start}. A referral counts as a re-referral only if the previous "
+            "referral is in the data, so in the first year of an extract the measure is too low: earlier "
+            "referrals happened but cannot be seen. Only years with a full 12 months of earlier data, and that "
+            "ended by the extract date, are shown."
+        )
         if left_out:
             years = [str(y) for y in left_out]
-            text += (f" Left out: the year{'' if len(years) == 1 else 's'} to 31 March "
-                     f"{', '.join(years[:-1]) + ' and ' + years[-1] if len(years) > 1 else years[0]}.")
+            text += (
+                f" Left out: the year{'' if len(years) == 1 else 's'} to 31 March "
+                f"{', '.join(years[:-1]) + ' and ' + years[-1] if len(years) > 1 else years[0]}."
+            )
         if not d["complete"].any():
             text += " No year in this extract qualifies, so the measure is not shown."
         return text
@@ -396,8 +457,11 @@ class ReReferralReport:
             "and test here treats each child's episodes together (clustered by child): the bands of the curves and "
             "the intervals of the average days out of contact (infinitesimal jackknife summed by child), the test "
             "of whether the groups differ ("
-            + ("a robust score test clustered by child, in place of the log-rank test"
-               if self.logrank.method != "log-rank" else "the log-rank test, since no child has two episodes here")
+            + (
+                "a robust score test clustered by child, in place of the log-rank test"
+                if self.logrank.method != "log-rank"
+                else "the log-rank test, since no child has two episodes here"
+            )
             + ") and the hazard ratios (robust errors clustered by child). Only the check of proportional hazards "
             "is not clustered (as in R's cox.zph).",
             "Only referrals in the extract can be seen. A child's earlier referrals before the extract starts are "
@@ -406,40 +470,49 @@ class ReReferralReport:
             "These are associations, not effects of the service: children in different groups differ in other "
             "ways, and a hazard ratio is about how soon children came back, not whether the service helped.",
             f"Curves stop where fewer than {self.min_at_risk} children are still followed, and counts below the "
-            "disclosure threshold are hidden (\"c\"), so that no child can be recognised.",
+            'disclosure threshold are hidden ("c"), so that no child can be recognised.',
         ]
-        for cov, groups in (self.cox.with_reference.items() if self.cox is not None else ()):
+        for cov, groups in self.cox.with_reference.items() if self.cox is not None else ():
             ref = group_label(cov, self.cox.references.get(cov, ""))
-            out.append(f"In the hazard ratios by {GROUPINGS.get(cov, cov)}, the small groups "
-                       f"{', '.join(group_label(cov, g) for g in groups)} are counted with {ref} (the comparison group): "
-                       "together none of their children was referred again, so on their own they have no hazard ratio.")
+            out.append(
+                f"In the hazard ratios by {GROUPINGS.get(cov, cov)}, the small groups "
+                f"{', '.join(group_label(cov, g) for g in groups)} are counted with {ref} (the comparison group): "
+                "together none of their children was referred again, so on their own they have no hazard ratio."
+            )
         if c.get("referrals_after_extract"):
             n = int(c["referrals_after_extract"])
             words = self.count_words("referrals_after_extract")
             one = n == 1 and words == "1"
-            out.append(f"{words} referral{'' if one else 's'} dated after the extract date "
-                       f"{'was' if one else 'were'} left out.")
+            out.append(
+                f"{words} referral{'' if one else 's'} dated after the extract date "
+                f"{'was' if one else 'were'} left out."
+            )
         return out
 
     def rmst_sentences(self) -> list[str]:
         """Restricted mean time out of contact in words: the range across groups and the clearest difference."""
         r = self.rmst
         g = r.groups.set_index("group")
-        out = [f"In the {_first(r.horizon)} after a case closed, children stayed out of contact for between "
-               f"{g['rmst'].min():.0f} and {g['rmst'].max():.0f} days on average, depending on the group "
-               f"(the table gives each group with its 95% interval)."]
+        out = [
+            f"In the {_first(r.horizon)} after a case closed, children stayed out of contact for between "
+            f"{g['rmst'].min():.0f} and {g['rmst'].max():.0f} days on average, depending on the group "
+            f"(the table gives each group with its 95% interval)."
+        ]
         # the clearest difference (largest z), among groups with a few re-referrals (a group with none has a
         # variance of zero, which says more about its size than about the children)
         events = dict(zip(self.logrank.groups["group"].astype(str), self.logrank.groups["observed"]))
-        d = r.differences[(r.differences["p_value"] < 0.05)
-                          & (r.differences["group"].map(events).fillna(0) >= 5).to_numpy()]
+        d = r.differences[
+            (r.differences["p_value"] < 0.05) & (r.differences["group"].map(events).fillna(0) >= 5).to_numpy()
+        ]
         if len(d):
             top = d.iloc[int(np.argmax(np.abs(d["difference"].to_numpy() / d["se"].to_numpy())))]
             days = abs(top.difference)
             lo, hi = sorted((abs(top.ci_low), abs(top.ci_high)))
-            out.append(f"The clearest difference: {_who(self.group_by, top.group, True)} stayed out of contact "
-                       f"{days:.0f} day{'s' if round(days) != 1 else ''} {'longer' if top.difference > 0 else 'less'} "
-                       f"than {_who(self.group_by, top.reference, True)} (95% interval {lo:.0f} to {hi:.0f} days).")
+            out.append(
+                f"The clearest difference: {_who(self.group_by, top.group, True)} stayed out of contact "
+                f"{days:.0f} day{'s' if round(days) != 1 else ''} {'longer' if top.difference > 0 else 'less'} "
+                f"than {_who(self.group_by, top.reference, True)} (95% interval {lo:.0f} to {hi:.0f} days)."
+            )
         else:
             out.append("No group differed clearly from the largest group.")
         return out
@@ -477,7 +550,9 @@ class ReReferralReport:
     def cox_table(self) -> pd.DataFrame:
         return tables.cox_table(self)
 
-    def dfe_table(self, threshold: int | None = None, rounding: int | None = None, complete_only: bool = True) -> pd.DataFrame:
+    def dfe_table(
+        self, threshold: int | None = None, rounding: int | None = None, complete_only: bool = True
+    ) -> pd.DataFrame:
         return tables.dfe_table(self, threshold, rounding, complete_only)
 
     def counts_table(self, threshold: int | None = None, rounding: int | None = None) -> pd.DataFrame:
@@ -491,21 +566,35 @@ class ReReferralReport:
         cif = self.cif_chart or self.cumulative_incidence
         groups = "; ".join(km.labels.get(g, g) for g in km.curves)
         figs = {
-            "km": (charts.km_figure(km, title=self.chart_title(), min_at_risk=self.min_at_risk, max_days=3 * h, threshold=self.threshold,
-                           note=self.chart_note()),
-                   f"Kaplan-Meier curves by {self.what} ({groups}): the share of children not yet referred again "
-                   f"against time since closure, with 95% bands and the numbers still followed below. "
-                   f"{self._group_sentence() or ''}".strip()),
+            "km": (
+                charts.km_figure(
+                    km,
+                    title=self.chart_title(),
+                    min_at_risk=self.min_at_risk,
+                    max_days=3 * h,
+                    threshold=self.threshold,
+                    note=self.chart_note(),
+                ),
+                f"Kaplan-Meier curves by {self.what} ({groups}): the share of children not yet referred again "
+                f"against time since closure, with 95% bands and the numbers still followed below. "
+                f"{self._group_sentence() or ''}".strip(),
+            ),
         }
         if cif is not None:
             figs["cumulative_incidence"] = (
-                charts.cif_figure(cif, min_at_risk=self.min_at_risk, max_days=3 * h, note=self.chart_note(), threshold=self.threshold),
+                charts.cif_figure(
+                    cif, min_at_risk=self.min_at_risk, max_days=3 * h, note=self.chart_note(), threshold=self.threshold
+                ),
                 f"Cumulative incidence of re-referral by {self.what} ({groups}) up to three times {h} days, "
-                f"allowing for children who turn 18, die or move away. {self._closure_share_sentence() or ''}".strip())
+                f"allowing for children who turn 18, die or move away. {self._closure_share_sentence() or ''}".strip(),
+            )
         if self.cox is not None:
-            figs["forest"] = (charts.forest_figure(self.cox, self.forest_title()), "Hazard ratios of re-referral with 95% intervals for each factor in "
-                              "the Cox model, against each factor's comparison group; a ratio above 1 means referred "
-                              f"again sooner. {_plain(self.cox_headline() or '')}".strip())
+            figs["forest"] = (
+                charts.forest_figure(self.cox, self.forest_title()),
+                "Hazard ratios of re-referral with 95% intervals for each factor in "
+                "the Cox model, against each factor's comparison group; a ratio above 1 means referred "
+                f"again sooner. {_plain(self.cox_headline() or '')}".strip(),
+            )
         return figs
 
 
@@ -517,16 +606,18 @@ def counts_frame(counts: dict, followed_up: int) -> tuple[pd.DataFrame, list[dic
     identities = []
     keys = {r["key"] for r in rows}
     if {"referrals", "referrals_after_extract", "merged_overlapping", "open_cases", "episodes"} <= keys:
-        identities.append({"referrals": 1, "referrals_after_extract": -1, "merged_overlapping": -1,
-                           "open_cases": -1, "episodes": -1})
+        identities.append(
+            {"referrals": 1, "referrals_after_extract": -1, "merged_overlapping": -1, "open_cases": -1, "episodes": -1}
+        )
     ends = ["not_at_risk_died", "not_at_risk_transferred", "not_at_risk_adult", "closed_on_extract_date"]
     if {"episodes", *ends} <= keys:
         identities.append({"episodes": 1, **{k: -1 for k in ends}, "followed_up": -1})
     return pd.DataFrame(rows).set_index("key"), identities
 
 
-def published_counts(counts: dict, followed_up: int, threshold: int = DISCLOSURE_THRESHOLD,
-                     rounding: int | None = None) -> tuple[dict, bool]:
+def published_counts(
+    counts: dict, followed_up: int, threshold: int = DISCLOSURE_THRESHOLD, rounding: int | None = None
+) -> tuple[dict, bool]:
     """The "what happened" counts as published, and whether the referrals in the extract are published.
 
     The survival table's groups (each at least the threshold, never hidden) add up to the episodes followed
@@ -540,8 +631,14 @@ def published_counts(counts: dict, followed_up: int, threshold: int = DISCLOSURE
     frame, identities = counts_frame(counts, followed_up)
     known = {"followed_up": int(followed_up)}
     if "referrals" in frame.index:
-        pinned = suppress_table(frame, ["count"], threshold, rounding, identities=identities,
-                                known={**known, "referrals": int(frame.loc["referrals", "count"])})
+        pinned = suppress_table(
+            frame,
+            ["count"],
+            threshold,
+            rounding,
+            identities=identities,
+            known={**known, "referrals": int(frame.loc["referrals", "count"])},
+        )
         if not any("could not be protected" in n for n in pinned.notes):
             return dict(zip(pinned.display.index, pinned.display["count"])), True
     shown = suppress_table(frame, ["count"], threshold, rounding, identities=identities, known=known).display

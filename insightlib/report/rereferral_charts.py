@@ -42,8 +42,9 @@ def _time_ticks(xlim: float) -> tuple[np.ndarray, list[str]]:
     return np.array(ticks, dtype=float), labels
 
 
-def _step_curves(ax, curves: dict, value: str, start: float, labels: dict, min_at_risk: int,
-                 threshold: int = DISCLOSURE_THRESHOLD):
+def _step_curves(
+    ax, curves: dict, value: str, start: float, labels: dict, min_at_risk: int, threshold: int = DISCLOSURE_THRESHOLD
+):
     """Step curves with bands, each cut where fewer than ``min_at_risk`` remain; returns the colours used.
 
     A curve is not drawn while the children it has counted so far (re-referred by then) are from 1 to
@@ -65,31 +66,62 @@ def _step_curves(ax, curves: dict, value: str, start: float, labels: dict, min_a
             return np.where(hide, np.nan, np.concatenate([[start], values]))
 
         ax.step(x, shown(c[value].to_numpy(float)), where="post", color=colour, lw=1.6, label=labels.get(g, str(g)))
-        ax.fill_between(x, shown(c["ci_low"].to_numpy(float)), shown(c["ci_high"].to_numpy(float)), step="post",
-                        color=colour, alpha=0.12, lw=0)
+        ax.fill_between(
+            x,
+            shown(c["ci_low"].to_numpy(float)),
+            shown(c["ci_high"].to_numpy(float)),
+            step="post",
+            color=colour,
+            alpha=0.12,
+            lw=0,
+        )
         xmax = max(xmax, float(x[-1]))
     return colours, xmax
 
 
 def _legend_above(ax, n: int) -> None:
-    ax.legend(frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2 if n > 3 else n,
-              handlelength=1.5, columnspacing=1.2, borderaxespad=0.0)
+    ax.legend(
+        frameon=False,
+        fontsize=8,
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.01),
+        ncol=2 if n > 3 else n,
+        handlelength=1.5,
+        columnspacing=1.2,
+        borderaxespad=0.0,
+    )
 
 
 def _short(label: str, width: int = 30) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
-def _curves_figure(title: str, curves: dict, value: str, start: float, labels: dict, durations: dict,
-                   horizons, min_at_risk: int, max_days: int | None, ylabel: str, note: str | None = None,
-                   threshold: int = DISCLOSURE_THRESHOLD):
+def _curves_figure(
+    title: str,
+    curves: dict,
+    value: str,
+    start: float,
+    labels: dict,
+    durations: dict,
+    horizons,
+    min_at_risk: int,
+    max_days: int | None,
+    ylabel: str,
+    note: str | None = None,
+    threshold: int = DISCLOSURE_THRESHOLD,
+):
     """Curves with 95% bands above a table of numbers still followed, rows coloured as the curves."""
     names = list(curves)
     k = len(names)
     legend_rows = (k + 1) // 2 if k > 3 else 1
     height = 4.2 + 0.24 * k + 0.18 * legend_rows
-    fig, (ax, tab) = new_figure(title, height=height, nrows=2, sharex=True,
-                                gridspec_kw={"height_ratios": [3.6, 0.45 + 0.24 * k], "hspace": 0.12})
+    fig, (ax, tab) = new_figure(
+        title,
+        height=height,
+        nrows=2,
+        sharex=True,
+        gridspec_kw={"height_ratios": [3.6, 0.45 + 0.24 * k], "hspace": 0.12},
+    )
     colours, xmax = _step_curves(ax, curves, value, start, labels, min_at_risk, threshold)
     xlim = float(max_days or min(max(xmax, max(horizons)), 3 * max(horizons)))
     ticks, tick_labels = _time_ticks(xlim)
@@ -119,8 +151,11 @@ def _curves_figure(title: str, curves: dict, value: str, start: float, labels: d
             n = int(len(d) - np.searchsorted(d, x, side="left"))
             # the group size less the number still followed bounds how many came back: never a small count
             gone = len(d) - n
-            shown = f"{n:,}" if n >= min_at_risk and not 1 <= gone < threshold else (
-                f"<{min_at_risk}" if n < min_at_risk else "c")
+            shown = (
+                f"{n:,}"
+                if n >= min_at_risk and not 1 <= gone < threshold
+                else (f"<{min_at_risk}" if n < min_at_risk else "c")
+            )
             tab.text(x, i, shown, ha="center", va="center", fontsize=7.5, color="#3D3D3D")
     tab.set_xticks(ticks)
     tab.set_xticklabels(tick_labels, fontsize=8)
@@ -130,20 +165,54 @@ def _curves_figure(title: str, curves: dict, value: str, start: float, labels: d
     return fig
 
 
-def km_figure(km, title: str | None = None, min_at_risk: int = MIN_AT_RISK, max_days: int | None = None,
-         note: str | None = None, threshold: int = DISCLOSURE_THRESHOLD):
+def km_figure(
+    km,
+    title: str | None = None,
+    min_at_risk: int = MIN_AT_RISK,
+    max_days: int | None = None,
+    note: str | None = None,
+    threshold: int = DISCLOSURE_THRESHOLD,
+):
     """Kaplan-Meier curves (stats.survival.KMResult) with bands, cut where fewer than ``min_at_risk`` remain; numbers at risk below."""
-    return _curves_figure(title or "Share of children not yet referred again, by time since their case closed",
-                          km.curves, "survival", 1.0, km.labels, km.durations, km.horizons, min_at_risk,
-                          max_days, "Not yet referred again", note, threshold=threshold)
+    return _curves_figure(
+        title or "Share of children not yet referred again, by time since their case closed",
+        km.curves,
+        "survival",
+        1.0,
+        km.labels,
+        km.durations,
+        km.horizons,
+        min_at_risk,
+        max_days,
+        "Not yet referred again",
+        note,
+        threshold=threshold,
+    )
 
 
-def cif_figure(cif, title: str | None = None, min_at_risk: int = MIN_AT_RISK, max_days: int | None = None,
-         note: str | None = None, threshold: int = DISCLOSURE_THRESHOLD):
+def cif_figure(
+    cif,
+    title: str | None = None,
+    min_at_risk: int = MIN_AT_RISK,
+    max_days: int | None = None,
+    note: str | None = None,
+    threshold: int = DISCLOSURE_THRESHOLD,
+):
     """Cumulative incidence (stats.competing_risks) with bands, cut where fewer than ``min_at_risk`` remain; numbers at risk below."""
-    return _curves_figure(title or "Share of children referred again, allowing for those who turn 18, die or "
-                          "move away", cif.curves, "cumulative_incidence", 0.0, cif.labels, cif.durations,
-                          cif.horizons, min_at_risk, max_days, "Referred again", note, threshold=threshold)
+    return _curves_figure(
+        title or "Share of children referred again, allowing for those who turn 18, die or move away",
+        cif.curves,
+        "cumulative_incidence",
+        0.0,
+        cif.labels,
+        cif.durations,
+        cif.horizons,
+        min_at_risk,
+        max_days,
+        "Referred again",
+        note,
+        threshold=threshold,
+    )
 
 
 def forest_rows(cox) -> list[tuple[str, int | None]]:
@@ -215,8 +284,15 @@ def forest_figure(cox, title: str | None = None):
     ax.set_ylim(-0.7, len(rows) - 0.3)
     # the figures themselves at the right, for readers who want the numbers
     trans = ax.get_yaxis_transform()
-    ax.text(1.02, len(rows) - 0.3, "Hazard ratio (95% interval)", transform=trans, fontsize=8, va="bottom",
-            fontweight="bold")
+    ax.text(
+        1.02,
+        len(rows) - 0.3,
+        "Hazard ratio (95% interval)",
+        transform=trans,
+        fontsize=8,
+        va="bottom",
+        fontweight="bold",
+    )
     for (label, i), yy in zip(rows, y):
         if i is not None:
             ax.text(1.02, yy, _forest_words(cox, i), transform=trans, fontsize=8, va="center")
@@ -244,8 +320,16 @@ def forest_figure_narrow(cox, title: str | None = None):
     trans = ax.get_yaxis_transform()
     for (label, i), yy in zip(rows, text_y):
         if i is None:
-            ax.text(0.0, yy, _short(label.strip(), 52), transform=trans, fontsize=9, va="center", fontweight="bold",
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})
+            ax.text(
+                0.0,
+                yy,
+                _short(label.strip(), 52),
+                transform=trans,
+                fontsize=9,
+                va="center",
+                fontweight="bold",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0},
+            )
         else:
             plate = {"facecolor": "white", "edgecolor": "none", "pad": 1.0}  # words stay readable over the line at 1
             ax.text(0.03, yy, _short(label.strip(), 30), transform=trans, fontsize=9, va="center", bbox=plate)

@@ -8,7 +8,15 @@ import pandas as pd
 
 from insightlib.report.rereferral_charts import forest_rows
 from insightlib.report.labels import GROUPINGS, group_label, term_label
-from insightlib.report.words import TOO_FEW, first as _first, nowrap as _nowrap, p_value, share as _share, when as _when, within as _within
+from insightlib.report.words import (
+    TOO_FEW,
+    first as _first,
+    nowrap as _nowrap,
+    p_value,
+    share as _share,
+    when as _when,
+    within as _within,
+)
 
 
 def _suppress(table: pd.DataFrame, columns, threshold: int, rounding: int | None) -> pd.DataFrame:
@@ -56,8 +64,12 @@ def survival_table(report, threshold: int | None = None, rounding: int | None = 
         a = report.km.at(g, h_max)
         gone = report.km.sizes[g] - (a["at_risk"] or 0)  # no longer followed: bounds how many came back
         row[f"Still followed at {_when(h_max)}"] = (
-            f"fewer than {report.min_at_risk}" if (a["at_risk"] or 0) < report.min_at_risk
-            else "c" if report._small(gone) else f"{a['at_risk']:,}")
+            f"fewer than {report.min_at_risk}"
+            if (a["at_risk"] or 0) < report.min_at_risk
+            else "c"
+            if report._small(gone)
+            else f"{a['at_risk']:,}"
+        )
         rows[group_label(report.group_by, g)] = row
     return _for_display(pd.DataFrame.from_dict(rows, orient="index"), report.what.capitalize())
 
@@ -72,11 +84,13 @@ def cumulative_incidence_table(report) -> pd.DataFrame:
         row = {}
         for h in report.horizons:
             a = report.cumulative_incidence.at(g, h)
-            row[f"Within {_when(h)}"] = (_share(a["rereferral"], a["ci_low"], a["ci_high"]) if report.share_shown(g, h)
-                                         else "c")
+            row[f"Within {_when(h)}"] = (
+                _share(a["rereferral"], a["ci_low"], a["ci_high"]) if report.share_shown(g, h) else "c"
+            )
         a = report.cumulative_incidence.at(g, h_max)
         row[f"Turned 18, died or moved away {_within(h_max)}"] = (
-            f"{a['competing']:.1%}" if report.share_shown(g, h_max, "competing") else "c")
+            f"{a['competing']:.1%}" if report.share_shown(g, h_max, "competing") else "c"
+        )
         rows[group_label(report.group_by, g)] = row
     return _for_display(pd.DataFrame.from_dict(rows, orient="index"), report.what.capitalize())
 
@@ -89,12 +103,16 @@ def rmst_table(report) -> pd.DataFrame:
     for g in r.groups.itertuples():
         if not (np.isfinite(g.ci_low) and np.isfinite(g.ci_high)) or round(g.ci_low) == round(g.ci_high):
             rows[group_label(report.group_by, g.group)] = {
-                f"Average days out of contact in the {_first(r.horizon)}": TOO_FEW, "95% interval": "",
+                f"Average days out of contact in the {_first(r.horizon)}": TOO_FEW,
+                "95% interval": "",
                 "Difference in days": "" if g.group in diffs.index else "comparison group",
-                "95% interval of the difference": ""}
+                "95% interval of the difference": "",
+            }
             continue
-        row = {f"Average days out of contact in the {_first(r.horizon)}": f"{g.rmst:.0f}",
-               "95% interval": _nowrap(f"{g.ci_low:.0f} to {g.ci_high:.0f}")}
+        row = {
+            f"Average days out of contact in the {_first(r.horizon)}": f"{g.rmst:.0f}",
+            "95% interval": _nowrap(f"{g.ci_low:.0f} to {g.ci_high:.0f}"),
+        }
         if g.group in diffs.index:
             d = diffs.loc[g.group]
             row["Difference in days"] = f"{d.difference:+.0f}"
@@ -121,22 +139,28 @@ def cox_table(report) -> pd.DataFrame:
             rows[key] = {"Hazard ratio": TOO_FEW, "95% interval": "", "p-value": ""}
             continue
         rows[key] = {
-            "Hazard ratio": f"{r.hr:.2f}", "95% interval": _nowrap(f"{r.ci_low:.2f} to {r.ci_high:.2f}"),
-            "p-value": p_value(r.p_value)}
+            "Hazard ratio": f"{r.hr:.2f}",
+            "95% interval": _nowrap(f"{r.ci_low:.2f} to {r.ci_high:.2f}"),
+            "p-value": p_value(r.p_value),
+        }
     return _for_display(pd.DataFrame.from_dict(rows, orient="index"), "Factor")
 
 
-def dfe_table(report, threshold: int | None = None, rounding: int | None = None,
-              complete_only: bool = True) -> pd.DataFrame:
+def dfe_table(
+    report, threshold: int | None = None, rounding: int | None = None, complete_only: bool = True
+) -> pd.DataFrame:
     """DfE's measure by reporting year beside the council's published figure (full years only by default);
     the figures are those of ``dfe_published`` (the headline and the national page use the same)."""
     d = report.dfe_published(complete_only)
-    tab = pd.DataFrame({
-        "Year to 31 March": d["year"].astype(int).to_numpy(), "Referrals": d["referrals"].to_numpy(),
-        "Re-referrals within 12 months": d["rereferrals"].to_numpy(),
-        "Rate": d["rate_display"].to_numpy(),
-        "Published rate": [("" if pd.isna(v) else f"{v:.1%}") for v in d["published_rate"]],
-    })
+    tab = pd.DataFrame(
+        {
+            "Year to 31 March": d["year"].astype(int).to_numpy(),
+            "Referrals": d["referrals"].to_numpy(),
+            "Re-referrals within 12 months": d["rereferrals"].to_numpy(),
+            "Rate": d["rate_display"].to_numpy(),
+            "Published rate": [("" if pd.isna(v) else f"{v:.1%}") for v in d["published_rate"]],
+        }
+    )
     if not complete_only:
         tab["Full year in the extract"] = np.where(d["complete"], "yes", "no")
     if tab.empty:
@@ -150,11 +174,13 @@ def dfe_table(report, threshold: int | None = None, rounding: int | None = None,
 def counts_table(report, threshold: int | None = None, rounding: int | None = None) -> pd.DataFrame:
     """What happened to every referral on the way to episodes, small counts suppressed."""
     words = {
-        "referrals": "Referrals in the extract", "referrals_after_extract": "Referrals dated after the extract (left out)",
+        "referrals": "Referrals in the extract",
+        "referrals_after_extract": "Referrals dated after the extract (left out)",
         "closures_after_extract": "Closed after the extract date (treated as open)",
         "nfa_closed_at_referral": "No further action, closed on the referral date",
         "merged_overlapping": "Referrals joined to an overlapping one",
-        "open_cases": "Cases open at the extract (no episode)", "episodes": "Episodes (closed periods of contact)",
+        "open_cases": "Cases open at the extract (no episode)",
+        "episodes": "Episodes (closed periods of contact)",
         "not_at_risk_died": "Closed because the child died (not at risk)",
         "not_at_risk_transferred": "Closed on transfer to another council (not at risk)",
         "not_at_risk_adult": "Closed at 18 or over (not at risk)",

@@ -12,8 +12,12 @@ from insightlib.stats import risk_audit as ra
 from insightlib.contract import DISCLOSURE_THRESHOLD
 
 GROUP_WORDS = {"ethnic_group": "Ethnic group", "sex": "Sex", "disabled": "Disability", "deprivation": "Deprivation"}
-RESULT_WORDS = {ra.MEETS: "meets the bar", ra.FAILS: "fails the bar", ra.UNCLEAR: "cannot tell",
-                ra.NOT_JUDGED: "too few to judge"}
+RESULT_WORDS = {
+    ra.MEETS: "meets the bar",
+    ra.FAILS: "fails the bar",
+    ra.UNCLEAR: "cannot tell",
+    ra.NOT_JUDGED: "too few to judge",
+}
 METRIC_WORDS = {
     "auc": ("Discrimination (AUC)", "chance that a re-referred child scores above one who was not (0.5: a coin toss)"),
     "average_precision": ("Average precision", "precision averaged over every threshold (compare with the base rate)"),
@@ -60,17 +64,21 @@ def in_children(res, model: str | None = None) -> str:
 
     def tenths(iv):
         lo, hi = f"{10 * iv.ci_low:.0f}", f"{10 * iv.ci_high:.0f}"
-        return f"{10 * iv.estimate:.0f}", (f"between {lo} and {hi}" if lo != hi else f"interval {10 * iv.ci_low:.1f} to {10 * iv.ci_high:.1f}")
+        return f"{10 * iv.estimate:.0f}", (
+            f"between {lo} and {hi}" if lo != hi else f"interval {10 * iv.ci_low:.1f} to {10 * iv.ci_high:.1f}"
+        )
 
     n, n_ci = tenths(pr)
     k, k_ci = tenths(rc)
     b, _ = tenths(base)
-    return (f"If the {ra.MODEL_LABELS[kind].lower()} flagged the children whose scores were in the top {share:.0%} "
-            f"(the cut-off fixed on the earlier closures), then on the later closures: **of 10 children flagged, "
-            f"about {n} would have been re-referred** within a year ({n_ci}), against about {b} in 10 of all "
-            f"children; **of 10 children who were re-referred, the model would have flagged about {k}** ("
-            f"{k_ci}). The others would have been missed, and the flagged children who were not re-referred would "
-            f"have been singled out for nothing.")
+    return (
+        f"If the {ra.MODEL_LABELS[kind].lower()} flagged the children whose scores were in the top {share:.0%} "
+        f"(the cut-off fixed on the earlier closures), then on the later closures: **of 10 children flagged, "
+        f"about {n} would have been re-referred** within a year ({n_ci}), against about {b} in 10 of all "
+        f"children; **of 10 children who were re-referred, the model would have flagged about {k}** ("
+        f"{k_ci}). The others would have been missed, and the flagged children who were not re-referred would "
+        f"have been singled out for nothing."
+    )
 
 
 def _fmt(v, pct=False):
@@ -79,7 +87,9 @@ def _fmt(v, pct=False):
     return f"{v:.0%}" if pct else f"{v:.2f}"
 
 
-def fairness_table(res, attribute: str, threshold: int = DISCLOSURE_THRESHOLD, rounding: int | None = None, model: str | None = None) -> pd.DataFrame:
+def fairness_table(
+    res, attribute: str, threshold: int = DISCLOSURE_THRESHOLD, rounding: int | None = None, model: str | None = None
+) -> pd.DataFrame:
     """One row per group: cases (disclosure-controlled), then observed/expected, flag rate, relative rate
     index and error rates with intervals; rows that would give a small count away show 'c'."""
     from insightlib.report import disclosure
@@ -89,13 +99,23 @@ def fairness_table(res, attribute: str, threshold: int = DISCLOSURE_THRESHOLD, r
     hidden = res.hidden(kind, attribute, threshold)
     counts = pd.DataFrame({"Closed cases (later period)": t["cases"].round().astype(int)}, index=t.index.astype(str))
     counts.loc["Total"] = int(res.models[kind].cases)
-    safe = disclosure.suppress_table(counts, list(counts.columns), threshold, rounding, total_row="Total",
-                                     known={("Total", "Closed cases (later period)"): int(res.models[kind].cases)}).table()
+    safe = disclosure.suppress_table(
+        counts,
+        list(counts.columns),
+        threshold,
+        rounding,
+        total_row="Total",
+        known={("Total", "Closed cases (later period)"): int(res.models[kind].cases)},
+    ).table()
     rows = {}
     for g, r in t.iterrows():
         g = str(g)
         cases = safe.loc[g, "Closed cases (later period)"]
-        cases = f"{int(cases):,}" if isinstance(cases, (int, float, np.integer, np.floating)) and np.isfinite(cases) else str(cases)
+        cases = (
+            f"{int(cases):,}"
+            if isinstance(cases, (int, float, np.integer, np.floating)) and np.isfinite(cases)
+            else str(cases)
+        )
         if g in hidden or cases == disclosure.SUPPRESSED:
             rows[g] = [cases] + ["c"] * 5
             continue
@@ -103,15 +123,32 @@ def fairness_table(res, attribute: str, threshold: int = DISCLOSURE_THRESHOLD, r
         def ci(col, pct=False):
             return f"{_fmt(r[col], pct)} ({_fmt(r[col + '_low'], pct)} to {_fmt(r[col + '_high'], pct)})"
 
-        rows[g] = [cases, ci("observed_expected"), ci("flag_rate", True), ci("flag_rri"),
-                   ci("false_positive_rate", True), ci("false_negative_rate", True)]
-    out = pd.DataFrame.from_dict(rows, orient="index", columns=[
-        "Closed cases (later period)", "Re-referred / predicted", "Flagged", "Flag rate against everyone's (RRI)",
-        "Flagged but not re-referred (false-positive rate)", "Re-referred but not flagged (false-negative rate)"])
+        rows[g] = [
+            cases,
+            ci("observed_expected"),
+            ci("flag_rate", True),
+            ci("flag_rri"),
+            ci("false_positive_rate", True),
+            ci("false_negative_rate", True),
+        ]
+    out = pd.DataFrame.from_dict(
+        rows,
+        orient="index",
+        columns=[
+            "Closed cases (later period)",
+            "Re-referred / predicted",
+            "Flagged",
+            "Flag rate against everyone's (RRI)",
+            "Flagged but not re-referred (false-positive rate)",
+            "Re-referred but not flagged (false-negative rate)",
+        ],
+    )
     out.columns.name = f"{GROUP_WORDS.get(attribute, attribute)} ({_level(res)})"
     if hidden or (out["Closed cases (later period)"] == disclosure.SUPPRESSED).any():
-        out.attrs["note"] = (f"c: fewer than {threshold} children (or a number that would give such a count away); "
-                             "the group's rates are not shown.")
+        out.attrs["note"] = (
+            f"c: fewer than {threshold} children (or a number that would give such a count away); "
+            "the group's rates are not shown."
+        )
     return out
 
 
@@ -121,19 +158,31 @@ def bars_table(res, model: str | None = None) -> pd.DataFrame:
     v = res.verdicts[kind]
     thr = int(res.parameters.get("disclosure_threshold", 5))
     hid = {f"{a}: {g}" for a in res.groups_used for g in res.hidden(kind, a, thr)}
-    labels = {"auc": "AUC at least", "precision": "Precision at least", "calibration_slope": "Calibration slope within",
-              "calibration_intercept": "Calibration intercept within", "observed_expected": "Re-referred / predicted within",
-              "flag_rri": "Flag rate against everyone's within", "fpr_difference": "False-positive rate within (points of everyone's)",
-              "fnr_difference": "False-negative rate within (points of everyone's)"}
+    labels = {
+        "auc": "AUC at least",
+        "precision": "Precision at least",
+        "calibration_slope": "Calibration slope within",
+        "calibration_intercept": "Calibration intercept within",
+        "observed_expected": "Re-referred / predicted within",
+        "flag_rri": "Flag rate against everyone's within",
+        "fpr_difference": "False-positive rate within (points of everyone's)",
+        "fnr_difference": "False-negative rate within (points of everyone's)",
+    }
     rows = []
     for c in v.checks:
         if c["result"] == ra.NOT_JUDGED or c["group"] in hid:
             continue
         bar = c["bar"]
         bar_s = f"{bar[0]:g} to {bar[1]:g}" if isinstance(bar, list) else f"{bar:g}"
-        rows.append({"Who": c["group"].replace("_", " ") or "Everyone", "Bar": f"{labels.get(c['what'], c['what'])} {bar_s}",
-                     "Estimate": _fmt(c["estimate"]), "Interval": f"{_fmt(c['ci_low'])} to {_fmt(c['ci_high'])}",
-                     "Result": RESULT_WORDS[c["result"]]})
+        rows.append(
+            {
+                "Who": c["group"].replace("_", " ") or "Everyone",
+                "Bar": f"{labels.get(c['what'], c['what'])} {bar_s}",
+                "Estimate": _fmt(c["estimate"]),
+                "Interval": f"{_fmt(c['ci_low'])} to {_fmt(c['ci_high'])}",
+                "Result": RESULT_WORDS[c["result"]],
+            }
+        )
     out = pd.DataFrame(rows)
     return out
 
@@ -147,15 +196,21 @@ def verdict_words(res, model: str | None = None) -> str:
     auc = m["auc"]
     lines = []
     if v.chance:
-        lines.append(f"**The {name} was no better than chance** at telling apart the children who came back from those "
-                     f"who did not: its AUC was {auc.estimate:.2f}, and the interval ({auc.ci_low:.2f} to {auc.ci_high:.2f}) "
-                     f"includes 0.5, a coin toss.")
-    acc = {ra.MEETS: "**accurate enough to help** by every pre-stated bar",
-           ra.FAILS: "**not accurate enough to help**: it falls short of at least one pre-stated bar",
-           ra.UNCLEAR: "**not shown to be accurate enough**: with these data it cannot be told whether it meets every bar"}[v.accurate]
-    fair = {ra.MEETS: "**equal enough to be fair** by every pre-stated bar in every group large enough to judge",
-            ra.FAILS: "**not equal enough to be fair**: at least one group is treated differently beyond the pre-stated bars",
-            ra.UNCLEAR: "**not shown to be fair**: for some groups the data cannot tell whether it meets the bars"}[v.fair]
+        lines.append(
+            f"**The {name} was no better than chance** at telling apart the children who came back from those "
+            f"who did not: its AUC was {auc.estimate:.2f}, and the interval ({auc.ci_low:.2f} to {auc.ci_high:.2f}) "
+            f"includes 0.5, a coin toss."
+        )
+    acc = {
+        ra.MEETS: "**accurate enough to help** by every pre-stated bar",
+        ra.FAILS: "**not accurate enough to help**: it falls short of at least one pre-stated bar",
+        ra.UNCLEAR: "**not shown to be accurate enough**: with these data it cannot be told whether it meets every bar",
+    }[v.accurate]
+    fair = {
+        ra.MEETS: "**equal enough to be fair** by every pre-stated bar in every group large enough to judge",
+        ra.FAILS: "**not equal enough to be fair**: at least one group is treated differently beyond the pre-stated bars",
+        ra.UNCLEAR: "**not shown to be fair**: for some groups the data cannot tell whether it meets the bars",
+    }[v.fair]
     lines.append(f"Judged on later closures than it was built on, the {name} is {acc}, and {fair}.")
     failing = [c for c in v.checks if c["result"] == ra.FAILS and c["group"]]
     thr = int(res.parameters.get("disclosure_threshold", 5))
@@ -163,18 +218,22 @@ def verdict_words(res, model: str | None = None) -> str:
     shown = sorted({c["group"] for c in failing if c["group"] not in hid})
     if shown:
         lines.append("Groups outside a fairness bar: " + "; ".join(g.replace("_", " ") for g in shown) + ".")
-    lines.append("A bar is met only when the whole interval is on the right side of it, and failed only when the whole "
-                 "interval is on the wrong side; otherwise the data cannot tell. The bars were set before the results "
-                 "were seen (the evaluation file, or the documented defaults).")
+    lines.append(
+        "A bar is met only when the whole interval is on the right side of it, and failed only when the whole "
+        "interval is on the wrong side; otherwise the data cannot tell. The bars were set before the results "
+        "were seen (the evaluation file, or the documented defaults)."
+    )
     return "\n\n".join(lines)
 
 
 def cannot_tell() -> str:
-    return ("**What this audit cannot tell.** It judges a model of re-referral, which is a record of what the council "
-            "did, not of harm to a child: a model that predicts re-referral well may be learning the council's own "
-            "patterns of referral. It cannot say whether acting on a flag would help a family, or harm one by singling "
-            "it out. It audits models built here from the extract's fields, not any product a supplier sells, though "
-            "such a product can be judged the same way on the same later closures. No child's score is shown or kept.")
+    return (
+        "**What this audit cannot tell.** It judges a model of re-referral, which is a record of what the council "
+        "did, not of harm to a child: a model that predicts re-referral well may be learning the council's own "
+        "patterns of referral. It cannot say whether acting on a flag would help a family, or harm one by singling "
+        "it out. It audits models built here from the extract's fields, not any product a supplier sells, though "
+        "such a product can be judged the same way on the same later closures. No child's score is shown or kept."
+    )
 
 
 def calibration_plot(res):
@@ -183,8 +242,11 @@ def calibration_plot(res):
 
     kind = res.parameters["primary_model"]
     s = res.models[kind].metrics["calibration_slope"]
-    title = ("Predicted risk matched what happened on later closures" if s.ci_low <= 1 <= s.ci_high
-             else "Predicted risk did not match what happened on later closures")
+    title = (
+        "Predicted risk matched what happened on later closures"
+        if s.ci_low <= 1 <= s.ci_high
+        else "Predicted risk did not match what happened on later closures"
+    )
     fig, ax = new_figure(title, width=6.5, height=5)
     thr = int(res.parameters.get("disclosure_threshold", 5))
     top = 0.0
@@ -204,9 +266,13 @@ def calibration_alt(res) -> str:
     parts = []
     for k, a in res.models.items():
         s, i = a.metrics["calibration_slope"], a.metrics["calibration_intercept"]
-        parts.append(f"{ra.MODEL_LABELS[k]}: slope {s.estimate:.2f} ({s.ci_low:.2f} to {s.ci_high:.2f}), "
-                     f"intercept {i.estimate:.2f}")
-    return "Calibration curves, predicted against observed re-referral in tenths of the score. " + "; ".join(parts) + "."
+        parts.append(
+            f"{ra.MODEL_LABELS[k]}: slope {s.estimate:.2f} ({s.ci_low:.2f} to {s.ci_high:.2f}), "
+            f"intercept {i.estimate:.2f}"
+        )
+    return (
+        "Calibration curves, predicted against observed re-referral in tenths of the score. " + "; ".join(parts) + "."
+    )
 
 
 def flag_rate_plot(res):
@@ -227,8 +293,11 @@ def flag_rate_plot(res):
     bar = res.parameters["bars"]["group_flag_rri"]
     est, lo, hi = (np.array(v, float) for v in (est, lo, hi))
     out = np.sum((lo > bar[1]) | (hi < bar[0]))
-    title = (f"{out} group{'s were' if out != 1 else ' was'} flagged more or less often than everyone beyond the bar"
-             if out else "No group was shown to be flagged more or less often than everyone beyond the bar")
+    title = (
+        f"{out} group{'s were' if out != 1 else ' was'} flagged more or less often than everyone beyond the bar"
+        if out
+        else "No group was shown to be flagged more or less often than everyone beyond the bar"
+    )
     fig, ax = new_figure(title, width=8, height=max(3.0, 0.3 * len(labels) + 1.5))
     y = np.arange(len(labels))[::-1]
     ok = np.isfinite(lo) & np.isfinite(hi)
@@ -248,16 +317,20 @@ def flag_rate_alt(res) -> str:
     thr = int(res.parameters.get("disclosure_threshold", 5))
     hid = {f"{a}: {g}" for a in res.groups_used for g in res.hidden(kind, a, thr)}
     n = sum(1 for c in v.checks if c["what"] == "flag_rri" and c["result"] == ra.FAILS and c["group"] not in hid)
-    return (f"Dot plot of each group's flag rate against everyone's with intervals and the bar shaded; "
-            f"{n} group(s) outside the bar.")
+    return (
+        f"Dot plot of each group's flag rate against everyone's with intervals and the bar shaded; "
+        f"{n} group(s) outside the bar."
+    )
 
 
 def split_words(res) -> str:
     s = res.split
-    return (f"**How it was tested.** Both models were built on the {len(s.train):,} cases that closed up to "
-            f"{s.train_to:%d %B %Y}, whose outcome (re-referred within a year or not) was known before "
-            f"{s.test_from:%d %B %Y}, and judged on the {len(s.test):,} cases that closed from {s.test_from:%d %B %Y} to "
-            f"{s.test_to:%d %B %Y}: later closures than any it learnt from, as a council would use it. A random split "
-            f"would mix the two periods (and often the same children) and flatter the model. Intervals come from "
-            f"resampling the children of the later period ({res.parameters['bootstrap_reps']} times), with the "
-            f"models held fixed. The flag threshold is {res.thresholds_from}.")
+    return (
+        f"**How it was tested.** Both models were built on the {len(s.train):,} cases that closed up to "
+        f"{s.train_to:%d %B %Y}, whose outcome (re-referred within a year or not) was known before "
+        f"{s.test_from:%d %B %Y}, and judged on the {len(s.test):,} cases that closed from {s.test_from:%d %B %Y} to "
+        f"{s.test_to:%d %B %Y}: later closures than any it learnt from, as a council would use it. A random split "
+        f"would mix the two periods (and often the same children) and flatter the model. Intervals come from "
+        f"resampling the children of the later period ({res.parameters['bootstrap_reps']} times), with the "
+        f"models held fixed. The flag threshold is {res.thresholds_from}."
+    )

@@ -42,20 +42,26 @@ def shown(s: Scenarios, counts: dict, threshold: int) -> dict:
 def assumption_words(s: Scenarios) -> str:
     """The ATT/ATE assumption, spelled out for the estimand the analysis used."""
     if s.estimand == "ATT":
-        est = ("The effect used is the effect among the children who received the intervention (the ATT). For "
-               "children newly reached it assumes they would respond as those who had it did; children offered it "
-               "for the first time may differ (practitioners may have chosen those they expected to benefit), so a "
-               "scale-up may achieve less. For withdrawing it, the ATT is the right effect: it is what those "
-               "children would lose.")
+        est = (
+            "The effect used is the effect among the children who received the intervention (the ATT). For "
+            "children newly reached it assumes they would respond as those who had it did; children offered it "
+            "for the first time may differ (practitioners may have chosen those they expected to benefit), so a "
+            "scale-up may achieve less. For withdrawing it, the ATT is the right effect: it is what those "
+            "children would lose."
+        )
     else:
-        est = ("The effect used is the average effect had every child in the analysis received it, compared with "
-               "none (the ATE). For children newly reached it assumes they respond like the average eligible child. "
-               "The children not offered it now are the ones a scale-up would add, and their effect (the effect "
-               "among the untreated) may be larger or smaller; for withdrawing it, what the children who had it "
-               "would lose (the ATT) may differ from the ATE too.")
-    return ("**What this assumes.** " + est + " It also assumes the effect does not change with scale (the same "
-            "quality of delivery, no waiting list) and that next year's eligible cases are like recent years'. "
-            "These are expected numbers, not a forecast of any child.")
+        est = (
+            "The effect used is the average effect had every child in the analysis received it, compared with "
+            "none (the ATE). For children newly reached it assumes they respond like the average eligible child. "
+            "The children not offered it now are the ones a scale-up would add, and their effect (the effect "
+            "among the untreated) may be larger or smaller; for withdrawing it, what the children who had it "
+            "would lose (the ATT) may differ from the ATE too."
+        )
+    return (
+        "**What this assumes.** " + est + " It also assumes the effect does not change with scale (the same "
+        "quality of delivery, no waiting list) and that next year's eligible cases are like recent years'. "
+        "These are expected numbers, not a forecast of any child."
+    )
 
 
 def table(s: Scenarios, counts: dict, threshold: int = DISCLOSURE_THRESHOLD) -> pd.DataFrame:
@@ -70,12 +76,27 @@ def table(s: Scenarios, counts: dict, threshold: int = DISCLOSURE_THRESHOLD) -> 
             change, ci = _signed(sc.change), _range(sc.ci_low, sc.ci_high)
         else:
             cases = change = ci = "c"
-        rows[sc.label + (" (capped at everyone)" if sc.capped and sc.new_share >= 1 else " (capped at no one)" if sc.capped else "")] = (
-            share, cases, change, ci)
+        rows[
+            sc.label
+            + (
+                " (capped at everyone)"
+                if sc.capped and sc.new_share >= 1
+                else " (capped at no one)"
+                if sc.capped
+                else ""
+            )
+        ] = (share, cases, change, ci)
     h = s.horizon_days
-    out = pd.DataFrame.from_dict(rows, orient="index", columns=[
-        "Share of eligible cases receiving it", "Change in cases receiving it, per year",
-        f"Expected change in children re-referred within {h} days, per year", level])
+    out = pd.DataFrame.from_dict(
+        rows,
+        orient="index",
+        columns=[
+            "Share of eligible cases receiving it",
+            "Change in cases receiving it, per year",
+            f"Expected change in children re-referred within {h} days, per year",
+            level,
+        ],
+    )
     out.index.name = None
     out.columns.name = "Scenario"
     notes = []
@@ -93,8 +114,10 @@ def headline(s: Scenarios, counts: dict, threshold: int = DISCLOSURE_THRESHOLD) 
     h = s.horizon_days
     when = "a year" if h == 365 else f"{h} days"
     if not (ok["volume"] and ok["share"]):
-        return ("**What if we offered more?** Not shown: the council's numbers are too small to publish the "
-                "scenarios without giving a small count away.")
+        return (
+            "**What if we offered more?** Not shown: the council's numbers are too small to publish the "
+            "scenarios without giving a small count away."
+        )
     v = s.volume
     lines = [
         f"**What if we offered more?** About {v.per_year:,.0f} cases like those analysed closed each year "
@@ -106,19 +129,27 @@ def headline(s: Scenarios, counts: dict, threshold: int = DISCLOSURE_THRESHOLD) 
             lines.append(f"{sc.label}: no change (everyone eligible would already receive it).")
             continue
         direction = "fewer" if sc.change < 0 else "more"
-        sure = ("the interval includes no change" if sc.ci_low <= 0 <= sc.ci_high
-                else f"between {_people(min(abs(sc.ci_low), abs(sc.ci_high)))} and "
-                     f"{_people(max(abs(sc.ci_low), abs(sc.ci_high)))} {direction}")
+        sure = (
+            "the interval includes no change"
+            if sc.ci_low <= 0 <= sc.ci_high
+            else f"between {_people(min(abs(sc.ci_low), abs(sc.ci_high)))} and "
+            f"{_people(max(abs(sc.ci_low), abs(sc.ci_high)))} {direction}"
+        )
         lines.append(
             f"{sc.label} (about {_people(sc.extra_cases)} cases a year {'more' if sc.extra_cases > 0 else 'fewer'}): "
             f"about {_people(sc.change)} {direction} children re-referred within {when} each year "
-            f"({sure}; {s.level:.0%} interval).")
+            f"({sure}; {s.level:.0%} interval)."
+        )
     return " ".join(lines[:1]) + "\n\n" + "\n".join(f"- {x}" for x in lines[1:])
 
 
 def alt_text(s: Scenarios) -> str:
     parts = [f"{sc.label}: {_signed(sc.change)} a year ({_range(sc.ci_low, sc.ci_high)})" for sc in s.scenarios]
-    return "Dot plot of the expected change in children re-referred per year under each scenario, with intervals. " + "; ".join(parts) + "."
+    return (
+        "Dot plot of the expected change in children re-referred per year under each scenario, with intervals. "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def chart(s: Scenarios):
@@ -128,8 +159,9 @@ def chart(s: Scenarios):
     first = next((sc for sc in s.scenarios if sc.share_change > 0), s.scenarios[0])
     word = "fewer" if first.change < 0 else "more"
     sure = first.ci_high < 0 or first.ci_low > 0
-    title = (f"{first.label}: about {_people(first.change)} {word} re-referrals a year"
-             + ("" if sure else " (could be none)"))
+    title = f"{first.label}: about {_people(first.change)} {word} re-referrals a year" + (
+        "" if sure else " (could be none)"
+    )
     fig, ax = new_figure(title, width=8, height=max(2.5, 0.6 * len(s.scenarios) + 1.5))
     y = np.arange(len(s.scenarios))[::-1]
     est = np.array([sc.change for sc in s.scenarios])

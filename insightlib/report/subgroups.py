@@ -11,8 +11,15 @@ import pandas as pd
 
 from insightlib.stats.subgroups import SubgroupEffects
 
-NAMES = {"primary_need": "Primary need", "age_group": "Age band", "previous_referrals_group": "Previous referrals",
-         "disabled": "Disability", "sex": "Sex", "ethnic_group": "Ethnic group", "referral_nfa": "Referral closed with no further action"}
+NAMES = {
+    "primary_need": "Primary need",
+    "age_group": "Age band",
+    "previous_referrals_group": "Previous referrals",
+    "disabled": "Disability",
+    "sex": "Sex",
+    "ethnic_group": "Ethnic group",
+    "referral_nfa": "Referral closed with no further action",
+}
 
 
 def _name(v: str) -> str:
@@ -40,8 +47,14 @@ def table(s: SubgroupEffects, horizon_days: int) -> pd.DataFrame:
             ci = f"{100 * e.ci_low:+.1f} to {100 * e.ci_high:+.1f}"
         else:
             eff, ci = "too few to estimate", ""
-        rows.append({"Characteristic": _name(e.variable), "Subgroup": _level_label(e.variable, e.level),
-                     f"Effect on re-referral within {horizon_days} days": eff, f"{s.level:.0%} interval": ci})
+        rows.append(
+            {
+                "Characteristic": _name(e.variable),
+                "Subgroup": _level_label(e.variable, e.level),
+                f"Effect on re-referral within {horizon_days} days": eff,
+                f"{s.level:.0%} interval": ci,
+            }
+        )
     out = pd.DataFrame(rows).set_index(["Characteristic", "Subgroup"])
     return out
 
@@ -50,18 +63,24 @@ def words(s: SubgroupEffects, horizon_days: int) -> str:
     """How many were compared, whether effects differ, and how sure we are; never advice to withhold."""
     k, m = s.compared, len(s.tests)
     chars = ", ".join(_name(t.variable).lower() for t in s.tests) or "none"
-    lines = [f"**Who responds best?** The effect on re-referral within {horizon_days} days was estimated separately in "
-             f"{k} subgroups of {m} characteristic{'s' if m != 1 else ''} named in the evaluation file before the analysis "
-             f"({chars}). Each subgroup's effect is a difference in percentage points of children re-referred (negative: "
-             f"fewer with the intervention), adjusted like the headline."]
+    lines = [
+        f"**Who responds best?** The effect on re-referral within {horizon_days} days was estimated separately in "
+        f"{k} subgroups of {m} characteristic{'s' if m != 1 else ''} named in the evaluation file before the analysis "
+        f"({chars}). Each subgroup's effect is a difference in percentage points of children re-referred (negative: "
+        f"fewer with the intervention), adjusted like the headline."
+    ]
     for t in s.tests:
         p, ph = t.p_value, t.p_holm
         if ph < 0.05:
-            verdict = (f"the effects differ by {_name(t.variable).lower()} by more than chance would explain "
-                       f"(p = {p:.3f}; {ph:.3f} allowing for the {m} characteristics compared)")
+            verdict = (
+                f"the effects differ by {_name(t.variable).lower()} by more than chance would explain "
+                f"(p = {p:.3f}; {ph:.3f} allowing for the {m} characteristics compared)"
+            )
         elif p < 0.05:
-            verdict = (f"the effects look different by {_name(t.variable).lower()} (p = {p:.3f}), but not once the "
-                       f"{m} characteristics compared are allowed for (p = {ph:.3f}): this could be chance")
+            verdict = (
+                f"the effects look different by {_name(t.variable).lower()} (p = {p:.3f}), but not once the "
+                f"{m} characteristics compared are allowed for (p = {ph:.3f}): this could be chance"
+            )
         else:
             verdict = f"there is no clear evidence that the effect differs by {_name(t.variable).lower()} (p = {p:.2f})"
         lines.append(f"- {verdict}.")
@@ -73,7 +92,8 @@ def words(s: SubgroupEffects, horizon_days: int) -> str:
         "nothing: the interval shows how large a benefit is still consistent with the data. **These results are not a "
         "reason to withhold the intervention from any group.** A decision to target it should rest on a difference that "
         "is clear after this allowance, on its size and interval, and on practice knowledge, and should be checked again "
-        "on new cases.")
+        "on new cases."
+    )
     return "\n\n".join(lines)
 
 
@@ -83,9 +103,11 @@ def alt_text(s: SubgroupEffects) -> str:
         return "No subgroup had enough cases with and without the intervention to estimate its effect."
     lo = min(est, key=lambda e: e.estimate)
     hi = max(est, key=lambda e: e.estimate)
-    return (f"Forest plot of the effect in {len(est)} subgroups with intervals: from {100 * lo.estimate:+.1f} points "
-            f"({_name(lo.variable)}: {_level_label(lo.variable, lo.level)}) to {100 * hi.estimate:+.1f} points "
-            f"({_name(hi.variable)}: {_level_label(hi.variable, hi.level)}).")
+    return (
+        f"Forest plot of the effect in {len(est)} subgroups with intervals: from {100 * lo.estimate:+.1f} points "
+        f"({_name(lo.variable)}: {_level_label(lo.variable, lo.level)}) to {100 * hi.estimate:+.1f} points "
+        f"({_name(hi.variable)}: {_level_label(hi.variable, hi.level)})."
+    )
 
 
 def chart(s: SubgroupEffects, overall: float | None = None):
@@ -94,8 +116,11 @@ def chart(s: SubgroupEffects, overall: float | None = None):
 
     est = [e for e in s.effects if e.estimated]
     differ = [t for t in s.tests if t.p_holm < 0.05]
-    title = (f"The effect differs by {', '.join(_name(t.variable).lower() for t in differ)}" if differ
-             else "No clear evidence that the effect differs between subgroups")
+    title = (
+        f"The effect differs by {', '.join(_name(t.variable).lower() for t in differ)}"
+        if differ
+        else "No clear evidence that the effect differs between subgroups"
+    )
     fig, ax = new_figure(title, width=8, height=max(3.0, 0.3 * len(est) + 1.5))
     y = np.arange(len(est))[::-1]
     x = np.array([100 * e.estimate for e in est])

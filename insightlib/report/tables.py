@@ -96,8 +96,9 @@ def html_to_pipe_table(fragment: str) -> str | None:
         return None
     # pandas writes a second header row naming the index ("Group" over the row labels): merged into the first
     head = [r + [(True, "")] * (width - len(r)) for r in head if len(r) <= width]
-    columns = [" ".join(v for v in (row[i][1] for row in head) if v).strip() for i in range(width)] if head \
-        else [""] * width
+    columns = (
+        [" ".join(v for v in (row[i][1] for row in head) if v).strip() for i in range(width)] if head else [""] * width
+    )
     # the 0, 1, 2 ... index column: dropped
     first = [r[0][1] for r in body]
     if body and all(r[0][0] for r in body) and first == [str(i) for i in range(len(body))] and not columns[0]:
@@ -107,13 +108,17 @@ def html_to_pipe_table(fragment: str) -> str | None:
     if width == 0:
         return None
     cells = [[v for _th, v in r] for r in body]
-    numeric = [bool([row[i] for row in cells if row[i].strip()]) and all(is_numeric(row[i]) for row in cells
-                                                                          if row[i].strip()) for i in range(width)]
+    numeric = [
+        bool([row[i] for row in cells if row[i].strip()]) and all(is_numeric(row[i]) for row in cells if row[i].strip())
+        for i in range(width)
+    ]
 
     def md(value: str) -> str:
         return text.quarto_md(value) if value else " "
 
-    lines = ["| " + " | ".join(md(c) for c in columns) + " |",
-             "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"]
+    lines = [
+        "| " + " | ".join(md(c) for c in columns) + " |",
+        "|" + "|".join("---:" if n else ":---" for n in numeric) + "|",
+    ]
     lines += ["| " + " | ".join(md(v) for v in row) + " |" for row in cells]
     return "\n".join(lines) + "\n"

@@ -72,8 +72,10 @@ def neutralise_raw_html(text: str) -> str:
 
 
 #: The first sentence of every report of synthetic data, and the banner on every page of its site.
-SYNTHETIC_NOTICE = ("Synthetic data: every figure here is made up (by insight synth, for demonstration) "
-                    "and describes no real children or council.")
+SYNTHETIC_NOTICE = (
+    "Synthetic data: every figure here is made up (by insight synth, for demonstration) "
+    "and describes no real children or council."
+)
 
 
 def html_text(value) -> str:
@@ -83,11 +85,49 @@ def html_text(value) -> str:
 
 #: What a report's HTML may contain: text structure and tables, no script, form, frame, style or
 #: event handler. Anything else is escaped (so it shows as the text it is), not passed through.
-SAFE_TAGS = frozenset({
-    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "div", "dl", "dt",
-    "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "small", "span", "strong",
-    "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
-})
+SAFE_TAGS = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "caption",
+        "code",
+        "col",
+        "colgroup",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "li",
+        "ol",
+        "p",
+        "pre",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    }
+)
 _CELL = ["colspan", "rowspan", "scope", "align"]
 #: No id, style or event handler anywhere (an id could pose as the page's own element).
 SAFE_ATTRIBUTES = {"table": ["class", "border"], "th": _CELL, "td": _CELL, "a": ["href", "title"], "abbr": ["title"]}
@@ -108,5 +148,6 @@ def safe_html(fragment) -> str:
     # pandas puts a <style scoped> block before every table it shows: the site's own stylesheet
     # styles tables, so the block is dropped whole rather than shown as text beside the table.
     fragment = _STYLE_ELEMENT.sub("", str(fragment))
-    return bleach.clean(fragment, tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, protocols=SAFE_PROTOCOLS,
-                        strip=False, strip_comments=True)
+    return bleach.clean(
+        fragment, tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, protocols=SAFE_PROTOCOLS, strip=False, strip_comments=True
+    )

@@ -36,13 +36,24 @@ def modified_frame(n: int = 3000, seed: int = 0, *, effects: dict | None = None)
     t = (rng.random(n) < ps).astype(int)
     tau = np.array([eff[k] for k in NEEDS])[need]
     y = (rng.random(n) < p0 + tau * t).astype(float)
-    frame = pd.DataFrame({
-        "la_code": "999", "child_id": [f"c{c}" for c in rng.integers(0, max(1, int(n / 1.3)), n)], "treatment": t,
-        "outcome_binary": y, "age_at_closure": age, "previous_referrals": prev.astype(float),
-        "had_cp_plan": cp.astype(int), "primary_need": NEEDS[need],
-    })
+    frame = pd.DataFrame(
+        {
+            "la_code": "999",
+            "child_id": [f"c{c}" for c in rng.integers(0, max(1, int(n / 1.3)), n)],
+            "treatment": t,
+            "outcome_binary": y,
+            "age_at_closure": age,
+            "previous_referrals": prev.astype(float),
+            "had_cp_plan": cp.astype(int),
+            "primary_need": NEEDS[need],
+        }
+    )
     share = np.array([np.mean(need == i) for i in range(len(NEEDS))])
-    truth = {"primary_need": {k: float(eff[k]) for k in NEEDS},
-             "ate": float(np.sum(NEED_P * np.array([eff[k] for k in NEEDS]))), "sample_shares": share.tolist(),
-             "effect_scale": "risk difference (fraction)", "modified": len({eff[k] for k in NEEDS}) > 1}
+    truth = {
+        "primary_need": {k: float(eff[k]) for k in NEEDS},
+        "ate": float(np.sum(NEED_P * np.array([eff[k] for k in NEEDS]))),
+        "sample_shares": share.tolist(),
+        "effect_scale": "risk difference (fraction)",
+        "modified": len({eff[k] for k in NEEDS}) > 1,
+    }
     return frame, truth

@@ -38,20 +38,23 @@ class LatentClass:
 
 #: The true groupings of need (shares add to 1). Names follow the categories Hood et al. (2023) found.
 LATENT_CLASSES = (
-    LatentClass("Domestic abuse", "Domestic abuse and violence", 0.24,
-                {"3A": 0.55, "3B": 0.9, "17A": 0.3}),
-    LatentClass("Parental mental health", "Complexities around parental mental health", 0.20,
-                {"4B": 0.9, "6B": 0.15, "16A": 0.25}),
-    LatentClass("Parental substance misuse", "", 0.14,
-                {"1B": 0.7, "2B": 0.75, "16A": 0.45, "4B": 0.3}),
-    LatentClass("Child's disability", "Disability", 0.10,
-                {"5A": 0.75, "6A": 0.65, "7A": 0.08}),
-    LatentClass("Child's mental health and self-harm", "Child mental health", 0.12,
-                {"4A": 0.85, "15A": 0.6}),
-    LatentClass("Risks outside the home", "Risks outside the home", 0.10,
-                {"10A": 0.6, "11A": 0.35, "22A": 0.5, "13A": 0.3, "14A": 0.45, "2A": 0.35}),
-    LatentClass("Neglect and abuse of the child", "", 0.10,
-                {"16A": 0.8, "17A": 0.45, "18B": 0.4, "19B": 0.12}),
+    LatentClass("Domestic abuse", "Domestic abuse and violence", 0.24, {"3A": 0.55, "3B": 0.9, "17A": 0.3}),
+    LatentClass(
+        "Parental mental health",
+        "Complexities around parental mental health",
+        0.20,
+        {"4B": 0.9, "6B": 0.15, "16A": 0.25},
+    ),
+    LatentClass("Parental substance misuse", "", 0.14, {"1B": 0.7, "2B": 0.75, "16A": 0.45, "4B": 0.3}),
+    LatentClass("Child's disability", "Disability", 0.10, {"5A": 0.75, "6A": 0.65, "7A": 0.08}),
+    LatentClass("Child's mental health and self-harm", "Child mental health", 0.12, {"4A": 0.85, "15A": 0.6}),
+    LatentClass(
+        "Risks outside the home",
+        "Risks outside the home",
+        0.10,
+        {"10A": 0.6, "11A": 0.35, "22A": 0.5, "13A": 0.3, "14A": 0.45, "2A": 0.35},
+    ),
+    LatentClass("Neglect and abuse of the child", "", 0.10, {"16A": 0.8, "17A": 0.45, "18B": 0.4, "19B": 0.12}),
 )
 #: Probability of a factor the class does not name.
 BACKGROUND = 0.008
@@ -140,27 +143,33 @@ def truth(councils=None, ethnicity_p=None) -> dict:
     return {
         "ethnicity_relative_rate_index": {
             "meaning": "children referred per 10,000 in each broad ethnic group (ONS 0-17 times the Census 2021 "
-                       "share, all ages) against the council's overall rate; children whose ethnicity is not known left out",
+            "share, all ages) against the council's overall rate; children whose ethnicity is not known left out",
             "councils": rr,
         },
         "latent_classes": {
             "model": "each assessment belongs to one class; given its class, each factor is recorded "
-                     "independently with the class's probability (background probability for factors not listed)",
+            "independently with the class's probability (background probability for factors not listed)",
             "n_classes": len(LATENT_CLASSES),
             "background_probability": BACKGROUND,
-            "classes": [{"name": c.name, "hood_2023": c.hood, "share": c.share, "profile": c.profile}
-                        for c in LATENT_CLASSES],
+            "classes": [
+                {"name": c.name, "hood_2023": c.hood, "share": c.share, "profile": c.profile} for c in LATENT_CLASSES
+            ],
         },
         "worker_changes": {
             "hazard_ratio_per_change": WORKER_CHANGE_HR,
             "meaning": "hazard of the next referral after closure, per change of allocated worker during the "
-                       "referral, with what followed the assessment (assessment only, CIN plan, CP plan) held fixed",
-            "poisson_mean_by_path": {"assessment only": CHANGE_MEAN[1], "child in need plan": CHANGE_MEAN[2],
-                                     "child protection plan": CHANGE_MEAN[3]},
+            "referral, with what followed the assessment (assessment only, CIN plan, CP plan) held fixed",
+            "poisson_mean_by_path": {
+                "assessment only": CHANGE_MEAN[1],
+                "child in need plan": CHANGE_MEAN[2],
+                "child protection plan": CHANGE_MEAN[3],
+            },
             "most_changes": MAX_CHANGES,
             "log_hazard_term": "log(hazard_ratio_per_change) * (changes - centre_by_path[path]); "
-                               "changes = allocations of the child starting during the referral, less one",
-            "centre_by_path": {name: _capped_mean(CHANGE_MEAN[p]) for name, p in
-                               (("assessment only", 1), ("child in need plan", 2), ("child protection plan", 3))},
+            "changes = allocations of the child starting during the referral, less one",
+            "centre_by_path": {
+                name: _capped_mean(CHANGE_MEAN[p])
+                for name, p in (("assessment only", 1), ("child in need plan", 2), ("child protection plan", 3))
+            },
         },
     }

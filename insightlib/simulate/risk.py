@@ -40,8 +40,14 @@ def _draw(rng, n):
 def true_logit(x: dict, signal: float = 1.0, intercept: float = -1.15) -> np.ndarray:
     """The known risk function (log-odds of re-referral within the year)."""
     need_eff = pd.Series(x["primary_need"]).map(dict(zip(NEEDS, NEED_LOGIT))).to_numpy(float)
-    lin = (-0.06 * (x["age_at_closure"] - 8) + 0.45 * x["previous_referrals"] + need_eff
-           + 0.5 * x["referral_nfa"] + 0.7 * x["had_cp_plan"] - 0.2 * x["disabled"])
+    lin = (
+        -0.06 * (x["age_at_closure"] - 8)
+        + 0.45 * x["previous_referrals"]
+        + need_eff
+        + 0.5 * x["referral_nfa"]
+        + 0.7 * x["had_cp_plan"]
+        - 0.2 * x["disabled"]
+    )
     return intercept + signal * lin
 
 
@@ -59,8 +65,16 @@ def _oracle_auc(p: np.ndarray) -> float:
     return float(wins / (pos.sum() * neg.sum() - np.sum(pos * neg)))
 
 
-def risk_frame(n: int = 8000, seed: int = 0, *, signal: float = 1.0, extract_date: str = "2025-03-31",
-               years: float = 5.0, shift: dict | None = None, truth_draws: int = 200_000):
+def risk_frame(
+    n: int = 8000,
+    seed: int = 0,
+    *,
+    signal: float = 1.0,
+    extract_date: str = "2025-03-31",
+    years: float = 5.0,
+    shift: dict | None = None,
+    truth_draws: int = 200_000,
+):
     """A frame of closed cases (one row each, several per child) with a known risk, and the truth.
 
     Closures are spread evenly over ``years`` to the extract date; a case closed in the last
@@ -82,11 +96,23 @@ def risk_frame(n: int = 8000, seed: int = 0, *, signal: float = 1.0, extract_dat
     known = (end - closure).days >= 365
     y = np.where(known, y, np.nan)
     n_children = max(1, int(n / 1.4))
-    frame = pd.DataFrame({"la_code": "999", "child_id": [f"c{c}" for c in rng.integers(0, n_children, n)],
-                          "closure_date": closure, "rereferred": y, **x})
+    frame = pd.DataFrame(
+        {
+            "la_code": "999",
+            "child_id": [f"c{c}" for c in rng.integers(0, n_children, n)],
+            "closure_date": closure,
+            "rereferred": y,
+            **x,
+        }
+    )
     # truth: the oracle AUC of the risk function (without any planted shift) in a large draw
     t = _draw(np.random.default_rng(seed + 99_999), truth_draws)
     pt = 1 / (1 + np.exp(-true_logit(t, signal)))
-    truth = {"auc": _oracle_auc(pt) if signal != 0 else 0.5, "rate": float(pt.mean()), "signal": signal,
-             "shift": shift, "features": FEATURES}
+    truth = {
+        "auc": _oracle_auc(pt) if signal != 0 else 0.5,
+        "rate": float(pt.mean()),
+        "signal": signal,
+        "shift": shift,
+        "features": FEATURES,
+    }
     return frame, truth

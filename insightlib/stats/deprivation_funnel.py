@@ -80,10 +80,10 @@ def additive_tau2(y: np.ndarray, s: np.ndarray, n_params: int, winsor: float = 0
     z = y / s
     n = len(z)
     phi = winsorised_phi(z, winsor)
-    w = 1 / s ** 2
+    w = 1 / s**2
     if n * phi <= n - n_params:
         return 0.0, phi
-    return float((n * phi - (n - n_params)) / (w.sum() - (w ** 2).sum() / w.sum())), phi
+    return float((n * phi - (n - n_params)) / (w.sum() - (w**2).sum() / w.sum())), phi
 
 
 @dataclass
@@ -104,15 +104,36 @@ class DeprivationFunnel:
         return np.exp(-half), np.exp(half)
 
     def to_dict(self) -> dict:
-        cols = ["la_code", "observed", "population", "deprivation", "expected", "ratio", "rate", "expected_rate",
-                "verdict"]
-        return {"covariate": self.covariate, "coef": self.coef, "tau2": self.tau2, "phi_winsorised": self.phi,
-                "deviance_explained": self.deviance_explained, "n_councils": int(len(self.table)),
-                "councils": {r["la_code"]: {c: r[c] for c in cols[1:]} for r in self.table[cols].to_dict("records")}}
+        cols = [
+            "la_code",
+            "observed",
+            "population",
+            "deprivation",
+            "expected",
+            "ratio",
+            "rate",
+            "expected_rate",
+            "verdict",
+        ]
+        return {
+            "covariate": self.covariate,
+            "coef": self.coef,
+            "tau2": self.tau2,
+            "phi_winsorised": self.phi,
+            "deviance_explained": self.deviance_explained,
+            "n_councils": int(len(self.table)),
+            "councils": {r["la_code"]: {c: r[c] for c in cols[1:]} for r in self.table[cols].to_dict("records")},
+        }
 
 
-def deprivation_funnel(df: pd.DataFrame, *, observed: str = "observed", population: str = "population",
-                       deprivation: str = "deprivation", per: float = 10_000) -> DeprivationFunnel:
+def deprivation_funnel(
+    df: pd.DataFrame,
+    *,
+    observed: str = "observed",
+    population: str = "population",
+    deprivation: str = "deprivation",
+    per: float = 10_000,
+) -> DeprivationFunnel:
     """The funnel for one row per council (rows with a missing value are dropped by the caller)."""
     d = df.reset_index(drop=True).copy()
     x = d[deprivation].to_numpy(float)
@@ -125,9 +146,15 @@ def deprivation_funnel(df: pd.DataFrame, *, observed: str = "observed", populati
     y = np.log(d["ratio"].to_numpy(float).clip(1e-9))
     s = 1 / np.sqrt(d["expected"].to_numpy(float))
     tau2, phi = additive_tau2(y, s, X.shape[1])
-    out = DeprivationFunnel(d, {"intercept": float(fit.coef[0]), "slope": float(fit.coef[1]),
-                                "slope_se": float(fit.se[1])}, tau2, phi, fit.deviance_explained,
-                            deprivation, per)
+    out = DeprivationFunnel(
+        d,
+        {"intercept": float(fit.coef[0]), "slope": float(fit.coef[1]), "slope_se": float(fit.se[1])},
+        tau2,
+        phi,
+        fit.deviance_explained,
+        deprivation,
+        per,
+    )
     verdict = np.full(len(d), "as expected", dtype=object)
     for level in LEVELS:
         lo, hi = out.limits_at(d["expected"], level)

@@ -35,7 +35,7 @@ def _forecast_arrays(x: np.ndarray, y: np.ndarray, horizon: int, model: str, lev
         slope = ((x - xm) * (y - y.mean())).sum() / sxx
         intercept = y.mean() - slope * xm
         resid = y - (intercept + slope * x)
-        s = np.sqrt((resid ** 2).sum() / (n - 2))
+        s = np.sqrt((resid**2).sum() / (n - 2))
         mean = intercept + slope * ahead
         se = s * np.sqrt(1 + 1 / n + (ahead - xm) ** 2 / sxx)
     elif model == "naive":
@@ -60,8 +60,9 @@ def forecast(years, values, horizon: int = 2, *, model: str = "trend", level: fl
     return pd.DataFrame({"year": ahead.astype(int), "forecast": mean, "low": low, "high": high})
 
 
-def backtest(panel: pd.DataFrame, *, holdout: int = 1, model: str = "trend", level: float = 0.8,
-             min_years: int = 4) -> pd.DataFrame:
+def backtest(
+    panel: pd.DataFrame, *, holdout: int = 1, model: str = "trend", level: float = 0.8, min_years: int = 4
+) -> pd.DataFrame:
     """Hold out the last ``holdout`` years of each series (columns area, year, value) and score the forecast."""
     rows = []
     data = panel.dropna(subset=["value"]).sort_values(["area", "year"])
@@ -74,8 +75,17 @@ def backtest(panel: pd.DataFrame, *, holdout: int = 1, model: str = "trend", lev
         for year, actual, f, lo, hi in zip(x[-holdout:], y[-holdout:], mean, low, high):
             if year not in ahead:  # a gap in the series: score only the years that follow the training ones
                 continue
-            rows.append((area, int(year), actual, f, abs(f - actual), abs(f - actual) / abs(actual) if actual else np.nan,
-                         bool(lo <= actual <= hi)))
+            rows.append(
+                (
+                    area,
+                    int(year),
+                    actual,
+                    f,
+                    abs(f - actual),
+                    abs(f - actual) / abs(actual) if actual else np.nan,
+                    bool(lo <= actual <= hi),
+                )
+            )
     return pd.DataFrame(rows, columns=["area", "year", "actual", "forecast", "abs_error", "abs_pct_error", "covered"])
 
 
@@ -83,7 +93,10 @@ def backtest_summary(errors: pd.DataFrame) -> dict:
     """Mean and median absolute error, median absolute percentage error, interval coverage, series count."""
     if errors.empty:
         return {"series": 0, "mae": None, "median_abs_error": None, "median_abs_pct_error": None, "coverage": None}
-    return {"series": int(errors["area"].nunique()), "mae": float(errors["abs_error"].mean()),
-            "median_abs_error": float(errors["abs_error"].median()),
-            "median_abs_pct_error": float(errors["abs_pct_error"].median()),
-            "coverage": float(errors["covered"].mean())}
+    return {
+        "series": int(errors["area"].nunique()),
+        "mae": float(errors["abs_error"].mean()),
+        "median_abs_error": float(errors["abs_error"].median()),
+        "median_abs_pct_error": float(errors["abs_pct_error"].median()),
+        "coverage": float(errors["covered"].mean()),
+    }

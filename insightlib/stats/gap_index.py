@@ -41,15 +41,21 @@ def _weighted(signals: dict[str, np.ndarray], weights: dict[str, float] | None) 
     return sum(wi * shares(signals[n]) for wi, n in zip(w, names))
 
 
-def gap_index(demand: dict[str, np.ndarray], supply: dict[str, np.ndarray],
-              demand_weights: dict[str, float] | None = None, supply_weights: dict[str, float] | None = None) -> dict:
+def gap_index(
+    demand: dict[str, np.ndarray],
+    supply: dict[str, np.ndarray],
+    demand_weights: dict[str, float] | None = None,
+    supply_weights: dict[str, float] | None = None,
+) -> dict:
     """Demand share, supply share and the gap index; arrays may carry leading draw axes (B, U)."""
     d = _weighted(demand, demand_weights)
     s = _weighted(supply, supply_weights)
     return {"demand_share": d, "supply_share": s, "gap": np.log(d / s)}
 
 
-def allocate_to_subjects(by_occupation: pd.Series | np.ndarray, crosswalk: pd.DataFrame, occupations, subjects) -> np.ndarray:
+def allocate_to_subjects(
+    by_occupation: pd.Series | np.ndarray, crosswalk: pd.DataFrame, occupations, subjects
+) -> np.ndarray:
     """Occupation counts spread over the subjects that feed them, by the crosswalk's weights.
 
     ``crosswalk`` has columns soc, ssa, weight (each occupation's weights sum to 1). Works on
@@ -93,8 +99,8 @@ def draw_survey_estimates(estimate, ci95, draws: int, rng: np.random.Generator, 
     est = np.asarray(estimate, dtype=float)
     sd = np.nan_to_num(np.asarray(ci95, dtype=float), nan=0.0) / 1.96
     cv = np.divide(sd, est, out=np.zeros_like(est), where=est > 0)
-    sigma = np.sqrt(np.log1p(cv ** 2))
-    out = est * np.exp(sigma * rng.standard_normal((draws, est.size)) - sigma ** 2 / 2)
+    sigma = np.sqrt(np.log1p(cv**2))
+    out = est * np.exp(sigma * rng.standard_normal((draws, est.size)) - sigma**2 / 2)
     if unpublished is not None:
         out = out + rng.uniform(0, 1, (draws, est.size)) * np.asarray(unpublished, dtype=float)
     return out
@@ -119,9 +125,14 @@ def summarise_draws(point: np.ndarray, draws: np.ndarray, level: float = 0.95) -
     lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
     ranks = (-draws).argsort(axis=1).argsort(axis=1) + 1
     point_rank = (-np.asarray(point)).argsort().argsort() + 1
-    return pd.DataFrame({
-        "value": point, "ci_low": np.quantile(draws, lo, axis=0), "ci_high": np.quantile(draws, hi, axis=0),
-        "rank": point_rank, "rank_low": np.quantile(ranks, lo, axis=0, method="lower").astype(int),
-        "rank_high": np.quantile(ranks, hi, axis=0, method="higher").astype(int),
-        "prob_positive": (draws > 0).mean(axis=0),
-    })
+    return pd.DataFrame(
+        {
+            "value": point,
+            "ci_low": np.quantile(draws, lo, axis=0),
+            "ci_high": np.quantile(draws, hi, axis=0),
+            "rank": point_rank,
+            "rank_low": np.quantile(ranks, lo, axis=0, method="lower").astype(int),
+            "rank_high": np.quantile(ranks, hi, axis=0, method="higher").astype(int),
+            "prob_positive": (draws > 0).mean(axis=0),
+        }
+    )

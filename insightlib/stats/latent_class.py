@@ -97,8 +97,9 @@ def _em(U: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, max_iter
     return pi, theta, ll, max_iter, False
 
 
-def fit_lca(X, k: int, seed: int = 0, n_init: int = 10, max_iter: int = 500, tol: float = 1e-6,
-            columns=None, counts=None) -> LCAFit:
+def fit_lca(
+    X, k: int, seed: int = 0, n_init: int = 10, max_iter: int = 500, tol: float = 1e-6, columns=None, counts=None
+) -> LCAFit:
     """The best of ``n_init`` EM runs with K = ``k`` classes (classes ordered largest first).
 
     ``X`` may already be distinct patterns with ``counts``."""
@@ -135,8 +136,16 @@ def choose_classes(X, ks=range(1, 11), seed: int = 0, n_init: int = 3, columns=N
     for k in ks:
         f = fit_lca(U, k, seed=seed + k, n_init=n_init, columns=columns, counts=w)
         fits[k] = f
-        rows.append({"k": k, "loglik": f.loglik, "n_parameters": f.n_parameters, "bic": f.bic,
-                     "entropy": f.entropy_r2(U) if k > 1 else 1.0, "converged": f.converged})
+        rows.append(
+            {
+                "k": k,
+                "loglik": f.loglik,
+                "n_parameters": f.n_parameters,
+                "bic": f.bic,
+                "entropy": f.entropy_r2(U) if k > 1 else 1.0,
+                "converged": f.converged,
+            }
+        )
     table = pd.DataFrame(rows)
     chosen = int(table.loc[table["bic"].idxmin(), "k"])
     # the chosen number of classes refitted from more starts (EM finds local optima)
@@ -160,9 +169,13 @@ def stability(X, fit: LCAFit, seeds=(101, 102, 103), n_boot: int = 5, seed: int 
         keep = counts > 0
         f = fit_lca(U[keep], fit.k, seed=int(rng.integers(1 << 30)), n_init=n_init, counts=counts[keep])
         boot.append(adjusted_rand_score(ref, f.predict(X)))
-    return {"seeds": [float(v) for v in by_seed], "bootstrap": [float(v) for v in boot],
-            "seed_min": float(min(by_seed)) if by_seed else np.nan, "bootstrap_median": float(np.median(boot)) if boot else np.nan,
-            "bootstrap_min": float(min(boot)) if boot else np.nan}
+    return {
+        "seeds": [float(v) for v in by_seed],
+        "bootstrap": [float(v) for v in boot],
+        "seed_min": float(min(by_seed)) if by_seed else np.nan,
+        "bootstrap_median": float(np.median(boot)) if boot else np.nan,
+        "bootstrap_min": float(min(boot)) if boot else np.nan,
+    }
 
 
 def distinctive(fit: LCAFit, X, min_prob: float = 0.3, top: int = 4) -> list[list[tuple[str, float, float]]]:
@@ -174,5 +187,7 @@ def distinctive(fit: LCAFit, X, min_prob: float = 0.3, top: int = 4) -> list[lis
         cand = [j for j in np.argsort(-lift) if fit.theta[k, j] >= min_prob]
         if not cand:  # a class of rare factors: its most likely ones
             cand = list(np.argsort(-fit.theta[k])[:top])
-        out.append([(fit.columns[j] if fit.columns else str(j), float(fit.theta[k, j]), float(lift[j])) for j in cand[:top]])
+        out.append(
+            [(fit.columns[j] if fit.columns else str(j), float(fit.theta[k, j]), float(lift[j])) for j in cand[:top]]
+        )
     return out

@@ -86,8 +86,9 @@ def _tau2_reml(y: np.ndarray, v: np.ndarray, tol: float = 1e-12, max_iter: int =
     raise InputError("The random-effects model did not converge (REML); try method='DL'.")
 
 
-def random_effects(estimates, standard_errors, *, method: str = "REML",
-                   confidence_level: float = 0.95) -> RandomEffects:
+def random_effects(
+    estimates, standard_errors, *, method: str = "REML", confidence_level: float = 0.95
+) -> RandomEffects:
     """Pool ``estimates`` (one per council) with their ``standard_errors`` under a random-effects model.
 
     Councils without a finite estimate or a positive standard error are not given (the caller
@@ -119,7 +120,18 @@ def random_effects(estimates, standard_errors, *, method: str = "REML",
         half = t * np.sqrt(tau2 + mu_se**2)
         pred_low, pred_high = float(mu - half), float(mu + half)
     return RandomEffects(
-        estimate=mu, se=mu_se, ci_low=float(mu - z * mu_se), ci_high=float(mu + z * mu_se), tau2=float(tau2),
-        q=q, df=k - 1, p_heterogeneity=float(stats.chi2.sf(q, k - 1)), i2=i2, pred_low=pred_low,
-        pred_high=pred_high, k=k, method=method, confidence_level=confidence_level,
+        estimate=mu,
+        se=mu_se,
+        ci_low=float(mu - z * mu_se),
+        ci_high=float(mu + z * mu_se),
+        tau2=float(tau2),
+        q=q,
+        df=k - 1,
+        p_heterogeneity=float(stats.chi2.sf(q, k - 1)),
+        i2=i2,
+        pred_low=pred_low,
+        pred_high=pred_high,
+        k=k,
+        method=method,
+        confidence_level=confidence_level,
     )

@@ -62,8 +62,14 @@ def rate_ratio(a, n1, c, n2, alpha: float = 0.05) -> pd.DataFrame:
         se = np.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
         ok = (a > 0) & (c > 0)
         lo, hi = rr * np.exp(-z * se), rr * np.exp(z * se)
-    return pd.DataFrame({"ratio": np.where(ok, rr, np.nan), "ci_low": np.where(ok, lo, np.nan),
-                         "ci_high": np.where(ok, hi, np.nan), "se_log": np.where(ok, se, np.nan)})
+    return pd.DataFrame(
+        {
+            "ratio": np.where(ok, rr, np.nan),
+            "ci_low": np.where(ok, lo, np.nan),
+            "ci_high": np.where(ok, hi, np.nan),
+            "se_log": np.where(ok, se, np.nan),
+        }
+    )
 
 
 def relative_rate_index(a, n, total_events, total_n, alpha: float = 0.05) -> pd.DataFrame:
@@ -78,11 +84,17 @@ def relative_rate_index(a, n, total_events, total_n, alpha: float = 0.05) -> pd.
         rri = (a / n) / (T / N)
         pa = np.where(n > 0, a / n, 0.0)
         pb = np.where(m > 0, b / m, 0.0)
-        var = (1 / a - 1 / T) ** 2 * a * (1 - pa) + b * (1 - pb) / T ** 2
+        var = (1 / a - 1 / T) ** 2 * a * (1 - pa) + b * (1 - pb) / T**2
         se = np.sqrt(var)
         ok = (a > 0) & (m > 0) & (b >= 0)
-    return pd.DataFrame({"rri": np.where(ok, rri, np.nan), "ci_low": np.where(ok, rri * np.exp(-z * se), np.nan),
-                         "ci_high": np.where(ok, rri * np.exp(z * se), np.nan), "se_log": np.where(ok, se, np.nan)})
+    return pd.DataFrame(
+        {
+            "rri": np.where(ok, rri, np.nan),
+            "ci_low": np.where(ok, rri * np.exp(-z * se), np.nan),
+            "ci_high": np.where(ok, rri * np.exp(z * se), np.nan),
+            "se_log": np.where(ok, se, np.nan),
+        }
+    )
 
 
 def two_proportion_p_value(events1: float, n1: float, rate1: float, rate2: float, n2: float) -> float | None:
@@ -108,6 +120,12 @@ def correlation(x, y, alpha: float = 0.05, method: str = "pearson") -> dict:
         r, p = stats.pearsonr(x, y)
     zr, se = np.arctanh(r), 1 / np.sqrt(n - 3)
     slope = np.polyfit(x, y, 1)[0]
-    return {"n": int(n), "r": float(r), "ci_low": float(np.tanh(zr - _z(alpha) * se)),
-            "ci_high": float(np.tanh(zr + _z(alpha) * se)), "p_value": float(p), "slope": float(slope),
-            "method": method}
+    return {
+        "n": int(n),
+        "r": float(r),
+        "ci_low": float(np.tanh(zr - _z(alpha) * se)),
+        "ci_high": float(np.tanh(zr + _z(alpha) * se)),
+        "p_value": float(p),
+        "slope": float(slope),
+        "method": method,
+    }

@@ -60,13 +60,23 @@ class Split:
     test_to: pd.Timestamp
 
     def to_dict(self) -> dict:
-        return {"test_from": str(self.test_from.date()), "test_to": str(self.test_to.date()),
-                "train_closures_to": str(self.train_to.date()), "train_cases": int(len(self.train)),
-                "test_cases": int(len(self.test))}
+        return {
+            "test_from": str(self.test_from.date()),
+            "test_to": str(self.test_to.date()),
+            "train_closures_to": str(self.train_to.date()),
+            "train_cases": int(len(self.train)),
+            "test_cases": int(len(self.test)),
+        }
 
 
-def time_split(frame: pd.DataFrame, *, test_from=None, test_years: float = 1.0, horizon_days: int = HORIZON_DAYS,
-               outcome: str = "rereferred") -> Split:
+def time_split(
+    frame: pd.DataFrame,
+    *,
+    test_from=None,
+    test_years: float = 1.0,
+    horizon_days: int = HORIZON_DAYS,
+    outcome: str = "rereferred",
+) -> Split:
     """Train on closures whose outcome was known before the test period began; test on closures
     from ``test_from`` (default: the last ``test_years`` of closures with a known outcome).
 
@@ -78,7 +88,11 @@ def time_split(frame: pd.DataFrame, *, test_from=None, test_years: float = 1.0, 
     if not known.any():
         raise ValueError("no closed case has a known outcome (every case closed within the horizon of the extract)")
     last = closure[known].max()
-    start = pd.Timestamp(test_from) if test_from is not None else last - pd.Timedelta(days=int(round(365.25 * test_years)) - 1)
+    start = (
+        pd.Timestamp(test_from)
+        if test_from is not None
+        else last - pd.Timedelta(days=int(round(365.25 * test_years)) - 1)
+    )
     train_to = start - pd.Timedelta(days=horizon_days + 1)
     c = closure.to_numpy()
     test = np.flatnonzero(known & (c >= np.datetime64(start)))
@@ -107,17 +121,33 @@ def make_model(kind: str, frame: pd.DataFrame, features, seed: int = 0):
 
     cat, num = _columns(frame, features)
     if kind == "logistic":
-        pre = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=10), cat),
-                                 ("num", StandardScaler(), num)])
+        pre = ColumnTransformer(
+            [("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=10), cat), ("num", StandardScaler(), num)]
+        )
         return Pipeline([("prepare", pre), ("model", LogisticRegression(C=1.0, max_iter=2000))])
     if kind == "boosting":
-        pre = ColumnTransformer([("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                                        encoded_missing_value=-1), cat),
-                                 ("num", "passthrough", num)])
+        pre = ColumnTransformer(
+            [
+                (
+                    "cat",
+                    OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1),
+                    cat,
+                ),
+                ("num", "passthrough", num),
+            ]
+        )
         model = HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
-            categorical_features=list(range(len(cat))) if cat else None, early_stopping=True,
-            validation_fraction=0.2, n_iter_no_change=10, random_state=seed)
+            max_iter=200,
+            learning_rate=0.1,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            categorical_features=list(range(len(cat))) if cat else None,
+            early_stopping=True,
+            validation_fraction=0.2,
+            n_iter_no_change=10,
+            random_state=seed,
+        )
         return Pipeline([("prepare", pre), ("model", model)])
     raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(MODELS)}")
 
@@ -206,12 +236,23 @@ def threshold_metrics(y, flagged, w=None) -> dict:
     tp = np.sum(w * f * y)
     nf = np.sum(w * f)
     npos = np.sum(w * y)
-    return {"precision": tp / nf if nf else float("nan"), "recall": tp / npos if npos else float("nan"),
-            "flag_share": nf / np.sum(w), "base_rate": npos / np.sum(w)}
+    return {
+        "precision": tp / nf if nf else float("nan"),
+        "recall": tp / npos if npos else float("nan"),
+        "flag_share": nf / np.sum(w),
+        "base_rate": npos / np.sum(w),
+    }
 
 
-GROUP_COLUMNS = ("observed_expected", "flag_rate", "flag_rri", "false_positive_rate", "false_negative_rate",
-                 "fpr_difference", "fnr_difference")
+GROUP_COLUMNS = (
+    "observed_expected",
+    "flag_rate",
+    "flag_rri",
+    "false_positive_rate",
+    "false_negative_rate",
+    "fpr_difference",
+    "fnr_difference",
+)
 
 
 def group_rates(y, p, flagged, codes: np.ndarray, k: int, W: np.ndarray) -> dict[str, np.ndarray]:
@@ -237,8 +278,14 @@ def group_rates(y, p, flagged, codes: np.ndarray, k: int, W: np.ndarray) -> dict
     neg, neg_all = by(1 - y)
     fn, fn_all = by((1 - f) * y)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = {"cases": n, "observed": obs / n, "expected": exp_ / n, "flag_rate": fl / n,
-               "false_positive_rate": fp / neg, "false_negative_rate": fn / obs}
+        out = {
+            "cases": n,
+            "observed": obs / n,
+            "expected": exp_ / n,
+            "flag_rate": fl / n,
+            "false_positive_rate": fp / neg,
+            "false_negative_rate": fn / obs,
+        }
         out["observed_expected"] = obs / exp_
         out["flag_rri"] = out["flag_rate"] / (fl_all / n_all)[:, None]
         out["fpr_difference"] = out["false_positive_rate"] - (fp_all / neg_all)[:, None]
@@ -262,8 +309,14 @@ def calibration_curve(y, p, bins: int = 10) -> pd.DataFrame:
     b = np.clip(np.searchsorted(q, p, side="right") - 1, 0, len(q) - 2)
     df = pd.DataFrame({"bin": b, "y": y, "p": p})
     g = df.groupby("bin")
-    return pd.DataFrame({"cases": g.size(), "rereferred": g["y"].sum().astype(int), "predicted": g["p"].mean(),
-                         "observed": g["y"].mean()}).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "cases": g.size(),
+            "rereferred": g["y"].sum().astype(int),
+            "predicted": g["p"].mean(),
+            "observed": g["y"].mean(),
+        }
+    ).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -287,7 +340,9 @@ class ModelAudit:
 
     model: str
     cases: int
-    metrics: dict[str, Interval]  # auc, average_precision, calibration_slope, calibration_intercept, precision, recall, flag_share, base_rate
+    metrics: dict[
+        str, Interval
+    ]  # auc, average_precision, calibration_slope, calibration_intercept, precision, recall, flag_share, base_rate
     curve: pd.DataFrame  # calibration curve bins (counts inside: through disclosure control before showing)
     groups: dict[str, pd.DataFrame]  # attribute -> by-group table with intervals (_low/_high columns)
     flag_share_target: float
@@ -295,18 +350,35 @@ class ModelAudit:
 
     def to_dict(self) -> dict:
         return {
-            "model": self.model, "cases": self.cases, "flag_share_target": self.flag_share_target,
+            "model": self.model,
+            "cases": self.cases,
+            "flag_share_target": self.flag_share_target,
             "bootstrap_reps": self.reps,
             "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
             "calibration_curve": self.curve[["predicted", "observed"]].to_dict(orient="records"),
-            "groups": {a: {str(g): {c: (None if pd.isna(v) else float(v)) for c, v in row.items() if c != "cases"}
-                           for g, row in t.iterrows()} for a, t in self.groups.items()},
+            "groups": {
+                a: {
+                    str(g): {c: (None if pd.isna(v) else float(v)) for c, v in row.items() if c != "cases"}
+                    for g, row in t.iterrows()
+                }
+                for a, t in self.groups.items()
+            },
         }
 
 
-
-def audit_scores(y, p, threshold: float, clusters, groups: dict[str, pd.Series], *, model: str = "",
-                 flag_share: float = 0.1, reps: int = 200, level: float = 0.95, seed: int = 0) -> ModelAudit:
+def audit_scores(
+    y,
+    p,
+    threshold: float,
+    clusters,
+    groups: dict[str, pd.Series],
+    *,
+    model: str = "",
+    flag_share: float = 0.1,
+    reps: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> ModelAudit:
     """Judge one model's test-period scores ``p`` (outcomes ``y``), flagging scores at or above
     ``threshold``; intervals by resampling children (``clusters``) ``reps`` times."""
     y = np.asarray(y, float)
@@ -316,15 +388,23 @@ def audit_scores(y, p, threshold: float, clusters, groups: dict[str, pd.Series],
 
     def all_metrics(w, auc, ap):
         slope, intercept = calibration_fit(y, p, w)
-        return {"auc": auc, "average_precision": ap, "calibration_slope": slope, "calibration_intercept": intercept,
-                **threshold_metrics(y, flagged, w)}
+        return {
+            "auc": auc,
+            "average_precision": ap,
+            "calibration_slope": slope,
+            "calibration_intercept": intercept,
+            **threshold_metrics(y, flagged, w),
+        }
 
     auc0, ap0 = discrimination(y, p)
     point = all_metrics(None, float(auc0[0]), float(ap0[0]))
     rng = np.random.default_rng(seed)
     G = clusters.max() + 1 if len(clusters) else 0
-    W = np.stack([np.bincount(rng.integers(0, G, G), minlength=G)[clusters].astype(float) for _ in range(reps)]) \
-        if reps else np.zeros((0, len(y)))
+    W = (
+        np.stack([np.bincount(rng.integers(0, G, G), minlength=G)[clusters].astype(float) for _ in range(reps)])
+        if reps
+        else np.zeros((0, len(y)))
+    )
     boot = {k: [] for k in point}
     if reps:
         aucs, aps = discrimination(y, p, W)
@@ -390,7 +470,12 @@ class Verdict:
     checks: list[dict] = field(default_factory=list)  # each: what, group, value, interval, bar, result
 
     def to_dict(self) -> dict:
-        return {"accurate": self.accurate, "fair": self.fair, "no_better_than_chance": self.chance, "checks": self.checks}
+        return {
+            "accurate": self.accurate,
+            "fair": self.fair,
+            "no_better_than_chance": self.chance,
+            "checks": self.checks,
+        }
 
 
 def _overall(results) -> str:
@@ -410,14 +495,46 @@ def verdict(a: ModelAudit, bars: dict) -> Verdict:
     checks = []
 
     def add(what, group, iv_est, lo, hi, bar, result):
-        checks.append({"what": what, "group": group, "estimate": iv_est, "ci_low": lo, "ci_high": hi,
-                       "bar": bar, "result": result})
+        checks.append(
+            {
+                "what": what,
+                "group": group,
+                "estimate": iv_est,
+                "ci_low": lo,
+                "ci_high": hi,
+                "bar": bar,
+                "result": result,
+            }
+        )
 
-    add("auc", "", m["auc"].estimate, m["auc"].ci_low, m["auc"].ci_high, bars["auc_min"], _against_min(m["auc"], bars["auc_min"]))
-    add("precision", "", m["precision"].estimate, m["precision"].ci_low, m["precision"].ci_high, bars["precision_min"],
-        _against_min(m["precision"], bars["precision_min"]))
+    add(
+        "auc",
+        "",
+        m["auc"].estimate,
+        m["auc"].ci_low,
+        m["auc"].ci_high,
+        bars["auc_min"],
+        _against_min(m["auc"], bars["auc_min"]),
+    )
+    add(
+        "precision",
+        "",
+        m["precision"].estimate,
+        m["precision"].ci_low,
+        m["precision"].ci_high,
+        bars["precision_min"],
+        _against_min(m["precision"], bars["precision_min"]),
+    )
     for k in ("calibration_slope", "calibration_intercept"):
-        add(k, "", m[k].estimate, m[k].ci_low, m[k].ci_high, list(bars[k]), _against_range(m[k].ci_low, m[k].ci_high, bars[k]))
+        add(
+            k,
+            "",
+            m[k].estimate,
+            m[k].ci_low,
+            m[k].ci_high,
+            list(bars[k]),
+            _against_range(m[k].ci_low, m[k].ci_high, bars[k]),
+        )
     accurate = _overall([c["result"] for c in checks])
     fair_checks = []
     d = float(bars["group_error_rate_difference"])
@@ -425,8 +542,12 @@ def verdict(a: ModelAudit, bars: dict) -> Verdict:
         for g, row in t.iterrows():
             label = f"{attr}: {g}"
             small = row["cases"] < bars["min_group_cases"]
-            for col, bar in (("observed_expected", bars["group_observed_expected"]), ("flag_rri", bars["group_flag_rri"]),
-                             ("fpr_difference", [-d, d]), ("fnr_difference", [-d, d])):
+            for col, bar in (
+                ("observed_expected", bars["group_observed_expected"]),
+                ("flag_rri", bars["group_flag_rri"]),
+                ("fpr_difference", [-d, d]),
+                ("fnr_difference", [-d, d]),
+            ):
                 res = NOT_JUDGED if small else _against_range(row[f"{col}_low"], row[f"{col}_high"], bar)
                 add(col, label, row[col], row[f"{col}_low"], row[f"{col}_high"], list(bar), res)
                 fair_checks.append(res)

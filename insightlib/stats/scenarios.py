@@ -58,10 +58,13 @@ def check_shares(value) -> tuple[list, list[str]]:
         if isinstance(v, str) and v.strip().lower() == NONE:
             if NONE not in out:
                 out.append(NONE)
-        elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not -1 <= v <= 1 or v == 0:
+        elif (
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not -1 <= v <= 1 or v == 0
+        ):
             problems.append(
                 f"'scenario_shares' items must be shares of eligible cases from -1 to 1, not 0 (0.1 means 10 in "
-                f"every 100 eligible cases more receive it; -0.1 fewer), or 'none' (no one receives it); got {v!r}.")
+                f"every 100 eligible cases more receive it; -0.1 fewer), or 'none' (no one receives it); got {v!r}."
+            )
         elif float(v) not in out:
             out.append(float(v))
     return out, problems
@@ -82,7 +85,13 @@ class Volume:
         return math.sqrt(max(self.variance, 0.0))
 
     def to_dict(self) -> dict:
-        return {"per_year": self.per_year, "se": self.se, "windows": self.windows, "counts": self.counts, "how": self.how}
+        return {
+            "per_year": self.per_year,
+            "se": self.se,
+            "windows": self.windows,
+            "counts": self.counts,
+            "how": self.how,
+        }
 
 
 def annual_volume(closure_dates, extract_date, *, years: int = 3, first_date=None) -> Volume:
@@ -109,8 +118,10 @@ def annual_volume(closure_dates, extract_date, *, years: int = 3, first_date=Non
     mean = float(np.mean(counts))
     if kk >= 2:
         var = max(float(np.var(counts, ddof=1)), mean) * (1 + 1 / kk)
-        how = (f"mean of the last {kk} years' closures; variance the larger of their year-to-year variance and "
-               f"the mean (Poisson), times 1 + 1/{kk}")
+        how = (
+            f"mean of the last {kk} years' closures; variance the larger of their year-to-year variance and "
+            f"the mean (Poisson), times 1 + 1/{kk}"
+        )
     else:
         var = 2 * mean
         how = "closures in the last year; Poisson variance, doubled for the mean's own uncertainty"
@@ -136,10 +147,18 @@ class Scenario:
     capped: bool = False
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "requested": self.requested, "share_change": self.share_change,
-                "new_share": self.new_share, "extra_cases_per_year": self.extra_cases,
-                "change_in_rereferrals_per_year": self.change, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                "se": self.se, "capped": self.capped}
+        return {
+            "label": self.label,
+            "requested": self.requested,
+            "share_change": self.share_change,
+            "new_share": self.new_share,
+            "extra_cases_per_year": self.extra_cases,
+            "change_in_rereferrals_per_year": self.change,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "se": self.se,
+            "capped": self.capped,
+        }
 
 
 @dataclass
@@ -157,15 +176,22 @@ class Scenarios:
 
     def to_dict(self) -> dict:
         return {
-            "effect_risk_difference": self.effect, "effect_se": self.effect_se, "estimand": self.estimand,
-            "current_share": self.current_share, "volume": self.volume.to_dict(), "horizon_days": self.horizon_days,
-            "confidence_level": self.level, "scenarios": [s.to_dict() for s in self.scenarios],
+            "effect_risk_difference": self.effect,
+            "effect_se": self.effect_se,
+            "estimand": self.estimand,
+            "current_share": self.current_share,
+            "volume": self.volume.to_dict(),
+            "horizon_days": self.horizon_days,
+            "confidence_level": self.level,
+            "scenarios": [s.to_dict() for s in self.scenarios],
             "method": "change = share change x eligible cases per year x risk difference; variance of the product "
-                      "of independent estimates (Goodman 1960); normal interval",
+            "of independent estimates (Goodman 1960); normal interval",
         }
 
 
-def product_interval(a: float, var_a: float, b: float, var_b: float, level: float = 0.95) -> tuple[float, float, float, float]:
+def product_interval(
+    a: float, var_a: float, b: float, var_b: float, level: float = 0.95
+) -> tuple[float, float, float, float]:
     """a*b with the exact variance of a product of independent estimates and a normal interval."""
     var = a * a * var_b + b * b * var_a + var_a * var_b
     se = math.sqrt(max(var, 0.0))
@@ -174,8 +200,17 @@ def product_interval(a: float, var_a: float, b: float, var_b: float, level: floa
     return est, est - z * se, est + z * se, se
 
 
-def scenarios(effect: float, effect_se: float, volume: Volume, current_share: float, shares, *,
-              estimand: str = "ATE", horizon_days: int = 365, level: float = 0.95) -> Scenarios:
+def scenarios(
+    effect: float,
+    effect_se: float,
+    volume: Volume,
+    current_share: float,
+    shares,
+    *,
+    estimand: str = "ATE",
+    horizon_days: int = 365,
+    level: float = 0.95,
+) -> Scenarios:
     """The expected change in re-referrals per year for each requested share (see the module docstring).
 
     ``effect`` is a risk difference (treated minus untreated, a fraction), ``current_share`` the share
@@ -183,7 +218,9 @@ def scenarios(effect: float, effect_se: float, volume: Volume, current_share: fl
     below 0) are capped, and say so."""
     if not 0 <= current_share <= 1:
         raise ValueError(f"current_share must be between 0 and 1, not {current_share}")
-    out = Scenarios(float(effect), float(effect_se), estimand, float(current_share), volume, int(horizon_days), float(level))
+    out = Scenarios(
+        float(effect), float(effect_se), estimand, float(current_share), volume, int(horizon_days), float(level)
+    )
     for s in shares:
         if s == NONE:
             d = -current_share
@@ -194,9 +231,24 @@ def scenarios(effect: float, effect_se: float, volume: Volume, current_share: fl
             target = min(max(current_share + s, 0.0), 1.0)
             d = target - current_share
             capped = not math.isclose(d, s)
-            label = (f"{abs(s):.0%} more of eligible cases receive it" if s > 0 else f"{abs(s):.0%} fewer of eligible cases receive it")
-        est, lo, hi, se = product_interval(volume.per_year, volume.variance, effect, effect_se ** 2, level)
-        out.scenarios.append(Scenario(label, s, float(d), float(current_share + d), float(d * volume.per_year),
-                                      float(d * est), float(min(d * lo, d * hi)), float(max(d * lo, d * hi)),
-                                      float(abs(d) * se), capped))
+            label = (
+                f"{abs(s):.0%} more of eligible cases receive it"
+                if s > 0
+                else f"{abs(s):.0%} fewer of eligible cases receive it"
+            )
+        est, lo, hi, se = product_interval(volume.per_year, volume.variance, effect, effect_se**2, level)
+        out.scenarios.append(
+            Scenario(
+                label,
+                s,
+                float(d),
+                float(current_share + d),
+                float(d * volume.per_year),
+                float(d * est),
+                float(min(d * lo, d * hi)),
+                float(max(d * lo, d * hi)),
+                float(abs(d) * se),
+                capped,
+            )
+        )
     return out

@@ -49,8 +49,15 @@ class SubgroupEffect:
     estimated: bool = True  # False: too few in one arm
 
     def to_dict(self) -> dict:
-        return {"variable": self.variable, "level": self.level, "estimate": self.estimate, "ci_low": self.ci_low,
-                "ci_high": self.ci_high, "se": self.se, "estimated": self.estimated}
+        return {
+            "variable": self.variable,
+            "level": self.level,
+            "estimate": self.estimate,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "se": self.se,
+            "estimated": self.estimated,
+        }
 
 
 @dataclass
@@ -64,8 +71,13 @@ class DifferTest:
     p_holm: float = float("nan")
 
     def to_dict(self) -> dict:
-        return {"variable": self.variable, "statistic": self.statistic, "df": self.df, "p_value": self.p_value,
-                "p_holm": self.p_holm}
+        return {
+            "variable": self.variable,
+            "statistic": self.statistic,
+            "df": self.df,
+            "p_value": self.p_value,
+            "p_holm": self.p_holm,
+        }
 
 
 @dataclass
@@ -81,10 +93,15 @@ class SubgroupEffects:
         return sum(1 for e in self.effects if e.estimated)
 
     def to_dict(self) -> dict:
-        return {"effects": [e.to_dict() for e in self.effects], "differ_tests": [t.to_dict() for t in self.tests],
-                "subgroups_compared": self.compared, "characteristics_compared": len(self.tests),
-                "confidence_level": self.level, "method": "AIPW (DR-learner) pseudo-outcome averaged within subgroup; "
-                "influence-function errors clustered by child; Wald test of equal effects; Holm across characteristics"}
+        return {
+            "effects": [e.to_dict() for e in self.effects],
+            "differ_tests": [t.to_dict() for t in self.tests],
+            "subgroups_compared": self.compared,
+            "characteristics_compared": len(self.tests),
+            "confidence_level": self.level,
+            "method": "AIPW (DR-learner) pseudo-outcome averaged within subgroup; "
+            "influence-function errors clustered by child; Wald test of equal effects; Holm across characteristics",
+        }
 
 
 def holm(p) -> np.ndarray:
@@ -110,7 +127,9 @@ def _cluster_cov(infl: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     return adj * sums.T @ sums / n**2
 
 
-def subgroup_effects(y, t, e, m1, m0, clusters, groups: dict, *, level: float = 0.95, min_arm: int = 10) -> SubgroupEffects:
+def subgroup_effects(
+    y, t, e, m1, m0, clusters, groups: dict, *, level: float = 0.95, min_arm: int = 10
+) -> SubgroupEffects:
     """Each subgroup's average effect with its interval, and for each characteristic the test that its
     subgroups' effects differ. Subgroups with fewer than ``min_arm`` cases in either arm are listed
     but not estimated (and left out of the test)."""
@@ -128,7 +147,9 @@ def subgroup_effects(y, t, e, m1, m0, clusters, groups: dict, *, level: float = 
             ing = labels == lv
             n1, n0 = int((t[ing] == 1).sum()), int((t[ing] == 0).sum())
             if n1 < min_arm or n0 < min_arm:
-                effects.append(SubgroupEffect(var, lv, math.nan, math.nan, math.nan, math.nan, int(ing.sum()), n1, n0, False))
+                effects.append(
+                    SubgroupEffect(var, lv, math.nan, math.nan, math.nan, math.nan, int(ing.sum()), n1, n0, False)
+                )
                 continue
             tau = float(phi[ing].mean())
             infl_cols.append(np.where(ing, (phi - tau) / ing.mean(), 0.0))
