@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..contract import DISCLOSURE_THRESHOLD, MIN_AT_RISK
 from ..errors import InputError
-from ..ingest.episodes import build_episodes
+from ..ingest.episodes import at_risk, build_episodes
 from ..report.disclosure import SUPPRESSED, suppress_table
 from ..report.labels import GROUPINGS, OTHER
 from ..stats.survival import KMResult, kaplan_meier
@@ -130,7 +130,7 @@ def rereferral_by(
     Groups smaller than ``min_group_size`` (or the disclosure threshold) are shown together as "Other".
     """
     episodes = add_groupings(build_episodes(tables), tables.get("interventions"))
-    episodes = episodes.loc[episodes["duration_days"] > 0].reset_index(drop=True)
+    episodes = at_risk(episodes, renumber=True)
     if episodes.empty:
         raise InputError("No closed case has any follow-up before the extract date, so there is nothing to analyse.")
     if isinstance(grouping, str):

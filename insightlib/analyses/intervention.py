@@ -55,7 +55,7 @@ from insightlib.stats.propensity import (
 )
 from insightlib.stats.refuters import _dowhy_frame, dowhy_crosscheck, identify, refute
 from insightlib.contract import BALANCE_CUTOFF, DISCLOSURE_THRESHOLD, MIN_AT_RISK, as_datetime
-from insightlib.ingest.episodes import eighteenth_birthday
+from insightlib.ingest.episodes import at_risk, build_episodes, eighteenth_birthday
 
 
 def analysis_frame(
@@ -77,12 +77,7 @@ def analysis_frame(
     followed for the full horizon (others NaN: excluded from the yes/no analysis).
     Long (~90 lines): the frame's columns one after another, each a join or a flag on the episodes.
     """
-    if episodes is None:
-        from insightlib.ingest.episodes import at_risk, build_episodes
-
-        episodes = at_risk(build_episodes(tables))
-    else:
-        episodes = episodes.loc[episodes["duration_days"] > 0]
+    episodes = at_risk(build_episodes(tables) if episodes is None else episodes)
     if len(episodes) == 0:
         raise InputError(
             "There are no closed episodes at risk of re-referral in this council's data, so the intervention effect cannot be estimated."
