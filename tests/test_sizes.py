@@ -1,0 +1,107 @@
+"""Issue 12's house rules, kept by a test: no module over about 500 lines and no function over about 60
+without a reason written at its top (a docstring line starting "Long because"). A newcomer reads one screen
+of a function and one sitting of a module.
+
+TO_SPLIT lists what is still over while the split is under way; an entry that is no longer over fails too, so
+the list can only shrink. When it is empty, the rule holds everywhere."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "insightlib"
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+REASON = "Long because"
+
+#: Still over the limits ("path" for a module, "path:function" for a function). Remove an entry when it is split.
+TO_SPLIT = {
+    "insightlib/analyses/intervention.py",
+    "insightlib/analyses/intervention.py:_evaluate",
+    "insightlib/analyses/intervention.py:analysis_frame",
+    "insightlib/analyses/intervention_parameters.py:check_parameters",
+    "insightlib/analyses/practice.py",
+    "insightlib/analyses/practice.py:analyse",
+    "insightlib/analyses/rereferral.py:rereferral_report",
+    "insightlib/analyses/risk_audit.py:audit",
+    "insightlib/analyses/risk_audit.py:cases_frame",
+    "insightlib/analyses/skills.py",
+    "insightlib/analyses/skills.py:analyse",
+    "insightlib/analyses/skills.py:gap_tables",
+    "insightlib/batch/cli.py",
+    "insightlib/batch/cli.py:demo",
+    "insightlib/batch/cli.py:init_evaluation",
+    "insightlib/batch/cli.py:load",
+    "insightlib/batch/execute.py:_execute_council",
+    "insightlib/batch/quarto.py:_write_evaluation_pages",
+    "insightlib/batch/quarto_pages.py:notebook_to_qmd",
+    "insightlib/batch/site_html.py:render_html",
+    "insightlib/ingest/episodes.py",
+    "insightlib/ingest/episodes.py:_sorted_referrals",
+    "insightlib/ingest/episodes.py:build_episodes",
+    "insightlib/ingest/episodes.py:dfe_rereferral_measure",
+    "insightlib/ingest/practice.py:read_deprivation",
+    "insightlib/ingest/skills.py",
+    "insightlib/ingest/validate.py",
+    "insightlib/ingest/validate.py:_check_references",
+    "insightlib/ingest/validate.py:_check_values",
+    "insightlib/ingest/warehouse.py",
+    "insightlib/ingest/warehouse.py:write_warehouse",
+    "insightlib/report/disclosure.py",
+    "insightlib/report/disclosure.py:hidden_ranges",
+    "insightlib/report/disclosure.py:suppress_table",
+    "insightlib/report/intervention.py",
+    "insightlib/report/intervention.py:report_table",
+    "insightlib/report/rereferral.py",
+    "insightlib/report/rereferral_charts.py:_curves_figure",
+    "insightlib/report/risk_audit.py:fairness_table",
+    "insightlib/report/summary.py",
+    "insightlib/report/summary.py:_intervention",
+    "insightlib/report/summary.py:_programme",
+    "insightlib/report/summary.py:_rereferral",
+    "insightlib/report/summary.py:forest_chart",
+    "insightlib/simulate/intervention.py:simulate_frame",
+    "insightlib/simulate/renewal.py:_simulate",
+    "insightlib/simulate/survival.py:simulate_tables",
+    "insightlib/simulate/synth.py:generate",
+    "insightlib/stats/cox.py:cox_fit",
+    "insightlib/stats/cox.py:ph_test",
+    "insightlib/stats/effects.py:ipw_survival",
+    "insightlib/stats/refuters.py:refute",
+    "insightlib/stats/risk_audit.py",
+    "insightlib/stats/risk_audit.py:audit_scores",
+    "insightlib/stats/risk_audit.py:verdict",
+    "insightlib/stats/survival.py",
+}
+
+
+def _modules():
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "_version.py")
+
+
+def _name(path: Path) -> str:
+    return str(path.relative_to(PACKAGE.parent))
+
+
+def over_limits() -> set[str]:
+    found = set()
+    for path in _modules():
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found.add(_name(path))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                doc = ast.get_docstring(node) or ""
+                if lines > MAX_FUNCTION_LINES and not any(line.strip().startswith(REASON) for line in doc.splitlines()):
+                    found.add(f"{_name(path)}:{node.name}")
+    return found
+
+
+def test_no_module_or_function_grows_past_the_limits():
+    new = over_limits() - TO_SPLIT
+    assert not new, f"over {MAX_MODULE_LINES} lines a module / {MAX_FUNCTION_LINES} a function: {sorted(new)}"
+
+
+def test_what_was_split_leaves_the_list():
+    done = TO_SPLIT - over_limits()
+    assert not done, f"no longer over the limits, remove from TO_SPLIT: {sorted(done)}"
