@@ -15,7 +15,7 @@ import pytest
 
 from insightlib.analyses import intervention
 from insightlib.analyses import intervention_parameters
-from insightlib.report import intervention as intervention_report
+from insightlib.report import intervention_words
 from insightlib.simulate import intervention as simulate_intervention
 from insightlib.stats import effects
 from insightlib.stats import propensity
@@ -427,9 +427,9 @@ def test_trimming_note_suppresses_small_counts():
     assert note.startswith("Fewer than 10000 closed cases fell outside") and "kept" in note
     assert res.overlap["trimmed_total"] == 0 and res.counts["analysed"] == res.counts["episodes"]
     # a small part is hidden with the other part, which would give it away through the total
-    assert intervention_report._safe_split(3, 801, 5) == "804 closed cases (fewer than 5 of them received the intervention)"
-    assert intervention_report._safe_split(38, 801, 5) == "839 closed cases (38 who received the intervention, 801 who did not)"
-    assert intervention_report._safe_split(2, 1, 5) == "Fewer than 5 closed cases"
+    assert intervention_words.safe_split(3, 801, 5) == "804 closed cases (fewer than 5 of them received the intervention)"
+    assert intervention_words.safe_split(38, 801, 5) == "839 closed cases (38 who received the intervention, 801 who did not)"
+    assert intervention_words.safe_split(2, 1, 5) == "Fewer than 5 closed cases"
 
 
 def test_counts_table_has_secondary_suppression(simulated):

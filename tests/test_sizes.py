@@ -49,8 +49,6 @@ TO_SPLIT = {
     "insightlib/report/disclosure.py",
     "insightlib/report/disclosure.py:hidden_ranges",
     "insightlib/report/disclosure.py:suppress_table",
-    "insightlib/report/intervention.py",
-    "insightlib/report/intervention.py:report_table",
     "insightlib/report/rereferral.py",
     "insightlib/report/rereferral_charts.py:_curves_figure",
     "insightlib/report/risk_audit.py:fairness_table",

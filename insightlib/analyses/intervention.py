@@ -31,7 +31,8 @@ import pandas as pd
 
 from insightlib.analyses.intervention_parameters import COVARIATES, _suggest, check_parameters, parse_graph
 from insightlib.errors import InputError
-from insightlib.report.intervention import InterventionEffect, _safe_split, _term_label
+from insightlib.report.intervention import InterventionEffect
+from insightlib.report.intervention_words import safe_split, term_label
 from insightlib.stats.effects import (
     Estimate,
     _cluster_se,
@@ -351,7 +352,7 @@ def _evaluate(
     trimmed = {"treated": int(((~keep) & (t == 1)).sum()), "control": int(((~keep) & (t == 0)).sum())}
     if (~keep).any():
         notes.append(
-            f"{_safe_split(trimmed['treated'], trimmed['control'], int(disclosure_threshold))} were set aside: their "
+            f"{safe_split(trimmed['treated'], trimmed['control'], int(disclosure_threshold))} were set aside: their "
             f"estimated chance of receiving the intervention was outside {lo:.3f} to {hi:.3f} (rule: "
             f"{'Crump et al. 2009' if trim == 'crump' else 'fixed limits'}). The estimates describe the children with overlap."
         )
@@ -379,7 +380,7 @@ def _evaluate(
     if len(balance) and balance["smd_after"].abs().max() >= BALANCE_CUTOFF:
         worst = balance.loc[balance["smd_after"].abs().idxmax()]
         notes.append(
-            f"After weighting, {_term_label(worst['covariate'])} still differs between the groups (standardised difference "
+            f"After weighting, {term_label(worst['covariate'])} still differs between the groups (standardised difference "
             f"{worst['smd_after']:+.2f}; {BALANCE_CUTOFF} is the usual limit). A few heavily weighted cases are probably responsible: "
             f"consider trimming (trim: crump) or check the overlap plot."
         )

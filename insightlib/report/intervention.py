@@ -1,5 +1,7 @@
 """The intervention report: the result of analyses/intervention.py (aggregates only, no row-level data)
-in sentences, disclosure-controlled tables and figures, with the assumptions it rests on."""
+in sentences, disclosure-controlled tables and figures, with the assumptions it rests on. The sentences are
+here; the tables are in report/intervention_tables.py, the figures in report/intervention_charts.py and the
+words they share in report/intervention_words.py."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from insightlib.analyses.intervention_parameters import COVARIATES, GRAPH_FROM_COVARIATES
-from insightlib.report import text
-from insightlib.stats.effects import Estimate
-from insightlib.contract import BALANCE_CUTOFF, DISCLOSURE_THRESHOLD, MIN_EVENTS_FOR_ESTIMATE
+from insightlib.contract import DISCLOSURE_THRESHOLD, MIN_EVENTS_FOR_ESTIMATE
+from insightlib.report import intervention_tables, text
+from insightlib.report.intervention_words import ASSUMPTIONS, points_range
 from insightlib.report.words import TOO_FEW
+from insightlib.stats.effects import Estimate
 
 
 @dataclass
@@ -71,94 +74,60 @@ class InterventionEffect:
             "subgroups": self.subgroups.to_dict() if self.subgroups is not None else None,
         }
 
-    # ---- tables --------------------------------------------------------------------
+    # ---- tables and figures (report/intervention_tables.py, report/intervention_charts.py) ----------------
     def table(self) -> pd.DataFrame:
         """Naive and adjusted estimates side by side (percentage points, days, ratios)."""
-        rows = []
+        return intervention_tables.estimates_table(self)
 
-        def add(label, est: Estimate, scale=1.0, unit=""):
-            rows.append(
-                {
-                    "comparison": label,
-                    "estimate": est.estimate * scale,
-                    "ci_low": est.ci_low * scale,
-                    "ci_high": est.ci_high * scale,
-                    "unit": unit,
-                    "interval": est.method,
-                }
-            )
-
-        add("Naive difference in re-referral within horizon", self.naive["risk_difference"], 100, "percentage points")
-        labels = {
-            "ipw": "Inverse probability weighting",
-            "matching": "Propensity-score matching",
-            "regression": "Regression adjustment",
-            "aipw": "Doubly robust (AIPW)",
-        }
-        for k, v in self.methods.items():
-            add(f"{labels.get(k, k)}: difference in re-referral", v, 100, "percentage points")
-        add(
-            "Weighted Kaplan-Meier: difference in risk of re-referral",
-            self.effect["risk_difference"],
-            100,
-            "percentage points",
-        )
-        add(
-            "Weighted Kaplan-Meier: difference in days before re-referral (RMST)",
-            self.effect["rmst_difference"],
-            1,
-            "days",
-        )
-        add("Weighted Cox: hazard ratio", self.effect["hazard_ratio"], 1, "ratio")
-        return pd.DataFrame(rows)
+    def report_table(self) -> pd.DataFrame:
+        """The naive comparison beside every adjusted estimate, formatted for the report."""
+        return intervention_tables.report_table(self)
 
     def balance_summary(self) -> pd.DataFrame:
-        b = self.balance.copy()
-        b["balanced_after"] = b["smd_after"].abs() < BALANCE_CUTOFF
-        return b
+        return intervention_tables.balance_summary(self)
 
     def counts_table(self) -> pd.DataFrame:
         """Closed cases by group, with a total row (counts: pass through insightlib.report.disclosure before showing)."""
-        c = self.counts
-        h = self.parameters.get("horizon_days")
-        df = pd.DataFrame(
-            {
-                "Closed cases analysed": [c["analysed_treated"], c["analysed_control"]],
-                f"Followed for the whole {h} days": [c["binary_treated"], c["binary_control"]],
-                f"Re-referred within {h} days": [c["rereferred_treated"], c["rereferred_control"]],
-            },
-            index=["Received the intervention", "Did not"],
-        )
-        df.loc["Total"] = df.sum()
-        return df
+        return intervention_tables.counts_table(self)
 
     def safe_counts_table(self, threshold: int = DISCLOSURE_THRESHOLD, rounding: int | None = None) -> pd.DataFrame:
-        """counts_table with small numbers suppressed (insightlib.report.disclosure; the total row makes it
-        apply secondary suppression, so a hidden count cannot be worked out from the total)."""
-        from insightlib.report import disclosure
+        """counts_table with small numbers suppressed (secondary suppression included)."""
+        return intervention_tables.safe_counts_table(self, threshold, rounding)
 
-        df = self.counts_table()
-        # the sentences under "The finding" state how many closed cases were analysed: that total is
-        # published there, so it is never the cell hidden to protect another
-        known = {("Total", "Closed cases analysed"): int(df.loc["Total", "Closed cases analysed"])}
-        # and a reader knows, row by row, re-referred <= followed up <= analysed
-        cols = list(df.columns)
-        at_most = [((row, cols[k + 1]), (row, cols[k])) for row in df.index for k in range(len(cols) - 1)]
-        res = disclosure.suppress_table(df, cols, threshold, rounding, total_row="Total", known=known, at_most=at_most)
-        out = res.table().map(
-            lambda v: f"{int(v):,}" if isinstance(v, (int, np.integer, float, np.floating)) and np.isfinite(v) else v
-        )
-        out.index.name = None
-        out.columns.name = "Group"
-        if res.n_primary or res.n_secondary or rounding:
-            out.attrs["note"] = res.footnote()
-        return out
+    def balance_view(self) -> pd.DataFrame:
+        """The love plot as a table: standardised differences before and after weighting."""
+        return intervention_tables.balance_view(self)
+
+    def curve_table(self, days=(91, 182, 365)) -> pd.DataFrame:
+        """Adjusted share re-referred by day, with intervals (no counts; cut below 10 at risk)."""
+        return intervention_tables.curve_table(self, days)
+
+    def refutation_table(self) -> pd.DataFrame:
+        return intervention_tables.refutation_table(self)
+
+    # matplotlib is imported only when a figure is drawn (the analysis itself never needs it)
+    def love_plot(self):
+        from insightlib.report import intervention_charts
+
+        return intervention_charts.love_plot(self)
+
+    def overlap_plot(self):
+        from insightlib.report import intervention_charts
+
+        return intervention_charts.overlap_plot(self)
+
+    def survival_plot(self):
+        from insightlib.report import intervention_charts
+
+        return intervention_charts.survival_plot(self)
 
     # ---- words shared by the tables and sentences -------------------------------------
-    def _threshold(self) -> int:
-        return int(self.parameters.get("disclosure_threshold", 5))
+    def threshold(self) -> int:
+        """The disclosure threshold the report was made with."""
+        return int(self.parameters.get("disclosure_threshold", DISCLOSURE_THRESHOLD))
 
-    def _level(self) -> str:
+    def level(self) -> str:
+        """The confidence level in words ('95%')."""
         return f"{self.parameters.get('confidence_level', 0.95):.0%}"
 
     def naive_shown(self) -> bool:
@@ -167,7 +136,7 @@ class InterventionEffect:
         leaves one re-referred child): so it is shown only when no count behind it (re-referred
         and not, in each group) is from 1 to the threshold - 1, the rule that hides those counts
         in the table."""
-        c, thr = self.counts, self._threshold()
+        c, thr = self.counts, self.threshold()
         parts = []
         for arm in ("treated", "control"):
             r, n = int(c.get(f"rereferred_{arm}", 0)), int(c.get(f"binary_{arm}", 0))
@@ -194,7 +163,7 @@ class InterventionEffect:
     def _n(self, n: int) -> str:
         """A count safe to print: small ones become 'fewer than <threshold>' (none stays 'none')."""
         n = int(n)
-        thr = self._threshold()
+        thr = self.threshold()
         return "none" if n == 0 else f"fewer than {thr}" if n < thr else f"{n:,}"
 
     def population_words(self) -> str:
@@ -239,146 +208,8 @@ class InterventionEffect:
             verdict = f"there is no clear difference in re-referral within {when} of a case closing"
         return (
             f"{text.md(p['intervention'])}: allowing for which children received it, {verdict} "
-            f"({_points_range(rd.ci_low, rd.ci_high)}; {self._level()} interval)."
+            f"({points_range(rd.ci_low, rd.ci_high)}; {self.level()} interval)."
         )
-
-    # ---- tables (aggregates only; counts pass through insightlib.report.disclosure) -------------
-    def report_table(self) -> pd.DataFrame:
-        """The naive comparison beside every adjusted estimate, formatted for the report."""
-        labels = {
-            "ipw": "Inverse probability weighting",
-            "matching": "Propensity-score matching (1:1)",
-            "regression": "Regression adjustment",
-            "aipw": "Doubly robust (AIPW)",
-        }
-        h = self.parameters["horizon_days"]
-        rows = {}
-        unstable = []
-
-        def pts(e: Estimate) -> tuple[str, str]:
-            if not np.isfinite(e.estimate):
-                return TOO_FEW, TOO_FEW
-            # a difference in shares lies between -100 and +100 points; an interval outside that (or missing)
-            # means the variance broke down, and printing it would mislead
-            if not (np.isfinite(e.ci_low) and np.isfinite(e.ci_high)) or e.ci_low < -1 or e.ci_high > 1:
-                unstable.append(e)
-                return f"{100 * e.estimate:+.1f} points", "could not be worked out (unstable)"
-            return f"{100 * e.estimate:+.1f} points", f"{100 * e.ci_low:+.1f} to {100 * e.ci_high:+.1f}"
-
-        # short names of how each interval was made (the full description is in results.json)
-        how = {
-            "naive": "influence function",
-            "ipw": "influence function, propensity model allowed for",
-            "matching": "Abadie-Imbens variance",
-            "regression": "delta method",
-            "aipw": "influence function",
-        }
-        boot = f"bootstrap of children ({self.parameters.get('bootstrap_reps', '')} samples)"
-        n = self.naive["risk_difference"]
-        rows[f"Simple comparison (no adjustment): re-referred within {h} days"] = (
-            (*pts(n), how["naive"]) if self.naive_shown() else ("c", "c", how["naive"])
-        )
-        for k, v in self.methods.items():
-            rows[f"{labels.get(k, k)}: re-referred within {h} days"] = (*pts(v), how.get(k, ""))
-        rd, rm, hr = self.effect["risk_difference"], self.effect["rmst_difference"], self.effect["hazard_ratio"]
-        rows[f"Weighted Kaplan-Meier: re-referred by day {h} (headline)"] = (
-            (*pts(rd), boot) if self.estimable() else (TOO_FEW, TOO_FEW, boot)
-        )
-        ok = self.estimable()
-        rows[f"Weighted Kaplan-Meier: days free of re-referral in the first {h} (RMST)"] = (
-            (f"{rm.estimate:+.1f} days", f"{rm.ci_low:+.1f} to {rm.ci_high:+.1f}", boot)
-            if ok
-            else (TOO_FEW, TOO_FEW, boot)
-        )
-        rows["Weighted Cox: hazard ratio (below 1: re-referral slower)"] = (
-            (f"{hr.estimate:.2f}", f"{hr.ci_low:.2f} to {hr.ci_high:.2f}", "robust (sandwich)")
-            if ok and np.isfinite(hr.estimate) and hr.estimate > 0
-            else (TOO_FEW, TOO_FEW, "robust (sandwich)")
-        )
-        out = pd.DataFrame.from_dict(
-            rows, orient="index", columns=["Estimate", f"{self._level()} interval", "How the interval was worked out"]
-        )
-        out.index.name = None
-        out.columns.name = "Comparison"
-        if not self.naive_shown():
-            out.attrs["note"] = (
-                f"c: the simple comparison is hidden because a group has fewer than {self._threshold()} "
-                "children re-referred (or not re-referred); with the group sizes it would give that "
-                "number away."
-            )
-        if unstable:
-            out.attrs["note"] = (
-                out.attrs.get("note", "")
-                + (" " if out.attrs.get("note") else "")
-                + (
-                    "An interval marked 'could not be worked out' came out wider than any difference in shares "
-                    "can be (beyond 100 points either way): its variance calculation was numerically unstable on "
-                    "these data, so only the estimate is shown. The other rows are unaffected."
-                )
-            )
-        return out
-
-    def balance_view(self) -> pd.DataFrame:
-        """The love plot as a table: standardised differences before and after weighting."""
-        b = self.balance.sort_values("smd_before", key=np.abs, ascending=False)
-        out = pd.DataFrame(
-            {
-                "Before weighting": b["smd_before"].map(lambda v: f"{v:+.3f}").to_numpy(),
-                "After weighting": b["smd_after"].map(lambda v: f"{v:+.3f}").to_numpy(),
-                f"Balanced (under {BALANCE_CUTOFF})": np.where(b["smd_after"].abs() < BALANCE_CUTOFF, "yes", "no"),
-            },
-            index=[_term_label(c) for c in b["covariate"]],
-        )
-        out.columns.name = "Characteristic"
-        return out
-
-    def curve_table(self, days=(91, 182, 365)) -> pd.DataFrame:
-        """Adjusted share re-referred by day, with intervals (no counts; cut below 10 at risk)."""
-        s = self.survival
-        rows = {}
-        for d in days:
-            i = int(np.searchsorted(s["day"].to_numpy(), d, side="right") - 1)
-            row = {}
-            for arm, label in (("treated", "With the intervention"), ("control", "Without")):
-                ok = bool(s[f"{arm}_shown"].iloc[i])
-                row[label] = (
-                    f"{100 * (1 - s[f'{arm}_survival'].iloc[i]):.1f}% "
-                    f"({100 * (1 - s[f'{arm}_ci_high'].iloc[i]):.1f} to {100 * (1 - s[f'{arm}_ci_low'].iloc[i]):.1f})"
-                    if ok
-                    else "too few to show"
-                )
-            rows[f"By day {d}"] = row
-        out = pd.DataFrame.from_dict(rows, orient="index")
-        out.columns.name = f"Share re-referred ({self._level()} interval)"
-        return out
-
-    def refutation_table(self) -> pd.DataFrame:
-        labels = {
-            "placebo_treatment": "Replace the intervention by a random one (should give about no effect)",
-            "random_common_cause": "Add a made-up random characteristic (should change little)",
-            "data_subset": "Re-estimate on random 80% subsets (should change little)",
-        }
-        rows = {}
-        for k, r in self.refutations.items():
-            if "error" in r:
-                rows[labels.get(k, k)] = ("", "", "", "could not run")
-                continue
-            allowed = (
-                f"within {100 * r['limit']:.1f} points of {'zero' if k == 'placebo_treatment' else 'the estimate'}"
-                if "limit" in r
-                else ""
-            )
-            rows[labels.get(k, k)] = (
-                f"{100 * r['estimated_effect']:+.1f} points",
-                f"{100 * r['new_effect']:+.1f} points",
-                allowed,
-                {True: "yes", False: "no", None: "could not run"}[r.get("passed")],
-            )
-        out = pd.DataFrame.from_dict(
-            rows, orient="index", columns=["Estimate before the change", "After the change", "Passes if", "Passed"]
-        )
-        out.columns.name = "Check"
-        return out
 
     def refutation_words(self) -> str:
         ok = [r for r in self.refutations.values() if "error" not in r]
@@ -481,93 +312,8 @@ class InterventionEffect:
         return (
             f"Adjusted cumulative re-referral curves up to day {self.parameters['horizon_days']}: "
             f"{risk('treated')} with the intervention and {risk('control')} without "
-            f"(difference {100 * rd.estimate:.1f} points, {self._level()} interval {100 * rd.ci_low:.1f} to {100 * rd.ci_high:.1f})."
+            f"(difference {100 * rd.estimate:.1f} points, {self.level()} interval {100 * rd.ci_low:.1f} to {100 * rd.ci_high:.1f})."
         )
-
-    # ---- charts --------------------------------------------------------------------
-    def love_plot(self):
-        from insightlib.report.charts import DARK_BLUE, ORANGE, REFERENCE_GREY, new_figure
-
-        b = self.balance.sort_values("smd_before", key=np.abs)
-        after_max = b["smd_after"].abs().max() if len(b) else 0
-        title = (
-            f"After weighting, all characteristics are balanced (largest {after_max:.2f})"
-            if after_max < BALANCE_CUTOFF
-            else f"After weighting, the largest difference is still {after_max:.2f}"
-        )
-        fig, ax = new_figure(title, width=8.5, height=max(3.0, 0.22 * len(b) + 1.5))
-        yy = np.arange(len(b))
-        ax.scatter(b["smd_before"].abs(), yy, color=ORANGE, label="Before weighting", zorder=3)
-        ax.scatter(b["smd_after"].abs(), yy, color=DARK_BLUE, label="After weighting", zorder=3)
-        ax.axvline(0.1, color=REFERENCE_GREY, linestyle="--", label="0.1 (a common threshold)")
-        ax.set_yticks(yy, [_term_label(c) for c in b["covariate"]], fontsize=8)
-        ax.set_xlabel("Absolute standardised mean difference")
-        ax.legend(loc="lower right", fontsize=8)
-        return fig
-
-    def overlap_plot(self):
-        """Propensity scores of every episode at risk (before trimming), by group; the set-aside
-        ranges shaded. Bins with fewer episodes than the disclosure threshold are blanked."""
-        from insightlib.report.charts import DARK_BLUE, ORANGE, new_figure
-
-        trimmed, total = self.overlap.get("trimmed_total", 0), self.counts["episodes"]
-        title = (
-            f"{trimmed / total:.0%} of closed cases were set aside for poor overlap between the groups"
-            if trimmed
-            else "Children who did and did not receive it overlapped across the range"
-        )
-        fig, ax = new_figure(title)
-        bins = np.linspace(0, 1, 21)
-        thr = self._threshold()
-        for arm, colour, label in (("treated", ORANGE, "Received the intervention"), ("control", DARK_BLUE, "Did not")):
-            ps = self._ps.get(arm, np.array([]))
-            counts, _ = np.histogram(ps, bins=bins)
-            counts = np.where(counts < thr, 0, counts)  # small cells suppressed
-            share = counts / max(counts.sum(), 1)
-            ax.stairs(share, bins, color=colour, label=label, linewidth=2)
-        lo, hi = self.overlap.get("trim_low", 0.0), self.overlap.get("trim_high", 1.0)
-        if lo > 0:
-            ax.axvspan(0, lo, color="#E5E5E5", label="Set aside", zorder=0)
-        if hi < 1:
-            ax.axvspan(hi, 1, color="#E5E5E5", label=None if lo > 0 else "Set aside", zorder=0)
-        ax.set_xlabel("Propensity score (estimated chance of receiving the intervention)")
-        ax.set_ylabel("Share of group")
-        ax.yaxis.set_major_formatter(_percent_formatter())
-        ax.legend(fontsize=8)
-        return fig
-
-    def survival_plot(self):
-        from insightlib.report.charts import DARK_BLUE, ORANGE, new_figure
-
-        s = self.survival
-        rd = self.effect["risk_difference"]
-        if not self.estimable():
-            title = (
-                f"Adjusted re-referral curves up to day {self.parameters['horizon_days']}: a difference is {TOO_FEW}"
-            )
-        elif rd.ci_high < 0 or rd.ci_low > 0:
-            word = "lower" if rd.estimate < 0 else "higher"
-            title = f"Adjusted for who received it, re-referral was {abs(rd.estimate) * 100:.0f} points {word} by day {self.parameters['horizon_days']}"
-        else:
-            title = f"Adjusted for who received it, no clear difference in re-referral by day {self.parameters['horizon_days']}"
-        fig, ax = new_figure(title)
-        for arm, colour, label in (("treated", ORANGE, "With the intervention"), ("control", DARK_BLUE, "Without")):
-            ok = s[f"{arm}_shown"]  # not drawn (a gap, not a flat line) where hidden
-            ax.step(s["day"], (1 - s[f"{arm}_survival"]).where(ok), where="post", color=colour, label=label)
-            ax.fill_between(
-                s["day"],
-                (1 - s[f"{arm}_ci_high"]).where(ok),
-                (1 - s[f"{arm}_ci_low"]).where(ok),
-                step="post",
-                color=colour,
-                alpha=0.15,
-            )
-        ax.set_xlabel("Days since the case closed")
-        ax.set_ylabel("Share re-referred (weighted)")
-        ax.set_ylim(0, None)
-        ax.yaxis.set_major_formatter(_percent_formatter())
-        ax.legend(fontsize=8)
-        return fig
 
     # ---- words ---------------------------------------------------------------------
     def explain(self) -> str:
@@ -595,7 +341,7 @@ class InterventionEffect:
         simple = (
             (
                 f"**Simple comparison.** Comparing the two groups as they are gives {100 * nv.estimate:+.1f} points "
-                f"({_points_range(nv.ci_low, nv.ci_high)}) among closed cases followed for the whole {h} days"
+                f"({points_range(nv.ci_low, nv.ci_high)}) among closed cases followed for the whole {h} days"
                 + (
                     f", against {100 * aipw.estimate:+.1f} points once the groups are made alike (doubly robust estimate on the "
                     f"same cases)"
@@ -606,7 +352,7 @@ class InterventionEffect:
             )
             if self.naive_shown()
             else (
-                f"**Simple comparison.** Not shown: a group has fewer than {self._threshold()} children re-referred (or not "
+                f"**Simple comparison.** Not shown: a group has fewer than {self.threshold()} children re-referred (or not "
                 "re-referred) among closed cases followed for the whole period, and with the group sizes the comparison "
                 "would give that number away."
             )
@@ -615,61 +361,3 @@ class InterventionEffect:
         if self.e_value.get("risk_ratio"):
             lines.append(f"**What would overturn it.** {self.evalue_words()}")
         return "\n\n".join(lines)
-
-
-def _safe_split(treated: int, control: int, threshold: int) -> str:
-    """'839 closed cases (38 who received the intervention, 801 who did not)', with a part below
-    the threshold hidden together with whatever would give it away (the other part)."""
-    total = treated + control
-    if total == 0:
-        return "No closed cases"
-    if 0 < total < threshold:
-        return f"Fewer than {threshold} closed cases"
-    if 0 < treated < threshold or 0 < control < threshold:
-        small = "received the intervention" if 0 < treated < threshold else "did not receive it"
-        return f"{total:,} closed cases (fewer than {threshold} of them {small})"
-    return f"{total:,} closed cases ({treated:,} who received the intervention, {control:,} who did not)"
-
-
-def _points_range(lo: float, hi: float) -> str:
-    """An interval of differences in words: 'between 3.9 and 12.6 points fewer'."""
-    a, b = 100 * lo, 100 * hi
-    if not (np.isfinite(a) and np.isfinite(b)):
-        return TOO_FEW
-    if b < 0:
-        return f"between {abs(b):.1f} and {abs(a):.1f} points fewer"
-    if a > 0:
-        return f"between {a:.1f} and {b:.1f} points more"
-    return f"from {abs(a):.1f} points fewer to {b:.1f} points more"
-
-
-def _term_label(term: str) -> str:
-    """'previous_referrals_group=3+' -> 'Previous referrals: 3+' (design-matrix names in words)."""
-    name, _, level = str(term).partition("=")
-    words = name.replace("_group", "").replace("_", " ").strip()
-    words = {"referral nfa": "Referral closed with no further action", "disabled": "Has a disability"}.get(words, words)
-    words = words[:1].upper() + words[1:]
-    if name == "primary_need":
-        from insightlib.contract import PRIMARY_NEED_LABELS
-
-        level = f"{PRIMARY_NEED_LABELS[level].lower()} ({level})" if level in PRIMARY_NEED_LABELS else level
-    return f"{words}: {level}" if level else words
-
-
-def _percent_formatter():
-    from matplotlib.ticker import PercentFormatter
-
-    return PercentFormatter(xmax=1, decimals=None)
-
-
-ASSUMPTIONS = (
-    "**No unmeasured confounding.** Everything that influenced both who received the intervention and "
-    "whether they came back is among the covariates (or blocked by them in the graph). If practitioners "
-    "chose families on something not recorded, such as their judgement of risk, the estimate may be biased.",
-    "**Positivity.** Every kind of child in the analysis had some chance of receiving the intervention and "
-    "some chance of not. Children with almost no chance either way are trimmed, and the overlap plot shows what is left.",
-    "**Consistency.** The intervention is one well-defined thing: a child who received it is counted the same "
-    "whoever delivered it and however it went, and one child's intervention does not change another's re-referral.",
-    "**Censoring.** Turning 18, death and moving council end follow-up like the extract date does; the survival "
-    "estimates describe re-referral had those not happened, assuming they are unrelated to re-referral risk given the covariates.",
-)
