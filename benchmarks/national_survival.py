@@ -36,6 +36,7 @@ from insightlib.analyses import rereferral
 from insightlib.simulate import survival as simulate_survival
 from insightlib.stats import competing_risks
 from insightlib.stats import cox as cox_model
+from insightlib.stats import logrank
 from insightlib.stats import survival as surv
 from insightlib.ingest.episodes import at_risk, build_episodes
 
@@ -92,9 +93,9 @@ def main(argv=None) -> int:
     clusters = timed("child key for clustering", res, rereferral.child_key, ep)
     timed("Kaplan-Meier by primary need, bands clustered by child", res, surv.kaplan_meier, t, e, need,
           clusters=clusters)
-    lr = timed("group test (robust score, clustered), 10 groups", res, surv.logrank_test, t, e, need,
+    lr = timed("group test (robust score, clustered), 10 groups", res, logrank.logrank_test, t, e, need,
                clusters=clusters)
-    X, refs = timed("Cox design matrix (14 terms)", res, rereferral.design_matrix, ep,
+    X, refs = timed("Cox design matrix (14 terms)", res, rereferral.cox_design, ep,
                  ["primary_need", "age_band", "referral_nfa", "previous_referrals"])
     cox = timed("Cox (Efron) + clustered robust variance + PH test", res, cox_model.cox_ph, t, e, X, clusters=clusters)
     target = sum(r["seconds"] for r in res[target_start:])

@@ -796,7 +796,7 @@ def test_the_intervention_analysis_ends_follow_up_at_the_episodes_eighteenth_bir
     the intervention's potential follow-up used DateOffset's 28 February, a day off the episodes'."""
     import warnings
 
-    from insightlib.ingest import episodes
+    from insightlib.ingest import episodes, referrals
 
     rng = np.random.default_rng(0)
     d = pd.Series(pd.Timestamp("1990-01-01") + pd.to_timedelta(rng.integers(0, 12000, 3000), "D"))
@@ -809,7 +809,7 @@ def test_the_intervention_analysis_ends_follow_up_at_the_episodes_eighteenth_bir
     assert got.equals(ref)
     assert got.iloc[-3] == pd.Timestamp("2022-03-01") and got.iloc[-2] == pd.Timestamp("2018-02-28") + pd.Timedelta(days=1)
     assert pd.isna(got.iloc[-1])
-    days = episodes._eighteenth_birthday_days(episodes._days(d.dropna()))
+    days = episodes._eighteenth_birthday_days(referrals.day_numbers(d.dropna()))
     assert (got.dropna().to_numpy(dtype="datetime64[D]").astype(np.int64) == days).all()
 
 

@@ -19,6 +19,7 @@ from insightlib.report import words as report_words
 from insightlib.simulate import survival as simulate_survival
 from insightlib.stats import competing_risks
 from insightlib.stats import cox as cox_model
+from insightlib.stats import logrank
 from insightlib.stats import multiple_testing
 from insightlib.stats import survival as surv
 from insightlib.ingest.episodes import at_risk, build_episodes
@@ -72,7 +73,7 @@ def test_cut_curve_stops_before_fewer_than_ten_at_risk():
 
 def test_logrank_matches_lifelines_for_two_and_four_groups(rossi):
     for groups in (rossi.fin, rossi.prio.clip(upper=3)):
-        ours = surv.logrank_test(rossi.week, rossi.arrest, groups)
+        ours = logrank.logrank_test(rossi.week, rossi.arrest, groups)
         ref = multivariate_logrank_test(rossi.week, groups, rossi.arrest)
         assert ours.statistic == pytest.approx(ref.test_statistic, rel=1e-10)
         assert ours.df == ref.degrees_of_freedom
@@ -85,7 +86,7 @@ def test_logrank_competing_events_are_censoring():
     t = rng.integers(1, 100, 500)
     e = rng.choice([0, 1, 2], 500)
     g = rng.choice(["a", "b", "c"], 500)
-    ours = surv.logrank_test(t, e, g)
+    ours = logrank.logrank_test(t, e, g)
     ref = multivariate_logrank_test(t, g, (e == 1).astype(int))
     assert ours.statistic == pytest.approx(ref.test_statistic, rel=1e-10)
 
@@ -277,14 +278,14 @@ def test_clustered_intervals_cover_the_truth_with_a_shared_child_frailty():
     assert hits_naive < hits_robust  # ignoring the clustering is overconfident
 
 
-def test_design_matrix_folds_small_groups_and_uses_largest_as_reference():
+def test_cox_design_folds_small_groups_and_uses_largest_as_reference():
     ep = pd.DataFrame({"need": ["A"] * 50 + ["B"] * 30 + ["C"] * 5 + ["D"] * 5, "age": np.arange(90.0),
                        "event": [1, 0] * 45})
-    X, refs = rereferral.design_matrix(ep, ["need", "age"], min_group_size=20)
+    X, refs = rereferral.cox_design(ep, ["need", "age"], min_group_size=20)
     assert refs == {"need": "A"}
     assert list(X.columns) == ["need[B]", "need[Other]", "age"]
     with pytest.raises(InputError, match="not an episode column"):
-        rereferral.design_matrix(ep, ["nope"])
+        rereferral.cox_design(ep, ["nope"])
 
 
 # --- From tables to report ----------------------------------------------------------------
@@ -293,7 +294,7 @@ def test_design_matrix_folds_small_groups_and_uses_largest_as_reference():
 def test_cox_on_built_episodes_recovers_the_simulated_need_effect():
     tb = simulate_survival.simulate_tables(8000, seed=2, need_log_hr={"N1": 0.0, "N2": -0.5, "N4": 0.4})
     ep = at_risk(build_episodes(tb))
-    X, refs = rereferral.design_matrix(ep, ["primary_need"])
+    X, refs = rereferral.cox_design(ep, ["primary_need"])
     res = cox_model.cox_ph(ep.duration_days, ep.event, X, clusters=ep.child_id).terms.set_index("term")
     assert refs["primary_need"] == "N4"
     for term, truth in (("primary_need[N1]", -0.4), ("primary_need[N2]", -0.9)):
@@ -794,7 +795,7 @@ def test_an_event_free_other_is_counted_with_the_reference_so_the_cox_fit_conver
     event = np.r_[rng.integers(0, 2, 100), np.zeros(10, int)]
     t = rng.uniform(10, 400, len(need))
     ep = pd.DataFrame({"need": need, "event": event})
-    X, refs = rereferral.design_matrix(ep, ["need"], min_group_size=20)
+    X, refs = rereferral.cox_design(ep, ["need"], min_group_size=20)
     assert refs == {"need": "A"} and list(X.columns) == ["need[B]"]
     assert X.attrs["with_reference"] == {"need": ["C", "D"]}
     assert X["need[B]"].sum() == 40  # C and D are with A, not with B
@@ -802,7 +803,7 @@ def test_an_event_free_other_is_counted_with_the_reference_so_the_cox_fit_conver
     assert np.isfinite(fit.terms["coef"]).all() and np.isfinite(fit.terms["ci_low"]).all()
     # an "Other" with a re-referral stays a group of its own
     ep.loc[105, "event"] = 1
-    X2, _ = rereferral.design_matrix(ep, ["need"], min_group_size=20)
+    X2, _ = rereferral.cox_design(ep, ["need"], min_group_size=20)
     assert list(X2.columns) == ["need[B]", "need[Other]"] and X2.attrs["with_reference"] == {}
 
 

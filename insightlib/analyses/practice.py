@@ -290,12 +290,12 @@ def practice_patterns(ep: pd.DataFrame, min_group_size: int = 20) -> Patterns:
     if len(d) < 50 or (d["event"] == 1).sum() < 10:
         raise InputError("Too few assessed episodes with a re-referral to relate practice patterns to re-referral.")
     cl = rereferral.child_key(d)
-    X, refs = rereferral.design_matrix(d, list(PATTERN_TERMS) + list(ADJUST_FOR), min_group_size=min_group_size)
+    X, refs = rereferral.cox_design(d, list(PATTERN_TERMS) + list(ADJUST_FOR), min_group_size=min_group_size)
     cox = cox_model.cox_ph(d["duration_days"], d["event"], X, clusters=cl)
     cox.references = refs
     team_cox = None
     if d["team"].nunique() > 1:
-        Xt, trefs = rereferral.design_matrix(d, ["team"] + list(ADJUST_FOR), min_group_size=min_group_size)
+        Xt, trefs = rereferral.cox_design(d, ["team"] + list(ADJUST_FOR), min_group_size=min_group_size)
         if any(c.startswith("team[") for c in Xt.columns):
             team_cox = cox_model.cox_ph(d["duration_days"], d["event"], Xt, clusters=cl)
             team_cox.references = trefs
@@ -533,7 +533,7 @@ def analyse(
                     e["duration_days"], e["event"], e["grouping"], group_by="grouping", clusters=cl
                 )
                 try:
-                    X, refs = rereferral.design_matrix(e, ["grouping"], min_group_size=min_group_size)
+                    X, refs = rereferral.cox_design(e, ["grouping"], min_group_size=min_group_size)
                     g.cox = cox_model.cox_ph(e["duration_days"], e["event"], X, clusters=cl)
                     g.cox.references = refs
                 except InputError as exc:

@@ -21,7 +21,8 @@ from insightlib.report.labels import GROUPINGS, OTHER, _level_key, group_label
 from insightlib.report.rereferral import ReReferralReport
 from insightlib.stats.competing_risks import cumulative_incidence
 from insightlib.stats.cox import cox_ph
-from insightlib.stats.survival import DEFAULT_HORIZONS, _factorize_labels, kaplan_meier, logrank_test, rmst
+from insightlib.stats.logrank import logrank_test
+from insightlib.stats.survival import DEFAULT_HORIZONS, _factorize_labels, kaplan_meier, rmst
 
 
 DEFAULT_COVARIATES = ("primary_need", "age_band", "referral_nfa", "previous_referrals")
@@ -138,7 +139,7 @@ def fold_to_largest(labels, max_groups: int = 6, other: str = OTHER) -> pd.Serie
     return pd.Series(out[codes], index=index, dtype=object)
 
 
-def design_matrix(episodes: pd.DataFrame, covariates, min_group_size: int = 20, event_col: str = "event"):
+def cox_design(episodes: pd.DataFrame, covariates, min_group_size: int = 20, event_col: str = "event"):
     """Numeric columns as they are; categories as indicators against the largest category.
 
     Categories with fewer than ``min_group_size`` episodes or no re-referral are folded
@@ -217,98 +218,116 @@ def rereferral_report(
 
     Groups smaller than ``min_group_size`` or the disclosure threshold are shown together as
     "Other" (which is kept at the threshold or above); every figure the report publishes is
-    controlled by ``disclosure_threshold`` and ``rounding``.
-    Long (~80 lines): the report's estimates one after another (curves, test, incidence, RMST, Cox, headline), each a call into stats/."""
+    controlled by ``disclosure_threshold`` and ``rounding``. The estimates one after another, each
+    helper returning the report fields it fills: curves and the group test, the charts' curves,
+    RMST, Cox, the headline."""
     from insightlib.ingest.episodes import at_risk, build_episodes, dfe_rereferral_measure
 
     if group_by not in GROUPINGS:
         raise InputError(f"group_by must be one of {', '.join(GROUPINGS)}; got {group_by!r}.")
     horizons = tuple(int(h) for h in horizons)
     episodes, counts = build_episodes(tables, with_counts=True)
-    ep = add_groupings(episodes, tables.get("interventions"))
-    ep = at_risk(ep, renumber=True)
+    ep = at_risk(add_groupings(episodes, tables.get("interventions")), renumber=True)
     if ep.empty:
         raise InputError("No closed case has any follow-up before the extract date, so there is nothing to analyse.")
-    groups = fold_small_groups(
-        ep[group_by], max(min_group_size, disclosure_threshold), min_other=disclosure_threshold
-    ).to_numpy()
+    min_size = max(min_group_size, disclosure_threshold)
+    groups = fold_small_groups(ep[group_by], min_size, min_other=disclosure_threshold).to_numpy()
     t, e = ep["duration_days"].to_numpy(), ep["event"].to_numpy()
-    labels_of = lambda res: {g: group_label(group_by, g) for g in res.curves}  # noqa: E731
     child = child_key(ep)  # bands, tests and intervals clustered by child (one child's episodes are not independent)
-    km = _reordered(kaplan_meier(t, e, groups, horizons, group_by=group_by, clusters=child), group_by)
-    km.labels = labels_of(km)
-    lr = logrank_test(t, e, groups, clusters=child)
-    cif = (
-        _reordered(cumulative_incidence(t, e, groups, horizons, clusters=child), group_by) if competing_risks else None
-    )
-    if cif is not None:
-        cif.labels = dict(km.labels)
-    # charts: the largest groups, the rest folded into "Other" (said under the chart)
+    curves = _curves(t, e, groups, horizons, group_by, child, competing_risks)
     chart_groups = fold_to_largest(groups, max_chart_groups).to_numpy()
-    km_chart, cif_chart = km, cif
-    if (chart_groups != groups).any():
-        km_chart = _reordered(kaplan_meier(t, e, chart_groups, horizons, group_by=group_by, clusters=child), group_by)
-        km_chart.labels = labels_of(km_chart)
-        if competing_risks:
-            cif_chart = _reordered(cumulative_incidence(t, e, chart_groups, horizons, clusters=child), group_by)
-            cif_chart.labels = dict(km_chart.labels)
-    # every group the charts' "Other" holds (small groups folded for size, and groups beyond the largest)
-    raw = _factorize_labels(ep[group_by].to_numpy())
-    in_other = np.unique(raw[0][chart_groups == OTHER])
-    folded = sorted((str(raw[1][k]) for k in in_other), key=lambda g: _level_key(group_by, g))
-    rm = rmst(t, e, groups, horizon=rmst_horizon or max(horizons), clusters=child)
-    rm.groups = rm.groups.iloc[
-        sorted(range(len(rm.groups)), key=lambda i: _level_key(group_by, rm.groups["group"].iloc[i]))
-    ]
-    covariates = list(covariates) if covariates else list(DEFAULT_COVARIATES)
-    cox, note = None, ""
-    try:
-        X, refs = design_matrix(ep, covariates, min_group_size)
-        cox = cox_ph(t, e, X, clusters=child)
-        cox.references = refs
-        cox.with_reference = dict(X.attrs.get("with_reference", {}))
-    except InputError as err:
-        note = f"No Cox model: {err}"
-    # headline: episodes closed in the latest calendar year with a full year of follow-up
     extract = pd.to_datetime(tables["councils"]["extract_date"]).min()
-    h = max(horizons)
-    closed_year = ep["closure_date"].dt.year
-    full = closed_year[(pd.to_datetime(closed_year.astype(str) + "-12-31") + pd.Timedelta(days=h)) <= extract]
-    year = closure_year if closure_year is not None else (int(full.max()) if len(full) else None)
-    rate = None
-    if year is not None:
-        m = (closed_year == year).to_numpy()
-        # the share is published only where neither the children re-referred within the horizon nor those
-        # not are a small count ("1 in 4" of 4 closures is one child)
-        back = int(((e[m] == 1) & (t[m] <= h)).sum())
-        small = lambda n: 1 <= n < disclosure_threshold  # noqa: E731
-        if m.sum() >= max(min_group_size, disclosure_threshold) and not small(back) and not small(int(m.sum()) - back):
-            if competing_risks:
-                rate = cumulative_incidence(t[m], e[m], None, (h,)).at("All", h)["rereferral"]
-            else:
-                rate = 1 - kaplan_meier(t[m], e[m], None, (h,)).at("All", h)["survival"]
-    dfe = dfe_rereferral_measure(tables)
-    start = pd.to_datetime(tables["referrals"]["referral_date"]).min()
     return ReReferralReport(
         group_by=group_by,
         horizons=horizons,
         counts=counts.to_dict(),
-        km=km,
-        logrank=lr,
-        cumulative_incidence=cif,
-        rmst=rm,
-        cox=cox,
-        cox_note=note,
-        dfe_measure=dfe,
-        headline_year=year,
-        headline_rate=rate,
+        **curves,
+        rmst=_rmst(t, e, groups, rmst_horizon or max(horizons), child, group_by),
+        **_cox(ep, t, e, covariates, min_group_size, child),
+        dfe_measure=dfe_rereferral_measure(tables),
+        **_headline(ep, extract, max(horizons), closure_year, min_size, disclosure_threshold, competing_risks),
         episodes_at_risk=len(ep),
         children=int(len(np.unique(child))),
-        km_chart=km_chart,
-        cif_chart=cif_chart,
-        folded=folded,
-        data_start=start,
+        **_chart_curves(t, e, ep[group_by], groups, chart_groups, curves, horizons, group_by, child),
+        data_start=pd.to_datetime(tables["referrals"]["referral_date"]).min(),
         extract_date=extract,
         threshold=int(disclosure_threshold),
         rounding=rounding,
     )
+
+
+def _labelled(result, group_by):
+    """A KM or cumulative-incidence result in natural group order, its groups named in words."""
+    result = _reordered(result, group_by)
+    result.labels = {g: group_label(group_by, g) for g in result.curves}
+    return result
+
+
+def _curves(t, e, groups, horizons, group_by, child, competing_risks: bool) -> dict:
+    """Kaplan-Meier by group, the test that the groups differ and (``competing_risks``) the cumulative
+    incidence, each clustered by child: the report's km, logrank and cumulative_incidence."""
+    km = _labelled(kaplan_meier(t, e, groups, horizons, group_by=group_by, clusters=child), group_by)
+    cif = _labelled(cumulative_incidence(t, e, groups, horizons, clusters=child), group_by) if competing_risks else None
+    return {"km": km, "logrank": logrank_test(t, e, groups, clusters=child), "cumulative_incidence": cif}
+
+
+def _chart_curves(t, e, raw_groups, groups, chart_groups, curves, horizons, group_by, child) -> dict:
+    """The charts' curves (km_chart, cif_chart): the largest groups, the rest folded into "Other" (said
+    under the chart), and ``folded``, every group the charts' "Other" holds (small groups folded for
+    size, and groups beyond the largest)."""
+    km_chart, cif_chart = curves["km"], curves["cumulative_incidence"]
+    if (chart_groups != groups).any():
+        km_chart = _labelled(kaplan_meier(t, e, chart_groups, horizons, group_by=group_by, clusters=child), group_by)
+        if cif_chart is not None:
+            cif_chart = _labelled(cumulative_incidence(t, e, chart_groups, horizons, clusters=child), group_by)
+    raw = _factorize_labels(raw_groups.to_numpy())
+    in_other = np.unique(raw[0][chart_groups == OTHER])
+    folded = sorted((str(raw[1][k]) for k in in_other), key=lambda g: _level_key(group_by, g))
+    return {"km_chart": km_chart, "cif_chart": cif_chart, "folded": folded}
+
+
+def _rmst(t, e, groups, horizon: int, child, group_by: str):
+    """RMST by group clustered by child, its groups in natural order."""
+    rm = rmst(t, e, groups, horizon=horizon, clusters=child)
+    rm.groups = rm.groups.iloc[
+        sorted(range(len(rm.groups)), key=lambda i: _level_key(group_by, rm.groups["group"].iloc[i]))
+    ]
+    return rm
+
+
+def _cox(ep: pd.DataFrame, t, e, covariates, min_group_size: int, child) -> dict:
+    """The Cox model on ``covariates`` (DEFAULT_COVARIATES if none), clustered by child: the report's
+    cox, or None with cox_note saying why not."""
+    covariates = list(covariates) if covariates else list(DEFAULT_COVARIATES)
+    try:
+        X, refs = cox_design(ep, covariates, min_group_size)
+        cox = cox_ph(t, e, X, clusters=child)
+    except InputError as err:
+        return {"cox": None, "cox_note": f"No Cox model: {err}"}
+    cox.references = refs
+    cox.with_reference = dict(X.attrs.get("with_reference", {}))
+    return {"cox": cox, "cox_note": ""}
+
+
+def _headline(ep, extract, h: int, closure_year, min_size: int, threshold: int, competing_risks: bool) -> dict:
+    """The share re-referred within ``h`` days of the episodes closed in ``closure_year`` (default: the
+    latest calendar year with a full ``h`` days of follow-up): headline_year and headline_rate.
+
+    The share is published only where at least ``min_size`` closed and neither the children re-referred
+    within the horizon nor those not are a small count ("1 in 4" of 4 closures is one child)."""
+    closed_year = ep["closure_date"].dt.year
+    full = closed_year[(pd.to_datetime(closed_year.astype(str) + "-12-31") + pd.Timedelta(days=h)) <= extract]
+    year = closure_year if closure_year is not None else (int(full.max()) if len(full) else None)
+    if year is None:
+        return {"headline_year": None, "headline_rate": None}
+    m = (closed_year == year).to_numpy()
+    t, e = ep["duration_days"].to_numpy(), ep["event"].to_numpy()
+    back = int(((e[m] == 1) & (t[m] <= h)).sum())
+    small = lambda n: 1 <= n < threshold  # noqa: E731
+    rate = None
+    if m.sum() >= min_size and not small(back) and not small(int(m.sum()) - back):
+        if competing_risks:
+            rate = cumulative_incidence(t[m], e[m], None, (h,)).at("All", h)["rereferral"]
+        else:
+            rate = 1 - kaplan_meier(t[m], e[m], None, (h,)).at("All", h)["survival"]
+    return {"headline_year": year, "headline_rate": rate}

@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 
 from insightlib import contract
-from insightlib.errors import InputError
+from insightlib.ingest.referrals import (
+    NAT,
+    OPEN,
+    as_strings,
+    day_numbers,
+    integer_codes,
+    require_table,
+    sorted_referrals,
+)
 
 #: Columns of the episode frame, in order (docs/survival.md; other modules rely on exactly these).
 EPISODE_COLUMNS = (
@@ -53,8 +61,6 @@ UNKNOWN_REASON = "UNKNOWN"
 #: DfE's window: a referral within 12 months of a previous one is a re-referral
 DFE_WINDOW_DAYS = 365
 
-_OPEN = np.iinfo(np.int64).max // 4  # "still open" as a day number beyond any date
-
 
 @dataclass
 class EpisodeCounts:
@@ -77,41 +83,11 @@ class EpisodeCounts:
         return asdict(self)
 
 
-def _require(tables: dict, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
-    if name not in tables or tables[name] is None:
-        raise InputError(f"The {name} table is missing: episodes need councils, children and referrals.")
-    df = tables[name]
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise InputError(f"The {name} table has no column {', '.join(missing)} (required by the data contract).")
-    return df
-
-
-def _days(values) -> np.ndarray:
-    """Dates as int64 day numbers; NaT becomes the minimum int64."""
-    return contract.as_datetime(values).to_numpy(dtype="datetime64[D]").astype(np.int64)
-
-
-_NAT = np.iinfo(np.int64).min
-
-
-def _as_bool(values: pd.Series) -> np.ndarray:
-    if values.dtype == bool:
-        return values.to_numpy()
-    mapped = values.map(
-        lambda v: v if isinstance(v, (bool, np.bool_)) else contract.BOOLEAN_VALUES.get(str(v).strip().lower())
-    )
-    if mapped.isna().any():
-        row = int(np.flatnonzero(mapped.isna().to_numpy())[0])
-        raise InputError(f"referrals: row {row + 1}: referral_nfa is {values.iloc[row]!r}, not a yes/no value.")
-    return mapped.astype(bool).to_numpy()
-
-
 def _eighteenth_birthday_days(dob_day: np.ndarray) -> np.ndarray:
     """Day number of the 18th birthday (29 February births: 1 March in a common year);
     no date of birth: no birthday ends observation."""
-    ok = dob_day != _NAT
-    out = np.full(len(dob_day), _OPEN, dtype=np.int64)
+    ok = dob_day != NAT
+    out = np.full(len(dob_day), OPEN, dtype=np.int64)
     if ok.any():
         d = dob_day[ok].astype("datetime64[D]")
         y = d.astype("datetime64[Y]")
@@ -132,136 +108,9 @@ def eighteenth_birthday(dates_of_birth) -> pd.Series:
     """The 18th birthday of each date of birth, by the one rule every analysis uses (29 February
     births: 1 March in a common year); a missing date of birth gives NaT."""
     dob = pd.Series(dates_of_birth)
-    days = _eighteenth_birthday_days(_days(dob))
-    out = np.where(days == _OPEN, np.iinfo(np.int64).min, days).astype("datetime64[D]")
+    days = _eighteenth_birthday_days(day_numbers(dob))
+    out = np.where(days == OPEN, np.iinfo(np.int64).min, days).astype("datetime64[D]")
     return pd.Series(out.astype("datetime64[ns]"), index=dob.index)
-
-
-def _strings(col: pd.Series) -> np.ndarray:
-    """A column as an array of str (object columns are taken to hold strings already)."""
-    values = col.to_numpy()
-    return values if values.dtype == object else col.astype(str).to_numpy()
-
-
-def _codes(values) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes (-1 for missing) and the distinct values: string work done once per value."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
-
-
-def _sorted_referrals(tables: dict, counts: EpisodeCounts) -> dict:
-    """Referrals as arrays sorted by child, referral date and closure; bad input refused.
-
-    Strings become integer codes first (hash-based, linear): at national scale, sorting
-    and copying Python strings costs far more than the arithmetic.
-    """
-    # Long (~70 lines) on purpose: the referrals' columns checked and turned into integer arrays one after
-    # another, then one sort; each check names its file and row.
-    councils = _require(tables, "councils", ("la_code", "extract_date"))
-    refs = _require(
-        tables,
-        "referrals",
-        ("la_code", "referral_id", "child_id", "referral_date", "referral_source", "primary_need", "referral_nfa"),
-    )
-    n = len(refs)
-    counts.referrals = n
-    la_idx, la_uni = _codes(_strings(refs["la_code"]))
-    extract_of = pd.to_datetime(
-        councils.drop_duplicates("la_code").set_index(councils.drop_duplicates("la_code")["la_code"].astype(str))[
-            "extract_date"
-        ]
-    )
-    la_extract = _days(extract_of.reindex(la_uni).to_numpy())
-    if (la_extract == _NAT).any():
-        bad_la = la_uni[np.flatnonzero(la_extract == _NAT)[0]]
-        i = int(np.flatnonzero(la_uni[la_idx] == bad_la)[0])
-        raise InputError(
-            f"referrals: row {i + 1}: council {bad_la} is not in the councils table (or has no extract date), "
-            "so the end of observation is unknown."
-        )
-    extract = la_extract[la_idx]
-    ref = _days(refs["referral_date"].to_numpy())
-    if (ref == _NAT).any():
-        i = int(np.flatnonzero(ref == _NAT)[0])
-        raise InputError(f"referrals: row {i + 1}: referral_date is missing.")
-    closure = _days(refs["closure_date"].to_numpy()) if "closure_date" in refs else np.full(n, _NAT)
-    bad = (closure != _NAT) & (closure < ref)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"referrals: row {i + 1}: referral {refs['referral_id'].iloc[i]} closes before it opens "
-            "(closure_date before referral_date)."
-        )
-    nfa = _as_bool(refs["referral_nfa"])
-    # A referral dated after the extract cannot be in a true extract: excluded and counted.
-    after = ref > extract
-    counts.referrals_after_extract = int(after.sum())
-    # A closure after the extract date was not known at the extract: the case was open then.
-    late = (closure != _NAT) & (closure > extract) & ~after
-    counts.closures_after_extract = int(late.sum())
-    closure = np.where(late, _NAT, closure)
-    # An NFA referral with no closure date closed the day it came in.
-    fill = nfa & (closure == _NAT) & ~after & ~late
-    counts.nfa_closed_at_referral = int(fill.sum())
-    closure = np.where(fill, ref, closure)
-    closure = np.where(closure == _NAT, _OPEN, closure)
-    keep = np.flatnonzero(~after)
-    # one child = (council, child_id): the same pseudonym in two councils is two children
-    ch_idx, ch_uni = _codes(_strings(refs["child_id"]))
-    key = la_idx * (len(ch_uni) + 1) + ch_idx
-    key, ref, clo = key[keep], ref[keep], closure[keep]
-    order = _order_by(key, ref, clo)
-    # ties on child, referral date and closure: broken by referral_id, so input order never matters
-    k, rf, c = key[order], ref[order], clo[order]
-    tie = (k[1:] == k[:-1]) & (rf[1:] == rf[:-1]) & (c[1:] == c[:-1])
-    if tie.any():
-        involved = np.zeros(len(order), dtype=bool)
-        involved[1:] |= tie
-        involved[:-1] |= tie
-        rows = order[involved]
-        rank = np.zeros(len(keep), dtype=np.int64)
-        ids = _strings(refs["referral_id"])[keep[rows]].astype(str)
-        rank[rows] = np.argsort(np.argsort(ids, kind="stable"), kind="stable")
-        order = np.lexsort((rank, clo, ref, key))
-    src = keep[order]  # row in the referrals table
-    reason_codes, reason_uni = (
-        _codes(refs["closure_reason"].to_numpy())
-        if "closure_reason" in refs
-        else (np.full(n, -1, dtype=np.int64), np.array([], dtype=object))
-    )
-    return {
-        "src": src,
-        "key": key[order],
-        "ref": ref[order],
-        "closure": clo[order],
-        "extract": extract[src],
-        "nfa": nfa[src],
-        "reason": reason_codes[src],
-        "reason_uni": reason_uni,
-        "la_idx": la_idx[src],
-        "la_uni": la_uni,
-        "ch_idx": ch_idx[src],
-        "ch_uni": ch_uni,
-        "refs": refs,
-    }
-
-
-def _order_by(key: np.ndarray, ref: np.ndarray, clo: np.ndarray) -> np.ndarray:
-    """np.lexsort((clo, ref, key)) as one stable sort of a packed int64 (child, referral day, closure
-    day): a three-key lexsort of the national referrals was four times slower. Falls back to lexsort
-    where the three do not fit in 63 bits."""
-    if len(key) == 0:
-        return np.arange(0)
-    k = key - key.min()
-    r = ref - ref.min()
-    open_ = clo == _OPEN
-    c_min = int(clo[~open_].min()) if (~open_).any() else 0
-    c_top = int(clo[~open_].max()) - c_min + 1 if (~open_).any() else 0
-    c = np.where(open_, c_top, clo - c_min)  # still open: after every closure, as _OPEN sorts
-    bk, br, bc = (max(int(x.max()).bit_length(), 1) for x in (k, r, c))
-    if bk + br + bc > 63:
-        return np.lexsort((clo, ref, key))
-    return np.argsort((k << (br + bc)) | (r << bc) | c, kind="stable")
 
 
 def _number_within(sorted_key: np.ndarray) -> np.ndarray:
@@ -293,142 +142,47 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
     are one spell: the later one is not a re-referral after closure. The spell takes its
     referral details from its first referral and its closure from the referral that
     closed last. Returns the frame, or (frame, EpisodeCounts) with ``with_counts=True``.
+    Vectorised over the sorted referrals: spells (_spells), their closure reasons
+    (_closure_reasons), the child's details (_ChildDetails) and how each ends (_endings).
     """
-    # Long (~130 lines) on purpose: the episode rules in one vectorised pass over the sorted referrals (spells
-    # of overlapping referrals, closure reasons, the end of observation, the next referral); each rule is a
-    # few array lines that read the previous ones.
     counts = EpisodeCounts()
-    r = _sorted_referrals(tables, counts)
-    refs = r["refs"]
-    key, ref, clo = r["key"], r["ref"], r["closure"]
-    n = len(key)
-    first_of_child = np.ones(n, dtype=bool)
-    first_of_child[1:] = key[1:] != key[:-1]
-    # running latest closure within child; a referral at or before it joins the open spell
-    # (rows are sorted by child: a composite of child and day makes one running max do it)
-    base = int(ref.min()) if n else 0
-    rel = np.minimum(clo - base, (1 << 24) - 1)  # still open: beyond any date
-    runmax = np.maximum.accumulate(key * (1 << 24) + rel) - key * (1 << 24) + base if n else clo
-    runmax = np.where(runmax - base >= (1 << 24) - 1, _OPEN, runmax)
-    prev = np.empty(n, dtype=np.int64)
-    if n:
-        prev[0] = _NAT
-        prev[1:] = runmax[:-1]
-    new_spell = first_of_child | (ref > prev)
-    starts = np.flatnonzero(new_spell)
-    counts.merged_overlapping = int(n - len(starts))
-    if n == 0:
+    r = sorted_referrals(tables, counts)
+    if len(r["key"]) == 0:
         out = pd.DataFrame({c: pd.Series(dtype=object) for c in EPISODE_COLUMNS})
         return (out, counts) if with_counts else out
-    spell = np.cumsum(new_spell) - 1
-    spell_close = np.maximum.reduceat(clo, starts)
-    is_last_close = clo == spell_close[spell]
-    closer = np.maximum.reduceat(np.where(is_last_close, np.arange(n), -1), starts)
-    spell_nfa = np.minimum.reduceat(r["nfa"].astype(np.int8), starts).astype(bool)
-    spell_key = key[starts]
-    child_first_row = np.maximum.accumulate(np.where(first_of_child, np.arange(n), 0))
-    previous_referrals = starts - child_first_row[starts]
-    # the next spell of the same child, if any, is the re-referral
-    has_next = np.zeros(len(starts), dtype=bool)
-    has_next[:-1] = spell_key[1:] == spell_key[:-1]
-    next_start = np.where(has_next, np.append(starts[1:], 0), 0)
-    closed = spell_close != _OPEN
+    sp = _spells(r, counts)
+    closed = sp["close"] != OPEN
     counts.open_cases = int((~closed).sum())
-
-    s = starts[closed]
-    src = r["src"][s]
-    close_day = spell_close[closed]
-    ep_key = spell_key[closed]
-    # closure reason of the referral that closed the spell; NFA or UNKNOWN where none recorded
-    c_rows = closer[closed]
-    rcode = r["reason"][c_rows]
-    labels = np.concatenate([r["reason_uni"].astype(object), np.array([NFA_REASON, UNKNOWN_REASON], dtype=object)])
-    m = len(r["reason_uni"])
-    rcode = np.where(rcode >= 0, rcode, np.where(r["nfa"][c_rows], m, m + 1))
-    reason = labels[rcode]
-    died = rcode == (
-        np.flatnonzero(labels == contract.CLOSURE_DIED)[0] if (labels == contract.CLOSURE_DIED).any() else -2
-    )
-    moved = rcode == (
-        np.flatnonzero(labels == contract.CLOSURE_TRANSFERRED)[0]
-        if (labels == contract.CLOSURE_TRANSFERRED).any()
-        else -2
-    )
-    nxt = next_start[closed]
-    has_nxt = has_next[closed]
-    ids = _strings(refs["referral_id"])
-
-    # the child's characteristics, joined on the integer child key
-    children = _require(tables, "children", ("la_code", "child_id", "date_of_birth", "sex", "ethnicity"))
-    c_la = pd.Index(r["la_uni"]).get_indexer(_strings(children["la_code"]))
-    c_ch = pd.Index(r["ch_uni"]).get_indexer(_strings(children["child_id"]))
-    c_key = np.where((c_la >= 0) & (c_ch >= 0), c_la.astype(np.int64) * (len(r["ch_uni"]) + 1) + c_ch, -1)
-    first_row = ~pd.Series(c_key).duplicated().to_numpy() & (c_key >= 0)
-    hit = pd.Index(c_key[first_row]).get_indexer(ep_key)
-    c_rows_all = np.flatnonzero(first_row)
-    found = hit >= 0
-    pos = c_rows_all[np.where(found, hit, 0)] if len(c_rows_all) else np.zeros(len(ep_key), dtype=np.int64)
-    counts.unknown_child = int((~found).sum())
-
-    def take(col, fill):
-        if col not in children.columns or not len(children):
-            return np.full(len(ep_key), fill, dtype=object)
-        codes, uniq = _codes(children[col].to_numpy())
-        c = codes[pos]
-        out = np.concatenate([uniq, np.array([fill], dtype=object)])[np.where(found & (c >= 0), c, len(uniq))]
-        return out
-
-    dob_day = _days(children["date_of_birth"].to_numpy())[pos] if len(children) else np.full(len(ep_key), _NAT)
-    dob_day = np.where(found, dob_day, _NAT)
-    dis_codes, dis_uni = (
-        _codes(children["disability"].to_numpy())
-        if "disability" in children and len(children)
-        else (np.full(len(children), -1, dtype=np.int64), np.array([], dtype=object))
-    )
-    dis_uni = np.array(
-        [("NONE" if str(v).strip() in ("", "nan", "None") else str(v)) for v in dis_uni] + ["NONE"], dtype=object
-    )
-    dc = dis_codes[pos] if len(children) else np.full(len(ep_key), -1)
-    disability = dis_uni[np.where(found & (dc >= 0), dc, len(dis_uni) - 1)]
-
-    # how each episode ends
+    s = sp["starts"][closed]
+    close_day = sp["close"][closed]
+    ep_key = sp["key"][closed]
+    nxt, has_nxt = sp["next_start"][closed], sp["has_next"][closed]
+    reason, died, moved = _closure_reasons(r, sp["closer"][closed])
+    child = _ChildDetails(tables, r, ep_key, counts)
     extract = r["extract"][s]
-    b18 = _eighteenth_birthday_days(dob_day)
-    next_day = np.where(has_nxt, ref[nxt], _OPEN)
-    adult = (b18 <= close_day) & ~died & ~moved
-    at_closure = died | moved | adult
-    rerefer = ~at_closure & has_nxt & (next_day < b18) & (next_day <= extract)
-    turned18 = ~at_closure & ~rerefer & (b18 <= extract)
-    end = np.where(at_closure, close_day, np.where(rerefer, next_day, np.where(turned18, b18, extract)))
-    event = np.where(at_closure | turned18, COMPETING, np.where(rerefer, REREFERRAL, CENSORED))
-    kinds = np.array(["censored", "rereferral", "turned_18", "died", "transferred"], dtype=object)
-    kind = np.select([died, moved, adult | turned18, rerefer], [3, 4, 2, 1], 0)
-    as_ns = lambda d: d.astype("datetime64[D]").astype("datetime64[ns]")  # noqa: E731
+    next_day = np.where(has_nxt, r["ref"][nxt], OPEN)
+    end, event, kind, adult, at_closure = _endings(child.dob_day, close_day, next_day, extract, died, moved)
+    ids = as_strings(r["refs"]["referral_id"])
+    src = r["src"][s]
     ep = _frame(
         {
             "la_code": r["la_uni"][r["la_idx"][s]],
             "child_id": r["ch_uni"][r["ch_idx"][s]],
             "referral_id": ids[src],
             "episode_number": _number_within(ep_key),
-            "closure_date": as_ns(close_day),
+            "closure_date": _as_ns(close_day),
             "closure_reason": reason,
-            "referral_date": as_ns(ref[s]),
-            "referral_nfa": spell_nfa[closed],
-            "primary_need": refs["primary_need"].to_numpy()[src],
-            "referral_source": refs["referral_source"].to_numpy()[src],
-            "date_of_birth": np.where(dob_day == _NAT, np.datetime64("NaT"), dob_day.astype("datetime64[D]")).astype(
-                "datetime64[ns]"
-            ),
-            "age_at_closure": np.where(dob_day == _NAT, np.nan, (close_day - dob_day) / 365.25),
-            "sex": take("sex", None),
-            "ethnicity": take("ethnicity", None),
-            "disability": disability,
-            "end_date": as_ns(end),
+            "referral_date": _as_ns(r["ref"][s]),
+            "referral_nfa": sp["nfa"][closed],
+            "primary_need": r["refs"]["primary_need"].to_numpy()[src],
+            "referral_source": r["refs"]["referral_source"].to_numpy()[src],
+            **child.columns(close_day),
+            "end_date": _as_ns(end),
             "duration_days": (end - close_day).astype(np.int64),
             "event": event.astype(np.int64),
-            "event_type": kinds[kind],
+            "event_type": _EVENT_TYPES[kind],
             "next_referral_id": np.where(has_nxt, ids[r["src"][nxt]], None),
-            "previous_referrals": previous_referrals[closed].astype(np.int64),
+            "previous_referrals": sp["previous_referrals"][closed].astype(np.int64),
         }
     )
     counts.episodes = len(ep)
@@ -438,6 +192,135 @@ def build_episodes(tables: dict[str, pd.DataFrame], *, with_counts: bool = False
     counts.closed_on_extract_date = int(((close_day == extract) & ~at_closure).sum())
     ep.attrs["counts"] = counts.to_dict()
     return (ep, counts) if with_counts else ep
+
+
+#: event_type by the code _endings gives
+_EVENT_TYPES = np.array(["censored", "rereferral", "turned_18", "died", "transferred"], dtype=object)
+
+
+def _as_ns(days: np.ndarray) -> np.ndarray:
+    return days.astype("datetime64[D]").astype("datetime64[ns]")
+
+
+def _spells(r: dict, counts: EpisodeCounts) -> dict:
+    """Spells of contact: a child's referral opening on or before the latest closure so far joins the open
+    spell. Per spell (in the sorted order): first row, latest closure, the row that closed it, NFA
+    (every referral NFA), the child's earlier referrals, and the first row of the child's next spell."""
+    key, ref, clo = r["key"], r["ref"], r["closure"]
+    n = len(key)
+    first_of_child = np.ones(n, dtype=bool)
+    first_of_child[1:] = key[1:] != key[:-1]
+    # running latest closure within child; a referral at or before it joins the open spell
+    # (rows are sorted by child: a composite of child and day makes one running max do it)
+    base = int(ref.min())
+    rel = np.minimum(clo - base, (1 << 24) - 1)  # still open: beyond any date
+    runmax = np.maximum.accumulate(key * (1 << 24) + rel) - key * (1 << 24) + base
+    runmax = np.where(runmax - base >= (1 << 24) - 1, OPEN, runmax)
+    prev = np.empty(n, dtype=np.int64)
+    prev[0] = NAT
+    prev[1:] = runmax[:-1]
+    new_spell = first_of_child | (ref > prev)
+    starts = np.flatnonzero(new_spell)
+    counts.merged_overlapping = int(n - len(starts))
+    spell = np.cumsum(new_spell) - 1
+    spell_close = np.maximum.reduceat(clo, starts)
+    is_last_close = clo == spell_close[spell]
+    spell_key = key[starts]
+    child_first_row = np.maximum.accumulate(np.where(first_of_child, np.arange(n), 0))
+    # the next spell of the same child, if any, is the re-referral
+    has_next = np.zeros(len(starts), dtype=bool)
+    has_next[:-1] = spell_key[1:] == spell_key[:-1]
+    return {
+        "starts": starts,
+        "close": spell_close,
+        "closer": np.maximum.reduceat(np.where(is_last_close, np.arange(n), -1), starts),
+        "nfa": np.minimum.reduceat(r["nfa"].astype(np.int8), starts).astype(bool),
+        "key": spell_key,
+        "previous_referrals": starts - child_first_row[starts],
+        "has_next": has_next,
+        "next_start": np.where(has_next, np.append(starts[1:], 0), 0),
+    }
+
+
+def _closure_reasons(r: dict, c_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The closure reason of the referral that closed each spell (NFA or UNKNOWN where none recorded),
+    and whether it was a death (RC2) or a transfer (RC5)."""
+    rcode = r["reason"][c_rows]
+    labels = np.concatenate([r["reason_uni"].astype(object), np.array([NFA_REASON, UNKNOWN_REASON], dtype=object)])
+    m = len(r["reason_uni"])
+    rcode = np.where(rcode >= 0, rcode, np.where(r["nfa"][c_rows], m, m + 1))
+
+    def code_of(reason):
+        return np.flatnonzero(labels == reason)[0] if (labels == reason).any() else -2
+
+    return labels[rcode], rcode == code_of(contract.CLOSURE_DIED), rcode == code_of(contract.CLOSURE_TRANSFERRED)
+
+
+class _ChildDetails:
+    """The children table's details of each episode's child, joined on the integer child key."""
+
+    def __init__(self, tables: dict, r: dict, ep_key: np.ndarray, counts: EpisodeCounts):
+        children = require_table(tables, "children", ("la_code", "child_id", "date_of_birth", "sex", "ethnicity"))
+        c_la = pd.Index(r["la_uni"]).get_indexer(as_strings(children["la_code"]))
+        c_ch = pd.Index(r["ch_uni"]).get_indexer(as_strings(children["child_id"]))
+        c_key = np.where((c_la >= 0) & (c_ch >= 0), c_la.astype(np.int64) * (len(r["ch_uni"]) + 1) + c_ch, -1)
+        first_row = ~pd.Series(c_key).duplicated().to_numpy() & (c_key >= 0)
+        hit = pd.Index(c_key[first_row]).get_indexer(ep_key)
+        c_rows_all = np.flatnonzero(first_row)
+        self.found = found = hit >= 0
+        self.pos = c_rows_all[np.where(found, hit, 0)] if len(c_rows_all) else np.zeros(len(ep_key), dtype=np.int64)
+        counts.unknown_child = int((~found).sum())
+        self.children, self.n = children, len(ep_key)
+        dob = day_numbers(children["date_of_birth"].to_numpy())[self.pos] if len(children) else np.full(self.n, NAT)
+        self.dob_day = np.where(found, dob, NAT)
+
+    def take(self, col: str, fill):
+        """A column of the children table for each episode (``fill`` where unknown)."""
+        if col not in self.children.columns or not len(self.children):
+            return np.full(self.n, fill, dtype=object)
+        codes, uniq = integer_codes(self.children[col].to_numpy())
+        c = codes[self.pos]
+        return np.concatenate([uniq, np.array([fill], dtype=object)])[np.where(self.found & (c >= 0), c, len(uniq))]
+
+    def disability(self) -> np.ndarray:
+        """The disability code, "NONE" where blank or unknown."""
+        children = self.children
+        dis_codes, dis_uni = (
+            integer_codes(children["disability"].to_numpy())
+            if "disability" in children and len(children)
+            else (np.full(len(children), -1, dtype=np.int64), np.array([], dtype=object))
+        )
+        dis_uni = np.array(
+            [("NONE" if str(v).strip() in ("", "nan", "None") else str(v)) for v in dis_uni] + ["NONE"], dtype=object
+        )
+        dc = dis_codes[self.pos] if len(children) else np.full(self.n, -1)
+        return dis_uni[np.where(self.found & (dc >= 0), dc, len(dis_uni) - 1)]
+
+    def columns(self, close_day: np.ndarray) -> dict:
+        """The episode columns from date_of_birth to disability."""
+        dob_day = self.dob_day
+        return {
+            "date_of_birth": np.where(dob_day == NAT, np.datetime64("NaT"), dob_day.astype("datetime64[D]")).astype(
+                "datetime64[ns]"
+            ),
+            "age_at_closure": np.where(dob_day == NAT, np.nan, (close_day - dob_day) / 365.25),
+            "sex": self.take("sex", None),
+            "ethnicity": self.take("ethnicity", None),
+            "disability": self.disability(),
+        }
+
+
+def _endings(dob_day, close_day, next_day, extract, died, moved):
+    """How each episode ends: end day, event code, _EVENT_TYPES index, closed at 18, ended at closure."""
+    b18 = _eighteenth_birthday_days(dob_day)
+    adult = (b18 <= close_day) & ~died & ~moved
+    at_closure = died | moved | adult
+    rerefer = ~at_closure & (next_day != OPEN) & (next_day < b18) & (next_day <= extract)
+    turned18 = ~at_closure & ~rerefer & (b18 <= extract)
+    end = np.where(at_closure, close_day, np.where(rerefer, next_day, np.where(turned18, b18, extract)))
+    event = np.where(at_closure | turned18, COMPETING, np.where(rerefer, REREFERRAL, CENSORED))
+    kind = np.select([died, moved, adult | turned18, rerefer], [3, 4, 2, 1], 0)
+    return end, event, kind, adult, at_closure
 
 
 def at_risk(episodes: pd.DataFrame, *, renumber: bool = False) -> pd.DataFrame:
@@ -473,23 +356,13 @@ def dfe_rereferral_measure(tables: dict[str, pd.DataFrame], year: int | None = N
     years the extract does not fully cover (year not ended by the extract date, or less
     than 12 months of earlier data to look back on).
     """
-    counts = EpisodeCounts()
-    r = _sorted_referrals(tables, counts)
-    key = r["key"]
+    r = sorted_referrals(tables, EpisodeCounts())
     ref = r["ref"]
-    base = ref.min() if len(ref) else 0
-    comp = key * (1 << 22) + (ref - base)
-    pos = np.searchsorted(comp, comp, side="left") - 1  # last referral on an earlier day
-    ok = pos >= 0
-    posc = np.where(ok, pos, 0)
-    same_child = ok & (key[posc] == key)
-    gap = ref - ref[posc]
-    rerefer = same_child & (gap <= DFE_WINDOW_DAYS)
     r = pd.DataFrame(
         {
             "la_code": r["la_uni"][r["la_idx"]],
             "year": _reporting_year(ref),
-            "rereferral": rerefer,
+            "rereferral": _within_window(r["key"], ref),
             "ref": ref,
             "extract": r["extract"],
         }
@@ -500,15 +373,40 @@ def dfe_rereferral_measure(tables: dict[str, pd.DataFrame], year: int | None = N
         .reset_index()
     )
     out["rate"] = out["rereferrals"] / out["referrals"]
+    out["complete"] = _complete_years(out, r)
+    out = _with_published(out)
+    if year is not None:
+        out = out.loc[out["year"] == int(year)]
+    return out.reset_index(drop=True)
+
+
+def _within_window(key: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Whether the child (sorted ``key``) had a referral on an earlier day within DFE_WINDOW_DAYS."""
+    base = ref.min() if len(ref) else 0
+    comp = key * (1 << 22) + (ref - base)
+    pos = np.searchsorted(comp, comp, side="left") - 1  # last referral on an earlier day
+    ok = pos >= 0
+    posc = np.where(ok, pos, 0)
+    same_child = ok & (key[posc] == key)
+    gap = ref - ref[posc]
+    return same_child & (gap <= DFE_WINDOW_DAYS)
+
+
+def _complete_years(out: pd.DataFrame, r: pd.DataFrame) -> np.ndarray:
+    """Years ended by the extract date with 12 months of earlier referrals to look back on."""
     first = r.groupby("la_code")["ref"].min()
     extract = r.groupby("la_code")["extract"].first()
     year_end = pd.to_datetime(out["year"].astype(str) + "-03-31").to_numpy(dtype="datetime64[D]").astype(np.int64)
     year_start = (
         pd.to_datetime((out["year"] - 1).astype(str) + "-04-01").to_numpy(dtype="datetime64[D]").astype(np.int64)
     )
-    out["complete"] = (year_end <= out["la_code"].map(extract).to_numpy()) & (
+    return (year_end <= out["la_code"].map(extract).to_numpy()) & (
         year_start - DFE_WINDOW_DAYS >= out["la_code"].map(first).to_numpy()
     )
+
+
+def _with_published(out: pd.DataFrame) -> pd.DataFrame:
+    """The council's published referrals, re-referrals and rate beside each year, for reconciliation."""
     try:
         from insightlib.reference import rereferral_rates
 
@@ -521,9 +419,6 @@ def dfe_rereferral_measure(tables: dict[str, pd.DataFrame], year: int | None = N
             }
         )
         pub["published_rate"] = pub["published_rate"] / 100.0
-        out = out.merge(pub, on=["la_code", "year"], how="left")
+        return out.merge(pub, on=["la_code", "year"], how="left")
     except (ImportError, FileNotFoundError):  # pragma: no cover - reference data ships with the package
-        pass
-    if year is not None:
-        out = out.loc[out["year"] == int(year)]
-    return out.reset_index(drop=True)
+        return out

@@ -135,6 +135,19 @@ def _curves_figure(
     _legend_above(ax, k)
     top = 1.0 - (0.42 + 0.2 * legend_rows) / height
     fig.subplots_adjust(top=top)
+    _numbers_at_risk(tab, names, labels, colours, durations, ticks, min_at_risk, threshold)
+    tab.set_xticks(ticks)
+    tab.set_xticklabels(tick_labels, fontsize=8)
+    tab.set_xlabel("Time since the case closed")
+    if note:
+        fig.text(0.01, 0.02, note, fontsize=7.5, color="#3D3D3D", ha="left", va="top", wrap=True)
+    return fig
+
+
+def _numbers_at_risk(tab, names, labels, colours, durations, ticks, min_at_risk: int, threshold: int) -> None:
+    """The table under the curves: each group's children still followed at each tick, "<min" below
+    ``min_at_risk`` and "c" where the children gone by then would be a small count."""
+    k = len(names)
     tab.set_ylim(k - 0.5, -0.5)
     tab.set_yticks(range(k))
     tab.set_yticklabels([_short(labels.get(g, str(g))) for g in names], fontsize=8)
@@ -157,62 +170,60 @@ def _curves_figure(
                 else (f"<{min_at_risk}" if n < min_at_risk else "c")
             )
             tab.text(x, i, shown, ha="center", va="center", fontsize=7.5, color="#3D3D3D")
-    tab.set_xticks(ticks)
-    tab.set_xticklabels(tick_labels, fontsize=8)
-    tab.set_xlabel("Time since the case closed")
-    if note:
-        fig.text(0.01, 0.02, note, fontsize=7.5, color="#3D3D3D", ha="left", va="top", wrap=True)
-    return fig
 
 
-def km_figure(
-    km,
-    title: str | None = None,
-    min_at_risk: int = MIN_AT_RISK,
-    max_days: int | None = None,
-    note: str | None = None,
-    threshold: int = DISCLOSURE_THRESHOLD,
-):
-    """Kaplan-Meier curves (stats.survival.KMResult) with bands, cut where fewer than ``min_at_risk`` remain; numbers at risk below."""
-    return _curves_figure(
-        title or "Share of children not yet referred again, by time since their case closed",
-        km.curves,
-        "survival",
+#: per curve kind: its column, its value at closure, the default title and the axis label
+_CURVES = {
+    "survival": (
         1.0,
-        km.labels,
-        km.durations,
-        km.horizons,
-        min_at_risk,
-        max_days,
+        "Share of children not yet referred again, by time since their case closed",
         "Not yet referred again",
-        note,
-        threshold=threshold,
-    )
+    ),
+    "cumulative_incidence": (
+        0.0,
+        "Share of children referred again, allowing for those who turn 18, die or move away",
+        "Referred again",
+    ),
+}
 
 
-def cif_figure(
-    cif,
+def _result_figure(
+    result,
+    value: str,
     title: str | None = None,
     min_at_risk: int = MIN_AT_RISK,
     max_days: int | None = None,
     note: str | None = None,
     threshold: int = DISCLOSURE_THRESHOLD,
 ):
-    """Cumulative incidence (stats.competing_risks) with bands, cut where fewer than ``min_at_risk`` remain; numbers at risk below."""
+    """A KM or cumulative-incidence result (``value`` its curve column) drawn by _curves_figure."""
+    start, default_title, ylabel = _CURVES[value]
     return _curves_figure(
-        title or "Share of children referred again, allowing for those who turn 18, die or move away",
-        cif.curves,
-        "cumulative_incidence",
-        0.0,
-        cif.labels,
-        cif.durations,
-        cif.horizons,
+        title or default_title,
+        result.curves,
+        value,
+        start,
+        result.labels,
+        result.durations,
+        result.horizons,
         min_at_risk,
         max_days,
-        "Referred again",
+        ylabel,
         note,
         threshold=threshold,
     )
+
+
+def km_figure(km, title: str | None = None, **options):
+    """Kaplan-Meier curves (stats.survival.KMResult) with bands, cut where fewer than ``min_at_risk`` remain;
+    numbers at risk below. ``options``: min_at_risk, max_days, note (under the chart), threshold."""
+    return _result_figure(km, "survival", title, **options)
+
+
+def cif_figure(cif, title: str | None = None, **options):
+    """Cumulative incidence (stats.competing_risks) with bands, cut where fewer than ``min_at_risk`` remain;
+    numbers at risk below. ``options``: min_at_risk, max_days, note (under the chart), threshold."""
+    return _result_figure(cif, "cumulative_incidence", title, **options)
 
 
 def forest_rows(cox) -> list[tuple[str, int | None]]:

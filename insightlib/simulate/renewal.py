@@ -113,18 +113,11 @@ def _make_children(councils: pd.DataFrame, n_per: int, seed: int, start: int, ex
 def _simulate(ch: _Children, log_lambda: np.ndarray, adopt_q: np.ndarray, extract: int, model: Model, record: bool):
     """Run every child's referral chain. Returns per-council DfE counts (and records).
 
-    About 80 lines: one pass per referral number over every chain still going; the draws are in _referral,
-    _closure_reason and _episode, what is left is the chains' bookkeeping (counts, records, next referral)."""
+    One pass per referral number over every chain still going (_chain_step draws the referral, its
+    closure and the next referral); what is left here is the chains' bookkeeping."""
     n_la = len(log_lambda)
-    need_lhr, age_lhr, prev_lhr = _log_hr_tables(model)
-    need_p = _p(_NEED_P, contract.PRIMARY_NEED)
-    src_p = _p(_SOURCE_P, contract.REFERRAL_SOURCES)
-    reason_p = {k: _p(v, _REASONS) for k, v in _REASON_P.items()}
-    rc = _RC
+    tables = _model_tables(model)
     year_start = extract - 364  # the DfE year ending on the extract date
-    k = model.weibull_shape
-    log_fgc = _log_fgc_by_need(model)
-
     n_year = np.zeros(n_la)
     n_rerefer = np.zeros(n_la)
     idx = np.flatnonzero(ch.first_referral <= extract)
@@ -134,67 +127,75 @@ def _simulate(ch: _Children, log_lambda: np.ndarray, adopt_q: np.ndarray, extrac
     recs = []
     j = 0
     while len(idx):
-        base = ch.base[idx]
         la = ch.la_index[idx]
-        b18 = ch.b18[idx]
         in_year = r >= year_start
         n_year += np.bincount(la[in_year], minlength=n_la)
         n_rerefer += np.bincount(la[in_year & (r - prev_r <= 365)], minlength=n_la)
-        # the referral
-        need, source, nfa, path, dur = _referral(base, j, prev_need if j else ch.usual_need[idx], need_p, src_p)
-        close = r + dur
-        adult = close >= b18
-        close = np.minimum(close, b18)
-        open_ = close > extract
-        age = (close - ch.dob[idx]) / 365.25
-        reason = _closure_reason(base, j, path, age, adult, reason_p)
-        # covariates of the episode that starts at closure, and its hazard
-        lp, treated, prog, changes, log_a = _episode(
-            model,
-            (need_lhr, age_lhr, prev_lhr),
-            log_fgc,
-            base,
-            j,
-            need,
-            nfa,
-            ch.disabled[idx],
-            age,
-            path,
-            close,
-            adopt_q[la],
-            log_lambda[la],
-        )
-        gap = np.ceil(np.exp((np.log(-np.log(_uniform(base, j, S_GAP))) - log_a) / k))
-        gap = np.maximum(gap, 1).astype(np.int64)
-        nxt = close + gap
-        stops = open_ | (reason == rc["RC2"]) | (reason == rc["RC5"]) | adult
-        event = ~stops & (nxt <= extract) & (nxt < b18)
+        usual = prev_need if j else ch.usual_need[idx]
+        step = _chain_step(ch, idx, j, r, usual, tables, adopt_q[la], log_lambda[la], extract, model, record)
         if record:
-            recs.append(
-                dict(
-                    child=idx,
-                    j=np.full(len(idx), j),
-                    referral=r,
-                    need=need,
-                    source=source,
-                    nfa=nfa,
-                    path=path,
-                    close=np.where(open_, -1, close),
-                    planned_close=r + dur,
-                    reason=np.where(open_, -1, reason),
-                    treated=treated,
-                    lp=lp,
-                    prog=prog,
-                    log_a=log_a,
-                    next=np.where(event, nxt, -1),
-                    changes=changes,
-                )
-            )
-        idx, prev_r, r, prev_need = idx[event], r[event], nxt[event], need[event]
+            recs.append(step["record"])
+        event = step["event"]
+        idx, prev_r, r, prev_need = idx[event], r[event], step["next"][event], step["need"][event]
         j += 1
     out = {"n_year": n_year, "n_rerefer": n_rerefer}
     if record:
         out["records"] = {key: np.concatenate([d[key] for d in recs]) for key in recs[0]}
+    return out
+
+
+def _model_tables(model: Model) -> dict:
+    """What every step of the chains reads: the log hazard ratio tables and the category probabilities."""
+    return {
+        "log_hrs": _log_hr_tables(model),
+        "need_p": _p(_NEED_P, contract.PRIMARY_NEED),
+        "src_p": _p(_SOURCE_P, contract.REFERRAL_SOURCES),
+        "reason_p": {k: _p(v, _REASONS) for k, v in _REASON_P.items()},
+        "log_fgc": _log_fgc_by_need(model),
+    }
+
+
+def _chain_step(ch: _Children, idx, j: int, r, usual_need, tables: dict, aq, log_lambda, extract: int, model, record):
+    """The j-th referral of the chains ``idx`` (on days ``r``), its closure, and the next referral where
+    the chain goes on (``event``): the need, the next day and, with ``record``, the step's record."""
+    base = ch.base[idx]
+    b18 = ch.b18[idx]
+    need, source, nfa, path, dur = _referral(base, j, usual_need, tables["need_p"], tables["src_p"])
+    close = r + dur
+    adult = close >= b18
+    close = np.minimum(close, b18)
+    open_ = close > extract
+    age = (close - ch.dob[idx]) / 365.25
+    reason = _closure_reason(base, j, path, age, adult, tables["reason_p"])
+    # covariates of the episode that starts at closure, and its hazard
+    args = (need, nfa, ch.disabled[idx], age, path, close, aq, log_lambda)
+    lp, treated, prog, changes, log_a = _episode(model, tables["log_hrs"], tables["log_fgc"], base, j, *args)
+    k = model.weibull_shape
+    gap = np.ceil(np.exp((np.log(-np.log(_uniform(base, j, S_GAP))) - log_a) / k))
+    gap = np.maximum(gap, 1).astype(np.int64)
+    nxt = close + gap
+    stops = open_ | (reason == _RC["RC2"]) | (reason == _RC["RC5"]) | adult
+    event = ~stops & (nxt <= extract) & (nxt < b18)
+    out = {"event": event, "next": nxt, "need": need}
+    if record:
+        out["record"] = dict(
+            child=idx,
+            j=np.full(len(idx), j),
+            referral=r,
+            need=need,
+            source=source,
+            nfa=nfa,
+            path=path,
+            close=np.where(open_, -1, close),
+            planned_close=r + dur,
+            reason=np.where(open_, -1, reason),
+            treated=treated,
+            lp=lp,
+            prog=prog,
+            log_a=log_a,
+            next=np.where(event, nxt, -1),
+            changes=changes,
+        )
     return out
 
 

@@ -116,8 +116,6 @@ def generate(
 ) -> Path:
     """Write a synthetic data directory (canonical tables + truth.json) and return its path.
 
-    About 70 lines: the signature and this docstring are a third of it; each step below is a line or two.
-
     ``la_codes`` picks the councils (then ``n_councils`` is ignored); otherwise the seed
     picks ``n_councils`` of the 153. ``fmt="parquet"`` writes Parquet instead of CSV.
     ``planted_identifiers`` makes two children and one worker per council carry
@@ -125,10 +123,7 @@ def generate(
     any parameter of the generative model (``Model``). docs/synthetic-data.md explains all.
     An extract synth did not write is never replaced unless ``force`` (``check_out_dir``).
     """
-    if fmt not in ("csv", "parquet"):
-        raise InputError(f"synthetic data: fmt must be 'csv' or 'parquet', not {fmt!r}.")
-    if children_per_council < 1:
-        raise InputError("synthetic data: children_per_council must be at least 1.")
+    _check_arguments(fmt, children_per_council)
     out = Path(out_dir)
     check_out_dir(out, force)
     previous_fmt = _previous_format(out)
@@ -148,22 +143,12 @@ def generate(
     achieved = res["n_rerefer"] / np.maximum(res["n_year"], 1)
 
     tables, planted_ids = _build_tables(ch, rec, councils, extract, seed, planted_identifiers)
-    generator = {
-        "seed": seed,
-        "n_councils": n_la,
-        "children_per_council": children_per_council,
-        "extract_date": extract_str,
-        "window_start": str(np.datetime64(start, "D")),
-        "format": fmt,
-    }
+    generator = _generator(seed, n_la, children_per_council, extract_str, start, fmt)
     _write_tables(out, generator, tables, fmt, previous_fmt)
-
     truth = {
         "generator": generator,
         **_model_truth(model, councils, log_lambda),
-        "intervention": _intervention_truth(rec, ch, model),
-        "practice": practice_truth.truth(councils, {"London": _ETH_P_LONDON, "elsewhere": _ETH_P}),
-        "programme": _programme_truth(rec, ch, councils, adopt_q, model, extract, start),
+        **_analyses_truth(rec, ch, councils, adopt_q, model, extract, start),
         "national_rereferral_rate": float(res["n_rerefer"].sum() / max(res["n_year"].sum(), 1)),
         "england_published_rereferral_rate": fallback,
         "rereferral_measure": "share of referrals in the 12 months to the extract date with a previous "
@@ -175,6 +160,34 @@ def generate(
     (out / "truth.json").write_text(json.dumps(truth, indent=2))
     _write_marker(out, seed)
     return out
+
+
+def _check_arguments(fmt: str, children_per_council: int) -> None:
+    if fmt not in ("csv", "parquet"):
+        raise InputError(f"synthetic data: fmt must be 'csv' or 'parquet', not {fmt!r}.")
+    if children_per_council < 1:
+        raise InputError("synthetic data: children_per_council must be at least 1.")
+
+
+def _generator(seed: int, n_la: int, children_per_council: int, extract_str: str, start: int, fmt: str) -> dict:
+    """truth.json's "generator": how the data were made (written first, see _write_tables)."""
+    return {
+        "seed": seed,
+        "n_councils": n_la,
+        "children_per_council": children_per_council,
+        "extract_date": extract_str,
+        "window_start": str(np.datetime64(start, "D")),
+        "format": fmt,
+    }
+
+
+def _analyses_truth(rec, ch, councils, adopt_q, model: Model, extract: int, start: int) -> dict:
+    """truth.json's "intervention", "practice" and "programme": what each analysis should recover."""
+    return {
+        "intervention": _intervention_truth(rec, ch, model),
+        "practice": practice_truth.truth(councils, {"London": _ETH_P_LONDON, "elsewhere": _ETH_P}),
+        "programme": _programme_truth(rec, ch, councils, adopt_q, model, extract, start),
+    }
 
 
 def _write_tables(out: Path, generator: dict, tables: dict, fmt: str, previous_fmt: str | None) -> None:

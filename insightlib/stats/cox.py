@@ -167,8 +167,6 @@ def cox_fit(
     ``weights``: case weights (as R's ``coxph(weights=)``, Efron ties as R weights them). ``counts``:
     how many identical episodes each row stands for (see collapse_rows); the fit is that of the
     episodes written out one by one, while the Newton steps cost only the distinct rows."""
-    # Long (~60 lines) on purpose: one Newton-Raphson loop with step halving; the likelihood, score and
-    # information are _cox_eval's and _information's, what stays is the loop's bookkeeping.
     if ties not in ("efron", "breslow"):
         raise InputError("ties must be 'efron' or 'breslow'.")
     t = np.asarray(durations, dtype=float)
@@ -178,16 +176,39 @@ def cox_fit(
         X = X[:, None]
     if not ev.any():
         raise InputError("No re-referrals in the data: a Cox model needs at least one event.")
-    mw = (
-        None
-        if weights is None and counts is None
-        else (
-            (np.ones(len(t)) if weights is None else np.asarray(weights, float))
-            * (np.ones(len(t)) if counts is None else np.asarray(counts, float))
-        )
-    )
+    mw = _row_weights(len(t), weights, counts)
     d = _CoxData(t, ev, X - np.average(X, axis=0, weights=mw), ties, weights, counts)
-    beta = np.zeros(X.shape[1])
+    beta, s, ll, loglik0, it = _newton_raphson(d, np.zeros(X.shape[1]), max_iter, tol)
+    U_sorted, XB = _score_residuals(d, s)
+    U = np.empty_like(U_sorted)
+    U[d.order] = U_sorted
+    return _CoxFit(
+        beta=beta,
+        information=s["info"],
+        loglik=ll,
+        loglik0=loglik0,
+        iterations=it,
+        score_residuals=U,
+        schoenfeld=d.Xe - XB[d.jd],
+        event_times=d.t[d.erows],
+        data=d,
+        state=s,
+        case_weights=None if weights is None else np.asarray(weights, float),
+    )
+
+
+def _row_weights(n: int, weights, counts) -> np.ndarray | None:
+    """What each row weighs in the covariates' mean (case weight times count); None: all alike."""
+    if weights is None and counts is None:
+        return None
+    return (np.ones(n) if weights is None else np.asarray(weights, float)) * (
+        np.ones(n) if counts is None else np.asarray(counts, float)
+    )
+
+
+def _newton_raphson(d: _CoxData, beta: np.ndarray, max_iter: int, tol: float):
+    """Newton steps from ``beta``, each halved until the likelihood does not fall; stops when both the
+    likelihood and the step are still. Returns (beta, state, loglik, loglik at the start, iterations)."""
     s = _cox_eval(d, beta)
     loglik0 = ll = s["loglik"]
     it = 0
@@ -206,24 +227,7 @@ def cox_fit(
         ll = s["loglik"]
         if converged:
             break
-    U_sorted, XB = _score_residuals(d, s)
-    U = np.empty_like(U_sorted)
-    U[d.order] = U_sorted
-    schoen = d.Xe - XB[d.jd]
-    cw = None if weights is None else np.asarray(weights, float)
-    return _CoxFit(
-        beta=beta,
-        information=s["info"],
-        loglik=ll,
-        loglik0=loglik0,
-        iterations=it,
-        score_residuals=U,
-        schoenfeld=schoen,
-        event_times=d.t[d.erows],
-        data=d,
-        state=s,
-        case_weights=cw,
-    )
+    return beta, s, ll, loglik0, it
 
 
 def collapse_rows(durations, events, X) -> tuple[np.ndarray, np.ndarray]:
@@ -290,39 +294,9 @@ def ph_test(fit: _CoxFit, names, transform: str = "km", terms=None) -> pd.DataFr
     this is R's exact test, not the pre-3.0 scaled Schoenfeld approximation. ``terms``: the
     term of each column (default: factor levels "cov[level]" together, as R's terms).
     """
-    # Long (~70 lines) on purpose: R's exact score test in one piece: the time transform, the augmented
-    # information of (beta, gamma) and the per-term and global statistics share the same event sums.
     d, s = fit.data, fit.state
-    t_all, ev_all, cnt = d.t, d.ev, d.cnt  # sorted by time; counts of identical episodes per row
-    counted = not np.all(cnt == 1)
-    if transform == "rank":
-        if counted:  # average rank among the episodes written out one by one
-            uniq, first, inv = np.unique(t_all, return_index=True, return_inverse=True)
-            ntime = np.bincount(inv.ravel(), weights=cnt)
-            before = np.concatenate([[0.0], np.cumsum(ntime)[:-1]])
-            g_all = (before + (ntime + 1) / 2)[inv.ravel()]
-        else:
-            g_all = stats.rankdata(t_all, method="average")
-    elif transform == "identity":
-        g_all = t_all.astype(float)
-    elif transform == "log":
-        g_all = np.log(t_all)
-    elif transform == "km":
-        if counted:
-            uniq, inv = np.unique(t_all, return_inverse=True)
-            inv = inv.ravel()
-            ntime = np.bincount(inv, weights=cnt)
-            dtime = np.bincount(inv, weights=cnt * ev_all)
-            at = ntime[::-1].cumsum()[::-1]
-            kt, ks = uniq[dtime > 0], np.cumprod(1.0 - dtime / at)[dtime > 0]
-        else:
-            km = km_table(t_all, ev_all.astype(int))
-            kt, ks = km["time"].to_numpy(), km["survival"].to_numpy()
-        before = np.searchsorted(kt, t_all, side="left") - 1  # last time strictly before t
-        g_all = 1.0 - np.concatenate([[1.0], ks])[before + 1]
-    else:
-        raise InputError("transform must be km, rank, identity or log.")
-    ce = cnt[d.erows]
+    g_all = _time_transform(d.t, d.ev, d.cnt, transform)
+    ce = d.cnt[d.erows]
     g_rows = g_all[d.erows] - np.average(g_all[d.erows], weights=ce)
     gj = g_rows[d.eseg]  # one value per distinct event time (tied events share it)
     p = len(names)
@@ -332,31 +306,65 @@ def ph_test(fit: _CoxFit, names, transform: str = "km", terms=None) -> pd.DataFr
     I_gg = _information(d, s, gj * gj)
     full = np.block([[I_bb, I_bg], [I_bg.T, I_gg]])
     terms = [term_of(n) for n in names] if terms is None else list(terms)
-    order = list(dict.fromkeys(terms))
-    rows = []
-    for term in order:
-        jj = [k for k, tm in enumerate(terms) if tm == term]
-        kk = list(range(p)) + [p + j for j in jj]
-        uk = np.concatenate([np.zeros(p), u[jj]])
-        sol = _solve(full[np.ix_(kk, kk)], uk)
-        stat = float(sol @ uk)
-        # direction (one column): above 0, the log hazard ratio grows with time since closure
-        trend = float(sol[-1]) if len(jj) == 1 else np.nan
-        rows.append(
-            {
-                "term": term,
-                "statistic": stat,
-                "df": len(jj),
-                "p_value": float(stats.chi2.sf(stat, len(jj))),
-                "trend": trend,
-            }
-        )
+    rows = [
+        _term_ph_row(term, [k for k, tm in enumerate(terms) if tm == term], full, u) for term in dict.fromkeys(terms)
+    ]
     uk = np.concatenate([np.zeros(p), u])
     glob = float(_solve(full, uk) @ uk)
     rows.append(
         {"term": "GLOBAL", "statistic": glob, "df": p, "p_value": float(stats.chi2.sf(glob, p)), "trend": np.nan}
     )
     return pd.DataFrame(rows)
+
+
+def _term_ph_row(term: str, jj: list[int], full: np.ndarray, u: np.ndarray) -> dict:
+    """The score test of one term's time-varying columns ``jj`` (of the augmented information ``full``)."""
+    p = len(u)
+    kk = list(range(p)) + [p + j for j in jj]
+    uk = np.concatenate([np.zeros(p), u[jj]])
+    sol = _solve(full[np.ix_(kk, kk)], uk)
+    stat = float(sol @ uk)
+    # direction (one column): above 0, the log hazard ratio grows with time since closure
+    trend = float(sol[-1]) if len(jj) == 1 else np.nan
+    return {
+        "term": term,
+        "statistic": stat,
+        "df": len(jj),
+        "p_value": float(stats.chi2.sf(stat, len(jj))),
+        "trend": trend,
+    }
+
+
+def _time_transform(t_all: np.ndarray, ev_all: np.ndarray, cnt: np.ndarray, transform: str) -> np.ndarray:
+    """g(t) for each row sorted by time: "km" (1 - Kaplan-Meier just before t), "rank" (ties averaged),
+    "identity" or "log"; with counted rows, over the episodes written out one by one."""
+    counted = not np.all(cnt == 1)
+    if transform == "rank":
+        if not counted:
+            return stats.rankdata(t_all, method="average")
+        # average rank among the episodes written out one by one
+        uniq, first, inv = np.unique(t_all, return_index=True, return_inverse=True)
+        ntime = np.bincount(inv.ravel(), weights=cnt)
+        before = np.concatenate([[0.0], np.cumsum(ntime)[:-1]])
+        return (before + (ntime + 1) / 2)[inv.ravel()]
+    if transform == "identity":
+        return t_all.astype(float)
+    if transform == "log":
+        return np.log(t_all)
+    if transform != "km":
+        raise InputError("transform must be km, rank, identity or log.")
+    if counted:
+        uniq, inv = np.unique(t_all, return_inverse=True)
+        inv = inv.ravel()
+        ntime = np.bincount(inv, weights=cnt)
+        dtime = np.bincount(inv, weights=cnt * ev_all)
+        at = ntime[::-1].cumsum()[::-1]
+        kt, ks = uniq[dtime > 0], np.cumprod(1.0 - dtime / at)[dtime > 0]
+    else:
+        km = km_table(t_all, ev_all.astype(int))
+        kt, ks = km["time"].to_numpy(), km["survival"].to_numpy()
+    before = np.searchsorted(kt, t_all, side="left") - 1  # last time strictly before t
+    return 1.0 - np.concatenate([[1.0], ks])[before + 1]
 
 
 @dataclass
@@ -372,7 +380,7 @@ class CoxResult:
     references: dict[str, str] = field(default_factory=dict)
     robust_vcov: np.ndarray | None = None  # child-clustered covariance of the coefficients
     term_events: dict[str, int] = field(default_factory=dict)  # fewer re-referrals of in-level and the rest
-    #: per covariate, categories counted with the reference (an event-free "Other": rereferral.design_matrix)
+    #: per covariate, categories counted with the reference (an event-free "Other": rereferral.cox_design)
     with_reference: dict[str, list] = field(default_factory=dict)
 
     def to_dict(self) -> dict:

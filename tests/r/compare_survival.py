@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_survival_r import SCRIPT, _episodes  # noqa: E402
 from insightlib.stats import competing_risks  # noqa: E402
 from insightlib.stats import cox as cox_model  # noqa: E402
+from insightlib.stats import logrank  # noqa: E402
 from insightlib.stats import survival as surv  # noqa: E402
 tmp = Path(tempfile.mkdtemp())
 d = _episodes(); d.to_csv(str(tmp / "ep.csv"), index=False)
@@ -33,7 +34,7 @@ for g in "abc":
     c = cif.curves[g]; i = np.searchsorted(c.time, 365, side="right") - 1
     print(f"CIF se at 365 group {g}: ours {c.se.iloc[i]:.10f} R {ref[f'cifc:{g}:365:se']:.10f}")
 for v in ("group", "cgroup"):
-    r = surv.logrank_test(d.time, d.status, d[v], clusters=d.id)
+    r = logrank.logrank_test(d.time, d.status, d[v], clusters=d.id)
     print(f"robust score ({v}): ours {r.statistic:.10f} R {ref[f'rscore:{v}:statistic']:.10f}; log-rank {r.logrank_statistic:.4f} (R survdiff {ref[f'logrank:{v}:statistic']:.4f})")
 p = surv.rmst(d.time, d.status, d.group, 365).groups.set_index("group")
 c = surv.rmst(d.time, d.status, d.group, 365, clusters=d.id)
