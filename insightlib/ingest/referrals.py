@@ -18,16 +18,6 @@ from insightlib.errors import InputError
 OPEN = np.iinfo(np.int64).max // 4
 #: a missing date as a day number
 NAT = np.iinfo(np.int64).min
-#: the referrals' columns the data contract requires
-REFERRAL_COLUMNS = (
-    "la_code",
-    "referral_id",
-    "child_id",
-    "referral_date",
-    "referral_source",
-    "primary_need",
-    "referral_nfa",
-)
 
 
 def require_table(tables: dict, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -141,7 +131,7 @@ def sorted_referrals(tables: dict, counts) -> dict:
     ``counts`` (an episodes.EpisodeCounts) takes the referrals, those after the extract, the closures
     after it and the NFA referrals closed on their referral date."""
     councils = require_table(tables, "councils", ("la_code", "extract_date"))
-    refs = require_table(tables, "referrals", REFERRAL_COLUMNS)
+    refs = require_table(tables, "referrals", contract.TABLES["referrals"].required)
     n = len(refs)
     counts.referrals = n
     la_idx, la_uni = integer_codes(as_strings(refs["la_code"]))
