@@ -15,14 +15,14 @@ import argparse
 import os
 import time
 
-from insightlib.analyses import skills
+from insightlib.analyses import skills, skills_gap
 from insightlib.ingest import skills as src
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--areas", nargs="+", default=["371", "South Yorkshire", "Greater Manchester", "372"])
-    parser.add_argument("--draws", type=int, default=skills.DRAWS)
+    parser.add_argument("--draws", type=int, default=skills_gap.DRAWS)
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     started = time.perf_counter()

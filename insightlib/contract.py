@@ -401,3 +401,55 @@ INTERVENTION_COVARIATES = {
 #: Weighting has balanced a covariate when its standardised mean difference after weighting is below this
 #: (the usual limit, Austin 2009).
 BALANCE_CUTOFF = 0.1
+
+# --- the skills gap's classifications (the published skills files use them) ---
+
+#: SOC sub-major groups (2-digit codes; SOC2010 and SOC2020 share them, 63 is new in SOC2020).
+SOC_SUBMAJOR = {
+    "11": "Corporate managers and directors",
+    "12": "Other managers and proprietors",
+    "21": "Science, research, engineering and technology professionals",
+    "22": "Health professionals",
+    "23": "Teaching and educational professionals",
+    "24": "Business, media and public service professionals",
+    "31": "Science, engineering and technology associate professionals",
+    "32": "Health and social care associate professionals",
+    "33": "Protective service occupations",
+    "34": "Culture, media and sports occupations",
+    "35": "Business and public service associate professionals",
+    "41": "Administrative occupations",
+    "42": "Secretarial and related occupations",
+    "51": "Skilled agricultural and related trades",
+    "52": "Skilled metal, electrical and electronic trades",
+    "53": "Skilled construction and building trades",
+    "54": "Textiles, printing and other skilled trades",
+    "61": "Caring personal service occupations",
+    "62": "Leisure, travel and related personal service occupations",
+    "63": "Community and civil enforcement occupations",
+    "71": "Sales occupations",
+    "72": "Customer service occupations",
+    "81": "Process, plant and machine operatives",
+    "82": "Transport and mobile machine drivers and operatives",
+    "91": "Elementary trades and related occupations",
+    "92": "Elementary administration and service occupations",
+}
+
+#: FE sector subject areas (tier 1) as the FE file names them.
+SSA_T1 = (
+    "Agriculture, Horticulture and Animal Care",
+    "Arts, Media and Publishing",
+    "Business, Administration and Law",
+    "Construction, Planning and the Built Environment",
+    "Education and Training",
+    "Engineering and Manufacturing Technologies",
+    "Health, Public Services and Care",
+    "History, Philosophy and Theology",
+    "Information and Communication Technology",
+    "Languages, Literature and Culture",
+    "Leisure, Travel and Tourism",
+    "Preparation for Life and Work",
+    "Retail and Commercial Enterprise",
+    "Science and Mathematics",
+    "Social Sciences",
+)
+SSA_NOT_KNOWN = "Not Applicable/ Not Known"

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from insightlib.analyses import skills as analysis
+from insightlib.analyses import skills_area
 from insightlib.errors import EvaluationFileError, InputError
 from insightlib.batch.evaluation import parse_evaluation
 from insightlib.ingest import skills as src
@@ -357,11 +358,11 @@ def test_a_supplied_projection_enters_demand():
 
 def test_unknown_and_county_areas_get_clear_messages():
     with pytest.raises(InputError, match="South Yorkshre.*Did you mean: South Yorkshire"):
-        analysis.resolve_area("South Yorkshre")
+        skills_area.resolve_area("South Yorkshre")
     with pytest.raises(InputError, match="886 .Kent.: its area is several districts"):
-        analysis.resolve_area("886")
+        skills_area.resolve_area("886")
     with pytest.raises(InputError, match="no council has the code 999"):
-        analysis.resolve_area("999")
+        skills_area.resolve_area("999")
 
 
 def test_report_sentences_tables_and_charts(doncaster):

@@ -40,7 +40,7 @@ COUNCIL_PATTERN = re.compile(r"^\d{3}$")
 RESERVED_PARAMETERS = ("data", "la_code", "area", "output_dir", "disclosure_threshold", "rounding")
 #: Notebooks that run per area of published data rather than per council of a warehouse:
 #: notebook -> (module, function) turning the evaluation's area specs into (folder key, name) pairs.
-AREA_NOTEBOOKS = {"skills_gap": ("insightlib.analyses.skills", "area_keys")}
+AREA_NOTEBOOKS = {"skills_gap": ("insightlib.analyses.skills_area", "area_keys")}
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,15 @@ def require_columns(df: pd.DataFrame, file: str, required, problems: Problems, *
     return not missing
 
 
+def read_checked(path: Path, columns, problems: Problems, *, name_all: bool = True) -> pd.DataFrame | None:
+    """A published CSV or Parquet file (by its suffix) with its required columns; None, with each problem
+    reported, where it cannot be read or a column is missing."""
+    df = read_parquet(path, problems) if path.suffix == ".parquet" else read_csv(path, problems)
+    if df is None or not require_columns(df, path.name, columns, problems, name_all=name_all):
+        return None
+    return df
+
+
 def number(value, allowed_symbols) -> tuple[float, str]:
     """A published cell: (number, "") or (NaN, symbol). Anything else is a problem (ValueError)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):

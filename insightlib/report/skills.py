@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from insightlib.report import charts, disclosure
-from insightlib.analyses.skills import LEVEL, PROJECTION_LEVEL, SkillsGap
-from insightlib.ingest.skills import SOC_SUBMAJOR as SOC_NAMES
+from insightlib.analyses.skills import SkillsGap
+from insightlib.analyses.skills_forecast import PROJECTION_LEVEL
+from insightlib.analyses.skills_gap import LEVEL
+from insightlib.contract import SOC_SUBMAJOR as SOC_NAMES
 from insightlib.report.text import md
 from insightlib.contract import DISCLOSURE_THRESHOLD
 
@@ -40,6 +42,29 @@ def _interval(lo, hi, dp: int = 2) -> str:
     return f"{lo:+.{dp}f} to {hi:+.{dp}f}"
 
 
+def _clearest(table: pd.DataFrame, clear: pd.Series):
+    """The first TOP rows (the table is sorted by gap) whose interval is clear of 0."""
+    return table[clear].head(TOP).itertuples()
+
+
+def _short_of_learners(r, of: int) -> str:
+    """One occupation short of learners, in words (r: a row of SkillsGap.occupations; of: how many ranked)."""
+    return (
+        f"**{md(r.occupation)}**: {_pct(r.demand_share)} of the area's demand, {_pct(r.supply_share)} of its FE learners "
+        f"(about {_times(r.gap)} the share; gap index {r.gap:+.2f}, {LEVEL:.0%} interval {_interval(r.gap_ci_low, r.gap_ci_high)}; "
+        f"ranked {r.rank_low}-{r.rank_high} of {of})."
+    )
+
+
+def _few_local_jobs(r) -> str:
+    """One subject with more learners than local jobs, in words (r: a row of SkillsGap.subjects)."""
+    return (
+        f"**{md(r.subject)}**: {_pct(r.supply_share)} of the area's FE learners in subjects that lead to jobs, against "
+        f"{_pct(r.demand_share)} of the jobs those subjects feed (gap index {r.gap:+.2f}, interval "
+        f"{_interval(r.gap_ci_low, r.gap_ci_high)})."
+    )
+
+
 @dataclass
 class SkillsReport:
     result: SkillsGap
@@ -55,26 +80,41 @@ class SkillsReport:
     def short_of_learners(self) -> list[str]:
         """Occupations whose share of local jobs most exceeds their share of local learners (interval above 0)."""
         occ = self.result.occupations
-        sure = occ[occ["gap_ci_low"] > 0].head(TOP)
-        lines = [
-            f"**{md(r.occupation)}**: {_pct(r.demand_share)} of the area's demand, {_pct(r.supply_share)} of its FE learners "
-            f"(about {_times(r.gap)} the share; gap index {r.gap:+.2f}, {LEVEL:.0%} interval {_interval(r.gap_ci_low, r.gap_ci_high)}; "
-            f"ranked {r.rank_low}-{r.rank_high} of {len(occ)})."
-            for r in sure.itertuples()
-        ]
+        lines = [_short_of_learners(r, len(occ)) for r in _clearest(occ, occ["gap_ci_low"] > 0)]
         return lines or [f"No occupation's gap index is above 0 with {LEVEL:.0%} confidence."]
 
     def few_local_jobs(self) -> list[str]:
         """Subjects whose share of local learners most exceeds the share of local jobs they lead to."""
         sub = self.result.subjects
-        sure = sub[sub["gap_ci_high"] < 0].head(TOP)
-        lines = [
-            f"**{md(r.subject)}**: {_pct(r.supply_share)} of the area's FE learners in subjects that lead to jobs, against "
-            f"{_pct(r.demand_share)} of the jobs those subjects feed (gap index {r.gap:+.2f}, interval "
-            f"{_interval(r.gap_ci_low, r.gap_ci_high)})."
-            for r in sure.itertuples()
-        ]
+        lines = [_few_local_jobs(r) for r in _clearest(sub, sub["gap_ci_high"] < 0)]
         return lines or [f"No subject's gap index is below 0 with {LEVEL:.0%} confidence."]
+
+    def _employer_headline(self) -> list[str]:
+        """Skill-shortage vacancies in 2019 against England's (none where the survey has no row for the area)."""
+        ess = self.result.ess.set_index("comparator")
+        if self.area not in ess.index:
+            return []
+        a, e = ess.loc[self.area], ess.loc["England"]
+        return [
+            f"Employers reported {_num(a.ssv)} skill-shortage vacancies in 2019, {_pct(a.ssv_share_of_vacancies, 0)} "
+            f"of their {_num(a.vacancies)} vacancies (England {_pct(e.ssv_share_of_vacancies, 0)}); "
+            f"{a.ssv_per_1000_staff:.1f} per 1,000 staff against England's {e.ssv_per_1000_staff:.1f}."
+        ]
+
+    def _neet_headline(self) -> list[str]:
+        """The latest year's NEET and participation against England's (none for an area of county districts)."""
+        neet = self.result.neet
+        if not len(neet):
+            return []
+        year = neet["year"].max()
+        last = neet[neet["year"] == year].set_index("comparator")
+        if self.area not in last.index:
+            return []
+        a, e = last.loc[self.area], last.loc["England"]
+        return [
+            f"In {int(year)}, {a.neet_pct:.1f}% of 16-17 year olds were NEET and {a.participation_pct:.1f}% were in "
+            f"education or training (England {e.neet_pct:.1f}% and {e.participation_pct:.1f}%)."
+        ]
 
     def headlines(self) -> list[str]:
         r = self.result
@@ -90,23 +130,7 @@ class SkillsReport:
             f"The subject with the fewest local jobs for its learners is **{md(low.subject)}** "
             f"(gap index {low.gap:+.2f}, interval {_interval(low.gap_ci_low, low.gap_ci_high)})."
         )
-        ess = r.ess.set_index("comparator")
-        if self.area in ess.index:
-            a, e = ess.loc[self.area], ess.loc["England"]
-            lines.append(
-                f"Employers reported {_num(a.ssv)} skill-shortage vacancies in 2019, {_pct(a.ssv_share_of_vacancies, 0)} "
-                f"of their {_num(a.vacancies)} vacancies (England {_pct(e.ssv_share_of_vacancies, 0)}); "
-                f"{a.ssv_per_1000_staff:.1f} per 1,000 staff against England's {e.ssv_per_1000_staff:.1f}."
-            )
-        if len(r.neet):
-            last = r.neet[r.neet["year"] == r.neet["year"].max()].set_index("comparator")
-            if self.area in last.index:
-                a, e = last.loc[self.area], last.loc["England"]
-                lines.append(
-                    f"In {int(r.neet['year'].max())}, {a.neet_pct:.1f}% of 16-17 year olds were NEET and "
-                    f"{a.participation_pct:.1f}% were in education or training (England {e.neet_pct:.1f}% and "
-                    f"{e.participation_pct:.1f}%)."
-                )
+        lines += self._employer_headline() + self._neet_headline()
         if len(r.neet_forecast) and r.neet_backtest.get("reliable"):
             f = r.neet_forecast.iloc[-1]
             lines.append(
