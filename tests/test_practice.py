@@ -177,6 +177,7 @@ def test_workforce_and_turnover_across_councils():
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
 from insightlib.analyses import practice as analysis  # noqa: E402
+from insightlib.analyses import practice_disproportionality, practice_groupings  # noqa: E402
 from insightlib.simulate import practice as truth_model  # noqa: E402
 from insightlib.stats import latent_class as lc  # noqa: E402
 
@@ -186,8 +187,8 @@ DEMO_ASSESSMENTS = 2200
 
 def _factors(n, seed):
     factors, cls = truth_model.draw_factors(np.random.default_rng(seed), n)
-    X, cols, has = analysis.factor_matrix(pd.DataFrame({"factors": factors}))
-    keep = X.mean(axis=0) >= analysis.MIN_FACTOR_SHARE
+    X, cols, has = practice_groupings.factor_matrix(pd.DataFrame({"factors": factors}))
+    keep = X.mean(axis=0) >= practice_groupings.MIN_FACTOR_SHARE
     return X[:, keep].astype(float), cls[has], [c for c, k in zip(cols, keep) if k]
 
 
@@ -212,7 +213,7 @@ def test_classes_recovered_at_demo_size():
     assert ari > 0.8
     # names come from the distinctive factors; the largest true class is domestic abuse
     top = lc.distinctive(choice.fit, X)
-    assert analysis.hood_category(top[0], dict(zip(cols, choice.fit.theta[0]))) == "Domestic abuse and violence"
+    assert practice_groupings.hood_category(top[0], dict(zip(cols, choice.fit.theta[0]))) == "Domestic abuse and violence"
 
 
 @pytest.mark.slow
@@ -294,7 +295,7 @@ def test_ethnicity_rate_ratio_intervals_cover_the_truth_over_repeats(tmp_path):
     for seed in range(40):
         out = synth.generate(1, 800, 1000 + seed, tmp_path / str(seed), la_codes=["202"])
         truth = json.loads((out / "truth.json").read_text())["practice"]["ethnicity_relative_rate_index"]["councils"]["202"]
-        pop = analysis.population_rates(_tables(out), "202", period_days=10_000).set_index("group")
+        pop = practice_disproportionality.population_rates(_tables(out), "202", period_days=10_000).set_index("group")
         for g, v in truth.items():
             row = pop.loc[g]
             if np.isfinite(row["rri_low"]):

@@ -300,6 +300,10 @@ def read_ethnicity(path: Path, problems: Problems) -> pd.DataFrame | None:
     return out
 
 
+#: The deprivation workbook's council code column (2019 boundaries).
+UPPER_TIER_CODE = "Upper Tier Local Authority District code (2019)"
+
+
 def read_deprivation(path: Path, problems: Problems) -> pd.DataFrame | None:
     """IMD 2019 and IDACI 2019 average scores per upper-tier council (2019 boundaries).
 
@@ -308,55 +312,60 @@ def read_deprivation(path: Path, problems: Problems) -> pd.DataFrame | None:
     file = path.name
     tables, names = {}, {}
     for sheet, prefix in (("IMD", "IMD - Average score"), ("IDACI", "IDACI - Average score")):
-        rows = sheet_rows(path, sheet, problems, f"the {sheet} summaries")
-        if rows is None:
+        body = _score_sheet(path, sheet, prefix, problems)
+        if body is None:
             return None
-        header = [str(h or "").strip() for h in rows[0]]
-        need = ["Upper Tier Local Authority District code (2019)", prefix]
-        missing = [h for h in need if h not in header]
-        for h in missing:
-            problems.add(file, f"sheet '{sheet}' has no column '{h}'")
-        if missing:
-            return None
-        ci, si = header.index(need[0]), header.index(prefix)
-        ni = 1
-        body = pd.DataFrame(
-            [[r[ci], r[ni], r[si]] for r in rows[1:] if r and r[ci]], columns=["ons_code", "name", "score"]
-        )
         tables[sheet] = body.set_index("ons_code")["score"]
         names[sheet] = body.set_index("ons_code")["name"]
     ons = _ons_to_la()
-    # the published IMD sheet has one mistyped code (Slough: 'E0600003'): such rows are matched by name
-    by_name = {
-        name_key(n): c
-        for c, n in zip(reference.local_authorities()["la_code"], reference.local_authorities()["la_name"])
-    }
-    la_by_ons = {
-        v: k for k, v in zip(reference.local_authorities()["ons_code"], reference.local_authorities()["la_code"])
-    }
     for sheet in tables:
-        fixed = {
-            c: la_by_ons.get(by_name.get(name_key(n), ""), c)
-            for c, n in names[sheet].items()
-            if c not in ons and name_key(n) in by_name
-        }
-        fixed = {
-            c: reference.local_authorities().set_index("la_code").loc[by_name[name_key(names[sheet][c])], "ons_code"]
-            for c in fixed
-        }
-        tables[sheet] = tables[sheet].rename(index=fixed)
+        tables[sheet] = tables[sheet].rename(index=_mistyped_codes(names[sheet], ons))
     df = pd.DataFrame({"imd_score": tables["IMD"], "idaci_score": tables["IDACI"]})
     df["la_code"] = df.index.map(ons)
     for c in df.index[df["la_code"].isna()]:
-        problems.add(
-            file, f"{c!r} is not the ONS code of any council", column="Upper Tier Local Authority District code (2019)"
-        )
+        problems.add(file, f"{c!r} is not the ONS code of any council", column=UPPER_TIER_CODE)
     df = df.dropna(subset=["la_code"]).reset_index(names="ons_code_2019")
     for col in ("imd_score", "idaci_score"):
         values = pd.to_numeric(df[col], errors="coerce")
         for i in np.flatnonzero(values.isna().to_numpy()):
             problems.add(file, f"{df[col].iloc[i]!r} is not a score", row=int(i) + 2, column=col)
         df[col] = values
+    df = _with_successor_councils(df)
+    return df[df["la_code"].isin(set(reference.local_authorities()["la_code"]))][
+        ["la_code", "ons_code_2019", "imd_score", "idaci_score", "deprivation_from"]
+    ].reset_index(drop=True)
+
+
+def _score_sheet(path: Path, sheet: str, score_column: str, problems: Problems) -> pd.DataFrame | None:
+    """One sheet of the deprivation workbook as (ons_code, name, score) rows; None where it lacks a column."""
+    rows = sheet_rows(path, sheet, problems, f"the {sheet} summaries")
+    if rows is None:
+        return None
+    header = [str(h or "").strip() for h in rows[0]]
+    missing = [h for h in (UPPER_TIER_CODE, score_column) if h not in header]
+    for h in missing:
+        problems.add(path.name, f"sheet '{sheet}' has no column '{h}'")
+    if missing:
+        return None
+    ci, si = header.index(UPPER_TIER_CODE), header.index(score_column)
+    ni = 1
+    return pd.DataFrame([[r[ci], r[ni], r[si]] for r in rows[1:] if r and r[ci]], columns=["ons_code", "name", "score"])
+
+
+def _mistyped_codes(names: pd.Series, ons: dict) -> dict:
+    """Codes that are no council's, matched by the council's name to its ONS code (the published IMD sheet
+    has one mistyped code: Slough, 'E0600003')."""
+    la = reference.local_authorities()
+    by_name = {name_key(n): c for c, n in zip(la["la_code"], la["la_name"])}
+    return {
+        c: la.set_index("la_code").loc[by_name[name_key(names[c])], "ons_code"]
+        for c, n in names.items()
+        if c not in ons and name_key(n) in by_name
+    }
+
+
+def _with_successor_councils(df: pd.DataFrame) -> pd.DataFrame:
+    """The councils made after 2019 added with the scores of the county they came from (DEPRIVATION_FROM)."""
     df["deprivation_from"] = ""
     extra = []
     for new, old in DEPRIVATION_FROM.items():
@@ -364,10 +373,7 @@ def read_deprivation(path: Path, problems: Problems) -> pd.DataFrame | None:
             row = df[df["la_code"] == old].iloc[0].copy()
             row["la_code"], row["deprivation_from"] = new, reference.council_name(old)
             extra.append(row)
-    df = pd.concat([df, pd.DataFrame(extra)], ignore_index=True)
-    return df[df["la_code"].isin(set(reference.local_authorities()["la_code"]))][
-        ["la_code", "ons_code_2019", "imd_score", "idaci_score", "deprivation_from"]
-    ].reset_index(drop=True)
+    return pd.concat([df, pd.DataFrame(extra)], ignore_index=True)
 
 
 READERS = {

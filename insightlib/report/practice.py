@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from insightlib import contract
-from insightlib.analyses.practice import AFTER_REFERRAL, GROUPS, HOOD_2023, PracticeResult
+from insightlib.analyses.practice import PracticeResult
+from insightlib.analyses.practice_disproportionality import AFTER_REFERRAL, GROUPS
+from insightlib.analyses.practice_groupings import HOOD_2023
 from insightlib.analyses.published_practice import WORKFORCE_MEASURES
 from insightlib.report import charts, disclosure
 from insightlib.report.rereferral_charts import km_figure
