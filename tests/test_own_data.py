@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from insightlib.batch.cli import demo_evaluation_files
+from insightlib.batch.demo import demo_evaluation_files
 from insightlib.simulate import synth
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 from rich.console import Console
@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import InputError, InsightError
+from .init_evaluation import INIT_TEMPLATES
 
 app = typer.Typer(
     add_completion=False,
@@ -91,6 +92,23 @@ def synth(
         )
 
 
+#: The spreadsheet limits `validate` and `load` both take.
+MaxWorkbookMb = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-workbook-mb",
+        min=1,
+        help="Refuse a workbook that unpacks to more than this many MB (default 1024, or $INSIGHT_MAX_WORKBOOK_MB).",
+    ),
+]
+MaxRows = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-rows", min=1, help="Refuse a sheet with more rows than this (default 1,048,576, or $INSIGHT_MAX_ROWS)."
+    ),
+]
+
+
 def _limits(workbook_mb: int | None, rows: int | None):
     """Spreadsheet limits: the command line's, else the environment's, else the defaults."""
     from dataclasses import replace
@@ -105,18 +123,8 @@ def _limits(workbook_mb: int | None, rows: int | None):
 def validate(
     data_dir: Path = typer.Argument(..., help="A data directory (CSV, Parquet, Excel, CIN census XML or Annex A)."),
     max_problems: int = typer.Option(200, help="Show at most this many problems."),
-    max_workbook_mb: Optional[int] = typer.Option(
-        None,
-        "--max-workbook-mb",
-        min=1,
-        help="Refuse a workbook that unpacks to more than this many MB (default 1024, or $INSIGHT_MAX_WORKBOOK_MB).",
-    ),
-    max_rows: Optional[int] = typer.Option(
-        None,
-        "--max-rows",
-        min=1,
-        help="Refuse a sheet with more rows than this (default 1,048,576, or $INSIGHT_MAX_ROWS).",
-    ),
+    max_workbook_mb: MaxWorkbookMb = None,
+    max_rows: MaxRows = None,
 ):
     """Check a data directory against the data contract and report every problem at once."""
     with friendly_errors():
@@ -145,18 +153,8 @@ def load(
     key_file: Optional[Path] = typer.Option(
         None, help="The pseudonymisation key file (default: $INSIGHT_KEY_FILE or $INSIGHT_KEY)."
     ),
-    max_workbook_mb: Optional[int] = typer.Option(
-        None,
-        "--max-workbook-mb",
-        min=1,
-        help="Refuse a workbook that unpacks to more than this many MB (default 1024, or $INSIGHT_MAX_WORKBOOK_MB).",
-    ),
-    max_rows: Optional[int] = typer.Option(
-        None,
-        "--max-rows",
-        min=1,
-        help="Refuse a sheet with more rows than this (default 1,048,576, or $INSIGHT_MAX_ROWS).",
-    ),
+    max_workbook_mb: MaxWorkbookMb = None,
+    max_rows: MaxRows = None,
     skip_invalid_rows: bool = typer.Option(
         False,
         "--skip-invalid-rows",
@@ -172,29 +170,34 @@ def load(
         summary = wh_mod.load_directory(
             data_dir, target, key=key, limits=_limits(max_workbook_mb, max_rows), skip_invalid_rows=skip_invalid_rows
         )
-        for note in summary.report.notes if summary.report is not None else []:
-            console.print(f"note: {note}", soft_wrap=True, markup=False)
-        for record in summary.left_out:
-            console.print(
-                f"council {record['la_code']}: left out {record['rows']:,} {record['table']} row(s) "
-                f"({record['rule']}; {record['files']})",
-                soft_wrap=True,
-                markup=False,
-            )
-        for la_code, problems in summary.failed.items():
-            console.print(
-                f"[red]council {escape(la_code)} not loaded[/]: {len(problems)} problem(s), e.g. "
-                f"{escape(problems[0].message)}",
-                soft_wrap=True,
-            )
-        if summary.loaded:
-            out.print(
-                f"Loaded {len(summary.loaded)} council(s) into {target}: "
-                + ", ".join(f"{t} {n:,}" for t, n in summary.rows.items()),
-                markup=False,
-            )
+        _print_load(summary, target)
         if summary.failed:
             raise typer.Exit(EXIT_BAD_INPUT if not summary.loaded else EXIT_SOME_FAILED)
+
+
+def _print_load(summary, target: Path) -> None:
+    """What a load did: notes, rows left out, councils not loaded, what was loaded."""
+    for note in summary.report.notes if summary.report is not None else []:
+        console.print(f"note: {note}", soft_wrap=True, markup=False)
+    for record in summary.left_out:
+        console.print(
+            f"council {record['la_code']}: left out {record['rows']:,} {record['table']} row(s) "
+            f"({record['rule']}; {record['files']})",
+            soft_wrap=True,
+            markup=False,
+        )
+    for la_code, problems in summary.failed.items():
+        console.print(
+            f"[red]council {escape(la_code)} not loaded[/]: {len(problems)} problem(s), e.g. "
+            f"{escape(problems[0].message)}",
+            soft_wrap=True,
+        )
+    if summary.loaded:
+        out.print(
+            f"Loaded {len(summary.loaded)} council(s) into {target}: "
+            + ", ".join(f"{t} {n:,}" for t, n in summary.rows.items()),
+            markup=False,
+        )
 
 
 @app.command()
@@ -305,35 +308,6 @@ def _inside_git_work_tree(folder: Path) -> Path | None:
     return None
 
 
-def _block_dumper():
-    import yaml
-
-    class BlockDumper(yaml.SafeDumper):
-        """Safe YAML, with text of several lines (a causal graph) written as a readable block."""
-
-    def text(dumper, value):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
-
-    BlockDumper.add_representer(str, text)
-    return BlockDumper
-
-
-#: init-evaluation: the notebooks it can start an evaluation for, with the shipped demo file each copies parameters from.
-INIT_TEMPLATES = {
-    "rereferral": "demo.yml",
-    "intervention_effect": "fgc.yml",
-    "practice_insight": "practice.yml",
-    "risk_model_audit": "risk_audit.yml",
-}
-#: Notebooks that need more than a data folder and councils: what to do instead of init-evaluation.
-INIT_BY_HAND = {
-    "programme_evaluation": "For a programme evaluation copy evaluations/programme.yml and give its adoption dates "
-    "(docs/programme.md).",
-    "skills_gap": "The skills gap explorer reads published data by area, not a council's extract: copy "
-    "evaluations/skills.yml and list your areas (docs/skills.md).",
-}
-
-
 @app.command("init-evaluation")
 def init_evaluation(
     name: str = typer.Argument(
@@ -362,42 +336,21 @@ def init_evaluation(
 ):
     """Write a new evaluation file of your own (its own name, title and description), checked before it is written."""
     with friendly_errors():
-        import yaml
+        from .init_evaluation import check_choice, evaluation_text
 
-        from .evaluation import load_evaluation, parse_evaluation
-        from .plan import default_notebooks_dir
-
-        if notebook in INIT_BY_HAND:
-            raise InputError(INIT_BY_HAND[notebook])
-        if notebook not in INIT_TEMPLATES:
-            raise InputError(
-                f"--notebook must be one of {', '.join(INIT_TEMPLATES)}; got {notebook!r}. "
-                + INIT_BY_HAND["programme_evaluation"]
-            )
-        if intervention is not None and notebook != "intervention_effect":
-            raise InputError("--intervention is for --notebook intervention_effect.")
+        check_choice(notebook, intervention)
         target = out_file or Path("evaluations") / f"{name}.yml"
         if target.exists():
             raise InputError(f"{target} already exists; choose another name (or --out), nothing was written.")
-        template = load_evaluation(default_notebooks_dir().parent / "evaluations" / INIT_TEMPLATES[notebook])
-        words = [c.strip() for c in councils.replace(",", " ").split()]
-        raw = {
-            "name": name,
-            "title": title or template.title,
-            "description": description
-            or f"{template.title} For council{'s' if len(words) != 1 else ''} {', '.join(words)}, from {data}.",
-            "notebook": notebook,
-            "data": data,
-            "councils": "all" if words == ["all"] else words,
-            "disclosure_threshold": template.disclosure_threshold,
-            "parameters": {**template.parameters, **({"intervention": intervention} if intervention else {})},
-        }
-        evaluation = parse_evaluation(raw, source=str(target), notebooks_dir=default_notebooks_dir())
-        raw["councils"] = evaluation.councils if isinstance(evaluation.councils, str) else list(evaluation.councils)
-        text = (
-            "# Written by 'insight init-evaluation'; edit it as you need (the keys: README.md; "
-            "the parameters: the notebook's first cell).\n"
-            + yaml.dump(raw, Dumper=_block_dumper(), sort_keys=False, allow_unicode=True, width=100)
+        text = evaluation_text(
+            name,
+            data=data,
+            councils=councils,
+            notebook=notebook,
+            title=title,
+            description=description,
+            intervention=intervention,
+            target=target,
         )
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "x", encoding="utf-8") as fh:  # never over a file that appeared meanwhile
@@ -456,55 +409,25 @@ def demo(
 ):
     """Synthetic data for several councils, validated and loaded into data/demo.duckdb, the demo's evaluations run, the site rendered."""
     with friendly_errors():
-        from ..ingest import pseudonymise
-        from ..ingest import warehouse as wh_mod
-        from ..simulate import synth as synth_mod
+        from .demo import demo_evaluation_files, prepare_demo_data
         from .site import render_site
-        from ..ingest.validate import validate_directory
 
-        synth_mod.check_out_dir(data_dir, force)  # before the key and the minutes of simulation
         started = time.perf_counter()
-        if not (os.environ.get("INSIGHT_KEY") or os.environ.get("INSIGHT_KEY_FILE")):
-            key_path = Path(".insight/demo.key")
-            if not key_path.exists():
-                pseudonymise.make_key_file(key_path)
-            os.environ["INSIGHT_KEY_FILE"] = str(key_path.resolve())
-            console.print(
-                f"Demo pseudonymisation key: {key_path} (for real data keep the key outside the repository)",
-                markup=False,
-            )
-        synth_mod.generate(councils, children, seed, data_dir, force=force)
-        out.print(f"1/4 synthetic data for {councils} councils -> {data_dir}", markup=False)
-        report = validate_directory(data_dir)
-        if not report.ok:
-            out.print(report.format_text(50), markup=False)
-            raise InsightError("the synthetic data failed validation (a bug: please report it).")
-        demo_warehouse = wh_mod.default_warehouse_path(data_dir)  # data/demo -> data/demo.duckdb, beside it
-        wh_mod.load_directory(data_dir, demo_warehouse)
-        out.print(
-            f"2/4 validated against the data contract and loaded into {demo_warehouse} (the notebooks' default data)",
-            markup=False,
+        demo_warehouse = prepare_demo_data(
+            data_dir,
+            councils,
+            children,
+            seed,
+            force=force,
+            say=lambda m: out.print(m, markup=False),
+            note=lambda m: console.print(m, markup=False),
         )
         if load_only:
             return
         files = evaluations or demo_evaluation_files(Path("evaluations"))
         if not files:
             raise InsightError("no demo evaluation files in evaluations/.")
-        worst = EXIT_OK
-        for index, path in enumerate(files, 1):
-            out.print(f"3/4 running {path} ({index}/{len(files)})", markup=False)
-            worst = max(
-                worst,
-                _run_one(
-                    path,
-                    demo_data=str(demo_warehouse),
-                    out_dir=out_dir,
-                    workers=workers,
-                    force=False,
-                    scheduler=None,
-                    progress=sys.stderr.isatty(),
-                ),
-            )
+        worst = _run_demo_evaluations(files, demo_warehouse, out_dir, workers)
         result = render_site(out_dir)
         for line in getattr(result, "messages", []) or []:
             console.print(line, soft_wrap=True, markup=False)
@@ -512,24 +435,22 @@ def demo(
         raise typer.Exit(max(worst, EXIT_SOME_FAILED if result.skipped else EXIT_OK))
 
 
-#: The data an evaluation file names when it is one of the demo's: the synthetic councils, or the
-#: published data shipped with insight. An evaluation of your own data is never run by the demo.
-DEMO_DATA = ("data/demo", "data/demo.duckdb", "reference")
-
-
-def demo_evaluation_files(folder: Path) -> list[Path]:
-    """The evaluation files of the demo in ``folder``: those whose data are the demo's (DEMO_DATA)."""
-    import yaml
-
-    files = []
-    for path in sorted(folder.glob("*.yml")):
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue  # not the demo's: insight run of that file says what is wrong with it
-        if isinstance(raw, dict) and str(raw.get("data", "")).strip().rstrip("/") in DEMO_DATA:
-            files.append(path)
-    return files
+def _run_demo_evaluations(files: list[Path], demo_warehouse: Path, out_dir: Path, workers: int) -> int:
+    """Each of the demo's evaluation files run in turn on the demo warehouse; the worst exit code."""
+    worst = EXIT_OK
+    for index, path in enumerate(files, 1):
+        out.print(f"3/4 running {path} ({index}/{len(files)})", markup=False)
+        code = _run_one(
+            path,
+            demo_data=str(demo_warehouse),
+            out_dir=out_dir,
+            workers=workers,
+            force=False,
+            scheduler=None,
+            progress=sys.stderr.isatty(),
+        )
+        worst = max(worst, code)
+    return worst
 
 
 def main() -> None:

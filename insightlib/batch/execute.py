@@ -107,11 +107,7 @@ def _while_its_run_waits(task: dict):
 
 
 def _execute_council(task: dict, gone: threading.Event | None = None) -> dict:
-    # long: every way out of the attempts below must reach the notebook swap and the manifest at its end
-    import papermill as pm
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
+    """Every way out of the attempts reaches the notebook swap and the manifest at the end."""
     started = time.perf_counter()
     out_nb = Path(task["output_notebook"])
     out_nb.parent.mkdir(parents=True, exist_ok=True)
@@ -122,66 +118,11 @@ def _execute_council(task: dict, gone: threading.Event | None = None) -> dict:
     # an earlier run's results.json goes first: if this run fails, none is left to be shown as its figures
     (out_nb.parent / "results.json").unlink(missing_ok=True)
     reuse = task.get("reuse_kernel", False)
-    kernel_name = task.get("kernel_name", "python3")
     for attempt in range(1, KERNEL_RETRIES + 2):
         run.attempts = attempt
-        try:
-            engine = {}
-            if reuse:
-                warm = _warm_kernel(kernel_name)
-                engine = {
-                    "engine_name": _warm_engine(),
-                    "warm_kernel": warm,
-                    "reset_code": _reset_code(str(out_nb.parent)),
-                }
-                warm.uses += 1
-            pm.execute_notebook(
-                task["input_notebook"],
-                str(tmp_nb),
-                parameters=task["parameters"],
-                kernel_name=kernel_name,
-                language="python",
-                cwd=str(out_nb.parent),
-                progress_bar=False,
-                log_output=False,
-                request_save_on_cell_execute=False,
-                execution_timeout=task.get("execution_timeout", 3600),
-                # the kernel talks to us over loopback only; its start-up warning about that is noise
-                extra_arguments=list(_KERNEL_ARGS),
-                kernel_manager_class=_kernel_manager_class(),
-                **engine,
-            )
-            run.status, run.error = "ok", None
+        if not _attempt(task, run, tmp_nb, out_nb, gone):
             break
-        except PapermillExecutionError as exc:  # a cell failed; the kernel itself is fine
-            run.error = f"{exc.ename}: {str(exc.evalue)[:500]}"
-            if _says_disk_full(str(exc.evalue)):
-                run.error = f"{DISK_FULL}: step {exc.exec_count} of the notebook could not write its output"
-            run.failing_cell = exc.exec_count
-            run.link = f"{out_nb.name}#papermill-error-cell"
-            break
-        except CellTimeoutError:  # the notebook itself is too slow: running it again would only be as slow
-            if reuse:
-                discard_warm_kernel()
-            limit = task.get("execution_timeout", 3600)
-            run.error = f"a cell ran longer than the limit of {limit} s (insight run --cell-timeout)"
-            break
-        except (DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:  # kernel did not start or died: try again
-            if reuse:
-                discard_warm_kernel()
-            if is_disk_full(exc):  # trying again would only fill it again
-                run.error = f"{DISK_FULL}: the executed notebook could not be written"
-                break
-            run.error = f"kernel failed ({type(exc).__name__}: {str(exc)[:300]})"
-            if gone is not None and gone.is_set():  # its run has gone: nobody waits for another attempt
-                run.error = ABANDONED
-                break
-            time.sleep(min(2 * attempt, 5))
-        except Exception as exc:  # anything else will fail the same way again
-            if reuse:
-                discard_warm_kernel()
-            run.error = f"{type(exc).__name__}: {str(exc)[:500]}"
-            break
+        time.sleep(min(2 * attempt, 5))
     if reuse:
         release_warm_kernel()
     if not _keep_notebook(tmp_nb, out_nb) and run.status == "ok":
@@ -190,6 +131,72 @@ def _execute_council(task: dict, gone: threading.Event | None = None) -> dict:
     run.seconds_cells = _cell_seconds(out_nb)
     _write_manifest(task, run, out_nb, reuse)
     return run.to_dict()
+
+
+def _attempt(task: dict, run: CouncilRun, tmp_nb: Path, out_nb: Path, gone: threading.Event | None) -> bool:
+    """One try at the notebook, its outcome recorded in ``run``; True when the kernel failed and a retry may help."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    reuse = task.get("reuse_kernel", False)
+    try:
+        _papermill(task, tmp_nb, out_nb, reuse)
+        run.status, run.error = "ok", None
+    except PapermillExecutionError as exc:  # a cell failed; the kernel itself is fine
+        run.error = f"{exc.ename}: {str(exc.evalue)[:500]}"
+        if _says_disk_full(str(exc.evalue)):
+            run.error = f"{DISK_FULL}: step {exc.exec_count} of the notebook could not write its output"
+        run.failing_cell = exc.exec_count
+        run.link = f"{out_nb.name}#papermill-error-cell"
+    except CellTimeoutError:  # the notebook itself is too slow: running it again would only be as slow
+        if reuse:
+            discard_warm_kernel()
+        limit = task.get("execution_timeout", 3600)
+        run.error = f"a cell ran longer than the limit of {limit} s (insight run --cell-timeout)"
+    except (DeadKernelError, RuntimeError, TimeoutError, OSError) as exc:  # kernel did not start or died: try again
+        if reuse:
+            discard_warm_kernel()
+        if is_disk_full(exc):  # trying again would only fill it again
+            run.error = f"{DISK_FULL}: the executed notebook could not be written"
+            return False
+        run.error = f"kernel failed ({type(exc).__name__}: {str(exc)[:300]})"
+        if gone is not None and gone.is_set():  # its run has gone: nobody waits for another attempt
+            run.error = ABANDONED
+            return False
+        return True
+    except Exception as exc:  # anything else will fail the same way again
+        if reuse:
+            discard_warm_kernel()
+        run.error = f"{type(exc).__name__}: {str(exc)[:500]}"
+    return False
+
+
+def _papermill(task: dict, tmp_nb: Path, out_nb: Path, reuse: bool) -> None:
+    """The notebook executed into ``tmp_nb`` in the council's folder, in this worker's warm kernel when ``reuse``."""
+    import papermill as pm
+
+    kernel_name = task.get("kernel_name", "python3")
+    engine = {}
+    if reuse:
+        warm = _warm_kernel(kernel_name)
+        engine = {"engine_name": _warm_engine(), "warm_kernel": warm, "reset_code": _reset_code(str(out_nb.parent))}
+        warm.uses += 1
+    pm.execute_notebook(
+        task["input_notebook"],
+        str(tmp_nb),
+        parameters=task["parameters"],
+        kernel_name=kernel_name,
+        language="python",
+        cwd=str(out_nb.parent),
+        progress_bar=False,
+        log_output=False,
+        request_save_on_cell_execute=False,
+        execution_timeout=task.get("execution_timeout", 3600),
+        # the kernel talks to us over loopback only; its start-up warning about that is noise
+        extra_arguments=list(_KERNEL_ARGS),
+        kernel_manager_class=_kernel_manager_class(),
+        **engine,
+    )
 
 
 def _write_manifest(task: dict, run: CouncilRun, out_nb: Path, reuse: bool) -> None:

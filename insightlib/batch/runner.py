@@ -67,6 +67,23 @@ class RunSummary:
         }
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What one run was asked for, checked by run_evaluation, carried to the planning and scheduling under the lock."""
+
+    data: str | None
+    out_dir: Path
+    workers: int
+    force: bool
+    scheduler: str | None
+    notebooks_dir: Path
+    progress: bool
+    log: Callable[[str], None]
+    reuse_kernels: bool
+    cell_timeout: int
+    started: float  # time.perf_counter() when the run was asked for: the summary's seconds count from it
+
+
 def run_evaluation(
     evaluation: Evaluation,
     *,
@@ -100,42 +117,31 @@ def run_evaluation(
         raise InputError("--workers must be at least 1.")
     if cell_timeout < 1:
         raise InputError("--cell-timeout must be at least 1 second.")
+    settings = RunSettings(
+        data=data,
+        out_dir=out_dir,
+        workers=workers,
+        force=force,
+        scheduler=scheduler,
+        notebooks_dir=notebooks_dir,
+        progress=progress,
+        log=log,
+        reuse_kernels=reuse_kernels,
+        cell_timeout=cell_timeout,
+        started=started,
+    )
     with run_lock(out_dir, evaluation.name):  # one run at a time writes into one --out folder
-        return _run_locked(
-            evaluation,
-            data,
-            out_dir,
-            workers,
-            force,
-            scheduler,
-            notebooks_dir,
-            progress,
-            log,
-            reuse_kernels,
-            cell_timeout,
-            started,
-        )
+        return _run_locked(evaluation, settings)
 
 
-def _run_locked(
-    evaluation,
-    data,
-    out_dir,
-    workers,
-    force,
-    scheduler,
-    notebooks_dir,
-    progress,
-    log,
-    reuse_kernels,
-    cell_timeout,
-    started,
-) -> RunSummary:
-    summary = RunSummary(evaluation=evaluation, out_dir=out_dir / evaluation.name)
+def _run_locked(evaluation: Evaluation, settings: RunSettings) -> RunSummary:
+    summary = RunSummary(evaluation=evaluation, out_dir=settings.out_dir / evaluation.name)
+    where = (settings.out_dir, settings.notebooks_dir, settings.force)
     if evaluation.areas:
-        tasks, skipped = plan_area_tasks(evaluation, data or evaluation.data, out_dir, notebooks_dir, force)
+        tasks, skipped = plan_area_tasks(evaluation, settings.data or evaluation.data, *where)
     else:
-        tasks, skipped = _plan_councils(evaluation, data, out_dir, notebooks_dir, force, summary, log)
+        tasks, skipped = _plan_councils(evaluation, settings.data, *where, summary, settings.log)
+    log = settings.log
     rerun = [t["la_code"] for t in tasks if t.get("rerun")]
     if rerun:
         log(
@@ -143,17 +149,17 @@ def _run_locked(
             f"running again ({', '.join(rerun[:10])}{' ...' if len(rerun) > 10 else ''})"
         )
     for task in tasks:
-        task["reuse_kernel"] = reuse_kernels
-        task["execution_timeout"] = int(cell_timeout)
-    if not scheduler and workers > 1:
+        task["reuse_kernel"] = settings.reuse_kernels
+        task["execution_timeout"] = int(settings.cell_timeout)
+    if not settings.scheduler and settings.workers > 1:
         for task in tasks:
-            task["blas_threads"] = max(1, (os.cpu_count() or 1) // min(workers, len(tasks)))
+            task["blas_threads"] = max(1, (os.cpu_count() or 1) // min(settings.workers, len(tasks)))
     summary.runs.extend(skipped)
     if skipped:
         log(f"{len(skipped)} council(s) unchanged since their last run: skipped (use --force to run them again)")
-    summary.runs.extend(_execute(tasks, workers, scheduler, progress, evaluation.title))
+    summary.runs.extend(_execute(tasks, settings.workers, settings.scheduler, settings.progress, evaluation.title))
     summary.runs.sort(key=lambda r: r.la_code)
-    summary.seconds = time.perf_counter() - started
+    summary.seconds = time.perf_counter() - settings.started
     try:
         _write_run_log(summary)
     except OSError as exc:
