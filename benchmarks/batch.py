@@ -1,16 +1,27 @@
-"""Batch benchmark: the demo evaluation for many small synthetic councils.
+"""Batch benchmark: every evaluation of the demo, then the render, for many synthetic councils at a real size.
 
-Prints total wall time, per-notebook overhead against the analysis time itself, and the
-speed-up from 1 to 2 workers. The overhead is split with two calibration notebooks run the
-same way (papermill, a fresh kernel each): an empty one (kernel start, parameter injection,
-writing the notebook) and one that only imports what the demo notebook imports.
+What an evaluator plans a national run by (issue 17 items 1 and 6). For each number of councils it runs, one
+after another as `insight demo` does, every evaluation file of the demo (evaluations/*.yml whose data are the
+demo's: the four council reports, the national programme evaluation, the skills explorer's areas) and then
+renders the site, and prints for each: wall time, CPU seconds (the whole process tree), per-council cost, peak
+memory (resident memory of the whole process tree, sampled), and the share of the workers' time spent outside
+analysis: kernel start or reset, papermill and writing the notebook (outside the cells, measured per notebook),
+the imports (the calibration below, paid once per kernel) and the pool's own start, planning and idle tail.
+With two or more council counts it fits wall = fixed + per council x councils and extrapolates to 153.
 
-    flock /tmp/insight-bench.lock .venv/bin/python benchmarks/batch.py                # 153 councils, 200 children each
-    flock /tmp/insight-bench.lock .venv/bin/python benchmarks/batch.py --councils 30  # a quicker look
-    ... --json out.json     # the figures as JSON as well
+The imports are split out with calibration notebooks run the same way (papermill, a fresh kernel each): an
+empty one (kernel start, parameter injection, writing the notebook) and one that only imports what each
+notebook imports.
 
-The machine's load average is printed before and after: on a shared machine the figures
-(and above all the speed-up) mean little when other work was running.
+    flock /tmp/insight-bench.lock .venv/bin/python benchmarks/batch.py --councils 10 30 --children 12700
+    ... --councils 10 --children 2000           # a quicker look
+    ... --dask                                  # also the council reports on a local Dask cluster of two
+                                                # workers, their results.json compared with the pool's
+    ... --keep /tmp/bench-data                  # keep (and reuse) the synthetic warehouses between runs
+    ... --json out.json                         # the figures as JSON as well
+
+The machine's load average is printed before and after each stage: on a shared machine the wall times
+mean little when other work was running (the CPU seconds mean more).
 """
 
 from __future__ import annotations
@@ -20,22 +31,76 @@ import json
 import math
 import os
 import statistics
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import nbformat
+import psutil
 from nbformat.v4 import new_code_cell, new_notebook
 
-from common import synthetic_warehouse
+from common import use_benchmark_key
 
-from insightlib.batch.evaluation import load_evaluation, parse_evaluation
+from insightlib.batch.demo import demo_evaluation_files
+from insightlib.batch.evaluation import load_evaluation
 from insightlib.batch.execute import execute_council
 from insightlib.batch.kernels import KERNEL_REUSE_LIMIT
-from insightlib.batch.runner import FRESH_KERNELS_ENV, run_evaluation
+from insightlib.batch.plan import prepare_warehouse
+from insightlib.batch.runner import run_evaluation
+from insightlib.batch.site import render_site
+from insightlib.simulate import synth
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
 KERNELSPEC = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+GB = 1024**3
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+class TreeMeter:
+    """CPU seconds and peak resident memory of this process and everything it starts (pool workers, kernels,
+    Quarto), sampled every 0.2 s: a process that ends between two samples keeps its last CPU reading."""
+
+    def __init__(self, every: float = 0.2):
+        self.every, self.peak, self._cpu, self._stop = every, 0, {}, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        rss = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                with proc.oneshot():
+                    times, mem, born = proc.cpu_times(), proc.memory_info(), proc.create_time()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            rss += mem.rss
+            self._cpu[(proc.pid, born)] = times.user + times.system
+        self.peak = max(self.peak, rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def __enter__(self):
+        self._sample()
+        self._start_cpu = dict(self._cpu)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def cpu(self) -> float:
+        return sum(v - self._start_cpu.get(k, 0.0) for k, v in self._cpu.items())
 
 
 def _imports_of(notebook: Path) -> str:
@@ -48,102 +113,224 @@ def _imports_of(notebook: Path) -> str:
     return "\n".join(dict.fromkeys(lines))
 
 
-def calibrate(notebook: Path, folder: Path, repeats: int = 5) -> dict:
+def calibrate(notebook: Path, folder: Path, repeats: int = 3) -> dict:
     """Fastest of ``repeats`` runs (the least disturbed by other work on the machine) of an empty
-    notebook and of one that only imports, each in a fresh kernel, as the batch runs them."""
+    notebook and of one that only imports what ``notebook`` imports, each in a fresh kernel."""
     folder.mkdir(parents=True, exist_ok=True)
     cells = {"empty": "pass", "imports": _imports_of(notebook)}
     out = {}
     for name, source in cells.items():
-        nb = new_notebook(cells=[new_code_cell("x = 0", metadata={"tags": ["parameters"]}), new_code_cell(source)],
-                          metadata=KERNELSPEC)
-        path = folder / f"{name}.ipynb"
+        nb = new_notebook(
+            cells=[new_code_cell("x = 0", metadata={"tags": ["parameters"]}), new_code_cell(source)],
+            metadata=KERNELSPEC,
+        )
+        path = folder / f"{notebook.stem}-{name}.ipynb"
         nbformat.write(nb, str(path))
         times = []
         for i in range(repeats):
-            task = {"la_code": f"{name}{i}", "input_notebook": str(path), "parameters": {"x": 1},
-                    "output_notebook": str(folder / f"{name}{i}" / f"{name}.ipynb"), "manifest": {}}
+            task = {
+                "la_code": f"{name}{i}",
+                "input_notebook": str(path),
+                "parameters": {"x": 1},
+                "output_notebook": str(folder / f"{notebook.stem}-{name}{i}" / f"{name}.ipynb"),
+                "manifest": {},
+            }
             t0 = time.perf_counter()
             run = execute_council(task)
             times.append(time.perf_counter() - t0)
             if run["status"] != "ok":
                 raise SystemExit(f"calibration notebook {name} failed: {run['error']}")
         out[name] = min(times)
+    out["imports_cost"] = max(out["imports"] - out["empty"], 0.0)
     return out
+
+
+def warehouse_for(councils: int, children: int, seed: int, keep: Path | None, tmp: Path) -> tuple[Path, dict]:
+    """The synthetic councils validated, pseudonymised and loaded as `insight demo` does; reused from ``keep``."""
+    folder = (keep or tmp) / f"{councils}x{children}-seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    use_benchmark_key(keep or tmp)
+    done = folder / "warehouse.json"
+    if done.exists():
+        return Path(json.loads(done.read_text())["warehouse"]), {"reused": True}
+    t0 = time.perf_counter()
+    synth.generate(councils, children, seed, folder / "data", force=True)
+    t_synth = time.perf_counter() - t0
+    with TreeMeter() as meter:
+        t0 = time.perf_counter()
+        wh, failed = prepare_warehouse(folder / "data", folder / "load")
+        t_load = time.perf_counter() - t0
+    if failed:
+        raise SystemExit(f"the synthetic councils failed validation: {failed}")
+    figures = {"synth_seconds": t_synth, "load_seconds": t_load, "load_cpu": meter.cpu, "load_peak_gb": meter.peak / GB}
+    done.write_text(json.dumps({"warehouse": str(wh), **figures}))
+    return wh, figures
+
+
+def kernel_starts(notebooks: int, workers: int) -> int:
+    """Warm kernels: one per worker, replaced every KERNEL_REUSE_LIMIT notebooks."""
+    workers = min(workers, notebooks)
+    return min(notebooks, workers * math.ceil(notebooks / max(workers * KERNEL_REUSE_LIMIT, 1)))
+
+
+def run_one(path: Path, wh: Path, out: Path, workers: int, cal: dict, scheduler: str | None = None) -> dict:
+    """One evaluation file for every council (or area), as `insight demo` runs it; its figures."""
+    evaluation = load_evaluation(path, notebooks_dir=ROOT / "notebooks")
+    data = None if evaluation.areas else str(wh)  # area notebooks read published data, as in insight demo
+    load = load_average()
+    with TreeMeter() as meter:
+        summary = run_evaluation(
+            evaluation, data=data, out_dir=out, workers=workers, force=True, progress=False,
+            log=lambda m: None, scheduler=scheduler,
+        )  # fmt: skip
+    ran = [r for r in summary.runs if r.status == "ok"]
+    if summary.failed:
+        print(f"  {path.name}: {len(summary.failed)} failed, e.g. {summary.failed[0].la_code}: {summary.failed[0].error}")
+    used = min(workers, max(len(summary.runs), 1))
+    kernels = kernel_starts(len(ran), used)
+    totals = sum(r.seconds_total for r in ran)
+    cells = sum(r.seconds_cells for r in ran)
+    imports = cal[evaluation.notebook]["imports_cost"] * kernels
+    analysis = max(cells - imports, 0.0)
+    capacity = used * summary.seconds  # the workers' time, idle tail and the pool's start included
+    return {
+        "evaluation": path.name, "notebook": evaluation.notebook, "notebooks": len(ran),
+        "failed": len(summary.failed), "wall": summary.seconds, "cpu": meter.cpu, "peak_gb": meter.peak / GB,
+        "workers_used": used, "kernel_starts": kernels, "notebook_seconds": totals,
+        "outside_cells": totals - cells, "imports": imports, "analysis": analysis, "capacity": capacity,
+        "outside_share": 1 - analysis / capacity if capacity else 0.0,
+        "median_notebook": statistics.median(r.seconds_total for r in ran) if ran else None,
+        "load_before": load,
+    }  # fmt: skip
+
+
+def run_render(out: Path, engine: str) -> dict:
+    load = load_average()
+    with TreeMeter() as meter:
+        t0 = time.perf_counter()
+        result = render_site(out, engine=engine, force=True)
+        wall = time.perf_counter() - t0
+    return {"engine": engine, "wall": wall, "cpu": meter.cpu, "peak_gb": meter.peak / GB,
+            "skipped": len(result.skipped or []), "load_before": load}  # fmt: skip
+
+
+def print_evaluation(row: dict, councils: int) -> None:
+    print(
+        f"  {row['evaluation']:<16} {row['notebooks']:>4} notebooks  wall {row['wall']:7.1f}s  CPU {row['cpu']:7.1f}s"
+        f"  {row['wall'] / councils:5.2f}s/council  peak {row['peak_gb']:4.1f} GB  "
+        f"outside analysis {100 * row['outside_share']:3.0f}% (outside cells {row['outside_cells']:.1f}s, "
+        f"imports {row['imports']:.1f}s for {row['kernel_starts']} kernel(s), pool and idle "
+        f"{row['capacity'] - row['notebook_seconds']:.1f}s)  load {row['load_before']}"
+    )
+
+
+def run_size(councils: int, args, cal: dict, tmp: Path) -> dict:
+    print(f"\n== {councils} councils x {args.children:,} children (load average {load_average()})")
+    wh, load_figures = warehouse_for(councils, args.children, args.seed, args.keep, tmp)
+    if not load_figures.get("reused"):
+        print(
+            f"  synthetic data {load_figures['synth_seconds']:.1f}s; validate + pseudonymise + load "
+            f"{load_figures['load_seconds']:.1f}s wall, {load_figures['load_cpu']:.1f}s CPU, "
+            f"peak {load_figures['load_peak_gb']:.1f} GB (issue 17 item 3, not part of the suite below)"
+        )
+    out = tmp / f"reports-{councils}"
+    rows = []
+    for path in args.evaluations:
+        rows.append(run_one(path, wh, out, args.workers, cal))
+        print_evaluation(rows[-1], councils)
+    render = run_render(out, args.render_engine)
+    print(
+        f"  render ({render['engine']})       wall {render['wall']:7.1f}s  CPU {render['cpu']:7.1f}s"
+        f"  {render['wall'] / councils:5.2f}s/council  peak {render['peak_gb']:4.1f} GB  load {render['load_before']}"
+    )
+    wall = sum(r["wall"] for r in rows) + render["wall"]
+    capacity = sum(r["capacity"] for r in rows)
+    analysis = sum(r["analysis"] for r in rows)
+    figures = {
+        "councils": councils, "children": args.children, "evaluations": rows, "render": render, "load": load_figures,
+        "suite_wall": wall, "suite_cpu": sum(r["cpu"] for r in rows) + render["cpu"],
+        "peak_gb": max([r["peak_gb"] for r in rows] + [render["peak_gb"]]),
+        "per_council": wall / councils, "outside_share": 1 - analysis / capacity if capacity else 0.0,
+        "outside_share_with_render": 1 - analysis / (capacity + args.workers * render["wall"]),
+    }  # fmt: skip
+    print(
+        f"  suite: {wall:.1f}s wall ({wall / 60:.1f} min), {figures['suite_cpu']:.1f}s CPU, "
+        f"{figures['per_council']:.2f}s per council, peak {figures['peak_gb']:.1f} GB; outside analysis "
+        f"{100 * figures['outside_share']:.0f}% of the workers' time in the evaluations "
+        f"({100 * figures['outside_share_with_render']:.0f}% counting the render as outside)"
+    )
+    if args.dask:
+        figures["dask"] = compare_on_dask(args, wh, out, tmp / f"dask-{councils}", cal)
+    return figures
+
+
+def compare_on_dask(args, wh: Path, pool_out: Path, dask_out: Path, cal: dict) -> dict:
+    """The council reports again on a local Dask cluster of two workers; their results.json against the pool's."""
+    from compare_results import compare
+    from distributed import LocalCluster
+
+    files = [p for p in args.evaluations if not load_evaluation(p, notebooks_dir=ROOT / "notebooks").areas]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        walls = {p.name: run_one(p, wh, dask_out, 2, cal, scheduler=cluster.scheduler_address)["wall"] for p in files}
+    count, diffs, worst = compare(pool_out, dask_out, args.tolerance)
+    print(
+        f"  Dask (local cluster, 2 workers): {sum(walls.values()):.1f}s wall; {count} results.json compared with the "
+        f"process pool's: {len(diffs)} differences beyond {args.tolerance:g} (largest numeric gap {worst:.3g})"
+    )
+    for line in diffs[:20]:
+        print(f"    {line}")
+    return {"walls": walls, "compared": count, "differences": diffs, "largest_gap": worst}
+
+
+def print_scaling(sizes: list[dict], workers: int) -> dict:
+    """wall = fixed + per council x councils, by least squares; the per-council costs side by side."""
+    n = [s["councils"] for s in sizes]
+    w = [s["suite_wall"] for s in sizes]
+    mean_n, mean_w = statistics.fmean(n), statistics.fmean(w)
+    slope = sum((a - mean_n) * (b - mean_w) for a, b in zip(n, w)) / sum((a - mean_n) ** 2 for a in n)
+    fixed = mean_w - slope * mean_n
+    at_153 = fixed + 153 * slope
+    print(f"\nscaling ({workers} workers): suite wall = {fixed:.1f}s + {slope:.2f}s x councils")
+    for s in sizes:
+        print(f"  {s['councils']:>4} councils: {s['per_council']:.2f}s per council (fit: {fixed / s['councils'] + slope:.2f}s)")
+    print(f"  extrapolated to 153 councils: {at_153:.0f}s ({at_153 / 60:.1f} min)")
+    return {"fixed_seconds": fixed, "per_council_seconds": slope, "extrapolated_153": at_153}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--councils", type=int, default=153)
-    parser.add_argument("--children", type=int, default=200)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--evaluation", default=str(ROOT / "evaluations" / "demo.yml"))
+    parser.add_argument("--councils", type=int, nargs="+", default=[10, 30])
+    parser.add_argument("--children", type=int, default=12700)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--evaluation", dest="evaluations", type=Path, action="append", default=None,
+                        help="An evaluation file (repeat it); default: the demo's (as insight demo runs them).")  # fmt: skip
+    parser.add_argument("--render-engine", default="html", choices=["html", "quarto"])
+    parser.add_argument("--dask", action="store_true", help="Also run the council reports on a local Dask cluster.")
+    parser.add_argument("--tolerance", type=float, default=1e-9, help="For --dask: numbers equal within this.")
+    parser.add_argument("--keep", type=Path, default=None, help="Keep and reuse the synthetic warehouses here.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures to this JSON file.")
     args = parser.parse_args()
-    figures: dict = {"councils": args.councils, "children": args.children, "cores": os.cpu_count(),
-                     "load_before": os.getloadavg()}
-    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
-
+    args.evaluations = args.evaluations or demo_evaluation_files(ROOT / "evaluations")
+    figures: dict = {"cores": os.cpu_count(), "workers": args.workers, "load_before": os.getloadavg()}
+    print(f"load average before: {load_average()} on {os.cpu_count()} cores; {args.workers} workers; warm kernels")
+    print(f"evaluations: {', '.join(p.name for p in args.evaluations)}; then the render ({args.render_engine})")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        warehouse, failed, t_synth, t_load = synthetic_warehouse(tmp, args.councils, args.children, 7,
-                                                                 stop_on_failure=False)
-        print(f"councils: {args.councils}, children per council: {args.children}")
-        print(f"synthetic data: {t_synth:.1f}s; validate + pseudonymise + load: {t_load:.1f}s; failed validation: {len(failed)}")
-        figures.update(synth_seconds=t_synth, load_seconds=t_load)
-
-        base = load_evaluation(args.evaluation, notebooks_dir=ROOT / "notebooks")
-        cal = calibrate(base.notebook_path(ROOT / "notebooks"), tmp / "calibration")
+        notebooks = {load_evaluation(p, notebooks_dir=ROOT / "notebooks").notebook for p in args.evaluations}
+        cal = {nb: calibrate(ROOT / "notebooks" / f"{nb}.ipynb", tmp / "calibration") for nb in sorted(notebooks)}
         figures["calibration"] = cal
-        print(f"calibration (one worker, fastest of 5, fresh kernels): empty notebook {cal['empty']:.2f}s "
-              f"(kernel start, papermill); imports only {cal['imports']:.2f}s "
-              f"(so imports cost {cal['imports'] - cal['empty']:.2f}s)")
-        walls = {}
-        reuse = os.environ.get(FRESH_KERNELS_ENV, "") not in ("1", "true", "yes")
-        figures["kernels"] = "warm (reused)" if reuse else "fresh per notebook"
-        print(f"kernels: {figures['kernels']}")
-        for workers in args.workers:
-            ev = parse_evaluation({**base.to_dict(), "name": f"bench-{workers}"}, notebooks_dir=ROOT / "notebooks")
-            summary = run_evaluation(ev, data=str(warehouse), out_dir=tmp / "reports", workers=workers,
-                                     force=True, progress=True, log=lambda m: None)
-            ran = [r for r in summary.runs if r.status == "ok"]
-            walls[workers] = summary.seconds
-            totals = [r.seconds_total for r in ran]
-            cells = [r.seconds_cells for r in ran]
-            outside = [t - c for t, c in zip(totals, cells)]
-            imports = max(cal["imports"] - cal["empty"], 0.0)
-            # With warm kernels (the default) only a kernel's first notebook pays for the imports:
-            # one kernel per worker, replaced every KERNEL_REUSE_LIMIT notebooks.
-            if reuse:
-                kernels = min(len(ran), workers * math.ceil(len(ran) / (workers * KERNEL_REUSE_LIMIT)))
-            else:
-                kernels = len(ran)
-            import_share = imports * kernels / max(len(ran), 1)  # imports per notebook, on average
-            analysis = [max(c - import_share, 0.0) for c in cells]
-            row = {"wall_seconds": summary.seconds, "notebooks": len(ran), "failed": len(summary.failed),
-                   "median_total": statistics.median(totals) if ran else None,
-                   "median_in_cells": statistics.median(cells) if ran else None,
-                   "median_outside_cells": statistics.median(outside) if ran else None,
-                   "median_analysis_estimate": statistics.median(analysis) if ran else None,
-                   "kernel_starts": kernels, "imports_per_notebook": import_share}
-            figures[f"workers_{workers}"] = row
-            print(f"\nworkers={workers}: wall {summary.seconds:.1f}s for {len(ran)} notebooks "
-                  f"({len(summary.failed)} failed), {summary.seconds / max(len(ran), 1):.2f}s per council")
-            if ran:
-                share = 100 * (sum(outside) + imports * kernels) / max(sum(totals), 1e-9)
-                print(f"  per notebook (median): total {row['median_total']:.2f}s = "
-                      f"outside cells (kernel start or reset, papermill) {row['median_outside_cells']:.2f}s"
-                      f" + in cells {row['median_in_cells']:.2f}s, of which imports about {import_share:.2f}s "
-                      f"on average ({kernels} kernel start(s) for {len(ran)} notebooks) "
-                      f"and analysis about {row['median_analysis_estimate']:.2f}s")
-                print(f"  overhead (kernel start, papermill, imports) = {share:.0f}% of notebook time")
-        if 1 in walls and 2 in walls:
-            figures["speed_up_1_to_2"] = walls[1] / walls[2]
-            print(f"\nspeed-up from 1 to 2 workers: {walls[1] / walls[2]:.2f}x")
+        print("calibration (fresh kernels, fastest of 3): empty notebook "
+              f"{min(c['empty'] for c in cal.values()):.2f}s (kernel start, papermill); imports "
+              + ", ".join(f"{nb} {c['imports_cost']:.2f}s" for nb, c in cal.items()))  # fmt: skip
+        sizes = [run_size(n, args, cal, tmp) for n in args.councils]
+    figures["sizes"] = sizes
+    if len(sizes) > 1:
+        figures["scaling"] = print_scaling(sizes, args.workers)
     figures["load_after"] = os.getloadavg()
-    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"load average after: {load_average()}")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -215,15 +215,32 @@ def test_bad_evaluation_file_exits_2_with_its_message(tmp_path, key_env):
 
 @pytest.mark.slow
 def test_the_same_batch_runs_on_a_dask_cluster(demo_run, key_env, tmp_path):
+    """A local Dask cluster of two workers writes the results.json the process pool writes, for the re-referral
+    report and the intervention report (its bootstrap and refuters included): numbers equal to 1e-9, only the
+    run's own metadata (when, how long, versions) ignored, as scripts/compare_results.py compares them."""
     distributed = pytest.importorskip("distributed")
-    ev = load_evaluation(ROOT / "evaluations" / "demo.yml", notebooks_dir=ROOT / "notebooks")
-    ev = parse_evaluation({**ev.to_dict(), "councils": demo_run["councils"][:2]}, notebooks_dir=ROOT / "notebooks")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from compare_results import compare
+
+    councils = demo_run["councils"][:2]
+    pool, dask = tmp_path / "pool", tmp_path / "dask"
+    demo = load_evaluation(ROOT / "evaluations" / "demo.yml", notebooks_dir=ROOT / "notebooks")
+    for la in councils:  # the pool's re-referral reports: the module's run (insight run --workers 2)
+        shutil.copytree(demo_run["out"] / demo.name / la, pool / demo.name / la)
+    evaluations = [parse_evaluation({**load_evaluation(ROOT / "evaluations" / name).to_dict(), "councils": councils},
+                                    notebooks_dir=ROOT / "notebooks") for name in ("demo.yml", "fgc.yml")]
+    run = dict(data=str(demo_run["dir"]), progress=False, log=lambda m: None)
+    fgc = run_evaluation(evaluations[1], out_dir=pool, workers=2, **run)
+    assert [r.status for r in fgc.runs] == ["ok", "ok"], [r.error for r in fgc.runs]
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        summary = run_evaluation(ev, data=str(demo_run["dir"]), out_dir=tmp_path, scheduler=cluster.scheduler_address,
-                                 progress=False, log=lambda m: None)
-    assert [r.status for r in summary.runs] == ["ok", "ok"]
-    for run in summary.runs:
-        assert json.loads(Path(run.results).read_text())["km"]
+        for ev in evaluations:
+            summary = run_evaluation(ev, out_dir=dask, scheduler=cluster.scheduler_address, **run)
+            assert [r.status for r in summary.runs] == ["ok", "ok"], [r.error for r in summary.runs]
+    count, differences, largest = compare(pool, dask, tolerance=1e-9)
+    assert count == 4, count
+    assert differences == [], differences[:10]
+    for la in councils:
+        assert json.loads((dask / demo.name / la / "results.json").read_text())["km"]
 
 
 def test_a_warm_kernel_carries_nothing_from_one_council_to_the_next(demo_run, key_env, tmp_path):
