@@ -65,6 +65,27 @@ def _few_local_jobs(r) -> str:
     )
 
 
+def _area_and_england(table: pd.DataFrame, area: str):
+    """The area's row and England's in a comparison table (by ``comparator``); None where the area has none."""
+    rows = table.set_index("comparator")
+    return (rows.loc[area], rows.loc["England"]) if area in rows.index else None
+
+
+def _employer_words(a, e) -> str:
+    return (
+        f"Employers reported {_num(a.ssv)} skill-shortage vacancies in 2019, {_pct(a.ssv_share_of_vacancies, 0)} "
+        f"of their {_num(a.vacancies)} vacancies (England {_pct(e.ssv_share_of_vacancies, 0)}); "
+        f"{a.ssv_per_1000_staff:.1f} per 1,000 staff against England's {e.ssv_per_1000_staff:.1f}."
+    )
+
+
+def _neet_words(year: int, a, e) -> str:
+    return (
+        f"In {year}, {a.neet_pct:.1f}% of 16-17 year olds were NEET and {a.participation_pct:.1f}% were in "
+        f"education or training (England {e.neet_pct:.1f}% and {e.participation_pct:.1f}%)."
+    )
+
+
 @dataclass
 class SkillsReport:
     result: SkillsGap
@@ -91,15 +112,8 @@ class SkillsReport:
 
     def _employer_headline(self) -> list[str]:
         """Skill-shortage vacancies in 2019 against England's (none where the survey has no row for the area)."""
-        ess = self.result.ess.set_index("comparator")
-        if self.area not in ess.index:
-            return []
-        a, e = ess.loc[self.area], ess.loc["England"]
-        return [
-            f"Employers reported {_num(a.ssv)} skill-shortage vacancies in 2019, {_pct(a.ssv_share_of_vacancies, 0)} "
-            f"of their {_num(a.vacancies)} vacancies (England {_pct(e.ssv_share_of_vacancies, 0)}); "
-            f"{a.ssv_per_1000_staff:.1f} per 1,000 staff against England's {e.ssv_per_1000_staff:.1f}."
-        ]
+        pair = _area_and_england(self.result.ess, self.area)
+        return [_employer_words(*pair)] if pair else []
 
     def _neet_headline(self) -> list[str]:
         """The latest year's NEET and participation against England's (none for an area of county districts)."""
@@ -107,14 +121,8 @@ class SkillsReport:
         if not len(neet):
             return []
         year = neet["year"].max()
-        last = neet[neet["year"] == year].set_index("comparator")
-        if self.area not in last.index:
-            return []
-        a, e = last.loc[self.area], last.loc["England"]
-        return [
-            f"In {int(year)}, {a.neet_pct:.1f}% of 16-17 year olds were NEET and {a.participation_pct:.1f}% were in "
-            f"education or training (England {e.neet_pct:.1f}% and {e.participation_pct:.1f}%)."
-        ]
+        pair = _area_and_england(neet[neet["year"] == year], self.area)
+        return [_neet_words(int(year), *pair)] if pair else []
 
     def headlines(self) -> list[str]:
         r = self.result
