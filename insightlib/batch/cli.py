@@ -454,6 +454,9 @@ def _run_demo_evaluations(files: list[Path], demo_warehouse: Path, out_dir: Path
 
 
 def main() -> None:
+    from .execute import skip_iri_checker_import
+
+    skip_iri_checker_import()  # the render and the runs' own notebook reading import jsonschema
     app()
 
 

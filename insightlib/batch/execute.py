@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -66,8 +67,20 @@ def is_disk_full(exc: BaseException) -> bool:
 ABANDONED = "stopped: the 'insight run' that sent this council has gone"
 
 
+def skip_iri_checker_import() -> None:
+    """Leave out jsonschema's optional IRI format checker in this process, before anything imports jsonschema.
+
+    papermill validates notebooks with nbformat, which imports jsonschema, which imports rfc3987-syntax (1.1) if
+    installed (jupyterlab's dependencies install it): it compiles 39 grammars on import, about 3.5 s of CPU in every
+    pool or Dask worker, for the "iri" formats that no notebook schema uses (python-jsonschema/jsonschema#1428).
+    Marked absent, jsonschema skips that one checker; every check nbformat makes is unchanged."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def execute_council(task: dict) -> dict:
     """Run one notebook for one council. Top level so that process pools and Dask can ship it."""
+    skip_iri_checker_import()
     with _kernel_threads(task.get("blas_threads")), _while_its_run_waits(task) as gone:
         return _execute_council(task, gone)
 
