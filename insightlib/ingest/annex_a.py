@@ -16,7 +16,7 @@ import pandas as pd
 
 from insightlib import contract, reference
 from insightlib.ingest.files import META, Limits, Problem, location, parse_dates, with_location
-from insightlib.ingest.xlsx import SheetTooBig, Workbook, open_workbook, row_cells
+from insightlib.ingest.xlsx import SheetTooBig, SheetUnreadable, Workbook, open_workbook, row_cells
 
 
 def _key(text: object) -> str:
@@ -305,6 +305,9 @@ def _read_list(wb: Workbook, sheet: str, number: int, la_code: str, problems: li
         numbers, columns = wb.rows(sheet)
     except SheetTooBig as err:
         problems.append(Problem(name, None, None, "too big", str(err), la_code=la_code))
+        return None
+    except SheetUnreadable as err:
+        problems.append(Problem(name, None, None, "unreadable file", str(err), la_code=la_code))
         return None
     # The header is the first of the top rows with a child id column (some sheets have a title row).
     top = [row_cells(columns, k) for k in range(min(10, len(numbers)))]

@@ -4,23 +4,38 @@ loaded (zip bombs), the sheet's ``<dimension>`` not trusted, hidden sheets known
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from insightlib.ingest.files import CHUNK, STR, Limits, Problem, cell_text, normalise_header, with_location
+from insightlib.ingest.files import STR, Limits, Problem, cell_text, normalise_header, with_location
 
 
 class SheetTooBig(Exception):
     """A workbook or sheet past the limits (its message says which and how to raise them)."""
 
 
+class SheetUnreadable(Exception):
+    """A sheet whose cells cannot be read (broken XML, a bad cell): its message names file and sheet."""
+
+
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 #: A row element of a worksheet part, with or without a namespace prefix (not <rowBreaks>).
 _ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s>/]")
+#: The start of a worksheet's cells (its prefix, and "/" when the sheet has none).
+_SHEET_DATA = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?)sheetData(?:\s[^>]*)?(/?)>")
+_ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)[\s>/]")
+_ROW_NUMBER = re.compile(rb"\sr\s*=\s*[\"'](\d+)[\"']")
+#: XML of the sheet read at a time: calamine parses one slice at a time, so memory follows a slice, not the sheet.
+SLICE_BYTES = 16 << 20
+#: The sheet's cells must start within this many bytes of its part (else the part is read whole).
+_HEAD_LIMIT = 64 << 20
 
 
 class Workbook:
@@ -28,11 +43,12 @@ class Workbook:
 
     Cells are read with calamine (Rust), which reads every cell and so does not trust the sheet's
     ``<dimension>`` element (openpyxl's read-only mode does, and silently loses rows when it is wrong).
+    A sheet is streamed: its XML is cut at row boundaries into slices of about SLICE_BYTES, and calamine
+    reads each slice as a small workbook of its own (same styles and shared strings), so a million-row
+    sheet is never held whole (calamine alone held 1.7 GB for one).
     """
 
     def __init__(self, path: Path, limits: Limits):
-        import zipfile
-
         from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
         self.path, self.limits, self.name = path, limits, path.name
@@ -48,8 +64,8 @@ class Workbook:
                 "raise the limit with --max-workbook-mb or INSIGHT_MAX_WORKBOOK_MB."
             )
         try:
-            self.book = CalamineWorkbook.from_path(str(path))
-            meta = self.book.sheets_metadata
+            with CalamineWorkbook.from_path(str(path)) as book:
+                meta = book.sheets_metadata
         except Exception as err:  # noqa: BLE001 - calamine's errors are the file's
             raise ValueError(str(err).split("\n")[0][:200]) from None
         meta = [m for m in meta if m.typ == SheetTypeEnum.WorkSheet]
@@ -57,16 +73,20 @@ class Workbook:
         self.hidden = [m.name for m in meta if m.visible != SheetVisibleEnum.Visible]
 
     def _sheet_part(self, sheet: str) -> str | None:
-        """The zip member holding ``sheet``'s cells (from xl/workbook.xml and its relationships), if found."""
+        """The zip member holding ``sheet``'s cells (from xl/workbook.xml and its relationships), if found.
+
+        Names are matched as calamine matches them: without regard to case, with \\ read as /."""
         import posixpath
-        import zipfile
 
         from defusedxml import ElementTree
 
         try:
             with zipfile.ZipFile(self.path) as z:
-                book = ElementTree.fromstring(z.read("xl/workbook.xml"))
-                rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+                names = {n.replace("\\", "/").lower(): n for n in z.namelist()}
+                book = ElementTree.fromstring(z.read(names.get("xl/workbook.xml", "xl/workbook.xml")))
+                rels = ElementTree.fromstring(
+                    z.read(names.get("xl/_rels/workbook.xml.rels", "xl/_rels/workbook.xml.rels"))
+                )
         except (KeyError, zipfile.BadZipFile, OSError, ValueError, ElementTree.ParseError):
             return None
         rid = next(
@@ -76,76 +96,203 @@ class Workbook:
         target = next((el.get("Target") for el in rels.iter() if el.get("Id") == rid), None) if rid else None
         if not target:
             return None
-        return target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+        target = target.replace("\\", "/")
+        part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+        return names.get(part.lower())
 
-    def _check_row_count(self, sheet: str) -> None:
-        """Refuse a sheet with more rows than the limit before calamine loads it: a small zip can hold
-        millions of rows well inside the size limit (3 MB unpacking to 900 MB and 10 million rows took
-        30 s and 2 GB in calamine before its row count could be checked). The sheet's XML is streamed
-        through once, counting ``<row`` elements, and stops as soon as the limit is passed."""
-        import zipfile
-
-        part = self._sheet_part(sheet)
-        if part is None:
-            return
-        count, tail = 0, b""
-        try:
-            with zipfile.ZipFile(self.path) as z, z.open(part) as fh:
-                while block := fh.read(1 << 20):
-                    data = tail + block
-                    tail = data[max(0, len(data) - 64) :]  # a tag cut at the block's end is counted next time
-                    count += len(_ROW_TAG.findall(data)) - len(_ROW_TAG.findall(tail))
-                    if count > self.limits.rows:
-                        raise SheetTooBig(
-                            f"{self.name}, sheet '{sheet}': more than {self.limits.rows:,} rows (the limit), so it was "
-                            "not read. If it is genuine, raise the limit with --max-rows or INSIGHT_MAX_ROWS."
-                        )
-            count += len(_ROW_TAG.findall(tail))
-        except (KeyError, zipfile.BadZipFile, OSError, EOFError):
-            return  # calamine reports a damaged part in its own words
+    def _too_many_rows(self, sheet: str) -> SheetTooBig:
+        return SheetTooBig(
+            f"{self.name}, sheet '{sheet}': more than {self.limits.rows:,} rows (the limit), so it was "
+            "not read. If it is genuine, raise the limit with --max-rows or INSIGHT_MAX_ROWS."
+        )
 
     def rows(self, sheet: str) -> tuple[np.ndarray, list[pa.Array]]:
         """(Excel row numbers, columns of text) of a sheet's non-empty rows; refuses past the row limit.
 
-        Columns are packed into Arrow every CHUNK rows, so a million-row sheet stays small in memory.
+        The sheet is read a slice at a time (see the class); each slice's rows are packed into Arrow at
+        once, and its columns are placed by their Excel column, so the result is the sheet calamine reads
+        whole: the same rows, numbers and columns (tests/test_xlsx_stream.py compares them).
         """
-        self._check_row_count(sheet)
-        ws = self.book.get_sheet_by_name(sheet)
-        height = max(ws.height, ws.total_height)
-        if height > self.limits.rows:
-            raise SheetTooBig(
-                f"{self.name}, sheet '{sheet}': {height:,} rows, more than the limit of {self.limits.rows:,}, so it "
-                "was not read. If it is genuine, raise the limit with --max-rows or INSIGHT_MAX_ROWS."
+        part = self._sheet_part(sheet)
+        if part is None:
+            raise SheetUnreadable(f"{self.name}, sheet '{sheet}': its cells cannot be found in the workbook.")
+        slices: list[_Slice] = []
+        with zipfile.ZipFile(self.path) as z:
+            parts = _other_parts(z, part)
+            try:
+                with z.open(part) as fh:
+                    for doc, row_tags in _sheet_slices(fh):
+                        if sum(s.row_tags for s in slices) + row_tags > self.limits.rows:
+                            raise self._too_many_rows(sheet)
+                        slices.append(_read_slice(doc, part, parts, sheet, row_tags, self.name))
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+                raise SheetUnreadable(f"{self.name}, sheet '{sheet}': the workbook is damaged ({err}).") from None
+        return _join_slices(slices, self, sheet)
+
+
+class _Slice:
+    """The non-empty rows calamine read from one slice: row numbers, first column, columns of text."""
+
+    __slots__ = ("numbers", "first_col", "columns", "row_tags", "last_row")
+
+    def __init__(self, numbers, first_col, columns, row_tags, last_row):
+        self.numbers, self.first_col, self.columns = numbers, first_col, columns
+        self.row_tags, self.last_row = row_tags, last_row
+
+
+def _other_parts(z, sheet_part: str) -> dict[str, bytes]:
+    """The parts a slice's workbook needs besides its sheet (workbook, relationships, styles, shared
+    strings), read once; other sheets become empty stubs so that calamine never reads them."""
+    stub = b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData/></worksheet>'
+    out = {}
+    for info in z.infolist():
+        name = info.filename
+        low = name.replace("\\", "/").lower()
+        if name == sheet_part or not low.endswith((".xml", ".rels")):
+            continue
+        if re.search(r"sheets/[^/]*\.xml$", low):
+            out[name] = stub
+        elif "sheets/_rels/" not in low and (
+            info.file_size < 4_000_000 or low.rsplit("/", 1)[-1] in ("sharedstrings.xml", "styles.xml", "workbook.xml")
+        ):
+            out[name] = z.read(name)
+    return out
+
+
+def _sheet_slices(fh):
+    """(an XML document of whole rows, the row elements in it) for each slice of a worksheet part.
+
+    Each document is the part's own head (its root element and namespaces, up to <sheetData>), then an
+    empty ``<row r="N"/>`` carrying on the row count of the slice before (for rows that give no number),
+    then whole rows, then the closing tags. A part whose cells do not start near its beginning (another
+    text encoding than UTF-8, say) is one document, the part itself."""
+    data = b""
+    while (m := _SHEET_DATA.search(data)) is None:
+        block = fh.read(4096)
+        data += block
+        if not block or len(data) > _HEAD_LIMIT:
+            yield data + fh.read(), len(_ROW_TAG.findall(data))
+            return
+    if m.group(2) == b"/":
+        return
+    head, rest, prefix = data[: m.end()], data[m.end() :], m.group(1)
+    root = _ROOT.search(head, head.find(b"<", head.find(b"?>") + 1 if head.startswith(b"<?") else 0))
+    tail = b"</" + prefix + b"sheetData></" + (root.group(1) if root else b"worksheet") + b">"
+    row_end, last, eof, more = b"</" + prefix + b"row", 0, False, False
+    while True:
+        if not eof and (more or len(rest) < SLICE_BYTES):
+            block = fh.read(SLICE_BYTES)
+            eof, more, rest = not block, False, rest + block
+        context = b"<" + prefix + b'row r="' + str(last).encode() + b'"/>' if last else b""
+        if eof:
+            yield head + context + rest, len(_ROW_TAG.findall(rest))
+            return
+        close = _after_last_row(rest, row_end, SLICE_BYTES) or _after_last_row(rest, row_end, len(rest))
+        if not close:
+            more = True
+            continue
+        rows, rest = rest[:close], rest[close:]
+        yield head + context + rows + tail, len(_ROW_TAG.findall(rows))
+        last = _last_row_number(rows, last)
+
+
+def _after_last_row(data: bytes, row_end: bytes, within: int) -> int:
+    """Where the last row of ``data`` ending after its first ``within`` bytes ends (after its ``</row>``), 0 if none."""
+    cut = within
+    while (cut := data.rfind(row_end, 0, cut)) >= 0:
+        close = data.find(b">", cut)
+        if close > 0 and not data[cut + len(row_end) : close].strip():
+            return close + 1
+    return 0
+
+
+def _last_row_number(rows: bytes, before: int) -> int:
+    """The Excel number of the last row element in ``rows`` (calamine's count: a row without r="N" is
+    the one after the row before it), given the number of the row before them."""
+    starts = list(_ROW_TAG.finditer(rows))
+    if starts:
+        tag = rows[starts[-1].start() : rows.find(b">", starts[-1].start())]
+        m = _ROW_NUMBER.search(tag)
+        if m:
+            return int(m.group(1))
+    number = before
+    for s in starts:
+        tag = rows[s.start() : rows.find(b">", s.start())]
+        m = _ROW_NUMBER.search(tag)
+        number = int(m.group(1)) if m else number + 1
+    return number
+
+
+def _read_slice(doc: bytes, part: str, parts: dict[str, bytes], sheet: str, row_tags: int, file: str) -> _Slice:
+    """One slice read by calamine as a workbook of its own, its non-empty rows packed into Arrow."""
+    from python_calamine import CalamineWorkbook
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+        z.writestr(part, doc)
+    del doc
+    buf.seek(0)
+    try:
+        with CalamineWorkbook.from_filelike(buf) as book:
+            ws = book.get_sheet_by_name(sheet)
+            if ws.start is None:
+                return _Slice(np.zeros(0, "int64"), 0, [], row_tags, 0)
+            first_row, first_col = ws.start
+            width = ws.width
+            numbers: list[int] = []
+            kept: list[list[str]] = []
+            for i, row in enumerate(ws.to_python()):  # from the first used row (iter_rows starts at row 1)
+                cells = [cell_text(v) for v in row]
+                if any(cells):
+                    kept.append(cells + [""] * (width - len(cells)) if len(cells) < width else cells)
+                    numbers.append(first_row + i + 1)
+            last_row = ws.end[0] + 1 if ws.end else 0
+    except Exception as err:  # noqa: BLE001 - calamine's errors are the file's
+        raise SheetUnreadable(f"{file}, sheet '{sheet}': {str(err).splitlines()[0][:200]}") from None
+    columns = list(zip(*kept))[:width] if kept else [()] * width
+    packed = [pa.array(columns[j], type=pa.large_string()) for j in range(width)]
+    return _Slice(np.asarray(numbers, dtype="int64"), first_col, packed, row_tags, last_row)
+
+
+def _join_slices(slices: list[_Slice], wb: Workbook, sheet: str) -> tuple[np.ndarray, list[pa.Array]]:
+    """The slices' rows as one sheet: columns aligned from the first column any slice uses (as calamine
+    aligns a whole sheet), rows in order; a row given twice is refused rather than merged or duplicated."""
+    used = [s for s in slices if s.columns]
+    height = max((s.last_row for s in slices), default=0)
+    if height > wb.limits.rows:
+        raise SheetTooBig(
+            f"{wb.name}, sheet '{sheet}': {height:,} rows, more than the limit of {wb.limits.rows:,}, so it "
+            "was not read. If it is genuine, raise the limit with --max-rows or INSIGHT_MAX_ROWS."
+        )
+    if not used:
+        return np.zeros(0, "int64"), []
+    first = min(s.first_col for s in used)
+    end = max(s.first_col + len(s.columns) for s in used)
+    numbers = np.concatenate([s.numbers for s in used])
+    columns = []
+    for j in range(first, end):  # one column at a time, each slice's part of it then dropped
+        chunks = []
+        for s in used:
+            k = j - s.first_col
+            if 0 <= k < len(s.columns):
+                chunks.append(s.columns[k])
+                s.columns[k] = None
+            else:
+                chunks.append(pa.array([""] * len(s.numbers), type=pa.large_string()))
+        columns.append(pa.chunked_array(chunks, type=pa.large_string()).combine_chunks())
+    if len(numbers) > 1 and not (np.diff(numbers) > 0).all():
+        order = np.argsort(numbers, kind="stable")
+        numbers = numbers[order]
+        repeated = numbers[1:][np.diff(numbers) == 0]
+        if len(repeated):
+            raise SheetUnreadable(
+                f"{wb.name}, sheet '{sheet}': row {int(repeated[0])} is given more than once in the file "
+                "(a damaged or hand-made workbook); open and save it in Excel and try again."
             )
-        first = ws.start[0] if ws.start else 0
-        width = ws.width
-        numbers: list[int] = []
-        kept: list[list[str]] = []  # up to CHUNK rows of text, each padded to the sheet's width
-        packed: list[list[pa.Array]] = [[] for _ in range(width)]
-
-        def pack():
-            columns = list(zip(*kept))[:width] if kept else [()] * width
-            for j in range(width):
-                packed[j].append(pa.array(columns[j], type=pa.large_string()))
-            kept.clear()
-
-        for i, row in enumerate(ws.iter_rows()):
-            cells = [cell_text(v) for v in row]
-            if not any(cells):
-                continue
-            if len(cells) < width:
-                cells += [""] * (width - len(cells))
-            kept.append(cells)
-            numbers.append(first + i + 1)
-            if len(kept) >= CHUNK:
-                pack()
-        pack()
-        ws = None  # calamine's copy of the sheet goes before the columns are joined
-        columns = []
-        for j in range(width):  # one column's chunks at a time, so the text is never held twice
-            columns.append(pa.chunked_array(packed[j], type=pa.large_string()).combine_chunks())
-            packed[j] = []
-        return np.asarray(numbers, dtype="int64"), columns
+        columns = [c.take(pa.array(order)) for c in columns]
+    return numbers, columns
 
 
 def row_cells(columns: list[pa.Array], k: int) -> list[str]:
@@ -195,6 +342,8 @@ def read_excel_table(path: Path, table: str, limits: Limits | None = None) -> tu
         numbers, columns = wb.rows(sheet)
     except SheetTooBig as err:
         return None, [Problem(name, None, None, "too big", str(err), table=table)]
+    except SheetUnreadable as err:
+        return None, [Problem(name, None, None, "unreadable file", str(err), table=table)]
     if not len(numbers):
         return None, [Problem(name, None, None, "empty file", f"{name} is empty.", table=table)]
     names = [normalise_header(h) for h in row_cells(columns, 0)]
