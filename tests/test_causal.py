@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from insightlib.analyses import intervention
-from insightlib.analyses import intervention_parameters
+from insightlib.analyses import intervention_frame, intervention_parameters
 from insightlib.report import intervention_words
 from insightlib.simulate import intervention as simulate_intervention
 from insightlib.stats import effects
@@ -183,7 +183,7 @@ def _tables():
 
 def test_analysis_frame_treatment_and_outcomes():
     tables, episodes = _tables()
-    f = intervention.analysis_frame(tables, "Family Group Conference", 365, ["primary_need", "previous_referrals_group"], episodes=episodes)
+    f = intervention_frame.analysis_frame(tables, "Family Group Conference", 365, ["primary_need", "previous_referrals_group"], episodes=episodes)
     # a: by referral_id; b: started after closure (not during the referral); c: another intervention;
     # d: started before the referral
     assert f["treatment"].tolist() == [1, 0, 0, 0, 0]
@@ -200,7 +200,7 @@ def test_analysis_frame_treatment_and_outcomes():
 def test_analysis_frame_unknown_intervention_is_a_plain_error():
     tables, episodes = _tables()
     with pytest.raises(InputError, match="no rows for intervention 'Family Group Conferences'.*Did you mean"):
-        intervention.analysis_frame(tables, "Family Group Conferences", 365, ["primary_need"], episodes=episodes)
+        intervention_frame.analysis_frame(tables, "Family Group Conferences", 365, ["primary_need"], episodes=episodes)
 
 
 # --- E-values (VanderWeele & Ding 2017) -------------------------------------------------

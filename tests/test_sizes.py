@@ -15,10 +15,6 @@ REASON = "Long because"
 
 #: Still over the limits ("path" for a module, "path:function" for a function). Remove an entry when it is split.
 TO_SPLIT = {
-    "insightlib/analyses/intervention.py",
-    "insightlib/analyses/intervention.py:_evaluate",
-    "insightlib/analyses/intervention.py:analysis_frame",
-    "insightlib/analyses/intervention_parameters.py:check_parameters",
     "insightlib/analyses/risk_audit.py:audit",
     "insightlib/analyses/risk_audit.py:cases_frame",
     "insightlib/batch/quarto.py:_write_evaluation_pages",

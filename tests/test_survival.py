@@ -625,7 +625,7 @@ def test_results_headline_key_says_what_it_holds(report):
 
 
 def test_age_bands_are_defined_once():
-    from insightlib.analyses import intervention
+    from insightlib.analyses import intervention_frame
     from insightlib import contract
 
     ages = np.array([0, 4.99, 5, 9.99, 10, 15.5, 16, 17.99, 18, np.nan])
@@ -636,7 +636,7 @@ def test_age_bands_are_defined_once():
     ep = build_episodes(simulate_survival.simulate_tables(300, seed=1))
     assert (rereferral.add_groupings(ep)["age_band"].to_numpy() == contract.age_band(ep["age_at_closure"])).all()
     frame = pd.DataFrame({"age_at_closure": ages, "referral_id": [str(i) for i in range(len(ages))]})
-    assert list(intervention._derived_covariates({}, frame, ["age_group"])["age_group"]) == want
+    assert list(intervention_frame._derived_covariates({}, frame, ["age_group"])["age_group"]) == want
 
 
 def _frailty_episodes(rng, n_children=300):

@@ -12,9 +12,12 @@ from typing import Any
 
 import networkx as nx
 
+from insightlib.analyses.subgroups import check_subgroups
 from insightlib.contract import INTERVENTION_COVARIATES
+from insightlib.analyses.notebook import REPORT_PARAMETERS, notebook_variables
 from insightlib.errors import EvaluationFileError
 from insightlib.stats.refuters import OUTCOME_NODE, TREATMENT_NODE
+from insightlib.stats.scenarios import check_shares
 
 
 ESTIMANDS = ("ATE", "ATT")
@@ -131,8 +134,8 @@ def check_parameters(params: dict) -> dict:
     """The intervention notebook's parameters, checked and normalised.
 
     Every mistake is reported at once in one EvaluationFileError, in words an evaluator
-    can act on (unknown covariate, graph without the treatment or outcome, a cycle, ...).
-    Long (~120 lines) because it is one check per parameter, in the order an evaluator reads them.
+    can act on (unknown covariate, graph without the treatment or outcome, a cycle, ...):
+    one check per parameter, in the order an evaluator reads them.
     """
     if not isinstance(params, dict):
         raise EvaluationFileError(
@@ -146,7 +149,31 @@ def check_parameters(params: dict) -> dict:
     for key in params:
         if key not in KNOWN_PARAMETERS:
             problems.append(f"unknown parameter '{key}'.{_suggest_or_list(key, KNOWN_PARAMETERS, 'Known')}")
+    _check_intervention(params, out, problems)
+    _check_horizon(params, out, problems)
+    _check_estimand(params, out, problems)
+    _check_covariates(params, out, problems)
+    _check_graph(params, out, problems, derived_before)
+    _check_trim(params, out, problems)
+    _check_numbers(params, out, problems)
+    out["scenario_shares"], share_problems = check_shares(params.get("scenario_shares", DEFAULTS["scenario_shares"]))
+    problems += share_problems
+    out["subgroups"], subgroup_problems = check_subgroups(
+        params.get("subgroups"), out["covariates"], {c: COVARIATES[c][0] for c in COVARIATES}
+    )
+    problems += subgroup_problems
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise EvaluationFileError(
+            f"The evaluation file's parameters for the intervention_effect notebook have {len(problems)} "
+            f"problem{'s' if len(problems) > 1 else ''}:\n{listing}"
+        )
+    return out
 
+
+# Each check below reads one parameter from ``params``, puts its normalised value in ``out`` or says what is
+# wrong in ``problems``.
+def _check_intervention(params: dict, out: dict, problems: list[str]) -> None:
     name = params.get("intervention")
     if not isinstance(name, str) or not name.strip():
         problems.append(
@@ -155,6 +182,8 @@ def check_parameters(params: dict) -> dict:
     else:
         out["intervention"] = name.strip()
 
+
+def _check_horizon(params: dict, out: dict, problems: list[str]) -> None:
     horizon = params.get("horizon_days")
     if (
         isinstance(horizon, bool)
@@ -169,6 +198,8 @@ def check_parameters(params: dict) -> dict:
     else:
         out["horizon_days"] = int(horizon)
 
+
+def _check_estimand(params: dict, out: dict, problems: list[str]) -> None:
     estimand = params.get("estimand", "ATE")
     if not isinstance(estimand, str) or estimand.strip().upper() not in ESTIMANDS:
         problems.append(
@@ -178,6 +209,9 @@ def check_parameters(params: dict) -> dict:
     else:
         out["estimand"] = estimand.strip().upper()
 
+
+def _check_covariates(params: dict, out: dict, problems: list[str]) -> None:
+    """The known covariates, each once, in the order given (the unknown ones reported)."""
     covariates = params.get("covariates")
     if isinstance(covariates, str):
         covariates = [covariates]
@@ -194,13 +228,16 @@ def check_parameters(params: dict) -> dict:
             good_covariates.append(c)
     out["covariates"] = good_covariates
 
+
+def _check_graph(params: dict, out: dict, problems: list[str], derived_before: bool) -> None:
+    """The causal graph: given as DOT or GML, or (left out) each covariate a common cause (as in DoWhy)."""
+    covariates = out["covariates"]
     graph_text = params.get("graph")
     out["graph_from_covariates"] = graph_text is None or (
-        derived_before and isinstance(graph_text, str) and graph_text.strip() == common_cause_graph(good_covariates)
+        derived_before and isinstance(graph_text, str) and graph_text.strip() == common_cause_graph(covariates)
     )
     if out["graph_from_covariates"]:
-        # covariates without a graph: each is a common cause of intervention and outcome (as in DoWhy)
-        out["graph"] = common_cause_graph(good_covariates)
+        out["graph"] = common_cause_graph(covariates)
     elif not isinstance(graph_text, str):
         problems.append(
             f"'graph' must be the causal graph as text in DOT or GML, or left out; got {type(graph_text).__name__}."
@@ -211,37 +248,41 @@ def check_parameters(params: dict) -> dict:
         except ValueError as exc:
             problems.append(f"'graph': {exc}.")
         else:
-            for node, role in ((TREATMENT_NODE, "treatment"), (OUTCOME_NODE, "outcome")):
-                if node not in g:
-                    problems.append(
-                        f"'graph' has no node '{node}' (the {role}).{_suggest(node, g.nodes)} Name the {role} node exactly '{node}'."
-                    )
-            if not nx.is_directed_acyclic_graph(g):
-                cycle = nx.find_cycle(g)
-                path = " -> ".join([str(e[0]) for e in cycle] + [str(cycle[-1][1])])
-                problems.append(
-                    f"'graph' is not a DAG: it has the cycle {path}; a cause cannot also be its own consequence."
-                )
-            elif TREATMENT_NODE in g and OUTCOME_NODE in g and not nx.has_path(g, TREATMENT_NODE, OUTCOME_NODE):
-                problems.append(
-                    f"'graph' has no path from '{TREATMENT_NODE}' to '{OUTCOME_NODE}', so it assumes the intervention cannot change re-referral; add '{TREATMENT_NODE} -> {OUTCOME_NODE}'."
-                )
-            for node in g.nodes:
-                if node in (TREATMENT_NODE, OUTCOME_NODE) or node in good_covariates:
-                    continue
-                hint = (
-                    " List it under covariates."
-                    if node in COVARIATES
-                    else _suggest(node, good_covariates or COVARIATES)
-                )
-                problems.append(f"'graph' node '{node}' is not one of the listed covariates.{hint}")
-            for c in good_covariates:
-                if c not in g:
-                    problems.append(
-                        f"covariate '{c}' is not in the graph; draw its arrows (e.g. {c} -> {TREATMENT_NODE}; {c} -> {OUTCOME_NODE}) or remove it."
-                    )
+            problems += _graph_problems(g, covariates)
             out["graph"] = graph_text.strip()
 
+
+def _graph_problems(g: nx.DiGraph, covariates: list[str]) -> list[str]:
+    """What is wrong with a graph that parsed: a missing treatment or outcome node, a cycle, no path from the
+    intervention to re-referral, a node that is not a listed covariate, a covariate not drawn."""
+    problems = []
+    for node, role in ((TREATMENT_NODE, "treatment"), (OUTCOME_NODE, "outcome")):
+        if node not in g:
+            problems.append(
+                f"'graph' has no node '{node}' (the {role}).{_suggest(node, g.nodes)} Name the {role} node exactly '{node}'."
+            )
+    if not nx.is_directed_acyclic_graph(g):
+        cycle = nx.find_cycle(g)
+        path = " -> ".join([str(e[0]) for e in cycle] + [str(cycle[-1][1])])
+        problems.append(f"'graph' is not a DAG: it has the cycle {path}; a cause cannot also be its own consequence.")
+    elif TREATMENT_NODE in g and OUTCOME_NODE in g and not nx.has_path(g, TREATMENT_NODE, OUTCOME_NODE):
+        problems.append(
+            f"'graph' has no path from '{TREATMENT_NODE}' to '{OUTCOME_NODE}', so it assumes the intervention cannot change re-referral; add '{TREATMENT_NODE} -> {OUTCOME_NODE}'."
+        )
+    for node in g.nodes:
+        if node in (TREATMENT_NODE, OUTCOME_NODE) or node in covariates:
+            continue
+        hint = " List it under covariates." if node in COVARIATES else _suggest(node, covariates or COVARIATES)
+        problems.append(f"'graph' node '{node}' is not one of the listed covariates.{hint}")
+    for c in covariates:
+        if c not in g:
+            problems.append(
+                f"covariate '{c}' is not in the graph; draw its arrows (e.g. {c} -> {TREATMENT_NODE}; {c} -> {OUTCOME_NODE}) or remove it."
+            )
+    return problems
+
+
+def _check_trim(params: dict, out: dict, problems: list[str]) -> None:
     trim = params.get("trim", DEFAULTS["trim"])
     if isinstance(trim, str) and trim.strip().lower() in ("crump", "none"):
         out["trim"] = trim.strip().lower()
@@ -257,6 +298,9 @@ def check_parameters(params: dict) -> dict:
             f"'trim' must be 'crump', 'none' or [low, high] propensity limits such as [0.05, 0.95]; got {trim!r}."
         )
 
+
+def _check_numbers(params: dict, out: dict, problems: list[str]) -> None:
+    """The bootstrap and refuter sizes, the seed and the confidence level."""
     for key, lo, hi in (
         ("bootstrap_reps", 0, 5000),
         ("refutation_simulations", 0, 100),
@@ -273,25 +317,6 @@ def check_parameters(params: dict) -> dict:
         problems.append(f"'confidence_level' must be between 0.5 and 1 (e.g. 0.95); got {level!r}.")
     else:
         out["confidence_level"] = float(level)
-
-    from insightlib.stats.scenarios import check_shares
-
-    out["scenario_shares"], share_problems = check_shares(params.get("scenario_shares", DEFAULTS["scenario_shares"]))
-    problems += share_problems
-    from insightlib.analyses.subgroups import check_subgroups
-
-    out["subgroups"], subgroup_problems = check_subgroups(
-        params.get("subgroups"), good_covariates, {c: COVARIATES[c][0] for c in COVARIATES}
-    )
-    problems += subgroup_problems
-
-    if problems:
-        listing = "\n".join(f"  - {p}" for p in problems)
-        raise EvaluationFileError(
-            f"The evaluation file's parameters for the intervention_effect notebook have {len(problems)} "
-            f"problem{'s' if len(problems) > 1 else ''}:\n{listing}"
-        )
-    return out
 
 
 #: The notebook's parameters cell (notebooks/intervention_effect.ipynb; a test keeps the two equal):
@@ -325,27 +350,7 @@ def check_evaluation_parameters(parameters: dict) -> dict:
     return check_parameters({**NOTEBOOK_DEFAULTS, **given})
 
 
-#: Notebook variables that are not analysis parameters: set by `insight run` for every
-#: notebook, or only about the report.
-REPORT_PARAMETERS = ("data", "la_code", "output_dir", "disclosure_threshold", "rounding", "title")
-_IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
-
-
 def notebook_parameters(namespace: dict) -> dict:
-    """The analysis parameters among a notebook's variables, checked (check_parameters).
-
-    Call it with ``globals()`` straight after the parameters cell: papermill injects every
-    parameter of the evaluation file as a variable, so one misspelt there (``horizon_day``)
-    arrives as an extra variable and is reported instead of being silently ignored."""
-    import types
-
-    params = {
-        k: v
-        for k, v in namespace.items()
-        if not k.startswith("_")
-        and k not in REPORT_PARAMETERS
-        and k not in _IPYTHON_NAMES
-        and not isinstance(v, types.ModuleType)
-        and not callable(v)
-    }
-    return check_parameters(params)
+    """The analysis parameters among a notebook's variables (call with ``globals()`` straight after the
+    parameters cell), checked (check_parameters): a misspelt one is reported instead of ignored."""
+    return check_parameters(notebook_variables(namespace, REPORT_PARAMETERS))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from insightlib.analyses.notebook import REPORT_PARAMETERS, notebook_variables
 from insightlib.errors import EvaluationFileError, InputError
 from insightlib.stats import risk_audit as ra
 from insightlib.contract import DISCLOSURE_THRESHOLD
@@ -61,8 +62,6 @@ NOTEBOOK_DEFAULTS = {
     "confidence_level": 0.95,
     "seed": 20251201,
 }
-REPORT_PARAMETERS = ("data", "la_code", "output_dir", "disclosure_threshold", "rounding", "title")
-_IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
 
 
 def _suggest(word, options) -> str:
@@ -186,18 +185,7 @@ def check_evaluation_parameters(parameters: dict) -> dict:
 
 def notebook_parameters(namespace: dict) -> dict:
     """The analysis parameters among a notebook's variables (call with globals() after the parameters cell)."""
-    import types
-
-    params = {
-        k: v
-        for k, v in namespace.items()
-        if not k.startswith("_")
-        and k not in REPORT_PARAMETERS
-        and k not in _IPYTHON_NAMES
-        and not isinstance(v, types.ModuleType)
-        and not callable(v)
-    }
-    return check_parameters(params)
+    return check_parameters(notebook_variables(namespace, REPORT_PARAMETERS))
 
 
 # --------------------------------------------------------------------------------------
