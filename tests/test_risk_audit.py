@@ -15,6 +15,7 @@ from insightlib.analyses import risk_audit as AR
 from insightlib.errors import EvaluationFileError
 from insightlib.simulate.risk import FEATURES, risk_frame
 from insightlib.stats import risk_audit as A
+from insightlib.stats import risk_verdict as V
 
 GROUPS = ["ethnic_group", "sex", "disabled", "deprivation"]
 
@@ -140,9 +141,9 @@ def test_audit_detects_a_planted_group_miscalibration():
     f, _ = _frame(n=12000, seed=8, shift=shift)
     res = AR.audit(f, features=FEATURES, groups=["ethnic_group", "sex"], bootstrap_reps=100, seed=2)
     v = res.verdicts["logistic"]
-    failed = {(c["what"], c["group"]) for c in v.checks if c["result"] == A.FAILS}
+    failed = {(c["what"], c["group"]) for c in v.checks if c["result"] == V.FAILS}
     assert ("observed_expected", "ethnic_group: Black") in failed
-    assert v.fair == A.FAILS
+    assert v.fair == V.FAILS
     t = res.models["logistic"].groups["ethnic_group"]
     assert t.loc["Black", "observed_expected_low"] > 1.25
     # the unshifted groups are not called miscalibrated
@@ -156,7 +157,7 @@ def test_no_signal_is_called_no_better_than_chance():
         auc = res.models[kind].metrics["auc"]
         assert auc.ci_low <= 0.5 <= auc.ci_high + 0.01, (kind, auc)
     assert res.verdicts["logistic"].chance
-    assert res.verdicts["logistic"].accurate == A.FAILS  # the AUC's interval lies below the bar
+    assert res.verdicts["logistic"].accurate == V.FAILS  # the AUC's interval lies below the bar
 
 
 def test_parameters_are_checked():
@@ -255,7 +256,7 @@ def test_notebook_runs_and_reports_only_aggregates(tmp_path):
     assert res["notebook"] == "risk_model_audit"
     assert set(res["models"]) == {"logistic", "boosting"}
     assert 0.5 <= res["models"]["logistic"]["metrics"]["auc"]["estimate"] <= 1
-    assert res["verdict"]["logistic"]["accurate"] in (A.MEETS, A.FAILS, A.UNCLEAR)
+    assert res["verdict"]["logistic"]["accurate"] in (V.MEETS, V.FAILS, V.UNCLEAR)
     nb = nbformat.read(out, as_version=4)
     text, images = [], 0
     for cell in nb.cells:

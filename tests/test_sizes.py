@@ -15,8 +15,6 @@ REASON = "Long because"
 
 #: Still over the limits ("path" for a module, "path:function" for a function). Remove an entry when it is split.
 TO_SPLIT = {
-    "insightlib/analyses/risk_audit.py:audit",
-    "insightlib/analyses/risk_audit.py:cases_frame",
     "insightlib/batch/quarto.py:_write_evaluation_pages",
     "insightlib/batch/quarto_pages.py:notebook_to_qmd",
     "insightlib/batch/site_html.py:render_html",
@@ -28,13 +26,6 @@ TO_SPLIT = {
     "insightlib/report/disclosure.py",
     "insightlib/report/disclosure.py:hidden_ranges",
     "insightlib/report/disclosure.py:suppress_table",
-    "insightlib/report/risk_audit.py:fairness_table",
-    "insightlib/simulate/intervention.py:simulate_frame",
-    "insightlib/stats/effects.py:ipw_survival",
-    "insightlib/stats/refuters.py:refute",
-    "insightlib/stats/risk_audit.py",
-    "insightlib/stats/risk_audit.py:audit_scores",
-    "insightlib/stats/risk_audit.py:verdict",
 }
 
 

@@ -6,15 +6,19 @@ Only aggregates come out (RiskAudit): the per-child scores live inside ``audit``
 from __future__ import annotations
 
 import difflib
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from insightlib.analyses.notebook import REPORT_PARAMETERS, notebook_variables
 from insightlib.errors import EvaluationFileError, InputError
 from insightlib.stats import risk_audit as ra
-from insightlib.contract import DISCLOSURE_THRESHOLD
+from insightlib.stats import risk_verdict as rv
+from insightlib.contract import DISCLOSURE_THRESHOLD, ETHNICITY_GROUP
+from insightlib.ingest.episodes import at_risk, build_episodes
 
 #: What a model may use: known at the case's closure (docs/risk-audit.md).
 FEATURES = {
@@ -198,14 +202,22 @@ def cases_frame(tables: dict, horizon_days: int = ra.HORIZON_DAYS) -> pd.DataFra
     ``rereferred`` (1 if referred again within the horizon; NaN when the extract date comes before
     the horizon ends, so the outcome is not yet known; 0 for a child who turned 18 first, since
     they were not re-referred)."""
-    from insightlib.contract import ETHNICITY_GROUP
-    from insightlib.ingest.episodes import at_risk, build_episodes
-
     ep = at_risk(build_episodes(tables), renumber=True)
     if not len(ep):
         raise InputError(
             "There are no closed cases at risk of re-referral in this council's data, so there is nothing to audit."
         )
+    out = _known_at_closure(ep, tables, horizon_days)
+    rid = ep["referral_id"].astype(str)
+    _add_assessments(out, tables.get("assessments"), rid)
+    _add_plans(out, tables.get("plans"), rid)
+    _add_deprivation(out, tables.get("children"))
+    return out
+
+
+def _known_at_closure(ep: pd.DataFrame, tables: dict, horizon_days: int) -> pd.DataFrame:
+    """The outcome (re-referral within the horizon, NaN where the extract date comes too soon to know) and
+    what the episodes themselves say at closure."""
     councils = tables.get("councils")
     extract = (
         pd.to_datetime(councils["extract_date"]).max()
@@ -215,7 +227,7 @@ def cases_frame(tables: dict, horizon_days: int = ra.HORIZON_DAYS) -> pd.DataFra
     closure = pd.to_datetime(ep["closure_date"])
     known = (extract - closure).dt.days >= horizon_days
     y = ((ep["event"] == 1) & (ep["duration_days"] <= horizon_days)).astype(float)
-    out = pd.DataFrame(
+    return pd.DataFrame(
         {
             "la_code": ep["la_code"].astype(str),
             "child_id": ep["child_id"].astype(str),
@@ -235,31 +247,40 @@ def cases_frame(tables: dict, horizon_days: int = ra.HORIZON_DAYS) -> pd.DataFra
             "ethnic_group": ep["ethnicity"].map(ETHNICITY_GROUP).fillna("Not known").astype(str),
         }
     )
-    rid = ep["referral_id"].astype(str)
-    a = tables.get("assessments")
-    if a is not None and len(a):
-        ids = a["referral_id"].astype(str)
-        out["had_assessment"] = rid.isin(set(ids)).astype(int).to_numpy()
-        if "factors" in a.columns:
-            nf = a["factors"].fillna("").astype(str).map(lambda s: len([x for x in s.split(";") if x.strip()]))
-            out["assessment_factors"] = rid.map(nf.groupby(ids).max()).fillna(0).to_numpy(float)
-        else:
-            out["assessment_factors"] = 0.0
-    else:
+
+
+def _add_assessments(out: pd.DataFrame, assessments: pd.DataFrame | None, rid: pd.Series) -> None:
+    """Whether the referral had an assessment, and how many factors it recorded (0 without)."""
+    if assessments is None or not len(assessments):
         out["had_assessment"], out["assessment_factors"] = 0, 0.0
-    pl = tables.get("plans")
+        return
+    ids = assessments["referral_id"].astype(str)
+    out["had_assessment"] = rid.isin(set(ids)).astype(int).to_numpy()
+    if "factors" in assessments.columns:
+        factors = assessments["factors"].fillna("").astype(str)
+        counted = factors.map(lambda s: len([x for x in s.split(";") if x.strip()]))
+        out["assessment_factors"] = rid.map(counted.groupby(ids).max()).fillna(0).to_numpy(float)
+    else:
+        out["assessment_factors"] = 0.0
+
+
+def _add_plans(out: pd.DataFrame, plans: pd.DataFrame | None, rid: pd.Series) -> None:
+    """Whether the referral led to a child in need plan and to a child protection plan."""
     for kind, col in (("CIN", "had_cin_plan"), ("CP", "had_cp_plan")):
-        if pl is None or not len(pl):
+        if plans is None or not len(plans):
             out[col] = 0
         else:
-            ids = set(pl.loc[pl["plan_type"].astype(str).str.upper() == kind, "referral_id"].astype(str))
+            ids = set(plans.loc[plans["plan_type"].astype(str).str.upper() == kind, "referral_id"].astype(str))
             out[col] = rid.isin(ids).astype(int).to_numpy()
-    ch = tables.get("children")
-    dep = next((c for c in DEPRIVATION_COLUMNS if ch is not None and c in ch.columns), None)
+
+
+def _add_deprivation(out: pd.DataFrame, children: pd.DataFrame | None) -> None:
+    """The child's deprivation group, from the first of DEPRIVATION_COLUMNS the children table has (if any)."""
+    dep = next((c for c in DEPRIVATION_COLUMNS if children is not None and c in children.columns), None)
     if dep is not None:
-        m = ch.drop_duplicates("child_id").set_index(ch.drop_duplicates("child_id")["child_id"].astype(str))[dep]
+        first = children.drop_duplicates("child_id")
+        m = first.set_index(first["child_id"].astype(str))[dep]
         out["deprivation"] = out["child_id"].map(m).astype(object).where(lambda s: s.notna(), "Not known").astype(str)
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -274,7 +295,7 @@ class RiskAudit:
     parameters: dict
     split: ra.Split
     models: dict[str, ra.ModelAudit]
-    verdicts: dict[str, ra.Verdict]
+    verdicts: dict[str, rv.Verdict]
     groups_used: list[str]
     groups_missing: list[str]
     thresholds_from: str
@@ -358,8 +379,6 @@ def audit(
 
     The flag threshold is the score above which ``flag_share`` of the *training* cases fall: what a
     council would have fixed before using the model (so the test period's share flagged may differ)."""
-    from threadpoolctl import threadpool_limits
-
     bars = {**ra.DEFAULT_BARS, **(bars or {})}
     params = {
         "features": list(features),
@@ -374,54 +393,19 @@ def audit(
         "seed": seed,
         "disclosure_threshold": int(disclosure_threshold),
     }
-    missing_features = [f for f in features if f not in frame.columns]
-    if missing_features:
-        raise InputError(f"The closed cases have no column for feature(s) {', '.join(missing_features)}.")
-    split = ra.time_split(frame, test_from=test_from, test_years=test_years)
+    split = _periods(frame, features, test_from, test_years)
     notes = []
-    y = frame["rereferred"].to_numpy(float)
-    ytr, yte = y[split.train], y[split.test]
-    for what, yy in (("training", ytr), ("test", yte)):
-        if len(yy) < 50 or yy.sum() < 10 or (1 - yy).sum() < 10:
-            raise InputError(
-                f"Too few closed cases in the {what} period ({len(yy):,}, with closures "
-                f"{'up to ' + str(split.train_to.date()) if what == 'training' else 'from ' + str(split.test_from.date())}) "
-                f"to fit and judge a risk model: at least 50 with 10 re-referred and 10 not are needed. "
-                f"Set test_from or test_years in the evaluation file."
-            )
-    X = ra.prepare(frame, features)
     used = [g for g in groups if g in frame.columns]
     missing = [g for g in groups if g not in frame.columns]
     if missing:
         notes.append(f"Not in this council's data, so not compared: {', '.join(GROUPS[g] for g in missing)}.")
+    X = ra.prepare(frame, features)
     test = frame.iloc[split.test]
     group_cols = {g: (test[g].map({1: "Yes", 0: "No"}) if g == "disabled" else test[g].astype(str)) for g in used}
-    import time
-
     models, verdicts, seconds = {}, {}, {}
     with threadpool_limits(1):  # small problems: threads only wait for each other on a shared machine
         for i, kind in enumerate(ra.MODELS):
-            t0 = time.perf_counter()
-            m = ra.make_model(kind, X.iloc[split.train], features, seed=seed).fit(X.iloc[split.train], ytr)
-            seconds[f"fit_{kind}"] = round(time.perf_counter() - t0, 2)
-            t0 = time.perf_counter()
-            threshold = float(np.quantile(m.predict_proba(X.iloc[split.train])[:, 1], 1 - flag_share))
-            p = m.predict_proba(X.iloc[split.test])[:, 1]
-            models[kind] = ra.audit_scores(
-                yte,
-                p,
-                threshold,
-                test["child_id"].to_numpy(),
-                group_cols,
-                model=kind,
-                flag_share=flag_share,
-                reps=bootstrap_reps,
-                level=confidence_level,
-                seed=seed + i,
-            )
-            del p  # no per-child score is kept
-            verdicts[kind] = ra.verdict(models[kind], bars)
-            seconds[f"judge_{kind}"] = round(time.perf_counter() - t0, 2)
+            models[kind], verdicts[kind] = _fit_and_judge(kind, X, frame, split, group_cols, params, seed + i, seconds)
     return RiskAudit(
         params,
         split,
@@ -433,3 +417,61 @@ def audit(
         notes,
         seconds,
     )
+
+
+def _periods(frame: pd.DataFrame, features, test_from, test_years) -> ra.Split:
+    """The time split into training and test periods, refused when a feature is missing or a period is too
+    small to fit and judge a model in."""
+    missing_features = [f for f in features if f not in frame.columns]
+    if missing_features:
+        raise InputError(f"The closed cases have no column for feature(s) {', '.join(missing_features)}.")
+    split = ra.time_split(frame, test_from=test_from, test_years=test_years)
+    y = frame["rereferred"].to_numpy(float)
+    for what, yy in (("training", y[split.train]), ("test", y[split.test])):
+        if len(yy) < 50 or yy.sum() < 10 or (1 - yy).sum() < 10:
+            raise InputError(
+                f"Too few closed cases in the {what} period ({len(yy):,}, with closures "
+                f"{'up to ' + str(split.train_to.date()) if what == 'training' else 'from ' + str(split.test_from.date())}) "
+                f"to fit and judge a risk model: at least 50 with 10 re-referred and 10 not are needed. "
+                f"Set test_from or test_years in the evaluation file."
+            )
+    return split
+
+
+def _fit_and_judge(
+    kind: str,
+    X: pd.DataFrame,
+    frame: pd.DataFrame,
+    split: ra.Split,
+    group_cols: dict[str, pd.Series],
+    params: dict,
+    seed: int,
+    seconds: dict,
+) -> tuple[ra.ModelAudit, rv.Verdict]:
+    """Fit one model on the training period, flag the test period's cases above the training period's
+    threshold and judge its accuracy and fairness against the bars (the scores are dropped here)."""
+    features, flag_share = params["features"], params["flag_share"]
+    y = frame["rereferred"].to_numpy(float)
+    test = frame.iloc[split.test]
+    t0 = time.perf_counter()
+    m = ra.make_model(kind, X.iloc[split.train], features, seed=params["seed"]).fit(X.iloc[split.train], y[split.train])
+    seconds[f"fit_{kind}"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    threshold = float(np.quantile(m.predict_proba(X.iloc[split.train])[:, 1], 1 - flag_share))
+    p = m.predict_proba(X.iloc[split.test])[:, 1]
+    judged = ra.audit_scores(
+        y[split.test],
+        p,
+        threshold,
+        test["child_id"].to_numpy(),
+        group_cols,
+        model=kind,
+        flag_share=flag_share,
+        reps=params["bootstrap_reps"],
+        level=params["confidence_level"],
+        seed=seed,
+    )
+    del p  # no per-child score is kept
+    verdict = rv.verdict(judged, params["bars"])
+    seconds[f"judge_{kind}"] = round(time.perf_counter() - t0, 2)
+    return judged, verdict

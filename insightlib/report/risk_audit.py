@@ -9,14 +9,16 @@ import numpy as np
 import pandas as pd
 
 from insightlib.stats import risk_audit as ra
+from insightlib.stats import risk_verdict as rv
 from insightlib.contract import DISCLOSURE_THRESHOLD
+from insightlib.report import disclosure
 
 GROUP_WORDS = {"ethnic_group": "Ethnic group", "sex": "Sex", "disabled": "Disability", "deprivation": "Deprivation"}
 RESULT_WORDS = {
-    ra.MEETS: "meets the bar",
-    ra.FAILS: "fails the bar",
-    ra.UNCLEAR: "cannot tell",
-    ra.NOT_JUDGED: "too few to judge",
+    rv.MEETS: "meets the bar",
+    rv.FAILS: "fails the bar",
+    rv.UNCLEAR: "cannot tell",
+    rv.NOT_JUDGED: "too few to judge",
 }
 METRIC_WORDS = {
     "auc": ("Discrimination (AUC)", "chance that a re-referred child scores above one who was not (0.5: a coin toss)"),
@@ -87,69 +89,74 @@ def _fmt(v, pct=False):
     return f"{v:.0%}" if pct else f"{v:.2f}"
 
 
+#: The fairness table's columns: the group's cases, then each rate with its interval.
+FAIRNESS_COLUMNS = [
+    "Closed cases (later period)",
+    "Re-referred / predicted",
+    "Flagged",
+    "Flag rate against everyone's (RRI)",
+    "Flagged but not re-referred (false-positive rate)",
+    "Re-referred but not flagged (false-negative rate)",
+]
+
+
 def fairness_table(
     res, attribute: str, threshold: int = DISCLOSURE_THRESHOLD, rounding: int | None = None, model: str | None = None
 ) -> pd.DataFrame:
     """One row per group: cases (disclosure-controlled), then observed/expected, flag rate, relative rate
     index and error rates with intervals; rows that would give a small count away show 'c'."""
-    from insightlib.report import disclosure
-
     kind = model or res.parameters["primary_model"]
     t = res.models[kind].groups[attribute]
     hidden = res.hidden(kind, attribute, threshold)
-    counts = pd.DataFrame({"Closed cases (later period)": t["cases"].round().astype(int)}, index=t.index.astype(str))
-    counts.loc["Total"] = int(res.models[kind].cases)
-    safe = disclosure.suppress_table(
-        counts,
-        list(counts.columns),
-        threshold,
-        rounding,
-        total_row="Total",
-        known={("Total", "Closed cases (later period)"): int(res.models[kind].cases)},
-    ).table()
+    safe = _safe_group_cases(res, kind, t, threshold, rounding)
     rows = {}
     for g, r in t.iterrows():
         g = str(g)
-        cases = safe.loc[g, "Closed cases (later period)"]
+        cases = safe.loc[g, FAIRNESS_COLUMNS[0]]
         cases = (
             f"{int(cases):,}"
             if isinstance(cases, (int, float, np.integer, np.floating)) and np.isfinite(cases)
             else str(cases)
         )
-        if g in hidden or cases == disclosure.SUPPRESSED:
-            rows[g] = [cases] + ["c"] * 5
-            continue
-
-        def ci(col, pct=False):
-            return f"{_fmt(r[col], pct)} ({_fmt(r[col + '_low'], pct)} to {_fmt(r[col + '_high'], pct)})"
-
-        rows[g] = [
-            cases,
-            ci("observed_expected"),
-            ci("flag_rate", True),
-            ci("flag_rri"),
-            ci("false_positive_rate", True),
-            ci("false_negative_rate", True),
-        ]
-    out = pd.DataFrame.from_dict(
-        rows,
-        orient="index",
-        columns=[
-            "Closed cases (later period)",
-            "Re-referred / predicted",
-            "Flagged",
-            "Flag rate against everyone's (RRI)",
-            "Flagged but not re-referred (false-positive rate)",
-            "Re-referred but not flagged (false-negative rate)",
-        ],
-    )
+        rows[g] = [cases] + (["c"] * 5 if g in hidden or cases == disclosure.SUPPRESSED else _group_rates(r))
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=FAIRNESS_COLUMNS)
     out.columns.name = f"{GROUP_WORDS.get(attribute, attribute)} ({_level(res)})"
-    if hidden or (out["Closed cases (later period)"] == disclosure.SUPPRESSED).any():
+    if hidden or (out[FAIRNESS_COLUMNS[0]] == disclosure.SUPPRESSED).any():
         out.attrs["note"] = (
             f"c: fewer than {threshold} children (or a number that would give such a count away); "
             "the group's rates are not shown."
         )
     return out
+
+
+def _safe_group_cases(res, kind: str, groups: pd.DataFrame, threshold: int, rounding: int | None) -> pd.DataFrame:
+    """The groups' case counts through disclosure control, with the (published) total of the later period."""
+    column = FAIRNESS_COLUMNS[0]
+    counts = pd.DataFrame({column: groups["cases"].round().astype(int)}, index=groups.index.astype(str))
+    counts.loc["Total"] = int(res.models[kind].cases)
+    return disclosure.suppress_table(
+        counts,
+        [column],
+        threshold,
+        rounding,
+        total_row="Total",
+        known={("Total", column): int(res.models[kind].cases)},
+    ).table()
+
+
+def _group_rates(r: pd.Series) -> list[str]:
+    """One group's rates, each with its interval, in the order of FAIRNESS_COLUMNS[1:]."""
+
+    def ci(col, pct=False):
+        return f"{_fmt(r[col], pct)} ({_fmt(r[col + '_low'], pct)} to {_fmt(r[col + '_high'], pct)})"
+
+    return [
+        ci("observed_expected"),
+        ci("flag_rate", True),
+        ci("flag_rri"),
+        ci("false_positive_rate", True),
+        ci("false_negative_rate", True),
+    ]
 
 
 def bars_table(res, model: str | None = None) -> pd.DataFrame:
@@ -170,7 +177,7 @@ def bars_table(res, model: str | None = None) -> pd.DataFrame:
     }
     rows = []
     for c in v.checks:
-        if c["result"] == ra.NOT_JUDGED or c["group"] in hid:
+        if c["result"] == rv.NOT_JUDGED or c["group"] in hid:
             continue
         bar = c["bar"]
         bar_s = f"{bar[0]:g} to {bar[1]:g}" if isinstance(bar, list) else f"{bar:g}"
@@ -202,17 +209,17 @@ def verdict_words(res, model: str | None = None) -> str:
             f"includes 0.5, a coin toss."
         )
     acc = {
-        ra.MEETS: "**accurate enough to help** by every pre-stated bar",
-        ra.FAILS: "**not accurate enough to help**: it falls short of at least one pre-stated bar",
-        ra.UNCLEAR: "**not shown to be accurate enough**: with these data it cannot be told whether it meets every bar",
+        rv.MEETS: "**accurate enough to help** by every pre-stated bar",
+        rv.FAILS: "**not accurate enough to help**: it falls short of at least one pre-stated bar",
+        rv.UNCLEAR: "**not shown to be accurate enough**: with these data it cannot be told whether it meets every bar",
     }[v.accurate]
     fair = {
-        ra.MEETS: "**equal enough to be fair** by every pre-stated bar in every group large enough to judge",
-        ra.FAILS: "**not equal enough to be fair**: at least one group is treated differently beyond the pre-stated bars",
-        ra.UNCLEAR: "**not shown to be fair**: for some groups the data cannot tell whether it meets the bars",
+        rv.MEETS: "**equal enough to be fair** by every pre-stated bar in every group large enough to judge",
+        rv.FAILS: "**not equal enough to be fair**: at least one group is treated differently beyond the pre-stated bars",
+        rv.UNCLEAR: "**not shown to be fair**: for some groups the data cannot tell whether it meets the bars",
     }[v.fair]
     lines.append(f"Judged on later closures than it was built on, the {name} is {acc}, and {fair}.")
-    failing = [c for c in v.checks if c["result"] == ra.FAILS and c["group"]]
+    failing = [c for c in v.checks if c["result"] == rv.FAILS and c["group"]]
     thr = int(res.parameters.get("disclosure_threshold", 5))
     hid = {f"{a}: {g}" for a in res.groups_used for g in res.hidden(kind, a, thr)}
     shown = sorted({c["group"] for c in failing if c["group"] not in hid})
@@ -316,7 +323,7 @@ def flag_rate_alt(res) -> str:
     v = res.verdicts[kind]
     thr = int(res.parameters.get("disclosure_threshold", 5))
     hid = {f"{a}: {g}" for a in res.groups_used for g in res.hidden(kind, a, thr)}
-    n = sum(1 for c in v.checks if c["what"] == "flag_rri" and c["result"] == ra.FAILS and c["group"] not in hid)
+    n = sum(1 for c in v.checks if c["what"] == "flag_rri" and c["result"] == rv.FAILS and c["group"] not in hid)
     return (
         f"Dot plot of each group's flag rate against everyone's with intervals and the bar shaded; "
         f"{n} group(s) outside the bar."

@@ -53,9 +53,14 @@ def simulate_frame(
     Closures are spread over ``followup_days`` before the extract date; the 18th birthday
     is a competing event. Truths are exact given the covariates, averaged over a large draw.
     """
-    # Long (~60 lines) on purpose: the generative model written out in order (covariates, propensity,
-    # treatment, event times, censoring, truths), so that a reader checks it in one place.
     rng = np.random.default_rng(seed)
+    frame = _episodes(rng, n, hazard_ratio, horizon_days, base_rate, followup_days)
+    return frame, _truths(seed, truth_draws, hazard_ratio, horizon_days, base_rate)
+
+
+def _episodes(rng, n: int, hazard_ratio: float, h: int, base_rate: float, followup_days: float) -> pd.DataFrame:
+    """The generative model in order: covariates, propensity and treatment, event times, censoring (the
+    extract date and the 18th birthday, a competing event), the horizon outcome and the children."""
     age, prev, cp, need = _sim_x(rng, n)
     lam, ps = _sim_rates(age, prev, cp, need, base_rate)
     t = (rng.random(n) < ps).astype(int)
@@ -66,12 +71,11 @@ def simulate_frame(
     time_ = np.maximum(np.ceil(end), 1.0)
     event = (tstar <= np.minimum(admin, adult)).astype(int)
     competing = ((adult < tstar) & (adult <= admin)).astype(int)
-    h = horizon_days
     followup = np.floor(np.minimum(admin, adult))
     binary = np.where(followup >= h, ((event == 1) & (time_ <= h)).astype(float), np.nan)
     n_children = max(1, int(n / 1.3))
     child = rng.integers(0, n_children, n)
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "la_code": "999",
             "child_id": [f"c{c}" for c in child],
@@ -87,15 +91,18 @@ def simulate_frame(
             "primary_need": _NEEDS[need],
         }
     )
-    # truths
+
+
+def _truths(seed: int, draws: int, hazard_ratio: float, h: int, base_rate: float) -> dict:
+    """The effects exactly given the covariates, averaged over ``draws`` fresh children (their own stream)."""
     trng = np.random.default_rng(seed + 10_000)
-    a2, p2, c2, n2 = _sim_x(trng, truth_draws)
+    a2, p2, c2, n2 = _sim_x(trng, draws)
     lam2, ps2 = _sim_rates(a2, p2, c2, n2, base_rate)
     r1 = 1 - np.exp(-lam2 * hazard_ratio * h)
     r0 = 1 - np.exp(-lam2 * h)
     m1 = (1 - np.exp(-lam2 * hazard_ratio * h)) / (lam2 * hazard_ratio)
     m0 = (1 - np.exp(-lam2 * h)) / lam2
-    truth = {
+    return {
         "ate_risk_difference": float(np.mean(r1 - r0)),
         "att_risk_difference": float(np.sum(ps2 * (r1 - r0)) / np.sum(ps2)),
         "ate_rmst_difference": float(np.mean(m1 - m0)),
@@ -104,4 +111,3 @@ def simulate_frame(
         "conditional_hazard_ratio": hazard_ratio,
         "horizon_days": h,
     }
-    return frame, truth

@@ -328,66 +328,19 @@ def ipw_survival(
     intervals carry the uncertainty of the weights. Fewer than 20 replicates: no intervals.
     ``grouped``: refit on the design's distinct rows (_GroupedRefit), a block of replicates at once
     (False refits row by row, one replicate at a time: the slower path the tests compare it with)."""
-    # Long (~80 lines) on purpose: the weighted curves, their differences at the horizon and the RMST, then
-    # the bootstrap over the same objects (its blocks are _bootstrap_block and _km_many); cut apart they would
-    # pass a dozen arrays.
     rng = np.random.default_rng(0) if rng is None else rng
-    h = horizon
     e = np.clip(1 / (1 + np.exp(-np.clip(Xp @ beta_ps, -30, 30))), 1e-6, 1 - 1e-6)
     w = weights_for(t, e, estimand)
-    sf = _SurvivalFit(tm, ev, h, t)
+    sf = _SurvivalFit(tm, ev, horizon, t)
     s1, s0 = sf.curves(tm, ev, t, w)
     rd_km, rmst_d, r1, r0 = sf.summary(s1, s0)
     u1, u0 = sf.curves(tm, ev, t, np.ones_like(w))
     naive_rd_km, naive_rmst, _, _ = sf.summary(u1, u0)
-    B = reps
-    boot = np.full((B, 3), np.nan)  # risk difference, RMST difference, log risk ratio
-    curves1 = np.full((B, len(sf.grid)), np.nan)
-    curves0 = np.full((B, len(sf.grid)), np.nan)
-    n_cl = clusters.max() + 1
-    if grouped and B > 0:
-        # replicates in blocks (memory: a block is block x episodes), all of a block's refits and curves at once
-        refit = _GroupedRefit(Xp, t)
-        block = max(1, min(B, 2_000_000 // max(len(t), 1)))
-        for b0 in range(0, B, block):
-            ids = np.arange(b0, min(B, b0 + block))
-            C = np.stack([np.bincount(rng.integers(0, n_cl, n_cl), minlength=n_cl)[clusters] for _ in ids]).astype(
-                float
-            )
-            ok = (C[:, t == 1].sum(axis=1) > 0) & (C[:, t == 0].sum(axis=1) > 0)
-            if ok.any():
-                boot[ids[ok]], curves1[ids[ok]], curves0[ids[ok]] = _bootstrap_block(
-                    sf, refit, C[ok], t, beta_ps, estimand
-                )
-    for i in range(B if not grouped else 0):  # the slower path, replicate by replicate (tests compare)
-        cnt = np.bincount(rng.integers(0, n_cl, n_cl), minlength=n_cl)[clusters].astype(float)
-        if cnt[t == 1].sum() == 0 or cnt[t == 0].sum() == 0:
-            continue
-        _, eb_i, _ = fit_logistic(Xp, t, cnt, beta0=beta_ps, max_iter=15, tol=1e-7)
-        eb_i = np.clip(eb_i, 1e-6, 1 - 1e-6)
-        wi = weights_for(t, eb_i, estimand) * cnt
-        a1, a0 = sf.curves(tm, ev, t, wi)
-        rd_i, rm_i, r1_i, r0_i = sf.summary(a1, a0)
-        boot[i] = rd_i, rm_i, (math.log(r1_i / r0_i) if r1_i > 0 and r0_i > 0 else np.nan)
-        curves1[i], curves0[i] = a1, a0
-    alpha = 1 - level
-    if B >= 20:
-        q = np.nanquantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
-        # the standard error that goes with the percentile interval (its half-width over z): the plain
-        # SD of the replicates is swayed by the odd replicate whose refitted propensity nearly separates
-        sd = (q[1] - q[0]) / (2 * _z(level))
-        how = f"child-cluster bootstrap, {B} replicates, propensity refitted each time (percentile)"
-        rd_est = Estimate(rd_km, float(q[0, 0]), float(q[1, 0]), float(sd[0]), how)
-        rm_est = Estimate(rmst_d, float(q[0, 1]), float(q[1, 1]), float(sd[1]), how)
-        rr_km = Estimate(
-            r1 / r0, float(math.exp(q[0, 2])), float(math.exp(q[1, 2])), float(sd[2]), how + " (se on the log scale)"
-        )
-        done = ~np.isnan(curves1).any(axis=1) & ~np.isnan(curves0).any(axis=1)  # replicates run (a curve has no NaN)
-        if done.any():
-            c1 = np.quantile(curves1[done], [alpha / 2, 1 - alpha / 2], axis=0)
-            c0 = np.quantile(curves0[done], [alpha / 2, 1 - alpha / 2], axis=0)
-        else:
-            c1 = c0 = np.full((2, len(sf.grid)), np.nan)
+    replicate = _grouped_replicates if grouped else _replicates_one_by_one
+    boot, curves1, curves0 = replicate(sf, tm, ev, t, Xp, beta_ps, clusters, estimand, reps, rng)
+    if reps >= 20:
+        rd_est, rm_est, rr_km = _percentile_estimates(boot, (rd_km, rmst_d, r1 / r0), reps, level)
+        c1, c0 = _curve_bands(curves1, curves0, level)
     else:
         rd_est = Estimate(rd_km, float("nan"), float("nan"), float("nan"), "none")
         rm_est = Estimate(rmst_d, float("nan"), float("nan"), float("nan"), "none")
@@ -407,6 +360,75 @@ def ipw_survival(
         "naive_risk_difference": naive_rd_km,
         "naive_rmst_difference": naive_rmst,
     }
+
+
+def _empty_replicates(sf: _SurvivalFit, reps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NaN rows for each replicate: (risk difference, RMST difference, log risk ratio) and each arm's curve."""
+    return np.full((reps, 3), np.nan), np.full((reps, len(sf.grid)), np.nan), np.full((reps, len(sf.grid)), np.nan)
+
+
+def _grouped_replicates(sf, tm, ev, t, Xp, beta_ps, clusters, estimand, reps, rng):
+    """The bootstrap in blocks of replicates (memory: a block is block x episodes), all of a block's refits
+    and curves at once; a replicate missing an arm stays NaN."""
+    boot, curves1, curves0 = _empty_replicates(sf, reps)
+    if reps <= 0:
+        return boot, curves1, curves0
+    n_cl = clusters.max() + 1
+    refit = _GroupedRefit(Xp, t)
+    block = max(1, min(reps, 2_000_000 // max(len(t), 1)))
+    for b0 in range(0, reps, block):
+        ids = np.arange(b0, min(reps, b0 + block))
+        C = np.stack([np.bincount(rng.integers(0, n_cl, n_cl), minlength=n_cl)[clusters] for _ in ids]).astype(float)
+        ok = (C[:, t == 1].sum(axis=1) > 0) & (C[:, t == 0].sum(axis=1) > 0)
+        if ok.any():
+            boot[ids[ok]], curves1[ids[ok]], curves0[ids[ok]] = _bootstrap_block(sf, refit, C[ok], t, beta_ps, estimand)
+    return boot, curves1, curves0
+
+
+def _replicates_one_by_one(sf, tm, ev, t, Xp, beta_ps, clusters, estimand, reps, rng):
+    """The slower path, replicate by replicate with the propensity refitted row by row (the tests compare)."""
+    boot, curves1, curves0 = _empty_replicates(sf, reps)
+    n_cl = clusters.max() + 1
+    for i in range(reps):
+        cnt = np.bincount(rng.integers(0, n_cl, n_cl), minlength=n_cl)[clusters].astype(float)
+        if cnt[t == 1].sum() == 0 or cnt[t == 0].sum() == 0:
+            continue
+        _, eb_i, _ = fit_logistic(Xp, t, cnt, beta0=beta_ps, max_iter=15, tol=1e-7)
+        eb_i = np.clip(eb_i, 1e-6, 1 - 1e-6)
+        wi = weights_for(t, eb_i, estimand) * cnt
+        a1, a0 = sf.curves(tm, ev, t, wi)
+        rd_i, rm_i, r1_i, r0_i = sf.summary(a1, a0)
+        boot[i] = rd_i, rm_i, (math.log(r1_i / r0_i) if r1_i > 0 and r0_i > 0 else np.nan)
+        curves1[i], curves0[i] = a1, a0
+    return boot, curves1, curves0
+
+
+def _percentile_estimates(boot: np.ndarray, points: tuple[float, float, float], reps: int, level: float):
+    """The risk difference, RMST difference and risk ratio with percentile intervals from the replicates."""
+    alpha = 1 - level
+    q = np.nanquantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
+    # the standard error that goes with the percentile interval (its half-width over z): the plain
+    # SD of the replicates is swayed by the odd replicate whose refitted propensity nearly separates
+    sd = (q[1] - q[0]) / (2 * _z(level))
+    how = f"child-cluster bootstrap, {reps} replicates, propensity refitted each time (percentile)"
+    rd, rmst, rr = points
+    return (
+        Estimate(rd, float(q[0, 0]), float(q[1, 0]), float(sd[0]), how),
+        Estimate(rmst, float(q[0, 1]), float(q[1, 1]), float(sd[1]), how),
+        Estimate(rr, float(math.exp(q[0, 2])), float(math.exp(q[1, 2])), float(sd[2]), how + " (se on the log scale)"),
+    )
+
+
+def _curve_bands(curves1: np.ndarray, curves0: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise percentile bands of each arm's curve over the replicates that ran (a curve has no NaN)."""
+    alpha = 1 - level
+    done = ~np.isnan(curves1).any(axis=1) & ~np.isnan(curves0).any(axis=1)
+    if not done.any():
+        return np.full((2, curves1.shape[1]), np.nan), np.full((2, curves1.shape[1]), np.nan)
+    return (
+        np.quantile(curves1[done], [alpha / 2, 1 - alpha / 2], axis=0),
+        np.quantile(curves0[done], [alpha / 2, 1 - alpha / 2], axis=0),
+    )
 
 
 def evalue_rr(rr: float) -> float:

@@ -135,66 +135,17 @@ def refute(
     weighting estimator, kept quick: few simulations, on a random subsample if large.
     ``se`` is the weighting estimate's standard error on the whole frame, which sets how far
     chance alone may move each check (refuter_limit)."""
-    # Long (~80 lines) on purpose: the DoWhy refuters one after another, each with its own set-up, limit and
-    # record for results.json.
     if simulations <= 0:
         return {}
-    CausalModel = _causal_model_class()
-
     d = frame.dropna(subset=["outcome_binary"])
     if len(d) > sample:
         d = d.sample(sample, random_state=seed)
     data = _dowhy_frame(d, covariates).reset_index(drop=True)
-    columns = list(data.columns)
-    out: dict[str, dict] = {}
     logging.getLogger("dowhy").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = CausalModel(data=data, treatment=TREATMENT_NODE, outcome=OUTCOME_NODE, graph=nx.DiGraph(graph))
-        key = (tuple(sorted(map(str, graph.nodes))), tuple(sorted(map(str, graph.edges))), tuple(covariates))
-        if key not in _IDENTIFIED:
-            _IDENTIFIED[key] = model.identify_effect(proceed_when_unidentifiable=False)
-        ident = copy.deepcopy(_IDENTIFIED[key])
-        est = model.estimate_effect(
-            ident,
-            method_name="backdoor.propensity_score_weighting",
-            target_units=estimand_type.lower(),
-            effect_modifiers=[],
-            method_params={
-                "init_params": {
-                    "weighting_scheme": "ips_normalized_weight",
-                    "propensity_score_model": _sk_logit(),
-                    "min_ps_score": 0.01,
-                    "max_ps_score": 0.99,
-                    "need_conditional_estimates": False,
-                }
-            },
-        )
-        # DoWhy's weighting estimator stores the fitted propensity in the model's data; refuters
-        # must refit it on their altered data, so drop it (else the placebo reuses it)
-        model._data = data.loc[:, columns].copy()
-        np.random.seed(seed)
-        for name, method, kw in (
-            ("placebo_treatment", "placebo_treatment_refuter", {"placebo_type": "permute"}),
-            ("random_common_cause", "random_common_cause", {}),
-            ("data_subset", "data_subset_refuter", {"subset_fraction": 0.8}),
-        ):
-            t0 = time.perf_counter()
-            try:
-                r = model.refute_estimate(
-                    ident, est, method_name=method, num_simulations=simulations, random_state=seed, **kw
-                )
-                res = r.refutation_result or {}
-                out[name] = {
-                    "estimated_effect": float(r.estimated_effect),
-                    "new_effect": float(r.new_effect),
-                    "p_value": float(res.get("p_value")) if res.get("p_value") is not None else None,
-                    "simulations": simulations,
-                    "rows": len(data),
-                    "seconds": round(time.perf_counter() - t0, 2),
-                }
-            except Exception as exc:  # a refuter failing must not lose the analysis
-                out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        model, ident, est = _weighting_estimate(graph, data, covariates, estimand_type)
+        out = _run_refuters(model, ident, est, simulations, seed, len(data))
     n_all = int(frame["outcome_binary"].notna().sum())
     se_sample = None if se is None else float(se) * math.sqrt(n_all / max(len(data), 1))
     for name, r in out.items():
@@ -206,4 +157,68 @@ def refute(
         # dropping 20% of episodes should leave the estimate about where it was
         should_be = 0.0 if name == "placebo_treatment" else r["estimated_effect"]
         r["passed"] = bool(abs(r["new_effect"] - should_be) <= r["limit"])
+    return out
+
+
+def _weighting_estimate(graph, data: pd.DataFrame, covariates, estimand_type: str):
+    """DoWhy's causal model on the refuters' sample, its identified estimand (cached per graph) and its
+    normalised inverse-propensity weighting estimate: (model, estimand, estimate)."""
+    columns = list(data.columns)
+    CausalModel = _causal_model_class()
+    model = CausalModel(data=data, treatment=TREATMENT_NODE, outcome=OUTCOME_NODE, graph=nx.DiGraph(graph))
+    key = (tuple(sorted(map(str, graph.nodes))), tuple(sorted(map(str, graph.edges))), tuple(covariates))
+    if key not in _IDENTIFIED:
+        _IDENTIFIED[key] = model.identify_effect(proceed_when_unidentifiable=False)
+    ident = copy.deepcopy(_IDENTIFIED[key])
+    est = model.estimate_effect(
+        ident,
+        method_name="backdoor.propensity_score_weighting",
+        target_units=estimand_type.lower(),
+        effect_modifiers=[],
+        method_params={
+            "init_params": {
+                "weighting_scheme": "ips_normalized_weight",
+                "propensity_score_model": _sk_logit(),
+                "min_ps_score": 0.01,
+                "max_ps_score": 0.99,
+                "need_conditional_estimates": False,
+            }
+        },
+    )
+    # DoWhy's weighting estimator stores the fitted propensity in the model's data; refuters
+    # must refit it on their altered data, so drop it (else the placebo reuses it)
+    model._data = data.loc[:, columns].copy()
+    return model, ident, est
+
+
+#: The refuters run, in order: (name in results.json, DoWhy's method, its options).
+REFUTERS = (
+    ("placebo_treatment", "placebo_treatment_refuter", {"placebo_type": "permute"}),
+    ("random_common_cause", "random_common_cause", {}),
+    ("data_subset", "data_subset_refuter", {"subset_fraction": 0.8}),
+)
+
+
+def _run_refuters(model, ident, est, simulations: int, seed: int, rows: int) -> dict[str, dict]:
+    """Each refuter's estimate before and after its change, for results.json (a refuter that fails records
+    its error instead: it must not lose the analysis)."""
+    out: dict[str, dict] = {}
+    np.random.seed(seed)
+    for name, method, kw in REFUTERS:
+        t0 = time.perf_counter()
+        try:
+            r = model.refute_estimate(
+                ident, est, method_name=method, num_simulations=simulations, random_state=seed, **kw
+            )
+            res = r.refutation_result or {}
+            out[name] = {
+                "estimated_effect": float(r.estimated_effect),
+                "new_effect": float(r.new_effect),
+                "p_value": float(res.get("p_value")) if res.get("p_value") is not None else None,
+                "simulations": simulations,
+                "rows": rows,
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        except Exception as exc:  # a refuter failing must not lose the analysis
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
     return out

@@ -19,9 +19,8 @@ the results hold aggregates only.
 
 from __future__ import annotations
 
-import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -385,6 +384,25 @@ def audit_scores(
     p = np.asarray(p, float)
     clusters = pd.factorize(np.asarray(clusters))[0]
     flagged = p >= threshold
+    W = _bootstrap_weights(clusters, reps, seed, len(y))
+    alpha = (1 - level) / 2
+    metrics = _overall_metrics(y, p, flagged, W, reps, alpha)
+    tables = {a: _group_table(y, p, flagged, g, W, reps, alpha) for a, g in groups.items()}
+    return ModelAudit(model, int(len(y)), metrics, calibration_curve(y, p), tables, float(flag_share), int(reps))
+
+
+def _bootstrap_weights(clusters: np.ndarray, reps: int, seed: int, n: int) -> np.ndarray:
+    """One row per replicate: how many times each case is drawn when the children are resampled."""
+    if not reps:
+        return np.zeros((0, n))
+    rng = np.random.default_rng(seed)
+    G = clusters.max() + 1 if len(clusters) else 0
+    return np.stack([np.bincount(rng.integers(0, G, G), minlength=G)[clusters].astype(float) for _ in range(reps)])
+
+
+def _overall_metrics(y, p, flagged, W: np.ndarray, reps: int, alpha: float) -> dict[str, Interval]:
+    """Discrimination, calibration and the threshold's metrics over all test cases, each with its
+    bootstrap interval (none from fewer than 20 replicates)."""
 
     def all_metrics(w, auc, ap):
         slope, intercept = calibration_fit(y, p, w)
@@ -398,13 +416,6 @@ def audit_scores(
 
     auc0, ap0 = discrimination(y, p)
     point = all_metrics(None, float(auc0[0]), float(ap0[0]))
-    rng = np.random.default_rng(seed)
-    G = clusters.max() + 1 if len(clusters) else 0
-    W = (
-        np.stack([np.bincount(rng.integers(0, G, G), minlength=G)[clusters].astype(float) for _ in range(reps)])
-        if reps
-        else np.zeros((0, len(y)))
-    )
     boot = {k: [] for k in point}
     if reps:
         aucs, aps = discrimination(y, p, W)
@@ -412,7 +423,6 @@ def audit_scores(
             m = all_metrics(w, auc, ap)
             for k in point:
                 boot[k].append(m[k])
-    alpha = (1 - level) / 2
     metrics = {}
     for k, v in point.items():
         if reps >= 20:
@@ -420,137 +430,21 @@ def audit_scores(
         else:
             lo = hi = float("nan")
         metrics[k] = Interval(float(v), float(lo), float(hi))
-    tables = {}
-    for a, g in groups.items():
-        labels, codes = np.unique(np.asarray(g).astype(str), return_inverse=True)
-        t = group_metrics(y, p, flagged, g)
-        if reps >= 20:
-            r = group_rates(y, p, flagged, codes, len(labels), W)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a replicate without any case of a small group
-                for c in GROUP_COLUMNS:
-                    lo, hi = np.nanquantile(r[c], [alpha, 1 - alpha], axis=0)
-                    t[f"{c}_low"], t[f"{c}_high"] = lo, hi
-        else:
+    return metrics
+
+
+def _group_table(y, p, flagged, g: pd.Series, W: np.ndarray, reps: int, alpha: float) -> pd.DataFrame:
+    """One group attribute's rates by group (group_metrics) with bootstrap intervals."""
+    labels, codes = np.unique(np.asarray(g).astype(str), return_inverse=True)
+    t = group_metrics(y, p, flagged, g)
+    if reps >= 20:
+        r = group_rates(y, p, flagged, codes, len(labels), W)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a replicate without any case of a small group
             for c in GROUP_COLUMNS:
-                t[f"{c}_low"] = t[f"{c}_high"] = np.nan
-        tables[a] = t
-    return ModelAudit(model, int(len(y)), metrics, calibration_curve(y, p), tables, float(flag_share), int(reps))
-
-
-# --------------------------------------------------------------------------------------
-# The verdict against pre-stated bars
-# --------------------------------------------------------------------------------------
-
-MEETS, FAILS, UNCLEAR, NOT_JUDGED = "meets", "fails", "unclear", "not judged"
-
-
-def _against_min(iv: Interval, bar: float) -> str:
-    if not (math.isfinite(iv.ci_low) and math.isfinite(iv.ci_high)):
-        return UNCLEAR
-    return MEETS if iv.ci_low >= bar else FAILS if iv.ci_high < bar else UNCLEAR
-
-
-def _against_range(lo_, hi_, bar) -> str:
-    a, b = bar
-    if not (np.isfinite(lo_) and np.isfinite(hi_)):
-        return UNCLEAR
-    if lo_ >= a and hi_ <= b:
-        return MEETS
-    if hi_ < a or lo_ > b:
-        return FAILS
-    return UNCLEAR
-
-
-@dataclass
-class Verdict:
-    accurate: str  # meets / fails / unclear
-    fair: str
-    chance: bool  # the AUC's interval includes 0.5: no better than chance
-    checks: list[dict] = field(default_factory=list)  # each: what, group, value, interval, bar, result
-
-    def to_dict(self) -> dict:
-        return {
-            "accurate": self.accurate,
-            "fair": self.fair,
-            "no_better_than_chance": self.chance,
-            "checks": self.checks,
-        }
-
-
-def _overall(results) -> str:
-    results = [r for r in results if r != NOT_JUDGED]
-    if any(r == FAILS for r in results):
-        return FAILS
-    if results and all(r == MEETS for r in results):
-        return MEETS
-    return UNCLEAR
-
-
-def verdict(a: ModelAudit, bars: dict) -> Verdict:
-    """Each pre-stated bar judged on its interval: met (the whole interval on the right side),
-    failed (the whole interval on the wrong side) or unclear; the model is accurate enough only
-    if every accuracy bar is met, and equal enough only if no group fails and none is unclear."""
-    m = a.metrics
-    checks = []
-
-    def add(what, group, iv_est, lo, hi, bar, result):
-        checks.append(
-            {
-                "what": what,
-                "group": group,
-                "estimate": iv_est,
-                "ci_low": lo,
-                "ci_high": hi,
-                "bar": bar,
-                "result": result,
-            }
-        )
-
-    add(
-        "auc",
-        "",
-        m["auc"].estimate,
-        m["auc"].ci_low,
-        m["auc"].ci_high,
-        bars["auc_min"],
-        _against_min(m["auc"], bars["auc_min"]),
-    )
-    add(
-        "precision",
-        "",
-        m["precision"].estimate,
-        m["precision"].ci_low,
-        m["precision"].ci_high,
-        bars["precision_min"],
-        _against_min(m["precision"], bars["precision_min"]),
-    )
-    for k in ("calibration_slope", "calibration_intercept"):
-        add(
-            k,
-            "",
-            m[k].estimate,
-            m[k].ci_low,
-            m[k].ci_high,
-            list(bars[k]),
-            _against_range(m[k].ci_low, m[k].ci_high, bars[k]),
-        )
-    accurate = _overall([c["result"] for c in checks])
-    fair_checks = []
-    d = float(bars["group_error_rate_difference"])
-    for attr, t in a.groups.items():
-        for g, row in t.iterrows():
-            label = f"{attr}: {g}"
-            small = row["cases"] < bars["min_group_cases"]
-            for col, bar in (
-                ("observed_expected", bars["group_observed_expected"]),
-                ("flag_rri", bars["group_flag_rri"]),
-                ("fpr_difference", [-d, d]),
-                ("fnr_difference", [-d, d]),
-            ):
-                res = NOT_JUDGED if small else _against_range(row[f"{col}_low"], row[f"{col}_high"], bar)
-                add(col, label, row[col], row[f"{col}_low"], row[f"{col}_high"], list(bar), res)
-                fair_checks.append(res)
-    fair = _overall(fair_checks)
-    chance = bool(not (m["auc"].ci_low > 0.5))
-    return Verdict(accurate, fair, chance, checks)
+                lo, hi = np.nanquantile(r[c], [alpha, 1 - alpha], axis=0)
+                t[f"{c}_low"], t[f"{c}_high"] = lo, hi
+    else:
+        for c in GROUP_COLUMNS:
+            t[f"{c}_low"] = t[f"{c}_high"] = np.nan
+    return t
