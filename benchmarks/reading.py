@@ -5,6 +5,7 @@ loaded within 30 s and 1 GB peak; a 1,000,000-row referrals workbook within 60 s
 
     .venv/bin/python benchmarks/reading.py xml  [--mb 200]
     .venv/bin/python benchmarks/reading.py xlsx [--rows 1000000]
+    .venv/bin/python benchmarks/reading.py all     # both, one after the other
 
 The input is generated once into --cache (default /tmp/insight-bench-reading; not timed), then a
 fresh Python process runs ``insightlib.ingest.warehouse.load_directory`` on it and prints wall seconds,
@@ -136,7 +137,7 @@ def measure(data_dir: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("which", choices=["xml", "xlsx", "_measure"])
+    ap.add_argument("which", choices=["xml", "xlsx", "all", "_measure"])
     ap.add_argument("target", nargs="?")
     ap.add_argument("--mb", type=int, default=200, help="size of the CIN XML return in MB")
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows in the referrals workbook")
@@ -145,7 +146,13 @@ def main() -> None:
     if args.which == "_measure":
         measure(args.target)
         return
-    if args.which == "xml":
+    for which in ("xml", "xlsx") if args.which == "all" else (args.which,):
+        run(which, args)
+
+
+def run(which: str, args: argparse.Namespace) -> None:
+    """Generate the input once (not timed), then measure a fresh process loading it."""
+    if which == "xml":
         d = args.cache / f"xml-{args.mb}mb"
         if not (d / "return.xml").exists():
             d.mkdir(parents=True, exist_ok=True)

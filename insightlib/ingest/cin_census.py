@@ -37,8 +37,8 @@ class _Node:
     def __init__(self, tag: str, line: int):
         self.tag = tag
         self.line = line
-        self.text: list[str] = []
-        self.children: list[_Node] = []
+        self.text: list[str] | tuple = ()  # made a list when text comes (most elements have none or one)
+        self.children: list[_Node] | tuple = ()
         self.nested = False  # had child elements (kept or not)
 
     def find(self, tag: str) -> _Node | None:
@@ -59,29 +59,24 @@ class _Columns:
 
     def __init__(self, text: tuple[str, ...], lines: tuple[str, ...]):
         self.text, self.lines = text, lines
-        self.open: dict[str, list] = {c: [] for c in text + lines}
         self.packed: dict[str, list] = {c: [] for c in text + lines}
         self.n = 0
-        self._appends = [self.open[c].append for c in text + lines]  # the hot path: one call per value
-        self._unpacked = 0
+        self._rows: list[tuple] = []  # the hot path: one append of a row's values, columns made per chunk
 
     def add(self, *values) -> None:
-        for append, v in zip(self._appends, values):
-            append(v)
+        self._rows.append(values)
         self.n += 1
-        self._unpacked += 1
-        if self._unpacked >= CHUNK:
+        if len(self._rows) >= CHUNK:
             self._pack()
 
     def _pack(self) -> None:
-        for c in self.text:
-            self.packed[c].append(pa.array(self.open[c], type=pa.large_string()))
-            self.open[c] = []
-        for c in self.lines:
-            self.packed[c].append(np.asarray(self.open[c], dtype="int64"))
-            self.open[c] = []
-        self._appends = [self.open[c].append for c in self.text + self.lines]
-        self._unpacked = 0
+        names = self.text + self.lines
+        columns = list(zip(*self._rows)) if self._rows else [()] * len(names)
+        for c, values in zip(self.text, columns):
+            self.packed[c].append(pa.array(values, type=pa.large_string()))
+        for c, values in zip(self.lines, columns[len(self.text) :]):
+            self.packed[c].append(np.asarray(values, dtype="int64"))
+        self._rows = []
 
     def frame(self, la_code: str, name: str) -> pd.DataFrame:
         self._pack()
@@ -439,7 +434,10 @@ def _parse(path: Path) -> tuple[_Node, _CinTables, tuple[int, str] | None]:
         parent.nested = True
         # A <Child> of Message/Children is read and dropped when it closes; everything else is kept.
         if tag != "Child" or depth != 3 or parent.tag != "Children" or stack[1].tag != "Message":
-            parent.children.append(node)
+            if parent.children:
+                parent.children.append(node)
+            else:
+                parent.children = [node]
         push(node)
 
     def end(tag):
@@ -449,7 +447,11 @@ def _parse(path: Path) -> tuple[_Node, _CinTables, tuple[int, str] | None]:
 
     def chars(text):
         if not text.isspace():
-            stack[-1].text.append(text)
+            node = stack[-1]
+            if node.text:
+                node.text.append(text)
+            else:
+                node.text = [text]
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
