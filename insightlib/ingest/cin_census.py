@@ -142,6 +142,8 @@ class _CinTables:
     def __init__(self, name: str):
         self.name = name
         self.problems: list[Problem] = []
+        #: Set by the parser: whether an element with child elements also had text (stray text) since the last <Child>.
+        self.stray_text_seen = True
         self.children = _Columns(
             ("child_id", "upn", "date_of_birth", "sex", "ethnicity", "disability"),
             (
@@ -191,8 +193,9 @@ class _CinTables:
         )
 
     def child(self, child: _Node) -> None:
-        """One <Child>: text between its elements is a problem; then its rows."""
-        _stray_text(child, self.name, self.problems)
+        """One <Child>: text between its elements is a problem (looked for when the parser saw some); its rows."""
+        if self.stray_text_seen:
+            _stray_text(child, self.name, self.problems)
         self.child_rows(child)
 
     def child_rows(self, child: _Node) -> None:
@@ -442,8 +445,11 @@ def _parse(path: Path) -> tuple[_Node, _CinTables, tuple[int, str] | None]:
 
     def end(tag):
         node = pop()
+        if node.text and node.nested:
+            rows.stray_text_seen = True
         if node.tag == "Child" and len(stack) == 3 and stack[-1].tag == "Children" and stack[1].tag == "Message":
             rows.child(node)
+            rows.stray_text_seen = False
 
     def chars(text):
         if not text.isspace():
