@@ -7,7 +7,6 @@ the line (see docs/data-contract.md for the mapping).
 
 from __future__ import annotations
 
-import xml.parsers.expat
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,42 +15,8 @@ import pandas as pd
 import pyarrow as pa
 
 from insightlib import reference
+from insightlib.ingest.cin_xml import XMLElement, parse, stray_text
 from insightlib.ingest.files import CHUNK, STR, Problem
-
-
-#: A CIN census return nests 7 elements deep; anything far deeper is refused, not recursed into.
-XML_MAX_DEPTH = 64
-
-
-class XMLRefused(Exception):
-    """An XML construct the reader refuses (a DTD, an entity, nesting far too deep): line and sentence."""
-
-    def __init__(self, line: int, message: str):
-        super().__init__(message)
-        self.line = line
-
-
-class _Node:
-    __slots__ = ("tag", "line", "text", "children", "nested")
-
-    def __init__(self, tag: str, line: int):
-        self.tag = tag
-        self.line = line
-        self.text: list[str] | tuple = ()  # made a list when text comes (most elements have none or one)
-        self.children: list[_Node] | tuple = ()
-        self.nested = False  # had child elements (kept or not)
-
-    def find(self, tag: str) -> _Node | None:
-        for c in self.children:
-            if c.tag == tag:
-                return c
-        return None
-
-    def findall(self, tag: str) -> list[_Node]:
-        return [c for c in self.children if c.tag == tag]
-
-    def value(self) -> str:
-        return "".join(self.text).strip()
 
 
 class _Columns:
@@ -108,32 +73,10 @@ FGDM_OFFER = "Family Group Decision Making offered"
 _CIN_YES, _CIN_NO = ("1", "true", "y", "yes"), ("0", "false", "n", "no")
 
 
-def _val(node: _Node | None, tag: str, fallback_line: int) -> tuple[str, int]:
+def _val(node: XMLElement | None, tag: str, fallback_line: int) -> tuple[str, int]:
     """The text and line of ``node``'s child ``tag``; ("", fallback_line) where there is none."""
     el = node.find(tag) if node is not None else None
     return (el.value(), el.line) if el is not None else ("", fallback_line)
-
-
-def _stray_text(top: _Node, name: str, problems: list[Problem]) -> None:
-    """Text mixed between child elements is not allowed by the census schema (walked without recursion)."""
-    todo = [top]
-    while todo:
-        node = todo.pop()
-        if node.nested:
-            # node.text holds only chunks that are not all whitespace, so it is empty exactly when value() is
-            text = node.value() if node.text else ""
-            if text:
-                problems.append(
-                    Problem(
-                        name,
-                        node.line,
-                        None,
-                        "broken XML",
-                        f"{name} line {node.line}: stray text {text[:40]!r} inside <{node.tag}> "
-                        "(only elements belong there).",
-                    )
-                )
-            todo.extend(reversed(node.children))
 
 
 class _CinTables:
@@ -192,19 +135,19 @@ class _CinTables:
             ("_row", "_row__intervention", "_row__start_date", "_row__end_date"),
         )
 
-    def child(self, child: _Node) -> None:
+    def child(self, child: XMLElement) -> None:
         """One <Child>: text between its elements is a problem (looked for when the parser saw some); its rows."""
         if self.stray_text_seen:
-            _stray_text(child, self.name, self.problems)
+            stray_text(child, self.name, self.problems)
         self.child_rows(child)
 
-    def child_rows(self, child: _Node) -> None:
+    def child_rows(self, child: XMLElement) -> None:
         """A <Child>'s children row, then a referrals row (and what hangs off it) per <CINdetails>."""
         cid = self._child_row(child)
         for position, cin in enumerate(child.findall("CINdetails"), start=1):
             self._cin_details(cin, cid, position)
 
-    def _child_row(self, child: _Node) -> str:
+    def _child_row(self, child: XMLElement) -> str:
         """The children row of a <Child> (identifiers and characteristics); returns its child id."""
         ids = child.find("ChildIdentifiers")
         chars_ = child.find("ChildCharacteristics")
@@ -252,7 +195,7 @@ class _CinTables:
         )
         return cid
 
-    def _cin_details(self, cin: _Node, cid: str, position: int) -> None:
+    def _cin_details(self, cin: XMLElement, cid: str, position: int) -> None:
         """One <CINdetails>: the referrals row and its assessments, plans and FGDM interventions."""
         ref_date, ref_line = _val(cin, "CINreferralDate", cin.line)
         rid = f"{cid}/{ref_date}/{position}"
@@ -293,7 +236,7 @@ class _CinTables:
         for pp in cin.findall("PreProceedingsandFGDM"):
             self._fgdm(pp, rid, cid)
 
-    def _fgdm(self, pp: _Node, rid: str, cid: str) -> None:
+    def _fgdm(self, pp: XMLElement, rid: str, cid: str) -> None:
         """A pre-proceedings block's FGDM offer and meeting as interventions rows.
 
         The census gives no date of the meeting itself: an offer is dated by the letter before
@@ -331,25 +274,6 @@ class _CinTables:
                 )
 
 
-def _refuse_dtd(parser) -> None:
-    """No DTDs or entity declarations in a census return (defusedxml's rules, on our own line-keeping parser)."""
-    from defusedxml.common import DTDForbidden, EntitiesForbidden
-
-    def doctype(name, sysid, pubid, has_internal_subset):
-        raise DTDForbidden(name, sysid, pubid)
-
-    def entity(name, is_parameter, value, base, sysid, pubid, notation_name):
-        raise EntitiesForbidden(name, value, base, sysid, pubid, notation_name)
-
-    def unparsed(name, base, sysid, pubid, notation_name):
-        raise EntitiesForbidden(name, None, base, sysid, pubid, notation_name)
-
-    parser.StartDoctypeDeclHandler = doctype
-    parser.EntityDeclHandler = entity
-    parser.UnparsedEntityDeclHandler = unparsed
-    parser.ExternalEntityRefHandler = lambda *a: False
-
-
 def read_cin_xml(path: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     """The CIN census return mapped to the canonical tables (see docs/data-contract.md).
 
@@ -359,7 +283,8 @@ def read_cin_xml(path: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     name = path.name
     if path.stat().st_size == 0:
         return {}, [Problem(name, None, None, "empty file", f"{name} is empty.")]
-    root, rows, err = _parse(path)
+    rows = _CinTables(name)
+    root, err = parse(path, rows)
     message = root.find("Message")
     header = message.find("Header") if message else None
     la_code = extract = None
@@ -403,81 +328,9 @@ def read_cin_xml(path: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
             )
         ]
     problems: list[Problem] = []
-    _stray_text(message, name, problems)
+    stray_text(message, name, problems)
     problems = [replace(p, la_code=la_code) for p in problems + rows.problems]
     return _tables(rows, name, la_code, extract, header.line), problems
-
-
-def _parse(path: Path) -> tuple[_Node, _CinTables, tuple[int, str] | None]:
-    """Stream the file through expat: the element tree without its <Child>ren (each made into rows as it
-    closes), the rows, and (line, sentence) of the first thing that stopped the parse, if any."""
-    from defusedxml.common import DefusedXmlException
-
-    root = _Node("#document", 0)
-    stack = [root]
-    rows = _CinTables(path.name)
-    parser = xml.parsers.expat.ParserCreate()
-    parser.buffer_text = True
-    _refuse_dtd(parser)
-
-    # The handlers run once per element (millions in a big return): kept to the fewest operations.
-    push, pop = stack.append, stack.pop
-
-    def start(tag, attrs):
-        depth = len(stack)
-        if depth > XML_MAX_DEPTH:
-            raise XMLRefused(
-                parser.CurrentLineNumber,
-                f"elements are nested more than {XML_MAX_DEPTH} deep (a CIN census return nests 7 deep)",
-            )
-        if ":" in tag:
-            tag = tag.rsplit(":", 1)[-1]
-        node = _Node(tag, parser.CurrentLineNumber)
-        parent = stack[-1]
-        parent.nested = True
-        # A <Child> of Message/Children is read and dropped when it closes; everything else is kept.
-        if tag != "Child" or depth != 3 or parent.tag != "Children" or stack[1].tag != "Message":
-            if parent.children:
-                parent.children.append(node)
-            else:
-                parent.children = [node]
-        push(node)
-
-    def end(tag):
-        node = pop()
-        if node.text and node.nested:
-            rows.stray_text_seen = True
-        if node.tag == "Child" and len(stack) == 3 and stack[-1].tag == "Children" and stack[1].tag == "Message":
-            rows.child(node)
-            rows.stray_text_seen = False
-
-    def chars(text):
-        if not text.isspace():
-            node = stack[-1]
-            if node.text:
-                node.text.append(text)
-            else:
-                node.text = [text]
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
-    err: tuple[int, str] | None = None
-    try:
-        with path.open("rb") as fh:
-            parser.ParseFile(fh)
-    except xml.parsers.expat.ExpatError as exc:
-        err = (exc.lineno, f"column {exc.offset + 1}: the XML is broken ({xml.parsers.expat.ErrorString(exc.code)})")
-    except DefusedXmlException as exc:
-        what = "a DTD (<!DOCTYPE ...>)" if type(exc).__name__ == "DTDForbidden" else "an entity declaration"
-        err = (
-            parser.CurrentLineNumber,
-            f"it holds {what}, which a CIN census return never needs and insight refuses "
-            "for safety (entities can hide or invent data); remove it",
-        )
-    except XMLRefused as exc:
-        err = (exc.line, str(exc))
-    return root, rows, err
 
 
 def _tables(
