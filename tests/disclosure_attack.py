@@ -49,6 +49,10 @@ class Model:
     cells: int = 0  # published figures the adversary read and used
     #: denominators that enter a constraint non-linearly: (num vars, den vars, lo, hi, why)
     ratios: list = field(default_factory=list)
+    #: targets solved by enumeration outside the linear model: (name, why, truth, the values still possible)
+    finite: list = field(default_factory=list)
+    #: identities checked by enumeration that the truth broke (each a wrong assumption of the adversary)
+    broken: list = field(default_factory=list)
 
     def var(self, name: str, lo: float = 0, hi: float = BIG, truth: float | None = None) -> str:
         if name not in self.lower:
@@ -108,7 +112,7 @@ class Model:
                 continue  # a zero hidden as a complement: "c is at least 1" is dropped in attack()
             if not (self.lower[v] - 1e-6 <= t <= self.upper[v] + 1e-6):
                 bad.append(f"{v}: truth {t} outside [{self.lower[v]}, {self.upper[v]}]")
-        return bad
+        return bad + list(self.broken)
 
     def _ratio_cases(self) -> list[dict]:
         """Values of the non-linear denominators to try (every combination in their ranges, when few)."""
@@ -175,6 +179,9 @@ class Model:
                 hi = b if hi is None else max(hi, b)
             found.append({"target": t.name, "why": t.why, "truth": t.truth, "low": lo, "high": hi,
                           "values": None if lo is None else hi - lo + 1})
+        for name, why, truth, values in self.finite:
+            found.append({"target": name, "why": why, "truth": truth, "low": min(values, default=None),
+                          "high": max(values, default=None), "values": len(values) if values else None})
         return found
 
 
@@ -739,3 +746,238 @@ def read_intervention_curves(model: Model, chart_texts: list[str], truth: dict) 
         model.cells += len(ys)
         if drops:
             model.add({d: 1}, lo=drops, why=f"{drops} weeks with a drop on the {arm} curve")
+        # with ATT the treated arm's weights are 1: its curve is the plain Kaplan-Meier of the treated cases
+        # analysed, never below the plain share, so its height s at the horizon bounds d <= s n (identity 11)
+        last_x, last_y = pts[-1]
+        if arm == "treated" and truth.get("estimand") == "ATT" and np.isfinite(last_y):
+            model.cells += 1
+            model.add({d: 1, P + "analysed_treated": -(last_y + 1e-9)}, hi=0,
+                      why=f"ATT: the treated curve at day {last_x:g} is a plain Kaplan-Meier")
+
+
+# ---- the intervention report's balance table -----------------------------------------------------
+
+def point_texts(fig) -> list[str]:
+    """Every dot a figure draws (scatter), as exactly as a reader could digitise it, by the tick label of its row."""
+    out = []
+    for ax in fig.axes:
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        for coll in ax.collections:
+            label = coll.get_label()
+            offsets = getattr(coll, "get_offsets", lambda: [])()
+            if label.startswith("_") or len(offsets) == 0:
+                continue
+            pts = []
+            for x, y in np.asarray(offsets, float):
+                k = int(round(y))
+                if 0 <= k < len(labels) and abs(y - k) < 1e-9:
+                    pts.append(f"{labels[k]}={x:.17g}")
+            out.append(f"points | {ax.get_xlabel()} | {label} | " + ";".join(pts))
+    return out
+
+
+def _smd_grid(n1: int, n0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (with in treated, with in control) and its standardised difference, computed as
+    stats.propensity.balance_table does (pooled unweighted SD with ddof=1; 0 where the SD is 0)."""
+    k1, k0 = np.meshgrid(np.arange(n1 + 1, dtype=float), np.arange(n0 + 1, dtype=float), indexing="ij")
+    v1 = k1 * (n1 - k1) / (n1 * (n1 - 1)) if n1 > 1 else np.full_like(k1, np.nan)
+    v0 = k0 * (n0 - k0) / (n0 * (n0 - 1)) if n0 > 1 else np.full_like(k0, np.nan)
+    sd = np.sqrt((v1 + v0) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        smd = np.where(sd > 0, (k1 / n1 - k0 / n0) / sd, 0.0)
+    return k1, k0, smd
+
+
+def read_balance(model: Model, html: str, truth: dict, chart_texts: list[str]) -> None:
+    """The balance table (standardised differences before weighting, 3 decimals, signed) and the love plot's
+    dots (their sizes, read exactly). For a yes/no characteristic the difference before weighting is a function
+    of how many in each group have it and the group sizes (the cases analysed, from the counts table), so the
+    adversary enumerates every (with in treated, with in control) that gives the published difference, for
+    every pair of group sizes still possible (docs/publishing.md, identity 10). Targets: those counts, and the
+    group sizes less them, whose true value is from 1 to threshold - 1."""
+    P = "iv:"  # noqa: N806
+    rows_truth = truth.get("balance", {})
+    thr = model_threshold(truth)
+    if P + "analysed_treated" not in model.lower or not rows_truth:
+        return
+    table = {}
+    for corner, heads, rows in _tables(BeautifulSoup(html, "html.parser")):
+        if corner == "Characteristic" and "Before weighting" in heads:
+            table = {label: cells[heads.index("Before weighting")] for label, cells in rows.items()}
+    dots = {}
+    for line in chart_texts:
+        mm = re.match(r"points \| Absolute standardised mean difference \| Before weighting \| (.*)", line)
+        if mm and mm.group(1):
+            for p in mm.group(1).split(";"):
+                label, x = p.rsplit("=", 1)
+                dots[label] = float(x)
+    sizes = {}
+    for arm in ("treated", "control"):
+        lo, hi = model._bounds_of({P + f"analysed_{arm}": 1}, {})
+        if lo is None or hi - lo > 60:
+            return  # too many group sizes to try: the adversary gives the balance table up (weaker, never wrong)
+        sizes[arm] = range(max(int(lo), 2), int(hi) + 1)
+    for label, t in rows_truth.items():
+        if label not in table or t.get("treated_with") is None:
+            continue
+        cell = table[label].strip()
+        model.cells += 1 + (label in dots)
+        possible: dict[str, set] = {"treated_with": set(), "treated_without": set(), "control_with": set(),
+                                    "control_without": set()}
+        for n1 in sizes["treated"]:
+            for n0 in sizes["control"]:
+                k1, k0, smd = _smd_grid(n1, n0)
+                ok = np.ones_like(smd, bool)
+                if re.fullmatch(r"[-+]\d+\.\d+", cell):
+                    ok &= np.abs(smd - float(cell)) <= 0.5 * 10 ** -len(cell.split(".")[1]) + 1e-12
+                    if label in dots:
+                        ok &= np.abs(np.abs(smd) - dots[label]) <= 1e-9 * max(1.0, dots[label])
+                for name, val in (("treated_with", k1), ("treated_without", n1 - k1), ("control_with", k0),
+                                  ("control_without", n0 - k0)):
+                    possible[name].update(int(v) for v in val[ok])
+        truths = {"treated_with": t["treated_with"], "treated_without": t["treated_n"] - t["treated_with"],
+                  "control_with": t["control_with"], "control_without": t["control_n"] - t["control_with"]}
+        for name, val in truths.items():
+            if int(val) not in possible[name]:
+                model.broken.append(f"balance {label}: {name} {val} not among the solutions")
+            if 1 <= val < thr:
+                model.finite.append((f"{P}balance[{label}|{name}]", f"{name.replace('_', ' ')} {label}", int(val),
+                                     possible[name]))
+
+
+# ---- the programme report's fitted lines and averages --------------------------------------------
+
+def _lines(chart_texts: list[str], ylabel_start: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{label: (xs, ys)} of the curves drawn on charts whose y label starts so."""
+    out = {}
+    for line in chart_texts:
+        mm = re.match(r"curve \| (.*?) \| (.+) \| (.+)", line)
+        if mm and mm.group(1).startswith(ylabel_start):
+            pts = np.array([[float(z) for z in p.split(":")] for p in mm.group(3).split(";")])
+            out[mm.group(2)] = (pts[:, 0], pts[:, 1])
+    return out
+
+
+def _whitening(t: np.ndarray, phi: float) -> np.ndarray:
+    """The matrix L of stats.timeseries.prais_winsten (L y is the whitened series), or I for least squares."""
+    n = len(t)
+    L = np.eye(n)
+    if not np.isfinite(phi):
+        return L
+    rho = phi ** np.diff(t)
+    scale = np.sqrt(1 - rho * rho)
+    for i in range(1, n):
+        L[i, i] = 1 / scale[i - 1]
+        L[i, i - 1] = -rho[i - 1] / scale[i - 1]
+    return L
+
+
+_MONTHS = {"Jan-Mar": 0, "Apr-Jun": 1, "Jul-Sep": 2, "Oct-Dec": 3}
+
+
+def _programme_published(html: str, name: str) -> dict:
+    """The council's adoption quarter (the councils table) and its mean gaps to its neighbours (1 decimal)."""
+    out: dict = {"gaps": {}}
+    for corner, heads, rows in _tables(BeautifulSoup(html, "html.parser")):
+        if "Adopted" in heads:
+            for cells in rows.values():
+                mm = re.match(r"(\w{3}-\w{3}) (\d{4})", cells[heads.index("Adopted")]) if cells[0] == name else None
+                if mm:
+                    out["start"] = int(mm.group(2)) * 4 + _MONTHS[mm.group(1)]
+        if corner == "Gap between the council and its neighbours":
+            for label, cells in rows.items():
+                w = "before" if "before" in label else "after" if label.startswith("Average after") else None
+                if w and re.fullmatch(r"[-+][\d,]+\.\d", cells[0]):
+                    out["gaps"][w] = float(cells[0].replace(",", ""))
+    return out
+
+
+def read_programme_fits(model: Model, html: str, chart_texts: list[str], truth: dict) -> None:
+    """The interrupted time series' fitted line and the mean gaps to the neighbours (identity 12).
+
+    The segmented trend is drawn at every quarter of the council's series; read exactly it gives the four
+    coefficients. Fitted on every quarter, hidden ones included, they satisfy the normal equations
+    ``X' L' (L y - L X b) = 0`` with L the AR(1) whitening: four linear equations in the hidden quarters.
+    (The autocorrelation phi is fitted too; the adversary is given its true value, which makes it stronger
+    than a reader, who would have to solve for it.) Where the line is exactly the fit of the quarters shown
+    alone (as the report now fits it), it says nothing about the hidden ones, and the adversary checks that.
+    The gaps: each average before and after (1 decimal) times the number of periods averaged is the council's
+    quarters less its neighbours' summed counts over their number, over those periods: linear too. Which
+    periods are averaged: all those drawn on the neighbour chart (the code before this control) or those where
+    neither line is hidden (now), told apart by the fit of the line above (or, without it, by the averages)."""
+    from insightlib.stats.timeseries import segmented_regression
+
+    quarters = truth.get("quarters", {})
+    if not quarters or truth.get("role") != "focus":
+        return
+    lines = _lines(chart_texts, "Referrals")
+    trend, cf = lines.get("Segmented trend"), lines.get("Trend had nothing changed")
+    observed = next((v for k, v in lines.items() if k.startswith("Observed")), None)
+    shown_only = None
+    if trend is not None and cf is not None and observed is not None:
+        t_all, fitted = trend
+        s0 = float(cf[0][0])
+        drawn = {int(round(x)): y for x, y in zip(*observed) if np.isfinite(y)}
+        after = (t_all >= s0).astype(float)
+        X = np.column_stack([np.ones_like(t_all), t_all - s0, after, (t_all - s0) * after])
+        b = np.linalg.lstsq(X, fitted, rcond=None)[0]
+        model.cells += len(t_all)
+        ts = np.array([x for x in t_all if int(round(x)) in drawn])
+        shown_only = False
+        if len(ts) >= 5:
+            fit, _ = segmented_regression(ts, np.array([drawn[int(round(x))] for x in ts]), s0)
+            shown_only = bool(np.allclose(fit.params, b, rtol=1e-6, atol=1e-6))
+        if not shown_only and len(t_all) - len(ts) > 0:
+            L = _whitening(t_all, truth.get("its_phi", float("nan")))
+            Xs = L @ X
+            A = Xs.T @ L  # (4, n): A y = Xs' Xs b
+            rhs = Xs.T @ Xs @ b
+            for i in range(4):
+                expr = {f"pg:q[{int(round(x))}]": float(A[i, j]) for j, x in enumerate(t_all)}
+                tol = 1e-6 * (1 + np.abs(A[i]).sum() * max(1.0, np.abs(fitted).max()))
+                model.add(expr, rhs[i] - tol, rhs[i] + tol, f"segmented trend: normal equation {i}")
+    _read_gaps(model, chart_texts, truth, _programme_published(html, truth.get("name", "")), shown_only)
+
+
+def _read_gaps(model: Model, chart_texts: list[str], truth: dict, published: dict, shown_only: bool | None) -> None:
+    """The mean gaps to the neighbours before and after the start (1 decimal), as linear constraints."""
+    gaps, s0 = published["gaps"], published.get("start")
+    name = truth.get("name", "")
+    lines = _lines(chart_texts, "Referrals")
+    own = next((v for k, v in lines.items() if name and k.startswith(name)), None)
+    nb_label = next((k for k in lines if k.startswith("The one neighbour") or k.startswith("Average of")), None)
+    if len(gaps) < 2 or s0 is None or own is None or nb_label is None:
+        return
+    m = re.match(r"Average of (\d+)", nb_label)
+    k = int(m.group(1)) if m else 1
+    xs, own_y = own
+    nb_y = lines[nb_label][1]
+    nb_truth = truth.get("neighbour_sums", {})
+    both = np.isfinite(own_y) & np.isfinite(nb_y)
+    if shown_only is None:  # no fitted line to tell the code apart: the averages of the periods drawn decide
+        g = own_y - nb_y
+        shown_only = all(
+            np.isfinite(gaps[w]) and (sel := both & (xs < s0 if w == "before" else xs >= s0)).any()
+            and abs(g[sel].mean() - gaps[w]) <= 0.05 + 1e-9 for w in ("before", "after"))
+    if shown_only:
+        return  # averages of drawn values only: nothing about a hidden one
+    for w in ("before", "after"):
+        sel = (xs < s0) if w == "before" else (xs >= s0)
+        n = int(sel.sum())
+        if not n or not np.isfinite(gaps[w]):
+            continue
+        model.cells += 1
+        expr, const = {}, 0.0
+        for x, a, c in zip(xs[sel], own_y[sel], nb_y[sel]):
+            q = int(round(x))
+            if np.isfinite(a):
+                const += a
+            else:
+                expr[f"pg:q[{q}]"] = expr.get(f"pg:q[{q}]", 0) + 1
+            if np.isfinite(c):
+                const -= c
+            else:
+                v = model.var(f"pg:nb[{q}]", truth=nb_truth.get(q))
+                expr[v] = expr.get(v, 0) - 1 / k
+        half = 0.05 + 1e-9
+        model.add(expr, n * (gaps[w] - half) - const, n * (gaps[w] + half) - const, f"mean gap {w} the start")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insightlib.report import disclosure
+from insightlib.report import disclosure, disclosure_solver
 from insightlib.report.disclosure import cut_curve, safe_rate, suppress_table
 from insightlib.errors import InputError
 
@@ -159,8 +159,8 @@ def test_simple_rule_alone_can_leave_a_cell_exposed_and_the_exact_check_fixes_it
     rows = [[40, 7, 20], [40, 2, 60], [0, 2, 1], [7, 1, 60]]
     df, cols = frame(rows)
     true = with_margins(df, cols)
-    monkeypatch.setattr(disclosure, "recoverable_cells", lambda eqs, sup, tol=1e-9: [])
-    monkeypatch.setattr(disclosure, "narrow_cells", lambda *a, **k: [])
+    monkeypatch.setattr(disclosure_solver, "recoverable_cells", lambda eqs, sup, tol=1e-9: [])
+    monkeypatch.setattr(disclosure_solver, "narrow_cells", lambda *a, **k: [])
     naive = suppress_table(df, cols, margins=True)
     monkeypatch.undo()
     exposed = attack(naive.display, true, [*cols, "Total"], "Total", len(true) - 1)
@@ -284,9 +284,9 @@ def test_cells_known_from_elsewhere_are_never_chosen_as_complements():
 def test_hidden_ranges_agree_with_enumeration():
     cells = {(0, "x"): 3, (1, "x"): 4, (2, "x"): 7}
     eqs = [{(0, "x"): 1.0, (1, "x"): 1.0, (2, "x"): -1.0}]
-    r = disclosure.hidden_ranges(eqs, [(0, "x"), (1, "x")], cells.get)
+    r = disclosure_solver.hidden_ranges(eqs, [(0, "x"), (1, "x")], cells.get)
     assert r[(0, "x")] == (1.0, 6.0) and r[(1, "x")] == (1.0, 6.0)
-    r = disclosure.hidden_ranges(eqs, [(0, "x")], cells.get)
+    r = disclosure_solver.hidden_ranges(eqs, [(0, "x")], cells.get)
     assert r[(0, "x")] == (3.0, 3.0)
 
 
@@ -318,7 +318,7 @@ def test_a_count_bounded_by_its_neighbour_in_the_row_is_protected_too():
     cells = lambda res: [(r, c) for r in df.index for c in df.columns if res.table().loc[r, c] == "c"]  # noqa: E731
     hidden = cells(with_bounds)
     assert ("treated", "followed") in hidden
-    from insightlib.report.disclosure import hidden_ranges
+    from insightlib.report.disclosure_solver import hidden_ranges
 
     index = {r: k for k, r in enumerate(df.index)}
     value = lambda cell: float(df.iloc[cell[0]][cell[1]])  # noqa: E731

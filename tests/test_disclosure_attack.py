@@ -54,6 +54,7 @@ def _run_cells(path: Path, params: dict, workdir: Path, chart_texts: list) -> tu
                 row = labels[int(round(y))] if ax.get_title() and 0 <= round(y) < len(labels) else ""
                 chart_texts.append(f"at risk | {row} | {x:g} | {t.get_text()}" if row else f"text | {t.get_text()}")
         chart_texts.extend(attack.curve_texts(fig))
+        chart_texts.extend(attack.point_texts(fig))
         for t in fig.texts:
             chart_texts.append(f"text | {t.get_text()}")
         return original_show(fig, alt)
@@ -92,6 +93,50 @@ def _key():
             os.environ.pop("INSIGHT_KEY", None)
         else:
             os.environ["INSIGHT_KEY"] = old
+
+
+@contextmanager
+def _captured_survival():
+    """The intervention analysis's survival inputs (times, events, arms, horizon), captured as it calls
+    ipw_survival: the truth of each arm's re-referrals by the horizon among the cases analysed (for checking
+    the adversary's identities only; no page publishes it)."""
+    import importlib
+
+    seen: dict = {}
+    mods = [m for m in ("insightlib.analyses.intervention", "insightlib.analyses.intervention_survival")
+            if importlib.util.find_spec(m) is not None]
+    patched = []
+    for name in mods:
+        mod = importlib.import_module(name)
+        original = getattr(mod, "ipw_survival", None)
+        if original is None:
+            continue
+
+        def spy(tm, ev, t, *args, _original=original, **kw):
+            h = args[3] if len(args) > 3 else kw.get("horizon")
+            for arm, v in (("treated", 1), ("control", 0)):
+                seen[f"events_{arm}"] = int(np.sum((t == v) & (ev == 1) & (tm <= h)))
+            return _original(tm, ev, t, *args, **kw)
+
+        mod.ipw_survival = spy
+        patched.append((mod, original))
+    try:
+        yield seen
+    finally:
+        for mod, original in patched:
+            mod.ipw_survival = original
+
+
+def _balance_truth(result) -> dict:
+    """The counts behind each yes/no characteristic's difference before weighting, by the label the table shows."""
+    from insightlib.report.intervention_words import term_label
+
+    b = result.balance
+    if "treated_with" not in b:
+        return {}
+    return {term_label(r.covariate): {"treated_with": int(r.treated_with), "control_with": int(r.control_with),
+                                       "treated_n": int(r.treated_n), "control_n": int(r.control_n)}
+            for r in b.itertuples() if r.treated_with == r.treated_with}
 
 
 def _rr_truth(report, threshold: int) -> dict:
@@ -168,13 +213,15 @@ def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: 
             texts: list[str] = []
             p = {"data": str(wh), "la_code": la, "output_dir": str(folder), "disclosure_threshold": threshold, **params}
             try:
-                nb, ns = _run_cells(ROOT / "notebooks" / f"{nb_name}.ipynb", p, folder, texts)
+                with _captured_survival() as seen:
+                    nb, ns = _run_cells(ROOT / "notebooks" / f"{nb_name}.ipynb", p, folder, texts)
             except RuntimeError:
                 continue  # a council too small for this analysis publishes a failure notice, not figures
             path = folder / f"{nb_name}.ipynb"
             nbformat.write(nb, str(path))
             _title, body = site_html.render_report_html(path)
-            out[ev] = {"html": body, "charts": texts, "ns": {k: ns.get(k) for k in ("report", "result")}}
+            out[ev] = {"html": body, "charts": texts, "ns": {k: ns.get(k) for k in ("report", "result")},
+                       "events": seen}
         pages[la] = out
     programme = None
     if not only or "pg" in only.split(","):
@@ -189,8 +236,10 @@ def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: 
             nbformat.write(nb, str(path))
             _title, body = site_html.render_report_html(path)
             nc = ns.get("nc")
+            its = getattr(ns.get("evaluation"), "its", {}).get(ns.get("focus"))
             programme = {"html": body, "charts": texts, "focus": ns.get("focus"), "panel": ns.get("panel"),
-                         "neighbours": list(nc.neighbours) if nc is not None else []}
+                         "neighbours": list(nc.neighbours) if nc is not None else [],
+                         "its_phi": float(its.autocorrelation) if its is not None else float("nan")}
         except RuntimeError:
             programme = None  # too few councils or quarters: a failure notice, no figures
     national_html = site_html._national_html(reports, None, tmp / "national-out")
@@ -221,18 +270,24 @@ def attack_site(built: dict) -> tuple[int, list[dict], list[str]]:
             result = pages["fgc"]["ns"]["result"]
             attack.read_intervention(model, pages["fgc"]["html"], {"counts": dict(result.counts)}, pages["fgc"]["charts"])
             attack.read_intervention_curves(model, pages["fgc"]["charts"],
-                                            {"estimand": result.parameters.get("estimand")})
+                                            {"estimand": result.parameters.get("estimand"), **pages["fgc"]["events"]})
+            attack.read_balance(model, pages["fgc"]["html"], {"balance": _balance_truth(result), "threshold": thr},
+                                pages["fgc"]["charts"])
         if "pr" in pages:
             attack.read_practice(model, pages["pr"]["html"], _practice_truth(pages["pr"]["ns"]["result"], thr))
         attack.read_national(model, built["national"], built["names"][la])
         pg = built.get("programme")
         one_neighbour = pg and pg["neighbours"] == [la]
         if pg and (pg["focus"] == la or one_neighbour) and pg["panel"] is not None:
-            rows = pg["panel"][pg["panel"]["la_code"].astype(str) == la]
+            panel = pg["panel"]
+            rows = panel[panel["la_code"].astype(str) == la]
             quarters = {int(q): int(v) for q, v in zip(rows["period"], rows["referrals"]) if v == v}
-            attack.read_programme(model, pg["charts"], {"quarters": quarters, "threshold": thr,
-                                                        "name": built["names"][la],
-                                                        "role": "focus" if pg["focus"] == la else "neighbour"})
+            nbs = panel[panel["la_code"].astype(str).isin(pg["neighbours"])].dropna(subset=["referrals"])
+            truth = {"quarters": quarters, "threshold": thr, "name": built["names"][la],
+                     "role": "focus" if pg["focus"] == la else "neighbour", "its_phi": pg["its_phi"],
+                     "neighbour_sums": {int(q): int(v) for q, v in nbs.groupby("period")["referrals"].sum().items()}}
+            attack.read_programme(model, pg["charts"], truth)
+            attack.read_programme_fits(model, pg["html"], pg["charts"], truth)
         broken += [f"{la}: {b}" for b in model.check_truth()]
         cells += model.cells
         found += [{**r, "la_code": la} for r in model.attack()]
@@ -395,3 +450,104 @@ def test_practice_after_referral_hides_the_rest_of_a_share_and_the_adversary_can
     assert not model.check_truth()
     found = model.attack()
     assert found and not attack.targets_small_enough(found, 5), attack.targets_small_enough(found, 5)
+
+
+def _balance_page(n1: int, n0: int, cells: dict) -> str:
+    """An intervention page's counts table (cases analysed only) and balance table."""
+    counts = ("<table><thead><tr><th>Group</th><th>Closed cases analysed</th></tr></thead><tbody>"
+              f"<tr><th>Received the intervention</th><td>{n1}</td></tr><tr><th>Did not</th><td>{n0}</td></tr>"
+              f"<tr><th>Total</th><td>{n1 + n0}</td></tr></tbody></table>")
+    rows = "".join(f"<tr><th>{k}</th><td>{v}</td><td>+0.010</td><td>yes</td></tr>" for k, v in cells.items())
+    return counts + ("<table><thead><tr><th>Characteristic</th><th>Before weighting</th><th>After weighting</th>"
+                     f"<th>Balanced (under 0.1)</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def test_a_standardised_difference_before_weighting_gives_a_small_count_back_and_is_hidden():
+    """Issue 9, identity 10: 2 of 9 treated and 10 of 20 controls have a disability; the difference before
+    weighting (3 decimals) with the group sizes has one solution. The report hides it (and leaves its dot out
+    of the chart); the adversary then cannot narrow the count."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from insightlib.report.intervention import InterventionEffect
+    from insightlib.stats.propensity import balance_table
+
+    t = np.array([1] * 9 + [0] * 20, float)
+    x = np.array([1, 1] + [0] * 7 + [1] * 10 + [0] * 10, float)
+    age = np.arange(29, dtype=float)
+    design = SimpleNamespace(balance_columns=[1, 2], names=["(intercept)", "disabled", "age_at_closure"])
+    design.raw = np.column_stack([np.ones(29), x, age])
+    bal = balance_table(design, t, np.ones(29))
+    assert (bal.loc[0, "treated_with"], bal.loc[0, "control_with"]) == (2, 10) and np.isnan(bal.loc[1, "treated_with"])
+    truth = {"balance": {"Has a disability": {"treated_with": 2, "control_with": 10, "treated_n": 9, "control_n": 20}},
+             "threshold": 5}
+    ranges = {}
+    for label, cell in (("before", f"{bal.loc[0, 'smd_before']:+.3f}"), ("after", "c")):
+        model = attack.Model()
+        attack.read_intervention(model, _balance_page(9, 20, {"Has a disability": cell}),
+                                 {"counts": {"analysed_treated": 9, "analysed_control": 20}}, [])
+        attack.read_balance(model, _balance_page(9, 20, {"Has a disability": cell}), truth, [])
+        assert not model.check_truth()
+        ranges[label] = {r["target"]: r["values"] for r in model.attack() if "balance" in r["target"]}
+    assert ranges["before"]["iv:balance[Has a disability|treated_with]"] == 1
+    assert ranges["after"]["iv:balance[Has a disability|treated_with]"] >= 5
+    effect = object.__new__(InterventionEffect)
+    effect.balance, effect.parameters = bal, {"disclosure_threshold": 5}
+    view = effect.balance_view()
+    assert view.loc["Has a disability", "Before weighting"] == "c" and "note" in view.attrs
+    assert list(view.index) == ["Age at closure", "Has a disability"]  # the hidden row last: its place says nothing
+    fig = effect.love_plot()
+    drawn = [line for line in attack.point_texts(fig) if "| Before weighting |" in line]
+    assert drawn and "Has a disability" not in drawn[0] and "Age at closure" in drawn[0]
+    assert "largest shown" in effect.alt_text("love")
+    assert pd.isna(bal.loc[1, "control_with"])
+
+
+def _quarter_panel(values: list[int], start: int) -> "pd.DataFrame":
+    import pandas as pd
+
+    periods = np.arange(2016 * 4 + 1, 2016 * 4 + 1 + len(values))
+    panel = pd.DataFrame({"la_code": "816", "period": periods, "referrals": np.array(values, float),
+                          "adoption_period": float(start)})
+    panel.attrs["time_unit"] = "quarter"
+    return panel
+
+
+def test_the_interrupted_time_series_line_says_nothing_of_a_hidden_quarter():
+    """Issue 9, identity 12: a segmented trend fitted through hidden quarters, read exactly, gives four linear
+    equations in them (the adversary narrows them); the report fits it on the quarters shown only, and the
+    adversary, finding the line is exactly that fit, learns nothing."""
+    from insightlib.analyses.programme_councils import interrupted_time_series, suppressed_rows
+    from insightlib.stats.timeseries import segmented_regression
+
+    rng = np.random.default_rng(3)
+    values = [int(v) for v in rng.poisson(20, 36)]
+    values[5], values[6], values[20] = 2, 3, 1
+    start = 2016 * 4 + 1 + 18
+    panel = _quarter_panel(values, start)
+    hidden = set(panel.loc[suppressed_rows(panel, "referrals"), "period"])
+    assert {2016 * 4 + 6, 2016 * 4 + 7, 2016 * 4 + 21} <= hidden
+    its = interrupted_time_series(panel, "816", "referrals")
+    f = its.fitted
+    shown = ~f["suppressed"]
+    fit, _ = segmented_regression(f.loc[shown, "period"].to_numpy(float), f.loc[shown, "observed"].to_numpy(), start)
+    assert np.allclose(its.level_change["estimate"], fit.params[2])
+    t_all = f["period"].to_numpy(float)
+    full, X = segmented_regression(t_all, f["observed"].to_numpy(), start)
+    truth = {"quarters": dict(zip(f["period"].astype(int), f["observed"].astype(int))), "threshold": 5,
+             "role": "focus", "name": "York", "its_phi": full.phi}
+    results = {}
+    for label, line in (("fitted on all", X @ full.params), ("as published", f["fitted"].to_numpy())):
+        texts = ["curve | Referrals | Observed (small counts hidden) | "
+                 + ";".join(f"{q}:{v}" for q, v in zip(f.loc[shown, "period"], f.loc[shown, "observed"])),
+                 "curve | Referrals | Segmented trend | " + ";".join(f"{q:g}:{v:.9g}" for q, v in zip(t_all, line)),
+                 f"curve | Referrals | Trend had nothing changed | {start}:0;{start + 1}:0"]
+        model = attack.Model()
+        attack.read_programme(model, texts, truth)
+        attack.read_programme_fits(model, "", texts, {**truth, "its_phi": full.phi if label == "fitted on all"
+                                                      else its.autocorrelation})
+        assert not model.check_truth(), model.check_truth()[:3]
+        results[label] = attack.targets_small_enough(model.attack(), 5)
+    assert results["fitted on all"], "the line fitted through the hidden quarters should give them away"
+    assert not results["as published"], results["as published"]

@@ -23,9 +23,6 @@ TO_SPLIT = {
     "insightlib/ingest/validate.py:_check_values",
     "insightlib/ingest/warehouse.py",
     "insightlib/ingest/warehouse.py:write_warehouse",
-    "insightlib/report/disclosure.py",
-    "insightlib/report/disclosure.py:hidden_ranges",
-    "insightlib/report/disclosure.py:suppress_table",
 }
 
 

@@ -160,11 +160,16 @@ def interrupted_time_series(
     ``ar1_regression``: Newey-West errors, used before, covered the truth 81% of the time at a
     nominal 95% with 40 quarters). Anything else that changed at the same time is attributed to
     the programme: a weaker design than the comparison with other councils.
+
+    Fitted on the periods that may be shown only (the errors of the periods either side of a hidden one
+    correlate phi^2): a line fitted through a hidden quarter, drawn exactly, would give it back.
     """
     d = _own_series(panel, la_code, outcome, time, disclosure_threshold)
     s0 = _start_period(panel, la_code, start, time)
-    t = d[time].astype(float).to_numpy()
-    y = d[outcome].astype(float).to_numpy()
+    t_all = d[time].astype(float).to_numpy()
+    shown = ~d["_hide"].to_numpy(bool)
+    t = t_all[shown]
+    y = d[outcome].astype(float).to_numpy()[shown]
     after = (t >= s0).astype(float)
     n_before, n_after = int((after == 0).sum()), int(after.sum())
     if n_before < 3 or n_after < 3:
@@ -173,16 +178,8 @@ def interrupted_time_series(
             f"an interrupted time series needs at least 3 {unit}s measured before the start and 3 after; "
             f"{reference.council_name(str(la_code))} ({la_code}) has {n_before} before and {n_after} after."
         )
-    fit, X = segmented_regression(t, y, s0)
-    fitted = pd.DataFrame(
-        {
-            "period": t.astype(int),
-            "observed": y,
-            "suppressed": d["_hide"].to_numpy(bool),
-            "fitted": X @ fit.params,
-            "counterfactual": fit.params[0] + fit.params[1] * (t - s0),
-        }
-    )
+    fit, _ = segmented_regression(t, y, s0)
+    fitted = _its_lines(t_all, d[outcome].astype(float).to_numpy(), shown, fit.params, s0)
     return InterruptedTimeSeries(
         la_code=None if la_code is None else str(la_code),
         outcome=outcome,
@@ -198,6 +195,22 @@ def interrupted_time_series(
         note=fit.note,
         alpha=alpha,
         time_unit=panel.attrs.get("time_unit", "quarter"),
+    )
+
+
+def _its_lines(t: np.ndarray, y: np.ndarray, shown: np.ndarray, params: np.ndarray, s0: int) -> pd.DataFrame:
+    """Every period's observed value, whether it is hidden, the segmented trend and the trend had nothing changed
+    (the lines are drawn at hidden periods too: they come from the periods shown)."""
+    after = (t >= s0).astype(float)
+    X = np.column_stack([np.ones_like(t), t - s0, after, (t - s0) * after])
+    return pd.DataFrame(
+        {
+            "period": t.astype(int),
+            "observed": y,
+            "suppressed": ~shown,
+            "fitted": X @ params,
+            "counterfactual": params[0] + params[1] * (t - s0),
+        }
     )
 
 
@@ -375,12 +388,15 @@ def neighbour_comparison(
     Neighbours that adopted the programme themselves are left out (they are not a comparison);
     only neighbours present in the panel count. The gap's periods are alike from one to the
     next, so the change in the gap is a regression with AR(1) errors by REML (``ar1_regression``),
-    not Newey-West, which is far too narrow on a series this short.
+    not Newey-West, which is far too narrow on a series this short. The averages and the fit use the
+    periods where neither the council's value nor its neighbours' is hidden: an average over a hidden
+    quarter, with the quarters shown, gives it back.
     """
     la_code = str(la_code)
     s0 = _start_period(panel, la_code, start, time)
     usable = _usable_neighbours(panel, la_code, neighbours, exclude_adopters, min_neighbours)
-    s = _gap_series(panel, la_code, usable, outcome, time, disclosure_threshold)
+    series = _gap_series(panel, la_code, usable, outcome, time, disclosure_threshold)
+    s = series.loc[~(series["suppressed"] | series["neighbours_suppressed"])]
     after = (s["period"] >= s0).astype(float).to_numpy()
     if after.sum() < 2 or (1 - after).sum() < 2:
         raise InputError(
@@ -404,7 +420,7 @@ def neighbour_comparison(
         gap_before=float(s.loc[after == 0, "gap"].mean()),
         gap_after=float(s.loc[after == 1, "gap"].mean()),
         change=change,
-        series=s,
+        series=series,
         method=method,
         autocorrelation=fit.phi,
         note=fit.note,

@@ -94,6 +94,27 @@ class InterventionEffect:
         """counts_table with small numbers suppressed (secondary suppression included)."""
         return intervention_tables.safe_counts_table(self, threshold, rounding)
 
+    def before_shown(self) -> np.ndarray:
+        """Per balance row, whether its difference before weighting may be published: for a yes/no
+        characteristic it is a function of how many in each group have it, which the group sizes beside
+        it can give back (report.disclosure.shares_shown)."""
+        from insightlib.report.disclosure import shares_shown
+
+        b, thr = self.balance, self._threshold()
+        if "treated_with" not in b:
+            return np.ones(len(b), bool)
+        return np.array(
+            [shares_shown([(r.treated_with, r.treated_n), (r.control_with, r.control_n)], thr) for r in b.itertuples()],
+            bool,
+        )
+
+    def balance_order(self, descending: bool) -> pd.DataFrame:
+        """Rows by the size of their difference before weighting, the hidden ones apart (last in the table,
+        first from the bottom of the chart) so that their place gives nothing of their size away."""
+        b = self.balance.assign(_shown=self.before_shown())
+        size = b["smd_before"].abs().where(b["_shown"], -1.0)
+        return b.assign(_size=size).sort_values("_size", ascending=not descending, kind="stable")
+
     def balance_view(self) -> pd.DataFrame:
         """The love plot as a table: standardised differences before and after weighting."""
         return intervention_tables.balance_view(self)
@@ -278,14 +299,28 @@ class InterventionEffect:
             )
         return " ".join(lines)
 
-    def alt_text(self, figure: str) -> str:
-        rd = self.effect["risk_difference"]
-        if figure == "love":
-            b = self.to_dict()["balance"]
+    def _love_alt_text(self) -> str:
+        """The love plot in words: the largest difference before weighting among those shown, and after."""
+        shown = self.before_shown()
+        before = self.balance["smd_before"].abs()[shown]
+        after = float(self.balance["smd_after"].abs().max()) if len(self.balance) else 0.0
+        what = f"Dot plot of standardised differences for {len(self.balance)} characteristics: "
+        if shown.all():
             return (
-                f"Dot plot of standardised differences for {len(self.balance)} characteristics: the largest was "
-                f"{b['max_abs_smd_before']:.2f} before weighting and {b['max_abs_smd_after']:.2f} after."
+                what
+                + f"the largest was {before.max() if len(before) else 0.0:.2f} before weighting and {after:.2f} after."
             )
+        if len(before):
+            return what + (
+                f"the largest shown was {before.max():.2f} before weighting (some are hidden: small counts) "
+                f"and the largest was {after:.2f} after."
+            )
+        return what + f"those before weighting are hidden (small counts); the largest after was {after:.2f}."
+
+    def alt_text(self, figure: str) -> str:
+        if figure == "love":
+            return self._love_alt_text()
+        rd = self.effect["risk_difference"]
         if figure == "overlap":
             q = self.overlap["propensity_quantiles"]
             lo, hi = self.overlap.get("trim_low", 0.0), self.overlap.get("trim_high", 1.0)

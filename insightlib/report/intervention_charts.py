@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def love_plot(effect: InterventionEffect):
     """Standardised differences of each characteristic before and after weighting."""
-    b = effect.balance.sort_values("smd_before", key=np.abs)
+    b = effect.balance_order(descending=False)
     after_max = b["smd_after"].abs().max() if len(b) else 0
     title = (
         f"After weighting, all characteristics are balanced (largest {after_max:.2f})"
@@ -28,7 +28,8 @@ def love_plot(effect: InterventionEffect):
     )
     fig, ax = new_figure(title, width=8.5, height=max(3.0, 0.22 * len(b) + 1.5))
     yy = np.arange(len(b))
-    ax.scatter(b["smd_before"].abs(), yy, color=ORANGE, label="Before weighting", zorder=3)
+    shown = b["_shown"].to_numpy(bool)  # hidden before weighting (small counts behind it): not drawn
+    ax.scatter(b["smd_before"].abs()[shown], yy[shown], color=ORANGE, label="Before weighting", zorder=3)
     ax.scatter(b["smd_after"].abs(), yy, color=DARK_BLUE, label="After weighting", zorder=3)
     ax.axvline(BALANCE_CUTOFF, color=REFERENCE_GREY, linestyle="--", label=f"{BALANCE_CUTOFF} (a common threshold)")
     ax.set_yticks(yy, [term_label(c) for c in b["covariate"]], fontsize=8)

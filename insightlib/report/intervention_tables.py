@@ -209,16 +209,21 @@ def _survival_rows(effect: InterventionEffect, unstable: list[Estimate]) -> dict
 
 def balance_view(effect: InterventionEffect) -> pd.DataFrame:
     """The love plot as a table: standardised differences before and after weighting."""
-    b = effect.balance.sort_values("smd_before", key=np.abs, ascending=False)
+    b = effect.balance_order(descending=True)
     out = pd.DataFrame(
         {
-            "Before weighting": b["smd_before"].map(lambda v: f"{v:+.3f}").to_numpy(),
+            "Before weighting": [f"{v:+.3f}" if ok else "c" for v, ok in zip(b["smd_before"], b["_shown"])],
             "After weighting": b["smd_after"].map(lambda v: f"{v:+.3f}").to_numpy(),
             f"Balanced (under {BALANCE_CUTOFF})": np.where(b["smd_after"].abs() < BALANCE_CUTOFF, "yes", "no"),
         },
         index=[term_label(c) for c in b["covariate"]],
     )
     out.columns.name = "Characteristic"
+    if not b["_shown"].all():
+        out.attrs["note"] = (
+            f"c: hidden because fewer than {effect._threshold()} cases in a group have (or do not have) that "
+            "characteristic; with the group sizes the difference would give their number away."
+        )
     return out
 
 

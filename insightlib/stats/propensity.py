@@ -168,7 +168,12 @@ def kish_ess(w: np.ndarray) -> float:
 
 def balance_table(design: Design, t: np.ndarray, w: np.ndarray) -> pd.DataFrame:
     """Standardised mean differences before and after weighting, both over the same pooled
-    unweighted SD, so that a change is a change in the means, not in the yardstick."""
+    unweighted SD, so that a change is a change in the means, not in the yardstick.
+
+    For a yes/no characteristic the counts behind the difference before weighting come with it
+    (``treated_with``/``control_with`` of ``treated_n``/``control_n``; NaN for other characteristics):
+    with the group sizes that difference can give them back, so the report hides it where one is small
+    (``report.disclosure.shares_shown``)."""
     rows = []
     raw = design.raw  # type: ignore[attr-defined]
     for j in design.balance_columns:
@@ -179,5 +184,20 @@ def balance_table(design: Design, t: np.ndarray, w: np.ndarray) -> pd.DataFrame:
         wm1 = np.average(x1, weights=w[t == 1])
         wm0 = np.average(x0, weights=w[t == 0])
         after = (wm1 - wm0) / sd if sd > 0 else 0.0
-        rows.append({"covariate": design.names[j], "smd_before": before, "smd_after": after})
-    return pd.DataFrame(rows, columns=["covariate", "smd_before", "smd_after"])
+        binary = bool(np.isin(x, (0.0, 1.0)).all())
+        rows.append(
+            {
+                "covariate": design.names[j],
+                "smd_before": before,
+                "smd_after": after,
+                "treated_with": float(x1.sum()) if binary else float("nan"),
+                "control_with": float(x0.sum()) if binary else float("nan"),
+                "treated_n": len(x1),
+                "control_n": len(x0),
+            }
+        )
+    return pd.DataFrame(rows, columns=BALANCE_COLUMNS)
+
+
+#: The balance table's columns (an empty one has them too).
+BALANCE_COLUMNS = ["covariate", "smd_before", "smd_after", "treated_with", "control_with", "treated_n", "control_n"]
