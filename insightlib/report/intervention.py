@@ -100,7 +100,7 @@ class InterventionEffect:
         it can give back (report.disclosure.shares_shown)."""
         from insightlib.report.disclosure import shares_shown
 
-        b, thr = self.balance, self._threshold()
+        b, thr = self.balance, self.threshold()
         if "treated_with" not in b:
             return np.ones(len(b), bool)
         return np.array(

@@ -221,7 +221,7 @@ def balance_view(effect: InterventionEffect) -> pd.DataFrame:
     out.columns.name = "Characteristic"
     if not b["_shown"].all():
         out.attrs["note"] = (
-            f"c: hidden because fewer than {effect._threshold()} cases in a group have (or do not have) that "
+            f"c: hidden because fewer than {effect.threshold()} cases in a group have (or do not have) that "
             "characteristic; with the group sizes the difference would give their number away."
         )
     return out
