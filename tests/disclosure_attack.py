@@ -817,6 +817,8 @@ def read_balance(model: Model, html: str, truth: dict, chart_texts: list[str]) -
         if lo is None or hi - lo > 60:
             return  # too many group sizes to try: the adversary gives the balance table up (weaker, never wrong)
         sizes[arm] = range(max(int(lo), 2), int(hi) + 1)
+        if not sizes[arm]:
+            return  # one case in a group: no difference is computed
     for label, t in rows_truth.items():
         if label not in table or t.get("treated_with") is None:
             continue

@@ -405,7 +405,9 @@ if __name__ == "__main__":
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    measure(seeds=range(int(sys.argv[1]) if len(sys.argv) > 1 else 4))
+    # python test_disclosure_attack.py [SEEDS [CHILDREN]]: seeds 0..SEEDS-1, 2 councils of CHILDREN (30) each
+    measure(seeds=range(int(sys.argv[1]) if len(sys.argv) > 1 else 4),
+            children=int(sys.argv[2]) if len(sys.argv) > 2 else 30)
 
 
 def _after_frame(groups: dict) -> "pd.DataFrame":
