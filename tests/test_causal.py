@@ -837,3 +837,19 @@ def test_adjusted_curves_are_not_drawn_while_a_few_children_have_come_back():
             arm = "treated" if line.get_label() == "With the intervention" else "control"
             y = np.asarray(line.get_ydata(), float)
             assert np.isnan(y[~s[f"{arm}_shown"].to_numpy()]).all()
+
+
+def test_the_refuters_propensity_model_reaches_the_maximum_likelihood():
+    """DoWhy refits this model in every refuter run: it must reach the MLE (score zero), as our own
+    propensity fit does, not stop at an optimiser's tolerance."""
+    from insightlib.stats.propensity import fit_logistic
+
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.integers(0, 2, (3000, 12)), rng.normal(size=(3000, 2))]).astype(float)
+    t = (rng.random(3000) < 1 / (1 + np.exp(-(X @ rng.normal(0, 0.5, X.shape[1]) - 1)))).astype(float)
+    model = refuters._sk_logit().fit(X, t)
+    p = model.predict_proba(X)[:, 1]
+    score = np.column_stack([np.ones(len(X)), X]).T @ (t - p) / len(X)
+    assert np.abs(score).max() < 1e-6  # scikit-learn's default L-BFGS stops at about 6e-5 here
+    beta, _, _ = fit_logistic(np.column_stack([np.ones(len(X)), X]), t, ridge=0.0)
+    assert np.allclose(np.r_[model.intercept_, model.coef_.ravel()], beta, atol=1e-5)
