@@ -37,20 +37,19 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
 import psutil
-from nbformat.v4 import new_code_cell, new_notebook
 
 from common import use_benchmark_key
 
 from insightlib.batch.demo import demo_evaluation_files
 from insightlib.batch.evaluation import load_evaluation
-from insightlib.batch.execute import execute_council
+from insightlib.batch.execute import execute_council, skip_iri_checker_import
 from insightlib.batch.kernels import KERNEL_REUSE_LIMIT
-from insightlib.batch.plan import prepare_warehouse
 from insightlib.batch.runner import run_evaluation
-from insightlib.batch.site import render_site
-from insightlib.simulate import synth
+
+# The pool's workers are spawned: each imports this module again (as __mp_main__), so it imports only what a
+# worker of 'insight run' would; the rest (nbformat, the render, the generator) is imported where it is used.
+skip_iri_checker_import()
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -105,6 +104,8 @@ class TreeMeter:
 
 def _imports_of(notebook: Path) -> str:
     """The import lines of a notebook's code cells (what every kernel pays for before any analysis)."""
+    import nbformat
+
     nb = nbformat.read(str(notebook), as_version=4)
     lines = []
     for cell in nb.cells:
@@ -116,6 +117,9 @@ def _imports_of(notebook: Path) -> str:
 def calibrate(notebook: Path, folder: Path, repeats: int = 3) -> dict:
     """Fastest of ``repeats`` runs (the least disturbed by other work on the machine) of an empty
     notebook and of one that only imports what ``notebook`` imports, each in a fresh kernel."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
     folder.mkdir(parents=True, exist_ok=True)
     cells = {"empty": "pass", "imports": _imports_of(notebook)}
     out = {}
@@ -147,6 +151,9 @@ def calibrate(notebook: Path, folder: Path, repeats: int = 3) -> dict:
 
 def warehouse_for(councils: int, children: int, seed: int, keep: Path | None, tmp: Path) -> tuple[Path, dict]:
     """The synthetic councils validated, pseudonymised and loaded as `insight demo` does; reused from ``keep``."""
+    from insightlib.batch.plan import prepare_warehouse
+    from insightlib.simulate import synth
+
     folder = (keep or tmp) / f"{councils}x{children}-seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     use_benchmark_key(keep or tmp)
@@ -205,6 +212,8 @@ def run_one(path: Path, wh: Path, out: Path, workers: int, cal: dict, scheduler:
 
 
 def run_render(out: Path, engine: str) -> dict:
+    from insightlib.batch.site import render_site
+
     load = load_average()
     with TreeMeter() as meter:
         t0 = time.perf_counter()
