@@ -18,11 +18,6 @@ TO_SPLIT = {
     "insightlib/batch/quarto.py:_write_evaluation_pages",
     "insightlib/batch/quarto_pages.py:notebook_to_qmd",
     "insightlib/batch/site_html.py:render_html",
-    "insightlib/ingest/validate.py",
-    "insightlib/ingest/validate.py:_check_references",
-    "insightlib/ingest/validate.py:_check_values",
-    "insightlib/ingest/warehouse.py",
-    "insightlib/ingest/warehouse.py:write_warehouse",
 }
 
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from fixtures.tiny import tables, write_csv, write_valid_directory
-from insightlib.ingest.validate import RULES, validate_directory
+from insightlib.ingest.validate import validate_directory
+from insightlib.ingest.validate_rules import RULES
 
 
 def only(report, rule):

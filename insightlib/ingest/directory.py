@@ -2,12 +2,15 @@
 
 A directory may hold canonical tables (``<table>.csv``, ``.parquet`` or ``.xlsx``), CIN census
 XML returns (any ``*.xml``) and Ofsted Annex A workbooks (any other ``*.xlsx`` with sheets
-named like "List 3 - Referrals"), mixed freely. Each format has its module (:mod:`.files`,
+named like "List 3 - Referrals"), mixed freely. A national extract may also be one folder per
+council (``201/referrals.csv`` ...): a directory with no data file of its own is read folder by
+folder, every file named with its folder in problems. Each format has its module (:mod:`.files`,
 :mod:`.xlsx`, :mod:`.cin_census`, :mod:`.annex_a`); this one decides which reads each file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -38,9 +41,31 @@ def read_directory(path: str | Path, limits: Limits | None = None) -> RawData:
             )
         )
         return raw
-    files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith((".", "~$")))
+    _read_folder(root, limits, raw)
+    if not any(p.suffix.lower() in DATA_SUFFIXES for p in _files(root)):  # one folder per council
+        for sub in _council_folders(root):
+            part = RawData()
+            _read_folder(sub, limits, part)
+            _merge(raw, part, sub.name)
+    return raw
+
+
+#: Files a data directory is read for (anything else is passed over).
+DATA_SUFFIXES = (".csv", ".parquet", ".xlsx", ".xml")
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith((".", "~$")))
+
+
+def _council_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def _read_folder(root: Path, limits: Limits, raw: RawData) -> None:
+    """The files directly in ``root``, each by the reader its name and format call for."""
     annex: list[Path] = []
-    for p in files:
+    for p in _files(root):
         suffix = p.suffix.lower()
         table = p.stem.lower()
         if suffix in CANONICAL_SUFFIXES and table in contract.TABLES:
@@ -64,7 +89,26 @@ def read_directory(path: str | Path, limits: Limits | None = None) -> RawData:
             known += [c for c in frame["la_code"].unique() if c]
     for p in annex:
         _read_workbook(p, sorted(set(known)), limits, raw)
-    return raw
+
+
+def _merge(raw: RawData, part: RawData, folder: str) -> None:
+    """One council folder's reading into the whole, every file named as ``folder/file`` (in problems too)."""
+
+    def named(name):
+        return name if name is None else f"{folder}/{name}"
+
+    for table, frames in part.parts.items():
+        for frame in frames:
+            if "file" in frame.attrs:
+                frame.attrs["file"] = named(frame.attrs["file"])
+            frame["_file"] = folder + "/" + frame["_file"].astype(str)
+            raw.add(table, frame)
+    for p in part.problems:
+        message = p.message.replace(p.file, named(p.file), 1) if p.file else p.message
+        raw.problems.append(dataclasses.replace(p, file=named(p.file), message=message))
+    raw.notes += [f"{folder}: {n}" for n in part.notes]
+    raw.files += [named(f) for f in part.files]
+    raw.unread.update({named(f): t for f, t in part.unread.items()})
 
 
 def _read_canonical(p: Path, table: str, limits: Limits, raw: RawData) -> None:

@@ -15,16 +15,23 @@ import os
 import secrets
 from pathlib import Path
 
-import numpy as np
+import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from insightlib import contract
 from insightlib.errors import InputError
+
+#: Text columns are Arrow strings (as the readers make them): no Python object per value.
+STR = pd.StringDtype("pyarrow")
 
 #: Readable prefix per kind of identifier.
 PREFIX = {"child_id": "c_", "upn": "u_", "referral_id": "r_", "worker_id": "w_"}
 HEX_CHARS = 16
 MIN_KEY_BYTES = 16
+#: SHA-256's block size in bytes (HMAC pads or hashes the key to it).
+_BLOCK = 64
 KEY_ENV = "INSIGHT_KEY"
 KEY_FILE_ENV = "INSIGHT_KEY_FILE"
 
@@ -102,48 +109,83 @@ def pseudonymise_value(value: str, column: str, la_code: str, key: bytes) -> str
     return PREFIX[kind] + hmac.new(key, msg, hashlib.sha256).hexdigest()[:HEX_CHARS]
 
 
-def pseudonymise_series(
-    values: pd.Series, la_codes: pd.Series, column: str, key: bytes, known: dict[str, str] | None = None
-) -> pd.Series:
-    """Vectorised over distinct (council, value) pairs; empty stays empty (None).
+def _hmac_hex(messages: pa.Array, key: bytes) -> pa.Array:
+    """HMAC-SHA256 (RFC 2104) of each message, as hex: spelled out over DuckDB's sha256, so no Python per value.
 
-    ``known`` (message -> pseudonym, for this column's kind and key) is used and filled, so that a child
-    or referral id met in several tables is hashed once."""
+    Equal to ``hmac.new(key, message, "sha256").hexdigest()`` for every message (tests check it)."""
+    block = (hashlib.sha256(key).digest() if len(key) > _BLOCK else key).ljust(_BLOCK, b"\0")
+    inner = bytes(b ^ 0x36 for b in block)
+    outer = bytes(b ^ 0x5C for b in block)
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("_messages", pa.table({"m": messages}))
+        result = con.sql(
+            "SELECT sha256($1::BLOB || unhex(sha256($2::BLOB || encode(m)))) AS h FROM _messages",
+            params=[outer, inner],
+        ).to_arrow_table()
+    finally:
+        con.close()
+    return result.column("h").combine_chunks()
+
+
+def _pseudonyms(la_codes: pa.ChunkedArray, values: pa.ChunkedArray, kind: str, key: bytes) -> pa.Array:
+    """The pseudonym of each (council, value), null where the value is missing or empty; each distinct one hashed once."""
+    values = pc.cast(values, pa.large_string())
+    present = pc.and_kleene(pc.is_valid(values), pc.not_equal(values, ""))
+    sep = pa.scalar("\x1f", pa.large_string())
+    msgs = pc.binary_join_element_wise(
+        pc.cast(la_codes, pa.large_string()), pa.scalar(kind, pa.large_string()), values, sep
+    )
+    msgs = pc.if_else(present, msgs, None)
+    uniques = pc.drop_null(pc.unique(msgs))
+    digest = pc.cast(pc.utf8_slice_codeunits(_hmac_hex(uniques, key), 0, HEX_CHARS), pa.large_string())
+    hashed = pc.binary_join_element_wise(
+        pa.scalar(PREFIX[kind], pa.large_string()), digest, pa.scalar("", pa.large_string())
+    )
+    if len(pc.unique(hashed)) != len(hashed):  # 64 bits: practically never, but never silently
+        raise InputError(f"Two different {kind} values got the same pseudonym; use a new key (make_key_file).")
+    return pc.take(hashed, pc.index_in(msgs, value_set=uniques))
+
+
+def _arrow(series: pd.Series) -> pa.ChunkedArray:
+    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
+        return pa.chunked_array(pa.array(series.array)).cast(pa.large_string())  # no copy of the text
+    return pa.chunked_array([pa.array(series.astype(object).where(series.notna(), None), type=pa.large_string())])
+
+
+def _series(values: pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(pc.cast(values, pa.large_string())), index=index).astype(STR)
+
+
+def pseudonymise_series(values: pd.Series, la_codes: pd.Series, column: str, key: bytes) -> pd.Series:
+    """Vectorised over distinct (council, value) pairs; empty stays empty (missing)."""
     kind = _kind(column)
-    present = values.notna() & (values.astype(object) != "")
-    out = pd.Series(None, index=values.index, dtype=object)
-    if not present.any():
-        return out
-    msgs = la_codes[present].astype(str) + f"\x1f{kind}\x1f" + values[present].astype(str)
-    codes, uniques = pd.factorize(msgs, sort=False)
-    digest = hmac.digest
-    prefix = PREFIX[kind]
-    if known is None:
-        hashed = [prefix + digest(key, m.encode(), "sha256").hex()[:HEX_CHARS] for m in uniques]
-    else:
-        hashed = [
-            known.get(m) or known.setdefault(m, prefix + digest(key, m.encode(), "sha256").hex()[:HEX_CHARS])
-            for m in uniques
-        ]
-    if len(set(hashed)) != len(hashed):  # 64 bits: practically never, but never silently
-        raise InputError(f"Two different {column} values got the same pseudonym; use a new key (make_key_file).")
-    values_out = np.full(len(values), None, dtype=object)
-    values_out[present.to_numpy()] = np.asarray(hashed, dtype=object)[codes]
-    return pd.Series(values_out, index=values.index, dtype=object)
+    return _series(_pseudonyms(_arrow(la_codes), _arrow(values), kind, key), values.index)
 
 
 def pseudonymise_tables(tables: dict[str, pd.DataFrame], key: bytes) -> dict[str, pd.DataFrame]:
-    """Copies of the tables with every identifier column (contract.IDENTIFIER_COLUMNS) replaced."""
-    out = {}
-    known: dict[str, dict[str, str]] = {}  # kind -> message -> pseudonym, shared by the tables
+    """Copies of the tables with every identifier column (contract.IDENTIFIER_COLUMNS) replaced.
+
+    The columns of one kind (a child_id in six tables) are hashed together, so each distinct id once."""
+    out = {name: frame.copy() for name, frame in tables.items()}
+    by_kind: dict[str, list[tuple[str, str]]] = {}
     for name, frame in tables.items():
         spec = contract.TABLES.get(name)
-        frame = frame.copy()
         cols = spec.identifiers if spec else tuple(c for c in frame.columns if c in contract.IDENTIFIER_COLUMNS)
         for col in cols:
             if col in frame.columns:
-                frame[col] = pseudonymise_series(
-                    frame[col], frame["la_code"], col, key, known.setdefault(_kind(col), {})
-                )
-        out[name] = frame
+                by_kind.setdefault(_kind(col), []).append((name, col))
+    for kind, places in by_kind.items():
+        la = pa.chunked_array(
+            [c for name, _ in places for c in _arrow(tables[name]["la_code"]).chunks], pa.large_string()
+        )
+        values = pa.chunked_array(
+            [c for name, col in places for c in _arrow(tables[name][col]).chunks], pa.large_string()
+        )
+        hashed = _pseudonyms(la, values, kind, key)
+        start = 0
+        for name, col in places:
+            n = len(tables[name])
+            out[name][col] = _series(hashed.slice(start, n), tables[name].index)
+            start += n
     return out

@@ -11,26 +11,21 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from insightlib import __version__, contract
-from insightlib.ingest import fingerprint, pseudonymise
+from insightlib import contract
 from insightlib.errors import InputError
+from insightlib.ingest import pseudonymise, warehouse_write
 from insightlib.ingest.files import Problem
-from insightlib.ingest.validate import ValidationReport, empty_table, validate_directory
+from insightlib.ingest.validate import validate_directory
+from insightlib.ingest.validation_report import ValidationReport
+from insightlib.ingest.warehouse_write import COUNCIL_TABLE, LEFT_OUT_TABLE, META_TABLE
 
-FORMAT_VERSION = 1
-META_TABLE = "_insight_load"
-COUNCIL_TABLE = "_insight_councils"
-#: What a load left out (insight load --skip-invalid-rows): council, table, rule, rows, files.
-LEFT_OUT_TABLE = "_insight_left_out"
 #: Why a row was left out when it broke no rule of its own.
 WITH_CHILD, WITH_REFERRAL = "belongs to a left-out child", "belongs to a left-out referral"
 #: Written by ``insight synth`` into every data directory it makes (never by a council's extract):
@@ -76,32 +71,6 @@ class LoadSummary:
         return "\n".join(lines)
 
 
-def _sql_type(table: contract.Table, column: str) -> str:
-    if column in table.dates:
-        return "DATE"
-    if column in table.booleans:
-        return "BOOLEAN"
-    return "VARCHAR"
-
-
-def _fingerprint(tables: dict[str, pd.DataFrame]) -> str:
-    """sha256 over a council's pseudonymised rows, independent of row order (so stable across runs)."""
-    return fingerprint.rows_fingerprint(
-        tables,
-        {name: spec.columns for name, spec in contract.TABLES.items()},
-        {name: spec.dates for name, spec in contract.TABLES.items()},
-        f"insight-fingerprint-v{FORMAT_VERSION}",
-    )
-
-
-def _remove(path: Path) -> None:
-    for p in (path, Path(str(path) + ".wal")):
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
-
-
 def default_warehouse_path(data_dir: str | os.PathLike) -> Path:
     """``<DIR>.duckdb`` beside the directory, its whole name kept: extract.2024 and extract.2025 never share a file."""
     folder = Path(data_dir).resolve()
@@ -127,92 +96,10 @@ def write_warehouse(
     key: bytes | None = None,
     left_out: list[dict] | None = None,
 ) -> dict[str, str]:
-    """Write already pseudonymised contract tables into a new warehouse file, atomically.
-
-    Returns the per-council fingerprints.
-    """
-    # Long (~60 lines) on purpose: one transaction: the tables, the councils' fingerprints and the metadata
-    # are written together into a temporary file that replaces the target only when complete.
-    target = Path(warehouse_path)
-    check_target(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
-    councils = sorted(tables["councils"]["la_code"].dropna().unique())
-    fingerprints = {}
-    for la in councils:
-        fingerprints[la] = _fingerprint({n: f[f["la_code"] == la] for n, f in tables.items()})
-    try:
-        con = duckdb.connect(str(tmp))
-        try:
-            for name, spec in contract.TABLES.items():
-                frame = tables.get(name)
-                frame = empty_table(name) if frame is None else frame
-                cols = ", ".join(f'"{c}" {_sql_type(spec, c)}' for c in spec.columns)
-                con.execute(f'CREATE TABLE "{name}" ({cols})')
-                if len(frame):
-                    con.register("_frame", frame[list(spec.columns)])
-                    select = ", ".join(f'CAST("{c}" AS {_sql_type(spec, c)})' for c in spec.columns)
-                    con.execute(f'INSERT INTO "{name}" SELECT {select} FROM _frame')
-                    con.unregister("_frame")
-            loaded_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-            con.execute(
-                f'CREATE TABLE "{COUNCIL_TABLE}" (la_code VARCHAR, fingerprint VARCHAR, loaded_at VARCHAR, rows VARCHAR)'
-            )
-            for la in councils:
-                rows = {n: int((f["la_code"] == la).sum()) for n, f in tables.items()}
-                con.execute(
-                    f'INSERT INTO "{COUNCIL_TABLE}" VALUES (?, ?, ?, ?)',
-                    [la, fingerprints[la], loaded_at, json.dumps(rows)],
-                )
-            meta = {
-                "format_version": FORMAT_VERSION,
-                "insightlib_version": __version__,
-                "loaded_at": loaded_at,
-                **({"key_check": pseudonymise.key_check(key)} if key else {}),
-                **(metadata or {}),
-            }
-            con.execute(
-                f'CREATE TABLE "{LEFT_OUT_TABLE}" (la_code VARCHAR, "table" VARCHAR, rule VARCHAR, '
-                "rows BIGINT, files VARCHAR)"
-            )
-            if left_out:
-                con.executemany(
-                    f'INSERT INTO "{LEFT_OUT_TABLE}" VALUES (?, ?, ?, ?, ?)',
-                    [[r["la_code"], r["table"], r["rule"], int(r["rows"]), r["files"]] for r in left_out],
-                )
-            con.execute(f'CREATE TABLE "{META_TABLE}" (name VARCHAR, value VARCHAR)')
-            con.executemany(
-                f'INSERT INTO "{META_TABLE}" VALUES (?, ?)',
-                [[k, json.dumps(v) if not isinstance(v, str) else v] for k, v in meta.items()],
-            )
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        os.replace(tmp, target)
-    except BaseException as exc:
-        _remove(tmp)
-        if _disk_full(exc):
-            raise InputError(
-                f"The disk is full: writing the warehouse {target} needed more space than {target.parent} has. "
-                f"Nothing was written{' and the existing ' + target.name + ' is unchanged' if target.exists() else ''}; "
-                "free some space (or give --warehouse on another disk) and load again."
-            ) from None
-        if isinstance(exc, (OSError, duckdb.IOException)):
-            raise InputError(
-                f"Cannot write the warehouse {target}: {str(exc).splitlines()[0][:200]}. Nothing was written."
-            ) from None
-        raise
-    _remove(Path(str(tmp)))  # a stray .wal, if any
-    return fingerprints
-
-
-def _disk_full(exc: BaseException) -> bool:
-    """ENOSPC from Python, or DuckDB's own IO error saying the same."""
-    import errno
-
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(exc, duckdb.Error) and "no space left" in str(exc).lower()
+    """Write already pseudonymised contract tables into a new warehouse file, atomically (never over
+    a file that is not a warehouse). Returns the per-council fingerprints."""
+    check_target(warehouse_path)
+    return warehouse_write.write_file(tables, Path(warehouse_path), metadata, key, left_out)
 
 
 def load_directory(
@@ -242,19 +129,16 @@ def load_directory(
         raise InputError(f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text())
     loaded = report.clean_councils
     failed = report.failed_councils
-    present = set(report.tables["councils"]["la_code"].dropna())
+    present = set(report.typed["councils"]["la_code"].dropna())
     trimmed = sorted(la for la in failed if skip_invalid_rows and la in present and report.skippable(la))
     failed = {la: ps for la, ps in failed.items() if la not in trimmed}
     loaded = sorted(loaded + trimmed)
     if not loaded:
         raise InputError(f"Cannot load {data_dir}: no council's data is clean.\n\n" + report.format_text())
-    keep, left_out = _leave_out(report, trimmed)
-    clean = {
-        name: frame[frame["la_code"].isin(loaded).to_numpy() & keep[name]].reset_index(drop=True)
-        for name, frame in report.tables.items()
-    }
+    keep, left_out = _leave_out(report, trimmed) if trimmed else ({}, [])
+    clean = {name: _rows_to_load(frame, loaded, keep.get(name)) for name, frame in report.typed.items()}
     clean = pseudonymise.pseudonymise_tables(clean, key_bytes)
-    _assert_no_raw_identifiers(report.tables, clean)
+    _assert_no_raw_identifiers(clean)
     metadata = {
         "source": str(Path(data_dir).resolve()),
         "councils_loaded": loaded,
@@ -277,9 +161,17 @@ def load_directory(
     )
 
 
+def _rows_to_load(frame: pd.DataFrame, loaded: list[str], keep: np.ndarray | None) -> pd.DataFrame:
+    """The rows of loaded councils that are kept (the frame itself, not a copy, when that is every row)."""
+    mask = frame["la_code"].isin(loaded).to_numpy(dtype=bool, na_value=False)
+    if keep is not None:
+        mask &= keep
+    return frame if mask.all() else frame[mask].reset_index(drop=True)
+
+
 def _leave_out(report: ValidationReport, councils: list[str]) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Which rows to keep, and what was left out (by council, table and rule), for councils loaded trimmed."""
-    tables = report.tables
+    tables = report.typed
     why: dict[str, np.ndarray] = {}
     for name, frame in tables.items():
         in_scope = frame["la_code"].isin(councils).to_numpy()
@@ -312,7 +204,7 @@ def _leave_out(report: ValidationReport, councils: list[str]) -> tuple[dict[str,
             {
                 "la_code": frame["la_code"].to_numpy()[out],
                 "rule": why[name][out],
-                "file": np.asarray(files, dtype=object)[out],
+                "file": np.asarray(files[out], dtype=object),
             }
         )
         for (la, rule), sub in grouped.groupby(["la_code", "rule"], sort=True):
@@ -328,7 +220,7 @@ def _leave_out(report: ValidationReport, councils: list[str]) -> tuple[dict[str,
     return keep, left_out
 
 
-def _assert_no_raw_identifiers(raw: dict[str, pd.DataFrame], clean: dict[str, pd.DataFrame]) -> None:
+def _assert_no_raw_identifiers(clean: dict[str, pd.DataFrame]) -> None:
     """Belt and braces: no identifier column may still hold a raw value."""
     for name, frame in clean.items():
         for col in contract.TABLES[name].identifiers:

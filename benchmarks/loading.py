@@ -1,0 +1,150 @@
+"""Loading benchmark: validate + pseudonymise + load a national extract of synthetic councils at real size.
+
+DESIGN.md / issue 17 item 3: all 153 councils at real size (12,700 children each, about 20,000 closed
+episodes) within 90 s and 4 GB peak on this machine (2 shared cores), linear in councils; a national
+extract is one file per table ("tables") or one folder per council ("folders"), and both are measured.
+
+    flock /tmp/insight-bench.lock .venv/bin/python benchmarks/loading.py                  # 10, 30, 153 councils
+    flock /tmp/insight-bench.lock .venv/bin/python benchmarks/loading.py --councils 10 30 # a quicker look
+    ... --children 2000 --layout tables
+
+The extracts are generated once into --cache (default /tmp/insight-bench-loading; not timed): ``insight
+synth`` makes the 153 councils, and the smaller extracts are its first 10 and 30 councils, so each run
+loads the same councils. Then a fresh Python process runs ``insightlib.ingest.warehouse.load_directory``
+(what ``insight load`` calls) and prints wall seconds, CPU seconds (its own, children included), its peak
+resident memory (ru_maxrss) and the cost per council; the load average is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+SEED = 17
+KEY = b"benchmark-key-0123456789abcdef"
+SIDE_FILES = ("SYNTHETIC.json",)
+
+
+def _read_strings(path: Path) -> pa.Table:
+    with path.open(encoding="utf-8") as fh:
+        names = next(csv.reader(fh))
+    return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}))
+
+
+def national(cache: Path, children: int) -> Path:
+    """The 153 councils written once by ``insight synth`` (one CSV per table)."""
+    from insightlib.simulate import synth
+
+    d = cache / f"c{children}" / "tables-153"
+    if not (d / "referrals.csv").exists():
+        t = time.perf_counter()
+        synth.generate(153, children, SEED, d, force=True)
+        print(f"generated {d} in {time.perf_counter() - t:.0f} s (not timed)", flush=True)
+    return d
+
+
+def subset(source: Path, dest: Path, la_codes: list[str] | None) -> None:
+    """The tables of ``source`` cut to ``la_codes`` (None: all), one CSV per table."""
+    if (dest / "councils.csv").exists():
+        return
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in sorted(source.glob("*.csv")):
+        table = _read_strings(f)
+        if la_codes is not None:
+            table = table.filter(pc.is_in(table["la_code"], value_set=pa.array(la_codes)))
+        pacsv.write_csv(table, tmp / f.name)
+    for name in SIDE_FILES:
+        shutil.copy(source / name, tmp / name)
+    os.replace(tmp, dest)
+
+
+def folders(source: Path, dest: Path) -> None:
+    """The same extract as one folder per council (``<la_code>/<table>.csv``)."""
+    if dest.exists():
+        return
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tables = {f.name: _read_strings(f) for f in sorted(source.glob("*.csv"))}
+    for la in tables["councils.csv"]["la_code"].to_pylist():
+        (tmp / la).mkdir()
+        for name, table in tables.items():
+            pacsv.write_csv(table.filter(pc.equal(table["la_code"], la)), tmp / la / name)
+    for name in SIDE_FILES:
+        shutil.copy(source / name, tmp / name)
+    os.replace(tmp, dest)
+
+
+def measure(data_dir: str) -> None:
+    """Runs in a fresh process: validate, pseudonymise and load; print the figures as one JSON line."""
+    import tempfile
+
+    from insightlib.ingest import warehouse
+
+    t0, c0 = time.perf_counter(), os.times()
+    with tempfile.TemporaryDirectory(dir=Path(data_dir).parent) as tmp:
+        summary = warehouse.load_directory(data_dir, Path(tmp) / "bench.duckdb", key=KEY)
+    wall = time.perf_counter() - t0
+    c1 = os.times()
+    cpu = sum(c1[:4]) - sum(c0[:4])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    print(json.dumps({"wall": wall, "cpu": cpu, "peak_gb": peak, "loaded": len(summary.loaded),
+                      "failed": len(summary.failed), "rows": summary.rows}))
+
+
+def run(data_dir: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "_measure", str(data_dir)], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("which", nargs="?", default="bench", choices=["bench", "_measure"])
+    ap.add_argument("target", nargs="?")
+    ap.add_argument("--councils", type=int, nargs="+", default=[10, 30, 153])
+    ap.add_argument("--children", type=int, default=12_700, help="children per council")
+    ap.add_argument("--layout", choices=["tables", "folders", "both"], default="both")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/insight-bench-loading"))
+    args = ap.parse_args()
+    if args.which == "_measure":
+        measure(args.target)
+        return
+    full = national(args.cache, args.children)
+    codes = sorted(_read_strings(full / "councils.csv")["la_code"].to_pylist())
+    layouts = ["tables", "folders"] if args.layout == "both" else [args.layout]
+    print(f"{args.children:,} children per council; load average {os.getloadavg()[0]:.1f} before", flush=True)
+    for n in args.councils:
+        tables_dir = args.cache / f"c{args.children}" / f"tables-{n}"
+        subset(full, tables_dir, None if n == len(codes) else codes[:n])
+        for layout in layouts:
+            d = tables_dir
+            if layout == "folders":
+                d = args.cache / f"c{args.children}" / f"folders-{n}"
+                folders(tables_dir, d)
+            r = run(d)
+            if r["failed"]:
+                raise SystemExit(f"{r['failed']} synthetic councils failed validation in {d}")
+            rows = r["rows"]
+            print(f"{n:>3} councils, {layout:<7}: {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU, "
+                  f"peak {r['peak_gb']:.2f} GB; {r['wall'] / n:.3f} s wall and {r['cpu'] / n:.3f} s CPU a council; "
+                  f"load average {os.getloadavg()[0]:.1f}; referrals {rows['referrals']:,}, "
+                  f"children {rows['children']:,}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
