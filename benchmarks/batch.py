@@ -45,7 +45,7 @@ from insightlib.batch.demo import demo_evaluation_files
 from insightlib.batch.evaluation import load_evaluation
 from insightlib.batch.execute import execute_council, skip_iri_checker_import
 from insightlib.batch.kernels import KERNEL_REUSE_LIMIT
-from insightlib.batch.runner import run_evaluation
+from insightlib.batch.runner import FRESH_KERNELS_ENV, run_evaluation
 
 # The pool's workers are spawned: each imports this module again (as __mp_main__), so it imports only what a
 # worker of 'insight run' would; the rest (nbformat, the render, the generator) is imported where it is used.
@@ -194,7 +194,8 @@ def run_one(path: Path, wh: Path, out: Path, workers: int, cal: dict, scheduler:
     if summary.failed:
         print(f"  {path.name}: {len(summary.failed)} failed, e.g. {summary.failed[0].la_code}: {summary.failed[0].error}")
     used = min(workers, max(len(summary.runs), 1))
-    kernels = kernel_starts(len(ran), used)
+    fresh = os.environ.get(FRESH_KERNELS_ENV, "") in ("1", "true", "yes")
+    kernels = len(ran) if fresh else kernel_starts(len(ran), used)
     totals = sum(r.seconds_total for r in ran)
     cells = sum(r.seconds_cells for r in ran)
     imports = cal[evaluation.notebook]["imports_cost"] * kernels
@@ -307,7 +308,7 @@ def print_scaling(sizes: list[dict], workers: int, cal: dict) -> dict:
     largest = max(sizes, key=lambda s: s["councils"])
     extra = 0.0  # kernel starts at 153 beyond those at the largest size measured, each a kernel start and imports
     for row in largest["evaluations"]:
-        if row["notebooks"] == largest["councils"]:  # one notebook a council (not the national or area ones)
+        if row["notebooks"] == largest["councils"] > row["kernel_starts"]:  # a notebook a council, warm kernels
             more = kernel_starts(153, row["workers_used"]) - row["kernel_starts"]
             c = cal[row["notebook"]]
             extra += more * (c["empty"] + c["imports_cost"]) / row["workers_used"]
@@ -341,7 +342,9 @@ def main() -> None:
     args = parser.parse_args()
     args.evaluations = args.evaluations or demo_evaluation_files(ROOT / "evaluations")
     figures: dict = {"cores": os.cpu_count(), "workers": args.workers, "load_before": os.getloadavg()}
-    print(f"load average before: {load_average()} on {os.cpu_count()} cores; {args.workers} workers; warm kernels")
+    fresh = os.environ.get(FRESH_KERNELS_ENV, "") in ("1", "true", "yes")
+    print(f"load average before: {load_average()} on {os.cpu_count()} cores; {args.workers} workers; "
+          f"{'a fresh kernel per notebook' if fresh else 'warm kernels'}")  # fmt: skip
     print(f"evaluations: {', '.join(p.name for p in args.evaluations)}; then the render ({args.render_engine})")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
