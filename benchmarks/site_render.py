@@ -9,7 +9,8 @@ the number of pages and PDFs.
     flock /tmp/insight-bench.lock .venv/bin/python benchmarks/site_render.py reports
     ... --json out.json                                # the figures as JSON as well
 
-The machine's load average is printed before and after: on a shared machine wall times mean little
+The Quarto route's stages (the project written, ``quarto render``, the PDFs made meanwhile) are printed
+too. The machine's load average is printed before and after: on a shared machine wall times mean little
 when other work was running; CPU times are steadier.
 """
 
@@ -47,7 +48,8 @@ def measure(reports: Path, engine: str) -> dict:
         wall, cpu = time.perf_counter() - wall, _cpu() - cpu
         out = folder / "_site"
         return {"engine": result.engine, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-                "pages": len(list(out.rglob("*.html"))), "pdfs": len(list(out.rglob("*.pdf")))}
+                "pages": len(list(out.rglob("*.html"))), "pdfs": len(list(out.rglob("*.pdf"))),
+                "stages_s": {k: round(v, 1) for k, v in result.stages.items()}}
 
 
 def main(argv=None) -> int:
@@ -63,6 +65,8 @@ def main(argv=None) -> int:
         figures.append(measure(args.reports, "quarto"))
     for f in figures:
         print(f"{f['engine']:>7}: {f['wall_s']:6.1f} s wall, {f['cpu_s']:6.1f} s CPU, {f['pages']} pages, {f['pdfs']} PDFs")
+        for stage, seconds in f["stages_s"].items():
+            print(f"         {stage}: {seconds:.1f} s wall")
     if len(figures) == 2:
         print(f"Quarto / fallback: {figures[1]['wall_s'] / figures[0]['wall_s']:.2f}x wall, "
               f"{figures[1]['cpu_s'] / max(figures[0]['cpu_s'], 0.1):.2f}x CPU (target: within 2x)")

@@ -20,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from insightlib.report import charts, text
 from insightlib import reference
-from insightlib.batch import quarto, site, site_html, site_reports
+from insightlib.batch import quarto, quarto_pdf, site, site_html, site_reports
 from insightlib.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,7 +237,7 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     for item in items:
         assert (tmp_path / "rereferral-demo" / item["path"]).with_suffix(".ipynb").exists()
     meta = yaml.safe_load((proj / "rereferral-demo" / "202" / "_metadata.yml").read_text())
-    assert set(meta["format"]) == {"html"} and meta["execute"]["enabled"] is False  # the PDF: quarto.make_pdf
+    assert set(meta["format"]) == {"html"} and meta["execute"]["enabled"] is False  # the PDF: quarto_pdf.make_pdf
     # Each executed notebook has a .qmd twin: outputs only, figures as files with their alt text.
     qmd = (proj / "rereferral-demo" / "202" / "rereferral.qmd").read_text()
     assert yaml.safe_load(qmd.split("---")[1])["title"] == text.quarto_md("Camden: Do children come back?")  # the evaluation title
@@ -474,7 +474,7 @@ def test_a_council_is_published_at_one_disclosure_setting_across_evaluations(tmp
 def test_the_safe_filter_keeps_exactly_insights_own_typst_settings():
     lua = (REPO / "insightlib" / "templates" / "insight_safe.lua").read_text()
     const = re.search(r'local INSIGHT_TYPST = "(.*)"', lua).group(1).encode().decode("unicode_escape")
-    assert const == quarto.TYPST_HEADER.strip()
+    assert const == quarto_pdf.TYPST_HEADER.strip()
 
 
 def test_the_cox_forest_plot_is_laid_out_again_for_a_phone():

@@ -7,11 +7,11 @@ Split from site.py.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from .site_pages import (
     _templates_dir,
 )
 from .quarto_pages import _attribute, _fence, _yaml_dump, notebook_to_qmd
+from .quarto_pdf import TYPST_HEADER, QuartoFailed, make_pdf
 from .site_reports import (
     Evaluation,
     SiteResult,
@@ -46,10 +47,6 @@ from .site_reports import (
     _listing_finding,
     _write_summary_chart,
 )
-
-
-class QuartoFailed(RuntimeError):
-    pass
 
 
 #: The Lua filter that shows any raw block or inline that is not insight's own HTML as text.
@@ -86,11 +83,6 @@ td.num, table td { font-variant-numeric: tabular-nums; }
 .summary-chart { margin: 1rem 0; }
 .quarto-listing table, main table { display: block; overflow-x: auto; max-width: 100%; }
 """
-#: Typst: text in table cells set ragged right, never justified into gappy words.
-TYPST_HEADER = "#set par(justify: false)\n#show table.cell: set par(justify: false)\n#show table: set text(size: 9pt)\n"
-#: The Lua filter that makes a report's PDF from its page source (after SAFE_FILTER): screen-only charts
-#: left out, callouts boxed.
-PDF_FILTER = "insight_pdf.lua"
 #: Files at the top of the project folder (earlier versions wrote them at the top of the reports folder).
 PROJECT_FILES = ("_quarto.yml", "index.qmd", "national.qmd", SAFE_FILTER, SITE_CSS)
 
@@ -255,44 +247,7 @@ def _home_qmd(evaluations: list[Evaluation], summaries: dict) -> str:
 
 def _write_evaluation_pages(put, project: Path, ev: Evaluation, summary, skipped: list | None) -> list[Path]:
     """Each report's page source, and the evaluation's page (answer, method, a listing of its reports)."""
-    # long: one pass writes each report's page and its listing row, which the evaluation's page then lists
-    written: list[Path] = []
-    items = []
-    for rep in list(ev.reports):
-        page = project / ev.slug / rep.la_code / f"{rep.notebook.stem}.qmd"
-        try:
-            written += notebook_to_qmd(
-                rep.notebook,
-                dest=page,
-                council=rep.council,
-                failed=rep.status == "failed",
-                title=rep.evaluation_title,
-                error=rep.error,
-                synthetic=rep.synthetic,
-            )
-        except InputError as exc:  # left out, with its stale page source, so the others build
-            ev.reports.remove(rep)
-            page.unlink(missing_ok=True)
-            if skipped is not None:
-                skipped.append((rep.notebook, str(exc)))
-            continue
-        items.append(
-            {
-                "title": text.quarto_md(rep.council),
-                "la_code": text.quarto_md(rep.la_code),
-                "finding": text.quarto_md(_listing_finding(rep, summary)),
-                "path": f"{rep.la_code}/{rep.notebook.stem}.html",
-            }
-        )
-        put(
-            f"{ev.slug}/{rep.la_code}/_metadata.yml",
-            _yaml_dump(
-                {
-                    "format": {"html": {"toc": True, "format-links": False}},  # the PDF: make_pdf
-                    "execute": {"enabled": False, "echo": False},
-                }
-            ),
-        )
+    written, items = _write_report_pages(put, project, ev, summary, skipped)
     put(f"{ev.slug}/councils.yml", _yaml_dump(items))
     body, front = [], {"title": text.quarto_md(ev.title)}
     if summary is not None:
@@ -318,17 +273,58 @@ def _write_evaluation_pages(put, project: Path, ev: Evaluation, summary, skipped
     if summary is not None and summary.method:
         body.append("## Method\n\n" + "\n\n".join(text.quarto_md(m) for m in summary.method) + "\n")
     body.append("## Reports\n")  # Quarto puts the listing at the end of the page, under this heading
-    front["listing"] = {
+    front["listing"] = _listing(len(items))
+    put(f"{ev.slug}/index.qmd", "---\n" + _yaml_dump(front) + "---\n\n" + "\n".join(body))
+    return written
+
+
+def _listing(rows: int) -> dict:
+    """The evaluation page's listing of its reports: a table with meaningful columns, a filter when long."""
+    return {
         "contents": "councils.yml",
         "type": "table",
         "fields": ["title", "la_code", "finding"],
         "field-display-names": {"title": "Council", "la_code": "Code", "finding": "Finding"},
         "sort": "title",
         "sort-ui": True,
-        "filter-ui": len(items) > HOME_COUNCILS,
+        "filter-ui": rows > HOME_COUNCILS,
     }
-    put(f"{ev.slug}/index.qmd", "---\n" + _yaml_dump(front) + "---\n\n" + "\n".join(body))
-    return written
+
+
+def _write_report_pages(put, project: Path, ev: Evaluation, summary, skipped: list | None):
+    """Each report's page source and its council's _metadata.yml; returns the files and the listing's rows.
+    A notebook that cannot be read is left out (with its stale page source) so the others build."""
+    written: list[Path] = []
+    items = []
+    for rep in list(ev.reports):
+        page = project / ev.slug / rep.la_code / f"{rep.notebook.stem}.qmd"
+        try:
+            written += notebook_to_qmd(
+                rep.notebook,
+                dest=page,
+                council=rep.council,
+                failed=rep.status == "failed",
+                title=rep.evaluation_title,
+                error=rep.error,
+                synthetic=rep.synthetic,
+            )
+        except InputError as exc:
+            ev.reports.remove(rep)
+            page.unlink(missing_ok=True)
+            if skipped is not None:
+                skipped.append((rep.notebook, str(exc)))
+            continue
+        items.append(
+            {
+                "title": text.quarto_md(rep.council),
+                "la_code": text.quarto_md(rep.la_code),
+                "finding": text.quarto_md(_listing_finding(rep, summary)),
+                "path": f"{rep.la_code}/{rep.notebook.stem}.html",
+            }
+        )
+        meta = {"format": {"html": {"toc": True, "format-links": False}}, "execute": {"enabled": False, "echo": False}}
+        put(f"{ev.slug}/{rep.la_code}/_metadata.yml", _yaml_dump(meta))  # the PDF: make_pdf
+    return written, items
 
 
 def _write_national_page(
@@ -376,77 +372,23 @@ def _write_national_page(
     return written
 
 
-def quarto_tool(quarto: str, name: str) -> list[str]:
-    """The command for Quarto's own ``pandoc`` or ``typst`` (the versions its site is made with), run
-    directly where Quarto ships them: ``quarto pandoc`` would start Quarto's Deno for every PDF."""
-    exe = name + (".exe" if os.name == "nt" else "")
-    tools = Path(quarto).resolve().parent / "tools"
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
-    for candidate in (tools / machine / exe, tools / exe):
-        if candidate.is_file():
-            return [str(candidate)]
-    return [quarto, name]
-
-
-def make_pdf(qmd: Path, quarto: str, env: dict, header: Path) -> Path:
-    """One report's PDF, from the page source Quarto renders (``notebook_to_qmd``): Pandoc to Typst
-    through the same safe filter (so text is text here too), then Typst, both Quarto's own, and
-    neither with a file outside the report's folder (Typst's ``--root``) or an environment variable
-    beyond ``env``. Written as ``_<stem>.pdf`` beside it (Quarto passes over ``_`` files); returns it.
-
-    Why not Quarto's own Typst format: it renders each report a second time through its whole
-    filter chain and Deno, which made PDFs 40% of the Quarto render (benchmarks/site_render.py)."""
-    folder, typ, pdf = qmd.parent, qmd.with_name(f"_{qmd.stem}.typ"), qmd.with_name(f"_{qmd.stem}.pdf")
-    templates = _templates_dir()
-    steps = [
-        [
-            *quarto_tool(quarto, "pandoc"),
-            qmd.name,
-            "--from",
-            "markdown",
-            "--to",
-            "typst",
-            "--standalone",
-            "--lua-filter",
-            str(templates / "insight_safe.lua"),
-            "--lua-filter",
-            str(templates / PDF_FILTER),
-            "--include-in-header",
-            str(header),
-            "--metadata",
-            "papersize=a4",
-            "--output",
-            typ.name,
-        ],
-        [*quarto_tool(quarto, "typst"), "compile", "--root", ".", typ.name, pdf.name],
-    ]
-    try:
-        for command in steps:
-            proc = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-                raise QuartoFailed(f"{qmd}: the PDF could not be made ({tail or f'exit code {proc.returncode}'})")
-    finally:
-        typ.unlink(missing_ok=True)
-    if not pdf.is_file():  # a tool that exits 0 without writing it is a failure too, never a missing link
-        raise QuartoFailed(f"{qmd}: the PDF could not be made (no {pdf.name} was written)")
-    return pdf
-
-
 def _run_quarto_and_pdfs(project: Path, qmds: list[Path], quarto: str, env: dict):
     """``quarto render`` of the pages, with every report's PDF made on a second core meanwhile."""
     with tempfile.TemporaryDirectory(prefix="insight-typst-") as tmp, ThreadPoolExecutor(max_workers=1) as pool:
         header = Path(tmp) / "header.typ"
         header.write_text(TYPST_HEADER, encoding="utf-8")
+        start = time.perf_counter()
         jobs = [pool.submit(make_pdf, qmd, quarto, env, header) for qmd in qmds]
         proc = subprocess.run([quarto, "render", "--no-execute"], cwd=project, env=env, capture_output=True, text=True)
+        stages = {"quarto render": time.perf_counter() - start}
         made, problems = [], []
         for job in jobs:
             try:
                 made.append(job.result())
             except QuartoFailed as exc:
                 problems.append(str(exc))
-    return proc, made, problems
+        stages["PDFs (meanwhile, on a second core)"] = time.perf_counter() - start
+    return proc, made, problems, stages
 
 
 def render_quarto(
@@ -462,7 +404,9 @@ def render_quarto(
         raise InsightError(INSTALL_QUARTO)
     check_project_ownership(reports_dir, force)
     skipped: list[tuple[Path, str]] = []
+    start = time.perf_counter()
     written = write_quarto_project(reports_dir, evaluations, national_year=national_year, skipped=skipped, force=force)
+    written_s = time.perf_counter() - start
     site = reports_dir / "_site"
     if site.is_dir():
         _mark_site(site)  # a failed render leaves a folder the HTML fallback may still replace
@@ -470,7 +414,7 @@ def render_quarto(
     env["QUARTO_PYTHON"] = sys.executable
     project = reports_dir / PROJECT_DIR
     qmds = [project / ev.slug / rep.la_code / f"{rep.notebook.stem}.qmd" for ev in evaluations for rep in ev.reports]
-    proc, made, problems = _run_quarto_and_pdfs(project, qmds, quarto, env)
+    proc, made, problems, stages = _run_quarto_and_pdfs(project, qmds, quarto, env)
     out = reports_dir / "_site"
     if proc.returncode != 0 or problems:
         for pdf in made:
@@ -492,6 +436,7 @@ def render_quarto(
         reports=reports,
         pages=written,
         messages=[f"Rendered with Quarto ({quarto}); PDFs are beside each report."],
+        stages={"project written": written_s, **stages},
     )
     _note_skipped(result, skipped)
     return result

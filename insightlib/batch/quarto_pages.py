@@ -78,30 +78,14 @@ def notebook_to_qmd(
     math can come from data), plain-text outputs become escaped paragraphs, and raw HTML
     tables have no double braces.
     """
-    import nbformat
-
-    try:
-        nb = nbformat.read(str(notebook), as_version=4)
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{notebook}: not a readable notebook ({exc}).") from None
-    nb = _clean_notebook(nb)
-    evaluation_title = title
-    title = _take_title(nb, notebook.stem.replace("_", " ").capitalize())
+    nb = _read_notebook(notebook)
+    nb_title = _take_title(nb, notebook.stem.replace("_", " ").capitalize())
     qmd = dest or notebook.with_suffix(".qmd")
     fig_dir = qmd.parent / f"{qmd.stem}-figures"
     if fig_dir.exists():
         shutil.rmtree(fig_dir)
     written: list[Path] = []
-    # the PDF is made beside the page (quarto.make_pdf), so the page links it itself, labelled "PDF"
-    front = {
-        "title": text.quarto_md(f"{council}: {evaluation_title or title}"),
-        "other-links": [{"text": "PDF", "href": f"{qmd.stem}.pdf", "icon": "file-pdf"}],
-    }
-    parts = ["---\n" + _yaml_dump(front) + "---\n"]
-    if synthetic:  # also on the PDF, which has no site banner
-        parts.append("::: {.callout-important}\n" + text.quarto_md(text.SYNTHETIC_NOTICE) + "\n:::\n")
-    if failed:
-        parts.append("::: {.callout-warning}\n" + text.quarto_md(failure_sentence(error)) + "\n:::\n")
+    parts = _page_head(qmd, f"{council}: {title or nb_title}", synthetic, failure_sentence(error) if failed else None)
     figures = _Figures(fig_dir, written)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -116,6 +100,31 @@ def notebook_to_qmd(
     qmd.write_text("\n".join(parts), encoding="utf-8")
     written.append(qmd)
     return written
+
+
+def _read_notebook(notebook: Path):
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{notebook}: not a readable notebook ({exc}).") from None
+    return _clean_notebook(nb)
+
+
+def _page_head(qmd: Path, title: str, synthetic: bool, failure: str | None) -> list[str]:
+    """The page's front matter (its one title, a "PDF" link) and the notices above the report."""
+    # the PDF is made beside the page (quarto_pdf.make_pdf), so the page links it itself, labelled "PDF"
+    front = {
+        "title": text.quarto_md(title),
+        "other-links": [{"text": "PDF", "href": f"{qmd.stem}.pdf", "icon": "file-pdf"}],
+    }
+    parts = ["---\n" + _yaml_dump(front) + "---\n"]
+    if synthetic:  # also on the PDF, which has no site banner
+        parts.append("::: {.callout-important}\n" + text.quarto_md(text.SYNTHETIC_NOTICE) + "\n:::\n")
+    if failure:
+        parts.append("::: {.callout-warning}\n" + text.quarto_md(failure) + "\n:::\n")
+    return parts
 
 
 class _Figures:

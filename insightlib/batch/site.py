@@ -25,7 +25,8 @@ from pathlib import Path
 
 from insightlib.errors import InputError, InsightError
 
-from .quarto import QuartoFailed, render_quarto
+from .quarto import render_quarto
+from .quarto_pdf import QuartoFailed
 from .site_html import render_html
 from .site_pages import INSTALL_QUARTO, _note_skipped
 from .site_reports import SiteResult, discover, one_disclosure_per_council

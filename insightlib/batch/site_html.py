@@ -140,6 +140,42 @@ def tidy_tables(body: str) -> str:
     return _FRAME.sub(tidy, body)
 
 
+class _PageWriter:
+    """Writes every page of the fallback site through one template, with the site's folder and menu."""
+
+    def __init__(self, out: Path, evaluations: list[Evaluation]):
+        self.out, self.pages = out, []
+        self.page = _jinja().get_template("page.html.j2")
+        self.built = datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC")
+        self.nav = [{"slug": e.slug, "title": e.title} for e in reading_order(evaluations)]
+        self.banner = text.SYNTHETIC_NOTICE if is_synthetic_site(evaluations) else ""
+
+    def write(self, rel: str, title: str, body: str, breadcrumbs=(), main_class: str = "") -> Path:
+        from markupsafe import Markup
+
+        root = "../" * rel.count("/")
+        body = tidy_tables(externalise_images(body, self.out, rel))
+        if "figure-link" in body:
+            hint = '<p class="hint">Tap a chart to open it full size.</p>'
+            body = body.replace("</h1>", "</h1>" + hint, 1) if "</h1>" in body else hint + body
+        page = self.page.render(
+            title=title,
+            site_title=SITE_TITLE,
+            root=root,
+            evaluations=self.nav,
+            body=Markup(body),
+            breadcrumbs=[(label, root + href) for label, href in breadcrumbs],
+            built=self.built,
+            main_class=main_class,
+            banner=self.banner,
+        )
+        path = self.out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+        self.pages.append(path)
+        return path
+
+
 def render_html(
     reports_dir: Path,
     evaluations: list[Evaluation],
@@ -148,86 +184,57 @@ def render_html(
     national_year: int | None = None,
     force: bool = False,
 ) -> SiteResult:
-    # long: one page writer shared by every page of the site, as a closure over the site's folder and nav
     out = Path(out_dir) if out_dir is not None else reports_dir / "_site"
     _prepare_out_dir(out, reports_dir, force)
-    env = _jinja()
-    page = env.get_template("page.html.j2")
-    built = datetime.now(timezone.utc).strftime("%d %B %Y %H:%M UTC")
     shutil.copyfile(_templates_dir() / "site.css", out / "site.css")
-    pages: list[Path] = []
-    nav = [{"slug": e.slug, "title": e.title} for e in reading_order(evaluations)]
-    banner = text.SYNTHETIC_NOTICE if is_synthetic_site(evaluations) else ""
-
-    def write(rel: str, title: str, body: str, breadcrumbs=(), main_class: str = "") -> Path:
-        from markupsafe import Markup
-
-        depth = rel.count("/")
-        root = "../" * depth
-        body = tidy_tables(externalise_images(body, out, rel))
-        if "figure-link" in body:
-            hint = '<p class="hint">Tap a chart to open it full size.</p>'
-            body = body.replace("</h1>", "</h1>" + hint, 1) if "</h1>" in body else hint + body
-        text = page.render(
-            title=title,
-            site_title=SITE_TITLE,
-            root=root,
-            evaluations=nav,
-            body=Markup(body),
-            breadcrumbs=[(label, root + href) for label, href in breadcrumbs],
-            built=built,
-            main_class=main_class,
-            banner=banner,
-        )
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        pages.append(path)
-        return path
-
+    pages = _PageWriter(out, evaluations)
     all_reports: list[Report] = []
     skipped: list[tuple[Path, str]] = []
     summaries: dict = {}
     exporter = _report_exporter()
     for ev in evaluations:
-        for rep in list(ev.reports):
-            try:
-                nb_title, body = render_report_html(rep.notebook, exporter)
-            except InputError as exc:  # one broken notebook never stops the others' pages
-                ev.reports.remove(rep)
-                skipped.append((rep.notebook, str(exc)))
-                continue
-            all_reports.append(rep)
-            # the evaluation's own title says what this report asks ("Did Family Group
-            # Conferences reduce re-referral?"); the notebook's heading is generic
-            heading = f"<h1>{html.escape(rep.council)}: {html.escape(ev.title or nb_title)}</h1>"
-            if rep.status == "failed":
-                heading += f'<p class="notice" role="alert">{html.escape(failure_sentence(rep.error))}</p>'
-            write(
-                rep.href,
-                f"{rep.council}: {ev.title}",
-                f'{heading}<div class="report">{body}</div>',
-                breadcrumbs=[("Home", "index.html"), (ev.title, f"{ev.slug}/index.html")],
-                main_class="report-page",
-            )
-            for name in report_downloads(rep):
-                shutil.copyfile(rep.notebook.parent / name, (out / rep.href).parent / name)
+        all_reports += _write_reports(pages, ev, exporter, skipped)
         summaries[ev.slug] = evaluation_summary(ev)
-        write(
+        pages.write(
             f"{ev.slug}/index.html",
             ev.title,
             _evaluation_html(ev, summaries[ev.slug], out / ev.slug),
             breadcrumbs=[("Home", "index.html")],
         )
-
     national_body = _national_html(reports_dir, national_year, out, council_settings(evaluations))
-    write("national.html", "National summary", national_body, breadcrumbs=[("Home", "index.html")])
-
-    home = _home_html(evaluations, summaries)
-    index = write("index.html", "Home", home)
-    result = SiteResult(out_dir=out, index=index, engine="html", reports=all_reports, pages=pages)
+    pages.write("national.html", "National summary", national_body, breadcrumbs=[("Home", "index.html")])
+    index = pages.write("index.html", "Home", _home_html(evaluations, summaries))
+    result = SiteResult(out_dir=out, index=index, engine="html", reports=all_reports, pages=pages.pages)
     _note_skipped(result, skipped)
     return result
+
+
+def _write_reports(pages: _PageWriter, ev: Evaluation, exporter, skipped: list) -> list[Report]:
+    """Each of an evaluation's reports as a page with its downloads; one broken notebook never stops the others."""
+    written = []
+    for rep in list(ev.reports):
+        try:
+            nb_title, body = render_report_html(rep.notebook, exporter)
+        except InputError as exc:
+            ev.reports.remove(rep)
+            skipped.append((rep.notebook, str(exc)))
+            continue
+        written.append(rep)
+        # the evaluation's own title says what this report asks ("Did Family Group
+        # Conferences reduce re-referral?"); the notebook's heading is generic
+        heading = f"<h1>{html.escape(rep.council)}: {html.escape(ev.title or nb_title)}</h1>"
+        if rep.status == "failed":
+            heading += f'<p class="notice" role="alert">{html.escape(failure_sentence(rep.error))}</p>'
+        pages.write(
+            rep.href,
+            f"{rep.council}: {ev.title}",
+            f'{heading}<div class="report">{body}</div>',
+            breadcrumbs=[("Home", "index.html"), (ev.title, f"{ev.slug}/index.html")],
+            main_class="report-page",
+        )
+        for name in report_downloads(rep):
+            shutil.copyfile(rep.notebook.parent / name, (pages.out / rep.href).parent / name)
+    return written
 
 
 def _home_html(evaluations: list[Evaluation], summaries: dict) -> str:

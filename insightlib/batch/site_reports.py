@@ -76,6 +76,7 @@ class SiteResult:
     pages: list[Path] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # notebooks that could not be read, left out
+    stages: dict = field(default_factory=dict)  # wall seconds of each stage of the build (benchmarks/site_render.py)
 
     def to_dict(self) -> dict:
         return {
