@@ -10,6 +10,7 @@ from insightlib.analyses.skills_area import Area
 from insightlib.ingest import skills as src
 from insightlib.stats import forecast as fc
 
+#: Interval level of the projections (the index and ranks use skills_gap.LEVEL).
 PROJECTION_LEVEL = 0.8
 #: Projections run this many years ahead; the back-test holds out as many years.
 HORIZON = HOLDOUT = 2

@@ -26,7 +26,7 @@ SMALL_CELL_MIDPOINT = 2.5
 SOC2020_FOLD = {"63": "33"}
 #: Simulation draws for the intervals.
 DRAWS = 2000
-#: Interval level for the index and ranks; projections use PROJECTION_LEVEL.
+#: Interval level for the index and ranks; projections use skills_forecast.PROJECTION_LEVEL.
 LEVEL = 0.95
 #: Skills Imperative 2035: the publisher's advice on the smallest cell to publish (people).
 SKILLS_IMPERATIVE_MIN_CELL = 10_000
