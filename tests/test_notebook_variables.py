@@ -6,7 +6,7 @@ import types
 import pytest
 
 from insightlib.analyses import intervention_parameters, risk_audit
-from insightlib.analyses.notebook import IPYTHON_NAMES, REPORT_PARAMETERS, notebook_variables
+from insightlib.analyses.notebook import IPYTHON_NAMES, REPORT_PARAMETERS, notebook_variables, refuse_parameters
 from insightlib.errors import EvaluationFileError
 
 
@@ -53,3 +53,15 @@ def test_both_analyses_check_what_notebook_variables_keeps():
     )
     ns = _namespace(**risk_audit.NOTEBOOK_DEFAULTS)
     assert risk_audit.notebook_parameters(ns) == risk_audit.check_parameters(risk_audit.NOTEBOOK_DEFAULTS)
+
+
+def test_refuse_parameters_lists_every_problem_in_one_sentence_and_passes_none():
+    refuse_parameters("risk_model_audit", [])  # nothing wrong: nothing raised
+    with pytest.raises(EvaluationFileError) as err:
+        refuse_parameters("risk_model_audit", ["'a' is wrong.", "'b' is wrong."])
+    assert str(err.value) == (
+        "The evaluation file's parameters for the risk_model_audit notebook have 2 problems:\n"
+        "  - 'a' is wrong.\n  - 'b' is wrong."
+    )
+    with pytest.raises(EvaluationFileError, match="have 1 problem:\n"):
+        refuse_parameters("intervention_effect", ["'c' is wrong."])

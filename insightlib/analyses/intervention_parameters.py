@@ -14,7 +14,7 @@ import networkx as nx
 
 from insightlib.analyses.subgroups import check_subgroups
 from insightlib.contract import INTERVENTION_COVARIATES
-from insightlib.analyses.notebook import REPORT_PARAMETERS, notebook_variables
+from insightlib.analyses.notebook import REPORT_PARAMETERS, notebook_variables, refuse_parameters
 from insightlib.errors import EvaluationFileError
 from insightlib.stats.refuters import OUTCOME_NODE, TREATMENT_NODE
 from insightlib.stats.scenarios import check_shares
@@ -162,12 +162,7 @@ def check_parameters(params: dict) -> dict:
         params.get("subgroups"), out["covariates"], {c: COVARIATES[c][0] for c in COVARIATES}
     )
     problems += subgroup_problems
-    if problems:
-        listing = "\n".join(f"  - {p}" for p in problems)
-        raise EvaluationFileError(
-            f"The evaluation file's parameters for the intervention_effect notebook have {len(problems)} "
-            f"problem{'s' if len(problems) > 1 else ''}:\n{listing}"
-        )
+    refuse_parameters("intervention_effect", problems)
     return out
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import types
 
+from insightlib.errors import EvaluationFileError
+
 #: Variables `insight run` sets for every notebook, or only about the report: never analysis parameters.
 REPORT_PARAMETERS = ("data", "la_code", "output_dir", "disclosure_threshold", "rounding", "title")
 #: Variables IPython itself puts in a notebook's namespace.
@@ -26,3 +28,14 @@ def notebook_variables(namespace: dict, reserved) -> dict:
         and not isinstance(v, types.ModuleType)
         and not callable(v)
     }
+
+
+def refuse_parameters(notebook: str, problems: list[str]) -> None:
+    """Every mistake in a notebook's parameters at once, in one EvaluationFileError (nothing when there are none),
+    so that an evaluator mends the evaluation file in one go."""
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise EvaluationFileError(
+            f"The evaluation file's parameters for the {notebook} notebook have "
+            f"{len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}"
+        )

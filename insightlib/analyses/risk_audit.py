@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from insightlib.analyses.notebook import REPORT_PARAMETERS, notebook_variables
+from insightlib.analyses.notebook import REPORT_PARAMETERS, notebook_variables, refuse_parameters
 from insightlib.errors import EvaluationFileError, InputError
 from insightlib.stats import risk_audit as ra
 from insightlib.stats import risk_verdict as rv
@@ -116,12 +116,7 @@ def check_parameters(params: dict) -> dict:
         problems.append(f"'confidence_level' must be between 0.5 and 1 (e.g. 0.95); got {lv!r}.")
     else:
         out["confidence_level"] = float(lv)
-    if problems:
-        listing = "\n".join(f"  - {x}" for x in problems)
-        raise EvaluationFileError(
-            f"The evaluation file's parameters for the risk_model_audit notebook have "
-            f"{len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{listing}"
-        )
+    refuse_parameters("risk_model_audit", problems)
     return out
 
 
