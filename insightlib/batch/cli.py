@@ -132,7 +132,7 @@ def validate(
 
         report = validate_directory(data_dir, limits=_limits(max_workbook_mb, max_rows))
         if report.ok:
-            rows = ", ".join(f"{name} {len(df):,}" for name, df in report.tables.items() if len(df))
+            rows = ", ".join(f"{name} {len(df):,}" for name, df in report.typed.items() if len(df))
             out.print(f"[green]{escape(str(data_dir))}: no problems found[/] ({rows} rows).")
             for note in report.notes:  # e.g. hidden sheets not read: said even when all is well
                 console.print(f"note: {note}", soft_wrap=True, markup=False)
