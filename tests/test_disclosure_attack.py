@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import disclosure_attack as attack
+import disclosure_attack_programme as attack_programme
 
 matplotlib.use("Agg")
 
@@ -286,8 +287,8 @@ def attack_site(built: dict) -> tuple[int, list[dict], list[str]]:
             truth = {"quarters": quarters, "threshold": thr, "name": built["names"][la],
                      "role": "focus" if pg["focus"] == la else "neighbour", "its_phi": pg["its_phi"],
                      "neighbour_sums": {int(q): int(v) for q, v in nbs.groupby("period")["referrals"].sum().items()}}
-            attack.read_programme(model, pg["charts"], truth)
-            attack.read_programme_fits(model, pg["html"], pg["charts"], truth)
+            attack_programme.read_programme(model, pg["charts"], truth)
+            attack_programme.read_programme_fits(model, pg["html"], pg["charts"], truth)
         broken += [f"{la}: {b}" for b in model.check_truth()]
         cells += model.cells
         found += [{**r, "la_code": la} for r in model.attack()]
@@ -546,8 +547,8 @@ def test_the_interrupted_time_series_line_says_nothing_of_a_hidden_quarter():
                  "curve | Referrals | Segmented trend | " + ";".join(f"{q:g}:{v:.9g}" for q, v in zip(t_all, line)),
                  f"curve | Referrals | Trend had nothing changed | {start}:0;{start + 1}:0"]
         model = attack.Model()
-        attack.read_programme(model, texts, truth)
-        attack.read_programme_fits(model, "", texts, {**truth, "its_phi": full.phi if label == "fitted on all"
+        attack_programme.read_programme(model, texts, truth)
+        attack_programme.read_programme_fits(model, "", texts, {**truth, "its_phi": full.phi if label == "fitted on all"
                                                       else its.autocorrelation})
         assert not model.check_truth(), model.check_truth()[:3]
         results[label] = attack.targets_small_enough(model.attack(), 5)
