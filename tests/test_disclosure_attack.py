@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import disclosure_attack as attack
+import disclosure_attack_audit as attack_audit
 import disclosure_attack_programme as attack_programme
 
 matplotlib.use("Agg")
@@ -206,6 +207,7 @@ def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: 
                                             "refutation_sample": 300,
                                             "estimand": os.environ.get("INSIGHT_ATTACK_ESTIMAND", "ATE")}),
             ("practice_insight", "pr", {"stability_checks": False}),
+            ("risk_model_audit", "ra", {"bootstrap_reps": 10, "test_years": 2}),
         ):
             if only and ev not in only.split(","):
                 continue
@@ -276,6 +278,9 @@ def attack_site(built: dict) -> tuple[int, list[dict], list[str]]:
                                 pages["fgc"]["charts"])
         if "pr" in pages:
             attack.read_practice(model, pages["pr"]["html"], _practice_truth(pages["pr"]["ns"]["result"], thr))
+        if "ra" in pages:
+            attack_audit.read_audit(model, pages["ra"]["html"], pages["ra"]["charts"],
+                                    attack_audit.audit_truth(pages["ra"]["ns"]["result"], thr))
         attack.read_national(model, built["national"], built["names"][la])
         pg = built.get("programme")
         one_neighbour = pg and pg["neighbours"] == [la]

@@ -19,6 +19,8 @@ from insightlib.stats import risk_audit as ra
 from insightlib.stats import risk_verdict as rv
 from insightlib.contract import DISCLOSURE_THRESHOLD, ETHNICITY_GROUP
 from insightlib.ingest.episodes import at_risk, build_episodes
+from insightlib.report import risk_audit_disclosure
+from insightlib.report.risk_audit_disclosure import COUNT_METRICS
 
 #: What a model may use: known at the case's closure (docs/risk-audit.md).
 FEATURES = {
@@ -298,22 +300,16 @@ class RiskAudit:
     seconds: dict = field(default_factory=dict)
 
     def hidden(self, model: str, attribute: str, threshold: int) -> set[str]:
-        """Groups whose rates would give a small count away (cases, re-referred or not, flagged or
-        not, from 1 to threshold - 1): their rates are never published."""
-        t = self.models[model].groups[attribute]
-        out = set()
-        for g, r in t.iterrows():
-            n = r["cases"]
-            counts = [n, r["observed"] * n, (1 - r["observed"]) * n, r["flag_rate"] * n, (1 - r["flag_rate"]) * n]
-            if any(1 <= round(c) < threshold for c in counts if np.isfinite(c)):
-                out.add(str(g))
-        return out
+        """Groups whose rates would give a small count away (report.risk_audit_disclosure.hidden_groups):
+        their rates are never published."""
+        return risk_audit_disclosure.hidden_groups(self, model, attribute, threshold)
 
     def hidden_bins(self, model: str, threshold: int) -> list[bool]:
-        c = self.models[model].curve
-        return [
-            any(1 <= v < threshold for v in (r.cases, r.rereferred, r.cases - r.rereferred)) for r in c.itertuples()
-        ]
+        return risk_audit_disclosure.hidden_bins(self, model, threshold)
+
+    def counts_shown(self, model: str, threshold: int) -> bool:
+        """Whether the model's precision, recall, share flagged and base rate may be published."""
+        return risk_audit_disclosure.overall_shown(self, model, threshold)
 
     def to_dict(self) -> dict:
         """results.json: aggregates only, with the rates of groups (and calibration bins) that would
@@ -322,6 +318,9 @@ class RiskAudit:
         models = {}
         for k, v in self.models.items():
             d = v.to_dict()
+            if not self.counts_shown(k, thr):
+                for key in COUNT_METRICS:
+                    d["metrics"][key] = {"suppressed": True}
             for attr in d["groups"]:
                 for g in self.hidden(k, attr, thr):
                     d["groups"][attr][g] = {"suppressed": True}
@@ -333,9 +332,11 @@ class RiskAudit:
         for k, v in self.verdicts.items():
             vd = v.to_dict()
             hid = {f"{a}: {g}" for a in self.groups_used for g in self.hidden(k, a, thr)}
+            if not self.counts_shown(k, thr):
+                hid.add("")  # the whole period's precision check
             vd["checks"] = [
                 c
-                if c["group"] not in hid
+                if c["group"] not in hid or (c["group"] == "" and c["what"] not in COUNT_METRICS)
                 else {"what": c["what"], "group": c["group"], "result": c["result"], "suppressed": True}
                 for c in vd["checks"]
             ]

@@ -11,7 +11,8 @@ import pandas as pd
 from insightlib.stats import risk_audit as ra
 from insightlib.stats import risk_verdict as rv
 from insightlib.contract import DISCLOSURE_THRESHOLD
-from insightlib.report import disclosure
+from insightlib.report import disclosure, risk_audit_disclosure
+from insightlib.report.risk_audit_disclosure import COUNT_METRICS
 
 GROUP_WORDS = {"ethnic_group": "Ethnic group", "sex": "Sex", "disabled": "Disability", "deprivation": "Deprivation"}
 RESULT_WORDS = {
@@ -43,23 +44,40 @@ def _level(res) -> str:
 
 def accuracy_table(res) -> pd.DataFrame:
     """Both models side by side on the later closures, each figure with its interval."""
+    thr = int(res.parameters.get("disclosure_threshold", DISCLOSURE_THRESHOLD))
     rows = {}
     for key, (label, meaning) in METRIC_WORDS.items():
         row = {}
         for kind, a in res.models.items():
-            pct = key in ("precision", "recall", "flag_share", "base_rate")
+            pct = key in COUNT_METRICS
             est, ci = _iv(a.metrics[key], "{:.1%}" if pct else "{:.2f}")
-            row[ra.MODEL_LABELS[kind]] = f"{est} ({ci})"
+            hide = pct and not res.counts_shown(kind, thr)
+            row[ra.MODEL_LABELS[kind]] = disclosure.SUPPRESSED if hide else f"{est} ({ci})"
         row["What it means"] = meaning
         rows[label] = row
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.columns.name = f"Measure ({_level(res)})"
+    if not all(res.counts_shown(k, thr) for k in res.models):
+        out.attrs["note"] = HIDDEN_COUNTS.format(threshold=thr)
     return out
+
+
+#: Why a model's precision, recall, share flagged and base rate are "c".
+HIDDEN_COUNTS = (
+    "c: a share that would give away a count of fewer than {threshold} children (flagged and re-referred, "
+    "flagged and not, or re-referred and not flagged)."
+)
 
 
 def in_children(res, model: str | None = None) -> str:
     """Precision and recall in children: 'of 10 children flagged, about N ...'."""
     kind = model or res.parameters["primary_model"]
+    if not res.counts_shown(kind, int(res.parameters.get("disclosure_threshold", DISCLOSURE_THRESHOLD))):
+        return (
+            f"How many of the children the {ra.MODEL_LABELS[kind].lower()} would have flagged were re-referred "
+            "is not shown: with so few later closures, it would give away how many children were flagged, "
+            "re-referred or missed."
+        )
     m = res.models[kind].metrics
     pr, rc, base = m["precision"], m["recall"], m["base_rate"]
     share = res.parameters["flag_share"]
@@ -107,12 +125,12 @@ def fairness_table(
     index and error rates with intervals; rows that would give a small count away show 'c'."""
     kind = model or res.parameters["primary_model"]
     t = res.models[kind].groups[attribute]
-    hidden = res.hidden(kind, attribute, threshold)
-    safe = _safe_group_cases(res, kind, t, threshold, rounding)
+    hidden = risk_audit_disclosure.hidden_groups(res, kind, attribute, threshold)
+    safe = risk_audit_disclosure.group_cases(res, kind, attribute, threshold, rounding)
     rows = {}
     for g, r in t.iterrows():
         g = str(g)
-        cases = safe.loc[g, FAIRNESS_COLUMNS[0]]
+        cases = safe.loc[g]
         cases = (
             f"{int(cases):,}"
             if isinstance(cases, (int, float, np.integer, np.floating)) and np.isfinite(cases)
@@ -127,21 +145,6 @@ def fairness_table(
             "the group's rates are not shown."
         )
     return out
-
-
-def _safe_group_cases(res, kind: str, groups: pd.DataFrame, threshold: int, rounding: int | None) -> pd.DataFrame:
-    """The groups' case counts through disclosure control, with the (published) total of the later period."""
-    column = FAIRNESS_COLUMNS[0]
-    counts = pd.DataFrame({column: groups["cases"].round().astype(int)}, index=groups.index.astype(str))
-    counts.loc["Total"] = int(res.models[kind].cases)
-    return disclosure.suppress_table(
-        counts,
-        [column],
-        threshold,
-        rounding,
-        total_row="Total",
-        known={("Total", column): int(res.models[kind].cases)},
-    ).table()
 
 
 def _group_rates(r: pd.Series) -> list[str]:
@@ -176,8 +179,9 @@ def bars_table(res, model: str | None = None) -> pd.DataFrame:
         "fnr_difference": "False-negative rate within (points of everyone's)",
     }
     rows = []
+    counts_hidden = not res.counts_shown(kind, thr)
     for c in v.checks:
-        if c["result"] == rv.NOT_JUDGED or c["group"] in hid:
+        if c["result"] == rv.NOT_JUDGED or c["group"] in hid or (counts_hidden and c["what"] in COUNT_METRICS):
             continue
         bar = c["bar"]
         bar_s = f"{bar[0]:g} to {bar[1]:g}" if isinstance(bar, list) else f"{bar:g}"
