@@ -197,3 +197,55 @@ def _read_gaps(model: Model, chart_texts: list[str], truth: dict, published: dic
                 expr[v] = expr.get(v, 0) - 1 / k
         half = 0.05 + 1e-9
         model.add(expr, n * (gaps[w] - half) - const, n * (gaps[w] + half) - const, f"mean gap {w} the start")
+
+
+# ---- the staggered difference-in-differences and event study across councils (identity 15) ---------------
+
+def did_figures(effect) -> np.ndarray:
+    """The figures results.json publishes exactly of the two-stage fit: the ATT, the two-way fixed effects
+    estimate and every event-study estimate (effects and pre-trend leads), in event-time order."""
+    es = effect.event_study.sort_values("event_time")
+    return np.array([effect.att["estimate"], effect.twfe["estimate"], *es["estimate"].to_numpy(float)])
+
+
+def read_did(model: Model, fit, panel, outcome: str, hidden, published: np.ndarray, truth: dict) -> None:
+    """Identity 15: the two-stage estimates (the first stage's council and period effects fitted on the
+    untreated council-periods, the second stage's averages of what is left over the treated ones) and the
+    two-way fixed effects estimate are linear in the outcome: ``published = W y``. The adversary knows the
+    design (every council's adoption quarter is published) and, stronger than a reader, every council-period
+    not hidden; it computes W's columns for the hidden ones by refitting (``fit(panel) -> figures``) with
+    each hidden value set to 1 and the rest to 0, and adds ``W_hidden y_hidden = published - W_shown y_shown``
+    as linear equations (published read exactly, as in results.json) in ``pg:did[council|quarter]``.
+    Targets: each hidden council-period whose truth is from 1 to threshold - 1. Where the published figures
+    do not depend on a hidden value at all (its column is zero: fitted on the shown periods only), the
+    adversary learns nothing of it, and says so by adding no row."""
+    thr = model_threshold(truth)
+    keys = [(str(panel.at[i, "la_code"]), int(panel.at[i, "period"])) for i in panel.index[hidden]]
+    base = panel.copy()
+    base.loc[hidden, outcome] = 0.0
+    c = fit(base)
+    cols = []
+    for i in panel.index[hidden]:
+        one = base.copy()
+        one.at[i, outcome] = 1.0
+        cols.append(fit(one) - c)
+    W = np.column_stack(cols) if cols else np.zeros((len(c), 0))
+    names = []
+    for (la, q), i in zip(keys, panel.index[hidden]):
+        t = int(panel.at[i, outcome])
+        v = model.var(f"pg:did[{la}|{q}]", truth=t)
+        names.append(v)
+        if 1 <= t < thr:
+            model.targets.append(Target(v, {v: 1}, t, f"council {la}'s referrals in {q // 4}Q{q % 4 + 1} (DiD)"))
+    model.cells += len(published)
+    rhs = published - c
+    for k in range(len(rhs)):
+        if np.abs(W[k]).max(initial=0) < 1e-12:
+            continue  # this figure says nothing of any hidden value
+        tol = 1e-7 * (1 + np.abs(W[k]).sum() * 100)
+        model.add({v: float(W[k, j]) for j, v in enumerate(names) if W[k, j] != 0}, rhs[k] - tol, rhs[k] + tol,
+                  f"difference-in-differences figure {k}")
+    for (la, year), idx in truth.get("years", {}).items():  # a year's referrals published (DfE's measure)
+        expr = {f"pg:did[{la}|{q}]": 1 for q in idx["hidden"]}
+        if expr:
+            model.add(expr, idx["hidden_sum"], idx["hidden_sum"], f"council {la}'s quarters of {year} add up")

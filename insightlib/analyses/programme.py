@@ -46,6 +46,7 @@ from .programme_councils import (
     interrupted_time_series,
     neighbour_calibration,
     neighbour_comparison,
+    shown_panel,
 )
 from .programme_panel import OUTCOMES, published_panel
 from .programme_parameters import council_code
@@ -327,7 +328,13 @@ def evaluate_programme(
     _check_outcome(panel, outcome)
     effect, problem = None, None
     try:
-        effect = staggered_did(panel, outcome, horizon=horizon, pre_periods=pre_periods, alpha=alpha)
+        effect = staggered_did(
+            shown_panel(panel, outcome, disclosure_threshold),  # hidden quarters left out: identity 15
+            outcome,
+            horizon=horizon,
+            pre_periods=pre_periods,
+            alpha=alpha,
+        )
     except InputError as exc:
         problem = str(exc)
     adopters = sorted(panel.loc[panel["adoption_period"].notna(), "la_code"].astype(str).unique())

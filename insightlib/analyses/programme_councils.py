@@ -63,6 +63,20 @@ def suppressed_rows(rows: pd.DataFrame, outcome: str, threshold: int = DISCLOSUR
     )
 
 
+def shown_panel(panel: pd.DataFrame, outcome: str, threshold: int = DISCLOSURE_THRESHOLD) -> pd.DataFrame:
+    """The panel with every council-period that may not be shown (``suppressed_rows``) blanked.
+
+    The estimates across councils (the staggered difference-in-differences, its event study and the two-way
+    fixed effects contrast) are linear in the outcome: fitted through a hidden quarter, each published figure
+    is a linear equation in it, and an event time with one adopter gives it back (docs/publishing.md,
+    identity 15). Fitted on this panel they are functions of the periods that may be shown only, as the
+    interrupted time series is."""
+    out = panel.copy()
+    out.loc[suppressed_rows(panel, outcome, threshold).to_numpy(), outcome] = np.nan
+    out.attrs = dict(panel.attrs)
+    return out
+
+
 def _reporting_year_of_quarter(q: int) -> int:
     """A quarter index (year * 4 + quarter - 1) to DfE's year to 31 March: 2021Q2..2021Q4 and 2022Q1 -> 2022."""
     return q // 4 + (1 if q % 4 >= 1 else 0)
