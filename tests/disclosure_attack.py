@@ -495,13 +495,14 @@ def read_national(model: Model, html: str, la_name: str) -> None:
             _rate(model, ref, rr, cells[heads.index("Computed rate")], f"national computed rate {year}")
 
 
-def read_intervention(model: Model, html: str, truth: dict, chart_texts: list[str]) -> None:
-    """The intervention report: the counts table (with its total row) and the simple comparison."""
+def read_intervention(model: Model, html: str, truth: dict, chart_texts: list[str], prefix: str = "iv:") -> None:
+    """The intervention report: the counts table (with its total row) and the simple comparison. ``prefix``
+    names its unknowns (a second evaluation of the same children has its own, identity 25)."""
     soup = BeautifulSoup(html, "html.parser")
     tables = _tables(soup)
     text = _text(BeautifulSoup(html, "html.parser"))
     c = truth.get("counts", {})
-    P = "iv:"  # noqa: N806
+    P = prefix  # noqa: N806
     cols = {"Closed cases analysed": "analysed", "Followed for the whole": "binary", "Re-referred within": "rereferred"}
     found = False
     for corner, heads, rows in tables:

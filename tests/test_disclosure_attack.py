@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import disclosure_attack as attack
 import disclosure_attack_audit as attack_audit
+import disclosure_attack_intervention as attack_iv
 import disclosure_attack_programme as attack_programme
 
 matplotlib.use("Agg")
@@ -141,6 +142,50 @@ def _balance_truth(result) -> dict:
             for r in b.itertuples() if r.treated_with == r.treated_with}
 
 
+def _subgroup_truth(result) -> dict:
+    """Each subgroup's cases followed in each group, by the labels the subgroup table shows."""
+    from insightlib.report import subgroups as subgroup_report
+
+    s = result.subgroups
+    if s is None:
+        return {}
+    return {(subgroup_report._name(e.variable), subgroup_report._level_label(e.variable, str(e.level))):
+            (int(e.treated), int(e.control)) for e in s.effects}
+
+
+def read_intervention_later(model, page: dict, thr: int, prefix: str = "iv:") -> None:
+    """The intervention report's later sections (identities 20-24, tests/disclosure_attack_intervention.py)."""
+    from bs4 import BeautifulSoup
+
+    result, html = page["ns"]["result"], page["html"]
+    text = attack._text(BeautifulSoup(html, "html.parser"))
+    p = result.parameters
+    attack_iv.read_ess(model, text, {"estimand": p.get("estimand")}, prefix)
+    attack_iv.read_set_aside(model, text, prefix)
+    attack_iv.read_refutations(model, text, {"refutation_sample": p.get("refutation_sample")}, prefix)
+    min_arm = result.subgroups.min_arm if result.subgroups is not None else 10
+    attack_iv.read_subgroups(model, html, {"subgroups": _subgroup_truth(result), "threshold": thr, "min_arm": min_arm},
+                             prefix)
+    if result.scenarios is not None:
+        attack_iv.read_scenarios(model, html, {"volume": list(result.scenarios.volume.counts), "threshold": thr,
+                                               "analysed": int(result.counts["analysed"])}, prefix)
+
+
+def _read_second(model, pages: dict, thr: int) -> None:
+    """A second intervention evaluation of the same council's children, read as the first and against it."""
+    from bs4 import BeautifulSoup
+
+    result = pages["fgc2"]["ns"]["result"]
+    attack.read_intervention(model, pages["fgc2"]["html"], {"counts": dict(result.counts)}, pages["fgc2"]["charts"],
+                             prefix="iv2:")
+    read_intervention_later(model, pages["fgc2"], thr, prefix="iv2:")
+    texts = [attack._text(BeautifulSoup(pages[ev]["html"], "html.parser")) for ev in ("fgc", "fgc2")]
+    every = all(re.search(r"describe all [\d,]+ closed cases at risk", t) for t in texts)
+    first = pages["fgc"]["ns"]["result"].parameters
+    attack_iv.read_pair(model, "iv:", "iv2:", {"all_analysed": every, "same_intervention":
+                                               first.get("intervention") == result.parameters.get("intervention")})
+
+
 def _rr_truth(report, threshold: int) -> dict:
     from insightlib.report.labels import group_label
     from insightlib.report.words import when as _when
@@ -182,8 +227,11 @@ def _practice_truth(result, threshold: int) -> dict:
     return out
 
 
-def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: int = 5, min_group_size: int = 20):
-    """Synthetic councils, both notebooks run for each, pages rendered by the site's renderer."""
+def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: int = 5, min_group_size: int = 20,
+                 second: str | None = os.environ.get("INSIGHT_ATTACK_SECOND")):
+    """Synthetic councils, both notebooks run for each, pages rendered by the site's renderer. ``second``: also a
+    second intervention evaluation of the same children ("ATE"/"ATT": the same intervention with that estimand;
+    else another intervention's name)."""
     from insightlib import reference
     from insightlib.batch import plan, site_html
     from insightlib.simulate import synth
@@ -199,17 +247,18 @@ def council_site(tmp: Path, councils: int, children: int, seed: int, threshold: 
     codes = [c for c in codes if c not in failed]
     pages = {}
     only = os.environ.get("INSIGHT_ATTACK_NOTEBOOKS")  # e.g. "rr,pr": run only these (for measuring one report)
+    fgc = {"bootstrap_reps": 10, "refutation_simulations": 1, "refutation_sample": 300,
+           "estimand": os.environ.get("INSIGHT_ATTACK_ESTIMAND", "ATE")}
+    runs = [("rereferral", "rr", {"min_group_size": min_group_size}), ("intervention_effect", "fgc", fgc),
+            ("practice_insight", "pr", {"stability_checks": False}),
+            ("risk_model_audit", "ra", {"bootstrap_reps": 10, "test_years": 2})]
+    if second:  # a second intervention evaluation of the same children (identity 25): ATE/ATT, or another intervention
+        runs.append(("intervention_effect", "fgc2", {**fgc, "estimand": second} if second in ("ATE", "ATT")
+                     else {**fgc, "intervention": second}))
     for la in codes:
         out = {}
-        for nb_name, ev, params in (
-            ("rereferral", "rr", {"min_group_size": min_group_size}),
-            ("intervention_effect", "fgc", {"bootstrap_reps": 10, "refutation_simulations": 1,
-                                            "refutation_sample": 300,
-                                            "estimand": os.environ.get("INSIGHT_ATTACK_ESTIMAND", "ATE")}),
-            ("practice_insight", "pr", {"stability_checks": False}),
-            ("risk_model_audit", "ra", {"bootstrap_reps": 10, "test_years": 2}),
-        ):
-            if only and ev not in only.split(","):
+        for nb_name, ev, params in runs:
+            if only and ev not in only.split(",") and not (ev == "fgc2" and "fgc" in only.split(",")):
                 continue
             folder = reports / ev / la
             folder.mkdir(parents=True, exist_ok=True)
@@ -276,6 +325,9 @@ def attack_site(built: dict) -> tuple[int, list[dict], list[str]]:
                                             {"estimand": result.parameters.get("estimand"), **pages["fgc"]["events"]})
             attack.read_balance(model, pages["fgc"]["html"], {"balance": _balance_truth(result), "threshold": thr},
                                 pages["fgc"]["charts"])
+            read_intervention_later(model, pages["fgc"], thr)
+        if "fgc" in pages and "fgc2" in pages:
+            _read_second(model, pages, thr)
         if "pr" in pages:
             attack.read_practice(model, pages["pr"]["html"], _practice_truth(pages["pr"]["ns"]["result"], thr))
         if "ra" in pages:
@@ -320,6 +372,22 @@ def test_the_adversary_cannot_narrow_any_hidden_count(tmp_path_factory, seed, co
     assert cells > 0
     s = _summary(cells, found, built["threshold"])
     print(f"attack seed={seed} councils={councils} children={children}: {s}")
+    assert s["narrowed"] == 0, s
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("second", ["Early Help"])
+def test_two_intervention_evaluations_of_the_same_children_give_nothing_away(tmp_path, monkeypatch, second):
+    """Identity 25: a site with two intervention evaluations of the same council (another intervention beside the
+    Family Group Conference), read together; re-referral and intervention reports only. Seed 0's first council has
+    enough Early Help cases for it to be estimated; before the fix its pages gave 24 hidden counts away."""
+    monkeypatch.setenv("INSIGHT_ATTACK_NOTEBOOKS", "rr,fgc")
+    built = council_site(tmp_path, 2, 30, 0, second=second)
+    assert any("fgc2" in pages for pages in built["pages"].values())
+    cells, found, broken = attack_site(built)
+    assert not broken, f"the adversary's identities do not hold on the truth: {broken[:5]}"
+    s = _summary(cells, found, built["threshold"])
+    print(f"attack pair {second}: {s}")
     assert s["narrowed"] == 0, s
 
 

@@ -62,5 +62,14 @@ def for_intervention(
         return None
     groups = {s: frame[s].astype(str).to_numpy() for s in subgroups if s in frame.columns}
     return sg.subgroup_effects(
-        y, t, e, m1, m0, clusters, groups, level=level, min_arm=max(MIN_ARM, int(disclosure_threshold))
+        y,
+        t,
+        e,
+        m1,
+        m0,
+        clusters,
+        groups,
+        level=level,
+        min_arm=max(MIN_ARM, int(disclosure_threshold)),
+        threshold=int(disclosure_threshold),
     )

@@ -62,7 +62,7 @@ class InterventionEffect:
                 "max_abs_smd_before": float(self.balance["smd_before"].abs().max()) if len(self.balance) else 0.0,
                 "max_abs_smd_after": float(self.balance["smd_after"].abs().max()) if len(self.balance) else 0.0,
                 "smd": {r.covariate: {"before": r.smd_before, "after": r.smd_after} for r in self.balance.itertuples()},
-                "effective_sample_size": self.ess,
+                "effective_sample_size": self._ess_published(),
             },
             "overlap": {k: v for k, v in self.overlap.items()},
             "e_value": self.e_value,
@@ -104,7 +104,13 @@ class InterventionEffect:
         if "treated_with" not in b:
             return np.ones(len(b), bool)
         return np.array(
-            [shares_shown([(r.treated_with, r.treated_n), (r.control_with, r.control_n)], thr) for r in b.itertuples()],
+            [
+                shares_shown([(r.treated_with, r.treated_n), (r.control_with, r.control_n)], thr)
+                if r.treated_with == r.treated_with
+                # a number (age, previous referrals): its means are sums over the group sizes, so not beside a small one
+                else not any(1 <= n < thr for n in (r.treated_n, r.control_n))
+                for r in b.itertuples()
+            ],
             bool,
         )
 
@@ -187,6 +193,30 @@ class InterventionEffect:
         thr = self.threshold()
         return "none" if n == 0 else f"fewer than {thr}" if n < thr else f"{n:,}"
 
+    def ess_words(self) -> str:
+        """The effective sample sizes. Kish's ESS is at most the group's size (with ATT the treated weights are 1
+        and it is that size), so a group's ESS is shown only where the counts table shows its size."""
+        shown = self.ess_shown()
+        parts = [
+            f"{self.ess[arm]:,.0f} cases {words}"
+            if shown[arm]
+            else f"not shown for the cases {words} (their number is hidden)"
+            for arm, words in (("treated", "with the intervention"), ("control", "without"))
+        ]
+        return f"Effective sample size after weighting: {parts[0]} and {parts[1]}."
+
+    def _ess_published(self) -> dict:
+        """The effective sample sizes for results.json, null where the report hides them."""
+        shown = self.ess_shown()
+        return {k: (None if not shown.get(k, True) else v) for k, v in self.ess.items()}
+
+    def ess_shown(self) -> dict:
+        """Per group, whether its effective sample size may be shown: where the counts table shows its size."""
+        table = self.safe_counts_table(self.threshold(), self.parameters.get("rounding"))
+        column = table.columns[0]
+        rows = {"treated": "Received the intervention", "control": "Did not"}
+        return {arm: str(table.loc[row, column]).strip() != "c" for arm, row in rows.items()}
+
     def population_words(self) -> str:
         """Which episodes the estimates describe (trimming changes the population)."""
         trimmed = self.overlap.get("trimmed_total", 0)
@@ -239,9 +269,17 @@ class InterventionEffect:
         rows = ok[0]["rows"] if ok else 0
         sims = ok[0]["simulations"] if ok else 0
         passed = sum(1 for r in self.refutations.values() if r.get("passed"))
+        # fewer rows than the sample asked for: all the cases followed for the whole period, a count the
+        # counts table may hide (as a complement), so the number is said only for a sample of the size asked for
+        sample = int(self.parameters.get("refutation_sample", 0) or 0)
+        on = (
+            f"a random sample of {rows:,} closed cases"
+            if rows == sample
+            else "the closed cases followed for the whole period"
+        )
         return (
             f"Each check re-ran the weighting estimate of re-referral within "
-            f"{self.parameters['horizon_days']} days on a random sample of {rows:,} closed cases, "
+            f"{self.parameters['horizon_days']} days on {on}, "
             f"{'once' if sims == 1 else f'{sims} times'}, so its starting estimate differs a little from the headline. "
             f"{passed} of {len(self.refutations)} checks passed."
             + (

@@ -33,8 +33,11 @@ def _range(lo: float, hi: float) -> str:
 def shown(s: Scenarios, counts: dict, threshold: int) -> dict:
     """What may be published: the volume, the current share, or neither (with the reason)."""
     per_year = s.volume.per_year
-    small_volume = any(0 < c < threshold for c in s.volume.counts) or per_year < threshold
     t, n = int(counts.get("analysed_treated", 0)), int(counts.get("analysed", 0))
+    # the windows' closures, read from the volume and the cases a year, less the cases analysed: those analysed
+    # but closed before the windows, a count published nowhere (the adversary's identity 21)
+    rest = n - sum(s.volume.counts)
+    small_volume = any(0 < c < threshold for c in s.volume.counts) or per_year < threshold or 1 <= rest < threshold
     small_share = any(1 <= v < threshold for v in (t, n - t))
     return {"volume": not small_volume, "share": not small_share}
 

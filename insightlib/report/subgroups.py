@@ -39,12 +39,15 @@ def _level_label(var: str, level: str) -> str:
 def table(s: SubgroupEffects, horizon_days: int) -> pd.DataFrame:
     """One row per subgroup. No counts: the subgroups of a characteristic add up to the published
     group sizes, so one small count shown beside the others could be worked out (a subgroup with
-    fewer cases than the minimum in either arm is 'too few to estimate')."""
+    fewer cases than the minimum in either arm is 'too few to estimate'; one whose estimate would
+    bound such a subgroup's small count is 'c', stats.subgroups.hidden_levels)."""
     rows = []
     for e in s.effects:
         if e.estimated:
             eff = f"{100 * e.estimate:+.1f} points"
             ci = f"{100 * e.ci_low:+.1f} to {100 * e.ci_high:+.1f}"
+        elif e.hidden:
+            eff, ci = "c", ""
         else:
             eff, ci = "too few to estimate", ""
         rows.append(
@@ -56,6 +59,11 @@ def table(s: SubgroupEffects, horizon_days: int) -> pd.DataFrame:
             }
         )
     out = pd.DataFrame(rows).set_index(["Characteristic", "Subgroup"])
+    if any(e.hidden for e in s.effects):
+        out.attrs["note"] = (
+            "c: not shown. A subgroup's effect is estimated only where both groups have enough cases in it, so "
+            "showing this one beside a subgroup too few to estimate would bound how many children are in that one."
+        )
     return out
 
 

@@ -46,7 +46,8 @@ class SubgroupEffect:
     cases: int
     treated: int
     control: int
-    estimated: bool = True  # False: too few in one arm
+    estimated: bool = True  # False: too few in one arm, or hidden
+    hidden: bool = False  # enough cases, but not shown: with the group sizes it would bound a small subgroup's count
 
     def to_dict(self) -> dict:
         return {
@@ -56,7 +57,7 @@ class SubgroupEffect:
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
             "se": self.se,
-            "estimated": self.estimated,
+            "estimated": self.estimated,  # a hidden subgroup is not estimated here either (its arms' sizes are >= min_arm)
         }
 
 
@@ -127,12 +128,31 @@ def _cluster_cov(infl: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     return adj * sums.T @ sums / n**2
 
 
+def hidden_levels(arms: dict, min_arm: int, threshold: int) -> set:
+    """Subgroups with enough cases that are still not shown. A subgroup shown says both its arms have at
+    least ``min_arm`` cases, and the arms of all of a characteristic's subgroups add up to the arms' sizes
+    (published), so a subgroup "too few to estimate" has in each arm at most that size less ``min_arm``
+    per subgroup shown. Where that leaves fewer than ``threshold`` possible values for an arm in which a
+    subgroup not shown holds 1 to threshold - 1 cases, the shown subgroup with the fewest cases in that
+    arm is hidden too, until it does not (docs/publishing.md, the adversary's identity 20).
+    ``arms``: level -> (treated, control)."""
+    shown = {lv for lv, (n1, n0) in arms.items() if n1 >= min_arm and n0 >= min_arm}
+    for arm in (0, 1):
+        total = sum(a[arm] for a in arms.values())
+        while shown and any(1 <= arms[lv][arm] < threshold for lv in arms if lv not in shown):
+            if total - min_arm * len(shown) >= threshold - 1:
+                break
+            shown.discard(min(sorted(shown), key=lambda lv: arms[lv][arm]))
+    return {lv for lv, (n1, n0) in arms.items() if n1 >= min_arm and n0 >= min_arm} - shown
+
+
 def subgroup_effects(
-    y, t, e, m1, m0, clusters, groups: dict, *, level: float = 0.95, min_arm: int = 10
+    y, t, e, m1, m0, clusters, groups: dict, *, level: float = 0.95, min_arm: int = 10, threshold: int = 0
 ) -> SubgroupEffects:
     """Each subgroup's average effect with its interval, and for each characteristic the test that its
     subgroups' effects differ. Subgroups with fewer than ``min_arm`` cases in either arm are listed
-    but not estimated (and left out of the test)."""
+    but not estimated (and left out of the test); so are those ``hidden_levels`` hides (the disclosure
+    ``threshold``), marked hidden."""
     phi = pseudo_outcome(y, t, e, m1, m0)
     t = np.asarray(t, float)
     clusters = np.unique(np.asarray(clusters), return_inverse=True)[1]
@@ -142,13 +162,17 @@ def subgroup_effects(
     for var, labels in groups.items():
         labels = np.asarray(labels).astype(str)
         levels = sorted(np.unique(labels))
+        arms = {lv: (int((t[labels == lv] == 1).sum()), int((t[labels == lv] == 0).sum())) for lv in levels}
+        hidden = hidden_levels(arms, min_arm, threshold)
         infl_cols, taus, idx = [], [], []
         for lv in levels:
             ing = labels == lv
-            n1, n0 = int((t[ing] == 1).sum()), int((t[ing] == 0).sum())
-            if n1 < min_arm or n0 < min_arm:
+            n1, n0 = arms[lv]
+            if n1 < min_arm or n0 < min_arm or lv in hidden:
                 effects.append(
-                    SubgroupEffect(var, lv, math.nan, math.nan, math.nan, math.nan, int(ing.sum()), n1, n0, False)
+                    SubgroupEffect(
+                        var, lv, math.nan, math.nan, math.nan, math.nan, int(ing.sum()), n1, n0, False, lv in hidden
+                    )
                 )
                 continue
             tau = float(phi[ing].mean())
