@@ -72,3 +72,19 @@ def test_a_small_count_behind_precision_hides_the_model_s_counted_measures(small
             assert not attack.targets_small_enough(model.attack(), thr)
     finally:
         res.parameters["disclosure_threshold"] = 5
+
+
+@pytest.mark.slow
+def test_the_adversary_cannot_narrow_a_count_on_a_rendered_audit_page(tmp_path, monkeypatch):
+    """The audit notebook run for synthetic councils large enough to be audited, rendered by the site's
+    renderer and attacked as tests/test_disclosure_attack.py attacks the other reports (seed 0: before the
+    control 27 counts narrowed, see docs/publishing.md)."""
+    import test_disclosure_attack as harness
+
+    monkeypatch.setenv("INSIGHT_ATTACK_NOTEBOOKS", "ra")
+    built = harness.council_site(tmp_path, 2, 200, 0)
+    assert any("ra" in pages for pages in built["pages"].values())
+    cells, found, broken = harness.attack_site(built)
+    assert not broken, broken[:5]
+    assert cells > 20 and len(found) > 20
+    assert not attack.targets_small_enough(found, built["threshold"])

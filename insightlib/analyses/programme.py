@@ -326,17 +326,7 @@ def evaluate_programme(
     (``published_neighbours``): every council is there, by year ending 31 March.
     """
     _check_outcome(panel, outcome)
-    effect, problem = None, None
-    try:
-        effect = staggered_did(
-            shown_panel(panel, outcome, disclosure_threshold),  # hidden quarters left out: identity 15
-            outcome,
-            horizon=horizon,
-            pre_periods=pre_periods,
-            alpha=alpha,
-        )
-    except InputError as exc:
-        problem = str(exc)
+    effect, problem = _effect_across_councils(panel, outcome, horizon, pre_periods, alpha, disclosure_threshold)
     adopters = sorted(panel.loc[panel["adoption_period"].notna(), "la_code"].astype(str).unique())
     adoption_periods = {
         str(c): int(v)
@@ -367,6 +357,16 @@ def evaluate_programme(
         neighbour_calibration=neighbour_calibration(alpha) if councils.published and calibrate_neighbours else None,
         extract_neighbour_calibration=councils.extract_cal or None,
     )
+
+
+def _effect_across_councils(panel, outcome, horizon, pre_periods, alpha, threshold) -> tuple:
+    """The staggered DiD fitted on the quarters that may be shown only (docs/publishing.md, identity 15: fitted
+    through a hidden quarter, an event time with one adopter gives it back), or the reason it cannot be made."""
+    try:
+        shown = shown_panel(panel, outcome, threshold)
+        return staggered_did(shown, outcome, horizon=horizon, pre_periods=pre_periods, alpha=alpha), None
+    except InputError as exc:
+        return None, str(exc)
 
 
 def _check_outcome(panel: pd.DataFrame, outcome: str) -> None:
