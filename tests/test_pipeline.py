@@ -243,6 +243,51 @@ def test_the_same_batch_runs_on_a_dask_cluster(demo_run, key_env, tmp_path):
         assert json.loads((dask / demo.name / la / "results.json").read_text())["km"]
 
 
+def test_a_suite_of_evaluations_in_one_pool_writes_what_each_run_writes(demo_run, key_env, tmp_path):
+    """insight demo's evaluations go to one pool (batch/suite.py): each evaluation's results.json are those its
+    own run writes, its run.log and run.json are written, and a worker's kernels stay warm across the councils."""
+    from insightlib.batch.suite import run_suite
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from compare_results import compare
+
+    councils = [c for c in demo_run["councils"] if c != demo_run["broken"]][:2]
+    evaluations = [parse_evaluation({**load_evaluation(ROOT / "evaluations" / name).to_dict(), "councils": councils},
+                                    notebooks_dir=ROOT / "notebooks") for name in ("demo.yml", "fgc.yml")]
+    summaries = run_suite([(ev, str(demo_run["dir"])) for ev in evaluations], out_dir=tmp_path / "suite", workers=1,
+                          progress=False, log=lambda m: None)
+    assert [s.evaluation.name for s in summaries] == [ev.name for ev in evaluations]
+    for summary in summaries:
+        assert [r.status for r in summary.runs] == ["ok", "ok"], [r.error for r in summary.runs]
+        assert (summary.out_dir / "run.log").exists() and (summary.out_dir / "run.json").exists()
+        # a kernel for the first council of each notebook kind, kept warm for the second
+        assert sorted(r.kernel_started for r in summary.runs) == [False, True]
+    name = evaluations[0].name
+    for la in councils:  # the module's own run of the re-referral report (insight run --workers 2)
+        shutil.copytree(demo_run["out"] / name / la, tmp_path / "alone" / la)
+    count, differences, _largest = compare(tmp_path / "alone", tmp_path / "suite" / name, tolerance=1e-9)
+    assert count == 2 and differences == [], differences[:10]
+
+
+def test_a_suite_runs_national_notebooks_first_then_each_evaluations_largest_councils():
+    from insightlib.batch.suite import longest_first
+
+    def task(index, la, data="w.duckdb"):
+        return {"suite_index": index, "la_code": la, "parameters": {"data": data}}
+
+    tasks = [task(0, "201"), task(0, "202"), task(1, "national"), task(2, "201"), task(2, "202")]
+    import insightlib.batch.suite as suite
+
+    rows = {("w.duckdb", "201"): 10, ("w.duckdb", "202"): 30}
+    original = suite._council_rows
+    suite._council_rows = lambda _warehouses: rows
+    try:
+        order = [(t["suite_index"], t["la_code"]) for t in longest_first(tasks)]
+    finally:
+        suite._council_rows = original
+    assert order == [(1, "national"), (0, "202"), (0, "201"), (2, "202"), (2, "201")]
+
+
 def test_a_warm_kernel_carries_nothing_from_one_council_to_the_next(demo_run, key_env, tmp_path):
     """Councils run one after another in one reused kernel: no variable, figure, folder or
     execution count of one notebook is seen by the next, and a failure is still numbered and isolated."""
@@ -313,7 +358,10 @@ def _numbers(results: dict, prefix: str = "") -> dict:
 
 
 def test_a_cell_over_the_time_limit_fails_its_council_once_and_the_next_runs(demo_run, key_env, tmp_path):
-    notebooks = _probe_notebook(tmp_path, "slow_for", "import time\nif la_code == slow_for:\n    time.sleep(60)")
+    # no cell but the slow one imports anything heavy: after the timeout the next council gets a fresh kernel, and
+    # importing pandas in it (writing results.json) took longer than the limit on a loaded machine (load 15+)
+    notebooks = _probe_notebook(tmp_path, "slow_for", "import time\nif la_code == slow_for:\n    time.sleep(60)",
+                                write_results=False)
     councils = demo_run["councils"][:2]
     ev = parse_evaluation({"name": "slow", "title": "Slow", "notebook": "probe", "data": str(demo_run["dir"]),
                            "councils": councils, "parameters": {"slow_for": councils[0]}}, notebooks_dir=notebooks)
@@ -326,7 +374,7 @@ def test_a_cell_over_the_time_limit_fails_its_council_once_and_the_next_runs(dem
     assert status[councils[1]].status == "ok", status[councils[1]].error
 
 
-def _probe_notebook(folder: Path, parameter: str, *cells: str) -> Path:
+def _probe_notebook(folder: Path, parameter: str, *cells: str, write_results: bool = True) -> Path:
     """A small notebook folder for runner tests: one extra parameter, the given cells, then results.json."""
     import nbformat
 
@@ -337,6 +385,7 @@ def _probe_notebook(folder: Path, parameter: str, *cells: str) -> Path:
     params.metadata["tags"] = ["parameters"]
     write = ("from insightlib.batch.results import write_results\n"
              "write_results(output_dir, notebook='probe', la_code=la_code, parameters={}, data_fingerprint='x', figures={'ok': True})")
-    nb.cells = [params, *(nbformat.v4.new_code_cell(c) for c in cells), nbformat.v4.new_code_cell(write)]
+    nb.cells = [params, *(nbformat.v4.new_code_cell(c) for c in cells)]
+    nb.cells += [nbformat.v4.new_code_cell(write)] if write_results else []
     nbformat.write(nb, notebooks / "probe.ipynb")
     return notebooks

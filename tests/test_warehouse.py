@@ -57,6 +57,21 @@ def test_good_directory_round_trips(loaded):
         assert got["referrals"]["referral_nfa"].dtype == bool
 
 
+def test_many_councils_read_in_one_query_equal_their_reads_one_at_a_time(loaded):
+    """The national report reads every council at once (warehouse_read.read_councils): the same rows, order, types."""
+    from insightlib.ingest.warehouse_read import read_councils
+
+    _d, wh, _summary = loaded
+    for order in (["201", "202"], ["202", "201"]):
+        together = read_councils(wh, order)
+        for name in contract.TABLES:
+            one_by_one = pd.concat([warehouse.read_council(wh, la)[name] for la in order], ignore_index=True)
+            pd.testing.assert_frame_equal(together[name], one_by_one, check_exact=True)
+            assert list(dict.fromkeys(together[name]["la_code"])) == [la for la in order if la in set(one_by_one["la_code"])]
+    with pytest.raises(InputError, match="Council 999 is not in the warehouse"):
+        read_councils(wh, ["201", "999"])
+
+
 def test_absent_optional_tables_come_back_empty_with_their_columns(tmp_path):
     t = tables()
     for name in ("assessments", "plans", "interventions", "allocations"):

@@ -95,11 +95,9 @@ def council_tables(data: str | Path, councils: Any = "all") -> dict[str, pd.Data
                 f"council(s) {', '.join(missing)} are not in the warehouse {path} (it has {', '.join(codes)})."
             )
         codes = wanted
-    parts: dict[str, list[pd.DataFrame]] = {}
-    for code in codes:
-        for name, frame in warehouse.read_council(path, code).items():
-            parts.setdefault(name, []).append(frame)
-    return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+    from ..ingest.warehouse_read import read_councils
+
+    return read_councils(path, codes)  # one query a table for every council, not one council at a time
 
 
 def data_fingerprint(data: str | Path, councils: Any = "all") -> str:

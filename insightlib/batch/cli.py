@@ -236,24 +236,26 @@ def run(
         raise typer.Exit(code)
 
 
-def _run_one(evaluation_file: Path, demo_data: str | None = None, **kw) -> int:
+def _run_one(evaluation_file: Path, **kw) -> int:
     from .evaluation import load_evaluation
     from .plan import default_notebooks_dir
     from .runner import run_evaluation
 
     evaluation = load_evaluation(evaluation_file, notebooks_dir=default_notebooks_dir())
-    if demo_data is not None and not evaluation.areas:  # synthetic councils; area notebooks keep their published data
-        kw["data"] = demo_data
     summary = run_evaluation(evaluation, log=lambda m: console.print(m, soft_wrap=True, markup=False), **kw)
     _print_summary(summary)
     if summary.disk_full:
-        console.print(
-            f"[bold red]error:[/] the disk holding {escape(str(summary.out_dir))} is full, so some reports could not be "
-            "written (nothing half-written was kept); free some space and run the same command again: "
-            "councils already done are skipped.",
-            soft_wrap=True,
-        )
+        _say_disk_full(summary)
     return summary.exit_code
+
+
+def _say_disk_full(summary) -> None:
+    console.print(
+        f"[bold red]error:[/] the disk holding {escape(str(summary.out_dir))} is full, so some reports could not be "
+        "written (nothing half-written was kept); free some space and run the same command again: "
+        "councils already done are skipped.",
+        soft_wrap=True,
+    )
 
 
 def _print_summary(summary) -> None:
@@ -436,20 +438,30 @@ def demo(
 
 
 def _run_demo_evaluations(files: list[Path], demo_warehouse: Path, out_dir: Path, workers: int) -> int:
-    """Each of the demo's evaluation files run in turn on the demo warehouse; the worst exit code."""
+    """The demo's evaluation files run on the demo warehouse, all in one pool (batch/suite.py); the worst exit code."""
+    from .evaluation import load_evaluation
+    from .plan import default_notebooks_dir
+    from .suite import run_suite
+
+    evaluations = [load_evaluation(path, notebooks_dir=default_notebooks_dir()) for path in files]
+    out.print(
+        f"3/4 running {len(files)} evaluation files in one pool: {', '.join(str(p) for p in files)}", markup=False
+    )
+    summaries = run_suite(
+        # synthetic councils; area notebooks keep their published data
+        [(ev, None if ev.areas else str(demo_warehouse)) for ev in evaluations],
+        out_dir=out_dir,
+        workers=workers,
+        force=False,
+        progress=sys.stderr.isatty(),
+        log=lambda m: console.print(m, soft_wrap=True, markup=False),
+    )
     worst = EXIT_OK
-    for index, path in enumerate(files, 1):
-        out.print(f"3/4 running {path} ({index}/{len(files)})", markup=False)
-        code = _run_one(
-            path,
-            demo_data=str(demo_warehouse),
-            out_dir=out_dir,
-            workers=workers,
-            force=False,
-            scheduler=None,
-            progress=sys.stderr.isatty(),
-        )
-        worst = max(worst, code)
+    for summary in summaries:
+        _print_summary(summary)
+        if summary.disk_full:
+            _say_disk_full(summary)
+        worst = max(worst, summary.exit_code)
     return worst
 
 

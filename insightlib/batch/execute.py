@@ -51,6 +51,7 @@ class CouncilRun:
     seconds_total: float = 0.0
     seconds_cells: float = 0.0
     attempts: int = 0
+    kernel_started: bool = False  # a kernel was started for this notebook (its imports are in its cells' time)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,7 +154,7 @@ def _attempt(task: dict, run: CouncilRun, tmp_nb: Path, out_nb: Path, gone: thre
 
     reuse = task.get("reuse_kernel", False)
     try:
-        _papermill(task, tmp_nb, out_nb, reuse)
+        _papermill(task, tmp_nb, out_nb, reuse, run)
         run.status, run.error = "ok", None
     except PapermillExecutionError as exc:  # a cell failed; the kernel itself is fine
         run.error = f"{exc.ename}: {str(exc.evalue)[:500]}"
@@ -184,15 +185,17 @@ def _attempt(task: dict, run: CouncilRun, tmp_nb: Path, out_nb: Path, gone: thre
     return False
 
 
-def _papermill(task: dict, tmp_nb: Path, out_nb: Path, reuse: bool) -> None:
+def _papermill(task: dict, tmp_nb: Path, out_nb: Path, reuse: bool, run: CouncilRun) -> None:
     """The notebook executed into ``tmp_nb`` in the council's folder, in this worker's warm kernel when ``reuse``."""
     import papermill as pm
 
     kernel_name = task.get("kernel_name", "python3")
     engine = {}
+    run.kernel_started = True
     if reuse:
-        warm = _warm_kernel(kernel_name)
+        warm = _warm_kernel(kernel_name, Path(task["input_notebook"]).stem)  # a kernel per notebook kind
         engine = {"engine_name": _warm_engine(), "warm_kernel": warm, "reset_code": _reset_code(str(out_nb.parent))}
+        run.kernel_started = warm.uses == 0
         warm.uses += 1
     pm.execute_notebook(
         task["input_notebook"],

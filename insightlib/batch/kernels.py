@@ -18,6 +18,8 @@ from contextlib import contextmanager
 
 #: A worker's warm kernel runs at most this many notebooks before a fresh one replaces it.
 KERNEL_REUSE_LIMIT = 25
+#: How many notebook kinds' kernels a worker keeps warm at once (a suite's evaluations run one kind after another).
+KERNELS_KEPT = 2
 
 
 def _tie_to_parent(parent_pid: int) -> None:
@@ -50,7 +52,8 @@ def _tie_to_parent(parent_pid: int) -> None:
 #
 # Starting a kernel and importing pandas, scipy and matplotlib takes several seconds, more
 # than the analysis of a small council. So each worker (process, or Dask worker thread)
-# keeps one kernel and runs its councils in it one after another: before each notebook the
+# keeps a kernel per notebook kind (at most KERNELS_KEPT; one pool serves a whole suite of
+# evaluations) and runs that kind's councils in it one after another: before each notebook the
 # kernel's namespace is wiped (%reset -f), open figures closed, the execution count set back
 # to 1 and the working folder changed, so a notebook sees nothing of the one before; only
 # imported modules stay loaded. A kernel that dies, times out or fails to reset is thrown
@@ -124,13 +127,19 @@ def _sync(fn, *args, **kwargs):
 
 
 def _reset_code(cwd: str) -> str:
+    """Wipe the namespace, close figures, move to the council's folder; then freeze what survived.
+
+    %reset -f collects garbage twice (a full pass over every object of pandas, scipy, matplotlib...: 0.1-0.7 s
+    each). gc.freeze() after it moves the survivors (imported modules, mostly) out of the collector's sight, so
+    the next reset's passes, and the automatic ones while a notebook runs, look only at what came after."""
     return (
         "get_ipython().run_line_magic('reset', '-f')\n"
-        "import sys as _insight_sys, os as _insight_os\n"
+        "import sys as _insight_sys, os as _insight_os, gc as _insight_gc\n"
         "if 'matplotlib.pyplot' in _insight_sys.modules:\n"
         "    _insight_sys.modules['matplotlib.pyplot'].close('all')\n"
         f"_insight_os.chdir({cwd!r})\n"
-        "del _insight_sys, _insight_os\n"
+        "_insight_gc.freeze()\n"
+        "del _insight_sys, _insight_os, _insight_gc\n"
         "get_ipython().execution_count = 1\n"
     )
 
@@ -149,6 +158,8 @@ class _WarmKernel:
         self.kernel_name = kernel_name
         self.km = starter.create_kernel_manager()
         starter.start_new_kernel(cwd=tempfile.gettempdir())
+        # one client for the kernel's life: a new one per notebook waits for its channels (0.2 s at least)
+        self.kc = starter.start_new_kernel_client()
         self.uses = 0
         self.idle_since: float | None = None  # None while a notebook runs in it
         self.reaped = False
@@ -156,30 +167,51 @@ class _WarmKernel:
 
     def shutdown(self) -> None:
         try:
+            self.kc.stop_channels()
+        except Exception:  # noqa: BLE001 - already closed is fine
+            pass
+        try:
             _sync(self.km.shutdown_kernel, now=True)
         except Exception:  # noqa: BLE001 - already dead is fine
             pass
 
 
-def _warm_kernel(kernel_name: str) -> _WarmKernel:
-    warm = getattr(_LOCAL, "kernel", None)
+def _warm_kernel(kernel_name: str, kind: str = "") -> _WarmKernel:
+    """This thread's warm kernel for notebooks of ``kind`` (one kernel per notebook kind, kept across evaluations).
+
+    A kernel serves only notebooks of one kind: a notebook's module-level settings (pandas display options,
+    matplotlib's) outlive the namespace wipe, so another kind's notebook could render differently after it.
+    At most KERNELS_KEPT kinds stay warm in a thread; the one used longest ago is shut down first."""
+    kept = _kept_kernels()
+    key = (kernel_name, kind)
+    warm = kept.get(key)
     if warm is not None:
         with _WARM_LOCK:  # claimed for this notebook: the idle reaper passes it over from now on
             reaped, warm.idle_since = warm.reaped, None
-    if warm is not None and (
-        reaped or warm.kernel_name != kernel_name or warm.uses >= KERNEL_REUSE_LIMIT or not _sync(warm.km.is_alive)
-    ):
-        discard_warm_kernel()
-        warm = None
+        if reaped or warm.uses >= KERNEL_REUSE_LIMIT or not _sync(warm.km.is_alive):
+            _LOCAL.current = key
+            discard_warm_kernel()
+            warm = None
     if warm is None:
-        warm = _LOCAL.kernel = _WarmKernel(kernel_name)
+        while len(kept) >= KERNELS_KEPT:
+            kept.pop(next(iter(kept))).shutdown()
+        warm = _WarmKernel(kernel_name)
         _register_shutdown()
+    kept.pop(key, None)
+    kept[key] = warm  # the most recently used last
+    _LOCAL.current = key
     return warm
+
+
+def _kept_kernels() -> dict:
+    if not hasattr(_LOCAL, "kernels"):
+        _LOCAL.kernels, _LOCAL.current = {}, None
+    return _LOCAL.kernels
 
 
 def release_warm_kernel() -> None:
     """The notebook in this thread's warm kernel has finished: from now it counts as idle."""
-    warm = getattr(_LOCAL, "kernel", None)
+    warm = _kept_kernels().get(_LOCAL.current)
     if warm is not None:
         with _WARM_LOCK:
             warm.idle_since = time.monotonic()
@@ -241,11 +273,19 @@ def _reap(after: float) -> None:
 
 
 def discard_warm_kernel() -> None:
-    """Shut down this worker's warm kernel, if it has one."""
-    warm = getattr(_LOCAL, "kernel", None)
-    _LOCAL.kernel = None
+    """Shut down the warm kernel this thread's current notebook ran in (it died, timed out or failed)."""
+    warm = _kept_kernels().pop(_LOCAL.current, None)
+    _LOCAL.current = None
     if warm is not None:
         warm.shutdown()
+
+
+def discard_warm_kernels() -> None:
+    """Shut down every warm kernel of this thread (the run is over, or the worker ends)."""
+    kept = _kept_kernels()
+    _LOCAL.current = None
+    while kept:
+        kept.pop(next(iter(kept))).shutdown()
 
 
 _SHUTDOWN_REGISTERED = False
@@ -259,8 +299,8 @@ def _register_shutdown() -> None:
     import atexit
     from multiprocessing import util
 
-    atexit.register(discard_warm_kernel)
-    util.Finalize(None, discard_warm_kernel, exitpriority=50)
+    atexit.register(discard_warm_kernels)
+    util.Finalize(None, discard_warm_kernels, exitpriority=50)
     _SHUTDOWN_REGISTERED = True
 
 
@@ -311,11 +351,8 @@ def _warm_engine():
                 stderr_file=stderr_file,
                 **kwargs,
             )
-            try:
-                return client.execute()
-            finally:
-                if client.kc is not None:
-                    client.kc.stop_channels()
+            client.kc = warm.kc  # the warm kernel's own client, kept open between notebooks
+            return client.execute()
 
     papermill_engines.register("insight-warm", WarmEngine)
     return "insight-warm"

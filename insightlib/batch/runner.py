@@ -28,7 +28,7 @@ from . import kernels, results as results_mod
 from ..errors import InputError
 from .evaluation import Evaluation
 from .execute import DISK_FULL, CouncilRun, execute_council, is_disk_full
-from .kernels import _tie_to_parent, discard_warm_kernel
+from .kernels import _tie_to_parent, discard_warm_kernels
 from .manifest import run_lock
 from .plan import _plan_councils, default_notebooks_dir, plan_area_tasks
 
@@ -103,6 +103,38 @@ def run_evaluation(
     ``reuse_kernels`` (default: yes, unless INSIGHT_FRESH_KERNELS=1) runs each worker's councils
     in one warm kernel, wiped between notebooks, instead of starting a kernel per notebook.
     """
+    settings = run_settings(
+        evaluation,
+        data=data,
+        out_dir=out_dir,
+        workers=workers,
+        force=force,
+        scheduler=scheduler,
+        notebooks_dir=notebooks_dir,
+        progress=progress,
+        log=log,
+        reuse_kernels=reuse_kernels,
+        cell_timeout=cell_timeout,
+    )
+    with run_lock(settings.out_dir, evaluation.name):  # one run at a time writes into one --out folder
+        return _run_locked(evaluation, settings)
+
+
+def run_settings(
+    evaluation: Evaluation,
+    *,
+    data: str | None,
+    out_dir: str | Path,
+    workers: int,
+    force: bool,
+    scheduler: str | None,
+    notebooks_dir: Path | None,
+    progress: bool,
+    log: Callable[[str], None],
+    reuse_kernels: bool | None,
+    cell_timeout: int,
+) -> RunSettings:
+    """What was asked for, checked before anything is planned (InputError when it cannot run)."""
     if reuse_kernels is None:
         reuse_kernels = os.environ.get(FRESH_KERNELS_ENV, "") not in ("1", "true", "yes")
     started = time.perf_counter()
@@ -117,7 +149,7 @@ def run_evaluation(
         raise InputError("--workers must be at least 1.")
     if cell_timeout < 1:
         raise InputError("--cell-timeout must be at least 1 second.")
-    settings = RunSettings(
+    return RunSettings(
         data=data,
         out_dir=out_dir,
         workers=workers,
@@ -130,11 +162,19 @@ def run_evaluation(
         cell_timeout=cell_timeout,
         started=started,
     )
-    with run_lock(out_dir, evaluation.name):  # one run at a time writes into one --out folder
-        return _run_locked(evaluation, settings)
 
 
 def _run_locked(evaluation: Evaluation, settings: RunSettings) -> RunSummary:
+    summary, tasks = plan_run(evaluation, settings)
+    if not settings.scheduler and settings.workers > 1:
+        share_cores(tasks, settings.workers)
+    summary.runs.extend(_execute(tasks, settings.workers, settings.scheduler, settings.progress, evaluation.title))
+    finish_run(summary, settings)
+    return summary
+
+
+def plan_run(evaluation: Evaluation, settings: RunSettings) -> tuple[RunSummary, list[dict]]:
+    """The run's summary (councils skipped or unable to run already in it) and the tasks to execute."""
     summary = RunSummary(evaluation=evaluation, out_dir=settings.out_dir / evaluation.name)
     where = (settings.out_dir, settings.notebooks_dir, settings.force)
     if evaluation.areas:
@@ -151,13 +191,20 @@ def _run_locked(evaluation: Evaluation, settings: RunSettings) -> RunSummary:
     for task in tasks:
         task["reuse_kernel"] = settings.reuse_kernels
         task["execution_timeout"] = int(settings.cell_timeout)
-    if not settings.scheduler and settings.workers > 1:
-        for task in tasks:
-            task["blas_threads"] = max(1, (os.cpu_count() or 1) // min(settings.workers, len(tasks)))
     summary.runs.extend(skipped)
     if skipped:
         log(f"{len(skipped)} council(s) unchanged since their last run: skipped (use --force to run them again)")
-    summary.runs.extend(_execute(tasks, settings.workers, settings.scheduler, settings.progress, evaluation.title))
+    return summary, tasks
+
+
+def share_cores(tasks: list[dict], workers: int) -> None:
+    """Each of the notebooks running at once gets its share of the cores for its BLAS (kernels._kernel_threads)."""
+    for task in tasks:
+        task["blas_threads"] = max(1, (os.cpu_count() or 1) // min(workers, len(tasks)))
+
+
+def finish_run(summary: RunSummary, settings: RunSettings) -> None:
+    """Every council's run in order, the run's time, and its run.log and run.json written."""
     summary.runs.sort(key=lambda r: r.la_code)
     summary.seconds = time.perf_counter() - settings.started
     try:
@@ -166,10 +213,17 @@ def _run_locked(evaluation: Evaluation, settings: RunSettings) -> RunSummary:
         if not is_disk_full(exc):
             raise
         summary.disk_full_log = True
-    return summary
 
 
-def _execute(tasks: list[dict], workers: int, scheduler: str | None, progress: bool, title: str) -> list[CouncilRun]:
+def _execute(
+    tasks: list[dict],
+    workers: int,
+    scheduler: str | None,
+    progress: bool,
+    title: str,
+    on_done: Callable[[dict, CouncilRun], None] | None = None,
+) -> list[CouncilRun]:
+    """Every task run (in the order given, as workers come free); ``on_done(task, run)`` as each one finishes."""
     if not tasks:
         return []
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -185,15 +239,17 @@ def _execute(tasks: list[dict], workers: int, scheduler: str | None, progress: b
     done: list[CouncilRun] = []
     with bar:
         job = bar.add_task(escape(title[:40]), total=len(tasks))  # a title is text, never markup
-        for outcome in _iter_outcomes(tasks, workers, scheduler):
+        for task, outcome in _iter_outcomes(tasks, workers, scheduler):
             run = CouncilRun(**outcome)
             done.append(run)
             bar.advance(job)
+            if on_done is not None:
+                on_done(task, run)
     return done
 
 
 def _iter_outcomes(tasks: list[dict], workers: int, scheduler: str | None):
-    """Each task's outcome as it finishes; a crash of the worker itself becomes that council's failure."""
+    """Each task with its outcome as it finishes; a crash of the worker itself becomes that council's failure."""
     if scheduler:
         from distributed import Client, as_completed as dask_completed
 
@@ -202,15 +258,15 @@ def _iter_outcomes(tasks: list[dict], workers: int, scheduler: str | None):
         with Client(scheduler) as client:
             futures = {client.submit(execute_council, t, pure=False): t for t in tasks}
             for future in dask_completed(futures):
-                yield _outcome_or_failure(future.result, futures[future])
+                yield futures[future], _outcome_or_failure(future.result, futures[future])
         return
     if workers == 1 or len(tasks) == 1:
         try:
             with _terminate_as_interrupt():
                 for task in tasks:
-                    yield _outcome_or_failure(lambda t=task: execute_council(t), task)
+                    yield task, _outcome_or_failure(lambda t=task: execute_council(t), task)
         finally:
-            discard_warm_kernel()
+            discard_warm_kernels()
         return
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)),
@@ -223,7 +279,7 @@ def _iter_outcomes(tasks: list[dict], workers: int, scheduler: str | None):
         with _terminate_as_interrupt():
             futures = {pool.submit(execute_council, t): t for t in tasks}
             for future in as_completed(futures):
-                yield _outcome_or_failure(future.result, futures[future])
+                yield futures[future], _outcome_or_failure(future.result, futures[future])
         finished = True
     finally:
         if finished:

@@ -475,26 +475,6 @@ def left_out_caveats(source: str | os.PathLike, la_code: str | None = None) -> l
 
 def read_council(source: str | os.PathLike, la_code: str) -> dict[str, pd.DataFrame]:
     """Every contract table for one council (empty tables with the right columns where it has none)."""
-    la_code = contract.council_code(la_code)
-    con = _connect(source)
-    try:
-        known = {r[0] for r in con.execute(f'SELECT la_code FROM "{COUNCIL_TABLE}"').fetchall()}
-        if la_code not in known:
-            raise InputError(
-                f"Council {la_code} is not in the warehouse {source} (it has: {', '.join(sorted(known))})."
-            )
-        out = {}
-        for name, spec in contract.TABLES.items():
-            cols = ", ".join(f'"{c}"' for c in spec.columns)
-            frame = con.execute(f'SELECT {cols} FROM "{name}" WHERE la_code = ?', [la_code]).df()
-            for c in spec.columns:
-                if c in spec.dates:
-                    frame[c] = contract.as_datetime(frame[c]).astype("datetime64[ns]")
-                elif c in spec.booleans:
-                    frame[c] = frame[c].astype(bool)
-                else:
-                    frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
-            out[name] = frame
-        return out
-    finally:
-        con.close()
+    from insightlib.ingest.warehouse_read import read_councils
+
+    return read_councils(source, [contract.council_code(la_code)])
