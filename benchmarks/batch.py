@@ -469,6 +469,9 @@ def main() -> None:
     parser.add_argument("--separate", action="store_true",
                         help="Run the evaluations one after another, each in its own pool (the way before batch/suite.py).")  # fmt: skip
     parser.add_argument("--tolerance", type=float, default=1e-9, help="For --dask: numbers equal within this.")
+    parser.add_argument(
+        "--calibration-repeats", type=int, default=3, help="Calibration notebooks: fastest of this many."
+    )
     parser.add_argument("--keep", type=Path, default=None, help="Keep and reuse the synthetic warehouses here.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures to this JSON file.")
     args = parser.parse_args()
@@ -481,9 +484,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         notebooks = {load_evaluation(p, notebooks_dir=ROOT / "notebooks").notebook for p in args.evaluations}
-        cal = {nb: calibrate(ROOT / "notebooks" / f"{nb}.ipynb", tmp / "calibration") for nb in sorted(notebooks)}
+        cal = {
+            nb: calibrate(ROOT / "notebooks" / f"{nb}.ipynb", tmp / "calibration", args.calibration_repeats)
+            for nb in sorted(notebooks)
+        }
         figures["calibration"] = cal
-        print("calibration (fresh kernels, fastest of 3): empty notebook "
+        print(f"calibration (fresh kernels, fastest of {args.calibration_repeats}): empty notebook "
               f"{min(c['empty'] for c in cal.values()):.2f}s (kernel start, papermill); imports "
               + ", ".join(f"{nb} {c['imports_cost']:.2f}s ({c['imports_cpu']:.2f}s CPU)" for nb, c in cal.items()))  # fmt: skip
         sizes = [run_size(n, children, args, cal, tmp) for children in args.children for n in args.councils]
