@@ -312,6 +312,26 @@ def test_a_warm_kernel_carries_nothing_from_one_council_to_the_next(demo_run, ke
     assert manifest["timings"]["kernel"] == "reused"
 
 
+def test_a_warm_kernel_grown_past_its_memory_limit_is_replaced(demo_run, key_env, tmp_path, monkeypatch):
+    """Memory cannot creep up in a warm kernel: one whose resident memory passed kernels.KERNEL_MEMORY_LIMIT
+    between notebooks is shut down and the next council gets a fresh kernel; under the limit it is reused."""
+    from insightlib.batch import kernels
+
+    notebooks = _probe_notebook(tmp_path, "unused", "x = 1", write_results=False)
+    councils = demo_run["councils"][:2]
+    ev = parse_evaluation({"name": "mem", "title": "Mem", "notebook": "probe", "data": str(demo_run["dir"]),
+                           "councils": councils}, notebooks_dir=notebooks)
+    started, default = {}, kernels.KERNEL_MEMORY_LIMIT
+    for limit in (default, 1):  # the default, then one byte: every kernel is over it
+        monkeypatch.setattr(kernels, "KERNEL_MEMORY_LIMIT", limit)
+        summary = run_evaluation(ev, out_dir=tmp_path / f"out{limit}", workers=1, notebooks_dir=notebooks,
+                                 progress=False, log=lambda m: None, reuse_kernels=True)
+        assert [r.status for r in summary.runs] == ["ok", "ok"], [r.error for r in summary.runs]
+        started[limit] = [r.kernel_started for r in summary.runs]
+    assert started[default] == [True, False]
+    assert started[1] == [True, True]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("evaluation", ["demo.yml", "fgc.yml"])
 def test_a_council_gets_the_same_numbers_in_a_warm_kernel_as_in_a_fresh_one(evaluation, demo_data, key_env, tmp_path):

@@ -17,7 +17,10 @@ import weakref
 from contextlib import contextmanager
 
 #: A worker's warm kernel runs at most this many notebooks before a fresh one replaces it.
-KERNEL_REUSE_LIMIT = 25
+KERNEL_REUSE_LIMIT = 100
+#: ... and is replaced sooner once its resident memory, between notebooks, has grown past this (bytes), so that
+#: memory cannot creep up; a replacement costs a kernel start and its imports (2-4 s).
+KERNEL_MEMORY_LIMIT = 1536 * 1024**2
 #: How many notebook kinds' kernels a worker keeps warm at once (a suite's evaluations run one kind after another).
 KERNELS_KEPT = 2
 
@@ -57,8 +60,8 @@ def _tie_to_parent(parent_pid: int) -> None:
 # kernel's namespace is wiped (%reset -f), open figures closed, the execution count set back
 # to 1 and the working folder changed, so a notebook sees nothing of the one before; only
 # imported modules stay loaded. A kernel that dies, times out or fails to reset is thrown
-# away and the next notebook gets a fresh one; after KERNEL_REUSE_LIMIT notebooks it is
-# replaced anyway so that memory cannot creep up.
+# away and the next notebook gets a fresh one; after KERNEL_REUSE_LIMIT notebooks, or once its
+# memory has grown past KERNEL_MEMORY_LIMIT, it is replaced anyway so that memory cannot creep up.
 
 _LOCAL = threading.local()
 _KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
@@ -188,7 +191,8 @@ def _warm_kernel(kernel_name: str, kind: str = "") -> _WarmKernel:
     if warm is not None:
         with _WARM_LOCK:  # claimed for this notebook: the idle reaper passes it over from now on
             reaped, warm.idle_since = warm.reaped, None
-        if reaped or warm.uses >= KERNEL_REUSE_LIMIT or not _sync(warm.km.is_alive):
+        worn = warm.uses >= KERNEL_REUSE_LIMIT or _resident_bytes(warm.km) > KERNEL_MEMORY_LIMIT
+        if reaped or worn or not _sync(warm.km.is_alive):
             _LOCAL.current = key
             discard_warm_kernel()
             warm = None
@@ -201,6 +205,16 @@ def _warm_kernel(kernel_name: str, kind: str = "") -> _WarmKernel:
     kept[key] = warm  # the most recently used last
     _LOCAL.current = key
     return warm
+
+
+def _resident_bytes(km) -> int:
+    """A kernel's resident memory (Linux /proc; 0 where that cannot be read: then only the count replaces it)."""
+    pid = getattr(getattr(km, "provisioner", None), "pid", None)
+    try:
+        with open(f"/proc/{int(pid)}/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, TypeError, IndexError):
+        return 0
 
 
 def _kept_kernels() -> dict:
