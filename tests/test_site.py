@@ -20,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from insightlib.report import charts, text
 from insightlib import reference
-from insightlib.batch import quarto, quarto_pdf, site, site_html, site_reports
+from insightlib.batch import quarto, quarto_pdf, quarto_shell, site, site_html, site_reports
 from insightlib.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,7 +223,9 @@ def test_quarto_project_files(tmp_path, monkeypatch):
     config = yaml.safe_load((proj / "_quarto.yml").read_text())
     assert config["project"]["type"] == "website" and config["project"]["output-dir"] == "../_site"
     assert config["execute"]["enabled"] is False and config["execute"]["echo"] is False
-    assert "*/*/*.qmd" in config["project"]["render"]
+    # Quarto renders the site's own pages and one report shell; the reports' pages are Pandoc's (quarto_shell)
+    assert config["project"]["render"] == ["index.qmd", "national.qmd", "*/index.qmd", quarto_shell.SHELL_PAGE]
+    assert (proj / quarto_shell.SHELL_PAGE).read_text() == quarto_shell.SHELL_SOURCE
     nav = [item.get("href") for item in config["website"]["navbar"]["left"]]
     assert nav == ["index.qmd", None, "national.qmd"]  # the evaluations in one menu: the bar fits one line
     menu = config["website"]["navbar"]["left"][1]

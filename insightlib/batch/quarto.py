@@ -10,9 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -34,7 +32,8 @@ from .site_pages import (
     _templates_dir,
 )
 from .quarto_pages import _attribute, _fence, _yaml_dump, notebook_to_qmd
-from .quarto_pdf import TYPST_HEADER, QuartoFailed, make_pdf
+from .quarto_pdf import QuartoFailed
+from .quarto_shell import SHELL_PAGE, SHELL_SOURCE, ReportBuilds, finish_reports
 from .site_reports import (
     Evaluation,
     SiteResult,
@@ -83,6 +82,11 @@ td.num, table td { font-variant-numeric: tabular-nums; }
 .summary-chart { margin: 1rem 0; }
 .quarto-listing table, main table { display: block; overflow-x: auto; max-width: 100%; }
 """
+#: A report page's settings (its shell is rendered with them; the PDF is made by make_pdf).
+REPORT_METADATA = {
+    "format": {"html": {"toc": True, "format-links": False}},
+    "execute": {"enabled": False, "echo": False},
+}
 #: Files at the top of the project folder (earlier versions wrote them at the top of the reports folder).
 PROJECT_FILES = ("_quarto.yml", "index.qmd", "national.qmd", SAFE_FILTER, SITE_CSS)
 
@@ -134,13 +138,15 @@ def write_quarto_project(
     national_year: int | None = None,
     skipped: list | None = None,
     force: bool = False,
+    on_report=None,
 ) -> list[Path]:
     """Write the Quarto website project into ``<reports_dir>/_site_src``; returns the files written.
 
     The folder is render's own: replaced whole each time (so no page of an earlier render is left
     to be built), refused if it holds anything render did not write (unless ``force``). Its
     _quarto.yml sends the site to ``<reports_dir>/_site``. A notebook that cannot be read is left
-    out (and added to ``skipped`` with the reason).
+    out (and added to ``skipped`` with the reason). ``on_report`` is called with each report's page
+    source as soon as it is written (render makes its page and PDF meanwhile).
 
     Each executed notebook <evaluation>/<council>/<notebook>.ipynb gets a ``.qmd`` twin at the same
     place in the project (``notebook_to_qmd``): that is what Quarto renders, to HTML and to a Typst
@@ -162,7 +168,7 @@ def write_quarto_project(
     summaries = {ev.slug: evaluation_summary(ev) for ev in evaluations}
     put("index.qmd", _home_qmd(evaluations, summaries))
     for ev in evaluations:
-        written += _write_evaluation_pages(put, project, ev, summaries.get(ev.slug), skipped)
+        written += _write_evaluation_pages(put, project, ev, summaries.get(ev.slug), skipped, on_report)
     written += _write_national_page(put, reports_dir, evaluations, national_year)
     return written
 
@@ -186,6 +192,8 @@ def _remove_earlier_layout(reports_dir: Path) -> None:
 def _write_config(put, config: dict, evaluations: list[Evaluation]) -> None:
     """The project's _quarto.yml (the template with the evaluations' menu, the site's CSS and safe filter)."""
     config.setdefault("project", {})["output-dir"] = "../_site"  # the site beside the project, in the reports folder
+    # Quarto renders the shell pages and one report shell; the reports' pages are Pandoc's (quarto_shell)
+    config["project"]["render"] = ["index.qmd", "national.qmd", "*/index.qmd", SHELL_PAGE]
     navbar = config.setdefault("website", {}).setdefault("navbar", {}).setdefault("left", [])
     # the evaluations in one menu, so the bar keeps to one line at 1280 px and the site title is whole
     menu = [{"href": f"{ev.slug}/index.qmd", "text": ev.title} for ev in reading_order(evaluations)]  # shown as text
@@ -211,6 +219,8 @@ def _write_config(put, config: dict, evaluations: list[Evaluation]) -> None:
         config["filters"] = [*filters, SAFE_FILTER]
     put(SAFE_FILTER, (_templates_dir() / "insight_safe.lua").read_text(encoding="utf-8"))
     put("_quarto.yml", GENERATED + "\n" + _yaml_dump(config))
+    put(SHELL_PAGE, SHELL_SOURCE)
+    put(str(Path(SHELL_PAGE).parent / "_metadata.yml"), _yaml_dump(REPORT_METADATA))
 
 
 def _home_qmd(evaluations: list[Evaluation], summaries: dict) -> str:
@@ -245,9 +255,9 @@ def _home_qmd(evaluations: list[Evaluation], summaries: dict) -> str:
     return "\n".join(home)
 
 
-def _write_evaluation_pages(put, project: Path, ev: Evaluation, summary, skipped: list | None) -> list[Path]:
+def _write_evaluation_pages(put, project: Path, ev: Evaluation, summary, skipped, on_report) -> list[Path]:
     """Each report's page source, and the evaluation's page (answer, method, a listing of its reports)."""
-    written, items = _write_report_pages(put, project, ev, summary, skipped)
+    written, items = _write_report_pages(put, project, ev, summary, skipped, on_report)
     put(f"{ev.slug}/councils.yml", _yaml_dump(items))
     body, front = [], {"title": text.quarto_md(ev.title)}
     if summary is not None:
@@ -291,7 +301,7 @@ def _listing(rows: int) -> dict:
     }
 
 
-def _write_report_pages(put, project: Path, ev: Evaluation, summary, skipped: list | None):
+def _write_report_pages(put, project: Path, ev: Evaluation, summary, skipped: list | None, on_report=None):
     """Each report's page source and its council's _metadata.yml; returns the files and the listing's rows.
     A notebook that cannot be read is left out (with its stale page source) so the others build."""
     written: list[Path] = []
@@ -322,8 +332,9 @@ def _write_report_pages(put, project: Path, ev: Evaluation, summary, skipped: li
                 "path": f"{rep.la_code}/{rep.notebook.stem}.html",
             }
         )
-        meta = {"format": {"html": {"toc": True, "format-links": False}}, "execute": {"enabled": False, "echo": False}}
-        put(f"{ev.slug}/{rep.la_code}/_metadata.yml", _yaml_dump(meta))  # the PDF: make_pdf
+        put(f"{ev.slug}/{rep.la_code}/_metadata.yml", _yaml_dump(REPORT_METADATA))  # the PDF: make_pdf
+        if on_report is not None:
+            on_report(page)
     return written, items
 
 
@@ -372,22 +383,22 @@ def _write_national_page(
     return written
 
 
-def _run_quarto_and_pdfs(project: Path, qmds: list[Path], quarto: str, env: dict):
-    """``quarto render`` of the pages, with every report's PDF made on a second core meanwhile."""
-    with tempfile.TemporaryDirectory(prefix="insight-typst-") as tmp, ThreadPoolExecutor(max_workers=1) as pool:
-        header = Path(tmp) / "header.typ"
-        header.write_text(TYPST_HEADER, encoding="utf-8")
-        start = time.perf_counter()
-        jobs = [pool.submit(make_pdf, qmd, quarto, env, header) for qmd in qmds]
-        proc = subprocess.run([quarto, "render", "--no-execute"], cwd=project, env=env, capture_output=True, text=True)
-        stages = {"quarto render": time.perf_counter() - start}
-        made, problems = [], []
-        for job in jobs:
-            try:
-                made.append(job.result())
-            except QuartoFailed as exc:
-                problems.append(str(exc))
-        stages["PDFs (meanwhile, on a second core)"] = time.perf_counter() - start
+def _run_quarto(project: Path, builds: ReportBuilds, quarto: str, env: dict):
+    """``quarto render`` of the site's own pages and the reports' shell (the reports' bodies and PDFs are
+    being made meanwhile), then the reports' pages put into the shell; with each stage's time."""
+    start = time.perf_counter()
+    proc = subprocess.run([quarto, "render", "--no-execute"], cwd=project, env=env, capture_output=True, text=True)
+    stages = {"quarto render": time.perf_counter() - start}
+    pages, made, problems = builds.results()
+    stages["report pages and PDFs still to finish (on a second core)"] = (
+        time.perf_counter() - start - stages["quarto render"]
+    )
+    if proc.returncode == 0 and not problems:
+        try:
+            finish_reports(project.parent / "_site", project, pages)
+        except QuartoFailed as exc:
+            problems.append(str(exc))
+        stages["report pages put into the site"] = time.perf_counter() - start - sum(stages.values())
     return proc, made, problems, stages
 
 
@@ -404,17 +415,19 @@ def render_quarto(
         raise InsightError(INSTALL_QUARTO)
     check_project_ownership(reports_dir, force)
     skipped: list[tuple[Path, str]] = []
-    start = time.perf_counter()
-    written = write_quarto_project(reports_dir, evaluations, national_year=national_year, skipped=skipped, force=force)
-    written_s = time.perf_counter() - start
-    site = reports_dir / "_site"
-    if site.is_dir():
-        _mark_site(site)  # a failed render leaves a folder the HTML fallback may still replace
     env = {k: v for k, v in os.environ.items() if k in QUARTO_ENVIRONMENT or k.startswith("QUARTO_")}
     env["QUARTO_PYTHON"] = sys.executable
     project = reports_dir / PROJECT_DIR
-    qmds = [project / ev.slug / rep.la_code / f"{rep.notebook.stem}.qmd" for ev in evaluations for rep in ev.reports]
-    proc, made, problems, stages = _run_quarto_and_pdfs(project, qmds, quarto, env)
+    with ReportBuilds(quarto, env) as builds:  # each report's page and PDF begun as soon as its source is written
+        start = time.perf_counter()
+        written = write_quarto_project(
+            reports_dir, evaluations, national_year=national_year, skipped=skipped, force=force, on_report=builds.submit
+        )
+        written_s = time.perf_counter() - start
+        site = reports_dir / "_site"
+        if site.is_dir():
+            _mark_site(site)  # a failed render leaves a folder the HTML fallback may still replace
+        proc, made, problems, stages = _run_quarto(project, builds, quarto, env)
     out = reports_dir / "_site"
     if proc.returncode != 0 or problems:
         for pdf in made:

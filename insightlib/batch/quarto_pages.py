@@ -86,7 +86,7 @@ def notebook_to_qmd(
         shutil.rmtree(fig_dir)
     written: list[Path] = []
     parts = _page_head(qmd, f"{council}: {title or nb_title}", synthetic, failure_sentence(error) if failed else None)
-    figures = _Figures(fig_dir, written)
+    figures = _Figures(fig_dir, written, synthetic)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             if cell.source.strip():
@@ -120,8 +120,8 @@ def _page_head(qmd: Path, title: str, synthetic: bool, failure: str | None) -> l
         "other-links": [{"text": "PDF", "href": f"{qmd.stem}.pdf", "icon": "file-pdf"}],
     }
     parts = ["---\n" + _yaml_dump(front) + "---\n"]
-    if synthetic:  # also on the PDF, which has no site banner
-        parts.append("::: {.callout-important}\n" + text.quarto_md(text.SYNTHETIC_NOTICE) + "\n:::\n")
+    if synthetic:  # on the PDF, which has no site banner (the web page shows the banner only)
+        parts.append("::: {.callout-important .pdf-only}\n" + text.quarto_md(text.SYNTHETIC_NOTICE) + "\n:::\n")
     if failure:
         parts.append("::: {.callout-warning}\n" + text.quarto_md(failure) + "\n:::\n")
     return parts
@@ -130,8 +130,9 @@ def _page_head(qmd: Path, title: str, synthetic: bool, failure: str | None) -> l
 class _Figures:
     """A notebook's figures as numbered files in ``<stem>-figures/`` beside it."""
 
-    def __init__(self, folder: Path, written: list[Path]):
+    def __init__(self, folder: Path, written: list[Path], synthetic: bool = False):
         self.folder, self.written, self.count = folder, written, 0
+        self.synthetic = synthetic  # the notice is the site's banner and the PDF's box: not said again
 
     def save(self, data, ext: str, suffix: str = "") -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -174,7 +175,10 @@ def _output_md(out: dict, figures: _Figures) -> list[str]:
             f'![]({figures.folder.name}/{small.name}){{fig-alt="{_attribute(alt)}"}}\n:::\n:::\n',
         ]
     if "text/markdown" in data:
-        return [text.neutralise_markdown(_text(data["text/markdown"]).strip()) + "\n"]
+        markdown = _text(data["text/markdown"])
+        if figures.synthetic:
+            markdown = markdown.replace(f"**{text.SYNTHETIC_NOTICE}**", "", 1)
+        return [text.neutralise_markdown(markdown.strip()) + "\n"] if markdown.strip() else []
     if "text/html" in data:
         safe = text.safe_html(_text(data["text/html"]))
         # a pandas table becomes Pandoc's own (drawn natively in HTML and Typst, numbers right-aligned)
