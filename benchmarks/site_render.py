@@ -9,8 +9,9 @@ the number of pages and PDFs.
     flock /tmp/insight-bench.lock .venv/bin/python benchmarks/site_render.py reports
     ... --json out.json                                # the figures as JSON as well
 
-The Quarto route's stages (the project written, ``quarto render``, the PDFs made meanwhile) are printed
-too. The machine's load average is printed before and after: on a shared machine wall times mean little
+The Quarto route's stages are printed too: the project written (each report's page body and PDF begun
+on a second core as soon as its page source is written), ``quarto render`` of the site's own pages and
+the reports' shell, the report pages and PDFs still to finish after it, and the pages put into the shell. The machine's load average is printed before and after: on a shared machine wall times mean little
 when other work was running; CPU times are steadier.
 """
 
