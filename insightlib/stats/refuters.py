@@ -14,6 +14,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from insightlib.stats.dowhy_weighting import weighting_estimator
+
 
 #: Graph node names that stand for the treatment and the outcome.
 TREATMENT_NODE = "intervention"
@@ -166,7 +168,10 @@ def refute(
 
 def _weighting_estimate(graph, data: pd.DataFrame, covariates, estimand_type: str):
     """DoWhy's causal model on the refuters' sample, its identified estimand (cached per graph) and its
-    normalised inverse-propensity weighting estimate: (model, estimand, estimate)."""
+    normalised inverse-propensity weighting estimate: (model, estimand, estimate). The estimator is DoWhy's own
+    made cheaper (stats/dowhy_weighting.py); the refuters' copies of it inherit that."""
+    from dowhy.causal_estimator import estimate_effect
+
     columns = list(data.columns)
     CausalModel = _causal_model_class()
     model = CausalModel(data=data, treatment=TREATMENT_NODE, outcome=OUTCOME_NODE, graph=nx.DiGraph(graph))
@@ -174,20 +179,10 @@ def _weighting_estimate(graph, data: pd.DataFrame, covariates, estimand_type: st
     if key not in _IDENTIFIED:
         _IDENTIFIED[key] = model.identify_effect(proceed_when_unidentifiable=False)
     ident = copy.deepcopy(_IDENTIFIED[key])
-    est = model.estimate_effect(
-        ident,
-        method_name="backdoor.propensity_score_weighting",
-        target_units=estimand_type.lower(),
-        effect_modifiers=[],
-        method_params={
-            "init_params": {
-                "weighting_scheme": "ips_normalized_weight",
-                "propensity_score_model": _sk_logit(),
-                "min_ps_score": 0.01,
-                "max_ps_score": 0.99,
-                "need_conditional_estimates": False,
-            }
-        },
+    estimator = weighting_estimator(ident, _sk_logit(), min_ps_score=0.01, max_ps_score=0.99)
+    # what CausalModel.estimate_effect(method_name="backdoor.propensity_score_weighting") does with it
+    est = estimate_effect(
+        model._data, model._treatment, model._outcome, "backdoor", estimator, 0, 1, estimand_type.lower(), [], True, {}
     )
     # DoWhy's weighting estimator stores the fitted propensity in the model's data; refuters
     # must refit it on their altered data, so drop it (else the placebo reuses it)
