@@ -72,6 +72,13 @@ def test_many_councils_read_in_one_query_equal_their_reads_one_at_a_time(loaded)
         read_councils(wh, ["201", "999"])
 
 
+def test_every_councils_fingerprint_in_one_query_equals_each_asked_alone(loaded):
+    from insightlib.ingest.warehouse_read import data_fingerprints
+
+    _d, wh, _summary = loaded
+    assert data_fingerprints(wh) == {la: warehouse.data_fingerprint(wh, la) for la in ("201", "202")}
+
+
 def test_absent_optional_tables_come_back_empty_with_their_columns(tmp_path):
     t = tables()
     for name in ("assessments", "plans", "interventions", "allocations"):

@@ -90,20 +90,22 @@ def plan_tasks(
 ):
     """The tasks to run and the councils skipped because nothing about them changed."""
     from ..ingest import warehouse
+    from ..ingest.warehouse_read import data_fingerprints
 
     notebook = evaluation.notebook_path(notebooks_dir)
     code = code_fingerprint()
     commit = git_commit()
     versions = results_mod.package_versions()
+    stored = data_fingerprints(warehouse_path)  # every council's, in one query
     tasks, skipped = [], []
     for la_code in councils:
         council_dir = out_dir / evaluation.name / la_code
         if la_code == NATIONAL:
-            fingerprint = fingerprints.combined(
-                warehouse.data_fingerprint(warehouse_path, la) for la in warehouse.council_codes(warehouse_path)
-            )
+            fingerprint = fingerprints.combined(stored[la] for la in warehouse.council_codes(warehouse_path))
+        elif la_code in stored:
+            fingerprint = stored[la_code]
         else:
-            fingerprint = warehouse.data_fingerprint(warehouse_path, la_code)
+            fingerprint = warehouse.data_fingerprint(warehouse_path, la_code)  # says plainly it is not there
         parameters = {
             **evaluation.parameters,
             "data": str(warehouse_path),
