@@ -159,6 +159,12 @@ class Model:
     def attack(self) -> list[dict]:
         """The feasible range of every target. Where "a c is at least 1" leaves no solution (a zero was
         hidden as a complement), the adversary drops that assumption, as a reader would."""
+        # a zero hidden as a complement is not "at least 1": the adversary's knowledge must hold on the truth
+        # (check_truth skips these cells), so that assumption is dropped where it is false
+        for t in self.targets:
+            for name in t.expr:
+                if self.truth.get(name) == 0 and self.lower.get(name) == 1:
+                    self.lower[name] = 0
         if self._bounds_of({}, {})[0] is None:
             for t in self.targets:
                 for name in t.expr:
