@@ -151,5 +151,6 @@ def test_a_report_page_reads_as_quartos_own_page_for_it(tmp_path, monkeypatch):
         assert _main_text(mine) == _main_text(theirs), path
         for pattern in (r"<title>.*?</title>", r'<nav id="TOC".*?</nav>', r'<nav class="navbar.*?</nav>',
                         r'<div id="quarto-announcement".*?</div>', r"<img [^>]*>", r"<table[^>]*>",
-                        r'<div class="callout[^"]*">', r"<h\d[^>]*>", r'<script src="[^"]*"'):
+                        r'<div class="callout[^"]*">', r"<h\d[^>]*>", r'<script src="[^"]*"', r"<section[^>]*>",
+                        r"<tr[^>]*>", r"<col [^>]*>"):
             assert re.findall(pattern, mine, re.S) == re.findall(pattern, theirs, re.S), (path, pattern)

@@ -85,6 +85,9 @@ def report_fragment(qmd: Path, quarto: str, env: dict) -> Fragment:
     toc, rest = proc.stdout.split("<!--insight-body-->\n", 1)
     body, rest = rest.split("<!--insight-title-->\n", 1)
     body = body.replace(" />", ">")  # void elements as Quarto writes them (text has no bare ">": Pandoc escapes it)
+    # as Quarto writes them: a section without its heading's classes, a table without Pandoc's full width
+    body = re.sub(r'(<section id="[^"]*" class="level\d+) anchored" data-anchor-id="[^"]*">', r'\1">', body)
+    body = re.sub(r'(<table class="[^"]*") style="width:100%;">', r"\1>", body)
     title, pagetitle = rest.split("<!--insight-pagetitle-->\n", 1)
     return Fragment(toc.strip(), body.strip(), title.strip(), pagetitle.strip())
 

@@ -26,9 +26,43 @@ function Div(el)
   return nil
 end
 
+-- Tables as Quarto styles them: Bootstrap's classes (a pandas table the smaller, striped kind), rows
+-- marked header / odd / even as Quarto's writer marks them.
+local function mark_rows(rows, first)
+  for i, row in ipairs(rows) do
+    row.attr.classes = pandoc.List({ first or ((i % 2 == 1) and "odd" or "even") })
+  end
+end
+
 function Table(el)
-  el.classes = pandoc.List({ "caption-top", "table" })
+  if el.classes:includes("dataframe") then
+    el.classes = pandoc.List({ "dataframe", "caption-top", "table", "table-sm", "table-striped", "small" })
+  else
+    el.classes = pandoc.List({ "caption-top", "table" })
+  end
+  if #el.head.rows > 0 then
+    mark_rows({ el.head.rows[1] }, "header")
+    local rest = {}
+    for i = 2, #el.head.rows do
+      table.insert(rest, el.head.rows[i])
+    end
+    for i, row in ipairs(rest) do
+      row.attr.classes = pandoc.List({ (i % 2 == 1) and "even" or "odd" })
+    end
+  end
+  for _, body in ipairs(el.bodies) do
+    mark_rows(body.body)
+  end
   return el
+end
+
+-- insight's own raw HTML table (a pandas table with merged cells; the safe filter kept it) is read into
+-- a table, as Quarto reads raw HTML tables, so it is styled as the others.
+function RawBlock(el)
+  if el.format == "html" and el.text:find("<table") then
+    return pandoc.read(el.text, "html").blocks:walk({ Table = Table })
+  end
+  return nil
 end
 
 function Image(el)
