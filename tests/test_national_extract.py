@@ -114,3 +114,92 @@ def test_a_problem_in_one_councils_folder_names_the_folder_and_leaves_the_others
         1,
         f"{codes[1]}/referrals.csv",
     )
+
+
+def _edit(path, change):
+    """Rewrite a CSV after ``change(rows)`` (rows[0] the header)."""
+    rows = list(csv.reader(path.open()))
+    change(rows)
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+
+
+def test_a_broken_file_in_one_councils_folder_stops_only_that_council(tmp_path):
+    data = synth.generate(3, 40, 7, tmp_path / "tables")
+    codes = sorted(_as_folders(data, tmp_path / "folders"))
+    (tmp_path / "folders" / codes[0] / "referrals.csv").write_text('la_code,referral_id\n"201,"unclosed\n')
+    (tmp_path / "folders" / codes[1] / "children.csv").unlink()  # a required table missing from one folder
+    summary = warehouse.load_directory(tmp_path / "folders", tmp_path / "w.duckdb", key=KEY)
+    assert summary.loaded == [codes[2]] and sorted(summary.failed) == codes[:2]
+    assert warehouse.council_codes(tmp_path / "w.duckdb") == [codes[2]]
+    broken = summary.failed[codes[0]]
+    assert [(p.file, p.rule) for p in broken] == [(f"{codes[0]}/referrals.csv", "unreadable file")]
+    assert broken[0].message.startswith(f"{codes[0]}/referrals.csv cannot be read as CSV")
+    assert "missing table" in {p.rule for p in summary.failed[codes[1]]}
+    assert summary.rows["councils"] == 1
+
+
+def test_the_load_finds_the_problems_validation_finds_council_by_council(tmp_path):
+    """Councils checked one at a time (in worker processes or not) give validate's problems, in its order."""
+    from insightlib.ingest import load_councils
+    from insightlib.ingest.validate import validate_directory
+
+    data = synth.generate(3, 80, 8, tmp_path / "tables")
+    codes = sorted(pd.read_csv(data / "councils.csv", dtype=str)["la_code"])
+
+    def spoil(rows):
+        h = rows[0]
+        rows[2][h.index("closure_date")] = "1999-01-01"
+        rows[5][h.index("referral_id")] = rows[4][h.index("referral_id")]
+        rows[7][h.index("referral_source")] = "ZZ"
+        rows[-1][h.index("referral_date")] = "2021-02-30"
+        rows[-2][h.index("child_id")] = "NOBODY"
+        rows[-3][h.index("la_code")] = "999"
+
+    _edit(data / "referrals.csv", spoil)
+    _edit(data / "plans.csv", lambda rows: rows[1].__setitem__(rows[0].index("end_date"), "2000-01-01"))
+    want = validate_directory(data, today=pd.Timestamp("2026-01-01")).problems
+    assert {p.la_code for p in want} >= {"999"} and len({p.la_code for p in want}) >= 3
+    for workers in (1, 2):
+        load_councils.PARALLEL_ROWS, before = 0, load_councils.PARALLEL_ROWS
+        try:
+            got = warehouse.load_directory(
+                data, tmp_path / f"w{workers}.duckdb", key=KEY, today=pd.Timestamp("2026-01-01"), workers=workers
+            )
+        finally:
+            load_councils.PARALLEL_ROWS = before
+        assert [p.to_dict() for p in got.problems] == [p.to_dict() for p in want]
+        assert sorted(got.failed) == sorted({p.la_code for p in want})
+        assert set(got.loaded) == set(codes) - set(got.failed)
+
+
+def test_worker_processes_load_the_same_warehouse(tmp_path):
+    from insightlib.ingest import load_councils
+
+    data = synth.generate(4, 60, 9, tmp_path / "tables")
+    _as_folders(data, tmp_path / "folders")
+    load_councils.PARALLEL_ROWS, before = 0, load_councils.PARALLEL_ROWS
+    try:
+        made = {
+            (layout, workers): warehouse.load_directory(src, tmp_path / f"{layout}{workers}.duckdb", key=KEY,
+                                                        workers=workers)
+            for layout, src in (("tables", data), ("folders", tmp_path / "folders"))
+            for workers in (1, 2)
+        }
+    finally:
+        load_councils.PARALLEL_ROWS = before
+    first = warehouse.load_metadata(tmp_path / "tables1.duckdb")["councils"]
+    for (layout, workers), summary in made.items():
+        wh = tmp_path / f"{layout}{workers}.duckdb"
+        assert summary.rows == made[("tables", 1)].rows and not summary.failed
+        assert warehouse.load_metadata(wh)["councils"].keys() == first.keys()
+        assert {la: c["fingerprint"] for la, c in warehouse.load_metadata(wh)["councils"].items()} == {
+            la: c["fingerprint"] for la, c in first.items()
+        }
+        for la in first:
+            for name, frame in warehouse.read_council(wh, la).items():
+                other = warehouse.read_council(tmp_path / "tables1.duckdb", la)[name]
+                pd.testing.assert_frame_equal(
+                    frame.sort_values(list(frame.columns)).reset_index(drop=True),
+                    other.sort_values(list(other.columns)).reset_index(drop=True),
+                )
