@@ -198,13 +198,14 @@ class _Loaded:
                 self.seen.append(council.la_code)
             stop = any(p.la_code is None for p in self.problems)
             if council.tables is None or stop:
-                continue
+                continue  # a council loaded with others in a batch has tables {}: the first carries them
             if council.la_code in self.fingerprints:  # one council's rows in two folders
                 raise InputError(
                     f"Council {council.la_code} has data in more than one folder of {writer.target.name}'s "
                     "extract: give each council one folder."
                 )
-            writer.append(council.tables)
+            if council.tables:
+                writer.append(council.tables)
             self.fingerprints[council.la_code] = council.fingerprint
             self.rows[council.la_code] = council.rows
             self.left_out += council.left_out
