@@ -135,38 +135,40 @@ def load_directory(
             done = _Loaded(list(unattributed), list(read.notes), list(read.files))
             for folder in tasks:
                 done.add(folder, writer)
-            return _finish(done, writer, data_dir, key_bytes, skip_invalid_rows)
+            report = done.report()
+            if report.unattributed:
+                raise InputError(
+                    f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text()
+                )
+            loaded = sorted(done.fingerprints)
+            if not loaded:
+                raise InputError(f"Cannot load {data_dir}: no council's data is clean.\n\n" + report.format_text())
+            failed = {la: ps for la, ps in report.failed_councils.items() if la not in done.trimmed}
+            metadata = {
+                "source": str(Path(data_dir).resolve()),
+                "councils_loaded": loaded,
+                "councils_failed": sorted(failed),
+                "files": report.files,
+                "synthetic": (Path(data_dir) / SYNTHETIC_FILE).is_file(),
+            }
+            if skip_invalid_rows:
+                metadata["skip_invalid_rows"] = True
+            left_out = done.left_out_in_order()
+            writer.finish(
+                {la: done.fingerprints[la] for la in loaded},
+                {la: done.rows[la] for la in loaded},
+                metadata,
+                key_bytes,
+                left_out,
+            )
     finally:
         tasks.close()
-
-
-def _finish(done: "_Loaded", writer, data_dir, key_bytes: bytes, skip_invalid_rows: bool) -> LoadSummary:
-    """Refuse a load that must stop (nothing is written then), else record what was loaded and swap the file in."""
-    report = done.report()
-    if report.unattributed:
-        raise InputError(f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text())
-    loaded = sorted(done.fingerprints)
-    if not loaded:
-        raise InputError(f"Cannot load {data_dir}: no council's data is clean.\n\n" + report.format_text())
-    failed = {la: ps for la, ps in report.failed_councils.items() if la not in done.trimmed}
-    metadata = {
-        "source": str(Path(data_dir).resolve()),
-        "councils_loaded": loaded,
-        "councils_failed": sorted(failed),
-        "files": report.files,
-        "synthetic": (Path(data_dir) / SYNTHETIC_FILE).is_file(),
-    }
-    if skip_invalid_rows:
-        metadata["skip_invalid_rows"] = True
-    left_out = done.left_out_in_order()
-    fingerprints = {la: done.fingerprints[la] for la in loaded}
-    writer.finish(fingerprints, {la: done.rows[la] for la in loaded}, metadata, key_bytes, left_out)
     return LoadSummary(
         loaded=loaded,
         failed=failed,
         rows={name: sum(done.rows[la][name] for la in loaded) for name in contract.TABLES},
         problems=report.problems,
-        warehouse=writer.target,
+        warehouse=Path(warehouse_path),
         report=report,
         left_out=left_out,
     )
