@@ -160,15 +160,14 @@ def test_the_load_finds_the_problems_validation_finds_council_by_council(tmp_pat
     _edit(data / "plans.csv", lambda rows: rows[1].__setitem__(rows[0].index("end_date"), "2000-01-01"))
     want = validate_directory(data, today=pd.Timestamp("2026-01-01")).problems
     assert {p.la_code for p in want} >= {"999"} and len({p.la_code for p in want}) >= 3
-    for workers, batch in ((1, load_councils.BATCH_ROWS), (2, 1)):  # all councils in one batch; each alone
-        before = load_councils.PARALLEL_ROWS, load_councils.BATCH_ROWS
-        load_councils.PARALLEL_ROWS, load_councils.BATCH_ROWS = 0, batch
+    for workers in (1, 2):
+        load_councils.PARALLEL_ROWS, before = 0, load_councils.PARALLEL_ROWS
         try:
             got = warehouse.load_directory(
                 data, tmp_path / f"w{workers}.duckdb", key=KEY, today=pd.Timestamp("2026-01-01"), workers=workers
             )
         finally:
-            load_councils.PARALLEL_ROWS, load_councils.BATCH_ROWS = before
+            load_councils.PARALLEL_ROWS = before
         assert [p.to_dict() for p in got.problems] == [p.to_dict() for p in want]
         assert sorted(got.failed) == sorted({p.la_code for p in want})
         assert set(got.loaded) == set(codes) - set(got.failed)
@@ -179,8 +178,7 @@ def test_worker_processes_load_the_same_warehouse(tmp_path):
 
     data = synth.generate(4, 60, 9, tmp_path / "tables")
     _as_folders(data, tmp_path / "folders")
-    before = load_councils.PARALLEL_ROWS, load_councils.BATCH_ROWS
-    load_councils.PARALLEL_ROWS, load_councils.BATCH_ROWS = 0, 300  # two councils a batch
+    load_councils.PARALLEL_ROWS, before = 0, load_councils.PARALLEL_ROWS
     try:
         made = {
             (layout, workers): warehouse.load_directory(src, tmp_path / f"{layout}{workers}.duckdb", key=KEY,
@@ -189,7 +187,7 @@ def test_worker_processes_load_the_same_warehouse(tmp_path):
             for workers in (1, 2)
         }
     finally:
-        load_councils.PARALLEL_ROWS, load_councils.BATCH_ROWS = before
+        load_councils.PARALLEL_ROWS = before
     first = warehouse.load_metadata(tmp_path / "tables1.duckdb")["councils"]
     for (layout, workers), summary in made.items():
         wh = tmp_path / f"{layout}{workers}.duckdb"

@@ -41,9 +41,6 @@ from insightlib.ingest.validation_report import ValidationReport
 WITH_CHILD, WITH_REFERRAL = "belongs to a left-out child", "belongs to a left-out referral"
 #: Below this many rows in all, councils are checked in the main process (forking would cost more).
 PARALLEL_ROWS = 200_000
-#: Councils are checked a few together, about this many rows at a time (four councils of 12,700 children):
-#: memory follows the batch, and each pandas step's fixed cost is paid once a batch, not once a council.
-BATCH_ROWS = 400_000
 
 
 @dataclass
@@ -105,78 +102,47 @@ def split_councils(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, pd.Da
 
 
 def check_council(la: str, frames: dict[str, pd.DataFrame], early: list, options: Options) -> CouncilLoad:
-    """Check one council's rows (``early``: its problems found before, reading its files)."""
-    return check_batch([la], frames, {la: early}, options)[0]
-
-
-def check_batch(councils: list[str], frames: dict[str, pd.DataFrame], early: dict, options: Options) -> list:
-    """Check a few councils' rows together (each rule compares rows of one council only, so this finds what
-    checking each alone would, at a fraction of the fixed cost of each pandas step); pseudonymise and type
-    what is to be loaded. ``early``: la_code -> its problems found before (reading its files). The first
-    council loaded carries the Arrow tables of every council loaded from the batch, the others ``{}``."""
+    """Check one council's rows (``early``: its problems found before, reading its files); pseudonymise
+    and type what is to be loaded."""
     out = Collector()
-    first = [p for la in councils for p in early.get(la, [])]
-    for p in first:
+    for p in early:
         out.add(p)
-    early_ids = {id(p) for p in first}
     frames = {name: frame.reset_index(drop=True) for name, frame in frames.items()}
     typed = check_rows(frames, out, options.today)
-    mine: dict[str, list] = {}
-    for p in out.problems:
-        mine.setdefault(p.la_code or "", []).append(p)
-    present = set(typed["councils"]["la_code"].dropna()) - {""}
-    seen = set().union(*(set(f["la_code"].unique()) for f in frames.values())) if frames else set()
-    results, trimmed = [], []
-    for la in councils:
-        problems = mine.get(la, [])
-        result = CouncilLoad(
-            la_code=la,
-            problems=problems,
-            row_level=[i for i, p in enumerate(problems) if id(p) in out.row_level],
-            councils=typed["councils"][(typed["councils"]["la_code"] == la).to_numpy(dtype=bool, na_value=False)],
-            has_rows=la in seen,
-        )
-        cut = bool(problems) and options.skip_invalid_rows and la in present
-        cut = cut and not any(id(p) in early_ids for p in problems) and all(id(p) in out.row_level for p in problems)
-        if la in present and (cut or not problems):
-            result.tables, result.trimmed = {}, cut
-            trimmed += [la] if cut else []
-        results.append(result)
-    loaded = [r.la_code for r in results if r.tables is not None]
-    if loaded:
-        _prepare(results, loaded, trimmed, typed, out, frames, options)
-    return results
-
-
-def _prepare(results: list, loaded: list[str], trimmed: list[str], typed, out: Collector, frames, options) -> None:
-    """The loaded councils' rows (less what --skip-invalid-rows leaves out), pseudonymised, fingerprinted, as Arrow."""
-    keep, left_out = {}, []
+    problems = out.problems
+    present = bool(typed["councils"]["la_code"].notna().any()) and la != ""
+    trimmed = bool(problems) and options.skip_invalid_rows and present and not early
+    trimmed = trimmed and all(id(p) in out.row_level for p in problems)
+    result = CouncilLoad(
+        la_code=la,
+        problems=problems,
+        row_level=[i for i, p in enumerate(problems) if id(p) in out.row_level],
+        councils=typed["councils"],
+        has_rows=any(len(f) for f in frames.values()),
+    )
+    if not present or (problems and not trimmed):
+        return result
+    keep, result.left_out = {}, []
     if trimmed:
         report = ValidationReport(
-            problems=out.problems,
+            problems=problems,
             typed=typed,
             row_faults={name: out.faults.get(name, np.full(len(t), None, dtype=object)) for name, t in typed.items()},
             row_files={name: pd.Categorical(frames[name]["_file"]) for name in frames},
         )
-        keep, left_out = leave_out(report, trimmed)
-    clean = {}
-    for name, frame in typed.items():
-        mask = frame["la_code"].isin(loaded).to_numpy(dtype=bool, na_value=False)
-        if name in keep:
-            mask &= keep[name]
-        clean[name] = frame if mask.all() else frame[mask].reset_index(drop=True)
+        keep, result.left_out = leave_out(report, [la])
+    clean = {name: _rows_to_load(frame, keep.get(name)) for name, frame in typed.items()}
     clean = pseudonymise.pseudonymise_tables(clean, options.key)
     assert_no_raw_identifiers(clean)
-    fingerprints = warehouse_write.council_fingerprints(clean, loaded)
-    rows = warehouse_write.council_rows(clean, loaded)
-    tables = {name: _arrow_table(name, frame) for name, frame in clean.items() if len(frame)}
-    for r in results:
-        if r.tables is None:
-            continue
-        r.fingerprint, r.rows = fingerprints[r.la_code], rows[r.la_code]
-        r.left_out = [x for x in left_out if x["la_code"] == r.la_code]
-        if r.la_code == loaded[0]:
-            r.tables = tables
+    result.fingerprint = warehouse_write.council_fingerprints(clean, [la])[la]
+    result.rows = {name: len(frame) for name, frame in clean.items()}
+    result.tables = {name: _arrow_table(name, frame) for name, frame in clean.items() if len(frame)}
+    result.trimmed = trimmed
+    return result
+
+
+def _rows_to_load(frame: pd.DataFrame, keep: np.ndarray | None) -> pd.DataFrame:
+    return frame if keep is None or keep.all() else frame[keep].reset_index(drop=True)
 
 
 def _arrow_table(name: str, frame: pd.DataFrame) -> pa.Table:
@@ -249,26 +215,9 @@ def _by_council(problems: list, owner: str | None) -> dict[str, list]:
 _SHARED: dict = {}
 
 
-def _check_shared(batch: tuple[str, ...]) -> FolderLoad:
+def _check_shared(la: str) -> CouncilLoad:
     shared = _SHARED
-    parts = [shared["frames"][la] for la in batch]
-    frames = {name: pd.concat([p[name] for p in parts], ignore_index=True) for name in parts[0]}
-    return FolderLoad(check_batch(list(batch), frames, shared["early"], shared["options"]), [], [])
-
-
-def batches(councils: list[str], rows: dict[str, int], limit: int) -> list[tuple[str, ...]]:
-    """Councils in order, a few together up to about ``limit`` rows (rows naming no council on their own)."""
-    out, current, n = [], [], 0
-    for la in councils:
-        if la == "":
-            out.append((la,))
-            continue
-        current.append(la)
-        n += rows[la]
-        if n >= limit:
-            out.append(tuple(current))
-            current, n = [], 0
-    return out + ([tuple(current)] if current else [])
+    return check_council(la, shared["frames"][la], shared["early"].get(la, []), shared["options"])
 
 
 def _check_folder_task(task: tuple[str, str]) -> FolderLoad:
@@ -338,15 +287,16 @@ def council_loads(data_dir: str | os.PathLike, options: Options, workers: int | 
     _SHARED.update(frames=by_council, early=early_by)
     rows = sum(len(f) for f in frames.values())
     # "" (rows naming no council) sorts first: its problems stop the load before any council is written
-    sizes = {la: sum(len(f) for f in part.values()) for la, part in by_council.items()}
-    tasks = _Tasks(
-        _check_shared, batches(sorted(by_council), sizes, BATCH_ROWS), workers if rows >= PARALLEL_ROWS else 1
-    )
+    tasks = _Tasks(_check_shared_folder, sorted(by_council), workers if rows >= PARALLEL_ROWS else 1)
     return unattributed, read, tasks
 
 
 def _has_data_files(root: Path) -> bool:
     return any(p.suffix.lower() in DATA_SUFFIXES for p in files_in(root))
+
+
+def _check_shared_folder(la: str) -> FolderLoad:
+    return FolderLoad([_check_shared(la)], [], [])
 
 
 # --- rows left out with --skip-invalid-rows ------------------------------------------------------

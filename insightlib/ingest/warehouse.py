@@ -198,14 +198,13 @@ class _Loaded:
                 self.seen.append(council.la_code)
             stop = any(p.la_code is None for p in self.problems)
             if council.tables is None or stop:
-                continue  # a council loaded with others in a batch has tables {}: the first carries them
+                continue
             if council.la_code in self.fingerprints:  # one council's rows in two folders
                 raise InputError(
                     f"Council {council.la_code} has data in more than one folder of {writer.target.name}'s "
                     "extract: give each council one folder."
                 )
-            if council.tables:
-                writer.append(council.tables)
+            writer.append(council.tables)
             self.fingerprints[council.la_code] = council.fingerprint
             self.rows[council.la_code] = council.rows
             self.left_out += council.left_out
