@@ -41,12 +41,12 @@ def read_directory(path: str | Path, limits: Limits | None = None) -> RawData:
             )
         )
         return raw
-    read_folder(root, limits, raw)
-    if not any(p.suffix.lower() in DATA_SUFFIXES for p in files_in(root)):  # one folder per council
-        for sub in council_folders(root):
+    _read_folder(root, limits, raw)
+    if not any(p.suffix.lower() in DATA_SUFFIXES for p in _files(root)):  # one folder per council
+        for sub in _council_folders(root):
             part = RawData()
-            read_folder(sub, limits, part)
-            merge_folder(raw, part, sub.name)
+            _read_folder(sub, limits, part)
+            _merge(raw, part, sub.name)
     return raw
 
 
@@ -54,18 +54,18 @@ def read_directory(path: str | Path, limits: Limits | None = None) -> RawData:
 DATA_SUFFIXES = (".csv", ".parquet", ".xlsx", ".xml")
 
 
-def files_in(root: Path) -> list[Path]:
+def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith((".", "~$")))
 
 
-def council_folders(root: Path) -> list[Path]:
+def _council_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 
 
-def read_folder(root: Path, limits: Limits, raw: RawData) -> None:
+def _read_folder(root: Path, limits: Limits, raw: RawData) -> None:
     """The files directly in ``root``, each by the reader its name and format call for."""
     annex: list[Path] = []
-    for p in files_in(root):
+    for p in _files(root):
         suffix = p.suffix.lower()
         table = p.stem.lower()
         if suffix in CANONICAL_SUFFIXES and table in contract.TABLES:
@@ -91,7 +91,7 @@ def read_folder(root: Path, limits: Limits, raw: RawData) -> None:
         _read_workbook(p, sorted(set(known)), limits, raw)
 
 
-def merge_folder(raw: RawData, part: RawData, folder: str) -> None:
+def _merge(raw: RawData, part: RawData, folder: str) -> None:
     """One council folder's reading into the whole, every file named as ``folder/file`` (in problems too)."""
 
     def named(name):

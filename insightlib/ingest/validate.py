@@ -20,7 +20,7 @@ from insightlib.ingest.validate_rules import Collector, as_mask, fmt_date, isin,
 from insightlib.ingest.validate_values import check_date_order, check_future_dates, check_values
 from insightlib.ingest.validation_report import ValidationReport
 
-__all__ = ["ValidationReport", "check_rows", "check_tables", "sort_problems", "validate_directory", "validate_raw"]
+__all__ = ["ValidationReport", "validate_directory", "validate_raw"]
 
 
 def _concat(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
@@ -33,8 +33,7 @@ def _concat(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame
         )
         keep = list(columns) + [c for c in f.columns if c in META or c.startswith(CELL_ROW_PREFIX)]
         frames.append(f[keep])
-    # one part: a new frame over the same (immutable Arrow) columns; the checks only ever assign columns
-    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True).copy()
     for c in columns:
         out[c] = out[c].astype(STR).fillna("")
     for c in out.columns:
@@ -60,15 +59,32 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
     """Every rule of the data contract over what the readers found, each problem with its file, row and rule.
 
     One stage per kind of rule, in the order a reader of the problems list expects them."""
+    today = pd.Timestamp.today().normalize() if today is None else pd.Timestamp(today)
     out = Collector()
     for p in raw.problems:
         out.add(p)
-    frames = check_tables(raw, out)
-    tables = check_rows(frames, out, today)
+    frames = _check_tables(raw, out)
+    _check_council_codes(frames, out)
+    dates = check_values(frames, out)
+    check_future_dates(frames, dates, today, out)
+    check_date_order(frames, dates, out)
+    keys = _check_keys(frames, out)
+    _check_references(frames, dates, keys, out)
+    tables = {name: _typed(name, frames.get(name), dates.get(name, {})) for name in contract.TABLES}
     councils = sorted(set().union(*[set(f["la_code"].unique()) - {""} for f in frames.values()]) if frames else set())
+    problems = sorted(
+        out.problems,
+        key=lambda p: (
+            p.la_code is not None,
+            p.la_code or "",
+            p.table or "",
+            p.file or "",
+            p.row if p.row is not None else 1 << 62,
+        ),
+    )
     faults = {name: out.faults.get(name, np.full(len(tables[name]), None, dtype=object)) for name in tables}
     return ValidationReport(
-        problems=sort_problems(out.problems),
+        problems=problems,
         typed=tables,
         councils=councils,
         notes=list(raw.notes),
@@ -79,36 +95,7 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
     )
 
 
-def check_rows(frames: dict[str, pd.DataFrame], out: Collector, today: pd.Timestamp | None = None):
-    """The rules about rows (values, dates, keys, references) over the tables; returns the typed tables.
-
-    Every rule compares rows of one council only (keys are council + id), so checking each council's
-    rows apart finds the same problems as checking the national tables at once (the load does that)."""
-    today = pd.Timestamp.today().normalize() if today is None else pd.Timestamp(today)
-    _check_council_codes(frames, out)
-    dates = check_values(frames, out)
-    check_future_dates(frames, dates, today, out)
-    check_date_order(frames, dates, out)
-    keys = _check_keys(frames, out)
-    _check_references(frames, dates, keys, out)
-    return {name: _typed(name, frames.get(name), dates.get(name, {})) for name in contract.TABLES}
-
-
-def sort_problems(problems: list[Problem]) -> list[Problem]:
-    """Problems for every council first, then by council, table, file and row (stable: rule order kept)."""
-    return sorted(
-        problems,
-        key=lambda p: (
-            p.la_code is not None,
-            p.la_code or "",
-            p.table or "",
-            p.file or "",
-            p.row if p.row is not None else 1 << 62,
-        ),
-    )
-
-
-def check_tables(raw, out: Collector) -> dict[str, pd.DataFrame]:
+def _check_tables(raw, out: Collector) -> dict[str, pd.DataFrame]:
     """Tables and columns: each table's parts with their required columns, joined into one frame."""
     frames: dict[str, pd.DataFrame] = {}
     for name, spec in contract.TABLES.items():

@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from insightlib import contract
 from insightlib.errors import InputError
-from insightlib.ingest import load_councils, pseudonymise, warehouse_write
+from insightlib.ingest import pseudonymise, warehouse_write
 from insightlib.ingest.files import Problem
-from insightlib.ingest.load_councils import WITH_CHILD, WITH_REFERRAL
-from insightlib.ingest.validate import sort_problems
+from insightlib.ingest.validate import validate_directory
 from insightlib.ingest.validation_report import ValidationReport
 from insightlib.ingest.warehouse_write import COUNCIL_TABLE, LEFT_OUT_TABLE, META_TABLE
 
+#: Why a row was left out when it broke no rule of its own.
+WITH_CHILD, WITH_REFERRAL = "belongs to a left-out child", "belongs to a left-out referral"
 #: Written by ``insight synth`` into every data directory it makes (never by a council's extract):
 #: load carries it into the warehouse, and every report and page of synthetic data then says so.
 SYNTHETIC_FILE = "SYNTHETIC.json"
@@ -108,13 +110,8 @@ def load_directory(
     today: pd.Timestamp | None = None,
     limits=None,
     skip_invalid_rows: bool = False,
-    workers: int | None = None,
 ) -> LoadSummary:
     """Validate, pseudonymise and load every clean council; report the others.
-
-    Councils are checked one at a time (:mod:`.load_councils`; ``workers`` processes, by default two
-    where there are two cores) and written as they come, into a file that replaces the warehouse only
-    when complete. In an extract of one folder per council, a folder's broken file stops only its council.
 
     With ``skip_invalid_rows`` a council whose problems are all about single rows is loaded
     without those rows and without what depends on them (a left-out child's referrals, a
@@ -127,46 +124,36 @@ def load_directory(
     """
     check_target(warehouse_path)  # before the work, not after it
     key_bytes = pseudonymise.load_key(key, key_file)
-    today = pd.Timestamp.today().normalize() if today is None else pd.Timestamp(today)
-    options = load_councils.Options(key_bytes, today, limits, skip_invalid_rows)
-    unattributed, read, tasks = load_councils.council_loads(data_dir, options, workers)
-    try:
-        with warehouse_write.Writer(Path(warehouse_path)) as writer:
-            done = _Loaded(list(unattributed), list(read.notes), list(read.files))
-            for folder in tasks:
-                done.add(folder, writer)
-            report = done.report()
-            if report.unattributed:
-                raise InputError(
-                    f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text()
-                )
-            loaded = sorted(done.fingerprints)
-            if not loaded:
-                raise InputError(f"Cannot load {data_dir}: no council's data is clean.\n\n" + report.format_text())
-            failed = {la: ps for la, ps in report.failed_councils.items() if la not in done.trimmed}
-            metadata = {
-                "source": str(Path(data_dir).resolve()),
-                "councils_loaded": loaded,
-                "councils_failed": sorted(failed),
-                "files": report.files,
-                "synthetic": (Path(data_dir) / SYNTHETIC_FILE).is_file(),
-            }
-            if skip_invalid_rows:
-                metadata["skip_invalid_rows"] = True
-            left_out = done.left_out_in_order()
-            writer.finish(
-                {la: done.fingerprints[la] for la in loaded},
-                {la: done.rows[la] for la in loaded},
-                metadata,
-                key_bytes,
-                left_out,
-            )
-    finally:
-        tasks.close()
+    report = validate_directory(data_dir, today=today, limits=limits)
+    if report.unattributed:
+        raise InputError(f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text())
+    loaded = report.clean_councils
+    failed = report.failed_councils
+    present = set(report.typed["councils"]["la_code"].dropna())
+    trimmed = sorted(la for la in failed if skip_invalid_rows and la in present and report.skippable(la))
+    failed = {la: ps for la, ps in failed.items() if la not in trimmed}
+    loaded = sorted(loaded + trimmed)
+    if not loaded:
+        raise InputError(f"Cannot load {data_dir}: no council's data is clean.\n\n" + report.format_text())
+    keep, left_out = _leave_out(report, trimmed) if trimmed else ({}, [])
+    clean = {name: _rows_to_load(frame, loaded, keep.get(name)) for name, frame in report.typed.items()}
+    clean = pseudonymise.pseudonymise_tables(clean, key_bytes)
+    _assert_no_raw_identifiers(clean)
+    metadata = {
+        "source": str(Path(data_dir).resolve()),
+        "councils_loaded": loaded,
+        "councils_failed": sorted(failed),
+        "files": report.files,
+        "synthetic": (Path(data_dir) / SYNTHETIC_FILE).is_file(),
+    }
+    if skip_invalid_rows:
+        metadata["skip_invalid_rows"] = True
+    write_warehouse(clean, warehouse_path, metadata=metadata, key=key_bytes, left_out=left_out)
+    rows = {name: len(frame) for name, frame in clean.items()}
     return LoadSummary(
         loaded=loaded,
         failed=failed,
-        rows={name: sum(done.rows[la][name] for la in loaded) for name in contract.TABLES},
+        rows=rows,
         problems=report.problems,
         warehouse=Path(warehouse_path),
         report=report,
@@ -174,58 +161,73 @@ def load_directory(
     )
 
 
-class _Loaded:
-    """What a load has met so far: every council's problems (for the report), and what was written."""
+def _rows_to_load(frame: pd.DataFrame, loaded: list[str], keep: np.ndarray | None) -> pd.DataFrame:
+    """The rows of loaded councils that are kept (the frame itself, not a copy, when that is every row)."""
+    mask = frame["la_code"].isin(loaded).to_numpy(dtype=bool, na_value=False)
+    if keep is not None:
+        mask &= keep
+    return frame if mask.all() else frame[mask].reset_index(drop=True)
 
-    def __init__(self, problems: list[Problem], notes: list[str], files: list[str]):
-        self.problems, self.notes, self.files = problems, notes, files
-        self.row_level: set[int] = set()
-        self.councils: list[pd.DataFrame] = []
-        self.seen: list[str] = []
-        self.fingerprints: dict[str, str] = {}
-        self.rows: dict[str, dict[str, int]] = {}
-        self.trimmed: set[str] = set()
-        self.left_out: list[dict] = []
 
-    def add(self, folder, writer) -> None:
-        self.notes += folder.notes
-        self.files += folder.files
-        for council in folder.councils:
-            self.problems += council.problems
-            self.row_level |= {id(council.problems[i]) for i in council.row_level}
-            self.councils.append(council.councils)
-            if council.has_rows and council.la_code:
-                self.seen.append(council.la_code)
-            stop = any(p.la_code is None for p in self.problems)
-            if council.tables is None or stop:
+def _leave_out(report: ValidationReport, councils: list[str]) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Which rows to keep, and what was left out (by council, table and rule), for councils loaded trimmed."""
+    tables = report.typed
+    why: dict[str, np.ndarray] = {}
+    for name, frame in tables.items():
+        in_scope = frame["la_code"].isin(councils).to_numpy()
+        why[name] = np.where(in_scope, report.row_faults.get(name, np.full(len(frame), None, dtype=object)), None)
+
+    def key(frame: pd.DataFrame, col: str) -> pd.Series:
+        return frame["la_code"].astype(str) + "\x1f" + frame[col].astype(str)
+
+    def cascade(parent: str, col: str, reason: str, children: tuple[str, ...]) -> None:
+        gone = set(key(tables[parent], col)[why[parent] != None])  # noqa: E711
+        if not gone:
+            return
+        for name in children:
+            frame = tables[name]
+            if col not in frame.columns or not len(frame):
                 continue
-            if council.la_code in self.fingerprints:  # one council's rows in two folders
-                raise InputError(
-                    f"Council {council.la_code} has data in more than one folder of {writer.target.name}'s "
-                    "extract: give each council one folder."
-                )
-            writer.append(council.tables)
-            self.fingerprints[council.la_code] = council.fingerprint
-            self.rows[council.la_code] = council.rows
-            self.left_out += council.left_out
-            if council.trimmed:
-                self.trimmed.add(council.la_code)
+            hit = (why[name] == None) & frame[col].notna().to_numpy() & key(frame, col).isin(gone).to_numpy()  # noqa: E711
+            why[name][hit] = reason
 
-    def report(self) -> ValidationReport:
-        councils = pd.concat(self.councils, ignore_index=True) if self.councils else None
-        return ValidationReport(
-            problems=sort_problems(self.problems),
-            typed={"councils": councils} if councils is not None else {},
-            councils=sorted(set(self.seen)),
-            notes=self.notes,
-            files=self.files,
-            row_level=self.row_level,
+    cascade("children", "child_id", WITH_CHILD, ("referrals", "assessments", "plans", "interventions", "allocations"))
+    cascade("referrals", "referral_id", WITH_REFERRAL, ("assessments", "plans", "interventions"))
+    keep = {name: why[name] == None for name in tables}  # noqa: E711
+    left_out = []
+    for name, frame in tables.items():
+        out = why[name] != None  # noqa: E711
+        if not out.any():
+            continue
+        files = report.row_files.get(name, np.full(len(frame), "", dtype=object))
+        grouped = pd.DataFrame(
+            {
+                "la_code": frame["la_code"].to_numpy()[out],
+                "rule": why[name][out],
+                "file": np.asarray(files[out], dtype=object),
+            }
         )
+        for (la, rule), sub in grouped.groupby(["la_code", "rule"], sort=True):
+            left_out.append(
+                {
+                    "la_code": la,
+                    "table": name,
+                    "rule": rule,
+                    "rows": int(len(sub)),
+                    "files": ";".join(sorted(set(sub["file"].astype(str)))),
+                }
+            )
+    return keep, left_out
 
-    def left_out_in_order(self) -> list[dict]:
-        """By table (in the contract's order), then council and rule."""
-        tables = list(contract.TABLES)
-        return sorted(self.left_out, key=lambda r: (tables.index(r["table"]), r["la_code"], r["rule"]))
+
+def _assert_no_raw_identifiers(clean: dict[str, pd.DataFrame]) -> None:
+    """Belt and braces: no identifier column may still hold a raw value."""
+    for name, frame in clean.items():
+        for col in contract.TABLES[name].identifiers:
+            values = frame[col].dropna()
+            prefix = pseudonymise.PREFIX[col]
+            if len(values) and not values.str.startswith(prefix).all():
+                raise RuntimeError(f"{name}.{col} was not pseudonymised")
 
 
 # --- reading --------------------------------------------------------------------------

@@ -80,90 +80,43 @@ def write_file(
     """Write pseudonymised contract tables into a new file that replaces ``target`` when complete.
 
     Returns the per-council fingerprints. The caller has checked ``target`` is a warehouse or absent."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
     councils = sorted(tables["councils"]["la_code"].dropna().unique())
     fingerprints = council_fingerprints(tables, councils)
-    with Writer(target) as writer:
-        writer.append(tables)
-        writer.finish(fingerprints, council_rows(tables, councils), metadata, key, left_out)
+    loaded_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "insightlib_version": __version__,
+        "loaded_at": loaded_at,
+        **({"key_check": pseudonymise.key_check(key)} if key else {}),
+        **(metadata or {}),
+    }
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            _write_tables(con, tables)
+            _write_councils(con, fingerprints, council_rows(tables, councils), loaded_at)
+            _write_meta(con, meta, left_out or [])
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, target)
+    except BaseException as exc:
+        remove(tmp)
+        _raise_plainly(exc, target)
+    remove(Path(str(tmp)))  # a stray .wal, if any
     return fingerprints
 
 
-class Writer:
-    """A warehouse written in parts (council by council) into a temporary file beside ``target``;
-    :meth:`finish` puts it in place, and leaving the ``with`` block without finishing (a failure)
-    removes it, so a warehouse is only ever replaced by a complete one."""
-
-    def __init__(self, target: Path):
-        self.target = target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
-        self.con = None
-        self.done = False
-
-    def __enter__(self) -> "Writer":
-        try:
-            self.con = duckdb.connect(str(self.tmp))
-            for name, spec in contract.TABLES.items():
-                cols = ", ".join(f'"{c}" {_sql_type(spec, c)}' for c in spec.columns)
-                self.con.execute(f'CREATE TABLE "{name}" ({cols})')
-        except BaseException as exc:
-            self._abort()
-            _raise_plainly(exc, self.target)
-        return self
-
-    def append(self, tables: dict) -> None:
-        """Rows of contract tables (pandas frames or Arrow tables with the contract's columns)."""
-        try:
-            _write_tables(self.con, tables)
-        except BaseException as exc:
-            self._abort()
-            _raise_plainly(exc, self.target)
-
-    def finish(self, fingerprints, rows, metadata=None, key=None, left_out=None) -> None:
-        """Each council's fingerprint and rows, what the load was; then the file replaces the target."""
-        loaded_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "insightlib_version": __version__,
-            "loaded_at": loaded_at,
-            **({"key_check": pseudonymise.key_check(key)} if key else {}),
-            **(metadata or {}),
-        }
-        try:
-            _write_councils(self.con, fingerprints, rows, loaded_at)
-            _write_meta(self.con, meta, left_out or [])
-            self.con.execute("CHECKPOINT")
-            self.con.close()
-            self.con = None
-            os.replace(self.tmp, self.target)
-        except BaseException as exc:
-            self._abort()
-            _raise_plainly(exc, self.target)
-        remove(Path(str(self.tmp)))  # a stray .wal, if any
-        self.done = True
-
-    def __exit__(self, *exc) -> None:
-        if not self.done:
-            self._abort()
-
-    def _abort(self) -> None:
-        if self.con is not None:
-            try:
-                self.con.close()
-            except duckdb.Error:
-                pass
-            self.con = None
-        remove(self.tmp)
-
-
-def _write_tables(con, tables: dict) -> None:
-    """Rows of every contract table present, typed as the contract says."""
+def _write_tables(con, tables: dict[str, pd.DataFrame]) -> None:
+    """Every contract table, typed as the contract says (an absent table is created empty)."""
     for name, spec in contract.TABLES.items():
+        cols = ", ".join(f'"{c}" {_sql_type(spec, c)}' for c in spec.columns)
+        con.execute(f'CREATE TABLE "{name}" ({cols})')
         frame = tables.get(name)
         if frame is not None and len(frame):
-            con.register(
-                "_frame", frame.select(list(spec.columns)) if hasattr(frame, "select") else frame[list(spec.columns)]
-            )
+            con.register("_frame", frame[list(spec.columns)])
             select = ", ".join(f'CAST("{c}" AS {_sql_type(spec, c)})' for c in spec.columns)
             con.execute(f'INSERT INTO "{name}" SELECT {select} FROM _frame')
             con.unregister("_frame")
