@@ -78,16 +78,7 @@ def evaluate_intervention(
 
 
 def _single_threaded_blas():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn (a DoWhy dependency) brings it; without it, run as configured
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _single_threaded_blas():
+    """BLAS on one thread: two workers on two cores would otherwise each start a thread per core."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # scikit-learn (a DoWhy dependency) brings it; without it, run as configured
