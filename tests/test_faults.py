@@ -28,6 +28,7 @@ from insightlib.simulate import synth
 from insightlib.ingest import warehouse
 from insightlib.batch.cli import EXIT_BAD_INPUT, EXIT_SOME_FAILED, app
 from insightlib.batch.evaluation import load_evaluation
+from fake_quarto import write_fake_quarto
 from test_site import build_small, skip_trend
 
 INSIGHT = [sys.executable, "-m", "insightlib.batch.cli"]
@@ -283,7 +284,7 @@ def test_render_leaves_out_a_broken_report_and_builds_the_rest(engine, tmp_path,
     if engine == "quarto":
         bindir = tmp_path / "bin"
         bindir.mkdir()
-        (bindir / "quarto").write_text("#!/bin/sh\n# render builds the site; pandoc and typst write their last argument, the output file\nif [ \"$1\" = render ]; then mkdir -p ../_site && echo ok > ../_site/index.html; else for out; do :; done; echo made > \"$out\"; fi\n")
+        write_fake_quarto(bindir)
         (bindir / "quarto").chmod(0o755)
         monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
         stale = reports / "_site_src" / "fgc" / "204" / "rereferral.qmd"  # from an earlier render, in its folder

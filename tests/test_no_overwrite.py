@@ -14,6 +14,7 @@ from insightlib.batch import quarto, site, site_pages
 from insightlib.simulate import synth
 from insightlib.batch.cli import EXIT_BAD_INPUT, app
 from insightlib.errors import InputError
+from fake_quarto import write_fake_quarto
 from test_site import build_small, skip_trend
 
 KEY = "a-test-key-that-is-long-enough-0123456789"
@@ -125,7 +126,7 @@ def fake_quarto(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     script = bindir / "quarto"
-    script.write_text("#!/bin/sh\n# render builds the site; pandoc and typst write their last argument, the output file\nif [ \"$1\" = render ]; then mkdir -p ../_site/site_libs && echo '<html>ok</html>' > ../_site/index.html; else for out; do :; done; echo made > \"$out\"; fi\n")
+    write_fake_quarto(bindir)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr("insightlib.report.national_charts.trend_plot", skip_trend)

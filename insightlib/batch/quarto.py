@@ -432,6 +432,8 @@ def render_quarto(
     if proc.returncode != 0 or problems:
         for pdf in made:
             pdf.unlink(missing_ok=True)
+        if out.is_dir():  # Quarto wrote it (the folder was insight's or absent): the fallback may replace it
+            _mark_site(out)
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:]) if proc.returncode else ""
         failure = QuartoFailed(tail or (problems[0] if problems else f"exit code {proc.returncode}"))
         failure.skipped = skipped

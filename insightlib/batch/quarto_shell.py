@@ -82,6 +82,11 @@ def report_fragment(qmd: Path, quarto: str, env: dict) -> Fragment:
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-3:])
         raise QuartoFailed(f"{qmd}: the page could not be made ({tail or f'exit code {proc.returncode}'})")
+    if not all(
+        mark in proc.stdout
+        for mark in ("<!--insight-body-->\n", "<!--insight-title-->\n", "<!--insight-pagetitle-->\n")
+    ):
+        raise QuartoFailed(f"{qmd}: Quarto's Pandoc did not write the page's expected parts (see quarto_shell.py)")
     toc, rest = proc.stdout.split("<!--insight-body-->\n", 1)
     body, rest = rest.split("<!--insight-title-->\n", 1)
     body = body.replace(" />", ">")  # void elements as Quarto writes them (text has no bare ">": Pandoc escapes it)
