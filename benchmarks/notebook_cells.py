@@ -41,11 +41,12 @@ def main() -> None:
     cells = [c for c in json.loads((ROOT / "notebooks" / args.notebook).read_text())["cells"] if c["cell_type"] == "code"]
     params = yaml.safe_load((ROOT / "evaluations" / args.evaluation).read_text()).get("parameters") or {}
     with tempfile.TemporaryDirectory() as out:
-        namespace: dict = {}
-        exec("".join(cells[0]["source"]), namespace)
-        namespace.update(params, data=args.warehouse, la_code=args.la_code, output_dir=out)
         cpu = []
         for i in range(args.passes):
+            # a fresh namespace each pass, as the warm kernel's wipe leaves it (modules stay imported)
+            namespace: dict = {}
+            exec("".join(cells[0]["source"]), namespace)
+            namespace.update(params, data=args.warehouse, la_code=args.la_code, output_dir=out)
             t0, c0 = time.perf_counter(), time.process_time()
             timings = []
             for cell in cells[1:]:
