@@ -53,23 +53,67 @@ def new_figure(title: str, *, width: float = 7.5, height: float = 4.5, nrows: in
     return fig, ax
 
 
+#: Width of an average character of the house font (DejaVu Sans) in ems, a little over its mean in English words,
+#: so that a note wrapped by characters stays within the figure.
+_EM_PER_CHARACTER = 0.55
+
+
+def note(fig, text: str, x: float = 0.01, y: float = 0.02, fontsize: float = 7.5, **kw):
+    """Small words under a chart (from ``x`` to the figure's right edge, hanging from ``y``), wrapped to the
+    figure's width whenever it is drawn (to_png; the phone drawing is narrower). Wrapped by characters,
+    not by measuring each word as matplotlib's ``wrap=True`` does, which was a sixth of a chart's drawing."""
+    words = fig.text(x, y, text, fontsize=fontsize, ha="left", va="top", **kw)
+    words.insight_note = (text, x, fontsize)
+    return words
+
+
+def _wrap_notes(fig) -> None:
+    import textwrap
+
+    width = fig.get_figwidth()
+    for words in fig.texts:
+        if hasattr(words, "insight_note"):
+            text, x, size = words.insight_note
+            words.set_text(textwrap.fill(text, max(20, int((1 - x) * width * 72 / (size * _EM_PER_CHARACTER)))))
+
+
+#: Room (in pixels at the figure's dpi) drawn around a figure, so that what is drawn past its edges (labels, notes,
+#: a legend beside it) lands on the canvas in the one drawing to_png makes; a whole number of pixels, so the
+#: picture inside the figure is drawn exactly as without it.
+EDGE_PIXELS = 440
+
+
 def to_png(fig) -> bytes:
     """The chart as PNG, cut to its drawn area with the padding that savefig's tight bounding box (the style's
     savefig.bbox) gives it.
 
     Drawn once and cropped: savefig draws a figure twice for a tight box (once to measure, once to paint),
-    and drawing was most of a report's chart time (issue 17). The crop is the tight box widened to whole
-    pixels, so the picture can sit up to a pixel from where savefig puts it; padding beyond the figure's
-    edge is its background colour, as savefig's. A chart drawn beyond its figure's edges (where savefig
-    would enlarge the canvas to show it) is saved by savefig."""
+    and drawing was most of a report's chart time (issue 17). The figure is drawn on a canvas
+    ``EDGE_PIXELS`` larger on every side (as savefig draws a tight box: the figure's own layout, the
+    canvas moved), so what is drawn past its edges is painted too; the crop is the tight box widened to whole
+    pixels, so the picture can sit up to a pixel from where savefig puts it. A chart drawn further out than
+    that is saved by savefig."""
+    from matplotlib import _tight_bbox
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
 
+    _wrap_notes(fig)
     buf = io.BytesIO()
-    if isinstance(fig.canvas, FigureCanvasAgg) and plt.rcParams["savefig.bbox"] == "tight":
-        fig.canvas.draw()
-        drawn = fig.get_tightbbox(fig.canvas.get_renderer())
-        image = np.asarray(fig.canvas.buffer_rgba())
-        if drawn.x0 >= 0 and drawn.y0 >= 0 and drawn.x1 <= fig.get_figwidth() and drawn.y1 <= fig.get_figheight():
+    if (
+        isinstance(fig.canvas, FigureCanvasAgg)
+        and plt.rcParams["savefig.bbox"] == "tight"
+        and not any(ax.get_axes_locator() for ax in fig.axes)
+    ):
+        edge = EDGE_PIXELS / fig.dpi
+        w, h = fig.get_size_inches()
+        restore = _tight_bbox.adjust_bbox(fig, Bbox.from_extents(-edge, -edge, w + edge, h + edge), None)
+        try:
+            fig.canvas.draw()
+            drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # inches from the canvas's bottom left
+            image = np.asarray(fig.canvas.buffer_rgba())
+        finally:
+            restore()
+        if drawn.x0 >= 0 and drawn.y0 >= 0 and drawn.x1 <= w + 2 * edge and drawn.y1 <= h + 2 * edge:
             _cropped(image, drawn.padded(plt.rcParams["savefig.pad_inches"]), fig).save(
                 buf, format="png", dpi=(fig.dpi, fig.dpi)
             )

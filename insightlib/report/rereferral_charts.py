@@ -12,6 +12,7 @@ from matplotlib.ticker import FixedLocator, NullLocator, PercentFormatter
 
 from insightlib.contract import DISCLOSURE_THRESHOLD, MIN_AT_RISK
 from insightlib.report.charts import DARK_BLUE, NARROW_WIDTH, PALETTE, REFERENCE_GREY, new_figure
+from insightlib.report.charts import note as chart_note
 from insightlib.report.disclosure import cut_curve as _cut
 from insightlib.report.labels import GROUPINGS, group_label, term_label
 from insightlib.report.words import TOO_FEW
@@ -140,7 +141,7 @@ def _curves_figure(
     tab.set_xticklabels(tick_labels, fontsize=8)
     tab.set_xlabel("Time since the case closed")
     if note:
-        fig.text(0.01, 0.02, note, fontsize=7.5, color="#3D3D3D", ha="left", va="top", wrap=True)
+        chart_note(fig, note, color="#3D3D3D")
     return fig
 
 

@@ -391,10 +391,11 @@ class CoxResult:
 
     def estimable(self, term: str) -> bool:
         """The publishing rule (MIN_EVENTS_FOR_ESTIMATE): enough re-referrals and a proper interval."""
-        r = self.terms.loc[self.terms["term"] == term].iloc[0]
-        if not (np.isfinite(r.ci_low) and np.isfinite(r.ci_high) and r.ci_low > 0):
+        i = np.flatnonzero(self.terms["term"].to_numpy() == term)[0]  # arrays, not a row per call: charts ask often
+        low, high = float(self.terms["ci_low"].to_numpy()[i]), float(self.terms["ci_high"].to_numpy()[i])
+        if not (np.isfinite(low) and np.isfinite(high) and low > 0):
             return False
-        if f"{r.ci_low:.2f}" == f"{r.ci_high:.2f}":
+        if f"{low:.2f}" == f"{high:.2f}":
             return False
         return self.term_events.get(term, MIN_EVENTS_FOR_ESTIMATE) >= MIN_EVENTS_FOR_ESTIMATE
 
