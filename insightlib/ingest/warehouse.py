@@ -24,7 +24,7 @@ from insightlib.ingest import pseudonymise, warehouse_write
 from insightlib.ingest.files import Problem
 from insightlib.ingest.validate import validate_directory
 from insightlib.ingest.validation_report import ValidationReport
-from insightlib.ingest.warehouse_write import COUNCIL_TABLE, LEFT_OUT_TABLE, META_TABLE
+from insightlib.ingest.warehouse_write import COUNCIL_TABLE, META_TABLE
 
 #: Why a row was left out when it broke no rule of its own.
 WITH_CHILD, WITH_REFERRAL = "belongs to a left-out child", "belongs to a left-out referral"
@@ -239,36 +239,50 @@ def warehouse_problem(path: str | os.PathLike) -> str | None:
     Cheap: the header, the insight tables, and the file's size against the blocks DuckDB says it
     has (a truncated copy opens and lists its tables, then fails on the first read of its data).
     """
+    problem, con = _checked(path)
+    if con is not None:
+        con.close()
+    return problem
+
+
+def _checked(path: str | os.PathLike):
+    """warehouse_problem's sentence (or None) and, for a warehouse, the read-only connection it checked, so that
+    a read opens the file once: each DuckDB open costs about 45 ms of CPU, and every council's report reads."""
     path = Path(path)
     if not path.exists():
         return (
             f"{path}: not found (no such warehouse file). Make one with 'insight load DIR', "
             "or run 'make demo' for the demo warehouse data/demo.duckdb."
-        )
+        ), None
     if not path.is_file():
-        return f"{path} is not a file."
+        return f"{path} is not a file.", None
     plain = f"{path} is not an insight warehouse (a .duckdb file written by insight load)"
+    con = None
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
         if head[8:12] != b"DUCK":
-            return plain + "."
+            return plain + ".", None
         con = duckdb.connect(str(path), read_only=True)
-        try:
-            names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-            size = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
-        finally:
-            con.close()
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        size = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
     except (OSError, duckdb.Error):
-        return plain + ": it cannot be opened (damaged, truncated or from another DuckDB version). Load the data again."
-    if META_TABLE not in names or COUNCIL_TABLE not in names:
-        return plain + ": it is a DuckDB file without insight's tables."
-    if size and path.stat().st_size < int(size[0]) * int(size[1]):
-        return (
-            f"{path} is damaged: it is {path.stat().st_size:,} bytes but its contents need "
-            f"{int(size[0]) * int(size[1]):,} (a copy cut short?). Load the data again with insight load."
+        problem = (
+            plain + ": it cannot be opened (damaged, truncated or from another DuckDB version). Load the data again."
         )
-    return None
+    else:
+        problem = None
+        if META_TABLE not in names or COUNCIL_TABLE not in names:
+            problem = plain + ": it is a DuckDB file without insight's tables."
+        elif size and path.stat().st_size < int(size[0]) * int(size[1]):
+            problem = (
+                f"{path} is damaged: it is {path.stat().st_size:,} bytes but its contents need "
+                f"{int(size[0]) * int(size[1]):,} (a copy cut short?). Load the data again with insight load."
+            )
+    if problem and con is not None:
+        con.close()
+        con = None
+    return problem, con
 
 
 def is_warehouse(path: str | os.PathLike) -> bool:
@@ -280,10 +294,10 @@ def _connect(source: str | os.PathLike):
     path = Path(source)
     if path.is_dir():
         raise InputError(f"{path} is a data directory, not a warehouse: load it first (insight load {path}).")
-    problem = warehouse_problem(path)
+    problem, con = _checked(path)
     if problem:
         raise InputError(problem)
-    return _Reading(duckdb.connect(str(path), read_only=True), path)
+    return _Reading(con, path)
 
 
 class _Reading:
@@ -352,15 +366,13 @@ def recorded_values(source: str | os.PathLike, table: str, column: str) -> dict[
 
 def data_fingerprint(source: str | os.PathLike, la_code: str) -> str:
     """The council's data fingerprint stored at load (sha256 of its pseudonymised rows)."""
+    from insightlib.ingest.warehouse_read import catalogue
+
     la_code = contract.council_code(la_code)
-    con = _connect(source)
-    try:
-        row = con.execute(f'SELECT fingerprint FROM "{COUNCIL_TABLE}" WHERE la_code = ?', [str(la_code)]).fetchone()
-    finally:
-        con.close()
+    row = next((c for c in catalogue(source).councils if c[0] == str(la_code)), None)
     if row is None:
         raise InputError(f"Council {la_code} is not in the warehouse {source}.")
-    return row[0]
+    return row[1]
 
 
 def is_synthetic(source: str | os.PathLike) -> bool:
@@ -376,39 +388,29 @@ def is_synthetic(source: str | os.PathLike) -> bool:
 
 
 def load_metadata(source: str | os.PathLike) -> dict:
-    con = _connect(source)
-    try:
-        meta = dict(con.execute(f'SELECT name, value FROM "{META_TABLE}"').fetchall())
-        councils = con.execute(f'SELECT la_code, fingerprint, loaded_at, rows FROM "{COUNCIL_TABLE}"').fetchall()
-    finally:
-        con.close()
+    from insightlib.ingest.warehouse_read import catalogue
+
+    stored = catalogue(source)
     out = {}
-    for k, v in meta.items():
+    for k, v in stored.meta:
         try:
             out[k] = json.loads(v)
         except (TypeError, ValueError):
             out[k] = v
     out["councils"] = {
-        la: {"fingerprint": fp, "loaded_at": at, "rows": json.loads(rows)} for la, fp, at, rows in councils
+        la: {"fingerprint": fp, "loaded_at": at, "rows": json.loads(rows)} for la, fp, at, rows in stored.councils
     }
     return out
 
 
 def left_out(source: str | os.PathLike, la_code: str | None = None) -> list[dict]:
     """What `insight load --skip-invalid-rows` left out: la_code, table, rule, rows, files (empty if nothing)."""
-    con = _connect(source)
-    try:
-        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if LEFT_OUT_TABLE not in names:  # a warehouse loaded before this was recorded, or without the flag
-            return []
-        where, args = ("WHERE la_code = ?", [contract.council_code(la_code)]) if la_code is not None else ("", [])
-        rows = con.execute(
-            f'SELECT la_code, "table", rule, rows, files FROM "{LEFT_OUT_TABLE}" {where} '
-            'ORDER BY la_code, "table", rows DESC, rule',
-            args,
-        ).fetchall()
-    finally:
-        con.close()
+    from insightlib.ingest.warehouse_read import catalogue
+
+    rows = catalogue(source).left_out
+    if la_code is not None:
+        la_code = contract.council_code(la_code)
+        rows = [r for r in rows if r[0] == la_code]
     return [dict(zip(("la_code", "table", "rule", "rows", "files"), r)) for r in rows]
 
 
