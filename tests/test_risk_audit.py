@@ -287,3 +287,20 @@ def test_auc_interval_covers_the_known_auc_over_repeats():
         hits += auc.ci_low <= truth["auc"] <= auc.ci_high
     print(f"AUC interval coverage {hits}/{reps}")
     assert hits >= 16, hits
+
+
+def test_the_bootstrap_calibration_fits_are_the_one_by_one_fits():
+    """calibration_fits (every replicate at once, cases summed by score and outcome) gives calibration_fit's
+    slope and intercept for each row of weights, to 1e-9; precision and the other threshold metrics exactly."""
+    rng = np.random.default_rng(3)
+    lp = np.round(rng.normal(-1.0, 1.0, 3000), 2)  # tied scores, as a model's are
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(0.2 + 0.8 * lp)))).astype(float)
+    p = 1 / (1 + np.exp(-lp))
+    W = A._bootstrap_weights(rng.integers(0, 1200, 3000), 40, 5, 3000)
+    slopes, intercepts = A.calibration_fits(y, p, W)
+    for w, slope, intercept in zip(W, slopes, intercepts):
+        assert (slope, intercept) == pytest.approx(A.calibration_fit(y, p, w), abs=1e-9, rel=1e-9)
+    flagged = p >= np.quantile(p, 0.9)
+    rows = A._threshold_replicates(y, flagged, W)
+    for r, w in enumerate(W):
+        assert {k: v[r] for k, v in rows.items()} == A.threshold_metrics(y, flagged, w)
