@@ -2,7 +2,7 @@
 
 Runs a notebook's code cells (its parameters from the evaluation file, the warehouse and council given) several
 times in one process and prints each pass's wall and CPU seconds with the load average, and each cell's wall
-time in the last pass: the analysis and chart-drawing cost of a report without kernel start or papermill.
+and CPU time in the last pass: the analysis and chart-drawing cost of a report without kernel start or papermill.
 Pass 1 pays the imports; the later passes are what a warm kernel pays per council.
 
     .venv/bin/python benchmarks/notebook_cells.py rereferral.ipynb demo.yml WAREHOUSE LA [--passes 3]
@@ -38,7 +38,9 @@ def main() -> None:
     import IPython.display
 
     IPython.display.display = lambda *a, **k: None  # the outputs are made (charts drawn) but not kept
-    cells = [c for c in json.loads((ROOT / "notebooks" / args.notebook).read_text())["cells"] if c["cell_type"] == "code"]
+    cells = [
+        c for c in json.loads((ROOT / "notebooks" / args.notebook).read_text())["cells"] if c["cell_type"] == "code"
+    ]
     params = yaml.safe_load((ROOT / "evaluations" / args.evaluation).read_text()).get("parameters") or {}
     with tempfile.TemporaryDirectory() as out:
         cpu = []
@@ -51,13 +53,17 @@ def main() -> None:
             timings = []
             for cell in cells[1:]:
                 source = "".join(cell["source"])
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 exec(compile(source, args.notebook, "exec"), namespace)
-                timings.append((time.perf_counter() - t, source.strip().splitlines()[0][:70] if source.strip() else ""))
+                first_line = source.strip().splitlines()[0][:70] if source.strip() else ""
+                timings.append((time.perf_counter() - t, time.process_time() - c, first_line))
             cpu.append(time.process_time() - c0)
-            print(f"pass {i + 1}: {time.perf_counter() - t0:.2f} s wall, {cpu[-1]:.2f} s CPU, load {os.getloadavg()[0]:.1f}")
-    for seconds, first_line in timings:
-        print(f"  {seconds:6.2f} s  {first_line}")
+            print(
+                f"pass {i + 1}: {time.perf_counter() - t0:.2f} s wall, {cpu[-1]:.2f} s CPU, load {os.getloadavg()[0]:.1f}"
+            )
+    print("  the last pass's cells: wall, CPU seconds, first line")
+    for seconds, cpu_seconds, first_line in timings:
+        print(f"  {seconds:6.2f} s {cpu_seconds:6.2f} s CPU  {first_line}")
     if len(cpu) > 1:
         print(f"{args.notebook}: median CPU of the warm passes {statistics.median(cpu[1:]):.2f} s")
 

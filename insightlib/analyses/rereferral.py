@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from insightlib import contract
 from insightlib.contract import DISCLOSURE_THRESHOLD
@@ -204,6 +205,7 @@ def _reordered(result, group_by):
     return result
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")  # small matrices: see analyses/practice.analyse
 def rereferral_report(
     tables: dict[str, pd.DataFrame],
     group_by: str = "primary_need",
