@@ -62,7 +62,25 @@ def group_counts(audit, kind: str, attribute: str) -> pd.DataFrame:
     return out.astype(int)
 
 
+def _memo(audit, key: tuple, make):
+    """What ``make`` gives for this audit, made once: its tables, chart, words and results.json ask for the same
+    suppressions again and again (twelve of each attribute's groups were a third of the audit's report)."""
+    memo = audit.__dict__.setdefault("_disclosure_memo", {})
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
 def _group_table(audit, kind: str, attribute: str, threshold: int, rounding: int | None) -> pd.DataFrame:
+    """The groups' counts as shown (the same frame on every call: never written into)."""
+    return _memo(
+        audit,
+        ("groups", kind, attribute, threshold, rounding),
+        lambda: _suppressed_groups(audit, kind, attribute, threshold, rounding),
+    )
+
+
+def _suppressed_groups(audit, kind: str, attribute: str, threshold: int, rounding: int | None) -> pd.DataFrame:
     counts = group_counts(audit, kind, attribute)
     known = {("Total", "cases"): int(counts.loc["Total", "cases"])}
     if overall_shown(audit, kind, threshold):
@@ -80,11 +98,15 @@ def hidden_groups(audit, kind: str, attribute: str, threshold: int, rounding: in
 
 def group_cases(audit, kind: str, attribute: str, threshold: int, rounding: int | None = None) -> pd.Series:
     """Each group's cases as shown (a number or "c"), and the total."""
-    return _group_table(audit, kind, attribute, threshold, rounding)["cases"]
+    return _group_table(audit, kind, attribute, threshold, rounding)["cases"].copy()
 
 
 def hidden_bins(audit, kind: str, threshold: int) -> list[bool]:
     """For each tenth of the score, whether it is left off the calibration chart."""
+    return list(_memo(audit, ("bins", kind, threshold), lambda: _hidden_bins(audit, kind, threshold)))
+
+
+def _hidden_bins(audit, kind: str, threshold: int) -> list[bool]:
     c = audit.models[kind].curve
     counts = pd.DataFrame(
         {"rereferred": c["rereferred"].astype(int), "not": (c["cases"] - c["rereferred"]).astype(int)},
