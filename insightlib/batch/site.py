@@ -39,11 +39,12 @@ def render_site(
     engine: str | None = None,
     national_year: int | None = None,
     force: bool = False,
+    workers: int | None = None,
 ) -> SiteResult:
     """Build the website from executed notebooks. ``engine`` forces "quarto" or "html" (default: Quarto if on PATH).
 
     Nothing render did not write is replaced (a user's _quarto.yml, index.qmd or site folder)
-    unless ``force``."""
+    unless ``force``. The fallback draws its pages on ``workers`` processes (default: every core)."""
     reports_dir = Path(reports_dir)
     evaluations = discover(reports_dir)
     if not evaluations:
@@ -62,12 +63,14 @@ def render_site(
         try:
             result = render_quarto(reports_dir, evaluations, quarto, national_year=national_year, force=force)
         except QuartoFailed as exc:
-            result = render_html(reports_dir, evaluations, out_dir, national_year=national_year, force=force)
+            result = render_html(
+                reports_dir, evaluations, out_dir, national_year=national_year, force=force, workers=workers
+            )
             result.messages.insert(0, f"quarto render failed ({exc}); built the plain HTML site instead.")
             _note_skipped(result, getattr(exc, "skipped", []))
         _note_skipped(result, weaker)
         return result
-    result = render_html(reports_dir, evaluations, out_dir, national_year=national_year, force=force)
+    result = render_html(reports_dir, evaluations, out_dir, national_year=national_year, force=force, workers=workers)
     result.messages.append(INSTALL_QUARTO)
     _note_skipped(result, weaker)
     return result

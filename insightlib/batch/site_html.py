@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+import secrets
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from insightlib.errors import InputError
 from insightlib.report import text
 
+from .site_pool import PagePool, render_workers, shared
 from .site_pages import (
     HOME_COUNCILS,
     SITE_TITLE,
@@ -82,8 +84,41 @@ def render_report_html(notebook: Path, exporter=None) -> tuple[str, str]:
     except Exception as exc:  # noqa: BLE001 - any unreadable notebook is the user's input problem
         raise InputError(f"{notebook}: not a readable notebook ({exc}).") from None
     title = _take_title(nb, notebook.stem.replace("_", " ").capitalize())
+    images = _set_images_aside(nb)
     body, _ = (exporter or _report_exporter()).from_notebook_node(_clean_notebook(nb))
+    for token, data in images.items():
+        body = body.replace(token, data, 1)
     return title, body
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
+
+
+def _set_images_aside(nb) -> dict[str, str]:
+    """Each output's image (and its drawing for a phone) swapped for a short token, put back after nbconvert.
+
+    nbconvert parses and writes out the whole page once more (BeautifulSoup) after its template: a
+    token of letters costs it nothing, a chart's 100,000 characters of base64 do. Only base64 is set
+    aside, which the template's escaping and that parse leave exactly as it is, so the page's bytes are
+    the same; any other value stays in place and goes the usual way."""
+    images: dict[str, str] = {}
+    nonce = secrets.token_hex(8)
+
+    def aside(holder: dict, key: str) -> None:
+        value = holder.get(key)
+        if isinstance(value, str) and len(value) > 64 and _BASE64.fullmatch(value):
+            token = f"insightimage{nonce}n{len(images)}x"
+            images[token], holder[key] = value, token
+
+    for cell in nb.cells:
+        for out in cell.get("outputs", ()) if cell.cell_type == "code" else ():
+            for mime in ("image/png", "image/jpeg"):
+                aside(out.get("data", {}), mime)
+            metadata = out.get("metadata", {})
+            aside(metadata, "narrow")
+            if isinstance(metadata.get("image/png"), dict):
+                aside(metadata["image/png"], "narrow")
+    return images
 
 
 def externalise_images(body: str, out: Path, page_rel: str) -> str:
@@ -151,6 +186,13 @@ class _PageWriter:
         self.banner = text.SYNTHETIC_NOTICE if is_synthetic_site(evaluations) else ""
 
     def write(self, rel: str, title: str, body: str, breadcrumbs=(), main_class: str = "") -> Path:
+        """The page written and listed among the site's pages."""
+        path = self.draw(rel, title, body, breadcrumbs, main_class)
+        self.pages.append(path)
+        return path
+
+    def draw(self, rel: str, title: str, body: str, breadcrumbs=(), main_class: str = "") -> Path:
+        """The page written (its figures beside it); the caller lists it."""
         from markupsafe import Markup
 
         root = "../" * rel.count("/")
@@ -172,7 +214,6 @@ class _PageWriter:
         path = self.out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
-        self.pages.append(path)
         return path
 
 
@@ -183,58 +224,103 @@ def render_html(
     *,
     national_year: int | None = None,
     force: bool = False,
+    workers: int | None = None,
 ) -> SiteResult:
+    """The fallback site, its pages drawn on ``workers`` processes (site_pool.render_workers)."""
     out = Path(out_dir) if out_dir is not None else reports_dir / "_site"
     _prepare_out_dir(out, reports_dir, force)
     shutil.copyfile(_templates_dir() / "site.css", out / "site.css")
     pages = _PageWriter(out, evaluations)
+    reports = [(e, r) for e, ev in enumerate(evaluations) for r in range(len(ev.reports))]
+    workers = render_workers(len(reports) + len(evaluations) + 1, workers)
+    if workers > 1:
+        _import_for_workers()
+    shared = {"pages": pages, "evaluations": evaluations, "exporter": _report_exporter()}
+    with PagePool(workers, shared) as pool:
+        # the longest first: the national page, then each evaluation's page (drawn from every report
+        # it lists; drawn again below in the rare case that one of its notebooks cannot be read)
+        national = pool.submit(_national_task, reports_dir, national_year)
+        listed = [pool.submit(_evaluation_task, e) for e in range(len(evaluations))]
+        drawn = [pool.submit(_report_task, e, r) for e, r in reports]
+        left_out = {(e, r): f.result() for (e, r), f in zip(reports, drawn)}
+        evaluation_pages = [f.result() for f in listed]
+        national_page = national.result()
     all_reports: list[Report] = []
     skipped: list[tuple[Path, str]] = []
     summaries: dict = {}
-    exporter = _report_exporter()
-    for ev in evaluations:
-        all_reports += _write_reports(pages, ev, exporter, skipped)
-        summaries[ev.slug] = evaluation_summary(ev)
-        pages.write(
-            f"{ev.slug}/index.html",
-            ev.title,
-            _evaluation_html(ev, summaries[ev.slug], out / ev.slug),
-            breadcrumbs=[("Home", "index.html")],
-        )
-    national_body = _national_html(reports_dir, national_year, out, council_settings(evaluations))
-    pages.write("national.html", "National summary", national_body, breadcrumbs=[("Home", "index.html")])
+    for e, ev in enumerate(evaluations):
+        kept = [rep for r, rep in enumerate(ev.reports) if left_out[(e, r)] is None]
+        skipped += [(rep.notebook, left_out[(e, r)]) for r, rep in enumerate(ev.reports) if left_out[(e, r)]]
+        pages.pages += [out / rep.href for rep in kept]
+        all_reports += kept
+        summaries[ev.slug], page = evaluation_pages[e]
+        if len(kept) < len(ev.reports):  # drawn again without the reports left out
+            ev.reports[:] = kept
+            shutil.rmtree(out / ev.slug / "summary-figures", ignore_errors=True)
+            summaries[ev.slug], page = _evaluation_page(pages, ev)
+        pages.pages.append(page)
+    if skipped:  # the national page reads each council's disclosure setting from the reports kept
+        shutil.rmtree(out / "national-figures", ignore_errors=True)
+        national_page = _national_page(pages, evaluations, reports_dir, national_year)
+    pages.pages.append(national_page)
     index = pages.write("index.html", "Home", _home_html(evaluations, summaries))
     result = SiteResult(out_dir=out, index=index, engine="html", reports=all_reports, pages=pages.pages)
     _note_skipped(result, skipped)
     return result
 
 
-def _write_reports(pages: _PageWriter, ev: Evaluation, exporter, skipped: list) -> list[Report]:
-    """Each of an evaluation's reports as a page with its downloads; one broken notebook never stops the others."""
-    written = []
-    for rep in list(ev.reports):
-        try:
-            nb_title, body = render_report_html(rep.notebook, exporter)
-        except InputError as exc:
-            ev.reports.remove(rep)
-            skipped.append((rep.notebook, str(exc)))
-            continue
-        written.append(rep)
-        # the evaluation's own title says what this report asks ("Did Family Group
-        # Conferences reduce re-referral?"); the notebook's heading is generic
-        heading = f"<h1>{html.escape(rep.council)}: {html.escape(ev.title or nb_title)}</h1>"
-        if rep.status == "failed":
-            heading += f'<p class="notice" role="alert">{html.escape(failure_sentence(rep.error))}</p>'
-        pages.write(
-            rep.href,
-            f"{rep.council}: {ev.title}",
-            f'{heading}<div class="report">{body}</div>',
-            breadcrumbs=[("Home", "index.html"), (ev.title, f"{ev.slug}/index.html")],
-            main_class="report-page",
-        )
-        for name in report_downloads(rep):
-            shutil.copyfile(rep.notebook.parent / name, (pages.out / rep.href).parent / name)
-    return written
+def _import_for_workers() -> None:
+    """What the national and evaluation pages draw with, imported once here rather than in each worker."""
+    import insightlib.analyses.national  # noqa: F401
+    import insightlib.report.summary  # noqa: F401
+    import nbformat  # noqa: F401
+
+
+def _national_task(reports_dir: Path, national_year: int | None) -> Path:
+    return _national_page(shared()["pages"], shared()["evaluations"], reports_dir, national_year)
+
+
+def _national_page(pages: _PageWriter, evaluations: list[Evaluation], reports_dir: Path, year: int | None) -> Path:
+    body = _national_html(reports_dir, year, pages.out, council_settings(evaluations))
+    return pages.draw("national.html", "National summary", body, breadcrumbs=[("Home", "index.html")])
+
+
+def _evaluation_task(e: int) -> tuple:
+    return _evaluation_page(shared()["pages"], shared()["evaluations"][e])
+
+
+def _evaluation_page(pages: _PageWriter, ev: Evaluation) -> tuple:
+    """(the evaluation's answer across councils, its page): drawn from every report it lists."""
+    summary = evaluation_summary(ev)
+    body = _evaluation_html(ev, summary, pages.out / ev.slug)
+    return summary, pages.draw(f"{ev.slug}/index.html", ev.title, body, breadcrumbs=[("Home", "index.html")])
+
+
+def _report_task(e: int, r: int) -> str | None:
+    """Report ``r`` of evaluation ``e`` as a page with its downloads; None, or why it was left out (a
+    notebook that cannot be read never stops the others)."""
+    ev = shared()["evaluations"][e]
+    rep = ev.reports[r]
+    try:
+        nb_title, body = render_report_html(rep.notebook, shared()["exporter"])
+    except InputError as exc:
+        return str(exc)
+    pages = shared()["pages"]
+    # the evaluation's own title says what this report asks ("Did Family Group
+    # Conferences reduce re-referral?"); the notebook's heading is generic
+    heading = f"<h1>{html.escape(rep.council)}: {html.escape(ev.title or nb_title)}</h1>"
+    if rep.status == "failed":
+        heading += f'<p class="notice" role="alert">{html.escape(failure_sentence(rep.error))}</p>'
+    pages.draw(
+        rep.href,
+        f"{rep.council}: {ev.title}",
+        f'{heading}<div class="report">{body}</div>',
+        breadcrumbs=[("Home", "index.html"), (ev.title, f"{ev.slug}/index.html")],
+        main_class="report-page",
+    )
+    for name in report_downloads(rep):
+        shutil.copyfile(rep.notebook.parent / name, (pages.out / rep.href).parent / name)
+    return None
 
 
 def _home_html(evaluations: list[Evaluation], summaries: dict) -> str:
