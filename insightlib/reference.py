@@ -50,11 +50,16 @@ def council_name(la_code: str | int) -> str:
     from .contract import council_code
 
     la_code = council_code(la_code)
-    la = local_authorities().set_index("la_code")["la_name"]
-    if la_code in la.index:
-        return la[la_code]
-    former = former_local_authorities().drop_duplicates("la_code").set_index("la_code")["la_name"]
-    return former.get(la_code, la_code)
+    names, former = _council_names()
+    return names[la_code] if la_code in names else former.get(la_code, la_code)
+
+
+@lru_cache(maxsize=1)
+def _council_names() -> tuple[dict, dict]:
+    """The councils' names by code, and former councils' (the first row of each code): read once, as every
+    council's row of a table across councils is named."""
+    la, former = local_authorities(), former_local_authorities().drop_duplicates("la_code")
+    return dict(zip(la["la_code"], la["la_name"])), dict(zip(former["la_code"], former["la_name"]))
 
 
 def rereferral_rates() -> pd.DataFrame:

@@ -14,6 +14,9 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -31,10 +34,23 @@ def _check_council(la_code: str) -> None:
         raise InputError(f"{la_code!r} is not one of the 153 councils' 3-digit codes.")
 
 
+def _same_for_every_council(f):
+    """A figure across all councils from the shipped published tables: worked out once per process (a
+    batch's warm kernel reports council after council), each caller given its own copy."""
+    kept = functools.lru_cache(maxsize=8)(f)
+
+    @functools.wraps(f)
+    def fresh(*args, **kwargs):
+        return copy.deepcopy(kept(*args, **kwargs))
+
+    return fresh
+
+
 def latest_year(table: str = "factors") -> int:
     return int(src.load(table)["year"].max())
 
 
+@_same_for_every_council
 def _long_factors() -> pd.DataFrame:
     df = src.load("factors")
     parts = []
@@ -176,6 +192,7 @@ def workforce_profile(la_code: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@_same_for_every_council
 def turnover_and_rereferral(year: int | None = None) -> tuple[pd.DataFrame, dict]:
     """Across councils: workforce turnover and the published re-referral rate of the same year."""
     w = src.load("workforce")
@@ -191,6 +208,7 @@ def turnover_and_rereferral(year: int | None = None) -> tuple[pd.DataFrame, dict
     }
 
 
+@_same_for_every_council
 def children_in_need_funnel(year: int | None = None, covariate: str = "idaci_score") -> dfun.DeprivationFunnel:
     """Children in need at 31 March per 10,000 children (ONS 0-17, mid-year before) against deprivation.
 
