@@ -17,7 +17,7 @@ from insightlib.analyses.notebook import REPORT_PARAMETERS, notebook_variables, 
 from insightlib.errors import EvaluationFileError, InputError
 from insightlib.stats import risk_audit as ra
 from insightlib.stats import risk_verdict as rv
-from insightlib.contract import DISCLOSURE_THRESHOLD, ETHNICITY_GROUP
+from insightlib.contract import DISCLOSURE_THRESHOLD, ETHNICITY_GROUP, as_datetime
 from insightlib.ingest.episodes import at_risk, build_episodes
 from insightlib.report import risk_audit_disclosure
 from insightlib.report.risk_audit_disclosure import COUNT_METRICS
@@ -217,11 +217,11 @@ def _known_at_closure(ep: pd.DataFrame, tables: dict, horizon_days: int) -> pd.D
     what the episodes themselves say at closure."""
     councils = tables.get("councils")
     extract = (
-        pd.to_datetime(councils["extract_date"]).max()
+        as_datetime(councils["extract_date"]).max()
         if councils is not None and len(councils)
-        else pd.to_datetime(ep["end_date"]).max()
+        else as_datetime(ep["end_date"]).max()
     )
-    closure = pd.to_datetime(ep["closure_date"])
+    closure = as_datetime(ep["closure_date"])  # already dates: pd.to_datetime would look at every one
     known = (extract - closure).dt.days >= horizon_days
     y = ((ep["event"] == 1) & (ep["duration_days"] <= horizon_days)).astype(float)
     return pd.DataFrame(
@@ -238,7 +238,7 @@ def _known_at_closure(ep: pd.DataFrame, tables: dict, horizon_days: int) -> pd.D
             .where(ep["referral_source"].notna(), "missing")
             .astype(str),
             "referral_nfa": ep["referral_nfa"].fillna(False).astype(bool).astype(int),
-            "case_length_days": (closure - pd.to_datetime(ep["referral_date"])).dt.days.astype(float),
+            "case_length_days": (closure - as_datetime(ep["referral_date"])).dt.days.astype(float),
             "disabled": (ep["disability"].astype(str).str.upper() != "NONE").astype(int),
             "sex": ep["sex"].astype(object).where(ep["sex"].notna(), "U").astype(str),
             "ethnic_group": ep["ethnicity"].map(ETHNICITY_GROUP).fillna("Not known").astype(str),
@@ -255,7 +255,7 @@ def _add_assessments(out: pd.DataFrame, assessments: pd.DataFrame | None, rid: p
     out["had_assessment"] = rid.isin(set(ids)).astype(int).to_numpy()
     if "factors" in assessments.columns:
         factors = assessments["factors"].fillna("").astype(str)
-        counted = factors.map(lambda s: len([x for x in s.split(";") if x.strip()]))
+        counted = factors.str.count(r"[^;]*[^;\s][^;]*")  # the ;-separated items that are not blank
         out["assessment_factors"] = rid.map(counted.groupby(ids).max()).fillna(0).to_numpy(float)
     else:
         out["assessment_factors"] = 0.0

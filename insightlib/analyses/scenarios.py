@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from insightlib.contract import as_datetime
 from insightlib.stats import scenarios as sc
 
 
@@ -15,7 +16,7 @@ def extract_date_of(tables, frame: pd.DataFrame):
         d = pd.to_datetime(councils["extract_date"], errors="coerce").dropna()
         if len(d):
             return d.max()
-    return pd.to_datetime(frame["closure_date"]).max()
+    return as_datetime(frame["closure_date"]).max()
 
 
 def for_intervention(
@@ -35,7 +36,7 @@ def for_intervention(
     the frame has no closure dates (a simulated frame) or no shares were asked for."""
     if not shares or "closure_date" not in frame.columns or not len(frame):
         return None
-    closures = pd.to_datetime(frame["closure_date"])
+    closures = as_datetime(frame["closure_date"])
     end = pd.Timestamp(extract_date) if extract_date is not None else closures.max()
     volume = sc.annual_volume(closures, end, years=years)
     current = float(frame["treatment"].mean())

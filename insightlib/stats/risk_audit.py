@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from insightlib.contract import as_datetime
+
 HORIZON_DAYS = 365
 
 #: Pre-stated bars (an evaluation file may change them; docs/risk-audit.md gives the reasons).
@@ -82,7 +84,7 @@ def time_split(
     A training case closed on day d has its outcome only at d + horizon, so training closures end
     ``horizon_days`` before ``test_from``: the model is built as a council could have built it on
     the day the test period starts, and no later closure (nor any later outcome) reaches it."""
-    closure = pd.to_datetime(frame["closure_date"])
+    closure = as_datetime(frame["closure_date"])
     known = frame[outcome].notna().to_numpy()
     if not known.any():
         raise ValueError("no closed case has a known outcome (every case closed within the horizon of the extract)")
@@ -200,10 +202,9 @@ def calibration_fit(y, p, w=None) -> tuple[float, float]:
 
 
 def calibration_fits(y, p, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """calibration_fit for every row of weights ``W`` (replicates x cases) at once: the same Newton steps, each
-    replicate stopping where calibration_fit stops, on the cases summed by distinct score and outcome (all the
-    fits need). The child bootstrap's 200 fits one by one were a third of the audit; tests check these
-    against calibration_fit."""
+    """calibration_fit for every row of weights ``W`` (replicates x cases) at once, each replicate stopping where
+    calibration_fit stops, on the cases summed by distinct score and outcome. The bootstrap's 200 fits one by one
+    were a third of the audit; tests check these against calibration_fit."""
     y, W = np.asarray(y, float), np.atleast_2d(np.asarray(W, float))
     lp = _logit(np.asarray(p, float))
     cell = np.unique(np.column_stack([lp, y]), axis=0, return_inverse=True)
@@ -444,7 +445,6 @@ def _bootstrap_weights(clusters: np.ndarray, reps: int, seed: int, n: int) -> np
 def _overall_metrics(y, p, flagged, W: np.ndarray, reps: int, alpha: float) -> dict[str, Interval]:
     """Discrimination, calibration and the threshold's metrics over all test cases, each with its
     bootstrap interval (none from fewer than 20 replicates)."""
-
     auc0, ap0 = discrimination(y, p)
     slope, intercept = calibration_fit(y, p)
     point = {
