@@ -68,6 +68,12 @@ def rereferral_rates() -> pd.DataFrame:
     Numeric columns are floats with NaN where DfE published a symbol; the symbol itself is
     kept in ``<column>_symbol`` so reports can show "c" as suppressed, never as zero.
     """
+    return _rereferral_rates().copy()
+
+
+@lru_cache(maxsize=1)
+def _rereferral_rates() -> pd.DataFrame:
+    """rereferral_rates, parsed once per process (every council's report reads the same table)."""
     raw = _read("rereferral_rates_by_la.csv").copy()
     out = raw.rename(columns={"old_la_code": "la_code", "time_period": "year"}).copy()
     out["year"] = out["year"].astype(int)

@@ -70,6 +70,12 @@ class LCAFit:
 def patterns(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct rows of a 0/1 matrix, their counts and each row's pattern index."""
     X = np.asarray(X, dtype=np.uint8)
+    if X.ndim == 2 and 0 < X.shape[1] <= 62 and len(X) and X.max() <= 1:
+        # each row as one integer, its first column the highest bit: np.unique(axis=0)'s rows in its order
+        # (first column first), at a fraction of its cost
+        key = X.astype(np.int64) @ (np.int64(1) << np.arange(X.shape[1] - 1, -1, -1, dtype=np.int64))
+        _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+        return X[first].astype(float), counts.astype(float), inverse.reshape(-1)
     uniq, inverse, counts = np.unique(X, axis=0, return_inverse=True, return_counts=True)
     return uniq.astype(float), counts.astype(float), inverse.reshape(-1)
 
