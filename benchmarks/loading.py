@@ -11,8 +11,19 @@ extract is one file per table ("tables") or one folder per council ("folders"), 
 The extracts are generated once into --cache (default /tmp/insight-bench-loading; not timed): ``insight
 synth`` makes the 153 councils, and the smaller extracts are its first 10 and 30 councils, so each run
 loads the same councils. Then a fresh Python process runs ``insightlib.ingest.warehouse.load_directory``
-(what ``insight load`` calls) and prints wall seconds, CPU seconds (its own, children included), its peak
-resident memory (ru_maxrss) and the cost per council; the load average is printed beside them.
+(what ``insight load`` calls) and prints wall seconds, CPU seconds (its own, children included), the peak
+resident memory of it and its worker processes together (sampled from /proc every 50 ms, proportional set
+size, so pages shared by a forked worker count once; ru_maxrss of the main process beside it) and the cost
+per council; the load average is printed beside them.
+
+Same warehouse before and after a change: ``--keep DIR`` keeps each warehouse as DIR/<layout>-<n>.duckdb;
+``--check DIR`` compares each new warehouse with the one kept there: the same tables, the same rows of every
+table (as multisets: EXCEPT ALL both ways, so row order does not matter but every pseudonym does), the same
+per-council fingerprints and row counts, the same load metadata but for its time and source path.
+
+    PYTHONPATH=<old tree> .venv/bin/python benchmarks/loading.py --councils 10 --keep /tmp/before
+    .venv/bin/python benchmarks/loading.py --councils 10 --check /tmp/before
+    .venv/bin/python benchmarks/loading.py compare A.duckdb B.duckdb
 """
 
 from __future__ import annotations
@@ -89,7 +100,7 @@ def folders(source: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def measure(data_dir: str) -> None:
+def measure(data_dir: str, keep: str | None) -> None:
     """Runs in a fresh process: validate, pseudonymise and load; print the figures as one JSON line."""
     import tempfile
 
@@ -97,32 +108,119 @@ def measure(data_dir: str) -> None:
 
     t0, c0 = time.perf_counter(), os.times()
     with tempfile.TemporaryDirectory(dir=Path(data_dir).parent) as tmp:
-        summary = warehouse.load_directory(data_dir, Path(tmp) / "bench.duckdb", key=KEY)
+        target = Path(keep) if keep else Path(tmp) / "bench.duckdb"
+        if keep:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+        summary = warehouse.load_directory(data_dir, target, key=KEY)
     wall = time.perf_counter() - t0
     c1 = os.times()
     cpu = sum(c1[:4]) - sum(c0[:4])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-    print(json.dumps({"wall": wall, "cpu": cpu, "peak_gb": peak, "loaded": len(summary.loaded),
-                      "failed": len(summary.failed), "rows": summary.rows}))
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "cpu": cpu,
+                "main_peak_gb": peak,
+                "loaded": len(summary.loaded),
+                "failed": len(summary.failed),
+                "rows": summary.rows,
+            }
+        )
+    )
 
 
-def run(data_dir: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "_measure", str(data_dir)], check=True, capture_output=True,
-                         text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _tree_memory(pid: int) -> int:
+    """Proportional set size (bytes) of a process and its descendants (shared pages split between them)."""
+    pids, total = [pid], 0
+    while pids:
+        p = pids.pop()
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                total += next(int(line.split()[1]) * 1024 for line in fh if line.startswith("Pss:"))
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                pids += [int(c) for c in fh.read().split()]
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def run(data_dir: Path, keep: Path | None = None) -> dict:
+    cmd = [sys.executable, __file__, "_measure", str(data_dir)] + (["--keep-file", str(keep)] if keep else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_memory(proc.pid))
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"the load failed ({proc.returncode}):\n{err[-3000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_gb"] = max(peak / 1024**3, result["main_peak_gb"])
+    return result
+
+
+def compare(a: Path, b: Path) -> list[str]:
+    """How warehouse ``b`` differs from ``a`` (nothing: the same contents), each difference in a line."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
+    names = {}
+    for db in ("a", "b"):
+        names[db] = sorted(
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [db]
+            ).fetchall()
+        )
+    if names["a"] != names["b"]:
+        return [f"tables differ: {names['a']} against {names['b']}"]
+    out = []
+    for t in names["a"]:
+        cols = "*"
+        if t == "_insight_councils":
+            cols = "la_code, fingerprint, rows"
+        rows = con.execute(f'SELECT count(*) FROM a."{t}"').fetchone()[0]
+        for x, y in (("a", "b"), ("b", "a")):
+            where = " WHERE name NOT IN ('loaded_at', 'source')" if t == "_insight_load" else ""
+            n = con.execute(
+                f'SELECT count(*) FROM (SELECT {cols} FROM {x}."{t}"{where} EXCEPT ALL '
+                f'SELECT {cols} FROM {y}."{t}"{where})'
+            ).fetchone()[0]
+            if n:
+                out.append(f"{t}: {n:,} of the rows in {x} are not in {y}")
+        out.append(f"= {t}: {rows:,} rows") if not any(o.startswith(t + ":") for o in out) else None
+    return out
+
+
+def _same(a: Path, b: Path) -> str:
+    lines = compare(a, b)
+    bad = [line for line in lines if not line.startswith("= ")]
+    if bad:
+        raise SystemExit(f"{b} differs from {a}:\n" + "\n".join(bad))
+    return f"same contents as {a} (" + "; ".join(line[2:] for line in lines) + ")"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("which", nargs="?", default="bench", choices=["bench", "_measure"])
-    ap.add_argument("target", nargs="?")
+    ap.add_argument("which", nargs="?", default="bench", choices=["bench", "compare", "_measure"])
+    ap.add_argument("target", nargs="*")
     ap.add_argument("--councils", type=int, nargs="+", default=[10, 30, 153])
     ap.add_argument("--children", type=int, default=12_700, help="children per council")
     ap.add_argument("--layout", choices=["tables", "folders", "both"], default="both")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/insight-bench-loading"))
+    ap.add_argument("--keep", type=Path, help="keep each warehouse as KEEP/<layout>-<n>.duckdb")
+    ap.add_argument("--check", type=Path, help="compare each warehouse with CHECK/<layout>-<n>.duckdb (from --keep)")
+    ap.add_argument("--keep-file", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.which == "_measure":
-        measure(args.target)
+        measure(args.target[0], args.keep_file)
+        return
+    if args.which == "compare":
+        print(_same(Path(args.target[0]), Path(args.target[1])))
         return
     full = national(args.cache, args.children)
     codes = sorted(_read_strings(full / "councils.csv")["la_code"].to_pylist())
@@ -136,14 +234,23 @@ def main() -> None:
             if layout == "folders":
                 d = args.cache / f"c{args.children}" / f"folders-{n}"
                 folders(tables_dir, d)
-            r = run(d)
+            kept = args.keep / f"{layout}-{n}.duckdb" if args.keep else None
+            if args.check:
+                kept = args.cache / f"c{args.children}" / f"check-{layout}-{n}.duckdb"
+            r = run(d, kept)
             if r["failed"]:
                 raise SystemExit(f"{r['failed']} synthetic councils failed validation in {d}")
             rows = r["rows"]
-            print(f"{n:>3} councils, {layout:<7}: {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU, "
-                  f"peak {r['peak_gb']:.2f} GB; {r['wall'] / n:.3f} s wall and {r['cpu'] / n:.3f} s CPU a council; "
-                  f"load average {os.getloadavg()[0]:.1f}; referrals {rows['referrals']:,}, "
-                  f"children {rows['children']:,}", flush=True)
+            print(
+                f"{n:>3} councils, {layout:<7}: {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU, "
+                f"peak {r['peak_gb']:.2f} GB (main process {r['main_peak_gb']:.2f}); {r['wall'] / n:.3f} s wall and {r['cpu'] / n:.3f} s CPU a council; "
+                f"load average {os.getloadavg()[0]:.1f}; referrals {rows['referrals']:,}, "
+                f"children {rows['children']:,}",
+                flush=True,
+            )
+            if args.check:
+                print("   " + _same(args.check / f"{layout}-{n}.duckdb", kept), flush=True)
+                kept.unlink()
 
 
 if __name__ == "__main__":

@@ -92,23 +92,36 @@ def _read_folder(root: Path, limits: Limits, raw: RawData) -> None:
 
 
 def _merge(raw: RawData, part: RawData, folder: str) -> None:
-    """One council folder's reading into the whole, every file named as ``folder/file`` (in problems too)."""
+    """One council folder's reading into the whole, every file named as ``folder/file`` (in problems too).
+
+    A problem of the folder that names no council (an unreadable file, a missing column) is its council's:
+    the one council its councils file names, else the folder's name. So it stops that council only."""
 
     def named(name):
         return name if name is None else f"{folder}/{name}"
 
+    owner = _folder_council(part, folder)
     for table, frames in part.parts.items():
         for frame in frames:
             if "file" in frame.attrs:
                 frame.attrs["file"] = named(frame.attrs["file"])
+            frame.attrs.setdefault("la_code", owner)
             frame["_file"] = folder + "/" + frame["_file"].astype(str)
             raw.add(table, frame)
     for p in part.problems:
         message = p.message.replace(p.file, named(p.file), 1) if p.file else p.message
-        raw.problems.append(dataclasses.replace(p, file=named(p.file), message=message))
+        raw.problems.append(dataclasses.replace(p, file=named(p.file), message=message, la_code=p.la_code or owner))
     raw.notes += [f"{folder}: {n}" for n in part.notes]
     raw.files += [named(f) for f in part.files]
     raw.unread.update({named(f): t for f, t in part.unread.items()})
+
+
+def _folder_council(part: RawData, folder: str) -> str:
+    codes = set()
+    for frame in part.parts.get("councils", []):
+        if "la_code" in frame.columns:
+            codes |= {str(c).strip() for c in frame["la_code"].dropna().unique()} - {""}
+    return codes.pop() if len(codes) == 1 else folder
 
 
 def _read_canonical(p: Path, table: str, limits: Limits, raw: RawData) -> None:

@@ -15,7 +15,6 @@ import os
 import secrets
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -110,22 +109,21 @@ def pseudonymise_value(value: str, column: str, la_code: str, key: bytes) -> str
 
 
 def _hmac_hex(messages: pa.Array, key: bytes) -> pa.Array:
-    """HMAC-SHA256 (RFC 2104) of each message, as hex: spelled out over DuckDB's sha256, so no Python per value.
+    """HMAC-SHA256 (RFC 2104) of each message, as hex, with hashlib: the key's inner and outer states are
+    made once and copied per message (a tenth of the cost of hashing through DuckDB at a council's size).
 
     Equal to ``hmac.new(key, message, "sha256").hexdigest()`` for every message (tests check it)."""
     block = (hashlib.sha256(key).digest() if len(key) > _BLOCK else key).ljust(_BLOCK, b"\0")
-    inner = bytes(b ^ 0x36 for b in block)
-    outer = bytes(b ^ 0x5C for b in block)
-    con = duckdb.connect(":memory:")
-    try:
-        con.register("_messages", pa.table({"m": messages}))
-        result = con.sql(
-            "SELECT sha256($1::BLOB || unhex(sha256($2::BLOB || encode(m)))) AS h FROM _messages",
-            params=[outer, inner],
-        ).to_arrow_table()
-    finally:
-        con.close()
-    return result.column("h").combine_chunks()
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    out = []
+    for message in messages.to_pylist():
+        h = inner.copy()
+        h.update(message.encode())
+        o = outer.copy()
+        o.update(h.digest())
+        out.append(o.hexdigest())
+    return pa.array(out, type=pa.large_string())
 
 
 def _pseudonyms(la_codes: pa.ChunkedArray, values: pa.ChunkedArray, kind: str, key: bytes) -> pa.Array:

@@ -59,32 +59,15 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
     """Every rule of the data contract over what the readers found, each problem with its file, row and rule.
 
     One stage per kind of rule, in the order a reader of the problems list expects them."""
-    today = pd.Timestamp.today().normalize() if today is None else pd.Timestamp(today)
     out = Collector()
     for p in raw.problems:
         out.add(p)
-    frames = _check_tables(raw, out)
-    _check_council_codes(frames, out)
-    dates = check_values(frames, out)
-    check_future_dates(frames, dates, today, out)
-    check_date_order(frames, dates, out)
-    keys = _check_keys(frames, out)
-    _check_references(frames, dates, keys, out)
-    tables = {name: _typed(name, frames.get(name), dates.get(name, {})) for name in contract.TABLES}
+    frames = {name: joined(name, parts) for name, parts in check_parts(raw, out).items()}
+    tables = check_rows(frames, out, today)
     councils = sorted(set().union(*[set(f["la_code"].unique()) - {""} for f in frames.values()]) if frames else set())
-    problems = sorted(
-        out.problems,
-        key=lambda p: (
-            p.la_code is not None,
-            p.la_code or "",
-            p.table or "",
-            p.file or "",
-            p.row if p.row is not None else 1 << 62,
-        ),
-    )
     faults = {name: out.faults.get(name, np.full(len(tables[name]), None, dtype=object)) for name in tables}
     return ValidationReport(
-        problems=problems,
+        problems=sorted_problems(out.problems),
         typed=tables,
         councils=councils,
         notes=list(raw.notes),
@@ -95,9 +78,39 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
     )
 
 
-def _check_tables(raw, out: Collector) -> dict[str, pd.DataFrame]:
-    """Tables and columns: each table's parts with their required columns, joined into one frame."""
-    frames: dict[str, pd.DataFrame] = {}
+def check_rows(frames: dict[str, pd.DataFrame], out: Collector, today: pd.Timestamp | None) -> dict[str, pd.DataFrame]:
+    """The rules about rows, over joined tables (national, or a few councils' rows: every rule compares rows of
+    one council only, keys being council + id, so a council's problems are the same either way); the typed tables.
+
+    ``frames`` must hold every table the extract has (a table with none of these councils' rows empty)."""
+    today = pd.Timestamp.today().normalize() if today is None else pd.Timestamp(today)
+    _check_council_codes(frames, out)
+    dates = check_values(frames, out)
+    check_future_dates(frames, dates, today, out)
+    check_date_order(frames, dates, out)
+    keys = _check_keys(frames, out)
+    _check_references(frames, dates, keys, out)
+    return {name: _typed(name, frames.get(name), dates.get(name, {})) for name in contract.TABLES}
+
+
+def sorted_problems(problems: list[Problem]) -> list[Problem]:
+    """Problems for every council first, then by council, table, file and row (stable: rule order within a row)."""
+    return sorted(
+        problems,
+        key=lambda p: (
+            p.la_code is not None,
+            p.la_code or "",
+            p.table or "",
+            p.file or "",
+            p.row if p.row is not None else 1 << 62,
+        ),
+    )
+
+
+def check_parts(raw, out: Collector) -> dict[str, list[pd.DataFrame]]:
+    """Tables and columns: each table's parts (files, sheets) that have its required columns (:func:`joined`
+    makes them one frame)."""
+    frames: dict[str, list[pd.DataFrame]] = {}
     for name, spec in contract.TABLES.items():
         parts = raw.parts.get(name, [])
         if not parts:
@@ -139,8 +152,7 @@ def _check_tables(raw, out: Collector) -> dict[str, pd.DataFrame]:
             good_parts.append(part)
         if not good_parts:
             continue
-        frame = _concat(good_parts, spec.columns)
-        if len(frame) == 0 and name in contract.REQUIRED_TABLES:
+        if sum(len(part) for part in good_parts) == 0 and name in contract.REQUIRED_TABLES:
             fname = good_parts[0].attrs.get("file", f"{name} file")
             out.add(
                 Problem(
@@ -152,8 +164,13 @@ def _check_tables(raw, out: Collector) -> dict[str, pd.DataFrame]:
                     table=name,
                 )
             )
-        frames[name] = frame
+        frames[name] = good_parts
     return frames
+
+
+def joined(name: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """A table's parts as one frame of its contract columns (an optional column a part lacks is empty)."""
+    return _concat(parts, contract.TABLES[name].columns)
 
 
 def _check_council_codes(frames: dict[str, pd.DataFrame], out: Collector) -> None:

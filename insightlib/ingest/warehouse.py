@@ -15,19 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from insightlib import contract
 from insightlib.errors import InputError
-from insightlib.ingest import pseudonymise, warehouse_write
+from insightlib.ingest import load_stream, pseudonymise, warehouse_write
+from insightlib.ingest.directory import read_directory
 from insightlib.ingest.files import Problem
-from insightlib.ingest.validate import validate_directory
+from insightlib.ingest.load_stream import WITH_CHILD, WITH_REFERRAL
+from insightlib.ingest.validate import empty_table, sorted_problems
 from insightlib.ingest.validation_report import ValidationReport
 from insightlib.ingest.warehouse_write import COUNCIL_TABLE, META_TABLE
 
-#: Why a row was left out when it broke no rule of its own.
-WITH_CHILD, WITH_REFERRAL = "belongs to a left-out child", "belongs to a left-out referral"
 #: Written by ``insight synth`` into every data directory it makes (never by a council's extract):
 #: load carries it into the warehouse, and every report and page of synthetic data then says so.
 SYNTHETIC_FILE = "SYNTHETIC.json"
@@ -113,121 +112,97 @@ def load_directory(
 ) -> LoadSummary:
     """Validate, pseudonymise and load every clean council; report the others.
 
-    With ``skip_invalid_rows`` a council whose problems are all about single rows is loaded
-    without those rows and without what depends on them (a left-out child's referrals, a
-    left-out referral's assessments and plans); what was left out, counted by rule, is stored
-    in the warehouse for reports to state (:func:`left_out_caveats`).
+    Councils are checked and written a batch at a time (:mod:`.load_stream`), with the same problems as
+    ``insight validate``. With ``skip_invalid_rows`` a council whose problems are all about single rows is
+    loaded without those rows and without what depends on them (a left-out child's referrals, a left-out
+    referral's assessments and plans); what was left out, counted by rule, is stored in the warehouse for
+    reports to state (:func:`left_out_caveats`).
 
-    Raises InputError (with the report) when a problem belongs to no council (a missing
-    column, an unreadable file) or when no council is clean; the existing warehouse is then
-    untouched.
+    Raises InputError (with the report) when a problem belongs to no council (a missing column, an
+    unreadable file) or when no council is clean; the existing warehouse is then untouched. The summary's
+    report holds every problem and the councils table (not the other tables: they went batch by batch).
     """
     check_target(warehouse_path)  # before the work, not after it
     key_bytes = pseudonymise.load_key(key, key_file)
-    report = validate_directory(data_dir, today=today, limits=limits)
-    if report.unattributed:
-        raise InputError(f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text())
-    loaded = report.clean_councils
-    failed = report.failed_councils
-    present = set(report.typed["councils"]["la_code"].dropna())
-    trimmed = sorted(la for la in failed if skip_invalid_rows and la in present and report.skippable(la))
-    failed = {la: ps for la, ps in failed.items() if la not in trimmed}
-    loaded = sorted(loaded + trimmed)
-    if not loaded:
+    raw = read_directory(data_dir, limits)
+    ext = load_stream.extract(raw)
+    stop = lambda: _stop(data_dir, raw, ext, today)  # noqa: E731
+    if ext.early.get(""):
+        stop()
+    work = load_stream.Batches(ext, key_bytes, today, skip_invalid_rows, Path(warehouse_path).resolve().parent)
+    try:
+        with warehouse_write.Writer(Path(warehouse_path)) as writer:
+            done = _write_batches(work, writer, stop)
+            work.close()
+            summary = _summary(data_dir, raw, ext, done, Path(warehouse_path))
+            metadata = {
+                "source": str(Path(data_dir).resolve()),
+                "councils_loaded": summary.loaded,
+                "councils_failed": sorted(summary.failed),
+                "files": summary.report.files,
+                "synthetic": (Path(data_dir) / SYNTHETIC_FILE).is_file(),
+            } | ({"skip_invalid_rows": True} if skip_invalid_rows else {})
+            writer.finish(metadata, key_bytes, summary.left_out)
+    finally:
+        work.close()
+    return summary
+
+
+def _summary(data_dir, raw, ext: load_stream.Extract, done: _Written, warehouse_path: Path) -> LoadSummary:
+    """What the load did, with the problems ``insight validate`` reports (of its tables, the report holds only
+    the councils table); InputError when no council was clean."""
+    report = ValidationReport(
+        problems=sorted_problems(done.problems),
+        typed={name: empty_table(name) for name in contract.TABLES}
+        | {"councils": pd.concat(done.councils, ignore_index=True)},
+        councils=[la for la, n in ext.sizes.items() if la and n],
+        notes=list(raw.notes),
+        files=list(raw.files),
+    )
+    if not done.loaded:
         raise InputError(f"Cannot load {data_dir}: no council's data is clean.\n\n" + report.format_text())
-    keep, left_out = _leave_out(report, trimmed) if trimmed else ({}, [])
-    clean = {name: _rows_to_load(frame, loaded, keep.get(name)) for name, frame in report.typed.items()}
-    clean = pseudonymise.pseudonymise_tables(clean, key_bytes)
-    _assert_no_raw_identifiers(clean)
-    metadata = {
-        "source": str(Path(data_dir).resolve()),
-        "councils_loaded": loaded,
-        "councils_failed": sorted(failed),
-        "files": report.files,
-        "synthetic": (Path(data_dir) / SYNTHETIC_FILE).is_file(),
-    }
-    if skip_invalid_rows:
-        metadata["skip_invalid_rows"] = True
-    write_warehouse(clean, warehouse_path, metadata=metadata, key=key_bytes, left_out=left_out)
-    rows = {name: len(frame) for name, frame in clean.items()}
     return LoadSummary(
-        loaded=loaded,
-        failed=failed,
-        rows=rows,
+        loaded=sorted(done.loaded),
+        failed={la: ps for la, ps in report.failed_councils.items() if la not in done.loaded},
+        rows=done.rows,
         problems=report.problems,
-        warehouse=Path(warehouse_path),
+        warehouse=warehouse_path,
         report=report,
-        left_out=left_out,
+        left_out=load_stream.in_national_order(done.left_out),
     )
 
 
-def _rows_to_load(frame: pd.DataFrame, loaded: list[str], keep: np.ndarray | None) -> pd.DataFrame:
-    """The rows of loaded councils that are kept (the frame itself, not a copy, when that is every row)."""
-    mask = frame["la_code"].isin(loaded).to_numpy(dtype=bool, na_value=False)
-    if keep is not None:
-        mask &= keep
-    return frame if mask.all() else frame[mask].reset_index(drop=True)
+@dataclass
+class _Written:
+    problems: list[Problem] = field(default_factory=list)
+    councils: list[pd.DataFrame] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(contract.TABLES, 0))
+    left_out: list[dict] = field(default_factory=list)
 
 
-def _leave_out(report: ValidationReport, councils: list[str]) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Which rows to keep, and what was left out (by council, table and rule), for councils loaded trimmed."""
-    tables = report.typed
-    why: dict[str, np.ndarray] = {}
-    for name, frame in tables.items():
-        in_scope = frame["la_code"].isin(councils).to_numpy()
-        why[name] = np.where(in_scope, report.row_faults.get(name, np.full(len(frame), None, dtype=object)), None)
-
-    def key(frame: pd.DataFrame, col: str) -> pd.Series:
-        return frame["la_code"].astype(str) + "\x1f" + frame[col].astype(str)
-
-    def cascade(parent: str, col: str, reason: str, children: tuple[str, ...]) -> None:
-        gone = set(key(tables[parent], col)[why[parent] != None])  # noqa: E711
-        if not gone:
-            return
-        for name in children:
-            frame = tables[name]
-            if col not in frame.columns or not len(frame):
-                continue
-            hit = (why[name] == None) & frame[col].notna().to_numpy() & key(frame, col).isin(gone).to_numpy()  # noqa: E711
-            why[name][hit] = reason
-
-    cascade("children", "child_id", WITH_CHILD, ("referrals", "assessments", "plans", "interventions", "allocations"))
-    cascade("referrals", "referral_id", WITH_REFERRAL, ("assessments", "plans", "interventions"))
-    keep = {name: why[name] == None for name in tables}  # noqa: E711
-    left_out = []
-    for name, frame in tables.items():
-        out = why[name] != None  # noqa: E711
-        if not out.any():
-            continue
-        files = report.row_files.get(name, np.full(len(frame), "", dtype=object))
-        grouped = pd.DataFrame(
-            {
-                "la_code": frame["la_code"].to_numpy()[out],
-                "rule": why[name][out],
-                "file": np.asarray(files[out], dtype=object),
-            }
-        )
-        for (la, rule), sub in grouped.groupby(["la_code", "rule"], sort=True):
-            left_out.append(
-                {
-                    "la_code": la,
-                    "table": name,
-                    "rule": rule,
-                    "rows": int(len(sub)),
-                    "files": ";".join(sorted(set(sub["file"].astype(str)))),
-                }
-            )
-    return keep, left_out
+def _write_batches(work: load_stream.Batches, writer: warehouse_write.Writer, stop) -> _Written:
+    """Each batch's loaded councils into the warehouse, as the batches come; ``stop`` when rows name no council."""
+    done = _Written()
+    for ready in work:
+        checked = ready.checked
+        if checked.councils == [""] and checked.problems:
+            stop()
+        done.problems += checked.problems
+        done.councils.append(checked.typed_councils)
+        done.loaded += checked.loaded
+        done.left_out += checked.left_out
+        if checked.loaded:
+            writer.append_arrow(load_stream.read_spooled(ready.tables), ready.fingerprints, ready.rows)
+            for name, n in checked.tables.items():
+                done.rows[name] += n
+    return done
 
 
-def _assert_no_raw_identifiers(clean: dict[str, pd.DataFrame]) -> None:
-    """Belt and braces: no identifier column may still hold a raw value."""
-    for name, frame in clean.items():
-        for col in contract.TABLES[name].identifiers:
-            values = frame[col].dropna()
-            prefix = pseudonymise.PREFIX[col]
-            if len(values) and not values.str.startswith(prefix).all():
-                raise RuntimeError(f"{name}.{col} was not pseudonymised")
+def _stop(data_dir, raw, ext: load_stream.Extract, today) -> None:
+    """Problems that belong to no council: the whole extract's report (as ``insight validate`` gives it)."""
+    report = ValidationReport(problems=ext.problems(today), typed={}, notes=list(raw.notes), files=list(raw.files))
+    raise InputError(f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text())
 
 
 # --- reading --------------------------------------------------------------------------

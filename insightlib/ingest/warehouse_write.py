@@ -14,10 +14,12 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterable
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from insightlib import __version__, contract
 from insightlib.errors import InputError
@@ -80,46 +82,132 @@ def write_file(
     """Write pseudonymised contract tables into a new file that replaces ``target`` when complete.
 
     Returns the per-council fingerprints. The caller has checked ``target`` is a warehouse or absent."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
     councils = sorted(tables["councils"]["la_code"].dropna().unique())
-    fingerprints = council_fingerprints(tables, councils)
-    loaded_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "insightlib_version": __version__,
-        "loaded_at": loaded_at,
-        **({"key_check": pseudonymise.key_check(key)} if key else {}),
-        **(metadata or {}),
-    }
-    try:
-        con = duckdb.connect(str(tmp))
+    with Writer(target) as writer:
+        writer.append(tables, councils)
+        writer.finish(metadata, key, left_out)
+    return writer.fingerprints
+
+
+class Writer:
+    """A new warehouse file written a batch of councils at a time, which replaces ``target`` only when
+    :meth:`finish` was called and the ``with`` block ends without an error; otherwise nothing is left.
+
+    Each batch's tables are appended in one transaction; the fingerprints and row counts of its councils are
+    computed from the batch (each is one council's rows only, so the same as from the national tables)."""
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+        self.tmp = self.target.parent / f".{self.target.name}.{uuid.uuid4().hex[:8]}.tmp"
+        self.loaded_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        self.fingerprints: dict[str, str] = {}
+        self.rows: dict[str, dict[str, int]] = {}
+        self.con = None
+        self._done = False
+
+    def __enter__(self) -> Writer:
         try:
-            _write_tables(con, tables)
-            _write_councils(con, fingerprints, council_rows(tables, councils), loaded_at)
-            _write_meta(con, meta, left_out or [])
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        os.replace(tmp, target)
-    except BaseException as exc:
-        remove(tmp)
-        _raise_plainly(exc, target)
-    remove(Path(str(tmp)))  # a stray .wal, if any
-    return fingerprints
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(str(self.tmp))
+            self.con.execute("SET threads = 1")  # one thread writes with less work; the other core checks
+            for name, spec in contract.TABLES.items():
+                cols = ", ".join(f'"{c}" {_sql_type(spec, c)}' for c in spec.columns)
+                self.con.execute(f'CREATE TABLE "{name}" ({cols})')
+        except BaseException as exc:
+            self._close()
+            _raise_plainly(exc, self.target)
+        return self
+
+    def append(self, tables: dict[str, pd.DataFrame], councils: list[str]) -> None:
+        """Pseudonymised contract tables of ``councils`` (those in its councils table), in one transaction."""
+        arrow, fingerprints, rows = arrow_batch(tables, councils)
+        self.append_arrow(arrow.items(), fingerprints, rows)
+
+    def append_arrow(
+        self, tables: Iterable[tuple[str, pa.Table]], fingerprints: dict[str, str], rows: dict[str, dict[str, int]]
+    ) -> None:
+        """A batch from :func:`arrow_batch` (made in this process or another), table by table, in one transaction."""
+        self.fingerprints.update(fingerprints)
+        self.rows.update(rows)
+        try:
+            self.con.execute("BEGIN TRANSACTION")
+            for name, table in tables:
+                self.con.register("_frame", table)
+                self.con.execute(f'INSERT INTO "{name}" SELECT * FROM _frame')
+                self.con.unregister("_frame")
+            self.con.execute("COMMIT")
+        except BaseException as exc:
+            self._close()
+            _raise_plainly(exc, self.target)
+
+    def finish(self, metadata: dict | None, key: bytes | None, left_out: list[dict] | None) -> None:
+        """The councils' fingerprints and rows, what the load was, and the file made complete."""
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "insightlib_version": __version__,
+            "loaded_at": self.loaded_at,
+            **({"key_check": pseudonymise.key_check(key)} if key else {}),
+            **(metadata or {}),
+        }
+        try:
+            fingerprints = dict(sorted(self.fingerprints.items()))
+            _write_councils(self.con, fingerprints, self.rows, self.loaded_at)
+            _write_meta(self.con, meta, left_out or [])
+            self.con.execute("CHECKPOINT")
+        except BaseException as exc:
+            self._close()
+            _raise_plainly(exc, self.target)
+        self._done = True
+
+    def __exit__(self, kind, exc, tb) -> None:
+        self._close()
+        if kind is not None or not self._done:
+            remove(self.tmp)
+            return
+        try:
+            os.replace(self.tmp, self.target)
+        except BaseException as err:
+            remove(self.tmp)
+            _raise_plainly(err, self.target)
+        remove(Path(str(self.tmp)))  # a stray .wal, if any
+
+    def _close(self) -> None:
+        if self.con is not None:
+            try:
+                self.con.close()
+            finally:
+                self.con = None
+        if not self._done:
+            remove(self.tmp)
 
 
-def _write_tables(con, tables: dict[str, pd.DataFrame]) -> None:
-    """Every contract table, typed as the contract says (an absent table is created empty)."""
-    for name, spec in contract.TABLES.items():
-        cols = ", ".join(f'"{c}" {_sql_type(spec, c)}' for c in spec.columns)
-        con.execute(f'CREATE TABLE "{name}" ({cols})')
-        frame = tables.get(name)
-        if frame is not None and len(frame):
-            con.register("_frame", frame[list(spec.columns)])
-            select = ", ".join(f'CAST("{c}" AS {_sql_type(spec, c)})' for c in spec.columns)
-            con.execute(f'INSERT INTO "{name}" SELECT {select} FROM _frame')
-            con.unregister("_frame")
+def arrow_batch(
+    tables: dict[str, pd.DataFrame], councils: list[str]
+) -> tuple[dict[str, pa.Table], dict[str, str], dict[str, dict[str, int]]]:
+    """Pseudonymised tables of ``councils`` as the warehouse stores them, with each council's fingerprint and rows."""
+    arrow = {
+        name: as_arrow_table(spec, tables[name])
+        for name, spec in contract.TABLES.items()
+        if tables.get(name) is not None and len(tables[name])
+    }
+    return arrow, council_fingerprints(tables, councils), council_rows(tables, councils)
+
+
+def as_arrow_table(spec: contract.Table, frame: pd.DataFrame) -> pa.Table:
+    """A contract table as Arrow with the warehouse's types: dates as days, booleans, text (no copy of it)."""
+    cols = {}
+    for c in spec.columns:
+        s = frame[c]
+        if c in spec.dates:
+            days = s.to_numpy(dtype="datetime64[ns]")
+            cols[c] = pa.array(days.astype("datetime64[D]"), mask=np.isnat(days), type=pa.date32())
+        elif c in spec.booleans:
+            cols[c] = pa.array(s.to_numpy(dtype=bool))
+        elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+            cols[c] = pa.chunked_array(pa.array(s.array)).cast(pa.large_string())
+        else:
+            cols[c] = pa.array(s.astype(object).where(s.notna(), None), type=pa.large_string())
+    return pa.table(cols)
 
 
 def _write_councils(con, fingerprints: dict[str, str], rows: dict[str, dict[str, int]], loaded_at: str) -> None:
