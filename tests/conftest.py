@@ -10,3 +10,18 @@ def _close_figures():
     close them after each test so the suite does not pile up hundreds of open figures."""
     yield
     plt.close("all")
+
+
+@pytest.fixture(autouse=True)
+def _forget_figures_across_councils():
+    """The published figures across councils are worked out once per process; a test that patches a
+    council's name or a shipped table must not leave its version for the tests after it."""
+    yield
+    from insightlib.analyses import published_practice
+
+    for f in (
+        published_practice._long_factors,
+        published_practice.turnover_and_rereferral,
+        published_practice.children_in_need_funnel,
+    ):
+        f.cache_clear()

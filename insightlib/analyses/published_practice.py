@@ -43,6 +43,7 @@ def _same_for_every_council(f):
     def fresh(*args, **kwargs):
         return copy.deepcopy(kept(*args, **kwargs))
 
+    fresh.cache_clear = kept.cache_clear  # tests that patch the shipped tables or names start afresh
     return fresh
 
 
