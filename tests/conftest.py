@@ -19,9 +19,4 @@ def _forget_figures_across_councils():
     yield
     from insightlib.analyses import published_practice
 
-    for f in (
-        published_practice._long_factors,
-        published_practice.turnover_and_rereferral,
-        published_practice.children_in_need_funnel,
-    ):
-        f.cache_clear()
+    published_practice.forget_figures()

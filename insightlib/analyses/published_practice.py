@@ -43,8 +43,18 @@ def _same_for_every_council(f):
     def fresh(*args, **kwargs):
         return copy.deepcopy(kept(*args, **kwargs))
 
-    fresh.cache_clear = kept.cache_clear  # tests that patch the shipped tables or names start afresh
+    _KEPT.append(kept)
     return fresh
+
+
+#: Every figure kept by _same_for_every_council (forget_figures empties them).
+_KEPT: list = []
+
+
+def forget_figures() -> None:
+    """Work every figure across councils out afresh (a test that patched the shipped tables or a council's name)."""
+    for kept in _KEPT:
+        kept.cache_clear()
 
 
 def latest_year(table: str = "factors") -> int:
