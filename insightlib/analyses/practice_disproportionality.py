@@ -47,8 +47,8 @@ def population_rates(tables: dict, la_code: str, period_days: int = 365, alpha: 
     Group populations: ONS 0-17 (latest year not after the extract) times the group's Census 2021 share
     (all ages). Children whose ethnicity is not known are left out of the numerators and the total."""
     ref = tables["referrals"]
-    extract = pd.to_datetime(tables["councils"]["extract_date"]).max()
-    recent = ref[pd.to_datetime(ref["referral_date"]) > extract - pd.Timedelta(days=period_days)]
+    extract = contract.as_datetime(tables["councils"]["extract_date"]).max()
+    recent = ref[contract.as_datetime(ref["referral_date"]) > extract - pd.Timedelta(days=period_days)]
     ch = _child_groups(tables).set_index("child_id")
     groups = ch.loc[recent["child_id"].unique(), "ethnicity_group"]
     pop = src.load("population")
@@ -104,7 +104,7 @@ def after_referral(tables: dict, alpha: float = 0.05) -> pd.DataFrame:
     ref["sex"] = ref["child_id"].map(ch["sex_group"]).to_numpy()
     ref["disability"] = ref["child_id"].map(ch["disability_group"]).to_numpy()
     age = (
-        pd.to_datetime(ref["referral_date"]) - pd.to_datetime(ref["child_id"].map(ch["date_of_birth"]))
+        contract.as_datetime(ref["referral_date"]) - contract.as_datetime(ref["child_id"].map(ch["date_of_birth"]))
     ).dt.days / 365.25
     ref["age_band"] = contract.age_band(age.to_numpy(dtype=float))
     nfa = (
@@ -121,7 +121,7 @@ def after_referral(tables: dict, alpha: float = 0.05) -> pd.DataFrame:
     ref["cp_plan"] = ref["referral_id"].isin(cp)
     r = ref.sort_values(["child_id", "referral_date"])
     prev = r.groupby("child_id")["referral_date"].shift(1)
-    r["rereferral"] = (pd.to_datetime(r["referral_date"]) - pd.to_datetime(prev)).dt.days <= DFE_WINDOW_DAYS
+    r["rereferral"] = (contract.as_datetime(r["referral_date"]) - contract.as_datetime(prev)).dt.days <= DFE_WINDOW_DAYS
     rows = []
     for by, what in GROUPS.items():
         for outcome in AFTER_REFERRAL:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from insightlib import contract
 from insightlib.analyses import rereferral
 from insightlib.errors import InputError
 from insightlib.stats import cox as cox_model
@@ -27,7 +28,7 @@ def episode_practice(tables: dict, episodes: pd.DataFrame) -> pd.DataFrame:
         auth = (
             ep["referral_id"].map(a["authorised_date"]) if "authorised_date" in a else pd.Series(pd.NaT, index=ep.index)
         )
-        wk = (pd.to_datetime(auth) - pd.to_datetime(ep["referral_date"])).dt.days / 7
+        wk = (contract.as_datetime(auth) - contract.as_datetime(ep["referral_date"])).dt.days / 7
         out["weeks_to_assessment"] = wk.where(wk >= 0)
     else:
         out["assessed"] = False
@@ -37,10 +38,10 @@ def episode_practice(tables: dict, episodes: pd.DataFrame) -> pd.DataFrame:
     plan_months = np.zeros(len(ep))
     if plans is not None and len(plans):
         p = plans[plans["referral_id"].isin(set(ep["referral_id"]))].copy()
-        end = pd.to_datetime(p["end_date"]).fillna(
-            pd.to_datetime(p["referral_id"].map(ep.set_index("referral_id")["closure_date"]))
+        end = contract.as_datetime(p["end_date"]).fillna(
+            contract.as_datetime(p["referral_id"].map(ep.set_index("referral_id")["closure_date"]))
         )
-        p["months"] = (end - pd.to_datetime(p["start_date"])).dt.days.clip(lower=0) / 30.44
+        p["months"] = (end - contract.as_datetime(p["start_date"])).dt.days.clip(lower=0) / 30.44
         months = p.groupby("referral_id")["months"].sum()
         cp = set(p.loc[p["plan_type"] == "CP", "referral_id"])
         cin = set(p.loc[p["plan_type"] == "CIN", "referral_id"])
@@ -60,8 +61,8 @@ def episode_practice(tables: dict, episodes: pd.DataFrame) -> pd.DataFrame:
         e = ep[["la_code", "child_id", "referral_date", "closure_date"]].copy()
         e["_row"] = np.arange(len(ep))
         m = al[["la_code", "child_id", "worker_id", "start_date", "team"]].merge(e, on=["la_code", "child_id"])
-        s = pd.to_datetime(m["start_date"])
-        m = m[(s >= pd.to_datetime(m["referral_date"])) & (s <= pd.to_datetime(m["closure_date"]))]
+        s = contract.as_datetime(m["start_date"])
+        m = m[(s >= contract.as_datetime(m["referral_date"])) & (s <= contract.as_datetime(m["closure_date"]))]
         m = m.sort_values(["_row", "start_date"])
         n = m.groupby("_row").size()
         changes[n.index.to_numpy()] = n.to_numpy() - 1
