@@ -874,23 +874,14 @@ def test_the_one_neighbours_line_hides_its_small_counts():
 
 
 def _exact_twfe(d: pd.DataFrame) -> tuple[float, float]:
-    """y ~ post + unit and time dummies solved directly, with the council-clustered (CRV1) standard error and
-    fixest's small-sample factor: the council effects are nested in the clusters, so K is post and the time effects."""
-    units = pd.get_dummies(d["unit"]).to_numpy(float)
-    times = pd.get_dummies(d["time"]).to_numpy(float)
-    dummies = np.column_stack([units, times[:, 1:]])
-    n = len(d)
-
-    def residual(v):
-        return v - dummies @ np.linalg.lstsq(dummies, v, rcond=None)[0]
-
-    x, y = residual(d["post"].to_numpy(float)), residual(d["y"].to_numpy(float))
-    b = x @ y / (x @ x)
-    g = pd.factorize(d["unit"])[0]
-    clusters = g.max() + 1
-    score = np.bincount(g, weights=x * (y - b * x))
-    k = 1 + times.shape[1]
-    return b, float(np.sqrt(score @ score / (x @ x) ** 2 * clusters / (clusters - 1) * (n - 1) / (n - k)))
+    """y ~ post with council and period effects projected out exactly (did._residualise, least squares on the
+    dummies) and did._cluster_wald's CRV1 variance, with fixest's small-sample factor for TWFE: the council
+    effects are nested in the clusters, so K is post and the time effects."""
+    resid = did._residualise(d, ["post", "y"])
+    x, y = resid[:, :1], resid[:, 1]
+    groups = pd.factorize(d["unit"])[0]
+    _, b, V = did._cluster_wald(x, y, groups, groups.max() + 1, np.linalg.inv(x.T @ x), 1 + d["time"].nunique())
+    return float(b[0]), float(np.sqrt(V[0, 0]))
 
 
 @pytest.mark.parametrize("seed", range(4))
