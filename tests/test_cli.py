@@ -79,6 +79,18 @@ def test_validate_names_the_file_row_and_rule_and_exits_2(kind, tmp_path):
         assert fragment in text, f"{fragment!r} not in:\n{result.output}"
 
 
+def test_validate_of_clean_data_says_so_with_every_tables_rows(tmp_path):
+    """``insight validate`` checks in batches of councils and keeps only counts: the rows it names are the
+    files' rows."""
+    d = write_valid_directory(tmp_path / "d")
+    result = CliRunner().invoke(app, ["validate", str(d)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "no problems found" in text
+    for name, rows in tables().items():
+        assert f"{name} {len(rows):,}" in text
+
+
 @pytest.mark.parametrize("kind", ["unknown code", "broken CIN XML"])
 def test_load_of_bad_data_writes_no_warehouse(kind, tmp_path, monkeypatch):
     monkeypatch.setenv("INSIGHT_KEY", "a-test-key-that-is-long-enough-0123456789")

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from insightlib.ingest import load_stream, warehouse
-from insightlib.ingest.validate import validate_directory
+from insightlib.ingest.validate import check_directory, validate_directory
 from insightlib.simulate import synth
 
 KEY = "a-test-key-that-is-long-enough-0123456789"
@@ -85,6 +85,28 @@ def test_batches_and_workers_load_what_one_pass_loads_and_report_what_validate_r
     assert not list(tmp_path.glob(".insight-load-*")) and not list(tmp_path.glob(".*.tmp"))
 
 
+def _same_report(got, want):
+    assert got.problems == want.problems
+    assert got.format_text(None) == want.format_text(None)
+    assert got.to_dict() == want.to_dict()
+    assert got.rows == want.rows and sum(want.rows.values()) > 0
+
+
+def test_validate_in_batches_reports_what_one_pass_reports(extract, monkeypatch):
+    """``insight validate`` checks a national extract a few councils at a time: the same problems, clean
+    councils, rows and text as one pass over the whole extract, in one batch or many, in one process or two."""
+    data, codes = extract
+    want = validate_directory(data)
+    assert want.problems and want.clean_councils == [codes[0], codes[2]]
+    for batch_rows, workers in ((10**9, "1"), (1, "1"), (1, "2"), (700, "2")):
+        monkeypatch.setattr(load_stream, "BATCH_ROWS", batch_rows)
+        monkeypatch.setenv("INSIGHT_LOAD_WORKERS", workers)
+        got = check_directory(data)
+        _same_report(got, want)
+        assert got.clean_councils == want.clean_councils
+        assert set(got.typed) == set(want.typed) and all(len(t) == 0 for n, t in got.typed.items() if n != "councils")
+
+
 def test_a_failed_batched_load_leaves_the_warehouse_as_it_was(extract, tmp_path, monkeypatch):
     data, codes = extract
     monkeypatch.setattr(load_stream, "BATCH_ROWS", 1)
@@ -118,6 +140,7 @@ def test_a_broken_file_in_a_councils_folder_stops_only_that_council(tmp_path):
     (folders / codes[1] / "referrals.csv").write_bytes("la_code,referral_id\n1,caf\xe9\n".encode("latin-1"))
     (folders / codes[2] / "plans.csv").write_text("la_code,child_id\n" + codes[2] + ",x\n")
     report = validate_directory(folders)
+    _same_report(check_directory(folders), report)
     assert not report.unattributed
     assert {p.la_code for p in report.problems} == set(codes[1:])  # without its referrals, its plans name none
     assert {(p.la_code, p.file, p.rule) for p in report.problems if p.row is None} >= {
@@ -145,5 +168,7 @@ def test_problems_that_stop_every_council_are_validates_and_nothing_is_written(t
         warehouse.load_directory(data, tmp_path / "w.duckdb", key=KEY)
     want = validate_directory(data)
     assert want.unattributed and len({p.la_code for p in want.problems}) == 2
+    got = check_directory(data)
+    assert got.problems == want.problems and got.format_text(None) == want.format_text(None)
     assert str(err.value) == f"Cannot load {data}: these problems stop every council.\n\n" + want.format_text()
     assert list(tmp_path.iterdir()) == [data]

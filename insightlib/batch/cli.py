@@ -128,11 +128,11 @@ def validate(
 ):
     """Check a data directory against the data contract and report every problem at once."""
     with friendly_errors():
-        from ..ingest.validate import validate_directory
+        from ..ingest.validate import check_directory
 
-        report = validate_directory(data_dir, limits=_limits(max_workbook_mb, max_rows))
+        report = check_directory(data_dir, limits=_limits(max_workbook_mb, max_rows))
         if report.ok:
-            rows = ", ".join(f"{name} {len(df):,}" for name, df in report.typed.items() if len(df))
+            rows = ", ".join(f"{name} {n:,}" for name, n in report.rows.items() if n)
             out.print(f"[green]{escape(str(data_dir))}: no problems found[/] ({rows} rows).")
             for note in report.notes:  # e.g. hidden sheets not read: said even when all is well
                 console.print(f"note: {note}", soft_wrap=True, markup=False)

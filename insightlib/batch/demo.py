@@ -56,14 +56,14 @@ def prepare_demo_data(
 ) -> Path:
     """Synthetic councils written to ``data_dir``, validated and loaded into the warehouse beside it (returned)."""
     from ..ingest import warehouse as wh_mod
-    from ..ingest.validate import validate_directory
+    from ..ingest.validate import check_directory
     from ..simulate import synth as synth_mod
 
     synth_mod.check_out_dir(data_dir, force)  # before the key and the minutes of simulation
     use_demo_key(note)
     synth_mod.generate(councils, children, seed, data_dir, force=force)
     say(f"1/4 synthetic data for {councils} councils -> {data_dir}")
-    report = validate_directory(data_dir)
+    report = check_directory(data_dir)
     if not report.ok:
         say(report.format_text(50))
         raise InsightError("the synthetic data failed validation (a bug: please report it).")

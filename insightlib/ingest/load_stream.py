@@ -162,9 +162,14 @@ def batch_slices(ext: Extract, groups: list[list[str]]):
         bounds[name] = cuts
 
     def parts(i: int) -> dict[str, list[pd.DataFrame]]:
-        return {
-            name: [ext.part(name, k, cut[i], cut[i + 1]) for k, cut in enumerate(bounds[name])] for name in ext.parts
-        }
+        """Only the parts with rows in the batch (the first part's empty slice when none has, for its columns):
+        with one folder a council, each part is one council's file, and slicing every part for every batch
+        made the cost of a council grow with the number of councils."""
+        out = {}
+        for name, cuts in bounds.items():
+            ks = [k for k, cut in enumerate(cuts) if cut[i + 1] > cut[i]] or ([0] if cuts else [])
+            out[name] = [ext.part(name, k, cuts[k][i], cuts[k][i + 1]) for k in ks]
+        return out
 
     return parts
 
@@ -180,13 +185,8 @@ def check_batch(
     """Check a batch of councils (their problems found reading first, as ``insight validate`` lists them);
     pseudonymise what is to be loaded: each clean council, and with ``skip_invalid_rows`` each council whose
     problems are all about single rows, without those rows and what depends on them."""
-    out = Collector()
-    for la in group:
-        for p in ext.early.get(la, []):
-            out.add(p)
-    early = {id(p) for p in out.problems}
-    frames = {name: joined(name, ps) for name, ps in parts.items()}
-    typed = check_rows(frames, out, today)
+    out, frames, typed = _checked(ext, group, parts, today)
+    early = {id(p) for la in group for p in ext.early.get(la, [])}
     mine: dict[str, list[Problem]] = {}
     for p in out.problems:
         mine.setdefault(p.la_code or "", []).append(p)
@@ -215,6 +215,23 @@ def check_batch(
     result.tables = pseudonymise.pseudonymise_tables(clean, key)
     assert_no_raw_identifiers(result.tables)
     return result
+
+
+def _checked(ext: Extract, group: list[str], parts: dict[str, list[pd.DataFrame]], today):
+    """A batch's problems (those found reading first), its joined tables and its typed tables."""
+    out = Collector()
+    for la in group:
+        for p in ext.early.get(la, []):
+            out.add(p)
+    frames = {name: joined(name, ps) for name, ps in parts.items()}
+    return out, frames, check_rows(frames, out, today)
+
+
+def validate_batch(ext: Extract, group: list[str], parts: dict[str, list[pd.DataFrame]], today) -> Checked:
+    """Check a batch of councils and keep only what ``insight validate`` reports: the problems, the typed
+    councils table and the rows of each table."""
+    out, _, typed = _checked(ext, group, parts, today)
+    return Checked(group, out.problems, typed["councils"], tables={name: len(t) for name, t in typed.items()})
 
 
 def rows_to_load(frame: pd.DataFrame, loaded: list[str], keep: np.ndarray | None) -> pd.DataFrame:
@@ -313,6 +330,12 @@ class Ready:
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+def _validated(i: int) -> Checked:
+    """Batch ``i`` checked, for ``insight validate`` (in a worker, or in this process)."""
+    s = _SHARED
+    return validate_batch(s["ext"], s["groups"][i], s["slices"](i), s["today"])
+
+
 def _ready(i: int) -> Ready:
     """Batch ``i``: checked, pseudonymised, fingerprinted and made Arrow (in a worker, or in this process)."""
     s = _SHARED
@@ -357,16 +380,27 @@ def default_workers() -> int:
 
 class Batches:
     """Every batch ready to write, in order (:class:`Ready`); with several workers, made in forked processes
-    while this one writes. Start it before the warehouse's DuckDB connection is opened; close it after."""
+    while this one writes. Start it before the warehouse's DuckDB connection is opened; close it after.
+
+    Without a ``key`` the batches are only checked (:class:`Checked`, for ``insight validate``): nothing is
+    pseudonymised or spooled."""
 
     def __init__(
-        self, ext: Extract, key: bytes, today, skip_invalid_rows: bool, spool: Path, workers: int | None = None
+        self,
+        ext: Extract,
+        key: bytes | None,
+        today,
+        skip_invalid_rows: bool = False,
+        spool: Path | None = None,
+        workers: int | None = None,
     ):
         groups = batches(ext.sizes)
         self.count = len(groups)
+        self.job = _ready if key is not None else _validated
         workers = default_workers() if workers is None else workers
         self.pool = self.spool = None
-        if workers > 1 and self.count > 1:
+        parallel = workers > 1 and self.count > 1
+        if parallel and key is not None:
             spool.mkdir(parents=True, exist_ok=True)
             self.spool = Path(tempfile.mkdtemp(prefix=".insight-load-", dir=spool))
         _SHARED.clear()
@@ -379,13 +413,13 @@ class Batches:
             skip=skip_invalid_rows,
             spool=self.spool,
         )
-        if self.spool is not None:
+        if parallel:
             self.pool = multiprocessing.get_context("fork").Pool(min(workers, self.count))
 
-    def __iter__(self) -> Iterator[Ready]:
+    def __iter__(self) -> Iterator:
         if self.pool is None:
-            return map(_ready, range(self.count))
-        return self.pool.imap(_ready, range(self.count), chunksize=1)
+            return map(self.job, range(self.count))
+        return self.pool.imap(self.job, range(self.count), chunksize=1)
 
     def close(self) -> None:
         if self.pool is not None:

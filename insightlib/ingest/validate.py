@@ -20,7 +20,7 @@ from insightlib.ingest.validate_rules import Collector, as_mask, fmt_date, isin,
 from insightlib.ingest.validate_values import check_date_order, check_future_dates, check_values
 from insightlib.ingest.validation_report import ValidationReport
 
-__all__ = ["ValidationReport", "validate_directory", "validate_raw"]
+__all__ = ["ValidationReport", "check_directory", "validate_directory", "validate_raw"]
 
 
 def _concat(parts: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
@@ -55,6 +55,58 @@ def validate_directory(path: str | Path, today: pd.Timestamp | None = None, limi
     return validate_raw(raw, today=today)
 
 
+def check_directory(path: str | Path, today: pd.Timestamp | None = None, limits=None) -> ValidationReport:
+    """What :func:`validate_directory` reports (the same problems, in its order), checked a few councils at a
+    time as ``insight load`` checks them, so that a national extract needs the memory of a batch, not of the
+    nation's typed tables. The report holds the typed councils table and each table's rows, no other table."""
+    from insightlib.ingest import load_stream  # it builds on this module
+
+    raw = read_directory(path, limits)
+    ext = load_stream.extract(raw)
+    found = _Found()
+    if not ext.early.get(""):
+        work = load_stream.Batches(ext, None, today)
+        try:
+            for checked in work:
+                if checked.councils == [""] and checked.problems:
+                    break  # rows naming no council: reported as one pass over the extract reports them
+                found.add(checked)
+            else:
+                return ValidationReport(
+                    problems=sorted_problems(found.problems),
+                    typed={name: empty_table(name) for name in contract.TABLES}
+                    | {"councils": pd.concat(found.councils, ignore_index=True)},
+                    councils=[la for la, n in ext.sizes.items() if la and n],
+                    notes=list(raw.notes),
+                    files=list(raw.files),
+                    rows=found.rows,
+                )
+        finally:
+            work.close()
+    return ValidationReport(
+        problems=ext.problems(today),
+        typed={},
+        councils=[la for la, n in ext.sizes.items() if la and n],
+        notes=list(raw.notes),
+        files=list(raw.files),
+    )
+
+
+class _Found:
+    """Batches' problems, councils tables and rows, gathered."""
+
+    def __init__(self):
+        self.problems: list[Problem] = []
+        self.councils: list[pd.DataFrame] = []
+        self.rows = dict.fromkeys(contract.TABLES, 0)
+
+    def add(self, checked) -> None:
+        self.problems += checked.problems
+        self.councils.append(checked.typed_councils)
+        for name, n in checked.tables.items():
+            self.rows[name] += n
+
+
 def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
     """Every rule of the data contract over what the readers found, each problem with its file, row and rule.
 
@@ -75,6 +127,7 @@ def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:
         row_faults=faults,
         row_level=out.row_level,
         row_files={name: pd.Categorical(frames[name]["_file"]) for name in frames},
+        rows={name: len(t) for name, t in tables.items()},
     )
 
 

@@ -30,6 +30,8 @@ class ValidationReport:
     row_level: set[int] = field(default_factory=set, repr=False)
     #: table -> the file each row of ``tables[table]`` came from (categorical: a few files, many rows).
     row_files: dict[str, pd.Categorical] = field(default_factory=dict, repr=False)
+    #: table -> its rows in the extract (also when ``typed`` does not hold the table: a batched check)
+    rows: dict[str, int] = field(default_factory=dict)
 
     @cached_property
     def tables(self) -> dict[str, pd.DataFrame]:
