@@ -39,6 +39,7 @@ from insightlib.errors import InputError
 from insightlib.report.intervention import InterventionEffect
 from insightlib.stats.effects import Estimate
 from insightlib.stats.refuters import refute
+from insightlib.stats.threads import one_thread
 
 
 def evaluate_intervention(
@@ -59,10 +60,8 @@ def evaluate_intervention(
     ``graph``, each covariate is a common cause of intervention and re-referral (as in DoWhy),
     and the report says so (``assumptions()``).
 
-    Linear algebra runs single-threaded: the matrices are small (episodes x a few dozen
-    columns) and a threaded BLAS on a busy shared machine spends its time waiting for
-    cores (the bootstrap ran 20 times slower with OpenBLAS's default threads)."""
-    with _single_threaded_blas():
+    Linear algebra runs on one thread (``stats.threads``: the matrices are small)."""
+    with one_thread():
         return _evaluate(
             tables,
             intervention=intervention,
@@ -75,17 +74,6 @@ def evaluate_intervention(
             disclosure_threshold=disclosure_threshold,
             **options,
         )
-
-
-def _single_threaded_blas():
-    """BLAS on one thread: two workers on two cores would otherwise each start a thread per core."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn (a DoWhy dependency) brings it; without it, run as configured
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _evaluate(

@@ -17,10 +17,10 @@
 """
 
 from __future__ import annotations
+
 from dataclasses import dataclass, field
 
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from insightlib import reference
 from insightlib.analyses import published_practice as pub
@@ -37,6 +37,7 @@ from insightlib.analyses.practice_groupings import (
 from insightlib.analyses.practice_patterns import Patterns, episode_practice, practice_patterns, previous_band
 from insightlib.errors import InputError
 from insightlib.ingest.episodes import at_risk, build_episodes
+from insightlib.stats.threads import one_thread
 
 # --- the whole analysis -----------------------------------------------------------------------
 
@@ -84,9 +85,7 @@ class PracticeResult:
         return out
 
 
-# one BLAS thread: a council's matrices are small, and threads on a shared machine only wait for each other (a Cox
-# model of 16,000 episodes and 21 terms took 2.8 s with a thread per core on a busy machine, 0.16 s on one)
-@threadpool_limits.wrap(limits=1, user_api="blas")
+@one_thread()  # a council's matrices are small (stats.threads)
 def analyse(
     tables: dict,
     la_code: str,

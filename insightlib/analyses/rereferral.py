@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from insightlib import contract
 from insightlib.contract import DISCLOSURE_THRESHOLD
@@ -24,7 +23,7 @@ from insightlib.stats.competing_risks import cumulative_incidence
 from insightlib.stats.cox import cox_ph
 from insightlib.stats.logrank import logrank_test
 from insightlib.stats.survival import DEFAULT_HORIZONS, _factorize_labels, kaplan_meier, rmst
-
+from insightlib.stats.threads import one_thread
 
 DEFAULT_COVARIATES = ("primary_need", "age_band", "referral_nfa", "previous_referrals")
 
@@ -205,7 +204,7 @@ def _reordered(result, group_by):
     return result
 
 
-@threadpool_limits.wrap(limits=1, user_api="blas")  # small matrices: see analyses/practice.analyse
+@one_thread()  # a council's matrices are small (stats.threads)
 def rereferral_report(
     tables: dict[str, pd.DataFrame],
     group_by: str = "primary_need",

@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from insightlib.analyses.notebook import REPORT_PARAMETERS, notebook_variables, refuse_parameters
-from insightlib.errors import EvaluationFileError, InputError
-from insightlib.stats import risk_audit as ra
-from insightlib.stats import risk_verdict as rv
 from insightlib.contract import DISCLOSURE_THRESHOLD, ETHNICITY_GROUP, as_datetime
+from insightlib.errors import EvaluationFileError, InputError
 from insightlib.ingest.episodes import at_risk, build_episodes
 from insightlib.report import risk_audit_disclosure
 from insightlib.report.risk_audit_disclosure import COUNT_METRICS
+from insightlib.stats import risk_audit as ra
+from insightlib.stats import risk_verdict as rv
+from insightlib.stats.threads import one_thread
 
 #: What a model may use: known at the case's closure (docs/risk-audit.md).
 FEATURES = {
@@ -399,7 +399,7 @@ def audit(
     test = frame.iloc[split.test]
     group_cols = {g: (test[g].map({1: "Yes", 0: "No"}) if g == "disabled" else test[g].astype(str)) for g in used}
     models, verdicts, seconds = {}, {}, {}
-    with threadpool_limits(1):  # small problems: threads only wait for each other on a shared machine
+    with one_thread(user_api=None):  # small problems (stats.threads); the boosted trees thread with OpenMP
         for i, kind in enumerate(ra.MODELS):
             models[kind], verdicts[kind] = _fit_and_judge(kind, X, frame, split, group_cols, params, seed + i, seconds)
     return RiskAudit(
