@@ -139,10 +139,11 @@ def _execute_council(task: dict, gone: threading.Event | None = None) -> dict:
         time.sleep(min(2 * attempt, 5))
     if reuse:
         release_warm_kernel()
-    if not _keep_notebook(tmp_nb, out_nb) and run.status == "ok":
+    kept = _keep_notebook(tmp_nb, out_nb)
+    if kept is None and run.status == "ok":
         run.status, run.error = "failed", f"{DISK_FULL}: the executed notebook could not be written completely"
     run.seconds_total = time.perf_counter() - started
-    run.seconds_cells = _cell_seconds(out_nb)
+    run.seconds_cells = _cell_seconds(kept)
     _write_manifest(task, run, out_nb, reuse)
     return run.to_dict()
 
@@ -251,28 +252,29 @@ def _says_disk_full(text: str) -> bool:
     return "No space left on device" in text or "Disk quota exceeded" in text or "[Errno 28]" in text
 
 
-def _keep_notebook(tmp_nb: Path, out_nb: Path) -> bool:
-    """Swap a completely written notebook in under its real name; a partial one is removed."""
+def _keep_notebook(tmp_nb: Path, out_nb: Path) -> dict | None:
+    """Swap a completely written notebook in under its real name and return it (parsed once: a council's
+    notebook holds its charts); a partial one is removed (None)."""
     if not tmp_nb.exists():
-        return False
+        return None
     try:
         with open(tmp_nb, encoding="utf-8") as fh:
-            whole = isinstance(json.load(fh).get("cells"), list)
+            nb = json.load(fh)
+        whole = isinstance(nb.get("cells"), list)
     except (OSError, ValueError, AttributeError):
         whole = False
     try:
         if whole:
             os.replace(tmp_nb, out_nb)
-            return True
+            return nb
     except OSError:
         pass
     tmp_nb.unlink(missing_ok=True)
-    return False
+    return None
 
 
-def _cell_seconds(notebook: Path) -> float:
-    try:
-        nb = json.loads(notebook.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def _cell_seconds(nb: dict | None) -> float:
+    """The cells' run time papermill recorded in the notebook (0 without a complete notebook)."""
+    if nb is None:
         return 0.0
-    return float(sum((c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb.get("cells", [])))
+    return float(sum((c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb["cells"]))
