@@ -75,7 +75,7 @@ def check_directory(path: str | Path, today: pd.Timestamp | None = None, limits=
                 return ValidationReport(
                     problems=sorted_problems(found.problems),
                     typed={name: empty_table(name) for name in contract.TABLES}
-                    | {"councils": pd.concat(found.councils, ignore_index=True)},
+                    | ({"councils": pd.concat(found.councils, ignore_index=True)} if found.councils else {}),
                     councils=[la for la, n in ext.sizes.items() if la and n],
                     notes=list(raw.notes),
                     files=list(raw.files),
