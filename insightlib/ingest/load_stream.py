@@ -28,7 +28,7 @@ import pyarrow.ipc  # noqa: F401 - pa.ipc
 from insightlib import contract
 from insightlib.ingest import pseudonymise, warehouse_write
 from insightlib.ingest.files import STR, Problem
-from insightlib.ingest.validate import check_parts, check_rows, joined, sorted_problems
+from insightlib.ingest.validate import check_parts, check_rows, empty_table, joined, sorted_problems
 from insightlib.ingest.validate_rules import Collector, as_arrow
 from insightlib.ingest.validation_report import ValidationReport
 
@@ -296,6 +296,44 @@ def _left_out_records(report: ValidationReport, why: dict[str, np.ndarray]) -> l
                 }
             )
     return left_out
+
+
+@dataclass
+class Gathered:
+    """What the checked batches found, gathered: problems, typed councils tables and rows of each table."""
+
+    problems: list[Problem] = field(default_factory=list)
+    councils: list[pd.DataFrame] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(contract.TABLES, 0))
+
+    def add(self, checked: Checked) -> None:
+        self.problems += checked.problems
+        self.councils.append(checked.typed_councils)
+        for name, n in checked.tables.items():  # with a key, rows of the councils loaded
+            self.rows[name] += n
+
+    def report(self, raw, ext: Extract, rows: bool = True) -> ValidationReport:
+        """What ``insight validate`` reports, from the batches: of the typed tables only the councils table."""
+        return ValidationReport(
+            problems=sorted_problems(self.problems),
+            typed={name: empty_table(name) for name in contract.TABLES}
+            | ({"councils": pd.concat(self.councils, ignore_index=True)} if self.councils else {}),
+            councils=_councils(ext),
+            notes=list(raw.notes),
+            files=list(raw.files),
+            rows=dict(self.rows) if rows else {},
+        )
+
+
+def whole_report(raw, ext: Extract, today) -> ValidationReport:
+    """Problems that belong to no council: the report of one pass over the whole extract."""
+    return ValidationReport(
+        problems=ext.problems(today), typed={}, councils=_councils(ext), notes=list(raw.notes), files=list(raw.files)
+    )
+
+
+def _councils(ext: Extract) -> list[str]:
+    return [la for la, n in ext.sizes.items() if la and n]
 
 
 def in_national_order(left_out: list[dict]) -> list[dict]:

@@ -63,48 +63,19 @@ def check_directory(path: str | Path, today: pd.Timestamp | None = None, limits=
 
     raw = read_directory(path, limits)
     ext = load_stream.extract(raw)
-    found = _Found()
-    if not ext.early.get(""):
-        work = load_stream.Batches(ext, None, today)
-        try:
-            for checked in work:
-                if checked.councils == [""] and checked.problems:
-                    break  # rows naming no council: reported as one pass over the extract reports them
-                found.add(checked)
-            else:
-                return ValidationReport(
-                    problems=sorted_problems(found.problems),
-                    typed={name: empty_table(name) for name in contract.TABLES}
-                    | ({"councils": pd.concat(found.councils, ignore_index=True)} if found.councils else {}),
-                    councils=[la for la, n in ext.sizes.items() if la and n],
-                    notes=list(raw.notes),
-                    files=list(raw.files),
-                    rows=found.rows,
-                )
-        finally:
-            work.close()
-    return ValidationReport(
-        problems=ext.problems(today),
-        typed={},
-        councils=[la for la, n in ext.sizes.items() if la and n],
-        notes=list(raw.notes),
-        files=list(raw.files),
-    )
-
-
-class _Found:
-    """Batches' problems, councils tables and rows, gathered."""
-
-    def __init__(self):
-        self.problems: list[Problem] = []
-        self.councils: list[pd.DataFrame] = []
-        self.rows = dict.fromkeys(contract.TABLES, 0)
-
-    def add(self, checked) -> None:
-        self.problems += checked.problems
-        self.councils.append(checked.typed_councils)
-        for name, n in checked.tables.items():
-            self.rows[name] += n
+    if ext.early.get(""):
+        return load_stream.whole_report(raw, ext, today)
+    found = load_stream.Gathered()
+    work = load_stream.Batches(ext, None, today)
+    try:
+        for checked in work:
+            if checked.councils == [""] and checked.problems:
+                # rows naming no council: reported as one pass over the extract reports them
+                return load_stream.whole_report(raw, ext, today)
+            found.add(checked)
+    finally:
+        work.close()
+    return found.report(raw, ext)
 
 
 def validate_raw(raw, today: pd.Timestamp | None = None) -> ValidationReport:

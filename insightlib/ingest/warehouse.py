@@ -23,7 +23,6 @@ from insightlib.ingest import load_stream, pseudonymise, warehouse_write
 from insightlib.ingest.directory import read_directory
 from insightlib.ingest.files import Problem
 from insightlib.ingest.load_stream import WITH_CHILD, WITH_REFERRAL
-from insightlib.ingest.validate import empty_table, sorted_problems
 from insightlib.ingest.validation_report import ValidationReport
 from insightlib.ingest.warehouse_write import COUNCIL_TABLE, META_TABLE
 
@@ -151,14 +150,7 @@ def load_directory(
 def _summary(data_dir, raw, ext: load_stream.Extract, done: _Written, warehouse_path: Path) -> LoadSummary:
     """What the load did, with the problems ``insight validate`` reports (of its tables, the report holds only
     the councils table); InputError when no council was clean."""
-    report = ValidationReport(
-        problems=sorted_problems(done.problems),
-        typed={name: empty_table(name) for name in contract.TABLES}
-        | {"councils": pd.concat(done.councils, ignore_index=True)},
-        councils=[la for la, n in ext.sizes.items() if la and n],
-        notes=list(raw.notes),
-        files=list(raw.files),
-    )
+    report = done.report(raw, ext, rows=False)
     if not done.loaded:
         raise InputError(f"Cannot load {data_dir}: no council's data is clean.\n\n" + report.format_text())
     return LoadSummary(
@@ -173,11 +165,10 @@ def _summary(data_dir, raw, ext: load_stream.Extract, done: _Written, warehouse_
 
 
 @dataclass
-class _Written:
-    problems: list[Problem] = field(default_factory=list)
-    councils: list[pd.DataFrame] = field(default_factory=list)
+class _Written(load_stream.Gathered):
+    """The batches gathered (their rows: of the councils loaded), and which councils were loaded."""
+
     loaded: list[str] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(contract.TABLES, 0))
     left_out: list[dict] = field(default_factory=list)
 
 
@@ -188,20 +179,17 @@ def _write_batches(work: load_stream.Batches, writer: warehouse_write.Writer, st
         checked = ready.checked
         if checked.councils == [""] and checked.problems:
             stop()
-        done.problems += checked.problems
-        done.councils.append(checked.typed_councils)
+        done.add(checked)
         done.loaded += checked.loaded
         done.left_out += checked.left_out
         if checked.loaded:
             writer.append_arrow(load_stream.read_spooled(ready.tables), ready.fingerprints, ready.rows)
-            for name, n in checked.tables.items():
-                done.rows[name] += n
     return done
 
 
 def _stop(data_dir, raw, ext: load_stream.Extract, today) -> None:
     """Problems that belong to no council: the whole extract's report (as ``insight validate`` gives it)."""
-    report = ValidationReport(problems=ext.problems(today), typed={}, notes=list(raw.notes), files=list(raw.files))
+    report = load_stream.whole_report(raw, ext, today)
     raise InputError(f"Cannot load {data_dir}: these problems stop every council.\n\n" + report.format_text())
 
 
