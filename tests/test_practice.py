@@ -180,6 +180,7 @@ from insightlib.analyses import practice as analysis  # noqa: E402
 from insightlib.analyses import practice_disproportionality, practice_groupings  # noqa: E402
 from insightlib.simulate import practice as truth_model  # noqa: E402
 from insightlib.stats import latent_class as lc  # noqa: E402
+from scipy.special import logsumexp  # noqa: E402
 
 #: Assessments in one demo council (insight demo: 1,500 children per council make about 2,200).
 DEMO_ASSESSMENTS = 2200
@@ -202,6 +203,36 @@ def test_our_em_reaches_stepmix_likelihood():
     theirs = m.score(X) * len(X)  # mean log-likelihood per row
     assert ours.loglik >= theirs - 1e-3 * abs(theirs)
     assert ours.bic == pytest.approx(-2 * ours.loglik + ((4 - 1) + 4 * X.shape[1]) * np.log(len(X)))
+
+
+def _em_by_rows(U, w, k, rng, max_iter=500, tol=1e-6):
+    """The EM of latent_class._em written plainly, patterns by rows (as it was before issue 17's layout)."""
+    resp = rng.dirichlet(np.ones(k), size=len(U))
+    prev = -np.inf
+    for it in range(1, max_iter + 1):
+        rw = resp * w[:, None]
+        nk = rw.sum(axis=0) + 1e-12
+        pi = nk / nk.sum()
+        theta = ((rw.T @ U) / nk[:, None]).clip(lc.EPS, 1 - lc.EPS)
+        lj = U @ np.log(theta).T + (1 - U) @ np.log1p(-theta).T + np.log(pi)
+        ll = float((w * logsumexp(lj, axis=1)).sum())
+        resp = np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
+        if abs(ll - prev) <= tol * abs(ll):
+            return pi, theta, ll, it
+        prev = ll
+    return pi, theta, ll, max_iter
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_em_in_classes_by_rows_layout_equals_the_plain_em(k):
+    X, _, _ = _factors(1500, 3)
+    U, w, _ = lc.patterns(X)
+    pi, theta, ll, it, _ = lc._em(U, w, k, np.random.default_rng(4), 500, 1e-6)
+    pi0, theta0, ll0, it0 = _em_by_rows(U, w, k, np.random.default_rng(4))
+    assert it == it0
+    assert ll == pytest.approx(ll0, rel=1e-12)
+    np.testing.assert_allclose(pi, pi0, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(theta, theta0, rtol=0, atol=1e-10)
 
 
 def test_classes_recovered_at_demo_size():

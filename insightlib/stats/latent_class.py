@@ -81,22 +81,25 @@ def patterns(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _em(U: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, max_iter: int, tol: float):
-    n, j = U.shape
-    resp = rng.dirichlet(np.ones(k), size=n)  # a random soft start
+    # classes by rows, patterns by columns: each reduction over the few classes then runs along whole rows,
+    # several times faster than along the short rows of (patterns, classes) (issue 17)
+    Ut = np.ascontiguousarray(U.T)
+    resp = np.ascontiguousarray(rng.dirichlet(np.ones(k), size=len(U)).T)  # a random soft start
     prev = -np.inf
     for it in range(1, max_iter + 1):
-        rw = resp * w[:, None]
-        nk = rw.sum(axis=0) + 1e-12
+        rw = resp * w
+        nk = rw.sum(axis=1) + 1e-12
         pi = nk / nk.sum()
-        theta = ((rw.T @ U) / nk[:, None]).clip(EPS, 1 - EPS)
+        theta = ((rw @ U) / nk[:, None]).clip(EPS, 1 - EPS)
         lt = np.log(theta)
         l1 = np.log1p(-theta)
-        lj = U @ (lt - l1).T + (l1.sum(axis=1) + np.log(pi))
-        top = lj.max(axis=1, keepdims=True)
-        resp = np.exp(lj - top)
-        tot = resp.sum(axis=1, keepdims=True)
+        lj = (lt - l1) @ Ut
+        lj += (l1.sum(axis=1) + np.log(pi))[:, None]
+        top = lj.max(axis=0)
+        np.exp(lj - top, out=resp)
+        tot = resp.sum(axis=0)
         resp /= tot
-        ll = float((w * (top[:, 0] + np.log(tot[:, 0]))).sum())
+        ll = float(w @ (top + np.log(tot)))
         if abs(ll - prev) <= tol * abs(ll):
             return pi, theta, ll, it, True
         prev = ll
