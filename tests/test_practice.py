@@ -174,13 +174,13 @@ def test_workforce_and_turnover_across_councils():
 
 # --- groupings of need: the latent class model ------------------------------------------------
 
+from scipy.special import logsumexp  # noqa: E402
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
 from insightlib.analyses import practice as analysis  # noqa: E402
 from insightlib.analyses import practice_disproportionality, practice_groupings  # noqa: E402
 from insightlib.simulate import practice as truth_model  # noqa: E402
 from insightlib.stats import latent_class as lc  # noqa: E402
-from scipy.special import logsumexp  # noqa: E402
 
 #: Assessments in one demo council (insight demo: 1,500 children per council make about 2,200).
 DEMO_ASSESSMENTS = 2200
